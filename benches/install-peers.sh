@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Install what benches/compare.sh needs, from Debian's packages, if missing:
+# the peer servers (NSD, Knot DNS, gdnsd), the load generator (dnsperf), dig,
+# and the small tools the harness uses (taskset, ps, ss, python3).
+# Idempotent: does nothing when every command is already there.
+# Needs root (or sudo) and apt. Package services are not started: the peers
+# are started by compare.sh on loopback ports of its own, never on port 53.
+set -euo pipefail
+
+# command -> Debian package (Debian 12 "bookworm": nsd 4.6, knot 3.2,
+# gdnsd 3.8, dnsperf 2.10, bind9-dnsutils 9.18)
+declare -A PKG=(
+    [nsd]=nsd
+    [knotd]=knot
+    [knotc]=knot
+    [gdnsd]=gdnsd
+    [dnsperf]=dnsperf
+    [dig]=bind9-dnsutils
+    [taskset]=util-linux
+    [ps]=procps
+    [ss]=iproute2
+    [python3]=python3
+    [timeout]=coreutils
+)
+
+want=()
+for cmd in "${!PKG[@]}"; do
+    if ! command -v "$cmd" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$cmd" ]; then
+        want+=("${PKG[$cmd]}")
+    fi
+done
+if [ "${WITH_SHELLCHECK:-0}" = 1 ] && ! command -v shellcheck >/dev/null 2>&1; then
+    want+=(shellcheck)
+fi
+if [ "${#want[@]}" -eq 0 ]; then
+    exit 0
+fi
+mapfile -t want < <(printf '%s\n' "${want[@]}" | sort -u)
+echo "install-peers: installing ${want[*]}" >&2
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "install-peers: need root or sudo to install ${want[*]}" >&2; exit 1; }
+    SUDO=(sudo)
+fi
+
+# Keep the packages' init scripts from starting system-wide daemons on port 53
+# (which can fail where port 53 is taken, and fail the install with it):
+# a policy-rc.d that says "no" for the duration of the install, unless the
+# machine already has one.
+POLICY=/usr/sbin/policy-rc.d
+added_policy=0
+if ! [ -e "$POLICY" ]; then
+    printf '#!/bin/sh\n# added by signpost benches/install-peers.sh during apt-get install\nexit 101\n' |
+        "${SUDO[@]}" tee "$POLICY" >/dev/null
+    "${SUDO[@]}" chmod 755 "$POLICY"
+    added_policy=1
+fi
+remove_policy() {
+    if [ "$added_policy" = 1 ]; then
+        "${SUDO[@]}" rm -f "$POLICY"
+    fi
+}
+trap remove_policy EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+if ! "${SUDO[@]}" apt-get install -y --no-install-recommends "${want[@]}" >&2; then
+    "${SUDO[@]}" apt-get update >&2
+    "${SUDO[@]}" apt-get install -y --no-install-recommends "${want[@]}" >&2
+fi

@@ -1,0 +1,80 @@
+//! Wiring: load the configuration into a snapshot, bind, serve, stop on a signal.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::config::zones::{load_zones_dir, LoadedZones};
+use crate::config::{ConfigError, ServerConfig};
+use crate::snapshot::Snapshot;
+use crate::zone::ZoneSet;
+
+/// Command-line settings that override the config file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub zones: Option<PathBuf>,
+    pub listen: Vec<SocketAddr>,
+}
+
+/// Reads the server config (or the defaults) and applies the command-line overrides.
+pub fn server_config(o: &Overrides) -> Result<ServerConfig, Vec<ConfigError>> {
+    let mut cfg = match &o.config {
+        Some(p) => ServerConfig::load(p)?,
+        None => ServerConfig::default(),
+    };
+    if let Some(z) = &o.zones {
+        cfg.zones = z.clone();
+    }
+    if !o.listen.is_empty() {
+        cfg.listen = o.listen.clone();
+    }
+    Ok(cfg)
+}
+
+/// The one loader: `serve` and `check` both build a snapshot with it.
+pub fn load_snapshot(
+    cfg: &ServerConfig,
+    generation: u64,
+) -> Result<(Snapshot, LoadedZones), Vec<ConfigError>> {
+    let mut loaded = load_zones_dir(&cfg.zones)?;
+    let zones = std::mem::take(&mut loaded.zones);
+    if zones.is_empty() {
+        return Err(vec![ConfigError::new(
+            &cfg.zones,
+            0,
+            "no zones: add NAME.zone master files or *.toml policy files".to_string(),
+        )]);
+    }
+    let snap = Snapshot::new(ZoneSet::new(zones), cfg, generation);
+    Ok((snap, loaded))
+}
+
+/// `signpost check`: load everything, report, change nothing.
+pub fn check(o: &Overrides) -> Result<String, Vec<ConfigError>> {
+    let cfg = server_config(o)?;
+    let (snap, loaded) = load_snapshot(&cfg, 0)?;
+    let mut report = String::new();
+    for w in &loaded.warnings {
+        report.push_str(&format!("warning: {w}\n"));
+    }
+    for z in snap.zones.zones() {
+        let records: usize = z
+            .nodes
+            .values()
+            .flat_map(|n| n.rrsets.iter())
+            .map(|s| s.rdatas.len())
+            .sum();
+        report.push_str(&format!(
+            "ok: zone {} serial {} ({} records) from {}\n",
+            z.origin,
+            z.serial,
+            records,
+            display_path(&z.source)
+        ));
+    }
+    Ok(report)
+}
+
+pub fn display_path(p: &Path) -> String {
+    p.display().to_string()
+}

@@ -1,0 +1,328 @@
+//! The server config file: where to listen, socket counts, limits, identity, logging.
+//! Parsed raw (plain serde, unknown keys rejected), then checked into [`ServerConfig`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{line_of, ConfigError};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerRaw {
+    listen: Option<Vec<String>>,
+    zones: Option<PathBuf>,
+    udp_sockets_per_address: Option<usize>,
+    udp_payload_max: Option<u16>,
+    tcp: Option<TcpRaw>,
+    identity: Option<IdentityRaw>,
+    log: Option<LogRaw>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TcpRaw {
+    max_connections: Option<usize>,
+    idle_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentityRaw {
+    nsid: Option<String>,
+    nsid_hex: Option<String>,
+    id_server: Option<String>,
+    hostname_bind: Option<String>,
+    version_bind: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogRaw {
+    level: Option<String>,
+    format: Option<String>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Who this instance says it is, to tell instances apart with dig.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// NSID option payload (RFC 5001); none: NSID requests get no NSID.
+    pub nsid: Option<Vec<u8>>,
+    /// CHAOS TXT id.server. (RFC 4892); none: REFUSED.
+    pub id_server: Option<String>,
+    /// CHAOS TXT hostname.bind.; none: REFUSED.
+    pub hostname_bind: Option<String>,
+    /// CHAOS TXT version.bind. and version.server.; none: REFUSED.
+    pub version_bind: Option<String>,
+}
+
+/// The checked server configuration.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: Vec<SocketAddr>,
+    pub zones: PathBuf,
+    /// UDP sockets bound to each address with SO_REUSEPORT; 0 = one per core.
+    pub udp_sockets_per_address: usize,
+    /// Our EDNS UDP payload size: 1232 avoids IP fragmentation on every common path
+    /// (DNS Flag Day 2020).
+    pub udp_payload_max: u16,
+    pub tcp_max_connections: usize,
+    /// A TCP connection with no complete query for this long is closed (RFC 7766 §6.2.3).
+    pub tcp_idle_timeout: Duration,
+    pub identity: Identity,
+    pub log_level: String,
+    pub log_format: LogFormat,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 5300))],
+            zones: PathBuf::from("zones"),
+            udp_sockets_per_address: 0,
+            udp_payload_max: 1232,
+            tcp_max_connections: 1024,
+            tcp_idle_timeout: Duration::from_secs(10),
+            identity: Identity::default(),
+            log_level: "info".to_string(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Reads and checks a server config file. Relative paths in it are relative to
+    /// the file's folder.
+    pub fn load(path: &Path) -> Result<ServerConfig, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError::new(
+                path,
+                0,
+                format!("cannot read server config: {e}"),
+            )]
+        })?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<ServerConfig, Vec<ConfigError>> {
+        let raw: ServerRaw = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
+            vec![ConfigError::new(path, line, e.message().to_string())]
+        })?;
+        let key_err = |key: &str, message: String| {
+            let line = find_key_line(text, key);
+            ConfigError::new(path, line, message)
+        };
+        let mut errors = Vec::new();
+        let mut cfg = ServerConfig::default();
+        let base = path.parent().unwrap_or(Path::new("."));
+        if let Some(listen) = raw.listen {
+            cfg.listen.clear();
+            for l in listen {
+                match l.parse::<SocketAddr>() {
+                    Ok(a) => cfg.listen.push(a),
+                    Err(_) => errors.push(key_err(
+                        "listen",
+                        format!("listen address {l:?} is not ADDR:PORT (like 127.0.0.1:53 or [::1]:53)"),
+                    )),
+                }
+            }
+        }
+        if let Some(z) = raw.zones {
+            cfg.zones = if z.is_absolute() { z } else { base.join(z) };
+        }
+        if let Some(n) = raw.udp_sockets_per_address {
+            if n > 256 {
+                errors.push(key_err(
+                    "udp_sockets_per_address",
+                    format!("udp_sockets_per_address = {n} is too many; use 0 (one per core) up to 256"),
+                ));
+            }
+            cfg.udp_sockets_per_address = n;
+        }
+        if let Some(p) = raw.udp_payload_max {
+            if p < 512 {
+                errors.push(key_err(
+                    "udp_payload_max",
+                    format!("udp_payload_max = {p} is below 512; use 512 to 65535 (1232 recommended)"),
+                ));
+            }
+            cfg.udp_payload_max = p;
+        }
+        if let Some(tcp) = raw.tcp {
+            if let Some(m) = tcp.max_connections {
+                if m == 0 {
+                    errors.push(key_err(
+                        "max_connections",
+                        "tcp.max_connections = 0 would refuse every TCP client; use 1 or more"
+                            .to_string(),
+                    ));
+                }
+                cfg.tcp_max_connections = m;
+            }
+            if let Some(t) = tcp.idle_timeout {
+                match parse_duration(&t) {
+                    Ok(d) if !d.is_zero() => cfg.tcp_idle_timeout = d,
+                    _ => errors.push(key_err(
+                        "idle_timeout",
+                        format!("tcp.idle_timeout = {t:?} is not a duration like \"10s\" or \"500ms\""),
+                    )),
+                }
+            }
+        }
+        if let Some(id) = raw.identity {
+            if id.nsid.is_some() && id.nsid_hex.is_some() {
+                errors.push(key_err(
+                    "nsid_hex",
+                    "give identity.nsid or identity.nsid_hex, not both".to_string(),
+                ));
+            }
+            if let Some(n) = id.nsid {
+                cfg.identity.nsid = Some(n.into_bytes());
+            }
+            if let Some(h) = id.nsid_hex {
+                match decode_hex(&h) {
+                    Some(b) => cfg.identity.nsid = Some(b),
+                    None => errors.push(key_err(
+                        "nsid_hex",
+                        format!("identity.nsid_hex = {h:?} is not an even number of hex digits"),
+                    )),
+                }
+            }
+            if cfg.identity.nsid.as_ref().is_some_and(|n| n.len() > 512) {
+                errors.push(key_err(
+                    "nsid",
+                    "identity NSID is longer than 512 bytes".to_string(),
+                ));
+            }
+            for (key, v) in [
+                ("id_server", &id.id_server),
+                ("hostname_bind", &id.hostname_bind),
+                ("version_bind", &id.version_bind),
+            ] {
+                if v.as_ref().is_some_and(|s| s.len() > 255) {
+                    errors.push(key_err(
+                        key,
+                        format!("identity.{key} is longer than 255 bytes (one TXT string)"),
+                    ));
+                }
+            }
+            cfg.identity.id_server = id.id_server;
+            cfg.identity.hostname_bind = id.hostname_bind;
+            cfg.identity.version_bind = id.version_bind;
+        }
+        if let Some(log) = raw.log {
+            if let Some(l) = log.level {
+                cfg.log_level = l;
+            }
+            match log.format.as_deref() {
+                None | Some("text") => {}
+                Some("json") => cfg.log_format = LogFormat::Json,
+                Some(other) => errors.push(key_err(
+                    "format",
+                    format!("log.format = {other:?}; use \"text\" or \"json\""),
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// The line on which `key = ` first appears, for messages about a key's value.
+pub(crate) fn find_key_line(text: &str, key: &str) -> usize {
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_start();
+        if let Some(rest) = t.strip_prefix(key) {
+            if rest.trim_start().starts_with('=') {
+                return i + 1;
+            }
+        }
+    }
+    0
+}
+
+/// Parses durations like "30s", "500ms", "2m", "1h"; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like \"5s\" or \"500ms\""))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s, m or h")),
+    };
+    if !(0.0..=86400.0 * 365.0).contains(&secs) {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = ServerConfig::parse(
+            "listen = [\"127.0.0.1:5353\", \"[::1]:5353\"]\n[identity]\nnsid = \"a1\"\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.identity.nsid.as_deref(), Some(&b"a1"[..]));
+        assert_eq!(c.udp_payload_max, 1232);
+    }
+
+    #[test]
+    fn every_error_with_line() {
+        let text = "listen = [\"nope\"]\nudp_payload_max = 100\n[tcp]\nidle_timeout = \"soon\"\n";
+        let errs = ServerConfig::parse(text, Path::new("s.toml")).unwrap_err();
+        let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![1, 2, 4], "{errs:?}");
+    }
+
+    #[test]
+    fn unknown_key_rejected_with_line() {
+        let errs = ServerConfig::parse("\n\nlisten_on = []\n", Path::new("s.toml")).unwrap_err();
+        assert_eq!(errs[0].line, 3);
+        assert!(errs[0].message.contains("unknown field"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("5x").is_err());
+    }
+}

@@ -1,0 +1,402 @@
+//! The zones folder: every `NAME.zone` is an RFC 1035 master file served as zone
+//! `NAME.`; every `*.toml` is a zone policy file (origin, SOA, static records).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::{line_of, ConfigError};
+use crate::zone::build::build_zone;
+use crate::zone::master::{self, MasterOptions, SourceRecord};
+use crate::zone::name::Name;
+use crate::zone::{rtype, Zone};
+
+/// A TTL written as seconds or with units ("1h", "30m").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum TtlValue {
+    Seconds(i64),
+    Text(String),
+}
+
+impl TtlValue {
+    pub fn seconds(&self) -> Result<u32, String> {
+        match self {
+            TtlValue::Seconds(s) if (0..=i64::from(i32::MAX)).contains(s) => Ok(*s as u32),
+            TtlValue::Seconds(s) => Err(format!(
+                "{s} is not a TTL; use 0 to 2147483647 seconds (RFC 2181 §8)"
+            )),
+            TtlValue::Text(t) => master::parse_ttl(t),
+        }
+    }
+}
+
+/// A zone policy file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRaw {
+    /// The zone's origin, like "geo.example.com.".
+    pub origin: toml::Spanned<String>,
+    /// Default TTL for records that give none.
+    pub ttl: Option<toml::Spanned<TtlValue>>,
+    /// Static records in RFC 1035 presentation format, relative to the origin.
+    pub records: Option<toml::Spanned<String>>,
+    /// A master file with more static records, relative to this file.
+    pub zonefile: Option<toml::Spanned<String>>,
+    pub soa: Option<toml::Spanned<SoaRaw>>,
+}
+
+/// The `[soa]` table: the SOA record without having to write one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoaRaw {
+    /// The primary name server (MNAME).
+    pub primary: String,
+    /// The zone contact as a name (`hostmaster.example.com.`) or an email address.
+    pub contact: String,
+    /// Default: the policy file's modification time in seconds since 1970, so the
+    /// serial grows with every edit.
+    pub serial: Option<u32>,
+    pub refresh: Option<TtlValue>,
+    pub retry: Option<TtlValue>,
+    pub expire: Option<TtlValue>,
+    /// How long resolvers cache NXDOMAIN and NODATA (SOA MINIMUM, RFC 2308 §4).
+    pub negative_ttl: Option<TtlValue>,
+    /// The SOA record's own TTL; default the zone's TTL.
+    pub ttl: Option<TtlValue>,
+}
+
+/// Zones loaded from a folder, ready to serve.
+#[derive(Debug, Default)]
+pub struct LoadedZones {
+    pub zones: Vec<Zone>,
+    pub warnings: Vec<ConfigError>,
+    /// Every file read, for reload watching and status.
+    pub files: Vec<PathBuf>,
+}
+
+/// Default TTL of policy-file records when neither the record nor the file gives one.
+pub const DEFAULT_TTL: u32 = 3600;
+
+/// Loads every zone in `dir`. All errors of all files are returned together.
+pub fn load_zones_dir(dir: &Path) -> Result<LoadedZones, Vec<ConfigError>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        vec![ConfigError::new(
+            dir,
+            0,
+            format!("cannot read zones folder: {e}"),
+        )]
+    })?;
+    let mut tomls = Vec::new();
+    let mut masters = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !path.is_file() {
+            continue;
+        }
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => tomls.push(path),
+            Some("zone") => masters.push(path),
+            _ => {}
+        }
+    }
+    tomls.sort();
+    masters.sort();
+
+    let mut errors = Vec::new();
+    let mut out = LoadedZones::default();
+    let mut origins: BTreeMap<Name, PathBuf> = BTreeMap::new();
+    let mut referenced: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut add_zone = |zone: Zone, file: &Path, errors: &mut Vec<ConfigError>| {
+        if let Some(first) = origins.get(&zone.origin) {
+            errors.push(ConfigError::new(
+                file,
+                1,
+                format!(
+                    "zone {} is already defined by {}; each zone may come from one file only",
+                    zone.origin,
+                    first.display()
+                ),
+            ));
+            return None;
+        }
+        origins.insert(zone.origin.clone(), file.to_path_buf());
+        Some(zone)
+    };
+
+    for path in &tomls {
+        out.files.push(path.clone());
+        match load_policy_file(path) {
+            Ok((zone, warnings, zonefile)) => {
+                out.warnings.extend(warnings);
+                if let Some(zf) = zonefile {
+                    referenced.insert(canonical(&zf));
+                    out.files.push(zf);
+                }
+                if let Some(z) = add_zone(zone, path, &mut errors) {
+                    out.zones.push(z);
+                }
+            }
+            Err(e) => errors.extend(e),
+        }
+    }
+    for path in &masters {
+        // A master file that a policy file names is part of that zone, not its own.
+        if referenced.contains(&canonical(path)) {
+            continue;
+        }
+        out.files.push(path.clone());
+        match load_master_zone(path) {
+            Ok((zone, warnings)) => {
+                out.warnings.extend(warnings);
+                if let Some(z) = add_zone(zone, path, &mut errors) {
+                    out.zones.push(z);
+                }
+            }
+            Err(e) => errors.extend(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn master_errors(errs: Vec<master::MasterError>) -> Vec<ConfigError> {
+    errs.into_iter()
+        .map(|e| ConfigError::new(&e.file, e.line, e.message))
+        .collect()
+}
+
+fn zone_errors(errs: Vec<crate::zone::build::ZoneError>) -> Vec<ConfigError> {
+    errs.into_iter()
+        .map(|e| ConfigError::new(&e.file, e.line, e.message))
+        .collect()
+}
+
+/// Loads `NAME.zone` as zone `NAME.`.
+pub fn load_master_zone(path: &Path) -> Result<(Zone, Vec<ConfigError>), Vec<ConfigError>> {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    let origin_text = if stem.ends_with('.') {
+        stem.to_string()
+    } else {
+        format!("{stem}.")
+    };
+    let origin = Name::parse(&origin_text, None).map_err(|e| {
+        vec![ConfigError::new(
+            path,
+            0,
+            format!("file name does not give a zone name ({e}); name the file like example.com.zone"),
+        )]
+    })?;
+    let opts = MasterOptions {
+        origin: origin.clone(),
+        default_ttl: None,
+    };
+    let (records, errs) = master::parse_file(path, &opts);
+    if !errs.is_empty() {
+        return Err(master_errors(errs));
+    }
+    let (zone, warnings) = build_zone(&origin, path, records).map_err(zone_errors)?;
+    Ok((zone, zone_errors(warnings)))
+}
+
+/// Loads a zone policy file. Returns the zone, warnings, and the master file it named.
+pub fn load_policy_file(
+    path: &Path,
+) -> Result<(Zone, Vec<ConfigError>, Option<PathBuf>), Vec<ConfigError>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![ConfigError::new(path, 0, format!("cannot read: {e}"))])?;
+    let raw: PolicyRaw = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map(|s| line_of(&text, s.start)).unwrap_or(0);
+        vec![ConfigError::new(path, line, e.message().trim().to_string())]
+    })?;
+    let mtime_serial = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(1);
+    compile_policy(&text, path, raw, mtime_serial)
+}
+
+/// Turns a parsed policy file into a zone: every error at once, each with its line.
+pub fn compile_policy(
+    text: &str,
+    path: &Path,
+    raw: PolicyRaw,
+    default_serial: u32,
+) -> Result<(Zone, Vec<ConfigError>, Option<PathBuf>), Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let at = |span: std::ops::Range<usize>| line_of(text, span.start);
+    let base = path.parent().unwrap_or(Path::new("."));
+
+    let origin_line = at(raw.origin.span());
+    let origin_text = raw.origin.get_ref();
+    let origin = match Name::parse(origin_text, None) {
+        Ok(o) if origin_text.ends_with('.') => o,
+        Ok(_) => {
+            return Err(vec![ConfigError::new(
+                path,
+                origin_line,
+                format!("origin {origin_text:?} must be absolute: end it with a dot, like \"{origin_text}.\""),
+            )])
+        }
+        Err(e) => {
+            return Err(vec![ConfigError::new(
+                path,
+                origin_line,
+                format!("origin: {e}"),
+            )])
+        }
+    };
+
+    let mut default_ttl = DEFAULT_TTL;
+    if let Some(t) = &raw.ttl {
+        match t.get_ref().seconds() {
+            Ok(v) => default_ttl = v,
+            Err(m) => errors.push(ConfigError::new(path, at(t.span()), format!("ttl: {m}"))),
+        }
+    }
+    let opts = MasterOptions {
+        origin: origin.clone(),
+        default_ttl: Some(default_ttl),
+    };
+
+    let mut records: Vec<SourceRecord> = Vec::new();
+    if let Some(rec) = &raw.records {
+        let span = rec.span();
+        // A multi-line string's first newline right after the quotes is not part of
+        // the value (TOML spec), so the text starts on the next line.
+        let mut first_line = at(span.clone());
+        let lit = &text[span.start.min(text.len())..];
+        if lit.starts_with("\"\"\"\n")
+            || lit.starts_with("'''\n")
+            || lit.starts_with("\"\"\"\r\n")
+            || lit.starts_with("'''\r\n")
+        {
+            first_line += 1;
+        }
+        let (recs, errs) = master::parse_text(rec.get_ref(), path, first_line, base, &opts);
+        records.extend(recs);
+        errors.extend(master_errors(errs));
+    }
+    let mut zonefile_path = None;
+    if let Some(zf) = &raw.zonefile {
+        let p = base.join(zf.get_ref());
+        if !p.is_file() {
+            errors.push(ConfigError::new(
+                path,
+                at(zf.span()),
+                format!("zonefile {:?} does not exist (relative to this file)", zf.get_ref()),
+            ));
+        } else {
+            let (recs, errs) = master::parse_file(&p, &opts);
+            records.extend(recs);
+            errors.extend(master_errors(errs));
+            zonefile_path = Some(p);
+        }
+    }
+
+    if let Some(soa) = &raw.soa {
+        let line = at(soa.span());
+        let has_soa_record = records.iter().any(|r| r.rtype == rtype::SOA);
+        if has_soa_record {
+            errors.push(ConfigError::new(
+                path,
+                line,
+                "[soa] and an SOA record are both given; keep one".to_string(),
+            ));
+        } else {
+            match soa_record(soa.get_ref(), &origin, default_ttl, default_serial) {
+                Ok((ttl, rdata)) => records.push(SourceRecord {
+                    owner: origin.clone(),
+                    rtype: rtype::SOA,
+                    ttl,
+                    rdata,
+                    file: Arc::from(path),
+                    line,
+                }),
+                Err(m) => errors.push(ConfigError::new(path, line, format!("[soa]: {m}"))),
+            }
+        }
+    }
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let (zone, warnings) = build_zone(&origin, path, records).map_err(zone_errors)?;
+    Ok((zone, zone_errors(warnings), zonefile_path))
+}
+
+/// SOA RDATA from the `[soa]` table (RFC 1035 §3.3.13).
+fn soa_record(
+    soa: &SoaRaw,
+    origin: &Name,
+    default_ttl: u32,
+    default_serial: u32,
+) -> Result<(u32, Vec<u8>), String> {
+    let primary = Name::parse(&soa.primary, Some(origin)).map_err(|e| format!("primary: {e}"))?;
+    let contact_text = contact_to_name(&soa.contact);
+    let contact =
+        Name::parse(&contact_text, Some(origin)).map_err(|e| format!("contact: {e}"))?;
+    let t = |v: &Option<TtlValue>, d: u32, key: &str| -> Result<u32, String> {
+        match v {
+            Some(v) => v.seconds().map_err(|m| format!("{key}: {m}")),
+            None => Ok(d),
+        }
+    };
+    let refresh = t(&soa.refresh, 3600, "refresh")?;
+    let retry = t(&soa.retry, 600, "retry")?;
+    let expire = t(&soa.expire, 604800, "expire")?;
+    let minimum = t(&soa.negative_ttl, 60, "negative_ttl")?;
+    let ttl = t(&soa.ttl, default_ttl, "ttl")?;
+    let mut rd = Vec::new();
+    rd.extend_from_slice(primary.wire());
+    rd.extend_from_slice(contact.wire());
+    for v in [
+        soa.serial.unwrap_or(default_serial),
+        refresh,
+        retry,
+        expire,
+        minimum,
+    ] {
+        rd.extend_from_slice(&v.to_be_bytes());
+    }
+    Ok((ttl, rd))
+}
+
+/// "hostmaster@example.com" -> "hostmaster.example.com." (dots in the local part
+/// escaped, RFC 1035 §8); a name is returned as it is.
+fn contact_to_name(s: &str) -> String {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            let local = local.replace('.', "\\.");
+            let domain = domain.trim_end_matches('.');
+            format!("{local}.{domain}.")
+        }
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contact_forms() {
+        assert_eq!(contact_to_name("hostmaster@example.com"), "hostmaster.example.com.");
+        assert_eq!(contact_to_name("j.doe@example.com."), "j\\.doe.example.com.");
+        assert_eq!(contact_to_name("hostmaster.example.com."), "hostmaster.example.com.");
+    }
+}

@@ -1,0 +1,180 @@
+//! The `signpost` command.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing::{error, info, warn};
+
+use signpost::app::{self, Overrides};
+use signpost::config::{ConfigErrors, LogFormat, ServerConfig};
+use signpost::server::{self, TcpLimits};
+use signpost::snapshot;
+
+#[derive(Parser)]
+#[command(name = "signpost", version, about = "Authoritative DNS that steers each client to the right region")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the zones over UDP and TCP.
+    Serve {
+        /// Server config file (TOML).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Zones folder (default: zones/).
+        #[arg(long)]
+        zones: Option<PathBuf>,
+        /// Address to listen on, UDP and TCP; repeat for more (default 127.0.0.1:5300).
+        #[arg(long = "listen", value_name = "ADDR:PORT")]
+        listen: Vec<SocketAddr>,
+    },
+    /// Load everything as `serve` would, report every error with file:line, serve nothing.
+    Check {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        zones: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config, zones } => {
+            let o = Overrides {
+                config,
+                zones,
+                listen: Vec::new(),
+            };
+            match app::check(&o) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("error: {e}");
+                    }
+                    eprintln!("{} error(s); nothing would be served", errors.len());
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Serve {
+            config,
+            zones,
+            listen,
+        } => {
+            let o = Overrides {
+                config,
+                zones,
+                listen,
+            };
+            match serve(&o) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(cfg: &ServerConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cfg.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn serve(o: &Overrides) -> anyhow::Result<()> {
+    let cfg = app::server_config(o).map_err(ConfigErrors)?;
+    init_logging(&cfg);
+    let (snap, loaded) = app::load_snapshot(&cfg, 1).map_err(ConfigErrors)?;
+    for w in &loaded.warnings {
+        warn!("{w}");
+    }
+    let zone_list: Vec<String> = snap.zone_names().iter().map(|n| n.to_string()).collect();
+    let handle = snapshot::handle(snap);
+
+    let per_addr = match cfg.udp_sockets_per_address {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        n => n,
+    };
+    let bound = server::bind_all(&cfg.listen, per_addr).context("binding sockets")?;
+    let addrs: Vec<String> = bound.iter().map(|b| b.addr.to_string()).collect();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("signpost-rt")
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async move {
+        let limits = TcpLimits {
+            max_connections: cfg.tcp_max_connections,
+            idle_timeout: cfg.tcp_idle_timeout,
+        };
+        let running = server::start(bound, handle.clone(), limits)?;
+        info!(
+            "signpost ready: listening on {} (udp+tcp, {per_addr} udp socket(s) each); zones: {}",
+            addrs.join(" "),
+            zone_list.join(" ")
+        );
+        wait_for_signals(&cfg, &handle).await;
+        info!("shutting down");
+        running.shutdown().await;
+        info!("stopped");
+        Ok::<(), anyhow::Error>(())
+    })
+}
+
+/// Waits for SIGTERM or SIGINT; SIGHUP reloads the zones in the meantime.
+async fn wait_for_signals(cfg: &ServerConfig, handle: &snapshot::SnapshotHandle) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = term.recv() => return,
+            _ = hup.recv() => {
+                let generation = handle.load().generation + 1;
+                match app::load_snapshot(cfg, generation) {
+                    Ok((snap, loaded)) => {
+                        for w in &loaded.warnings {
+                            warn!("{w}");
+                        }
+                        handle.store(std::sync::Arc::new(snap));
+                        info!(generation, "reloaded on SIGHUP");
+                    }
+                    Err(errors) => {
+                        for e in &errors {
+                            error!("reload rejected: {e}");
+                        }
+                        warn!("reload failed; the previous configuration keeps serving");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Writes responses in wire format from prebuilt record bytes.
+//!
+//! Owner names are compressed against the question and against names already written
+//! (RFC 1035 §4.1.4). RRsets are written whole or not at all; when one that the
+//! response cannot do without does not fit, TC is set (RFC 2181 §9). The OPT record is
+//! reserved room before any record is written, so truncation never drops it (RFC 6891
+//! §7: a truncated response still carries the server's OPT).
+
+use std::net::IpAddr;
+
+use smallvec::SmallVec;
+
+use super::query::{opt, ClientSubnet, Edns, HEADER_LEN};
+use crate::zone::{name, Answer, Owner, Rcode, Rec};
+
+/// What goes into the OPT record of a response.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OptOut<'a> {
+    /// Our UDP payload size.
+    pub payload: u16,
+    /// Upper 8 bits of a 12-bit rcode (BADVERS is 16: this is 1).
+    pub ext_rcode: u8,
+    pub dnssec_ok: bool,
+    pub nsid: Option<&'a [u8]>,
+    /// ECS echoed with this scope prefix length (RFC 7871 §7.2.1).
+    pub client_subnet: Option<(ClientSubnet, u8)>,
+}
+
+impl OptOut<'_> {
+    /// Bytes the OPT record takes.
+    pub fn wire_len(&self) -> usize {
+        let mut n = 11;
+        if let Some(nsid) = self.nsid {
+            n += 4 + nsid.len();
+        }
+        if let Some((cs, _)) = &self.client_subnet {
+            n += 8 + (cs.source_prefix as usize).div_ceil(8);
+        }
+        n
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        let rdlen = self.wire_len() - 11;
+        out.push(0); // root owner
+        out.extend_from_slice(&41u16.to_be_bytes());
+        out.extend_from_slice(&self.payload.to_be_bytes());
+        out.push(self.ext_rcode);
+        out.push(0); // version 0
+        let flags: u16 = if self.dnssec_ok { 0x8000 } else { 0 };
+        out.extend_from_slice(&flags.to_be_bytes());
+        out.extend_from_slice(&(rdlen as u16).to_be_bytes());
+        if let Some(nsid) = self.nsid {
+            out.extend_from_slice(&opt::NSID.to_be_bytes());
+            out.extend_from_slice(&(nsid.len() as u16).to_be_bytes());
+            out.extend_from_slice(nsid);
+        }
+        if let Some((cs, scope)) = &self.client_subnet {
+            let n = (cs.source_prefix as usize).div_ceil(8);
+            out.extend_from_slice(&opt::CLIENT_SUBNET.to_be_bytes());
+            out.extend_from_slice(&((4 + n) as u16).to_be_bytes());
+            out.extend_from_slice(&cs.family.to_be_bytes());
+            out.push(cs.source_prefix);
+            out.push(*scope);
+            match cs.addr {
+                IpAddr::V4(a) => out.extend_from_slice(&a.octets()[..n]),
+                IpAddr::V6(a) => out.extend_from_slice(&a.octets()[..n]),
+            }
+        }
+    }
+}
+
+/// The header fields a response copies or sets.
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderOut {
+    pub id: u16,
+    pub opcode: u8,
+    pub rd: bool,
+    pub cd: bool,
+    pub aa: bool,
+    pub rcode: Rcode,
+}
+
+/// A name written earlier in the message.
+#[derive(Clone, Copy)]
+struct Written<'q> {
+    /// Where it starts in the message.
+    offset: usize,
+    /// The whole name, lower-cased.
+    name: &'q [u8],
+    /// How many of its bytes are written inline there.
+    inline: usize,
+    /// The pointer that follows the inline bytes, if any.
+    tail: Option<u16>,
+}
+
+/// Names written so far that later owners may point at.
+struct Compressor<'q> {
+    names: SmallVec<[Written<'q>; 8]>,
+}
+
+impl<'q> Compressor<'q> {
+    /// Writes `owner` at the end of `out`, pointing into earlier names where it can.
+    fn write_name(&mut self, out: &mut Vec<u8>, owner: &'q [u8]) {
+        let start = out.len();
+        for o in name::label_offsets(owner).chain(std::iter::once(owner.len() - 1)) {
+            let suffix = &owner[o..];
+            if suffix.len() == 1 {
+                // Only the root is left: write it.
+                break;
+            }
+            if let Some(ptr) = self.find(suffix) {
+                out.extend_from_slice(&owner[..o]);
+                out.extend_from_slice(&(0xc000 | ptr).to_be_bytes());
+                self.remember(start, owner, o, Some(ptr));
+                return;
+            }
+        }
+        out.extend_from_slice(owner);
+        self.remember(start, owner, owner.len(), None);
+    }
+
+    fn find(&self, suffix: &[u8]) -> Option<u16> {
+        for &Written {
+            offset: off,
+            name: known,
+            inline,
+            tail,
+        } in &self.names
+        {
+            if known.len() < suffix.len() {
+                continue;
+            }
+            let at = known.len() - suffix.len();
+            if known[at..] != *suffix {
+                continue;
+            }
+            let boundary = at == 0 || name::label_offsets(known).any(|o| o == at);
+            if !boundary {
+                continue;
+            }
+            if at < inline {
+                return Some((off + at) as u16);
+            }
+            if at == inline {
+                if let Some(t) = tail {
+                    return Some(t);
+                }
+            }
+        }
+        None
+    }
+
+    fn remember(&mut self, off: usize, known: &'q [u8], inline: usize, tail: Option<u16>) {
+        // Pointers hold 14 bits of offset.
+        if off < 0x3fff && inline > 0 && self.names.len() < self.names.inline_size() * 4 {
+            self.names.push(Written {
+                offset: off,
+                name: known,
+                inline,
+                tail,
+            });
+        }
+    }
+}
+
+/// Builds a complete response into `out` (cleared first).
+///
+/// `question` is the question section as the client sent it and `qname` the same name
+/// lower-cased; `limit` is the largest message allowed (512, the EDNS payload, or
+/// 65535 over TCP).
+#[allow(clippy::too_many_arguments)]
+pub fn write_response(
+    out: &mut Vec<u8>,
+    header: HeaderOut,
+    question: Option<&[u8]>,
+    qname: &[u8],
+    answer: Option<&Answer<'_>>,
+    opt: Option<&OptOut<'_>>,
+    limit: usize,
+) {
+    out.clear();
+    out.extend_from_slice(&[0u8; HEADER_LEN]);
+    let mut qdcount = 0u16;
+    if let Some(q) = question {
+        out.extend_from_slice(q);
+        qdcount = 1;
+    }
+    let reserve = opt.map(|o| o.wire_len()).unwrap_or(0);
+    let budget = limit.saturating_sub(reserve).max(out.len());
+    let mut counts = [0u16; 3];
+    let mut truncated = false;
+    if let Some(ans) = answer {
+        let mut comp = Compressor {
+            names: SmallVec::new(),
+        };
+        if question.is_some() {
+            comp.names.push(Written {
+                offset: HEADER_LEN,
+                name: qname,
+                inline: qname.len(),
+                tail: None,
+            });
+        }
+        let sections: [(&[Rec<'_>], bool); 3] = [
+            (&ans.answer, true),
+            (&ans.authority, true),
+            (&ans.additional, ans.glue_required),
+        ];
+        'sections: for (i, (recs, required)) in sections.iter().enumerate() {
+            for rec in recs.iter() {
+                let mark = out.len();
+                let names_mark = comp.names.len();
+                let owner: &[u8] = match rec.owner {
+                    Owner::Query => qname,
+                    Owner::Name(n) => n.wire(),
+                };
+                let mut written = 0u16;
+                for rr in &rec.set.wire {
+                    match rec.owner {
+                        Owner::Query if question.is_some() => {
+                            out.extend_from_slice(&(0xc000u16 | HEADER_LEN as u16).to_be_bytes())
+                        }
+                        _ => comp.write_name(out, owner),
+                    }
+                    out.extend_from_slice(rr);
+                    written += 1;
+                }
+                if out.len() > budget {
+                    out.truncate(mark);
+                    comp.names.truncate(names_mark);
+                    if *required {
+                        truncated = true;
+                    }
+                    // Whole RRsets or nothing; the sections after a cut-off one
+                    // would read as a different answer, so stop.
+                    break 'sections;
+                }
+                counts[i] += written;
+            }
+        }
+    }
+    let mut arcount = counts[2];
+    if let Some(o) = opt {
+        o.write(out);
+        arcount += 1;
+    }
+    let mut flags: u16 = 0x8000 | ((header.opcode as u16 & 0x0f) << 11);
+    if header.aa {
+        flags |= 0x0400;
+    }
+    if truncated {
+        flags |= 0x0200;
+    }
+    if header.rd {
+        flags |= 0x0100;
+    }
+    if header.cd {
+        flags |= 0x0010;
+    }
+    flags |= header.rcode as u16 & 0x0f;
+    out[0..2].copy_from_slice(&header.id.to_be_bytes());
+    out[2..4].copy_from_slice(&flags.to_be_bytes());
+    out[4..6].copy_from_slice(&qdcount.to_be_bytes());
+    out[6..8].copy_from_slice(&counts[0].to_be_bytes());
+    out[8..10].copy_from_slice(&counts[1].to_be_bytes());
+    out[10..12].copy_from_slice(&arcount.to_be_bytes());
+}
+
+/// Largest response for a query: 512 without EDNS, else the smaller of the client's
+/// payload and ours, never below 512 (RFC 6891 §6.2.5); 65535 over TCP.
+pub fn size_limit(edns: Option<&Edns>, our_payload: u16, tcp: bool) -> usize {
+    if tcp {
+        return u16::MAX as usize;
+    }
+    match edns {
+        None => 512,
+        Some(e) => (e.payload.min(our_payload) as usize).max(512),
+    }
+}

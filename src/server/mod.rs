@@ -1,0 +1,169 @@
+//! Sockets and the query path.
+//!
+//! UDP: several SO_REUSEPORT sockets per address, each read by its own thread that
+//! parses, looks up and writes the response into a buffer it reuses: no allocation, no
+//! task spawn and no channel hop per query. TCP: tokio, with a cap on connections and
+//! timeouts so a slow or silent client cannot hold the server (RFC 7766).
+//!
+//! The server speaks DNS with its own small wire code (`query`, `answer`) rather than
+//! hickory-server's `RequestHandler`: that interface takes hickory records and encodes
+//! them per response, which cannot send answers prebuilt at load time, and its TCP
+//! listener has no connection cap. hickory-proto decodes our responses in the tests as
+//! an independent check of the wire format.
+
+pub mod answer;
+pub mod handler;
+pub mod query;
+mod tcp;
+mod udp;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::snapshot::SnapshotHandle;
+
+pub use handler::{handle, Transport};
+
+/// Limits of the TCP side.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpLimits {
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+}
+
+/// Sockets bound for one listen address.
+pub struct BoundAddr {
+    pub addr: SocketAddr,
+    udp: Vec<UdpSocket>,
+    tcp: TcpListener,
+}
+
+/// Binds `sockets` UDP sockets and one TCP listener on each address. A port of 0 picks
+/// one free port for UDP and TCP alike.
+pub fn bind_all(addrs: &[SocketAddr], sockets: usize) -> io::Result<Vec<BoundAddr>> {
+    let sockets = sockets.max(1);
+    let mut out = Vec::new();
+    for &addr in addrs {
+        let mut last_err = None;
+        // With port 0 the UDP port may be free while the same TCP port is not: retry.
+        let tries = if addr.port() == 0 { 16 } else { 1 };
+        for _ in 0..tries {
+            match bind_one(addr, sockets) {
+                Ok(b) => {
+                    out.push(b);
+                    last_err = None;
+                    break;
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        if let Some(e) = last_err {
+            return Err(io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")));
+        }
+    }
+    Ok(out)
+}
+
+fn bind_one(addr: SocketAddr, sockets: usize) -> io::Result<BoundAddr> {
+    let domain = Domain::for_address(addr);
+    let first = udp_socket(domain, addr)?;
+    let actual = first.local_addr()?;
+    let mut udp = vec![first];
+    for _ in 1..sockets {
+        udp.push(udp_socket(domain, actual)?);
+    }
+    let tcp = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        tcp.set_only_v6(true)?;
+    }
+    tcp.set_reuse_address(true)?;
+    tcp.bind(&actual.into())?;
+    tcp.listen(1024)?;
+    tcp.set_nonblocking(true)?;
+    Ok(BoundAddr {
+        addr: actual,
+        udp,
+        tcp: tcp.into(),
+    })
+}
+
+fn udp_socket(domain: Domain, addr: SocketAddr) -> io::Result<UdpSocket> {
+    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    #[cfg(unix)]
+    s.set_reuse_port(true)?;
+    // A deep receive queue absorbs bursts while a core is busy.
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.bind(&addr.into())?;
+    // Readers wake up this often to notice shutdown.
+    s.set_read_timeout(Some(Duration::from_millis(200)))?;
+    Ok(s.into())
+}
+
+/// A running server; dropping it does not stop it, `shutdown` does.
+pub struct Running {
+    stop: Arc<AtomicBool>,
+    udp_threads: Vec<JoinHandle<()>>,
+    tcp_stop: tokio::sync::watch::Sender<bool>,
+    tcp_tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts serving on the bound sockets. Must be called inside a tokio runtime (TCP).
+pub fn start(bound: Vec<BoundAddr>, snap: SnapshotHandle, tcp: TcpLimits) -> io::Result<Running> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tcp_stop, tcp_rx) = tokio::sync::watch::channel(false);
+    let mut udp_threads = Vec::new();
+    let mut tcp_tasks = Vec::new();
+    let conns = Arc::new(tokio::sync::Semaphore::new(tcp.max_connections));
+    for b in bound {
+        for (i, sock) in b.udp.into_iter().enumerate() {
+            let snap = snap.clone();
+            let stop = stop.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("udp-{}-{i}", b.addr))
+                .spawn(move || udp::serve(sock, snap, stop))?;
+            udp_threads.push(t);
+        }
+        let listener = tokio::net::TcpListener::from_std(b.tcp)?;
+        tcp_tasks.push(tokio::spawn(tcp::serve(
+            listener,
+            snap.clone(),
+            tcp,
+            conns.clone(),
+            tcp_rx.clone(),
+        )));
+    }
+    Ok(Running {
+        stop,
+        udp_threads,
+        tcp_stop,
+        tcp_tasks,
+    })
+}
+
+impl Running {
+    /// Stops accepting, lets UDP readers finish the packet in hand, and waits for them.
+    pub async fn shutdown(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.tcp_stop.send(true);
+        for t in self.tcp_tasks {
+            let _ = t.await;
+        }
+        let threads = self.udp_threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+}

@@ -1,0 +1,451 @@
+//! A small checked parser for incoming queries: the header, the one question, and the
+//! OPT record with the options an authoritative server acts on (NSID, Client Subnet).
+//!
+//! Everything else is skipped with bounds checks. Nothing here allocates, so a flood of
+//! garbage costs a few comparisons per packet.
+
+use std::net::IpAddr;
+
+use crate::zone::{name::MAX_NAME_LEN, rtype, Rcode};
+
+pub const HEADER_LEN: usize = 12;
+
+/// EDNS option codes (IANA "DNS EDNS0 Option Codes").
+pub mod opt {
+    pub const NSID: u16 = 3;
+    pub const CLIENT_SUBNET: u16 = 8;
+}
+
+/// The EDNS Client Subnet option of a query (RFC 7871 §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientSubnet {
+    /// 1 = IPv4, 2 = IPv6.
+    pub family: u16,
+    pub source_prefix: u8,
+    /// The address with every bit past `source_prefix` zero.
+    pub addr: IpAddr,
+}
+
+/// The OPT pseudo-record of a query (RFC 6891 §6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edns {
+    /// Requestor's UDP payload size; values below 512 are treated as 512 (§6.2.3).
+    pub payload: u16,
+    pub version: u8,
+    pub dnssec_ok: bool,
+    pub nsid: bool,
+    pub client_subnet: Option<ClientSubnet>,
+}
+
+/// A parsed query. Borrows the packet.
+#[derive(Debug, Clone)]
+pub struct Query<'a> {
+    pub id: u16,
+    pub opcode: u8,
+    pub rd: bool,
+    pub cd: bool,
+    /// The question section exactly as sent (name in the client's letter case, type,
+    /// class), copied into the response (RFC 4343 §4.1; 0x20 clients).
+    pub question: &'a [u8],
+    /// The query name lower-cased, in `qname_buf[..qname_len]`.
+    qname_buf: [u8; MAX_NAME_LEN],
+    qname_len: usize,
+    pub qtype: u16,
+    pub qclass: u16,
+    pub edns: Option<Edns>,
+}
+
+impl Query<'_> {
+    /// The query name, lower-cased wire format.
+    pub fn qname(&self) -> &[u8] {
+        &self.qname_buf[..self.qname_len]
+    }
+}
+
+/// Why a packet cannot be answered normally, and what to send back.
+#[derive(Debug, Clone)]
+pub enum Reject<'a> {
+    /// Send nothing: too short for a header, or a response (QR=1) that must never be
+    /// answered, which would let two servers bounce packets forever.
+    Drop,
+    /// Answer with this rcode, echoing the header's ID, opcode and RD, and the question
+    /// section when one could be read.
+    Error {
+        id: u16,
+        opcode: u8,
+        rd: bool,
+        cd: bool,
+        rcode: Rcode,
+        question: Option<&'a [u8]>,
+        /// The query's EDNS, when the OPT record itself was sound (RFC 6891 §7).
+        edns: Option<Edns>,
+    },
+}
+
+/// Parses a query packet.
+pub fn parse(pkt: &[u8]) -> Result<Query<'_>, Reject<'_>> {
+    if pkt.len() < HEADER_LEN {
+        return Err(Reject::Drop);
+    }
+    let id = u16::from_be_bytes([pkt[0], pkt[1]]);
+    let flags = u16::from_be_bytes([pkt[2], pkt[3]]);
+    if flags & 0x8000 != 0 {
+        return Err(Reject::Drop);
+    }
+    let opcode = ((flags >> 11) & 0x0f) as u8;
+    let rd = flags & 0x0100 != 0;
+    let cd = flags & 0x0010 != 0;
+    let qdcount = u16::from_be_bytes([pkt[4], pkt[5]]);
+    let ancount = u16::from_be_bytes([pkt[6], pkt[7]]);
+    let nscount = u16::from_be_bytes([pkt[8], pkt[9]]);
+    let arcount = u16::from_be_bytes([pkt[10], pkt[11]]);
+    let error = |rcode, question, edns| Reject::Error {
+        id,
+        opcode,
+        rd,
+        cd,
+        rcode,
+        question,
+        edns,
+    };
+
+    // The question, when there is exactly one and it is well formed.
+    let mut qname_buf = [0u8; MAX_NAME_LEN];
+    let parsed_question = if qdcount == 1 {
+        read_question(pkt, HEADER_LEN, &mut qname_buf)
+    } else {
+        None
+    };
+    let question = parsed_question.map(|(end, _, _, _)| &pkt[HEADER_LEN..end]);
+
+    // Skip answer and authority records; find the OPT record in the additional section.
+    let mut edns = None;
+    let mut edns_error = None;
+    if let Some((qend, _, _, _)) = parsed_question {
+        let mut pos = qend;
+        let mut ok = true;
+        for _ in 0..(ancount as usize + nscount as usize) {
+            match skip_record(pkt, pos) {
+                Some((next, _, _)) => pos = next,
+                None => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if ok {
+            for _ in 0..arcount {
+                let Some((next, rtype_, owner_root)) = skip_record(pkt, pos) else {
+                    ok = false;
+                    break;
+                };
+                if rtype_ == rtype::OPT {
+                    // One OPT, owned by the root (RFC 6891 §6.1.1).
+                    if edns.is_some() || edns_error.is_some() || !owner_root {
+                        edns_error = Some(Rcode::FormErr);
+                    } else {
+                        match read_opt(pkt, pos, next) {
+                            Ok(e) => edns = Some(e),
+                            Err(rc) => edns_error = Some(rc),
+                        }
+                    }
+                }
+                pos = next;
+            }
+        }
+        if !ok {
+            return Err(error(Rcode::FormErr, question, None));
+        }
+    }
+
+    if opcode != 0 {
+        // Only QUERY is implemented; NOTIFY, UPDATE, IQUERY and the rest are not
+        // (RFC 1035 §4.1.1).
+        return Err(error(Rcode::NotImp, question, edns));
+    }
+    let Some((qend, qname_len, qtype, qclass)) = parsed_question else {
+        return Err(error(Rcode::FormErr, None, None));
+    };
+    if let Some(rc) = edns_error {
+        return Err(error(rc, question, None));
+    }
+    Ok(Query {
+        id,
+        opcode,
+        rd,
+        cd,
+        question: &pkt[HEADER_LEN..qend],
+        qname_buf,
+        qname_len,
+        qtype,
+        qclass,
+        edns,
+    })
+}
+
+/// Reads the question at `pos`: an uncompressed name (a compression pointer in the
+/// first question could only point into the header), type and class.
+/// Returns (end, qname length, qtype, qclass).
+fn read_question(
+    pkt: &[u8],
+    pos: usize,
+    out: &mut [u8; MAX_NAME_LEN],
+) -> Option<(usize, usize, u16, u16)> {
+    let mut p = pos;
+    let mut n = 0usize;
+    loop {
+        let len = *pkt.get(p)? as usize;
+        if len == 0 {
+            if n >= MAX_NAME_LEN {
+                return None;
+            }
+            out[n] = 0;
+            n += 1;
+            p += 1;
+            break;
+        }
+        if len > 63 || n + len + 1 >= MAX_NAME_LEN {
+            return None;
+        }
+        let label = pkt.get(p + 1..p + 1 + len)?;
+        out[n] = len as u8;
+        out[n + 1..n + 1 + len].copy_from_slice(label);
+        out[n + 1..n + 1 + len].make_ascii_lowercase();
+        n += len + 1;
+        p += len + 1;
+    }
+    let fixed = pkt.get(p..p + 4)?;
+    let qtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+    let qclass = u16::from_be_bytes([fixed[2], fixed[3]]);
+    Some((p + 4, n, qtype, qclass))
+}
+
+/// Skips a possibly compressed name; returns the position after it and whether it was
+/// the root name. Pointers are not followed: only their two bytes are skipped.
+fn skip_name(pkt: &[u8], mut p: usize) -> Option<(usize, bool)> {
+    let start = p;
+    loop {
+        let len = *pkt.get(p)?;
+        match len & 0xc0 {
+            0x00 => {
+                if len == 0 {
+                    return Some((p + 1, p == start));
+                }
+                p += 1 + len as usize;
+                if p - start > MAX_NAME_LEN {
+                    return None;
+                }
+            }
+            0xc0 => {
+                pkt.get(p + 1)?;
+                return Some((p + 2, false));
+            }
+            // 0x40 and 0x80 label types are obsolete or reserved (RFC 6891 §5).
+            _ => return None,
+        }
+    }
+}
+
+/// Skips one resource record; returns (position after it, its type, owner is root).
+fn skip_record(pkt: &[u8], pos: usize) -> Option<(usize, u16, bool)> {
+    let (p, root) = skip_name(pkt, pos)?;
+    let fixed = pkt.get(p..p + 10)?;
+    let t = u16::from_be_bytes([fixed[0], fixed[1]]);
+    let rdlen = u16::from_be_bytes([fixed[8], fixed[9]]) as usize;
+    let end = p + 10 + rdlen;
+    if end > pkt.len() {
+        return None;
+    }
+    Some((end, t, root))
+}
+
+/// Reads the OPT record that spans `start..end` (owner already checked to be root).
+fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<Edns, Rcode> {
+    // Owner is the single root byte.
+    let f = &pkt[start + 1..start + 11];
+    let payload = u16::from_be_bytes([f[2], f[3]]);
+    let version = f[5];
+    let flags = u16::from_be_bytes([f[6], f[7]]);
+    let mut edns = Edns {
+        payload: payload.max(512),
+        version,
+        dnssec_ok: flags & 0x8000 != 0,
+        nsid: false,
+        client_subnet: None,
+    };
+    let mut p = start + 11;
+    while p < end {
+        let Some(h) = pkt.get(p..p + 4) else {
+            return Err(Rcode::FormErr);
+        };
+        let code = u16::from_be_bytes([h[0], h[1]]);
+        let len = u16::from_be_bytes([h[2], h[3]]) as usize;
+        let Some(data) = pkt.get(p + 4..p + 4 + len).filter(|_| p + 4 + len <= end) else {
+            return Err(Rcode::FormErr);
+        };
+        match code {
+            opt::NSID => edns.nsid = true,
+            opt::CLIENT_SUBNET => {
+                if edns.client_subnet.is_some() {
+                    return Err(Rcode::FormErr);
+                }
+                edns.client_subnet = Some(read_client_subnet(data)?);
+            }
+            // Unknown options are ignored (RFC 6891 §6.1.2).
+            _ => {}
+        }
+        p += 4 + len;
+    }
+    Ok(edns)
+}
+
+/// Validates an ECS option as RFC 7871 §6 and §7.1.1 require, or FORMERR.
+pub fn read_client_subnet(data: &[u8]) -> Result<ClientSubnet, Rcode> {
+    if data.len() < 4 {
+        return Err(Rcode::FormErr);
+    }
+    let family = u16::from_be_bytes([data[0], data[1]]);
+    let source_prefix = data[2];
+    let scope_prefix = data[3];
+    let addr_bytes = &data[4..];
+    let max = match family {
+        1 => 32,
+        2 => 128,
+        _ => return Err(Rcode::FormErr),
+    };
+    // SCOPE PREFIX-LENGTH must be 0 in queries (§6).
+    if source_prefix > max || scope_prefix != 0 {
+        return Err(Rcode::FormErr);
+    }
+    // ADDRESS holds exactly the octets the prefix needs, and the bits past the
+    // prefix are zero (§6: "MUST be ... zero").
+    let need = (source_prefix as usize).div_ceil(8);
+    if addr_bytes.len() != need {
+        return Err(Rcode::FormErr);
+    }
+    if !source_prefix.is_multiple_of(8) {
+        let last = addr_bytes[need - 1];
+        let mask = 0xffu8 >> (source_prefix % 8);
+        if last & mask != 0 {
+            return Err(Rcode::FormErr);
+        }
+    }
+    let addr = if family == 1 {
+        let mut b = [0u8; 4];
+        b[..need].copy_from_slice(addr_bytes);
+        IpAddr::from(b)
+    } else {
+        let mut b = [0u8; 16];
+        b[..need].copy_from_slice(addr_bytes);
+        IpAddr::from(b)
+    };
+    Ok(ClientSubnet {
+        family,
+        source_prefix,
+        addr,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(name: &[u8], qtype: u16, extra: &[u8], arcount: u16) -> Vec<u8> {
+        let mut p = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0];
+        p.extend_from_slice(&arcount.to_be_bytes());
+        p.extend_from_slice(name);
+        p.extend_from_slice(&qtype.to_be_bytes());
+        p.extend_from_slice(&1u16.to_be_bytes());
+        p.extend_from_slice(extra);
+        p
+    }
+
+    fn opt(options: &[u8]) -> Vec<u8> {
+        let mut o = vec![0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0];
+        o.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        o.extend_from_slice(options);
+        o
+    }
+
+    #[test]
+    fn parses_question_and_lowercases() {
+        let p = query(b"\x03WwW\x07example\x00", 1, &[], 0);
+        let q = parse(&p).unwrap();
+        assert_eq!(q.qname(), b"\x03www\x07example\x00");
+        assert_eq!(&q.question[..4], b"\x03WwW");
+        assert_eq!(q.qtype, 1);
+        assert!(q.rd);
+        assert!(q.edns.is_none());
+    }
+
+    #[test]
+    fn reads_opt_nsid_and_ecs() {
+        let ecs = [0, 8, 0, 7, 0, 1, 24, 0, 198, 51, 100];
+        let mut options = vec![0, 3, 0, 0];
+        options.extend_from_slice(&ecs);
+        let p = query(b"\x01a\x00", 1, &opt(&options), 1);
+        let e = parse(&p).unwrap().edns.unwrap();
+        assert_eq!(e.payload, 1232);
+        assert!(e.nsid);
+        let cs = e.client_subnet.unwrap();
+        assert_eq!(cs.source_prefix, 24);
+        assert_eq!(cs.addr, "198.51.100.0".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn rejects_bad_ecs() {
+        // Host bits set past the prefix.
+        let bad = [0, 8, 0, 7, 0, 1, 23, 0, 198, 51, 101];
+        let p = query(b"\x01a\x00", 1, &opt(&bad), 1);
+        assert!(matches!(
+            parse(&p),
+            Err(Reject::Error {
+                rcode: Rcode::FormErr,
+                ..
+            })
+        ));
+        // Source prefix longer than the address family allows.
+        let bad = [0, 8, 0, 8, 0, 1, 33, 0, 1, 2, 3, 4];
+        let p = query(b"\x01a\x00", 1, &opt(&bad), 1);
+        assert!(parse(&p).is_err());
+        // Non-zero scope in a query.
+        let bad = [0, 8, 0, 7, 0, 1, 24, 5, 1, 2, 3];
+        let p = query(b"\x01a\x00", 1, &opt(&bad), 1);
+        assert!(parse(&p).is_err());
+    }
+
+    #[test]
+    fn drops_short_and_responses() {
+        assert!(matches!(parse(&[0u8; 5]), Err(Reject::Drop)));
+        let mut p = query(b"\x00", 1, &[], 0);
+        p[2] |= 0x80;
+        assert!(matches!(parse(&p), Err(Reject::Drop)));
+    }
+
+    #[test]
+    fn two_opts_are_formerr() {
+        let mut extra = opt(&[]);
+        extra.extend_from_slice(&opt(&[]));
+        let p = query(b"\x00", 1, &extra, 2);
+        assert!(matches!(
+            parse(&p),
+            Err(Reject::Error {
+                rcode: Rcode::FormErr,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn truncated_name_is_formerr() {
+        let p = query(b"\x05ab", 1, &[], 0);
+        let p = &p[..p.len() - 4];
+        assert!(matches!(
+            parse(p),
+            Err(Reject::Error {
+                rcode: Rcode::FormErr,
+                ..
+            })
+        ));
+    }
+}

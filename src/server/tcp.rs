@@ -1,0 +1,92 @@
+//! DNS over TCP (RFC 7766): several queries per connection answered in order, an idle
+//! timeout, a cap on connections, and a deadline on every read and write so a slow or
+//! silent client cannot hold a connection slot for long.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::time::timeout;
+
+use super::handler::{handle, Transport};
+use super::TcpLimits;
+use crate::snapshot::SnapshotHandle;
+
+pub(super) async fn serve(
+    listener: TcpListener,
+    snap: SnapshotHandle,
+    limits: TcpLimits,
+    conns: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _peer)) = accepted else { continue };
+                // Over the cap: close at once rather than queue (RFC 7766 §6.2.2).
+                let Ok(permit) = conns.clone().try_acquire_owned() else {
+                    drop(stream);
+                    continue;
+                };
+                let snap = snap.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    connection(stream, snap, limits, stop).await;
+                    drop(permit);
+                });
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    snap: SnapshotHandle,
+    limits: TcpLimits,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut msg = Vec::with_capacity(512);
+    let mut out = Vec::with_capacity(4096);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let mut len = [0u8; 2];
+        let read = tokio::select! {
+            r = timeout(limits.idle_timeout, stream.read_exact(&mut len)) => r,
+            _ = stop.changed() => return,
+        };
+        if !matches!(read, Ok(Ok(_))) {
+            return;
+        }
+        let n = u16::from_be_bytes(len) as usize;
+        if n == 0 {
+            return;
+        }
+        msg.resize(n, 0);
+        // The message must follow promptly: a length prefix that lies about what comes
+        // next ends the connection when the timeout expires.
+        match timeout(limits.idle_timeout, stream.read_exact(&mut msg)).await {
+            Ok(Ok(_)) => {}
+            _ => return,
+        }
+        let send = {
+            let current = snap.load();
+            handle(&current, &msg, Transport::Tcp, &mut out)
+        };
+        if !send {
+            // Not a query we answer (a response, a runt): close, as NSD and Knot do.
+            return;
+        }
+        let mut framed = Vec::with_capacity(out.len() + 2);
+        framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&out);
+        match timeout(limits.idle_timeout, stream.write_all(&framed)).await {
+            Ok(Ok(())) => {}
+            _ => return,
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The immutable state every query reads: zones, identity, limits. A reload builds a
+//! new [`Snapshot`] beside the serving one and swaps it in atomically, so a query sees
+//! either the old state or the new one, never a mix.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+
+use crate::config::{Identity, ServerConfig};
+use crate::zone::{class, rtype, Name, RRset, ZoneSet};
+
+/// Prebuilt CHAOS-class TXT answers that tell instances apart (RFC 4892).
+#[derive(Debug, Default)]
+pub struct ChaosAnswers {
+    pub id_server: Option<RRset>,
+    pub hostname_bind: Option<RRset>,
+    pub version_bind: Option<RRset>,
+}
+
+impl ChaosAnswers {
+    fn txt(value: &Option<String>) -> Option<RRset> {
+        let v = value.as_ref()?;
+        let bytes = v.as_bytes();
+        let len = bytes.len().min(255);
+        let mut rd = Vec::with_capacity(len + 1);
+        rd.push(len as u8);
+        rd.extend_from_slice(&bytes[..len]);
+        Some(RRset::new(rtype::TXT, class::CH, 0, vec![rd.into_boxed_slice()]))
+    }
+
+    pub fn new(id: &Identity) -> ChaosAnswers {
+        ChaosAnswers {
+            id_server: Self::txt(&id.id_server),
+            hostname_bind: Self::txt(&id.hostname_bind),
+            version_bind: Self::txt(&id.version_bind),
+        }
+    }
+
+    /// The answer for a CHAOS name (lower-cased wire), if configured.
+    pub fn get(&self, qname: &[u8]) -> Option<&RRset> {
+        match qname {
+            b"\x02id\x06server\x00" => self.id_server.as_ref(),
+            b"\x08hostname\x04bind\x00" => self.hostname_bind.as_ref(),
+            b"\x07version\x04bind\x00" | b"\x07version\x06server\x00" => {
+                self.version_bind.as_ref()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Everything a query needs, immutable.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub zones: ZoneSet,
+    pub chaos: ChaosAnswers,
+    pub nsid: Option<Box<[u8]>>,
+    pub udp_payload: u16,
+    /// Counts successful loads, so logs and status can tell configurations apart.
+    pub generation: u64,
+    pub loaded_at: SystemTime,
+}
+
+impl Snapshot {
+    pub fn new(zones: ZoneSet, cfg: &ServerConfig, generation: u64) -> Snapshot {
+        Snapshot {
+            zones,
+            chaos: ChaosAnswers::new(&cfg.identity),
+            nsid: cfg.identity.nsid.clone().map(Vec::into_boxed_slice),
+            udp_payload: cfg.udp_payload_max,
+            generation,
+            loaded_at: SystemTime::now(),
+        }
+    }
+
+    pub fn zone_names(&self) -> Vec<Name> {
+        self.zones.zones().iter().map(|z| z.origin.clone()).collect()
+    }
+}
+
+/// The serving snapshot, swapped atomically on reload; readers never block.
+pub type SnapshotHandle = Arc<ArcSwap<Snapshot>>;
+
+pub fn handle(s: Snapshot) -> SnapshotHandle {
+    Arc::new(ArcSwap::from_pointee(s))
+}

@@ -1,0 +1,291 @@
+//! Builds a [`Zone`] from parsed records and checks it the way NSD and Knot do at load:
+//! every problem is reported at once, each with the file and line of the record.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rustc_hash::FxHashMap;
+
+use super::master::SourceRecord;
+use super::name::Name;
+use super::rdata::type_mnemonic;
+use super::{class, rtype, Node, RRset, Zone};
+
+/// A problem found while building a zone, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}: {message}", file.display())]
+pub struct ZoneError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub message: String,
+}
+
+/// Something the zone loads with but an operator should hear about.
+pub type ZoneWarning = ZoneError;
+
+/// Groups records into RRsets and checks the zone. `file` is the zone's own file,
+/// named by errors that belong to no single record (a missing SOA, say).
+pub fn build_zone(
+    origin: &Name,
+    file: &Path,
+    records: Vec<SourceRecord>,
+) -> Result<(Zone, Vec<ZoneWarning>), Vec<ZoneError>> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let err = |r: &SourceRecord, message: String| ZoneError {
+        file: r.file.to_path_buf(),
+        line: r.line,
+        message,
+    };
+
+    // (owner, type) -> records, keeping the first line each RRset appeared on.
+    struct Pending {
+        ttl: u32,
+        rdatas: Vec<Box<[u8]>>,
+        first: SourceRecord,
+    }
+    let mut sets: BTreeMap<(Name, u16), Pending> = BTreeMap::new();
+    for r in records {
+        if !r.owner.is_subdomain_of(origin) {
+            errors.push(err(
+                &r,
+                format!(
+                    "{} {} is outside the zone {origin}; owners must be at or below the origin",
+                    r.owner,
+                    type_mnemonic(r.rtype)
+                ),
+            ));
+            continue;
+        }
+        if r.rtype == rtype::DNAME {
+            errors.push(err(
+                &r,
+                "DNAME records are not supported; use a CNAME per name instead".to_string(),
+            ));
+            continue;
+        }
+        if matches!(
+            r.rtype,
+            rtype::OPT
+                | rtype::TKEY
+                | rtype::TSIG
+                | rtype::IXFR
+                | rtype::AXFR
+                | rtype::MAILA
+                | rtype::MAILB
+                | rtype::ANY
+        ) {
+            errors.push(err(
+                &r,
+                format!(
+                    "{} is a meta type and cannot be stored in a zone",
+                    type_mnemonic(r.rtype)
+                ),
+            ));
+            continue;
+        }
+        let key = (r.owner.clone(), r.rtype);
+        match sets.get_mut(&key) {
+            Some(p) => {
+                if r.ttl != p.ttl {
+                    // RFC 2181 §5.2: one TTL per RRset. Like BIND, keep the first.
+                    warnings.push(err(
+                        &r,
+                        format!(
+                            "TTL {} differs from {} given at line {} for the same RRset; using {} (RFC 2181 §5.2)",
+                            r.ttl, p.ttl, p.first.line, p.ttl
+                        ),
+                    ));
+                }
+                let rd: Box<[u8]> = r.rdata.into_boxed_slice();
+                // Duplicate records are one record (RFC 2181 §5).
+                if !p.rdatas.contains(&rd) {
+                    p.rdatas.push(rd);
+                }
+            }
+            None => {
+                let ttl = r.ttl;
+                let rd: Box<[u8]> = r.rdata.clone().into_boxed_slice();
+                sets.insert(
+                    key,
+                    Pending {
+                        ttl,
+                        rdatas: vec![rd],
+                        first: r,
+                    },
+                );
+            }
+        }
+    }
+
+    let zone_err = |message: String| ZoneError {
+        file: file.to_path_buf(),
+        line: 1,
+        message,
+    };
+
+    // SOA: exactly one record, at the apex.
+    let mut soa: Option<RRset> = None;
+    for ((owner, t), p) in &sets {
+        if *t != rtype::SOA {
+            continue;
+        }
+        if owner != origin {
+            errors.push(err(
+                &p.first,
+                format!("SOA at {owner} is not at the zone apex {origin}; a zone has one SOA, at its origin"),
+            ));
+        } else if p.rdatas.len() > 1 {
+            errors.push(err(
+                &p.first,
+                format!(
+                    "{} SOA records at {origin}; a zone has exactly one",
+                    p.rdatas.len()
+                ),
+            ));
+        } else {
+            soa = Some(RRset::new(rtype::SOA, class::IN, p.ttl, p.rdatas.clone()));
+        }
+    }
+    let soa_minimum = soa
+        .as_ref()
+        .and_then(|s| s.rdatas.first())
+        .and_then(|rd| rd.get(rd.len().saturating_sub(4)..))
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_be_bytes);
+    let serial = soa
+        .as_ref()
+        .and_then(|s| s.rdatas.first())
+        .and_then(|rd| rd.get(rd.len().saturating_sub(20)..rd.len().saturating_sub(16)))
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_be_bytes)
+        .unwrap_or(0);
+    if soa.is_none() && !sets.keys().any(|(o, t)| o == origin && *t == rtype::SOA) {
+        errors.push(zone_err(format!(
+            "zone {origin} has no SOA record; add one at @ (or a [soa] table in a policy file)"
+        )));
+    }
+    if !sets.contains_key(&(origin.clone(), rtype::NS)) {
+        errors.push(zone_err(format!(
+            "zone {origin} has no NS records at its apex; add at least one `@ NS <server>`"
+        )));
+    }
+
+    // Zone cuts: NS anywhere but the apex.
+    let cuts: Vec<Name> = sets
+        .keys()
+        .filter(|(o, t)| *t == rtype::NS && o != origin)
+        .map(|(o, _)| o.clone())
+        .collect();
+    let below_cut = |n: &Name| cuts.iter().any(|c| n != c && n.is_subdomain_of(c));
+
+    // CNAME beside other data (RFC 1034 §3.6.2, RFC 2181 §10.1).
+    let mut by_owner: BTreeMap<&Name, Vec<u16>> = BTreeMap::new();
+    for (o, t) in sets.keys() {
+        by_owner.entry(o).or_default().push(*t);
+    }
+    for (owner, types) in &by_owner {
+        if let Some(p) = sets.get(&((*owner).clone(), rtype::CNAME)) {
+            let others: Vec<String> = types
+                .iter()
+                .filter(|t| **t != rtype::CNAME)
+                .map(|t| type_mnemonic(*t))
+                .collect();
+            if !others.is_empty() {
+                errors.push(err(
+                    &p.first,
+                    format!(
+                        "CNAME at {owner} beside other data ({}); a name with a CNAME can have no other records",
+                        others.join(", ")
+                    ),
+                ));
+            }
+            if p.rdatas.len() > 1 {
+                errors.push(err(
+                    &p.first,
+                    format!(
+                        "{} CNAME records at {owner}; a name can have only one CNAME",
+                        p.rdatas.len()
+                    ),
+                ));
+            }
+        }
+    }
+
+    // Data below a cut belongs to the child zone: only glue addresses are kept.
+    for ((owner, t), p) in &sets {
+        if below_cut(owner) && !matches!(*t, rtype::A | rtype::AAAA) {
+            warnings.push(err(
+                &p.first,
+                format!(
+                    "{owner} {} is below the delegation to {} and is never served",
+                    type_mnemonic(*t),
+                    cuts.iter()
+                        .find(|c| owner.is_subdomain_of(c))
+                        .map(|c| c.to_string())
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+    }
+
+    // In-zone NS targets need addresses, or nobody can reach the server.
+    for ((owner, t), p) in &sets {
+        if *t != rtype::NS {
+            continue;
+        }
+        for rd in &p.rdatas {
+            let Some(target) = super::rdata::rdata_target(rtype::NS, rd) else {
+                continue;
+            };
+            if !target.is_subdomain_of(origin) {
+                continue;
+            }
+            let has_addr = sets.contains_key(&(target.clone(), rtype::A))
+                || sets.contains_key(&(target.clone(), rtype::AAAA));
+            if !has_addr {
+                errors.push(err(
+                    &p.first,
+                    format!(
+                        "NS {target} at {owner} is inside the zone but has no A or AAAA record; add its address (glue)"
+                    ),
+                ));
+            }
+        }
+    }
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+
+    let mut nodes: FxHashMap<Name, Node> = FxHashMap::default();
+    for ((owner, t), p) in sets {
+        // Every ancestor up to the origin exists, as an empty non-terminal if need be.
+        for anc in owner.ancestors_to(origin) {
+            nodes.entry(anc).or_default();
+        }
+        let set = RRset::new(t, class::IN, p.ttl, p.rdatas);
+        if let Some(node) = nodes.get_mut(&owner) {
+            node.rrsets.push(set);
+            if t == rtype::NS && owner != *origin {
+                node.cut = true;
+            }
+        }
+    }
+    for node in nodes.values_mut() {
+        node.rrsets.sort_by_key(|s| s.rtype);
+    }
+
+    let Some(soa) = soa else {
+        return Err(vec![zone_err(format!("zone {origin} has no usable SOA"))]);
+    };
+    let negative_ttl = soa.ttl.min(soa_minimum.unwrap_or(soa.ttl));
+    let zone = Zone {
+        origin: origin.clone(),
+        nodes,
+        negative_soa: soa.with_ttl(negative_ttl),
+        serial,
+        source: file.to_path_buf(),
+    };
+    Ok((zone, warnings))
+}

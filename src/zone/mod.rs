@@ -1,0 +1,442 @@
+//! Static zone data and the lookup algorithm of RFC 1034 §4.3.2, with wildcards per
+//! RFC 4592, delegations, CNAME chains, and NXDOMAIN versus NODATA (RFC 2308).
+//!
+//! A [`Zone`] is immutable once built. Every RRset carries its records prebuilt in wire
+//! format after the owner name, so answering a query copies bytes; it never encodes a
+//! record. [`Zone::lookup`] returns references into the zone and allocates nothing for
+//! ordinary answers.
+
+pub mod build;
+pub mod master;
+pub mod name;
+pub mod rdata;
+
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
+
+pub use name::Name;
+
+/// Record types the lookup algorithm treats specially (RFC 1035 §3.2.2 and later).
+pub mod rtype {
+    pub const A: u16 = 1;
+    pub const NS: u16 = 2;
+    pub const CNAME: u16 = 5;
+    pub const SOA: u16 = 6;
+    pub const PTR: u16 = 12;
+    pub const MX: u16 = 15;
+    pub const TXT: u16 = 16;
+    pub const AAAA: u16 = 28;
+    pub const SRV: u16 = 33;
+    pub const DNAME: u16 = 39;
+    pub const OPT: u16 = 41;
+    pub const DS: u16 = 43;
+    pub const TKEY: u16 = 249;
+    pub const TSIG: u16 = 250;
+    pub const IXFR: u16 = 251;
+    pub const AXFR: u16 = 252;
+    pub const MAILB: u16 = 253;
+    pub const MAILA: u16 = 254;
+    pub const ANY: u16 = 255;
+}
+
+/// Classes (RFC 1035 §3.2.4, RFC 2136 §1.2).
+pub mod class {
+    pub const IN: u16 = 1;
+    pub const CH: u16 = 3;
+    pub const ANY: u16 = 255;
+}
+
+/// One RRset: records of one owner, type and class, sharing a TTL (RFC 2181 §5).
+#[derive(Debug, Clone)]
+pub struct RRset {
+    pub rtype: u16,
+    pub class: u16,
+    pub ttl: u32,
+    /// Each record's RDATA, uncompressed, as loaded.
+    pub rdatas: Vec<Box<[u8]>>,
+    /// Each record prebuilt in wire format after its owner name:
+    /// TYPE, CLASS, TTL, RDLENGTH, RDATA. Answers copy these bytes.
+    pub wire: Vec<Box<[u8]>>,
+    /// Names the records point at (NS, CNAME, MX, SRV targets), for CNAME chasing
+    /// and additional-section processing, parsed once at load.
+    pub targets: Vec<Name>,
+}
+
+impl RRset {
+    pub fn new(rtype: u16, class: u16, ttl: u32, rdatas: Vec<Box<[u8]>>) -> RRset {
+        let wire = rdatas
+            .iter()
+            .map(|rd| encode_rr_tail(rtype, class, ttl, rd))
+            .collect();
+        let targets = rdatas
+            .iter()
+            .filter_map(|rd| rdata::rdata_target(rtype, rd))
+            .collect();
+        RRset {
+            rtype,
+            class,
+            ttl,
+            rdatas,
+            wire,
+            targets,
+        }
+    }
+
+    /// The same records with another TTL, for example the SOA of negative answers.
+    pub fn with_ttl(&self, ttl: u32) -> RRset {
+        RRset::new(self.rtype, self.class, ttl, self.rdatas.clone())
+    }
+
+    /// Wire size of the whole RRset when every owner name is a 2-byte pointer.
+    pub fn wire_len_compressed(&self) -> usize {
+        self.wire.iter().map(|w| w.len() + 2).sum()
+    }
+}
+
+/// TYPE, CLASS, TTL, RDLENGTH and RDATA of one record (RFC 1035 §4.1.3).
+pub fn encode_rr_tail(rtype: u16, class: u16, ttl: u32, rdata: &[u8]) -> Box<[u8]> {
+    let mut v = Vec::with_capacity(10 + rdata.len());
+    v.extend_from_slice(&rtype.to_be_bytes());
+    v.extend_from_slice(&class.to_be_bytes());
+    v.extend_from_slice(&ttl.to_be_bytes());
+    // RDATA length was checked against u16 when the record was parsed.
+    v.extend_from_slice(&(rdata.len().min(u16::MAX as usize) as u16).to_be_bytes());
+    v.extend_from_slice(rdata);
+    v.into_boxed_slice()
+}
+
+/// One name in a zone and its data. A node with no RRsets is an empty
+/// non-terminal (RFC 8020, RFC 4592 §2.2.2): it exists, so queries for it are NODATA.
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    /// RRsets sorted by type.
+    pub rrsets: Vec<RRset>,
+    /// NS at a name other than the apex: a zone cut. Everything below is not ours.
+    pub cut: bool,
+}
+
+impl Node {
+    pub fn get(&self, rtype: u16) -> Option<&RRset> {
+        self.rrsets
+            .binary_search_by_key(&rtype, |s| s.rtype)
+            .ok()
+            .map(|i| &self.rrsets[i])
+    }
+}
+
+/// An authoritative zone.
+#[derive(Debug)]
+pub struct Zone {
+    pub origin: Name,
+    /// Every name in the zone, empty non-terminals included, keyed by lower-cased wire.
+    pub nodes: FxHashMap<Name, Node>,
+    /// The SOA with the negative-caching TTL min(SOA TTL, MINIMUM) (RFC 2308 §3).
+    pub negative_soa: RRset,
+    pub serial: u32,
+    /// Where the zone came from, for status output and error messages.
+    pub source: std::path::PathBuf,
+}
+
+/// DNS response codes used by the lookup (RFC 1035 §4.1.1, RFC 6891 §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rcode {
+    NoError = 0,
+    FormErr = 1,
+    ServFail = 2,
+    NxDomain = 3,
+    NotImp = 4,
+    Refused = 5,
+}
+
+/// Whose name a record in a response carries.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'z> {
+    /// The query name as the client wrote it (exact and wildcard-synthesized answers).
+    Query,
+    /// Another name from the zone: a CNAME target, an NS target, a delegation point.
+    Name(&'z Name),
+}
+
+/// One RRset placed in a section of a response.
+#[derive(Debug, Clone, Copy)]
+pub struct Rec<'z> {
+    pub owner: Owner<'z>,
+    pub set: &'z RRset,
+}
+
+/// Sections of a response; a section rarely holds more than a few RRsets.
+pub type Section<'z> = SmallVec<[Rec<'z>; 4]>;
+
+/// What the zone says in answer to one question.
+#[derive(Debug, Default)]
+pub struct Answer<'z> {
+    pub rcode: Option<Rcode>,
+    pub authoritative: bool,
+    pub answer: Section<'z>,
+    pub authority: Section<'z>,
+    pub additional: Section<'z>,
+    /// Additional records that must fit or the response is truncated: glue that a
+    /// referral cannot do without (RFC 9471).
+    pub glue_required: bool,
+}
+
+impl Answer<'_> {
+    pub fn rcode(&self) -> Rcode {
+        self.rcode.unwrap_or(Rcode::NoError)
+    }
+}
+
+/// How many CNAMEs one answer follows before it stops (loops are cut here too).
+pub const MAX_CNAME_CHAIN: usize = 12;
+
+impl Zone {
+    /// Answers `qname` (lower-cased wire, at or below the origin) for `qtype`.
+    /// `all_any` gives every RRset for ANY; otherwise ANY gets one RRset (RFC 8482 §4.1).
+    pub fn lookup<'z>(&'z self, qname: &[u8], qtype: u16, all_any: bool) -> Answer<'z> {
+        let mut ans = Answer {
+            authoritative: true,
+            ..Answer::default()
+        };
+        self.resolve(qname, Owner::Query, qtype, all_any, &mut ans, 0);
+        ans
+    }
+
+    /// One step of the RFC 1034 §4.3.2 algorithm for `name`; recurses along CNAMEs.
+    fn resolve<'z>(
+        &'z self,
+        name: &[u8],
+        owner: Owner<'z>,
+        qtype: u16,
+        all_any: bool,
+        ans: &mut Answer<'z>,
+        depth: usize,
+    ) {
+        let origin_len = self.origin.wire().len();
+        // Label start positions of `name`, from the leftmost label to the origin.
+        let mut starts: SmallVec<[usize; 16]> = SmallVec::new();
+        for o in name::label_offsets(name) {
+            if name.len() - o < origin_len {
+                break;
+            }
+            starts.push(o);
+        }
+        // `starts` ends with the origin (name.len() - origin_len). Walk down from it.
+        let mut encloser: Option<(&'z Name, &'z Node)> = None;
+        for (i, &pos) in starts.iter().enumerate().rev() {
+            match self.nodes.get_key_value(&name[pos..]) {
+                Some((key, node)) => {
+                    let is_qname = i == 0;
+                    if node.cut && !(is_qname && qtype == rtype::DS) {
+                        self.referral(key, node, ans);
+                        return;
+                    }
+                    encloser = Some((key, node));
+                    if is_qname {
+                        self.answer_node(node, owner, qtype, all_any, ans, depth);
+                        return;
+                    }
+                }
+                None => break,
+            }
+        }
+        // The name does not exist. Its closest encloser is `encloser`; the source of
+        // synthesis is `*.<closest encloser>` (RFC 4592 §3.3.1).
+        let Some((ce, _)) = encloser else {
+            // Not even the origin exists: not a name of this zone.
+            ans.rcode = Some(Rcode::NxDomain);
+            ans.authority.push(Rec {
+                owner: Owner::Name(&self.origin),
+                set: &self.negative_soa,
+            });
+            return;
+        };
+        let mut wild = [0u8; name::MAX_NAME_LEN + 2];
+        let wlen = ce.wire().len() + 2;
+        if wlen <= name::MAX_NAME_LEN {
+            wild[0] = 1;
+            wild[1] = b'*';
+            wild[2..wlen].copy_from_slice(ce.wire());
+            if let Some(node) = self.nodes.get(&wild[..wlen]) {
+                self.answer_node(node, owner, qtype, all_any, ans, depth);
+                return;
+            }
+        }
+        ans.rcode = Some(Rcode::NxDomain);
+        ans.authority.push(Rec {
+            owner: Owner::Name(&self.origin),
+            set: &self.negative_soa,
+        });
+    }
+
+    /// Answers from a node that matched (exactly, or as the wildcard for the name).
+    fn answer_node<'z>(
+        &'z self,
+        node: &'z Node,
+        owner: Owner<'z>,
+        qtype: u16,
+        all_any: bool,
+        ans: &mut Answer<'z>,
+        depth: usize,
+    ) {
+        if qtype == rtype::ANY {
+            if node.rrsets.is_empty() {
+                self.nodata(ans);
+                return;
+            }
+            for set in &node.rrsets {
+                ans.answer.push(Rec { owner, set });
+                if !all_any {
+                    break;
+                }
+            }
+            return;
+        }
+        if let Some(set) = node.get(qtype) {
+            ans.answer.push(Rec { owner, set });
+            self.additional_for(set, ans);
+            return;
+        }
+        if let Some(cname) = node.get(rtype::CNAME) {
+            ans.answer.push(Rec { owner, set: cname });
+            let Some(target) = cname.targets.first() else {
+                return;
+            };
+            // Chase inside this zone only; a loop or a long chain stops here and the
+            // client's resolver carries on from the last CNAME (RFC 1034 §3.6.2).
+            if depth + 1 >= MAX_CNAME_CHAIN || !target.is_subdomain_of(&self.origin) {
+                return;
+            }
+            let seen = ans.answer.iter().any(|r| match r.owner {
+                Owner::Name(n) => n == target,
+                Owner::Query => false,
+            });
+            if seen {
+                return;
+            }
+            self.resolve(
+                target.wire(),
+                Owner::Name(target),
+                qtype,
+                all_any,
+                ans,
+                depth + 1,
+            );
+            return;
+        }
+        self.nodata(ans);
+    }
+
+    fn nodata<'z>(&'z self, ans: &mut Answer<'z>) {
+        ans.authority.push(Rec {
+            owner: Owner::Name(&self.origin),
+            set: &self.negative_soa,
+        });
+    }
+
+    /// A referral to the child zone at a cut: NS in authority, glue in additional,
+    /// AA clear unless an authoritative CNAME led here (RFC 1034 §4.3.2 step 3b).
+    fn referral<'z>(&'z self, cut: &'z Name, node: &'z Node, ans: &mut Answer<'z>) {
+        let Some(ns) = node.get(rtype::NS) else {
+            return;
+        };
+        if ans.answer.is_empty() {
+            ans.authoritative = false;
+        }
+        ans.authority.push(Rec {
+            owner: Owner::Name(cut),
+            set: ns,
+        });
+        if let Some(ds) = node.get(rtype::DS) {
+            ans.authority.push(Rec {
+                owner: Owner::Name(cut),
+                set: ds,
+            });
+        }
+        let before = ans.additional.len();
+        self.additional_for(ns, ans);
+        if ans.additional.len() > before {
+            ans.glue_required = true;
+        }
+    }
+
+    /// Addresses of in-zone NS, MX and SRV targets for the additional section.
+    fn additional_for<'z>(&'z self, set: &'z RRset, ans: &mut Answer<'z>) {
+        if !matches!(set.rtype, rtype::NS | rtype::MX | rtype::SRV) {
+            return;
+        }
+        for target in &set.targets {
+            if !target.is_subdomain_of(&self.origin) {
+                continue;
+            }
+            let Some(node) = self.nodes.get(target.wire()) else {
+                continue;
+            };
+            for t in [rtype::A, rtype::AAAA] {
+                if let Some(addr) = node.get(t) {
+                    let dup = ans
+                        .additional
+                        .iter()
+                        .any(|r| std::ptr::eq(r.set, addr));
+                    if !dup {
+                        ans.additional.push(Rec {
+                            owner: Owner::Name(target),
+                            set: addr,
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every zone served, found by longest match on the query name.
+#[derive(Debug, Default)]
+pub struct ZoneSet {
+    zones: Vec<Zone>,
+    by_origin: FxHashMap<Name, usize>,
+}
+
+impl ZoneSet {
+    pub fn new(zones: Vec<Zone>) -> ZoneSet {
+        let by_origin = zones
+            .iter()
+            .enumerate()
+            .map(|(i, z)| (z.origin.clone(), i))
+            .collect();
+        ZoneSet { zones, by_origin }
+    }
+
+    pub fn zones(&self) -> &[Zone] {
+        &self.zones
+    }
+
+    pub fn len(&self) -> usize {
+        self.zones.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.zones.is_empty()
+    }
+
+    /// The zone with the longest origin that contains `qname` (lower-cased wire).
+    pub fn find(&self, qname: &[u8]) -> Option<&Zone> {
+        self.find_with_parent(qname).map(|(z, _)| z)
+    }
+
+    /// The deepest zone containing `qname`, and the next zone above it if we serve one:
+    /// a DS query at a child apex is answered from the parent side (RFC 4035 §3.1.4.1).
+    pub fn find_with_parent(&self, qname: &[u8]) -> Option<(&Zone, Option<&Zone>)> {
+        let mut found: Option<&Zone> = None;
+        let starts = name::label_offsets(qname).chain(std::iter::once(qname.len() - 1));
+        for o in starts {
+            if let Some(&i) = self.by_origin.get(&qname[o..]) {
+                if found.is_none() {
+                    found = Some(&self.zones[i]);
+                } else {
+                    return found.map(|z| (z, Some(&self.zones[i])));
+                }
+            }
+        }
+        found.map(|z| (z, None))
+    }
+}

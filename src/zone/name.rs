@@ -1,0 +1,388 @@
+//! Domain names as signpost stores them: uncompressed wire format, lower-cased.
+//!
+//! Names compare case-insensitively (RFC 4343), so the canonical form keeps every
+//! ASCII letter lower-cased; the letter case a client asked with is kept by the
+//! server, which copies the question from the query (RFC 4343 §4.1 and 0x20 clients).
+
+use std::borrow::Borrow;
+use std::fmt;
+
+/// Longest name on the wire, root label included (RFC 1035 §2.3.4).
+pub const MAX_NAME_LEN: usize = 255;
+/// Longest label (RFC 1035 §2.3.4).
+pub const MAX_LABEL_LEN: usize = 63;
+
+/// A fully qualified domain name in lower-cased, uncompressed wire format.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Name {
+    wire: Box<[u8]>,
+}
+
+/// Why a name in presentation format was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("empty label in name {0:?} (two dots in a row)")]
+    EmptyLabel(String),
+    #[error("label longer than 63 octets in name {0:?}")]
+    LabelTooLong(String),
+    #[error("name {0:?} is longer than 255 octets")]
+    NameTooLong(String),
+    #[error("bad escape in name {0:?} (use \\DDD with DDD <= 255, or \\X)")]
+    BadEscape(String),
+    #[error("relative name {0:?} with no origin to complete it")]
+    NoOrigin(String),
+}
+
+impl Name {
+    /// The root name `.`.
+    pub fn root() -> Name {
+        Name {
+            wire: Box::new([0u8]),
+        }
+    }
+
+    /// Builds a name from wire bytes that are known to be a valid uncompressed name.
+    /// Letters are lower-cased. Returns `None` when the bytes are not one whole name.
+    pub fn from_wire(wire: &[u8]) -> Option<Name> {
+        if wire_name_len(wire)? != wire.len() {
+            return None;
+        }
+        let mut v = wire.to_vec();
+        lowercase_wire(&mut v);
+        Some(Name {
+            wire: v.into_boxed_slice(),
+        })
+    }
+
+    /// Parses a name in presentation format (RFC 1035 §5.1). A name that does not end
+    /// in a dot is relative and completed with `origin`; `@` is the origin itself.
+    pub fn parse(text: &str, origin: Option<&Name>) -> Result<Name, NameError> {
+        if text == "@" {
+            return origin
+                .cloned()
+                .ok_or_else(|| NameError::NoOrigin(text.to_string()));
+        }
+        if text == "." {
+            return Ok(Name::root());
+        }
+        let bytes = text.as_bytes();
+        let mut wire: Vec<u8> = Vec::with_capacity(bytes.len() + 2);
+        let mut label: Vec<u8> = Vec::with_capacity(63);
+        let mut absolute = false;
+        let mut i = 0;
+        while i < bytes.len() {
+            let c = bytes[i];
+            match c {
+                b'.' => {
+                    if label.is_empty() {
+                        return Err(NameError::EmptyLabel(text.to_string()));
+                    }
+                    push_label(&mut wire, &label, text)?;
+                    label.clear();
+                    if i + 1 == bytes.len() {
+                        absolute = true;
+                    }
+                    i += 1;
+                }
+                b'\\' => {
+                    let rest = &bytes[i + 1..];
+                    if rest.len() >= 3 && rest[..3].iter().all(u8::is_ascii_digit) {
+                        let v = (rest[0] - b'0') as u32 * 100
+                            + (rest[1] - b'0') as u32 * 10
+                            + (rest[2] - b'0') as u32;
+                        if v > 255 {
+                            return Err(NameError::BadEscape(text.to_string()));
+                        }
+                        label.push(v as u8);
+                        i += 4;
+                    } else if let Some(&x) = rest.first() {
+                        if x.is_ascii_digit() {
+                            return Err(NameError::BadEscape(text.to_string()));
+                        }
+                        label.push(x);
+                        i += 2;
+                    } else {
+                        return Err(NameError::BadEscape(text.to_string()));
+                    }
+                }
+                _ => {
+                    label.push(c);
+                    i += 1;
+                }
+            }
+            if label.len() > MAX_LABEL_LEN {
+                return Err(NameError::LabelTooLong(text.to_string()));
+            }
+        }
+        if !label.is_empty() {
+            push_label(&mut wire, &label, text)?;
+        }
+        if !absolute {
+            let origin = origin.ok_or_else(|| NameError::NoOrigin(text.to_string()))?;
+            wire.extend_from_slice(origin.wire());
+        } else {
+            wire.push(0);
+        }
+        if wire.len() > MAX_NAME_LEN {
+            return Err(NameError::NameTooLong(text.to_string()));
+        }
+        lowercase_wire(&mut wire);
+        Ok(Name {
+            wire: wire.into_boxed_slice(),
+        })
+    }
+
+    /// The name in wire format, root label included.
+    pub fn wire(&self) -> &[u8] {
+        &self.wire
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.wire.len() == 1
+    }
+
+    /// Number of labels, not counting the root.
+    pub fn label_count(&self) -> usize {
+        label_offsets(&self.wire).count()
+    }
+
+    /// The labels from the leftmost to the rightmost, root excluded.
+    pub fn labels(&self) -> impl Iterator<Item = &[u8]> {
+        label_offsets(&self.wire).map(move |o| {
+            let len = self.wire[o] as usize;
+            &self.wire[o + 1..o + 1 + len]
+        })
+    }
+
+    /// The first (leftmost) label, or `None` at the root.
+    pub fn first_label(&self) -> Option<&[u8]> {
+        self.labels().next()
+    }
+
+    /// The name without its leftmost label; `None` at the root.
+    pub fn parent(&self) -> Option<Name> {
+        if self.is_root() {
+            return None;
+        }
+        let skip = self.wire[0] as usize + 1;
+        Some(Name {
+            wire: self.wire[skip..].into(),
+        })
+    }
+
+    /// True when `self` is `other` or below it.
+    pub fn is_subdomain_of(&self, other: &Name) -> bool {
+        is_wire_subdomain(&self.wire, &other.wire)
+    }
+
+    /// `label.self`, for example `*` prepended to make a wildcard owner.
+    pub fn prepend(&self, label: &[u8]) -> Option<Name> {
+        if label.is_empty()
+            || label.len() > MAX_LABEL_LEN
+            || self.wire.len() + label.len() + 1 > MAX_NAME_LEN
+        {
+            return None;
+        }
+        let mut v = Vec::with_capacity(self.wire.len() + label.len() + 1);
+        v.push(label.len() as u8);
+        v.extend_from_slice(label);
+        v.extend_from_slice(&self.wire);
+        lowercase_wire(&mut v);
+        Some(Name {
+            wire: v.into_boxed_slice(),
+        })
+    }
+
+    /// True when the leftmost label is `*` (RFC 4592 §2.1.1).
+    pub fn is_wildcard(&self) -> bool {
+        self.first_label() == Some(b"*")
+    }
+
+    /// Every ancestor from `self` up to and including `stop`, deepest first.
+    /// Empty when `self` is not at or below `stop`.
+    pub fn ancestors_to(&self, stop: &Name) -> Vec<Name> {
+        let mut out = Vec::new();
+        if !self.is_subdomain_of(stop) {
+            return out;
+        }
+        let mut cur = self.clone();
+        loop {
+            let done = cur == *stop;
+            out.push(cur.clone());
+            if done {
+                break;
+            }
+            match cur.parent() {
+                Some(p) => cur = p,
+                None => break,
+            }
+        }
+        out
+    }
+}
+
+impl Borrow<[u8]> for Name {
+    fn borrow(&self) -> &[u8] {
+        &self.wire
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_presentation(&self.wire, f)
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Name({self})")
+    }
+}
+
+/// Writes an uncompressed wire name in presentation format, escaping as RFC 1035 §5.1.
+pub fn write_presentation(wire: &[u8], f: &mut impl fmt::Write) -> fmt::Result {
+    if wire.len() <= 1 {
+        return f.write_char('.');
+    }
+    for o in label_offsets(wire) {
+        let len = wire[o] as usize;
+        for &b in &wire[o + 1..o + 1 + len] {
+            match b {
+                b'.' | b'\\' | b'"' | b'(' | b')' | b';' | b'@' | b'$' => {
+                    f.write_char('\\')?;
+                    f.write_char(b as char)?;
+                }
+                0x21..=0x7e => f.write_char(b as char)?,
+                _ => write!(f, "\\{b:03}")?,
+            }
+        }
+        f.write_char('.')?;
+    }
+    Ok(())
+}
+
+fn push_label(wire: &mut Vec<u8>, label: &[u8], text: &str) -> Result<(), NameError> {
+    if label.len() > MAX_LABEL_LEN {
+        return Err(NameError::LabelTooLong(text.to_string()));
+    }
+    wire.push(label.len() as u8);
+    wire.extend_from_slice(label);
+    if wire.len() >= MAX_NAME_LEN {
+        return Err(NameError::NameTooLong(text.to_string()));
+    }
+    Ok(())
+}
+
+/// Lower-cases the ASCII letters of an uncompressed wire name in place.
+/// Length octets are below 64 and never letters, so the whole slice can be folded.
+pub fn lowercase_wire(wire: &mut [u8]) {
+    wire.make_ascii_lowercase();
+}
+
+/// Length of the uncompressed wire name at the start of `buf`, root included;
+/// `None` when it is not a well-formed uncompressed name within 255 octets.
+pub fn wire_name_len(buf: &[u8]) -> Option<usize> {
+    let mut pos = 0usize;
+    loop {
+        let len = *buf.get(pos)? as usize;
+        if len == 0 {
+            return Some(pos + 1);
+        }
+        if len > MAX_LABEL_LEN {
+            return None;
+        }
+        pos += len + 1;
+        if pos >= MAX_NAME_LEN {
+            return None;
+        }
+    }
+}
+
+/// Offsets of the length octet of each label, root excluded.
+pub fn label_offsets(wire: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let mut pos = 0usize;
+    std::iter::from_fn(move || {
+        let len = *wire.get(pos)? as usize;
+        if len == 0 {
+            return None;
+        }
+        let here = pos;
+        pos += len + 1;
+        Some(here)
+    })
+}
+
+/// True when wire name `a` equals `b` or lies below it. Both lower-cased.
+pub fn is_wire_subdomain(a: &[u8], b: &[u8]) -> bool {
+    if b.len() > a.len() {
+        return false;
+    }
+    let start = a.len() - b.len();
+    if a[start..] != *b {
+        return false;
+    }
+    // The match must begin on a label boundary of `a` (the root is a boundary).
+    start == 0 || b.len() == 1 || label_offsets(a).any(|o| o == start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> Name {
+        Name::parse(s, None).unwrap()
+    }
+
+    #[test]
+    fn parse_and_display_round_trip() {
+        let name = n("WWW.Example.COM.");
+        assert_eq!(name.to_string(), "www.example.com.");
+        assert_eq!(name.wire(), b"\x03www\x07example\x03com\x00");
+        assert_eq!(name.label_count(), 3);
+    }
+
+    #[test]
+    fn relative_names_use_origin() {
+        let origin = n("example.com.");
+        assert_eq!(Name::parse("www", Some(&origin)).unwrap(), n("www.example.com."));
+        assert_eq!(Name::parse("@", Some(&origin)).unwrap(), origin);
+        assert!(matches!(Name::parse("www", None), Err(NameError::NoOrigin(_))));
+    }
+
+    #[test]
+    fn escapes() {
+        let name = n("a\\.b.c\\032d.");
+        assert_eq!(name.wire(), b"\x03a.b\x03c d\x00");
+        assert_eq!(name.to_string(), "a\\.b.c\\032d.");
+        assert!(matches!(Name::parse("a\\256.", None), Err(NameError::BadEscape(_))));
+    }
+
+    #[test]
+    fn limits() {
+        let long = "a".repeat(64);
+        assert!(matches!(
+            Name::parse(&format!("{long}."), None),
+            Err(NameError::LabelTooLong(_))
+        ));
+        let many = "abcdefghi.".repeat(26);
+        assert!(matches!(Name::parse(&many, None), Err(NameError::NameTooLong(_))));
+        assert!(matches!(Name::parse("a..b.", None), Err(NameError::EmptyLabel(_))));
+    }
+
+    #[test]
+    fn subdomain_on_label_boundary() {
+        assert!(n("www.example.com.").is_subdomain_of(&n("example.com.")));
+        assert!(n("example.com.").is_subdomain_of(&n("example.com.")));
+        assert!(!n("wwwexample.com.").is_subdomain_of(&n("example.com.")));
+        assert!(!n("xample.com.").is_subdomain_of(&n("example.com.")));
+        assert!(n("a.b.").is_subdomain_of(&Name::root()));
+    }
+
+    #[test]
+    fn ancestors() {
+        let a = n("a.b.example.com.").ancestors_to(&n("example.com."));
+        let s: Vec<String> = a.iter().map(|x| x.to_string()).collect();
+        assert_eq!(s, ["a.b.example.com.", "b.example.com.", "example.com."]);
+        assert!(n("x.org.").ancestors_to(&n("example.com.")).is_empty());
+    }
+}

@@ -19,7 +19,10 @@ while [ $# -gt 0 ]; do
         *) echo "$0: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-[ -d "$zones" ] && [ -n "$listen" ] || { echo "$0: need --zones DIR and --listen ADDR:PORT" >&2; exit 2; }
+if ! [ -d "$zones" ] || [ -z "$listen" ]; then
+    echo "$0: need --zones DIR and --listen ADDR:PORT" >&2
+    exit 2
+fi
 zones=$(cd "$zones" && pwd)
 addr=${listen%:*} port=${listen##*:}
 

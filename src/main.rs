@@ -14,7 +14,11 @@ use signpost::server::{self, TcpLimits};
 use signpost::snapshot;
 
 #[derive(Parser)]
-#[command(name = "signpost", version, about = "Authoritative DNS that steers each client to the right region")]
+#[command(
+    name = "signpost",
+    version,
+    about = "Authoritative DNS that steers each client to the right region"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

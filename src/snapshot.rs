@@ -26,7 +26,12 @@ impl ChaosAnswers {
         let mut rd = Vec::with_capacity(len + 1);
         rd.push(len as u8);
         rd.extend_from_slice(&bytes[..len]);
-        Some(RRset::new(rtype::TXT, class::CH, 0, vec![rd.into_boxed_slice()]))
+        Some(RRset::new(
+            rtype::TXT,
+            class::CH,
+            0,
+            vec![rd.into_boxed_slice()],
+        ))
     }
 
     pub fn new(id: &Identity) -> ChaosAnswers {
@@ -42,9 +47,7 @@ impl ChaosAnswers {
         match qname {
             b"\x02id\x06server\x00" => self.id_server.as_ref(),
             b"\x08hostname\x04bind\x00" => self.hostname_bind.as_ref(),
-            b"\x07version\x04bind\x00" | b"\x07version\x06server\x00" => {
-                self.version_bind.as_ref()
-            }
+            b"\x07version\x04bind\x00" | b"\x07version\x06server\x00" => self.version_bind.as_ref(),
             _ => None,
         }
     }
@@ -75,7 +78,11 @@ impl Snapshot {
     }
 
     pub fn zone_names(&self) -> Vec<Name> {
-        self.zones.zones().iter().map(|z| z.origin.clone()).collect()
+        self.zones
+            .zones()
+            .iter()
+            .map(|z| z.origin.clone())
+            .collect()
     }
 }
 

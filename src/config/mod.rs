@@ -64,5 +64,9 @@ impl std::error::Error for ConfigErrors {}
 /// 1-based line number of byte offset `pos` in `text`.
 pub fn line_of(text: &str, pos: usize) -> usize {
     let pos = pos.min(text.len());
-    text.as_bytes()[..pos].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..pos]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }

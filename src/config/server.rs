@@ -132,7 +132,9 @@ impl ServerConfig {
                     Ok(a) => cfg.listen.push(a),
                     Err(_) => errors.push(key_err(
                         "listen",
-                        format!("listen address {l:?} is not ADDR:PORT (like 127.0.0.1:53 or [::1]:53)"),
+                        format!(
+                            "listen address {l:?} is not ADDR:PORT (like 127.0.0.1:53 or [::1]:53)"
+                        ),
                     )),
                 }
             }
@@ -144,7 +146,9 @@ impl ServerConfig {
             if n > 256 {
                 errors.push(key_err(
                     "udp_sockets_per_address",
-                    format!("udp_sockets_per_address = {n} is too many; use 0 (one per core) up to 256"),
+                    format!(
+                        "udp_sockets_per_address = {n} is too many; use 0 (one per core) up to 256"
+                    ),
                 ));
             }
             cfg.udp_sockets_per_address = n;
@@ -153,7 +157,9 @@ impl ServerConfig {
             if p < 512 {
                 errors.push(key_err(
                     "udp_payload_max",
-                    format!("udp_payload_max = {p} is below 512; use 512 to 65535 (1232 recommended)"),
+                    format!(
+                        "udp_payload_max = {p} is below 512; use 512 to 65535 (1232 recommended)"
+                    ),
                 ));
             }
             cfg.udp_payload_max = p;
@@ -174,7 +180,9 @@ impl ServerConfig {
                     Ok(d) if !d.is_zero() => cfg.tcp_idle_timeout = d,
                     _ => errors.push(key_err(
                         "idle_timeout",
-                        format!("tcp.idle_timeout = {t:?} is not a duration like \"10s\" or \"500ms\""),
+                        format!(
+                            "tcp.idle_timeout = {t:?} is not a duration like \"10s\" or \"500ms\""
+                        ),
                     )),
                 }
             }

@@ -196,7 +196,9 @@ pub fn load_master_zone(path: &Path) -> Result<(Zone, Vec<ConfigError>), Vec<Con
         vec![ConfigError::new(
             path,
             0,
-            format!("file name does not give a zone name ({e}); name the file like example.com.zone"),
+            format!(
+                "file name does not give a zone name ({e}); name the file like example.com.zone"
+            ),
         )]
     })?;
     let opts = MasterOptions {
@@ -298,7 +300,10 @@ pub fn compile_policy(
             errors.push(ConfigError::new(
                 path,
                 at(zf.span()),
-                format!("zonefile {:?} does not exist (relative to this file)", zf.get_ref()),
+                format!(
+                    "zonefile {:?} does not exist (relative to this file)",
+                    zf.get_ref()
+                ),
             ));
         } else {
             let (recs, errs) = master::parse_file(&p, &opts);
@@ -348,8 +353,7 @@ fn soa_record(
 ) -> Result<(u32, Vec<u8>), String> {
     let primary = Name::parse(&soa.primary, Some(origin)).map_err(|e| format!("primary: {e}"))?;
     let contact_text = contact_to_name(&soa.contact);
-    let contact =
-        Name::parse(&contact_text, Some(origin)).map_err(|e| format!("contact: {e}"))?;
+    let contact = Name::parse(&contact_text, Some(origin)).map_err(|e| format!("contact: {e}"))?;
     let t = |v: &Option<TtlValue>, d: u32, key: &str| -> Result<u32, String> {
         match v {
             Some(v) => v.seconds().map_err(|m| format!("{key}: {m}")),
@@ -395,8 +399,17 @@ mod tests {
 
     #[test]
     fn contact_forms() {
-        assert_eq!(contact_to_name("hostmaster@example.com"), "hostmaster.example.com.");
-        assert_eq!(contact_to_name("j.doe@example.com."), "j\\.doe.example.com.");
-        assert_eq!(contact_to_name("hostmaster.example.com."), "hostmaster.example.com.");
+        assert_eq!(
+            contact_to_name("hostmaster@example.com"),
+            "hostmaster.example.com."
+        );
+        assert_eq!(
+            contact_to_name("j.doe@example.com."),
+            "j\\.doe.example.com."
+        );
+        assert_eq!(
+            contact_to_name("hostmaster.example.com."),
+            "hostmaster.example.com."
+        );
     }
 }

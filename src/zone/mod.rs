@@ -197,20 +197,25 @@ impl Zone {
             authoritative: true,
             ..Answer::default()
         };
-        self.resolve(qname, Owner::Query, qtype, all_any, &mut ans, 0);
+        let step = Step {
+            qname,
+            qtype,
+            all_any,
+        };
+        self.resolve(&step, qname, Owner::Query, &mut ans, 0);
         ans
     }
 
     /// One step of the RFC 1034 §4.3.2 algorithm for `name`; recurses along CNAMEs.
     fn resolve<'z>(
         &'z self,
+        step: &Step<'_>,
         name: &[u8],
         owner: Owner<'z>,
-        qtype: u16,
-        all_any: bool,
         ans: &mut Answer<'z>,
         depth: usize,
     ) {
+        let qtype = step.qtype;
         let origin_len = self.origin.wire().len();
         // Label start positions of `name`, from the leftmost label to the origin.
         let mut starts: SmallVec<[usize; 16]> = SmallVec::new();
@@ -232,7 +237,7 @@ impl Zone {
                     }
                     encloser = Some((key, node));
                     if is_qname {
-                        self.answer_node(node, owner, qtype, all_any, ans, depth);
+                        self.answer_node(step, node, owner, ans, depth);
                         return;
                     }
                 }
@@ -257,7 +262,7 @@ impl Zone {
             wild[1] = b'*';
             wild[2..wlen].copy_from_slice(ce.wire());
             if let Some(node) = self.nodes.get(&wild[..wlen]) {
-                self.answer_node(node, owner, qtype, all_any, ans, depth);
+                self.answer_node(step, node, owner, ans, depth);
                 return;
             }
         }
@@ -271,13 +276,13 @@ impl Zone {
     /// Answers from a node that matched (exactly, or as the wildcard for the name).
     fn answer_node<'z>(
         &'z self,
+        step: &Step<'_>,
         node: &'z Node,
         owner: Owner<'z>,
-        qtype: u16,
-        all_any: bool,
         ans: &mut Answer<'z>,
         depth: usize,
     ) {
+        let qtype = step.qtype;
         if qtype == rtype::ANY {
             if node.rrsets.is_empty() {
                 self.nodata(ans);
@@ -285,7 +290,7 @@ impl Zone {
             }
             for set in &node.rrsets {
                 ans.answer.push(Rec { owner, set });
-                if !all_any {
+                if !step.all_any {
                     break;
                 }
             }
@@ -308,19 +313,12 @@ impl Zone {
             }
             let seen = ans.answer.iter().any(|r| match r.owner {
                 Owner::Name(n) => n == target,
-                Owner::Query => false,
+                Owner::Query => target.wire() == step.qname,
             });
             if seen {
                 return;
             }
-            self.resolve(
-                target.wire(),
-                Owner::Name(target),
-                qtype,
-                all_any,
-                ans,
-                depth + 1,
-            );
+            self.resolve(step, target.wire(), Owner::Name(target), ans, depth + 1);
             return;
         }
         self.nodata(ans);
@@ -373,10 +371,7 @@ impl Zone {
             };
             for t in [rtype::A, rtype::AAAA] {
                 if let Some(addr) = node.get(t) {
-                    let dup = ans
-                        .additional
-                        .iter()
-                        .any(|r| std::ptr::eq(r.set, addr));
+                    let dup = ans.additional.iter().any(|r| std::ptr::eq(r.set, addr));
                     if !dup {
                         ans.additional.push(Rec {
                             owner: Owner::Name(target),
@@ -387,6 +382,13 @@ impl Zone {
             }
         }
     }
+}
+
+/// The question being answered, carried along a CNAME chain.
+struct Step<'q> {
+    qname: &'q [u8],
+    qtype: u16,
+    all_any: bool,
 }
 
 /// Every zone served, found by longest match on the query name.

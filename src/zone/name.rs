@@ -344,9 +344,15 @@ mod tests {
     #[test]
     fn relative_names_use_origin() {
         let origin = n("example.com.");
-        assert_eq!(Name::parse("www", Some(&origin)).unwrap(), n("www.example.com."));
+        assert_eq!(
+            Name::parse("www", Some(&origin)).unwrap(),
+            n("www.example.com.")
+        );
         assert_eq!(Name::parse("@", Some(&origin)).unwrap(), origin);
-        assert!(matches!(Name::parse("www", None), Err(NameError::NoOrigin(_))));
+        assert!(matches!(
+            Name::parse("www", None),
+            Err(NameError::NoOrigin(_))
+        ));
     }
 
     #[test]
@@ -354,7 +360,10 @@ mod tests {
         let name = n("a\\.b.c\\032d.");
         assert_eq!(name.wire(), b"\x03a.b\x03c d\x00");
         assert_eq!(name.to_string(), "a\\.b.c\\032d.");
-        assert!(matches!(Name::parse("a\\256.", None), Err(NameError::BadEscape(_))));
+        assert!(matches!(
+            Name::parse("a\\256.", None),
+            Err(NameError::BadEscape(_))
+        ));
     }
 
     #[test]
@@ -365,8 +374,14 @@ mod tests {
             Err(NameError::LabelTooLong(_))
         ));
         let many = "abcdefghi.".repeat(26);
-        assert!(matches!(Name::parse(&many, None), Err(NameError::NameTooLong(_))));
-        assert!(matches!(Name::parse("a..b.", None), Err(NameError::EmptyLabel(_))));
+        assert!(matches!(
+            Name::parse(&many, None),
+            Err(NameError::NameTooLong(_))
+        ));
+        assert!(matches!(
+            Name::parse("a..b.", None),
+            Err(NameError::EmptyLabel(_))
+        ));
     }
 
     #[test]

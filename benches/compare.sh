@@ -1,0 +1,435 @@
+#!/usr/bin/env bash
+# benches/compare.sh: signpost against NSD, Knot DNS and gdnsd on loopback.
+#
+# Starts every server on its own 127.0.0.1 port with the same zone
+# (benches/data/bench.example.zone), pinned to one CPU, checks that each
+# answers right, then runs dnsperf (pinned to another CPU) against each in
+# turn and prints a Markdown table: queries/s, server CPU microseconds per
+# query, server CPU use, latency percentiles at a fixed rate, and the CPU per
+# query relative to NSD and to gdnsd. See benches/README.md.
+#
+#   bash benches/compare.sh
+#   DURATION=5 RUNS=1 SERVERS="nsd gdnsd" bash benches/compare.sh
+#
+# Exits non-zero if a tool is missing and can't be installed, if a server
+# does not start, or if one answers wrongly. Every server it started is
+# stopped on exit, and its temporary directory is removed (KEEP=1 keeps it).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$REPO/benches
+DATA=$BENCH/data
+PATH=$PATH:/usr/sbin:/sbin
+
+# ---- settings (environment) ------------------------------------------------
+SERVERS=${SERVERS:-signpost nsd knot gdnsd}    # which to run, in this order
+SIGNPOST=${SIGNPOST:-$REPO/target/release/signpost}
+DURATION=${DURATION:-10}          # seconds per throughput run (dnsperf -l)
+RUNS=${RUNS:-3}                   # throughput runs per server (round-robin)
+MIX=${MIX:-static}                # static | geo (per-query EDNS Client Subnet)
+DNSPERF_OPTS=${DNSPERF_OPTS:--c 4 -T 2 -q 200}   # load shape, throughput runs
+LAT_QPS=${LAT_QPS:-10000}         # fixed rate for the latency run (dnsperf -Q)
+LAT_DURATION=${LAT_DURATION:-5}   # seconds of the latency run; 0 skips it
+SERVER_CPU=${SERVER_CPU:-0}       # taskset CPU list for the servers
+CLIENT_CPU=${CLIENT_CPU:-1}       # taskset CPU list for dnsperf
+PORT_BASE=${PORT_BASE:-15350}     # first port tried; busy ports are skipped
+READY_TIMEOUT=${READY_TIMEOUT:-30}      # seconds for a server to answer
+BUILD_TIMEOUT=${BUILD_TIMEOUT:-1800}    # seconds for cargo build --release
+KEEP=${KEEP:-0}                   # 1: keep the temp dir (configs, logs, raw output)
+
+log() { printf 'compare: %s\n' "$*" >&2; }
+die() { printf 'compare: FAIL: %s\n' "$*" >&2; exit 1; }
+
+for v in DURATION RUNS LAT_QPS LAT_DURATION PORT_BASE READY_TIMEOUT BUILD_TIMEOUT; do
+    [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
+done
+if [ "$RUNS" -lt 1 ] || [ "$DURATION" -lt 1 ]; then die "RUNS and DURATION must be at least 1"; fi
+case $MIX in static | geo) ;; *) die "MIX must be static or geo, not '$MIX'" ;; esac
+read -r -a SERVER_LIST <<<"$SERVERS"
+[ "${#SERVER_LIST[@]}" -ge 1 ] || die "SERVERS is empty"
+for s in "${SERVER_LIST[@]}"; do
+    case $s in signpost | nsd | knot | gdnsd) ;; *) die "unknown server '$s' in SERVERS (signpost nsd knot gdnsd)" ;; esac
+done
+read -r -a PERF_OPTS <<<"$DNSPERF_OPTS"
+
+# ---- tools -------------------------------------------------------------------
+bash "$BENCH/install-peers.sh" || die "could not install the peer servers and tools (benches/install-peers.sh)"
+for cmd in nsd knotd gdnsd dnsperf dig taskset ps timeout python3; do
+    command -v "$cmd" >/dev/null 2>&1 || die "$cmd not found after install-peers.sh"
+done
+if [ "$(nproc)" -lt 2 ] && [ "$SERVER_CPU" = 0 ] && [ "$CLIENT_CPU" = 1 ]; then
+    die "needs 2 CPUs (server on CPU 0, dnsperf on CPU 1); set SERVER_CPU/CLIENT_CPU"
+fi
+CLK_TCK=$(getconf CLK_TCK)
+
+if [[ " ${SERVER_LIST[*]} " == *" signpost "* ]] && ! [ -x "$SIGNPOST" ]; then
+    if [ "$SIGNPOST" = "$REPO/target/release/signpost" ]; then
+        log "building signpost (cargo build --release) ..."
+        (cd "$REPO" && timeout "$BUILD_TIMEOUT" cargo build --release >&2) ||
+            die "cargo build --release failed; to measure the peers only: SERVERS='nsd knot gdnsd' bash benches/compare.sh"
+        [ -x "$SIGNPOST" ] || die "cargo build --release made no $SIGNPOST"
+    else
+        die "SIGNPOST=$SIGNPOST is not an executable file"
+    fi
+fi
+
+# ---- temp dir, cleanup -------------------------------------------------------
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/signpost-bench.XXXXXX")
+declare -A PID=() PORT=()
+
+# the pid given and all its descendants, one a line
+tree_pids() {
+    ps -e -o pid=,ppid= | awk -v root="$1" '
+        { parent[$1] = $2 }
+        END {
+            keep[root] = 1; changed = 1
+            while (changed) {
+                changed = 0
+                for (p in parent) if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; changed = 1 }
+            }
+            for (p in keep) if (p in parent) print p
+        }'
+}
+
+stop_server() {
+    local name=$1 pid=${PID[$1]:-} p alive i
+    [ -n "$pid" ] || return 0
+    local -a tree
+    mapfile -t tree < <(tree_pids "$pid" || true)
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        alive=0
+        for p in "${tree[@]}"; do
+            if kill -0 "$p" 2>/dev/null; then alive=1; fi
+        done
+        [ "$alive" = 1 ] || break
+        sleep 0.1
+    done
+    for p in "${tree[@]}"; do
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    wait "$pid" 2>/dev/null || true
+    unset "PID[$name]"
+}
+
+cleanup() {
+    local rc=$? s
+    trap - EXIT INT TERM
+    for s in "${!PID[@]}"; do stop_server "$s"; done
+    if [ "$KEEP" = 1 ]; then
+        log "kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- helpers -----------------------------------------------------------------
+port_busy() {
+    command -v ss >/dev/null 2>&1 || return 1
+    [ -n "$(ss -Hlnu "sport = :$1" 2>/dev/null)$(ss -Hlnt "sport = :$1" 2>/dev/null)" ]
+}
+
+# utime+stime (+ the same of reaped children) of a server's whole process
+# tree, every thread, in clock ticks (1/CLK_TCK s), from /proc/PID/stat
+cpu_ticks() {
+    local total=0 p line
+    local -a f
+    while read -r p; do
+        line=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+        read -r -a f <<<"${line##*) }"
+        total=$((total + f[11] + f[12] + f[13] + f[14]))
+    done < <(tree_pids "$1")
+    echo "$total"
+}
+
+server_log_tail() {
+    [ -f "$WORK/$1/log" ] && tail -n 15 "$WORK/$1/log" | sed "s/^/  $1| /" >&2
+    return 0
+}
+
+DIG=(dig +norec +time=1 +tries=1 @127.0.0.1)
+
+# check NAME QNAME QTYPE STATUS [RR]: one query must give STATUS with the AA
+# flag, and RR ("owner TYPE rdata") among the answers; RR "-" means no answer.
+check() {
+    local name=$1 qname=$2 qtype=$3 want=$4 rr=${5:-} out status answers
+    out=$("${DIG[@]}" -p "${PORT[$name]}" "$qname" "$qtype" 2>&1) ||
+        die "$name: dig $qname $qtype got no answer: $out"
+    status=$(sed -n 's/.*status: \([A-Z]*\),.*/\1/p' <<<"$out")
+    [ "$status" = "$want" ] || die "$name: $qname $qtype: status '$status', want $want"
+    grep -q 'flags:[^;]* aa' <<<"$out" || die "$name: $qname $qtype: answer not authoritative (no AA flag)"
+    answers=$(awk '/^;; ANSWER SECTION:/ {a = 1; next} /^$/ {a = 0} a && !/^;/ {$2 = ""; $3 = ""; print}' <<<"$out" | tr -s ' \t' '  ')
+    if [ "$rr" = - ]; then
+        [ -z "$answers" ] || die "$name: $qname $qtype: want no answer records, got: $answers"
+    elif [ -n "$rr" ]; then
+        grep -qxF "$rr" <<<"$answers" || die "$name: $qname $qtype: want '$rr', got: ${answers:-nothing}"
+    fi
+}
+
+# dnsperf's "Response codes: NOERROR 9000 (90.00%), NXDOMAIN 1000 (10.00%)"
+# as "NOERROR=9000 NXDOMAIN=1000"
+rcodes() {
+    awk -F: '/Response codes:/ {print $2}' "$1" | tr ',' '\n' |
+        awk 'NF >= 2 {print $1 "=" $2}' | sort | paste -sd ' '
+}
+stat_of() { # FILE LABEL FIELD: a number from dnsperf's statistics
+    awk -v label="$2" -v field="$3" 'index($0, label) {print $field; exit}' "$1"
+}
+
+# ---- query data --------------------------------------------------------------
+PERF_INPUT=()
+case $MIX in
+    static)
+        PERF_INPUT=(-d "$DATA/static.queries")
+        ;;
+    geo)
+        python3 "$DATA/mkbin-ecs.py" "$DATA/geo.queries" "$WORK/geo.bin" 2>/dev/null ||
+            die "could not build the geo query file"
+        PERF_INPUT=(-B -d "$WORK/geo.bin")
+        ;;
+esac
+EXPECT=$(tr -s '[:space:]' '\n' <"$DATA/$MIX.expect" | sed '/^$/d' | sort | paste -sd ' ')
+
+# ---- servers -----------------------------------------------------------------
+start_server() {
+    local name=$1 port=$2 dir=$WORK/$1
+    local -a cmd
+    mkdir -p "$dir"
+    case $name in
+        signpost)
+            mkdir -p "$dir/zones"
+            cp "$DATA/bench.example.zone" "$dir/zones/bench.example.zone"
+            cmd=("$SIGNPOST" serve --zones "$dir/zones" --listen "127.0.0.1:$port")
+            ;;
+        nsd)
+            cp "$DATA/bench.example.zone" "$dir/"
+            cat >"$dir/nsd.conf" <<EOF
+server:
+    ip-address: 127.0.0.1@$port
+    server-count: 1
+    username: ""
+    chroot: ""
+    zonesdir: "$dir"
+    database: ""
+    zonelistfile: "$dir/zone.list"
+    xfrdfile: "$dir/xfrd.state"
+    pidfile: "$dir/nsd.pid"
+    # Debian's NSD has response rate limiting on: it would drop most of a
+    # one-client benchmark's NXDOMAIN and NODATA answers
+    rrl-ratelimit: 0
+    rrl-whitelist-ratelimit: 0
+    verbosity: 1
+remote-control:
+    control-enable: no
+zone:
+    name: bench.example
+    zonefile: bench.example.zone
+EOF
+            cmd=(nsd -d -c "$dir/nsd.conf")
+            ;;
+        knot)
+            mkdir -p "$dir/run" "$dir/storage" "$dir/zones"
+            cp "$DATA/bench.example.zone" "$dir/zones/"
+            cat >"$dir/knot.conf" <<EOF
+server:
+    rundir: "$dir/run"
+    listen: 127.0.0.1@$port
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+log:
+  - target: stderr
+    any: info
+database:
+    storage: "$dir/storage"
+template:
+  - id: default
+    storage: "$dir/zones"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+zone:
+  - domain: bench.example
+    file: bench.example.zone
+EOF
+            cmd=(knotd -c "$dir/knot.conf")
+            ;;
+        gdnsd)
+            mkdir -p "$dir/zones" "$dir/run" "$dir/state"
+            cp "$DATA/bench.example.zone" "$dir/zones/bench.example"
+            cat >"$dir/config" <<EOF
+options => {
+    listen => [ 127.0.0.1:$port ]
+    udp_threads => 1
+    tcp_threads => 1
+    run_dir => $dir/run
+    state_dir => $dir/state
+}
+EOF
+            cmd=(gdnsd -c "$dir" start)
+            ;;
+    esac
+    printf '%q ' "${cmd[@]}" >"$dir/cmdline"
+    taskset -c "$SERVER_CPU" "${cmd[@]}" >"$dir/log" 2>&1 </dev/null &
+    PID[$name]=$!
+    PORT[$name]=$port
+}
+
+wait_ready() {
+    local name=$1 deadline=$((SECONDS + READY_TIMEOUT)) out
+    while :; do
+        if ! kill -0 "${PID[$name]}" 2>/dev/null; then
+            server_log_tail "$name"
+            die "$name exited during start-up (command: $(cat "$WORK/$name/cmdline"))"
+        fi
+        out=$("${DIG[@]}" -p "${PORT[$name]}" bench.example SOA 2>/dev/null || true)
+        if grep -q 'status: NOERROR' <<<"$out" && grep -q 'flags:[^;]* aa' <<<"$out"; then
+            return 0
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            server_log_tail "$name"
+            die "$name did not answer bench.example SOA on 127.0.0.1:${PORT[$name]} within ${READY_TIMEOUT}s"
+        fi
+        sleep 0.1
+    done
+}
+
+verify() {
+    local name=$1 out=$WORK/$1/verify.out got
+    check "$name" host0001.bench.example A NOERROR "host0001.bench.example. A 198.18.0.1"
+    check "$name" host0002.bench.example AAAA NOERROR "host0002.bench.example. AAAA 2001:db8:1::2"
+    check "$name" host0005.bench.example AAAA NOERROR -
+    check "$name" no-such-name.bench.example A NXDOMAIN -
+    check "$name" anything.wild.bench.example A NOERROR "anything.wild.bench.example. A 198.51.100.7"
+    check "$name" bench.example MX NOERROR "bench.example. MX 10 mx1.bench.example."
+    # first link of the chain only: gdnsd 3 does not chase CNAMEs
+    check "$name" www.bench.example A NOERROR "www.bench.example. CNAME web.bench.example."
+    # one pass over the whole mix: every query answered, the right rcodes
+    timeout -k 5 60 taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "${PORT[$name]}" \
+        "${PERF_INPUT[@]}" -n 1 -q 20 -t 2 >"$out" 2>&1 || die "$name: dnsperf check pass failed: $(tail -n 3 "$out")"
+    got=$(rcodes "$out")
+    [ "$(stat_of "$out" 'Queries lost:' 3)" = 0 ] || die "$name: queries lost in the check pass: $(grep 'Queries lost' "$out")"
+    [ "$got" = "$EXPECT" ] || die "$name: one pass over $MIX.queries gave '$got', want '$EXPECT'"
+}
+
+version_of() {
+    case $1 in
+        signpost) timeout 5 "$SIGNPOST" --version 2>/dev/null | head -n 1 || echo "?" ;;
+        nsd) nsd -v 2>&1 | sed -n 's/^NSD version //p' | head -n 1 ;;
+        knot) knotd -V 2>&1 | sed -n 's/.*version //p' | head -n 1 ;;
+        gdnsd) gdnsd -V 2>&1 | sed -n 's/^gdnsd version //p' | head -n 1 ;;
+    esac
+}
+
+read -r LOAD1 _ </proc/loadavg
+if awk -v l="$LOAD1" 'BEGIN {exit !(l > 0.5)}'; then
+    log "WARNING: load average is $LOAD1: something else is running, and the numbers will show it"
+fi
+
+port=$PORT_BASE
+for s in "${SERVER_LIST[@]}"; do
+    while port_busy "$port"; do port=$((port + 1)); done
+    log "starting $s on 127.0.0.1:$port (CPU $SERVER_CPU)"
+    start_server "$s" "$port"
+    port=$((port + 1))
+done
+for s in "${SERVER_LIST[@]}"; do
+    wait_ready "$s"
+    verify "$s"
+    log "$s ready, answers verified ($EXPECT)"
+done
+
+# ---- measurements ------------------------------------------------------------
+RESULTS=$WORK/results.tsv   # server run qps completed lost runtime ticks resp_bytes
+: >"$RESULTS"
+perf_run() { # NAME OUTFILE extra dnsperf args...: runs dnsperf, prints CPU ticks used
+    local name=$1 out=$2 t0 t1
+    shift 2
+    t0=$(cpu_ticks "${PID[$name]}")
+    timeout -k 5 $((DURATION + LAT_DURATION + 60)) taskset -c "$CLIENT_CPU" \
+        dnsperf -s 127.0.0.1 -p "${PORT[$name]}" "${PERF_INPUT[@]}" "$@" >"$out" 2>&1 ||
+        die "$name: dnsperf failed: $(tail -n 3 "$out")"
+    t1=$(cpu_ticks "${PID[$name]}")
+    kill -0 "${PID[$name]}" 2>/dev/null || { server_log_tail "$name"; die "$name died during the run"; }
+    echo $((t1 - t0))
+}
+
+for ((run = 1; run <= RUNS; run++)); do
+    for s in "${SERVER_LIST[@]}"; do
+        out=$WORK/$s/tput.$run.out
+        ticks=$(perf_run "$s" "$out" "${PERF_OPTS[@]}" -l "$DURATION")
+        completed=$(stat_of "$out" 'Queries completed:' 3)
+        if [ -z "$completed" ] || [ "$completed" -eq 0 ]; then die "$s: dnsperf completed no queries: $(tail -n 5 "$out")"; fi
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$run" "$(stat_of "$out" 'Queries per second:' 4)" \
+            "$completed" "$(stat_of "$out" 'Queries lost:' 3)" "$(stat_of "$out" 'Run time (s):' 4)" "$ticks" \
+            "$(stat_of "$out" 'Average packet size:' 7)" >>"$RESULTS"
+        log "run $run/$RUNS $s: $(awk -F'\t' -v s="$s" -v r="$run" -v hz="$CLK_TCK" \
+            '$1 == s && $2 == r {printf "%.0f q/s, %.2f us CPU/query, lost %d", $3, $7 * 1e6 / hz / $4, $5}' "$RESULTS")"
+    done
+done
+
+LATENCY=$WORK/latency.tsv   # server p50 p99 p999 (us) cpu_us_per_query completed timeouts
+: >"$LATENCY"
+if [ "$LAT_DURATION" -gt 0 ]; then
+    for s in "${SERVER_LIST[@]}"; do
+        out=$WORK/$s/latency.out
+        ticks=$(perf_run "$s" "$out" -Q "$LAT_QPS" -l "$LAT_DURATION" -v)
+        completed=$(stat_of "$out" 'Queries completed:' 3)
+        timeouts=$(awk '/^> T / {n++} END {print n + 0}' "$out")
+        awk '/^> / && NF >= 5 && $NF ~ /^[0-9.]+$/ {print $NF}' "$out" | sort -g | awk \
+            -v s="$s" -v ticks="$ticks" -v hz="$CLK_TCK" -v c="$completed" -v t="$timeouts" '
+            { v[NR] = $1 }
+            function pct(q,  i) { i = int(q * NR); if (i < q * NR) i++; if (i < 1) i = 1; return v[i] * 1e6 }
+            END { if (NR == 0) exit 1
+                  printf "%s\t%.0f\t%.0f\t%.0f\t%.2f\t%d\t%d\n", s, pct(0.5), pct(0.99), pct(0.999),
+                         ticks * 1e6 / hz / (c > 0 ? c : 1), c, t }' >>"$LATENCY" ||
+            die "$s: no latency samples in the -v output"
+        log "latency $s: $(awk -F'\t' -v s="$s" '$1 == s {print "p50 " $2 " us, p99 " $3 " us, p99.9 " $4 " us"}' "$LATENCY")"
+    done
+fi
+
+# ---- report ------------------------------------------------------------------
+# per server: median, min and max over the runs of qps, CPU us/query, CPU %
+SUMMARY=$WORK/summary.tsv   # server qps_med qps_min qps_max us_med us_min us_max cpu_pct lost resp_bytes
+: >"$SUMMARY"
+median_min_max() { sort -g | awk '{v[NR] = $1} END {m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m, v[1], v[NR]}'; }
+for s in "${SERVER_LIST[@]}"; do
+    read -r qm qlo qhi < <(awk -F'\t' -v s="$s" '$1 == s {print $3}' "$RESULTS" | median_min_max)
+    read -r um ulo uhi < <(awk -F'\t' -v s="$s" -v hz="$CLK_TCK" '$1 == s {printf "%.6f\n", $7 * 1e6 / hz / $4}' "$RESULTS" | median_min_max)
+    read -r cm _ _ < <(awk -F'\t' -v s="$s" -v hz="$CLK_TCK" '$1 == s {printf "%.3f\n", 100 * $7 / hz / $6}' "$RESULTS" | median_min_max)
+    lost=$(awk -F'\t' -v s="$s" '$1 == s {n += $5} END {print n + 0}' "$RESULTS")
+    resp=$(awk -F'\t' -v s="$s" '$1 == s {print $8; exit}' "$RESULTS")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$qm" "$qlo" "$qhi" "$um" "$ulo" "$uhi" "$cm" "$lost" "$resp" >>"$SUMMARY"
+done
+ref_us() { awk -F'\t' -v s="$1" '$1 == s {print $5}' "$SUMMARY"; }
+NSD_US=$(ref_us nsd)
+GDNSD_US=$(ref_us gdnsd)
+
+echo
+echo "## signpost vs peers: $MIX mix, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo
+echo "- machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r); load average at start: $LOAD1"
+echo "- servers on CPU $SERVER_CPU, dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ {print $2}') on CPU $CLIENT_CPU: \`dnsperf $DNSPERF_OPTS -l $DURATION\`, $RUNS run(s) per server; latency at \`-Q $LAT_QPS -l $LAT_DURATION\`"
+printf -- '- versions:'
+for s in "${SERVER_LIST[@]}"; do printf ' %s %s;' "$s" "$(version_of "$s")"; done
+echo
+echo
+echo "| server | queries/s (median) | queries/s min–max | CPU µs/query (median) | CPU µs/query min–max | server CPU % | lost | avg response bytes | p50 µs @${LAT_QPS}/s | p99 µs @${LAT_QPS}/s | p99.9 µs @${LAT_QPS}/s | CPU µs/query @${LAT_QPS}/s | CPU/query ÷ NSD | CPU/query ÷ gdnsd |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+while IFS=$'\t' read -r s qm qlo qhi um ulo uhi cm lost resp; do
+    lat=$(awk -F'\t' -v s="$s" '$1 == s {printf "%s | %s | %s | %s", $2, $3, $4, $5}' "$LATENCY")
+    [ -n "$lat" ] || lat="- | - | - | -"
+    awk -v s="$s" -v qm="$qm" -v qlo="$qlo" -v qhi="$qhi" -v um="$um" -v ulo="$ulo" -v uhi="$uhi" \
+        -v cm="$cm" -v lost="$lost" -v resp="$resp" -v lat="$lat" -v nsd="$NSD_US" -v gd="$GDNSD_US" 'BEGIN {
+        rn = (nsd != "" && nsd > 0) ? sprintf("%.2f", um / nsd) : "-"
+        rg = (gd != "" && gd > 0) ? sprintf("%.2f", um / gd) : "-"
+        printf "| %s | %.0f | %.0f–%.0f | %.2f | %.2f–%.2f | %.0f | %d | %s | %s | %s | %s |\n",
+            s, qm, qlo, qhi, um, ulo, uhi, cm, lost, resp, lat, rn, rg }'
+done <"$SUMMARY"
+echo
+echo "CPU µs/query = (utime+stime of the server's processes and threads during the dnsperf run) / queries completed."
+echo "A server CPU % well under 100 means dnsperf's one CPU, not the server, bounded queries/s."

@@ -1,0 +1,343 @@
+//! Malformed and unusual packets over real sockets: each gets the response the RFCs
+//! ask for, or none, and the server keeps answering good queries afterwards.
+
+mod common;
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{
+    ask_udp, decode, name_wire, opt_record, tcp_exchange, tcp_read, tcp_send, udp_exchange,
+    udp_exchange_wait, EdnsSpec, QuerySpec, Server,
+};
+
+fn start() -> Server {
+    let zones = common::repo_path("tests/zones/core");
+    let cfg = common::repo_path("tests/configs/limits.toml");
+    Server::start(&[
+        "--zones",
+        zones.to_str().expect("path"),
+        "--config",
+        cfg.to_str().expect("path"),
+    ])
+}
+
+/// A header with the given flags word and counts, then `rest`.
+fn packet(flags: u16, counts: [u16; 4], rest: &[u8]) -> Vec<u8> {
+    let mut p = vec![0xab, 0xcd];
+    p.extend_from_slice(&flags.to_be_bytes());
+    for c in counts {
+        p.extend_from_slice(&c.to_be_bytes());
+    }
+    p.extend_from_slice(rest);
+    p
+}
+
+fn question(name: &str, qtype: u16) -> Vec<u8> {
+    let mut q = name_wire(name);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&1u16.to_be_bytes());
+    q
+}
+
+/// The server still answers a good query.
+fn assert_serving(addr: SocketAddr) {
+    let r = ask_udp(addr, &QuerySpec::new("www.example.test.", 1));
+    assert_eq!(r.rcode, "NOERROR");
+    assert_eq!(r.answer.len(), 1);
+}
+
+fn rcode_of(resp: &[u8]) -> u8 {
+    resp[3] & 0x0f
+}
+
+#[test]
+fn runts_and_responses_get_no_answer() {
+    let s = start();
+    // Too short for a header.
+    assert!(udp_exchange_wait(s.addr, &[1, 2, 3, 4, 5], Duration::from_millis(500)).is_none());
+    // QR=1: a response sent to us is never answered (no reflection loops).
+    let p = packet(0x8000, [1, 0, 0, 0], &question("www.example.test.", 1));
+    assert!(udp_exchange_wait(s.addr, &p, Duration::from_millis(500)).is_none());
+    assert_serving(s.addr);
+}
+
+#[test]
+fn header_and_question_errors() {
+    let s = start();
+    let q = question("www.example.test.", 1);
+    let cases: Vec<(&str, Vec<u8>, u8)> = vec![
+        ("QDCOUNT 0", packet(0, [0, 0, 0, 0], &[]), 1),
+        (
+            "QDCOUNT 2",
+            packet(0, [2, 0, 0, 0], &[q.clone(), q.clone()].concat()),
+            1,
+        ),
+        ("NOTIFY", packet(4 << 11, [1, 0, 0, 0], &q), 4),
+        ("UPDATE", packet(5 << 11, [1, 0, 0, 0], &q), 4),
+        ("IQUERY", packet(1 << 11, [1, 0, 0, 0], &q), 4),
+        (
+            "compression pointer in the question",
+            packet(0, [1, 0, 0, 0], &[0xc0, 0x0c, 0, 1, 0, 1]),
+            1,
+        ),
+        (
+            "0x40 label type",
+            packet(0, [1, 0, 0, 0], &[0x41, b'a', 0, 0, 1, 0, 1]),
+            1,
+        ),
+        (
+            "label runs past the end",
+            packet(0, [1, 0, 0, 0], &[10, b'a', b'b']),
+            1,
+        ),
+        (
+            "question without type and class",
+            packet(0, [1, 0, 0, 0], &name_wire("www.example.test.")),
+            1,
+        ),
+        (
+            "ANCOUNT says a record that is not there",
+            packet(0, [1, 1, 0, 0], &q),
+            1,
+        ),
+        (
+            "QTYPE OPT",
+            packet(0, [1, 0, 0, 0], &question("www.example.test.", 41)),
+            1,
+        ),
+    ];
+    for (what, pkt, want) in cases {
+        let r = udp_exchange(s.addr, &pkt).unwrap_or_else(|| panic!("{what}: no answer"));
+        assert_eq!(rcode_of(&r), want, "{what}");
+        assert_eq!(&r[0..2], &[0xab, 0xcd], "{what}: ID echoed");
+        assert_ne!(r[2] & 0x80, 0, "{what}: QR set");
+        assert_eq!(r[2] & 0x04, 0, "{what}: AA clear on errors");
+        // The response parses with an independent decoder.
+        let _ = decode(&r);
+    }
+    assert_serving(s.addr);
+}
+
+#[test]
+fn opt_errors_are_formerr() {
+    let s = start();
+    let q = question("www.example.test.", 1);
+    let good_opt = opt_record(&EdnsSpec {
+        payload: 1232,
+        ..EdnsSpec::default()
+    });
+    let mut bad_owner = good_opt.clone();
+    bad_owner.splice(0..1, name_wire("a."));
+    let mut overrun = good_opt.clone();
+    // RDLENGTH 0 but an option header claiming 8 bytes follows outside the record.
+    let n = overrun.len();
+    overrun[n - 2..].copy_from_slice(&4u16.to_be_bytes());
+    overrun.extend_from_slice(&[0, 10, 0, 8]);
+    let ecs = |data: &[u8]| {
+        let mut o = good_opt.clone();
+        let n = o.len();
+        let len = (4 + data.len()) as u16;
+        o[n - 2..].copy_from_slice(&len.to_be_bytes());
+        o.extend_from_slice(&8u16.to_be_bytes());
+        o.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        o.extend_from_slice(data);
+        o
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "two OPT records",
+            [q.clone(), good_opt.clone(), good_opt.clone()].concat(),
+        ),
+        ("OPT owner not root", [q.clone(), bad_owner].concat()),
+        ("option overruns the record", [q.clone(), overrun].concat()),
+        ("ECS family 3", [q.clone(), ecs(&[0, 3, 8, 0, 1])].concat()),
+        (
+            "ECS prefix 33 for IPv4",
+            [q.clone(), ecs(&[0, 1, 33, 0, 1, 2, 3, 4, 5])].concat(),
+        ),
+        (
+            "ECS address longer than prefix",
+            [q.clone(), ecs(&[0, 1, 8, 0, 1, 2])].concat(),
+        ),
+        (
+            "ECS host bits set",
+            [q.clone(), ecs(&[0, 1, 7, 0, 3])].concat(),
+        ),
+        (
+            "ECS scope set in a query",
+            [q.clone(), ecs(&[0, 1, 8, 8, 1])].concat(),
+        ),
+        (
+            "ECS shorter than its header",
+            [q.clone(), ecs(&[0, 1])].concat(),
+        ),
+    ];
+    for (what, body) in cases {
+        let arcount = if what == "two OPT records" { 2 } else { 1 };
+        let pkt = packet(0, [1, 0, 0, arcount], &body);
+        let r = udp_exchange(s.addr, &pkt).unwrap_or_else(|| panic!("{what}: no answer"));
+        assert_eq!(rcode_of(&r), 1, "{what}");
+    }
+    assert_serving(s.addr);
+}
+
+/// A tiny deterministic generator, so a failure can be replayed.
+struct XorShift(u64);
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn garbage_never_stops_the_server() {
+    let mut s = start();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let mut rng = XorShift(0x5eed_cafe_f00d_d00d);
+    let base = QuerySpec::new("www.example.test.", 1)
+        .with_edns()
+        .to_bytes();
+    for i in 0..3000 {
+        let pkt: Vec<u8> = if i % 2 == 0 {
+            // Random bytes of random length.
+            let len = (rng.next() % 600) as usize;
+            (0..len).map(|_| rng.next() as u8).collect()
+        } else {
+            // A good query with a few bytes flipped or cut: closer to the parser's edges.
+            let mut p = base.clone();
+            for _ in 0..(1 + rng.next() % 4) {
+                let at = (rng.next() as usize) % p.len();
+                p[at] = rng.next() as u8;
+            }
+            let cut = (rng.next() as usize) % (p.len() + 1);
+            p.truncate(cut.max(1));
+            p
+        };
+        let _ = sock.send_to(&pkt, s.addr);
+    }
+    assert!(s.alive(), "server exited on garbage");
+    assert_serving(s.addr);
+    // And over TCP, the same garbage framed.
+    for _ in 0..50 {
+        let len = (rng.next() % 300) as usize;
+        let pkt: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        if let Ok(mut c) = TcpStream::connect(s.addr) {
+            let _ = c.set_read_timeout(Some(Duration::from_secs(3)));
+            let _ = tcp_send(&mut c, &pkt);
+            let _ = tcp_read(&mut c);
+        }
+    }
+    assert!(s.alive());
+    assert_serving(s.addr);
+}
+
+#[test]
+fn tcp_pipelined_queries_answered_in_order() {
+    let s = start();
+    let mut c = TcpStream::connect(s.addr).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let names = [
+        "www.example.test.",
+        "mail.example.test.",
+        "nope.example.test.",
+    ];
+    for (i, n) in names.iter().enumerate() {
+        let mut q = QuerySpec::new(n, 1);
+        q.id = 100 + i as u16;
+        tcp_send(&mut c, &q.to_bytes()).expect("send");
+    }
+    for (i, n) in names.iter().enumerate() {
+        let r = decode(&tcp_read(&mut c).expect("answer"));
+        assert_eq!(r.id, 100 + i as u16);
+        assert_eq!(r.qname.as_deref(), Some(*n));
+    }
+}
+
+/// Reads until EOF or error; returns how long that took, or None if the peer kept the
+/// connection open past `bound`.
+fn time_to_close(c: &mut TcpStream, bound: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    c.set_read_timeout(Some(bound)).expect("timeout");
+    let mut buf = [0u8; 64];
+    match c.read(&mut buf) {
+        Ok(0) => Some(start.elapsed()),
+        Ok(_) => None,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            None
+        }
+        Err(_) => Some(start.elapsed()),
+    }
+}
+
+#[test]
+fn tcp_silent_and_lying_clients_are_cut_off() {
+    let s = start();
+    // Silent: connects and sends nothing. Idle timeout is 1 s in limits.toml.
+    let mut silent = TcpStream::connect(s.addr).expect("connect");
+    // Lying: announces 100 bytes, sends 10.
+    let mut liar = TcpStream::connect(s.addr).expect("connect");
+    use std::io::Write;
+    liar.write_all(&[0, 100]).expect("write");
+    liar.write_all(&[0u8; 10]).expect("write");
+    assert!(
+        time_to_close(&mut silent, Duration::from_secs(10)).is_some(),
+        "silent client kept"
+    );
+    assert!(
+        time_to_close(&mut liar, Duration::from_secs(10)).is_some(),
+        "lying client kept"
+    );
+    // Both slots are free again.
+    let r = tcp_exchange(s.addr, &QuerySpec::new("www.example.test.", 1).to_bytes());
+    assert!(r.is_some());
+}
+
+#[test]
+fn tcp_connection_cap() {
+    let s = start();
+    // limits.toml allows 2 connections; hold both with a query each so they are open.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = TcpStream::connect(s.addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        tcp_send(&mut c, &QuerySpec::new("www.example.test.", 1).to_bytes()).expect("send");
+        assert!(tcp_read(&mut c).is_some(), "held connection answered");
+        held.push(c);
+    }
+    // The third is closed at once, unanswered.
+    let mut third = TcpStream::connect(s.addr).expect("connect");
+    let _ = tcp_send(
+        &mut third,
+        &QuerySpec::new("www.example.test.", 1).to_bytes(),
+    );
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    assert!(
+        tcp_read(&mut third).is_none(),
+        "connection over the cap was served"
+    );
+    // UDP is unaffected.
+    assert_serving(s.addr);
+    // Free one slot; the server notices the close and a new connection is served.
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if tcp_exchange(s.addr, &QuerySpec::new("www.example.test.", 1).to_bytes()).is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slot never freed");
+    }
+}

@@ -68,6 +68,7 @@ impl Server {
                 }
                 Err(_) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     panic!(
                         "signpost did not become ready; it said:\n{}",
                         seen.join("\n")

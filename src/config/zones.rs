@@ -245,23 +245,15 @@ pub fn compile_policy(
 
     let origin_line = at(raw.origin.span());
     let origin_text = raw.origin.get_ref();
-    let origin = match Name::parse(origin_text, None) {
-        Ok(o) if origin_text.ends_with('.') => o,
-        Ok(_) => {
-            return Err(vec![ConfigError::new(
-                path,
-                origin_line,
-                format!("origin {origin_text:?} must be absolute: end it with a dot, like \"{origin_text}.\""),
-            )])
-        }
-        Err(e) => {
-            return Err(vec![ConfigError::new(
-                path,
-                origin_line,
-                format!("origin: {e}"),
-            )])
-        }
-    };
+    if !origin_text.ends_with('.') {
+        return Err(vec![ConfigError::new(
+            path,
+            origin_line,
+            format!("origin {origin_text:?} must be absolute: end it with a dot, like \"{origin_text}.\""),
+        )]);
+    }
+    let origin = Name::parse(origin_text, None)
+        .map_err(|e| vec![ConfigError::new(path, origin_line, format!("origin: {e}"))])?;
 
     let mut default_ttl = DEFAULT_TTL;
     if let Some(t) = &raw.ttl {

@@ -65,6 +65,9 @@ impl Name {
         if text == "." {
             return Ok(Name::root());
         }
+        if text.is_empty() {
+            return Err(NameError::EmptyLabel(text.to_string()));
+        }
         let bytes = text.as_bytes();
         let mut wire: Vec<u8> = Vec::with_capacity(bytes.len() + 2);
         let mut label: Vec<u8> = Vec::with_capacity(63);

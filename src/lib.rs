@@ -18,6 +18,7 @@
 
 pub mod app;
 pub mod config;
+pub mod geo;
 pub mod server;
 pub mod snapshot;
 pub mod zone;

@@ -23,13 +23,22 @@ pub mod rtype {
     pub const CNAME: u16 = 5;
     pub const SOA: u16 = 6;
     pub const PTR: u16 = 12;
+    pub const HINFO: u16 = 13;
     pub const MX: u16 = 15;
     pub const TXT: u16 = 16;
     pub const AAAA: u16 = 28;
     pub const SRV: u16 = 33;
+    pub const NAPTR: u16 = 35;
     pub const DNAME: u16 = 39;
     pub const OPT: u16 = 41;
     pub const DS: u16 = 43;
+    pub const SSHFP: u16 = 44;
+    pub const DNSKEY: u16 = 48;
+    pub const TLSA: u16 = 52;
+    pub const SMIMEA: u16 = 53;
+    pub const CDS: u16 = 59;
+    pub const CDNSKEY: u16 = 60;
+    pub const SPF: u16 = 99;
     pub const TKEY: u16 = 249;
     pub const TSIG: u16 = 250;
     pub const IXFR: u16 = 251;
@@ -37,6 +46,7 @@ pub mod rtype {
     pub const MAILB: u16 = 253;
     pub const MAILA: u16 = 254;
     pub const ANY: u16 = 255;
+    pub const CAA: u16 = 257;
 }
 
 /// Classes (RFC 1035 §3.2.4, RFC 2136 §1.2).

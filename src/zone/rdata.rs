@@ -27,30 +27,7 @@ const MAX_STRING_LEN: usize = 255;
 
 /// Type codes this module gives a presentation format to (IANA "Resource Record
 /// (RR) TYPEs" registry).
-pub mod types {
-    pub const A: u16 = 1;
-    pub const NS: u16 = 2;
-    pub const CNAME: u16 = 5;
-    pub const SOA: u16 = 6;
-    pub const PTR: u16 = 12;
-    pub const HINFO: u16 = 13;
-    pub const MX: u16 = 15;
-    pub const TXT: u16 = 16;
-    pub const AAAA: u16 = 28;
-    pub const SRV: u16 = 33;
-    pub const NAPTR: u16 = 35;
-    pub const DNAME: u16 = 39;
-    pub const DS: u16 = 43;
-    pub const SSHFP: u16 = 44;
-    pub const DNSKEY: u16 = 48;
-    pub const TLSA: u16 = 52;
-    pub const SMIMEA: u16 = 53;
-    pub const CDS: u16 = 59;
-    pub const CDNSKEY: u16 = 60;
-    pub const SPF: u16 = 99;
-    pub const CAA: u16 = 257;
-}
-use types as t;
+use super::rtype as t;
 
 /// One whitespace-separated field of a master file, as the tokenizer in
 /// `master.rs` found it (RFC 1035 §5.1).

@@ -19,6 +19,7 @@
 pub mod app;
 pub mod config;
 pub mod geo;
+pub mod policy;
 pub mod server;
 pub mod snapshot;
 pub mod zone;

@@ -1,0 +1,745 @@
+//! Steering decisions: which region's endpoints answer a client.
+//!
+//! [`decide`] is a pure function of the compiled policy, where the client is, what
+//! health says and the time: it reads no clock, takes no lock, does no I/O and logs
+//! nothing. It returns the endpoints to answer with, the reason, and the ECS scope:
+//! the widest prefix over which the same decision holds. The same function, given a
+//! recording [`Trace`], produces the `explain` output.
+
+pub mod jurisdiction;
+
+use std::net::IpAddr;
+
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
+
+use crate::geo::cidr::CidrTable;
+use crate::geo::Location;
+use crate::zone::{rtype, Name, RRset};
+
+/// Index of a region in its zone's region list.
+pub type RegionIdx = u16;
+/// Index of an endpoint in its name's endpoint list.
+pub type EndpointIdx = u16;
+
+/// A place where the service runs.
+#[derive(Debug, Clone)]
+pub struct Region {
+    pub name: String,
+    /// Latitude and longitude, for latency estimates.
+    pub location: Option<(f64, f64)>,
+    /// The legal area the region sits in, for residency fences.
+    pub jurisdiction: Option<String>,
+}
+
+/// One region's answer for one steered name, prebuilt at load.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub region: RegionIdx,
+    /// Share for the weighted strategy; 0 drains the endpoint from weighted answers.
+    pub weight: u32,
+    pub a: Option<RRset>,
+    pub aaaa: Option<RRset>,
+    pub cname: Option<RRset>,
+    /// Identifies the endpoint to the health view; unique within a snapshot.
+    pub health_id: u32,
+}
+
+impl Endpoint {
+    /// True when this endpoint has data for the query type.
+    pub fn serves(&self, qtype: u16) -> bool {
+        match qtype {
+            rtype::A => self.a.is_some() || self.cname.is_some(),
+            rtype::AAAA => self.aaaa.is_some() || self.cname.is_some(),
+            rtype::CNAME => self.cname.is_some(),
+            rtype::ANY => true,
+            _ => false,
+        }
+    }
+
+    /// Number of addresses this endpoint answers a query type with.
+    pub fn address_count(&self, qtype: u16) -> usize {
+        let n = |s: &Option<RRset>| s.as_ref().map(|s| s.rdatas.len()).unwrap_or(0);
+        match qtype {
+            rtype::A => n(&self.a),
+            rtype::AAAA => n(&self.aaaa),
+            _ => n(&self.a) + n(&self.aaaa),
+        }
+    }
+}
+
+/// What to answer when no endpoint that may answer is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllDown {
+    /// Fail open: every endpoint the client may get, whatever health says.
+    AnswerAll,
+    NoData,
+    ServFail,
+    /// This endpoint, whatever health says.
+    Endpoint(EndpointIdx),
+}
+
+/// What a residency fence answers when no region inside it can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FenceFallback {
+    ServFail,
+    NoData,
+}
+
+/// Geo rules: selectors to ordered endpoint lists; the most specific match wins.
+#[derive(Debug, Default)]
+pub struct GeoRules {
+    pub cidr: CidrTable<u16>,
+    pub subdivision: FxHashMap<String, u16>,
+    pub country: FxHashMap<[u8; 2], u16>,
+    pub continent: FxHashMap<[u8; 2], u16>,
+    pub default: u16,
+    /// Endpoint lists, in failover order.
+    pub lists: Vec<Vec<EndpointIdx>>,
+    /// The selector of each list as written, for explain: "country:JP".
+    pub labels: Vec<String>,
+}
+
+/// Measured round trips that replace estimates where they have an entry.
+#[derive(Debug, Default)]
+pub struct LatencyTable {
+    pub cidr: CidrTable<u32>,
+    pub asn: FxHashMap<u32, u32>,
+    pub country: FxHashMap<[u8; 2], u32>,
+    /// Per row, per region of the zone: milliseconds, if measured.
+    pub rows: Vec<Vec<Option<f32>>>,
+    /// Where each row came from, for explain: "measured.toml:12 cidr 203.0.113.0/24".
+    pub labels: Vec<String>,
+}
+
+impl LatencyTable {
+    /// The row for a client: the longest CIDR match, else its ASN, else its country.
+    pub fn row(&self, addr: IpAddr, loc: &Location) -> Option<u32> {
+        if let Some((&r, _)) = self.cidr.lookup(addr) {
+            return Some(r);
+        }
+        if let Some(r) = loc.asn.and_then(|a| self.asn.get(&a)) {
+            return Some(*r);
+        }
+        loc.country.and_then(|c| self.country.get(&c)).copied()
+    }
+}
+
+/// How a steered name picks its answer.
+#[derive(Debug)]
+pub enum Strategy {
+    Geo(GeoRules),
+    Latency {
+        /// Added to every estimate: the time a round trip spends outside fiber.
+        overhead_ms: f64,
+        table: Option<std::sync::Arc<LatencyTable>>,
+    },
+    /// Endpoints in this order; the first that is up answers.
+    Failover(Vec<EndpointIdx>),
+    Weighted,
+    All,
+}
+
+impl Strategy {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Strategy::Geo(_) => "geo",
+            Strategy::Latency { .. } => "latency",
+            Strategy::Failover(_) => "failover",
+            Strategy::Weighted => "weighted",
+            Strategy::All => "all",
+        }
+    }
+}
+
+/// A steered name, compiled.
+#[derive(Debug)]
+pub struct NamePolicy {
+    pub name: Name,
+    pub ttl: u32,
+    pub strategy: Strategy,
+    pub endpoints: Vec<Endpoint>,
+    pub when_all_down: AllDown,
+    /// Jurisdictions whose clients only ever get regions inside them.
+    pub fence: Vec<String>,
+    pub fence_fallback: FenceFallback,
+    /// The most addresses one answer carries.
+    pub max_answers: u16,
+    /// Where the name is defined, for explain.
+    pub source: String,
+}
+
+/// The zone-wide parts a decision needs besides the name's own policy.
+#[derive(Debug, Default)]
+pub struct ZonePolicy {
+    pub regions: Vec<Region>,
+    /// Country lists of every jurisdiction a fence names.
+    pub jurisdictions: FxHashMap<String, Vec<[u8; 2]>>,
+}
+
+/// Where the client is, as far as the decision is concerned.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// The ECS address (masked) or the packet's source.
+    pub addr: IpAddr,
+    /// What the geo database (and overrides) say about it; `prefix_len` is how far
+    /// that holds.
+    pub location: Location,
+    /// How many leading address bits the client gave us: the ECS source prefix, or
+    /// the whole address for a packet's source.
+    pub source_prefix: u8,
+}
+
+impl Client {
+    fn family_bits(&self) -> u8 {
+        match self.addr {
+            IpAddr::V4(_) => 32,
+            IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => 32,
+            IpAddr::V6(_) => 128,
+        }
+    }
+}
+
+/// Which endpoints are up. The query path passes a lock-free view.
+pub trait HealthView {
+    fn endpoint_up(&self, endpoint: &Endpoint) -> bool;
+}
+
+/// Every endpoint up: what a name sees when it has no health checks.
+pub struct AllUp;
+
+impl HealthView for AllUp {
+    fn endpoint_up(&self, _: &Endpoint) -> bool {
+        true
+    }
+}
+
+/// Why a decision came out as it did, in the words of metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// A geo rule matched (index into the rule lists).
+    Rule(u16),
+    /// Lowest estimated or measured round trip.
+    Latency,
+    /// The first healthy endpoint in the failover order.
+    Failover,
+    Weighted,
+    All,
+    /// A fenced client whose fence left no endpoint: the fence's fallback.
+    Fence,
+    /// Nothing that may answer is up: `when_all_down`.
+    AllDown,
+    /// The name has no data of the query type.
+    NoData,
+}
+
+impl Reason {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Reason::Rule(_) => "rule",
+            Reason::Latency => "latency",
+            Reason::Failover => "failover",
+            Reason::Weighted => "weighted",
+            Reason::All => "all",
+            Reason::Fence => "fence",
+            Reason::AllDown => "all-down",
+            Reason::NoData => "nodata",
+        }
+    }
+}
+
+/// What to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// These endpoints, best first.
+    Endpoints(SmallVec<[EndpointIdx; 8]>),
+    NoData,
+    ServFail,
+}
+
+/// A decision and how far it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub outcome: Outcome,
+    pub reason: Reason,
+    /// ECS scope prefix length: 0 when the answer does not depend on the client.
+    pub scope: u8,
+    /// The fenced jurisdiction the client fell in, if any.
+    pub fenced: Option<u16>,
+}
+
+/// Collects the steps of a decision for `explain`; the query path uses [`NoTrace`].
+pub trait Trace {
+    fn on(&self) -> bool;
+    fn note(&mut self, line: String);
+}
+
+/// Records nothing and costs nothing.
+pub struct NoTrace;
+
+impl Trace for NoTrace {
+    #[inline]
+    fn on(&self) -> bool {
+        false
+    }
+    #[inline]
+    fn note(&mut self, _: String) {}
+}
+
+/// Records every step as a line of text.
+#[derive(Debug, Default)]
+pub struct Recorder(pub Vec<String>);
+
+impl Trace for Recorder {
+    fn on(&self) -> bool {
+        true
+    }
+    fn note(&mut self, line: String) {
+        self.0.push(line);
+    }
+}
+
+macro_rules! note {
+    ($t:expr, $($arg:tt)*) => {
+        if $t.on() {
+            $t.note(format!($($arg)*));
+        }
+    };
+}
+
+/// Speed of light in fiber, km per millisecond (about 2/3 c).
+pub const FIBER_KM_PER_MS: f64 = 200.0;
+/// Default time a round trip spends outside fiber: serialization, queues, last mile.
+pub const DEFAULT_OVERHEAD_MS: f64 = 5.0;
+/// Prefix lengths that the weighted strategy hashes, so one resolver's clients stay
+/// together: the usual /24 and /56 client aggregation (RFC 7871 §11.1).
+pub const HASH_PREFIX_V4: u8 = 24;
+pub const HASH_PREFIX_V6: u8 = 56;
+
+/// Great-circle distance in km (haversine, mean Earth radius).
+pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (lat1, lon1) = (a.0.to_radians(), a.1.to_radians());
+    let (lat2, lon2) = (b.0.to_radians(), b.1.to_radians());
+    let dlat = lat2 - lat1;
+    let dlon = lon2 - lon1;
+    let h = (dlat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (dlon / 2.0).sin().powi(2);
+    2.0 * 6371.0 * h.sqrt().min(1.0).asin()
+}
+
+/// Estimated round trip: there and back through fiber, plus the fixed overhead.
+pub fn estimate_rtt_ms(client: (f64, f64), region: (f64, f64), overhead_ms: f64) -> f64 {
+    2.0 * distance_km(client, region) / FIBER_KM_PER_MS + overhead_ms
+}
+
+/// Decides the answer for `client`. `qtype` is A, AAAA, CNAME or ANY; `now` is
+/// seconds since 1970, reserved for time-based rules and never read from a clock here.
+pub fn decide<H: HealthView, T: Trace>(
+    zone: &ZonePolicy,
+    p: &NamePolicy,
+    client: &Client,
+    health: &H,
+    qtype: u16,
+    _now: u64,
+    trace: &mut T,
+) -> Decision {
+    let loc = &client.location;
+    note!(
+        trace,
+        "client {} (source /{}): {}",
+        client.addr,
+        client.source_prefix,
+        describe_location(loc)
+    );
+    note!(
+        trace,
+        "name {} strategy {} ttl {} ({})",
+        p.name,
+        p.strategy.kind(),
+        p.ttl,
+        p.source
+    );
+
+    // Which endpoints this client may be answered with at all.
+    let mut fenced: Option<u16> = None;
+    if let Some(cc) = loc.country {
+        for (i, j) in p.fence.iter().enumerate() {
+            if zone.jurisdictions.get(j).is_some_and(|l| l.contains(&cc)) {
+                fenced = Some(i as u16);
+                break;
+            }
+        }
+    }
+    let fence_name = fenced.map(|i| p.fence[i as usize].as_str());
+    if !p.fence.is_empty() {
+        match fence_name {
+            Some(j) => note!(
+                trace,
+                "fence {}: client country {} is in {j}; only regions in {j} may answer",
+                p.fence.join(","),
+                cc_str(loc.country)
+            ),
+            None => note!(
+                trace,
+                "fence {}: client country {} is outside it",
+                p.fence.join(","),
+                cc_str(loc.country)
+            ),
+        }
+    }
+    let allowed = |e: &Endpoint| -> bool {
+        match fence_name {
+            None => true,
+            Some(j) => {
+                zone.regions
+                    .get(e.region as usize)
+                    .and_then(|r| r.jurisdiction.as_deref())
+                    == Some(j)
+            }
+        }
+    };
+    let region_name = |e: &Endpoint| {
+        zone.regions
+            .get(e.region as usize)
+            .map(|r| r.name.as_str())
+            .unwrap_or("?")
+    };
+
+    // Candidates: allowed and serving the type, with whether they are up.
+    let mut usable: SmallVec<[(EndpointIdx, bool); 8]> = SmallVec::new();
+    for (i, e) in p.endpoints.iter().enumerate() {
+        if !allowed(e) {
+            note!(trace, "  {}: rejected: outside the fence", region_name(e));
+            continue;
+        }
+        if !e.serves(qtype) {
+            note!(
+                trace,
+                "  {}: rejected: no data of the query type",
+                region_name(e)
+            );
+            continue;
+        }
+        let up = health.endpoint_up(e);
+        if !up {
+            note!(trace, "  {}: rejected: down", region_name(e));
+        }
+        usable.push((i as EndpointIdx, up));
+    }
+    let is_up = |i: EndpointIdx| usable.iter().any(|&(j, up)| j == i && up);
+
+    // What the decision depends on, for the ECS scope.
+    let loc_scope = |extra: Option<&CidrTable<u16>>, extra32: Option<&CidrTable<u32>>| -> u8 {
+        let mut s = loc.prefix_len;
+        if let Some(t) = extra {
+            s = s.max(t.narrowest_overlap(client.addr, s));
+        }
+        if let Some(t) = extra32 {
+            s = s.max(t.narrowest_overlap(client.addr, s));
+        }
+        s
+    };
+    let fence_scope = if p.fence.is_empty() {
+        0
+    } else {
+        loc_scope(None, None)
+    };
+
+    let mut chosen: SmallVec<[EndpointIdx; 8]> = SmallVec::new();
+    let mut reason;
+    let mut scope;
+    match &p.strategy {
+        Strategy::Geo(rules) => {
+            let (list, level) = geo_rule(rules, client);
+            reason = Reason::Rule(list);
+            scope = loc_scope(Some(&rules.cidr), None);
+            note!(
+                trace,
+                "rule {} matched ({level}): {}",
+                rules
+                    .labels
+                    .get(list as usize)
+                    .map(|s| s.as_str())
+                    .unwrap_or("?"),
+                rules.lists[list as usize]
+                    .iter()
+                    .map(|&i| region_name(&p.endpoints[i as usize]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            if let Some(&i) = rules.lists[list as usize].iter().find(|&&i| is_up(i)) {
+                chosen.push(i);
+            } else if fenced.is_some() {
+                // The rule points outside the fence: the nearest thing inside it is
+                // the first allowed endpoint in declaration order.
+                if let Some(&(i, _)) = usable.iter().find(|&&(_, up)| up) {
+                    note!(
+                        trace,
+                        "no listed region inside the fence is up; first region inside it: {}",
+                        region_name(&p.endpoints[i as usize])
+                    );
+                    chosen.push(i);
+                }
+            }
+        }
+        Strategy::Latency { overhead_ms, table } => {
+            reason = Reason::Latency;
+            let row = table.as_ref().and_then(|t| t.row(client.addr, loc));
+            scope = loc_scope(None, table.as_ref().map(|t| &t.cidr));
+            if let (Some(t), Some(r)) = (table, row) {
+                note!(trace, "measured latencies: {}", t.labels[r as usize]);
+            }
+            let mut best: Option<(f64, EndpointIdx)> = None;
+            for &(i, up) in &usable {
+                let e = &p.endpoints[i as usize];
+                let region = &zone.regions[e.region as usize];
+                let measured = match (table, row) {
+                    (Some(t), Some(r)) => t.rows[r as usize]
+                        .get(e.region as usize)
+                        .copied()
+                        .flatten()
+                        .map(f64::from),
+                    _ => None,
+                };
+                let rtt = measured
+                    .or_else(|| Some(estimate_rtt_ms(loc.coords?, region.location?, *overhead_ms)));
+                if trace.on() {
+                    let how = match (measured, rtt) {
+                        (Some(m), _) => format!("{m:.1} ms measured"),
+                        (None, Some(r)) => format!("{r:.1} ms estimated"),
+                        (None, None) => "unknown (no location)".to_string(),
+                    };
+                    trace.note(format!(
+                        "  {}: {how}{}",
+                        region.name,
+                        if up { "" } else { ", down" }
+                    ));
+                }
+                if !up {
+                    continue;
+                }
+                // Unknown round trips sort after every known one, in declaration
+                // order; ties keep declaration order (strictly less replaces).
+                let key = rtt.unwrap_or(f64::INFINITY);
+                if best.is_none_or(|(b, _)| key < b) {
+                    best = Some((key, i));
+                }
+            }
+            if let Some((_, i)) = best {
+                chosen.push(i);
+            }
+        }
+        Strategy::Failover(order) => {
+            reason = Reason::Failover;
+            scope = 0;
+            if let Some(&i) = order.iter().find(|&&i| is_up(i)) {
+                chosen.push(i);
+            }
+            note!(
+                trace,
+                "failover order: {}",
+                order
+                    .iter()
+                    .map(|&i| region_name(&p.endpoints[i as usize]))
+                    .collect::<Vec<_>>()
+                    .join(" > ")
+            );
+        }
+        Strategy::Weighted => {
+            reason = Reason::Weighted;
+            let bits = match client.family_bits() {
+                32 => HASH_PREFIX_V4,
+                _ => HASH_PREFIX_V6,
+            }
+            .min(client.source_prefix);
+            scope = bits;
+            let key = prefix_key(client.addr, bits);
+            let mut best: Option<(f64, EndpointIdx)> = None;
+            for &(i, up) in &usable {
+                let e = &p.endpoints[i as usize];
+                if !up || e.weight == 0 {
+                    if e.weight == 0 {
+                        note!(trace, "  {}: weight 0 (drained)", region_name(e));
+                    }
+                    continue;
+                }
+                // Weighted rendezvous hashing: a client prefix keeps its endpoint
+                // while others come and go, and shares follow the weights.
+                let u = unit_hash(key, e.health_id as u64 ^ (e.region as u64) << 32);
+                let score = e.weight as f64 / -u.ln();
+                if best.is_none_or(|(b, _)| score > b) {
+                    best = Some((score, i));
+                }
+            }
+            if let Some((_, i)) = best {
+                note!(
+                    trace,
+                    "client prefix /{bits} hashes to {} (weights {})",
+                    region_name(&p.endpoints[i as usize]),
+                    usable
+                        .iter()
+                        .map(|&(i, _)| {
+                            let e = &p.endpoints[i as usize];
+                            format!("{}={}", region_name(e), e.weight)
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
+                chosen.push(i);
+            }
+        }
+        Strategy::All => {
+            reason = Reason::All;
+            scope = 0;
+            chosen.extend(usable.iter().filter(|&&(_, up)| up).map(|&(i, _)| i));
+        }
+    }
+    scope = scope.max(fence_scope);
+
+    let outcome = if !chosen.is_empty() {
+        Outcome::Endpoints(chosen)
+    } else if let Some(f) = fenced {
+        reason = Reason::Fence;
+        note!(
+            trace,
+            "no region inside {} can answer: fence fallback {:?}",
+            p.fence[f as usize],
+            p.fence_fallback
+        );
+        match p.fence_fallback {
+            FenceFallback::ServFail => Outcome::ServFail,
+            FenceFallback::NoData => Outcome::NoData,
+        }
+    } else if usable.is_empty() {
+        reason = Reason::NoData;
+        note!(trace, "no region has data of this type");
+        scope = fence_scope;
+        Outcome::NoData
+    } else {
+        reason = Reason::AllDown;
+        note!(
+            trace,
+            "nothing that may answer is up: when_all_down {:?}",
+            p.when_all_down
+        );
+        // What answers now does not depend on where the client is, beyond the fence.
+        scope = fence_scope;
+        match p.when_all_down {
+            AllDown::AnswerAll => Outcome::Endpoints(usable.iter().map(|&(i, _)| i).collect()),
+            AllDown::NoData => Outcome::NoData,
+            AllDown::ServFail => Outcome::ServFail,
+            AllDown::Endpoint(i) => {
+                if usable.iter().any(|&(j, _)| j == i) {
+                    Outcome::Endpoints(std::iter::once(i).collect())
+                } else {
+                    Outcome::NoData
+                }
+            }
+        }
+    };
+    scope = scope.min(client.family_bits());
+    if let Outcome::Endpoints(list) = &outcome {
+        note!(
+            trace,
+            "answer: {} ({})",
+            list.iter()
+                .map(|&i| region_name(&p.endpoints[i as usize]))
+                .collect::<Vec<_>>()
+                .join(", "),
+            reason.label()
+        );
+    }
+    note!(trace, "ECS scope /{scope}");
+    Decision {
+        outcome,
+        reason,
+        scope,
+        fenced,
+    }
+}
+
+/// The most specific geo rule for the client: CIDR, subdivision, country,
+/// continent, default.
+fn geo_rule(rules: &GeoRules, client: &Client) -> (u16, &'static str) {
+    if let Some((&l, _)) = rules.cidr.lookup(client.addr) {
+        return (l, "cidr");
+    }
+    let loc = &client.location;
+    if let Some(l) = loc
+        .subdivision
+        .as_ref()
+        .and_then(|s| rules.subdivision.get(s))
+    {
+        return (*l, "subdivision");
+    }
+    if let Some(l) = loc.country.and_then(|c| rules.country.get(&c)) {
+        return (*l, "country");
+    }
+    if let Some(l) = loc.continent.and_then(|c| rules.continent.get(&c)) {
+        return (*l, "continent");
+    }
+    (rules.default, "default")
+}
+
+fn cc_str(c: Option<[u8; 2]>) -> String {
+    c.map(|c| String::from_utf8_lossy(&c).into_owned())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// One line saying where the database puts the client.
+pub fn describe_location(loc: &Location) -> String {
+    let mut parts = Vec::new();
+    if let Some(c) = loc.continent {
+        parts.push(format!("continent {}", String::from_utf8_lossy(&c)));
+    }
+    if let Some(c) = loc.country {
+        parts.push(format!("country {}", String::from_utf8_lossy(&c)));
+    }
+    if let Some(s) = &loc.subdivision {
+        parts.push(format!("subdivision {s}"));
+    }
+    if let Some((la, lo)) = loc.coords {
+        parts.push(format!("at {la:.2},{lo:.2}"));
+    }
+    if let Some(a) = loc.asn {
+        parts.push(format!("AS{a}"));
+    }
+    if parts.is_empty() {
+        parts.push("location unknown".to_string());
+    }
+    format!("{} (network /{})", parts.join(", "), loc.prefix_len)
+}
+
+/// The first `bits` of the address, as a number to hash.
+fn prefix_key(addr: IpAddr, bits: u8) -> u128 {
+    let (v, width) = match addr {
+        IpAddr::V4(a) => (u32::from(a) as u128, 32u32),
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(m) => (u32::from(m) as u128, 32),
+            None => (u128::from(a), 128),
+        },
+    };
+    let bits = (bits as u32).min(width);
+    if bits == 0 {
+        return 0;
+    }
+    let shift = width - bits;
+    (v >> shift) << shift | (bits as u128) << 120
+}
+
+/// A stable hash of (key, salt) mapped into (0, 1).
+fn unit_hash(key: u128, salt: u64) -> f64 {
+    // SplitMix64 over the halves: stable across builds and platforms, unlike the
+    // standard library's randomly keyed hasher.
+    let mut x = (key as u64) ^ ((key >> 64) as u64).rotate_left(17) ^ salt;
+    for _ in 0..2 {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x = z ^ (z >> 31);
+    }
+    ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests;

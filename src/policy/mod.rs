@@ -128,7 +128,7 @@ impl LatencyTable {
 /// How a steered name picks its answer.
 #[derive(Debug)]
 pub enum Strategy {
-    Geo(GeoRules),
+    Geo(Box<GeoRules>),
     Latency {
         /// Added to every estimate: the time a round trip spends outside fiber.
         overhead_ms: f64,

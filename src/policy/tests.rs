@@ -235,7 +235,7 @@ fn geo_most_specific_rule_wins() {
         .cidr
         .insert("203.0.113.0/24".parse::<IpNet>().unwrap(), net)
         .unwrap();
-    let p = policy(Strategy::Geo(rules), &[US, EUW, AP]);
+    let p = policy(Strategy::Geo(Box::new(rules)), &[US, EUW, AP]);
     let fr = client("198.51.100.1", "FR", None, 16);
     assert_eq!(regions_of(&p, &run(&p, &fr, &AllUp)), vec![EUW]);
     let de_client = client("198.51.100.1", "DE", None, 16);
@@ -333,7 +333,7 @@ fn fence_holds_under_every_strategy_and_health() {
             Strategy::Failover(vec![0, 2, 1, 3]),
             Strategy::Weighted,
             Strategy::All,
-            Strategy::Geo(rules),
+            Strategy::Geo(Box::new(rules)),
         ]
     };
     let fallbacks = [FenceFallback::ServFail, FenceFallback::NoData];

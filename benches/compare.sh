@@ -344,31 +344,48 @@ for s in "${SERVER_LIST[@]}"; do
 done
 
 # ---- measurements ------------------------------------------------------------
-RESULTS=$WORK/results.tsv   # server run qps completed lost runtime ticks resp_bytes
+RESULTS=$WORK/results.tsv   # server run qps completed lost runtime ticks resp_bytes other_ticks
 : >"$RESULTS"
-perf_run() { # NAME OUTFILE extra dnsperf args...: runs dnsperf, prints CPU ticks used
-    local name=$1 out=$2 t0 t1
+# busy time (user nice system irq softirq steal) of the server CPU, in the
+# same ticks, from /proc/stat; empty if SERVER_CPU is not one CPU number
+cpu_busy() {
+    [[ $SERVER_CPU =~ ^[0-9]+$ ]] || return 0
+    awk -v c="cpu$SERVER_CPU" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat
+}
+# NAME OUTFILE extra dnsperf args...: runs dnsperf against NAME, prints
+# "TICKS OTHER": CPU ticks the server used, and ticks of the server CPU spent
+# on anything else (other processes, steal): interference, ideally near 0
+perf_run() {
+    local name=$1 out=$2 t0 t1 b0 b1
     shift 2
+    b0=$(cpu_busy)
     t0=$(cpu_ticks "${PID[$name]}")
     timeout -k 5 $((DURATION + LAT_DURATION + 60)) taskset -c "$CLIENT_CPU" \
         dnsperf -s 127.0.0.1 -p "${PORT[$name]}" "${PERF_INPUT[@]}" "$@" >"$out" 2>&1 ||
         die "$name: dnsperf failed: $(tail -n 3 "$out")"
     t1=$(cpu_ticks "${PID[$name]}")
+    b1=$(cpu_busy)
     kill -0 "${PID[$name]}" 2>/dev/null || { server_log_tail "$name"; die "$name died during the run"; }
-    echo $((t1 - t0))
+    if [ -n "$b0" ] && [ -n "$b1" ]; then
+        echo "$((t1 - t0)) $((b1 - b0 - (t1 - t0)))"
+    else
+        echo "$((t1 - t0)) -"
+    fi
 }
 
 for ((run = 1; run <= RUNS; run++)); do
     for s in "${SERVER_LIST[@]}"; do
         out=$WORK/$s/tput.$run.out
-        ticks=$(perf_run "$s" "$out" "${PERF_OPTS[@]}" -l "$DURATION")
+        read -r ticks other < <(perf_run "$s" "$out" "${PERF_OPTS[@]}" -l "$DURATION" || echo fail)
+        [ "$ticks" != fail ] || exit 1
         completed=$(stat_of "$out" 'Queries completed:' 3)
         if [ -z "$completed" ] || [ "$completed" -eq 0 ]; then die "$s: dnsperf completed no queries: $(tail -n 5 "$out")"; fi
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$run" "$(stat_of "$out" 'Queries per second:' 4)" \
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$run" "$(stat_of "$out" 'Queries per second:' 4)" \
             "$completed" "$(stat_of "$out" 'Queries lost:' 3)" "$(stat_of "$out" 'Run time (s):' 4)" "$ticks" \
-            "$(stat_of "$out" 'Average packet size:' 7)" >>"$RESULTS"
+            "$(stat_of "$out" 'Average packet size:' 7)" "$other" >>"$RESULTS"
         log "run $run/$RUNS $s: $(awk -F'\t' -v s="$s" -v r="$run" -v hz="$CLK_TCK" \
-            '$1 == s && $2 == r {printf "%.0f q/s, %.2f us CPU/query, lost %d", $3, $7 * 1e6 / hz / $4, $5}' "$RESULTS")"
+            '$1 == s && $2 == r {printf "%.0f q/s, %.2f us CPU/query, server CPU %.0f%%, other use of its CPU %s%%, lost %d",
+                $3, $7 * 1e6 / hz / $4, 100 * $7 / hz / $6, ($9 == "-") ? "-" : sprintf("%.1f", 100 * $9 / hz / $6), $5}' "$RESULTS")"
     done
 done
 
@@ -377,7 +394,8 @@ LATENCY=$WORK/latency.tsv   # server p50 p99 p999 (us) cpu_us_per_query complete
 if [ "$LAT_DURATION" -gt 0 ]; then
     for s in "${SERVER_LIST[@]}"; do
         out=$WORK/$s/latency.out
-        ticks=$(perf_run "$s" "$out" -Q "$LAT_QPS" -l "$LAT_DURATION" -v)
+        read -r ticks other < <(perf_run "$s" "$out" -Q "$LAT_QPS" -l "$LAT_DURATION" -v || echo fail)
+        [ "$ticks" != fail ] || exit 1
         completed=$(stat_of "$out" 'Queries completed:' 3)
         timeouts=$(awk '/^> T / {n++} END {print n + 0}' "$out")
         awk '/^> / && NF >= 5 && $NF ~ /^[0-9.]+$/ {print $NF}' "$out" | sort -g | awk \
@@ -394,7 +412,7 @@ fi
 
 # ---- report ------------------------------------------------------------------
 # per server: median, min and max over the runs of qps, CPU us/query, CPU %
-SUMMARY=$WORK/summary.tsv   # server qps_med qps_min qps_max us_med us_min us_max cpu_pct lost resp_bytes
+SUMMARY=$WORK/summary.tsv   # server qps_med qps_min qps_max us_med us_min us_max cpu_pct lost resp_bytes other_pct_max
 : >"$SUMMARY"
 median_min_max() { sort -g | awk '{v[NR] = $1} END {m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m, v[1], v[NR]}'; }
 for s in "${SERVER_LIST[@]}"; do
@@ -403,7 +421,9 @@ for s in "${SERVER_LIST[@]}"; do
     read -r cm _ _ < <(awk -F'\t' -v s="$s" -v hz="$CLK_TCK" '$1 == s {printf "%.3f\n", 100 * $7 / hz / $6}' "$RESULTS" | median_min_max)
     lost=$(awk -F'\t' -v s="$s" '$1 == s {n += $5} END {print n + 0}' "$RESULTS")
     resp=$(awk -F'\t' -v s="$s" '$1 == s {print $8; exit}' "$RESULTS")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$qm" "$qlo" "$qhi" "$um" "$ulo" "$uhi" "$cm" "$lost" "$resp" >>"$SUMMARY"
+    other=$(awk -F'\t' -v s="$s" -v hz="$CLK_TCK" '$1 == s && $9 != "-" {o = 100 * $9 / hz / $6; if (!n++ || o > m) m = o}
+        END {if (n) printf "%.1f", (m < 0 ? 0 : m); else print "-"}' "$RESULTS")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$qm" "$qlo" "$qhi" "$um" "$ulo" "$uhi" "$cm" "$lost" "$resp" "$other" >>"$SUMMARY"
 done
 ref_us() { awk -F'\t' -v s="$1" '$1 == s {print $5}' "$SUMMARY"; }
 NSD_US=$(ref_us nsd)
@@ -418,18 +438,18 @@ printf -- '- versions:'
 for s in "${SERVER_LIST[@]}"; do printf ' %s %s;' "$s" "$(version_of "$s")"; done
 echo
 echo
-echo "| server | queries/s (median) | queries/s min–max | CPU µs/query (median) | CPU µs/query min–max | server CPU % | lost | avg response bytes | p50 µs @${LAT_QPS}/s | p99 µs @${LAT_QPS}/s | p99.9 µs @${LAT_QPS}/s | CPU µs/query @${LAT_QPS}/s | CPU/query ÷ NSD | CPU/query ÷ gdnsd |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-while IFS=$'\t' read -r s qm qlo qhi um ulo uhi cm lost resp; do
-    lat=$(awk -F'\t' -v s="$s" '$1 == s {printf "%s | %s | %s | %s", $2, $3, $4, $5}' "$LATENCY")
-    [ -n "$lat" ] || lat="- | - | - | -"
+echo "| server | queries/s median (min–max) | CPU µs/query median (min–max) | CPU/query ÷ NSD | CPU/query ÷ gdnsd | server CPU % | other use of server CPU % (max) | lost | response bytes (avg) | latency p50 / p99 / p99.9 µs @ ${LAT_QPS} q/s | CPU µs/query @ ${LAT_QPS} q/s |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+while IFS=$'\t' read -r s qm qlo qhi um ulo uhi cm lost resp other; do
+    lat=$(awk -F'\t' -v s="$s" '$1 == s {printf "%s / %s / %s | %s", $2, $3, $4, $5}' "$LATENCY")
+    [ -n "$lat" ] || lat="- | -"
     awk -v s="$s" -v qm="$qm" -v qlo="$qlo" -v qhi="$qhi" -v um="$um" -v ulo="$ulo" -v uhi="$uhi" \
-        -v cm="$cm" -v lost="$lost" -v resp="$resp" -v lat="$lat" -v nsd="$NSD_US" -v gd="$GDNSD_US" 'BEGIN {
+        -v cm="$cm" -v lost="$lost" -v resp="$resp" -v other="$other" -v lat="$lat" -v nsd="$NSD_US" -v gd="$GDNSD_US" 'BEGIN {
         rn = (nsd != "" && nsd > 0) ? sprintf("%.2f", um / nsd) : "-"
         rg = (gd != "" && gd > 0) ? sprintf("%.2f", um / gd) : "-"
-        printf "| %s | %.0f | %.0f–%.0f | %.2f | %.2f–%.2f | %.0f | %d | %s | %s | %s | %s |\n",
-            s, qm, qlo, qhi, um, ulo, uhi, cm, lost, resp, lat, rn, rg }'
+        printf "| %s | %.0f (%.0f–%.0f) | %.2f (%.2f–%.2f) | %s | %s | %.0f | %s | %d | %s | %s |\n",
+            s, qm, qlo, qhi, um, ulo, uhi, rn, rg, cm, other, lost, resp, lat }'
 done <"$SUMMARY"
 echo
-echo "CPU µs/query = (utime+stime of the server's processes and threads during the dnsperf run) / queries completed."
-echo "A server CPU % well under 100 means dnsperf's one CPU, not the server, bounded queries/s."
+echo "CPU µs/query: utime+stime of all the server's processes and threads over the dnsperf run, divided by the queries completed."
+echo "Server CPU % well under 100: dnsperf's one CPU, not the server, bounded queries/s. Other use of the server CPU above a few %: something else ran there; rerun."

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use crate::config::zones::{load_zones_dir, LoadedZones};
 use crate::config::{ConfigError, ServerConfig};
+use crate::geo::client::ClientLocator;
+use crate::geo::Locator;
 use crate::snapshot::Snapshot;
 use crate::zone::ZoneSet;
 
@@ -45,8 +47,62 @@ pub fn load_snapshot(
             "no zones: add NAME.zone master files or *.toml policy files".to_string(),
         )]);
     }
-    let snap = Snapshot::new(ZoneSet::new(zones), cfg, generation);
+    let geo = load_geo(cfg, &mut loaded.warnings)?;
+    let snap = Snapshot::new(ZoneSet::new(zones), geo, cfg, generation);
     Ok((snap, loaded))
+}
+
+/// Opens the geo database and adds the overrides. No database: every client is
+/// unknown and gets each name's default, with one warning.
+pub fn load_geo(
+    cfg: &ServerConfig,
+    warnings: &mut Vec<ConfigError>,
+) -> Result<ClientLocator, Vec<ConfigError>> {
+    let db = match &cfg.geo.database {
+        Some(path) if path.is_file() => match Locator::open(path, cfg.geo.fields.clone()) {
+            Ok(l) => Some(l),
+            Err(e) => return Err(vec![ConfigError::new(path, 0, e.to_string())]),
+        },
+        Some(path) if cfg.geo.database_explicit => {
+            return Err(vec![ConfigError::new(
+                path,
+                0,
+                "geo database does not exist; fix geo.database or set it to \"\" to serve without location".to_string(),
+            )])
+        }
+        Some(path) => {
+            warnings.push(ConfigError::new(
+                path,
+                0,
+                "no geo database here: every client is located as unknown and gets each name's default".to_string(),
+            ));
+            None
+        }
+        None => {
+            warnings.push(ConfigError::new(
+                Path::new("geo.database"),
+                0,
+                "location is off: every client is located as unknown and gets each name's default".to_string(),
+            ));
+            None
+        }
+    };
+    let mut geo = ClientLocator::new(db);
+    let mut errors = Vec::new();
+    for (net, loc) in &cfg.geo.overrides {
+        if let Err(e) = geo.add_override(*net, loc.clone()) {
+            errors.push(ConfigError::new(
+                Path::new("geo.override"),
+                0,
+                e.to_string(),
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(geo)
+    } else {
+        Err(errors)
+    }
 }
 
 /// `signpost check`: load everything, report, change nothing.
@@ -65,10 +121,11 @@ pub fn check(o: &Overrides) -> Result<String, Vec<ConfigError>> {
             .map(|s| s.rdatas.len())
             .sum();
         report.push_str(&format!(
-            "ok: zone {} serial {} ({} records) from {}\n",
+            "ok: zone {} serial {} ({} records, {} steered names) from {}\n",
             z.origin,
             z.serial,
             records,
+            z.steered.len(),
             display_path(&z.source)
         ));
     }

@@ -8,6 +8,8 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 
 use crate::config::{Identity, ServerConfig};
+use crate::geo::cidr::{CidrTable, IpNet};
+use crate::geo::client::ClientLocator;
 use crate::zone::{class, rtype, Name, RRset, ZoneSet};
 
 /// Prebuilt CHAOS-class TXT answers that tell instances apart (RFC 4892).
@@ -60,18 +62,32 @@ pub struct Snapshot {
     pub chaos: ChaosAnswers,
     pub nsid: Option<Box<[u8]>>,
     pub udp_payload: u16,
+    /// Where clients are.
+    pub geo: ClientLocator,
+    /// Resolvers whose ECS we believe.
+    pub ecs_from: CidrTable<()>,
+    /// Who may ask for CHAOS TXT explanations.
+    pub explain_from: CidrTable<()>,
     /// Counts successful loads, so logs and status can tell configurations apart.
     pub generation: u64,
     pub loaded_at: SystemTime,
 }
 
 impl Snapshot {
-    pub fn new(zones: ZoneSet, cfg: &ServerConfig, generation: u64) -> Snapshot {
+    pub fn new(
+        zones: ZoneSet,
+        geo: ClientLocator,
+        cfg: &ServerConfig,
+        generation: u64,
+    ) -> Snapshot {
         Snapshot {
             zones,
             chaos: ChaosAnswers::new(&cfg.identity),
             nsid: cfg.identity.nsid.clone().map(Vec::into_boxed_slice),
             udp_payload: cfg.udp_payload_max,
+            geo,
+            ecs_from: net_set(&cfg.geo.ecs_from),
+            explain_from: net_set(&cfg.geo.explain_from),
             generation,
             loaded_at: SystemTime::now(),
         }
@@ -84,6 +100,15 @@ impl Snapshot {
             .map(|z| z.origin.clone())
             .collect()
     }
+}
+
+fn net_set(nets: &[IpNet]) -> CidrTable<()> {
+    let mut t = CidrTable::new();
+    for n in nets {
+        // A network listed twice is listed once.
+        let _ = t.insert(*n, ());
+    }
+    t
 }
 
 /// The serving snapshot, swapped atomically on reload; readers never block.

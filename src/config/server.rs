@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{line_of, ConfigError};
+use crate::geo::cidr::IpNet;
+use crate::geo::{FieldPaths, Location};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +21,33 @@ struct ServerRaw {
     tcp: Option<TcpRaw>,
     identity: Option<IdentityRaw>,
     log: Option<LogRaw>,
+    geo: Option<GeoRaw>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GeoRaw {
+    /// Path to a MaxMind-format database; "" turns location off.
+    database: Option<String>,
+    /// Where the fields are, for databases of another layout.
+    fields: Option<FieldPaths>,
+    /// Resolver networks whose EDNS Client Subnet is honoured.
+    ecs_from: Option<Vec<String>>,
+    /// Networks allowed to ask for CHAOS TXT explanations.
+    explain_from: Option<Vec<String>>,
+    #[serde(rename = "override", default)]
+    overrides: Vec<GeoOverrideRaw>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GeoOverrideRaw {
+    cidr: String,
+    country: Option<String>,
+    continent: Option<String>,
+    subdivision: Option<String>,
+    location: Option<[f64; 2]>,
+    asn: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -81,6 +110,48 @@ pub struct ServerConfig {
     pub identity: Identity,
     pub log_level: String,
     pub log_format: LogFormat,
+    pub geo: GeoConfig,
+}
+
+/// Where the location of clients comes from, and whose hints we believe.
+#[derive(Debug, Clone)]
+pub struct GeoConfig {
+    /// The database; `None` turns location off (every client is unknown).
+    pub database: Option<PathBuf>,
+    /// True when the path was given, so a missing file is an error rather than the
+    /// absent default.
+    pub database_explicit: bool,
+    pub fields: Option<FieldPaths>,
+    /// ECS is honoured only from these networks (RFC 7871 §7.1.2 lets an
+    /// authoritative server choose whom to believe). Default: everyone.
+    pub ecs_from: Vec<IpNet>,
+    /// CHAOS TXT explain answers only go to these networks. Default: loopback.
+    pub explain_from: Vec<IpNet>,
+    /// Networks pinned to a location ahead of the database.
+    pub overrides: Vec<(IpNet, Location)>,
+}
+
+/// The database shipped in the repository, used when none is configured.
+pub const DEFAULT_GEO_DATABASE: &str = "geo/geo-whois-asn-country.mmdb";
+
+impl Default for GeoConfig {
+    fn default() -> Self {
+        let net = |s: &str| s.parse::<IpNet>().ok();
+        GeoConfig {
+            database: Some(PathBuf::from(DEFAULT_GEO_DATABASE)),
+            database_explicit: false,
+            fields: None,
+            ecs_from: ["0.0.0.0/0", "::/0"]
+                .iter()
+                .filter_map(|s| net(s))
+                .collect(),
+            explain_from: ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .filter_map(|s| net(s))
+                .collect(),
+            overrides: Vec::new(),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -95,6 +166,7 @@ impl Default for ServerConfig {
             identity: Identity::default(),
             log_level: "info".to_string(),
             log_format: LogFormat::Text,
+            geo: GeoConfig::default(),
         }
     }
 }
@@ -239,6 +311,79 @@ impl ServerConfig {
                     "format",
                     format!("log.format = {other:?}; use \"text\" or \"json\""),
                 )),
+            }
+        }
+        if let Some(g) = raw.geo {
+            if let Some(db) = g.database {
+                cfg.geo.database_explicit = true;
+                cfg.geo.database = if db.is_empty() {
+                    None
+                } else {
+                    let p = PathBuf::from(db);
+                    Some(if p.is_absolute() { p } else { base.join(p) })
+                };
+            }
+            cfg.geo.fields = g.fields;
+            let nets = |key: &str, list: Vec<String>, errors: &mut Vec<ConfigError>| {
+                let mut out = Vec::new();
+                for n in list {
+                    match n.parse::<IpNet>() {
+                        Ok(net) => out.push(net),
+                        Err(e) => errors.push(key_err(
+                            key,
+                            format!("geo.{key}: {n:?}: {e}; use networks like \"192.0.2.0/24\""),
+                        )),
+                    }
+                }
+                out
+            };
+            if let Some(l) = g.ecs_from {
+                cfg.geo.ecs_from = nets("ecs_from", l, &mut errors);
+            }
+            if let Some(l) = g.explain_from {
+                cfg.geo.explain_from = nets("explain_from", l, &mut errors);
+            }
+            for o in g.overrides {
+                let line = find_key_line(text, "cidr");
+                let net = match o.cidr.parse::<IpNet>() {
+                    Ok(n) => n,
+                    Err(e) => {
+                        errors.push(ConfigError::new(
+                            path,
+                            line,
+                            format!("geo.override cidr {:?}: {e}", o.cidr),
+                        ));
+                        continue;
+                    }
+                };
+                let cc = |s: &Option<String>| -> Option<[u8; 2]> {
+                    let b = s.as_ref()?.as_bytes();
+                    (b.len() == 2).then(|| [b[0].to_ascii_uppercase(), b[1].to_ascii_uppercase()])
+                };
+                let country = cc(&o.country);
+                if o.country.is_some() && country.is_none() {
+                    errors.push(ConfigError::new(
+                        path,
+                        line,
+                        format!(
+                            "geo.override {}: country must be a 2-letter code like DE",
+                            o.cidr
+                        ),
+                    ));
+                }
+                let loc = Location {
+                    continent: cc(&o.continent)
+                        .or_else(|| country.and_then(crate::geo::country_continent)),
+                    country,
+                    subdivision: o.subdivision,
+                    coords: o
+                        .location
+                        .map(|[a, b]| (a, b))
+                        .or_else(|| country.and_then(crate::geo::country_centroid)),
+                    asn: o.asn,
+                    prefix_len: net.prefix_len(),
+                };
+                cfg.geo.overrides.push((net, loc));
             }
         }
         if errors.is_empty() {

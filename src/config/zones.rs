@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use indexmap::IndexMap;
 use serde::Deserialize;
+
+use super::policy::{compile_steering, NameRaw, RegionRaw, SteeringRaw};
 
 use super::{line_of, ConfigError};
 use crate::zone::build::build_zone;
@@ -46,6 +49,14 @@ pub struct PolicyRaw {
     /// A master file with more static records, relative to this file.
     pub zonefile: Option<toml::Spanned<String>>,
     pub soa: Option<toml::Spanned<SoaRaw>>,
+    /// Where the service runs: `[regions.NAME]` with location and jurisdiction.
+    pub regions: Option<IndexMap<String, toml::Spanned<RegionRaw>>>,
+    /// Extra or redefined jurisdictions: name -> country codes.
+    pub jurisdictions: Option<IndexMap<String, Vec<String>>>,
+    /// Steered names: `[names.NAME]`.
+    pub names: Option<IndexMap<String, toml::Spanned<NameRaw>>>,
+    /// A file of measured round trips that replace latency estimates.
+    pub latency_table: Option<toml::Spanned<String>>,
 }
 
 /// The `[soa]` table: the SOA record without having to write one.
@@ -329,11 +340,41 @@ pub fn compile_policy(
         }
     }
 
+    let steering = compile_steering(
+        text,
+        path,
+        &origin,
+        SteeringRaw {
+            regions: raw.regions.as_ref(),
+            jurisdictions: raw.jurisdictions.as_ref(),
+            names: raw.names.as_ref(),
+            latency_table: raw.latency_table.as_ref(),
+        },
+    );
+    let (zone_policy, steered, mut warnings) = match steering {
+        Ok(s) => s,
+        Err(e) => {
+            errors.extend(e);
+            Default::default()
+        }
+    };
     if !errors.is_empty() {
         return Err(errors);
     }
-    let (zone, warnings) = build_zone(&origin, path, records).map_err(zone_errors)?;
-    Ok((zone, zone_errors(warnings), zonefile_path))
+    let (mut zone, zw) = build_zone(&origin, path, records).map_err(zone_errors)?;
+    warnings.extend(zone_errors(zw));
+    let lines: Vec<usize> = raw
+        .names
+        .iter()
+        .flat_map(|m| m.values())
+        .map(|s| at(s.span()))
+        .collect();
+    zone.attach_steering(zone_policy, steered).map_err(|errs| {
+        errs.into_iter()
+            .map(|(i, m)| ConfigError::new(path, lines.get(i).copied().unwrap_or(0), m))
+            .collect::<Vec<_>>()
+    })?;
+    Ok((zone, warnings, zonefile_path))
 }
 
 /// SOA RDATA from the `[soa]` table (RFC 1035 §3.3.13).

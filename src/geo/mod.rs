@@ -46,6 +46,7 @@
 //! query, which costs about what it saves at these numbers.
 
 pub mod cidr;
+pub mod client;
 mod countries;
 mod error;
 mod record;

@@ -595,8 +595,17 @@ pub fn decide<H: HealthView, T: Trace>(
     }
     scope = scope.max(fence_scope);
 
+    // The fence leaves the client nothing at all, whatever the type.
+    let fence_empty = fenced.is_some() && !p.endpoints.iter().any(allowed);
     let outcome = if !chosen.is_empty() {
         Outcome::Endpoints(chosen)
+    } else if usable.is_empty() && !fence_empty {
+        // Nothing the client may get has data of this type: an honest NODATA (an EU
+        // client asking AAAA of an IPv4-only EU region is not failed over).
+        reason = Reason::NoData;
+        note!(trace, "no region has data of this type");
+        scope = fence_scope;
+        Outcome::NoData
     } else if let Some(f) = fenced {
         reason = Reason::Fence;
         note!(
@@ -609,11 +618,6 @@ pub fn decide<H: HealthView, T: Trace>(
             FenceFallback::ServFail => Outcome::ServFail,
             FenceFallback::NoData => Outcome::NoData,
         }
-    } else if usable.is_empty() {
-        reason = Reason::NoData;
-        note!(trace, "no region has data of this type");
-        scope = fence_scope;
-        Outcome::NoData
     } else {
         reason = Reason::AllDown;
         note!(

@@ -451,3 +451,27 @@ fn explain_trace_names_every_step() {
     let names: HashSet<&str> = ["us-east", "eu-west", "ap-northeast"].into();
     assert!(names.iter().all(|n| text.contains(n)));
 }
+
+#[test]
+fn fenced_client_asking_a_type_the_fence_lacks_gets_nodata_not_the_fallback() {
+    let mut p = policy(Strategy::Failover(vec![0, 1]), &[US, EUW]);
+    p.fence = vec!["EU".into()];
+    // us-east has AAAA, eu-west only A.
+    p.endpoints[0].aaaa = Some(RRset::new(
+        rtype::AAAA,
+        class::IN,
+        30,
+        vec![vec![0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1].into_boxed_slice()],
+    ));
+    let c = client("198.51.100.1", "DE", None, 16);
+    let d = decide(&zone(), &p, &c, &AllUp, rtype::AAAA, 0, &mut NoTrace);
+    assert_eq!(d.outcome, Outcome::NoData);
+    assert_eq!(d.reason, Reason::NoData);
+    // A fence with no region inside it at all: the fallback, for every type.
+    let mut q = policy(Strategy::Failover(vec![0]), &[US]);
+    q.fence = vec!["EU".into()];
+    q.fence_fallback = FenceFallback::NoData;
+    let d = decide(&zone(), &q, &c, &AllUp, rtype::A, 0, &mut NoTrace);
+    assert_eq!(d.outcome, Outcome::NoData);
+    assert_eq!(d.reason, Reason::Fence);
+}

@@ -1,10 +1,14 @@
 //! One packet in, at most one response out: classify the query, find the answer in the
-//! snapshot, and write it. Shared by the UDP and TCP paths so both answer alike.
+//! snapshot, steer it if the name is steered, and write it. Shared by the UDP and TCP
+//! paths so both answer alike.
+
+use std::net::IpAddr;
 
 use super::answer::{size_limit, write_response, HeaderOut, OptOut};
-use super::query::{self, Query, Reject};
+use super::query::{self, ClientSubnet, Query, Reject};
+use crate::policy::{self, AllUp, Client, NamePolicy, NoTrace, Outcome, Recorder, Trace};
 use crate::snapshot::Snapshot;
-use crate::zone::{class, rtype, Answer, Owner, Rcode, Rec};
+use crate::zone::{class, rtype, Answer, Owner, RRset, Rcode, Rec, Zone};
 
 /// How the query arrived; decides the size limit and ANY handling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,12 +17,18 @@ pub enum Transport {
     Tcp,
 }
 
-/// Answers one packet into `out`. Returns false when nothing must be sent.
-pub fn handle(snap: &Snapshot, pkt: &[u8], transport: Transport, out: &mut Vec<u8>) -> bool {
+/// Answers one packet from `src` into `out`. Returns false when nothing must be sent.
+pub fn handle(
+    snap: &Snapshot,
+    pkt: &[u8],
+    src: IpAddr,
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> bool {
     let tcp = transport == Transport::Tcp;
     match query::parse(pkt) {
         Ok(q) => {
-            answer_query(snap, &q, tcp, out);
+            answer_query(snap, &q, src, tcp, out);
             true
         }
         Err(Reject::Drop) => false,
@@ -51,7 +61,31 @@ pub fn handle(snap: &Snapshot, pkt: &[u8], transport: Transport, out: &mut Vec<u
     }
 }
 
-fn answer_query(snap: &Snapshot, q: &Query<'_>, tcp: bool, out: &mut Vec<u8>) {
+/// Where a query's client is: the ECS address when the query carries one from a
+/// resolver we believe (RFC 7871 §7.1.1), else the packet's source.
+fn client_of(snap: &Snapshot, ecs: Option<&ClientSubnet>, src: IpAddr) -> Client {
+    match ecs {
+        // SOURCE PREFIX-LENGTH 0: the resolver asks us not to use an address at all
+        // (RFC 7871 §7.1.2): the client is unknown.
+        Some(cs) if cs.source_prefix == 0 => Client {
+            addr: cs.addr,
+            location: Default::default(),
+            source_prefix: 0,
+        },
+        Some(cs) => Client {
+            addr: cs.addr,
+            location: snap.geo.locate(cs.addr),
+            source_prefix: cs.source_prefix,
+        },
+        None => Client {
+            addr: src,
+            location: snap.geo.locate(src),
+            source_prefix: if src.is_ipv4() { 32 } else { 128 },
+        },
+    }
+}
+
+fn answer_query(snap: &Snapshot, q: &Query<'_>, src: IpAddr, tcp: bool, out: &mut Vec<u8>) {
     let mut header = HeaderOut {
         id: q.id,
         opcode: q.opcode,
@@ -61,12 +95,17 @@ fn answer_query(snap: &Snapshot, q: &Query<'_>, tcp: bool, out: &mut Vec<u8>) {
         rcode: Rcode::NoError,
     };
     let limit = size_limit(q.edns.as_ref(), snap.udp_payload, tcp);
+    // ECS from a resolver we do not believe is ignored and not echoed (RFC 7871 §7.2.1).
+    let ecs = q
+        .edns
+        .and_then(|e| e.client_subnet)
+        .filter(|_| snap.ecs_from.lookup(src).is_some());
     let mut opt = q.edns.map(|e| OptOut {
         payload: snap.udp_payload,
         dnssec_ok: e.dnssec_ok,
         nsid: if e.nsid { snap.nsid.as_deref() } else { None },
         // Static answers hold for every client: scope 0 (RFC 7871 §7.2.1).
-        client_subnet: e.client_subnet.map(|cs| (cs, 0)),
+        client_subnet: ecs.map(|cs| (cs, 0)),
         ext_rcode: 0,
     });
 
@@ -109,6 +148,7 @@ fn answer_query(snap: &Snapshot, q: &Query<'_>, tcp: bool, out: &mut Vec<u8>) {
         _ => {}
     }
 
+    let explain_rrset: RRset;
     let answer: Answer<'_> = match q.qclass {
         class::IN | class::ANY => {
             let Some((zone, parent)) = snap.zones.find_with_parent(q.qname()) else {
@@ -119,24 +159,45 @@ fn answer_query(snap: &Snapshot, q: &Query<'_>, tcp: bool, out: &mut Vec<u8>) {
                 Some(p) if q.qtype == rtype::DS && zone.origin.wire() == q.qname() => p,
                 _ => zone,
             };
-            zone.lookup(q.qname(), q.qtype, tcp)
+            let mut a = zone.lookup(q.qname(), q.qtype, tcp);
+            if let Some((p, owner)) = a.steer {
+                let client = client_of(snap, ecs.as_ref(), src);
+                let d = policy::decide(&zone.policy, p, &client, &AllUp, q.qtype, 0, &mut NoTrace);
+                if let Some(o) = opt.as_mut() {
+                    o.client_subnet = ecs.map(|cs| (cs, d.scope));
+                }
+                apply_decision(zone, p, owner, &d.outcome, q.qtype, &mut a);
+            }
+            a
         }
         class::CH => {
             let set = match q.qtype {
                 rtype::TXT | rtype::ANY => snap.chaos.get(q.qname()),
                 _ => None,
             };
-            let Some(set) = set else {
-                return refuse(out, &mut header, opt.as_ref(), Rcode::Refused);
+            let set = match set {
+                Some(s) => s,
+                None => {
+                    // CHAOS TXT for a steered name: the decision explained, to
+                    // clients on the explain list only.
+                    let trace = match q.qtype {
+                        rtype::TXT if snap.explain_from.lookup(src).is_some() => {
+                            explain(snap, q.qname(), ecs.as_ref(), src)
+                        }
+                        _ => None,
+                    };
+                    let Some(lines) = trace else {
+                        return refuse(out, &mut header, opt.as_ref(), Rcode::Refused);
+                    };
+                    explain_rrset = txt_rrset(&lines);
+                    &explain_rrset
+                }
             };
             let mut a = Answer {
                 authoritative: true,
                 ..Answer::default()
             };
-            a.answer.push(Rec {
-                owner: Owner::Query,
-                set,
-            });
+            a.answer.push(Rec::new(Owner::Query, set));
             a
         }
         _ => return refuse(out, &mut header, opt.as_ref(), Rcode::Refused),
@@ -152,4 +213,101 @@ fn answer_query(snap: &Snapshot, q: &Query<'_>, tcp: bool, out: &mut Vec<u8>) {
         opt.as_ref(),
         limit,
     );
+}
+
+/// Puts a decision's endpoints into the answer: their prebuilt RRsets, capped at the
+/// name's `max_answers` addresses.
+pub fn apply_decision<'z>(
+    zone: &'z Zone,
+    p: &'z NamePolicy,
+    owner: Owner<'z>,
+    outcome: &Outcome,
+    qtype: u16,
+    a: &mut Answer<'z>,
+) {
+    match outcome {
+        Outcome::ServFail => {
+            a.rcode = Some(Rcode::ServFail);
+            a.answer.clear();
+            a.authority.clear();
+            a.additional.clear();
+        }
+        Outcome::NoData => {
+            a.authority
+                .push(Rec::new(Owner::Name(&zone.origin), &zone.negative_soa));
+        }
+        Outcome::Endpoints(list) => {
+            let Some(first) = list.first().and_then(|&i| p.endpoints.get(i as usize)) else {
+                return;
+            };
+            // A CNAME endpoint answers alone: nothing may stand beside a CNAME.
+            if qtype == rtype::CNAME || first.cname.is_some() {
+                if let Some(c) = &first.cname {
+                    a.answer.push(Rec::new(owner, c));
+                }
+                return;
+            }
+            let mut left = p.max_answers as usize;
+            for &i in list {
+                let Some(e) = p.endpoints.get(i as usize) else {
+                    continue;
+                };
+                let sets = [
+                    (matches!(qtype, rtype::A | rtype::ANY), &e.a),
+                    (matches!(qtype, rtype::AAAA | rtype::ANY), &e.aaaa),
+                ];
+                for (wanted, set) in sets {
+                    let Some(set) = set.as_ref().filter(|_| wanted) else {
+                        continue;
+                    };
+                    if left == 0 {
+                        return;
+                    }
+                    let take = left.min(set.rdatas.len());
+                    left -= take;
+                    a.answer.push(Rec {
+                        owner,
+                        set,
+                        take: take as u16,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// The explain trace for a steered name, or `None` when the name is not steered.
+pub fn explain(
+    snap: &Snapshot,
+    qname: &[u8],
+    ecs: Option<&ClientSubnet>,
+    src: IpAddr,
+) -> Option<Vec<String>> {
+    let zone = snap.zones.find(qname)?;
+    let a = zone.lookup(qname, rtype::A, true);
+    let (p, _) = a.steer?;
+    let client = client_of(snap, ecs, src);
+    let mut rec = Recorder::default();
+    for (t, label) in [(rtype::A, "A"), (rtype::AAAA, "AAAA")] {
+        if rec.on() {
+            rec.note(format!("-- {label}"));
+        }
+        policy::decide(&zone.policy, p, &client, &AllUp, t, 0, &mut rec);
+    }
+    Some(rec.0)
+}
+
+/// TXT RDATA from lines: one character-string per line, long lines split at 255.
+fn txt_rrset(lines: &[String]) -> RRset {
+    let mut rd = Vec::new();
+    for l in lines {
+        for chunk in l.as_bytes().chunks(255) {
+            if rd.len() + chunk.len() + 1 > u16::MAX as usize {
+                break;
+            }
+            rd.push(chunk.len() as u8);
+            rd.extend_from_slice(chunk);
+        }
+    }
+    RRset::new(rtype::TXT, class::CH, 0, vec![rd.into_boxed_slice()])
 }

@@ -23,7 +23,7 @@ pub(super) async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _peer)) = accepted else { continue };
+                let Ok((stream, peer)) = accepted else { continue };
                 // Over the cap: close at once rather than queue (RFC 7766 §6.2.2).
                 let Ok(permit) = conns.clone().try_acquire_owned() else {
                     drop(stream);
@@ -32,7 +32,7 @@ pub(super) async fn serve(
                 let snap = snap.clone();
                 let stop = stop.clone();
                 tokio::spawn(async move {
-                    connection(stream, snap, limits, stop).await;
+                    connection(stream, peer.ip(), snap, limits, stop).await;
                     drop(permit);
                 });
             }
@@ -43,6 +43,7 @@ pub(super) async fn serve(
 
 async fn connection(
     mut stream: TcpStream,
+    peer: std::net::IpAddr,
     snap: SnapshotHandle,
     limits: TcpLimits,
     mut stop: watch::Receiver<bool>,
@@ -75,7 +76,7 @@ async fn connection(
         }
         let send = {
             let current = snap.load();
-            handle(&current, &msg, Transport::Tcp, &mut out)
+            handle(&current, &msg, peer, Transport::Tcp, &mut out)
         };
         if !send {
             // Not a query we answer (a response, a runt): close, as NSD and Knot do.

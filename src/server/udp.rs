@@ -20,7 +20,7 @@ pub(super) fn serve(sock: UdpSocket, snap: SnapshotHandle, stop: Arc<AtomicBool>
             Err(_) => continue,
         };
         let current = snap.load();
-        if handle(&current, &buf[..n], Transport::Udp, &mut out) {
+        if handle(&current, &buf[..n], src.ip(), Transport::Udp, &mut out) {
             // A send that fails (a full queue, an unreachable client) drops this one
             // response; the client retries.
             let _ = sock.send_to(&out, src);

@@ -286,6 +286,8 @@ pub fn build_zone(
         negative_soa: soa.with_ttl(negative_ttl),
         serial,
         source: file.to_path_buf(),
+        policy: Default::default(),
+        steered: Vec::new(),
     };
     Ok((zone, warnings))
 }

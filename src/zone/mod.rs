@@ -14,6 +14,8 @@ pub mod rdata;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
+use crate::policy::{NamePolicy, ZonePolicy};
+
 pub use name::Name;
 
 /// Record types the lookup algorithm treats specially (RFC 1035 §3.2.2 and later).
@@ -123,6 +125,9 @@ pub struct Node {
     pub rrsets: Vec<RRset>,
     /// NS at a name other than the apex: a zone cut. Everything below is not ours.
     pub cut: bool,
+    /// A steered name: index into [`Zone::steered`]. A, AAAA, CNAME and ANY queries
+    /// are answered by its policy.
+    pub steer: Option<u32>,
 }
 
 impl Node {
@@ -145,6 +150,10 @@ pub struct Zone {
     pub serial: u32,
     /// Where the zone came from, for status output and error messages.
     pub source: std::path::PathBuf,
+    /// Regions and jurisdictions of the zone's steered names.
+    pub policy: ZonePolicy,
+    /// The steered names, compiled.
+    pub steered: Vec<NamePolicy>,
 }
 
 /// DNS response codes used by the lookup (RFC 1035 §4.1.1, RFC 6891 §9).
@@ -172,6 +181,18 @@ pub enum Owner<'z> {
 pub struct Rec<'z> {
     pub owner: Owner<'z>,
     pub set: &'z RRset,
+    /// How many of the RRset's records to write: all but for capped steered answers.
+    pub take: u16,
+}
+
+impl<'z> Rec<'z> {
+    pub fn new(owner: Owner<'z>, set: &'z RRset) -> Rec<'z> {
+        Rec {
+            owner,
+            set,
+            take: u16::MAX,
+        }
+    }
 }
 
 /// Sections of a response; a section rarely holds more than a few RRsets.
@@ -188,6 +209,9 @@ pub struct Answer<'z> {
     /// Additional records that must fit or the response is truncated: glue that a
     /// referral cannot do without (RFC 9471).
     pub glue_required: bool,
+    /// The query reached a steered name (directly or along a CNAME): the server
+    /// decides which endpoints answer and appends them to the answer section.
+    pub steer: Option<(&'z NamePolicy, Owner<'z>)>,
 }
 
 impl Answer<'_> {
@@ -259,10 +283,8 @@ impl Zone {
         let Some((ce, _)) = encloser else {
             // Not even the origin exists: not a name of this zone.
             ans.rcode = Some(Rcode::NxDomain);
-            ans.authority.push(Rec {
-                owner: Owner::Name(&self.origin),
-                set: &self.negative_soa,
-            });
+            ans.authority
+                .push(Rec::new(Owner::Name(&self.origin), &self.negative_soa));
             return;
         };
         let mut wild = [0u8; name::MAX_NAME_LEN + 2];
@@ -277,10 +299,8 @@ impl Zone {
             }
         }
         ans.rcode = Some(Rcode::NxDomain);
-        ans.authority.push(Rec {
-            owner: Owner::Name(&self.origin),
-            set: &self.negative_soa,
-        });
+        ans.authority
+            .push(Rec::new(Owner::Name(&self.origin), &self.negative_soa));
     }
 
     /// Answers from a node that matched (exactly, or as the wildcard for the name).
@@ -293,13 +313,21 @@ impl Zone {
         depth: usize,
     ) {
         let qtype = step.qtype;
+        if let Some(i) = node.steer {
+            if matches!(qtype, rtype::A | rtype::AAAA | rtype::CNAME | rtype::ANY) {
+                if let Some(p) = self.steered.get(i as usize) {
+                    ans.steer = Some((p, owner));
+                    return;
+                }
+            }
+        }
         if qtype == rtype::ANY {
             if node.rrsets.is_empty() {
                 self.nodata(ans);
                 return;
             }
             for set in &node.rrsets {
-                ans.answer.push(Rec { owner, set });
+                ans.answer.push(Rec::new(owner, set));
                 if !step.all_any {
                     break;
                 }
@@ -307,12 +335,12 @@ impl Zone {
             return;
         }
         if let Some(set) = node.get(qtype) {
-            ans.answer.push(Rec { owner, set });
+            ans.answer.push(Rec::new(owner, set));
             self.additional_for(set, ans);
             return;
         }
         if let Some(cname) = node.get(rtype::CNAME) {
-            ans.answer.push(Rec { owner, set: cname });
+            ans.answer.push(Rec::new(owner, cname));
             let Some(target) = cname.targets.first() else {
                 return;
             };
@@ -335,10 +363,8 @@ impl Zone {
     }
 
     fn nodata<'z>(&'z self, ans: &mut Answer<'z>) {
-        ans.authority.push(Rec {
-            owner: Owner::Name(&self.origin),
-            set: &self.negative_soa,
-        });
+        ans.authority
+            .push(Rec::new(Owner::Name(&self.origin), &self.negative_soa));
     }
 
     /// A referral to the child zone at a cut: NS in authority, glue in additional,
@@ -350,15 +376,9 @@ impl Zone {
         if ans.answer.is_empty() {
             ans.authoritative = false;
         }
-        ans.authority.push(Rec {
-            owner: Owner::Name(cut),
-            set: ns,
-        });
+        ans.authority.push(Rec::new(Owner::Name(cut), ns));
         if let Some(ds) = node.get(rtype::DS) {
-            ans.authority.push(Rec {
-                owner: Owner::Name(cut),
-                set: ds,
-            });
+            ans.authority.push(Rec::new(Owner::Name(cut), ds));
         }
         let before = ans.additional.len();
         self.additional_for(ns, ans);
@@ -383,14 +403,73 @@ impl Zone {
                 if let Some(addr) = node.get(t) {
                     let dup = ans.additional.iter().any(|r| std::ptr::eq(r.set, addr));
                     if !dup {
-                        ans.additional.push(Rec {
-                            owner: Owner::Name(target),
-                            set: addr,
-                        });
+                        ans.additional.push(Rec::new(Owner::Name(target), addr));
                     }
                 }
             }
         }
+    }
+}
+
+impl Zone {
+    /// Hangs steered names on their nodes. Returns, per name that cannot be steered,
+    /// its index and why.
+    pub fn attach_steering(
+        &mut self,
+        policy: ZonePolicy,
+        names: Vec<NamePolicy>,
+    ) -> Result<(), Vec<(usize, String)>> {
+        let mut errors = Vec::new();
+        for (i, p) in names.iter().enumerate() {
+            let cut = self
+                .nodes
+                .iter()
+                .find(|(n, node)| node.cut && p.name.is_subdomain_of(n));
+            if let Some((c, _)) = cut {
+                errors.push((
+                    i,
+                    format!(
+                        "{} is at or below the delegation to {c}; it cannot be steered here",
+                        p.name
+                    ),
+                ));
+                continue;
+            }
+            if let Some(node) = self.nodes.get(&p.name) {
+                let clash: Vec<String> = node
+                    .rrsets
+                    .iter()
+                    .filter(|s| {
+                        matches!(s.rtype, rtype::A | rtype::AAAA | rtype::CNAME)
+                            || p.endpoints.iter().any(|e| e.cname.is_some())
+                    })
+                    .map(|s| rdata::type_mnemonic(s.rtype))
+                    .collect();
+                if !clash.is_empty() {
+                    errors.push((
+                        i,
+                        format!(
+                            "{} is steered and also has static {} records; remove them from `records`",
+                            p.name,
+                            clash.join(", ")
+                        ),
+                    ));
+                    continue;
+                }
+            }
+            for anc in p.name.ancestors_to(&self.origin) {
+                self.nodes.entry(anc).or_default();
+            }
+            if let Some(node) = self.nodes.get_mut(&p.name) {
+                node.steer = Some(i as u32);
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        self.policy = policy;
+        self.steered = names;
+        Ok(())
     }
 }
 

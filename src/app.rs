@@ -135,3 +135,92 @@ pub fn check(o: &Overrides) -> Result<String, Vec<ConfigError>> {
 pub fn display_path(p: &Path) -> String {
     p.display().to_string()
 }
+
+/// `signpost explain`: the decision for one name and client, offline, step by step.
+pub fn explain(
+    o: &Overrides,
+    name: &str,
+    qtype: u16,
+    client: &str,
+) -> Result<Vec<String>, Vec<ConfigError>> {
+    use crate::policy::{self, AllUp, Client, Recorder};
+    use crate::zone::{rdata, Answer, Name, Owner};
+
+    let bad = |m: String| vec![ConfigError::new(Path::new("explain"), 0, m)];
+    let (addr, prefix) = match client.split_once('/') {
+        Some((a, p)) => (
+            a.parse::<std::net::IpAddr>()
+                .map_err(|_| bad(format!("--client {client:?}: not an address")))?,
+            Some(
+                p.parse::<u8>()
+                    .map_err(|_| bad(format!("--client {client:?}: bad prefix")))?,
+            ),
+        ),
+        None => (
+            client.parse::<std::net::IpAddr>().map_err(|_| {
+                bad(format!(
+                    "--client {client:?}: not an IP address or IP/PREFIX"
+                ))
+            })?,
+            None,
+        ),
+    };
+    let qname =
+        Name::parse(name, Some(&Name::root())).map_err(|e| bad(format!("{name:?}: {e}")))?;
+    let cfg = server_config(o)?;
+    let (snap, _) = load_snapshot(&cfg, 0)?;
+    let Some(zone) = snap.zones.find(qname.wire()) else {
+        return Err(bad(format!(
+            "{qname} is in no zone served from {}",
+            cfg.zones.display()
+        )));
+    };
+    let family_bits = if addr.is_ipv4() { 32 } else { 128 };
+    let source_prefix = prefix.unwrap_or(family_bits).min(family_bits);
+    let mut lines = vec![format!(
+        "zone {} from {}",
+        zone.origin,
+        zone.source.display()
+    )];
+    let mut answer: Answer<'_> = zone.lookup(qname.wire(), qtype, true);
+    let mut scope = 0;
+    if let Some((p, owner)) = answer.steer {
+        let c = Client {
+            addr,
+            location: if source_prefix == 0 {
+                Default::default()
+            } else {
+                snap.geo.locate(addr)
+            },
+            source_prefix,
+        };
+        let mut rec = Recorder::default();
+        let d = policy::decide(&zone.policy, p, &c, &AllUp, qtype, 0, &mut rec);
+        lines.extend(rec.0);
+        scope = d.scope;
+        crate::server::handler::apply_decision(zone, p, owner, &d.outcome, qtype, &mut answer);
+    } else {
+        lines.push(format!(
+            "{qname} is not steered: a static answer, the same for every client"
+        ));
+    }
+    lines.push(format!("rcode {:?}, ECS scope /{scope}", answer.rcode()));
+    let owner_text = |o: &Owner<'_>| match o {
+        Owner::Query => qname.to_string(),
+        Owner::Name(n) => n.to_string(),
+    };
+    for (section, recs) in [("answer", &answer.answer), ("authority", &answer.authority)] {
+        for r in recs.iter() {
+            for rd in r.set.rdatas.iter().take(r.take as usize) {
+                lines.push(format!(
+                    "{section}: {} {} {} {}",
+                    owner_text(&r.owner),
+                    r.set.ttl,
+                    rdata::type_mnemonic(r.set.rtype),
+                    rdata::format_rdata(r.set.rtype, rd)
+                ));
+            }
+        }
+    }
+    Ok(lines)
+}

@@ -38,6 +38,21 @@ enum Command {
         #[arg(long = "listen", value_name = "ADDR:PORT")]
         listen: Vec<SocketAddr>,
     },
+    /// Explain, offline, what a client gets for a name and why.
+    Explain {
+        /// The name, like www.geo.example.com.
+        name: String,
+        /// Query type (default A).
+        #[arg(default_value = "A")]
+        qtype: String,
+        /// The client: an address, or an ECS subnet like 203.0.113.0/24.
+        #[arg(long)]
+        client: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        zones: Option<PathBuf>,
+    },
     /// Load everything as `serve` would, report every error with file:line, serve nothing.
     Check {
         #[arg(long)]
@@ -66,6 +81,37 @@ fn main() -> ExitCode {
                         eprintln!("error: {e}");
                     }
                     eprintln!("{} error(s); nothing would be served", errors.len());
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Explain {
+            name,
+            qtype,
+            client,
+            config,
+            zones,
+        } => {
+            let o = Overrides {
+                config,
+                zones,
+                listen: Vec::new(),
+            };
+            let Some(t) = signpost::zone::rdata::type_from_mnemonic(&qtype) else {
+                eprintln!("error: {qtype:?} is not a record type (A, AAAA, CNAME, ANY, ...)");
+                return ExitCode::from(2);
+            };
+            match app::explain(&o, &name, t, &client) {
+                Ok(lines) => {
+                    for l in lines {
+                        println!("{l}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("error: {e}");
+                    }
                     ExitCode::from(1)
                 }
             }

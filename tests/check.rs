@@ -227,3 +227,98 @@ fn include_keeps_the_parent_origin() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("ok: zone inc.test."), "{out}");
 }
+
+#[test]
+fn steering_errors_name_their_line_and_what_would_be_valid() {
+    let d = TempDir::new("steer");
+    let f = d.write(
+        "s.toml",
+        r#"origin = "s.test."
+records = """
+@ NS ns1
+ns1 A 192.0.2.1
+www A 192.0.2.9
+"""
+[soa]
+primary = "ns1.s.test."
+contact = "h@s.test"
+
+[regions]
+us-east = { location = [38.9, -77.4] }
+eu-west = { location = [53.3, -6.3], jurisdiction = "EU" }
+
+[names.a]
+strategy = "latency"
+endpoints.us-west = { a = ["192.0.2.10"] }
+
+[names.b]
+strategy = "fastest"
+endpoints.us-east = { a = ["192.0.2.11"] }
+
+[names.c]
+strategy = "latency"
+fence = ["EU"]
+endpoints.eu-west = { a = ["192.0.2.12"] }
+
+[names.d]
+strategy = "geo"
+endpoints.us-east = { a = ["192.0.2.13"] }
+[names.d.geo]
+country = { DE = ["us-east"] }
+
+[names.e]
+strategy = "failover"
+endpoints.us-east = { a = ["2001:db8::1"] }
+
+[names.www]
+strategy = "failover"
+endpoints.us-east = { a = ["192.0.2.14"] }
+"#,
+    );
+    let file = f.display().to_string();
+    let (code, _, err) = check(&d.0);
+    assert_eq!(code, 1, "{err}");
+    assert_error(&err, &file, 17, "names.a.endpoints.us-west: no such region; declare it under [regions] (known: eu-west, us-east)");
+    assert_error(
+        &err,
+        &file,
+        19,
+        "names.b.strategy = \"fastest\"; use one of geo, latency, failover, weighted, all",
+    );
+    assert_error(
+        &err,
+        &file,
+        23,
+        "names.c: a fence needs fence_fallback = \"servfail\" or \"nodata\"",
+    );
+    assert_error(
+        &err,
+        &file,
+        28,
+        "names.d.geo: a `default = [REGION, ...]` rule is required",
+    );
+    assert_error(
+        &err,
+        &file,
+        36,
+        "names.e.endpoints.us-east: a: \"2001:db8::1\" is not an IPv4 address",
+    );
+    assert!(err.contains("5 error(s)"), "{err}");
+}
+
+#[test]
+fn steered_name_with_static_addresses_is_rejected() {
+    let d = TempDir::new("clash");
+    let f = d.write(
+        "c.toml",
+        "origin = \"c.test.\"\nrecords = \"\"\"\n@ NS ns1\nns1 A 192.0.2.1\nwww A 192.0.2.9\n\"\"\"\n[soa]\nprimary = \"ns1.c.test.\"\ncontact = \"h@c.test\"\n[regions]\nus = {}\n[names.www]\nstrategy = \"failover\"\nendpoints.us = { a = [\"192.0.2.14\"] }\n",
+    );
+    let (code, _, err) = check(&d.0);
+    assert_eq!(code, 1, "{err}");
+    assert_error(
+        &err,
+        &f.display().to_string(),
+        12,
+        "www.c.test. is steered and also has static A records",
+    );
+}

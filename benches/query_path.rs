@@ -1,0 +1,105 @@
+//! CPU cost of the query path without sockets: parse, look up, steer, write.
+//! `cargo bench --bench query_path`. Socket-level figures against NSD, Knot and gdnsd
+//! come from `benches/compare.sh`.
+
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use signpost::app::{load_snapshot, server_config, Overrides};
+use signpost::policy::{self, AllUp, Client, NoTrace};
+use signpost::server::{handle, Transport};
+
+fn query(name: &str, qtype: u16, ecs: Option<([u8; 4], u8)>) -> Vec<u8> {
+    let mut p = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, ecs.is_some() as u8];
+    for l in name.trim_end_matches('.').split('.') {
+        p.push(l.len() as u8);
+        p.extend_from_slice(l.as_bytes());
+    }
+    p.push(0);
+    p.extend_from_slice(&qtype.to_be_bytes());
+    p.extend_from_slice(&1u16.to_be_bytes());
+    if let Some((addr, prefix)) = ecs {
+        let n = (prefix as usize).div_ceil(8);
+        p.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0]);
+        p.extend_from_slice(&((8 + n) as u16).to_be_bytes());
+        p.extend_from_slice(&[0, 8]);
+        p.extend_from_slice(&((4 + n) as u16).to_be_bytes());
+        p.extend_from_slice(&[0, 1, prefix, 0]);
+        p.extend_from_slice(&addr[..n]);
+    }
+    p
+}
+
+fn bench(c: &mut Criterion) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let o = Overrides {
+        config: None,
+        zones: Some(root.join("zones")),
+        listen: Vec::new(),
+    };
+    let mut cfg = server_config(&o).expect("config");
+    cfg.geo.database = Some(root.join("geo/geo-whois-asn-country.mmdb"));
+    let (snap, _) = load_snapshot(&cfg, 1).expect("zones load");
+    let src: IpAddr = "127.0.0.1".parse().expect("ip");
+    let mut out = Vec::with_capacity(4096);
+
+    let cases = [
+        ("static A", query("www.example.com.", 1, None)),
+        ("static NXDOMAIN", query("nope.example.com.", 1, None)),
+        (
+            "latency A with ECS",
+            query("www.geo.example.com.", 1, Some(([81, 2, 69, 0], 24))),
+        ),
+        (
+            "geo A with ECS",
+            query("shop.geo.example.com.", 1, Some(([193, 0, 0, 0], 24))),
+        ),
+        (
+            "fenced A with ECS",
+            query("accounts.geo.example.com.", 1, Some(([193, 0, 0, 0], 24))),
+        ),
+    ];
+    for (label, pkt) in &cases {
+        c.bench_function(&format!("handle: {label}"), |b| {
+            b.iter(|| {
+                let sent = handle(&snap, black_box(pkt), src, Transport::Udp, &mut out);
+                black_box((sent, out.len()))
+            })
+        });
+    }
+
+    // Location lookup and decision alone.
+    let zone = snap
+        .zones
+        .find(b"\x03www\x03geo\x07example\x03com\x00")
+        .expect("zone");
+    let p = zone
+        .steered
+        .iter()
+        .find(|n| n.name.to_string() == "www.geo.example.com.")
+        .expect("www steered");
+    let addr: IpAddr = "81.2.69.0".parse().expect("ip");
+    c.bench_function("locate + decide (latency)", |b| {
+        b.iter(|| {
+            let client = Client {
+                addr,
+                location: snap.geo.locate(black_box(addr)),
+                source_prefix: 24,
+            };
+            black_box(policy::decide(
+                &zone.policy,
+                p,
+                &client,
+                &AllUp,
+                1,
+                0,
+                &mut NoTrace,
+            ))
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -20,6 +20,7 @@ pub mod app;
 pub mod config;
 pub mod geo;
 pub mod policy;
+pub mod reload;
 pub mod server;
 pub mod snapshot;
 pub mod zone;

@@ -6,10 +6,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tracing::{error, info, warn};
+use std::sync::Arc;
+
+use tracing::{info, warn};
 
 use signpost::app::{self, Overrides};
 use signpost::config::{ConfigErrors, LogFormat, ServerConfig};
+use signpost::reload::{self, ReloadStats};
 use signpost::server::{self, TcpLimits};
 use signpost::snapshot;
 
@@ -153,12 +156,11 @@ fn init_logging(cfg: &ServerConfig) {
 fn serve(o: &Overrides) -> anyhow::Result<()> {
     let cfg = app::server_config(o).map_err(ConfigErrors)?;
     init_logging(&cfg);
-    let (snap, loaded) = app::load_snapshot(&cfg, 1).map_err(ConfigErrors)?;
+    let (mut snap, loaded) = app::load_snapshot(&cfg, 1).map_err(ConfigErrors)?;
     for w in &loaded.warnings {
         warn!("{w}");
     }
     let zone_list: Vec<String> = snap.zone_names().iter().map(|n| n.to_string()).collect();
-    let handle = snapshot::handle(snap);
 
     let per_addr = match cfg.udp_sockets_per_address {
         0 => std::thread::available_parallelism()
@@ -168,6 +170,8 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
     };
     let bound = server::bind_all(&cfg.listen, per_addr).context("binding sockets")?;
     let addrs: Vec<String> = bound.iter().map(|b| b.addr.to_string()).collect();
+    snap.listen = cfg.listen.clone();
+    let handle = snapshot::handle(snap);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -175,27 +179,43 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    let o = o.clone();
     rt.block_on(async move {
         let limits = TcpLimits {
             max_connections: cfg.tcp_max_connections,
             idle_timeout: cfg.tcp_idle_timeout,
         };
         let running = server::start(bound, handle.clone(), limits)?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (hup_tx, hup_rx) = tokio::sync::mpsc::channel(4);
+        let stats = Arc::new(ReloadStats::default());
+        let files = reload::FileWatch::start(&o);
+        let reloader = tokio::spawn(reload::run(
+            o,
+            files,
+            handle.clone(),
+            stats.clone(),
+            None,
+            hup_rx,
+            stop_rx.clone(),
+        ));
         info!(
             "signpost ready: listening on {} (udp+tcp, {per_addr} udp socket(s) each); zones: {}",
             addrs.join(" "),
             zone_list.join(" ")
         );
-        wait_for_signals(&cfg, &handle).await;
+        wait_for_signals(hup_tx).await;
         info!("shutting down");
+        let _ = stop_tx.send(true);
+        let _ = reloader.await;
         running.shutdown().await;
         info!("stopped");
         Ok::<(), anyhow::Error>(())
     })
 }
 
-/// Waits for SIGTERM or SIGINT; SIGHUP reloads the zones in the meantime.
-async fn wait_for_signals(cfg: &ServerConfig, handle: &snapshot::SnapshotHandle) {
+/// Waits for SIGTERM or SIGINT; SIGHUP asks the reloader for a reload meanwhile.
+async fn wait_for_signals(hup_tx: tokio::sync::mpsc::Sender<()>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -209,22 +229,7 @@ async fn wait_for_signals(cfg: &ServerConfig, handle: &snapshot::SnapshotHandle)
             _ = tokio::signal::ctrl_c() => return,
             _ = term.recv() => return,
             _ = hup.recv() => {
-                let generation = handle.load().generation + 1;
-                match app::load_snapshot(cfg, generation) {
-                    Ok((snap, loaded)) => {
-                        for w in &loaded.warnings {
-                            warn!("{w}");
-                        }
-                        handle.store(std::sync::Arc::new(snap));
-                        info!(generation, "reloaded on SIGHUP");
-                    }
-                    Err(errors) => {
-                        for e in &errors {
-                            error!("reload rejected: {e}");
-                        }
-                        warn!("reload failed; the previous configuration keeps serving");
-                    }
-                }
+                let _ = hup_tx.try_send(());
             }
         }
     }

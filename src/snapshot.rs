@@ -68,6 +68,8 @@ pub struct Snapshot {
     pub ecs_from: CidrTable<()>,
     /// Who may ask for CHAOS TXT explanations.
     pub explain_from: CidrTable<()>,
+    /// The addresses the server was started on (sockets are bound once).
+    pub listen: Vec<std::net::SocketAddr>,
     /// Counts successful loads, so logs and status can tell configurations apart.
     pub generation: u64,
     pub loaded_at: SystemTime,
@@ -88,6 +90,7 @@ impl Snapshot {
             geo,
             ecs_from: net_set(&cfg.geo.ecs_from),
             explain_from: net_set(&cfg.geo.explain_from),
+            listen: Vec::new(),
             generation,
             loaded_at: SystemTime::now(),
         }

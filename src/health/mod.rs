@@ -1,0 +1,42 @@
+//! Health checks: probes, the anti-flap state machine, operator overrides, the
+//! lock-free table the query path reads, and saved state.
+//!
+//! ```text
+//! zone policy [checks.*] -> CheckSpec ─┐
+//! endpoint address ────────────────────┴> TargetKey (one per distinct check+address)
+//!
+//! Scheduler: one task per TargetKey ──probe()──> ProbeResult (raw: ok, latency, detail)
+//!   -> State::observe (rise/fall)  ──> slot's atomic byte (probed bit)
+//! admin API ──set_override────────────> slot's atomic byte (override bits)
+//! query path ──HealthTable::is_up(TargetId)──> one atomic load
+//! ```
+//!
+//! Probes report; only the state machine decides (STYLE.md §4). The caller builds
+//! a [`HealthTable`] from the targets of its compiled policies, looks up each
+//! target's [`TargetId`] once, and hands the table to [`Scheduler::start`]. On a
+//! reload, [`SchedulerHandle::reconcile`] returns a new table that keeps the state
+//! of every surviving target, and the caller rebuilds its ids from it.
+//!
+//! This module must not use `policy` or `server` (ARCHITECTURE.md), and keeps DNS
+//! wire handling to the little its probe needs, so hickory stays in `server`.
+
+mod persist;
+mod probe;
+mod rng;
+mod scheduler;
+mod spec;
+mod state;
+mod table;
+
+pub use persist::{
+    load, save, save_state, PersistError, PersistedState, PersistedTarget, STATE_VERSION,
+};
+pub use probe::{probe, ProbeError};
+pub use scheduler::{
+    Mapping, Scheduler, SchedulerHandle, SchedulerOptions, DEFAULT_MAX_IN_FLIGHT, MIN_INTERVAL,
+};
+pub use spec::{qtype_name, CheckKind, CheckSpec, Initial, TargetKey, Tls};
+pub use state::{Health, Override, ProbeResult, State, Status, Transition};
+pub use table::{
+    Change, HealthTable, LatencyHistogram, LatencySnapshot, TargetId, TargetStatus, LATENCY_BOUNDS,
+};

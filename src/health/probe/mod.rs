@@ -1,0 +1,277 @@
+//! Probes: one attempt at one target, reported raw. They never decide up or down;
+//! the state machine does (see `state`).
+
+mod dns;
+mod http;
+mod tcp;
+mod tls;
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::spec::{CheckKind, CheckSpec};
+use super::state::ProbeResult;
+
+/// Why a probe failed. Its text becomes [`ProbeResult::detail`], so each message
+/// is written for an operator reading a log line or `/status`.
+#[derive(Debug, Error)]
+pub enum ProbeError {
+    #[error("connect refused")]
+    Refused,
+    #[error("connect failed: {0}")]
+    Connect(io::Error),
+    #[error("connection reset")]
+    Reset,
+    #[error("send failed: {0}")]
+    Send(io::Error),
+    #[error("receive failed: {0}")]
+    Receive(io::Error),
+    #[error("closed before {0}")]
+    Closed(&'static str),
+    #[error("TLS handshake failed: {0}")]
+    Tls(io::Error),
+    #[error("TLS setup failed: {0}")]
+    TlsSetup(String),
+    #[error("bad check: {0}")]
+    BadCheck(String),
+    #[error("bad HTTP response: {0}")]
+    BadHttp(String),
+    #[error("HTTP {0}")]
+    Status(u16),
+    #[error("HTTP {status}, body lacks {needle:?}")]
+    Body { status: u16, needle: String },
+    #[error("reply {got} does not start with {want}")]
+    Banner { got: String, want: String },
+    #[error("bad DNS response: {0}")]
+    BadDns(String),
+    #[error("DNS {got}, want {want}")]
+    Rcode { got: String, want: String },
+    #[error("DNS {rcode}, no answer contains {needle:?}{truncated}")]
+    Answer {
+        rcode: String,
+        needle: String,
+        /// Said when the reply was truncated, since the missing answer may be
+        /// among the records that did not fit.
+        truncated: &'static str,
+    },
+}
+
+impl ProbeError {
+    fn connect(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::ConnectionRefused => ProbeError::Refused,
+            _ => ProbeError::Connect(e),
+        }
+    }
+
+    fn receive(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::ConnectionReset => ProbeError::Reset,
+            _ => ProbeError::Receive(e),
+        }
+    }
+
+    fn send(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => ProbeError::Reset,
+            _ => ProbeError::Send(e),
+        }
+    }
+}
+
+/// Runs one probe of `spec` against `target`, bounded by `spec.timeout` as a whole
+/// (connect, handshake, request and reply together).
+///
+/// `target` is used as given, port included; [`super::TargetKey::new`] builds it
+/// from an endpoint address and the check's port.
+pub async fn probe(spec: &CheckSpec, target: SocketAddr) -> ProbeResult {
+    let start = Instant::now();
+    let outcome = tokio::time::timeout(spec.timeout, run(&spec.kind, target)).await;
+    let latency = start.elapsed();
+    match outcome {
+        Ok(Ok(detail)) => ProbeResult {
+            ok: true,
+            latency,
+            detail,
+        },
+        Ok(Err(e)) => ProbeResult {
+            ok: false,
+            latency,
+            detail: e.to_string(),
+        },
+        Err(_) => ProbeResult {
+            ok: false,
+            latency,
+            detail: format!("timeout after {}", fmt_duration(spec.timeout)),
+        },
+    }
+}
+
+async fn run(kind: &CheckKind, target: SocketAddr) -> Result<String, ProbeError> {
+    match kind {
+        CheckKind::Http {
+            method,
+            path,
+            host,
+            port: _,
+            expect,
+            body_contains,
+            tls,
+        } => {
+            let default_port = if tls.is_some() { 443 } else { 80 };
+            let host_header = match host {
+                Some(h) => h.clone(),
+                None => host_of(target, default_port),
+            };
+            let req = http::Request {
+                method,
+                path,
+                host: &host_header,
+                expect,
+                body_contains: body_contains.as_deref(),
+            };
+            let head = req.head()?;
+            let stream = connect(target).await?;
+            match tls {
+                None => http::exchange(stream, &head, &req).await,
+                Some(t) => {
+                    let name = t
+                        .sni
+                        .clone()
+                        .unwrap_or_else(|| strip_port(&host_header).to_string());
+                    let stream = tls::handshake(stream, &name, t.verify).await?;
+                    http::exchange(stream, &head, &req).await
+                }
+            }
+        }
+        CheckKind::Tcp {
+            port: _,
+            send,
+            expect_prefix,
+        } => {
+            let stream = connect(target).await?;
+            tcp::exchange(stream, send.as_deref(), expect_prefix.as_deref()).await
+        }
+        CheckKind::Dns {
+            port: _,
+            qname,
+            qtype,
+            expect_rcode,
+            expect_answer,
+        } => {
+            dns::query(
+                target,
+                qname,
+                *qtype,
+                *expect_rcode,
+                expect_answer.as_deref(),
+            )
+            .await
+        }
+    }
+}
+
+async fn connect(target: SocketAddr) -> Result<TcpStream, ProbeError> {
+    let stream = TcpStream::connect(target)
+        .await
+        .map_err(ProbeError::connect)?;
+    // Requests are one small write; do not hold it back waiting for an ACK.
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// The Host header for a target known only by address (RFC 9110 §7.2: the port is
+/// omitted when it is the scheme's default; RFC 3986 §3.2.2: IPv6 in brackets).
+fn host_of(target: SocketAddr, default_port: u16) -> String {
+    let ip = match target {
+        SocketAddr::V4(a) => a.ip().to_string(),
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+    };
+    if target.port() == default_port {
+        ip
+    } else {
+        format!("{ip}:{}", target.port())
+    }
+}
+
+/// A Host header without its port, and an IPv6 literal without its brackets: the
+/// form a TLS server name takes.
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if !h.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+/// "2s", "150ms", "1.5s": short, for log lines.
+pub(crate) fn fmt_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
+
+/// Printable text of bytes a server sent, for a detail line: ASCII as is, the rest
+/// escaped, at most 32 bytes.
+fn show_bytes(b: &[u8]) -> String {
+    let cut = &b[..b.len().min(32)];
+    let mut s: String = cut.escape_ascii().to_string();
+    if b.len() > cut.len() {
+        s.push_str("...");
+    }
+    format!("\"{s}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_header_forms() {
+        assert_eq!(host_of("192.0.2.1:80".parse().unwrap(), 80), "192.0.2.1");
+        assert_eq!(
+            host_of("192.0.2.1:8080".parse().unwrap(), 80),
+            "192.0.2.1:8080"
+        );
+        assert_eq!(
+            host_of("[2001:db8::1]:443".parse().unwrap(), 443),
+            "[2001:db8::1]"
+        );
+        assert_eq!(
+            host_of("[2001:db8::1]:8443".parse().unwrap(), 443),
+            "[2001:db8::1]:8443"
+        );
+    }
+
+    #[test]
+    fn server_name_from_host() {
+        assert_eq!(strip_port("www.example.com:8443"), "www.example.com");
+        assert_eq!(strip_port("www.example.com"), "www.example.com");
+        assert_eq!(strip_port("[2001:db8::1]:8443"), "2001:db8::1");
+        assert_eq!(strip_port("2001:db8::1"), "2001:db8::1");
+    }
+
+    #[test]
+    fn durations_read_short() {
+        assert_eq!(fmt_duration(Duration::from_secs(2)), "2s");
+        assert_eq!(fmt_duration(Duration::from_millis(150)), "150ms");
+        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
+    }
+
+    #[test]
+    fn bytes_are_shown_escaped_and_cut() {
+        assert_eq!(show_bytes(b"SSH-2.0\r\n"), "\"SSH-2.0\\r\\n\"");
+        assert!(show_bytes(&[b'a'; 40]).ends_with("...\""));
+    }
+}

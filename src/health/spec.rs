@@ -1,0 +1,346 @@
+//! What a health check is: plain data, compared and hashed whole so that every
+//! endpoint sharing the same check and address shares one probe.
+
+use std::fmt::{self, Write as _};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// One health check, as compiled from a zone policy file's `[checks.NAME]`.
+///
+/// Every field takes part in equality and hashing, so two names whose checks are
+/// written the same way probe their shared address once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CheckSpec {
+    pub kind: CheckKind,
+    /// Time between the starts of two probes of one target.
+    pub interval: Duration,
+    /// A probe that has not finished after this long fails, whatever it was doing.
+    pub timeout: Duration,
+    /// Consecutive passes that bring a target up.
+    pub rise: u32,
+    /// Consecutive failures that take a target down.
+    pub fall: u32,
+    /// At most this much random delay is added to each interval, so targets started
+    /// together drift apart instead of probing in lockstep.
+    pub jitter: Duration,
+    /// The state a target has before its first verdict (and with no saved state).
+    pub initial: Initial,
+}
+
+/// The state a target starts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Initial {
+    /// Serve it until probes say otherwise: a restart does not empty the answers.
+    #[default]
+    Up,
+    /// Hold it back until `rise` probes have passed.
+    Down,
+}
+
+/// What a probe sends and what it accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CheckKind {
+    /// An HTTP/1.1 request (HTTPS when `tls` is set).
+    Http {
+        method: String,
+        path: String,
+        /// The Host header (and, for HTTPS, the default SNI); the target's address
+        /// when unset.
+        host: Option<String>,
+        port: u16,
+        /// Status codes that pass; empty means any of 200..=399.
+        expect: Vec<u16>,
+        /// When set, the first 64 KiB of the body must contain this text.
+        body_contains: Option<String>,
+        tls: Option<Tls>,
+    },
+    /// A TCP connection, optionally with a request and an expected reply prefix.
+    Tcp {
+        port: u16,
+        /// Bytes written once connected.
+        send: Option<Vec<u8>>,
+        /// The reply (a banner, or the answer to `send`) must start with these bytes.
+        expect_prefix: Option<Vec<u8>>,
+    },
+    /// A DNS query over UDP.
+    Dns {
+        port: u16,
+        qname: String,
+        qtype: u16,
+        expect_rcode: u8,
+        /// Must appear within the presentation form of some answer's RDATA, e.g. an
+        /// address: `192.0.2.1`.
+        expect_answer: Option<String>,
+    },
+}
+
+/// TLS settings of an HTTPS check.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Tls {
+    /// Server name sent in the handshake and checked against the certificate; the
+    /// Host header (without a port), or the address, when unset.
+    pub sni: Option<String>,
+    /// Check the certificate chain against the bundled web PKI roots. Off only for
+    /// targets known by address alone, whose certificates name no public host.
+    pub verify: bool,
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Tls {
+            sni: None,
+            verify: true,
+        }
+    }
+}
+
+impl CheckKind {
+    /// The port the check connects to on each endpoint address.
+    pub fn port(&self) -> u16 {
+        match self {
+            CheckKind::Http { port, .. }
+            | CheckKind::Tcp { port, .. }
+            | CheckKind::Dns { port, .. } => *port,
+        }
+    }
+}
+
+impl CheckSpec {
+    /// A check with the timing defaults of the zone policy files: every 5 s, 2 s
+    /// timeout, up after 2 passes, down after 3 failures, up to 1 s jitter.
+    pub fn new(kind: CheckKind) -> Self {
+        CheckSpec {
+            kind,
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(2),
+            rise: 2,
+            fall: 3,
+            jitter: Duration::from_secs(1),
+            initial: Initial::Up,
+        }
+    }
+}
+
+/// One probed thing: a check against one address. The unit the scheduler runs a
+/// task for and the health table has a slot for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TargetKey {
+    pub check: CheckSpec,
+    /// Where the probe connects, port included.
+    pub addr: SocketAddr,
+}
+
+impl TargetKey {
+    /// The check against `ip`, at the port the check names.
+    pub fn new(check: CheckSpec, ip: IpAddr) -> Self {
+        let addr = SocketAddr::new(ip, check.kind.port());
+        TargetKey { check, addr }
+    }
+
+    /// A stable text name for what is probed, used as the key of saved state and in
+    /// logs, e.g. `http:GET:/healthz@192.0.2.10:80`.
+    ///
+    /// It names the request and the address but not the timing (interval, timeout,
+    /// rise, fall, jitter, initial): a target whose check only changed its timing is
+    /// still the same service, so it keeps its saved health and overrides. Options
+    /// beyond the common case follow as `;name=value`, values percent-encoded, so the
+    /// text never depends on a Debug format.
+    pub fn stable_key(&self) -> String {
+        let mut s = String::new();
+        match &self.check.kind {
+            CheckKind::Http {
+                method,
+                path,
+                host,
+                port: _,
+                expect,
+                body_contains,
+                tls,
+            } => {
+                s.push_str(if tls.is_some() { "https:" } else { "http:" });
+                s.push_str(&encode(method));
+                s.push(':');
+                s.push_str(&encode(path));
+                if let Some(h) = host {
+                    let _ = write!(s, ";host={}", encode(h));
+                }
+                if !expect.is_empty() {
+                    let codes: Vec<String> = expect.iter().map(u16::to_string).collect();
+                    let _ = write!(s, ";expect={}", codes.join(","));
+                }
+                if let Some(b) = body_contains {
+                    let _ = write!(s, ";body={}", encode(b));
+                }
+                if let Some(t) = tls {
+                    if let Some(sni) = &t.sni {
+                        let _ = write!(s, ";sni={}", encode(sni));
+                    }
+                    if !t.verify {
+                        s.push_str(";verify=false");
+                    }
+                }
+            }
+            CheckKind::Tcp {
+                port: _,
+                send,
+                expect_prefix,
+            } => {
+                s.push_str("tcp");
+                if let Some(b) = send {
+                    let _ = write!(s, ";send={}", hex(b));
+                }
+                if let Some(b) = expect_prefix {
+                    let _ = write!(s, ";expect={}", hex(b));
+                }
+            }
+            CheckKind::Dns {
+                port: _,
+                qname,
+                qtype,
+                expect_rcode,
+                expect_answer,
+            } => {
+                let _ = write!(s, "dns:{}:{}", encode(qname), qtype_name(*qtype));
+                if *expect_rcode != 0 {
+                    let _ = write!(s, ";rcode={expect_rcode}");
+                }
+                if let Some(a) = expect_answer {
+                    let _ = write!(s, ";answer={}", encode(a));
+                }
+            }
+        }
+        let _ = write!(s, "@{}", self.addr);
+        s
+    }
+}
+
+impl fmt::Display for TargetKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.stable_key())
+    }
+}
+
+/// Percent-encodes everything but unreserved URL characters and `/`, so that the
+/// separators of a stable key (`:`, `;`, `=`, `@`) never appear inside a value.
+fn encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/' | b',') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// The mnemonic of common query types (RFC 1035 §3.2.2, RFC 3596), `TYPEnnn`
+/// (RFC 3597 §5) for the rest.
+pub fn qtype_name(qtype: u16) -> String {
+    let name = match qtype {
+        1 => "A",
+        2 => "NS",
+        5 => "CNAME",
+        6 => "SOA",
+        12 => "PTR",
+        15 => "MX",
+        16 => "TXT",
+        28 => "AAAA",
+        33 => "SRV",
+        65 => "HTTPS",
+        255 => "ANY",
+        _ => return format!("TYPE{qtype}"),
+    };
+    name.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http() -> CheckKind {
+        CheckKind::Http {
+            method: "GET".into(),
+            path: "/healthz".into(),
+            host: None,
+            port: 80,
+            expect: vec![],
+            body_contains: None,
+            tls: None,
+        }
+    }
+
+    #[test]
+    fn key_of_plain_http_check() {
+        let k = TargetKey::new(CheckSpec::new(http()), "192.0.2.10".parse().unwrap());
+        assert_eq!(k.addr.port(), 80);
+        assert_eq!(k.stable_key(), "http:GET:/healthz@192.0.2.10:80");
+    }
+
+    #[test]
+    fn key_names_options_and_escapes_separators() {
+        let kind = CheckKind::Http {
+            method: "GET".into(),
+            path: "/a b?x=1".into(),
+            host: Some("www.example.com:8443".into()),
+            port: 8443,
+            expect: vec![200, 204],
+            body_contains: Some("ok;@".into()),
+            tls: Some(Tls {
+                sni: Some("www.example.com".into()),
+                verify: false,
+            }),
+        };
+        let k = TargetKey::new(CheckSpec::new(kind), "2001:db8::1".parse().unwrap());
+        assert_eq!(
+            k.stable_key(),
+            "https:GET:/a%20b%3Fx%3D1;host=www.example.com%3A8443;expect=200,204;\
+             body=ok%3B%40;sni=www.example.com;verify=false@[2001:db8::1]:8443"
+        );
+    }
+
+    #[test]
+    fn key_ignores_timing_but_equality_does_not() {
+        let a = CheckSpec::new(http());
+        let mut b = a.clone();
+        b.interval = Duration::from_secs(30);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let (ka, kb) = (TargetKey::new(a, ip), TargetKey::new(b, ip));
+        assert_ne!(ka, kb);
+        assert_eq!(ka.stable_key(), kb.stable_key());
+    }
+
+    #[test]
+    fn key_of_tcp_and_dns_checks() {
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let tcp = CheckKind::Tcp {
+            port: 22,
+            send: None,
+            expect_prefix: Some(b"SSH-".to_vec()),
+        };
+        assert_eq!(
+            TargetKey::new(CheckSpec::new(tcp), ip).stable_key(),
+            "tcp;expect=5353482d@192.0.2.1:22"
+        );
+        let dns = CheckKind::Dns {
+            port: 53,
+            qname: "www.example.com.".into(),
+            qtype: 28,
+            expect_rcode: 0,
+            expect_answer: Some("2001:db8::1".into()),
+        };
+        assert_eq!(
+            TargetKey::new(CheckSpec::new(dns), ip).stable_key(),
+            "dns:www.example.com.:AAAA;answer=2001%3Adb8%3A%3A1@192.0.2.1:53"
+        );
+        assert_eq!(qtype_name(99), "TYPE99");
+    }
+}

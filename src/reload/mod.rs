@@ -1,0 +1,281 @@
+//! Hot reload: watch the zones folder, the server config and the geo database's
+//! folder; on a change (debounced) or SIGHUP, build a whole new snapshot beside the
+//! serving one, and swap it in only if every file loaded. A broken file is logged
+//! with file:line, counted, and the old snapshot keeps serving.
+//!
+//! Editors and geoipupdate replace files by rename, so folders are watched, not
+//! files. A file caught half-written fails to parse and is rejected; the write's
+//! next event triggers another attempt once it is complete.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
+
+use crate::app::{self, Overrides};
+use crate::config::ConfigError;
+use crate::snapshot::{Snapshot, SnapshotHandle};
+
+/// Quiet time after the last file event before a reload starts: an editor's save or
+/// a copy of many files is one reload, not many.
+pub const DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// Reload outcomes, for metrics and status.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    pub successes: AtomicU64,
+    pub failures: AtomicU64,
+    /// Seconds since 1970 of the last success and failure; 0 = never.
+    pub last_success: AtomicU64,
+    pub last_failure: AtomicU64,
+    /// The errors of the last failed reload, for status output.
+    pub last_errors: Mutex<Vec<String>>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Something that must happen to every new snapshot before it serves (carrying
+/// health state over, for one).
+pub type Prepare = Arc<dyn Fn(&mut Snapshot, &Snapshot) + Send + Sync>;
+
+/// Builds and swaps in a new snapshot. Returns its generation.
+pub fn reload_now(
+    o: &Overrides,
+    handle: &SnapshotHandle,
+    stats: &ReloadStats,
+    prepare: Option<&Prepare>,
+    why: &str,
+) -> Result<u64, Vec<ConfigError>> {
+    let old = handle.load_full();
+    let generation = old.generation + 1;
+    let result = app::server_config(o).and_then(|cfg| {
+        let running: Vec<_> = old.listen.clone();
+        if cfg.listen != running && !running.is_empty() {
+            warn!(
+                "listen addresses changed in the config; they take effect on restart (serving {:?})",
+                running
+            );
+        }
+        app::load_snapshot(&cfg, generation)
+    });
+    match result {
+        Ok((mut snap, loaded)) => {
+            for w in &loaded.warnings {
+                warn!("{w}");
+            }
+            snap.listen = old.listen.clone();
+            if let Some(p) = prepare {
+                p(&mut snap, &old);
+            }
+            let changes = describe_changes(&old, &snap);
+            handle.store(Arc::new(snap));
+            stats.successes.fetch_add(1, Ordering::Relaxed);
+            stats.last_success.store(now_secs(), Ordering::Relaxed);
+            info!(generation, trigger = why, "reloaded: {changes}");
+            Ok(generation)
+        }
+        Err(errors) => {
+            for e in &errors {
+                error!("reload rejected: {e}");
+            }
+            warn!(
+                trigger = why,
+                "reload failed with {} error(s); generation {} keeps serving",
+                errors.len(),
+                old.generation
+            );
+            stats.failures.fetch_add(1, Ordering::Relaxed);
+            stats.last_failure.store(now_secs(), Ordering::Relaxed);
+            if let Ok(mut l) = stats.last_errors.lock() {
+                *l = errors.iter().map(|e| e.to_string()).collect();
+            }
+            Err(errors)
+        }
+    }
+}
+
+/// One line saying which zones were added, removed or changed serial.
+fn describe_changes(old: &Snapshot, new: &Snapshot) -> String {
+    let mut parts = Vec::new();
+    for z in new.zones.zones() {
+        match old.zones.zones().iter().find(|o| o.origin == z.origin) {
+            None => parts.push(format!("+{} (serial {})", z.origin, z.serial)),
+            Some(o) if o.serial != z.serial => {
+                parts.push(format!("{} serial {} -> {}", z.origin, o.serial, z.serial))
+            }
+            Some(_) => {}
+        }
+    }
+    for o in old.zones.zones() {
+        if !new.zones.zones().iter().any(|z| z.origin == o.origin) {
+            parts.push(format!("-{}", o.origin));
+        }
+    }
+    if parts.is_empty() {
+        "no zone serial changed".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// What to watch: folders, and which paths in them matter.
+#[derive(Debug, Default, Clone)]
+pub struct WatchSet {
+    /// Folders watched as a whole, recursively (the zones folder).
+    pub trees: Vec<PathBuf>,
+    /// Single files, watched through their folder (editors replace by rename).
+    pub files: Vec<PathBuf>,
+}
+
+impl WatchSet {
+    /// True when a change at `p` may change the configuration.
+    pub fn matters(&self, p: &Path) -> bool {
+        self.trees.iter().any(|t| p.starts_with(t)) || self.files.iter().any(|f| f == p)
+    }
+
+    fn folders(&self) -> Vec<(PathBuf, RecursiveMode)> {
+        let mut out: Vec<(PathBuf, RecursiveMode)> = self
+            .trees
+            .iter()
+            .map(|t| (t.clone(), RecursiveMode::Recursive))
+            .collect();
+        for f in &self.files {
+            if let Some(d) = f.parent() {
+                if !out.iter().any(|(p, _)| p == d) {
+                    out.push((d.to_path_buf(), RecursiveMode::NonRecursive));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Absolute form of a path, so it compares with the paths file events carry.
+fn absolute(p: &Path) -> PathBuf {
+    let p = if p.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        p
+    };
+    if let Ok(c) = std::fs::canonicalize(p) {
+        return c;
+    }
+    // A file that does not exist yet: its folder's canonical form plus its name.
+    match (p.parent(), p.file_name()) {
+        (Some(d), Some(n)) => absolute(d).join(n),
+        _ => p.to_path_buf(),
+    }
+}
+
+/// Folders and files to watch for a configuration.
+pub fn watch_set(o: &Overrides) -> WatchSet {
+    let mut w = WatchSet::default();
+    if let Some(c) = &o.config {
+        w.files.push(absolute(c));
+    }
+    let Ok(cfg) = app::server_config(o) else {
+        // The config itself is broken: its file is watched, so a fix is noticed.
+        return w;
+    };
+    w.trees.push(absolute(&cfg.zones));
+    if let Some(db) = &cfg.geo.database {
+        w.files.push(absolute(db));
+    }
+    w
+}
+
+/// File watching, set up before the server says it is ready, so no change made
+/// after that is missed.
+pub struct FileWatch {
+    _watcher: Option<notify::RecommendedWatcher>,
+    events: mpsc::UnboundedReceiver<()>,
+}
+
+impl FileWatch {
+    /// Starts watching what the configuration reads. Without a watcher (an
+    /// unsupported file system), reloads still come from SIGHUP.
+    pub fn start(o: &Overrides) -> FileWatch {
+        let (tx, events) = mpsc::unbounded_channel::<()>();
+        let set = watch_set(o);
+        let filter = set.clone();
+        let handler = move |ev: notify::Result<notify::Event>| {
+            let Ok(ev) = ev else { return };
+            // Reading files (ours included) raises access and atime events; only
+            // content and directory changes of files we read mean anything.
+            let relevant = !matches!(
+                ev.kind,
+                EventKind::Access(_) | EventKind::Modify(notify::event::ModifyKind::Metadata(_))
+            ) && ev.paths.iter().any(|p| filter.matters(p));
+            if relevant {
+                tracing::debug!(kind = ?ev.kind, paths = ?ev.paths, "file event");
+                let _ = tx.send(());
+            }
+        };
+        let watcher = match notify::recommended_watcher(handler) {
+            Ok(mut w) => {
+                for (p, mode) in set.folders() {
+                    if let Err(e) = w.watch(&p, mode) {
+                        warn!("cannot watch {}: {e}; reload with SIGHUP", p.display());
+                    }
+                }
+                Some(w)
+            }
+            Err(e) => {
+                warn!("file watching unavailable ({e}); reload with SIGHUP");
+                None
+            }
+        };
+        FileWatch {
+            _watcher: watcher,
+            events,
+        }
+    }
+}
+
+/// Reloads on file changes and SIGHUP until `stop` fires.
+pub async fn run(
+    o: Overrides,
+    mut files: FileWatch,
+    handle: SnapshotHandle,
+    stats: Arc<ReloadStats>,
+    prepare: Option<Prepare>,
+    mut hup: mpsc::Receiver<()>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let rx = &mut files.events;
+    loop {
+        let why = tokio::select! {
+            _ = stop.changed() => return,
+            Some(()) = hup.recv() => "SIGHUP",
+            Some(()) = rx.recv() => {
+                // Debounce: wait until the files have been quiet for a while.
+                loop {
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        more = tokio::time::timeout(DEBOUNCE, rx.recv()) => {
+                            if !matches!(more, Ok(Some(()))) {
+                                break;
+                            }
+                        }
+                    }
+                }
+                "file change"
+            }
+        };
+        let o2 = o.clone();
+        let h = handle.clone();
+        let s = stats.clone();
+        let p = prepare.clone();
+        // Loading reads files and the geo database: off the runtime's workers.
+        let _ = tokio::task::spawn_blocking(move || reload_now(&o2, &h, &s, p.as_ref(), why)).await;
+    }
+}

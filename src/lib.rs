@@ -19,6 +19,7 @@
 pub mod app;
 pub mod config;
 pub mod geo;
+pub mod health;
 pub mod policy;
 pub mod reload;
 pub mod server;

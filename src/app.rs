@@ -16,6 +16,8 @@ pub struct Overrides {
     pub config: Option<PathBuf>,
     pub zones: Option<PathBuf>,
     pub listen: Vec<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+    pub state_file: Option<PathBuf>,
 }
 
 /// Reads the server config (or the defaults) and applies the command-line overrides.
@@ -30,6 +32,12 @@ pub fn server_config(o: &Overrides) -> Result<ServerConfig, Vec<ConfigError>> {
     if !o.listen.is_empty() {
         cfg.listen = o.listen.clone();
     }
+    if o.admin.is_some() {
+        cfg.admin_listen = o.admin;
+    }
+    if o.state_file.is_some() {
+        cfg.state_file = o.state_file.clone();
+    }
     Ok(cfg)
 }
 
@@ -39,7 +47,14 @@ pub fn load_snapshot(
     generation: u64,
 ) -> Result<(Snapshot, LoadedZones), Vec<ConfigError>> {
     let mut loaded = load_zones_dir(&cfg.zones)?;
-    let zones = std::mem::take(&mut loaded.zones);
+    let mut zones = std::mem::take(&mut loaded.zones);
+    let (targets, names) = crate::bridge::assign(&mut zones);
+    for z in zones.iter_mut() {
+        z.metrics_slot = crate::metrics::zone_slot(&z.origin.to_string());
+        for p in z.steered.iter_mut() {
+            p.metrics_slot = crate::metrics::name_slot(&p.name.to_string());
+        }
+    }
     if zones.is_empty() {
         return Err(vec![ConfigError::new(
             &cfg.zones,
@@ -48,7 +63,9 @@ pub fn load_snapshot(
         )]);
     }
     let geo = load_geo(cfg, &mut loaded.warnings)?;
-    let snap = Snapshot::new(ZoneSet::new(zones), geo, cfg, generation);
+    let mut snap = Snapshot::new(ZoneSet::new(zones), geo, cfg, generation);
+    snap.health_targets = targets;
+    snap.endpoint_names = names;
     Ok((snap, loaded))
 }
 
@@ -198,7 +215,16 @@ pub fn explain(
         let d = policy::decide(&zone.policy, p, &c, &AllUp, qtype, 0, &mut rec);
         lines.extend(rec.0);
         scope = d.scope;
-        crate::server::handler::apply_decision(zone, p, owner, &d.outcome, qtype, &mut answer);
+        lines.push("(offline: health is not probed here; every endpoint counts as up)".to_string());
+        crate::server::handler::apply_decision(
+            zone,
+            p,
+            owner,
+            &d.outcome,
+            qtype,
+            &AllUp,
+            &mut answer,
+        );
     } else {
         lines.push(format!(
             "{qname} is not steered: a static answer, the same for every client"

@@ -16,10 +16,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
+pub mod bridge;
 pub mod config;
 pub mod geo;
 pub mod health;
+pub mod metrics;
 pub mod policy;
 pub mod reload;
 pub mod server;

@@ -3,18 +3,23 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use std::sync::Arc;
-
 use tracing::{info, warn};
 
+use signpost::admin::{self, AdminState};
 use signpost::app::{self, Overrides};
+use signpost::bridge::{HealthBridge, Weights};
 use signpost::config::{ConfigErrors, LogFormat, ServerConfig};
-use signpost::reload::{self, ReloadStats};
+use signpost::health::{self, HealthTable, Scheduler};
+use signpost::metrics::Metrics;
+use signpost::reload::{self, Prepare, ReloadStats};
 use signpost::server::{self, TcpLimits};
 use signpost::snapshot;
+
+mod ctl;
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +45,19 @@ enum Command {
         /// Address to listen on, UDP and TCP; repeat for more (default 127.0.0.1:5300).
         #[arg(long = "listen", value_name = "ADDR:PORT")]
         listen: Vec<SocketAddr>,
+        /// Serve the admin HTTP endpoint (metrics, status, overrides) here.
+        #[arg(long, value_name = "ADDR:PORT")]
+        admin: Option<SocketAddr>,
+        /// Keep overrides, weights and last known health in this file.
+        #[arg(long, value_name = "FILE")]
+        state_file: Option<PathBuf>,
+    },
+    /// Load everything as `serve` would, report every error with file:line, serve nothing.
+    Check {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        zones: Option<PathBuf>,
     },
     /// Explain, offline, what a client gets for a name and why.
     Explain {
@@ -56,13 +74,8 @@ enum Command {
         #[arg(long)]
         zones: Option<PathBuf>,
     },
-    /// Load everything as `serve` would, report every error with file:line, serve nothing.
-    Check {
-        #[arg(long)]
-        config: Option<PathBuf>,
-        #[arg(long)]
-        zones: Option<PathBuf>,
-    },
+    /// Talk to a running server's admin endpoint: drain, undrain, force, weights, status.
+    Ctl(ctl::CtlArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,7 +85,7 @@ fn main() -> ExitCode {
             let o = Overrides {
                 config,
                 zones,
-                listen: Vec::new(),
+                ..Overrides::default()
             };
             match app::check(&o) {
                 Ok(report) => {
@@ -98,7 +111,7 @@ fn main() -> ExitCode {
             let o = Overrides {
                 config,
                 zones,
-                listen: Vec::new(),
+                ..Overrides::default()
             };
             let Some(t) = signpost::zone::rdata::type_from_mnemonic(&qtype) else {
                 eprintln!("error: {qtype:?} is not a record type (A, AAAA, CNAME, ANY, ...)");
@@ -119,15 +132,20 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Ctl(args) => ctl::run(args),
         Command::Serve {
             config,
             zones,
             listen,
+            admin,
+            state_file,
         } => {
             let o = Overrides {
                 config,
                 zones,
                 listen,
+                admin,
+                state_file,
             };
             match serve(&o) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -156,11 +174,41 @@ fn init_logging(cfg: &ServerConfig) {
 fn serve(o: &Overrides) -> anyhow::Result<()> {
     let cfg = app::server_config(o).map_err(ConfigErrors)?;
     init_logging(&cfg);
+    cfg.check_admin().map_err(anyhow::Error::msg)?;
     let (mut snap, loaded) = app::load_snapshot(&cfg, 1).map_err(ConfigErrors)?;
     for w in &loaded.warnings {
         warn!("{w}");
     }
     let zone_list: Vec<String> = snap.zone_names().iter().map(|n| n.to_string()).collect();
+
+    // Health: one table slot per probe target, with saved overrides, weights and
+    // last known health put back before anything is served.
+    let table = Arc::new(HealthTable::new(snap.health_targets.clone()));
+    let weights: Weights = Arc::new(Mutex::new(Default::default()));
+    if let Some(path) = &cfg.state_file {
+        match health::load(path) {
+            Ok(st) => {
+                let n = st.apply_to(&table);
+                if let Ok(mut w) = weights.lock() {
+                    *w = st.weights.clone();
+                }
+                info!(
+                    targets = n,
+                    overrides = st.overrides.len(),
+                    "restored state from {}",
+                    path.display()
+                );
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => warn!("state file not used: {e}"),
+        }
+    }
+    snap.health = HealthBridge::new(
+        table.clone(),
+        &snap.health_targets,
+        snap.endpoint_names.clone(),
+        weights.clone(),
+    );
 
     let per_addr = match cfg.udp_sockets_per_address {
         0 => std::thread::available_parallelism()
@@ -170,8 +218,15 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
     };
     let bound = server::bind_all(&cfg.listen, per_addr).context("binding sockets")?;
     let addrs: Vec<String> = bound.iter().map(|b| b.addr.to_string()).collect();
+    let admin_listener = match cfg.admin_listen {
+        Some(a) => {
+            Some(std::net::TcpListener::bind(a).with_context(|| format!("binding admin {a}"))?)
+        }
+        None => None,
+    };
     snap.listen = cfg.listen.clone();
     let handle = snapshot::handle(snap);
+    let metrics = Arc::new(Metrics::default());
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -185,8 +240,27 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
             max_connections: cfg.tcp_max_connections,
             idle_timeout: cfg.tcp_idle_timeout,
         };
-        let running = server::start(bound, handle.clone(), limits)?;
+        let running = server::start(bound, handle.clone(), limits, &metrics)?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+
+        let scheduler = Arc::new(Mutex::new(Scheduler::start(table, stop_rx.clone())));
+        // Every reloaded snapshot keeps the probes and state of targets that still
+        // exist, starts new ones and stops removed ones.
+        let prepare: Prepare = {
+            let scheduler = scheduler.clone();
+            let weights = weights.clone();
+            Arc::new(move |new: &mut snapshot::Snapshot, _old: &snapshot::Snapshot| {
+                let Ok(mut s) = scheduler.lock() else { return };
+                let m = s.reconcile(new.health_targets.clone());
+                new.health = HealthBridge::new(
+                    m.table,
+                    &new.health_targets,
+                    new.endpoint_names.clone(),
+                    weights.clone(),
+                );
+            })
+        };
+
         let (hup_tx, hup_rx) = tokio::sync::mpsc::channel(4);
         let stats = Arc::new(ReloadStats::default());
         let files = reload::FileWatch::start(&o);
@@ -195,12 +269,35 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
             files,
             handle.clone(),
             stats.clone(),
-            None,
+            Some(prepare),
             hup_rx,
             stop_rx.clone(),
         ));
+
+        let admin_state = AdminState {
+            snap: handle.clone(),
+            reload: stats.clone(),
+            metrics: metrics.clone(),
+            state_file: cfg.state_file.clone(),
+            token: cfg.admin_token.clone(),
+        };
+        let mut admin_addr = String::new();
+        let admin_task = match admin_listener {
+            Some(l) => {
+                l.set_nonblocking(true)?;
+                let l = tokio::net::TcpListener::from_std(l)?;
+                admin_addr = format!("; admin on {}", l.local_addr()?);
+                Some(tokio::spawn(admin::serve(
+                    l,
+                    admin_state.clone(),
+                    stop_rx.clone(),
+                )))
+            }
+            None => None,
+        };
+
         info!(
-            "signpost ready: listening on {} (udp+tcp, {per_addr} udp socket(s) each); zones: {}",
+            "signpost ready: listening on {} (udp+tcp, {per_addr} udp socket(s) each); zones: {}{admin_addr}",
             addrs.join(" "),
             zone_list.join(" ")
         );
@@ -208,7 +305,11 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
         info!("shutting down");
         let _ = stop_tx.send(true);
         let _ = reloader.await;
+        if let Some(t) = admin_task {
+            let _ = t.await;
+        }
         running.shutdown().await;
+        admin::save_state(&admin_state);
         info!("stopped");
         Ok::<(), anyhow::Error>(())
     })

@@ -68,6 +68,12 @@ pub struct Snapshot {
     pub ecs_from: CidrTable<()>,
     /// Who may ask for CHAOS TXT explanations.
     pub explain_from: CidrTable<()>,
+    /// Probe results, overrides and weights, as the query path reads them.
+    pub health: crate::bridge::HealthBridge,
+    /// Probe targets by health slot, for the scheduler.
+    pub health_targets: Vec<crate::health::TargetKey>,
+    /// Operator names of each endpoint id.
+    pub endpoint_names: Vec<crate::bridge::EndpointNames>,
     /// The addresses the server was started on (sockets are bound once).
     pub listen: Vec<std::net::SocketAddr>,
     /// Counts successful loads, so logs and status can tell configurations apart.
@@ -90,6 +96,9 @@ impl Snapshot {
             geo,
             ecs_from: net_set(&cfg.geo.ecs_from),
             explain_from: net_set(&cfg.geo.explain_from),
+            health: crate::bridge::HealthBridge::empty(),
+            health_targets: Vec::new(),
+            endpoint_names: Vec::new(),
             listen: Vec::new(),
             generation,
             loaded_at: SystemTime::now(),

@@ -4,6 +4,7 @@
 //! compiled into the plan the server runs. Every error is collected, each with
 //! file:line and what would be valid, so `signpost check` shows them all at once.
 
+pub mod checks;
 pub mod policy;
 pub mod server;
 pub mod zones;

@@ -10,12 +10,15 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 use serde::Deserialize;
 
+use super::checks::{compile_check, CheckRaw};
 use super::zones::TtlValue;
 use super::{line_of, ConfigError};
 use crate::geo::cidr::IpNet;
+use crate::health::CheckSpec;
 use crate::policy::{
-    jurisdiction, AllDown, Endpoint, EndpointIdx, FenceFallback, GeoRules, LatencyTable,
-    NamePolicy, Region, RegionIdx, Strategy, ZonePolicy, DEFAULT_OVERHEAD_MS,
+    jurisdiction, AddrAnswer, AllDown, Endpoint, EndpointIdx, FenceFallback, GeoRules,
+    LatencyTable, NamePolicy, ProbeRef, Region, RegionIdx, Strategy, ZonePolicy,
+    DEFAULT_OVERHEAD_MS, NO_HEALTH,
 };
 use crate::zone::{class, rtype, Name, RRset};
 
@@ -53,6 +56,9 @@ pub struct NameRaw {
     pub geo: Option<GeoRaw>,
     /// latency: fixed overhead added to every estimate, in ms (default 5).
     pub overhead_ms: Option<f64>,
+    /// A lower TTL used while any of the name's endpoints is down, so clients
+    /// come back soon after recovery.
+    pub ttl_when_degraded: Option<TtlValue>,
 }
 
 /// One region's answer for a steered name.
@@ -64,6 +70,12 @@ pub struct EndpointRaw {
     pub cname: Option<String>,
     /// weighted: this endpoint's share (default 1; 0 drains).
     pub weight: Option<u32>,
+    /// A `[checks.NAME]` that probes each address (or `probe`).
+    pub check: Option<String>,
+    /// Probe this address (ADDR or ADDR:PORT) instead of the served ones.
+    pub probe: Option<String>,
+    /// The endpoint is up while at least this many addresses are (default 1).
+    pub min_healthy: Option<u32>,
 }
 
 /// `[names.NAME.geo]`: selectors to ordered region lists.
@@ -101,6 +113,7 @@ struct LatencyEntryRaw {
 
 /// The steering parts of a policy file, as parsed.
 pub struct SteeringRaw<'a> {
+    pub checks: Option<&'a IndexMap<String, toml::Spanned<CheckRaw>>>,
     pub regions: Option<&'a IndexMap<String, toml::Spanned<RegionRaw>>>,
     pub jurisdictions: Option<&'a IndexMap<String, Vec<String>>>,
     pub names: Option<&'a IndexMap<String, toml::Spanned<NameRaw>>>,
@@ -112,17 +125,43 @@ pub const DEFAULT_STEERED_TTL: u32 = 30;
 /// Default cap on addresses per steered answer.
 pub const DEFAULT_MAX_ANSWERS: u16 = 8;
 
+/// A zone's compiled steering: regions, steered names, and the checks they use.
+#[derive(Debug, Default)]
+pub struct Steering {
+    pub zone: ZonePolicy,
+    pub names: Vec<NamePolicy>,
+    /// `ProbeRef::check` indexes this.
+    pub checks: Vec<CheckSpec>,
+    pub warnings: Vec<ConfigError>,
+}
+
 /// Compiles regions and steered names. `text` is the policy file's text (for lines).
 pub fn compile_steering(
     text: &str,
     path: &Path,
     origin: &Name,
     raw: SteeringRaw<'_>,
-) -> Result<(ZonePolicy, Vec<NamePolicy>, Vec<ConfigError>), Vec<ConfigError>> {
+) -> Result<Steering, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let err = |line: usize, m: String| ConfigError::new(path, line, m);
     let mut zone = ZonePolicy::default();
+
+    // Checks, by name.
+    let mut checks: Vec<CheckSpec> = Vec::new();
+    let mut check_idx: BTreeMap<&str, u32> = BTreeMap::new();
+    if let Some(cs) = raw.checks {
+        for (name, c) in cs {
+            let line = line_of(text, c.span().start);
+            match compile_check(name, c.get_ref()) {
+                Ok(spec) => {
+                    check_idx.insert(name.as_str(), checks.len() as u32);
+                    checks.push(spec);
+                }
+                Err(ms) => errors.extend(ms.into_iter().map(|m| err(line, m))),
+            }
+        }
+    }
 
     // Regions, in the order written.
     let mut region_idx: BTreeMap<&str, RegionIdx> = BTreeMap::new();
@@ -232,7 +271,22 @@ pub fn compile_steering(
                     ));
                     continue;
                 };
-                match compile_endpoint(e, ri, ttl, origin) {
+                let check = match e.check.as_deref() {
+                    None => None,
+                    Some(c) => match check_idx.get(c) {
+                        Some(&i) => Some((i, &checks[i as usize])),
+                        None => {
+                            errors.push(err(
+                                eline,
+                                format!("{ctx}.endpoints.{region}: check {c:?} is not defined; add [checks.{c}] (known: {})",
+                                    if check_idx.is_empty() { "none".to_string() } else { check_idx.keys().copied().collect::<Vec<_>>().join(", ") }),
+                            ));
+                            continue;
+                        }
+                    },
+                };
+                let label = format!("{owner}/{region}");
+                match compile_endpoint(e, ri, ttl, origin, check, label) {
                     Ok(ep) => {
                         ep_of_region.insert(region.as_str(), endpoints.len() as EndpointIdx);
                         endpoints.push(ep);
@@ -457,6 +511,27 @@ pub fn compile_steering(
                 }
             }
 
+            if let Some(t) = &n.ttl_when_degraded {
+                match t.seconds() {
+                    Ok(low) if low <= ttl => {
+                        for e in endpoints.iter_mut() {
+                            let mut d = e.clone();
+                            d.degraded = None;
+                            let re = |s: &Option<RRset>| s.as_ref().map(|s| s.with_ttl(low));
+                            d.a = re(&e.a);
+                            d.aaaa = re(&e.aaaa);
+                            d.cname = re(&e.cname);
+                            for x in d.a_each.iter_mut().chain(d.aaaa_each.iter_mut()) {
+                                x.set = x.set.with_ttl(low);
+                            }
+                            e.degraded = Some(Box::new(d));
+                        }
+                    }
+                    Ok(low) => errors.push(err(line, format!("{ctx}.ttl_when_degraded = {low} is above the name's ttl {ttl}; it should be lower"))),
+                    Err(m) => errors.push(err(line, format!("{ctx}.ttl_when_degraded: {m}"))),
+                }
+            }
+
             let max_answers = n.max_answers.unwrap_or(DEFAULT_MAX_ANSWERS);
             if max_answers == 0 {
                 errors.push(err(
@@ -477,11 +552,17 @@ pub fn compile_steering(
                 fence_fallback,
                 max_answers,
                 source: format!("{}:{line}", path.display()),
+                metrics_slot: 0,
             });
         }
     }
     if errors.is_empty() {
-        Ok((zone, names, warnings))
+        Ok(Steering {
+            zone,
+            names,
+            checks,
+            warnings,
+        })
     } else {
         Err(errors)
     }
@@ -492,6 +573,8 @@ fn compile_endpoint(
     region: RegionIdx,
     ttl: u32,
     origin: &Name,
+    check: Option<(u32, &CheckSpec)>,
+    label: String,
 ) -> Result<Endpoint, String> {
     let mut a = Vec::new();
     for s in e.a.iter().flatten() {
@@ -531,6 +614,90 @@ fn compile_endpoint(
     if a.is_empty() && aaaa.is_empty() && cname.is_none() {
         return Err("no answer: give a = [...], aaaa = [...] or cname = \"...\"".to_string());
     }
+    // Probe targets: the explicit `probe` address, else each served address, on
+    // the check's port.
+    let mut probes: Vec<ProbeRef> = Vec::new();
+    let mut probe_of_addr: Vec<Option<usize>> = Vec::new();
+    match (check, &e.probe) {
+        (None, Some(_)) => {
+            return Err("probe is given without a check; add check = \"NAME\"".to_string())
+        }
+        (None, None) => {}
+        (Some((ci, spec)), Some(p)) => {
+            let addr = match p.parse::<std::net::SocketAddr>() {
+                Ok(a) => a,
+                Err(_) => match p.parse::<std::net::IpAddr>() {
+                    Ok(ip) => std::net::SocketAddr::new(ip, spec.kind.port()),
+                    Err(_) => {
+                        return Err(format!(
+                            "probe {p:?} is not ADDR or ADDR:PORT (like 10.0.0.5:8080)"
+                        ))
+                    }
+                },
+            };
+            probes.push(ProbeRef {
+                check: ci,
+                addr,
+                slot: NO_HEALTH,
+            });
+            probe_of_addr = vec![Some(0); a.len() + aaaa.len()];
+        }
+        (Some((ci, spec)), None) => {
+            if cname.is_some() {
+                return Err(
+                    "a CNAME endpoint has no address to probe; give probe = \"ADDR:PORT\""
+                        .to_string(),
+                );
+            }
+            for rd in a.iter().chain(aaaa.iter()) {
+                let ip = match rd.len() {
+                    4 => std::net::IpAddr::from(<[u8; 4]>::try_from(&rd[..]).unwrap_or_default()),
+                    _ => std::net::IpAddr::from(<[u8; 16]>::try_from(&rd[..]).unwrap_or_default()),
+                };
+                probe_of_addr.push(Some(probes.len()));
+                probes.push(ProbeRef {
+                    check: ci,
+                    addr: std::net::SocketAddr::new(ip, spec.kind.port()),
+                    slot: NO_HEALTH,
+                });
+            }
+        }
+    }
+    let total = (a.len() + aaaa.len()) as u32;
+    let min_healthy = e.min_healthy.unwrap_or(1);
+    if min_healthy == 0 || (total > 0 && min_healthy > total && e.probe.is_none()) {
+        return Err(format!(
+            "min_healthy = {min_healthy}: use 1 to the number of addresses ({total})"
+        ));
+    }
+    let one =
+        |t: u16, rd: &[u8]| RRset::new(t, class::IN, ttl, vec![rd.to_vec().into_boxed_slice()]);
+    // Health slots are assigned by the snapshot; until then each address carries
+    // the index of its probe, or NO_HEALTH.
+    let slot = |i: usize| {
+        probe_of_addr
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|p| p as u32)
+            .unwrap_or(NO_HEALTH)
+    };
+    let a_each: Vec<AddrAnswer> = a
+        .iter()
+        .enumerate()
+        .map(|(i, rd)| AddrAnswer {
+            set: one(rtype::A, rd),
+            health: slot(i),
+        })
+        .collect();
+    let aaaa_each: Vec<AddrAnswer> = aaaa
+        .iter()
+        .enumerate()
+        .map(|(i, rd)| AddrAnswer {
+            set: one(rtype::AAAA, rd),
+            health: slot(a.len() + i),
+        })
+        .collect();
     let set = |t: u16, v: Vec<Box<[u8]>>| (!v.is_empty()).then(|| RRset::new(t, class::IN, ttl, v));
     Ok(Endpoint {
         region,
@@ -538,7 +705,13 @@ fn compile_endpoint(
         a: set(rtype::A, a),
         aaaa: set(rtype::AAAA, aaaa),
         cname,
-        health_id: u32::MAX,
+        a_each,
+        aaaa_each,
+        degraded: None,
+        health_id: NO_HEALTH,
+        min_healthy,
+        probes,
+        label,
     })
 }
 

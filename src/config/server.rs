@@ -22,6 +22,16 @@ struct ServerRaw {
     identity: Option<IdentityRaw>,
     log: Option<LogRaw>,
     geo: Option<GeoRaw>,
+    admin: Option<AdminRaw>,
+    /// Where overrides, weights and last known health are kept across restarts.
+    state_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminRaw {
+    listen: Option<String>,
+    token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,6 +121,11 @@ pub struct ServerConfig {
     pub log_level: String,
     pub log_format: LogFormat,
     pub geo: GeoConfig,
+    /// The admin HTTP endpoint; none = off.
+    pub admin_listen: Option<SocketAddr>,
+    /// Bearer token the admin endpoint requires; needed to listen off loopback.
+    pub admin_token: Option<String>,
+    pub state_file: Option<PathBuf>,
 }
 
 /// Where the location of clients comes from, and whose hints we believe.
@@ -167,6 +182,9 @@ impl Default for ServerConfig {
             log_level: "info".to_string(),
             log_format: LogFormat::Text,
             geo: GeoConfig::default(),
+            admin_listen: None,
+            admin_token: None,
+            state_file: None,
         }
     }
 }
@@ -313,6 +331,30 @@ impl ServerConfig {
                 )),
             }
         }
+        if let Some(a) = raw.admin {
+            if let Some(l) = a.listen {
+                match l.parse::<SocketAddr>() {
+                    Ok(addr) => cfg.admin_listen = Some(addr),
+                    Err(_) => errors.push(key_err(
+                        "listen",
+                        format!("admin.listen {l:?} is not ADDR:PORT (like 127.0.0.1:5380)"),
+                    )),
+                }
+            }
+            if let Some(t) = a.token {
+                if t.len() < 16 {
+                    errors.push(key_err(
+                        "token",
+                        "admin.token is shorter than 16 characters; use a long random string"
+                            .to_string(),
+                    ));
+                }
+                cfg.admin_token = Some(t);
+            }
+        }
+        if let Some(p) = raw.state_file {
+            cfg.state_file = Some(if p.is_absolute() { p } else { base.join(p) });
+        }
         if let Some(g) = raw.geo {
             if let Some(db) = g.database {
                 cfg.geo.database_explicit = true;
@@ -390,6 +432,16 @@ impl ServerConfig {
             Ok(cfg)
         } else {
             Err(errors)
+        }
+    }
+
+    /// The admin endpoint may listen off loopback only with a token.
+    pub fn check_admin(&self) -> Result<(), String> {
+        match self.admin_listen {
+            Some(a) if !a.ip().is_loopback() && self.admin_token.is_none() => Err(format!(
+                "admin endpoint {a} is not on loopback: set admin.token (a bearer token) to listen there"
+            )),
+            _ => Ok(()),
         }
     }
 }

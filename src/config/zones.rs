@@ -8,7 +8,8 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 use serde::Deserialize;
 
-use super::policy::{compile_steering, NameRaw, RegionRaw, SteeringRaw};
+use super::checks::CheckRaw;
+use super::policy::{compile_steering, NameRaw, RegionRaw, Steering, SteeringRaw};
 
 use super::{line_of, ConfigError};
 use crate::zone::build::build_zone;
@@ -57,6 +58,8 @@ pub struct PolicyRaw {
     pub names: Option<IndexMap<String, toml::Spanned<NameRaw>>>,
     /// A file of measured round trips that replace latency estimates.
     pub latency_table: Option<toml::Spanned<String>>,
+    /// Health checks endpoints refer to: `[checks.NAME]`.
+    pub checks: Option<IndexMap<String, toml::Spanned<CheckRaw>>>,
 }
 
 /// The `[soa]` table: the SOA record without having to write one.
@@ -345,17 +348,23 @@ pub fn compile_policy(
         path,
         &origin,
         SteeringRaw {
+            checks: raw.checks.as_ref(),
             regions: raw.regions.as_ref(),
             jurisdictions: raw.jurisdictions.as_ref(),
             names: raw.names.as_ref(),
             latency_table: raw.latency_table.as_ref(),
         },
     );
-    let (zone_policy, steered, mut warnings) = match steering {
+    let Steering {
+        zone: zone_policy,
+        names: steered,
+        checks,
+        mut warnings,
+    } = match steering {
         Ok(s) => s,
         Err(e) => {
             errors.extend(e);
-            Default::default()
+            Steering::default()
         }
     };
     if !errors.is_empty() {
@@ -369,6 +378,7 @@ pub fn compile_policy(
         .flat_map(|m| m.values())
         .map(|s| at(s.span()))
         .collect();
+    zone.checks = checks;
     zone.attach_steering(zone_policy, steered).map_err(|errs| {
         errs.into_iter()
             .map(|(i, m)| ConfigError::new(path, lines.get(i).copied().unwrap_or(0), m))

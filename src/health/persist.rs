@@ -62,6 +62,9 @@ pub struct PersistedState {
     /// Overrides of regions, endpoints or anything else, by the caller's names.
     #[serde(default)]
     pub overrides: BTreeMap<String, Override>,
+    /// Operator weights by endpoint or region name (kept by the caller).
+    #[serde(default)]
+    pub weights: BTreeMap<String, u32>,
 }
 
 impl Default for PersistedState {
@@ -70,6 +73,7 @@ impl Default for PersistedState {
             version: STATE_VERSION,
             targets: BTreeMap::new(),
             overrides: BTreeMap::new(),
+            weights: BTreeMap::new(),
         }
     }
 }
@@ -106,6 +110,7 @@ impl PersistedState {
             version: STATE_VERSION,
             targets,
             overrides: table.named_overrides(),
+            weights: BTreeMap::new(),
         }
     }
 

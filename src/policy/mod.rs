@@ -32,17 +32,54 @@ pub struct Region {
     pub jurisdiction: Option<String>,
 }
 
+/// Health slot that is always up: an address or endpoint with no check.
+pub const NO_HEALTH: u32 = u32::MAX;
+
+/// One address of an endpoint, prebuilt alone, for answers that must leave out
+/// addresses whose probes fail.
+#[derive(Debug, Clone)]
+pub struct AddrAnswer {
+    pub set: RRset,
+    /// The health slot of the probe target for this address, or [`NO_HEALTH`].
+    pub health: u32,
+}
+
+/// What an endpoint's health is checked with: a check of the zone and the
+/// address to probe (the served address, or the endpoint's `probe`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeRef {
+    pub check: u32,
+    pub addr: std::net::SocketAddr,
+    /// The snapshot's health slot for this target; [`NO_HEALTH`] until assigned.
+    pub slot: u32,
+}
+
 /// One region's answer for one steered name, prebuilt at load.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub region: RegionIdx,
     /// Share for the weighted strategy; 0 drains the endpoint from weighted answers.
     pub weight: u32,
+    /// Every address together: the answer while all of them are up.
     pub a: Option<RRset>,
     pub aaaa: Option<RRset>,
     pub cname: Option<RRset>,
-    /// Identifies the endpoint to the health view; unique within a snapshot.
+    /// Each address alone, in the same order, with its health slot.
+    pub a_each: Vec<AddrAnswer>,
+    pub aaaa_each: Vec<AddrAnswer>,
+    /// The same answers with the name's lower TTL, used while any of the name's
+    /// endpoints is down so clients come back soon after recovery.
+    pub degraded: Option<Box<Endpoint>>,
+    /// Identifies the endpoint to the health view (overrides, weights); unique
+    /// within a snapshot. [`NO_HEALTH`] until the snapshot assigns it.
     pub health_id: u32,
+    /// The endpoint is up while at least this many of its addresses are.
+    pub min_healthy: u32,
+    /// Probe targets, one per address (or one for an explicit `probe`); empty
+    /// when the endpoint has no check.
+    pub probes: Vec<ProbeRef>,
+    /// The region's name and the steered name, for overrides by name.
+    pub label: String,
 }
 
 impl Endpoint {
@@ -167,6 +204,8 @@ pub struct NamePolicy {
     pub max_answers: u16,
     /// Where the name is defined, for explain.
     pub source: String,
+    /// Where this name's steered answers are counted (see `metrics`).
+    pub metrics_slot: u16,
 }
 
 /// The zone-wide parts a decision needs besides the name's own policy.
@@ -200,9 +239,27 @@ impl Client {
     }
 }
 
-/// Which endpoints are up. The query path passes a lock-free view.
+/// Which endpoints and addresses are up, and the weights in force. The query path
+/// passes a lock-free view.
 pub trait HealthView {
+    /// Up, counting probes, `min_healthy` and operator overrides.
     fn endpoint_up(&self, endpoint: &Endpoint) -> bool;
+    /// One address's probe.
+    fn address_up(&self, _addr: &AddrAnswer) -> bool {
+        true
+    }
+    /// The weight in force: the file's, or an operator's override.
+    fn weight(&self, endpoint: &Endpoint) -> u32 {
+        endpoint.weight
+    }
+    /// An operator forced it up: answer with every address, whatever probes say.
+    fn forced_up(&self, _endpoint: &Endpoint) -> bool {
+        false
+    }
+    /// An operator is draining it: never answered, not even when all are down.
+    fn drained(&self, _endpoint: &Endpoint) -> bool {
+        false
+    }
 }
 
 /// Every endpoint up: what a name sees when it has no health checks.
@@ -556,16 +613,18 @@ pub fn decide<H: HealthView, T: Trace>(
             let mut best: Option<(f64, EndpointIdx)> = None;
             for &(i, up) in &usable {
                 let e = &p.endpoints[i as usize];
-                if !up || e.weight == 0 {
-                    if e.weight == 0 {
+                let w = health.weight(e);
+                if !up || w == 0 {
+                    if w == 0 {
                         note!(trace, "  {}: weight 0 (drained)", region_name(e));
                     }
                     continue;
                 }
                 // Weighted rendezvous hashing: a client prefix keeps its endpoint
-                // while others come and go, and shares follow the weights.
-                let u = unit_hash(key, e.health_id as u64 ^ (e.region as u64) << 32);
-                let score = e.weight as f64 / -u.ln();
+                // while others come and go, and shares follow the weights. The
+                // salt is the region, stable across reloads.
+                let u = unit_hash(key, e.region as u64);
+                let score = w as f64 / -u.ln();
                 if best.is_none_or(|(b, _)| score > b) {
                     best = Some((score, i));
                 }
@@ -579,7 +638,7 @@ pub fn decide<H: HealthView, T: Trace>(
                         .iter()
                         .map(|&(i, _)| {
                             let e = &p.endpoints[i as usize];
-                            format!("{}={}", region_name(e), e.weight)
+                            format!("{}={}", region_name(e), health.weight(e))
                         })
                         .collect::<Vec<_>>()
                         .join(" ")
@@ -628,7 +687,20 @@ pub fn decide<H: HealthView, T: Trace>(
         // What answers now does not depend on where the client is, beyond the fence.
         scope = fence_scope;
         match p.when_all_down {
-            AllDown::AnswerAll => Outcome::Endpoints(usable.iter().map(|&(i, _)| i).collect()),
+            AllDown::AnswerAll => {
+                // Fail open, but not onto what an operator is draining on purpose,
+                // unless that is all there is.
+                let open: SmallVec<[EndpointIdx; 8]> = usable
+                    .iter()
+                    .map(|&(i, _)| i)
+                    .filter(|&i| !health.drained(&p.endpoints[i as usize]))
+                    .collect();
+                if open.is_empty() {
+                    Outcome::Endpoints(usable.iter().map(|&(i, _)| i).collect())
+                } else {
+                    Outcome::Endpoints(open)
+                }
+            }
             AllDown::NoData => Outcome::NoData,
             AllDown::ServFail => Outcome::ServFail,
             AllDown::Endpoint(i) => {

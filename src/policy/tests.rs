@@ -49,7 +49,13 @@ fn endpoint(region: RegionIdx, last: u8, weight: u32) -> Endpoint {
         a: Some(RRset::new(rtype::A, class::IN, 30, vec![rd])),
         aaaa: None,
         cname: None,
+        a_each: Vec::new(),
+        aaaa_each: Vec::new(),
+        degraded: None,
         health_id: region as u32,
+        min_healthy: 1,
+        probes: Vec::new(),
+        label: String::new(),
     }
 }
 
@@ -67,6 +73,7 @@ fn policy(strategy: Strategy, regions: &[RegionIdx]) -> NamePolicy {
         fence_fallback: FenceFallback::ServFail,
         max_answers: 8,
         source: "test".into(),
+        metrics_slot: 0,
     }
 }
 

@@ -6,7 +6,10 @@ use std::net::IpAddr;
 
 use super::answer::{size_limit, write_response, HeaderOut, OptOut};
 use super::query::{self, ClientSubnet, Query, Reject};
-use crate::policy::{self, AllUp, Client, NamePolicy, NoTrace, Outcome, Recorder, Trace};
+use crate::metrics::Observed;
+use crate::policy::{
+    self, Client, Endpoint, HealthView, NamePolicy, NoTrace, Outcome, Recorder, Trace,
+};
 use crate::snapshot::Snapshot;
 use crate::zone::{class, rtype, Answer, Owner, RRset, Rcode, Rec, Zone};
 
@@ -17,21 +20,34 @@ pub enum Transport {
     Tcp,
 }
 
-/// Answers one packet from `src` into `out`. Returns false when nothing must be sent.
+/// Answers one packet from `src` into `out`. `sent` in the result is false when
+/// nothing must be sent; the rest says what happened, for metrics.
 pub fn handle(
     snap: &Snapshot,
     pkt: &[u8],
     src: IpAddr,
     transport: Transport,
     out: &mut Vec<u8>,
-) -> bool {
+) -> Observed {
     let tcp = transport == Transport::Tcp;
     match query::parse(pkt) {
         Ok(q) => {
-            answer_query(snap, &q, src, tcp, out);
-            true
+            let mut o = Observed {
+                sent: true,
+                qtype: q.qtype,
+                ..Observed::default()
+            };
+            answer_query(snap, &q, src, tcp, out, &mut o);
+            if out.len() >= 4 {
+                o.truncated = out[2] & 0x02 != 0;
+                o.rcode = (out[3] & 0x0f) as u16;
+                if q.edns.is_some_and(|e| e.version > 0) {
+                    o.rcode = 16;
+                }
+            }
+            o
         }
-        Err(Reject::Drop) => false,
+        Err(Reject::Drop) => Observed::default(),
         Err(Reject::Error {
             id,
             opcode,
@@ -56,7 +72,11 @@ pub fn handle(
             });
             let limit = size_limit(edns.as_ref(), snap.udp_payload, tcp);
             write_response(out, header, question, &[], None, opt.as_ref(), limit);
-            true
+            Observed {
+                sent: true,
+                rcode: rcode as u16,
+                ..Observed::default()
+            }
         }
     }
 }
@@ -85,7 +105,14 @@ fn client_of(snap: &Snapshot, ecs: Option<&ClientSubnet>, src: IpAddr) -> Client
     }
 }
 
-fn answer_query(snap: &Snapshot, q: &Query<'_>, src: IpAddr, tcp: bool, out: &mut Vec<u8>) {
+fn answer_query(
+    snap: &Snapshot,
+    q: &Query<'_>,
+    src: IpAddr,
+    tcp: bool,
+    out: &mut Vec<u8>,
+    obs: &mut Observed,
+) {
     let mut header = HeaderOut {
         id: q.id,
         opcode: q.opcode,
@@ -159,14 +186,26 @@ fn answer_query(snap: &Snapshot, q: &Query<'_>, src: IpAddr, tcp: bool, out: &mu
                 Some(p) if q.qtype == rtype::DS && zone.origin.wire() == q.qname() => p,
                 _ => zone,
             };
+            obs.zone_slot = Some(zone.metrics_slot);
             let mut a = zone.lookup(q.qname(), q.qtype, tcp);
             if let Some((p, owner)) = a.steer {
                 let client = client_of(snap, ecs.as_ref(), src);
-                let d = policy::decide(&zone.policy, p, &client, &AllUp, q.qtype, 0, &mut NoTrace);
+                let health = &snap.health;
+                let d = policy::decide(&zone.policy, p, &client, health, q.qtype, 0, &mut NoTrace);
                 if let Some(o) = opt.as_mut() {
                     o.client_subnet = ecs.map(|cs| (cs, d.scope));
                 }
-                apply_decision(zone, p, owner, &d.outcome, q.qtype, &mut a);
+                obs.ecs = ecs.is_some();
+                let region = match &d.outcome {
+                    Outcome::Endpoints(l) => l
+                        .first()
+                        .and_then(|&i| p.endpoints.get(i as usize))
+                        .map(|e| e.region)
+                        .unwrap_or(u16::MAX),
+                    _ => u16::MAX,
+                };
+                obs.steered = Some((p.metrics_slot, region, d.reason));
+                apply_decision(zone, p, owner, &d.outcome, q.qtype, health, &mut a);
             }
             a
         }
@@ -215,14 +254,16 @@ fn answer_query(snap: &Snapshot, q: &Query<'_>, src: IpAddr, tcp: bool, out: &mu
     );
 }
 
-/// Puts a decision's endpoints into the answer: their prebuilt RRsets, capped at the
-/// name's `max_answers` addresses.
-pub fn apply_decision<'z>(
+/// Puts a decision's endpoints into the answer: their prebuilt RRsets, without the
+/// addresses whose probes fail, capped at the name's `max_answers` addresses, with
+/// the name's lower TTL while any of its endpoints is down.
+pub fn apply_decision<'z, H: HealthView>(
     zone: &'z Zone,
     p: &'z NamePolicy,
     owner: Owner<'z>,
     outcome: &Outcome,
     qtype: u16,
+    health: &H,
     a: &mut Answer<'z>,
 ) {
     match outcome {
@@ -237,39 +278,68 @@ pub fn apply_decision<'z>(
                 .push(Rec::new(Owner::Name(&zone.origin), &zone.negative_soa));
         }
         Outcome::Endpoints(list) => {
+            let degraded = p
+                .endpoints
+                .iter()
+                .any(|e| e.degraded.is_some() && !health.endpoint_up(e));
+            let pick = |e: &'z Endpoint| -> &'z Endpoint {
+                match (&e.degraded, degraded) {
+                    (Some(d), true) => d,
+                    _ => e,
+                }
+            };
             let Some(first) = list.first().and_then(|&i| p.endpoints.get(i as usize)) else {
                 return;
             };
             // A CNAME endpoint answers alone: nothing may stand beside a CNAME.
             if qtype == rtype::CNAME || first.cname.is_some() {
-                if let Some(c) = &first.cname {
+                if let Some(c) = &pick(first).cname {
                     a.answer.push(Rec::new(owner, c));
                 }
                 return;
             }
+            // Fail-open answers (when all are down) carry every address.
+            let filter = list.len() == 1 || health.endpoint_up(first);
             let mut left = p.max_answers as usize;
             for &i in list {
-                let Some(e) = p.endpoints.get(i as usize) else {
+                let Some(orig) = p.endpoints.get(i as usize) else {
                     continue;
                 };
+                let e = pick(orig);
+                let check_each = filter && !orig.probes.is_empty() && !health.forced_up(orig);
                 let sets = [
-                    (matches!(qtype, rtype::A | rtype::ANY), &e.a),
-                    (matches!(qtype, rtype::AAAA | rtype::ANY), &e.aaaa),
+                    (matches!(qtype, rtype::A | rtype::ANY), &e.a, &e.a_each),
+                    (
+                        matches!(qtype, rtype::AAAA | rtype::ANY),
+                        &e.aaaa,
+                        &e.aaaa_each,
+                    ),
                 ];
-                for (wanted, set) in sets {
-                    let Some(set) = set.as_ref().filter(|_| wanted) else {
+                for (wanted, all, each) in sets {
+                    let Some(all) = all.as_ref().filter(|_| wanted) else {
                         continue;
                     };
                     if left == 0 {
                         return;
                     }
-                    let take = left.min(set.rdatas.len());
-                    left -= take;
-                    a.answer.push(Rec {
-                        owner,
-                        set,
-                        take: take as u16,
-                    });
+                    let all_up = !check_each || each.iter().all(|x| health.address_up(x));
+                    if all_up {
+                        let take = left.min(all.rdatas.len());
+                        left -= take;
+                        a.answer.push(Rec {
+                            owner,
+                            set: all,
+                            take: take as u16,
+                        });
+                        continue;
+                    }
+                    for x in each.iter().filter(|x| health.address_up(x)) {
+                        if left == 0 {
+                            return;
+                        }
+                        left -= 1;
+                        a.answer.push(Rec::new(owner, &x.set));
+                    }
                 }
             }
         }
@@ -292,7 +362,7 @@ pub fn explain(
         if rec.on() {
             rec.note(format!("-- {label}"));
         }
-        policy::decide(&zone.policy, p, &client, &AllUp, t, 0, &mut rec);
+        policy::decide(&zone.policy, p, &client, &snap.health, t, 0, &mut rec);
     }
     Some(rec.0)
 }

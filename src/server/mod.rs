@@ -118,19 +118,26 @@ pub struct Running {
 }
 
 /// Starts serving on the bound sockets. Must be called inside a tokio runtime (TCP).
-pub fn start(bound: Vec<BoundAddr>, snap: SnapshotHandle, tcp: TcpLimits) -> io::Result<Running> {
+pub fn start(
+    bound: Vec<BoundAddr>,
+    snap: SnapshotHandle,
+    tcp: TcpLimits,
+    metrics: &crate::metrics::Metrics,
+) -> io::Result<Running> {
     let stop = Arc::new(AtomicBool::new(false));
     let (tcp_stop, tcp_rx) = tokio::sync::watch::channel(false);
     let mut udp_threads = Vec::new();
     let mut tcp_tasks = Vec::new();
     let conns = Arc::new(tokio::sync::Semaphore::new(tcp.max_connections));
+    let tcp_counters = metrics.shard();
     for b in bound {
         for (i, sock) in b.udp.into_iter().enumerate() {
             let snap = snap.clone();
             let stop = stop.clone();
+            let counters = metrics.shard();
             let t = std::thread::Builder::new()
                 .name(format!("udp-{}-{i}", b.addr))
-                .spawn(move || udp::serve(sock, snap, stop))?;
+                .spawn(move || udp::serve(sock, snap, stop, counters))?;
             udp_threads.push(t);
         }
         let listener = tokio::net::TcpListener::from_std(b.tcp)?;
@@ -140,6 +147,7 @@ pub fn start(bound: Vec<BoundAddr>, snap: SnapshotHandle, tcp: TcpLimits) -> io:
             tcp,
             conns.clone(),
             tcp_rx.clone(),
+            tcp_counters.clone(),
         )));
     }
     Ok(Running {

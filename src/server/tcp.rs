@@ -11,6 +11,7 @@ use tokio::time::timeout;
 
 use super::handler::{handle, Transport};
 use super::TcpLimits;
+use crate::metrics::Shard;
 use crate::snapshot::SnapshotHandle;
 
 pub(super) async fn serve(
@@ -19,6 +20,7 @@ pub(super) async fn serve(
     limits: TcpLimits,
     conns: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
+    counters: Arc<Shard>,
 ) {
     loop {
         tokio::select! {
@@ -31,8 +33,9 @@ pub(super) async fn serve(
                 };
                 let snap = snap.clone();
                 let stop = stop.clone();
+                let counters = counters.clone();
                 tokio::spawn(async move {
-                    connection(stream, peer.ip(), snap, limits, stop).await;
+                    connection(stream, peer.ip(), snap, limits, stop, counters).await;
                     drop(permit);
                 });
             }
@@ -47,6 +50,7 @@ async fn connection(
     snap: SnapshotHandle,
     limits: TcpLimits,
     mut stop: watch::Receiver<bool>,
+    counters: Arc<Shard>,
 ) {
     let _ = stream.set_nodelay(true);
     let mut msg = Vec::with_capacity(512);
@@ -74,11 +78,12 @@ async fn connection(
             Ok(Ok(_)) => {}
             _ => return,
         }
-        let send = {
+        let observed = {
             let current = snap.load();
             handle(&current, &msg, peer, Transport::Tcp, &mut out)
         };
-        if !send {
+        counters.record(&observed, true);
+        if !observed.sent {
             // Not a query we answer (a response, a runt): close, as NSD and Knot do.
             return;
         }

@@ -6,9 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::handler::{handle, Transport};
+use crate::metrics::Shard;
 use crate::snapshot::SnapshotHandle;
 
-pub(super) fn serve(sock: UdpSocket, snap: SnapshotHandle, stop: Arc<AtomicBool>) {
+pub(super) fn serve(
+    sock: UdpSocket,
+    snap: SnapshotHandle,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Shard>,
+) {
     let mut buf = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);
     while !stop.load(Ordering::Relaxed) {
@@ -20,10 +26,12 @@ pub(super) fn serve(sock: UdpSocket, snap: SnapshotHandle, stop: Arc<AtomicBool>
             Err(_) => continue,
         };
         let current = snap.load();
-        if handle(&current, &buf[..n], src.ip(), Transport::Udp, &mut out) {
+        let o = handle(&current, &buf[..n], src.ip(), Transport::Udp, &mut out);
+        if o.sent {
             // A send that fails (a full queue, an unreachable client) drops this one
             // response; the client retries.
             let _ = sock.send_to(&out, src);
         }
+        counters.record(&o, false);
     }
 }

@@ -288,6 +288,8 @@ pub fn build_zone(
         source: file.to_path_buf(),
         policy: Default::default(),
         steered: Vec::new(),
+        checks: Vec::new(),
+        metrics_slot: 0,
     };
     Ok((zone, warnings))
 }

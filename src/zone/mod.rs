@@ -154,6 +154,10 @@ pub struct Zone {
     pub policy: ZonePolicy,
     /// The steered names, compiled.
     pub steered: Vec<NamePolicy>,
+    /// The health checks the steered names' endpoints refer to (`ProbeRef::check`).
+    pub checks: Vec<crate::health::CheckSpec>,
+    /// Where this zone's queries are counted (see `metrics`).
+    pub metrics_slot: u16,
 }
 
 /// DNS response codes used by the lookup (RFC 1035 §4.1.1, RFC 6891 §9).

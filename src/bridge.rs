@@ -1,0 +1,250 @@
+//! The health view the query path reads: probe results from the health table,
+//! operator overrides of regions and endpoints, and weights — all as atomics, so a
+//! query takes no lock. Built for each snapshot; refreshed in place when an
+//! operator changes an override.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::health::{HealthTable, Override, TargetId, TargetKey};
+use crate::policy::{AddrAnswer, Endpoint, HealthView, NO_HEALTH};
+use crate::zone::Zone;
+
+const NONE: u8 = 0;
+const FORCE_UP: u8 = 1;
+const FORCE_DOWN: u8 = 2;
+const DRAIN: u8 = 3;
+
+/// Operator weights, kept across reloads and persisted with the health state.
+pub type Weights = Arc<Mutex<BTreeMap<String, u32>>>;
+
+/// Names an operator uses for an endpoint: `endpoint:<name>/<region>` and
+/// `region:<region>`.
+#[derive(Debug, Clone)]
+pub struct EndpointNames {
+    pub endpoint: String,
+    pub region: String,
+}
+
+/// Assigns health slots and endpoint ids across all zones; returns the probe
+/// targets (slot -> key) and the names of each endpoint id.
+pub fn assign(zones: &mut [Zone]) -> (Vec<TargetKey>, Vec<EndpointNames>) {
+    let mut targets: Vec<TargetKey> = Vec::new();
+    let mut index: BTreeMap<String, u32> = BTreeMap::new();
+    let mut names = Vec::new();
+    for zone in zones.iter_mut() {
+        let checks = zone.checks.clone();
+        let regions: Vec<String> = zone.policy.regions.iter().map(|r| r.name.clone()).collect();
+        for p in zone.steered.iter_mut() {
+            for e in p.endpoints.iter_mut() {
+                e.health_id = names.len() as u32;
+                names.push(EndpointNames {
+                    endpoint: format!("endpoint:{}", e.label),
+                    region: format!(
+                        "region:{}",
+                        regions.get(e.region as usize).cloned().unwrap_or_default()
+                    ),
+                });
+                // Local probe index -> global slot; one slot per distinct target.
+                let mut local = Vec::new();
+                for pr in &e.probes {
+                    let Some(check) = checks.get(pr.check as usize) else {
+                        local.push(NO_HEALTH);
+                        continue;
+                    };
+                    let key = TargetKey {
+                        check: check.clone(),
+                        addr: pr.addr,
+                    };
+                    let k = format!("{key:?}");
+                    let slot = *index.entry(k).or_insert_with(|| {
+                        targets.push(key);
+                        (targets.len() - 1) as u32
+                    });
+                    local.push(slot);
+                }
+                let map = |h: u32| local.get(h as usize).copied().unwrap_or(NO_HEALTH);
+                let remap = |list: &mut Vec<AddrAnswer>| {
+                    for a in list.iter_mut() {
+                        if a.health != NO_HEALTH {
+                            a.health = map(a.health);
+                        }
+                    }
+                };
+                remap(&mut e.a_each);
+                remap(&mut e.aaaa_each);
+                for (i, pr) in e.probes.iter_mut().enumerate() {
+                    pr.slot = map(i as u32);
+                }
+                // The lower-TTL twin answers for the same endpoint.
+                if let Some(d) = e.degraded.as_mut() {
+                    d.health_id = e.health_id;
+                    remap(&mut d.a_each);
+                    remap(&mut d.aaaa_each);
+                    d.probes = e.probes.clone();
+                }
+            }
+        }
+    }
+    (targets, names)
+}
+
+/// Health, overrides and weights for one snapshot.
+#[derive(Debug)]
+pub struct HealthBridge {
+    table: Arc<HealthTable>,
+    /// Probe slot -> the table's id for it.
+    slots: Vec<Option<TargetId>>,
+    /// Endpoint id -> override in force (endpoint's own, else its region's).
+    overrides: Vec<AtomicU8>,
+    /// Endpoint id -> operator weight, or u32::MAX for the file's.
+    weights: Vec<AtomicU32>,
+    names: Vec<EndpointNames>,
+    operator_weights: Weights,
+}
+
+impl HealthBridge {
+    pub fn new(
+        table: Arc<HealthTable>,
+        targets: &[TargetKey],
+        names: Vec<EndpointNames>,
+        operator_weights: Weights,
+    ) -> HealthBridge {
+        let slots = targets.iter().map(|k| table.id(k)).collect();
+        let b = HealthBridge {
+            overrides: names.iter().map(|_| AtomicU8::new(NONE)).collect(),
+            weights: names.iter().map(|_| AtomicU32::new(u32::MAX)).collect(),
+            table,
+            slots,
+            names,
+            operator_weights,
+        };
+        b.refresh();
+        b
+    }
+
+    /// A bridge with no checks: every endpoint up unless overridden.
+    pub fn empty() -> HealthBridge {
+        HealthBridge::new(
+            Arc::new(HealthTable::new(Vec::new())),
+            &[],
+            Vec::new(),
+            Weights::default(),
+        )
+    }
+
+    pub fn table(&self) -> &Arc<HealthTable> {
+        &self.table
+    }
+
+    pub fn operator_weights(&self) -> &Weights {
+        &self.operator_weights
+    }
+
+    /// Every endpoint and region name that an override can address.
+    pub fn known_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .names
+            .iter()
+            .flat_map(|n| [n.endpoint.clone(), n.region.clone()])
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Recomputes the atomics from the table's named overrides and the weights.
+    pub fn refresh(&self) {
+        let named = self.table.named_overrides();
+        let weights = self
+            .operator_weights
+            .lock()
+            .map(|w| w.clone())
+            .unwrap_or_default();
+        for (i, n) in self.names.iter().enumerate() {
+            let o = match named.get(&n.endpoint) {
+                Some(o) if !o.is_none() => *o,
+                _ => named.get(&n.region).copied().unwrap_or_default(),
+            };
+            let v = match o {
+                Override::None => NONE,
+                Override::ForceUp => FORCE_UP,
+                Override::ForceDown => FORCE_DOWN,
+                Override::Drain => DRAIN,
+            };
+            self.overrides[i].store(v, Ordering::Relaxed);
+            let w = weights
+                .get(&n.endpoint)
+                .or_else(|| weights.get(&n.region))
+                .copied()
+                .unwrap_or(u32::MAX);
+            self.weights[i].store(w, Ordering::Relaxed);
+        }
+    }
+
+    fn slot_up(&self, slot: u32) -> bool {
+        if slot == NO_HEALTH {
+            return true;
+        }
+        match self.slots.get(slot as usize).copied().flatten() {
+            Some(id) => self.table.is_up(id),
+            None => true,
+        }
+    }
+
+    fn override_of(&self, e: &Endpoint) -> u8 {
+        self.overrides
+            .get(e.health_id as usize)
+            .map(|a| a.load(Ordering::Relaxed))
+            .unwrap_or(NONE)
+    }
+}
+
+impl HealthView for HealthBridge {
+    fn endpoint_up(&self, e: &Endpoint) -> bool {
+        match self.override_of(e) {
+            FORCE_UP => return true,
+            FORCE_DOWN | DRAIN => return false,
+            _ => {}
+        }
+        if e.probes.is_empty() {
+            return true;
+        }
+        let addrs = e.a_each.len() + e.aaaa_each.len();
+        if addrs == 0 {
+            // A CNAME endpoint: its probe decides.
+            return e.probes.iter().any(|p| self.slot_up(p.slot));
+        }
+        let up = e
+            .a_each
+            .iter()
+            .chain(e.aaaa_each.iter())
+            .filter(|a| self.slot_up(a.health))
+            .count();
+        up as u32 >= e.min_healthy
+    }
+
+    fn address_up(&self, a: &AddrAnswer) -> bool {
+        self.slot_up(a.health)
+    }
+
+    fn forced_up(&self, e: &Endpoint) -> bool {
+        self.override_of(e) == FORCE_UP
+    }
+
+    fn drained(&self, e: &Endpoint) -> bool {
+        self.override_of(e) == DRAIN
+    }
+
+    fn weight(&self, e: &Endpoint) -> u32 {
+        match self
+            .weights
+            .get(e.health_id as usize)
+            .map(|w| w.load(Ordering::Relaxed))
+        {
+            Some(w) if w != u32::MAX => w,
+            _ => e.weight,
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! `[checks.NAME]` in a zone policy file: health checks that endpoints reference.
+
+use serde::Deserialize;
+
+use super::server::parse_duration;
+use crate::health::{CheckKind, CheckSpec, Initial, Tls};
+
+/// `expect = 200` or `expect = [200, 204]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Codes {
+    One(u16),
+    Many(Vec<u16>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpRaw {
+    pub port: Option<u16>,
+    pub path: Option<String>,
+    pub method: Option<String>,
+    /// Host header (and SNI for https unless `sni` is given).
+    pub host: Option<String>,
+    /// Status codes that pass; default 200-399.
+    pub expect: Option<Codes>,
+    /// A substring the body must contain.
+    pub body: Option<String>,
+    /// https: the TLS server name.
+    pub sni: Option<String>,
+    /// https: verify the certificate (default true); false for IP-only targets.
+    pub verify: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpRaw {
+    pub port: u16,
+    /// Bytes to send after connecting.
+    pub send: Option<String>,
+    /// What the reply must start with.
+    pub expect: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsRaw {
+    pub port: Option<u16>,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub qtype: Option<String>,
+    /// Expected rcode mnemonic; default NOERROR.
+    pub rcode: Option<String>,
+    /// A substring one answer's data must contain, like an address.
+    pub answer: Option<String>,
+}
+
+/// `[checks.NAME]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRaw {
+    pub http: Option<HttpRaw>,
+    pub https: Option<HttpRaw>,
+    pub tcp: Option<TcpRaw>,
+    pub dns: Option<DnsRaw>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub rise: Option<u32>,
+    pub fall: Option<u32>,
+    pub jitter: Option<String>,
+    /// "up" (default) or "down": the state before the first result.
+    pub initial: Option<String>,
+}
+
+/// Checks a `[checks.NAME]` table and turns it into a spec; every problem found.
+pub fn compile_check(name: &str, c: &CheckRaw) -> Result<CheckSpec, Vec<String>> {
+    let mut errs = Vec::new();
+    let kinds = [
+        c.http.is_some(),
+        c.https.is_some(),
+        c.tcp.is_some(),
+        c.dns.is_some(),
+    ];
+    if kinds.iter().filter(|k| **k).count() != 1 {
+        return Err(vec![format!(
+            "checks.{name}: give exactly one of http, https, tcp or dns"
+        )]);
+    }
+    let port_ok = |p: u16, errs: &mut Vec<String>| {
+        if p == 0 {
+            errs.push(format!(
+                "checks.{name}: port 0 is not a port; use 1 to 65535"
+            ));
+        }
+        p
+    };
+    let http = |h: &HttpRaw, tls: bool, errs: &mut Vec<String>| {
+        let port = port_ok(h.port.unwrap_or(if tls { 443 } else { 80 }), errs);
+        let path = h.path.clone().unwrap_or_else(|| "/".to_string());
+        if !path.starts_with('/') {
+            errs.push(format!("checks.{name}: path {path:?} must start with /"));
+        }
+        let method = h.method.clone().unwrap_or_else(|| "GET".to_string());
+        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+            errs.push(format!(
+                "checks.{name}: method {method:?} is not an HTTP method like GET or HEAD"
+            ));
+        }
+        let expect = match &h.expect {
+            None => Vec::new(),
+            Some(Codes::One(c)) => vec![*c],
+            Some(Codes::Many(v)) => v.clone(),
+        };
+        if expect.iter().any(|c| !(100..=599).contains(c)) {
+            errs.push(format!(
+                "checks.{name}: expect must be HTTP status codes 100-599"
+            ));
+        }
+        if !tls && (h.sni.is_some() || h.verify.is_some()) {
+            errs.push(format!("checks.{name}: sni and verify apply to https only"));
+        }
+        CheckKind::Http {
+            method,
+            path,
+            host: h.host.clone(),
+            port,
+            expect,
+            body_contains: h.body.clone(),
+            tls: tls.then(|| Tls {
+                sni: h.sni.clone().or_else(|| h.host.clone()),
+                verify: h.verify.unwrap_or(true),
+            }),
+        }
+    };
+    let kind = if let Some(h) = &c.http {
+        http(h, false, &mut errs)
+    } else if let Some(h) = &c.https {
+        http(h, true, &mut errs)
+    } else if let Some(t) = &c.tcp {
+        CheckKind::Tcp {
+            port: port_ok(t.port, &mut errs),
+            send: t.send.as_ref().map(|s| s.as_bytes().to_vec()),
+            expect_prefix: t.expect.as_ref().map(|s| s.as_bytes().to_vec()),
+        }
+    } else if let Some(d) = &c.dns {
+        let qtype = match d.qtype.as_deref() {
+            None => 1,
+            Some(t) => crate::zone::rdata::type_from_mnemonic(t).unwrap_or_else(|| {
+                errs.push(format!("checks.{name}: type {t:?} is not a record type"));
+                1
+            }),
+        };
+        let rcode = match d.rcode.as_deref().unwrap_or("NOERROR") {
+            "NOERROR" => 0,
+            "FORMERR" => 1,
+            "SERVFAIL" => 2,
+            "NXDOMAIN" => 3,
+            "NOTIMP" => 4,
+            "REFUSED" => 5,
+            other => {
+                errs.push(format!(
+                    "checks.{name}: rcode {other:?}; use NOERROR, NXDOMAIN, SERVFAIL, REFUSED, ..."
+                ));
+                0
+            }
+        };
+        CheckKind::Dns {
+            port: port_ok(d.port.unwrap_or(53), &mut errs),
+            qname: d.name.clone(),
+            qtype,
+            expect_rcode: rcode,
+            expect_answer: d.answer.clone(),
+        }
+    } else {
+        return Err(vec![format!("checks.{name}: no check kind")]);
+    };
+    let mut spec = CheckSpec::new(kind);
+    let dur =
+        |v: &Option<String>, key: &str, d: std::time::Duration, errs: &mut Vec<String>| match v {
+            None => d,
+            Some(s) => parse_duration(s).unwrap_or_else(|m| {
+                errs.push(format!("checks.{name}.{key}: {m}"));
+                d
+            }),
+        };
+    spec.interval = dur(&c.interval, "interval", spec.interval, &mut errs);
+    spec.timeout = dur(&c.timeout, "timeout", spec.timeout, &mut errs);
+    spec.jitter = dur(
+        &c.jitter,
+        "jitter",
+        spec.jitter.min(spec.interval / 5),
+        &mut errs,
+    );
+    if spec.interval.as_millis() < 100 {
+        errs.push(format!("checks.{name}.interval: at least 100ms"));
+    }
+    if spec.timeout >= spec.interval {
+        errs.push(format!(
+            "checks.{name}: timeout ({:?}) must be shorter than interval ({:?})",
+            spec.timeout, spec.interval
+        ));
+    }
+    if spec.jitter >= spec.interval {
+        errs.push(format!(
+            "checks.{name}: jitter must be shorter than interval"
+        ));
+    }
+    spec.rise = c.rise.unwrap_or(spec.rise);
+    spec.fall = c.fall.unwrap_or(spec.fall);
+    if spec.rise == 0 || spec.fall == 0 || spec.rise > 100 || spec.fall > 100 {
+        errs.push(format!(
+            "checks.{name}: rise and fall are counts from 1 to 100"
+        ));
+    }
+    spec.initial = match c.initial.as_deref() {
+        None | Some("up") => Initial::Up,
+        Some("down") => Initial::Down,
+        Some(o) => {
+            errs.push(format!(
+                "checks.{name}.initial = {o:?}; use \"up\" or \"down\""
+            ));
+            Initial::Up
+        }
+    };
+    if errs.is_empty() {
+        Ok(spec)
+    } else {
+        Err(errs)
+    }
+}

@@ -298,15 +298,17 @@ pub fn apply_decision<'z, H: HealthView>(
                 }
                 return;
             }
-            // Fail-open answers (when all are down) carry every address.
-            let filter = list.len() == 1 || health.endpoint_up(first);
             let mut left = p.max_answers as usize;
             for &i in list {
                 let Some(orig) = p.endpoints.get(i as usize) else {
                     continue;
                 };
                 let e = pick(orig);
-                let check_each = filter && !orig.probes.is_empty() && !health.forced_up(orig);
+                // An endpoint answered while down (fail open, a named fallback) or
+                // forced up carries every address; an up one leaves out the
+                // addresses whose probes fail.
+                let check_each =
+                    !orig.probes.is_empty() && !health.forced_up(orig) && health.endpoint_up(orig);
                 let sets = [
                     (matches!(qtype, rtype::A | rtype::ANY), &e.a, &e.a_each),
                     (

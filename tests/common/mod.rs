@@ -26,6 +26,8 @@ pub fn repo_path(rel: &str) -> PathBuf {
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// The admin endpoint, when started with `--admin`.
+    pub admin: Option<SocketAddr>,
     /// Log lines after the ready line, as they arrive.
     pub log: mpsc::Receiver<String>,
 }
@@ -58,9 +60,15 @@ impl Server {
                     if let Some(rest) = line.split("listening on ").nth(1) {
                         let addr = rest.split_whitespace().next().unwrap_or_default();
                         let addr: SocketAddr = addr.parse().expect("ready line address");
+                        let admin = line
+                            .split("admin on ")
+                            .nth(1)
+                            .and_then(|r| r.split_whitespace().next())
+                            .and_then(|a| a.parse().ok());
                         return Server {
                             child,
                             addr,
+                            admin,
                             log: rx,
                         };
                     }
@@ -361,4 +369,28 @@ pub fn ask_tcp(addr: SocketAddr, q: &QuerySpec) -> Decoded {
     let r = tcp_exchange(addr, &q.to_bytes())
         .unwrap_or_else(|| panic!("no TCP answer to {} {}", q.name, q.qtype));
     decode(&r)
+}
+
+/// One HTTP/1.1 request to the admin endpoint; returns status and body.
+pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    http_raw(
+        addr,
+        format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+    )
+}
+
+pub fn http_raw(addr: SocketAddr, request: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, ANSWER_WAIT).expect("connect admin");
+    s.set_read_timeout(Some(ANSWER_WAIT)).expect("timeout");
+    s.write_all(request).expect("write");
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
 }

@@ -182,12 +182,24 @@ fn run_file(path: &Path) -> Vec<String> {
         args.push(config_s.as_str());
     }
     let server = Server::start(&args);
+    // The same configuration on the one-packet-per-call UDP path: every response
+    // must be byte for byte what the batched path sends.
+    let plain = Server::start_env(&args, &[("SIGNPOST_NO_MMSG", "1")]);
     let mut fails = Vec::new();
     for c in &file.cases {
         let q = build_query(c);
         let t = c.transport.as_deref().unwrap_or("both");
         if t == "udp" || t == "both" {
             fails.extend(check(c, "udp", &ask_udp(server.addr, &q)));
+            let bytes = q.to_bytes();
+            let a = common::udp_exchange(server.addr, &bytes);
+            let b = common::udp_exchange(plain.addr, &bytes);
+            if a != b {
+                fails.push(format!(
+                    "{}: batched and plain UDP paths differ:\n    {a:02x?}\n    {b:02x?}",
+                    c.name
+                ));
+            }
         }
         if t == "tcp" || t == "both" {
             fails.extend(check(c, "tcp", &ask_tcp(server.addr, &q)));

@@ -1,4 +1,7 @@
-//! The UDP read loop: one thread per socket, one reused buffer each way.
+//! The UDP read loop: one thread per socket, buffers reused, no allocation per
+//! query. On Linux, packets are read and answered in batches with recvmmsg and
+//! sendmmsg (one system call for up to 32 queries when they queue up); elsewhere,
+//! one recv_from and send_to per packet.
 
 use std::io::ErrorKind;
 use std::net::UdpSocket;
@@ -9,13 +12,34 @@ use super::handler::{handle, Transport};
 use crate::metrics::Shard;
 use crate::snapshot::SnapshotHandle;
 
+/// Largest query read: bigger datagrams are not DNS queries we answer (RFC 6891
+/// lets a client send up to its own payload size; 4096 covers every real one).
+const MAX_QUERY: usize = 4096;
+
 pub(super) fn serve(
     sock: UdpSocket,
     snap: SnapshotHandle,
     stop: Arc<AtomicBool>,
     counters: Arc<Shard>,
 ) {
-    let mut buf = vec![0u8; 65535];
+    #[cfg(target_os = "linux")]
+    {
+        if std::env::var_os("SIGNPOST_NO_MMSG").is_none() {
+            batched::serve(sock, snap, stop, counters);
+            return;
+        }
+    }
+    serve_simple(sock, snap, stop, counters);
+}
+
+/// One packet per system call.
+fn serve_simple(
+    sock: UdpSocket,
+    snap: SnapshotHandle,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Shard>,
+) {
+    let mut buf = vec![0u8; MAX_QUERY];
     let mut out = Vec::with_capacity(4096);
     while !stop.load(Ordering::Relaxed) {
         let (n, src) = match sock.recv_from(&mut buf) {
@@ -33,5 +57,113 @@ pub(super) fn serve(
             let _ = sock.send_to(&out, src);
         }
         counters.record(&o, false);
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod batched {
+    use std::io::{IoSlice, IoSliceMut};
+    use std::net::{SocketAddr, UdpSocket};
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use nix::errno::Errno;
+    use nix::sys::socket::{
+        recvmmsg, sendmmsg, MsgFlags, MultiHeaders, SockaddrLike, SockaddrStorage,
+    };
+
+    use super::{handle, Shard, SnapshotHandle, Transport, MAX_QUERY};
+
+    /// Queries read (and responses sent) per system call at most.
+    const BATCH: usize = 32;
+
+    pub(super) fn serve(
+        sock: UdpSocket,
+        snap: SnapshotHandle,
+        stop: Arc<AtomicBool>,
+        counters: Arc<Shard>,
+    ) {
+        let fd = sock.as_raw_fd();
+        let mut bufs = vec![[0u8; MAX_QUERY]; BATCH];
+        let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(1232)).collect();
+        let mut recv_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+        let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+        let mut got: Vec<(usize, Option<SockaddrStorage>)> = Vec::with_capacity(BATCH);
+        let mut dests: Vec<Option<SockaddrStorage>> = Vec::with_capacity(BATCH);
+        let mut ready: Vec<usize> = Vec::with_capacity(BATCH);
+        while !stop.load(Ordering::Relaxed) {
+            got.clear();
+            {
+                let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs
+                    .iter_mut()
+                    .map(|b| [IoSliceMut::new(&mut b[..])])
+                    .collect();
+                // Block (up to the socket's read timeout) for the first packet,
+                // then take whatever else is already queued.
+                match recvmmsg(
+                    fd,
+                    &mut recv_headers,
+                    iovs.iter_mut(),
+                    MsgFlags::MSG_WAITFORONE,
+                    None,
+                ) {
+                    Ok(results) => {
+                        for r in results {
+                            // A datagram larger than the buffer is not a query.
+                            let truncated = r.flags.contains(MsgFlags::MSG_TRUNC);
+                            got.push((if truncated { 0 } else { r.bytes }, r.address));
+                        }
+                    }
+                    Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
+                    Err(_) => continue,
+                }
+            }
+            let current = snap.load();
+            dests.clear();
+            ready.clear();
+            for (i, (n, addr)) in got.iter().enumerate() {
+                let Some(src) = addr.as_ref().and_then(to_std) else {
+                    continue;
+                };
+                let o = handle(
+                    &current,
+                    &bufs[i][..*n],
+                    src.ip(),
+                    Transport::Udp,
+                    &mut outs[i],
+                );
+                counters.record(&o, false);
+                if o.sent {
+                    ready.push(i);
+                    dests.push(*addr);
+                }
+            }
+            if ready.is_empty() {
+                continue;
+            }
+            let slices: Vec<[IoSlice<'_>; 1]> =
+                ready.iter().map(|&i| [IoSlice::new(&outs[i])]).collect();
+            // A send that fails drops those responses; clients retry.
+            let _ = sendmmsg(
+                fd,
+                &mut send_headers,
+                slices.iter(),
+                &dests,
+                [],
+                MsgFlags::empty(),
+            );
+        }
+    }
+
+    fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
+        if let Some(v4) = a.as_sockaddr_in() {
+            return Some(SocketAddr::from((v4.ip(), v4.port())));
+        }
+        if let Some(v6) = a.as_sockaddr_in6() {
+            return Some(SocketAddr::from((v6.ip(), v6.port())));
+        }
+        let _ = a.family();
+        None
     }
 }

@@ -35,7 +35,15 @@ pub struct Server {
 impl Server {
     /// Starts `signpost serve --listen 127.0.0.1:0 ARGS...` and waits for its ready line.
     pub fn start(args: &[&str]) -> Server {
+        Server::start_env(args, &[])
+    }
+
+    /// Like `start`, with extra environment variables for the server.
+    pub fn start_env(args: &[&str], envs: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_signpost"));
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
         cmd.arg("serve").arg("--listen").arg("127.0.0.1:0");
         cmd.args(args);
         cmd.env("RUST_LOG", "info");

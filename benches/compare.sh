@@ -35,12 +35,14 @@ CLIENT_CPU=${CLIENT_CPU:-1}       # taskset CPU list for dnsperf
 PORT_BASE=${PORT_BASE:-15350}     # first port tried; busy ports are skipped
 READY_TIMEOUT=${READY_TIMEOUT:-30}      # seconds for a server to answer
 BUILD_TIMEOUT=${BUILD_TIMEOUT:-1800}    # seconds for cargo build --release
+MAX_OTHER=${MAX_OTHER:-5}         # % of a CPU something else may take before a run is redone
+RETRIES=${RETRIES:-2}             # how many times a disturbed run is redone at most
 KEEP=${KEEP:-0}                   # 1: keep the temp dir (configs, logs, raw output)
 
 log() { printf 'compare: %s\n' "$*" >&2; }
 die() { printf 'compare: FAIL: %s\n' "$*" >&2; exit 1; }
 
-for v in DURATION RUNS LAT_QPS LAT_DURATION PORT_BASE READY_TIMEOUT BUILD_TIMEOUT; do
+for v in DURATION RUNS LAT_QPS LAT_DURATION PORT_BASE READY_TIMEOUT BUILD_TIMEOUT MAX_OTHER RETRIES; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
 done
 if [ "$RUNS" -lt 1 ] || [ "$DURATION" -lt 1 ]; then die "RUNS and DURATION must be at least 1"; fi
@@ -76,6 +78,7 @@ fi
 # ---- temp dir, cleanup -------------------------------------------------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/signpost-bench.XXXXXX")
 declare -A PID=() PORT=()
+PERF_PID='' PERF=()
 
 # the pid given and all its descendants, one a line
 tree_pids() {
@@ -115,6 +118,10 @@ stop_server() {
 cleanup() {
     local rc=$? s
     trap - EXIT INT TERM
+    if [ -n "$PERF_PID" ]; then
+        kill -TERM "$PERF_PID" 2>/dev/null || true
+        wait "$PERF_PID" 2>/dev/null || true
+    fi
     for s in "${!PID[@]}"; do stop_server "$s"; done
     if [ "$KEEP" = 1 ]; then
         log "kept $WORK"
@@ -344,69 +351,103 @@ for s in "${SERVER_LIST[@]}"; do
 done
 
 # ---- measurements ------------------------------------------------------------
-RESULTS=$WORK/results.tsv   # server run qps completed lost runtime ticks resp_bytes other_ticks
-: >"$RESULTS"
-# busy time (user nice system irq softirq steal) of the server CPU, in the
-# same ticks, from /proc/stat; empty if SERVER_CPU is not one CPU number
+# busy time (user nice system irq softirq steal) of one CPU, in clock ticks,
+# from /proc/stat; empty unless the CPU list is a single CPU number
 cpu_busy() {
-    [[ $SERVER_CPU =~ ^[0-9]+$ ]] || return 0
-    awk -v c="cpu$SERVER_CPU" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat
+    [[ $1 =~ ^[0-9]+$ ]] || return 0
+    awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat
 }
-# NAME OUTFILE extra dnsperf args...: runs dnsperf against NAME, prints
-# "TICKS OTHER": CPU ticks the server used, and ticks of the server CPU spent
-# on anything else (other processes, steal): interference, ideally near 0
+# clock ticks in the children line of bash's `times` output saved in FILE
+times_ticks() {
+    tail -n 1 "$1" | awk -v hz="$CLK_TCK" '{
+        t = 0
+        for (i = 1; i <= 2; i++) { split($i, a, "m"); sub(/s$/, "", a[2]); t += a[1] * 60 + a[2] }
+        printf "%d\n", t * hz + 0.5 }'
+}
+# NAME OUTFILE extra dnsperf args...: one dnsperf run against NAME; sets
+# PERF=(TICKS OTHER_PCT SECONDS): CPU ticks the server used; the most either
+# CPU spent on anything but the server (CPU SERVER_CPU) or dnsperf (CPU
+# CLIENT_CPU), in % of the run (other processes, hypervisor steal: ideally
+# about 0, "-" if the CPU lists are not single CPUs); the run's wall time
 perf_run() {
-    local name=$1 out=$2 t0 t1 b0 b1
+    local name=$1 out=$2 t0 t1 s0 s1 c0 c1 w0 w1 d
     shift 2
-    b0=$(cpu_busy)
+    w0=$EPOCHREALTIME
+    s0=$(cpu_busy "$SERVER_CPU")
+    c0=$(cpu_busy "$CLIENT_CPU")
     t0=$(cpu_ticks "${PID[$name]}")
+    times >"$WORK/times.0"
+    # in the background and waited for, so that a signal stops it at once
     timeout -k 5 $((DURATION + LAT_DURATION + 60)) taskset -c "$CLIENT_CPU" \
-        dnsperf -s 127.0.0.1 -p "${PORT[$name]}" "${PERF_INPUT[@]}" "$@" >"$out" 2>&1 ||
-        die "$name: dnsperf failed: $(tail -n 3 "$out")"
+        dnsperf -s 127.0.0.1 -p "${PORT[$name]}" "${PERF_INPUT[@]}" "$@" >"$out" 2>&1 &
+    PERF_PID=$!
+    wait "$PERF_PID" || die "$name: dnsperf failed: $(tail -n 3 "$out")"
+    PERF_PID=''
+    times >"$WORK/times.1"
     t1=$(cpu_ticks "${PID[$name]}")
-    b1=$(cpu_busy)
+    s1=$(cpu_busy "$SERVER_CPU")
+    c1=$(cpu_busy "$CLIENT_CPU")
+    w1=$EPOCHREALTIME
     kill -0 "${PID[$name]}" 2>/dev/null || { server_log_tail "$name"; die "$name died during the run"; }
-    if [ -n "$b0" ] && [ -n "$b1" ]; then
-        echo "$((t1 - t0)) $((b1 - b0 - (t1 - t0)))"
-    else
-        echo "$((t1 - t0)) -"
+    d=$(($(times_ticks "$WORK/times.1") - $(times_ticks "$WORK/times.0")))   # dnsperf's CPU ticks
+    PERF=("$((t1 - t0))" - 1)
+    PERF[2]=$(awk -v a="$w0" -v b="$w1" 'BEGIN {printf "%.3f", b - a}')
+    if [ -n "$s0" ] && [ -n "$s1" ] && [ -n "$c0" ] && [ -n "$c1" ]; then
+        PERF[1]=$(awk -v os="$((s1 - s0 - (t1 - t0)))" -v oc="$((c1 - c0 - d))" -v hz="$CLK_TCK" -v w="${PERF[2]}" \
+            'BEGIN {o = (os > oc) ? os : oc; if (o < 0) o = 0; printf "%.1f", 100 * o / hz / w}')
     fi
 }
+# perf_run, run again (at most RETRIES more times) while disturbed: while
+# something else took more than MAX_OTHER % of either CPU
+measure() {
+    local try
+    for ((try = 0; ; try++)); do
+        perf_run "$@"
+        if [ "${PERF[1]}" = - ] || awk -v o="${PERF[1]}" -v m="$MAX_OTHER" 'BEGIN {exit !(o <= m)}'; then
+            return 0
+        fi
+        if [ "$try" -ge "$RETRIES" ]; then
+            log "WARNING: $1: something else took ${PERF[1]}% of a CPU during the run, kept after $RETRIES retries"
+            return 0
+        fi
+        log "$1: something else took ${PERF[1]}% of a CPU during the run: running it again"
+    done
+}
 
+RESULTS=$WORK/results.tsv   # server run qps completed lost runtime ticks resp_bytes other_pct
+: >"$RESULTS"
 for ((run = 1; run <= RUNS; run++)); do
     for s in "${SERVER_LIST[@]}"; do
         out=$WORK/$s/tput.$run.out
-        read -r ticks other < <(perf_run "$s" "$out" "${PERF_OPTS[@]}" -l "$DURATION" || echo fail)
-        [ "$ticks" != fail ] || exit 1
+        measure "$s" "$out" "${PERF_OPTS[@]}" -l "$DURATION"
         completed=$(stat_of "$out" 'Queries completed:' 3)
         if [ -z "$completed" ] || [ "$completed" -eq 0 ]; then die "$s: dnsperf completed no queries: $(tail -n 5 "$out")"; fi
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$run" "$(stat_of "$out" 'Queries per second:' 4)" \
-            "$completed" "$(stat_of "$out" 'Queries lost:' 3)" "$(stat_of "$out" 'Run time (s):' 4)" "$ticks" \
-            "$(stat_of "$out" 'Average packet size:' 7)" "$other" >>"$RESULTS"
+            "$completed" "$(stat_of "$out" 'Queries lost:' 3)" "$(stat_of "$out" 'Run time (s):' 4)" "${PERF[0]}" \
+            "$(stat_of "$out" 'Average packet size:' 7)" "${PERF[1]}" >>"$RESULTS"
         log "run $run/$RUNS $s: $(awk -F'\t' -v s="$s" -v r="$run" -v hz="$CLK_TCK" \
-            '$1 == s && $2 == r {printf "%.0f q/s, %.2f us CPU/query, server CPU %.0f%%, other use of its CPU %s%%, lost %d",
-                $3, $7 * 1e6 / hz / $4, 100 * $7 / hz / $6, ($9 == "-") ? "-" : sprintf("%.1f", 100 * $9 / hz / $6), $5}' "$RESULTS")"
+            '$1 == s && $2 == r {printf "%.0f q/s, %.2f us CPU/query, server CPU %.0f%%, other use of a CPU %s%%, lost %d",
+                $3, $7 * 1e6 / hz / $4, 100 * $7 / hz / $6, $9, $5}' "$RESULTS")"
     done
 done
 
-LATENCY=$WORK/latency.tsv   # server p50 p99 p999 (us) cpu_us_per_query completed timeouts
+LATENCY=$WORK/latency.tsv   # server p50 p99 p999 (us) cpu_us_per_query completed timeouts other_pct
 : >"$LATENCY"
 if [ "$LAT_DURATION" -gt 0 ]; then
     for s in "${SERVER_LIST[@]}"; do
         out=$WORK/$s/latency.out
-        read -r ticks other < <(perf_run "$s" "$out" -Q "$LAT_QPS" -l "$LAT_DURATION" -v || echo fail)
-        [ "$ticks" != fail ] || exit 1
+        measure "$s" "$out" -Q "$LAT_QPS" -l "$LAT_DURATION" -v
         completed=$(stat_of "$out" 'Queries completed:' 3)
         timeouts=$(awk '/^> T / {n++} END {print n + 0}' "$out")
         awk '/^> / && NF >= 5 && $NF ~ /^[0-9.]+$/ {print $NF}' "$out" | sort -g | awk \
-            -v s="$s" -v ticks="$ticks" -v hz="$CLK_TCK" -v c="$completed" -v t="$timeouts" '
+            -v s="$s" -v ticks="${PERF[0]}" -v hz="$CLK_TCK" -v c="$completed" -v t="$timeouts" -v o="${PERF[1]}" '
             { v[NR] = $1 }
             function pct(q,  i) { i = int(q * NR); if (i < q * NR) i++; if (i < 1) i = 1; return v[i] * 1e6 }
             END { if (NR == 0) exit 1
-                  printf "%s\t%.0f\t%.0f\t%.0f\t%.2f\t%d\t%d\n", s, pct(0.5), pct(0.99), pct(0.999),
-                         ticks * 1e6 / hz / (c > 0 ? c : 1), c, t }' >>"$LATENCY" ||
+                  printf "%s\t%.0f\t%.0f\t%.0f\t%.2f\t%d\t%d\t%s\n", s, pct(0.5), pct(0.99), pct(0.999),
+                         ticks * 1e6 / hz / (c > 0 ? c : 1), c, t, o }' >>"$LATENCY" ||
             die "$s: no latency samples in the -v output"
-        log "latency $s: $(awk -F'\t' -v s="$s" '$1 == s {print "p50 " $2 " us, p99 " $3 " us, p99.9 " $4 " us"}' "$LATENCY")"
+        log "latency $s: $(awk -F'\t' -v s="$s" '$1 == s {print "p50 " $2 " us, p99 " $3 " us, p99.9 " $4 " us, other use of a CPU " $8 "%"}' "$LATENCY")"
     done
 fi
 
@@ -421,8 +462,8 @@ for s in "${SERVER_LIST[@]}"; do
     read -r cm _ _ < <(awk -F'\t' -v s="$s" -v hz="$CLK_TCK" '$1 == s {printf "%.3f\n", 100 * $7 / hz / $6}' "$RESULTS" | median_min_max)
     lost=$(awk -F'\t' -v s="$s" '$1 == s {n += $5} END {print n + 0}' "$RESULTS")
     resp=$(awk -F'\t' -v s="$s" '$1 == s {print $8; exit}' "$RESULTS")
-    other=$(awk -F'\t' -v s="$s" -v hz="$CLK_TCK" '$1 == s && $9 != "-" {o = 100 * $9 / hz / $6; if (!n++ || o > m) m = o}
-        END {if (n) printf "%.1f", (m < 0 ? 0 : m); else print "-"}' "$RESULTS")
+    other=$(awk -F'\t' -v s="$s" '$1 == s && $NF != "-" {if (!n++ || $NF + 0 > m) m = $NF + 0}
+        END {if (n) printf "%.1f", m; else print "-"}' "$RESULTS" "$LATENCY")
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$qm" "$qlo" "$qhi" "$um" "$ulo" "$uhi" "$cm" "$lost" "$resp" "$other" >>"$SUMMARY"
 done
 ref_us() { awk -F'\t' -v s="$1" '$1 == s {print $5}' "$SUMMARY"; }
@@ -438,7 +479,7 @@ printf -- '- versions:'
 for s in "${SERVER_LIST[@]}"; do printf ' %s %s;' "$s" "$(version_of "$s")"; done
 echo
 echo
-echo "| server | queries/s median (min–max) | CPU µs/query median (min–max) | CPU/query ÷ NSD | CPU/query ÷ gdnsd | server CPU % | other use of server CPU % (max) | lost | response bytes (avg) | latency p50 / p99 / p99.9 µs @ ${LAT_QPS} q/s | CPU µs/query @ ${LAT_QPS} q/s |"
+echo "| server | queries/s median (min–max) | CPU µs/query median (min–max) | CPU/query ÷ NSD | CPU/query ÷ gdnsd | server CPU % | other use of a CPU % (max) | lost | response bytes (avg) | latency p50 / p99 / p99.9 µs @ ${LAT_QPS} q/s | CPU µs/query @ ${LAT_QPS} q/s |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 while IFS=$'\t' read -r s qm qlo qhi um ulo uhi cm lost resp other; do
     lat=$(awk -F'\t' -v s="$s" '$1 == s {printf "%s / %s / %s | %s", $2, $3, $4, $5}' "$LATENCY")
@@ -452,4 +493,4 @@ while IFS=$'\t' read -r s qm qlo qhi um ulo uhi cm lost resp other; do
 done <"$SUMMARY"
 echo
 echo "CPU µs/query: utime+stime of all the server's processes and threads over the dnsperf run, divided by the queries completed."
-echo "Server CPU % well under 100: dnsperf's one CPU, not the server, bounded queries/s. Other use of the server CPU above a few %: something else ran there; rerun."
+echo "Server CPU % well under 100: dnsperf's one CPU, not the server, bounded queries/s. Other use of a CPU: the most that anything but the server (on its CPU) or dnsperf (on its CPU) took of one, over all runs; above a few % the numbers are disturbed."

@@ -240,7 +240,8 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
             max_connections: cfg.tcp_max_connections,
             idle_timeout: cfg.tcp_idle_timeout,
         };
-        let running = server::start(bound, handle.clone(), limits, &metrics)?;
+        let rrl = Arc::new(server::rrl::Rrl::new(cfg.rrl.clone()));
+        let running = server::start(bound, handle.clone(), limits, &metrics, rrl)?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
         let scheduler = Arc::new(Mutex::new(Scheduler::start(table, stop_rx.clone())));

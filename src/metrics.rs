@@ -56,6 +56,10 @@ pub struct Observed {
     pub ecs: bool,
     /// (name slot, region index, reason) of a steered answer.
     pub steered: Option<(u16, u16, Reason)>,
+    /// Identifies "the same answer" for response rate limiting.
+    pub answer_key: u64,
+    /// Length of the question section, for truncating a response to its header.
+    pub question_len: u16,
 }
 
 fn qtype_slot(t: u16) -> usize {
@@ -96,6 +100,8 @@ pub struct Shard {
     truncated: [AtomicU64; 2],
     ecs: AtomicU64,
     dropped: AtomicU64,
+    rrl_dropped: AtomicU64,
+    rrl_slipped: AtomicU64,
     /// [name][region][reason]
     steered: Box<[AtomicU64]>,
 }
@@ -114,7 +120,18 @@ impl Shard {
             truncated: [AtomicU64::new(0), AtomicU64::new(0)],
             ecs: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            rrl_dropped: AtomicU64::new(0),
+            rrl_slipped: AtomicU64::new(0),
             steered: zeros(NAME_SLOTS * REGION_SLOTS * REASONS.len()),
+        }
+    }
+
+    /// Counts a response that rate limiting dropped or sent truncated.
+    pub fn rrl(&self, slipped: bool) {
+        if slipped {
+            self.rrl_slipped.fetch_add(1, Relaxed);
+        } else {
+            self.rrl_dropped.fetch_add(1, Relaxed);
         }
     }
 
@@ -263,6 +280,13 @@ impl Metrics {
             out,
             "# HELP signpost_dropped_total Packets answered with nothing (runts, responses).\n# TYPE signpost_dropped_total counter\nsignpost_dropped_total {}",
             sum(&|s| s.dropped.load(Relaxed))
+        );
+
+        let _ = writeln!(
+            out,
+            "# HELP signpost_rrl_responses_total Responses that response rate limiting dropped or sent truncated.\n# TYPE signpost_rrl_responses_total counter\nsignpost_rrl_responses_total{{action=\"drop\"}} {}\nsignpost_rrl_responses_total{{action=\"slip\"}} {}",
+            sum(&|s| s.rrl_dropped.load(Relaxed)),
+            sum(&|s| s.rrl_slipped.load(Relaxed))
         );
 
         // Region names per steered name, from the serving configuration.

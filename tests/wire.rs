@@ -341,3 +341,45 @@ fn tcp_connection_cap() {
         assert!(Instant::now() < deadline, "slot never freed");
     }
 }
+
+#[test]
+fn response_rate_limiting_drops_and_slips() {
+    let zones = common::repo_path("tests/zones/core");
+    let cfg = common::repo_path("tests/configs/rrl.toml");
+    let s = Server::start(&[
+        "--zones",
+        zones.to_str().expect("path"),
+        "--config",
+        cfg.to_str().expect("path"),
+    ]);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let q = QuerySpec::new("www.example.test.", 1).to_bytes();
+    let sent = 40;
+    for _ in 0..sent {
+        sock.send_to(&q, s.addr).expect("send");
+    }
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let (mut full, mut truncated) = (0, 0);
+    let mut buf = [0u8; 4096];
+    while let Ok((n, _)) = sock.recv_from(&mut buf) {
+        let r = decode(&buf[..n]);
+        if r.flags.contains(&"tc") {
+            assert!(r.answer.is_empty(), "a slipped response carries no records");
+            truncated += 1;
+        } else {
+            full += 1;
+        }
+    }
+    // 5 a second; the burst may straddle one second boundary.
+    assert!((5..=10).contains(&full), "full answers: {full}");
+    assert!(truncated >= 5, "slipped: {truncated}");
+    assert!(full + truncated < sent, "nothing was dropped");
+    // Another answer from the same client is not limited by the first one's bucket.
+    let r = ask_udp(s.addr, &QuerySpec::new("mail.example.test.", 1));
+    assert_eq!(r.answer.len(), 1);
+    // TCP is never rate limited.
+    for _ in 0..10 {
+        assert!(tcp_exchange(s.addr, &q).is_some());
+    }
+}

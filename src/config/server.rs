@@ -23,8 +23,19 @@ struct ServerRaw {
     log: Option<LogRaw>,
     geo: Option<GeoRaw>,
     admin: Option<AdminRaw>,
+    rrl: Option<RrlRaw>,
     /// Where overrides, weights and last known health are kept across restarts.
     state_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RrlRaw {
+    rate: Option<u32>,
+    slip: Option<u32>,
+    ipv4_prefix: Option<u8>,
+    ipv6_prefix: Option<u8>,
+    exempt: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,6 +137,8 @@ pub struct ServerConfig {
     /// Bearer token the admin endpoint requires; needed to listen off loopback.
     pub admin_token: Option<String>,
     pub state_file: Option<PathBuf>,
+    /// Response rate limiting for UDP.
+    pub rrl: crate::server::rrl::RrlConfig,
 }
 
 /// Where the location of clients comes from, and whose hints we believe.
@@ -185,6 +198,7 @@ impl Default for ServerConfig {
             admin_listen: None,
             admin_token: None,
             state_file: None,
+            rrl: Default::default(),
         }
     }
 }
@@ -350,6 +364,47 @@ impl ServerConfig {
                     ));
                 }
                 cfg.admin_token = Some(t);
+            }
+        }
+        if let Some(r) = raw.rrl {
+            if let Some(v) = r.rate {
+                cfg.rrl.rate = v;
+            }
+            if let Some(v) = r.slip {
+                if v > 10 {
+                    errors.push(key_err(
+                        "slip",
+                        format!("rrl.slip = {v}: use 0 (never) to 10"),
+                    ));
+                }
+                cfg.rrl.slip = v;
+            }
+            if let Some(v) = r.ipv4_prefix {
+                if v == 0 || v > 32 {
+                    errors.push(key_err(
+                        "ipv4_prefix",
+                        format!("rrl.ipv4_prefix = {v}: use 1 to 32"),
+                    ));
+                }
+                cfg.rrl.ipv4_prefix = v;
+            }
+            if let Some(v) = r.ipv6_prefix {
+                if v == 0 || v > 128 {
+                    errors.push(key_err(
+                        "ipv6_prefix",
+                        format!("rrl.ipv6_prefix = {v}: use 1 to 128"),
+                    ));
+                }
+                cfg.rrl.ipv6_prefix = v;
+            }
+            if let Some(list) = r.exempt {
+                cfg.rrl.exempt.clear();
+                for n in list {
+                    match n.parse::<IpNet>() {
+                        Ok(net) => cfg.rrl.exempt.push(net),
+                        Err(e) => errors.push(key_err("exempt", format!("rrl.exempt {n:?}: {e}"))),
+                    }
+                }
             }
         }
         if let Some(p) = raw.state_file {

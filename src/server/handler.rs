@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use super::answer::{size_limit, write_response, HeaderOut, OptOut};
 use super::query::{self, ClientSubnet, Query, Reject};
+use super::rrl;
 use crate::metrics::Observed;
 use crate::policy::{
     self, Client, Endpoint, HealthView, NamePolicy, NoTrace, Outcome, Recorder, Trace,
@@ -45,6 +46,14 @@ pub fn handle(
                     o.rcode = 16;
                 }
             }
+            o.question_len = q.question.len() as u16;
+            // "The same answer" for rate limiting: every NXDOMAIN of a zone is one
+            // answer (random names must not escape the limit); errors by rcode.
+            o.answer_key = match o.rcode {
+                0 => rrl::hash_bytes(q.qname(), u64::from(q.qtype)),
+                3 => rrl::mix(u64::from(o.zone_slot.unwrap_or(u16::MAX)) | 3 << 32),
+                r => rrl::mix(u64::from(r) | 7 << 32),
+            };
             o
         }
         Err(Reject::Drop) => Observed::default(),
@@ -75,6 +84,8 @@ pub fn handle(
             Observed {
                 sent: true,
                 rcode: rcode as u16,
+                question_len: question.map(|q| q.len() as u16).unwrap_or(0),
+                answer_key: rrl::mix(rcode as u64 | 7 << 32),
                 ..Observed::default()
             }
         }

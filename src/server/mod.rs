@@ -14,6 +14,7 @@
 pub mod answer;
 pub mod handler;
 pub mod query;
+pub mod rrl;
 mod tcp;
 mod udp;
 
@@ -123,6 +124,7 @@ pub fn start(
     snap: SnapshotHandle,
     tcp: TcpLimits,
     metrics: &crate::metrics::Metrics,
+    rrl: Arc<rrl::Rrl>,
 ) -> io::Result<Running> {
     let stop = Arc::new(AtomicBool::new(false));
     let (tcp_stop, tcp_rx) = tokio::sync::watch::channel(false);
@@ -135,9 +137,10 @@ pub fn start(
             let snap = snap.clone();
             let stop = stop.clone();
             let counters = metrics.shard();
+            let rrl = rrl.clone();
             let t = std::thread::Builder::new()
                 .name(format!("udp-{}-{i}", b.addr))
-                .spawn(move || udp::serve(sock, snap, stop, counters))?;
+                .spawn(move || udp::serve(sock, snap, stop, counters, rrl))?;
             udp_threads.push(t);
         }
         let listener = tokio::net::TcpListener::from_std(b.tcp)?;

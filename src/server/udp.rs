@@ -4,12 +4,14 @@
 //! one recv_from and send_to per packet.
 
 use std::io::ErrorKind;
-use std::net::UdpSocket;
+use std::net::{IpAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::handler::{handle, Transport};
-use crate::metrics::Shard;
+use super::rrl::{self, Rrl, Verdict};
+use crate::metrics::{Observed, Shard};
 use crate::snapshot::SnapshotHandle;
 
 /// Largest query read: bigger datagrams are not DNS queries we answer (RFC 6891
@@ -21,15 +23,47 @@ pub(super) fn serve(
     snap: SnapshotHandle,
     stop: Arc<AtomicBool>,
     counters: Arc<Shard>,
+    rrl: Arc<Rrl>,
 ) {
     #[cfg(target_os = "linux")]
     {
         if std::env::var_os("SIGNPOST_NO_MMSG").is_none() {
-            batched::serve(sock, snap, stop, counters);
+            batched::serve(sock, snap, stop, counters, rrl);
             return;
         }
     }
-    serve_simple(sock, snap, stop, counters);
+    serve_simple(sock, snap, stop, counters, rrl);
+}
+
+/// Applies rate limiting to a response about to go out. Returns false to drop it.
+fn limit(
+    rrl: &Rrl,
+    o: &Observed,
+    client: IpAddr,
+    now: u64,
+    out: &mut Vec<u8>,
+    counters: &Shard,
+) -> bool {
+    if !rrl.enabled() {
+        return true;
+    }
+    match rrl.check(client, o.answer_key, now) {
+        Verdict::Send => true,
+        Verdict::Drop => {
+            counters.rrl(false);
+            false
+        }
+        Verdict::Slip => {
+            counters.rrl(true);
+            rrl::slip(out, o.question_len as usize);
+            true
+        }
+    }
+}
+
+/// Seconds on a monotonic clock, for rate limiting.
+fn now_secs(start: &Instant) -> u64 {
+    start.elapsed().as_secs()
 }
 
 /// One packet per system call.
@@ -38,7 +72,9 @@ fn serve_simple(
     snap: SnapshotHandle,
     stop: Arc<AtomicBool>,
     counters: Arc<Shard>,
+    rrl: Arc<Rrl>,
 ) {
+    let start = Instant::now();
     let mut buf = vec![0u8; MAX_QUERY];
     let mut out = Vec::with_capacity(4096);
     while !stop.load(Ordering::Relaxed) {
@@ -51,7 +87,7 @@ fn serve_simple(
         };
         let current = snap.load();
         let o = handle(&current, &buf[..n], src.ip(), Transport::Udp, &mut out);
-        if o.sent {
+        if o.sent && limit(&rrl, &o, src.ip(), now_secs(&start), &mut out, &counters) {
             // A send that fails (a full queue, an unreachable client) drops this one
             // response; the client retries.
             let _ = sock.send_to(&out, src);
@@ -73,7 +109,7 @@ mod batched {
         recvmmsg, sendmmsg, MsgFlags, MultiHeaders, SockaddrLike, SockaddrStorage,
     };
 
-    use super::{handle, Shard, SnapshotHandle, Transport, MAX_QUERY};
+    use super::{handle, limit, now_secs, Rrl, Shard, SnapshotHandle, Transport, MAX_QUERY};
 
     /// Queries read (and responses sent) per system call at most.
     const BATCH: usize = 32;
@@ -83,7 +119,9 @@ mod batched {
         snap: SnapshotHandle,
         stop: Arc<AtomicBool>,
         counters: Arc<Shard>,
+        rrl: Arc<Rrl>,
     ) {
+        let start = std::time::Instant::now();
         let fd = sock.as_raw_fd();
         let mut bufs = vec![[0u8; MAX_QUERY]; BATCH];
         let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(1232)).collect();
@@ -120,6 +158,7 @@ mod batched {
                 }
             }
             let current = snap.load();
+            let now = now_secs(&start);
             dests.clear();
             ready.clear();
             for (i, (n, addr)) in got.iter().enumerate() {
@@ -134,7 +173,7 @@ mod batched {
                     &mut outs[i],
                 );
                 counters.record(&o, false);
-                if o.sent {
+                if o.sent && limit(&rrl, &o, src.ip(), now, &mut outs[i], &counters) {
                     ready.push(i);
                     dests.push(*addr);
                 }

@@ -238,7 +238,9 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
     rt.block_on(async move {
         let limits = TcpLimits {
             max_connections: cfg.tcp_max_connections,
+            max_per_client: cfg.tcp_max_per_client,
             idle_timeout: cfg.tcp_idle_timeout,
+            max_lifetime: cfg.tcp_max_lifetime,
         };
         let rrl = Arc::new(server::rrl::Rrl::new(cfg.rrl.clone()));
         let running = server::start(bound, handle.clone(), limits, &metrics, rrl)?;

@@ -383,3 +383,47 @@ fn response_rate_limiting_drops_and_slips() {
         assert!(tcp_exchange(s.addr, &q).is_some());
     }
 }
+
+#[test]
+fn tcp_per_client_cap_and_lifetime() {
+    let zones = common::repo_path("tests/zones/core");
+    let cfg = common::repo_path("tests/configs/per-client.toml");
+    let s = Server::start(&[
+        "--zones",
+        zones.to_str().expect("path"),
+        "--config",
+        cfg.to_str().expect("path"),
+    ]);
+    let q = QuerySpec::new("www.example.test.", 1).to_bytes();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = TcpStream::connect(s.addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        tcp_send(&mut c, &q).expect("send");
+        assert!(tcp_read(&mut c).is_some());
+        held.push(c);
+    }
+    // A third from the same address is closed unanswered.
+    let mut third = TcpStream::connect(s.addr).expect("connect");
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let _ = tcp_send(&mut third, &q);
+    assert!(tcp_read(&mut third).is_none());
+    // A busy connection still ends at its lifetime (1 s): keep querying until the
+    // server closes it, bounded.
+    let mut busy = held.pop().expect("held");
+    let start = Instant::now();
+    loop {
+        let ok = tcp_send(&mut busy, &q).is_some() && tcp_read(&mut busy).is_some();
+        if !ok {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "lifetime not enforced"
+        );
+    }
+    assert!(start.elapsed() >= Duration::from_millis(500));
+}

@@ -75,7 +75,9 @@ struct GeoOverrideRaw {
 #[serde(deny_unknown_fields)]
 struct TcpRaw {
     max_connections: Option<usize>,
+    max_per_client: Option<usize>,
     idle_timeout: Option<String>,
+    max_lifetime: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,6 +128,10 @@ pub struct ServerConfig {
     /// (DNS Flag Day 2020).
     pub udp_payload_max: u16,
     pub tcp_max_connections: usize,
+    /// Connections one client address may hold at once.
+    pub tcp_max_per_client: usize,
+    /// A connection is closed after this long, busy or not.
+    pub tcp_max_lifetime: Duration,
     /// A TCP connection with no complete query for this long is closed (RFC 7766 §6.2.3).
     pub tcp_idle_timeout: Duration,
     pub identity: Identity,
@@ -190,6 +196,8 @@ impl Default for ServerConfig {
             udp_sockets_per_address: 0,
             udp_payload_max: 1232,
             tcp_max_connections: 1024,
+            tcp_max_per_client: 16,
+            tcp_max_lifetime: Duration::from_secs(120),
             tcp_idle_timeout: Duration::from_secs(10),
             identity: Identity::default(),
             log_level: "info".to_string(),
@@ -278,6 +286,25 @@ impl ServerConfig {
                     ));
                 }
                 cfg.tcp_max_connections = m;
+            }
+            if let Some(m) = tcp.max_per_client {
+                if m == 0 {
+                    errors.push(key_err(
+                        "max_per_client",
+                        "tcp.max_per_client = 0 would refuse every TCP client; use 1 or more"
+                            .to_string(),
+                    ));
+                }
+                cfg.tcp_max_per_client = m;
+            }
+            if let Some(t) = tcp.max_lifetime {
+                match parse_duration(&t) {
+                    Ok(d) if !d.is_zero() => cfg.tcp_max_lifetime = d,
+                    _ => errors.push(key_err(
+                        "max_lifetime",
+                        format!("tcp.max_lifetime = {t:?} is not a duration like \"120s\""),
+                    )),
+                }
             }
             if let Some(t) = tcp.idle_timeout {
                 match parse_duration(&t) {

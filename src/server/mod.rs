@@ -35,7 +35,9 @@ pub use handler::{handle, Transport};
 #[derive(Debug, Clone, Copy)]
 pub struct TcpLimits {
     pub max_connections: usize,
+    pub max_per_client: usize,
     pub idle_timeout: Duration,
+    pub max_lifetime: Duration,
 }
 
 /// Sockets bound for one listen address.

@@ -2,7 +2,9 @@
 //! timeout, a cap on connections, and a deadline on every read and write so a slow or
 //! silent client cannot hold a connection slot for long.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,6 +24,8 @@ pub(super) async fn serve(
     mut stop: watch::Receiver<bool>,
     counters: Arc<Shard>,
 ) {
+    // Connections per client address; touched on accept and close only.
+    let per_client: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -31,11 +35,39 @@ pub(super) async fn serve(
                     drop(stream);
                     continue;
                 };
+                let ip = peer.ip();
+                let admitted = per_client.lock().map(|mut m| {
+                    let n = m.entry(ip).or_insert(0);
+                    if *n >= limits.max_per_client {
+                        false
+                    } else {
+                        *n += 1;
+                        true
+                    }
+                });
+                if !matches!(admitted, Ok(true)) {
+                    drop(stream);
+                    continue;
+                }
                 let snap = snap.clone();
                 let stop = stop.clone();
                 let counters = counters.clone();
+                let per_client = per_client.clone();
                 tokio::spawn(async move {
-                    connection(stream, peer.ip(), snap, limits, stop, counters).await;
+                    // However busy, a connection ends after its lifetime.
+                    let _ = tokio::time::timeout(
+                        limits.max_lifetime,
+                        connection(stream, ip, snap, limits, stop, counters),
+                    )
+                    .await;
+                    if let Ok(mut m) = per_client.lock() {
+                        if let Some(n) = m.get_mut(&ip) {
+                            *n = n.saturating_sub(1);
+                            if *n == 0 {
+                                m.remove(&ip);
+                            }
+                        }
+                    }
                     drop(permit);
                 });
             }

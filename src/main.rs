@@ -243,7 +243,8 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
             max_lifetime: cfg.tcp_max_lifetime,
         };
         let rrl = Arc::new(server::rrl::Rrl::new(cfg.rrl.clone()));
-        let running = server::start(bound, handle.clone(), limits, &metrics, rrl)?;
+        let qlog = Arc::new(server::querylog::QueryLog::new(cfg.query_log));
+        let running = server::start(bound, handle.clone(), limits, &metrics, rrl, qlog)?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
         let scheduler = Arc::new(Mutex::new(Scheduler::start(table, stop_rx.clone())));

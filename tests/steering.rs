@@ -116,3 +116,33 @@ fn explain_command_prints_the_trace_offline() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an IP address"));
 }
+
+#[test]
+fn query_log_names_client_ecs_decision_and_region() {
+    let zones = common::repo_path("tests/zones/steer");
+    let cfg = common::repo_path("tests/configs/querylog.toml");
+    // The query log has its own config; the geo database comes from the default
+    // path, so use the steer zone's failover name, which needs no location.
+    let s = Server::start(&[
+        "--zones",
+        zones.to_str().expect("path"),
+        "--config",
+        cfg.to_str().expect("path"),
+    ]);
+    let r = ask_udp(
+        s.addr,
+        &ecs_query("primary.steer.test.", 1, 1, "198.51.100.0/24"),
+    );
+    assert_eq!(r.answer, vec!["primary.steer.test. 45 IN A 10.0.1.2"]);
+    let line = s.wait_log("name=\"primary.steer.test.\"");
+    for needle in [
+        "client=127.0.0.1",
+        "ecs=\"198.51.100.0/24\"",
+        "qtype=\"A\"",
+        "decision=\"failover\"",
+        "region=\"eu-west\"",
+        "rcode=0",
+    ] {
+        assert!(line.contains(needle), "missing {needle:?} in {line}");
+    }
+}

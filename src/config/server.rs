@@ -95,6 +95,10 @@ struct IdentityRaw {
 struct LogRaw {
     level: Option<String>,
     format: Option<String>,
+    /// Log one query in this many (0 = no query log).
+    query_sample: Option<u32>,
+    /// At most this many query-log lines a second.
+    query_max_per_second: Option<u32>,
 }
 
 /// Log output format.
@@ -137,6 +141,7 @@ pub struct ServerConfig {
     pub identity: Identity,
     pub log_level: String,
     pub log_format: LogFormat,
+    pub query_log: crate::server::querylog::QueryLogConfig,
     pub geo: GeoConfig,
     /// The admin HTTP endpoint; none = off.
     pub admin_listen: Option<SocketAddr>,
@@ -202,6 +207,7 @@ impl Default for ServerConfig {
             identity: Identity::default(),
             log_level: "info".to_string(),
             log_format: LogFormat::Text,
+            query_log: Default::default(),
             geo: GeoConfig::default(),
             admin_listen: None,
             admin_token: None,
@@ -362,6 +368,12 @@ impl ServerConfig {
         if let Some(log) = raw.log {
             if let Some(l) = log.level {
                 cfg.log_level = l;
+            }
+            if let Some(n) = log.query_sample {
+                cfg.query_log.sample = n;
+            }
+            if let Some(n) = log.query_max_per_second {
+                cfg.query_log.max_per_second = n;
             }
             match log.format.as_deref() {
                 None | Some("text") => {}

@@ -14,6 +14,7 @@
 pub mod answer;
 pub mod handler;
 pub mod query;
+pub mod querylog;
 pub mod rrl;
 mod tcp;
 mod udp;
@@ -127,6 +128,7 @@ pub fn start(
     tcp: TcpLimits,
     metrics: &crate::metrics::Metrics,
     rrl: Arc<rrl::Rrl>,
+    qlog: Arc<querylog::QueryLog>,
 ) -> io::Result<Running> {
     let stop = Arc::new(AtomicBool::new(false));
     let (tcp_stop, tcp_rx) = tokio::sync::watch::channel(false);
@@ -140,9 +142,10 @@ pub fn start(
             let stop = stop.clone();
             let counters = metrics.shard();
             let rrl = rrl.clone();
+            let qlog = qlog.clone();
             let t = std::thread::Builder::new()
                 .name(format!("udp-{}-{i}", b.addr))
-                .spawn(move || udp::serve(sock, snap, stop, counters, rrl))?;
+                .spawn(move || udp::serve(sock, snap, stop, counters, rrl, qlog))?;
             udp_threads.push(t);
         }
         let listener = tokio::net::TcpListener::from_std(b.tcp)?;
@@ -153,6 +156,7 @@ pub fn start(
             conns.clone(),
             tcp_rx.clone(),
             tcp_counters.clone(),
+            qlog.clone(),
         )));
     }
     Ok(Running {

@@ -12,6 +12,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::timeout;
 
 use super::handler::{handle, Transport};
+use super::querylog::QueryLog;
 use super::TcpLimits;
 use crate::metrics::Shard;
 use crate::snapshot::SnapshotHandle;
@@ -23,6 +24,7 @@ pub(super) async fn serve(
     conns: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
     counters: Arc<Shard>,
+    qlog: Arc<QueryLog>,
 ) {
     // Connections per client address; touched on accept and close only.
     let per_client: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
@@ -53,11 +55,12 @@ pub(super) async fn serve(
                 let stop = stop.clone();
                 let counters = counters.clone();
                 let per_client = per_client.clone();
+                let qlog = qlog.clone();
                 tokio::spawn(async move {
                     // However busy, a connection ends after its lifetime.
                     let _ = tokio::time::timeout(
                         limits.max_lifetime,
-                        connection(stream, ip, snap, limits, stop, counters),
+                        connection(stream, ip, snap, limits, stop, counters, qlog),
                     )
                     .await;
                     if let Ok(mut m) = per_client.lock() {
@@ -83,8 +86,10 @@ async fn connection(
     limits: TcpLimits,
     mut stop: watch::Receiver<bool>,
     counters: Arc<Shard>,
+    qlog: Arc<QueryLog>,
 ) {
     let _ = stream.set_nodelay(true);
+    let start = std::time::Instant::now();
     let mut msg = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(4096);
     loop {
@@ -112,7 +117,11 @@ async fn connection(
         }
         let observed = {
             let current = snap.load();
-            handle(&current, &msg, peer, Transport::Tcp, &mut out)
+            let o = handle(&current, &msg, peer, Transport::Tcp, &mut out);
+            if qlog.wants(start.elapsed().as_secs()) {
+                qlog.log(&current, &msg, peer, "tcp", &o);
+            }
+            o
         };
         counters.record(&observed, true);
         if !observed.sent {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::handler::{handle, Transport};
+use super::querylog::QueryLog;
 use super::rrl::{self, Rrl, Verdict};
 use crate::metrics::{Observed, Shard};
 use crate::snapshot::SnapshotHandle;
@@ -24,15 +25,16 @@ pub(super) fn serve(
     stop: Arc<AtomicBool>,
     counters: Arc<Shard>,
     rrl: Arc<Rrl>,
+    qlog: Arc<QueryLog>,
 ) {
     #[cfg(target_os = "linux")]
     {
         if std::env::var_os("SIGNPOST_NO_MMSG").is_none() {
-            batched::serve(sock, snap, stop, counters, rrl);
+            batched::serve(sock, snap, stop, counters, rrl, qlog);
             return;
         }
     }
-    serve_simple(sock, snap, stop, counters, rrl);
+    serve_simple(sock, snap, stop, counters, rrl, qlog);
 }
 
 /// Applies rate limiting to a response about to go out. Returns false to drop it.
@@ -73,6 +75,7 @@ fn serve_simple(
     stop: Arc<AtomicBool>,
     counters: Arc<Shard>,
     rrl: Arc<Rrl>,
+    qlog: Arc<QueryLog>,
 ) {
     let start = Instant::now();
     let mut buf = vec![0u8; MAX_QUERY];
@@ -87,7 +90,11 @@ fn serve_simple(
         };
         let current = snap.load();
         let o = handle(&current, &buf[..n], src.ip(), Transport::Udp, &mut out);
-        if o.sent && limit(&rrl, &o, src.ip(), now_secs(&start), &mut out, &counters) {
+        let now = now_secs(&start);
+        if qlog.wants(now) {
+            qlog.log(&current, &buf[..n], src.ip(), "udp", &o);
+        }
+        if o.sent && limit(&rrl, &o, src.ip(), now, &mut out, &counters) {
             // A send that fails (a full queue, an unreachable client) drops this one
             // response; the client retries.
             let _ = sock.send_to(&out, src);
@@ -109,7 +116,9 @@ mod batched {
         recvmmsg, sendmmsg, MsgFlags, MultiHeaders, SockaddrLike, SockaddrStorage,
     };
 
-    use super::{handle, limit, now_secs, Rrl, Shard, SnapshotHandle, Transport, MAX_QUERY};
+    use super::{
+        handle, limit, now_secs, QueryLog, Rrl, Shard, SnapshotHandle, Transport, MAX_QUERY,
+    };
 
     /// Queries read (and responses sent) per system call at most.
     const BATCH: usize = 32;
@@ -120,6 +129,7 @@ mod batched {
         stop: Arc<AtomicBool>,
         counters: Arc<Shard>,
         rrl: Arc<Rrl>,
+        qlog: Arc<QueryLog>,
     ) {
         let start = std::time::Instant::now();
         let fd = sock.as_raw_fd();
@@ -173,6 +183,9 @@ mod batched {
                     &mut outs[i],
                 );
                 counters.record(&o, false);
+                if qlog.wants(now) {
+                    qlog.log(&current, &bufs[i][..*n], src.ip(), "udp", &o);
+                }
                 if o.sent && limit(&rrl, &o, src.ip(), now, &mut outs[i], &counters) {
                     ready.push(i);
                     dests.push(*addr);

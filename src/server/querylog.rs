@@ -1,0 +1,117 @@
+//! The optional query log: one line for every `sample`-th query, at most
+//! `max_per_second` lines a second across all threads, so it can stay on in
+//! production without becoming the bottleneck. Off by default.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::query;
+use crate::metrics::Observed;
+use crate::snapshot::Snapshot;
+use crate::zone::name::write_presentation;
+use crate::zone::rdata::type_mnemonic;
+
+/// Query-log settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryLogConfig {
+    /// Log one query in this many; 0 = off.
+    pub sample: u32,
+    pub max_per_second: u32,
+}
+
+impl Default for QueryLogConfig {
+    fn default() -> Self {
+        QueryLogConfig {
+            sample: 0,
+            max_per_second: 100,
+        }
+    }
+}
+
+/// Shared by the socket threads.
+#[derive(Debug, Default)]
+pub struct QueryLog {
+    cfg: QueryLogConfig,
+    seen: AtomicU64,
+    /// second (upper 40 bits) | lines logged in it (lower 24 bits)
+    window: AtomicU64,
+}
+
+impl QueryLog {
+    pub fn new(cfg: QueryLogConfig) -> QueryLog {
+        QueryLog {
+            cfg,
+            ..QueryLog::default()
+        }
+    }
+
+    /// Whether this query is one to log; cheap when off.
+    #[inline]
+    pub fn wants(&self, now_secs: u64) -> bool {
+        if self.cfg.sample == 0 {
+            return false;
+        }
+        let n = self.seen.fetch_add(1, Ordering::Relaxed);
+        if !n.is_multiple_of(u64::from(self.cfg.sample)) {
+            return false;
+        }
+        let cur = self.window.load(Ordering::Relaxed);
+        let (sec, count) = (cur >> 24, cur & 0xff_ffff);
+        let next = if sec == now_secs {
+            if count >= u64::from(self.cfg.max_per_second) {
+                return false;
+            }
+            cur + 1
+        } else {
+            (now_secs << 24) | 1
+        };
+        // A lost race only means one line more or less this second.
+        let _ = self
+            .window
+            .compare_exchange(cur, next, Ordering::Relaxed, Ordering::Relaxed);
+        true
+    }
+
+    /// Logs one query: client, ECS, name, type, decision, rcode.
+    pub fn log(&self, snap: &Snapshot, pkt: &[u8], client: IpAddr, transport: &str, o: &Observed) {
+        let (name, qtype, ecs) = match query::parse(pkt) {
+            Ok(q) => {
+                let mut n = String::new();
+                let _ = write_presentation(q.qname(), &mut n);
+                let ecs = q
+                    .edns
+                    .and_then(|e| e.client_subnet)
+                    .map(|cs| format!("{}/{}", cs.addr, cs.source_prefix));
+                (n, type_mnemonic(q.qtype), ecs)
+            }
+            Err(_) => ("-".to_string(), "-".to_string(), None),
+        };
+        let (region, reason) = match o.steered {
+            Some((_, r, why)) => {
+                let name = snap
+                    .zones
+                    .zones()
+                    .iter()
+                    .find(|z| Some(z.metrics_slot) == o.zone_slot)
+                    .and_then(|z| z.policy.regions.get(r as usize))
+                    .map(|r| r.name.clone())
+                    .unwrap_or_else(|| "-".to_string());
+                (name, why.label())
+            }
+            None => ("-".to_string(), "static"),
+        };
+        tracing::info!(
+            target: "signpost::query",
+            %client,
+            ecs = ecs.as_deref().unwrap_or("-"),
+            name,
+            qtype,
+            transport,
+            decision = reason,
+            region,
+            rcode = o.rcode,
+            tc = o.truncated,
+            "query"
+        );
+    }
+}

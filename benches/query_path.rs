@@ -70,6 +70,19 @@ fn bench(c: &mut Criterion) {
         });
     }
 
+    // The same static query with the metrics counting the query path does, to see
+    // what counting costs.
+    let metrics = signpost::metrics::Metrics::default();
+    let shard = metrics.shard();
+    let pkt = &cases[0].1;
+    c.bench_function("handle + count: static A", |b| {
+        b.iter(|| {
+            let o = handle(&snap, black_box(pkt), src, Transport::Udp, &mut out);
+            shard.record(&o, false);
+            black_box(out.len())
+        })
+    });
+
     // Location lookup and decision alone.
     let zone = snap
         .zones

@@ -475,3 +475,90 @@ endpoints.b = { a = ["192.0.2.20"], weight = 0 }
         vec!["canary.w.test. 30 IN A 192.0.2.20"]
     );
 }
+
+#[test]
+fn tcp_check_pulls_and_restores_an_endpoint() {
+    let d = dir("tcp");
+    // A TCP backend: a listener that is closed and reopened on the same port.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let zone = format!(
+        r#"origin = "t.test."
+records = """
+@ NS ns1
+ns1 A 192.0.2.1
+"""
+[soa]
+primary = "ns1.t.test."
+contact = "h@t.test"
+[checks.db]
+tcp = {{ port = {port} }}
+interval = "100ms"
+timeout = "80ms"
+jitter = "10ms"
+rise = 1
+fall = 1
+[regions]
+a = {{}}
+b = {{}}
+[names.db]
+strategy = "failover"
+endpoints.a = {{ a = ["192.0.2.10"], check = "db", probe = "127.0.0.1:{port}" }}
+endpoints.b = {{ a = ["192.0.2.20"] }}
+"#
+    );
+    std::fs::write(d.0.join("zones/t.toml"), zone).expect("write");
+    let s = start(&d, &[]);
+    assert_eq!(
+        answer(&s, "db.t.test."),
+        vec!["db.t.test. 30 IN A 192.0.2.10"]
+    );
+    drop(listener);
+    wait_until("the closed port to pull a", Duration::from_secs(10), || {
+        answer(&s, "db.t.test.") == vec!["db.t.test. 30 IN A 192.0.2.20"]
+    });
+    let _again = TcpListener::bind(("127.0.0.1", port)).expect("rebind the same port");
+    wait_until(
+        "the reopened port to restore a",
+        Duration::from_secs(10),
+        || answer(&s, "db.t.test.") == vec!["db.t.test. 30 IN A 192.0.2.10"],
+    );
+}
+
+#[test]
+fn reload_keeps_health_state_and_overrides() {
+    let d = dir("reload");
+    let mut a = Backend::start("127.0.0.1:0".parse().expect("addr"));
+    let b = Backend::start("127.0.0.1:0".parse().expect("addr"));
+    let file = d.0.join("zones/f.toml");
+    std::fs::write(&file, zone(a.addr, b.addr, 2, 2)).expect("write");
+    let s = start(&d, &[]);
+    let admin = s.admin.expect("admin");
+    a.kill();
+    wait_until("a down", Duration::from_secs(10), || {
+        answer(&s, "fo.f.test.") == vec!["fo.f.test. 5 IN A 192.0.2.20"]
+    });
+    let (code, _) = http(
+        admin,
+        "POST",
+        "/v1/override?target=region:b&action=force-up",
+    );
+    assert_eq!(code, 200);
+    // An edit that adds a name: the reloaded configuration must still see a as
+    // down (no probe has to fail again) and keep the override.
+    let mut text = zone(a.addr, b.addr, 2, 2);
+    text.push_str("\n[names.extra]\nstrategy = \"all\"\nendpoints.a = { a = [\"192.0.2.99\"] }\n");
+    let tmp = d.0.join("f.toml.new");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, &file).expect("rename");
+    wait_until("the reload", Duration::from_secs(10), || {
+        answer(&s, "extra.f.test.") == vec!["extra.f.test. 30 IN A 192.0.2.99"]
+    });
+    assert_eq!(
+        answer(&s, "fo.f.test."),
+        vec!["fo.f.test. 5 IN A 192.0.2.20"]
+    );
+    let (_, st) = http(admin, "GET", "/status");
+    assert!(st.contains("\"region:b\": \"force-up\""), "{st}");
+    assert!(st.contains("\"generation\": 2"), "{st}");
+}

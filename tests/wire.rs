@@ -121,6 +121,23 @@ fn header_and_question_errors() {
 }
 
 #[test]
+fn compression_loops_in_other_sections_cannot_hang_the_parser() {
+    let s = start();
+    // An additional record whose owner is a pointer to itself, then one pointing
+    // forward to the first: the parser skips pointers without following them.
+    let mut body = question("www.example.test.", 1);
+    let at = 12 + body.len();
+    body.extend_from_slice(&(0xc000u16 | at as u16).to_be_bytes());
+    body.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 0, 0, 0]);
+    body.extend_from_slice(&(0xc000u16 | at as u16).to_be_bytes());
+    body.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 0, 0, 0]);
+    let pkt = packet(0, [1, 0, 0, 2], &body);
+    let r = udp_exchange(s.addr, &pkt).expect("an answer");
+    assert_eq!(rcode_of(&r), 0);
+    assert_serving(s.addr);
+}
+
+#[test]
 fn opt_errors_are_formerr() {
     let s = start();
     let q = question("www.example.test.", 1);

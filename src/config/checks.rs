@@ -4,6 +4,7 @@ use serde::Deserialize;
 
 use super::server::parse_duration;
 use crate::health::{CheckKind, CheckSpec, Initial, Tls};
+use crate::zone::Invalid;
 
 /// `expect = 200` or `expect = [200, 204]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -72,7 +73,11 @@ pub struct CheckRaw {
 }
 
 /// Checks a `[checks.NAME]` table and turns it into a spec; every problem found.
-pub fn compile_check(name: &str, c: &CheckRaw) -> Result<CheckSpec, Vec<String>> {
+pub fn compile_check(name: &str, c: &CheckRaw) -> Result<CheckSpec, Vec<Invalid>> {
+    compile(name, c).map_err(|v| v.into_iter().map(Invalid).collect())
+}
+
+fn compile(name: &str, c: &CheckRaw) -> Result<CheckSpec, Vec<String>> {
     let mut errs = Vec::new();
     let kinds = [
         c.http.is_some(),

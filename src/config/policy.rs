@@ -20,7 +20,7 @@ use crate::policy::{
     LatencyTable, NamePolicy, ProbeRef, Region, RegionIdx, Strategy, ZonePolicy,
     DEFAULT_OVERHEAD_MS, NO_HEALTH,
 };
-use crate::zone::{class, rtype, Name, RRset};
+use crate::zone::{class, rtype, Invalid, Name, RRset};
 
 /// `[regions.NAME]`
 #[derive(Debug, Deserialize)]
@@ -158,7 +158,7 @@ pub fn compile_steering(
                     check_idx.insert(name.as_str(), checks.len() as u32);
                     checks.push(spec);
                 }
-                Err(ms) => errors.extend(ms.into_iter().map(|m| err(line, m))),
+                Err(ms) => errors.extend(ms.into_iter().map(|m| err(line, m.0))),
             }
         }
     }
@@ -569,6 +569,17 @@ pub fn compile_steering(
 }
 
 fn compile_endpoint(
+    e: &EndpointRaw,
+    region: RegionIdx,
+    ttl: u32,
+    origin: &Name,
+    check: Option<(u32, &CheckSpec)>,
+    label: String,
+) -> Result<Endpoint, Invalid> {
+    endpoint(e, region, ttl, origin, check, label).map_err(Invalid)
+}
+
+fn endpoint(
     e: &EndpointRaw,
     region: RegionIdx,
     ttl: u32,

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::{line_of, ConfigError};
 use crate::geo::cidr::IpNet;
 use crate::geo::{FieldPaths, Location};
+use crate::zone::Invalid;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -530,11 +531,11 @@ impl ServerConfig {
     }
 
     /// The admin endpoint may listen off loopback only with a token.
-    pub fn check_admin(&self) -> Result<(), String> {
+    pub fn check_admin(&self) -> Result<(), Invalid> {
         match self.admin_listen {
-            Some(a) if !a.ip().is_loopback() && self.admin_token.is_none() => Err(format!(
+            Some(a) if !a.ip().is_loopback() && self.admin_token.is_none() => Err(Invalid(format!(
                 "admin endpoint {a} is not on loopback: set admin.token (a bearer token) to listen there"
-            )),
+            ))),
             _ => Ok(()),
         }
     }
@@ -554,7 +555,11 @@ pub(crate) fn find_key_line(text: &str, key: &str) -> usize {
 }
 
 /// Parses durations like "30s", "500ms", "2m", "1h"; a bare number is seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, Invalid> {
+    parse_duration_text(s).map_err(Invalid)
+}
+
+fn parse_duration_text(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
         Some(i) => (&s[..i], &s[i..]),

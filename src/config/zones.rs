@@ -15,7 +15,7 @@ use super::{line_of, ConfigError};
 use crate::zone::build::build_zone;
 use crate::zone::master::{self, MasterOptions, SourceRecord};
 use crate::zone::name::Name;
-use crate::zone::{rtype, Zone};
+use crate::zone::{rtype, Invalid, Zone};
 
 /// A TTL written as seconds or with units ("1h", "30m").
 #[derive(Debug, Clone, Deserialize)]
@@ -26,12 +26,12 @@ pub enum TtlValue {
 }
 
 impl TtlValue {
-    pub fn seconds(&self) -> Result<u32, String> {
+    pub fn seconds(&self) -> Result<u32, Invalid> {
         match self {
             TtlValue::Seconds(s) if (0..=i64::from(i32::MAX)).contains(s) => Ok(*s as u32),
-            TtlValue::Seconds(s) => Err(format!(
+            TtlValue::Seconds(s) => Err(Invalid(format!(
                 "{s} is not a TTL; use 0 to 2147483647 seconds (RFC 2181 §8)"
-            )),
+            ))),
             TtlValue::Text(t) => master::parse_ttl(t),
         }
     }
@@ -393,13 +393,14 @@ fn soa_record(
     origin: &Name,
     default_ttl: u32,
     default_serial: u32,
-) -> Result<(u32, Vec<u8>), String> {
-    let primary = Name::parse(&soa.primary, Some(origin)).map_err(|e| format!("primary: {e}"))?;
+) -> Result<(u32, Vec<u8>), Invalid> {
+    let primary =
+        Name::parse(&soa.primary, Some(origin)).map_err(|e| Invalid(format!("primary: {e}")))?;
     let contact_text = contact_to_name(&soa.contact);
     let contact = Name::parse(&contact_text, Some(origin)).map_err(|e| format!("contact: {e}"))?;
-    let t = |v: &Option<TtlValue>, d: u32, key: &str| -> Result<u32, String> {
+    let t = |v: &Option<TtlValue>, d: u32, key: &str| -> Result<u32, Invalid> {
         match v {
-            Some(v) => v.seconds().map_err(|m| format!("{key}: {m}")),
+            Some(v) => v.seconds().map_err(|m| Invalid(format!("{key}: {m}"))),
             None => Ok(d),
         }
     };

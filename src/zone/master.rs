@@ -122,7 +122,11 @@ pub fn parse_text(
 
 /// Parses a TTL: seconds like "3600", or BIND units like "1h30m" or "2w"
 /// (s, m, h, d, w, in any case). At most 2147483647 (RFC 2181 §8).
-pub fn parse_ttl(s: &str) -> Result<u32, String> {
+pub fn parse_ttl(s: &str) -> Result<u32, super::Invalid> {
+    parse_ttl_text(s).map_err(super::Invalid)
+}
+
+fn parse_ttl_text(s: &str) -> Result<u32, String> {
     let bad = || {
         format!(
             "TTL {s:?} is not valid: use seconds like 3600, or units like 1h30m (s, m, h, d, w)"
@@ -584,7 +588,7 @@ impl<'o> Loader<'o> {
                             f.text
                         ))
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(e.0),
                 }
             } else {
                 break;
@@ -879,7 +883,7 @@ mod tests {
         for bad in ["", "h", "1x", "1h30", "-1", "+1", "1 h", "1.5h", "١"] {
             let e = parse_ttl(bad).unwrap_err();
             assert!(
-                e.contains("is not valid: use seconds like 3600"),
+                e.0.contains("is not valid: use seconds like 3600"),
                 "{bad}: {e}"
             );
         }
@@ -891,7 +895,7 @@ mod tests {
             "9999999999999w",
         ] {
             assert_eq!(
-                parse_ttl(big).unwrap_err(),
+                parse_ttl(big).unwrap_err().0,
                 format!("TTL {big:?} is above the maximum of 2147483647 seconds (RFC 2181 §8)")
             );
         }

@@ -18,6 +18,18 @@ use crate::policy::{NamePolicy, ZonePolicy};
 
 pub use name::Name;
 
+/// A value that does not parse, with a message saying what would be valid. The
+/// config loader attaches file and line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl From<String> for Invalid {
+    fn from(s: String) -> Invalid {
+        Invalid(s)
+    }
+}
+
 /// Record types the lookup algorithm treats specially (RFC 1035 §3.2.2 and later).
 pub mod rtype {
     pub const A: u16 = 1;

@@ -656,7 +656,7 @@ fn parse_slot(r: &mut Reader<'_>, slot: &Slot, origin: &Name) -> Result<Item, Rd
             // rules apply (RFC 2181 §8), which is all any sane timer needs.
             match parse_decimal(&f.text, u32::MAX) {
                 Some(v) => Item::U32(v),
-                None => Item::U32(parse_ttl(&f.text).map_err(|e| r.invalid(slot, &f.text, &e))?),
+                None => Item::U32(parse_ttl(&f.text).map_err(|e| r.invalid(slot, &f.text, &e.0))?),
             }
         }
         Kind::Algorithm => {

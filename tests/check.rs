@@ -322,3 +322,15 @@ fn steered_name_with_static_addresses_is_rejected() {
         "www.c.test. is steered and also has static A records",
     );
 }
+
+#[test]
+fn include_of_a_device_is_an_error_not_a_hang() {
+    let d = TempDir::new("dev");
+    let f = d.write(
+        "dev.test.zone",
+        &format!("$ORIGIN dev.test.\n$TTL 60\n{SOA}@ IN NS ns.example.\n$INCLUDE /dev/zero\n"),
+    );
+    let (code, _, err) = check(&d.0);
+    assert_eq!(code, 1);
+    assert_error(&err, &f.display().to_string(), 5, "not a regular file");
+}

@@ -732,7 +732,7 @@ pub fn load_latency_table(
     regions: &BTreeMap<&str, RegionIdx>,
     region_count: usize,
 ) -> Result<LatencyTable, Vec<ConfigError>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = crate::zone::read_text_file(path).map_err(|e| {
         vec![ConfigError::new(
             path,
             0,

@@ -222,7 +222,7 @@ impl ServerConfig {
     /// Reads and checks a server config file. Relative paths in it are relative to
     /// the file's folder.
     pub fn load(path: &Path) -> Result<ServerConfig, Vec<ConfigError>> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = crate::zone::read_text_file(path).map_err(|e| {
             vec![ConfigError::new(
                 path,
                 0,

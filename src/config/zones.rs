@@ -231,7 +231,7 @@ pub fn load_master_zone(path: &Path) -> Result<(Zone, Vec<ConfigError>), Vec<Con
 pub fn load_policy_file(
     path: &Path,
 ) -> Result<(Zone, Vec<ConfigError>, Option<PathBuf>), Vec<ConfigError>> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::zone::read_text_file(path)
         .map_err(|e| vec![ConfigError::new(path, 0, format!("cannot read: {e}"))])?;
     let raw: PolicyRaw = toml::from_str(&text).map_err(|e| {
         let line = e.span().map(|s| line_of(&text, s.start)).unwrap_or(0);

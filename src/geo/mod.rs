@@ -207,7 +207,9 @@ impl Locator {
     /// Reads the whole file into memory and opens it. `paths` forces a
     /// [`Schema::Custom`] layout; `None` detects the layout.
     pub fn open(path: &Path, paths: Option<FieldPaths>) -> Result<Locator, GeoError> {
-        let bytes = std::fs::read(path).map_err(|source| GeoError::Io {
+        // Regular files only, and bounded: a path naming a device or a FIFO must not
+        // block a reload or fill memory.
+        let bytes = crate::zone::read_file(path).map_err(|source| GeoError::Io {
             path: path.to_owned(),
             source,
         })?;

@@ -202,7 +202,7 @@ enum ReadError {
 }
 
 fn read_text(path: &Path) -> Result<String, ReadError> {
-    let bytes = fs::read(path).map_err(ReadError::Io)?;
+    let bytes = super::read_file(path).map_err(ReadError::Io)?;
     match String::from_utf8(bytes) {
         Ok(mut text) => {
             // A byte order mark would otherwise become part of the first owner name.

@@ -3,16 +3,25 @@
 //! One query's path:
 //!
 //! ```text
-//! UDP socket (one SO_REUSEPORT socket per core, a thread each) / TCP (tokio)
-//!   -> server::query      parse header, question, OPT and ECS; classify
-//!   -> Snapshot (ArcSwap) immutable: zones, identity, limits
-//!        zone::ZoneSet    longest-match zone, then the RFC 1034 §4.3.2 lookup
-//!   -> server::answer     write prebuilt records: AA, SOA on negatives, ECS, NSID, TC
+//! UDP socket (SO_REUSEPORT, one thread each, recvmmsg batches) / TCP (tokio)
+//!   -> server::query        parse header, question, OPT and ECS; classify
+//!   -> Snapshot (ArcSwap)   immutable: zones, policies, geo database, health view
+//!        zone::ZoneSet      longest-match zone, then the RFC 1034 §4.3.2 lookup
+//!        geo::ClientLocator overrides, then the database: location + network prefix
+//!        policy::decide     pure: (policy, client, health, now) -> endpoints, reason, scope
+//!   -> server::answer       write prebuilt records: AA, SOA on negatives, ECS, NSID, TC
+//!   -> server::rrl          response rate limiting (UDP)
 //!   -> socket
 //! ```
 //!
-//! Modules and what they may use: `config` (serde, no tokio), `zone` (no tokio),
-//! `server` (sockets and the wire format), `app` (wiring).
+//! Beside it, each with a shutdown path: `health` (probes, scheduler, state
+//! machine), `reload` (file watching, rebuild beside, atomic swap), `admin`
+//! (HTTP: metrics, status, overrides).
+//!
+//! Modules and what they may use: `config` (serde, compile to plans; no tokio),
+//! `zone` (no tokio), `geo` (the only one naming maxminddb), `policy` (pure, no
+//! I/O), `health` (not policy or server), `server` (sockets and wire format),
+//! `reload` (the only one naming notify), `app`/`admin`/`bridge` (wiring).
 
 #![forbid(unsafe_code)]
 

@@ -281,7 +281,9 @@ EOF
             ;;
     esac
     printf '%q ' "${cmd[@]}" >"$dir/cmdline"
-    taskset -c "$SERVER_CPU" "${cmd[@]}" >"$dir/log" 2>&1 </dev/null &
+    # working directory: the server's own temp dir, so that nothing relative
+    # to the caller's directory (signpost's default geo/ database) is picked up
+    (cd "$dir" && exec taskset -c "$SERVER_CPU" "${cmd[@]}" >"$dir/log" 2>&1 </dev/null) &
     PID[$name]=$!
     PORT[$name]=$port
 }
@@ -325,16 +327,21 @@ verify() {
 
 version_of() {
     case $1 in
-        signpost) timeout 5 "$SIGNPOST" --version 2>/dev/null | head -n 1 || echo "?" ;;
+        signpost) { timeout 5 "$SIGNPOST" --version 2>/dev/null || echo "?"; } | head -n 1 | sed 's/^signpost //' ;;
         nsd) nsd -v 2>&1 | sed -n 's/^NSD version //p' | head -n 1 ;;
         knot) knotd -V 2>&1 | sed -n 's/.*version //p' | head -n 1 ;;
         gdnsd) gdnsd -V 2>&1 | sed -n 's/^gdnsd version //p' | head -n 1 ;;
     esac
 }
 
-read -r LOAD1 _ </proc/loadavg
-if awk -v l="$LOAD1" 'BEGIN {exit !(l > 0.5)}'; then
-    log "WARNING: load average is $LOAD1: something else is running, and the numbers will show it"
+# how busy the machine is before anything starts: % of all CPUs over 1 s
+cpus_busy() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat; }
+read -r busy0 idle0 < <(cpus_busy)
+sleep 1
+read -r busy1 idle1 < <(cpus_busy)
+BUSY_BEFORE=$(awk -v b="$((busy1 - busy0))" -v i="$((idle1 - idle0))" 'BEGIN {printf "%.0f", (b + i) ? 100 * b / (b + i) : 0}')
+if [ "$BUSY_BEFORE" -gt 10 ]; then
+    log "WARNING: the CPUs were ${BUSY_BEFORE}% busy before the start: something else is running; disturbed runs will be redone (MAX_OTHER, RETRIES)"
 fi
 
 port=$PORT_BASE
@@ -473,7 +480,7 @@ GDNSD_US=$(ref_us gdnsd)
 echo
 echo "## signpost vs peers: $MIX mix, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
-echo "- machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r); load average at start: $LOAD1"
+echo "- machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r); CPUs ${BUSY_BEFORE}% busy in the second before the start"
 echo "- servers on CPU $SERVER_CPU, dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ {print $2}') on CPU $CLIENT_CPU: \`dnsperf $DNSPERF_OPTS -l $DURATION\`, $RUNS run(s) per server; latency at \`-Q $LAT_QPS -l $LAT_DURATION\`"
 printf -- '- versions:'
 for s in "${SERVER_LIST[@]}"; do printf ' %s %s;' "$s" "$(version_of "$s")"; done

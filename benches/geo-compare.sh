@@ -210,7 +210,7 @@ fill() { # TEMPLATE OUT PORT DIR: the template with @PORT@ @DIR@ @MMDB@ replaced
 python3 "$GEO/mkmix.py" "$WORK/mix" "$NQUERIES" 2>"$WORK/mix.log" || die "mkmix.py failed: $(cat "$WORK/mix.log")"
 MIX_DESC=$(cat "$WORK/mix.log")
 log "mix: $MIX_DESC"
-python3 "$GEO/mkbin-ecs.py" "$WORK/mix/queries" "$WORK/mix.bin" 2>/dev/null || die "could not build the dnsperf -B file"
+python3 "$REPO/benches/data/mkbin-ecs.py" "$WORK/mix/queries" "$WORK/mix.bin" 2>/dev/null || die "could not build the dnsperf -B file"
 PERF_INPUT=(-B -d "$WORK/mix.bin")
 EXPECT="NOERROR=$NQUERIES"
 

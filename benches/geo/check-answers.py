@@ -17,7 +17,7 @@ import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ next to the scripts
 HERE = os.path.dirname(os.path.abspath(__file__))
-_spec = importlib.util.spec_from_file_location("mkbin_ecs", os.path.join(HERE, "mkbin-ecs.py"))
+_spec = importlib.util.spec_from_file_location("mkbin_ecs", os.path.join(HERE, "..", "data", "mkbin-ecs.py"))
 mkbin_ecs = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(mkbin_ecs)
 

@@ -71,7 +71,7 @@ echo "| name | record | answer for 198.19.16.0/24 (EU) | queries/s | CPU µs/que
 echo "|---|---|---|---:|---:|"
 for name in static luaconst luageo1 www; do
     sed "s/^www\.geobench\.example /$name.geobench.example /" "$WORK/mix/queries" >"$WORK/q.$name"
-    python3 "$GEO/mkbin-ecs.py" "$WORK/q.$name" "$WORK/q.$name.bin" 2>/dev/null
+    python3 "$GEO/../data/mkbin-ecs.py" "$WORK/q.$name" "$WORK/q.$name.bin" 2>/dev/null
     answer=$(dig +short +norec +time=1 +tries=1 @127.0.0.1 -p "$PORT" "$name.geobench.example" A +subnet=198.19.16.0/24 | paste -sd ,)
     record=$(awk -v n="$name" '$1 == n {$1 = ""; $2 = ""; sub(/^ +/, ""); print}' "$WORK/geobench.example.zone" | cut -c1-60)
     t0=$(ticks)

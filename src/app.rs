@@ -160,28 +160,12 @@ pub fn explain(
     qtype: u16,
     client: &str,
 ) -> Result<Vec<String>, Vec<ConfigError>> {
-    use crate::policy::{self, AllUp, Client, Recorder};
+    use crate::policy::{self, AllUp, Recorder};
     use crate::zone::{rdata, Answer, Name, Owner};
 
     let bad = |m: String| vec![ConfigError::new(Path::new("explain"), 0, m)];
-    let (addr, prefix) = match client.split_once('/') {
-        Some((a, p)) => (
-            a.parse::<std::net::IpAddr>()
-                .map_err(|_| bad(format!("--client {client:?}: not an address")))?,
-            Some(
-                p.parse::<u8>()
-                    .map_err(|_| bad(format!("--client {client:?}: bad prefix")))?,
-            ),
-        ),
-        None => (
-            client.parse::<std::net::IpAddr>().map_err(|_| {
-                bad(format!(
-                    "--client {client:?}: not an IP address or IP/PREFIX"
-                ))
-            })?,
-            None,
-        ),
-    };
+    let (addr, ecs) =
+        crate::server::query::parse_client(client).map_err(|e| bad(format!("--client: {e}")))?;
     let qname =
         Name::parse(name, Some(&Name::root())).map_err(|e| bad(format!("{name:?}: {e}")))?;
     let cfg = server_config(o)?;
@@ -192,8 +176,6 @@ pub fn explain(
             cfg.zones.display()
         )));
     };
-    let family_bits = if addr.is_ipv4() { 32 } else { 128 };
-    let source_prefix = prefix.unwrap_or(family_bits).min(family_bits);
     let mut lines = vec![format!(
         "zone {} from {}",
         zone.origin,
@@ -202,15 +184,7 @@ pub fn explain(
     let mut answer: Answer<'_> = zone.lookup(qname.wire(), qtype, true);
     let mut scope = 0;
     if let Some((p, owner)) = answer.steer {
-        let c = Client {
-            addr,
-            location: if source_prefix == 0 {
-                Default::default()
-            } else {
-                snap.geo.locate(addr)
-            },
-            source_prefix,
-        };
+        let c = crate::server::handler::client_of(&snap, ecs.as_ref(), addr);
         let mut rec = Recorder::default();
         let d = policy::decide(&zone.policy, p, &c, &AllUp, qtype, 0, &mut rec);
         lines.extend(rec.0);

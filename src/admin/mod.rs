@@ -7,7 +7,7 @@
 //! gets a 4xx with a one-line message. One request per connection.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -382,56 +382,18 @@ fn explain(state: &AdminState, req: &Request) -> Reply {
         Err(r) => return r,
     };
     let client = req.query.get("client").map(|s| s.as_str()).unwrap_or("");
-    let (addr, prefix) = match client.split_once('/') {
-        Some((a, p)) => (a.parse::<IpAddr>().ok(), p.parse::<u8>().ok()),
-        None => (client.parse::<IpAddr>().ok(), None),
-    };
-    let Some(addr) = addr else {
-        return Reply::text(400, "client must be an IP address or IP/PREFIX");
+    let (addr, ecs) = match crate::server::query::parse_client(client) {
+        Ok(c) => c,
+        Err(e) => return Reply::text(400, e.to_string()),
     };
     let qname = match crate::zone::Name::parse(name, Some(&crate::zone::Name::root())) {
         Ok(n) => n,
         Err(e) => return Reply::text(400, format!("name: {e}")),
     };
-    let ecs = match prefix {
-        Some(p) => {
-            let max = if addr.is_ipv4() { 32 } else { 128 };
-            if p > max {
-                return Reply::text(400, format!("prefix /{p} is longer than the address"));
-            }
-            Some(crate::server::query::ClientSubnet {
-                family: if addr.is_ipv4() { 1 } else { 2 },
-                source_prefix: p,
-                addr: mask(addr, p),
-            })
-        }
-        None => None,
-    };
     let snap = state.snap.load();
     match crate::server::handler::explain(&snap, qname.wire(), ecs.as_ref(), addr) {
         Some(lines) => Reply::text(200, lines.join("\n")),
         None => Reply::text(404, format!("{qname} is not a steered name we serve")),
-    }
-}
-
-fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(a) => {
-            let m = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - prefix as u32)
-            };
-            IpAddr::from((u32::from(a) & m).to_be_bytes())
-        }
-        IpAddr::V6(a) => {
-            let m = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - prefix as u32)
-            };
-            IpAddr::from((u128::from(a) & m).to_be_bytes())
-        }
     }
 }
 
@@ -540,17 +502,5 @@ mod tests {
         assert!(parse_head("GARBAGE").is_err());
         assert!(parse_head("GET / SPDY/3").is_err());
         assert!(parse_head("GET /?a=%zz HTTP/1.1").is_err());
-    }
-
-    #[test]
-    fn masks() {
-        assert_eq!(
-            mask("198.51.100.77".parse().unwrap(), 24).to_string(),
-            "198.51.100.0"
-        );
-        assert_eq!(
-            mask("2001:db8::1".parse().unwrap(), 32).to_string(),
-            "2001:db8::"
-        );
     }
 }

@@ -168,7 +168,8 @@ fn max_len(ip: IpAddr) -> u8 {
     }
 }
 
-fn mask(ip: IpAddr, prefix_len: u8) -> IpAddr {
+/// `ip` with every bit past `prefix_len` cleared, in its own family.
+pub fn mask(ip: IpAddr, prefix_len: u8) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => {
             let m = u32::MAX

@@ -94,7 +94,7 @@ pub fn handle(
 
 /// Where a query's client is: the ECS address when the query carries one from a
 /// resolver we believe (RFC 7871 §7.1.1), else the packet's source.
-fn client_of(snap: &Snapshot, ecs: Option<&ClientSubnet>, src: IpAddr) -> Client {
+pub fn client_of(snap: &Snapshot, ecs: Option<&ClientSubnet>, src: IpAddr) -> Client {
     match ecs {
         // SOURCE PREFIX-LENGTH 0: the resolver asks us not to use an address at all
         // (RFC 7871 §7.1.2): the client is unknown.

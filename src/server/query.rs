@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use crate::zone::{name::MAX_NAME_LEN, rtype, Rcode};
+use crate::zone::{name::MAX_NAME_LEN, rtype, Invalid, Rcode};
 
 pub const HEADER_LEN: usize = 12;
 
@@ -299,6 +299,35 @@ fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<Edns, Rcode> {
     Ok(edns)
 }
 
+/// Parses a client written as `IP` or `IP/PREFIX` (an ECS subnet, as `explain`
+/// takes it): the address, and with a prefix the subnet with host bits cleared.
+pub fn parse_client(text: &str) -> Result<(IpAddr, Option<ClientSubnet>), Invalid> {
+    let bad = || Invalid(format!("client {text:?} is not an IP address or IP/PREFIX"));
+    let (a, p) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
+        None => (text, None),
+    };
+    let addr: IpAddr = a.parse().map_err(|_| bad())?;
+    let Some(prefix) = p else {
+        return Ok((addr, None));
+    };
+    let (family, max) = if addr.is_ipv4() { (1, 32) } else { (2, 128) };
+    if prefix > max {
+        return Err(Invalid(format!(
+            "client {text:?}: /{prefix} is longer than the address"
+        )));
+    }
+    let addr = crate::geo::cidr::mask(addr, prefix);
+    Ok((
+        addr,
+        Some(ClientSubnet {
+            family,
+            source_prefix: prefix,
+            addr,
+        }),
+    ))
+}
+
 /// Validates an ECS option as RFC 7871 §6 and §7.1.1 require, or FORMERR.
 pub fn read_client_subnet(data: &[u8]) -> Result<ClientSubnet, Rcode> {
     if data.len() < 4 {
@@ -412,6 +441,21 @@ mod tests {
         let bad = [0, 8, 0, 7, 0, 1, 24, 5, 1, 2, 3];
         let p = query(b"\x01a\x00", 1, &opt(&bad), 1);
         assert!(parse(&p).is_err());
+    }
+
+    #[test]
+    fn client_text() {
+        let (a, cs) = parse_client("198.51.100.77/24").unwrap();
+        assert_eq!(a.to_string(), "198.51.100.0");
+        assert_eq!(cs.map(|c| c.source_prefix), Some(24));
+        let (a, cs) = parse_client("2001:db8::1/32").unwrap();
+        assert_eq!(a.to_string(), "2001:db8::");
+        assert_eq!(cs.map(|c| c.family), Some(2));
+        assert_eq!(parse_client("0.0.0.0/0").unwrap().0.to_string(), "0.0.0.0");
+        assert!(parse_client("192.0.2.1").unwrap().1.is_none());
+        assert!(parse_client("192.0.2.1/33").is_err());
+        assert!(parse_client("192.0.2.1/xx").is_err());
+        assert!(parse_client("not-an-ip").is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use crate::config::{Identity, ServerConfig};
 use crate::geo::cidr::{CidrTable, IpNet};
 use crate::geo::client::ClientLocator;
-use crate::zone::{class, rtype, Name, RRset, ZoneSet};
+use crate::zone::{class, Name, RRset, ZoneSet};
 
 /// Prebuilt CHAOS-class TXT answers that tell instances apart (RFC 4892).
 #[derive(Debug, Default)]
@@ -22,18 +22,9 @@ pub struct ChaosAnswers {
 
 impl ChaosAnswers {
     fn txt(value: &Option<String>) -> Option<RRset> {
-        let v = value.as_ref()?;
-        let bytes = v.as_bytes();
-        let len = bytes.len().min(255);
-        let mut rd = Vec::with_capacity(len + 1);
-        rd.push(len as u8);
-        rd.extend_from_slice(&bytes[..len]);
-        Some(RRset::new(
-            rtype::TXT,
-            class::CH,
-            0,
-            vec![rd.into_boxed_slice()],
-        ))
+        value
+            .as_ref()
+            .map(|v| RRset::txt(class::CH, 0, std::slice::from_ref(v)))
     }
 
     pub fn new(id: &Identity) -> ChaosAnswers {

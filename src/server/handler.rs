@@ -239,7 +239,7 @@ fn answer_query(
                     let Some(lines) = trace else {
                         return refuse(out, &mut header, opt.as_ref(), Rcode::Refused);
                     };
-                    explain_rrset = txt_rrset(&lines);
+                    explain_rrset = RRset::txt(class::CH, 0, &lines);
                     &explain_rrset
                 }
             };
@@ -378,19 +378,4 @@ pub fn explain(
         policy::decide(&zone.policy, p, &client, &snap.health, t, 0, &mut rec);
     }
     Some(rec.0)
-}
-
-/// TXT RDATA from lines: one character-string per line, long lines split at 255.
-fn txt_rrset(lines: &[String]) -> RRset {
-    let mut rd = Vec::new();
-    for l in lines {
-        for chunk in l.as_bytes().chunks(255) {
-            if rd.len() + chunk.len() + 1 > u16::MAX as usize {
-                break;
-            }
-            rd.push(chunk.len() as u8);
-            rd.extend_from_slice(chunk);
-        }
-    }
-    RRset::new(rtype::TXT, class::CH, 0, vec![rd.into_boxed_slice()])
 }

@@ -140,6 +140,23 @@ impl RRset {
         }
     }
 
+    /// One TXT record holding `strings` as character-strings, each split at 255
+    /// bytes (RFC 1035 §3.3.14), for answers made of text: CHAOS identities and
+    /// explain traces.
+    pub fn txt<S: AsRef<str>>(class: u16, ttl: u32, strings: &[S]) -> RRset {
+        let mut rd = Vec::new();
+        for s in strings {
+            for chunk in s.as_ref().as_bytes().chunks(255) {
+                if rd.len() + chunk.len() + 1 > u16::MAX as usize {
+                    break;
+                }
+                rd.push(chunk.len() as u8);
+                rd.extend_from_slice(chunk);
+            }
+        }
+        RRset::new(rtype::TXT, class, ttl, vec![rd.into_boxed_slice()])
+    }
+
     /// The same records with another TTL, for example the SOA of negative answers.
     pub fn with_ttl(&self, ttl: u32) -> RRset {
         RRset::new(self.rtype, self.class, ttl, self.rdatas.clone())

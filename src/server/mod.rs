@@ -138,14 +138,17 @@ pub fn start(
     let tcp_counters = metrics.shard();
     for b in bound {
         for (i, sock) in b.udp.into_iter().enumerate() {
-            let snap = snap.clone();
-            let stop = stop.clone();
-            let counters = metrics.shard();
-            let rrl = rrl.clone();
-            let qlog = qlog.clone();
+            let worker = udp::Worker {
+                snap: snap.clone(),
+                stop: stop.clone(),
+                counters: metrics.shard(),
+                rrl: rrl.clone(),
+                qlog: qlog.clone(),
+                start: std::time::Instant::now(),
+            };
             let t = std::thread::Builder::new()
                 .name(format!("udp-{}-{i}", b.addr))
-                .spawn(move || udp::serve(sock, snap, stop, counters, rrl, qlog))?;
+                .spawn(move || udp::serve(sock, worker))?;
             udp_threads.push(t);
         }
         let listener = tokio::net::TcpListener::from_std(b.tcp)?;

@@ -13,74 +13,87 @@ use super::handler::{handle, Transport};
 use super::querylog::QueryLog;
 use super::rrl::{self, Rrl, Verdict};
 use crate::metrics::{Observed, Shard};
-use crate::snapshot::SnapshotHandle;
+use crate::snapshot::{Snapshot, SnapshotHandle};
 
 /// Largest query read: bigger datagrams are not DNS queries we answer (RFC 6891
 /// lets a client send up to its own payload size; 4096 covers every real one).
 const MAX_QUERY: usize = 4096;
 
-pub(super) fn serve(
-    sock: UdpSocket,
-    snap: SnapshotHandle,
-    stop: Arc<AtomicBool>,
-    counters: Arc<Shard>,
-    rrl: Arc<Rrl>,
-    qlog: Arc<QueryLog>,
-) {
+/// What one socket thread answers with, and the one sequence every packet goes
+/// through on either loop: answer, count, log if sampled, rate-limit.
+pub(super) struct Worker {
+    pub snap: SnapshotHandle,
+    pub stop: Arc<AtomicBool>,
+    pub counters: Arc<Shard>,
+    pub rrl: Arc<Rrl>,
+    pub qlog: Arc<QueryLog>,
+    /// For rate limiting and the query log's per-second budget.
+    pub start: Instant,
+}
+
+impl Worker {
+    fn running(&self) -> bool {
+        !self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Seconds on a monotonic clock, for rate limiting.
+    fn now(&self) -> u64 {
+        self.start.elapsed().as_secs()
+    }
+
+    /// Answers one packet into `out`; true when `out` is to be sent.
+    fn answer(
+        &self,
+        current: &Snapshot,
+        pkt: &[u8],
+        client: IpAddr,
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let o = handle(current, pkt, client, Transport::Udp, out);
+        self.counters.record(&o, false);
+        if self.qlog.wants(now) {
+            self.qlog.log(current, pkt, client, "udp", &o);
+        }
+        o.sent && self.limit(&o, client, now, out)
+    }
+
+    /// Applies rate limiting to a response about to go out. Returns false to drop it.
+    fn limit(&self, o: &Observed, client: IpAddr, now: u64, out: &mut Vec<u8>) -> bool {
+        if !self.rrl.enabled() {
+            return true;
+        }
+        match self.rrl.check(client, o.answer_key, now) {
+            Verdict::Send => true,
+            Verdict::Drop => {
+                self.counters.rrl(false);
+                false
+            }
+            Verdict::Slip => {
+                self.counters.rrl(true);
+                rrl::slip(out, o.question_len as usize);
+                true
+            }
+        }
+    }
+}
+
+pub(super) fn serve(sock: UdpSocket, w: Worker) {
     #[cfg(target_os = "linux")]
     {
         if std::env::var_os("SIGNPOST_NO_MMSG").is_none() {
-            batched::serve(sock, snap, stop, counters, rrl, qlog);
+            batched::serve(sock, w);
             return;
         }
     }
-    serve_simple(sock, snap, stop, counters, rrl, qlog);
-}
-
-/// Applies rate limiting to a response about to go out. Returns false to drop it.
-fn limit(
-    rrl: &Rrl,
-    o: &Observed,
-    client: IpAddr,
-    now: u64,
-    out: &mut Vec<u8>,
-    counters: &Shard,
-) -> bool {
-    if !rrl.enabled() {
-        return true;
-    }
-    match rrl.check(client, o.answer_key, now) {
-        Verdict::Send => true,
-        Verdict::Drop => {
-            counters.rrl(false);
-            false
-        }
-        Verdict::Slip => {
-            counters.rrl(true);
-            rrl::slip(out, o.question_len as usize);
-            true
-        }
-    }
-}
-
-/// Seconds on a monotonic clock, for rate limiting.
-fn now_secs(start: &Instant) -> u64 {
-    start.elapsed().as_secs()
+    serve_simple(sock, w);
 }
 
 /// One packet per system call.
-fn serve_simple(
-    sock: UdpSocket,
-    snap: SnapshotHandle,
-    stop: Arc<AtomicBool>,
-    counters: Arc<Shard>,
-    rrl: Arc<Rrl>,
-    qlog: Arc<QueryLog>,
-) {
-    let start = Instant::now();
+fn serve_simple(sock: UdpSocket, w: Worker) {
     let mut buf = vec![0u8; MAX_QUERY];
     let mut out = Vec::with_capacity(4096);
-    while !stop.load(Ordering::Relaxed) {
+    while w.running() {
         let (n, src) = match sock.recv_from(&mut buf) {
             Ok(r) => r,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
@@ -88,18 +101,12 @@ fn serve_simple(
             // nothing about the next packet.
             Err(_) => continue,
         };
-        let current = snap.load();
-        let o = handle(&current, &buf[..n], src.ip(), Transport::Udp, &mut out);
-        let now = now_secs(&start);
-        if qlog.wants(now) {
-            qlog.log(&current, &buf[..n], src.ip(), "udp", &o);
-        }
-        if o.sent && limit(&rrl, &o, src.ip(), now, &mut out, &counters) {
+        let current = w.snap.load();
+        if w.answer(&current, &buf[..n], src.ip(), w.now(), &mut out) {
             // A send that fails (a full queue, an unreachable client) drops this one
             // response; the client retries.
             let _ = sock.send_to(&out, src);
         }
-        counters.record(&o, false);
     }
 }
 
@@ -108,30 +115,18 @@ mod batched {
     use std::io::{IoSlice, IoSliceMut};
     use std::net::{SocketAddr, UdpSocket};
     use std::os::fd::AsRawFd;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
 
     use nix::errno::Errno;
     use nix::sys::socket::{
         recvmmsg, sendmmsg, MsgFlags, MultiHeaders, SockaddrLike, SockaddrStorage,
     };
 
-    use super::{
-        handle, limit, now_secs, QueryLog, Rrl, Shard, SnapshotHandle, Transport, MAX_QUERY,
-    };
+    use super::{Worker, MAX_QUERY};
 
     /// Queries read (and responses sent) per system call at most.
     const BATCH: usize = 32;
 
-    pub(super) fn serve(
-        sock: UdpSocket,
-        snap: SnapshotHandle,
-        stop: Arc<AtomicBool>,
-        counters: Arc<Shard>,
-        rrl: Arc<Rrl>,
-        qlog: Arc<QueryLog>,
-    ) {
-        let start = std::time::Instant::now();
+    pub(super) fn serve(sock: UdpSocket, w: Worker) {
         let fd = sock.as_raw_fd();
         let mut bufs = vec![[0u8; MAX_QUERY]; BATCH];
         let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(1232)).collect();
@@ -140,7 +135,7 @@ mod batched {
         let mut got: Vec<(usize, Option<SockaddrStorage>)> = Vec::with_capacity(BATCH);
         let mut dests: Vec<Option<SockaddrStorage>> = Vec::with_capacity(BATCH);
         let mut ready: Vec<usize> = Vec::with_capacity(BATCH);
-        while !stop.load(Ordering::Relaxed) {
+        while w.running() {
             got.clear();
             {
                 let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs
@@ -167,26 +162,15 @@ mod batched {
                     Err(_) => continue,
                 }
             }
-            let current = snap.load();
-            let now = now_secs(&start);
+            let current = w.snap.load();
+            let now = w.now();
             dests.clear();
             ready.clear();
             for (i, (n, addr)) in got.iter().enumerate() {
                 let Some(src) = addr.as_ref().and_then(to_std) else {
                     continue;
                 };
-                let o = handle(
-                    &current,
-                    &bufs[i][..*n],
-                    src.ip(),
-                    Transport::Udp,
-                    &mut outs[i],
-                );
-                counters.record(&o, false);
-                if qlog.wants(now) {
-                    qlog.log(&current, &bufs[i][..*n], src.ip(), "udp", &o);
-                }
-                if o.sent && limit(&rrl, &o, src.ip(), now, &mut outs[i], &counters) {
+                if w.answer(&current, &bufs[i][..*n], src.ip(), now, &mut outs[i]) {
                     ready.push(i);
                     dests.push(*addr);
                 }

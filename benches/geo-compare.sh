@@ -45,6 +45,8 @@ KEEP=${KEEP:-0}                   # 1: keep the temp dir (configs, logs, raw out
 
 log() { printf 'geo-compare: %s\n' "$*" >&2; }
 die() { printf 'geo-compare: FAIL: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=benches/lib.sh
+source "$REPO/benches/lib.sh"
 
 for v in DURATION RUNS NQUERIES PORT_BASE READY_TIMEOUT BUILD_TIMEOUT MAX_OTHER RETRIES; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
@@ -61,9 +63,9 @@ read -r -a PERF_OPTS <<<"$DNSPERF_OPTS"
 [ -f "$MMDB" ] || die "no $MMDB (the committed geo fixture)"
 
 # ---- tools -------------------------------------------------------------------
-bash "$GEO/install.sh" || log "WARNING: benches/geo/install.sh failed; going on with what is installed"
+bash "$REPO/benches/install-peers.sh" --geo || log "WARNING: benches/install-peers.sh --geo failed; going on with what is installed"
 for cmd in dnsperf dig taskset ps timeout python3; do
-    command -v "$cmd" >/dev/null 2>&1 || die "$cmd not found (benches/geo/install.sh could not install it)"
+    command -v "$cmd" >/dev/null 2>&1 || die "$cmd not found (benches/install-peers.sh --geo could not install it)"
 done
 gdnsd_usage=''
 has_server() { [[ " ${SERVER_LIST[*]} " == *" $1 "* ]]; }
@@ -113,41 +115,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/signpost-geo-bench.XXXXXX")
 declare -A PID=() PORT=()
 PERF_PID='' PERF=()
 
-# the pid given and all its descendants, one a line
-tree_pids() {
-    ps -e -o pid=,ppid= | awk -v root="$1" '
-        { parent[$1] = $2 }
-        END {
-            keep[root] = 1; changed = 1
-            while (changed) {
-                changed = 0
-                for (p in parent) if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; changed = 1 }
-            }
-            for (p in keep) if (p in parent) print p
-        }'
-}
 
-# SIGTERM to the server, then (after 5 s) SIGKILL to what is left of its tree
-stop_server() {
-    local name=$1 pid=${PID[$1]:-} p alive i
-    [ -n "$pid" ] || return 0
-    local -a tree
-    mapfile -t tree < <(tree_pids "$pid" || true)
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        alive=0
-        for p in "${tree[@]}"; do
-            if kill -0 "$p" 2>/dev/null; then alive=1; fi
-        done
-        [ "$alive" = 1 ] || break
-        sleep 0.1
-    done
-    for p in "${tree[@]}"; do
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    wait "$pid" 2>/dev/null || true
-    unset "PID[$name]"
-}
 
 cleanup() {
     local rc=$? s
@@ -169,24 +137,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---- helpers -----------------------------------------------------------------
-port_busy() {
-    command -v ss >/dev/null 2>&1 || return 1
-    [ -n "$(ss -Hlnu "sport = :$1" 2>/dev/null)$(ss -Hlnt "sport = :$1" 2>/dev/null)" ]
-}
-
-# utime+stime (+ cutime+cstime of reaped children) of a server's whole process
-# tree, every thread (the process's stat line counts all its threads), in
-# clock ticks (1/CLK_TCK s), from /proc/PID/stat
-cpu_ticks() {
-    local total=0 p line
-    local -a f
-    while read -r p; do
-        line=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-        read -r -a f <<<"${line##*) }"
-        total=$((total + f[11] + f[12] + f[13] + f[14]))
-    done < <(tree_pids "$1")
-    echo "$total"
-}
 
 server_log_tail() {
     [ -f "$WORK/$1/log" ] && tail -n 15 "$WORK/$1/log" | sed "s/^/  $1| /" >&2
@@ -198,9 +148,6 @@ DIG=(dig +norec +time=1 +tries=1 @127.0.0.1)
 rcodes() { # dnsperf's "Response codes: NOERROR 10000 (100.00%)" as "NOERROR=10000"
     awk -F: '/Response codes:/ {print $2}' "$1" | tr ',' '\n' |
         awk 'NF >= 2 {print $1 "=" $2}' | sort | paste -sd ' '
-}
-stat_of() { # FILE LABEL FIELD: a number from dnsperf's statistics
-    awk -v label="$2" -v field="$3" 'index($0, label) {print $field; exit}' "$1"
 }
 fill() { # TEMPLATE OUT PORT DIR: the template with @PORT@ @DIR@ @MMDB@ replaced
     sed -e "s|@PORT@|$3|g" -e "s|@DIR@|$4|g" -e "s|@MMDB@|$MMDB|g" "$1" >"$2"
@@ -354,13 +301,6 @@ cpu_busy() {
 udp_drops() {
     awk '$1 == "Udp:" { if (!col) { for (i = 2; i <= NF; i++) if ($i == "RcvbufErrors") col = i; next } print $col; exit }' /proc/net/snmp
 }
-# clock ticks in the children line of bash's `times` output saved in FILE
-times_ticks() {
-    tail -n 1 "$1" | awk -v hz="$CLK_TCK" '{
-        t = 0
-        for (i = 1; i <= 2; i++) { split($i, a, "m"); sub(/s$/, "", a[2]); t += a[1] * 60 + a[2] }
-        printf "%d\n", t * hz + 0.5 }'
-}
 # NAME OUTFILE extra dnsperf args...: one dnsperf run against NAME; sets
 # PERF=(TICKS OTHER_PCT SECONDS LOAD1 UDP_DROPS): CPU ticks the server used;
 # the most either CPU spent on anything but the server (CPU SERVER_CPU) or
@@ -445,7 +385,6 @@ fi
 # ---- report ------------------------------------------------------------------
 SUMMARY=$WORK/summary.tsv   # server qps_med qps_min qps_max us_med us_min us_max cpu_pct lost resp_bytes other_pct_max load_min load_max
 : >"$SUMMARY"
-median_min_max() { sort -g | awk '{v[NR] = $1} END {m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m, v[1], v[NR]}'; }
 for s in "${SERVER_LIST[@]}"; do
     read -r qm qlo qhi < <(awk -F'\t' -v s="$s" '$1 == s {print $3}' "$RESULTS" | median_min_max)
     read -r um ulo uhi < <(awk -F'\t' -v s="$s" -v hz="$CLK_TCK" '$1 == s {printf "%.6f\n", $7 * 1e6 / hz / $4}' "$RESULTS" | median_min_max)

@@ -2,6 +2,9 @@
 # Install what benches/compare.sh needs, from Debian's packages, if missing:
 # the peer servers (NSD, Knot DNS, gdnsd), the load generator (dnsperf), dig,
 # and the small tools the harness uses (taskset, ps, ss, python3).
+# `--geo` adds what benches/geo-compare.sh needs as well: PowerDNS
+# Authoritative 4.7 with its bind and geoip backends (gdnsd's geoip plugin is
+# built in).
 # Idempotent: does nothing when every command is already there.
 # Needs root (or sudo) and apt. Package services are not started: the peers
 # are started by compare.sh on loopback ports of its own, never on port 53.
@@ -23,10 +26,22 @@ declare -A PKG=(
     [timeout]=coreutils
 )
 
+# packages with no command of their own: PowerDNS's backends (plugins)
+PLUGINS=()
+if [ "${1:-}" = --geo ]; then
+    PKG[pdns_server]=pdns-server
+    PLUGINS=(pdns-backend-bind pdns-backend-geoip)
+fi
+
 want=()
 for cmd in "${!PKG[@]}"; do
     if ! command -v "$cmd" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$cmd" ]; then
         want+=("${PKG[$cmd]}")
+    fi
+done
+for pkg in "${PLUGINS[@]}"; do
+    if [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then
+        want+=("$pkg")
     fi
 done
 if [ "${WITH_SHELLCHECK:-0}" = 1 ] && ! command -v shellcheck >/dev/null 2>&1; then

@@ -25,7 +25,7 @@ read -r -a PERF_OPTS <<<"$DNSPERF_OPTS"
 [[ $DURATION =~ ^[0-9]+$ ]] || { echo "DURATION must be a whole number" >&2; exit 1; }
 
 for cmd in pdns_server dnsperf dig taskset python3; do
-    command -v "$cmd" >/dev/null 2>&1 || { echo "pdns-breakdown: $cmd not found (bash benches/geo/install.sh)" >&2; exit 1; }
+    command -v "$cmd" >/dev/null 2>&1 || { echo "pdns-breakdown: $cmd not found (bash benches/install-peers.sh --geo)" >&2; exit 1; }
 done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/signpost-pdns-breakdown.XXXXXX")

@@ -1,0 +1,72 @@
+# shellcheck shell=bash
+# benches/lib.sh: helpers shared by compare.sh and geo-compare.sh (sourced).
+# They use the caller's PID associative array (server name -> pid) and CLK_TCK.
+
+# the pid given and all its descendants, one a line
+tree_pids() {
+    ps -e -o pid=,ppid= | awk -v root="$1" '
+        { parent[$1] = $2 }
+        END {
+            keep[root] = 1; changed = 1
+            while (changed) {
+                changed = 0
+                for (p in parent) if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; changed = 1 }
+            }
+            for (p in keep) if (p in parent) print p
+        }'
+}
+
+# SIGTERM to the server, then (after 5 s) SIGKILL to what is left of its tree
+stop_server() {
+    local name=$1 pid=${PID[$1]:-} p alive i
+    [ -n "$pid" ] || return 0
+    local -a tree
+    mapfile -t tree < <(tree_pids "$pid" || true)
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        alive=0
+        for p in "${tree[@]}"; do
+            if kill -0 "$p" 2>/dev/null; then alive=1; fi
+        done
+        [ "$alive" = 1 ] || break
+        sleep 0.1
+    done
+    for p in "${tree[@]}"; do
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    wait "$pid" 2>/dev/null || true
+    unset "PID[$name]"
+}
+
+port_busy() {
+    command -v ss >/dev/null 2>&1 || return 1
+    [ -n "$(ss -Hlnu "sport = :$1" 2>/dev/null)$(ss -Hlnt "sport = :$1" 2>/dev/null)" ]
+}
+
+# utime+stime (+ the same of reaped children) of a server's whole process
+# tree, every thread, in clock ticks (1/CLK_TCK s), from /proc/PID/stat
+cpu_ticks() {
+    local total=0 p line
+    local -a f
+    while read -r p; do
+        line=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+        read -r -a f <<<"${line##*) }"
+        total=$((total + f[11] + f[12] + f[13] + f[14]))
+    done < <(tree_pids "$1")
+    echo "$total"
+}
+
+# clock ticks in the children line of bash's `times` output saved in FILE
+times_ticks() {
+    tail -n 1 "$1" | awk -v hz="$CLK_TCK" '{
+        t = 0
+        for (i = 1; i <= 2; i++) { split($i, a, "m"); sub(/s$/, "", a[2]); t += a[1] * 60 + a[2] }
+        printf "%d\n", t * hz + 0.5 }'
+}
+
+stat_of() { # FILE LABEL FIELD: a number from dnsperf's statistics
+    awk -v label="$2" -v field="$3" 'index($0, label) {print $field; exit}' "$1"
+}
+
+# median, min and max of the numbers on standard input
+median_min_max() { sort -g | awk '{v[NR] = $1} END {m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m, v[1], v[NR]}'; }

@@ -245,6 +245,7 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
         let rrl = Arc::new(server::rrl::Rrl::new(cfg.rrl.clone()));
         let qlog = Arc::new(server::querylog::QueryLog::new(cfg.query_log));
         let running = server::start(bound, handle.clone(), limits, &metrics, rrl, qlog)?;
+        let signals = Signals::register();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
         let scheduler = Arc::new(Mutex::new(Scheduler::start(table, stop_rx.clone())));
@@ -305,7 +306,7 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
             addrs.join(" "),
             zone_list.join(" ")
         );
-        wait_for_signals(hup_tx).await;
+        signals.wait(hup_tx).await;
         info!("shutting down");
         let _ = stop_tx.send(true);
         let _ = reloader.await;
@@ -319,22 +320,36 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
     })
 }
 
-/// Waits for SIGTERM or SIGINT; SIGHUP asks the reloader for a reload meanwhile.
-async fn wait_for_signals(hup_tx: tokio::sync::mpsc::Sender<()>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return,
-            _ = term.recv() => return,
-            _ = hup.recv() => {
-                let _ = hup_tx.try_send(());
+/// The signals the server answers to, registered before it says it is ready: a
+/// SIGHUP that arrived before registration would otherwise end the process (the
+/// default action) instead of reloading.
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn register() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            term: signal(SignalKind::terminate()).ok(),
+            hup: signal(SignalKind::hangup()).ok(),
+        }
+    }
+
+    /// Waits for SIGTERM or SIGINT; SIGHUP asks the reloader for a reload meanwhile.
+    async fn wait(mut self, hup_tx: tokio::sync::mpsc::Sender<()>) {
+        let (Some(term), Some(hup)) = (self.term.as_mut(), self.hup.as_mut()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = term.recv() => return,
+                _ = hup.recv() => {
+                    let _ = hup_tx.try_send(());
+                }
             }
         }
     }

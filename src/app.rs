@@ -66,6 +66,9 @@ pub fn load_snapshot(
     let mut snap = Snapshot::new(ZoneSet::new(zones), geo, cfg, generation);
     snap.health_targets = targets;
     snap.endpoint_names = names;
+    if std::env::var_os("SIGNPOST_NO_FAST").is_none() {
+        snap.fast = Some(crate::server::fast::FastTable::build(&snap));
+    }
     Ok((snap, loaded))
 }
 

@@ -67,6 +67,9 @@ pub struct Snapshot {
     pub endpoint_names: Vec<crate::bridge::EndpointNames>,
     /// The addresses the server was started on (sockets are bound once).
     pub listen: Vec<std::net::SocketAddr>,
+    /// Answers prebuilt whole for the UDP fast path; `None` sends every query the
+    /// general way (while the table is being built, or with `SIGNPOST_NO_FAST` set).
+    pub fast: Option<crate::server::fast::FastTable>,
     /// Counts successful loads, so logs and status can tell configurations apart.
     pub generation: u64,
     pub loaded_at: SystemTime,
@@ -91,6 +94,7 @@ impl Snapshot {
             health_targets: Vec::new(),
             endpoint_names: Vec::new(),
             listen: Vec::new(),
+            fast: None,
             generation,
             loaded_at: SystemTime::now(),
         }

@@ -182,9 +182,13 @@ fn run_file(path: &Path) -> Vec<String> {
         args.push(config_s.as_str());
     }
     let server = Server::start(&args);
-    // The same configuration on the one-packet-per-call UDP path: every response
-    // must be byte for byte what the batched path sends.
-    let plain = Server::start_env(&args, &[("SIGNPOST_NO_MMSG", "1")]);
+    // The same configuration on the one-packet-per-call UDP loop and the general
+    // query path (no prebuilt answers): every response must be byte for byte what
+    // the batched loop with the fast path sends.
+    let plain = Server::start_env(
+        &args,
+        &[("SIGNPOST_NO_MMSG", "1"), ("SIGNPOST_NO_FAST", "1")],
+    );
     let mut fails = Vec::new();
     for c in &file.cases {
         let q = build_query(c);
@@ -196,7 +200,7 @@ fn run_file(path: &Path) -> Vec<String> {
             let b = common::udp_exchange(plain.addr, &bytes);
             if a != b {
                 fails.push(format!(
-                    "{}: batched and plain UDP paths differ:\n    {a:02x?}\n    {b:02x?}",
+                    "{}: batched+fast and plain+general UDP paths differ:\n    {a:02x?}\n    {b:02x?}",
                     c.name
                 ));
             }

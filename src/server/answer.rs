@@ -39,7 +39,7 @@ impl OptOut<'_> {
         n
     }
 
-    fn write(&self, out: &mut Vec<u8>) {
+    pub(super) fn write(&self, out: &mut Vec<u8>) {
         let rdlen = self.wire_len() - 11;
         out.push(0); // root owner
         out.extend_from_slice(&41u16.to_be_bytes());

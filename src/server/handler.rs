@@ -33,6 +33,11 @@ pub fn handle(
     let tcp = transport == Transport::Tcp;
     match query::parse(pkt) {
         Ok(q) => {
+            if !tcp {
+                if let Some(o) = snap.fast.as_ref().and_then(|f| f.answer(snap, &q, src, out)) {
+                    return o;
+                }
+            }
             let mut o = Observed {
                 sent: true,
                 qtype: q.qtype,

@@ -12,6 +12,7 @@
 //! an independent check of the wire format.
 
 pub mod answer;
+pub mod fast;
 pub mod handler;
 pub mod query;
 pub mod querylog;

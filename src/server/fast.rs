@@ -1,0 +1,418 @@
+//! The UDP fast path: whole answers prebuilt at load time.
+//!
+//! For every name of every zone, the answer to each of its record types, the answer to
+//! any other type (NODATA, a referral), and the answer for names below it that do not
+//! exist (NXDOMAIN, a wildcard's records) are built once, when a snapshot is loaded, by
+//! running the general path ([`super::handler`]) on a made-up query and keeping what
+//! follows the question. A query then costs a hash lookup and three copies: the
+//! header (ID, flags, counts), the question as the client wrote it (its letter case
+//! kept), and the prebuilt sections; the OPT record (payload, NSID, ECS with scope 0)
+//! is written by the same code as on the general path.
+//!
+//! Owner names in the prebuilt sections point at the question (RFC 1035 §4.1.4). An
+//! exact name has the same length in the query, so the pointers hold. For a name that
+//! does not exist, the answer was built for `\000.<closest encloser>`: pointers past
+//! the first label move by the difference in length ("relocations").
+//!
+//! Anything else goes to the general path: steered names' A/AAAA/CNAME, other classes,
+//! ANY and the meta types, EDNS versions other than 0, answers that would not fit the
+//! client's size limit, CNAME wildcards, names in more than one zone. The general path
+//! and this one give the same bytes; `tests/scenarios.rs` runs every golden case
+//! through both and compares.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use smallvec::SmallVec;
+
+use super::answer::OptOut;
+use super::handler::{handle, Transport};
+use super::query::{Query, HEADER_LEN};
+use super::rrl;
+use crate::metrics::Observed;
+use crate::snapshot::Snapshot;
+use crate::zone::{class, name, rtype, Zone};
+
+/// Private-use types (RFC 6895 §3.1) that stand for "a type this name does not have".
+const PROBE_TYPES: [u16; 2] = [65280, 65281];
+
+/// The sections of one response after the question, and the header bits that go
+/// with them.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Body {
+    /// AA and the rcode, as they sit in the header's flags.
+    flags: u16,
+    /// ANCOUNT, NSCOUNT, ARCOUNT (without OPT).
+    counts: [u16; 3],
+    bytes: Box<[u8]>,
+    /// Offsets in `bytes` of compression pointers that follow the query name's length
+    /// (only for answers built for a made-up name below a closest encloser).
+    relocs: Box<[u16]>,
+    zone_slot: Option<u16>,
+}
+
+impl Body {
+    fn rcode(&self) -> u16 {
+        self.flags & 0x0f
+    }
+}
+
+/// The answers for one name (or for the names that do not exist below one).
+#[derive(Debug, Default)]
+struct Answers {
+    /// By query type, for the types the name has (and A/AAAA beside a CNAME).
+    types: SmallVec<[(u16, Arc<Body>); 2]>,
+    /// For every other type but DS, when they all get the same answer.
+    other: Option<Arc<Body>>,
+}
+
+impl Answers {
+    fn get(&self, qtype: u16) -> Option<&Body> {
+        if let Some((_, b)) = self.types.iter().find(|(t, _)| *t == qtype) {
+            return Some(b);
+        }
+        if qtype == rtype::DS {
+            return None;
+        }
+        self.other.as_deref()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    exact: Answers,
+    /// For names below this one that do not exist (this is their closest encloser).
+    below: Option<Answers>,
+    /// A steered name: its A, AAAA and CNAME answers are decided per query.
+    steered: bool,
+}
+
+impl Entry {
+    /// Everything about this name goes to the general path.
+    fn general() -> Entry {
+        Entry::default()
+    }
+}
+
+/// Prebuilt answers of a snapshot, by lower-cased query name.
+#[derive(Debug, Default)]
+pub struct FastTable {
+    names: FxHashMap<Box<[u8]>, Entry>,
+    /// Distinct bodies (many names share a NODATA or NXDOMAIN body).
+    bodies: usize,
+    bytes: usize,
+}
+
+impl FastTable {
+    /// Prebuilds every answer of `snap`'s zones, asking `snap`'s general path.
+    pub fn build(snap: &Snapshot) -> FastTable {
+        let mut b = Builder {
+            snap,
+            interned: FxHashMap::default(),
+            bytes: 0,
+        };
+        let mut names = FxHashMap::default();
+        // Names that more than one zone holds: the general path sorts them out.
+        let mut shared: FxHashSet<&[u8]> = FxHashSet::default();
+        for zone in snap.zones.zones() {
+            for (n, node) in &zone.nodes {
+                let key = n.wire();
+                let deepest = snap.zones.find(key).is_some_and(|z| std::ptr::eq(z, zone));
+                if !deepest || shared.contains(key) || names.contains_key(key) {
+                    // A name no prebuilt answer stands for, nor for the names below it.
+                    shared.insert(key);
+                    names.insert(key.into(), Entry::general());
+                    continue;
+                }
+                names.insert(key.into(), b.entry(zone, key, node));
+            }
+        }
+        FastTable {
+            names,
+            bodies: b.interned.len(),
+            bytes: b.bytes,
+        }
+    }
+
+    /// Names with prebuilt answers.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Distinct prebuilt bodies and their bytes.
+    pub fn bodies(&self) -> (usize, usize) {
+        (self.bodies, self.bytes)
+    }
+
+    /// Answers `q` (arrived over UDP from `src`) into `out` from the prebuilt answers,
+    /// or returns `None` (with `out` in any state) for the general path to answer.
+    pub fn answer(
+        &self,
+        snap: &Snapshot,
+        q: &Query<'_>,
+        src: IpAddr,
+        out: &mut Vec<u8>,
+    ) -> Option<Observed> {
+        if q.qclass != class::IN || q.qtype == rtype::OPT || (128..=255).contains(&q.qtype) {
+            return None;
+        }
+        if q.edns.is_some_and(|e| e.version != 0) {
+            return None;
+        }
+        let qname = q.qname();
+        let (answers, shift) = match self.names.get(qname) {
+            Some(e) => {
+                if e.steered && matches!(q.qtype, rtype::A | rtype::AAAA | rtype::CNAME) {
+                    return None;
+                }
+                (&e.exact, 0)
+            }
+            None => {
+                // The closest encloser: the longest suffix that exists.
+                let (o, e) = name::label_offsets(qname)
+                    .skip(1)
+                    .find_map(|o| self.names.get(&qname[o..]).map(|e| (o, e)))?;
+                // The answer was built for a first label of two bytes.
+                (e.below.as_ref()?, o - 2)
+            }
+        };
+        let body = answers.get(q.qtype)?;
+
+        let limit = super::answer::size_limit(q.edns.as_ref(), snap.udp_payload, false);
+        let ecs = q
+            .edns
+            .and_then(|e| e.client_subnet)
+            .filter(|_| snap.ecs_from.lookup(src).is_some());
+        let opt = q.edns.map(|e| OptOut {
+            payload: snap.udp_payload,
+            dnssec_ok: e.dnssec_ok,
+            nsid: if e.nsid { snap.nsid.as_deref() } else { None },
+            client_subnet: ecs.map(|cs| (cs, 0)),
+            ext_rcode: 0,
+        });
+        let opt_len = opt.as_ref().map_or(0, OptOut::wire_len);
+        let body_at = HEADER_LEN + q.question.len();
+        if body_at + body.bytes.len() + opt_len > limit || body_at + body.bytes.len() > 0x3fff {
+            // Truncation is the general path's business.
+            return None;
+        }
+
+        let mut flags = 0x8000 | body.flags;
+        if q.rd {
+            flags |= 0x0100;
+        }
+        if q.cd {
+            flags |= 0x0010;
+        }
+        let arcount = body.counts[2] + u16::from(opt.is_some());
+        out.clear();
+        out.extend_from_slice(&q.id.to_be_bytes());
+        out.extend_from_slice(&flags.to_be_bytes());
+        out.extend_from_slice(&1u16.to_be_bytes());
+        out.extend_from_slice(&body.counts[0].to_be_bytes());
+        out.extend_from_slice(&body.counts[1].to_be_bytes());
+        out.extend_from_slice(&arcount.to_be_bytes());
+        out.extend_from_slice(q.question);
+        out.extend_from_slice(&body.bytes);
+        if shift > 0 {
+            for &r in body.relocs.iter() {
+                let at = body_at + r as usize;
+                let ptr = u16::from_be_bytes([out[at], out[at + 1]]) + shift as u16;
+                out[at..at + 2].copy_from_slice(&ptr.to_be_bytes());
+            }
+        }
+        if let Some(o) = &opt {
+            o.write(out);
+        }
+
+        let rcode = body.rcode();
+        Some(Observed {
+            sent: true,
+            zone_slot: body.zone_slot,
+            qtype: q.qtype,
+            rcode,
+            question_len: q.question.len() as u16,
+            answer_key: match rcode {
+                0 => rrl::hash_bytes(qname, u64::from(q.qtype)),
+                3 => rrl::mix(u64::from(body.zone_slot.unwrap_or(u16::MAX)) | 3 << 32),
+                r => rrl::mix(u64::from(r) | 7 << 32),
+            },
+            ..Observed::default()
+        })
+    }
+}
+
+struct Builder<'s> {
+    snap: &'s Snapshot,
+    interned: FxHashMap<Arc<Body>, ()>,
+    bytes: usize,
+}
+
+impl Builder<'_> {
+    fn entry(&mut self, zone: &Zone, key: &[u8], node: &crate::zone::Node) -> Entry {
+        let steered = node.steer.is_some();
+        let has_cname = node.get(rtype::CNAME).is_some();
+        let mut exact = Answers::default();
+        let mut types: SmallVec<[u16; 4]> = node.rrsets.iter().map(|s| s.rtype).collect();
+        if has_cname {
+            // Beside a CNAME, every type chases it: prebuild the common ones.
+            types.extend([rtype::A, rtype::AAAA]);
+        }
+        for t in types {
+            if steered && matches!(t, rtype::A | rtype::AAAA | rtype::CNAME) {
+                continue;
+            }
+            if exact.types.iter().any(|(x, _)| *x == t) {
+                continue;
+            }
+            if let Some(b) = self.body(key, t, 0) {
+                exact.types.push((t, b));
+            }
+        }
+        if !has_cname {
+            exact.other = self.other(node, key, 0);
+        }
+        Entry {
+            exact,
+            below: self.below(zone, key),
+            steered,
+        }
+    }
+
+    /// The answers for names below `key` that do not exist, built for `\000.<key>`.
+    fn below(&mut self, zone: &Zone, key: &[u8]) -> Option<Answers> {
+        let mut synth = Vec::with_capacity(key.len() + 2);
+        synth.extend_from_slice(b"\x01\x00");
+        synth.extend_from_slice(key);
+        if synth.len() > name::MAX_NAME_LEN || zone.nodes.contains_key(synth.as_slice()) {
+            return None;
+        }
+        let mut wild = synth.clone();
+        wild[1] = b'*';
+        let mut answers = Answers::default();
+        match zone.nodes.get(wild.as_slice()) {
+            Some(w) => {
+                // A wildcard CNAME's chase depends on the query name; steered
+                // wildcards are decided per query.
+                if w.get(rtype::CNAME).is_some() || w.steer.is_some() {
+                    return None;
+                }
+                for s in &w.rrsets {
+                    if let Some(b) = self.body(&synth, s.rtype, 2) {
+                        answers.types.push((s.rtype, b));
+                    }
+                }
+                answers.other = self.other(w, &synth, 2);
+            }
+            None => {
+                answers.other = self.other(&crate::zone::Node::default(), &synth, 2);
+            }
+        }
+        Some(answers)
+    }
+
+    /// The answer for types `node` lacks, when two such types get the same bytes.
+    fn other(&mut self, node: &crate::zone::Node, qname: &[u8], first: u16) -> Option<Arc<Body>> {
+        if PROBE_TYPES.iter().any(|&t| node.get(t).is_some()) {
+            return None;
+        }
+        let a = self.body(qname, PROBE_TYPES[0], first)?;
+        let b = self.body(qname, PROBE_TYPES[1], first)?;
+        (a == b).then_some(a)
+    }
+
+    /// Runs the general path on a query for `qname`/`qtype` and keeps the sections
+    /// after the question. `first` is the length of a made-up first label (with its
+    /// length byte), whose pointers are to move; 0 for a real name.
+    fn body(&mut self, qname: &[u8], qtype: u16, first: u16) -> Option<Arc<Body>> {
+        let mut pkt = Vec::with_capacity(HEADER_LEN + qname.len() + 4);
+        pkt.extend_from_slice(&[0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        pkt.extend_from_slice(qname);
+        pkt.extend_from_slice(&qtype.to_be_bytes());
+        pkt.extend_from_slice(&class::IN.to_be_bytes());
+        let mut out = Vec::new();
+        // TCP: no size limit, so nothing is cut; the size is checked per query.
+        let o = handle(
+            self.snap,
+            &pkt,
+            IpAddr::from([127, 0, 0, 1]),
+            Transport::Tcp,
+            &mut out,
+        );
+        if !o.sent || o.steered.is_some() || o.truncated || out.len() < pkt.len() {
+            return None;
+        }
+        // Only answers a zone gave: NOERROR, NXDOMAIN.
+        let flags = u16::from_be_bytes([out[2], out[3]]);
+        if !matches!(flags & 0x0f, 0 | 3) {
+            return None;
+        }
+        let counts = [
+            u16::from_be_bytes([out[6], out[7]]),
+            u16::from_be_bytes([out[8], out[9]]),
+            u16::from_be_bytes([out[10], out[11]]),
+        ];
+        let bytes: Box<[u8]> = out[pkt.len()..].into();
+        let relocs = if first > 0 {
+            relocations(&bytes, counts, first)?
+        } else {
+            Box::default()
+        };
+        let body = Body {
+            flags: flags & 0x040f,
+            counts,
+            bytes,
+            relocs,
+            zone_slot: o.zone_slot,
+        };
+        if let Some((b, _)) = self.interned.get_key_value(&body) {
+            return Some(b.clone());
+        }
+        self.bytes += body.bytes.len();
+        let b = Arc::new(body);
+        self.interned.insert(b.clone(), ());
+        Some(b)
+    }
+}
+
+/// Offsets in `bytes` (the records after the question) of the
+/// compression pointers that point past the question's first label (`first` bytes):
+/// into the rest of the question or at earlier records. Pointers at the query name
+/// itself stay. `None` if the records do not parse.
+fn relocations(bytes: &[u8], counts: [u16; 3], first: u16) -> Option<Box<[u16]>> {
+    let mut out = Vec::new();
+    let mut p = 0usize;
+    let records: usize = counts.iter().map(|&c| c as usize).sum();
+    for _ in 0..records {
+        // The owner: labels, ended by the root or a pointer.
+        loop {
+            let len = *bytes.get(p)?;
+            if len & 0xc0 == 0xc0 {
+                let ptr = u16::from_be_bytes([len, *bytes.get(p + 1)?]) & 0x3fff;
+                if ptr as usize > HEADER_LEN {
+                    if (ptr as usize) < HEADER_LEN + first as usize {
+                        // Into the made-up label: cannot be.
+                        return None;
+                    }
+                    out.push(u16::try_from(p).ok()?);
+                } else if ptr as usize != HEADER_LEN {
+                    return None;
+                }
+                p += 2;
+                break;
+            }
+            p += 1 + len as usize;
+            if len == 0 {
+                break;
+            }
+        }
+        let rdlen = u16::from_be_bytes([*bytes.get(p + 8)?, *bytes.get(p + 9)?]) as usize;
+        p += 10 + rdlen;
+    }
+    (p == bytes.len()).then(|| out.into_boxed_slice())
+}

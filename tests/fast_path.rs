@@ -1,0 +1,235 @@
+//! The UDP fast path (prebuilt whole answers) against the general path, in process:
+//! for every name of the example, test and benchmark zones, names below them that
+//! do not exist, many query types, letter cases, EDNS variants and header bits, both
+//! paths must give the same bytes and count the same things. The socket-level
+//! comparison of every golden scenario is in `tests/scenarios.rs`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use signpost::app::{load_snapshot, server_config, Overrides};
+use signpost::server::{handle, query, Transport};
+use signpost::snapshot::Snapshot;
+
+fn repo(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn snapshot(zones: &str, config: Option<&str>) -> Snapshot {
+    let o = Overrides {
+        config: config.map(repo),
+        zones: Some(repo(zones)),
+        ..Overrides::default()
+    };
+    let mut cfg = server_config(&o).expect("config");
+    cfg.geo.database = None;
+    let (snap, _) = load_snapshot(&cfg, 1).expect("zones load");
+    snap
+}
+
+#[derive(Clone, Copy)]
+enum Edns {
+    None,
+    Plain(u16),
+    Do,
+    Nsid,
+    Ecs,
+    Version1,
+}
+
+fn packet(qname: &[u8], qtype: u16, edns: Edns, flags: u16) -> Vec<u8> {
+    let ar = !matches!(edns, Edns::None) as u8;
+    let mut p = vec![0xab, 0xcd];
+    p.extend_from_slice(&flags.to_be_bytes());
+    p.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, ar]);
+    p.extend_from_slice(qname);
+    p.extend_from_slice(&qtype.to_be_bytes());
+    p.extend_from_slice(&1u16.to_be_bytes());
+    let (payload, version, flags, opts): (u16, u8, u16, Vec<u8>) = match edns {
+        Edns::None => return p,
+        Edns::Plain(n) => (n, 0, 0, vec![]),
+        Edns::Do => (1232, 0, 0x8000, vec![]),
+        Edns::Nsid => (1232, 0, 0, vec![0, 3, 0, 0]),
+        Edns::Ecs => (1232, 0, 0, vec![0, 8, 0, 7, 0, 1, 24, 0, 198, 51, 100]),
+        Edns::Version1 => (1232, 1, 0, vec![]),
+    };
+    p.push(0);
+    p.extend_from_slice(&41u16.to_be_bytes());
+    p.extend_from_slice(&payload.to_be_bytes());
+    p.push(0);
+    p.push(version);
+    p.extend_from_slice(&flags.to_be_bytes());
+    p.extend_from_slice(&(opts.len() as u16).to_be_bytes());
+    p.extend_from_slice(&opts);
+    p
+}
+
+/// `name` with a label put in front.
+fn below(label: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut v = vec![label.len() as u8];
+    v.extend_from_slice(label);
+    v.extend_from_slice(name);
+    v
+}
+
+/// Letter case changed: upper case, or alternating.
+fn recase(name: &[u8], how: u8) -> Vec<u8> {
+    let mut v = name.to_vec();
+    let mut i = 0;
+    while i < v.len() && v[i] != 0 {
+        let len = v[i] as usize;
+        for (k, b) in v[i + 1..i + 1 + len].iter_mut().enumerate() {
+            if how == 1 || (how == 2 && k % 2 == 0) {
+                b.make_ascii_uppercase();
+            }
+        }
+        i += len + 1;
+    }
+    v
+}
+
+/// Runs the cross product for one snapshot; returns (queries, answered fast).
+fn compare(mut snap: Snapshot) -> (usize, usize) {
+    let table = snap.fast.take().expect("the fast table is built by default");
+    assert!(!table.is_empty());
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    for z in snap.zones.zones() {
+        for n in z.nodes.keys() {
+            let w = n.wire().to_vec();
+            names.push(below(b"nope", &w));
+            names.push(below(b"a", &below(b"deeper-than-one-label", &w)));
+            if w.len() < 200 {
+                names.push(below(&[b'x'; 40], &w));
+            }
+            names.push(w);
+        }
+    }
+    names.push(b"\x0anot-served\x04test\x00".to_vec());
+    names.sort();
+    names.dedup();
+    let qtypes = [
+        1u16, 2, 5, 6, 12, 15, 16, 28, 33, 43, 48, 52, 257, 65, 99, 65280, 999, 41, 255, 252,
+    ];
+    let edns = [
+        Edns::None,
+        Edns::Plain(1232),
+        Edns::Plain(512),
+        Edns::Do,
+        Edns::Nsid,
+        Edns::Ecs,
+        Edns::Version1,
+    ];
+    let srcs: [IpAddr; 2] = [[127, 0, 0, 1].into(), [192, 0, 2, 1].into()];
+    let (mut total, mut fast) = (0, 0);
+    let mut general_out = Vec::new();
+    let mut fast_out = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        for (j, &t) in qtypes.iter().enumerate() {
+            // Every name with every type; case, EDNS, header bits and source vary.
+            let e = edns[(i + j) % edns.len()];
+            let flags = [0x0000u16, 0x0100, 0x0110][(i * 7 + j) % 3];
+            let src = srcs[(i + 2 * j) % 2];
+            let qname = recase(n, ((i + j) % 3) as u8);
+            let pkt = packet(&qname, t, e, flags);
+            let g = handle(&snap, &pkt, src, Transport::Udp, &mut general_out);
+            let q = query::parse(&pkt).expect("a well-formed query");
+            total += 1;
+            let Some(f) = table.answer(&snap, &q, src, &mut fast_out) else {
+                continue;
+            };
+            fast += 1;
+            let what = format!("{qname:?} type {t} from {src}");
+            assert_eq!(fast_out, general_out, "{what}: the paths' bytes differ");
+            assert_eq!(
+                (f.sent, f.zone_slot, f.qtype, f.rcode, f.truncated, f.ecs),
+                (g.sent, g.zone_slot, g.qtype, g.rcode, g.truncated, g.ecs),
+                "{what}: counted differently"
+            );
+            assert_eq!(f.answer_key, g.answer_key, "{what}: rate-limit key");
+            assert_eq!(f.question_len, g.question_len, "{what}");
+            assert!(f.steered.is_none() && g.steered.is_none(), "{what}");
+        }
+    }
+    (total, fast)
+}
+
+#[test]
+fn example_zones_fast_and_general_agree() {
+    let (total, fast) = compare(snapshot("zones", None));
+    eprintln!("example zones: {fast} of {total} queries answered by the fast path");
+    // Most names and types are static: the fast path must carry most of them.
+    assert!(fast * 2 > total, "only {fast} of {total} answered fast");
+}
+
+#[test]
+fn core_test_zones_fast_and_general_agree() {
+    let (total, fast) = compare(snapshot(
+        "tests/zones/core",
+        Some("tests/configs/core-server.toml"),
+    ));
+    eprintln!("core zones: {fast} of {total} queries answered by the fast path");
+    assert!(fast * 2 > total, "only {fast} of {total} answered fast");
+}
+
+#[test]
+fn steer_test_zones_fast_and_general_agree() {
+    let (total, fast) = compare(snapshot(
+        "tests/zones/steer",
+        Some("tests/configs/steer-server.toml"),
+    ));
+    eprintln!("steer zones: {fast} of {total} queries answered by the fast path");
+    assert!(fast > 0);
+}
+
+#[test]
+fn benchmark_zone_fast_and_general_agree() {
+    let dir = tempdir();
+    std::fs::copy(
+        repo("benches/data/bench.example.zone"),
+        dir.join("bench.example.zone"),
+    )
+    .expect("copy");
+    let (total, fast) = compare(snapshot(dir.to_str().expect("utf-8 path"), None));
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(fast * 2 > total, "only {fast} of {total} answered fast");
+}
+
+#[test]
+fn fast_path_answers_plain_questions() {
+    let mut snap = snapshot("zones", None);
+    let table = snap.fast.take().expect("fast table");
+    let mut out = Vec::new();
+    let src: IpAddr = [127, 0, 0, 1].into();
+    for (name, t) in [
+        (&b"\x03www\x07example\x03com\x00"[..], 1u16),
+        (b"\x07example\x03com\x00", 15),
+        (b"\x08no-such1\x07example\x03com\x00", 1),
+        (b"\x07example\x03com\x00", 65280),
+    ] {
+        let pkt = packet(name, t, Edns::Plain(1232), 0x0100);
+        let q = query::parse(&pkt).expect("query");
+        assert!(
+            table.answer(&snap, &q, src, &mut out).is_some(),
+            "{name:?} type {t} went to the general path"
+        );
+    }
+    // Steered A goes to the general path; so does ANY.
+    for (name, t) in [
+        (&b"\x03www\x03geo\x07example\x03com\x00"[..], 1u16),
+        (b"\x07example\x03com\x00", 255),
+    ] {
+        let pkt = packet(name, t, Edns::None, 0);
+        let q = query::parse(&pkt).expect("query");
+        assert!(table.answer(&snap, &q, src, &mut out).is_none(), "{name:?} {t}");
+    }
+}
+
+fn tempdir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "signpost-fast-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}

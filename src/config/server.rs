@@ -508,11 +508,22 @@ impl ServerConfig {
                         ),
                     ));
                 }
+                let subdivision = o.subdivision.as_deref().and_then(crate::geo::Subdivision::new);
+                if o.subdivision.is_some() && subdivision.is_none() {
+                    errors.push(ConfigError::new(
+                        path,
+                        line,
+                        format!(
+                            "geo.override {}: subdivision must be an ISO 3166-2 code like US-CA",
+                            o.cidr
+                        ),
+                    ));
+                }
                 let loc = Location {
                     continent: cc(&o.continent)
                         .or_else(|| country.and_then(crate::geo::country_continent)),
                     country,
-                    subdivision: o.subdivision,
+                    subdivision,
                     coords: o
                         .location
                         .map(|[a, b]| (a, b))

@@ -65,7 +65,7 @@ pub use error::GeoError;
 use record::{FlatRecord, GeoIp2Record, Leaf, ShapeProbe};
 
 /// What the database says about one client address.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Location {
     /// "AF", "AN", "AS", "EU", "NA", "OC" or "SA": from the database, else
     /// derived from the country.
@@ -77,7 +77,7 @@ pub struct Location {
     pub country: Option<[u8; 2]>,
     /// ISO 3166-2, like "US-CA": the country, "-", and the first
     /// subdivision's code (1 to 3 letters or digits).
-    pub subdivision: Option<String>,
+    pub subdivision: Option<Subdivision>,
     /// Latitude and longitude in degrees: the database's location, else
     /// the country's centroid. (0, 0) from a database is treated as
     /// missing: writers use it for "unknown".
@@ -89,6 +89,64 @@ pub struct Location {
     /// the prefix of the empty network around the address, as the reader
     /// reports it; for an IPv6 address in an IPv4-only database, 0.
     pub prefix_len: u8,
+}
+
+/// An ISO 3166-2 subdivision code like "US-CA", held inline (a location is copied
+/// per query, so it must not allocate). At most 6 bytes: the country, "-", and 1 to 3
+/// letters or digits.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Subdivision {
+    bytes: [u8; 6],
+    len: u8,
+}
+
+impl Subdivision {
+    /// `code` when it has the shape of an ISO 3166-2 code ("CC-XXX"), upper-cased.
+    pub fn new(code: &str) -> Option<Subdivision> {
+        let b = code.as_bytes();
+        let ok = (4..=6).contains(&b.len())
+            && b[..2].iter().all(u8::is_ascii_alphabetic)
+            && b[2] == b'-'
+            && b[3..].iter().all(u8::is_ascii_alphanumeric);
+        ok.then(|| Subdivision::from(code))
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever stored.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
+    }
+}
+
+/// Keeps the first 6 bytes of ASCII (for literals; [`Subdivision::new`] checks the
+/// shape).
+impl From<&str> for Subdivision {
+    fn from(code: &str) -> Subdivision {
+        let mut s = Subdivision::default();
+        for (i, b) in code.bytes().take_while(u8::is_ascii).take(6).enumerate() {
+            s.bytes[i] = b.to_ascii_uppercase();
+            s.len = i as u8 + 1;
+        }
+        s
+    }
+}
+
+impl std::ops::Deref for Subdivision {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for Subdivision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Subdivision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 /// Record layout of a database.
@@ -186,6 +244,21 @@ pub struct Locator {
     /// Records that failed to decode; a counter rather than a log line
     /// because it would fire per query.
     decode_errors: AtomicU64,
+    /// Tells this database's records apart from another's in the decode caches.
+    id: u64,
+}
+
+/// Distinct ids for databases opened by this process.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Decoded records per thread, by (database id, record offset): many networks
+/// share a record, and decoding one (serde over the MMDB data section) costs more
+/// than the tree walk. Cleared when it grows past this many entries.
+const DECODED_MAX: usize = 16 * 1024;
+
+thread_local! {
+    static DECODED: std::cell::RefCell<rustc_hash::FxHashMap<(u64, usize), Location>> =
+        std::cell::RefCell::new(rustc_hash::FxHashMap::default());
 }
 
 impl fmt::Debug for Locator {
@@ -232,6 +305,7 @@ impl Locator {
             schema,
             ipv6_tree,
             decode_errors: AtomicU64::new(0),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -300,13 +374,33 @@ impl Locator {
             Ok(net) => net.prefix(),
             Err(_) => full_len,
         };
+        let Some(offset) = result.offset() else {
+            return Location {
+                prefix_len,
+                ..Location::default()
+            };
+        };
+        let key = (self.id, offset);
+        if let Some(mut loc) = DECODED.with_borrow(|c| c.get(&key).copied()) {
+            loc.prefix_len = prefix_len;
+            return loc;
+        }
         let fields = match &self.schema {
             Schema::GeoIp2 => result.decode::<GeoIp2Record>().map(|r| r.map(Fields::from)),
             Schema::FlatCountryCode => result.decode::<FlatRecord>().map(|r| r.map(Fields::from)),
             Schema::Custom(paths) => decode_custom(&result, paths),
         };
         match fields {
-            Ok(Some(fields)) => fields.into_location(prefix_len),
+            Ok(Some(fields)) => {
+                let loc = fields.into_location(prefix_len);
+                DECODED.with_borrow_mut(|c| {
+                    if c.len() >= DECODED_MAX {
+                        c.clear();
+                    }
+                    c.insert(key, loc);
+                });
+                loc
+            }
             Ok(None) => Location {
                 prefix_len,
                 ..Location::default()
@@ -532,7 +626,7 @@ impl Fields<'_> {
 /// "CA" or "US-CA" under country US → "US-CA". ISO 3166-2 suffixes are 1 to
 /// 3 letters or digits; anything else (a name, another country's code) is
 /// not a subdivision code.
-fn subdivision_code(cc: [u8; 2], code: &str) -> Option<String> {
+fn subdivision_code(cc: [u8; 2], code: &str) -> Option<Subdivision> {
     let code = code.trim();
     let suffix = match code.as_bytes() {
         [a, b, b'-', ..] if a.eq_ignore_ascii_case(&cc[0]) && b.eq_ignore_ascii_case(&cc[1]) => {
@@ -543,12 +637,14 @@ fn subdivision_code(cc: [u8; 2], code: &str) -> Option<String> {
     if suffix.is_empty() || suffix.len() > 3 || !suffix.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return None;
     }
-    let mut out = String::with_capacity(3 + suffix.len());
-    out.push(char::from(cc[0]));
-    out.push(char::from(cc[1]));
-    out.push('-');
-    out.extend(suffix.chars().map(|c| c.to_ascii_uppercase()));
-    Some(out)
+    let mut s = Subdivision {
+        bytes: [cc[0], cc[1], b'-', 0, 0, 0],
+        len: 3 + suffix.len() as u8,
+    };
+    for (i, b) in suffix.bytes().enumerate() {
+        s.bytes[3 + i] = b.to_ascii_uppercase();
+    }
+    Some(s)
 }
 
 #[cfg(test)]

@@ -498,3 +498,25 @@ fn bench_lookup() {
         println!("{name}: {per:.0} ns/lookup ({found} with a country)");
     }
 }
+
+#[test]
+fn decoded_records_are_cached_per_database_without_their_prefix() {
+    // The same lookups twice (the second from the per-thread cache), across two
+    // databases opened in turn: every answer stays the same, and each keeps the
+    // prefix of its own network.
+    let city = open(CITY);
+    let flat = open(FLAT);
+    let addrs = ["198.19.16.1", "198.19.40.1", "100.64.200.1", "192.0.2.1", "2001:db8::1"];
+    let first: Vec<_> = addrs
+        .iter()
+        .map(|a| (city.lookup(ip(a)), flat.lookup(ip(a))))
+        .collect();
+    for (a, want) in addrs.iter().zip(&first) {
+        assert_eq!(&(city.lookup(ip(a)), flat.lookup(ip(a))), want, "{a}");
+    }
+    assert_eq!(first[0].0.prefix_len, 24);
+    assert_eq!(first[1].0.prefix_len, 20);
+    // The same record offset in two databases is two entries.
+    let again = open(CITY);
+    assert_eq!(again.lookup(ip("198.19.16.1")), first[0].0);
+}

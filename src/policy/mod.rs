@@ -743,7 +743,7 @@ fn geo_rule(rules: &GeoRules, client: &Client) -> (u16, &'static str) {
     if let Some(l) = loc
         .subdivision
         .as_ref()
-        .and_then(|s| rules.subdivision.get(s))
+        .and_then(|s| rules.subdivision.get(s.as_str()))
     {
         return (*l, "subdivision");
     }

@@ -56,8 +56,6 @@ pub struct Observed {
     pub ecs: bool,
     /// (name slot, region index, reason) of a steered answer.
     pub steered: Option<(u16, u16, Reason)>,
-    /// Identifies "the same answer" for response rate limiting.
-    pub answer_key: u64,
     /// Length of the question section, for truncating a response to its header.
     pub question_len: u16,
 }

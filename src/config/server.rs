@@ -508,7 +508,10 @@ impl ServerConfig {
                         ),
                     ));
                 }
-                let subdivision = o.subdivision.as_deref().and_then(crate::geo::Subdivision::new);
+                let subdivision = o
+                    .subdivision
+                    .as_deref()
+                    .and_then(crate::geo::Subdivision::new);
                 if o.subdivision.is_some() && subdivision.is_none() {
                     errors.push(ConfigError::new(
                         path,

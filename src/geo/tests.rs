@@ -506,7 +506,13 @@ fn decoded_records_are_cached_per_database_without_their_prefix() {
     // prefix of its own network.
     let city = open(CITY);
     let flat = open(FLAT);
-    let addrs = ["198.19.16.1", "198.19.40.1", "100.64.200.1", "192.0.2.1", "2001:db8::1"];
+    let addrs = [
+        "198.19.16.1",
+        "198.19.40.1",
+        "100.64.200.1",
+        "192.0.2.1",
+        "2001:db8::1",
+    ];
     let first: Vec<_> = addrs
         .iter()
         .map(|a| (city.lookup(ip(a)), flat.lookup(ip(a))))

@@ -29,7 +29,6 @@ use smallvec::SmallVec;
 use super::answer::OptOut;
 use super::handler::{handle, Transport};
 use super::query::{Query, HEADER_LEN};
-use super::rrl;
 use crate::metrics::Observed;
 use crate::snapshot::Snapshot;
 use crate::zone::{class, name, rtype, Zone};
@@ -86,6 +85,20 @@ struct Entry {
     below: Option<Answers>,
     /// A steered name: its A, AAAA and CNAME answers are decided per query.
     steered: bool,
+    /// Its (zone, name policy) indexes, when the decision can start from them.
+    policy: Option<(u32, u32)>,
+}
+
+/// What the fast path made of a query.
+#[derive(Debug)]
+pub enum Fast {
+    /// Answered: the response is in `out`.
+    Done(Observed),
+    /// A steered name's A, AAAA or CNAME: decide with this zone and name policy,
+    /// without looking the name up again.
+    Steer(u32, u32),
+    /// For the general path.
+    No,
 }
 
 impl Entry {
@@ -115,7 +128,7 @@ impl FastTable {
         let mut names = FxHashMap::default();
         // Names that more than one zone holds: the general path sorts them out.
         let mut shared: FxHashSet<&[u8]> = FxHashSet::default();
-        for zone in snap.zones.zones() {
+        for (zi, zone) in snap.zones.zones().iter().enumerate() {
             for (n, node) in &zone.nodes {
                 let key = n.wire();
                 let deepest = snap.zones.find(key).is_some_and(|z| std::ptr::eq(z, zone));
@@ -125,7 +138,7 @@ impl FastTable {
                     names.insert(key.into(), Entry::general());
                     continue;
                 }
-                names.insert(key.into(), b.entry(zone, key, node));
+                names.insert(key.into(), b.entry(zi, zone, key, node));
             }
         }
         FastTable {
@@ -151,24 +164,32 @@ impl FastTable {
 
     /// Answers `q` (arrived over UDP from `src`) into `out` from the prebuilt answers,
     /// or returns `None` (with `out` in any state) for the general path to answer.
-    pub fn answer(
+    pub fn answer(&self, snap: &Snapshot, q: &Query<'_>, src: IpAddr, out: &mut Vec<u8>) -> Fast {
+        match self.prebuilt(snap, q, src, out) {
+            Ok(o) => Fast::Done(o),
+            Err(Some((z, p))) => Fast::Steer(z, p),
+            Err(None) => Fast::No,
+        }
+    }
+
+    fn prebuilt(
         &self,
         snap: &Snapshot,
         q: &Query<'_>,
         src: IpAddr,
         out: &mut Vec<u8>,
-    ) -> Option<Observed> {
+    ) -> Result<Observed, Option<(u32, u32)>> {
         if q.qclass != class::IN || q.qtype == rtype::OPT || (128..=255).contains(&q.qtype) {
-            return None;
+            return Err(None);
         }
         if q.edns.is_some_and(|e| e.version != 0) {
-            return None;
+            return Err(None);
         }
         let qname = q.qname();
         let (answers, shift) = match self.names.get(qname) {
             Some(e) => {
                 if e.steered && matches!(q.qtype, rtype::A | rtype::AAAA | rtype::CNAME) {
-                    return None;
+                    return Err(e.policy);
                 }
                 (&e.exact, 0)
             }
@@ -176,12 +197,13 @@ impl FastTable {
                 // The closest encloser: the longest suffix that exists.
                 let (o, e) = name::label_offsets(qname)
                     .skip(1)
-                    .find_map(|o| self.names.get(&qname[o..]).map(|e| (o, e)))?;
+                    .find_map(|o| self.names.get(&qname[o..]).map(|e| (o, e)))
+                    .ok_or(None)?;
                 // The answer was built for a first label of two bytes.
-                (e.below.as_ref()?, o - 2)
+                (e.below.as_ref().ok_or(None)?, o - 2)
             }
         };
-        let body = answers.get(q.qtype)?;
+        let body = answers.get(q.qtype).ok_or(None)?;
 
         let limit = super::answer::size_limit(q.edns.as_ref(), snap.udp_payload, false);
         let ecs = q
@@ -199,7 +221,7 @@ impl FastTable {
         let body_at = HEADER_LEN + q.question.len();
         if body_at + body.bytes.len() + opt_len > limit || body_at + body.bytes.len() > 0x3fff {
             // Truncation is the general path's business.
-            return None;
+            return Err(None);
         }
 
         let mut flags = 0x8000 | body.flags;
@@ -231,17 +253,12 @@ impl FastTable {
         }
 
         let rcode = body.rcode();
-        Some(Observed {
+        Ok(Observed {
             sent: true,
             zone_slot: body.zone_slot,
             qtype: q.qtype,
             rcode,
             question_len: q.question.len() as u16,
-            answer_key: match rcode {
-                0 => rrl::hash_bytes(qname, u64::from(q.qtype)),
-                3 => rrl::mix(u64::from(body.zone_slot.unwrap_or(u16::MAX)) | 3 << 32),
-                r => rrl::mix(u64::from(r) | 7 << 32),
-            },
             ..Observed::default()
         })
     }
@@ -254,7 +271,7 @@ struct Builder<'s> {
 }
 
 impl Builder<'_> {
-    fn entry(&mut self, zone: &Zone, key: &[u8], node: &crate::zone::Node) -> Entry {
+    fn entry(&mut self, zi: usize, zone: &Zone, key: &[u8], node: &crate::zone::Node) -> Entry {
         let steered = node.steer.is_some();
         let has_cname = node.get(rtype::CNAME).is_some();
         let mut exact = Answers::default();
@@ -277,10 +294,22 @@ impl Builder<'_> {
         if !has_cname {
             exact.other = self.other(node, key, 0);
         }
+        // The general path's lookup must come to this name's policy for A (no cut
+        // above it): then the decision can start from the policy.
+        let policy = node.steer.filter(|&i| {
+            let a = zone.lookup(key, rtype::A, false);
+            matches!(a.steer, Some((p, crate::zone::Owner::Query)) if std::ptr::eq(p, &zone.steered[i as usize]))
+                && a.answer.is_empty()
+                && a.authority.is_empty()
+                && a.additional.is_empty()
+                && a.rcode.is_none()
+                && a.authoritative
+        });
         Entry {
             exact,
             below: self.below(zone, key),
             steered,
+            policy: policy.map(|i| (zi as u32, i)),
         }
     }
 

@@ -5,8 +5,8 @@
 use std::net::IpAddr;
 
 use super::answer::{size_limit, write_response, HeaderOut, OptOut};
+use super::fast::Fast;
 use super::query::{self, ClientSubnet, Query, Reject};
-use super::rrl;
 use crate::metrics::Observed;
 use crate::policy::{
     self, Client, Endpoint, HealthView, NamePolicy, NoTrace, Outcome, Recorder, Trace,
@@ -33,9 +33,14 @@ pub fn handle(
     let tcp = transport == Transport::Tcp;
     match query::parse(pkt) {
         Ok(q) => {
+            let mut hint = None;
             if !tcp {
-                if let Some(o) = snap.fast.as_ref().and_then(|f| f.answer(snap, &q, src, out)) {
-                    return o;
+                if let Some(f) = &snap.fast {
+                    match f.answer(snap, &q, src, out) {
+                        Fast::Done(o) => return o,
+                        Fast::Steer(z, p) => hint = Some((z, p)),
+                        Fast::No => {}
+                    }
                 }
             }
             let mut o = Observed {
@@ -43,7 +48,7 @@ pub fn handle(
                 qtype: q.qtype,
                 ..Observed::default()
             };
-            answer_query(snap, &q, src, tcp, out, &mut o);
+            answer_query(snap, &q, src, tcp, out, &mut o, hint);
             if out.len() >= 4 {
                 o.truncated = out[2] & 0x02 != 0;
                 o.rcode = (out[3] & 0x0f) as u16;
@@ -52,13 +57,6 @@ pub fn handle(
                 }
             }
             o.question_len = q.question.len() as u16;
-            // "The same answer" for rate limiting: every NXDOMAIN of a zone is one
-            // answer (random names must not escape the limit); errors by rcode.
-            o.answer_key = match o.rcode {
-                0 => rrl::hash_bytes(q.qname(), u64::from(q.qtype)),
-                3 => rrl::mix(u64::from(o.zone_slot.unwrap_or(u16::MAX)) | 3 << 32),
-                r => rrl::mix(u64::from(r) | 7 << 32),
-            };
             o
         }
         Err(Reject::Drop) => Observed::default(),
@@ -90,7 +88,6 @@ pub fn handle(
                 sent: true,
                 rcode: rcode as u16,
                 question_len: question.map(|q| q.len() as u16).unwrap_or(0),
-                answer_key: rrl::mix(rcode as u64 | 7 << 32),
                 ..Observed::default()
             }
         }
@@ -121,6 +118,8 @@ pub fn client_of(snap: &Snapshot, ecs: Option<&ClientSubnet>, src: IpAddr) -> Cl
     }
 }
 
+/// `steered`: the (zone, name policy) the fast path found for the query name, for a
+/// steered A, AAAA or CNAME; the lookup would come to the same.
 fn answer_query(
     snap: &Snapshot,
     q: &Query<'_>,
@@ -128,6 +127,7 @@ fn answer_query(
     tcp: bool,
     out: &mut Vec<u8>,
     obs: &mut Observed,
+    steered: Option<(u32, u32)>,
 ) {
     let mut header = HeaderOut {
         id: q.id,
@@ -194,16 +194,32 @@ fn answer_query(
     let explain_rrset: RRset;
     let answer: Answer<'_> = match q.qclass {
         class::IN | class::ANY => {
-            let Some((zone, parent)) = snap.zones.find_with_parent(q.qname()) else {
-                return refuse(out, &mut header, opt.as_ref(), Rcode::Refused);
-            };
-            // DS lives on the parent side of a cut (RFC 4035 §3.1.4.1).
-            let zone = match parent {
-                Some(p) if q.qtype == rtype::DS && zone.origin.wire() == q.qname() => p,
-                _ => zone,
+            let found = steered.and_then(|(z, p)| {
+                let zone = snap.zones.zones().get(z as usize)?;
+                Some((zone, zone.steered.get(p as usize)?))
+            });
+            let (zone, mut a) = match found {
+                Some((zone, p)) => (
+                    zone,
+                    Answer {
+                        authoritative: true,
+                        steer: Some((p, Owner::Query)),
+                        ..Answer::default()
+                    },
+                ),
+                None => {
+                    let Some((zone, parent)) = snap.zones.find_with_parent(q.qname()) else {
+                        return refuse(out, &mut header, opt.as_ref(), Rcode::Refused);
+                    };
+                    // DS lives on the parent side of a cut (RFC 4035 §3.1.4.1).
+                    let zone = match parent {
+                        Some(p) if q.qtype == rtype::DS && zone.origin.wire() == q.qname() => p,
+                        _ => zone,
+                    };
+                    (zone, zone.lookup(q.qname(), q.qtype, tcp))
+                }
             };
             obs.zone_slot = Some(zone.metrics_slot);
-            let mut a = zone.lookup(q.qname(), q.qtype, tcp);
             if let Some((p, owner)) = a.steer {
                 let client = client_of(snap, ecs.as_ref(), src);
                 let health = &snap.health;

@@ -91,10 +91,11 @@ impl Rrl {
 
     /// Decides for one response to `client` whose answer hashes to `answer`, at
     /// `now_secs` (seconds on any monotonic clock).
-    pub fn check(&self, client: IpAddr, answer: u64, now_secs: u64) -> Verdict {
+    pub fn check(&self, client: IpAddr, answer: impl FnOnce() -> u64, now_secs: u64) -> Verdict {
         if self.cfg.rate == 0 || self.exempt.lookup(client).is_some() {
             return Verdict::Send;
         }
+        let answer = answer();
         let key = mix(prefix_of(client, self.cfg.ipv4_prefix, self.cfg.ipv6_prefix) ^ answer);
         let idx = (key as usize) & self.mask;
         let tag = (key >> 48) & 0xffff;
@@ -162,14 +163,24 @@ pub fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Hash of bytes for answer keys (FNV-1a, then mixed).
-pub fn hash_bytes(b: &[u8], seed: u64) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed;
-    for &x in b {
-        h ^= x as u64;
-        h = h.wrapping_mul(0x100_0000_01b3);
+/// "The same answer" for rate limiting, from what a query did and its question
+/// section (as the client wrote it): every NXDOMAIN of a zone is one answer (random
+/// names must not escape the limit); other errors by rcode; a NOERROR answer by
+/// name (any letter case) and type. Computed only for clients that are limited.
+pub fn answer_key(o: &crate::metrics::Observed, question: &[u8]) -> u64 {
+    match o.rcode {
+        0 => {
+            let name = &question[..question.len().saturating_sub(4)];
+            let mut h = 0xcbf2_9ce4_8422_2325u64 ^ u64::from(o.qtype);
+            for &x in name {
+                h ^= x.to_ascii_lowercase() as u64;
+                h = h.wrapping_mul(0x100_0000_01b3);
+            }
+            mix(h)
+        }
+        3 => mix(u64::from(o.zone_slot.unwrap_or(u16::MAX)) | 3 << 32),
+        r => mix(u64::from(r) | 7 << 32),
     }
-    mix(h)
 }
 
 /// Rewrites a response into its truncated form: header and question only, TC set.
@@ -202,7 +213,7 @@ mod tests {
     fn limits_per_second_with_slip() {
         let r = rrl(5, 2);
         let c: IpAddr = "198.51.100.7".parse().unwrap();
-        let verdicts: Vec<Verdict> = (0..11).map(|_| r.check(c, 42, 1000)).collect();
+        let verdicts: Vec<Verdict> = (0..11).map(|_| r.check(c, || 42, 1000)).collect();
         assert!(verdicts[..5].iter().all(|v| *v == Verdict::Send));
         // Over the rate: drop, slip, drop, slip, ...
         assert_eq!(
@@ -217,7 +228,7 @@ mod tests {
             ]
         );
         // The next second starts over.
-        assert_eq!(r.check(c, 42, 1001), Verdict::Send);
+        assert_eq!(r.check(c, || 42, 1001), Verdict::Send);
     }
 
     #[test]
@@ -226,12 +237,19 @@ mod tests {
         let a: IpAddr = "198.51.100.7".parse().unwrap();
         let b: IpAddr = "198.51.100.200".parse().unwrap();
         for _ in 0..3 {
-            assert_eq!(r.check(a, 1, 5), Verdict::Send);
+            assert_eq!(r.check(a, || 1, 5), Verdict::Send);
         }
-        assert_eq!(r.check(b, 1, 5), Verdict::Drop, "same /24 shares the limit");
-        assert_eq!(r.check("203.0.113.1".parse().unwrap(), 1, 5), Verdict::Send);
         assert_eq!(
-            r.check(a, 2, 5),
+            r.check(b, || 1, 5),
+            Verdict::Drop,
+            "same /24 shares the limit"
+        );
+        assert_eq!(
+            r.check("203.0.113.1".parse().unwrap(), || 1, 5),
+            Verdict::Send
+        );
+        assert_eq!(
+            r.check(a, || 2, 5),
             Verdict::Send,
             "another answer has its own"
         );
@@ -242,12 +260,12 @@ mod tests {
         let r = rrl(1, 0);
         let c: IpAddr = "10.9.1.1".parse().unwrap();
         for _ in 0..10 {
-            assert_eq!(r.check(c, 1, 5), Verdict::Send);
+            assert_eq!(r.check(c, || 1, 5), Verdict::Send);
         }
         let off = rrl(0, 0);
         for _ in 0..10 {
             assert_eq!(
-                off.check("198.51.100.1".parse().unwrap(), 1, 5),
+                off.check("198.51.100.1".parse().unwrap(), || 1, 5),
                 Verdict::Send
             );
         }

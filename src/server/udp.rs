@@ -55,15 +55,18 @@ impl Worker {
         if self.qlog.wants(now) {
             self.qlog.log(current, pkt, client, "udp", &o);
         }
-        o.sent && self.limit(&o, client, now, out)
+        o.sent && self.limit(&o, pkt, client, now, out)
     }
 
     /// Applies rate limiting to a response about to go out. Returns false to drop it.
-    fn limit(&self, o: &Observed, client: IpAddr, now: u64, out: &mut Vec<u8>) -> bool {
+    fn limit(&self, o: &Observed, pkt: &[u8], client: IpAddr, now: u64, out: &mut Vec<u8>) -> bool {
         if !self.rrl.enabled() {
             return true;
         }
-        match self.rrl.check(client, o.answer_key, now) {
+        let question = pkt
+            .get(12..12 + o.question_len as usize)
+            .unwrap_or_default();
+        match self.rrl.check(client, || rrl::answer_key(o, question), now) {
             Verdict::Send => true,
             Verdict::Drop => {
                 self.counters.rrl(false);

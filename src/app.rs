@@ -110,7 +110,7 @@ pub fn load_geo(
     let mut geo = ClientLocator::new(db);
     let mut errors = Vec::new();
     for (net, loc) in &cfg.geo.overrides {
-        if let Err(e) = geo.add_override(*net, loc.clone()) {
+        if let Err(e) = geo.add_override(*net, *loc) {
             errors.push(ConfigError::new(
                 Path::new("geo.override"),
                 0,

@@ -36,7 +36,7 @@ impl ClientLocator {
     /// no fields set.
     pub fn locate(&self, ip: IpAddr) -> Location {
         if let Some((loc, p)) = self.overrides.lookup(ip) {
-            let mut l = loc.clone();
+            let mut l = *loc;
             l.prefix_len = self.overrides.narrowest_overlap(ip, p);
             return l;
         }

@@ -27,6 +27,7 @@ SIGNPOST=${SIGNPOST:-$REPO/target/release/signpost}
 DURATION=${DURATION:-10}          # seconds per throughput run (dnsperf -l)
 RUNS=${RUNS:-3}                   # throughput runs per server (round-robin)
 MIX=${MIX:-static}                # static | geo (per-query EDNS Client Subnet)
+ZONE=${ZONE:-$DATA/bench.example.zone}   # the zone every server loads (origin bench.example.)
 DNSPERF_OPTS=${DNSPERF_OPTS:--c 4 -T 2 -q 200}   # load shape, throughput runs
 LAT_QPS=${LAT_QPS:-10000}         # fixed rate for the latency run (dnsperf -Q)
 LAT_DURATION=${LAT_DURATION:-5}   # seconds of the latency run; 0 skips it
@@ -158,11 +159,11 @@ start_server() {
     case $name in
         signpost)
             mkdir -p "$dir/zones"
-            cp "$DATA/bench.example.zone" "$dir/zones/bench.example.zone"
+            cp "$ZONE" "$dir/zones/bench.example.zone"
             cmd=("$SIGNPOST" serve --zones "$dir/zones" --listen "127.0.0.1:$port")
             ;;
         nsd)
-            cp "$DATA/bench.example.zone" "$dir/"
+            cp "$ZONE" "$dir/"
             cat >"$dir/nsd.conf" <<EOF
 server:
     ip-address: 127.0.0.1@$port
@@ -189,7 +190,7 @@ EOF
             ;;
         knot)
             mkdir -p "$dir/run" "$dir/storage" "$dir/zones"
-            cp "$DATA/bench.example.zone" "$dir/zones/"
+            cp "$ZONE" "$dir/zones/"
             cat >"$dir/knot.conf" <<EOF
 server:
     rundir: "$dir/run"
@@ -216,7 +217,7 @@ EOF
             ;;
         gdnsd)
             mkdir -p "$dir/zones" "$dir/run" "$dir/state"
-            cp "$DATA/bench.example.zone" "$dir/zones/bench.example"
+            cp "$ZONE" "$dir/zones/bench.example"
             cat >"$dir/config" <<EOF
 options => {
     listen => [ 127.0.0.1:$port ]
@@ -300,10 +301,13 @@ for s in "${SERVER_LIST[@]}"; do
     start_server "$s" "$port"
     port=$((port + 1))
 done
+[ -f "$ZONE" ] || die "ZONE=$ZONE is not a file"
+declare -A RSS=()
 for s in "${SERVER_LIST[@]}"; do
     wait_ready "$s"
     verify "$s"
-    log "$s ready, answers verified ($EXPECT)"
+    RSS[$s]=$(rss_mib "${PID[$s]}")
+    log "$s ready, answers verified ($EXPECT), resident ${RSS[$s]} MiB"
 done
 
 # ---- measurements ------------------------------------------------------------
@@ -427,18 +431,22 @@ printf -- '- versions:'
 for s in "${SERVER_LIST[@]}"; do printf ' %s %s;' "$s" "$(version_of "$s")"; done
 echo
 echo
-echo "| server | queries/s median (min–max) | CPU µs/query median (min–max) | CPU/query ÷ NSD | CPU/query ÷ gdnsd | server CPU % | other use of a CPU % (max) | lost | response bytes (avg) | latency p50 / p99 / p99.9 µs @ ${LAT_QPS} q/s | CPU µs/query @ ${LAT_QPS} q/s |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "- zone: $(basename "$ZONE"), $(grep -cvE '^[[:space:]]*(;|\$|$)' "$ZONE") record lines"
+echo
+echo "| server | resident MiB | queries/s median (min–max) | CPU µs/query median (min–max) | CPU/query ÷ NSD | CPU/query ÷ gdnsd | server CPU % | other use of a CPU % (max) | lost | response bytes (avg) | latency p50 / p99 / p99.9 µs @ ${LAT_QPS} q/s | CPU µs/query @ ${LAT_QPS} q/s |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 while IFS=$'\t' read -r s qm qlo qhi um ulo uhi cm lost resp other; do
     lat=$(awk -F'\t' -v s="$s" '$1 == s {printf "%s / %s / %s | %s", $2, $3, $4, $5}' "$LATENCY")
     [ -n "$lat" ] || lat="- | -"
     awk -v s="$s" -v qm="$qm" -v qlo="$qlo" -v qhi="$qhi" -v um="$um" -v ulo="$ulo" -v uhi="$uhi" \
-        -v cm="$cm" -v lost="$lost" -v resp="$resp" -v other="$other" -v lat="$lat" -v nsd="$NSD_US" -v gd="$GDNSD_US" 'BEGIN {
+        -v cm="$cm" -v lost="$lost" -v resp="$resp" -v other="$other" -v lat="$lat" -v nsd="$NSD_US" -v gd="$GDNSD_US" -v rss="${RSS[$s]}" 'BEGIN {
         rn = (nsd != "" && nsd > 0) ? sprintf("%.2f", um / nsd) : "-"
         rg = (gd != "" && gd > 0) ? sprintf("%.2f", um / gd) : "-"
-        printf "| %s | %.0f (%.0f–%.0f) | %.2f (%.2f–%.2f) | %s | %s | %.0f | %s | %d | %s | %s |\n",
-            s, qm, qlo, qhi, um, ulo, uhi, rn, rg, cm, other, lost, resp, lat }'
+        printf "| %s | %s | %.0f (%.0f–%.0f) | %.2f (%.2f–%.2f) | %s | %s | %.0f | %s | %d | %s | %s |\n",
+            s, rss, qm, qlo, qhi, um, ulo, uhi, rn, rg, cm, other, lost, resp, lat }'
 done <"$SUMMARY"
 echo
+if [ -n "${RSS[signpost]:-}" ] && [ -n "$GDNSD_US" ]; then per_run_vs_gdnsd "$RESULTS"; echo; fi
+echo "Resident MiB: VmRSS summed over the server's processes, after loading the zone and answering the check pass."
 echo "CPU µs/query: utime+stime of all the server's processes and threads over the dnsperf run, divided by the queries completed."
 echo "Server CPU % well under 100: dnsperf's one CPU, not the server, bounded queries/s. Other use of a CPU: the most that anything but the server (on its CPU) or dnsperf (on its CPU) took of one, over all runs; above a few % the numbers are disturbed."

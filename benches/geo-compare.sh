@@ -444,5 +444,6 @@ cat "$DIG_TABLE"
 echo
 sed 's/^/- /' "$WORK/check-answers.out"
 echo
+if [[ " ${SERVER_LIST[*]} " == *" signpost "* && " ${SERVER_LIST[*]} " == *" gdnsd "* ]]; then per_run_vs_gdnsd "$RESULTS"; echo; fi
 echo "CPU µs/query: utime+stime of all the server's processes and threads over the dnsperf run, divided by the queries completed."
 echo "Server CPU % well under 100: dnsperf's one CPU, not the server, bounded queries/s. Other use of a CPU: the most that anything but the server (on its CPU) or dnsperf (on its CPU) took of one; above a few % the numbers are disturbed."

@@ -70,3 +70,24 @@ stat_of() { # FILE LABEL FIELD: a number from dnsperf's statistics
 
 # median, min and max of the numbers on standard input
 median_min_max() { sort -g | awk '{v[NR] = $1} END {m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m, v[1], v[NR]}'; }
+
+# resident memory (VmRSS) of a server's whole process tree, in MiB
+rss_mib() {
+    local total=0 p kb
+    while read -r p; do
+        kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null) || continue
+        total=$((total + ${kb:-0}))
+    done < <(tree_pids "$1")
+    awk -v k="$total" 'BEGIN {printf "%.1f", k / 1024}'
+}
+
+# the fast path's target, per run: signpost's CPU/query over gdnsd's in the same
+# run, from a results.tsv (server run qps completed lost runtime ticks ...)
+per_run_vs_gdnsd() {
+    awk -F'\t' -v hz="$CLK_TCK" '
+        $1 == "signpost" || $1 == "gdnsd" { us[$1, $2] = $7 * 1e6 / hz / $4; runs[$2] = 1 }
+        END { n = 0; k = 0; line = ""
+              for (r = 1; r in runs; r++) { n++; x = us["signpost", r] / us["gdnsd", r]; if (x <= 1) k++
+                                            line = line sprintf(" run %d: %.3f;", r, x) }
+              printf "signpost ÷ gdnsd CPU/query per run:%s at or below gdnsd in %d of %d runs\n", line, k, n }' "$1"
+}

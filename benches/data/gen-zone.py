@@ -16,10 +16,15 @@ Outputs (next to this script):
                       compare.sh checks every server against it.
 
 Usage: python3 benches/data/gen-zone.py
+       python3 benches/data/gen-zone.py --bulk N OUT
+         writes only the zone, with N more A records (bulk0000000 ..) that no
+         query names, to OUT: the large zone of the memory figures
+         (compare.sh ZONE=OUT); the query mixes answer the same on it.
 """
 import ipaddress
 import os
 import random
+import sys
 
 ORIGIN = "bench.example."
 HOSTS = 1000          # host0000 .. host0999: A each, AAAA unless i % 5 == 0
@@ -164,7 +169,17 @@ def geo(rng):
     return "\n".join(lines) + "\n", f"NOERROR={len(lines)}\n"
 
 
+def bulk(n):
+    return "".join(f"bulk{i:07d}\tIN\tA\t10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}\n" for i in range(n))
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--bulk":
+        with open(sys.argv[3], "w") as f:
+            f.write(zone() + bulk(int(sys.argv[2])))
+        return
+    if len(sys.argv) != 1:
+        sys.exit("usage: gen-zone.py [--bulk N OUT]")
     rng = random.Random(20240101)
     with open(os.path.join(HERE, "bench.example.zone"), "w") as f:
         f.write(zone())

@@ -163,7 +163,7 @@ start_server() {
             cmd=("$SIGNPOST" serve --zones "$dir/zones" --listen "127.0.0.1:$port")
             ;;
         nsd)
-            cp "$ZONE" "$dir/"
+            cp "$ZONE" "$dir/bench.example.zone"
             cat >"$dir/nsd.conf" <<EOF
 server:
     ip-address: 127.0.0.1@$port
@@ -190,7 +190,7 @@ EOF
             ;;
         knot)
             mkdir -p "$dir/run" "$dir/storage" "$dir/zones"
-            cp "$ZONE" "$dir/zones/"
+            cp "$ZONE" "$dir/zones/bench.example.zone"
             cat >"$dir/knot.conf" <<EOF
 server:
     rundir: "$dir/run"

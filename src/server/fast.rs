@@ -232,13 +232,14 @@ impl FastTable {
             flags |= 0x0010;
         }
         let arcount = body.counts[2] + u16::from(opt.is_some());
+        let [id0, id1] = q.id.to_be_bytes();
+        let [f0, f1] = flags.to_be_bytes();
+        let [an0, an1] = body.counts[0].to_be_bytes();
+        let [ns0, ns1] = body.counts[1].to_be_bytes();
+        let [ar0, ar1] = arcount.to_be_bytes();
         out.clear();
-        out.extend_from_slice(&q.id.to_be_bytes());
-        out.extend_from_slice(&flags.to_be_bytes());
-        out.extend_from_slice(&1u16.to_be_bytes());
-        out.extend_from_slice(&body.counts[0].to_be_bytes());
-        out.extend_from_slice(&body.counts[1].to_be_bytes());
-        out.extend_from_slice(&arcount.to_be_bytes());
+        // The header in one copy.
+        out.extend_from_slice(&[id0, id1, f0, f1, 0, 1, an0, an1, ns0, ns1, ar0, ar1]);
         out.extend_from_slice(q.question);
         out.extend_from_slice(&body.bytes);
         if shift > 0 {

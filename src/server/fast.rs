@@ -112,9 +112,6 @@ impl Entry {
 #[derive(Debug, Default)]
 pub struct FastTable {
     names: FxHashMap<Box<[u8]>, Entry>,
-    /// Distinct bodies (many names share a NODATA or NXDOMAIN body).
-    bodies: usize,
-    bytes: usize,
 }
 
 impl FastTable {
@@ -122,30 +119,23 @@ impl FastTable {
     pub fn build(snap: &Snapshot) -> FastTable {
         let mut b = Builder {
             snap,
-            interned: FxHashMap::default(),
-            bytes: 0,
+            interned: FxHashSet::default(),
         };
         let mut names = FxHashMap::default();
-        // Names that more than one zone holds: the general path sorts them out.
-        let mut shared: FxHashSet<&[u8]> = FxHashSet::default();
         for (zi, zone) in snap.zones.zones().iter().enumerate() {
             for (n, node) in &zone.nodes {
                 let key = n.wire();
                 let deepest = snap.zones.find(key).is_some_and(|z| std::ptr::eq(z, zone));
-                if !deepest || shared.contains(key) || names.contains_key(key) {
-                    // A name no prebuilt answer stands for, nor for the names below it.
-                    shared.insert(key);
+                // A name more than one zone holds, or one a deeper zone answers for:
+                // no prebuilt answer stands for it, nor for the names below it.
+                if !deepest || names.contains_key(key) {
                     names.insert(key.into(), Entry::general());
                     continue;
                 }
                 names.insert(key.into(), b.entry(zi, zone, key, node));
             }
         }
-        FastTable {
-            names,
-            bodies: b.interned.len(),
-            bytes: b.bytes,
-        }
+        FastTable { names }
     }
 
     /// Names with prebuilt answers.
@@ -155,11 +145,6 @@ impl FastTable {
 
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
-    }
-
-    /// Distinct prebuilt bodies and their bytes.
-    pub fn bodies(&self) -> (usize, usize) {
-        (self.bodies, self.bytes)
     }
 
     /// Answers `q` (arrived over UDP from `src`) into `out` from the prebuilt answers,
@@ -206,17 +191,7 @@ impl FastTable {
         let body = answers.get(q.qtype).ok_or(None)?;
 
         let limit = super::answer::size_limit(q.edns.as_ref(), snap.udp_payload, false);
-        let ecs = q
-            .edns
-            .and_then(|e| e.client_subnet)
-            .filter(|_| snap.ecs_from.lookup(src).is_some());
-        let opt = q.edns.map(|e| OptOut {
-            payload: snap.udp_payload,
-            dnssec_ok: e.dnssec_ok,
-            nsid: if e.nsid { snap.nsid.as_deref() } else { None },
-            client_subnet: ecs.map(|cs| (cs, 0)),
-            ext_rcode: 0,
-        });
+        let (_, opt) = super::handler::edns_out(snap, q, src);
         let opt_len = opt.as_ref().map_or(0, OptOut::wire_len);
         let body_at = HEADER_LEN + q.question.len();
         if body_at + body.bytes.len() + opt_len > limit || body_at + body.bytes.len() > 0x3fff {
@@ -267,8 +242,8 @@ impl FastTable {
 
 struct Builder<'s> {
     snap: &'s Snapshot,
-    interned: FxHashMap<Arc<Body>, ()>,
-    bytes: usize,
+    /// Distinct bodies (many names share a NODATA or NXDOMAIN body).
+    interned: FxHashSet<Arc<Body>>,
 }
 
 impl Builder<'_> {
@@ -400,12 +375,11 @@ impl Builder<'_> {
             relocs,
             zone_slot: o.zone_slot,
         };
-        if let Some((b, _)) = self.interned.get_key_value(&body) {
+        if let Some(b) = self.interned.get(&body) {
             return Some(b.clone());
         }
-        self.bytes += body.bytes.len();
         let b = Arc::new(body);
-        self.interned.insert(b.clone(), ());
+        self.interned.insert(b.clone());
         Some(b)
     }
 }

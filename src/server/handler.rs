@@ -118,6 +118,29 @@ pub fn client_of(snap: &Snapshot, ecs: Option<&ClientSubnet>, src: IpAddr) -> Cl
     }
 }
 
+/// The query's ECS if it comes from a resolver we believe (RFC 7871 §7.2.1: other
+/// ECS is ignored and not echoed), and the OPT record of the response: our payload,
+/// DO copied, NSID if asked, ECS echoed with scope 0 (static answers hold for every
+/// client; steering narrows it later).
+pub(super) fn edns_out<'s>(
+    snap: &'s Snapshot,
+    q: &Query<'_>,
+    src: IpAddr,
+) -> (Option<ClientSubnet>, Option<OptOut<'s>>) {
+    let ecs = q
+        .edns
+        .and_then(|e| e.client_subnet)
+        .filter(|_| snap.ecs_from.lookup(src).is_some());
+    let opt = q.edns.map(|e| OptOut {
+        payload: snap.udp_payload,
+        dnssec_ok: e.dnssec_ok,
+        nsid: if e.nsid { snap.nsid.as_deref() } else { None },
+        client_subnet: ecs.map(|cs| (cs, 0)),
+        ext_rcode: 0,
+    });
+    (ecs, opt)
+}
+
 /// `steered`: the (zone, name policy) the fast path found for the query name, for a
 /// steered A, AAAA or CNAME; the lookup would come to the same.
 fn answer_query(
@@ -139,18 +162,7 @@ fn answer_query(
     };
     let limit = size_limit(q.edns.as_ref(), snap.udp_payload, tcp);
     // ECS from a resolver we do not believe is ignored and not echoed (RFC 7871 §7.2.1).
-    let ecs = q
-        .edns
-        .and_then(|e| e.client_subnet)
-        .filter(|_| snap.ecs_from.lookup(src).is_some());
-    let mut opt = q.edns.map(|e| OptOut {
-        payload: snap.udp_payload,
-        dnssec_ok: e.dnssec_ok,
-        nsid: if e.nsid { snap.nsid.as_deref() } else { None },
-        // Static answers hold for every client: scope 0 (RFC 7871 §7.2.1).
-        client_subnet: ecs.map(|cs| (cs, 0)),
-        ext_rcode: 0,
-    });
+    let (ecs, mut opt) = edns_out(snap, q, src);
 
     // RFC 6891 §6.1.3: a version we do not speak gets BADVERS (16) and our version.
     if let Some(e) = &q.edns {

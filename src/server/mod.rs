@@ -108,6 +108,19 @@ fn udp_socket(domain: Domain, addr: SocketAddr) -> io::Result<UdpSocket> {
     // A deep receive queue absorbs bursts while a core is busy.
     let _ = s.set_recv_buffer_size(4 << 20);
     let _ = s.set_send_buffer_size(4 << 20);
+    // Path MTU discovery off, DF clear (IP_PMTUDISC_OMIT, as BIND and gdnsd set it):
+    // a forged ICMP "fragmentation needed" cannot shrink the responses or make them
+    // fragment, and the kernel skips per-destination MTU lookups on every send.
+    // Responses stay within the EDNS payload size, so they fit common paths anyway.
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::net::sockopt;
+        let _ = if addr.is_ipv4() {
+            sockopt::set_ip_mtu_discover(&s, sockopt::Ipv4PathMtuDiscovery::OMIT)
+        } else {
+            sockopt::set_ipv6_mtu_discover(&s, sockopt::Ipv6PathMtuDiscovery::OMIT)
+        };
+    }
     s.bind(&addr.into())?;
     // Readers wake up this often to notice shutdown.
     s.set_read_timeout(Some(Duration::from_millis(200)))?;

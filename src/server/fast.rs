@@ -51,12 +51,6 @@ struct Body {
     zone_slot: Option<u16>,
 }
 
-impl Body {
-    fn rcode(&self) -> u16 {
-        self.flags & 0x0f
-    }
-}
-
 /// The answers for one name (or for the names that do not exist below one).
 #[derive(Debug, Default)]
 struct Answers {
@@ -64,18 +58,6 @@ struct Answers {
     types: SmallVec<[(u16, Arc<Body>); 2]>,
     /// For every other type but DS, when they all get the same answer.
     other: Option<Arc<Body>>,
-}
-
-impl Answers {
-    fn get(&self, qtype: u16) -> Option<&Body> {
-        if let Some((_, b)) = self.types.iter().find(|(t, _)| *t == qtype) {
-            return Some(b);
-        }
-        if qtype == rtype::DS {
-            return None;
-        }
-        self.other.as_deref()
-    }
 }
 
 #[derive(Debug, Default)]
@@ -108,10 +90,80 @@ impl Entry {
     }
 }
 
-/// Prebuilt answers of a snapshot, by lower-cased query name.
+/// Prebuilt answers of a snapshot, by lower-cased query name, laid out for few
+/// cache misses per query: a dense open-addressing index of (hash tag, entry), the
+/// entries in one vector, and every key and body in one byte arena, a name's own
+/// bodies right after its key.
 #[derive(Debug, Default)]
 pub struct FastTable {
-    names: FxHashMap<Box<[u8]>, Entry>,
+    /// Power-of-two length, at most half full.
+    slots: Box<[Slot]>,
+    entries: Vec<Flat>,
+    /// Answers for names below an entry that do not exist.
+    belows: Vec<FlatAnswers>,
+    /// Keys, and bodies in the layout of [`FastTable::body`].
+    arena: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// The hash's upper half.
+    tag: u32,
+    /// Index into `entries`; `NONE` for an empty slot.
+    entry: u32,
+}
+
+const NONE: u32 = u32::MAX;
+
+/// An entry of the table: see [`Entry`].
+#[derive(Debug)]
+struct Flat {
+    key: u32,
+    key_len: u8,
+    steered: bool,
+    exact: FlatAnswers,
+    /// Index into `belows`, or `NONE`.
+    below: u32,
+    policy: Option<(u32, u32)>,
+}
+
+/// [`Answers`] with bodies as arena offsets (`NONE`: no body).
+#[derive(Debug)]
+struct FlatAnswers {
+    types: SmallVec<[(u16, u32); 2]>,
+    other: u32,
+}
+
+impl FlatAnswers {
+    fn get(&self, qtype: u16) -> Option<u32> {
+        if let Some(&(_, b)) = self.types.iter().find(|(t, _)| *t == qtype) {
+            return Some(b);
+        }
+        (qtype != rtype::DS && self.other != NONE).then_some(self.other)
+    }
+}
+
+/// A body read from the arena.
+struct BodyView<'a> {
+    flags: u16,
+    counts: [u16; 3],
+    zone_slot: Option<u16>,
+    relocs: &'a [u8],
+    bytes: &'a [u8],
+}
+
+/// Arena layout of a body, in big-endian u16s: flags, ANCOUNT, NSCOUNT, ARCOUNT,
+/// zone slot, length of the bytes, number of relocations; then the relocations, then
+/// the bytes. Flag bit 0x8000 (QR, set on every response anyway) says a zone slot is
+/// there.
+const BODY_HEADER: usize = 14;
+const HAS_ZONE: u16 = 0x8000;
+
+fn hash(name: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(name);
+    h.finish()
 }
 
 impl FastTable {
@@ -135,16 +187,149 @@ impl FastTable {
                 names.insert(key.into(), b.entry(zi, zone, key, node));
             }
         }
-        FastTable { names }
+        Self::pack(names).unwrap_or_default()
+    }
+
+    /// Lays the built entries out flat; `None` if the arena outgrows 32-bit offsets
+    /// (then every query takes the general path).
+    fn pack(names: FxHashMap<Box<[u8]>, Entry>) -> Option<FastTable> {
+        let mut t = FastTable::default();
+        let mut placed: FxHashMap<*const Body, u32> = FxHashMap::default();
+        let mut keyed = Vec::with_capacity(names.len());
+        for (key, e) in &names {
+            let at = u32::try_from(t.arena.len()).ok()?;
+            t.arena.extend_from_slice(key);
+            let exact = t.pack_answers(&e.exact, &mut placed)?;
+            let below = match &e.below {
+                Some(a) => {
+                    let packed = t.pack_answers(a, &mut placed)?;
+                    t.belows.push(packed);
+                    (t.belows.len() - 1) as u32
+                }
+                None => NONE,
+            };
+            keyed.push(hash(key));
+            t.entries.push(Flat {
+                key: at,
+                key_len: u8::try_from(key.len()).ok()?,
+                steered: e.steered,
+                exact,
+                below,
+                policy: e.policy,
+            });
+        }
+        u32::try_from(t.arena.len()).ok()?;
+        let size = (t.entries.len() * 2).next_power_of_two().max(16);
+        t.slots = vec![
+            Slot {
+                tag: 0,
+                entry: NONE
+            };
+            size
+        ]
+        .into_boxed_slice();
+        let mask = size - 1;
+        for (i, h) in keyed.into_iter().enumerate() {
+            let mut at = h as usize & mask;
+            while t.slots[at].entry != NONE {
+                at = (at + 1) & mask;
+            }
+            t.slots[at] = Slot {
+                tag: (h >> 32) as u32,
+                entry: i as u32,
+            };
+        }
+        Some(t)
+    }
+
+    fn pack_answers(
+        &mut self,
+        a: &Answers,
+        placed: &mut FxHashMap<*const Body, u32>,
+    ) -> Option<FlatAnswers> {
+        let mut types = SmallVec::new();
+        for (t, b) in &a.types {
+            types.push((*t, self.place(b, placed)?));
+        }
+        let other = match &a.other {
+            Some(b) => self.place(b, placed)?,
+            None => NONE,
+        };
+        Some(FlatAnswers { types, other })
+    }
+
+    /// The arena offset of `b`, written there the first time.
+    fn place(&mut self, b: &Arc<Body>, placed: &mut FxHashMap<*const Body, u32>) -> Option<u32> {
+        if let Some(&at) = placed.get(&Arc::as_ptr(b)) {
+            return Some(at);
+        }
+        let at = u32::try_from(self.arena.len()).ok()?;
+        let flags = b.flags | if b.zone_slot.is_some() { HAS_ZONE } else { 0 };
+        for v in [
+            flags,
+            b.counts[0],
+            b.counts[1],
+            b.counts[2],
+            b.zone_slot.unwrap_or(0),
+            u16::try_from(b.bytes.len()).ok()?,
+            u16::try_from(b.relocs.len()).ok()?,
+        ] {
+            self.arena.extend_from_slice(&v.to_be_bytes());
+        }
+        for r in b.relocs.iter() {
+            self.arena.extend_from_slice(&r.to_be_bytes());
+        }
+        self.arena.extend_from_slice(&b.bytes);
+        placed.insert(Arc::as_ptr(b), at);
+        Some(at)
+    }
+
+    fn find(&self, name: &[u8]) -> Option<&Flat> {
+        let h = hash(name);
+        let tag = (h >> 32) as u32;
+        let mask = self.slots.len().checked_sub(1)?;
+        let mut at = h as usize & mask;
+        loop {
+            let slot = self.slots[at];
+            if slot.entry == NONE {
+                return None;
+            }
+            if slot.tag == tag {
+                let e = self.entries.get(slot.entry as usize)?;
+                let key = self
+                    .arena
+                    .get(e.key as usize..e.key as usize + e.key_len as usize)?;
+                if key == name {
+                    return Some(e);
+                }
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    fn body(&self, at: u32) -> Option<BodyView<'_>> {
+        let at = at as usize;
+        let h = self.arena.get(at..at + BODY_HEADER)?;
+        let u = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
+        let flags = u(0);
+        let relocs_at = at + BODY_HEADER;
+        let bytes_at = relocs_at + 2 * u(12) as usize;
+        Some(BodyView {
+            flags: flags & !HAS_ZONE,
+            counts: [u(2), u(4), u(6)],
+            zone_slot: (flags & HAS_ZONE != 0).then(|| u(8)),
+            relocs: self.arena.get(relocs_at..bytes_at)?,
+            bytes: self.arena.get(bytes_at..bytes_at + u(10) as usize)?,
+        })
     }
 
     /// Names with prebuilt answers.
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.entries.is_empty()
     }
 
     /// Answers `q` (arrived over UDP from `src`) into `out` from the prebuilt answers,
@@ -171,7 +356,7 @@ impl FastTable {
             return Err(None);
         }
         let qname = q.qname();
-        let (answers, shift) = match self.names.get(qname) {
+        let (answers, shift) = match self.find(qname) {
             Some(e) => {
                 if e.steered && matches!(q.qtype, rtype::A | rtype::AAAA | rtype::CNAME) {
                     return Err(e.policy);
@@ -182,13 +367,16 @@ impl FastTable {
                 // The closest encloser: the longest suffix that exists.
                 let (o, e) = name::label_offsets(qname)
                     .skip(1)
-                    .find_map(|o| self.names.get(&qname[o..]).map(|e| (o, e)))
+                    .find_map(|o| self.find(&qname[o..]).map(|e| (o, e)))
                     .ok_or(None)?;
                 // The answer was built for a first label of two bytes.
-                (e.below.as_ref().ok_or(None)?, o - 2)
+                (self.belows.get(e.below as usize).ok_or(None)?, o - 2)
             }
         };
-        let body = answers.get(q.qtype).ok_or(None)?;
+        let body = answers
+            .get(q.qtype)
+            .and_then(|b| self.body(b))
+            .ok_or(None)?;
 
         let limit = super::answer::size_limit(q.edns.as_ref(), snap.udp_payload, false);
         let (_, opt) = super::handler::edns_out(snap, q, src);
@@ -218,8 +406,8 @@ impl FastTable {
         out.extend_from_slice(q.question);
         out.extend_from_slice(&body.bytes);
         if shift > 0 {
-            for &r in body.relocs.iter() {
-                let at = body_at + r as usize;
+            for r in body.relocs.chunks_exact(2) {
+                let at = body_at + u16::from_be_bytes([r[0], r[1]]) as usize;
                 let ptr = u16::from_be_bytes([out[at], out[at + 1]]) + shift as u16;
                 out[at..at + 2].copy_from_slice(&ptr.to_be_bytes());
             }
@@ -228,7 +416,7 @@ impl FastTable {
             o.write(out);
         }
 
-        let rcode = body.rcode();
+        let rcode = body.flags & 0x0f;
         Ok(Observed {
             sent: true,
             zone_slot: body.zone_slot,

@@ -404,7 +404,7 @@ impl FastTable {
         // The header in one copy.
         out.extend_from_slice(&[id0, id1, f0, f1, 0, 1, an0, an1, ns0, ns1, ar0, ar1]);
         out.extend_from_slice(q.question);
-        out.extend_from_slice(&body.bytes);
+        out.extend_from_slice(body.bytes);
         if shift > 0 {
             for r in body.relocs.chunks_exact(2) {
                 let at = body_at + u16::from_be_bytes([r[0], r[1]]) as usize;

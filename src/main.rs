@@ -216,7 +216,8 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
             .unwrap_or(1),
         n => n,
     };
-    let bound = server::bind_all(&cfg.listen, per_addr).context("binding sockets")?;
+    let bound =
+        server::bind_all(&cfg.listen, per_addr, cfg.udp_payload_max).context("binding sockets")?;
     let addrs: Vec<String> = bound.iter().map(|b| b.addr.to_string()).collect();
     let admin_listener = match cfg.admin_listen {
         Some(a) => {

@@ -49,9 +49,18 @@ pub struct BoundAddr {
     tcp: TcpListener,
 }
 
+/// The largest EDNS payload that fits the IPv6 minimum MTU (1280) with its IPv6 and
+/// UDP headers: up to it, IPv4 responses go out with DF set (RFC 9715).
+pub const NO_FRAGMENT_PAYLOAD: u16 = 1232;
+
 /// Binds `sockets` UDP sockets and one TCP listener on each address. A port of 0 picks
-/// one free port for UDP and TCP alike.
-pub fn bind_all(addrs: &[SocketAddr], sockets: usize) -> io::Result<Vec<BoundAddr>> {
+/// one free port for UDP and TCP alike. `udp_payload` is the largest UDP response
+/// (`udp_payload_max`), which decides how the sockets treat fragmentation.
+pub fn bind_all(
+    addrs: &[SocketAddr],
+    sockets: usize,
+    udp_payload: u16,
+) -> io::Result<Vec<BoundAddr>> {
     let sockets = sockets.max(1);
     let mut out = Vec::new();
     for &addr in addrs {
@@ -59,7 +68,7 @@ pub fn bind_all(addrs: &[SocketAddr], sockets: usize) -> io::Result<Vec<BoundAdd
         // With port 0 the UDP port may be free while the same TCP port is not: retry.
         let tries = if addr.port() == 0 { 16 } else { 1 };
         for _ in 0..tries {
-            match bind_one(addr, sockets) {
+            match bind_one(addr, sockets, udp_payload) {
                 Ok(b) => {
                     out.push(b);
                     last_err = None;
@@ -75,13 +84,13 @@ pub fn bind_all(addrs: &[SocketAddr], sockets: usize) -> io::Result<Vec<BoundAdd
     Ok(out)
 }
 
-fn bind_one(addr: SocketAddr, sockets: usize) -> io::Result<BoundAddr> {
+fn bind_one(addr: SocketAddr, sockets: usize, udp_payload: u16) -> io::Result<BoundAddr> {
     let domain = Domain::for_address(addr);
-    let first = udp_socket(domain, addr)?;
+    let first = udp_socket(domain, addr, udp_payload)?;
     let actual = first.local_addr()?;
     let mut udp = vec![first];
     for _ in 1..sockets {
-        udp.push(udp_socket(domain, actual)?);
+        udp.push(udp_socket(domain, actual, udp_payload)?);
     }
     let tcp = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {
@@ -98,7 +107,7 @@ fn bind_one(addr: SocketAddr, sockets: usize) -> io::Result<BoundAddr> {
     })
 }
 
-fn udp_socket(domain: Domain, addr: SocketAddr) -> io::Result<UdpSocket> {
+fn udp_socket(domain: Domain, addr: SocketAddr, udp_payload: u16) -> io::Result<UdpSocket> {
     let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
@@ -108,19 +117,29 @@ fn udp_socket(domain: Domain, addr: SocketAddr) -> io::Result<UdpSocket> {
     // A deep receive queue absorbs bursts while a core is busy.
     let _ = s.set_recv_buffer_size(4 << 20);
     let _ = s.set_send_buffer_size(4 << 20);
-    // Path MTU discovery off, DF clear (IP_PMTUDISC_OMIT, as BIND and gdnsd set it):
-    // a forged ICMP "fragmentation needed" cannot shrink the responses or make them
-    // fragment, and the kernel skips per-destination MTU lookups on every send.
-    // Responses stay within the EDNS payload size, so they fit common paths anyway.
+    // Path MTU information from ICMP is never used, so a forged "fragmentation
+    // needed" cannot shrink or fragment our responses. With responses of at most
+    // 1232 bytes (the default), IPv4 ones carry DF (IP_PMTUDISC_PROBE: the interface
+    // MTU bounds them, never a learned one), as RFC 9715 advises, and the kernel
+    // skips the IP ID hash; with larger ones the kernel may fragment
+    // (IP_PMTUDISC_OMIT, as BIND and gdnsd set it). IPv6 routers never fragment:
+    // OMIT there. The choice is made at start-up; sockets are not rebound on reload.
     #[cfg(target_os = "linux")]
     {
         use rustix::net::sockopt;
         let _ = if addr.is_ipv4() {
-            sockopt::set_ip_mtu_discover(&s, sockopt::Ipv4PathMtuDiscovery::OMIT)
+            let mode = if udp_payload <= NO_FRAGMENT_PAYLOAD {
+                sockopt::Ipv4PathMtuDiscovery::PROBE
+            } else {
+                sockopt::Ipv4PathMtuDiscovery::OMIT
+            };
+            sockopt::set_ip_mtu_discover(&s, mode)
         } else {
             sockopt::set_ipv6_mtu_discover(&s, sockopt::Ipv6PathMtuDiscovery::OMIT)
         };
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = udp_payload;
     s.bind(&addr.into())?;
     // Readers wake up this often to notice shutdown.
     s.set_read_timeout(Some(Duration::from_millis(200)))?;
@@ -199,5 +218,25 @@ impl Running {
             }
         })
         .await;
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use rustix::net::sockopt::{ip_mtu_discover, Ipv4PathMtuDiscovery};
+
+    fn mode(payload: u16) -> Ipv4PathMtuDiscovery {
+        let local: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        let bound = bind_all(&[local], 1, payload).expect("bind on loopback");
+        ip_mtu_discover(&bound[0].udp[0]).expect("IP_MTU_DISCOVER")
+    }
+
+    #[test]
+    fn ipv4_responses_carry_df_only_up_to_1232_bytes() {
+        assert_eq!(mode(NO_FRAGMENT_PAYLOAD), Ipv4PathMtuDiscovery::PROBE);
+        assert_eq!(mode(512), Ipv4PathMtuDiscovery::PROBE);
+        assert_eq!(mode(NO_FRAGMENT_PAYLOAD + 1), Ipv4PathMtuDiscovery::OMIT);
+        assert_eq!(mode(4096), Ipv4PathMtuDiscovery::OMIT);
     }
 }

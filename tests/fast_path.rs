@@ -136,7 +136,8 @@ fn compare(mut snap: Snapshot) -> (usize, usize) {
             let qname = recase(n, ((i + j) % 3) as u8);
             let pkt = packet(&qname, t, e, flags);
             let g = handle(&snap, &pkt, src, Transport::Udp, &mut general_out);
-            let q = query::parse(&pkt).expect("a well-formed query");
+            let mut name_buf = query::NameBuf::default();
+            let q = query::parse(&pkt, &mut name_buf).expect("a well-formed query");
             total += 1;
             let f = match table.answer(&snap, &q, src, &mut fast_out) {
                 Fast::Done(o) => o,
@@ -224,7 +225,8 @@ fn fast_path_answers_plain_questions() {
         (b"\x07example\x03com\x00", 65280),
     ] {
         let pkt = packet(name, t, Edns::Plain(1232), 0x0100);
-        let q = query::parse(&pkt).expect("query");
+        let mut name_buf = query::NameBuf::default();
+        let q = query::parse(&pkt, &mut name_buf).expect("query");
         assert!(
             matches!(table.answer(&snap, &q, src, &mut out), Fast::Done(_)),
             "{name:?} type {t} went to the general path"
@@ -232,14 +234,16 @@ fn fast_path_answers_plain_questions() {
     }
     // Steered A is decided per query, from the policy the table points at.
     let pkt = packet(b"\x03www\x03geo\x07example\x03com\x00", 1, Edns::None, 0);
-    let q = query::parse(&pkt).expect("query");
+    let mut name_buf = query::NameBuf::default();
+    let q = query::parse(&pkt, &mut name_buf).expect("query");
     assert!(matches!(
         table.answer(&snap, &q, src, &mut out),
         Fast::Steer(..)
     ));
     // ANY goes to the general path.
     let pkt = packet(b"\x07example\x03com\x00", 255, Edns::None, 0);
-    let q = query::parse(&pkt).expect("query");
+    let mut name_buf = query::NameBuf::default();
+    let q = query::parse(&pkt, &mut name_buf).expect("query");
     assert!(matches!(table.answer(&snap, &q, src, &mut out), Fast::No));
 }
 

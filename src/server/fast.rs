@@ -159,6 +159,33 @@ struct BodyView<'a> {
 const BODY_HEADER: usize = 14;
 const HAS_ZONE: u16 = 0x8000;
 
+/// `a == b` for names (a few dozen bytes): eight bytes at a time, inline, where a
+/// call to `memcmp` costs more than the comparison.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_ne_bytes)
+    };
+    let n = a.len();
+    if n < 8 {
+        return a == b;
+    }
+    let mut at = 0;
+    while at + 8 < n {
+        if word(a, at) != word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    // The last eight bytes, overlapping what was compared when n is not a multiple.
+    word(a, n - 8) == word(b, n - 8)
+}
+
 fn hash(name: &[u8]) -> u64 {
     use std::hash::Hasher;
     let mut h = rustc_hash::FxHasher::default();
@@ -299,7 +326,7 @@ impl FastTable {
                 let key = self
                     .arena
                     .get(e.key as usize..e.key as usize + e.key_len as usize)?;
-                if key == name {
+                if same(key, name) {
                     return Some(e);
                 }
             }
@@ -607,4 +634,24 @@ fn relocations(bytes: &[u8], counts: [u16; 3], first: u16) -> Option<Box<[u16]>>
         p += 10 + rdlen;
     }
     (p == bytes.len()).then(|| out.into_boxed_slice())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same;
+
+    #[test]
+    fn same_agrees_with_slice_equality() {
+        let base: Vec<u8> = (0u8..40).collect();
+        for n in 0..base.len() {
+            let a = &base[..n];
+            assert!(same(a, a));
+            for i in 0..n {
+                let mut b = a.to_vec();
+                b[i] ^= 0x20;
+                assert!(!same(a, &b), "length {n}, byte {i} differs");
+            }
+            assert!(!same(a, &base[..n + 1]));
+        }
+    }
 }

@@ -31,7 +31,8 @@ pub fn handle(
     out: &mut Vec<u8>,
 ) -> Observed {
     let tcp = transport == Transport::Tcp;
-    match query::parse(pkt) {
+    let mut name_buf = query::NameBuf::default();
+    match query::parse(pkt, &mut name_buf) {
         Ok(q) => {
             let mut hint = None;
             if !tcp {

@@ -47,18 +47,18 @@ pub struct Query<'a> {
     /// The question section exactly as sent (name in the client's letter case, type,
     /// class), copied into the response (RFC 4343 §4.1; 0x20 clients).
     pub question: &'a [u8],
-    /// The query name lower-cased, in `qname_buf[..qname_len]`.
-    qname_buf: [u8; MAX_NAME_LEN],
-    qname_len: usize,
+    /// The query name lower-cased: in the packet when the client wrote it so, else in
+    /// the caller's [`NameBuf`].
+    qname: &'a [u8],
     pub qtype: u16,
     pub qclass: u16,
     pub edns: Option<Edns>,
 }
 
-impl Query<'_> {
+impl<'a> Query<'a> {
     /// The query name, lower-cased wire format.
-    pub fn qname(&self) -> &[u8] {
-        &self.qname_buf[..self.qname_len]
+    pub fn qname(&self) -> &'a [u8] {
+        self.qname
     }
 }
 
@@ -82,8 +82,19 @@ pub enum Reject<'a> {
     },
 }
 
-/// Parses a query packet.
-pub fn parse(pkt: &[u8]) -> Result<Query<'_>, Reject<'_>> {
+/// Room for a lower-cased copy of a query name that arrived with capitals (0x20
+/// clients, RFC 4343 §4.1), kept by the caller so a parsed query is small to move.
+pub struct NameBuf([u8; MAX_NAME_LEN]);
+
+impl Default for NameBuf {
+    fn default() -> Self {
+        NameBuf([0; MAX_NAME_LEN])
+    }
+}
+
+/// Parses a query packet; `buf` holds the lower-cased name when the packet's has
+/// capitals.
+pub fn parse<'a>(pkt: &'a [u8], buf: &'a mut NameBuf) -> Result<Query<'a>, Reject<'a>> {
     if pkt.len() < HEADER_LEN {
         return Err(Reject::Drop);
     }
@@ -110,9 +121,8 @@ pub fn parse(pkt: &[u8]) -> Result<Query<'_>, Reject<'_>> {
     };
 
     // The question, when there is exactly one and it is well formed.
-    let mut qname_buf = [0u8; MAX_NAME_LEN];
     let parsed_question = if qdcount == 1 {
-        read_question(pkt, HEADER_LEN, &mut qname_buf)
+        read_question(pkt, HEADER_LEN)
     } else {
         None
     };
@@ -163,20 +173,29 @@ pub fn parse(pkt: &[u8]) -> Result<Query<'_>, Reject<'_>> {
         // (RFC 1035 §4.1.1).
         return Err(error(Rcode::NotImp, question, edns));
     }
-    let Some((qend, qname_len, qtype, qclass)) = parsed_question else {
+    let Some((qend, upper, qtype, qclass)) = parsed_question else {
         return Err(error(Rcode::FormErr, None, None));
     };
     if let Some(rc) = edns_error {
         return Err(error(rc, question, None));
     }
+    let name = &pkt[HEADER_LEN..qend - 4];
+    let qname = if upper {
+        let copy = &mut buf.0[..name.len()];
+        copy.copy_from_slice(name);
+        // Label length bytes are at most 63: below 'A', left alone.
+        copy.make_ascii_lowercase();
+        &*copy
+    } else {
+        name
+    };
     Ok(Query {
         id,
         opcode,
         rd,
         cd,
         question: &pkt[HEADER_LEN..qend],
-        qname_buf,
-        qname_len,
+        qname,
         qtype,
         qclass,
         edns,
@@ -185,39 +204,28 @@ pub fn parse(pkt: &[u8]) -> Result<Query<'_>, Reject<'_>> {
 
 /// Reads the question at `pos`: an uncompressed name (a compression pointer in the
 /// first question could only point into the header), type and class.
-/// Returns (end, qname length, qtype, qclass).
-fn read_question(
-    pkt: &[u8],
-    pos: usize,
-    out: &mut [u8; MAX_NAME_LEN],
-) -> Option<(usize, usize, u16, u16)> {
+/// Returns (end, whether the name has capitals, qtype, qclass).
+fn read_question(pkt: &[u8], pos: usize) -> Option<(usize, bool, u16, u16)> {
     let mut p = pos;
-    let mut n = 0usize;
+    let mut upper = false;
     loop {
         let len = *pkt.get(p)? as usize;
         if len == 0 {
-            if n >= MAX_NAME_LEN {
-                return None;
-            }
-            out[n] = 0;
-            n += 1;
             p += 1;
             break;
         }
-        if len > 63 || n + len + 1 >= MAX_NAME_LEN {
+        // The name with its root byte must stay within MAX_NAME_LEN.
+        if len > 63 || p - pos + len + 1 >= MAX_NAME_LEN {
             return None;
         }
         let label = pkt.get(p + 1..p + 1 + len)?;
-        out[n] = len as u8;
-        out[n + 1..n + 1 + len].copy_from_slice(label);
-        out[n + 1..n + 1 + len].make_ascii_lowercase();
-        n += len + 1;
+        upper |= label.iter().any(u8::is_ascii_uppercase);
         p += len + 1;
     }
     let fixed = pkt.get(p..p + 4)?;
     let qtype = u16::from_be_bytes([fixed[0], fixed[1]]);
     let qclass = u16::from_be_bytes([fixed[2], fixed[3]]);
-    Some((p + 4, n, qtype, qclass))
+    Some((p + 4, upper, qtype, qclass))
 }
 
 /// Skips a possibly compressed name; returns the position after it and whether it was
@@ -399,7 +407,8 @@ mod tests {
     #[test]
     fn parses_question_and_lowercases() {
         let p = query(b"\x03WwW\x07example\x00", 1, &[], 0);
-        let q = parse(&p).unwrap();
+        let mut buf = NameBuf::default();
+        let q = parse(&p, &mut buf).unwrap();
         assert_eq!(q.qname(), b"\x03www\x07example\x00");
         assert_eq!(&q.question[..4], b"\x03WwW");
         assert_eq!(q.qtype, 1);
@@ -413,7 +422,7 @@ mod tests {
         let mut options = vec![0, 3, 0, 0];
         options.extend_from_slice(&ecs);
         let p = query(b"\x01a\x00", 1, &opt(&options), 1);
-        let e = parse(&p).unwrap().edns.unwrap();
+        let e = parse(&p, &mut NameBuf::default()).unwrap().edns.unwrap();
         assert_eq!(e.payload, 1232);
         assert!(e.nsid);
         let cs = e.client_subnet.unwrap();
@@ -427,7 +436,7 @@ mod tests {
         let bad = [0, 8, 0, 7, 0, 1, 23, 0, 198, 51, 101];
         let p = query(b"\x01a\x00", 1, &opt(&bad), 1);
         assert!(matches!(
-            parse(&p),
+            parse(&p, &mut NameBuf::default()),
             Err(Reject::Error {
                 rcode: Rcode::FormErr,
                 ..
@@ -436,11 +445,11 @@ mod tests {
         // Source prefix longer than the address family allows.
         let bad = [0, 8, 0, 8, 0, 1, 33, 0, 1, 2, 3, 4];
         let p = query(b"\x01a\x00", 1, &opt(&bad), 1);
-        assert!(parse(&p).is_err());
+        assert!(parse(&p, &mut NameBuf::default()).is_err());
         // Non-zero scope in a query.
         let bad = [0, 8, 0, 7, 0, 1, 24, 5, 1, 2, 3];
         let p = query(b"\x01a\x00", 1, &opt(&bad), 1);
-        assert!(parse(&p).is_err());
+        assert!(parse(&p, &mut NameBuf::default()).is_err());
     }
 
     #[test]
@@ -460,10 +469,16 @@ mod tests {
 
     #[test]
     fn drops_short_and_responses() {
-        assert!(matches!(parse(&[0u8; 5]), Err(Reject::Drop)));
+        assert!(matches!(
+            parse(&[0u8; 5], &mut NameBuf::default()),
+            Err(Reject::Drop)
+        ));
         let mut p = query(b"\x00", 1, &[], 0);
         p[2] |= 0x80;
-        assert!(matches!(parse(&p), Err(Reject::Drop)));
+        assert!(matches!(
+            parse(&p, &mut NameBuf::default()),
+            Err(Reject::Drop)
+        ));
     }
 
     #[test]
@@ -472,7 +487,7 @@ mod tests {
         extra.extend_from_slice(&opt(&[]));
         let p = query(b"\x00", 1, &extra, 2);
         assert!(matches!(
-            parse(&p),
+            parse(&p, &mut NameBuf::default()),
             Err(Reject::Error {
                 rcode: Rcode::FormErr,
                 ..
@@ -485,7 +500,7 @@ mod tests {
         let p = query(b"\x05ab", 1, &[], 0);
         let p = &p[..p.len() - 4];
         assert!(matches!(
-            parse(p),
+            parse(p, &mut NameBuf::default()),
             Err(Reject::Error {
                 rcode: Rcode::FormErr,
                 ..

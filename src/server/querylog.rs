@@ -74,7 +74,8 @@ impl QueryLog {
 
     /// Logs one query: client, ECS, name, type, decision, rcode.
     pub fn log(&self, snap: &Snapshot, pkt: &[u8], client: IpAddr, transport: &str, o: &Observed) {
-        let (name, qtype, ecs) = match query::parse(pkt) {
+        let mut buf = query::NameBuf::default();
+        let (name, qtype, ecs) = match query::parse(pkt, &mut buf) {
             Ok(q) => {
                 let mut n = String::new();
                 let _ = write_presentation(q.qname(), &mut n);

@@ -116,35 +116,59 @@ fn serve_simple(sock: UdpSocket, w: Worker) {
 #[cfg(target_os = "linux")]
 mod batched {
     use std::io::{IoSlice, IoSliceMut};
-    use std::net::{SocketAddr, UdpSocket};
+    use std::net::{IpAddr, SocketAddr, UdpSocket};
     use std::os::fd::AsRawFd;
 
     use nix::errno::Errno;
     use nix::sys::socket::{
-        recvmmsg, sendmmsg, MsgFlags, MultiHeaders, SockaddrLike, SockaddrStorage,
+        recvmmsg, sendmmsg, MsgFlags, MultiHeaders, SockaddrIn, SockaddrIn6, SockaddrLike,
     };
+    use smallvec::SmallVec;
 
     use super::{Worker, MAX_QUERY};
 
     /// Queries read (and responses sent) per system call at most.
     const BATCH: usize = 32;
 
+    /// A peer address of one family: a socket is IPv4 or IPv6 only, so the loop
+    /// copies 16 or 28 bytes per packet, not a 128-byte sockaddr_storage.
+    trait Peer: SockaddrLike + Copy {
+        fn ip_addr(&self) -> IpAddr;
+    }
+
+    impl Peer for SockaddrIn {
+        fn ip_addr(&self) -> IpAddr {
+            IpAddr::V4(self.ip())
+        }
+    }
+
+    impl Peer for SockaddrIn6 {
+        fn ip_addr(&self) -> IpAddr {
+            IpAddr::V6(self.ip())
+        }
+    }
+
     pub(super) fn serve(sock: UdpSocket, w: Worker) {
+        match sock.local_addr() {
+            Ok(SocketAddr::V6(_)) => run::<SockaddrIn6>(sock, w),
+            _ => run::<SockaddrIn>(sock, w),
+        }
+    }
+
+    fn run<A: Peer>(sock: UdpSocket, w: Worker) {
         let fd = sock.as_raw_fd();
-        let mut bufs = vec![[0u8; MAX_QUERY]; BATCH];
+        let mut bufs: Box<[[u8; MAX_QUERY]; BATCH]> = Box::new([[0; MAX_QUERY]; BATCH]);
         let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(1232)).collect();
-        let mut recv_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
-        let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
-        let mut got: Vec<(usize, Option<SockaddrStorage>)> = Vec::with_capacity(BATCH);
-        let mut dests: Vec<Option<SockaddrStorage>> = Vec::with_capacity(BATCH);
-        let mut ready: Vec<usize> = Vec::with_capacity(BATCH);
+        let mut recv_headers = MultiHeaders::<A>::preallocate(BATCH, None);
+        let mut send_headers = MultiHeaders::<A>::preallocate(BATCH, None);
+        // On the stack: nothing is allocated per batch.
+        let mut got: SmallVec<[(usize, Option<A>); BATCH]> = SmallVec::new();
+        let mut dests: SmallVec<[Option<A>; BATCH]> = SmallVec::new();
+        let mut ready: SmallVec<[usize; BATCH]> = SmallVec::new();
         while w.running() {
             got.clear();
             {
-                let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs
-                    .iter_mut()
-                    .map(|b| [IoSliceMut::new(&mut b[..])])
-                    .collect();
+                let mut iovs = bufs.each_mut().map(|b| [IoSliceMut::new(&mut b[..])]);
                 // Block (up to the socket's read timeout) for the first packet,
                 // then take whatever else is already queued.
                 match recvmmsg(
@@ -170,10 +194,10 @@ mod batched {
             dests.clear();
             ready.clear();
             for (i, (n, addr)) in got.iter().enumerate() {
-                let Some(src) = addr.as_ref().and_then(to_std) else {
+                let Some(src) = addr else {
                     continue;
                 };
-                if w.answer(&current, &bufs[i][..*n], src.ip(), now, &mut outs[i]) {
+                if w.answer(&current, &bufs[i][..*n], src.ip_addr(), now, &mut outs[i]) {
                     ready.push(i);
                     dests.push(*addr);
                 }
@@ -181,7 +205,7 @@ mod batched {
             if ready.is_empty() {
                 continue;
             }
-            let slices: Vec<[IoSlice<'_>; 1]> =
+            let slices: SmallVec<[[IoSlice<'_>; 1]; BATCH]> =
                 ready.iter().map(|&i| [IoSlice::new(&outs[i])]).collect();
             // A send that fails drops those responses; clients retry.
             let _ = sendmmsg(
@@ -193,16 +217,5 @@ mod batched {
                 MsgFlags::empty(),
             );
         }
-    }
-
-    fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
-        if let Some(v4) = a.as_sockaddr_in() {
-            return Some(SocketAddr::from((v4.ip(), v4.port())));
-        }
-        if let Some(v6) = a.as_sockaddr_in6() {
-            return Some(SocketAddr::from((v6.ip(), v6.port())));
-        }
-        let _ = a.family();
-        None
     }
 }

@@ -102,6 +102,9 @@ pub struct Shard {
     rrl_slipped: AtomicU64,
     /// [name][region][reason]
     steered: Box<[AtomicU64]>,
+    /// Only one thread ever counts here: a count is a plain load and store, not a
+    /// locked read-modify-write (readers still see whole values).
+    one_writer: bool,
 }
 
 fn zeros(n: usize) -> Box<[AtomicU64]> {
@@ -111,8 +114,9 @@ fn zeros(n: usize) -> Box<[AtomicU64]> {
 const PER_ZONE: usize = 2 * RCODES.len() * QTYPE_SLOTS;
 
 impl Shard {
-    fn new() -> Shard {
+    fn new(one_writer: bool) -> Shard {
         Shard {
+            one_writer,
             queries: zeros(ZONE_SLOTS * PER_ZONE),
             queries_no_zone: zeros(PER_ZONE),
             truncated: [AtomicU64::new(0), AtomicU64::new(0)],
@@ -127,9 +131,18 @@ impl Shard {
     /// Counts a response that rate limiting dropped or sent truncated.
     pub fn rrl(&self, slipped: bool) {
         if slipped {
-            self.rrl_slipped.fetch_add(1, Relaxed);
+            self.bump(&self.rrl_slipped);
         } else {
-            self.rrl_dropped.fetch_add(1, Relaxed);
+            self.bump(&self.rrl_dropped);
+        }
+    }
+
+    #[inline]
+    fn bump(&self, c: &AtomicU64) {
+        if self.one_writer {
+            c.store(c.load(Relaxed) + 1, Relaxed);
+        } else {
+            c.fetch_add(1, Relaxed);
         }
     }
 
@@ -137,30 +150,30 @@ impl Shard {
     #[inline]
     pub fn record(&self, o: &Observed, tcp: bool) {
         if !o.sent {
-            self.dropped.fetch_add(1, Relaxed);
+            self.bump(&self.dropped);
             return;
         }
         let t = tcp as usize;
         let inner = (t * RCODES.len() + rcode_slot(o.rcode)) * QTYPE_SLOTS + qtype_slot(o.qtype);
         match o.zone_slot {
             Some(z) if (z as usize) < ZONE_SLOTS => {
-                self.queries[z as usize * PER_ZONE + inner].fetch_add(1, Relaxed);
+                self.bump(&self.queries[z as usize * PER_ZONE + inner]);
             }
             _ => {
-                self.queries_no_zone[inner].fetch_add(1, Relaxed);
+                self.bump(&self.queries_no_zone[inner]);
             }
         }
         if o.truncated {
-            self.truncated[t].fetch_add(1, Relaxed);
+            self.bump(&self.truncated[t]);
         }
         if o.ecs {
-            self.ecs.fetch_add(1, Relaxed);
+            self.bump(&self.ecs);
         }
         if let Some((name, region, reason)) = o.steered {
             let n = (name as usize).min(NAME_SLOTS - 1);
             let r = (region as usize).min(REGION_SLOTS - 1);
             let i = (n * REGION_SLOTS + r) * REASONS.len() + reason_slot(reason);
-            self.steered[i].fetch_add(1, Relaxed);
+            self.bump(&self.steered[i]);
         }
     }
 }
@@ -211,9 +224,19 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// A new shard for one thread.
+    /// A new shard that any number of threads may count in.
     pub fn shard(&self) -> Arc<Shard> {
-        let s = Arc::new(Shard::new());
+        self.add_shard(false)
+    }
+
+    /// A new shard for one thread, the only one that counts in it (a UDP reader):
+    /// counting there costs no locked instruction.
+    pub fn thread_shard(&self) -> Arc<Shard> {
+        self.add_shard(true)
+    }
+
+    fn add_shard(&self, one_writer: bool) -> Arc<Shard> {
+        let s = Arc::new(Shard::new(one_writer));
         if let Ok(mut v) = self.shards.lock() {
             v.push(s.clone());
         }

@@ -91,56 +91,52 @@ impl Entry {
 }
 
 /// Prebuilt answers of a snapshot, by lower-cased query name, laid out for few
-/// cache misses per query: a dense open-addressing index of (hash tag, entry), the
-/// entries in one vector, and every key and body in one byte arena, a name's own
-/// bodies right after its key.
+/// cache misses per query: a dense open-addressing index of (hash tag, arena offset),
+/// and one byte arena holding each name's record (key, answer offsets, flags) right
+/// after the name's own bodies. A lookup touches one slot and one stretch of the
+/// arena.
 #[derive(Debug, Default)]
 pub struct FastTable {
     /// Power-of-two length, at most half full.
     slots: Box<[Slot]>,
-    entries: Vec<Flat>,
-    /// Answers for names below an entry that do not exist.
-    belows: Vec<FlatAnswers>,
-    /// Keys, and bodies in the layout of [`FastTable::body`].
+    /// Records in the layout of [`FastTable::record`], answer lists in that of
+    /// [`FastTable::answers`], bodies in that of [`FastTable::body`].
     arena: Vec<u8>,
+    /// Names with a record.
+    names: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     /// The hash's upper half.
     tag: u32,
-    /// Index into `entries`; `NONE` for an empty slot.
-    entry: u32,
+    /// Arena offset of the record; `NONE` for an empty slot.
+    at: u32,
 }
 
 const NONE: u32 = u32::MAX;
 
-/// An entry of the table: see [`Entry`].
-#[derive(Debug)]
-struct Flat {
-    key: u32,
-    key_len: u8,
+/// Record flags.
+const STEERED: u8 = 1;
+const HAS_POLICY: u8 = 2;
+
+/// A name's record read from the arena: see [`Entry`].
+struct EntryView {
     steered: bool,
-    exact: FlatAnswers,
-    /// Index into `belows`, or `NONE`.
+    /// Arena offset of the exact answers' list.
+    exact: usize,
+    /// Arena offset of the list for names below that do not exist, or `NONE`.
     below: u32,
     policy: Option<(u32, u32)>,
 }
 
-/// [`Answers`] with bodies as arena offsets (`NONE`: no body).
-#[derive(Debug)]
-struct FlatAnswers {
-    types: SmallVec<[(u16, u32); 2]>,
-    other: u32,
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
 }
 
-impl FlatAnswers {
-    fn get(&self, qtype: u16) -> Option<u32> {
-        if let Some(&(_, b)) = self.types.iter().find(|(t, _)| *t == qtype) {
-            return Some(b);
-        }
-        (qtype != rtype::DS && self.other != NONE).then_some(self.other)
-    }
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    let w = b.get(at..at + 4)?;
+    Some(u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
 }
 
 /// A body read from the arena.
@@ -225,72 +221,107 @@ impl FastTable {
         let mut keyed = Vec::with_capacity(names.len());
         for (key, e) in &names {
             let at = u32::try_from(t.arena.len()).ok()?;
-            t.arena.extend_from_slice(key);
-            let exact = t.pack_answers(&e.exact, &mut placed)?;
-            let below = match &e.below {
-                Some(a) => {
-                    let packed = t.pack_answers(a, &mut placed)?;
-                    t.belows.push(packed);
-                    (t.belows.len() - 1) as u32
-                }
-                None => NONE,
-            };
-            keyed.push(hash(key));
-            t.entries.push(Flat {
-                key: at,
-                key_len: u8::try_from(key.len()).ok()?,
-                steered: e.steered,
-                exact,
-                below,
-                policy: e.policy,
-            });
+            keyed.push((hash(key), at));
+            t.write_record(key, e, &mut placed)?;
         }
         u32::try_from(t.arena.len()).ok()?;
-        let size = (t.entries.len() * 2).next_power_of_two().max(16);
-        t.slots = vec![
-            Slot {
-                tag: 0,
-                entry: NONE
-            };
-            size
-        ]
-        .into_boxed_slice();
+        t.names = keyed.len();
+        let size = (keyed.len() * 2).next_power_of_two().max(16);
+        t.slots = vec![Slot { tag: 0, at: NONE }; size].into_boxed_slice();
         let mask = size - 1;
-        for (i, h) in keyed.into_iter().enumerate() {
-            let mut at = h as usize & mask;
-            while t.slots[at].entry != NONE {
-                at = (at + 1) & mask;
+        for (h, at) in keyed {
+            let mut i = h as usize & mask;
+            while t.slots[i].at != NONE {
+                i = (i + 1) & mask;
             }
-            t.slots[at] = Slot {
+            t.slots[i] = Slot {
                 tag: (h >> 32) as u32,
-                entry: i as u32,
+                at,
             };
         }
         Some(t)
     }
 
-    fn pack_answers(
+    /// Writes the record of `key` at the end of the arena, then the bodies it is
+    /// the first to use, so that a lookup finds a name's answers in the lines after
+    /// its key. Layout of the record in [`FastTable::find`].
+    fn write_record(
         &mut self,
-        a: &Answers,
+        key: &[u8],
+        e: &Entry,
         placed: &mut FxHashMap<*const Body, u32>,
-    ) -> Option<FlatAnswers> {
-        let mut types = SmallVec::new();
-        for (t, b) in &a.types {
-            types.push((*t, self.place(b, placed)?));
-        }
-        let other = match &a.other {
-            Some(b) => self.place(b, placed)?,
-            None => NONE,
+    ) -> Option<()> {
+        let at = self.arena.len();
+        let list_len = |a: &Answers| 1 + 6 * a.types.len() + 4;
+        let policy_len = if e.policy.is_some() { 8 } else { 0 };
+        let exact_at = at + 2 + key.len() + 4 + policy_len;
+        let below_at = exact_at + list_len(&e.exact);
+        let end = below_at + e.below.as_ref().map_or(0, list_len);
+        // Offsets for the bodies not yet written, in the order they follow.
+        let mut next = end;
+        let mut fresh: Vec<Arc<Body>> = Vec::new();
+        let mut offset = |b: &Arc<Body>| -> Option<u32> {
+            if let Some(&o) = placed.get(&Arc::as_ptr(b)) {
+                return Some(o);
+            }
+            let o = u32::try_from(next).ok()?;
+            placed.insert(Arc::as_ptr(b), o);
+            next += BODY_HEADER + 2 * b.relocs.len() + b.bytes.len();
+            fresh.push(b.clone());
+            Some(o)
         };
-        Some(FlatAnswers { types, other })
+        let mut list = |a: &Answers| -> Option<Vec<u8>> {
+            let mut l = vec![u8::try_from(a.types.len()).ok()?];
+            for (t, b) in &a.types {
+                l.extend_from_slice(&t.to_be_bytes());
+                l.extend_from_slice(&offset(b)?.to_be_bytes());
+            }
+            let other = match &a.other {
+                Some(b) => offset(b)?,
+                None => NONE,
+            };
+            l.extend_from_slice(&other.to_be_bytes());
+            Some(l)
+        };
+        let exact = list(&e.exact)?;
+        let below = match &e.below {
+            Some(a) => Some(list(a)?),
+            None => None,
+        };
+        let mut flags = 0;
+        if e.steered {
+            flags |= STEERED;
+        }
+        if e.policy.is_some() {
+            flags |= HAS_POLICY;
+        }
+        self.arena.push(u8::try_from(key.len()).ok()?);
+        self.arena.push(flags);
+        self.arena.extend_from_slice(key);
+        let below_ref = if below.is_some() {
+            u32::try_from(below_at).ok()?
+        } else {
+            NONE
+        };
+        self.arena.extend_from_slice(&below_ref.to_be_bytes());
+        if let Some((z, p)) = e.policy {
+            self.arena.extend_from_slice(&z.to_be_bytes());
+            self.arena.extend_from_slice(&p.to_be_bytes());
+        }
+        self.arena.extend_from_slice(&exact);
+        if let Some(l) = below {
+            self.arena.extend_from_slice(&l);
+        }
+        for b in &fresh {
+            self.write_body(b)?;
+        }
+        debug_assert_eq!(self.arena.len(), next);
+        Some(())
     }
 
-    /// The arena offset of `b`, written there the first time.
-    fn place(&mut self, b: &Arc<Body>, placed: &mut FxHashMap<*const Body, u32>) -> Option<u32> {
-        if let Some(&at) = placed.get(&Arc::as_ptr(b)) {
-            return Some(at);
-        }
-        let at = u32::try_from(self.arena.len()).ok()?;
+    /// A body: flags, ANCOUNT, NSCOUNT, ARCOUNT, zone slot, length of the bytes,
+    /// number of relocations (big-endian u16s), the relocations, the bytes.
+    fn write_body(&mut self, b: &Body) -> Option<()> {
         let flags = b.flags | if b.zone_slot.is_some() { HAS_ZONE } else { 0 };
         for v in [
             flags,
@@ -307,31 +338,68 @@ impl FastTable {
             self.arena.extend_from_slice(&r.to_be_bytes());
         }
         self.arena.extend_from_slice(&b.bytes);
-        placed.insert(Arc::as_ptr(b), at);
-        Some(at)
+        Some(())
     }
 
-    fn find(&self, name: &[u8]) -> Option<&Flat> {
+    /// The record of `name`. Layout: key length (u8), flags (u8), the key, the
+    /// below list's offset (u32, `NONE` for none), the (zone, policy) pair when
+    /// flagged (two u32), then the exact answers' list.
+    fn find(&self, name: &[u8]) -> Option<EntryView> {
         let h = hash(name);
         let tag = (h >> 32) as u32;
         let mask = self.slots.len().checked_sub(1)?;
-        let mut at = h as usize & mask;
+        let mut i = h as usize & mask;
         loop {
-            let slot = self.slots[at];
-            if slot.entry == NONE {
+            let slot = self.slots[i];
+            if slot.at == NONE {
                 return None;
             }
             if slot.tag == tag {
-                let e = self.entries.get(slot.entry as usize)?;
-                let key = self
-                    .arena
-                    .get(e.key as usize..e.key as usize + e.key_len as usize)?;
+                let at = slot.at as usize;
+                let key_len = *self.arena.get(at)? as usize;
+                let key = self.arena.get(at + 2..at + 2 + key_len)?;
                 if same(key, name) {
-                    return Some(e);
+                    return self.record(at);
                 }
             }
-            at = (at + 1) & mask;
+            i = (i + 1) & mask;
         }
+    }
+
+    fn record(&self, at: usize) -> Option<EntryView> {
+        let key_len = *self.arena.get(at)? as usize;
+        let flags = *self.arena.get(at + 1)?;
+        let mut p = at + 2 + key_len;
+        let below = be32(&self.arena, p)?;
+        p += 4;
+        let policy = if flags & HAS_POLICY != 0 {
+            let z = be32(&self.arena, p)?;
+            let i = be32(&self.arena, p + 4)?;
+            p += 8;
+            Some((z, i))
+        } else {
+            None
+        };
+        Some(EntryView {
+            steered: flags & STEERED != 0,
+            exact: p,
+            below,
+            policy,
+        })
+    }
+
+    /// The body offset for `qtype` in the answer list at `at`: the type's own, else
+    /// the one for any other type (never for DS, which the parent answers).
+    fn answers(&self, at: usize, qtype: u16) -> Option<u32> {
+        let n = *self.arena.get(at)? as usize;
+        for i in 0..n {
+            let e = at + 1 + 6 * i;
+            if be16(&self.arena, e)? == qtype {
+                return be32(&self.arena, e + 2);
+            }
+        }
+        let other = be32(&self.arena, at + 1 + 6 * n)?;
+        (qtype != rtype::DS && other != NONE).then_some(other)
     }
 
     fn body(&self, at: u32) -> Option<BodyView<'_>> {
@@ -352,11 +420,11 @@ impl FastTable {
 
     /// Names with prebuilt answers.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.names
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.names == 0
     }
 
     /// Answers `q` (arrived over UDP from `src`) into `out` from the prebuilt answers,
@@ -388,7 +456,7 @@ impl FastTable {
                 if e.steered && matches!(q.qtype, rtype::A | rtype::AAAA | rtype::CNAME) {
                     return Err(e.policy);
                 }
-                (&e.exact, 0)
+                (e.exact, 0)
             }
             None => {
                 // The closest encloser: the longest suffix that exists.
@@ -397,11 +465,14 @@ impl FastTable {
                     .find_map(|o| self.find(&qname[o..]).map(|e| (o, e)))
                     .ok_or(None)?;
                 // The answer was built for a first label of two bytes.
-                (self.belows.get(e.below as usize).ok_or(None)?, o - 2)
+                if e.below == NONE {
+                    return Err(None);
+                }
+                (e.below as usize, o - 2)
             }
         };
-        let body = answers
-            .get(q.qtype)
+        let body = self
+            .answers(answers, q.qtype)
             .and_then(|b| self.body(b))
             .ok_or(None)?;
 

@@ -174,7 +174,7 @@ pub fn start(
             let worker = udp::Worker {
                 snap: snap.clone(),
                 stop: stop.clone(),
-                counters: metrics.shard(),
+                counters: metrics.thread_shard(),
                 rrl: rrl.clone(),
                 qlog: qlog.clone(),
                 start: std::time::Instant::now(),

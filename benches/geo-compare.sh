@@ -28,7 +28,7 @@ MMDB=$REPO/tests/fixtures/geo/city.mmdb
 PATH=$PATH:/usr/sbin:/sbin
 
 # ---- settings (environment) ------------------------------------------------
-SERVERS=${SERVERS:-signpost gdnsd pdns}   # which to run, in this order
+SERVERS=${SERVERS:-signpost gdnsd pdns}   # which to run, in this order (reversed on even runs)
 SIGNPOST=${SIGNPOST:-$REPO/target/release/signpost}
 DURATION=${DURATION:-10}          # seconds per throughput run (dnsperf -l)
 RUNS=${RUNS:-3}                   # throughput runs per server (round-robin)
@@ -358,7 +358,8 @@ measure() {
 RESULTS=$WORK/results.tsv   # server run qps completed lost runtime ticks resp_bytes other_pct load1 udp_drops
 : >"$RESULTS"
 for ((run = 1; run <= RUNS; run++)); do
-    for s in "${SERVER_LIST[@]}"; do
+    mapfile -t ORDER < <(run_order "$run")
+    for s in "${ORDER[@]}"; do
         out=$WORK/$s/tput.$run.out
         measure "$s" "$out" "${PERF_OPTS[@]}" -l "$DURATION"
         completed=$(stat_of "$out" 'Queries completed:' 3)

@@ -91,3 +91,16 @@ per_run_vs_gdnsd() {
                                             line = line sprintf(" run %d: %.3f;", r, x) }
               printf "signpost ÷ gdnsd CPU/query per run:%s at or below gdnsd in %d of %d runs\n", line, k, n }' "$1"
 }
+
+# the servers of SERVER_LIST in the order of throughput run $1: as listed on odd
+# runs, reversed on even ones, so that a drift of the machine's speed over a run
+# does not always favour the same server (and neighbours in the list, measured
+# back to back, are compared under the most alike conditions)
+run_order() {
+    local i
+    if (($1 % 2)); then
+        printf '%s\n' "${SERVER_LIST[@]}"
+    else
+        for ((i = ${#SERVER_LIST[@]} - 1; i >= 0; i--)); do printf '%s\n' "${SERVER_LIST[i]}"; done
+    fi
+}

@@ -26,12 +26,12 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
 
-use super::answer::OptOut;
+use super::answer::{write_response, HeaderOut, OptOut};
 use super::handler::{handle, Transport};
 use super::query::{Query, HEADER_LEN};
 use crate::metrics::Observed;
 use crate::snapshot::Snapshot;
-use crate::zone::{class, name, rtype, Zone};
+use crate::zone::{class, name, rtype, Answer, Owner, Rcode, Rec, Zone};
 
 /// Private-use types (RFC 6895 §3.1) that stand for "a type this name does not have".
 const PROBE_TYPES: [u16; 2] = [65280, 65281];
@@ -104,6 +104,9 @@ pub struct FastTable {
     arena: Vec<u8>,
     /// Names with a record.
     names: usize,
+    /// Steered answers made of one endpoint's whole address set, by [`steer_key`]:
+    /// arena offsets of bodies.
+    steered: FxHashMap<u128, u32>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -210,7 +213,20 @@ impl FastTable {
                 names.insert(key.into(), b.entry(zi, zone, key, node));
             }
         }
-        Self::pack(names).unwrap_or_default()
+        let steered = b.steered_bodies();
+        let Some(mut t) = Self::pack(names) else {
+            return FastTable::default();
+        };
+        for (key, body) in steered {
+            let Ok(at) = u32::try_from(t.arena.len()) else {
+                break;
+            };
+            if t.write_body(&body).is_none() {
+                break;
+            }
+            t.steered.insert(key, at);
+        }
+        t
     }
 
     /// Lays the built entries out flat; `None` if the arena outgrows 32-bit offsets
@@ -427,6 +443,11 @@ impl FastTable {
         self.names == 0
     }
 
+    /// Prebuilt steered answers (one endpoint's whole address set each).
+    pub fn steered_len(&self) -> usize {
+        self.steered.len()
+    }
+
     /// Answers `q` (arrived over UDP from `src`) into `out` from the prebuilt answers,
     /// or returns `None` (with `out` in any state) for the general path to answer.
     pub fn answer(&self, snap: &Snapshot, q: &Query<'_>, src: IpAddr, out: &mut Vec<u8>) -> Fast {
@@ -478,13 +499,39 @@ impl FastTable {
 
         let limit = super::answer::size_limit(q.edns.as_ref(), snap.udp_payload, false);
         let (_, opt) = super::handler::edns_out(snap, q, src);
-        let opt_len = opt.as_ref().map_or(0, OptOut::wire_len);
-        let body_at = HEADER_LEN + q.question.len();
-        if body_at + body.bytes.len() + opt_len > limit || body_at + body.bytes.len() > 0x3fff {
-            // Truncation is the general path's business.
+        if !Self::emit(q, &body, shift, opt.as_ref(), limit, out) {
             return Err(None);
         }
 
+        let rcode = body.flags & 0x0f;
+        Ok(Observed {
+            sent: true,
+            zone_slot: body.zone_slot,
+            qtype: q.qtype,
+            rcode,
+            question_len: q.question.len() as u16,
+            ..Observed::default()
+        })
+    }
+}
+
+impl FastTable {
+    /// Writes the response to `q` with `body` after the question, pointers past the
+    /// first label moved by `shift`, and `opt`. False (with `out` in any state) when
+    /// it would not fit `limit`: truncation is the general path's business.
+    fn emit(
+        q: &Query<'_>,
+        body: &BodyView<'_>,
+        shift: usize,
+        opt: Option<&OptOut<'_>>,
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let opt_len = opt.map_or(0, OptOut::wire_len);
+        let body_at = HEADER_LEN + q.question.len();
+        if body_at + body.bytes.len() + opt_len > limit || body_at + body.bytes.len() > 0x3fff {
+            return false;
+        }
         let mut flags = 0x8000 | body.flags;
         if q.rd {
             flags |= 0x0100;
@@ -510,20 +557,42 @@ impl FastTable {
                 out[at..at + 2].copy_from_slice(&ptr.to_be_bytes());
             }
         }
-        if let Some(o) = &opt {
+        if let Some(o) = opt {
             o.write(out);
         }
-
-        let rcode = body.flags & 0x0f;
-        Ok(Observed {
-            sent: true,
-            zone_slot: body.zone_slot,
-            qtype: q.qtype,
-            rcode,
-            question_len: q.question.len() as u16,
-            ..Observed::default()
-        })
+        true
     }
+
+    /// Writes the answer of a steered name whose decision is one endpoint's whole
+    /// address set for `qtype` (see [`super::handler::single_set`]), prebuilt per
+    /// (zone, name policy, endpoint, type, degraded TTL). False when there is none
+    /// or it does not fit: the general path answers.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn steered_answer(
+        &self,
+        (zone, policy): (u32, u32),
+        endpoint: u32,
+        degraded: bool,
+        q: &Query<'_>,
+        opt: Option<&OptOut<'_>>,
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let key = steer_key(zone, policy, endpoint, q.qtype, degraded);
+        let Some(body) = self.steered.get(&key).and_then(|&at| self.body(at)) else {
+            return false;
+        };
+        Self::emit(q, &body, 0, opt, limit, out)
+    }
+}
+
+/// The key of a prebuilt steered answer.
+fn steer_key(zone: u32, policy: u32, endpoint: u32, qtype: u16, degraded: bool) -> u128 {
+    (u128::from(zone) << 96)
+        | (u128::from(policy) << 64)
+        | (u128::from(endpoint) << 32)
+        | (u128::from(qtype) << 1)
+        | u128::from(degraded)
 }
 
 struct Builder<'s> {
@@ -615,6 +684,91 @@ impl Builder<'_> {
         let a = self.body(qname, PROBE_TYPES[0], first)?;
         let b = self.body(qname, PROBE_TYPES[1], first)?;
         (a == b).then_some(a)
+    }
+
+    /// For every steered name, endpoint, A and AAAA, with the normal and the
+    /// degraded TTL: the answer made of the endpoint's whole address set, capped at
+    /// the name's `max_answers`, as [`super::handler::apply_decision`] builds it,
+    /// written by the general path's writer.
+    fn steered_bodies(&self) -> Vec<(u128, Body)> {
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        let question = [0u8, 0, 1, 0, 1];
+        for (zi, zone) in self.snap.zones.zones().iter().enumerate() {
+            for (pi, p) in zone.steered.iter().enumerate() {
+                for (ei, orig) in p.endpoints.iter().enumerate() {
+                    if orig.cname.is_some() || p.max_answers == 0 {
+                        continue;
+                    }
+                    for (qtype, degraded) in [
+                        (rtype::A, false),
+                        (rtype::A, true),
+                        (rtype::AAAA, false),
+                        (rtype::AAAA, true),
+                    ] {
+                        let e = match (degraded, &orig.degraded) {
+                            (false, _) => orig,
+                            (true, Some(d)) => d,
+                            (true, None) => continue,
+                        };
+                        let set = if qtype == rtype::A { &e.a } else { &e.aaaa };
+                        let Some(set) = set else {
+                            continue;
+                        };
+                        let take = (p.max_answers as usize).min(set.rdatas.len());
+                        let mut answer = Answer {
+                            authoritative: true,
+                            ..Answer::default()
+                        };
+                        answer.answer.push(Rec {
+                            owner: Owner::Query,
+                            set,
+                            take: take as u16,
+                        });
+                        let header = HeaderOut {
+                            id: 0,
+                            opcode: 0,
+                            rd: false,
+                            cd: false,
+                            aa: true,
+                            rcode: Rcode::NoError,
+                        };
+                        write_response(
+                            &mut buf,
+                            header,
+                            Some(&question),
+                            &question[..1],
+                            Some(&answer),
+                            None,
+                            usize::from(u16::MAX),
+                        );
+                        let body_at = HEADER_LEN + question.len();
+                        if buf.len() < body_at {
+                            continue;
+                        }
+                        let flags = u16::from_be_bytes([buf[2], buf[3]]);
+                        let Ok(ei) = u32::try_from(ei) else {
+                            continue;
+                        };
+                        out.push((
+                            steer_key(zi as u32, pi as u32, ei, qtype, degraded),
+                            Body {
+                                flags: flags & 0x040f,
+                                counts: [
+                                    u16::from_be_bytes([buf[6], buf[7]]),
+                                    u16::from_be_bytes([buf[8], buf[9]]),
+                                    u16::from_be_bytes([buf[10], buf[11]]),
+                                ],
+                                bytes: buf[body_at..].into(),
+                                relocs: Box::default(),
+                                zone_slot: None,
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Runs the general path on a query for `qname`/`qtype` and keeps the sections

@@ -250,6 +250,14 @@ fn answer_query(
                     _ => u16::MAX,
                 };
                 obs.steered = Some((p.metrics_slot, region, d.reason));
+                // One endpoint's whole address set: its answer is prebuilt.
+                if let (false, Some(f), Some(hint)) = (tcp, &snap.fast, steered) {
+                    if let Some((i, degraded)) = single_set(p, &d.outcome, q.qtype, health) {
+                        if f.steered_answer(hint, i, degraded, q, opt.as_ref(), limit, out) {
+                            return;
+                        }
+                    }
+                }
                 apply_decision(zone, p, owner, &d.outcome, q.qtype, health, &mut a);
             }
             a
@@ -391,6 +399,49 @@ pub fn apply_decision<'z, H: HealthView>(
             }
         }
     }
+}
+
+/// When [`apply_decision`] would answer an A or AAAA query with exactly one
+/// endpoint's whole address set (one endpoint decided, no CNAME, every address
+/// counted up): that endpoint's index, and whether its degraded (lower TTL) form
+/// is the one. `None` for any other shape of answer.
+pub(super) fn single_set<H: HealthView>(
+    p: &NamePolicy,
+    outcome: &Outcome,
+    qtype: u16,
+    health: &H,
+) -> Option<(u32, bool)> {
+    let Outcome::Endpoints(list) = outcome else {
+        return None;
+    };
+    let &[i] = list.as_slice() else {
+        return None;
+    };
+    if !matches!(qtype, rtype::A | rtype::AAAA) || p.max_answers == 0 {
+        return None;
+    }
+    let orig = p.endpoints.get(i as usize)?;
+    if orig.cname.is_some() {
+        return None;
+    }
+    let degraded = p
+        .endpoints
+        .iter()
+        .any(|e| e.degraded.is_some() && !health.endpoint_up(e));
+    let e = match (&orig.degraded, degraded) {
+        (Some(d), true) => d,
+        _ => orig,
+    };
+    let each = if qtype == rtype::A {
+        &e.a_each
+    } else {
+        &e.aaaa_each
+    };
+    let check_each = !orig.probes.is_empty() && !health.forced_up(orig) && health.endpoint_up(orig);
+    if check_each && !each.iter().all(|x| health.address_up(x)) {
+        return None;
+    }
+    Some((u32::from(i), degraded && orig.degraded.is_some()))
 }
 
 /// The explain trace for a steered name, or `None` when the name is not steered.

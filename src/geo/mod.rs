@@ -50,6 +50,7 @@ pub mod client;
 mod countries;
 mod error;
 mod record;
+mod tree;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -237,7 +238,10 @@ impl FieldPaths {
 /// A loaded geo database. Cheap to share: `Send + Sync`, lookups take
 /// `&self`.
 pub struct Locator {
-    reader: Reader<Vec<u8>>,
+    reader: Reader<tree::DbBytes>,
+    /// IPv4 lookups by our own walk (the crate's does the same with more work
+    /// per lookup): the record and the prefix; `None` for a tree it cannot read.
+    v4: Option<tree::V4Index>,
     schema: Schema,
     /// False for IPv4-only databases, which cannot answer IPv6 lookups.
     ipv6_tree: bool,
@@ -291,7 +295,10 @@ impl Locator {
 
     /// Opens a database held in memory. See [`open`](Self::open).
     pub fn from_bytes(bytes: Vec<u8>, paths: Option<FieldPaths>) -> Result<Locator, GeoError> {
-        let reader = Reader::from_source(bytes).map_err(db_error)?;
+        let bytes = tree::DbBytes(std::sync::Arc::new(bytes));
+        let reader = Reader::from_source(bytes.clone()).map_err(db_error)?;
+        let m = reader.metadata();
+        let v4 = tree::V4Index::new(bytes, m.node_count, m.record_size, m.ip_version);
         let schema = match paths {
             Some(paths) => {
                 paths.validate()?;
@@ -302,6 +309,7 @@ impl Locator {
         let ipv6_tree = reader.metadata().ip_version == 6;
         Ok(Locator {
             reader,
+            v4,
             schema,
             ipv6_tree,
             decode_errors: AtomicU64::new(0),
@@ -352,6 +360,27 @@ impl Locator {
         if ip.is_ipv6() && !self.ipv6_tree {
             // The reader would return an error, whose message allocates.
             return Location::default();
+        }
+        // The record decoded before: our walk finds it without building the
+        // crate's lookup result.
+        if let (IpAddr::V4(v4), Some(idx)) = (ip, &self.v4) {
+            match idx.lookup(u32::from(v4)) {
+                Some((tree::Found::Nothing, prefix_len)) => {
+                    return Location {
+                        prefix_len,
+                        ..Location::default()
+                    };
+                }
+                Some((tree::Found::Data(offset), prefix_len)) => {
+                    if let Some(mut loc) =
+                        DECODED.with_borrow(|c| c.get(&(self.id, offset)).copied())
+                    {
+                        loc.prefix_len = prefix_len;
+                        return loc;
+                    }
+                }
+                None => {}
+            }
         }
         let full_len = if ip.is_ipv4() { 32 } else { 128 };
         let result = match self.reader.lookup(ip) {
@@ -418,7 +447,7 @@ impl Locator {
 
 /// Layout from the metadata's `database_type` when it is one we know,
 /// else from the keys of the first records.
-fn detect_schema(reader: &Reader<Vec<u8>>) -> Result<Schema, GeoError> {
+fn detect_schema(reader: &Reader<tree::DbBytes>) -> Result<Schema, GeoError> {
     let database_type = &reader.metadata().database_type;
     if let Some(schema) = schema_for_type(database_type) {
         return Ok(schema);
@@ -520,7 +549,7 @@ impl<'a> From<FlatRecord<'a>> for Fields<'a> {
 /// allocates nothing: the path elements borrow the configured strings and
 /// live in a stack array.
 fn decode_custom<'a>(
-    result: &maxminddb::LookupResult<'a, Vec<u8>>,
+    result: &maxminddb::LookupResult<'a, tree::DbBytes>,
     paths: &FieldPaths,
 ) -> Result<Option<Fields<'a>>, maxminddb::MaxMindDbError> {
     if !result.has_data() {

@@ -30,7 +30,8 @@ PATH=$PATH:/usr/sbin:/sbin
 # ---- settings (environment) ------------------------------------------------
 SERVERS=${SERVERS:-signpost gdnsd pdns}   # which to run, in this order (reversed on even runs)
 SIGNPOST=${SIGNPOST:-$REPO/target/release/signpost}
-DURATION=${DURATION:-10}          # seconds per throughput run (dnsperf -l)
+DURATION=${DURATION:-10}          # seconds of load per server and throughput run
+SLICE=${SLICE:-1}                 # seconds per dnsperf invocation: the servers of a run take turns
 RUNS=${RUNS:-3}                   # throughput runs per server (round-robin)
 NQUERIES=${NQUERIES:-10000}       # queries in the mix file (dnsperf loops over it)
 DNSPERF_OPTS=${DNSPERF_OPTS:--c 4 -T 2 -q 200}   # load shape
@@ -48,11 +49,11 @@ die() { printf 'geo-compare: FAIL: %s\n' "$*" >&2; exit 1; }
 # shellcheck source=benches/lib.sh
 source "$REPO/benches/lib.sh"
 
-for v in DURATION RUNS NQUERIES PORT_BASE READY_TIMEOUT BUILD_TIMEOUT MAX_OTHER RETRIES; do
+for v in DURATION SLICE RUNS NQUERIES PORT_BASE READY_TIMEOUT BUILD_TIMEOUT MAX_OTHER RETRIES; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
 done
-if [ "$RUNS" -lt 1 ] || [ "$DURATION" -lt 1 ] || [ "$NQUERIES" -lt 1 ]; then
-    die "RUNS, DURATION and NQUERIES must be at least 1"
+if [ "$RUNS" -lt 1 ] || [ "$DURATION" -lt 1 ] || [ "$NQUERIES" -lt 1 ] || [ "$SLICE" -lt 1 ]; then
+    die "RUNS, DURATION, SLICE and NQUERIES must be at least 1"
 fi
 read -r -a SERVER_LIST <<<"$SERVERS"
 [ "${#SERVER_LIST[@]}" -ge 1 ] || die "SERVERS is empty"
@@ -302,13 +303,14 @@ udp_drops() {
     awk '$1 == "Udp:" { if (!col) { for (i = 2; i <= NF; i++) if ($i == "RcvbufErrors") col = i; next } print $col; exit }' /proc/net/snmp
 }
 # NAME OUTFILE extra dnsperf args...: one dnsperf run against NAME; sets
-# PERF=(TICKS OTHER_PCT SECONDS LOAD1 UDP_DROPS): CPU ticks the server used;
+# PERF=(TICKS OTHER_PCT SECONDS LOAD1 UDP_DROPS): CPU time the server used
+# (from schedstat, in fractional clock ticks);
 # the most either CPU spent on anything but the server (CPU SERVER_CPU) or
 # dnsperf (CPU CLIENT_CPU), in % of the run ("-" if the CPU lists are not
 # single CPUs); the run's wall time; the 1-minute load average just before the
 # run; UDP datagrams the kernel dropped for a full receive buffer
 perf_run() {
-    local name=$1 out=$2 t0 t1 s0 s1 c0 c1 w0 w1 d load u0 u1
+    local name=$1 out=$2 t0 t1 n0 n1 s0 s1 c0 c1 w0 w1 d load u0 u1
     shift 2
     read -r load _ </proc/loadavg
     u0=$(udp_drops)
@@ -316,6 +318,7 @@ perf_run() {
     s0=$(cpu_busy "$SERVER_CPU")
     c0=$(cpu_busy "$CLIENT_CPU")
     t0=$(cpu_ticks "${PID[$name]}")
+    n0=$(cpu_ns "${PID[$name]}")
     times >"$WORK/times.0"
     # in the background and waited for, so that a signal stops it at once
     timeout -k 5 $((DURATION + 60)) taskset -c "$CLIENT_CPU" \
@@ -324,6 +327,7 @@ perf_run() {
     wait "$PERF_PID" || die "$name: dnsperf failed: $(tail -n 3 "$out")"
     PERF_PID=''
     times >"$WORK/times.1"
+    n1=$(cpu_ns "${PID[$name]}")
     t1=$(cpu_ticks "${PID[$name]}")
     s1=$(cpu_busy "$SERVER_CPU")
     c1=$(cpu_busy "$CLIENT_CPU")
@@ -331,7 +335,7 @@ perf_run() {
     u1=$(udp_drops)
     kill -0 "${PID[$name]}" 2>/dev/null || { server_log_tail "$name"; die "$name died during the run"; }
     d=$(($(times_ticks "$WORK/times.1") - $(times_ticks "$WORK/times.0")))   # dnsperf's CPU ticks
-    PERF=("$((t1 - t0))" - 0 "$load" "$((u1 - u0))")
+    PERF=("$(ns_to_ticks "$((n1 - n0))")" - 0 "$load" "$((u1 - u0))")
     PERF[2]=$(awk -v a="$w0" -v b="$w1" 'BEGIN {printf "%.3f", b - a}')
     if [ -n "$s0" ] && [ -n "$s1" ] && [ -n "$c0" ] && [ -n "$c1" ]; then
         PERF[1]=$(awk -v os="$((s1 - s0 - (t1 - t0)))" -v oc="$((c1 - c0 - d))" -v hz="$CLK_TCK" -v w="${PERF[2]}" \
@@ -359,16 +363,32 @@ RESULTS=$WORK/results.tsv   # server run qps completed lost runtime ticks resp_b
 : >"$RESULTS"
 for ((run = 1; run <= RUNS; run++)); do
     mapfile -t ORDER < <(run_order "$run")
+    # The servers take turns, SLICE seconds each, until each has had DURATION:
+    # a change in the machine's speed then falls on every server of the run alike.
+    declare -A TICKS=() DONE=() LOST=() SECS=() OTHER=() RESP=() LOAD=() DROPS=()
+    for s in "${ORDER[@]}"; do TICKS[$s]=0 DONE[$s]=0 LOST[$s]=0 SECS[$s]=0 OTHER[$s]=- LOAD[$s]='' DROPS[$s]=0; done
+    for ((slice = 1; slice * SLICE <= DURATION; slice++)); do
+        for s in "${ORDER[@]}"; do
+            out=$WORK/$s/tput.$run.$slice.out
+            measure "$s" "$out" "${PERF_OPTS[@]}" -l "$SLICE"
+            completed=$(stat_of "$out" 'Queries completed:' 3)
+            if [ -z "$completed" ] || [ "$completed" -eq 0 ]; then die "$s: dnsperf completed no queries: $(tail -n 5 "$out")"; fi
+            TICKS[$s]=$(awk -v a="${TICKS[$s]}" -v b="${PERF[0]}" 'BEGIN {printf "%.4f", a + b}')
+            DONE[$s]=$((DONE[$s] + completed))
+            LOST[$s]=$((LOST[$s] + $(stat_of "$out" 'Queries lost:' 3)))
+            SECS[$s]=$(awk -v a="${SECS[$s]}" -v b="$(stat_of "$out" 'Run time (s):' 4)" 'BEGIN {printf "%.6f", a + b}')
+            OTHER[$s]=$(awk -v a="${OTHER[$s]}" -v b="${PERF[1]}" 'BEGIN {if (a == "-" || (b != "-" && b + 0 > a + 0)) print b; else print a}')
+            [ -n "${RESP[$s]:-}" ] || RESP[$s]=$(stat_of "$out" 'Average packet size:' 7)
+            [ -n "${LOAD[$s]}" ] || LOAD[$s]=${PERF[3]}
+            DROPS[$s]=$((DROPS[$s] + PERF[4]))
+        done
+    done
     for s in "${ORDER[@]}"; do
-        out=$WORK/$s/tput.$run.out
-        measure "$s" "$out" "${PERF_OPTS[@]}" -l "$DURATION"
-        completed=$(stat_of "$out" 'Queries completed:' 3)
-        if [ -z "$completed" ] || [ "$completed" -eq 0 ]; then die "$s: dnsperf completed no queries: $(tail -n 5 "$out")"; fi
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$run" "$(stat_of "$out" 'Queries per second:' 4)" \
-            "$completed" "$(stat_of "$out" 'Queries lost:' 3)" "$(stat_of "$out" 'Run time (s):' 4)" "${PERF[0]}" \
-            "$(stat_of "$out" 'Average packet size:' 7)" "${PERF[1]}" "${PERF[3]}" "${PERF[4]}" >>"$RESULTS"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$run" \
+            "$(awk -v n="${DONE[$s]}" -v t="${SECS[$s]}" 'BEGIN {printf "%.1f", n / t}')" "${DONE[$s]}" "${LOST[$s]}" \
+            "${SECS[$s]}" "${TICKS[$s]}" "${RESP[$s]}" "${OTHER[$s]}" "${LOAD[$s]}" "${DROPS[$s]}" >>"$RESULTS"
         log "run $run/$RUNS $s: $(awk -F'\t' -v s="$s" -v r="$run" -v hz="$CLK_TCK" \
-            '$1 == s && $2 == r {printf "%.0f q/s, %.2f us CPU/query, server CPU %.0f%%, other use of a CPU %s%%, lost %d (kernel UDP drops %d), load average before %s",
+            '$1 == s && $2 == r {printf "%.0f q/s, %.3f us CPU/query, server CPU %.0f%%, other use of a CPU %s%%, lost %d (kernel UDP drops %d), load average before %s",
                 $3, $7 * 1e6 / hz / $4, 100 * $7 / hz / $6, $9, $5, $11, $10}' "$RESULTS")"
     done
 done
@@ -412,7 +432,7 @@ echo
 echo "## Geo steering with ECS: signpost vs gdnsd vs PowerDNS, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
 echo "- machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r); load average at start: $LOAD_START"
-echo "- servers on CPU $SERVER_CPU, dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ {print $2}') on CPU $CLIENT_CPU: \`dnsperf -B $DNSPERF_OPTS -l $DURATION\`, $RUNS run(s) per server, round-robin"
+echo "- servers on CPU $SERVER_CPU, dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ {print $2}') on CPU $CLIENT_CPU: \`dnsperf -B $DNSPERF_OPTS -l $SLICE\`, the servers in turn until each has had ${DURATION} s, $RUNS run(s)"
 echo "- mix: \`www.geobench.example A\` with ECS: $MIX_DESC"
 printf -- '- versions:'
 for s in "${SERVER_LIST[@]}"; do printf ' %s %s;' "$s" "$(version_of "$s")"; done
@@ -446,5 +466,5 @@ echo
 sed 's/^/- /' "$WORK/check-answers.out"
 echo
 if [[ " ${SERVER_LIST[*]} " == *" signpost "* && " ${SERVER_LIST[*]} " == *" gdnsd "* ]]; then per_run_vs_gdnsd "$RESULTS"; echo; fi
-echo "CPU µs/query: utime+stime of all the server's processes and threads over the dnsperf run, divided by the queries completed."
+echo "CPU µs/query: on-CPU time (schedstat) of all the server's processes and threads over its dnsperf slices, divided by the queries completed."
 echo "Server CPU % well under 100: dnsperf's one CPU, not the server, bounded queries/s. Other use of a CPU: the most that anything but the server (on its CPU) or dnsperf (on its CPU) took of one; above a few % the numbers are disturbed."

@@ -104,3 +104,16 @@ run_order() {
         for ((i = ${#SERVER_LIST[@]} - 1; i >= 0; i--)); do printf '%s\n' "${SERVER_LIST[i]}"; done
     fi
 }
+
+# on-CPU time of a server's whole process tree, every thread, in nanoseconds
+# (the scheduler's own account, /proc/PID/task/TID/schedstat: finer than the
+# 10 ms clock ticks of /proc/PID/stat, which short slices need)
+cpu_ns() {
+    local p
+    while read -r p; do
+        cat /proc/"$p"/task/*/schedstat 2>/dev/null
+    done < <(tree_pids "$1") | awk '{s += $1} END {printf "%.0f\n", s}'
+}
+
+# nanoseconds as clock ticks (1/CLK_TCK s), fractional
+ns_to_ticks() { awk -v n="$1" -v hz="$CLK_TCK" 'BEGIN {printf "%.4f", n * hz / 1e9}'; }

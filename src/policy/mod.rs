@@ -743,6 +743,7 @@ fn geo_rule(rules: &GeoRules, client: &Client) -> (u16, &'static str) {
     if let Some(l) = loc
         .subdivision
         .as_ref()
+        .filter(|_| !rules.subdivision.is_empty())
         .and_then(|s| rules.subdivision.get(s.as_str()))
     {
         return (*l, "subdivision");

@@ -207,7 +207,6 @@ pub fn parse<'a>(pkt: &'a [u8], buf: &'a mut NameBuf) -> Result<Query<'a>, Rejec
 /// Returns (end, whether the name has capitals, qtype, qclass).
 fn read_question(pkt: &[u8], pos: usize) -> Option<(usize, bool, u16, u16)> {
     let mut p = pos;
-    let mut upper = false;
     loop {
         let len = *pkt.get(p)? as usize;
         if len == 0 {
@@ -218,14 +217,33 @@ fn read_question(pkt: &[u8], pos: usize) -> Option<(usize, bool, u16, u16)> {
         if len > 63 || p - pos + len + 1 >= MAX_NAME_LEN {
             return None;
         }
-        let label = pkt.get(p + 1..p + 1 + len)?;
-        upper |= label.iter().any(u8::is_ascii_uppercase);
         p += len + 1;
     }
+    // Length bytes are at most 63: only letters can be capitals.
+    let upper = has_upper(pkt.get(pos..p)?);
     let fixed = pkt.get(p..p + 4)?;
     let qtype = u16::from_be_bytes([fixed[0], fixed[1]]);
     let qclass = u16::from_be_bytes([fixed[2], fixed[3]]);
     Some((p + 4, upper, qtype, qclass))
+}
+
+/// Whether `b` has an ASCII capital, eight bytes at a time.
+fn has_upper(b: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let x = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        // Per byte, with the top bit cleared first so that no sum carries into
+        // the next byte: the top bit of x7 + 0x3f is set from 'A' up, that of
+        // x7 + 0x25 from '[' up; bytes that had the top bit are not ASCII.
+        let x7 = x & (0x7f * ONES);
+        let from_a = x7 + 0x3f * ONES;
+        let past_z = x7 + 0x25 * ONES;
+        if from_a & !past_z & !x & (0x80 * ONES) != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(u8::is_ascii_uppercase)
 }
 
 /// Skips a possibly compressed name; returns the position after it and whether it was
@@ -414,6 +432,25 @@ mod tests {
         assert_eq!(q.qtype, 1);
         assert!(q.rd);
         assert!(q.edns.is_none());
+    }
+
+    #[test]
+    fn has_upper_finds_capitals_anywhere_and_nothing_else() {
+        for fill in [b'a', 0x3f, 0xff, 0x80, 0xc1, b'['] {
+            for b in 0u8..=255 {
+                for len in [1usize, 7, 8, 9, 16, 23] {
+                    for at in [0, len / 2, len - 1] {
+                        let mut v = vec![fill; len];
+                        v[at] = b;
+                        assert_eq!(
+                            has_upper(&v),
+                            b.is_ascii_uppercase(),
+                            "byte {b:#x} at {at} of {len} among {fill:#x}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@ MIX=${MIX:-static}                # static | geo (per-query EDNS Client Subnet)
 ZONE=${ZONE:-$DATA/bench.example.zone}   # the zone every server loads (origin bench.example.)
 DNSPERF_OPTS=${DNSPERF_OPTS:--c 4 -T 2 -q 200}   # load shape, throughput runs
 LAT_QPS=${LAT_QPS:-10000}         # fixed rate for the latency run (dnsperf -Q)
-LAT_DURATION=${LAT_DURATION:-5}   # seconds of the latency run; 0 skips it
+LAT_DURATION=${LAT_DURATION:-10}  # seconds of the latency run per server (in SLICE turns); 0 skips it
 SERVER_CPU=${SERVER_CPU:-0}       # taskset CPU list for the servers
 CLIENT_CPU=${CLIENT_CPU:-1}       # taskset CPU list for dnsperf
 PORT_BASE=${PORT_BASE:-15350}     # first port tried; busy ports are skipped
@@ -408,13 +408,23 @@ done
 LATENCY=$WORK/latency.tsv   # server p50 p99 p999 (us) cpu_us_per_query completed timeouts other_pct
 : >"$LATENCY"
 if [ "$LAT_DURATION" -gt 0 ]; then
+    # In turns of SLICE seconds too, the samples of a server's slices pooled.
+    declare -A LTICKS=() LDONE=() LTIME=() LOTHER=()
+    for s in "${SERVER_LIST[@]}"; do LTICKS[$s]=0 LDONE[$s]=0 LTIME[$s]=0 LOTHER[$s]=-; : >"$WORK/$s/latency.samples"; done
+    for ((slice = 1; slice * SLICE <= LAT_DURATION; slice++)); do
+        for s in "${SERVER_LIST[@]}"; do
+            out=$WORK/$s/latency.$slice.out
+            measure "$s" "$out" -Q "$LAT_QPS" -l "$SLICE" -v
+            LTICKS[$s]=$(awk -v a="${LTICKS[$s]}" -v b="${PERF[0]}" 'BEGIN {printf "%.4f", a + b}')
+            LDONE[$s]=$((LDONE[$s] + $(stat_of "$out" 'Queries completed:' 3)))
+            LTIME[$s]=$((LTIME[$s] + $(awk '/^> T / {n++} END {print n + 0}' "$out")))
+            LOTHER[$s]=$(awk -v a="${LOTHER[$s]}" -v b="${PERF[1]}" 'BEGIN {if (a == "-" || (b != "-" && b + 0 > a + 0)) print b; else print a}')
+            awk '/^> / && NF >= 5 && $NF ~ /^[0-9.]+$/ {print $NF}' "$out" >>"$WORK/$s/latency.samples"
+        done
+    done
     for s in "${SERVER_LIST[@]}"; do
-        out=$WORK/$s/latency.out
-        measure "$s" "$out" -Q "$LAT_QPS" -l "$LAT_DURATION" -v
-        completed=$(stat_of "$out" 'Queries completed:' 3)
-        timeouts=$(awk '/^> T / {n++} END {print n + 0}' "$out")
-        awk '/^> / && NF >= 5 && $NF ~ /^[0-9.]+$/ {print $NF}' "$out" | sort -g | awk \
-            -v s="$s" -v ticks="${PERF[0]}" -v hz="$CLK_TCK" -v c="$completed" -v t="$timeouts" -v o="${PERF[1]}" '
+        sort -g "$WORK/$s/latency.samples" | awk \
+            -v s="$s" -v ticks="${LTICKS[$s]}" -v hz="$CLK_TCK" -v c="${LDONE[$s]}" -v t="${LTIME[$s]}" -v o="${LOTHER[$s]}" '
             { v[NR] = $1 }
             function pct(q,  i) { i = int(q * NR); if (i < q * NR) i++; if (i < 1) i = 1; return v[i] * 1e6 }
             END { if (NR == 0) exit 1

@@ -328,11 +328,13 @@ cpu_busy() {
 perf_run() {
     local name=$1 out=$2 t0 t1 n0 n1 s0 s1 c0 c1 w0 w1 d
     shift 2
+    # The server's CPU time first: reading it runs ps and awk, which must not
+    # count as something else's use of a CPU in the window of /proc/stat below.
+    t0=$(cpu_ticks "${PID[$name]}")
+    n0=$(cpu_ns "${PID[$name]}")
     w0=$EPOCHREALTIME
     s0=$(cpu_busy "$SERVER_CPU")
     c0=$(cpu_busy "$CLIENT_CPU")
-    t0=$(cpu_ticks "${PID[$name]}")
-    n0=$(cpu_ns "${PID[$name]}")
     times >"$WORK/times.0"
     # in the background and waited for, so that a signal stops it at once
     timeout -k 5 $((DURATION + LAT_DURATION + 60)) taskset -c "$CLIENT_CPU" \
@@ -341,11 +343,11 @@ perf_run() {
     wait "$PERF_PID" || die "$name: dnsperf failed: $(tail -n 3 "$out")"
     PERF_PID=''
     times >"$WORK/times.1"
-    n1=$(cpu_ns "${PID[$name]}")
-    t1=$(cpu_ticks "${PID[$name]}")
     s1=$(cpu_busy "$SERVER_CPU")
     c1=$(cpu_busy "$CLIENT_CPU")
     w1=$EPOCHREALTIME
+    n1=$(cpu_ns "${PID[$name]}")
+    t1=$(cpu_ticks "${PID[$name]}")
     kill -0 "${PID[$name]}" 2>/dev/null || { server_log_tail "$name"; die "$name died during the run"; }
     d=$(($(times_ticks "$WORK/times.1") - $(times_ticks "$WORK/times.0")))   # dnsperf's CPU ticks
     PERF=("$(ns_to_ticks "$((n1 - n0))")" - 1)

@@ -314,11 +314,13 @@ perf_run() {
     shift 2
     read -r load _ </proc/loadavg
     u0=$(udp_drops)
+    # The server's CPU time first: reading it runs ps and awk, which must not
+    # count as something else's use of a CPU in the window of /proc/stat below.
+    t0=$(cpu_ticks "${PID[$name]}")
+    n0=$(cpu_ns "${PID[$name]}")
     w0=$EPOCHREALTIME
     s0=$(cpu_busy "$SERVER_CPU")
     c0=$(cpu_busy "$CLIENT_CPU")
-    t0=$(cpu_ticks "${PID[$name]}")
-    n0=$(cpu_ns "${PID[$name]}")
     times >"$WORK/times.0"
     # in the background and waited for, so that a signal stops it at once
     timeout -k 5 $((DURATION + 60)) taskset -c "$CLIENT_CPU" \
@@ -327,11 +329,11 @@ perf_run() {
     wait "$PERF_PID" || die "$name: dnsperf failed: $(tail -n 3 "$out")"
     PERF_PID=''
     times >"$WORK/times.1"
-    n1=$(cpu_ns "${PID[$name]}")
-    t1=$(cpu_ticks "${PID[$name]}")
     s1=$(cpu_busy "$SERVER_CPU")
     c1=$(cpu_busy "$CLIENT_CPU")
     w1=$EPOCHREALTIME
+    n1=$(cpu_ns "${PID[$name]}")
+    t1=$(cpu_ticks "${PID[$name]}")
     u1=$(udp_drops)
     kill -0 "${PID[$name]}" 2>/dev/null || { server_log_tail "$name"; die "$name died during the run"; }
     d=$(($(times_ticks "$WORK/times.1") - $(times_ticks "$WORK/times.0")))   # dnsperf's CPU ticks

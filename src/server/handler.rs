@@ -9,7 +9,7 @@ use super::fast::Fast;
 use super::query::{self, ClientSubnet, Query, Reject};
 use crate::metrics::Observed;
 use crate::policy::{
-    self, Client, Endpoint, HealthView, NamePolicy, NoTrace, Outcome, Recorder, Trace,
+    self, AddrAnswer, Client, Endpoint, HealthView, NamePolicy, NoTrace, Outcome, Recorder, Trace,
 };
 use crate::snapshot::Snapshot;
 use crate::zone::{class, rtype, Answer, Owner, RRset, Rcode, Rec, Zone};
@@ -331,16 +331,8 @@ pub fn apply_decision<'z, H: HealthView>(
                 .push(Rec::new(Owner::Name(&zone.origin), &zone.negative_soa));
         }
         Outcome::Endpoints(list) => {
-            let degraded = p
-                .endpoints
-                .iter()
-                .any(|e| e.degraded.is_some() && !health.endpoint_up(e));
-            let pick = |e: &'z Endpoint| -> &'z Endpoint {
-                match (&e.degraded, degraded) {
-                    (Some(d), true) => d,
-                    _ => e,
-                }
-            };
+            let degraded = any_degraded_down(p, health);
+            let pick = |e: &'z Endpoint| pick(e, degraded);
             let Some(first) = list.first().and_then(|&i| p.endpoints.get(i as usize)) else {
                 return;
             };
@@ -357,11 +349,6 @@ pub fn apply_decision<'z, H: HealthView>(
                     continue;
                 };
                 let e = pick(orig);
-                // An endpoint answered while down (fail open, a named fallback) or
-                // forced up carries every address; an up one leaves out the
-                // addresses whose probes fail.
-                let check_each =
-                    !orig.probes.is_empty() && !health.forced_up(orig) && health.endpoint_up(orig);
                 let sets = [
                     (matches!(qtype, rtype::A | rtype::ANY), &e.a, &e.a_each),
                     (
@@ -377,8 +364,7 @@ pub fn apply_decision<'z, H: HealthView>(
                     if left == 0 {
                         return;
                     }
-                    let all_up = !check_each || each.iter().all(|x| health.address_up(x));
-                    if all_up {
+                    if whole_set_up(orig, each, health) {
                         let take = left.min(all.rdatas.len());
                         left -= take;
                         a.answer.push(Rec {
@@ -424,24 +410,41 @@ pub(super) fn single_set<H: HealthView>(
     if orig.cname.is_some() {
         return None;
     }
-    let degraded = p
-        .endpoints
-        .iter()
-        .any(|e| e.degraded.is_some() && !health.endpoint_up(e));
-    let e = match (&orig.degraded, degraded) {
-        (Some(d), true) => d,
-        _ => orig,
-    };
+    let degraded = any_degraded_down(p, health);
+    let e = pick(orig, degraded);
     let each = if qtype == rtype::A {
         &e.a_each
     } else {
         &e.aaaa_each
     };
-    let check_each = !orig.probes.is_empty() && !health.forced_up(orig) && health.endpoint_up(orig);
-    if check_each && !each.iter().all(|x| health.address_up(x)) {
+    if !whole_set_up(orig, each, health) {
         return None;
     }
     Some((u32::from(i), degraded && orig.degraded.is_some()))
+}
+
+/// While any endpoint with a degraded form is down, every endpoint answers in its
+/// degraded form (the name's lower TTL).
+fn any_degraded_down<H: HealthView>(p: &NamePolicy, health: &H) -> bool {
+    p.endpoints
+        .iter()
+        .any(|e| e.degraded.is_some() && !health.endpoint_up(e))
+}
+
+/// The form of `e` that answers: its degraded one while `degraded`, if it has one.
+fn pick(e: &Endpoint, degraded: bool) -> &Endpoint {
+    match (&e.degraded, degraded) {
+        (Some(d), true) => d,
+        _ => e,
+    }
+}
+
+/// Whether `orig`'s whole address set (`each`, of its answering form) goes in the
+/// answer. An endpoint answered while down (fail open, a named fallback) or forced
+/// up carries every address; an up one leaves out the addresses whose probes fail.
+fn whole_set_up<H: HealthView>(orig: &Endpoint, each: &[AddrAnswer], health: &H) -> bool {
+    let check_each = !orig.probes.is_empty() && !health.forced_up(orig) && health.endpoint_up(orig);
+    !check_each || each.iter().all(|x| health.address_up(x))
 }
 
 /// The explain trace for a steered name, or `None` when the name is not steered.

@@ -51,6 +51,23 @@ struct Body {
     zone_slot: Option<u16>,
 }
 
+impl Body {
+    /// The sections of a response written by the general path after its first
+    /// `body_at` bytes (header and question), with AA and the rcode from its flags;
+    /// no relocations.
+    fn from_response(out: &[u8], body_at: usize, zone_slot: Option<u16>) -> Option<Body> {
+        let h = out.get(..HEADER_LEN)?;
+        let u = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
+        Some(Body {
+            flags: u(2) & 0x040f,
+            counts: [u(6), u(8), u(10)],
+            bytes: out.get(body_at..)?.into(),
+            relocs: Box::default(),
+            zone_slot,
+        })
+    }
+}
+
 /// The answers for one name (or for the names that do not exist below one).
 #[derive(Debug, Default)]
 struct Answers {
@@ -742,28 +759,13 @@ impl Builder<'_> {
                             None,
                             usize::from(u16::MAX),
                         );
-                        let body_at = HEADER_LEN + question.len();
-                        if buf.len() < body_at {
-                            continue;
-                        }
-                        let flags = u16::from_be_bytes([buf[2], buf[3]]);
-                        let Ok(ei) = u32::try_from(ei) else {
+                        let (Some(body), Ok(ei)) = (
+                            Body::from_response(&buf, HEADER_LEN + question.len(), None),
+                            u32::try_from(ei),
+                        ) else {
                             continue;
                         };
-                        out.push((
-                            steer_key(zi as u32, pi as u32, ei, qtype, degraded),
-                            Body {
-                                flags: flags & 0x040f,
-                                counts: [
-                                    u16::from_be_bytes([buf[6], buf[7]]),
-                                    u16::from_be_bytes([buf[8], buf[9]]),
-                                    u16::from_be_bytes([buf[10], buf[11]]),
-                                ],
-                                bytes: buf[body_at..].into(),
-                                relocs: Box::default(),
-                                zone_slot: None,
-                            },
-                        ));
+                        out.push((steer_key(zi as u32, pi as u32, ei, qtype, degraded), body));
                     }
                 }
             }
@@ -792,29 +794,14 @@ impl Builder<'_> {
         if !o.sent || o.steered.is_some() || o.truncated || out.len() < pkt.len() {
             return None;
         }
+        let mut body = Body::from_response(&out, pkt.len(), o.zone_slot)?;
         // Only answers a zone gave: NOERROR, NXDOMAIN.
-        let flags = u16::from_be_bytes([out[2], out[3]]);
-        if !matches!(flags & 0x0f, 0 | 3) {
+        if !matches!(body.flags & 0x0f, 0 | 3) {
             return None;
         }
-        let counts = [
-            u16::from_be_bytes([out[6], out[7]]),
-            u16::from_be_bytes([out[8], out[9]]),
-            u16::from_be_bytes([out[10], out[11]]),
-        ];
-        let bytes: Box<[u8]> = out[pkt.len()..].into();
-        let relocs = if first > 0 {
-            relocations(&bytes, counts, first)?
-        } else {
-            Box::default()
-        };
-        let body = Body {
-            flags: flags & 0x040f,
-            counts,
-            bytes,
-            relocs,
-            zone_slot: o.zone_slot,
-        };
+        if first > 0 {
+            body.relocs = relocations(&body.bytes, body.counts, first)?;
+        }
         if let Some(b) = self.interned.get(&body) {
             return Some(b.clone());
         }

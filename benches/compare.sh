@@ -381,25 +381,17 @@ for ((run = 1; run <= RUNS; run++)); do
     # The servers take turns, SLICE seconds each, until each has had DURATION:
     # a change in the machine's speed (other tenants, frequency) then falls on
     # every server of the run alike.
-    declare -A TICKS=() DONE=() LOST=() SECS=() OTHER=() RESP=()
-    for s in "${ORDER[@]}"; do TICKS[$s]=0 DONE[$s]=0 LOST[$s]=0 SECS[$s]=0 OTHER[$s]=-; done
+    slices_reset "${ORDER[@]}"
     for ((slice = 1; slice * SLICE <= DURATION; slice++)); do
         for s in "${ORDER[@]}"; do
             out=$WORK/$s/tput.$run.$slice.out
             measure "$s" "$out" "${PERF_OPTS[@]}" -l "$SLICE"
-            completed=$(stat_of "$out" 'Queries completed:' 3)
-            if [ -z "$completed" ] || [ "$completed" -eq 0 ]; then die "$s: dnsperf completed no queries: $(tail -n 5 "$out")"; fi
-            TICKS[$s]=$(awk -v a="${TICKS[$s]}" -v b="${PERF[0]}" 'BEGIN {printf "%.4f", a + b}')
-            DONE[$s]=$((DONE[$s] + completed))
-            LOST[$s]=$((LOST[$s] + $(stat_of "$out" 'Queries lost:' 3)))
-            SECS[$s]=$(awk -v a="${SECS[$s]}" -v b="$(stat_of "$out" 'Run time (s):' 4)" 'BEGIN {printf "%.6f", a + b}')
-            OTHER[$s]=$(awk -v a="${OTHER[$s]}" -v b="${PERF[1]}" 'BEGIN {if (a == "-" || (b != "-" && b + 0 > a + 0)) print b; else print a}')
-            [ -n "${RESP[$s]:-}" ] || RESP[$s]=$(stat_of "$out" 'Average packet size:' 7)
+            slice_add "$s" "$out"
         done
     done
     for s in "${ORDER[@]}"; do
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$run" \
-            "$(awk -v n="${DONE[$s]}" -v t="${SECS[$s]}" 'BEGIN {printf "%.1f", n / t}')" "${DONE[$s]}" "${LOST[$s]}" \
+            "$(awk -v n="${QDONE[$s]}" -v t="${SECS[$s]}" 'BEGIN {printf "%.1f", n / t}')" "${QDONE[$s]}" "${LOST[$s]}" \
             "${SECS[$s]}" "${TICKS[$s]}" "${RESP[$s]}" "${OTHER[$s]}" >>"$RESULTS"
         log "run $run/$RUNS $s: $(awk -F'\t' -v s="$s" -v r="$run" -v hz="$CLK_TCK" \
             '$1 == s && $2 == r {printf "%.0f q/s, %.3f us CPU/query, server CPU %.0f%%, other use of a CPU %s%%, lost %d",
@@ -417,10 +409,10 @@ if [ "$LAT_DURATION" -gt 0 ]; then
         for s in "${SERVER_LIST[@]}"; do
             out=$WORK/$s/latency.$slice.out
             measure "$s" "$out" -Q "$LAT_QPS" -l "$SLICE" -v
-            LTICKS[$s]=$(awk -v a="${LTICKS[$s]}" -v b="${PERF[0]}" 'BEGIN {printf "%.4f", a + b}')
+            LTICKS[$s]=$(fadd "${LTICKS[$s]}" "${PERF[0]}" 4)
             LDONE[$s]=$((LDONE[$s] + $(stat_of "$out" 'Queries completed:' 3)))
             LTIME[$s]=$((LTIME[$s] + $(awk '/^> T / {n++} END {print n + 0}' "$out")))
-            LOTHER[$s]=$(awk -v a="${LOTHER[$s]}" -v b="${PERF[1]}" 'BEGIN {if (a == "-" || (b != "-" && b + 0 > a + 0)) print b; else print a}')
+            LOTHER[$s]=$(max_other "${LOTHER[$s]}" "${PERF[1]}")
             awk '/^> / && NF >= 5 && $NF ~ /^[0-9.]+$/ {print $NF}' "$out" >>"$WORK/$s/latency.samples"
         done
     done

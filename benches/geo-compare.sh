@@ -363,31 +363,26 @@ measure() {
 
 RESULTS=$WORK/results.tsv   # server run qps completed lost runtime ticks resp_bytes other_pct load1 udp_drops
 : >"$RESULTS"
+declare -A LOAD=() DROPS=()
 for ((run = 1; run <= RUNS; run++)); do
     mapfile -t ORDER < <(run_order "$run")
     # The servers take turns, SLICE seconds each, until each has had DURATION:
     # a change in the machine's speed then falls on every server of the run alike.
-    declare -A TICKS=() DONE=() LOST=() SECS=() OTHER=() RESP=() LOAD=() DROPS=()
-    for s in "${ORDER[@]}"; do TICKS[$s]=0 DONE[$s]=0 LOST[$s]=0 SECS[$s]=0 OTHER[$s]=- LOAD[$s]='' DROPS[$s]=0; done
+    slices_reset "${ORDER[@]}"
+    LOAD=() DROPS=()
+    for s in "${ORDER[@]}"; do LOAD[$s]='' DROPS[$s]=0; done
     for ((slice = 1; slice * SLICE <= DURATION; slice++)); do
         for s in "${ORDER[@]}"; do
             out=$WORK/$s/tput.$run.$slice.out
             measure "$s" "$out" "${PERF_OPTS[@]}" -l "$SLICE"
-            completed=$(stat_of "$out" 'Queries completed:' 3)
-            if [ -z "$completed" ] || [ "$completed" -eq 0 ]; then die "$s: dnsperf completed no queries: $(tail -n 5 "$out")"; fi
-            TICKS[$s]=$(awk -v a="${TICKS[$s]}" -v b="${PERF[0]}" 'BEGIN {printf "%.4f", a + b}')
-            DONE[$s]=$((DONE[$s] + completed))
-            LOST[$s]=$((LOST[$s] + $(stat_of "$out" 'Queries lost:' 3)))
-            SECS[$s]=$(awk -v a="${SECS[$s]}" -v b="$(stat_of "$out" 'Run time (s):' 4)" 'BEGIN {printf "%.6f", a + b}')
-            OTHER[$s]=$(awk -v a="${OTHER[$s]}" -v b="${PERF[1]}" 'BEGIN {if (a == "-" || (b != "-" && b + 0 > a + 0)) print b; else print a}')
-            [ -n "${RESP[$s]:-}" ] || RESP[$s]=$(stat_of "$out" 'Average packet size:' 7)
+            slice_add "$s" "$out"
             [ -n "${LOAD[$s]}" ] || LOAD[$s]=${PERF[3]}
             DROPS[$s]=$((DROPS[$s] + PERF[4]))
         done
     done
     for s in "${ORDER[@]}"; do
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$run" \
-            "$(awk -v n="${DONE[$s]}" -v t="${SECS[$s]}" 'BEGIN {printf "%.1f", n / t}')" "${DONE[$s]}" "${LOST[$s]}" \
+            "$(awk -v n="${QDONE[$s]}" -v t="${SECS[$s]}" 'BEGIN {printf "%.1f", n / t}')" "${QDONE[$s]}" "${LOST[$s]}" \
             "${SECS[$s]}" "${TICKS[$s]}" "${RESP[$s]}" "${OTHER[$s]}" "${LOAD[$s]}" "${DROPS[$s]}" >>"$RESULTS"
         log "run $run/$RUNS $s: $(awk -F'\t' -v s="$s" -v r="$run" -v hz="$CLK_TCK" \
             '$1 == s && $2 == r {printf "%.0f q/s, %.3f us CPU/query, server CPU %.0f%%, other use of a CPU %s%%, lost %d (kernel UDP drops %d), load average before %s",

@@ -117,3 +117,34 @@ cpu_ns() {
 
 # nanoseconds as clock ticks (1/CLK_TCK s), fractional
 ns_to_ticks() { awk -v n="$1" -v hz="$CLK_TCK" 'BEGIN {printf "%.4f", n * hz / 1e9}'; }
+
+# A + B, with D decimals
+fadd() { awk -v a="$1" -v b="$2" -v d="$3" 'BEGIN {printf "%.*f", d, a + b}'; }
+
+# the larger of two "other use of a CPU" figures, "-" standing for none
+max_other() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "-" || (b != "-" && b + 0 > a + 0)) print b; else print a}'; }
+
+# a run's totals per server over its slices: CPU ticks, queries completed and
+# lost, seconds, the most other use of a CPU, the response size
+declare -A TICKS=() QDONE=() LOST=() SECS=() OTHER=() RESP=()
+
+# SERVER...: zeroes a run's totals for these servers
+slices_reset() {
+    local s
+    TICKS=() QDONE=() LOST=() SECS=() OTHER=() RESP=()
+    for s; do TICKS[$s]=0 QDONE[$s]=0 LOST[$s]=0 SECS[$s]=0 OTHER[$s]=-; done
+}
+
+# SERVER OUTFILE: adds one dnsperf slice (its output, and PERF as measure set
+# it) to SERVER's totals; a slice that completed nothing stops the script
+slice_add() {
+    local s=$1 out=$2 completed
+    completed=$(stat_of "$out" 'Queries completed:' 3)
+    if [ -z "$completed" ] || [ "$completed" -eq 0 ]; then die "$s: dnsperf completed no queries: $(tail -n 5 "$out")"; fi
+    TICKS[$s]=$(fadd "${TICKS[$s]}" "${PERF[0]}" 4)
+    QDONE[$s]=$((QDONE[$s] + completed))
+    LOST[$s]=$((LOST[$s] + $(stat_of "$out" 'Queries lost:' 3)))
+    SECS[$s]=$(fadd "${SECS[$s]}" "$(stat_of "$out" 'Run time (s):' 4)" 6)
+    OTHER[$s]=$(max_other "${OTHER[$s]}" "${PERF[1]}")
+    [ -n "${RESP[$s]:-}" ] || RESP[$s]=$(stat_of "$out" 'Average packet size:' 7)
+}

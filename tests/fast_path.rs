@@ -17,13 +17,19 @@ fn repo(rel: &str) -> PathBuf {
 }
 
 fn snapshot(zones: &str, config: Option<&str>) -> Snapshot {
+    snapshot_geo(zones, config, None)
+}
+
+/// The snapshot of `zones` with `config`, clients located by `database` (a path
+/// in the repository) or by nothing.
+fn snapshot_geo(zones: &str, config: Option<&str>, database: Option<&str>) -> Snapshot {
     let o = Overrides {
         config: config.map(repo),
         zones: Some(repo(zones)),
         ..Overrides::default()
     };
     let mut cfg = server_config(&o).expect("config");
-    cfg.geo.database = None;
+    cfg.geo.database = database.map(repo);
     let (snap, _) = load_snapshot(&cfg, 1).expect("zones load");
     snap
 }
@@ -270,15 +276,9 @@ fn prebuilt_steered_answers_match_the_general_path() {
         ("zones", None),
         ("tests/zones/steer", Some("tests/configs/steer-server.toml")),
     ] {
-        let o = Overrides {
-            config: config.map(repo),
-            zones: Some(repo(zones)),
-            ..Overrides::default()
-        };
-        let mut cfg = server_config(&o).expect("config");
-        cfg.geo.database = Some(repo("tests/fixtures/geo/city.mmdb"));
-        let (with, _) = load_snapshot(&cfg, 1).expect("zones load");
-        let (mut without, _) = load_snapshot(&cfg, 1).expect("zones load");
+        let db = Some("tests/fixtures/geo/city.mmdb");
+        let with = snapshot_geo(zones, config, db);
+        let mut without = snapshot_geo(zones, config, db);
         without.fast = None;
         let table = with.fast.as_ref().expect("the fast table");
         assert!(

@@ -181,6 +181,7 @@ impl HealthBridge {
                 .unwrap_or(u32::MAX);
             self.weights[i].store(w, Ordering::Relaxed);
         }
+        crate::health::bump_epoch();
     }
 
     fn slot_up(&self, slot: u32) -> bool {

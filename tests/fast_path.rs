@@ -269,7 +269,9 @@ fn tempdir() -> PathBuf {
 
 /// Steered names whose decision is one endpoint's whole address set are answered
 /// from prebuilt bodies: for clients all over the geo fixture, with and without
-/// EDNS, the server with them and the one without give the same bytes.
+/// EDNS, the server with them and the one without give the same bytes. Asked again,
+/// the query is answered from what the thread remembers of the decision, straight
+/// from the fast path, with the same bytes again.
 #[test]
 fn prebuilt_steered_answers_match_the_general_path() {
     for (zones, config) in [
@@ -312,6 +314,7 @@ fn prebuilt_steered_answers_match_the_general_path() {
         ];
         let (mut a, mut b) = (Vec::new(), Vec::new());
         let mut compared = 0;
+        let mut remembered = 0;
         for n in &names {
             for (i, &(net, len)) in clients.iter().enumerate() {
                 for t in [1u16, 28, 5] {
@@ -327,10 +330,29 @@ fn prebuilt_steered_answers_match_the_general_path() {
                             "{zones}: {n:?} type {t} from {src}: counted differently"
                         );
                         compared += 1;
+                        // Again: the fast path alone, from the remembered decision.
+                        let mut name_buf = query::NameBuf::default();
+                        let q = query::parse(&pkt, &mut name_buf).expect("query");
+                        if let Fast::Done(z) = table.answer(&with, &q, src, &mut a) {
+                            assert_eq!(a, b, "{zones}: {n:?} type {t} from {src}: again");
+                            assert_eq!(
+                                (z.rcode, z.truncated, z.ecs, z.steered, z.zone_slot),
+                                (y.rcode, y.truncated, y.ecs, y.steered, y.zone_slot),
+                                "{zones}: {n:?} type {t} from {src}: counted differently again"
+                            );
+                            remembered += 1;
+                        }
                     }
                 }
             }
         }
-        eprintln!("{zones}: {compared} steered queries compared");
+        eprintln!("{zones}: {compared} steered queries compared, {remembered} remembered");
+        // A and AAAA queries answered by one endpoint's whole address set are
+        // remembered; CNAME queries, NODATA, several endpoints or addresses left
+        // out are not (about 30% of these queries are).
+        assert!(
+            remembered * 5 >= compared,
+            "{zones}: only {remembered} of {compared} answered from memory"
+        );
     }
 }

@@ -38,5 +38,6 @@ pub use scheduler::{
 pub use spec::{qtype_name, CheckKind, CheckSpec, Initial, TargetKey, Tls};
 pub use state::{Health, Override, ProbeResult, State, Status, Transition};
 pub use table::{
-    Change, HealthTable, LatencyHistogram, LatencySnapshot, TargetId, TargetStatus, LATENCY_BOUNDS,
+    bump_epoch, epoch, Change, HealthTable, LatencyHistogram, LatencySnapshot, TargetId,
+    TargetStatus, LATENCY_BOUNDS,
 };

@@ -32,6 +32,23 @@ impl TargetId {
     }
 }
 
+/// Counts every change of what the query path reads (a probed verdict, an
+/// override, an operator weight), in any table of the process. A reader that loads
+/// it before reading health and sees the same value later knows that nothing it
+/// read has changed since: caches of decisions key on it.
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// The health epoch; see [`EPOCH`]. Acquire: a reader that sees a writer's bump
+/// also sees the change made before it.
+pub fn epoch() -> u64 {
+    EPOCH.load(Ordering::Acquire)
+}
+
+/// Marks a change of health as made; called after the change is stored.
+pub fn bump_epoch() {
+    EPOCH.fetch_add(1, Ordering::Release);
+}
+
 /// Bit 0 of a slot's byte: probed health is up.
 const PROBED_UP: u8 = 0b001;
 /// Bits 1-2: the override code (see [`Override::code`]).
@@ -102,10 +119,13 @@ impl Slot {
     }
 
     pub(crate) fn set_probed(&self, health: Health) {
-        match health {
+        let before = match health {
             Health::Up => self.flags.fetch_or(PROBED_UP, Ordering::Relaxed),
             Health::Down => self.flags.fetch_and(!PROBED_UP, Ordering::Relaxed),
         };
+        if (before & PROBED_UP != 0) != health.is_up() {
+            bump_epoch();
+        }
     }
 
     fn override_(&self) -> Override {
@@ -114,13 +134,16 @@ impl Slot {
 
     fn set_override(&self, o: Override) {
         let bits = o.code() << OVERRIDE_SHIFT;
-        // The closure never returns None, so the update always succeeds; the
-        // result carries nothing we need.
-        let _ = self
+        // The closure never returns None, so the update always succeeds.
+        let before = self
             .flags
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |f| {
                 Some((f & !OVERRIDE_MASK) | bits)
-            });
+            })
+            .unwrap_or_else(|f| f);
+        if before & OVERRIDE_MASK != bits {
+            bump_epoch();
+        }
     }
 
     /// Takes over the verdict and override of a target this one replaces.
@@ -528,6 +551,32 @@ mod tests {
         t.set_override(id, Override::None);
         assert!(t.is_up(id), "lifting the override shows probed health");
         assert!(!t.set_override(TargetId(3), Override::Drain));
+    }
+
+    #[test]
+    fn every_change_moves_the_epoch_on() {
+        let t = HealthTable::new([key(1, Initial::Down)]);
+        let id = TargetId(0);
+        let changes: [&dyn Fn(); 4] = [
+            &|| {
+                t.set_probed(id, Health::Up);
+            },
+            &|| {
+                t.set_override(id, Override::Drain);
+            },
+            &|| {
+                t.set_override(id, Override::None);
+            },
+            &|| {
+                t.set_probed(id, Health::Down);
+            },
+        ];
+        for (i, change) in changes.iter().enumerate() {
+            // Other tests move it too, but never back.
+            let before = epoch();
+            change();
+            assert!(epoch() > before, "change {i} left the epoch at {before}");
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! through both and compares.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -28,7 +29,8 @@ use smallvec::SmallVec;
 
 use super::answer::{write_response, HeaderOut, OptOut};
 use super::handler::{handle, Transport};
-use super::query::{Query, HEADER_LEN};
+use super::query::{ClientSubnet, Query, HEADER_LEN};
+use super::steercache;
 use crate::metrics::Observed;
 use crate::snapshot::Snapshot;
 use crate::zone::{class, name, rtype, Answer, Owner, Rcode, Rec, Zone};
@@ -124,7 +126,13 @@ pub struct FastTable {
     /// Steered answers made of one endpoint's whole address set, by [`steer_key`]:
     /// arena offsets of bodies.
     steered: FxHashMap<u128, u32>,
+    /// Unique in the process: tells apart the snapshots whose answers a thread's
+    /// [`steercache`] remembers.
+    id: u64,
 }
+
+/// The next [`FastTable::id`].
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Debug, Clone, Copy)]
 struct Slot {
@@ -231,9 +239,14 @@ impl FastTable {
             }
         }
         let steered = b.steered_bodies();
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let Some(mut t) = Self::pack(names) else {
-            return FastTable::default();
+            return FastTable {
+                id,
+                ..FastTable::default()
+            };
         };
+        t.id = id;
         for (key, body) in steered {
             let Ok(at) = u32::try_from(t.arena.len()) else {
                 break;
@@ -492,6 +505,11 @@ impl FastTable {
         let (answers, shift) = match self.find(qname) {
             Some(e) => {
                 if e.steered && matches!(q.qtype, rtype::A | rtype::AAAA | rtype::CNAME) {
+                    if let (Some(zp), rtype::A | rtype::AAAA) = (e.policy, q.qtype) {
+                        if let Some(o) = self.remembered(snap, q, src, zp, out) {
+                            return Ok(o);
+                        }
+                    }
                     return Err(e.policy);
                 }
                 (e.exact, 0)
@@ -585,21 +603,76 @@ impl FastTable {
     /// (zone, name policy, endpoint, type, degraded TTL). False when there is none
     /// or it does not fit: the general path answers.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn steered_answer(
+    /// The arena offset of the prebuilt answer of `endpoint`'s whole address set
+    /// of type `qtype` (A or AAAA) for the (zone, name policy), in its degraded form
+    /// or not.
+    pub(super) fn steered_body(
         &self,
         (zone, policy): (u32, u32),
         endpoint: u32,
         degraded: bool,
+        qtype: u16,
+    ) -> Option<u32> {
+        let key = steer_key(zone, policy, endpoint, qtype, degraded);
+        self.steered.get(&key).copied()
+    }
+
+    /// Writes the response to `q` with the prebuilt answer at `at`; false as for
+    /// [`FastTable::emit`].
+    pub(super) fn emit_at(
+        &self,
+        at: u32,
         q: &Query<'_>,
         opt: Option<&OptOut<'_>>,
         limit: usize,
         out: &mut Vec<u8>,
     ) -> bool {
-        let key = steer_key(zone, policy, endpoint, q.qtype, degraded);
-        let Some(body) = self.steered.get(&key).and_then(|&at| self.body(at)) else {
-            return false;
-        };
-        Self::emit(q, &body, 0, opt, limit, out)
+        self.body(at)
+            .is_some_and(|body| Self::emit(q, &body, 0, opt, limit, out))
+    }
+
+    /// The [`steercache`] key of a steered A/AAAA query for the (zone, name policy)
+    /// `zp`, with `epoch` read before anything it is decided from.
+    pub(super) fn steer_cache_key(
+        &self,
+        epoch: u64,
+        zp: (u32, u32),
+        q: &Query<'_>,
+        ecs: Option<&ClientSubnet>,
+        src: IpAddr,
+    ) -> steercache::Key {
+        steercache::Key::new(self.id, epoch, zp, q.qtype, ecs, src)
+    }
+
+    /// A steered A/AAAA query answered as this thread last decided it for the same
+    /// client, snapshot and health; `None` sends it to the decision.
+    fn remembered(
+        &self,
+        snap: &Snapshot,
+        q: &Query<'_>,
+        src: IpAddr,
+        zp: (u32, u32),
+        out: &mut Vec<u8>,
+    ) -> Option<Observed> {
+        let (ecs, mut opt) = super::handler::edns_out(snap, q, src);
+        let key = self.steer_cache_key(crate::health::epoch(), zp, q, ecs.as_ref(), src);
+        let r = steercache::get(&key)?;
+        if let Some(o) = opt.as_mut() {
+            o.client_subnet = ecs.map(|cs| (cs, r.scope));
+        }
+        let limit = super::answer::size_limit(q.edns.as_ref(), snap.udp_payload, false);
+        if !self.emit_at(r.body, q, opt.as_ref(), limit, out) {
+            return None;
+        }
+        Some(Observed {
+            sent: true,
+            zone_slot: Some(r.zone_slot),
+            qtype: q.qtype,
+            ecs: ecs.is_some(),
+            steered: Some(r.steered),
+            question_len: q.question.len() as u16,
+            ..Observed::default()
+        })
     }
 }
 

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use super::answer::{size_limit, write_response, HeaderOut, OptOut};
 use super::fast::Fast;
 use super::query::{self, ClientSubnet, Query, Reject};
+use super::steercache;
 use crate::metrics::Observed;
 use crate::policy::{
     self, AddrAnswer, Client, Endpoint, HealthView, NamePolicy, NoTrace, Outcome, Recorder, Trace,
@@ -234,6 +235,8 @@ fn answer_query(
             };
             obs.zone_slot = Some(zone.metrics_slot);
             if let Some((p, owner)) = a.steer {
+                // Read before anything the decision reads (see `steercache`).
+                let epoch = crate::health::epoch();
                 let client = client_of(snap, ecs.as_ref(), src);
                 let health = &snap.health;
                 let d = policy::decide(&zone.policy, p, &client, health, q.qtype, 0, &mut NoTrace);
@@ -250,10 +253,21 @@ fn answer_query(
                     _ => u16::MAX,
                 };
                 obs.steered = Some((p.metrics_slot, region, d.reason));
-                // One endpoint's whole address set: its answer is prebuilt.
+                // One endpoint's whole address set: its answer is prebuilt, and this
+                // thread remembers it for the next query with the same inputs.
                 if let (false, Some(f), Some(hint)) = (tcp, &snap.fast, steered) {
-                    if let Some((i, degraded)) = single_set(p, &d.outcome, q.qtype, health) {
-                        if f.steered_answer(hint, i, degraded, q, opt.as_ref(), limit, out) {
+                    let body = single_set(p, &d.outcome, q.qtype, health)
+                        .and_then(|(i, degraded)| f.steered_body(hint, i, degraded, q.qtype));
+                    if let Some(at) = body {
+                        if f.emit_at(at, q, opt.as_ref(), limit, out) {
+                            let key = f.steer_cache_key(epoch, hint, q, ecs.as_ref(), src);
+                            let r = steercache::Remembered {
+                                body: at,
+                                scope: d.scope,
+                                zone_slot: zone.metrics_slot,
+                                steered: (p.metrics_slot, region, d.reason),
+                            };
+                            steercache::put(key, r);
                             return;
                         }
                     }

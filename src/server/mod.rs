@@ -17,6 +17,7 @@ pub mod handler;
 pub mod query;
 pub mod querylog;
 pub mod rrl;
+mod steercache;
 mod tcp;
 mod udp;
 

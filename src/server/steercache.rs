@@ -1,0 +1,174 @@
+//! What each UDP thread remembers of its recent steering decisions.
+//!
+//! A steered A or AAAA answer depends on the snapshot (zones, policies, the geo
+//! database), the client (address and ECS source prefix), the query type, and health
+//! (probe verdicts, overrides, weights); `policy::decide` reads nothing else and has
+//! no randomness. When a decision came out as one prebuilt answer
+//! ([`super::fast::FastTable::steered_body`]), the thread keeps (inputs → answer, ECS
+//! scope, what metrics count) in a small direct-mapped table, so the next query with
+//! the same inputs skips the geo lookup and the decision.
+//!
+//! Snapshots are told apart by the fast table's process-unique id, and health by
+//! [`crate::health::epoch`], which every change of a verdict, an override or a weight
+//! moves on: a remembered answer is used only while nothing it was decided from has
+//! changed. The epoch is read before the decision is made, so a change that races
+//! with it leaves the entry under the old epoch, where no later query finds it.
+
+use std::cell::RefCell;
+use std::net::IpAddr;
+
+use super::query::ClientSubnet;
+use crate::policy::Reason;
+
+/// Entries per thread: a power of two. At about 64 bytes each, 128 KiB.
+const ENTRIES: usize = 2048;
+
+/// Everything a steered answer is decided from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Key {
+    table: u64,
+    epoch: u64,
+    addr: u128,
+    zone: u32,
+    policy: u32,
+    qtype: u16,
+    v6: bool,
+    prefix: u8,
+}
+
+impl Key {
+    /// The client is the believed ECS address and source prefix, else the packet's
+    /// source, as in [`super::handler::client_of`].
+    pub(super) fn new(
+        table: u64,
+        epoch: u64,
+        (zone, policy): (u32, u32),
+        qtype: u16,
+        ecs: Option<&ClientSubnet>,
+        src: IpAddr,
+    ) -> Key {
+        let (addr, prefix) = match ecs {
+            Some(cs) => (cs.addr, cs.source_prefix),
+            None => (src, if src.is_ipv4() { 32 } else { 128 }),
+        };
+        let (addr, v6) = match addr {
+            IpAddr::V4(a) => (u128::from(a.to_bits()), false),
+            IpAddr::V6(a) => (a.to_bits(), true),
+        };
+        Key {
+            table,
+            epoch,
+            addr,
+            zone,
+            policy,
+            qtype,
+            v6,
+            prefix,
+        }
+    }
+
+    fn index(&self) -> usize {
+        let a = (self.addr as u64) ^ ((self.addr >> 64) as u64).rotate_left(29);
+        let n = (u64::from(self.zone) << 40)
+            ^ (u64::from(self.policy) << 16)
+            ^ (u64::from(self.qtype) << 8)
+            ^ u64::from(self.prefix);
+        let h = (a ^ n.rotate_left(23)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h >> (64 - ENTRIES.trailing_zeros())) as usize
+    }
+}
+
+/// What a query with the key gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Remembered {
+    /// Arena offset of the prebuilt answer.
+    pub body: u32,
+    /// The decision's ECS scope.
+    pub scope: u8,
+    /// For metrics: the zone's slot, and (name slot, region, reason).
+    pub zone_slot: u16,
+    pub steered: (u16, u16, Reason),
+}
+
+thread_local! {
+    static TABLE: RefCell<Vec<Option<(Key, Remembered)>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The remembered answer for `key`, if this thread has one.
+pub(super) fn get(key: &Key) -> Option<Remembered> {
+    TABLE.with(|t| match t.borrow().get(key.index()) {
+        Some(Some((k, r))) if k == key => Some(*r),
+        _ => None,
+    })
+}
+
+/// Remembers `r` for `key`, in place of whatever had its slot.
+pub(super) fn put(key: Key, r: Remembered) {
+    TABLE.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.is_empty() {
+            t.resize(ENTRIES, None);
+        }
+        if let Some(slot) = t.get_mut(key.index()) {
+            *slot = Some((key, r));
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(epoch: u64, addr: &str, prefix: Option<u8>) -> Key {
+        let addr: IpAddr = addr.parse().unwrap();
+        let cs = prefix.map(|source_prefix| ClientSubnet {
+            family: if addr.is_ipv4() { 1 } else { 2 },
+            source_prefix,
+            addr,
+        });
+        Key::new(
+            7,
+            epoch,
+            (0, 1),
+            1,
+            cs.as_ref(),
+            "127.0.0.1".parse().unwrap(),
+        )
+    }
+
+    fn answer(body: u32) -> Remembered {
+        Remembered {
+            body,
+            scope: 24,
+            zone_slot: 0,
+            steered: (0, 0, Reason::Latency),
+        }
+    }
+
+    #[test]
+    fn finds_only_the_same_inputs() {
+        put(key(1, "192.0.2.0", Some(24)), answer(10));
+        assert_eq!(get(&key(1, "192.0.2.0", Some(24))), Some(answer(10)));
+        // Another epoch, prefix, address, family or source: not the same decision.
+        assert_eq!(get(&key(2, "192.0.2.0", Some(24))), None);
+        assert_eq!(get(&key(1, "192.0.2.0", Some(23))), None);
+        assert_eq!(get(&key(1, "192.0.3.0", Some(24))), None);
+        assert_eq!(get(&key(1, "::c000:200", Some(24))), None);
+        assert_eq!(get(&key(1, "192.0.2.0", None)), None);
+        // Without ECS the packet's source is the client, at full length.
+        put(key(1, "192.0.2.0", None), answer(11));
+        assert_eq!(get(&key(1, "192.0.2.0", None)), Some(answer(11)));
+        assert_eq!(get(&key(1, "192.0.2.0", Some(24))), Some(answer(10)));
+    }
+
+    #[test]
+    fn a_key_differing_in_one_input_lands_elsewhere_mostly() {
+        // Neighbouring /24s must not all fight for one slot.
+        let mut slots: Vec<usize> = (0..256u32)
+            .map(|i| key(1, &format!("10.0.{i}.0"), Some(24)).index())
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        assert!(slots.len() > 200, "{} distinct slots of 256", slots.len());
+    }
+}

@@ -20,7 +20,7 @@ use std::net::IpAddr;
 use super::query::ClientSubnet;
 use crate::policy::Reason;
 
-/// Entries per thread: a power of two. At about 64 bytes each, 128 KiB.
+/// Entries per thread: a power of two. One cache line each, 128 KiB in all.
 const ENTRIES: usize = 2048;
 
 /// Everything a steered answer is decided from.
@@ -28,9 +28,15 @@ const ENTRIES: usize = 2048;
 pub(super) struct Key {
     table: u64,
     epoch: u64,
+    client: Client,
+}
+
+/// The part of a [`Key`] that differs between entries of one (table, epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Client {
     addr: u128,
-    zone: u32,
-    policy: u32,
+    /// (zone << 32) | name policy.
+    policy: u64,
     qtype: u16,
     v6: bool,
     prefix: u8,
@@ -58,21 +64,20 @@ impl Key {
         Key {
             table,
             epoch,
-            addr,
-            zone,
-            policy,
-            qtype,
-            v6,
-            prefix,
+            client: Client {
+                addr,
+                policy: (u64::from(zone) << 32) | u64::from(policy),
+                qtype,
+                v6,
+                prefix,
+            },
         }
     }
 
     fn index(&self) -> usize {
-        let a = (self.addr as u64) ^ ((self.addr >> 64) as u64).rotate_left(29);
-        let n = (u64::from(self.zone) << 40)
-            ^ (u64::from(self.policy) << 16)
-            ^ (u64::from(self.qtype) << 8)
-            ^ u64::from(self.prefix);
+        let c = &self.client;
+        let a = (c.addr as u64) ^ ((c.addr >> 64) as u64).rotate_left(29);
+        let n = c.policy.rotate_left(7) ^ (u64::from(c.qtype) << 8) ^ u64::from(c.prefix);
         let h = (a ^ n.rotate_left(23)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         (h >> (64 - ENTRIES.trailing_zeros())) as usize
     }
@@ -90,27 +95,73 @@ pub(super) struct Remembered {
     pub steered: (u16, u16, Reason),
 }
 
+/// One entry, on a cache line of its own.
+#[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
+struct Entry {
+    /// The [`Cache::round`] it was written in; 0: never written.
+    round: u32,
+    client: Client,
+    answer: Remembered,
+}
+
+/// One thread's entries, all of one (fast table, health epoch): when either moves
+/// on, a new round begins and every older entry stops counting.
+struct Cache {
+    table: u64,
+    epoch: u64,
+    round: u32,
+    entries: Vec<Entry>,
+}
+
 thread_local! {
-    static TABLE: RefCell<Vec<Option<(Key, Remembered)>>> = const { RefCell::new(Vec::new()) };
+    static CACHE: RefCell<Cache> = const {
+        RefCell::new(Cache { table: 0, epoch: 0, round: 0, entries: Vec::new() })
+    };
 }
 
 /// The remembered answer for `key`, if this thread has one.
 pub(super) fn get(key: &Key) -> Option<Remembered> {
-    TABLE.with(|t| match t.borrow().get(key.index()) {
-        Some(Some((k, r))) if k == key => Some(*r),
-        _ => None,
+    CACHE.with(|c| {
+        let c = c.borrow();
+        if c.table != key.table || c.epoch != key.epoch || c.round == 0 {
+            return None;
+        }
+        let e = c.entries.get(key.index())?;
+        (e.round == c.round && e.client == key.client).then_some(e.answer)
     })
 }
 
-/// Remembers `r` for `key`, in place of whatever had its slot.
-pub(super) fn put(key: Key, r: Remembered) {
-    TABLE.with(|t| {
-        let mut t = t.borrow_mut();
-        if t.is_empty() {
-            t.resize(ENTRIES, None);
+/// Remembers `answer` for `key`, in place of whatever had its slot.
+pub(super) fn put(key: Key, answer: Remembered) {
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.entries.is_empty() {
+            let empty = Entry {
+                round: 0,
+                client: Client::default(),
+                answer,
+            };
+            c.entries = vec![empty; ENTRIES];
         }
-        if let Some(slot) = t.get_mut(key.index()) {
-            *slot = Some((key, r));
+        if c.table != key.table || c.epoch != key.epoch || c.round == 0 {
+            c.table = key.table;
+            c.epoch = key.epoch;
+            c.round = c.round.wrapping_add(1);
+            if c.round == 0 {
+                // After 2^32 rounds: forget everything rather than mistake an
+                // entry of round 1 for one of this round.
+                c.entries.iter_mut().for_each(|e| e.round = 0);
+                c.round = 1;
+            }
+        }
+        let round = c.round;
+        if let Some(e) = c.entries.get_mut(key.index()) {
+            *e = Entry {
+                round,
+                client: key.client,
+                answer,
+            };
         }
     });
 }
@@ -159,6 +210,21 @@ mod tests {
         put(key(1, "192.0.2.0", None), answer(11));
         assert_eq!(get(&key(1, "192.0.2.0", None)), Some(answer(11)));
         assert_eq!(get(&key(1, "192.0.2.0", Some(24))), Some(answer(10)));
+    }
+
+    #[test]
+    fn a_new_epoch_or_table_forgets_the_old_entries() {
+        let k = |table, epoch| Key::new(table, epoch, (0, 2), 28, None, "::1".parse().unwrap());
+        put(k(8, 5), answer(20));
+        assert_eq!(get(&k(8, 5)), Some(answer(20)));
+        put(k(8, 6), answer(21));
+        assert_eq!(get(&k(8, 6)), Some(answer(21)));
+        // Back to epoch 5 (it cannot go back, but a table can be seen again):
+        // what was remembered under it is gone.
+        assert_eq!(get(&k(8, 5)), None);
+        put(k(9, 6), answer(22));
+        assert_eq!(get(&k(8, 6)), None);
+        assert_eq!(get(&k(9, 6)), Some(answer(22)));
     }
 
     #[test]

@@ -70,6 +70,23 @@ fn bench(c: &mut Criterion) {
         });
     }
 
+    // Steered queries from more clients than a thread remembers (2,048 entries):
+    // every query misses and is decided, then remembered; the cost of a miss.
+    let many: Vec<Vec<u8>> = (0..8192u32)
+        .map(|i| {
+            let [_, a, b, c] = (0x5100_0000 + (i << 8)).to_be_bytes();
+            query("www.geo.example.com.", 1, Some(([81, a, b, c], 24)))
+        })
+        .collect();
+    let mut next = 0;
+    c.bench_function("handle: latency A with ECS, a new client each time", |b| {
+        b.iter(|| {
+            next = (next + 1) % many.len();
+            let sent = handle(&snap, black_box(&many[next]), src, Transport::Udp, &mut out);
+            black_box((sent.sent, out.len()))
+        })
+    });
+
     // The same static query with the metrics counting the query path does, to see
     // what counting costs.
     let metrics = signpost::metrics::Metrics::default();

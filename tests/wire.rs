@@ -444,3 +444,52 @@ fn tcp_per_client_cap_and_lifetime() {
     }
     assert!(start.elapsed() >= Duration::from_millis(500));
 }
+
+/// Names inside SOA, MX and NS RDATA point at names already in the message (RFC
+/// 1035 §4.1.4): the sizes are those of the compressed form, and hickory-proto reads
+/// the same records back.
+#[test]
+fn names_in_rdata_are_compressed() {
+    let s = start();
+    // (query, the records expected, the size compressed, the size written whole)
+    let cases = [
+        (
+            QuerySpec::new("nope.example.test.", 1),
+            "example.test. 300 IN SOA ns1.example.test. hostmaster.example.test. 2026112601 7200 3600 1209600 300",
+            // header 12, question 18 + 4, SOA: owner pointer 2, fixed 10,
+            // "ns1" + pointer 6, "hostmaster" + pointer 13, 20
+            86,
+            110,
+        ),
+        (
+            QuerySpec::new("example.test.", 15),
+            "example.test. 3600 IN MX 10 mail.example.test.",
+            // MX: 2 + 10 + preference 2 + "mail" + pointer 7; the additional A's
+            // owner is a pointer to the MX target: 2 + 10 + 4
+            67,
+            84,
+        ),
+        (
+            QuerySpec::new("example.test.", 2),
+            "example.test. 3600 IN NS ns1.example.test.",
+            123,
+            139,
+        ),
+    ];
+    for (q, first, compressed, whole) in cases {
+        let d = ask_udp(s.addr, &q);
+        let all: Vec<&String> = d.answer.iter().chain(d.authority.iter()).collect();
+        assert!(
+            all.iter()
+                .any(|r| r.split_whitespace().eq(first.split_whitespace())),
+            "{}: {first} not among {all:?}",
+            q.name
+        );
+        assert_eq!(
+            d.size, compressed,
+            "{}: {} bytes written whole",
+            q.name, whole
+        );
+    }
+    assert_serving(s.addr);
+}

@@ -1,7 +1,9 @@
 //! Writes responses in wire format from prebuilt record bytes.
 //!
 //! Owner names are compressed against the question and against names already written
-//! (RFC 1035 §4.1.4). RRsets are written whole or not at all; when one that the
+//! (RFC 1035 §4.1.4), and so are the names inside the RDATA of the RFC 1035 types
+//! that carry them (NS, CNAME, SOA, PTR, MX; RFC 3597 §4 keeps every later type
+//! uncompressed). RRsets are written whole or not at all; when one that the
 //! response cannot do without does not fit, TC is set (RFC 2181 §9). The OPT record is
 //! reserved room before any record is written, so truncation never drops it (RFC 6891
 //! §7: a truncated response still carries the server's OPT).
@@ -11,7 +13,7 @@ use std::net::IpAddr;
 use smallvec::SmallVec;
 
 use super::query::{opt, ClientSubnet, Edns, HEADER_LEN};
-use crate::zone::{name, Answer, Owner, Rcode, Rec};
+use crate::zone::{name, rtype, Answer, Owner, Rcode, Rec};
 
 /// What goes into the OPT record of a response.
 #[derive(Debug, Clone, Copy, Default)]
@@ -163,6 +165,65 @@ impl<'q> Compressor<'q> {
     }
 }
 
+/// For a type whose RDATA names may be compressed (RFC 1035 §4.1.4, RFC 3597 §4):
+/// the bytes before the first name, and how many names follow one another there.
+pub(super) fn rdata_names(t: u16) -> Option<(usize, usize)> {
+    match t {
+        rtype::NS | rtype::CNAME | rtype::PTR => Some((0, 1)),
+        rtype::MX => Some((2, 1)),
+        rtype::SOA => Some((0, 2)),
+        _ => None,
+    }
+}
+
+/// Writes a record's prebuilt TYPE, CLASS, TTL, RDLENGTH and RDATA, the names in
+/// the RDATA compressed where the type allows it (RDLENGTH then counts what is
+/// written). RDATA that does not parse as its type's names is copied as it is.
+fn write_tail<'q>(out: &mut Vec<u8>, comp: &mut Compressor<'q>, rr: &'q [u8]) {
+    let compressible = rr
+        .get(..2)
+        .and_then(|t| rdata_names(u16::from_be_bytes([t[0], t[1]])));
+    let Some((skip, count)) = compressible else {
+        out.extend_from_slice(rr);
+        return;
+    };
+    let (head, rdata) = rr.split_at(10.min(rr.len()));
+    let mut spans: SmallVec<[(usize, usize); 2]> = SmallVec::new();
+    let mut p = skip;
+    for _ in 0..count {
+        let start = p;
+        loop {
+            let Some(&len) = rdata.get(p) else {
+                out.extend_from_slice(rr);
+                return;
+            };
+            if len > 63 {
+                out.extend_from_slice(rr);
+                return;
+            }
+            p += 1 + len as usize;
+            if len == 0 {
+                break;
+            }
+        }
+        spans.push((start, p));
+    }
+    if p > rdata.len() || head.len() < 10 {
+        out.extend_from_slice(rr);
+        return;
+    }
+    out.extend_from_slice(&head[..8]);
+    let len_at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&rdata[..skip]);
+    for (start, end) in spans {
+        comp.write_name(out, &rdata[start..end]);
+    }
+    out.extend_from_slice(&rdata[p..]);
+    let rdlen = (out.len() - len_at - 2) as u16;
+    out[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+}
+
 /// Builds a complete response into `out` (cleared first).
 ///
 /// `question` is the question section as the client sent it and `qname` the same name
@@ -222,7 +283,7 @@ pub fn write_response(
                         }
                         _ => comp.write_name(out, owner),
                     }
-                    out.extend_from_slice(rr);
+                    write_tail(out, &mut comp, rr);
                     written += 1;
                 }
                 if out.len() > budget {

@@ -886,39 +886,52 @@ impl Builder<'_> {
 
 /// Offsets in `bytes` (the records after the question) of the
 /// compression pointers that point past the question's first label (`first` bytes):
-/// into the rest of the question or at earlier records. Pointers at the query name
-/// itself stay. `None` if the records do not parse.
+/// into the rest of the question or at earlier records, in owner names and in the
+/// names inside RDATA. Pointers at the query name itself stay. `None` if the records
+/// do not parse.
 fn relocations(bytes: &[u8], counts: [u16; 3], first: u16) -> Option<Box<[u16]>> {
     let mut out = Vec::new();
     let mut p = 0usize;
     let records: usize = counts.iter().map(|&c| c as usize).sum();
     for _ in 0..records {
-        // The owner: labels, ended by the root or a pointer.
-        loop {
-            let len = *bytes.get(p)?;
-            if len & 0xc0 == 0xc0 {
-                let ptr = u16::from_be_bytes([len, *bytes.get(p + 1)?]) & 0x3fff;
-                if ptr as usize > HEADER_LEN {
-                    if (ptr as usize) < HEADER_LEN + first as usize {
-                        // Into the made-up label: cannot be.
-                        return None;
-                    }
-                    out.push(u16::try_from(p).ok()?);
-                } else if ptr as usize != HEADER_LEN {
-                    return None;
-                }
-                p += 2;
-                break;
-            }
-            p += 1 + len as usize;
-            if len == 0 {
-                break;
+        p = pointers_in_name(bytes, p, first, &mut out)?;
+        let t = u16::from_be_bytes([*bytes.get(p)?, *bytes.get(p + 1)?]);
+        let rdlen = u16::from_be_bytes([*bytes.get(p + 8)?, *bytes.get(p + 9)?]) as usize;
+        let rdata = p + 10;
+        if let Some((skip, names)) = super::answer::rdata_names(t) {
+            let mut q = rdata + skip;
+            for _ in 0..names {
+                q = pointers_in_name(bytes, q, first, &mut out)?;
             }
         }
-        let rdlen = u16::from_be_bytes([*bytes.get(p + 8)?, *bytes.get(p + 9)?]) as usize;
-        p += 10 + rdlen;
+        p = rdata + rdlen;
     }
     (p == bytes.len()).then(|| out.into_boxed_slice())
+}
+
+/// Walks the name at `p` (labels, ended by the root or a pointer), adding to `out`
+/// the offset of a pointer that must move; the offset just past the name.
+fn pointers_in_name(bytes: &[u8], mut p: usize, first: u16, out: &mut Vec<u16>) -> Option<usize> {
+    loop {
+        let len = *bytes.get(p)?;
+        if len & 0xc0 == 0xc0 {
+            let ptr = u16::from_be_bytes([len, *bytes.get(p + 1)?]) & 0x3fff;
+            if ptr as usize > HEADER_LEN {
+                if (ptr as usize) < HEADER_LEN + first as usize {
+                    // Into the made-up label: cannot be.
+                    return None;
+                }
+                out.push(u16::try_from(p).ok()?);
+            } else if ptr as usize != HEADER_LEN {
+                return None;
+            }
+            return Some(p + 2);
+        }
+        p += 1 + len as usize;
+        if len == 0 {
+            return Some(p);
+        }
+    }
 }
 
 #[cfg(test)]

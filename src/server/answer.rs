@@ -180,26 +180,48 @@ pub(super) fn rdata_names(t: u16) -> Option<(usize, usize)> {
 /// the RDATA compressed where the type allows it (RDLENGTH then counts what is
 /// written). RDATA that does not parse as its type's names is copied as it is.
 fn write_tail<'q>(out: &mut Vec<u8>, comp: &mut Compressor<'q>, rr: &'q [u8]) {
-    let compressible = rr
-        .get(..2)
-        .and_then(|t| rdata_names(u16::from_be_bytes([t[0], t[1]])));
-    let Some((skip, count)) = compressible else {
+    let Some(RdataNames { skip, spans, end }) = rdata_name_spans(rr) else {
         out.extend_from_slice(rr);
         return;
     };
-    let (head, rdata) = rr.split_at(10.min(rr.len()));
-    let mut spans: SmallVec<[(usize, usize); 2]> = SmallVec::new();
+    let rdata = &rr[10..];
+    out.extend_from_slice(&rr[..8]);
+    let len_at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&rdata[..skip]);
+    for (start, stop) in spans {
+        comp.write_name(out, &rdata[start..stop]);
+    }
+    out.extend_from_slice(&rdata[end..]);
+    let rdlen = (out.len() - len_at - 2) as u16;
+    out[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+}
+
+/// Where the names are in a record's RDATA (offsets into the RDATA).
+struct RdataNames {
+    /// Bytes before the first name (MX's preference).
+    skip: usize,
+    /// Each name, start and end; they follow one another.
+    spans: SmallVec<[(usize, usize); 2]>,
+    /// Where the last name ends; what follows is copied.
+    end: usize,
+}
+
+/// For a record (TYPE, CLASS, TTL, RDLENGTH, RDATA) whose RDATA names may be
+/// compressed, where they are. `None` for other types and for RDATA whose names do
+/// not parse.
+fn rdata_name_spans(rr: &[u8]) -> Option<RdataNames> {
+    let t = rr.get(..2)?;
+    let (skip, count) = rdata_names(u16::from_be_bytes([t[0], t[1]]))?;
+    let rdata = rr.get(10..)?;
+    let mut spans = SmallVec::new();
     let mut p = skip;
     for _ in 0..count {
         let start = p;
         loop {
-            let Some(&len) = rdata.get(p) else {
-                out.extend_from_slice(rr);
-                return;
-            };
+            let len = *rdata.get(p)?;
             if len > 63 {
-                out.extend_from_slice(rr);
-                return;
+                return None;
             }
             p += 1 + len as usize;
             if len == 0 {
@@ -208,20 +230,11 @@ fn write_tail<'q>(out: &mut Vec<u8>, comp: &mut Compressor<'q>, rr: &'q [u8]) {
         }
         spans.push((start, p));
     }
-    if p > rdata.len() || head.len() < 10 {
-        out.extend_from_slice(rr);
-        return;
-    }
-    out.extend_from_slice(&head[..8]);
-    let len_at = out.len();
-    out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(&rdata[..skip]);
-    for (start, end) in spans {
-        comp.write_name(out, &rdata[start..end]);
-    }
-    out.extend_from_slice(&rdata[p..]);
-    let rdlen = (out.len() - len_at - 2) as u16;
-    out[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+    (p <= rdata.len()).then_some(RdataNames {
+        skip,
+        spans,
+        end: p,
+    })
 }
 
 /// Builds a complete response into `out` (cleared first).

@@ -598,14 +598,10 @@ impl FastTable {
         true
     }
 
-    /// Writes the answer of a steered name whose decision is one endpoint's whole
-    /// address set for `qtype` (see [`super::handler::single_set`]), prebuilt per
-    /// (zone, name policy, endpoint, type, degraded TTL). False when there is none
-    /// or it does not fit: the general path answers.
-    #[allow(clippy::too_many_arguments)]
-    /// The arena offset of the prebuilt answer of `endpoint`'s whole address set
-    /// of type `qtype` (A or AAAA) for the (zone, name policy), in its degraded form
-    /// or not.
+    /// The arena offset of the prebuilt answer of a steered name whose decision is
+    /// `endpoint`'s whole address set of type `qtype` (A or AAAA; see
+    /// [`super::handler::single_set`]), for the (zone, name policy), in its degraded
+    /// form or not. `None` when there is none: the general path answers.
     pub(super) fn steered_body(
         &self,
         (zone, policy): (u32, u32),

@@ -99,24 +99,26 @@ pub fn handle(
 /// Where a query's client is: the ECS address when the query carries one from a
 /// resolver we believe (RFC 7871 §7.1.1), else the packet's source.
 pub fn client_of(snap: &Snapshot, ecs: Option<&ClientSubnet>, src: IpAddr) -> Client {
-    match ecs {
+    let (addr, source_prefix) = client_addr(ecs, src);
+    Client {
+        addr,
         // SOURCE PREFIX-LENGTH 0: the resolver asks us not to use an address at all
         // (RFC 7871 §7.1.2): the client is unknown.
-        Some(cs) if cs.source_prefix == 0 => Client {
-            addr: cs.addr,
-            location: Default::default(),
-            source_prefix: 0,
+        location: if source_prefix == 0 {
+            Default::default()
+        } else {
+            snap.geo.locate(addr)
         },
-        Some(cs) => Client {
-            addr: cs.addr,
-            location: snap.geo.locate(cs.addr),
-            source_prefix: cs.source_prefix,
-        },
-        None => Client {
-            addr: src,
-            location: snap.geo.locate(src),
-            source_prefix: if src.is_ipv4() { 32 } else { 128 },
-        },
+        source_prefix,
+    }
+}
+
+/// The client's address and how many of its bits count: the believed ECS address
+/// and source prefix, else the packet's source at full length.
+pub(super) fn client_addr(ecs: Option<&ClientSubnet>, src: IpAddr) -> (IpAddr, u8) {
+    match ecs {
+        Some(cs) => (cs.addr, cs.source_prefix),
+        None => (src, if src.is_ipv4() { 32 } else { 128 }),
     }
 }
 

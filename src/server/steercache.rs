@@ -43,8 +43,7 @@ struct Client {
 }
 
 impl Key {
-    /// The client is the believed ECS address and source prefix, else the packet's
-    /// source, as in [`super::handler::client_of`].
+    /// The client as [`super::handler::client_addr`] has it.
     pub(super) fn new(
         table: u64,
         epoch: u64,
@@ -53,10 +52,7 @@ impl Key {
         ecs: Option<&ClientSubnet>,
         src: IpAddr,
     ) -> Key {
-        let (addr, prefix) = match ecs {
-            Some(cs) => (cs.addr, cs.source_prefix),
-            None => (src, if src.is_ipv4() { 32 } else { 128 }),
-        };
+        let (addr, prefix) = super::handler::client_addr(ecs, src);
         let (addr, v6) = match addr {
             IpAddr::V4(a) => (u128::from(a.to_bits()), false),
             IpAddr::V6(a) => (a.to_bits(), true),

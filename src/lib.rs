@@ -23,7 +23,7 @@
 //! I/O), `health` (not policy or server), `server` (sockets and wire format),
 //! `reload` (the only one naming notify), `app`/`admin`/`bridge` (wiring).
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod admin;
 pub mod app;

@@ -210,6 +210,22 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     word(a, n - 8) == word(b, n - 8)
 }
 
+/// The wire-format name at the start of `b` up to and with its root label; `None`
+/// for a compression pointer, a name longer than 255 bytes, or one cut short.
+fn wire_name(b: &[u8]) -> Option<&[u8]> {
+    let mut i = 0;
+    loop {
+        let len = *b.get(i)? as usize;
+        if len & 0xc0 != 0 || i + 1 + len > 255 {
+            return None;
+        }
+        i += 1 + len;
+        if len == 0 {
+            return b.get(..i);
+        }
+    }
+}
+
 fn hash(name: &[u8]) -> u64 {
     use std::hash::Hasher;
     let mut h = rustc_hash::FxHasher::default();
@@ -391,10 +407,8 @@ impl FastTable {
     /// below list's offset (u32, `NONE` for none), the (zone, policy) pair when
     /// flagged (two u32), then the exact answers' list.
     fn find(&self, name: &[u8]) -> Option<EntryView> {
-        let h = hash(name);
-        let tag = (h >> 32) as u32;
-        let mask = self.slots.len().checked_sub(1)?;
-        let mut i = h as usize & mask;
+        let (mut i, tag) = self.start(name)?;
+        let mask = self.slots.len() - 1;
         loop {
             let slot = self.slots[i];
             if slot.at == NONE {
@@ -409,6 +423,40 @@ impl FastTable {
                 }
             }
             i = (i + 1) & mask;
+        }
+    }
+
+    /// The slot where a lookup of the name asked in `pkt` (a whole query) starts,
+    /// its table line asked for ahead of the lookup; `None` when no name is there.
+    /// A name with capitals hashes elsewhere: then the wrong line is loaded, no more.
+    pub fn warm_slot(&self, pkt: &[u8]) -> Option<usize> {
+        let (i, _) = self.start(wire_name(pkt.get(HEADER_LEN..)?)?)?;
+        super::warm::prefetch(self.slots.get(i)?);
+        Some(i)
+    }
+
+    /// The slot a lookup of `name` probes first, and the tag it looks for there;
+    /// `None` for a table without slots.
+    fn start(&self, name: &[u8]) -> Option<(usize, u32)> {
+        let h = hash(name);
+        let mask = self.slots.len().checked_sub(1)?;
+        Some((h as usize & mask, (h >> 32) as u32))
+    }
+
+    /// Asks ahead for the record the slot `i` leads to (its first two lines).
+    pub fn warm_record(&self, i: usize) {
+        let Some(slot) = self.slots.get(i) else {
+            return;
+        };
+        if slot.at == NONE {
+            return;
+        }
+        let at = slot.at as usize;
+        if let Some(b) = self.arena.get(at) {
+            super::warm::prefetch(b);
+        }
+        if let Some(b) = self.arena.get(at + 64) {
+            super::warm::prefetch(b);
         }
     }
 
@@ -932,7 +980,62 @@ fn pointers_in_name(bytes: &[u8], mut p: usize, first: u16, out: &mut Vec<u16>) 
 
 #[cfg(test)]
 mod tests {
-    use super::same;
+    use super::{same, wire_name};
+
+    #[test]
+    fn wire_name_is_the_question_name_with_its_root_label() {
+        // www.example. A IN, as it follows the header of a query
+        let q = b"\x03www\x07example\x00\x00\x01\x00\x01";
+        assert_eq!(wire_name(q), Some(&q[..13]));
+        assert_eq!(wire_name(b"\x00\x00\x01"), Some(&b"\x00"[..]), "the root");
+        // cut short: in a label, or before the root label
+        assert_eq!(wire_name(b"\x03ww"), None);
+        assert_eq!(wire_name(b"\x03www"), None);
+        assert_eq!(wire_name(b""), None);
+        // a compression pointer (no query name has one) or a reserved label type
+        assert_eq!(wire_name(b"\x03www\xc0\x0c"), None);
+        assert_eq!(wire_name(b"\x40abc\x00"), None);
+        // 255 bytes in all at most (RFC 1035 section 3.1)
+        let mut long = Vec::new();
+        for _ in 0..4 {
+            long.push(62u8);
+            long.extend([b'a'; 62]);
+        }
+        long.push(0);
+        assert_eq!(long.len(), 253);
+        assert_eq!(wire_name(&long).map(<[u8]>::len), Some(253));
+        let mut at_limit = long[..252].to_vec();
+        at_limit.extend([1, b'b', 0]);
+        assert_eq!(at_limit.len(), 255);
+        assert_eq!(wire_name(&at_limit).map(<[u8]>::len), Some(255));
+        let mut over = long[..252].to_vec();
+        over.extend([2, b'b', b'c', 0]);
+        assert_eq!(wire_name(&over), None);
+    }
+
+    /// The warm-up hashes the name as it stands in the packet; the lookup hashes
+    /// the parsed name: the same bytes, so the same slot, unless there are capitals.
+    #[test]
+    fn wire_name_is_what_the_parser_reads_for_a_lower_case_name() {
+        use crate::server::query::{parse, NameBuf};
+        for name in [
+            &b"\x00"[..],
+            b"\x03www\x07example\x00",
+            b"\x01a\x01b\x01c\x04test\x00",
+        ] {
+            let mut pkt = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+            pkt.extend_from_slice(name);
+            pkt.extend_from_slice(&[0, 1, 0, 1]);
+            let mut buf = NameBuf::default();
+            let q = parse(&pkt, &mut buf).expect("a query");
+            assert_eq!(wire_name(&pkt[12..]), Some(q.qname()));
+        }
+        let pkt = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03WWW\x00\x00\x01\x00\x01";
+        let mut buf = NameBuf::default();
+        let q = parse(pkt, &mut buf).expect("a query");
+        assert_eq!(q.qname(), b"\x03www\x00");
+        assert_eq!(wire_name(&pkt[12..]), Some(&b"\x03WWW\x00"[..]));
+    }
 
     #[test]
     fn same_agrees_with_slice_equality() {

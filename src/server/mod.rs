@@ -20,6 +20,7 @@ pub mod rrl;
 mod steercache;
 mod tcp;
 mod udp;
+mod warm;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};

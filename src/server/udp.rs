@@ -190,6 +190,22 @@ mod batched {
                 }
             }
             let current = w.snap.load();
+            // With more than one query in hand, their table lines are asked for
+            // at once, so that their cache misses overlap instead of coming one
+            // after another: first every slot, then every record.
+            if got.len() > 1 {
+                if let Some(f) = &current.fast {
+                    let mut slots: SmallVec<[usize; BATCH]> = SmallVec::new();
+                    for (i, (n, _)) in got.iter().enumerate() {
+                        if let Some(s) = f.warm_slot(&bufs[i][..*n]) {
+                            slots.push(s);
+                        }
+                    }
+                    for &s in &slots {
+                        f.warm_record(s);
+                    }
+                }
+            }
             let now = w.now();
             dests.clear();
             ready.clear();

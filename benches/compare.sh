@@ -55,7 +55,7 @@ case $MIX in static | geo) ;; *) die "MIX must be static or geo, not '$MIX'" ;; 
 read -r -a SERVER_LIST <<<"$SERVERS"
 [ "${#SERVER_LIST[@]}" -ge 1 ] || die "SERVERS is empty"
 for s in "${SERVER_LIST[@]}"; do
-    case $s in signpost | nsd | knot | gdnsd) ;; *) die "unknown server '$s' in SERVERS (signpost nsd knot gdnsd)" ;; esac
+    case $s in signpost | nsd | knot | gdnsd | floor) ;; *) die "unknown server '$s' in SERVERS (signpost nsd knot gdnsd floor)" ;; esac
 done
 read -r -a PERF_OPTS <<<"$DNSPERF_OPTS"
 
@@ -78,6 +78,19 @@ if [[ " ${SERVER_LIST[*]} " == *" signpost "* ]] && ! [ -x "$SIGNPOST" ]; then
     else
         die "SIGNPOST=$SIGNPOST is not an executable file"
     fi
+fi
+
+# floor: benches/udp_floor.rs, signpost's UDP loop sending each query back as its
+# own answer, no DNS work: what the kernel's path costs (answers not checked)
+if [[ " ${SERVER_LIST[*]} " == *" floor "* ]]; then
+    log "building the floor server (cargo bench --bench udp_floor --no-run) ..."
+    FLOOR=$(cd "$REPO" && timeout "$BUILD_TIMEOUT" cargo bench --bench udp_floor --no-run --message-format=json 2>/dev/null |
+        python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "udp_floor":
+        print(m["executable"])' | tail -n 1)
+    [ -n "$FLOOR" ] && [ -x "$FLOOR" ] || die "could not build benches/udp_floor.rs"
 fi
 
 # ---- temp dir, cleanup -------------------------------------------------------
@@ -231,6 +244,9 @@ options => {
 EOF
             cmd=(gdnsd -c "$dir" start)
             ;;
+        floor)
+            cmd=("$FLOOR" --serve "127.0.0.1:$port")
+            ;;
     esac
     printf '%q ' "${cmd[@]}" >"$dir/cmdline"
     # working directory: the server's own temp dir, so that nothing relative
@@ -261,6 +277,10 @@ wait_ready() {
 
 verify() {
     local name=$1 out=$WORK/$1/verify.out got
+    if [ "$name" = floor ]; then
+        log "floor: answers not checked (every query comes back as its own answer)"
+        return 0
+    fi
     check "$name" host0001.bench.example A NOERROR "host0001.bench.example. A 198.18.0.1"
     check "$name" host0002.bench.example AAAA NOERROR "host0002.bench.example. AAAA 2001:db8:1::2"
     check "$name" host0005.bench.example AAAA NOERROR -
@@ -283,6 +303,7 @@ version_of() {
         nsd) nsd -v 2>&1 | sed -n 's/^NSD version //p' | head -n 1 ;;
         knot) knotd -V 2>&1 | sed -n 's/.*version //p' | head -n 1 ;;
         gdnsd) gdnsd -V 2>&1 | sed -n 's/^gdnsd version //p' | head -n 1 ;;
+        floor) echo "(benches/udp_floor.rs)" ;;
     esac
 }
 
@@ -473,5 +494,8 @@ done <"$SUMMARY"
 echo
 if [ -n "${RSS[signpost]:-}" ] && [ -n "$GDNSD_US" ]; then per_run_vs_gdnsd "$RESULTS"; echo; fi
 echo "Resident MiB: VmRSS summed over the server's processes, after loading the zone and answering the check pass."
+if [[ " ${SERVER_LIST[*]} " == *" floor "* ]]; then
+    echo "floor: benches/udp_floor.rs, signpost's UDP loop and socket options sending each query back as its own answer: no DNS work, only the kernel's path (a real server can only add to it)."
+fi
 echo "CPU µs/query: on-CPU time (schedstat) of all the server's processes and threads over its dnsperf slices, divided by the queries completed."
 echo "Server CPU % well under 100: dnsperf's one CPU, not the server, bounded queries/s. Other use of a CPU: the most that anything but the server (on its CPU) or dnsperf (on its CPU) took of one, over all runs; above a few % the numbers are disturbed."

@@ -1,0 +1,132 @@
+//! The floor under any UDP DNS server on this machine: a server that does no DNS
+//! work at all. It reads queries with the same loop signpost's UDP threads use
+//! (recvmmsg with MSG_WAITFORONE, up to 32 a call, one sendmmsg for the answers,
+//! the same socket options; IPv4 only) and sends each one back as its own answer: the query's
+//! bytes with QR and AA set. What it costs per query is what the kernel's loopback
+//! UDP path costs; a real server can only add to it.
+//!
+//! `benches/compare.sh` runs it beside the servers with `SERVERS="... floor"`. By
+//! hand: `cargo bench --bench udp_floor -- --serve 127.0.0.1:15399` (until killed).
+//! Without `--serve` it prints this usage and exits, so `cargo bench` passes by.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+const BATCH: usize = 32;
+const MAX_QUERY: usize = 4096;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let Some(i) = args.iter().position(|a| a == "--serve") else {
+        println!(
+            "udp_floor: pass --serve ADDR:PORT to run the echo server (see benches/compare.sh)"
+        );
+        return;
+    };
+    let addr: SocketAddr = match args.get(i + 1).map(|a| a.parse()) {
+        Some(Ok(a @ SocketAddr::V4(_))) => a,
+        _ => {
+            eprintln!("udp_floor: --serve wants an IPv4 address like 127.0.0.1:15399");
+            std::process::exit(2);
+        }
+    };
+    match socket(addr) {
+        Ok(s) => serve(s),
+        Err(e) => {
+            eprintln!("udp_floor: cannot listen on {addr}: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// The options `signpost::server` sets on its UDP sockets.
+fn socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    #[cfg(unix)]
+    s.set_reuse_port(true)?;
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    #[cfg(target_os = "linux")]
+    if addr.is_ipv4() {
+        use rustix::net::sockopt;
+        let _ = sockopt::set_ip_mtu_discover(&s, sockopt::Ipv4PathMtuDiscovery::PROBE);
+    }
+    s.bind(&addr.into())?;
+    s.set_read_timeout(Some(Duration::from_millis(200)))?;
+    Ok(s.into())
+}
+
+#[cfg(target_os = "linux")]
+fn serve(sock: UdpSocket) {
+    use std::io::{IoSlice, IoSliceMut};
+    use std::os::fd::AsRawFd;
+
+    use nix::sys::socket::{recvmmsg, sendmmsg, MsgFlags, MultiHeaders, SockaddrIn};
+    use smallvec::SmallVec;
+
+    let fd = sock.as_raw_fd();
+    let mut bufs: Box<[[u8; MAX_QUERY]; BATCH]> = Box::new([[0; MAX_QUERY]; BATCH]);
+    let mut recv_headers = MultiHeaders::<SockaddrIn>::preallocate(BATCH, None);
+    let mut send_headers = MultiHeaders::<SockaddrIn>::preallocate(BATCH, None);
+    // On the stack, as in signpost's loop: nothing is allocated per batch.
+    let mut got: SmallVec<[(usize, SockaddrIn); BATCH]> = SmallVec::new();
+    let mut dests: SmallVec<[Option<SockaddrIn>; BATCH]> = SmallVec::new();
+    loop {
+        got.clear();
+        {
+            let mut iovs = bufs.each_mut().map(|b| [IoSliceMut::new(&mut b[..])]);
+            let Ok(results) = recvmmsg(
+                fd,
+                &mut recv_headers,
+                iovs.iter_mut(),
+                MsgFlags::MSG_WAITFORONE,
+                None,
+            ) else {
+                continue; // the read timeout, or an ICMP error from an earlier send
+            };
+            for r in results {
+                if let Some(a) = r.address {
+                    got.push((r.bytes, a));
+                }
+            }
+        }
+        dests.clear();
+        for (i, &(n, a)) in got.iter().enumerate() {
+            if n >= 4 {
+                bufs[i][2] |= 0x84; // QR, AA
+                dests.push(Some(a));
+            }
+        }
+        let slices: SmallVec<[[IoSlice<'_>; 1]; BATCH]> = got
+            .iter()
+            .enumerate()
+            .filter(|(_, &(n, _))| n >= 4)
+            .map(|(i, &(n, _))| [IoSlice::new(&bufs[i][..n])])
+            .collect();
+        if !slices.is_empty() {
+            let _ = sendmmsg(
+                fd,
+                &mut send_headers,
+                slices.iter(),
+                &dests,
+                [],
+                MsgFlags::empty(),
+            );
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn serve(sock: UdpSocket) {
+    let mut buf = [0u8; MAX_QUERY];
+    loop {
+        let Ok((n, src)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        if n >= 4 {
+            buf[2] |= 0x84;
+            let _ = sock.send_to(&buf[..n], src);
+        }
+    }
+}

@@ -365,3 +365,19 @@ fn prebuilt_steered_answers_match_the_general_path() {
         );
     }
 }
+
+/// The UDP loop asks for a batch's table lines ahead only when the table is too
+/// big to stay in cache: not for the geo benchmark's zone (a handful of names),
+/// for the static benchmark zone (1,211 names).
+#[test]
+fn only_tables_too_big_for_the_cache_are_warmed() {
+    let small = snapshot("benches/geo/signpost", None);
+    let f = small.fast.as_ref().expect("a fast table");
+    assert!(!f.is_empty());
+    assert!(f.len() < 10, "{} names", f.len());
+    assert!(!f.worth_warming(), "{} bytes", f.size());
+    let big = snapshot("benches/data", None);
+    let f = big.fast.as_ref().expect("a fast table");
+    assert!(f.len() > 1000, "{} names", f.len());
+    assert!(f.worth_warming(), "{} bytes", f.size());
+}

@@ -129,7 +129,16 @@ pub struct FastTable {
     /// Unique in the process: tells apart the snapshots whose answers a thread's
     /// [`steercache`] remembers.
     id: u64,
+    /// Big enough that a batch's lines are worth asking for ahead (see
+    /// [`FastTable::worth_warming`]).
+    warm: bool,
 }
+
+/// Tables up to this size (slots and arena) stay in cache under load, so asking
+/// for their lines ahead would only cost the hashing; above it, a name's lines
+/// are often gone by the time it is asked again (the static benchmark zone's
+/// table, 175 KiB, missed twice per lookup without the warm-up).
+const WARM_ABOVE: usize = 64 << 10;
 
 /// The next [`FastTable::id`].
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -290,6 +299,7 @@ impl FastTable {
         t.names = keyed.len();
         let size = (keyed.len() * 2).next_power_of_two().max(16);
         t.slots = vec![Slot { tag: 0, at: NONE }; size].into_boxed_slice();
+        t.warm = t.size() > WARM_ABOVE;
         let mask = size - 1;
         for (h, at) in keyed {
             let mut i = h as usize & mask;
@@ -424,6 +434,18 @@ impl FastTable {
             }
             i = (i + 1) & mask;
         }
+    }
+
+    /// Bytes of the index and the arena: what the lookups read.
+    pub fn size(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<Slot>() + self.arena.len()
+    }
+
+    /// Whether the UDP loop should ask for a batch's table lines ahead
+    /// ([`FastTable::warm_slot`], [`FastTable::warm_record`]): only when the table
+    /// is too big to stay in cache.
+    pub fn worth_warming(&self) -> bool {
+        self.warm
     }
 
     /// The slot where a lookup of the name asked in `pkt` (a whole query) starts,

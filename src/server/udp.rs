@@ -192,9 +192,10 @@ mod batched {
             let current = w.snap.load();
             // With more than one query in hand, their table lines are asked for
             // at once, so that their cache misses overlap instead of coming one
-            // after another: first every slot, then every record.
+            // after another: first every slot, then every record. A table small
+            // enough to stay in cache is left alone.
             if got.len() > 1 {
-                if let Some(f) = &current.fast {
+                if let Some(f) = current.fast.as_ref().filter(|f| f.worth_warming()) {
                     let mut slots: SmallVec<[usize; BATCH]> = SmallVec::new();
                     for (i, (n, _)) in got.iter().enumerate() {
                         if let Some(s) = f.warm_slot(&bufs[i][..*n]) {

@@ -493,3 +493,64 @@ fn names_in_rdata_are_compressed() {
     }
     assert_serving(s.addr);
 }
+
+/// A burst of queries reaches the UDP loop in batches (recvmmsg), and on a table
+/// too big to stay in cache the loop asks for each batch's table lines before
+/// answering: every answer must be the one the same query gets asked alone.
+#[test]
+fn answers_in_a_burst_are_the_answers_asked_alone() {
+    let zones = common::repo_path("benches/data");
+    let s = Server::start(&["--zones", zones.to_str().expect("path")]);
+    let mut queries = Vec::new();
+    for i in 0..400u16 {
+        let (name, qtype) = match i % 5 {
+            0 => (format!("host{:04}.bench.example.", 1 + i), 28),
+            1 => (format!("no-such-{i}.bench.example."), 1),
+            2 => (format!("anything-{i}.wild.bench.example."), 1),
+            _ => (format!("host{:04}.bench.example.", 1 + i), 1),
+        };
+        queries.push(packet(0x0100, [1, 0, 0, 0], &question(&name, qtype)));
+        let id = 0x1000 + i;
+        queries[i as usize][..2].copy_from_slice(&id.to_be_bytes());
+    }
+    let alone: Vec<Vec<u8>> = queries
+        .iter()
+        .map(|q| udp_exchange(s.addr, q).expect("an answer"))
+        .collect();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut burst: Vec<Option<Vec<u8>>> = vec![None; queries.len()];
+    let mut buf = [0u8; 4096];
+    // 64 at a time: more answers than that could overflow this socket's
+    // receive buffer (each takes about 1 KiB of it), and 64 still make batches.
+    for (c, chunk) in queries.chunks(64).enumerate() {
+        for q in chunk {
+            sock.send_to(q, s.addr).expect("send");
+        }
+        let first = c * 64;
+        while burst[first..first + chunk.len()]
+            .iter()
+            .any(Option::is_none)
+        {
+            let Ok((n, _)) = sock.recv_from(&mut buf) else {
+                break; // 5 s without an answer: the assertion below says which
+            };
+            let id = u16::from_be_bytes([buf[0], buf[1]]);
+            if let Some(slot) = id
+                .checked_sub(0x1000)
+                .and_then(|i| burst.get_mut(i as usize))
+            {
+                *slot = Some(buf[..n].to_vec());
+            }
+        }
+    }
+    for (i, (b, a)) in burst.iter().zip(&alone).enumerate() {
+        assert_eq!(b.as_ref(), Some(a), "query {i}");
+    }
+    assert!(alone.iter().any(|a| rcode_of(a) == 3), "some NXDOMAIN");
+    assert!(
+        alone.iter().all(|a| a[2] & 0x84 == 0x84),
+        "all authoritative answers"
+    );
+}

@@ -220,7 +220,8 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The wire-format name at the start of `b` up to and with its root label; `None`
-/// for a compression pointer, a name longer than 255 bytes, or one cut short.
+/// for a compression pointer or another label type than a plain length, a name
+/// longer than 255 bytes, or one cut short.
 fn wire_name(b: &[u8]) -> Option<&[u8]> {
     let mut i = 0;
     loop {

@@ -218,16 +218,7 @@ fn rdata_name_spans(rr: &[u8]) -> Option<RdataNames> {
     let mut p = skip;
     for _ in 0..count {
         let start = p;
-        loop {
-            let len = *rdata.get(p)?;
-            if len > 63 {
-                return None;
-            }
-            p += 1 + len as usize;
-            if len == 0 {
-                break;
-            }
-        }
+        p += name::wire_name_len(rdata.get(p..)?)?;
         spans.push((start, p));
     }
     (p <= rdata.len()).then_some(RdataNames {

@@ -219,21 +219,11 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     word(a, n - 8) == word(b, n - 8)
 }
 
-/// The wire-format name at the start of `b` up to and with its root label; `None`
-/// for a compression pointer or another label type than a plain length, a name
-/// longer than 255 bytes, or one cut short.
-fn wire_name(b: &[u8]) -> Option<&[u8]> {
-    let mut i = 0;
-    loop {
-        let len = *b.get(i)? as usize;
-        if len & 0xc0 != 0 || i + 1 + len > 255 {
-            return None;
-        }
-        i += 1 + len;
-        if len == 0 {
-            return b.get(..i);
-        }
-    }
+/// The query name of the query `pkt` as it stands in the packet, root label
+/// included; `None` when there is no well-formed uncompressed name after the header.
+fn asked_name(pkt: &[u8]) -> Option<&[u8]> {
+    let rest = pkt.get(HEADER_LEN..)?;
+    rest.get(..name::wire_name_len(rest)?)
 }
 
 fn hash(name: &[u8]) -> u64 {
@@ -453,7 +443,7 @@ impl FastTable {
     /// its table line asked for ahead of the lookup; `None` when no name is there.
     /// A name with capitals hashes elsewhere: then the wrong line is loaded, no more.
     pub fn warm_slot(&self, pkt: &[u8]) -> Option<usize> {
-        let (i, _) = self.start(wire_name(pkt.get(HEADER_LEN..)?)?)?;
+        let (i, _) = self.start(asked_name(pkt)?)?;
         super::warm::prefetch(self.slots.get(i)?);
         Some(i)
     }
@@ -1003,43 +993,12 @@ fn pointers_in_name(bytes: &[u8], mut p: usize, first: u16, out: &mut Vec<u16>) 
 
 #[cfg(test)]
 mod tests {
-    use super::{same, wire_name};
-
-    #[test]
-    fn wire_name_is_the_question_name_with_its_root_label() {
-        // www.example. A IN, as it follows the header of a query
-        let q = b"\x03www\x07example\x00\x00\x01\x00\x01";
-        assert_eq!(wire_name(q), Some(&q[..13]));
-        assert_eq!(wire_name(b"\x00\x00\x01"), Some(&b"\x00"[..]), "the root");
-        // cut short: in a label, or before the root label
-        assert_eq!(wire_name(b"\x03ww"), None);
-        assert_eq!(wire_name(b"\x03www"), None);
-        assert_eq!(wire_name(b""), None);
-        // a compression pointer (no query name has one) or a reserved label type
-        assert_eq!(wire_name(b"\x03www\xc0\x0c"), None);
-        assert_eq!(wire_name(b"\x40abc\x00"), None);
-        // 255 bytes in all at most (RFC 1035 section 3.1)
-        let mut long = Vec::new();
-        for _ in 0..4 {
-            long.push(62u8);
-            long.extend([b'a'; 62]);
-        }
-        long.push(0);
-        assert_eq!(long.len(), 253);
-        assert_eq!(wire_name(&long).map(<[u8]>::len), Some(253));
-        let mut at_limit = long[..252].to_vec();
-        at_limit.extend([1, b'b', 0]);
-        assert_eq!(at_limit.len(), 255);
-        assert_eq!(wire_name(&at_limit).map(<[u8]>::len), Some(255));
-        let mut over = long[..252].to_vec();
-        over.extend([2, b'b', b'c', 0]);
-        assert_eq!(wire_name(&over), None);
-    }
+    use super::{asked_name, same};
 
     /// The warm-up hashes the name as it stands in the packet; the lookup hashes
     /// the parsed name: the same bytes, so the same slot, unless there are capitals.
     #[test]
-    fn wire_name_is_what_the_parser_reads_for_a_lower_case_name() {
+    fn asked_name_is_what_the_parser_reads_for_a_lower_case_name() {
         use crate::server::query::{parse, NameBuf};
         for name in [
             &b"\x00"[..],
@@ -1051,13 +1010,13 @@ mod tests {
             pkt.extend_from_slice(&[0, 1, 0, 1]);
             let mut buf = NameBuf::default();
             let q = parse(&pkt, &mut buf).expect("a query");
-            assert_eq!(wire_name(&pkt[12..]), Some(q.qname()));
+            assert_eq!(asked_name(&pkt), Some(q.qname()));
         }
         let pkt = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03WWW\x00\x00\x01\x00\x01";
         let mut buf = NameBuf::default();
         let q = parse(pkt, &mut buf).expect("a query");
         assert_eq!(q.qname(), b"\x03www\x00");
-        assert_eq!(wire_name(&pkt[12..]), Some(&b"\x03WWW\x00"[..]));
+        assert_eq!(asked_name(pkt), Some(&b"\x03WWW\x00"[..]));
     }
 
     #[test]

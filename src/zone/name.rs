@@ -332,6 +332,37 @@ pub fn is_wire_subdomain(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn wire_name_len_is_the_name_with_its_root_label() {
+        // www.example. A IN, as it follows the header of a query
+        let q = b"\x03www\x07example\x00\x00\x01\x00\x01";
+        assert_eq!(wire_name_len(q), Some(13));
+        assert_eq!(wire_name_len(b"\x00\x00\x01"), Some(1), "the root");
+        // cut short: in a label, or before the root label
+        assert_eq!(wire_name_len(b"\x03ww"), None);
+        assert_eq!(wire_name_len(b"\x03www"), None);
+        assert_eq!(wire_name_len(b""), None);
+        // a compression pointer or a reserved label type
+        assert_eq!(wire_name_len(b"\x03www\xc0\x0c"), None);
+        assert_eq!(wire_name_len(b"\x40abc\x00"), None);
+        // 255 bytes in all at most (RFC 1035 section 3.1)
+        let mut long = Vec::new();
+        for _ in 0..4 {
+            long.push(62u8);
+            long.extend([b'a'; 62]);
+        }
+        long.push(0);
+        assert_eq!(long.len(), 253);
+        assert_eq!(wire_name_len(&long), Some(253));
+        let mut at_limit = long[..252].to_vec();
+        at_limit.extend([1, b'b', 0]);
+        assert_eq!(at_limit.len(), 255);
+        assert_eq!(wire_name_len(&at_limit), Some(255));
+        let mut over = long[..252].to_vec();
+        over.extend([2, b'b', b'c', 0]);
+        assert_eq!(wire_name_len(&over), None);
+    }
+
     fn n(s: &str) -> Name {
         Name::parse(s, None).unwrap()
     }

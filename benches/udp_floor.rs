@@ -1,16 +1,16 @@
 //! The floor under any UDP DNS server on this machine: a server that does no DNS
 //! work at all. It reads queries with the same loop signpost's UDP threads use
-//! (recvmmsg with MSG_WAITFORONE, up to 32 a call, one sendmmsg for the answers,
-//! the same socket options; IPv4 only) and sends each one back as its own answer: the query's
-//! bytes with QR and AA set. What it costs per query is what the kernel's loopback
-//! UDP path costs; a real server can only add to it.
+//! (recvmmsg with MSG_WAITFORONE, up to 32 a call, one sendmmsg for the answers)
+//! on a socket from signpost's own `server::udp_socket` (IPv4 only), and sends
+//! each query back as its own answer: the query's bytes with QR and AA set. What
+//! it costs per query is what the kernel's loopback UDP path costs; a real server
+//! can only add to it.
 //!
 //! `benches/compare.sh` runs it beside the servers with `SERVERS="... floor"`. By
 //! hand: `cargo bench --bench udp_floor -- --serve 127.0.0.1:15399` (until killed).
 //! Without `--serve` it prints this usage and exits, so `cargo bench` passes by.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::time::Duration;
 
 const BATCH: usize = 32;
 const MAX_QUERY: usize = 4096;
@@ -30,31 +30,13 @@ fn main() {
             std::process::exit(2);
         }
     };
-    match socket(addr) {
+    match signpost::server::udp_socket(addr, signpost::server::NO_FRAGMENT_PAYLOAD) {
         Ok(s) => serve(s),
         Err(e) => {
             eprintln!("udp_floor: cannot listen on {addr}: {e}");
             std::process::exit(1);
         }
     }
-}
-
-/// The options `signpost::server` sets on its UDP sockets.
-fn socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    #[cfg(unix)]
-    s.set_reuse_port(true)?;
-    let _ = s.set_recv_buffer_size(4 << 20);
-    let _ = s.set_send_buffer_size(4 << 20);
-    #[cfg(target_os = "linux")]
-    if addr.is_ipv4() {
-        use rustix::net::sockopt;
-        let _ = sockopt::set_ip_mtu_discover(&s, sockopt::Ipv4PathMtuDiscovery::PROBE);
-    }
-    s.bind(&addr.into())?;
-    s.set_read_timeout(Some(Duration::from_millis(200)))?;
-    Ok(s.into())
 }
 
 #[cfg(target_os = "linux")]
@@ -72,6 +54,7 @@ fn serve(sock: UdpSocket) {
     // On the stack, as in signpost's loop: nothing is allocated per batch.
     let mut got: SmallVec<[(usize, SockaddrIn); BATCH]> = SmallVec::new();
     let mut dests: SmallVec<[Option<SockaddrIn>; BATCH]> = SmallVec::new();
+    let mut ready: SmallVec<[(usize, usize); BATCH]> = SmallVec::new();
     loop {
         got.clear();
         {
@@ -92,17 +75,17 @@ fn serve(sock: UdpSocket) {
             }
         }
         dests.clear();
+        ready.clear();
         for (i, &(n, a)) in got.iter().enumerate() {
             if n >= 4 {
                 bufs[i][2] |= 0x84; // QR, AA
                 dests.push(Some(a));
+                ready.push((i, n));
             }
         }
-        let slices: SmallVec<[[IoSlice<'_>; 1]; BATCH]> = got
+        let slices: SmallVec<[[IoSlice<'_>; 1]; BATCH]> = ready
             .iter()
-            .enumerate()
-            .filter(|(_, &(n, _))| n >= 4)
-            .map(|(i, &(n, _))| [IoSlice::new(&bufs[i][..n])])
+            .map(|&(i, n)| [IoSlice::new(&bufs[i][..n])])
             .collect();
         if !slices.is_empty() {
             let _ = sendmmsg(

@@ -88,11 +88,11 @@ pub fn bind_all(
 
 fn bind_one(addr: SocketAddr, sockets: usize, udp_payload: u16) -> io::Result<BoundAddr> {
     let domain = Domain::for_address(addr);
-    let first = udp_socket(domain, addr, udp_payload)?;
+    let first = udp_socket(addr, udp_payload)?;
     let actual = first.local_addr()?;
     let mut udp = vec![first];
     for _ in 1..sockets {
-        udp.push(udp_socket(domain, actual, udp_payload)?);
+        udp.push(udp_socket(actual, udp_payload)?);
     }
     let tcp = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {
@@ -109,8 +109,10 @@ fn bind_one(addr: SocketAddr, sockets: usize, udp_payload: u16) -> io::Result<Bo
     })
 }
 
-fn udp_socket(domain: Domain, addr: SocketAddr, udp_payload: u16) -> io::Result<UdpSocket> {
-    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+/// One UDP socket bound to `addr` with the options every serving socket has (also
+/// the floor server's in `benches/udp_floor.rs`); `udp_payload` as for [`bind_all`].
+pub fn udp_socket(addr: SocketAddr, udp_payload: u16) -> io::Result<UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }

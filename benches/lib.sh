@@ -82,14 +82,22 @@ rss_mib() {
 }
 
 # the fast path's target, per run: signpost's CPU/query over gdnsd's in the same
-# run, from a results.tsv (server run qps completed lost runtime ticks ...)
+# run, from a results.tsv (server run qps completed lost runtime ticks ...); then
+# the mean of those ratios and, from two runs on, their standard deviation: a
+# mean closer to 1 than about one deviation is within the machine's noise
 per_run_vs_gdnsd() {
     awk -F'\t' -v hz="$CLK_TCK" '
         $1 == "signpost" || $1 == "gdnsd" { us[$1, $2] = $7 * 1e6 / hz / $4; runs[$2] = 1 }
-        END { n = 0; k = 0; line = ""
+        END { n = 0; k = 0; sum = 0; sq = 0; line = ""
               for (r = 1; r in runs; r++) { n++; x = us["signpost", r] / us["gdnsd", r]; if (x <= 1) k++
+                                            sum += x; sq += x * x
                                             line = line sprintf(" run %d: %.3f;", r, x) }
-              printf "signpost ÷ gdnsd CPU/query per run:%s at or below gdnsd in %d of %d runs\n", line, k, n }' "$1"
+              if (n == 0) exit
+              mean = sum / n
+              sd = n > 1 ? sqrt((sq - n * mean * mean) / (n - 1) > 0 ? (sq - n * mean * mean) / (n - 1) : 0) : -1
+              printf "signpost ÷ gdnsd CPU/query per run:%s at or below gdnsd in %d of %d runs; mean %.3f", line, k, n, mean
+              if (sd >= 0) printf ", standard deviation %.3f", sd
+              printf "\n" }' "$1"
 }
 
 # the servers of SERVER_LIST in the order of throughput run $1: as listed on odd

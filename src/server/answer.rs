@@ -218,10 +218,11 @@ fn rdata_name_spans(rr: &[u8]) -> Option<RdataNames> {
     let mut p = skip;
     for _ in 0..count {
         let start = p;
+        // A name runs at most to the end of the RDATA, so `p` stays within it.
         p += name::wire_name_len(rdata.get(p..)?)?;
         spans.push((start, p));
     }
-    (p <= rdata.len()).then_some(RdataNames {
+    Some(RdataNames {
         skip,
         spans,
         end: p,

@@ -63,6 +63,27 @@ pub fn load_snapshot(
         )]);
     }
     let geo = load_geo(cfg, &mut loaded.warnings)?;
+    let started = std::time::Instant::now();
+    match crate::policy::scope::attach(zones.iter_mut().map(|z| (&z.policy, &mut z.steered)), &geo)
+    {
+        Ok(b) if b.names > 0 => tracing::info!(
+            names = b.names,
+            maps = b.maps,
+            runs = b.runs,
+            kib = b.bytes / 1024,
+            ms = started.elapsed().as_millis() as u64,
+            "ECS scope maps built"
+        ),
+        Ok(_) => {}
+        Err(e) => loaded.warnings.push(ConfigError::new(
+            cfg.geo
+                .database
+                .as_deref()
+                .unwrap_or(Path::new("geo.database")),
+            0,
+            format!("{e}: ECS scopes are the database networks, not merged"),
+        )),
+    }
     let mut snap = Snapshot::new(ZoneSet::new(zones), geo, cfg, generation);
     snap.health_targets = targets;
     snap.endpoint_names = names;

@@ -44,10 +44,20 @@ fn chaos_txt_explains_a_decision_to_loopback() {
         "fence EU: client country DE is in EU",
         "us-east: rejected: outside the fence",
         "answer: eu-west",
-        "ECS scope /24",
+        "ECS scope /23",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
+    // Not authoritative for a CHAOS zone: no AA, as NSD and Knot answer.
+    assert!(
+        !r.flags.contains(&"aa"),
+        "AA on a CHAOS answer: {:?}",
+        r.flags
+    );
+    // The scope map's lines are the name's: told once for both address types, so
+    // the trace fits the UDP answer.
+    assert_eq!(text.matches("merged: 198.19.16.0/23").count(), 1, "{text}");
+    assert!(text.contains("-- AAAA"), "{text}");
     // Not a steered name: nothing to explain.
     let r = ask_udp(
         s.addr,

@@ -553,6 +553,7 @@ pub fn compile_steering(
                 max_answers,
                 source: format!("{}:{line}", path.display()),
                 metrics_slot: 0,
+                scope_map: None,
             });
         }
     }

@@ -220,12 +220,18 @@ impl<T> Trie<T> {
     }
 
     fn lookup(&self, key: u128, bits: u8) -> Option<(&T, u8)> {
+        let (i, len) = self.lookup_index(key, bits)?;
+        self.values.get(i as usize).map(|v| (v, len))
+    }
+
+    /// The index in `values` of the longest network holding `key`, and its length.
+    fn lookup_index(&self, key: u128, bits: u8) -> Option<(u32, u8)> {
         if self.values.len() <= SHORT {
             let (_, len, i) = self
                 .short
                 .iter()
                 .find(|&&(net, len, _)| key & prefix_mask(len) == net)?;
-            return self.values.get(*i as usize).map(|v| (v, *len));
+            return Some((*i, *len));
         }
         let mut node = 0usize;
         let mut best: Option<(u32, u8)> = None;
@@ -245,13 +251,27 @@ impl<T> Trie<T> {
             node = next as usize;
             depth += 1;
         }
-        best.and_then(|(i, len)| self.values.get(i as usize).map(|v| (v, len)))
+        best
+    }
+
+    /// True when a network longer than `len` lies inside the block `key/len`.
+    fn has_entry_inside(&self, key: u128, len: u8) -> bool {
+        // Every node exists only because an entry sits at or below it.
+        let mut node = 0usize;
+        for depth in 0..len {
+            match self.nodes[node].child[bit(key, depth)] {
+                0 => return false,
+                next => node = next as usize,
+            }
+        }
+        let n = self.nodes[node];
+        n.child[0] != 0 || n.child[1] != 0
     }
 }
 
-/// The mask of a left-aligned prefix of `len` bits.
+/// The mask of a left-aligned prefix of `len` bits (IPv4 in the top 32).
 #[inline]
-fn prefix_mask(len: u8) -> u128 {
+pub fn prefix_mask(len: u8) -> u128 {
     u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
 }
 
@@ -350,6 +370,23 @@ impl<T> CidrTable<T> {
     pub fn lookup(&self, ip: IpAddr) -> Option<(&T, u8)> {
         let (trie, key, bits) = self.select(ip);
         trie.lookup(key, bits)
+    }
+
+    /// Like [`lookup`](Self::lookup), for a block of the address space given as a
+    /// left-aligned key (IPv4 in the top 32 bits): the entry's index (stable for
+    /// the table's life, distinct per entry of the family) and value.
+    pub fn lookup_block(&self, v6: bool, key: u128) -> Option<(usize, &T)> {
+        let (trie, bits) = if v6 { (&self.v6, 128) } else { (&self.v4, 32) };
+        let (i, _) = trie.lookup_index(key, bits)?;
+        trie.values.get(i as usize).map(|v| (i as usize, v))
+    }
+
+    /// True when an entry of the table lies strictly inside the block `key/len`
+    /// (left-aligned, IPv4 in the top 32 bits): the block is not one answer for
+    /// [`lookup`](Self::lookup).
+    pub fn has_entry_inside(&self, v6: bool, key: u128, len: u8) -> bool {
+        let trie = if v6 { &self.v6 } else { &self.v4 };
+        !trie.values.is_empty() && trie.has_entry_inside(key, len)
     }
 
     /// The smallest scope `S >= prefix_len` such that every address in

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use super::cidr::{CidrTable, IpNet};
-use super::{GeoError, Location, Locator};
+use super::{GeoError, Location, Locator, MAPPED_ID, OVERRIDE_ID};
 
 /// The database (if any) and the operator's overrides.
 #[derive(Debug, Default)]
@@ -30,6 +30,61 @@ impl ClientLocator {
 
     pub fn overrides(&self) -> usize {
         self.overrides.len()
+    }
+
+    /// Calls `visit(first address, prefix length, id, location)` for blocks that
+    /// cover one family once, in address order (IPv4 in the top 32 bits of the
+    /// key), over each of which [`locate`](Self::locate) gives one location (but
+    /// for `prefix_len`): the database's networks ([`Locator::networks`]), cut
+    /// where an override lies inside one, and wherever `cut(key, len)` says the
+    /// caller's own tables need it. Equal ids mean equal locations.
+    pub fn blocks(
+        &self,
+        v6: bool,
+        cut: &dyn Fn(u128, u8) -> bool,
+        visit: &mut dyn FnMut(u128, u8, u32, &Location),
+    ) -> Result<(), GeoError> {
+        let mut emit = |key: u128, len: u8, id: u32, loc: &Location| {
+            self.cut_block(v6, key, len, id, loc, cut, visit)
+        };
+        match &self.database {
+            Some(db) => db.networks(v6, &mut emit),
+            None if v6 => {
+                super::visit_cut_at_mapped(0, 0, 0, &Location::default(), &mut emit);
+                Ok(())
+            }
+            None => {
+                emit(0, 0, 0, &Location::default());
+                Ok(())
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn cut_block(
+        &self,
+        v6: bool,
+        key: u128,
+        len: u8,
+        id: u32,
+        loc: &Location,
+        cut: &dyn Fn(u128, u8) -> bool,
+        visit: &mut dyn FnMut(u128, u8, u32, &Location),
+    ) {
+        if id == MAPPED_ID {
+            return visit(key, len, id, loc);
+        }
+        let bits = if v6 { 128 } else { 32 };
+        if len < bits && (self.overrides.has_entry_inside(v6, key, len) || cut(key, len)) {
+            let half = 1u128 << (127 - len);
+            self.cut_block(v6, key, len + 1, id, loc, cut, visit);
+            self.cut_block(v6, key | half, len + 1, id, loc, cut, visit);
+            return;
+        }
+        match self.overrides.lookup_block(v6, key) {
+            Some((i, o)) => visit(key, len, OVERRIDE_ID + i as u32, o),
+            None => visit(key, len, id, loc),
+        }
     }
 
     /// Locates an address. Never fails: an address nobody knows is `Location` with

@@ -50,4 +50,9 @@ pub enum GeoError {
     /// The same network was inserted twice into a CIDR table.
     #[error("network {net} is listed twice")]
     DuplicateCidr { net: IpNet },
+
+    /// The search tree cannot be walked network by network (it points outside the
+    /// file, disagrees with lookups, or is too large); lookups still work.
+    #[error("cannot list the database's networks: {reason}")]
+    Unwalkable { reason: &'static str },
 }

@@ -239,9 +239,10 @@ impl FieldPaths {
 /// `&self`.
 pub struct Locator {
     reader: Reader<tree::DbBytes>,
-    /// IPv4 lookups by our own walk (the crate's does the same with more work
-    /// per lookup): the record and the prefix; `None` for a tree it cannot read.
-    v4: Option<tree::V4Index>,
+    /// Lookups by our own walk (the crate's does the same with more work per
+    /// lookup): the record and the prefix; `None` for a tree it cannot read.
+    v4: Option<tree::TreeIndex>,
+    v6: Option<tree::TreeIndex>,
     schema: Schema,
     /// False for IPv4-only databases, which cannot answer IPv6 lookups.
     ipv6_tree: bool,
@@ -298,7 +299,14 @@ impl Locator {
         let bytes = tree::DbBytes(std::sync::Arc::new(bytes));
         let reader = Reader::from_source(bytes.clone()).map_err(db_error)?;
         let m = reader.metadata();
-        let v4 = tree::V4Index::new(bytes, m.node_count, m.record_size, m.ip_version);
+        let v4 = tree::TreeIndex::new(
+            bytes.clone(),
+            m.node_count,
+            m.record_size,
+            m.ip_version,
+            false,
+        );
+        let v6 = tree::TreeIndex::new(bytes, m.node_count, m.record_size, m.ip_version, true);
         let schema = match paths {
             Some(paths) => {
                 paths.validate()?;
@@ -310,6 +318,7 @@ impl Locator {
         Ok(Locator {
             reader,
             v4,
+            v6,
             schema,
             ipv6_tree,
             decode_errors: AtomicU64::new(0),
@@ -363,8 +372,15 @@ impl Locator {
         }
         // The record decoded before: our walk finds it without building the
         // crate's lookup result.
-        if let (IpAddr::V4(v4), Some(idx)) = (ip, &self.v4) {
-            match idx.lookup(u32::from(v4)) {
+        let walked = match ip {
+            IpAddr::V4(v4) => self
+                .v4
+                .as_ref()
+                .map(|i| (i, u128::from(u32::from(v4)) << 96)),
+            IpAddr::V6(v6) => self.v6.as_ref().map(|i| (i, u128::from(v6))),
+        };
+        if let Some((idx, key)) = walked {
+            match idx.lookup(key) {
                 Some((tree::Found::Nothing, prefix_len)) => {
                     return Location {
                         prefix_len,
@@ -442,6 +458,118 @@ impl Locator {
                 }
             }
         }
+    }
+}
+
+/// Most leaves [`Locator::networks`] walks in one family: a full-size City
+/// database has a few million, counted again under each alias of its IPv4 subtree.
+const MAX_LEAVES: usize = 64 << 20;
+
+/// The id [`Locator::networks`] gives IPv4-mapped IPv6 addresses
+/// (`::ffff:0:0/96`): they are located as IPv4 and never through the IPv6 tree.
+pub const MAPPED_ID: u32 = u32::MAX;
+
+/// Ids of [`client::ClientLocator::blocks`] from here on are overrides; the
+/// database's are below.
+pub const OVERRIDE_ID: u32 = 1 << 31;
+
+/// `::ffff:0:0/96`, left-aligned.
+const MAPPED_KEY: u128 = 0xffff << 32;
+
+/// Calls `visit` for the block `key/len`, cut around `::ffff:0:0/96` when it holds
+/// that block and more; the mapped block gets [`MAPPED_ID`].
+pub(crate) fn visit_cut_at_mapped(
+    key: u128,
+    len: u8,
+    id: u32,
+    loc: &Location,
+    visit: &mut dyn FnMut(u128, u8, u32, &Location),
+) {
+    let holds_mapped = len <= 96 && cidr::prefix_mask(len) & MAPPED_KEY == key;
+    if !holds_mapped {
+        return visit(key, len, id, loc);
+    }
+    if len == 96 {
+        return visit(key, len, MAPPED_ID, &Location::default());
+    }
+    let half = 1u128 << (127 - len);
+    visit_cut_at_mapped(key, len + 1, id, loc, visit);
+    visit_cut_at_mapped(key | half, len + 1, id, loc, visit);
+}
+
+impl Locator {
+    /// Calls `visit(first address, prefix length, id, location)` for every network
+    /// of the database in one family (IPv4 addresses in the top 32 bits of the
+    /// key), and for the empty networks between them, in address order: together
+    /// they cover the family once, and [`lookup`](Self::lookup) gives `location`
+    /// (but for `prefix_len`) for every address of each. Equal `id`s mean equal
+    /// locations; 0 is "no data", [`MAPPED_ID`] the IPv4-mapped block of IPv6
+    /// (located as IPv4). An IPv6 walk of an IPv4-only database is one empty
+    /// network and the mapped block.
+    pub fn networks(
+        &self,
+        v6: bool,
+        visit: &mut dyn FnMut(u128, u8, u32, &Location),
+    ) -> Result<(), GeoError> {
+        let unwalkable = |reason| GeoError::Unwalkable { reason };
+        let nothing = Location::default();
+        if v6 && !self.ipv6_tree {
+            visit_cut_at_mapped(0, 0, 0, &nothing, visit);
+            return Ok(());
+        }
+        let idx = if v6 { &self.v6 } else { &self.v4 };
+        let idx = idx
+            .as_ref()
+            .ok_or(unwalkable("its record size is not 24, 28 or 32 bits"))?;
+        let mut seen: rustc_hash::FxHashMap<usize, Location> = Default::default();
+        let mut failed = None;
+        let walked = idx.leaves(MAX_LEAVES, &mut |key, len, found| {
+            if failed.is_some() {
+                return;
+            }
+            let offset = match found {
+                tree::Found::Nothing if v6 => {
+                    return visit_cut_at_mapped(key, len, 0, &nothing, visit)
+                }
+                tree::Found::Nothing => return visit(key, len, 0, &nothing),
+                tree::Found::Data(offset) => offset,
+            };
+            if v6 && len >= 96 && key & cidr::prefix_mask(96) == MAPPED_KEY {
+                return visit(key, len, MAPPED_ID, &nothing);
+            }
+            let Some(id) = u32::try_from(offset + 1).ok().filter(|&i| i < OVERRIDE_ID) else {
+                failed = Some("a record lies past 2 GiB");
+                return;
+            };
+            let loc = match seen.get(&offset) {
+                Some(loc) => *loc,
+                None => {
+                    let ip = if v6 {
+                        IpAddr::V6(std::net::Ipv6Addr::from(key))
+                    } else {
+                        IpAddr::V4(std::net::Ipv4Addr::from((key >> 96) as u32))
+                    };
+                    let loc = self.lookup(ip);
+                    if loc.prefix_len != len {
+                        failed = Some("a network's lookup disagrees with the tree");
+                        return;
+                    }
+                    seen.insert(offset, loc);
+                    loc
+                }
+            };
+            if v6 {
+                visit_cut_at_mapped(key, len, id, &loc, visit);
+            } else {
+                visit(key, len, id, &loc);
+            }
+        });
+        if let Some(reason) = failed {
+            return Err(unwalkable(reason));
+        }
+        walked.ok_or(unwalkable(
+            "its tree points outside the file or has too many networks",
+        ))
     }
 }
 

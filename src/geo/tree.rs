@@ -1,18 +1,23 @@
-//! Our own walk of an MMDB search tree for IPv4 addresses, with the first 16
-//! levels done by one table read.
+//! Our own walk of an MMDB search tree, with the first 16 levels done by one
+//! table read, and the walk of the whole tree that lists every network.
 //!
 //! The search tree is a binary trie, one bit per level (the MaxMind DB format,
 //! "Search Tree Section"): node `n` holds two records of `record_size` bits, the
 //! left one for a 0 bit; a record below `node_count` is the next node, equal to it
 //! means "no data", above it points into the data section. An IPv4 address walks
 //! 32 levels from the start of the IPv4 subtree (node 0 in an IPv4 database, 96
-//! zero bits down in an IPv6 one). The walk is a chain of dependent reads, about
-//! one cache miss per level in a full-size database, so [`V4Index`] keeps where
-//! every 16-bit prefix leads: 65,536 four-byte nodes and a byte of depth each.
+//! zero bits down in an IPv6 one); an IPv6 address walks 128 from node 0. The walk
+//! is a chain of dependent reads, about one cache miss per level in a full-size
+//! database, so [`TreeIndex`] keeps where every 16-bit prefix leads: 65,536
+//! four-byte nodes and a byte of depth each, one table per address family.
 //!
 //! It gives what [`maxminddb::Reader::lookup`] gives for the same address: the
-//! record reached and the prefix length of its network in IPv4 terms;
+//! record reached and the prefix length of its network in the family's terms;
 //! `tests` checks both against the crate on every fixture database.
+//!
+//! [`TreeIndex::leaves`] visits every leaf of the tree in address order: the
+//! networks of the database and the empty ones between them, which together cover
+//! the family's whole address space. The ECS scope maps are built from it.
 
 use std::sync::Arc;
 
@@ -29,10 +34,17 @@ impl AsRef<[u8]> for DbBytes {
 /// Levels the table resolves.
 const JUMP_BITS: u32 = 16;
 
-pub(super) struct V4Index {
+/// The walk of one address family: IPv4 (32 levels from the IPv4 subtree) or IPv6
+/// (128 from the root). Addresses are given left-aligned in 128 bits, so one walk
+/// serves both.
+pub(super) struct TreeIndex {
     bytes: DbBytes,
     node_count: usize,
     record_size: u16,
+    /// Levels of the family: 32 or 128.
+    bits: u32,
+    /// Where the family's walk starts.
+    start: usize,
     /// Per 16-bit prefix: the record reached after the first levels.
     jump: Box<[u32]>,
     /// Per 16-bit prefix: how many levels the walk went before leaving the tree
@@ -40,7 +52,7 @@ pub(super) struct V4Index {
     depth: Box<[u8]>,
 }
 
-/// Where an IPv4 address leads.
+/// Where an address leads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Found {
     /// A data section offset (from the section's start, as the crate counts).
@@ -49,41 +61,44 @@ pub(super) enum Found {
     Nothing,
 }
 
-impl V4Index {
-    /// Builds the index; `None` for a tree this walk does not read (a record
-    /// size other than 24, 28 or 32 bits, or records outside the bytes).
+impl TreeIndex {
+    /// Builds the index for IPv4 (`v6` false) or IPv6 addresses; `None` for a tree
+    /// this walk does not read (a record size other than 24, 28 or 32 bits, records
+    /// outside the bytes, or IPv6 in an IPv4 tree).
     pub(super) fn new(
         bytes: DbBytes,
         node_count: u32,
         record_size: u16,
         ip_version: u16,
-    ) -> Option<V4Index> {
-        if !matches!(record_size, 24 | 28 | 32) {
+        v6: bool,
+    ) -> Option<TreeIndex> {
+        if !matches!(record_size, 24 | 28 | 32) || (v6 && ip_version != 6) {
             return None;
         }
-        let mut idx = V4Index {
+        let mut idx = TreeIndex {
             bytes,
             node_count: node_count as usize,
             record_size,
+            bits: if v6 { 128 } else { 32 },
+            start: 0,
             jump: Box::default(),
             depth: Box::default(),
         };
         // The IPv4 subtree: ::/96 in an IPv6 tree.
-        let mut start = 0usize;
-        if ip_version == 6 {
+        if ip_version == 6 && !v6 {
             for _ in 0..96 {
-                if start >= idx.node_count {
+                if idx.start >= idx.node_count {
                     break;
                 }
-                start = idx.read(start, 0)?;
+                idx.start = idx.read(idx.start, 0)?;
             }
         }
         let n = 1usize << JUMP_BITS;
         let mut jump = Vec::with_capacity(n);
         let mut depth = Vec::with_capacity(n);
-        for p in 0..n as u32 {
-            let ip = p << (32 - JUMP_BITS);
-            let (node, d) = idx.walk_from(start, ip, 0, JUMP_BITS)?;
+        for p in 0..n as u128 {
+            let key = p << (128 - JUMP_BITS);
+            let (node, d) = idx.walk_from(idx.start, key, 0, JUMP_BITS)?;
             jump.push(u32::try_from(node).ok()?);
             depth.push(d as u8);
         }
@@ -125,36 +140,73 @@ impl V4Index {
         }
     }
 
-    /// Walks levels `from..to` of `ip` from `node`: the record reached and the
-    /// level at which the walk left the tree (`to` if it did not).
+    /// Walks levels `from..to` of the left-aligned `key` from `node`: the record
+    /// reached and the level at which the walk left the tree (`to` if it did not).
     #[inline]
-    fn walk_from(&self, mut node: usize, ip: u32, from: u32, to: u32) -> Option<(usize, u32)> {
+    fn walk_from(&self, mut node: usize, key: u128, from: u32, to: u32) -> Option<(usize, u32)> {
         for level in from..to {
             if node >= self.node_count {
                 return Some((node, level));
             }
-            node = self.read(node, ((ip >> (31 - level)) & 1) as usize)?;
+            node = self.read(node, ((key >> (127 - level)) & 1) as usize)?;
         }
         Some((node, to))
     }
 
-    /// The record for `ip` and the prefix length of its network; `None` when the
-    /// tree points outside the file (the crate's lookup reports that).
-    pub(super) fn lookup(&self, ip: u32) -> Option<(Found, u8)> {
-        let j = (ip >> (32 - JUMP_BITS)) as usize;
+    /// What a record that leaves the tree holds.
+    #[inline]
+    fn found(&self, record: usize) -> Found {
+        // The data section starts 16 bytes after the tree.
+        match record.checked_sub(self.node_count + 16) {
+            Some(offset) if record > self.node_count => Found::Data(offset),
+            _ => Found::Nothing,
+        }
+    }
+
+    /// The record for the left-aligned address `key` and the prefix length of its
+    /// network; `None` when the tree points outside the file (the crate's lookup
+    /// reports that).
+    pub(super) fn lookup(&self, key: u128) -> Option<(Found, u8)> {
+        let j = (key >> (128 - JUMP_BITS)) as usize;
         let node = *self.jump.get(j)? as usize;
         let d = u32::from(*self.depth.get(j)?);
         let (node, prefix) = if d < JUMP_BITS {
             (node, d)
         } else {
-            self.walk_from(node, ip, JUMP_BITS, 32)?
+            self.walk_from(node, key, JUMP_BITS, self.bits)?
         };
-        // The data section starts 16 bytes after the tree.
-        let found = match node.checked_sub(self.node_count + 16) {
-            Some(offset) if node > self.node_count => Found::Data(offset),
-            _ => Found::Nothing,
-        };
-        Some((found, prefix as u8))
+        Some((self.found(node), prefix as u8))
+    }
+
+    /// Calls `visit(first address, prefix length, what it holds)` for every leaf
+    /// of the family's tree, in address order: together they cover the whole
+    /// address space once. A lookup of any address in a leaf gives that leaf.
+    /// `None` when the tree points outside the file, or when it has more than
+    /// `max_leaves` leaves (aliases make a subtree count more than once; a crafted
+    /// tree whose records point back at each other would never end).
+    pub(super) fn leaves(
+        &self,
+        max_leaves: usize,
+        visit: &mut dyn FnMut(u128, u8, Found),
+    ) -> Option<()> {
+        let mut stack: Vec<(usize, u128, u32)> = vec![(self.start, 0, 0)];
+        let mut n = 0usize;
+        while let Some((node, key, depth)) = stack.pop() {
+            if node >= self.node_count || depth == self.bits {
+                n += 1;
+                if n > max_leaves {
+                    return None;
+                }
+                visit(key, depth as u8, self.found(node));
+                continue;
+            }
+            let right = self.read(node, 1)?;
+            let left = self.read(node, 0)?;
+            // Left is visited first: the stack pops it before the right.
+            stack.push((right, key | (1u128 << (127 - depth)), depth + 1));
+            stack.push((left, key, depth + 1));
+        }
+        Some(())
     }
 }
 
@@ -237,10 +289,12 @@ mod tests {
             ),
         ];
         for (record_size, node, left, right) in cases {
-            let idx = V4Index {
+            let idx = TreeIndex {
                 bytes: DbBytes(Arc::new(node)),
                 node_count: 1,
                 record_size,
+                bits: 32,
+                start: 0,
                 jump: Box::default(),
                 depth: Box::default(),
             };
@@ -273,8 +327,8 @@ mod tests {
             let bytes = DbBytes(Arc::new(raw));
             let reader = Reader::from_source(bytes.clone()).expect("opens");
             let m = reader.metadata();
-            let idx =
-                V4Index::new(bytes, m.node_count, m.record_size, m.ip_version).expect("index");
+            let idx = TreeIndex::new(bytes, m.node_count, m.record_size, m.ip_version, false)
+                .expect("index");
             let mut seed = 0x2545_f491_4f6c_dd1du64;
             let mut addrs: Vec<u32> = (0..20_000)
                 .map(|_| {
@@ -314,10 +368,137 @@ mod tests {
                     Some(o) => Found::Data(o),
                     None => Found::Nothing,
                 };
-                assert_eq!(idx.lookup(a), Some((want, want_prefix)), "{name}: {ip}");
+                assert_eq!(
+                    idx.lookup(u128::from(a) << 96),
+                    Some((want, want_prefix)),
+                    "{name}: {ip}"
+                );
                 checked += 1;
             }
         }
         assert!(checked > 120_000);
+    }
+
+    /// The fixture databases with an IPv6 tree (and the city one in 28- and 32-bit
+    /// records), many IPv6 addresses: the same record and prefix as the crate.
+    #[test]
+    fn ipv6_agrees_with_the_crate() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/geo");
+        let city = std::fs::read(dir.join("city.mmdb")).expect("fixture");
+        let mut dbs = vec![
+            ("city 28-bit", with_record_size(&city, 28)),
+            ("city 32-bit", with_record_size(&city, 32)),
+        ];
+        for name in ["city.mmdb", "asn.mmdb", "country-flat.mmdb"] {
+            dbs.push((name, std::fs::read(dir.join(name)).expect("fixture")));
+        }
+        dbs.push((
+            "bundled",
+            std::fs::read(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("geo/geo-whois-asn-country.mmdb"),
+            )
+            .expect("bundled database"),
+        ));
+        let mut checked = 0;
+        for (name, raw) in dbs {
+            let bytes = DbBytes(Arc::new(raw));
+            let reader = Reader::from_source(bytes.clone()).expect("opens");
+            let m = reader.metadata();
+            let idx = TreeIndex::new(bytes, m.node_count, m.record_size, m.ip_version, true)
+                .expect("index");
+            let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+            let mut next = move || {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed
+            };
+            let mut addrs: Vec<u128> = (0..20_000)
+                .map(|i| {
+                    let hi = next();
+                    // Half anywhere, half in the allocated 2000::/3 and the
+                    // fixtures' documentation ranges.
+                    let hi = match i % 4 {
+                        0 => hi,
+                        1 => (hi >> 3) | 0x2000_0000_0000_0000,
+                        2 => (hi & 0x0000_ffff_ffff_ffff) | 0x2001_0db8_0000_0000,
+                        _ => (hi & 0x0000_ffff_ffff_ffff) | 0x3fff_0000_0000_0000,
+                    };
+                    (u128::from(hi) << 64) | u128::from(next())
+                })
+                .collect();
+            for base in [
+                "::",
+                "::ffff:198.19.16.1",
+                "2002:c613:1001::1",
+                "::198.19.16.1",
+            ] {
+                let b = u128::from(base.parse::<std::net::Ipv6Addr>().expect("addr"));
+                addrs.extend([b, b.wrapping_sub(1), b.wrapping_add(1)]);
+            }
+            addrs.push(u128::MAX);
+            for a in addrs {
+                let ip = IpAddr::V6(std::net::Ipv6Addr::from(a));
+                let r = reader.lookup(ip).expect("crate lookup");
+                let want_prefix = r.network().expect("network").prefix();
+                let want = match r.offset() {
+                    Some(o) => Found::Data(o),
+                    None => Found::Nothing,
+                };
+                assert_eq!(idx.lookup(a), Some((want, want_prefix)), "{name}: {ip}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 100_000);
+    }
+
+    /// The leaves cover each family's space once, in order, and each one is what a
+    /// lookup of its first and last address finds.
+    #[test]
+    fn leaves_cover_the_space_and_agree_with_lookups() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/geo");
+        for name in [
+            "city.mmdb",
+            "asn.mmdb",
+            "country-flat.mmdb",
+            "country-flat-ipv4.mmdb",
+        ] {
+            let bytes = DbBytes(Arc::new(std::fs::read(dir.join(name)).expect("fixture")));
+            let reader = Reader::from_source(bytes.clone()).expect("opens");
+            let m = reader.metadata();
+            for v6 in [false, true] {
+                let Some(idx) =
+                    TreeIndex::new(bytes.clone(), m.node_count, m.record_size, m.ip_version, v6)
+                else {
+                    assert!(v6 && m.ip_version == 4, "{name}: no index");
+                    continue;
+                };
+                let width = if v6 { 128 } else { 32 };
+                let mut next: u128 = 0;
+                let mut done = false;
+                let mut count = 0;
+                idx.leaves(1 << 20, &mut |start, len, found| {
+                    assert!(!done, "{name}: a leaf after the end of the space");
+                    assert_eq!(start, next, "{name}: leaves out of order or with a gap");
+                    let size_mask = u128::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+                    let last = start | size_mask;
+                    let last = if v6 { last } else { last & !(u128::MAX >> 32) };
+                    for a in [start, last] {
+                        assert_eq!(idx.lookup(a), Some((found, len)), "{name}: {a:x}");
+                    }
+                    count += 1;
+                    let below = u128::MAX.checked_shr(width).unwrap_or(0);
+                    if last | below == u128::MAX {
+                        done = true;
+                    } else {
+                        next = last + below + 1;
+                    }
+                })
+                .expect("readable tree");
+                assert!(done, "{name}: the leaves end before the space does");
+                assert!(count > 1, "{name}: one leaf only");
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! recording [`Trace`], produces the `explain` output.
 
 pub mod jurisdiction;
+pub mod scope;
 
 use std::net::IpAddr;
 
@@ -206,6 +207,10 @@ pub struct NamePolicy {
     pub source: String,
     /// Where this name's steered answers are counted (see `metrics`).
     pub metrics_slot: u16,
+    /// The merged runs its ECS scopes come from ([`scope`]); `None` before the
+    /// snapshot builds them, or for names whose scope does not depend on the
+    /// client.
+    pub scope_map: Option<std::sync::Arc<scope::ScopeMap>>,
 }
 
 /// The zone-wide parts a decision needs besides the name's own policy.
@@ -417,15 +422,7 @@ pub fn decide<H: HealthView, T: Trace>(
     );
 
     // Which endpoints this client may be answered with at all.
-    let mut fenced: Option<u16> = None;
-    if let Some(cc) = loc.country {
-        for (i, j) in p.fence.iter().enumerate() {
-            if zone.jurisdictions.get(j).is_some_and(|l| l.contains(&cc)) {
-                fenced = Some(i as u16);
-                break;
-            }
-        }
-    }
+    let fenced = fence_of(zone, p, loc);
     let fence_name = fenced.map(|i| p.fence[i as usize].as_str());
     if !p.fence.is_empty() {
         match fence_name {
@@ -484,8 +481,19 @@ pub fn decide<H: HealthView, T: Trace>(
     }
     let is_up = |i: EndpointIdx| usable.iter().any(|&(j, up)| j == i && up);
 
-    // What the decision depends on, for the ECS scope.
+    // What the decision depends on, for the ECS scope: the merged run of the
+    // client's class where the name has a map (a client that gave no address bits
+    // is unknown wherever its address points), else the database network narrowed
+    // by the CIDR tables the decision reads.
+    let merged = p
+        .scope_map
+        .as_ref()
+        .filter(|_| client.source_prefix > 0)
+        .map(|m| m.scope(client.addr));
     let loc_scope = |extra: Option<&CidrTable<u16>>, extra32: Option<&CidrTable<u32>>| -> u8 {
+        if let Some(s) = merged {
+            return s;
+        }
         let mut s = loc.prefix_len;
         if let Some(t) = extra {
             s = s.max(t.narrowest_overlap(client.addr, s));
@@ -549,16 +557,7 @@ pub fn decide<H: HealthView, T: Trace>(
             for &(i, up) in &usable {
                 let e = &p.endpoints[i as usize];
                 let region = &zone.regions[e.region as usize];
-                let measured = match (table, row) {
-                    (Some(t), Some(r)) => t.rows[r as usize]
-                        .get(e.region as usize)
-                        .copied()
-                        .flatten()
-                        .map(f64::from),
-                    _ => None,
-                };
-                let rtt = measured
-                    .or_else(|| Some(estimate_rtt_ms(loc.coords?, region.location?, *overhead_ms)));
+                let (measured, rtt) = round_trip(zone, e, *overhead_ms, table.as_deref(), row, loc);
                 if trace.on() {
                     let how = match (measured, rtt) {
                         (Some(m), _) => format!("{m:.1} ms measured"),
@@ -725,12 +724,140 @@ pub fn decide<H: HealthView, T: Trace>(
         );
     }
     note!(trace, "ECS scope /{scope}");
+    if trace.on() {
+        explain_scope(zone, p, client, scope, trace);
+    }
     Decision {
         outcome,
         reason,
         scope,
         fenced,
     }
+}
+
+/// Whether a trace line is one of [`explain_scope`]'s: they depend on the name and
+/// the client only, so a trace of both address types may print them once.
+pub fn is_scope_map_line(line: &str) -> bool {
+    [
+        "  merged: ",
+        "  it stops at /",
+        "  every address gets the same",
+    ]
+    .iter()
+    .any(|p| line.starts_with(p))
+}
+
+/// Why the scope stops where it does: the merged run and the neighbour that
+/// answers differently.
+fn explain_scope<T: Trace>(
+    zone: &ZonePolicy,
+    p: &NamePolicy,
+    client: &Client,
+    scope: u8,
+    trace: &mut T,
+) {
+    let Some(m) = p.scope_map.as_ref() else {
+        note!(trace, "  (no merged scope map: the database network)");
+        return;
+    };
+    if client.source_prefix == 0 {
+        note!(
+            trace,
+            "  (source prefix /0: the client is unknown everywhere)"
+        );
+        return;
+    }
+    let Some(why) = m.why(client.addr) else {
+        return;
+    };
+    let describe = |c: &scope::Class| {
+        let names: Vec<&str> = c
+            .order
+            .iter()
+            .map(|&i| {
+                p.endpoints
+                    .get(i as usize)
+                    .and_then(|e| zone.regions.get(e.region as usize))
+                    .map_or("?", |r| r.name.as_str())
+            })
+            .collect();
+        let fence = match c.fenced {
+            Some(f) => format!(
+                "fenced to {}",
+                p.fence.get(f as usize).map_or("?", |s| s.as_str())
+            ),
+            None if p.fence.is_empty() => String::new(),
+            None => "outside the fences".to_string(),
+        };
+        match (names.is_empty(), fence.is_empty()) {
+            (true, true) => "the same answer".to_string(),
+            (true, false) => fence,
+            (false, true) => format!("regions {}", names.join(" > ")),
+            (false, false) => format!("regions {}, {fence}", names.join(" > ")),
+        }
+    };
+    let net = crate::geo::cidr::mask(client.addr, why.scope);
+    note!(
+        trace,
+        "  merged: {net}/{} all gets {} (scope map; the database network is /{})",
+        why.scope,
+        describe(&why.class),
+        client.location.prefix_len
+    );
+    match why.neighbour {
+        Some((addr, s, class)) => note!(
+            trace,
+            "  it stops at /{}: {}/{} would take in {}/{s}, which gets {}",
+            why.scope,
+            crate::geo::cidr::mask(client.addr, why.scope - 1),
+            why.scope - 1,
+            crate::geo::cidr::mask(addr, s),
+            describe(&class)
+        ),
+        None => note!(trace, "  every address gets the same"),
+    }
+    if why.scope != scope {
+        note!(
+            trace,
+            "  (the answer's scope is /{scope}: the strategy fixes it)"
+        );
+    }
+}
+
+/// The fence (an index into the name's `fence` list) whose jurisdiction holds the
+/// client's country, if any.
+fn fence_of(zone: &ZonePolicy, p: &NamePolicy, loc: &Location) -> Option<u16> {
+    let cc = loc.country?;
+    p.fence
+        .iter()
+        .position(|j| zone.jurisdictions.get(j).is_some_and(|l| l.contains(&cc)))
+        .map(|i| i as u16)
+}
+
+/// The round trip to an endpoint's region: measured (the table's `row`), and the
+/// one used (measured, else estimated from the client's and the region's
+/// location; `None` when either is unknown).
+fn round_trip(
+    zone: &ZonePolicy,
+    e: &Endpoint,
+    overhead_ms: f64,
+    table: Option<&LatencyTable>,
+    row: Option<u32>,
+    loc: &Location,
+) -> (Option<f64>, Option<f64>) {
+    let measured = match (table, row) {
+        (Some(t), Some(r)) => t.rows[r as usize]
+            .get(e.region as usize)
+            .copied()
+            .flatten()
+            .map(f64::from),
+        _ => None,
+    };
+    let rtt = measured.or_else(|| {
+        let region = zone.regions.get(e.region as usize)?;
+        Some(estimate_rtt_ms(loc.coords?, region.location?, overhead_ms))
+    });
+    (measured, rtt)
 }
 
 /// The most specific geo rule for the client: CIDR, subdivision, country,

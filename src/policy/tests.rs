@@ -74,6 +74,7 @@ fn policy(strategy: Strategy, regions: &[RegionIdx]) -> NamePolicy {
         max_answers: 8,
         source: "test".into(),
         metrics_slot: 0,
+        scope_map: None,
     }
 }
 

@@ -301,10 +301,9 @@ fn answer_query(
                     &explain_rrset
                 }
             };
-            let mut a = Answer {
-                authoritative: true,
-                ..Answer::default()
-            };
+            // No AA: we hold no CHAOS zone, so these answers are not
+            // authoritative ones (NSD and Knot answer them the same way).
+            let mut a = Answer::default();
             a.answer.push(Rec::new(Owner::Query, set));
             a
         }
@@ -475,11 +474,22 @@ pub fn explain(
     let (p, _) = a.steer?;
     let client = client_of(snap, ecs, src);
     let mut rec = Recorder::default();
+    let mut first = 0;
     for (t, label) in [(rtype::A, "A"), (rtype::AAAA, "AAAA")] {
         if rec.on() {
             rec.note(format!("-- {label}"));
         }
+        if t == rtype::AAAA {
+            first = rec.0.len();
+        }
         policy::decide(&zone.policy, p, &client, &snap.health, t, 0, &mut rec);
     }
+    // The scope map is the name's, not the type's: its explanation comes once (under
+    // the A trace), so both traces fit one UDP answer.
+    let (a, aaaa) = rec.0.split_at(first);
+    let again = |l: &String| policy::is_scope_map_line(l) && a.contains(l);
+    let kept: Vec<String> = aaaa.iter().filter(|l| !again(l)).cloned().collect();
+    rec.0.truncate(first);
+    rec.0.extend(kept);
     Some(rec.0)
 }

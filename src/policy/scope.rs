@@ -83,15 +83,15 @@ pub fn classify(zone: &ZonePolicy, p: &NamePolicy, client: &Client) -> Class {
     Class { fenced, order }
 }
 
-/// Runs of one family: `starts[i]` (left-aligned, IPv4 in the top 32 bits) to the
-/// next start are of class `classes[i]`. `starts[0]` is 0.
+/// Runs of one family as they are found: `starts[i]` (left-aligned, IPv4 in the
+/// top 32 bits) to the next start are of class `classes[i]`. `starts[0]` is 0.
 #[derive(Debug, Default)]
-struct Runs {
+struct RunsBuilder {
     starts: Vec<u128>,
     classes: Vec<u32>,
 }
 
-impl Runs {
+impl RunsBuilder {
     fn push(&mut self, key: u128, class: u32) {
         if self.classes.last() != Some(&class) {
             self.starts.push(key);
@@ -99,11 +99,169 @@ impl Runs {
         }
     }
 
-    /// The run holding `key`: its first address and the start of the next run
-    /// (`None` at the end of the space).
+    /// The compact form: starts in as few bytes as they need, class ids in 16 bits
+    /// while there are few enough classes.
+    fn finish(self, v6: bool, classes: usize) -> Runs {
+        let low_zero = |k: &u128| (*k as u64) == 0;
+        let keys = if !v6 {
+            Keys::V4(self.starts.iter().map(|&k| (k >> 96) as u32).collect())
+        } else {
+            let split = self.starts.partition_point(|&k| k < 1 << 64);
+            let (low, high) = self.starts.split_at(split);
+            let odd: Box<[(u32, u64)]> = (0..high.len())
+                .filter(|&j| !low_zero(&high[j]))
+                .map(|j| (j as u32, high[j] as u64))
+                .collect();
+            if odd.len() * 4 < high.len() && high.len() < u32::MAX as usize {
+                Keys::V6 {
+                    low: low.iter().map(|&k| k as u64).collect(),
+                    high: high.iter().map(|&k| (k >> 64) as u64).collect(),
+                    odd,
+                }
+            } else {
+                Keys::Full(self.starts.into_boxed_slice())
+            }
+        };
+        let ids = if classes <= usize::from(u16::MAX) + 1 {
+            Ids::Narrow(self.classes.iter().map(|&c| c as u16).collect())
+        } else {
+            Ids::Wide(self.classes.into_boxed_slice())
+        };
+        Runs { keys, ids }
+    }
+}
+
+/// Run starts, sorted. Database networks and CIDR rules beyond ::/64 are almost
+/// never longer than /64, so an IPv6 start outside ::/64 keeps its top 64 bits
+/// (`high`), and the few that are longer (a /127 of a point-to-point link) their
+/// low 64 bits beside, by index (`odd`); inside ::/64 (where the database's
+/// IPv4-compatible alias lives) a start keeps its low 64 bits (`low`). When more
+/// than a quarter are longer than /64, every start keeps all 128.
+#[derive(Debug)]
+enum Keys {
+    V4(Box<[u32]>),
+    V6 {
+        low: Box<[u64]>,
+        high: Box<[u64]>,
+        odd: Box<[(u32, u64)]>,
+    },
+    Full(Box<[u128]>),
+}
+
+impl Keys {
+    fn len(&self) -> usize {
+        match self {
+            Keys::V4(k) => k.len(),
+            Keys::V6 { low, high, .. } => low.len() + high.len(),
+            Keys::Full(k) => k.len(),
+        }
+    }
+
+    /// The start of `high[j]`, with its low bits if it has any.
+    fn high_start(high: &[u64], odd: &[(u32, u64)], j: usize) -> Option<u128> {
+        let top = u128::from(*high.get(j)?) << 64;
+        let lo = odd
+            .binary_search_by_key(&j, |&(i, _)| i as usize)
+            .map_or(0, |o| odd[o].1);
+        Some(top | u128::from(lo))
+    }
+
+    fn get(&self, i: usize) -> Option<u128> {
+        match self {
+            Keys::V4(k) => k.get(i).map(|&k| u128::from(k) << 96),
+            Keys::V6 { low, high, odd } => match i.checked_sub(low.len()) {
+                None => low.get(i).map(|&k| u128::from(k)),
+                Some(j) => Self::high_start(high, odd, j),
+            },
+            Keys::Full(k) => k.get(i).copied(),
+        }
+    }
+
+    /// How many starts are at or below `key`.
+    fn at_or_below(&self, key: u128) -> usize {
+        match self {
+            Keys::V4(k) => {
+                let key = (key >> 96) as u32;
+                k.partition_point(|&s| s <= key)
+            }
+            Keys::V6 { low, high, odd } => {
+                if key < 1 << 64 {
+                    return low.partition_point(|&s| u128::from(s) <= key);
+                }
+                // Starts in key's /64 are high[q..p]; only there do low bits count.
+                let top = (key >> 64) as u64;
+                let q = high.partition_point(|&s| s < top);
+                let p = q + high[q..].partition_point(|&s| s == top);
+                let (mut lo, mut hi) = (q, p);
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if Self::high_start(high, odd, mid).is_some_and(|s| s <= key) {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                low.len() + lo
+            }
+            Keys::Full(k) => k.partition_point(|&s| s <= key),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Keys::V4(k) => k.len() * 4,
+            Keys::V6 { low, high, odd } => (low.len() + high.len()) * 8 + odd.len() * 16,
+            Keys::Full(k) => k.len() * 16,
+        }
+    }
+}
+
+/// Class ids by run.
+#[derive(Debug)]
+enum Ids {
+    Narrow(Box<[u16]>),
+    Wide(Box<[u32]>),
+}
+
+impl Ids {
+    fn get(&self, i: usize) -> Option<usize> {
+        match self {
+            Ids::Narrow(c) => c.get(i).map(|&c| usize::from(c)),
+            Ids::Wide(c) => c.get(i).map(|&c| c as usize),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Ids::Narrow(c) => c.len() * 2,
+            Ids::Wide(c) => c.len() * 4,
+        }
+    }
+}
+
+/// Runs of one family, compact: run `i` goes from `keys[i]` to the next start and
+/// is of class `ids[i]`.
+#[derive(Debug)]
+struct Runs {
+    keys: Keys,
+    ids: Ids,
+}
+
+impl Default for Runs {
+    fn default() -> Runs {
+        Runs {
+            keys: Keys::Full(Box::default()),
+            ids: Ids::Wide(Box::default()),
+        }
+    }
+}
+
+impl Runs {
+    /// The run holding `key`: its index, first address and the start of the next
+    /// run (`None` at the end of the space).
     fn find(&self, key: u128) -> Option<(usize, u128, Option<u128>)> {
-        let i = self.starts.partition_point(|&s| s <= key).checked_sub(1)?;
-        Some((i, self.starts[i], self.starts.get(i + 1).copied()))
+        let i = self.keys.at_or_below(key).checked_sub(1)?;
+        Some((i, self.keys.get(i)?, self.keys.get(i + 1)))
     }
 }
 
@@ -118,8 +276,8 @@ pub struct ScopeMap {
 impl std::fmt::Debug for ScopeMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ScopeMap")
-            .field("v4_runs", &self.v4.starts.len())
-            .field("v6_runs", &self.v6.starts.len())
+            .field("v4_runs", &self.v4.keys.len())
+            .field("v6_runs", &self.v6.keys.len())
             .field("classes", &self.classes.len())
             .finish()
     }
@@ -202,7 +360,7 @@ impl ScopeMap {
         let runs = self.runs(v6);
         let (i, lo, hi) = runs.find(key)?;
         let scope = widest_inside(key, bits, lo, hi);
-        let class = self.classes.get(*runs.classes.get(i)? as usize)?.clone();
+        let class = self.classes.get(runs.ids.get(i)?)?.clone();
         let neighbour = if scope == 0 {
             None
         } else {
@@ -217,7 +375,7 @@ impl ScopeMap {
             };
             let (j, olo, ohi) = runs.find(other)?;
             let oscope = widest_inside(other, bits, olo, ohi);
-            let oclass = self.classes.get(*runs.classes.get(j)? as usize)?.clone();
+            let oclass = self.classes.get(runs.ids.get(j)?)?.clone();
             Some((addr_of(other, v6), oscope, oclass))
         };
         Some(ScopeWhy {
@@ -229,12 +387,12 @@ impl ScopeMap {
 
     /// Runs in both families.
     pub fn runs_len(&self) -> usize {
-        self.v4.starts.len() + self.v6.starts.len()
+        self.v4.keys.len() + self.v6.keys.len()
     }
 
     /// Bytes held by the runs and classes.
     pub fn heap_bytes(&self) -> usize {
-        let runs = |r: &Runs| r.starts.capacity() * 16 + r.classes.capacity() * 4;
+        let runs = |r: &Runs| r.keys.heap_bytes() + r.ids.heap_bytes();
         runs(&self.v4) + runs(&self.v6) + self.classes.capacity() * std::mem::size_of::<Class>()
     }
 }
@@ -243,7 +401,9 @@ impl ScopeMap {
 struct Builder<'a> {
     zone: &'a ZonePolicy,
     policy: &'a NamePolicy,
-    map: ScopeMap,
+    v4: RunsBuilder,
+    v6: RunsBuilder,
+    classes: Vec<Class>,
     index: FxHashMap<Class, u32>,
     /// Class by (location id, CIDR rule entry + 1, latency-table entry + 1).
     memo: FxHashMap<(u32, u32, u32), u32>,
@@ -254,8 +414,8 @@ impl Builder<'_> {
         if let Some(&i) = self.index.get(&class) {
             return i;
         }
-        let i = self.map.classes.len() as u32;
-        self.map.classes.push(class.clone());
+        let i = self.classes.len() as u32;
+        self.classes.push(class.clone());
         self.index.insert(class, i);
         i
     }
@@ -294,9 +454,9 @@ impl Builder<'_> {
             }
         };
         if v6 {
-            self.map.v6.push(key, class);
+            self.v6.push(key, class);
         } else {
-            self.map.v4.push(key, class);
+            self.v4.push(key, class);
         }
     }
 }
@@ -361,7 +521,9 @@ where
                 builders.push(Builder {
                     zone,
                     policy: p,
-                    map: ScopeMap::default(),
+                    v4: RunsBuilder::default(),
+                    v6: RunsBuilder::default(),
+                    classes: Vec::new(),
                     index: FxHashMap::default(),
                     memo: FxHashMap::default(),
                 });
@@ -398,12 +560,15 @@ where
     }
     let maps: Vec<Arc<ScopeMap>> = builders
         .into_iter()
-        .map(|mut b| {
-            for r in [&mut b.map.v4, &mut b.map.v6] {
-                r.starts.shrink_to_fit();
-                r.classes.shrink_to_fit();
-            }
-            Arc::new(b.map)
+        .map(|b| {
+            let n = b.classes.len();
+            let mut classes = b.classes;
+            classes.shrink_to_fit();
+            Arc::new(ScopeMap {
+                v4: b.v4.finish(false, n),
+                v6: b.v6.finish(true, n),
+                classes,
+            })
         })
         .collect();
     let mut zones = zones;
@@ -416,4 +581,85 @@ where
         runs: maps.iter().map(|m| m.runs_len()).sum(),
         bytes: maps.iter().map(|m| m.heap_bytes()).sum(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every compact form finds the same run as a search over the full starts.
+    fn agrees(v6: bool, starts: &[u128], probes: &[u128]) -> Runs {
+        let mut b = RunsBuilder::default();
+        for (i, &k) in starts.iter().enumerate() {
+            b.push(k, i as u32 % 3);
+        }
+        let kept = b.starts.clone();
+        let runs = b.finish(v6, 3);
+        assert_eq!(runs.keys.len(), kept.len());
+        for &p in probes {
+            let i = kept.partition_point(|&s| s <= p) - 1;
+            let want = (i, kept[i], kept.get(i + 1).copied());
+            assert_eq!(runs.find(p), Some(want), "probe {p:#x}");
+            assert_eq!(runs.ids.get(i), Some(i % 3));
+        }
+        runs
+    }
+
+    #[test]
+    fn compact_runs_find_what_the_full_starts_find() {
+        let v4 = |a: u32| u128::from(a) << 96;
+        let r = agrees(
+            false,
+            &[0, v4(0x0800_0000), v4(0x0808_0800), v4(0xc000_0000)],
+            &[0, v4(1), v4(0x0808_0808), v4(0x0808_07ff), v4(u32::MAX)],
+        );
+        assert!(matches!(r.keys, Keys::V4(_)));
+        // IPv6: starts inside ::/64 (the IPv4-compatible alias) and /64s above it.
+        let starts = [0, 0x0a00_0000, 0x0a01_0000, 1 << 64, 0x2001_0db8 << 96];
+        let probes = [0, 5, 0x0a00_ffff, (1 << 64) - 1, 1 << 64, u128::MAX];
+        let r = agrees(true, &starts, &probes);
+        assert!(matches!(r.keys, Keys::V6 { .. }));
+        // Starts beyond ::/64 longer than /64 (a /127 here, two in one /64) keep
+        // their low bits beside.
+        let net = 0x2001_0db8_0000_0009u128 << 64;
+        let mut odd = starts.to_vec();
+        odd.extend([
+            net,
+            net | 0x2e,
+            net | 0x30,
+            (net + (1 << 64)),
+            0x3000 << 112,
+        ]);
+        odd.extend((1..6).map(|i| (0x2400 + i) << 112));
+        odd.sort_unstable();
+        let probes = [
+            net - 1,
+            net,
+            net | 0x2d,
+            net | 0x2e,
+            net | 0x2f,
+            net | 0x30,
+            net | 0xffff,
+        ];
+        let r = agrees(true, &odd, &probes);
+        let Keys::V6 { odd: ref o, .. } = r.keys else {
+            panic!("not the split form: {:?}", r.keys);
+        };
+        assert_eq!(o.len(), 2);
+        // When most are longer than /64, every start keeps all 128 bits.
+        let dense: Vec<u128> = (0..8).map(|i| net | (i * 2)).collect();
+        let r = agrees(true, &dense, &[net | 3, net | 14, u128::MAX]);
+        assert!(matches!(r.keys, Keys::Full(_)));
+    }
+
+    #[test]
+    fn class_ids_widen_past_sixteen_bits() {
+        let mut b = RunsBuilder::default();
+        for i in 0..70_000u32 {
+            b.push(u128::from(i) << 100, i);
+        }
+        let runs = b.finish(true, 70_000);
+        assert!(matches!(runs.ids, Ids::Wide(_)));
+        assert_eq!(runs.ids.get(69_999), Some(69_999));
+    }
 }

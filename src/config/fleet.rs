@@ -99,6 +99,15 @@ pub struct FleetConfig {
 /// Longest instance name: it is part of every vote's key.
 const MAX_INSTANCE: usize = 64;
 
+/// An instance name: 1 to 64 letters, digits, '-', '_' or '.', so that it is
+/// one segment of a key (`votes/<instance>/...`).
+pub fn instance_name_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_INSTANCE
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
 impl FleetRaw {
     /// Checks the section; relative paths are relative to `base`, errors point
     /// into `text` of `path`.
@@ -156,13 +165,7 @@ impl FleetRaw {
             );
         }
         let instance = self.instance.unwrap_or_default();
-        let name_ok = |s: &str| {
-            !s.is_empty()
-                && s.len() <= MAX_INSTANCE
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        };
-        if !name_ok(&instance) {
+        if !instance_name_ok(&instance) {
             err(
                 "instance",
                 format!("fleet.instance {instance:?}: give each instance a unique name of 1 to {MAX_INSTANCE} letters, digits, '-', '_' or '.'"),

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,33 +38,12 @@ impl Backend {
             requests.clone(),
             stop.clone(),
         );
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                let Ok((mut c, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(2));
-                    continue;
-                };
-                let _ = c.set_nonblocking(false);
-                let _ = c.set_read_timeout(Some(Duration::from_secs(1)));
-                let mut buf = [0u8; 1024];
-                let _ = c.read(&mut buf);
-                let n = r.fetch_add(1, Ordering::Relaxed);
-                let ok = if f.load(Ordering::Relaxed) {
-                    n % 2 == 0
-                } else {
-                    h.load(Ordering::Relaxed)
-                };
-                let status = if ok {
-                    "200 OK"
-                } else {
-                    "503 Service Unavailable"
-                };
-                let _ = c.write_all(
-                    format!(
-                        "HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-                    )
-                    .as_bytes(),
-                );
+        let thread = common::serve_health(listener, s, move |_| {
+            let n = r.fetch_add(1, Ordering::Relaxed);
+            if f.load(Ordering::Relaxed) {
+                n % 2 == 0
+            } else {
+                h.load(Ordering::Relaxed)
             }
         });
         Backend {

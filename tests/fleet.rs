@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -157,29 +156,8 @@ impl Backend {
         let blocked: Arc<Mutex<Vec<IpAddr>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let (b, s) = (blocked.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                let Ok((mut c, peer)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(2));
-                    continue;
-                };
-                let _ = c.set_nonblocking(false);
-                let _ = c.set_read_timeout(Some(Duration::from_secs(1)));
-                let mut buf = [0u8; 1024];
-                let _ = c.read(&mut buf);
-                let ok = !b.lock().map(|v| v.contains(&peer.ip())).unwrap_or(false);
-                let status = if ok {
-                    "200 OK"
-                } else {
-                    "503 Service Unavailable"
-                };
-                let _ = c.write_all(
-                    format!(
-                        "HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-                    )
-                    .as_bytes(),
-                );
-            }
+        let thread = common::serve_health(listener, s, move |peer| {
+            !b.lock().map(|v| v.contains(&peer.ip())).unwrap_or(false)
         });
         Backend {
             addr,

@@ -402,3 +402,33 @@ pub fn http_raw(addr: SocketAddr, request: &[u8]) -> (u16, String) {
         .unwrap_or(0);
     (status, body.to_string())
 }
+
+/// A health-check backend's loop: answers each HTTP request on `listener` (set
+/// non-blocking) with 200 when `ok(peer)` says so, else 503, until `stop`.
+pub fn serve_health(
+    listener: std::net::TcpListener,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ok: impl Fn(SocketAddr) -> bool + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok((mut c, peer)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            };
+            let _ = c.set_nonblocking(false);
+            let _ = c.set_read_timeout(Some(Duration::from_secs(1)));
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            let status = if ok(peer) {
+                "200 OK"
+            } else {
+                "503 Service Unavailable"
+            };
+            let _ = c.write_all(
+                format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                    .as_bytes(),
+            );
+        }
+    })
+}

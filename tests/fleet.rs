@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{ask_udp, http, QuerySpec, Server};
+use common::{ask_udp, http, Dir, QuerySpec, Server};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -38,18 +38,8 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-struct Dir(PathBuf);
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn dir(tag: &str) -> Dir {
-    let p = std::env::temp_dir().join(format!("signpost-fleet-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(p.join("zones")).expect("mkdir");
-    Dir(p)
+    common::dir("fleet", tag)
 }
 
 /// One etcd member on two loopback ports, its data in `dir`.
@@ -279,16 +269,8 @@ fn vote(s: &Server, instance: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < LIMIT,
-            "timed out after {LIMIT:?} waiting for: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    start.elapsed()
+fn wait_until(what: &str, f: impl FnMut() -> bool) -> Duration {
+    common::wait_until(what, LIMIT, f)
 }
 
 fn all_answer(servers: &[&Server], addr: &str) -> bool {

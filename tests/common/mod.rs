@@ -432,3 +432,34 @@ pub fn serve_health(
         }
     })
 }
+
+/// A scratch folder with a `zones/` inside, removed when dropped.
+pub struct Dir(pub PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh scratch folder for one test (`suite` and `tag` keep tests apart).
+pub fn dir(suite: &str, tag: &str) -> Dir {
+    let p = std::env::temp_dir().join(format!("signpost-{suite}-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(p.join("zones")).expect("mkdir");
+    Dir(p)
+}
+
+/// Polls `f` every 10 ms until it holds; fails the test after `limit`.
+/// Returns how long it took.
+pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    start.elapsed()
+}

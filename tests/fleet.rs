@@ -193,6 +193,7 @@ timeout = "80ms"
 jitter = "10ms"
 rise = 1
 fall = 2
+quorum = 2              # over [fleet] quorum = "100%"
 
 [regions]
 a = {{}}
@@ -220,7 +221,7 @@ endpoints = ["{url}"]
 prefix = "/signpost-test/"
 instance = "i{n}"
 site = "site-{n}"
-quorum = 2
+quorum = "100%"         # the check's own quorum = 2 wins
 lease_ttl = "2s"
 timeout = "500ms"
 fallback = "{fallback}"

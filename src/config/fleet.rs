@@ -28,37 +28,7 @@ pub(super) struct FleetRaw {
     key_file: Option<PathBuf>,
 }
 
-/// How many of the reporting instances must see a target down for it to be down.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Quorum {
-    /// At least this many instances (or every reporting one, when fewer report).
-    Count(u32),
-    /// At least this share of the reporting instances, in (0, 1].
-    Share(f64),
-}
-
-impl Quorum {
-    /// Whether `down` of `reporting` votes make a target down. No votes: not down.
-    pub fn is_down(self, down: usize, reporting: usize) -> bool {
-        if down == 0 || reporting == 0 {
-            return false;
-        }
-        match self {
-            Quorum::Count(n) => down >= (n as usize).min(reporting),
-            // A small tolerance so that 2 of 3 meets "0.66" as an operator means it.
-            Quorum::Share(s) => down as f64 + 1e-9 >= s * reporting as f64,
-        }
-    }
-}
-
-impl std::fmt::Display for Quorum {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Quorum::Count(n) => write!(f, "{n}"),
-            Quorum::Share(s) => write!(f, "{}%", s * 100.0),
-        }
-    }
-}
+pub use crate::health::Quorum;
 
 /// TLS towards etcd: the CA that signs its certificates, and our client
 /// certificate when etcd asks for one (`--client-cert-auth`).
@@ -172,15 +142,12 @@ impl FleetRaw {
             );
         }
         let quorum = match self.quorum {
-            None => Quorum::Share(0.5),
+            None => DEFAULT_QUORUM,
             Some(v) => match parse_quorum(&v) {
                 Some(q) => q,
                 None => {
-                    err(
-                        "quorum",
-                        format!("fleet.quorum = {v}: use a count of instances (1, 2, ...) or a share (\"50%\" or 0.5)"),
-                    );
-                    Quorum::Share(0.5)
+                    err("quorum", format!("fleet.quorum = {v}: {QUORUM_FORMS}"));
+                    DEFAULT_QUORUM
                 }
             },
         };
@@ -256,13 +223,23 @@ impl FleetRaw {
     }
 }
 
-fn parse_quorum(v: &toml::Value) -> Option<Quorum> {
+/// What `quorum` may be, for error messages.
+pub const QUORUM_FORMS: &str = "use a count of instances (1, 2, ...) or a share (\"50%\" or 0.5)";
+
+/// Without `quorum`: half of the reporting instances.
+pub const DEFAULT_QUORUM: Quorum = Quorum::Permille(500);
+
+/// `quorum` in `[fleet]` or a check: a count (integer from 1), a share (a
+/// float in (0, 1]) or a percentage ("50%").
+pub fn parse_quorum(v: &toml::Value) -> Option<Quorum> {
+    let share = |s: f64| {
+        (s > 0.0 && s <= 1.0).then(|| Quorum::Permille((s * 1000.0).round().max(1.0) as u16))
+    };
     match v {
         toml::Value::Integer(n) if *n >= 1 => u32::try_from(*n).ok().map(Quorum::Count),
-        toml::Value::Float(f) if *f > 0.0 && *f <= 1.0 => Some(Quorum::Share(*f)),
+        toml::Value::Float(f) => share(*f),
         toml::Value::String(s) => {
-            let p: f64 = s.trim().strip_suffix('%')?.trim().parse().ok()?;
-            (p > 0.0 && p <= 100.0).then_some(Quorum::Share(p / 100.0))
+            share(s.trim().strip_suffix('%')?.trim().parse::<f64>().ok()? / 100.0)
         }
         _ => None,
     }
@@ -304,12 +281,20 @@ mod tests {
             "fewer reporting than the count: all of them"
         );
         assert!(!two.is_down(0, 0));
-        let half = Quorum::Share(0.5);
+        let half = Quorum::Permille(500);
         assert!(!half.is_down(1, 3));
         assert!(half.is_down(2, 3));
         assert!(half.is_down(1, 2));
-        assert!(Quorum::Share(0.66).is_down(2, 3));
-        assert!(!Quorum::Share(1.0).is_down(2, 3));
+        assert!(Quorum::Permille(660).is_down(2, 3));
+        assert!(!Quorum::Permille(1000).is_down(2, 3));
+        let q = |s: &str| {
+            parse_quorum(&toml::from_str::<toml::Table>(&format!("q = {s}")).unwrap()["q"])
+        };
+        assert_eq!(q("\"66.6%\""), Some(Quorum::Permille(666)));
+        assert_eq!(q("0.5"), Some(Quorum::Permille(500)));
+        assert_eq!(q("3"), Some(Quorum::Count(3)));
+        assert_eq!(q("0"), None);
+        assert_eq!(q("1.5"), None);
     }
 
     #[test]

@@ -310,7 +310,8 @@ impl Fleet {
                 continue;
             };
             let stable = key.stable_key();
-            let v = view.verdict(&stable, &self.cfg.instance, local, self.cfg.quorum);
+            let quorum = key.check.quorum.unwrap_or(self.cfg.quorum);
+            let v = view.verdict(&stable, &self.cfg.instance, local, quorum);
             if table.probed(id) != Some(v) {
                 table.set_fleet_verdict(id, v);
                 info!(target_key = %stable, new = %v, own = %local, "fleet: verdict changed");

@@ -17,8 +17,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::fleet::{instance_name_ok, Quorum};
-use crate::health::{Health, Override};
+use crate::config::fleet::instance_name_ok;
+use crate::health::{Health, Override, Quorum};
 
 /// One key under the prefix, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]

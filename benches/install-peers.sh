@@ -5,6 +5,9 @@
 # `--geo` adds what benches/geo-compare.sh needs as well: PowerDNS
 # Authoritative 4.7 with its bind and geoip backends (gdnsd's geoip plugin is
 # built in).
+# `--ci` installs only what the test suite and its build need instead: etcd
+# 3.4 and etcdctl for tests/fleet.rs, protoc for the etcd client's build
+# (.ci/run calls it so; apt-get update runs once first in that mode).
 # Idempotent: does nothing when every command is already there.
 # Needs root (or sudo) and apt. Package services are not started: the peers
 # are started by compare.sh on loopback ports of its own, never on port 53.
@@ -25,6 +28,14 @@ declare -A PKG=(
     [python3]=python3
     [timeout]=coreutils
 )
+
+if [ "${1:-}" = --ci ]; then
+    PKG=(
+        [etcd]=etcd-server
+        [etcdctl]=etcd-client
+        [protoc]=protobuf-compiler
+    )
+fi
 
 # packages with no command of their own: PowerDNS's backends (plugins)
 PLUGINS=()
@@ -79,6 +90,11 @@ remove_policy() {
 trap remove_policy EXIT
 
 export DEBIAN_FRONTEND=noninteractive
+if [ "${1:-}" = --ci ]; then
+    "${SUDO[@]}" apt-get update >&2
+    "${SUDO[@]}" apt-get install -y --no-install-recommends "${want[@]}" >&2
+    exit 0
+fi
 if ! "${SUDO[@]}" apt-get install -y --no-install-recommends "${want[@]}" >&2; then
     "${SUDO[@]}" apt-get update >&2
     "${SUDO[@]}" apt-get install -y --no-install-recommends "${want[@]}" >&2

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::health::{HealthTable, Override, TargetId, TargetKey};
+use crate::health::{HealthTable, Override, PersistedState, TargetId, TargetKey};
 use crate::policy::{AddrAnswer, Endpoint, HealthView, NO_HEALTH};
 use crate::zone::Zone;
 
@@ -140,6 +140,15 @@ impl HealthBridge {
 
     pub fn operator_weights(&self) -> &Weights {
         &self.operator_weights
+    }
+
+    /// What the state file keeps: overrides, weights and last known health.
+    pub fn persisted(&self) -> PersistedState {
+        let mut st = PersistedState::from_table(&self.table);
+        if let Ok(w) = self.operator_weights.lock() {
+            st.weights = w.clone();
+        }
+        st
     }
 
     /// Every endpoint and region name that an override can address.

@@ -175,6 +175,9 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
     let cfg = app::server_config(o).map_err(ConfigErrors)?;
     init_logging(&cfg);
     cfg.check_admin().map_err(anyhow::Error::msg)?;
+    if let Some(ip) = cfg.probe_source {
+        health::set_probe_source(ip);
+    }
     let (mut snap, loaded) = app::load_snapshot(&cfg, 1).map_err(ConfigErrors)?;
     for w in &loaded.warnings {
         warn!("{w}");
@@ -280,12 +283,28 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
             stop_rx.clone(),
         ));
 
+        // With [fleet]: drains, weights and votes shared through etcd. Started
+        // after the state file was applied, which stands until etcd answers.
+        let (fleet, fleet_tasks) = match cfg.fleet.clone() {
+            Some(f) => {
+                let (fleet, tasks) = signpost::fleet::Fleet::start(
+                    f,
+                    handle.clone(),
+                    cfg.state_file.clone(),
+                    stop_rx.clone(),
+                )?;
+                (Some(fleet), tasks)
+            }
+            None => (None, Vec::new()),
+        };
+
         let admin_state = AdminState {
             snap: handle.clone(),
             reload: stats.clone(),
             metrics: metrics.clone(),
             state_file: cfg.state_file.clone(),
             token: cfg.admin_token.clone(),
+            fleet,
         };
         let mut admin_addr = String::new();
         let admin_task = match admin_listener {
@@ -311,6 +330,9 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
         info!("shutting down");
         let _ = stop_tx.send(true);
         let _ = reloader.await;
+        for t in fleet_tasks {
+            let _ = t.await;
+        }
         if let Some(t) = admin_task {
             let _ = t.await;
         }

@@ -4,15 +4,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{ask_udp, http, QuerySpec, Server};
+use common::{ask_udp, http, wait_until, Dir, QuerySpec, Server};
 
 /// A tiny HTTP server: answers 200 while `healthy`, else 503; `flap` alternates.
 struct Backend {
@@ -39,33 +37,12 @@ impl Backend {
             requests.clone(),
             stop.clone(),
         );
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                let Ok((mut c, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(2));
-                    continue;
-                };
-                let _ = c.set_nonblocking(false);
-                let _ = c.set_read_timeout(Some(Duration::from_secs(1)));
-                let mut buf = [0u8; 1024];
-                let _ = c.read(&mut buf);
-                let n = r.fetch_add(1, Ordering::Relaxed);
-                let ok = if f.load(Ordering::Relaxed) {
-                    n % 2 == 0
-                } else {
-                    h.load(Ordering::Relaxed)
-                };
-                let status = if ok {
-                    "200 OK"
-                } else {
-                    "503 Service Unavailable"
-                };
-                let _ = c.write_all(
-                    format!(
-                        "HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-                    )
-                    .as_bytes(),
-                );
+        let thread = common::serve_health(listener, s, move |_| {
+            let n = r.fetch_add(1, Ordering::Relaxed);
+            if f.load(Ordering::Relaxed) {
+                n % 2 == 0
+            } else {
+                h.load(Ordering::Relaxed)
             }
         });
         Backend {
@@ -93,18 +70,8 @@ impl Drop for Backend {
     }
 }
 
-struct Dir(PathBuf);
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn dir(tag: &str) -> Dir {
-    let p = std::env::temp_dir().join(format!("signpost-failover-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(p.join("zones")).expect("mkdir");
-    Dir(p)
+    common::dir("failover", tag)
 }
 
 /// A zone whose names probe the given backends.
@@ -176,18 +143,6 @@ fall = 1
 
 fn answer(s: &Server, name: &str) -> Vec<String> {
     ask_udp(s.addr, &QuerySpec::new(name, 1)).answer
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    start.elapsed()
 }
 
 fn start(d: &Dir, extra: &[&str]) -> Server {

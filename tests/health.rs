@@ -162,6 +162,7 @@ fn http_check(port: u16, path: &str) -> CheckSpec {
         fall: 3,
         jitter: Duration::ZERO,
         initial: Initial::Down,
+        quorum: None,
     }
 }
 

@@ -18,7 +18,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::health::{self, Override, PersistedState};
+use crate::fleet::{Fleet, Op};
+use crate::health::{self, Override};
 use crate::metrics::Metrics;
 use crate::reload::ReloadStats;
 use crate::snapshot::SnapshotHandle;
@@ -37,6 +38,9 @@ pub struct AdminState {
     pub state_file: Option<PathBuf>,
     /// Required as `Authorization: Bearer <token>` when set.
     pub token: Option<String>,
+    /// With `[fleet]`: where overrides and weights go to reach every instance,
+    /// and the votes `/status` shows.
+    pub fleet: Option<Arc<Fleet>>,
 }
 
 /// A response: status, content type, body.
@@ -73,11 +77,7 @@ pub fn save_state(state: &AdminState) {
         return;
     };
     let snap = state.snap.load();
-    let mut st = PersistedState::from_table(snap.health.table());
-    if let Ok(w) = snap.health.operator_weights().lock() {
-        st.weights = w.clone();
-    }
-    if let Err(e) = health::save_state(path, &st) {
+    if let Err(e) = health::save_state(path, &snap.health.persisted()) {
         warn!("cannot save state: {e}");
     }
 }
@@ -272,7 +272,13 @@ pub fn route(state: &AdminState, req: &Request) -> Reply {
         "/metrics" if get => Reply {
             status: 200,
             content_type: "text/plain; version=0.0.4",
-            body: state.metrics.render(&state.snap.load(), &state.reload),
+            body: {
+                let mut body = state.metrics.render(&state.snap.load(), &state.reload);
+                if let Some(f) = &state.fleet {
+                    body.push_str(&f.render_metrics());
+                }
+                body
+            },
         },
         "/status" if get => status(state),
         "/explain" if get => explain(state, req),
@@ -336,7 +342,10 @@ fn set_override(state: &AdminState, req: &Request) -> Reply {
     snap.health.refresh();
     info!(target, action, "override set");
     save_state(state);
-    Reply::json(json!({ "target": target, "override": o.to_string() }))
+    if let Some(f) = &state.fleet {
+        f.submit(Op::Override(target.to_string(), o));
+    }
+    Reply::json(json!({ "target": target, "override": o.to_string(), "fleet": fleet_note(state) }))
 }
 
 fn set_weight(state: &AdminState, req: &Request) -> Reply {
@@ -373,7 +382,18 @@ fn set_weight(state: &AdminState, req: &Request) -> Reply {
     snap.health.refresh();
     info!(target, ?weight, "weight set");
     save_state(state);
-    Reply::json(json!({ "target": target, "weight": weight }))
+    if let Some(f) = &state.fleet {
+        f.submit(Op::Weight(target.to_string(), weight));
+    }
+    Reply::json(json!({ "target": target, "weight": weight, "fleet": fleet_note(state) }))
+}
+
+/// What a change's reply says about the other instances.
+fn fleet_note(state: &AdminState) -> Option<&'static str> {
+    state
+        .fleet
+        .as_ref()
+        .map(|_| "queued for etcd: every instance applies it once written")
 }
 
 fn explain(state: &AdminState, req: &Request) -> Reply {
@@ -433,6 +453,8 @@ fn status(state: &AdminState) -> Reply {
                     "latency_ms": l.latency.as_secs_f64() * 1000.0,
                 })),
                 "transitions": t.transitions,
+                "local": t.local.to_string(),
+                "votes": state.fleet.as_ref().map(|f| f.votes_of(&t.key, t.local)),
             })
         })
         .collect();
@@ -473,6 +495,7 @@ fn status(state: &AdminState) -> Reply {
         "targets": targets,
         "overrides": table.named_overrides().iter().map(|(k, v)| (k.clone(), v.to_string())).collect::<BTreeMap<_, _>>(),
         "weights": snap.health.operator_weights().lock().map(|w| w.clone()).unwrap_or_default(),
+        "fleet": state.fleet.as_ref().map(|f| f.status_json()),
         "reload": {
             "successes": reload.successes.load(Relaxed),
             "failures": reload.failures.load(Relaxed),

@@ -70,6 +70,9 @@ pub struct CheckRaw {
     pub jitter: Option<String>,
     /// "up" (default) or "down": the state before the first result.
     pub initial: Option<String>,
+    /// With a fleet: instances that must see a target down (a count or a share);
+    /// default `[fleet] quorum`.
+    pub quorum: Option<toml::Value>,
 }
 
 /// Checks a `[checks.NAME]` table and turns it into a spec; every problem found.
@@ -226,6 +229,15 @@ fn compile(name: &str, c: &CheckRaw) -> Result<CheckSpec, Vec<String>> {
             Initial::Up
         }
     };
+    if let Some(v) = &c.quorum {
+        match super::fleet::parse_quorum(v) {
+            Some(q) => spec.quorum = Some(q),
+            None => errs.push(format!(
+                "checks.{name}.quorum = {v}: {}",
+                super::fleet::QUORUM_FORMS
+            )),
+        }
+    }
     if errs.is_empty() {
         Ok(spec)
     } else {

@@ -27,6 +27,9 @@ struct ServerRaw {
     rrl: Option<RrlRaw>,
     /// Where overrides, weights and last known health are kept across restarts.
     state_file: Option<PathBuf>,
+    /// The address health probes leave from (a multi-homed host's vantage point).
+    probe_source: Option<String>,
+    fleet: Option<super::fleet::FleetRaw>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +154,11 @@ pub struct ServerConfig {
     pub state_file: Option<PathBuf>,
     /// Response rate limiting for UDP.
     pub rrl: crate::server::rrl::RrlConfig,
+    /// Health probes bind this local address before connecting; none: the
+    /// kernel picks.
+    pub probe_source: Option<std::net::IpAddr>,
+    /// Shared drains, weights and probe votes on etcd; none: this instance alone.
+    pub fleet: Option<super::fleet::FleetConfig>,
 }
 
 /// Where the location of clients comes from, and whose hints we believe.
@@ -214,6 +222,8 @@ impl Default for ServerConfig {
             admin_token: None,
             state_file: None,
             rrl: Default::default(),
+            probe_source: None,
+            fleet: None,
         }
     }
 }
@@ -446,6 +456,18 @@ impl ServerConfig {
                     }
                 }
             }
+        }
+        if let Some(s) = raw.probe_source {
+            match s.parse() {
+                Ok(ip) => cfg.probe_source = Some(ip),
+                Err(_) => errors.push(key_err(
+                    "probe_source",
+                    format!("probe_source {s:?} is not an IP address of this host"),
+                )),
+            }
+        }
+        if let Some(f) = raw.fleet {
+            cfg.fleet = Some(f.check(text, path, base, &mut errors));
         }
         if let Some(p) = raw.state_file {
             cfg.state_file = Some(if p.is_absolute() { p } else { base.join(p) });

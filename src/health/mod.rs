@@ -31,13 +31,13 @@ mod table;
 pub use persist::{
     load, save, save_state, PersistError, PersistedState, PersistedTarget, STATE_VERSION,
 };
-pub use probe::{probe, ProbeError};
+pub use probe::{probe, set_probe_source, ProbeError};
 pub use scheduler::{
     Mapping, Scheduler, SchedulerHandle, SchedulerOptions, DEFAULT_MAX_IN_FLIGHT, MIN_INTERVAL,
 };
-pub use spec::{qtype_name, CheckKind, CheckSpec, Initial, TargetKey, Tls};
+pub use spec::{qtype_name, CheckKind, CheckSpec, Initial, Quorum, TargetKey, Tls};
 pub use state::{Health, Override, ProbeResult, State, Status, Transition};
 pub use table::{
-    bump_epoch, epoch, Change, HealthTable, LatencyHistogram, LatencySnapshot, TargetId,
-    TargetStatus, LATENCY_BOUNDS,
+    bump_epoch, epoch, fleet_decides, set_fleet_decides, Change, HealthTable, LatencyHistogram,
+    LatencySnapshot, TargetId, TargetStatus, LATENCY_BOUNDS,
 };

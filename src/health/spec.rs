@@ -25,6 +25,41 @@ pub struct CheckSpec {
     pub jitter: Duration,
     /// The state a target has before its first verdict (and with no saved state).
     pub initial: Initial,
+    /// With a fleet: how many instances must see the target down; `None` takes
+    /// `[fleet] quorum`. Unused without a fleet.
+    pub quorum: Option<Quorum>,
+}
+
+/// How many of the reporting instances must see a target down for it to be
+/// down. Integers, not a float share, so that a check stays hashable whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Quorum {
+    /// At least this many instances (or every reporting one, when fewer report).
+    Count(u32),
+    /// At least this share of the reporting instances, in thousandths (1..=1000).
+    Permille(u16),
+}
+
+impl Quorum {
+    /// Whether `down` of `reporting` votes make a target down. No votes: not down.
+    pub fn is_down(self, down: usize, reporting: usize) -> bool {
+        if down == 0 || reporting == 0 {
+            return false;
+        }
+        match self {
+            Quorum::Count(n) => down >= (n as usize).min(reporting),
+            Quorum::Permille(p) => down * 1000 >= usize::from(p) * reporting,
+        }
+    }
+}
+
+impl fmt::Display for Quorum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Quorum::Count(n) => write!(f, "{n}"),
+            Quorum::Permille(p) => write!(f, "{}%", f64::from(*p) / 10.0),
+        }
+    }
 }
 
 /// The state a target starts in.
@@ -117,6 +152,7 @@ impl CheckSpec {
             fall: 3,
             jitter: Duration::from_secs(1),
             initial: Initial::Up,
+            quorum: None,
         }
     }
 }

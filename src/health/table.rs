@@ -14,7 +14,7 @@
 //! from it, so a reader always uses ids and table from the same generation.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -47,6 +47,26 @@ pub fn epoch() -> u64 {
 /// Marks a change of health as made; called after the change is stored.
 pub fn bump_epoch() {
     EPOCH.fetch_add(1, Ordering::Release);
+}
+
+/// Whether a fleet decides probed health from many instances' votes (see the
+/// `fleet` module). While it does, a probe's verdict is this instance's vote
+/// only; the fleet publishes the combined verdict with
+/// [`HealthTable::set_fleet_verdict`]. Off (the default, and the fleet's fallback
+/// when its store is gone too long): the local verdict is what queries see.
+/// Process-wide, as a fleet is: one instance is one process.
+static FLEET_DECIDES: AtomicBool = AtomicBool::new(false);
+
+/// See [`FLEET_DECIDES`].
+pub fn fleet_decides() -> bool {
+    FLEET_DECIDES.load(Ordering::Relaxed)
+}
+
+/// Hands the published verdict to the fleet (true) or back to the local state
+/// machine (false). Handing it back does not copy local verdicts over: the
+/// caller does that with [`HealthTable::set_fleet_verdict`] and [`HealthTable::local`].
+pub fn set_fleet_decides(on: bool) {
+    FLEET_DECIDES.store(on, Ordering::Relaxed);
 }
 
 /// Bit 0 of a slot's byte: probed health is up.
@@ -89,6 +109,9 @@ pub(crate) struct Slot {
     /// `key.stable_key()`, computed once: status output and saving use it often.
     pub(crate) stable: String,
     flags: AtomicU8,
+    /// This instance's own verdict (its state machine's), which is also the
+    /// published one unless a fleet decides ([`FLEET_DECIDES`]).
+    local: AtomicBool,
     transitions: AtomicU64,
     latency: LatencyHistogram,
     /// Only status output and the probe task touch this; `is_up` never does.
@@ -102,6 +125,7 @@ impl Slot {
             stable: key.stable_key(),
             key,
             flags: AtomicU8::new(if up { PROBED_UP } else { 0 }),
+            local: AtomicBool::new(up),
             transitions: AtomicU64::new(0),
             latency: LatencyHistogram::new(),
             detail: Mutex::new(Detail::default()),
@@ -118,7 +142,19 @@ impl Slot {
         Health::from_up(self.flags() & PROBED_UP != 0)
     }
 
+    /// Sets the local verdict and the published one (restoring saved state,
+    /// inheriting a replaced target's).
     pub(crate) fn set_probed(&self, health: Health) {
+        self.local.store(health.is_up(), Ordering::Relaxed);
+        self.publish(health);
+    }
+
+    pub(crate) fn local(&self) -> Health {
+        Health::from_up(self.local.load(Ordering::Relaxed))
+    }
+
+    /// Sets what queries see, leaving the local verdict alone.
+    fn publish(&self, health: Health) {
         let before = match health {
             Health::Up => self.flags.fetch_or(PROBED_UP, Ordering::Relaxed),
             Health::Down => self.flags.fetch_and(!PROBED_UP, Ordering::Relaxed),
@@ -173,7 +209,7 @@ impl Slot {
     /// saved state writes the bit directly, and the next result continues from it.
     pub(crate) fn apply(&self, state: &mut State, result: ProbeResult) -> Option<Change> {
         let spec = &self.key.check;
-        state.up = self.probed().is_up();
+        state.up = self.local().is_up();
         self.latency.observe(result.latency);
         let reason = result.detail.clone();
         let transition = state.record(result, spec.rise, spec.fall);
@@ -182,7 +218,10 @@ impl Slot {
         d.failures = state.failures;
         d.last = state.last.clone();
         let t = transition?;
-        self.set_probed(t.to);
+        self.local.store(t.to.is_up(), Ordering::Relaxed);
+        if !fleet_decides() {
+            self.publish(t.to);
+        }
         self.transitions.fetch_add(1, Ordering::Relaxed);
         let change = Change {
             transition: t,
@@ -330,6 +369,24 @@ impl HealthTable {
         }
     }
 
+    /// This instance's own probed verdict, which differs from [`Self::probed`]
+    /// while a fleet decides and the other instances see the target otherwise.
+    pub fn local(&self, id: TargetId) -> Option<Health> {
+        self.slot(id).map(Slot::local)
+    }
+
+    /// Publishes a fleet's combined verdict, leaving this instance's own (and
+    /// its state machine) alone.
+    pub fn set_fleet_verdict(&self, id: TargetId, health: Health) -> bool {
+        match self.slot(id) {
+            Some(s) => {
+                s.publish(health);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Sets (or with [`Override::None`] removes) an override of a region, endpoint
     /// or anything else the caller names, e.g. `region:eu-west`.
     pub fn set_named_override(&self, name: &str, o: Override) {
@@ -367,6 +424,7 @@ impl HealthTable {
             key: s.stable.clone(),
             status: s.status(),
             probed: s.probed(),
+            local: s.local(),
             operator_override: s.override_(),
             successes: d.successes,
             failures: d.failures,
@@ -393,6 +451,8 @@ pub struct TargetStatus {
     pub key: String,
     pub status: Status,
     pub probed: Health,
+    /// This instance's own verdict; equal to `probed` unless a fleet decides.
+    pub local: Health,
     pub operator_override: Override,
     /// The current run of passes (0 if the last probe failed).
     pub successes: u32,

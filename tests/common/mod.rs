@@ -402,3 +402,64 @@ pub fn http_raw(addr: SocketAddr, request: &[u8]) -> (u16, String) {
         .unwrap_or(0);
     (status, body.to_string())
 }
+
+/// A health-check backend's loop: answers each HTTP request on `listener` (set
+/// non-blocking) with 200 when `ok(peer)` says so, else 503, until `stop`.
+pub fn serve_health(
+    listener: std::net::TcpListener,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ok: impl Fn(SocketAddr) -> bool + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok((mut c, peer)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            };
+            let _ = c.set_nonblocking(false);
+            let _ = c.set_read_timeout(Some(Duration::from_secs(1)));
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            let status = if ok(peer) {
+                "200 OK"
+            } else {
+                "503 Service Unavailable"
+            };
+            let _ = c.write_all(
+                format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                    .as_bytes(),
+            );
+        }
+    })
+}
+
+/// A scratch folder with a `zones/` inside, removed when dropped.
+pub struct Dir(pub PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh scratch folder for one test (`suite` and `tag` keep tests apart).
+pub fn dir(suite: &str, tag: &str) -> Dir {
+    let p = std::env::temp_dir().join(format!("signpost-{suite}-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(p.join("zones")).expect("mkdir");
+    Dir(p)
+}
+
+/// Polls `f` every 10 ms until it holds; fails the test after `limit`.
+/// Returns how long it took.
+pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    start.elapsed()
+}

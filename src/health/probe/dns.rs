@@ -28,10 +28,7 @@ pub(super) async fn query(
 ) -> Result<String, ProbeError> {
     let id = Rng::new().next_u16();
     let msg = build_query(id, qname, qtype)?;
-    let bind: SocketAddr = match target {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
+    let bind = super::bind_addr(target);
     let sock = UdpSocket::bind(bind).await.map_err(ProbeError::Connect)?;
     // Connected, so the kernel drops datagrams from other sources and reports an
     // ICMP port unreachable as a refused receive instead of leaving us to time out.

@@ -7,7 +7,8 @@ mod tcp;
 mod tls;
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use thiserror::Error;
@@ -176,10 +177,43 @@ async fn run(kind: &CheckKind, target: SocketAddr) -> Result<String, ProbeError>
     }
 }
 
+/// The local address probes leave from, set once at start from the server
+/// config's `probe_source`. Process-wide because every probe of the process
+/// leaves from the same host interface.
+static SOURCE: OnceLock<IpAddr> = OnceLock::new();
+
+/// Makes probes bind `ip` before connecting (to targets of its family; others
+/// still leave from the kernel's choice). The first call wins.
+pub fn set_probe_source(ip: IpAddr) {
+    let _ = SOURCE.set(ip);
+}
+
+/// Where a probe to `target` binds: the configured source when it has the
+/// target's family, else the unspecified address of that family.
+pub(crate) fn bind_addr(target: SocketAddr) -> SocketAddr {
+    match (SOURCE.get(), target) {
+        (Some(ip @ IpAddr::V4(_)), SocketAddr::V4(_))
+        | (Some(ip @ IpAddr::V6(_)), SocketAddr::V6(_)) => SocketAddr::new(*ip, 0),
+        (_, SocketAddr::V4(_)) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        (_, SocketAddr::V6(_)) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    }
+}
+
 async fn connect(target: SocketAddr) -> Result<TcpStream, ProbeError> {
-    let stream = TcpStream::connect(target)
-        .await
-        .map_err(ProbeError::connect)?;
+    let stream = if SOURCE.get().is_some() {
+        let socket = match target {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .map_err(ProbeError::Connect)?;
+        socket
+            .bind(bind_addr(target))
+            .map_err(ProbeError::Connect)?;
+        socket.connect(target).await
+    } else {
+        TcpStream::connect(target).await
+    }
+    .map_err(ProbeError::connect)?;
     // Requests are one small write; do not hold it back waiting for an ACK.
     let _ = stream.set_nodelay(true);
     Ok(stream)

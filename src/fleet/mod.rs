@@ -1,0 +1,450 @@
+//! The fleet: many instances sharing one view of drains, weights and health on
+//! etcd (v3 API), with `[fleet]` in the server config.
+//!
+//! ```text
+//! admin API / ctl ──submit(Op)──> pending ──store task──> etcd put/delete
+//! etcd watch (prefix) ──> View ──apply_operator──> health table overrides + weights
+//! probes ──> Slot local verdict ──store task──> votes/<me>/<target> (under a lease)
+//! View votes + local verdict ──recompute (Quorum)──> the verdict queries read
+//! ```
+//!
+//! Nothing here is on the query path: queries read the same atomics as without
+//! a fleet ([`crate::bridge::HealthBridge`], the health table's byte per
+//! target); this module only writes them, from its own task. If etcd is slow or
+//! gone, the atomics keep the last view; after `fallback` the published verdicts
+//! go back to this instance's own probes ([`crate::health::set_fleet_decides`]),
+//! and when etcd answers again the task writes what was changed meanwhile, reads
+//! everything afresh and takes the fleet's verdicts back.
+//!
+//! Only [`store`] names the etcd client crate (ARCHITECTURE.md: a fleet store's
+//! client stays in one module of its own); [`view`] is the pure part.
+
+mod store;
+pub mod view;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::json;
+use thiserror::Error;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::config::fleet::FleetConfig;
+use crate::health::{self, Health, Override};
+use crate::snapshot::{Snapshot, SnapshotHandle};
+use view::{Changed, View};
+
+/// How often own votes are published and verdicts recomputed: well within the
+/// second a drain or a verdict has to reach every instance.
+const TICK: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Error)]
+pub enum FleetError {
+    #[error("fleet: cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// An operator's change, to be written to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// `Override::None` deletes the key.
+    Override(String, Override),
+    /// `None` deletes the key.
+    Weight(String, Option<u32>),
+}
+
+/// Files `[fleet]` names, read once at start so that a typo fails `serve` at once
+/// rather than every reconnect.
+#[derive(Debug, Clone, Default)]
+struct Secrets {
+    password: Option<String>,
+    ca: Option<Vec<u8>>,
+    cert: Option<Vec<u8>>,
+    key: Option<Vec<u8>>,
+}
+
+/// The fleet's state in this instance, shared by the store task, the admin
+/// endpoint (status, metrics, submitted changes) and the fallback watchdog.
+pub struct Fleet {
+    cfg: FleetConfig,
+    secrets: Secrets,
+    snap: SnapshotHandle,
+    state_file: Option<PathBuf>,
+    view: Mutex<View>,
+    /// The view was read whole from the store at least once since start.
+    synced: AtomicBool,
+    connected: AtomicBool,
+    /// This instance's own probes decide (the store was gone over `fallback`).
+    fallback: AtomicBool,
+    bad_keys: AtomicU64,
+    store_errors: AtomicU64,
+    fallbacks: AtomicU64,
+    last_error: Mutex<Option<String>>,
+    /// Changes made here, not yet written; oldest first.
+    pending: Mutex<Vec<Op>>,
+    wake: Notify,
+    started: Instant,
+    /// Milliseconds after `started` of the store's last answer.
+    last_ok_ms: AtomicU64,
+}
+
+/// Locks state that only status and the fleet's own task touch; a panicked
+/// holder leaves nothing half-done that is worse than stale.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn read(path: &Option<PathBuf>) -> Result<Option<Vec<u8>>, FleetError> {
+    path.as_ref()
+        .map(|p| {
+            std::fs::read(p).map_err(|source| FleetError::Read {
+                path: p.clone(),
+                source,
+            })
+        })
+        .transpose()
+}
+
+impl Fleet {
+    /// Starts the store task and the fallback watchdog. Until the store answers,
+    /// the instance serves what its state file restored.
+    pub fn start(
+        cfg: FleetConfig,
+        snap: SnapshotHandle,
+        state_file: Option<PathBuf>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<(Arc<Fleet>, Vec<JoinHandle<()>>), FleetError> {
+        let tls = cfg.tls.clone().unwrap_or_default();
+        let secrets = Secrets {
+            password: read(&cfg.password_file)?
+                .map(|b| String::from_utf8_lossy(&b).trim_end().to_string()),
+            ca: read(&tls.ca_file)?,
+            cert: read(&tls.cert_file)?,
+            key: read(&tls.key_file)?,
+        };
+        let fleet = Arc::new(Fleet {
+            cfg,
+            secrets,
+            snap,
+            state_file,
+            view: Mutex::default(),
+            synced: AtomicBool::new(false),
+            connected: AtomicBool::new(false),
+            fallback: AtomicBool::new(false),
+            bad_keys: AtomicU64::new(0),
+            store_errors: AtomicU64::new(0),
+            fallbacks: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            pending: Mutex::new(Vec::new()),
+            wake: Notify::new(),
+            started: Instant::now(),
+            last_ok_ms: AtomicU64::new(0),
+        });
+        // The restored view stands until the store answers or `fallback` passes.
+        health::set_fleet_decides(true);
+        info!(
+            instance = %fleet.cfg.instance,
+            endpoints = %fleet.cfg.endpoints.join(" "),
+            prefix = %fleet.cfg.prefix,
+            quorum = %fleet.cfg.quorum,
+            "fleet: joining"
+        );
+        let tasks = vec![
+            tokio::spawn(store::run(fleet.clone(), stop.clone())),
+            tokio::spawn(watchdog(fleet.clone(), stop)),
+        ];
+        Ok((fleet, tasks))
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.cfg.instance
+    }
+
+    /// Queues an operator's change for the store. The caller has already applied
+    /// it here; it shows on the other instances once written.
+    pub fn submit(&self, op: Op) {
+        lock(&self.pending).push(op);
+        self.wake.notify_one();
+    }
+
+    fn mark_ok(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ok_ms.store(ms, Relaxed);
+    }
+
+    fn since_ok(&self) -> Duration {
+        self.started
+            .elapsed()
+            .saturating_sub(Duration::from_millis(self.last_ok_ms.load(Relaxed)))
+    }
+
+    fn store_error(&self, e: &dyn std::fmt::Display) {
+        self.store_errors.fetch_add(1, Relaxed);
+        self.connected.store(false, Relaxed);
+        let msg = e.to_string();
+        let mut last = lock(&self.last_error);
+        // Once per distinct error, not once per retry.
+        if last.as_deref() != Some(msg.as_str()) {
+            warn!(error = %msg, "fleet: etcd unreachable; serving the last view");
+        }
+        *last = Some(msg);
+    }
+
+    /// Counts and logs a key the fleet refuses.
+    fn bad_key(&self, key: &[u8], why: &str) {
+        self.bad_keys.fetch_add(1, Relaxed);
+        warn!(key = %String::from_utf8_lossy(key), "fleet: key ignored: {why}");
+    }
+
+    /// Takes in one key and value from the store; a bad one is counted, logged
+    /// and changes nothing.
+    fn ingest(
+        &self,
+        view: &mut View,
+        key: &[u8],
+        value: &[u8],
+        known: &BTreeSet<String>,
+    ) -> Changed {
+        match view::parse_entry(&self.cfg.prefix, key, value) {
+            Ok(e) => {
+                if let view::Entry::Override(name, _) | view::Entry::Weight(name, _) = &e {
+                    if !known.contains(name) {
+                        self.bad_key(
+                            key,
+                            &format!("{name} is no region or endpoint this instance serves"),
+                        );
+                    }
+                }
+                view.put(e)
+            }
+            Err(view::Bad(why)) => {
+                self.bad_key(key, &why);
+                Changed::default()
+            }
+        }
+    }
+
+    fn forget(&self, view: &mut View, key: &[u8]) -> Changed {
+        match view::parse_key(&self.cfg.prefix, key) {
+            Ok(k) => view.delete(&k),
+            // Its put was refused and counted already.
+            Err(_) => Changed::default(),
+        }
+    }
+
+    /// Puts the store's overrides and weights (with this instance's unwritten
+    /// changes over them) into the serving health view, and saves the state file
+    /// as the cache for a start without etcd.
+    fn apply_operator(&self) {
+        if !self.synced.load(Relaxed) {
+            return;
+        }
+        let snap = self.snap.load();
+        let (mut overrides, mut weights) = {
+            let v = lock(&self.view);
+            (v.overrides.clone(), v.weights.clone())
+        };
+        for op in lock(&self.pending).iter() {
+            match op {
+                Op::Override(n, Override::None) => {
+                    overrides.remove(n);
+                }
+                Op::Override(n, o) => {
+                    overrides.insert(n.clone(), *o);
+                }
+                Op::Weight(n, None) => {
+                    weights.remove(n);
+                }
+                Op::Weight(n, Some(w)) => {
+                    weights.insert(n.clone(), *w);
+                }
+            }
+        }
+        let known: BTreeSet<String> = snap.health.known_names().into_iter().collect();
+        overrides.retain(|n, _| known.contains(n));
+        weights.retain(|n, _| known.contains(n));
+        let table = snap.health.table();
+        for name in table.named_overrides().keys() {
+            if !overrides.contains_key(name) {
+                table.set_named_override(name, Override::None);
+            }
+        }
+        for (name, o) in &overrides {
+            table.set_named_override(name, *o);
+        }
+        if let Ok(mut w) = snap.health.operator_weights().lock() {
+            *w = weights;
+        }
+        snap.health.refresh();
+        self.save_state(&snap);
+    }
+
+    fn save_state(&self, snap: &Snapshot) {
+        if let Some(path) = &self.state_file {
+            if let Err(e) = health::save_state(path, &snap.health.persisted()) {
+                warn!("fleet: cannot save state: {e}");
+            }
+        }
+    }
+
+    /// Publishes, for every target, the verdict the fleet's votes give.
+    fn recompute(&self) {
+        if !health::fleet_decides() {
+            return;
+        }
+        let snap = self.snap.load();
+        let table = snap.health.table();
+        let view = lock(&self.view);
+        for (id, key) in table.targets() {
+            let Some(local) = table.local(id) else {
+                continue;
+            };
+            let stable = key.stable_key();
+            let quorum = key.check.quorum.unwrap_or(self.cfg.quorum);
+            let v = view.verdict(&stable, &self.cfg.instance, local, quorum);
+            if table.probed(id) != Some(v) {
+                table.set_fleet_verdict(id, v);
+                info!(target_key = %stable, new = %v, own = %local, "fleet: verdict changed");
+            }
+        }
+    }
+
+    /// Hands verdicts back to this instance's own probes.
+    fn fall_back(&self) {
+        health::set_fleet_decides(false);
+        self.fallback.store(true, Relaxed);
+        self.fallbacks.fetch_add(1, Relaxed);
+        let snap = self.snap.load();
+        let table = snap.health.table();
+        for (id, _) in table.targets() {
+            if let Some(h) = table.local(id) {
+                table.set_fleet_verdict(id, h);
+            }
+        }
+        warn!(
+            after = ?self.cfg.fallback,
+            "fleet: etcd gone too long; this instance's own probes decide until it returns"
+        );
+    }
+
+    /// The store is back and read whole: the fleet decides again.
+    fn rejoin(&self) {
+        if self.fallback.swap(false, Relaxed) {
+            info!("fleet: etcd back; the fleet's votes decide again");
+        }
+        health::set_fleet_decides(true);
+        self.connected.store(true, Relaxed);
+        *lock(&self.last_error) = None;
+    }
+
+    /// Each instance's vote for a target (by stable key), this one's own included.
+    pub fn votes_of(&self, target: &str, local: Health) -> BTreeMap<String, String> {
+        let mut out: BTreeMap<String, String> = lock(&self.view)
+            .votes
+            .get(target)
+            .map(|by| by.iter().map(|(i, h)| (i.clone(), h.to_string())).collect())
+            .unwrap_or_default();
+        out.insert(self.cfg.instance.clone(), local.to_string());
+        out
+    }
+
+    /// The fleet part of `/status`.
+    pub fn status_json(&self) -> serde_json::Value {
+        let view = lock(&self.view);
+        json!({
+            "instance": self.cfg.instance,
+            "site": self.cfg.site,
+            "endpoints": self.cfg.endpoints,
+            "prefix": self.cfg.prefix,
+            "quorum": self.cfg.quorum.to_string(),
+            "connected": self.connected.load(Relaxed),
+            "synced": self.synced.load(Relaxed),
+            "fallback": self.fallback.load(Relaxed),
+            "seconds_since_etcd": self.since_ok().as_secs_f64(),
+            "instances": view.instances,
+            "pending_writes": lock(&self.pending).len(),
+            "bad_keys": self.bad_keys.load(Relaxed),
+            "last_error": *lock(&self.last_error),
+        })
+    }
+
+    /// The fleet's Prometheus lines.
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::new();
+        let b = |v: &AtomicBool| u64::from(v.load(Relaxed));
+        for (name, kind, help, v) in [
+            (
+                "signpost_fleet_connected",
+                "gauge",
+                "1 while etcd answers.",
+                b(&self.connected),
+            ),
+            (
+                "signpost_fleet_fallback",
+                "gauge",
+                "1 while this instance's own probes decide (etcd gone over the fallback time).",
+                b(&self.fallback),
+            ),
+            (
+                "signpost_fleet_fallbacks_total",
+                "counter",
+                "Times the instance fell back to its own probes.",
+                self.fallbacks.load(Relaxed),
+            ),
+            (
+                "signpost_fleet_store_errors_total",
+                "counter",
+                "Failed requests and broken streams to etcd.",
+                self.store_errors.load(Relaxed),
+            ),
+            (
+                "signpost_fleet_bad_keys_total",
+                "counter",
+                "Keys under the prefix ignored for a bad name or value.",
+                self.bad_keys.load(Relaxed),
+            ),
+            (
+                "signpost_fleet_pending_writes",
+                "gauge",
+                "Operator changes made here and not yet written to etcd.",
+                lock(&self.pending).len() as u64,
+            ),
+            (
+                "signpost_fleet_instances",
+                "gauge",
+                "Instances with a live lease, this one included once seen.",
+                lock(&self.view).instances.len() as u64,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
+        }
+        out
+    }
+}
+
+/// Falls back to own probes once the store has been silent for `fallback`.
+async fn watchdog(fleet: Arc<Fleet>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tick.tick() => {}
+        }
+        if !fleet.fallback.load(Relaxed) && fleet.since_ok() >= fleet.cfg.fallback {
+            fleet.fall_back();
+        }
+    }
+}

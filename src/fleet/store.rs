@@ -1,0 +1,361 @@
+//! The store task: the one place that talks to etcd (and names its client).
+//!
+//! One session at a time: connect, take a lease, write this instance's entry and
+//! every change made while away, read the whole prefix, then watch it from the
+//! revision read and keep the lease alive, publishing own votes as they change.
+//! Any error or silence ends the session; the next starts over after a pause, so
+//! catching up after an outage is the same code as starting.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{
+    Certificate, Client, ConnectOptions, EventType, GetOptions, Identity, PutOptions, TlsOptions,
+    WatchOptions,
+};
+use thiserror::Error;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{debug, info};
+
+use super::{lock, Fleet, Op, TICK};
+use crate::health::{Health, Override};
+
+#[derive(Debug, Error)]
+pub(super) enum StoreError {
+    #[error("etcd: {0}")]
+    Etcd(#[from] etcd_client::Error),
+    #[error("etcd: no answer to {0} in time")]
+    Timeout(&'static str),
+    #[error("etcd: {0}")]
+    Ended(&'static str),
+}
+
+/// Retries start at this pause and double up to [`MAX_PAUSE`].
+const MIN_PAUSE: Duration = Duration::from_millis(200);
+const MAX_PAUSE: Duration = Duration::from_secs(5);
+
+async fn timed<T>(
+    limit: Duration,
+    what: &'static str,
+    f: impl Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(limit, f).await {
+        Ok(r) => r.map_err(StoreError::Etcd),
+        Err(_) => Err(StoreError::Timeout(what)),
+    }
+}
+
+/// Resolves once `stop` holds true (or its sender is gone), holding no borrow
+/// of it afterwards.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Runs sessions until `stop`.
+pub(super) async fn run(fleet: Arc<Fleet>, mut stop: watch::Receiver<bool>) {
+    let mut pause = MIN_PAUSE;
+    loop {
+        let began = Instant::now();
+        match session(&fleet, &mut stop).await {
+            Ok(()) => return,
+            Err(e) => fleet.store_error(&e),
+        }
+        if began.elapsed() > MAX_PAUSE {
+            // A session that ran a while was a working one: retry promptly.
+            pause = MIN_PAUSE;
+        }
+        tokio::select! {
+            _ = stopped(&mut stop) => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
+
+fn options(fleet: &Fleet) -> ConnectOptions {
+    let cfg = &fleet.cfg;
+    let mut o = ConnectOptions::new()
+        .with_timeout(cfg.timeout)
+        .with_connect_timeout(cfg.timeout)
+        .with_keep_alive(cfg.timeout, cfg.timeout);
+    if let (Some(user), Some(password)) = (&cfg.user, &fleet.secrets.password) {
+        o = o.with_user(user.clone(), password.clone());
+    }
+    if cfg.tls.is_some() {
+        let mut tls = TlsOptions::new();
+        if let Some(ca) = &fleet.secrets.ca {
+            tls = tls.ca_certificate(Certificate::from_pem(ca));
+        }
+        if let (Some(cert), Some(key)) = (&fleet.secrets.cert, &fleet.secrets.key) {
+            tls = tls.identity(Identity::from_pem(cert, key));
+        }
+        o = o.with_tls(tls);
+    }
+    o
+}
+
+/// This instance's last written vote per check target.
+type Published = BTreeMap<String, Health>;
+
+async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result<(), StoreError> {
+    let cfg = &fleet.cfg;
+    let t = cfg.timeout;
+    let prefix = cfg.prefix.clone();
+    let mut client = timed(
+        t,
+        "connect",
+        Client::connect(cfg.endpoints.clone(), Some(options(fleet))),
+    )
+    .await?;
+    let ttl = i64::try_from(cfg.lease_ttl.as_secs().max(2)).unwrap_or(5);
+    let lease = timed(t, "lease grant", client.lease_grant(ttl, None))
+        .await?
+        .id();
+    let (mut keeper, mut alive) =
+        timed(t, "lease keep-alive", client.lease_keep_alive(lease)).await?;
+    let on_lease = || Some(PutOptions::new().with_lease(lease));
+    timed(
+        t,
+        "put instance",
+        client.put(
+            format!("{prefix}instances/{}", cfg.instance),
+            cfg.site.clone().unwrap_or_default(),
+            on_lease(),
+        ),
+    )
+    .await?;
+    flush(fleet, &mut client).await?;
+
+    // Everything under the prefix, afresh: what changed while away replaces
+    // what this instance last knew.
+    let all = timed(
+        t,
+        "read",
+        client.get(prefix.clone(), Some(GetOptions::new().with_prefix())),
+    )
+    .await?;
+    let revision = all.header().map(|h| h.revision()).unwrap_or(0);
+    let known: BTreeSet<String> = fleet.snap.load().health.known_names().into_iter().collect();
+    {
+        let mut fresh = super::View::default();
+        for kv in all.kvs() {
+            fleet.ingest(&mut fresh, kv.key(), kv.value(), &known);
+        }
+        *lock(&fleet.view) = fresh;
+    }
+    fleet.synced.store(true, Relaxed);
+    fleet.mark_ok();
+    fleet.rejoin();
+    fleet.apply_operator();
+    let mut published = Published::new();
+    publish_votes(fleet, &mut client, lease, &mut published).await?;
+    fleet.recompute();
+    info!(
+        revision,
+        keys = all.kvs().len(),
+        lease = format!("{lease:x}"),
+        "fleet: in sync with etcd"
+    );
+
+    let mut watch = timed(
+        t,
+        "watch",
+        client.watch(
+            prefix.clone(),
+            Some(
+                WatchOptions::new()
+                    .with_prefix()
+                    .with_start_revision(revision + 1),
+            ),
+        ),
+    )
+    .await?;
+    let mut keep = tokio::time::interval((cfg.lease_ttl / 3).max(Duration::from_millis(300)));
+    let mut tick = tokio::time::interval(TICK);
+    let mut last_alive = Instant::now();
+    loop {
+        tokio::select! {
+            _ = stopped(stop) => {
+                // Votes go with the lease at once, not after its TTL.
+                let _ = tokio::time::timeout(t, client.lease_revoke(lease)).await;
+                return Ok(());
+            }
+            _ = keep.tick() => {
+                timed(t, "lease keep-alive", keeper.keep_alive()).await?;
+            }
+            m = alive.message() => match m? {
+                Some(r) if r.ttl() > 0 => {
+                    last_alive = Instant::now();
+                    fleet.mark_ok();
+                }
+                Some(_) => return Err(StoreError::Ended("the lease expired")),
+                None => return Err(StoreError::Ended("the keep-alive stream closed")),
+            },
+            m = watch.message() => {
+                let Some(resp) = m? else {
+                    return Err(StoreError::Ended("the watch stream closed"));
+                };
+                if resp.canceled() {
+                    return Err(StoreError::Ended("the watch was cancelled (compacted?)"));
+                }
+                fleet.mark_ok();
+                let known: BTreeSet<String> =
+                    fleet.snap.load().health.known_names().into_iter().collect();
+                let mut changed = super::Changed::default();
+                {
+                    let mut view = lock(&fleet.view);
+                    for ev in resp.events() {
+                        let Some(kv) = ev.kv() else { continue };
+                        let c = match ev.event_type() {
+                            EventType::Put => fleet.ingest(&mut view, kv.key(), kv.value(), &known),
+                            EventType::Delete => fleet.forget(&mut view, kv.key()),
+                        };
+                        changed = changed.or(c);
+                    }
+                }
+                if changed.operator {
+                    fleet.apply_operator();
+                }
+                if changed.votes {
+                    fleet.recompute();
+                }
+            }
+            _ = fleet.wake.notified() => {
+                flush(fleet, &mut client).await?;
+            }
+            _ = tick.tick() => {
+                if last_alive.elapsed() > cfg.lease_ttl {
+                    return Err(StoreError::Ended("no keep-alive answer within the lease TTL"));
+                }
+                publish_votes(fleet, &mut client, lease, &mut published).await?;
+                fleet.recompute();
+            }
+        }
+    }
+}
+
+/// Writes the changes made here, oldest first; each leaves the queue once written.
+async fn flush(fleet: &Fleet, client: &mut Client) -> Result<(), StoreError> {
+    let t = fleet.cfg.timeout;
+    let prefix = &fleet.cfg.prefix;
+    loop {
+        let Some(op) = lock(&fleet.pending).first().cloned() else {
+            return Ok(());
+        };
+        match &op {
+            Op::Override(name, Override::None) => {
+                timed(
+                    t,
+                    "delete",
+                    client.delete(format!("{prefix}overrides/{name}"), None),
+                )
+                .await?;
+            }
+            Op::Override(name, o) => {
+                timed(
+                    t,
+                    "put",
+                    client.put(format!("{prefix}overrides/{name}"), o.to_string(), None),
+                )
+                .await?;
+            }
+            Op::Weight(name, None) => {
+                timed(
+                    t,
+                    "delete",
+                    client.delete(format!("{prefix}weights/{name}"), None),
+                )
+                .await?;
+            }
+            Op::Weight(name, Some(w)) => {
+                timed(
+                    t,
+                    "put",
+                    client.put(format!("{prefix}weights/{name}"), w.to_string(), None),
+                )
+                .await?;
+            }
+        }
+        // Into the view before it leaves the queue, so the serving view never
+        // shows the store's older value in between (the watch confirms it later).
+        {
+            let mut view = lock(&fleet.view);
+            match &op {
+                Op::Override(name, Override::None) => {
+                    view.overrides.remove(name);
+                }
+                Op::Override(name, o) => {
+                    view.overrides.insert(name.clone(), *o);
+                }
+                Op::Weight(name, None) => {
+                    view.weights.remove(name);
+                }
+                Op::Weight(name, Some(w)) => {
+                    view.weights.insert(name.clone(), *w);
+                }
+            }
+        }
+        let mut pending = lock(&fleet.pending);
+        if pending.first() == Some(&op) {
+            pending.remove(0);
+        }
+        drop(pending);
+        debug!(?op, "fleet: written");
+    }
+}
+
+/// Writes this instance's votes that changed since last written (all of them
+/// in a new session), and deletes those of targets it no longer probes.
+async fn publish_votes(
+    fleet: &Fleet,
+    client: &mut Client,
+    lease: i64,
+    published: &mut Published,
+) -> Result<(), StoreError> {
+    let t = fleet.cfg.timeout;
+    let base = format!("{}votes/{}/", fleet.cfg.prefix, fleet.cfg.instance);
+    let mut now = Published::new();
+    {
+        let snap = fleet.snap.load();
+        let table = snap.health.table();
+        for (id, key) in table.targets() {
+            if let Some(h) = table.local(id) {
+                now.insert(key.stable_key(), h);
+            }
+        }
+    }
+    for (target, h) in &now {
+        if published.get(target) != Some(h) {
+            timed(
+                t,
+                "put vote",
+                client.put(
+                    format!("{base}{target}"),
+                    h.to_string(),
+                    Some(PutOptions::new().with_lease(lease)),
+                ),
+            )
+            .await?;
+            published.insert(target.clone(), *h);
+        }
+    }
+    let gone: Vec<String> = published
+        .keys()
+        .filter(|k| !now.contains_key(*k))
+        .cloned()
+        .collect();
+    for target in gone {
+        timed(
+            t,
+            "delete vote",
+            client.delete(format!("{base}{target}"), None),
+        )
+        .await?;
+        published.remove(&target);
+    }
+    Ok(())
+}

@@ -1,0 +1,367 @@
+//! What an instance knows of the fleet's store: the keys under the prefix, parsed
+//! and checked, and the combination of votes into a verdict. Pure: no I/O, no
+//! clock, so every rule here is tested without an etcd.
+//!
+//! Keys, all under the configured prefix (default `/signpost/`):
+//!
+//! ```text
+//! overrides/<target>              drain | force-up | force-down
+//! weights/<target>                a whole number (0 drains)
+//! instances/<instance>            the instance's site (under its lease)
+//! votes/<instance>/<check target> up | down (under the instance's lease)
+//! ```
+//!
+//! `<target>` is what `signpost ctl` and the admin API name: `region:NAME` or
+//! `endpoint:FQDN/REGION`. `<check target>` is a probe target's stable key, as
+//! `/status` shows it.
+
+use std::collections::BTreeMap;
+
+use crate::config::fleet::instance_name_ok;
+use crate::health::{Health, Override, Quorum};
+
+/// One key under the prefix, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    Override(String),
+    Weight(String),
+    Instance(String),
+    Vote { instance: String, target: String },
+}
+
+/// A key and its value, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Override(String, Override),
+    Weight(String, u32),
+    Instance(String, String),
+    Vote {
+        instance: String,
+        target: String,
+        health: Health,
+    },
+}
+
+/// Why a key or value was refused; the message names what would be valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bad(pub String);
+
+fn target_ok(s: &str) -> bool {
+    s.strip_prefix("region:")
+        .or_else(|| s.strip_prefix("endpoint:"))
+        .is_some_and(|rest| !rest.is_empty())
+}
+
+/// Parses a key (without value: deletes carry none).
+pub fn parse_key(prefix: &str, key: &[u8]) -> Result<Key, Bad> {
+    let key = std::str::from_utf8(key).map_err(|_| Bad("key is not UTF-8".to_string()))?;
+    let rest = key
+        .strip_prefix(prefix)
+        .ok_or_else(|| Bad(format!("not under the prefix {prefix:?}")))?;
+    let (kind, name) = rest.split_once('/').ok_or_else(|| {
+        Bad("use overrides/TARGET, weights/TARGET, instances/NAME or votes/NAME/TARGET".to_string())
+    })?;
+    match kind {
+        "overrides" | "weights" if !target_ok(name) => Err(Bad(format!(
+            "{name:?} is not region:NAME or endpoint:NAME/REGION"
+        ))),
+        "overrides" => Ok(Key::Override(name.to_string())),
+        "weights" => Ok(Key::Weight(name.to_string())),
+        "instances" if instance_name_ok(name) => Ok(Key::Instance(name.to_string())),
+        "votes" => match name.split_once('/') {
+            Some((instance, target)) if instance_name_ok(instance) && !target.is_empty() => {
+                Ok(Key::Vote {
+                    instance: instance.to_string(),
+                    target: target.to_string(),
+                })
+            }
+            _ => Err(Bad(
+                "a vote's key is votes/INSTANCE/TARGET, INSTANCE as [fleet] instance allows"
+                    .to_string(),
+            )),
+        },
+        "instances" => Err(Bad(format!(
+            "{name:?} is not an instance name (letters, digits, '-', '_', '.')"
+        ))),
+        other => Err(Bad(format!(
+            "{other:?}: use overrides/, weights/, instances/ or votes/"
+        ))),
+    }
+}
+
+/// Parses a key and its value.
+pub fn parse_entry(prefix: &str, key: &[u8], value: &[u8]) -> Result<Entry, Bad> {
+    let k = parse_key(prefix, key)?;
+    let v = std::str::from_utf8(value)
+        .map_err(|_| Bad("value is not UTF-8".to_string()))?
+        .trim();
+    Ok(match k {
+        Key::Override(name) => {
+            let o = match v {
+                "drain" => Override::Drain,
+                "force-up" => Override::ForceUp,
+                "force-down" => Override::ForceDown,
+                _ => {
+                    return Err(Bad(format!(
+                        "value {v:?}: use drain, force-up or force-down (delete the key to clear)"
+                    )))
+                }
+            };
+            Entry::Override(name, o)
+        }
+        Key::Weight(name) => match v.parse::<u32>() {
+            Ok(w) if w < u32::MAX => Entry::Weight(name, w),
+            _ => {
+                return Err(Bad(format!(
+                    "weight {v:?}: use a whole number from 0 (drains) to {}",
+                    u32::MAX - 1
+                )))
+            }
+        },
+        Key::Instance(name) => Entry::Instance(name, v.to_string()),
+        Key::Vote { instance, target } => {
+            let health = match v {
+                "up" => Health::Up,
+                "down" => Health::Down,
+                _ => return Err(Bad(format!("vote {v:?}: use up or down"))),
+            };
+            Entry::Vote {
+                instance,
+                target,
+                health,
+            }
+        }
+    })
+}
+
+/// What changed with one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Changed {
+    /// An override or weight: the health bridge must be refreshed.
+    pub operator: bool,
+    /// A vote or an instance: verdicts must be recomputed.
+    pub votes: bool,
+}
+
+impl Changed {
+    pub fn or(self, other: Changed) -> Changed {
+        Changed {
+            operator: self.operator || other.operator,
+            votes: self.votes || other.votes,
+        }
+    }
+}
+
+/// The store's state as this instance last read it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct View {
+    pub overrides: BTreeMap<String, Override>,
+    pub weights: BTreeMap<String, u32>,
+    /// Instance -> site.
+    pub instances: BTreeMap<String, String>,
+    /// Check target -> instance -> its verdict.
+    pub votes: BTreeMap<String, BTreeMap<String, Health>>,
+}
+
+impl View {
+    pub fn put(&mut self, e: Entry) -> Changed {
+        match e {
+            Entry::Override(name, o) => {
+                let changed = self.overrides.insert(name, o) != Some(o);
+                Changed {
+                    operator: changed,
+                    votes: false,
+                }
+            }
+            Entry::Weight(name, w) => {
+                let changed = self.weights.insert(name, w) != Some(w);
+                Changed {
+                    operator: changed,
+                    votes: false,
+                }
+            }
+            Entry::Instance(name, site) => {
+                self.instances.insert(name, site);
+                Changed {
+                    operator: false,
+                    votes: true,
+                }
+            }
+            Entry::Vote {
+                instance,
+                target,
+                health,
+            } => {
+                let changed = self
+                    .votes
+                    .entry(target)
+                    .or_default()
+                    .insert(instance, health)
+                    != Some(health);
+                Changed {
+                    operator: false,
+                    votes: changed,
+                }
+            }
+        }
+    }
+
+    pub fn delete(&mut self, k: &Key) -> Changed {
+        match k {
+            Key::Override(name) => Changed {
+                operator: self.overrides.remove(name).is_some(),
+                votes: false,
+            },
+            Key::Weight(name) => Changed {
+                operator: self.weights.remove(name).is_some(),
+                votes: false,
+            },
+            Key::Instance(name) => Changed {
+                operator: false,
+                votes: self.instances.remove(name).is_some(),
+            },
+            Key::Vote { instance, target } => {
+                let mut changed = false;
+                if let Some(by) = self.votes.get_mut(target) {
+                    changed = by.remove(instance).is_some();
+                    if by.is_empty() {
+                        self.votes.remove(target);
+                    }
+                }
+                Changed {
+                    operator: false,
+                    votes: changed,
+                }
+            }
+        }
+    }
+
+    /// The verdict for one check target: this instance's own (`me`, `local`)
+    /// with every other instance's vote. Own votes read back from the store are
+    /// not counted twice: `local` is fresher.
+    pub fn verdict(&self, target: &str, me: &str, local: Health, quorum: Quorum) -> Health {
+        let mut reporting = 1;
+        let mut down = usize::from(local == Health::Down);
+        if let Some(by) = self.votes.get(target) {
+            for (instance, h) in by {
+                if instance == me {
+                    continue;
+                }
+                reporting += 1;
+                down += usize::from(*h == Health::Down);
+            }
+        }
+        if quorum.is_down(down, reporting) {
+            Health::Down
+        } else {
+            Health::Up
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: &str = "/signpost/";
+
+    fn entry(k: &str, v: &str) -> Result<Entry, Bad> {
+        parse_entry(P, k.as_bytes(), v.as_bytes())
+    }
+
+    #[test]
+    fn every_kind_of_key_parses() {
+        assert_eq!(
+            entry("/signpost/overrides/region:eu-west", "drain"),
+            Ok(Entry::Override("region:eu-west".into(), Override::Drain))
+        );
+        assert_eq!(
+            entry(
+                "/signpost/weights/endpoint:www.geo.example.com./eu-west",
+                "20"
+            ),
+            Ok(Entry::Weight(
+                "endpoint:www.geo.example.com./eu-west".into(),
+                20
+            ))
+        );
+        assert_eq!(
+            entry("/signpost/instances/fra-1", "fra"),
+            Ok(Entry::Instance("fra-1".into(), "fra".into()))
+        );
+        assert_eq!(
+            entry(
+                "/signpost/votes/fra-1/http:GET:/healthz@192.0.2.10:80",
+                "down"
+            ),
+            Ok(Entry::Vote {
+                instance: "fra-1".into(),
+                target: "http:GET:/healthz@192.0.2.10:80".into(),
+                health: Health::Down,
+            })
+        );
+    }
+
+    #[test]
+    fn bad_keys_and_values_are_refused_with_a_reason() {
+        for (k, v, says) in [
+            ("/signpost/overrides/region:eu-west", "sideways", "drain"),
+            ("/signpost/overrides/eu-west", "drain", "region:NAME"),
+            ("/signpost/weights/region:eu-west", "-1", "whole number"),
+            (
+                "/signpost/weights/region:eu-west",
+                "4294967295",
+                "whole number",
+            ),
+            ("/signpost/weights/region:eu-west", "1.5", "whole number"),
+            ("/signpost/votes/fra-1/t", "maybe", "up or down"),
+            ("/signpost/votes/fr a/t", "up", "INSTANCE"),
+            ("/signpost/votes/fra-1", "up", "INSTANCE/TARGET"),
+            ("/signpost/zones/x", "y", "overrides/"),
+            ("/signpost/loose", "y", "overrides/"),
+            ("/other/overrides/region:x", "drain", "prefix"),
+        ] {
+            match entry(k, v) {
+                Err(Bad(m)) => assert!(m.contains(says), "{k} = {v}: {m}"),
+                Ok(e) => panic!("{k} = {v} was taken as {e:?}"),
+            }
+        }
+        assert!(parse_entry(P, b"/signpost/overrides/region:x", &[0xff]).is_err());
+    }
+
+    #[test]
+    fn view_tracks_puts_and_deletes() {
+        let mut v = View::default();
+        let e = entry("/signpost/overrides/region:eu-west", "drain").unwrap();
+        assert!(v.put(e.clone()).operator);
+        assert!(!v.put(e).operator, "the same value again changes nothing");
+        let k = parse_key(P, b"/signpost/overrides/region:eu-west").unwrap();
+        assert!(v.delete(&k).operator);
+        assert!(v.overrides.is_empty());
+        let vote = entry("/signpost/votes/b/t1", "down").unwrap();
+        assert!(v.put(vote).votes);
+        let k = parse_key(P, b"/signpost/votes/b/t1").unwrap();
+        assert!(v.delete(&k).votes);
+        assert!(v.votes.is_empty());
+    }
+
+    #[test]
+    fn verdicts_follow_the_quorum() {
+        let mut v = View::default();
+        let vote = |v: &mut View, i: &str, h: &str| {
+            v.put(entry(&format!("/signpost/votes/{i}/t"), h).unwrap());
+        };
+        let two = Quorum::Count(2);
+        vote(&mut v, "b", "up");
+        vote(&mut v, "c", "up");
+        assert_eq!(v.verdict("t", "a", Health::Down, two), Health::Up);
+        vote(&mut v, "b", "down");
+        assert_eq!(v.verdict("t", "a", Health::Down, two), Health::Down);
+        assert_eq!(v.verdict("t", "a", Health::Up, two), Health::Up);
+        // Our own vote read back is not counted again.
+        vote(&mut v, "a", "down");
+        assert_eq!(v.verdict("t", "a", Health::Up, two), Health::Up);
+        // Alone, an instance's own verdict decides.
+        assert_eq!(v.verdict("other", "a", Health::Down, two), Health::Down);
+    }
+}

@@ -1,0 +1,437 @@
+//! The fleet end to end: a real etcd (Debian's etcd-server) on loopback ports of
+//! its own, three real signpost instances sharing it, a real HTTP backend that
+//! each instance probes from its own loopback address (`probe_source`), so the
+//! test can cut one instance off from it. Checks the issue's list: a drain seen
+//! by all three, quorum 2 of 3, etcd killed and back, an instance killed.
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{ask_udp, http, Dir, QuerySpec, Server};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn find_binary(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is not installed: these tests need a real etcd 3.4+ \
+                 (Debian: apt-get install etcd-server etcd-client; .ci/run installs them)"
+            )
+        })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn dir(tag: &str) -> Dir {
+    common::dir("fleet", tag)
+}
+
+/// One etcd member on two loopback ports, its data in `dir`.
+struct Etcd {
+    child: Option<Child>,
+    client: u16,
+    peer: u16,
+    data: PathBuf,
+    log: PathBuf,
+}
+
+impl Etcd {
+    fn start(dir: &Path) -> Etcd {
+        let mut e = Etcd {
+            child: None,
+            client: free_port(),
+            peer: free_port(),
+            data: dir.join("etcd-data"),
+            log: dir.join("etcd.log"),
+        };
+        e.spawn();
+        e
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client)
+    }
+
+    fn spawn(&mut self) {
+        let peer = format!("http://127.0.0.1:{}", self.peer);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("etcd log");
+        let child = Command::new(find_binary("etcd"))
+            .arg("--name=t")
+            .arg(format!("--data-dir={}", self.data.display()))
+            .arg(format!("--listen-client-urls={}", self.url()))
+            .arg(format!("--advertise-client-urls={}", self.url()))
+            .arg(format!("--listen-peer-urls={peer}"))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .arg(format!("--initial-cluster=t={peer}"))
+            .env("ETCD_UNSUPPORTED_ARCH", std::env::consts::ARCH)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn etcd");
+        self.child = Some(child);
+        let start = Instant::now();
+        while self.ctl(&["endpoint", "health"]).is_none() {
+            assert!(
+                start.elapsed() < LIMIT,
+                "etcd did not become healthy; its log: {}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no goodbye to its clients.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// etcdctl against this member; None when it fails.
+    fn ctl(&self, args: &[&str]) -> Option<String> {
+        let out = Command::new(find_binary("etcdctl"))
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.url()))
+            .arg("--command-timeout=2s")
+            .args(args)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An HTTP backend that fails (503) the probes that come from the source
+/// addresses in `blocked`, and passes the others.
+struct Backend {
+    addr: SocketAddr,
+    blocked: Arc<Mutex<Vec<IpAddr>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Backend {
+    fn start() -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
+        let addr = listener.local_addr().expect("addr");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let blocked: Arc<Mutex<Vec<IpAddr>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (b, s) = (blocked.clone(), stop.clone());
+        let thread = common::serve_health(listener, s, move |peer| {
+            !b.lock().map(|v| v.contains(&peer.ip())).unwrap_or(false)
+        });
+        Backend {
+            addr,
+            blocked,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn block(&self, ip: &str) {
+        let ip: IpAddr = ip.parse().expect("ip");
+        self.blocked.lock().expect("lock").push(ip);
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `fo` answers 192.0.2.10 (region a, probed on the backend) while a is up and
+/// not drained, else 192.0.2.20 (region b, unprobed).
+fn zone(backend: SocketAddr) -> String {
+    format!(
+        r#"origin = "f.test."
+records = """
+@ NS ns1
+ns1 A 192.0.2.1
+"""
+[soa]
+primary = "ns1.f.test."
+contact = "h@f.test"
+negative_ttl = 60
+
+[checks.web]
+http = {{ port = 80, path = "/healthz", expect = 200 }}
+interval = "100ms"
+timeout = "80ms"
+jitter = "10ms"
+rise = 1
+fall = 2
+quorum = 2              # over [fleet] quorum = "100%"
+
+[regions]
+a = {{}}
+b = {{}}
+
+[names.fo]
+strategy = "failover"
+ttl = 30
+endpoints.a = {{ a = ["192.0.2.10"], check = "web", probe = "{backend}" }}
+endpoints.b = {{ a = ["192.0.2.20"] }}
+"#
+    )
+}
+
+/// Instance `n` (1..=3): probes from 127.0.0.n, its own state file.
+fn config(d: &Path, etcd: &Etcd, n: u32, fallback: &str) -> PathBuf {
+    let path = d.join(format!("i{n}.toml"));
+    let text = format!(
+        r#"zones = "zones"
+state_file = "state-{n}.toml"
+probe_source = "127.0.0.{n}"
+
+[fleet]
+endpoints = ["{url}"]
+prefix = "/signpost-test/"
+instance = "i{n}"
+site = "site-{n}"
+quorum = "100%"         # the check's own quorum = 2 wins
+lease_ttl = "2s"
+timeout = "500ms"
+fallback = "{fallback}"
+"#,
+        url = etcd.url()
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+fn start(config: &Path) -> Server {
+    Server::start(&[
+        "--config",
+        config.to_str().expect("path"),
+        "--admin",
+        "127.0.0.1:0",
+    ])
+}
+
+/// The address `fo` answers with.
+fn answer(s: &Server) -> String {
+    ask_udp(s.addr, &QuerySpec::new("fo.f.test.", 1))
+        .answer
+        .iter()
+        .filter_map(|r| r.split_whitespace().last().map(str::to_string))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn status(s: &Server) -> serde_json::Value {
+    let (code, body) = http(s.admin.expect("admin"), "GET", "/status");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("status is JSON")
+}
+
+fn post(s: &Server, path: &str) {
+    let (code, body) = http(s.admin.expect("admin"), "POST", path);
+    assert_eq!(code, 200, "{path}: {body}");
+}
+
+/// The vote `instance` has for the backend's target, as `s` shows it.
+fn vote(s: &Server, instance: &str) -> Option<String> {
+    let st = status(s);
+    st["targets"].as_array()?.first()?["votes"][instance]
+        .as_str()
+        .map(str::to_string)
+}
+
+fn wait_until(what: &str, f: impl FnMut() -> bool) -> Duration {
+    common::wait_until(what, LIMIT, f)
+}
+
+fn all_answer(servers: &[&Server], addr: &str) -> bool {
+    servers.iter().all(|s| answer(s) == addr)
+}
+
+fn in_sync(s: &Server, instances: usize) -> bool {
+    let st = status(s);
+    st["fleet"]["synced"] == true
+        && st["fleet"]["connected"] == true
+        && st["fleet"]["instances"].as_object().map(|o| o.len()) == Some(instances)
+}
+
+fn metric(s: &Server, name: &str) -> u64 {
+    let (_, body) = http(s.admin.expect("admin"), "GET", "/metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn drains_votes_and_leases_across_three_instances() {
+    let d = dir("votes");
+    let etcd = Etcd::start(&d.0);
+    let backend = Backend::start();
+    std::fs::write(d.0.join("zones/f.toml"), zone(backend.addr)).expect("zone");
+    let configs: Vec<PathBuf> = (1..=3).map(|n| config(&d.0, &etcd, n, "60s")).collect();
+    let i1 = start(&configs[0]);
+    let i2 = start(&configs[1]);
+    let mut i3 = Some(start(&configs[2]));
+    fn all<'a>(i1: &'a Server, i2: &'a Server, i3: &'a Option<Server>) -> Vec<&'a Server> {
+        let mut v = vec![i1, i2];
+        v.extend(i3.as_ref());
+        v
+    }
+    wait_until("three instances in sync", || {
+        all(&i1, &i2, &i3).iter().all(|s| in_sync(s, 3))
+    });
+    assert!(all_answer(&all(&i1, &i2, &i3), "192.0.2.10"));
+
+    // A drain through one instance reaches the answers of all three.
+    post(&i1, "/v1/override?target=region:a&action=drain");
+    let took = wait_until("the drain on every instance", || {
+        all_answer(&all(&i1, &i2, &i3), "192.0.2.20")
+    });
+    println!("drain through i1 seen in all three instances' answers after {took:?}");
+    let keys = etcd
+        .ctl(&["get", "--prefix", "/signpost-test/overrides/"])
+        .expect("etcdctl get");
+    assert!(
+        keys.contains("region:a") && keys.contains("drain"),
+        "{keys}"
+    );
+    post(&i2, "/v1/override?target=region:a&action=undrain");
+    wait_until("the undrain on every instance", || {
+        all_answer(&all(&i1, &i2, &i3), "192.0.2.10")
+    });
+
+    // One instance cut off from the backend: with quorum 2 it stays up.
+    backend.block("127.0.0.3");
+    wait_until("i3's down vote seen by i1", || {
+        vote(&i1, "i3").as_deref() == Some("down")
+    });
+    let st3 = status(i3.as_ref().expect("i3"));
+    assert_eq!(st3["targets"][0]["local"], "down", "{st3}");
+    assert!(
+        all_answer(&all(&i1, &i2, &i3), "192.0.2.10"),
+        "one of three must not take the backend down"
+    );
+    // Two cut off: down everywhere, i1 included, though its own probes pass.
+    backend.block("127.0.0.2");
+    wait_until("two down votes take it down on all three", || {
+        all_answer(&all(&i1, &i2, &i3), "192.0.2.20")
+    });
+    assert_eq!(status(&i1)["targets"][0]["local"], "up");
+
+    // i3 killed: its down vote expires with its lease; one down of two is
+    // under the quorum, so the backend comes back on i1 and i2.
+    drop(i3.take());
+    let took = wait_until("i3's vote to expire", || vote(&i1, "i3").is_none());
+    println!("killed instance's vote gone after {took:?} (lease_ttl 2s)");
+    wait_until("the backend back up on the two left", || {
+        all_answer(&[&i1, &i2], "192.0.2.10")
+    });
+    assert!(in_sync(&i1, 2));
+
+    // Bad values under the prefix: ignored, counted, answers unchanged.
+    let before = metric(&i1, "signpost_fleet_bad_keys_total");
+    for (k, v) in [
+        ("/signpost-test/overrides/region:a", "sideways"),
+        ("/signpost-test/weights/region:a", "-5"),
+        ("/signpost-test/overrides/region:nowhere", "drain"),
+        ("/signpost-test/votes/i9/x", "maybe"),
+    ] {
+        etcd.ctl(&["put", "--", k, v]).expect("etcdctl put");
+    }
+    wait_until("four bad keys counted", || {
+        metric(&i1, "signpost_fleet_bad_keys_total") >= before + 4
+    });
+    assert!(all_answer(&[&i1, &i2], "192.0.2.10"));
+    let line = i1.wait_log("key ignored");
+    assert!(line.contains("/signpost-test/"), "{line}");
+}
+
+#[test]
+fn etcd_gone_keeps_the_view_and_loses_no_override() {
+    let d = dir("outage");
+    let mut etcd = Etcd::start(&d.0);
+    let backend = Backend::start();
+    std::fs::write(d.0.join("zones/f.toml"), zone(backend.addr)).expect("zone");
+    let configs: Vec<PathBuf> = (1..=3).map(|n| config(&d.0, &etcd, n, "60s")).collect();
+    let i1 = start(&configs[0]);
+    let mut i2 = start(&configs[1]);
+    let i3 = start(&configs[2]);
+    wait_until("three instances in sync", || {
+        [&i1, &i2, &i3].iter().all(|s| in_sync(s, 3))
+    });
+    post(&i1, "/v1/override?target=region:a&action=drain");
+    wait_until("the drain on every instance", || {
+        all_answer(&[&i1, &i2, &i3], "192.0.2.20")
+    });
+
+    // etcd killed: every instance notices, and answers from its last view.
+    etcd.kill();
+    wait_until("every instance to see etcd gone", || {
+        [&i1, &i2, &i3]
+            .iter()
+            .all(|s| status(s)["fleet"]["connected"] == false)
+    });
+    assert!(all_answer(&[&i1, &i2, &i3], "192.0.2.20"));
+
+    // An instance restarted meanwhile starts from its state file.
+    drop(i2);
+    i2 = start(&configs[1]);
+    assert_eq!(answer(&i2), "192.0.2.20", "restarted without its drain");
+    assert_eq!(status(&i2)["fleet"]["synced"], false);
+
+    // An undrain through another instance while etcd is down: applied there,
+    // queued for etcd.
+    post(&i3, "/v1/override?target=region:a&action=undrain");
+    assert_eq!(answer(&i3), "192.0.2.10");
+    assert_eq!(metric(&i3, "signpost_fleet_pending_writes"), 1);
+    assert_eq!(answer(&i1), "192.0.2.20", "i1 cannot know yet");
+
+    // etcd back: the queued undrain is written and reaches all three.
+    etcd.spawn();
+    let took = wait_until(
+        "the undrain made during the outage on every instance",
+        || all_answer(&[&i1, &i2, &i3], "192.0.2.10"),
+    );
+    println!("after etcd came back, the outage's undrain reached all three in {took:?}");
+    wait_until("all in sync again", || {
+        [&i1, &i2, &i3].iter().all(|s| in_sync(s, 3))
+    });
+    let keys = etcd
+        .ctl(&["get", "--prefix", "/signpost-test/overrides/"])
+        .expect("etcdctl get");
+    assert!(
+        !keys.contains("region:a"),
+        "the drain is still in etcd: {keys}"
+    );
+    assert_eq!(metric(&i3, "signpost_fleet_pending_writes"), 0);
+}

@@ -435,3 +435,56 @@ fn etcd_gone_keeps_the_view_and_loses_no_override() {
     );
     assert_eq!(metric(&i3, "signpost_fleet_pending_writes"), 0);
 }
+
+#[test]
+fn writes_go_through_etcds_own_users() {
+    let d = dir("auth");
+    let etcd = Etcd::start(&d.0);
+    // A root user with a password and auth on: clients without it are refused.
+    etcd.ctl(&["user", "add", "root:s3cret", "--interactive=false"])
+        .expect("etcdctl user add");
+    etcd.ctl(&["user", "grant-role", "root", "root"])
+        .expect("etcdctl user grant-role");
+    etcd.ctl(&["auth", "enable"]).expect("etcdctl auth enable");
+    let backend = Backend::start();
+    std::fs::write(d.0.join("zones/f.toml"), zone(backend.addr)).expect("zone");
+    std::fs::write(d.0.join("etcd-password"), "s3cret\n").expect("password file");
+    let with_user = config(&d.0, &etcd, 1, "60s");
+    let mut text = std::fs::read_to_string(&with_user).expect("read config");
+    text.push_str("user = \"root\"\npassword_file = \"etcd-password\"\n");
+    std::fs::write(&with_user, text).expect("write config");
+    let anonymous = config(&d.0, &etcd, 2, "60s");
+    let i1 = start(&with_user);
+    let i2 = start(&anonymous);
+    wait_until("the instance with a user in sync", || in_sync(&i1, 1));
+
+    // Its drain is written to etcd under its user.
+    post(&i1, "/v1/override?target=region:a&action=drain");
+    wait_until("the drain in etcd", || {
+        etcd.ctl(&[
+            "--user=root:s3cret",
+            "get",
+            "--prefix",
+            "/signpost-test/overrides/",
+        ])
+        .is_some_and(|keys| keys.contains("region:a"))
+    });
+    assert_eq!(answer(&i1), "192.0.2.20");
+    // Without credentials, nothing in etcd reaches an instance: it keeps its own
+    // view, and never counts as in sync.
+    assert_eq!(status(&i2)["fleet"]["synced"], false);
+    assert_eq!(
+        answer(&i2),
+        "192.0.2.10",
+        "a drain reached the anonymous one"
+    );
+    // Nor does etcd take anonymous writes.
+    assert!(
+        etcd.ctl(&["put", "/signpost-test/overrides/region:a", "undrain"])
+            .is_none(),
+        "etcd took a write without a user"
+    );
+    // The password is not shown in the status.
+    let (_, st) = http(i1.admin.expect("admin"), "GET", "/status");
+    assert!(!st.contains("s3cret"), "the password in /status");
+}

@@ -49,23 +49,38 @@ struct Etcd {
     peer: u16,
     data: PathBuf,
     log: PathBuf,
+    /// Serve clients over TLS with this certificate and key (PEM files).
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Etcd {
     fn start(dir: &Path) -> Etcd {
+        Etcd::start_with(dir, None)
+    }
+
+    fn start_with(dir: &Path, tls: Option<(PathBuf, PathBuf)>) -> Etcd {
         let mut e = Etcd {
             child: None,
             client: free_port(),
             peer: free_port(),
             data: dir.join("etcd-data"),
             log: dir.join("etcd.log"),
+            tls,
         };
         e.spawn();
         e
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client)
+        match self.tls {
+            Some(_) => format!("https://localhost:{}", self.client),
+            None => format!("http://127.0.0.1:{}", self.client),
+        }
+    }
+
+    fn listen_url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client)
     }
 
     fn spawn(&mut self) {
@@ -75,10 +90,15 @@ impl Etcd {
             .append(true)
             .open(&self.log)
             .expect("etcd log");
-        let child = Command::new(find_binary("etcd"))
+        let mut cmd = Command::new(find_binary("etcd"));
+        if let Some((cert, key)) = &self.tls {
+            cmd.arg(format!("--cert-file={}", cert.display()))
+                .arg(format!("--key-file={}", key.display()));
+        }
+        let child = cmd
             .arg("--name=t")
             .arg(format!("--data-dir={}", self.data.display()))
-            .arg(format!("--listen-client-urls={}", self.url()))
+            .arg(format!("--listen-client-urls={}", self.listen_url()))
             .arg(format!("--advertise-client-urls={}", self.url()))
             .arg(format!("--listen-peer-urls={peer}"))
             .arg(format!("--initial-advertise-peer-urls={peer}"))
@@ -110,7 +130,11 @@ impl Etcd {
 
     /// etcdctl against this member; None when it fails.
     fn ctl(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new(find_binary("etcdctl"))
+        let mut cmd = Command::new(find_binary("etcdctl"));
+        if let Some((cert, _)) = &self.tls {
+            cmd.arg(format!("--cacert={}", cert.display()));
+        }
+        let out = cmd
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", self.url()))
             .arg("--command-timeout=2s")
@@ -487,4 +511,35 @@ fn writes_go_through_etcds_own_users() {
     // The password is not shown in the status.
     let (_, st) = http(i1.admin.expect("admin"), "GET", "/status");
     assert!(!st.contains("s3cret"), "the password in /status");
+}
+
+#[test]
+fn the_store_over_tls_with_the_operators_ca() {
+    let d = dir("tls");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let (cert_pem, key_pem) = (d.0.join("etcd.pem"), d.0.join("etcd-key.pem"));
+    std::fs::write(&cert_pem, cert.cert.pem()).expect("write cert");
+    std::fs::write(&key_pem, cert.signing_key.serialize_pem()).expect("write key");
+    let etcd = Etcd::start_with(&d.0, Some((cert_pem, key_pem)));
+    let backend = Backend::start();
+    std::fs::write(d.0.join("zones/f.toml"), zone(backend.addr)).expect("zone");
+    let trusting = config(&d.0, &etcd, 1, "60s");
+    let mut text = std::fs::read_to_string(&trusting).expect("read config");
+    text.push_str("ca_file = \"etcd.pem\"\n");
+    std::fs::write(&trusting, text).expect("write config");
+    let untrusting = config(&d.0, &etcd, 2, "60s");
+    let i1 = start(&trusting);
+    let i2 = start(&untrusting);
+    wait_until("the instance that trusts the CA in sync", || {
+        in_sync(&i1, 1)
+    });
+    post(&i1, "/v1/override?target=region:a&action=drain");
+    wait_until("the drain in etcd, over TLS", || {
+        etcd.ctl(&["get", "--prefix", "/signpost-test/overrides/"])
+            .is_some_and(|keys| keys.contains("region:a"))
+    });
+    // The other one does not know the certificate: it never syncs, and keeps
+    // its own view.
+    assert_eq!(status(&i2)["fleet"]["synced"], false);
+    assert_eq!(answer(&i2), "192.0.2.10");
 }

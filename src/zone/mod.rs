@@ -223,6 +223,17 @@ pub struct Zone {
     pub metrics_slot: u16,
 }
 
+impl Zone {
+    /// Records in the zone (each RDATA of each RRset), for status and log lines.
+    pub fn record_count(&self) -> usize {
+        self.nodes
+            .values()
+            .flat_map(|n| n.rrsets.iter())
+            .map(|s| s.rdatas.len())
+            .sum()
+    }
+}
+
 /// DNS response codes used by the lookup (RFC 1035 §4.1.1, RFC 6891 §9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rcode {

@@ -138,29 +138,15 @@ start_server() { # SERVER MIX PORT
             fill "$GEO/signpost/server.toml.in" "$dir/server.toml" "$port" "$dir"
             cmd=("$SIGNPOST" serve --zones "$dir/zones" --config "$dir/server.toml" --listen "127.0.0.1:$port")
             ;;
-        signpost/*)
-            cp "$DATA/bench.example.zone" "$dir/zones/bench.example.zone"
-            cmd=("$SIGNPOST" serve --zones "$dir/zones" --listen "127.0.0.1:$port")
-            ;;
         gdnsd/geo)
             mkdir -p "$dir/run" "$dir/state"
             cp "$GEO/gdnsd/geobench.example" "$dir/zones/geobench.example"
             fill "$GEO/gdnsd/config.in" "$dir/config" "$port" "$dir"
             cmd=(gdnsd -c "$dir" start)
             ;;
-        gdnsd/*)
-            mkdir -p "$dir/run" "$dir/state"
-            cp "$DATA/bench.example.zone" "$dir/zones/bench.example"
-            cat >"$dir/config" <<EOF
-options => {
-    listen => [ 127.0.0.1:$port ]
-    udp_threads => 1
-    tcp_threads => 1
-    run_dir => $dir/run
-    state_dir => $dir/state
-}
-EOF
-            cmd=(gdnsd -c "$dir" start)
+        signpost/* | gdnsd/*)
+            peer_setup "$name" "$dir" "$port" "$DATA/bench.example.zone"
+            cmd=("${SERVER_CMD[@]}")
             ;;
     esac
     printf '%q ' "${cmd[@]}" >"$dir/cmdline"

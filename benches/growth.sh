@@ -56,24 +56,8 @@ bash "$BENCH/install-peers.sh" || die "could not install the peer servers and to
 for cmd in nsd knotd gdnsd dig taskset timeout python3; do
     command -v "$cmd" >/dev/null 2>&1 || die "$cmd not found after install-peers.sh"
 done
-if [[ " ${SERVER_LIST[*]} " == *" signpost "* ]] && ! [ -x "$SIGNPOST" ]; then
-    [ "$SIGNPOST" = "$REPO/target/release/signpost" ] || die "SIGNPOST=$SIGNPOST is not an executable file"
-    log "building signpost (cargo build --release) ..."
-    (cd "$REPO" && timeout "$BUILD_TIMEOUT" cargo build --release >&2) || die "cargo build --release failed"
-fi
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/signpost-growth.XXXXXX")
 declare -A PID=()
-cleanup() {
-    local rc=$? s
-    trap - EXIT INT TERM
-    for s in "${!PID[@]}"; do stop_server "$s"; done
-    if [ "$KEEP" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_start signpost-growth
 
 # kB of a /proc/PID/status or smaps_rollup field, summed (sum) or the largest (max) over the tree
 tree_kb() { # PID FILE FIELD sum|max

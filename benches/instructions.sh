@@ -71,24 +71,8 @@ bash "$BENCH/install-peers.sh" || die "could not install the peer servers and to
 for cmd in valgrind callgrind_control gdnsd dnsperf dig taskset timeout python3; do
     command -v "$cmd" >/dev/null 2>&1 || die "$cmd not found (Debian packages valgrind, gdnsd, dnsperf, bind9-dnsutils)"
 done
-if [[ " ${SERVER_LIST[*]} " == *" signpost "* ]] && ! [ -x "$SIGNPOST" ]; then
-    [ "$SIGNPOST" = "$REPO/target/release/signpost" ] || die "SIGNPOST=$SIGNPOST is not an executable file"
-    log "building signpost (cargo build --release) ..."
-    (cd "$REPO" && timeout "$BUILD_TIMEOUT" cargo build --release >&2) || die "cargo build --release failed"
-fi
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/signpost-instr.XXXXXX")
 declare -A PID=() PORT=()
-cleanup() {
-    local rc=$? s
-    trap - EXIT INT TERM
-    for s in "${!PID[@]}"; do stop_server "$s"; done
-    if [ "$KEEP" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_start signpost-instr
 
 DIG=(dig +norec +time=2 +tries=1 @127.0.0.1)
 rcodes() {

@@ -244,3 +244,27 @@ EOF
     esac
     SERVER_CMD=("${cmd[@]}")
 }
+
+# For growth.sh and instructions.sh: builds target/release/signpost if SERVER_LIST
+# holds signpost and it is missing (SIGNPOST set elsewhere must exist), then
+# makes WORK, a temp dir named PREFIX.XXXXXX, and on exit stops every server
+# in the associative array PID and removes WORK (KEEP=1 keeps it). Needs REPO,
+# SIGNPOST, BUILD_TIMEOUT, KEEP, log and die.
+bench_start() { # PREFIX
+    if [[ " ${SERVER_LIST[*]} " == *" signpost "* ]] && ! [ -x "$SIGNPOST" ]; then
+        [ "$SIGNPOST" = "$REPO/target/release/signpost" ] || die "SIGNPOST=$SIGNPOST is not an executable file"
+        log "building signpost (cargo build --release) ..."
+        (cd "$REPO" && timeout "$BUILD_TIMEOUT" cargo build --release >&2) || die "cargo build --release failed"
+    fi
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+bench_cleanup() {
+    local rc=$? s
+    trap - EXIT INT TERM
+    for s in "${!PID[@]}"; do stop_server "$s"; done
+    if [ "$KEEP" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+    exit "$rc"
+}

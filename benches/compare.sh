@@ -172,77 +172,9 @@ start_server() {
     local -a cmd
     mkdir -p "$dir"
     case $name in
-        signpost)
-            mkdir -p "$dir/zones"
-            cp "$ZONE" "$dir/zones/bench.example.zone"
-            cmd=("$SIGNPOST" serve --zones "$dir/zones" --listen "127.0.0.1:$port")
-            ;;
-        nsd)
-            cp "$ZONE" "$dir/bench.example.zone"
-            cat >"$dir/nsd.conf" <<EOF
-server:
-    ip-address: 127.0.0.1@$port
-    server-count: 1
-    username: ""
-    chroot: ""
-    zonesdir: "$dir"
-    database: ""
-    zonelistfile: "$dir/zone.list"
-    xfrdfile: "$dir/xfrd.state"
-    pidfile: "$dir/nsd.pid"
-    # Debian's NSD has response rate limiting on: it would drop most of a
-    # one-client benchmark's NXDOMAIN and NODATA answers
-    rrl-ratelimit: 0
-    rrl-whitelist-ratelimit: 0
-    verbosity: 1
-remote-control:
-    control-enable: no
-zone:
-    name: bench.example
-    zonefile: bench.example.zone
-EOF
-            cmd=(nsd -d -c "$dir/nsd.conf")
-            ;;
-        knot)
-            mkdir -p "$dir/run" "$dir/storage" "$dir/zones"
-            cp "$ZONE" "$dir/zones/bench.example.zone"
-            cat >"$dir/knot.conf" <<EOF
-server:
-    rundir: "$dir/run"
-    listen: 127.0.0.1@$port
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-log:
-  - target: stderr
-    any: info
-database:
-    storage: "$dir/storage"
-template:
-  - id: default
-    storage: "$dir/zones"
-    zonefile-sync: -1
-    zonefile-load: whole
-    journal-content: none
-zone:
-  - domain: bench.example
-    file: bench.example.zone
-EOF
-            cmd=(knotd -c "$dir/knot.conf")
-            ;;
-        gdnsd)
-            mkdir -p "$dir/zones" "$dir/run" "$dir/state"
-            cp "$ZONE" "$dir/zones/bench.example"
-            cat >"$dir/config" <<EOF
-options => {
-    listen => [ 127.0.0.1:$port ]
-    udp_threads => 1
-    tcp_threads => 1
-    run_dir => $dir/run
-    state_dir => $dir/state
-}
-EOF
-            cmd=(gdnsd -c "$dir" start)
+        signpost | nsd | knot | gdnsd)
+            peer_setup "$name" "$dir" "$port" "$ZONE"
+            cmd=("${SERVER_CMD[@]}")
             ;;
         floor)
             cmd=("$FLOOR" --serve "127.0.0.1:$port")

@@ -156,3 +156,115 @@ slice_add() {
     OTHER[$s]=$(max_other "${OTHER[$s]}" "${PERF[1]}")
     [ -n "${RESP[$s]:-}" ] || RESP[$s]=$(stat_of "$out" 'Average packet size:' 7)
 }
+
+# SERVER DIR PORT ZONE: writes SERVER's configuration into DIR (its own temp dir,
+# also its working directory) to serve ZONE as bench.example. on 127.0.0.1:PORT
+# with one worker thread, and sets SERVER_CMD to its command line (signpost:
+# $SIGNPOST). Shared by compare.sh, growth.sh and instructions.sh, so every
+# script measures the peers as benches/README.md describes them.
+SERVER_CMD=()
+peer_setup() {
+    local name=$1 dir=$2 port=$3 zone=$4
+    local -a cmd
+    mkdir -p "$dir"
+    case $name in
+        signpost)
+            mkdir -p "$dir/zones"
+            cp "$zone" "$dir/zones/bench.example.zone"
+            cmd=("$SIGNPOST" serve --zones "$dir/zones" --listen "127.0.0.1:$port")
+            ;;
+        nsd)
+            cp "$zone" "$dir/bench.example.zone"
+            cat >"$dir/nsd.conf" <<EOF
+server:
+    ip-address: 127.0.0.1@$port
+    server-count: 1
+    username: ""
+    chroot: ""
+    zonesdir: "$dir"
+    database: ""
+    zonelistfile: "$dir/zone.list"
+    xfrdfile: "$dir/xfrd.state"
+    pidfile: "$dir/nsd.pid"
+    # Debian's NSD has response rate limiting on: it would drop most of a
+    # one-client benchmark's NXDOMAIN and NODATA answers
+    rrl-ratelimit: 0
+    rrl-whitelist-ratelimit: 0
+    verbosity: 1
+remote-control:
+    control-enable: no
+zone:
+    name: bench.example
+    zonefile: bench.example.zone
+EOF
+            cmd=(nsd -d -c "$dir/nsd.conf")
+            ;;
+        knot)
+            mkdir -p "$dir/run" "$dir/storage" "$dir/zones"
+            cp "$zone" "$dir/zones/bench.example.zone"
+            cat >"$dir/knot.conf" <<EOF
+server:
+    rundir: "$dir/run"
+    listen: 127.0.0.1@$port
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+log:
+  - target: stderr
+    any: info
+database:
+    storage: "$dir/storage"
+template:
+  - id: default
+    storage: "$dir/zones"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+zone:
+  - domain: bench.example
+    file: bench.example.zone
+EOF
+            cmd=(knotd -c "$dir/knot.conf")
+            ;;
+        gdnsd)
+            mkdir -p "$dir/zones" "$dir/run" "$dir/state"
+            cp "$zone" "$dir/zones/bench.example"
+            cat >"$dir/config" <<EOF
+options => {
+    listen => [ 127.0.0.1:$port ]
+    udp_threads => 1
+    tcp_threads => 1
+    run_dir => $dir/run
+    state_dir => $dir/state
+}
+EOF
+            cmd=(gdnsd -c "$dir" start)
+            ;;
+        *) return 1 ;;
+    esac
+    SERVER_CMD=("${cmd[@]}")
+}
+
+# For growth.sh and instructions.sh: builds target/release/signpost if SERVER_LIST
+# holds signpost and it is missing (SIGNPOST set elsewhere must exist), then
+# makes WORK, a temp dir named PREFIX.XXXXXX, and on exit stops every server
+# in the associative array PID and removes WORK (KEEP=1 keeps it). Needs REPO,
+# SIGNPOST, BUILD_TIMEOUT, KEEP, log and die.
+bench_start() { # PREFIX
+    if [[ " ${SERVER_LIST[*]} " == *" signpost "* ]] && ! [ -x "$SIGNPOST" ]; then
+        [ "$SIGNPOST" = "$REPO/target/release/signpost" ] || die "SIGNPOST=$SIGNPOST is not an executable file"
+        log "building signpost (cargo build --release) ..."
+        (cd "$REPO" && timeout "$BUILD_TIMEOUT" cargo build --release >&2) || die "cargo build --release failed"
+    fi
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+bench_cleanup() {
+    local rc=$? s
+    trap - EXIT INT TERM
+    for s in "${!PID[@]}"; do stop_server "$s"; done
+    if [ "$KEEP" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+    exit "$rc"
+}

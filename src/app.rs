@@ -155,12 +155,7 @@ pub fn check(o: &Overrides) -> Result<String, Vec<ConfigError>> {
         report.push_str(&format!("warning: {w}\n"));
     }
     for z in snap.zones.zones() {
-        let records: usize = z
-            .nodes
-            .values()
-            .flat_map(|n| n.rrsets.iter())
-            .map(|s| s.rdatas.len())
-            .sum();
+        let records = z.record_count();
         report.push_str(&format!(
             "ok: zone {} serial {} ({} records, {} steered names) from {}\n",
             z.origin,

@@ -178,7 +178,17 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
     if let Some(ip) = cfg.probe_source {
         health::set_probe_source(ip);
     }
+    let load_started = std::time::Instant::now();
     let (mut snap, loaded) = app::load_snapshot(&cfg, 1).map_err(ConfigErrors)?;
+    // Everything a query reads is built by now (zones, steered names, the geo
+    // database, the fast table): the sockets are bound only after this, so no
+    // query is answered from a half-built snapshot.
+    let load_ms = load_started.elapsed().as_millis();
+    let records: usize = snap.zones.zones().iter().map(|z| z.record_count()).sum();
+    let (fast_names, fast_kib) = snap
+        .fast
+        .as_ref()
+        .map_or((0, 0), |f| (f.len(), f.size() >> 10));
     for w in &loaded.warnings {
         warn!("{w}");
     }
@@ -322,6 +332,10 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
         };
 
         info!(
+            load_ms,
+            records,
+            fast_names,
+            fast_kib,
             "signpost ready: listening on {} (udp+tcp, {per_addr} udp socket(s) each); zones: {}{admin_addr}",
             addrs.join(" "),
             zone_list.join(" ")

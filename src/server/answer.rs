@@ -281,7 +281,7 @@ pub fn write_response(
                     Owner::Name(n) => n.wire(),
                 };
                 let mut written = 0u16;
-                for rr in rec.set.wire.iter().take(rec.take as usize) {
+                for rr in rec.set.rdatas.wire().take(rec.take as usize) {
                     match rec.owner {
                         Owner::Query if question.is_some() => {
                             out.extend_from_slice(&(0xc000u16 | HEADER_LEN as u16).to_be_bytes())

@@ -272,6 +272,8 @@ impl FastTable {
             }
             t.steered.insert(key, at);
         }
+        // The arena grew by doubling: up to half of it would be unused capacity.
+        t.arena.shrink_to_fit();
         t
     }
 

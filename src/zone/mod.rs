@@ -110,22 +110,83 @@ pub struct RRset {
     pub rtype: u16,
     pub class: u16,
     pub ttl: u32,
-    /// Each record's RDATA, uncompressed, as loaded.
-    pub rdatas: Vec<Box<[u8]>>,
-    /// Each record prebuilt in wire format after its owner name:
-    /// TYPE, CLASS, TTL, RDLENGTH, RDATA. Answers copy these bytes.
-    pub wire: Vec<Box<[u8]>>,
+    /// The records, prebuilt in wire format after their owner name, in one
+    /// allocation: answers copy these bytes.
+    pub rdatas: Records,
     /// Names the records point at (NS, CNAME, MX, SRV targets), for CNAME chasing
     /// and additional-section processing, parsed once at load.
     pub targets: Vec<Name>,
 }
 
+/// The records of one RRset laid end to end in one allocation, each as it
+/// follows its owner name on the wire: TYPE, CLASS, TTL, RDLENGTH, RDATA
+/// (RFC 1035 §4.1.3). One block per RRset rather than two boxes per record
+/// (the RDATA and its wire form) is most of a large zone's memory saved.
+#[derive(Debug, Clone, Default)]
+pub struct Records {
+    wire: Box<[u8]>,
+    count: u32,
+}
+
+/// Bytes before the RDATA in each record of [`Records`].
+const TAIL_HEADER: usize = 10;
+
+impl Records {
+    fn new(rtype: u16, class: u16, ttl: u32, rdatas: &[Box<[u8]>]) -> Records {
+        let size = rdatas.iter().map(|rd| TAIL_HEADER + rd.len()).sum();
+        let mut wire = Vec::with_capacity(size);
+        for rd in rdatas {
+            encode_rr_tail_into(&mut wire, rtype, class, ttl, rd);
+        }
+        Records {
+            wire: wire.into_boxed_slice(),
+            count: rdatas.len() as u32,
+        }
+    }
+
+    /// Records in the set.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Each record in wire format after its owner name.
+    pub fn wire(&self) -> WireRecords<'_> {
+        WireRecords { rest: &self.wire }
+    }
+
+    /// Each record's RDATA, uncompressed, as loaded.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.wire().map(|w| &w[TAIL_HEADER..])
+    }
+
+    /// The first record's RDATA.
+    pub fn first(&self) -> Option<&[u8]> {
+        self.iter().next()
+    }
+}
+
+/// Iterator over [`Records::wire`].
+pub struct WireRecords<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for WireRecords<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let len = u16::from_be_bytes([*self.rest.get(8)?, *self.rest.get(9)?]) as usize;
+        let (rr, rest) = self.rest.split_at_checked(TAIL_HEADER + len)?;
+        self.rest = rest;
+        Some(rr)
+    }
+}
+
 impl RRset {
     pub fn new(rtype: u16, class: u16, ttl: u32, rdatas: Vec<Box<[u8]>>) -> RRset {
-        let wire = rdatas
-            .iter()
-            .map(|rd| encode_rr_tail(rtype, class, ttl, rd))
-            .collect();
         let targets = rdatas
             .iter()
             .filter_map(|rd| rdata::rdata_target(rtype, rd))
@@ -134,8 +195,7 @@ impl RRset {
             rtype,
             class,
             ttl,
-            rdatas,
-            wire,
+            rdatas: Records::new(rtype, class, ttl, &rdatas),
             targets,
         }
     }
@@ -159,25 +219,25 @@ impl RRset {
 
     /// The same records with another TTL, for example the SOA of negative answers.
     pub fn with_ttl(&self, ttl: u32) -> RRset {
-        RRset::new(self.rtype, self.class, ttl, self.rdatas.clone())
+        let rdatas = self.rdatas.iter().map(Box::from).collect();
+        RRset::new(self.rtype, self.class, ttl, rdatas)
     }
 
     /// Wire size of the whole RRset when every owner name is a 2-byte pointer.
     pub fn wire_len_compressed(&self) -> usize {
-        self.wire.iter().map(|w| w.len() + 2).sum()
+        self.rdatas.wire.len() + 2 * self.rdatas.len()
     }
 }
 
-/// TYPE, CLASS, TTL, RDLENGTH and RDATA of one record (RFC 1035 §4.1.3).
-pub fn encode_rr_tail(rtype: u16, class: u16, ttl: u32, rdata: &[u8]) -> Box<[u8]> {
-    let mut v = Vec::with_capacity(10 + rdata.len());
+/// Appends TYPE, CLASS, TTL, RDLENGTH and RDATA of one record (RFC 1035 §4.1.3).
+fn encode_rr_tail_into(v: &mut Vec<u8>, rtype: u16, class: u16, ttl: u32, rdata: &[u8]) {
     v.extend_from_slice(&rtype.to_be_bytes());
     v.extend_from_slice(&class.to_be_bytes());
     v.extend_from_slice(&ttl.to_be_bytes());
     // RDATA length was checked against u16 when the record was parsed.
-    v.extend_from_slice(&(rdata.len().min(u16::MAX as usize) as u16).to_be_bytes());
-    v.extend_from_slice(rdata);
-    v.into_boxed_slice()
+    let len = rdata.len().min(u16::MAX as usize);
+    v.extend_from_slice(&(len as u16).to_be_bytes());
+    v.extend_from_slice(&rdata[..len]);
 }
 
 /// One name in a zone and its data. A node with no RRsets is an empty
@@ -221,6 +281,17 @@ pub struct Zone {
     pub checks: Vec<crate::health::CheckSpec>,
     /// Where this zone's queries are counted (see `metrics`).
     pub metrics_slot: u16,
+}
+
+impl Zone {
+    /// Records in the zone (each RDATA of each RRset), for status and log lines.
+    pub fn record_count(&self) -> usize {
+        self.nodes
+            .values()
+            .flat_map(|n| n.rrsets.iter())
+            .map(|s| s.rdatas.len())
+            .sum()
+    }
 }
 
 /// DNS response codes used by the lookup (RFC 1035 §4.1.1, RFC 6891 §9).

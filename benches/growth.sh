@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# benches/growth.sh: how memory and load time grow with the zone, signpost
+# against NSD, Knot DNS and gdnsd, on the same files, in one run.
+#
+# For each size it writes the zone with benches/data/gen-zone.py (the
+# benchmark zone plus bulk A records, SIZE records in all), then starts each
+# server alone on loopback (taskset -c SERVER_CPU, configured as compare.sh
+# configures it: benches/lib.sh peer_setup), and measures:
+#   load s       from just before the server is started to its first NOERROR,
+#                AA answer to the zone's SOA (benches/first-answer.py, every 5 ms)
+#   PSS MiB      proportional set size summed over the server's processes, 1 s
+#                after that answer (NSD forks: its processes share pages, which
+#                PSS counts once and VmRSS would count in each)
+#   RSS MiB      VmRSS summed over the processes, as compare.sh prints it
+#   peak MiB     the largest VmHWM (peak resident) of any of its processes
+# and checks that the last bulk record is served. Prints a Markdown table and,
+# per size, signpost's memory over Knot's and its load time over the fastest
+# peer's.
+#
+#   bash benches/growth.sh
+#   SIZES="10000 100000" SERVERS="signpost knot" bash benches/growth.sh
+#
+# Every server is stopped on exit; the temp dir is removed (KEEP=1 keeps it).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$REPO/benches
+PATH=$PATH:/usr/sbin:/sbin
+
+SERVERS=${SERVERS:-signpost nsd knot gdnsd}
+SIZES=${SIZES:-10000 100000 1000000}
+SIGNPOST=${SIGNPOST:-$REPO/target/release/signpost}
+RUNS=${RUNS:-1}                   # starts per server and size; load time and memory: the median
+SERVER_CPU=${SERVER_CPU:-0}
+PORT_BASE=${PORT_BASE:-15650}
+READY_TIMEOUT=${READY_TIMEOUT:-300}     # seconds for a server to answer
+BUILD_TIMEOUT=${BUILD_TIMEOUT:-1800}
+KEEP=${KEEP:-0}
+
+log() { printf 'growth: %s\n' "$*" >&2; }
+die() { printf 'growth: FAIL: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=benches/lib.sh
+source "$BENCH/lib.sh"
+
+for v in RUNS PORT_BASE READY_TIMEOUT BUILD_TIMEOUT; do
+    [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
+done
+[ "$RUNS" -ge 1 ] || die "RUNS must be at least 1"
+read -r -a SERVER_LIST <<<"$SERVERS"
+read -r -a SIZE_LIST <<<"$SIZES"
+for s in "${SERVER_LIST[@]}"; do
+    case $s in signpost | nsd | knot | gdnsd) ;; *) die "unknown server '$s' in SERVERS (signpost nsd knot gdnsd)" ;; esac
+done
+
+bash "$BENCH/install-peers.sh" || die "could not install the peer servers and tools (benches/install-peers.sh)"
+for cmd in nsd knotd gdnsd dig taskset timeout python3; do
+    command -v "$cmd" >/dev/null 2>&1 || die "$cmd not found after install-peers.sh"
+done
+declare -A PID=()
+bench_start signpost-growth
+
+# kB of a /proc/PID/status or smaps_rollup field, summed (sum) or the largest (max) over the tree
+tree_kb() { # PID FILE FIELD sum|max
+    local p
+    while read -r p; do
+        awk -v f="$3:" '$1 == f {print $2}' "/proc/$p/$2" 2>/dev/null || true
+    done < <(tree_pids "$1") | awk -v how="$4" '{ if (how == "sum") t += $1; else if ($1 > t) t = $1 } END {printf "%.1f\n", t / 1024}'
+}
+
+# records in the benchmark zone itself, so that SIZE counts every record
+python3 "$BENCH/data/gen-zone.py" --bulk 0 "$WORK/base.zone"
+BASE=$(grep -vc '^\$\|^;\|^$' "$WORK/base.zone")
+
+RESULTS=$WORK/results.tsv
+: >"$RESULTS"
+port=$PORT_BASE
+for size in "${SIZE_LIST[@]}"; do
+    [[ $size =~ ^[0-9]+$ ]] && [ "$size" -gt "$BASE" ] || die "sizes must be whole numbers above $BASE, not '$size'"
+    bulk=$((size - BASE))
+    zone=$WORK/zone-$size
+    python3 "$BENCH/data/gen-zone.py" --bulk "$bulk" "$zone"
+    last=$(printf 'bulk%07d.bench.example' $((bulk - 1)))
+    want=$(printf '10.%d.%d.%d' $(((bulk - 1) >> 16 & 255)) $(((bulk - 1) >> 8 & 255)) $(((bulk - 1) & 255)))
+    for ((run = 1; run <= RUNS; run++)); do
+        for s in "${SERVER_LIST[@]}"; do
+            dir=$WORK/$size/$run/$s
+            while port_busy "$port"; do port=$((port + 1)); done
+            peer_setup "$s" "$dir" "$port" "$zone"
+            t0=$(date +%s%N)
+            (cd "$dir" && exec taskset -c "$SERVER_CPU" "${SERVER_CMD[@]}" >"$dir/log" 2>&1 </dev/null) &
+            PID[$s]=$!
+            t1=$(python3 "$BENCH/first-answer.py" "$port" bench.example "${PID[$s]}" "$READY_TIMEOUT") ||
+                die "$s did not answer with $size records: $(tail -n 5 "$dir/log")"
+            sleep 1
+            got=$(dig +norec +time=2 +tries=1 @127.0.0.1 -p "$port" "$last" A +short 2>&1 || true)
+            [ "$got" = "$want" ] || die "$s: $last A gave '$got', want $want"
+            pss=$(tree_kb "${PID[$s]}" smaps_rollup Pss sum)
+            rss=$(tree_kb "${PID[$s]}" status VmRSS sum)
+            peak=$(tree_kb "${PID[$s]}" status VmHWM max)
+            secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
+            log "$size records, $s: first answer after $secs s; PSS $pss MiB, RSS $rss MiB, peak $peak MiB"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$s" "$secs" "$pss" "$rss" "$peak" >>"$RESULTS"
+            stop_server "$s"
+            port=$((port + 1))
+        done
+    done
+done
+
+version_of() {
+    case $1 in
+        signpost) "$SIGNPOST" --version 2>/dev/null | awk '{print $2; exit}' ;;
+        nsd) nsd -v 2>&1 | awk '/NSD version/ {print $3; exit}' ;;
+        knot) knotd --version 2>&1 | awk '{print $NF; exit}' ;;
+        gdnsd) gdnsd -V 2>&1 | sed -n 's/^gdnsd version \([^ ]*\).*/\1/p' | head -n 1 ;;
+    esac
+}
+
+echo "## Memory and load time by zone size, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo
+printf 'Servers:'
+for s in "${SERVER_LIST[@]}"; do printf ' %s %s;' "$s" "$(version_of "$s" || true)"; done
+echo " one start per server and size (RUNS=$RUNS, medians), each alone on CPU $SERVER_CPU."
+echo
+echo "| records | server | load s (start to first answer) | PSS MiB | RSS MiB | peak RSS MiB |"
+echo "| ---: | --- | ---: | ---: | ---: | ---: |"
+for size in "${SIZE_LIST[@]}"; do
+    for s in "${SERVER_LIST[@]}"; do
+        row=()
+        for col in 3 4 5 6; do
+            row+=("$(awk -F'\t' -v z="$size" -v s="$s" -v c="$col" '$1 == z && $2 == s {print $c}' "$RESULTS" | median_min_max | awk '{print $1}')")
+        done
+        secs=${row[0]} pss=${row[1]} rss=${row[2]} peak=${row[3]}
+        printf '| %s | %s | %.3f | %.1f | %.1f | %.1f |\n' "$size" "$s" "$secs" "$pss" "$rss" "$peak"
+        printf '%s\t%s\t%s\t%s\n' "$size" "$s" "$secs" "$pss" >>"$WORK/medians.tsv"
+    done
+done
+echo
+if [[ " ${SERVER_LIST[*]} " == *" signpost "* ]]; then
+    awk -F'\t' '{ t[$1, $2] = $3; m[$1, $2] = $4; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
+        END { for (i = 1; i <= n; i++) { z = order[i]; line = sprintf("%s records:", z)
+                if ((z, "knot") in m) line = line sprintf(" signpost PSS ÷ Knot %.2f;", m[z, "signpost"] / m[z, "knot"])
+                best = ""; for (k in t) { split(k, p, SUBSEP); if (p[1] == z && p[2] != "signpost" && (best == "" || t[k] < t[best])) best = k }
+                if (best != "") { split(best, p, SUBSEP); line = line sprintf(" signpost load ÷ fastest peer (%s) %.2f", p[2], t[z, "signpost"] / t[best]) }
+                print line } }' "$WORK/medians.tsv"
+fi

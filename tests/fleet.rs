@@ -543,3 +543,44 @@ fn the_store_over_tls_with_the_operators_ca() {
     assert_eq!(status(&i2)["fleet"]["synced"], false);
     assert_eq!(answer(&i2), "192.0.2.10");
 }
+
+#[test]
+fn etcd_gone_past_the_fallback_time_hands_health_back_to_own_probes() {
+    let d = dir("fallback");
+    let mut etcd = Etcd::start(&d.0);
+    let backend = Backend::start();
+    std::fs::write(d.0.join("zones/f.toml"), zone(backend.addr)).expect("zone");
+    let configs: Vec<PathBuf> = (1..=3).map(|n| config(&d.0, &etcd, n, "1s")).collect();
+    let servers: Vec<Server> = configs.iter().map(|c| start(c)).collect();
+    let all: Vec<&Server> = servers.iter().collect();
+    wait_until("three instances in sync", || {
+        all.iter().all(|s| in_sync(s, 3))
+    });
+    // i1 cannot reach the backend; one down vote of three is under the quorum.
+    backend.block("127.0.0.1");
+    wait_until("i1's down vote seen by i2", || {
+        vote(all[1], "i1").as_deref() == Some("down")
+    });
+    assert!(all_answer(&all, "192.0.2.10"), "one vote took it down");
+
+    // etcd gone: past `fallback`, each instance's own probes decide, so i1
+    // alone answers from region b.
+    etcd.kill();
+    wait_until("i1 to fall back to its own probes", || {
+        status(all[0])["fleet"]["fallback"] == true && answer(all[0]) == "192.0.2.20"
+    });
+    assert_eq!(metric(all[0], "signpost_fleet_fallback"), 1);
+    wait_until("the others to fall back too", || {
+        all[1..]
+            .iter()
+            .all(|s| status(s)["fleet"]["fallback"] == true)
+    });
+    assert!(all_answer(&all[1..], "192.0.2.10"));
+
+    // etcd back: the fleet's votes decide again, and i1 answers with the others.
+    etcd.spawn();
+    wait_until("i1 back on the fleet's verdict", || {
+        status(all[0])["fleet"]["fallback"] == false && answer(all[0]) == "192.0.2.10"
+    });
+    assert_eq!(metric(all[0], "signpost_fleet_fallback"), 0);
+}

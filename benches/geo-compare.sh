@@ -16,6 +16,12 @@
 #   bash benches/geo-compare.sh
 #   DURATION=5 RUNS=1 bash benches/geo-compare.sh          # quick look
 #   SERVERS="signpost gdnsd" bash benches/geo-compare.sh
+#   SERVERS="signpost signpost-fleet" bash benches/geo-compare.sh   # [fleet] off and on
+#
+# signpost-fleet is signpost with the same zone and config plus a [fleet]
+# section, pointed at a real etcd (/usr/bin/etcd, Debian etcd-server) that the
+# script starts on free loopback ports, its data in the temp dir (on CLIENT_CPU,
+# so it takes nothing from the servers' CPU; its idle use shows in "other").
 #
 # Exits non-zero if a tool is missing and can't be installed, if a server does
 # not start, or if the servers' answers disagree or are wrong. Every server it
@@ -58,7 +64,7 @@ fi
 read -r -a SERVER_LIST <<<"$SERVERS"
 [ "${#SERVER_LIST[@]}" -ge 1 ] || die "SERVERS is empty"
 for s in "${SERVER_LIST[@]}"; do
-    case $s in signpost | gdnsd | pdns) ;; *) die "unknown server '$s' in SERVERS (signpost gdnsd pdns)" ;; esac
+    case $s in signpost | signpost-fleet | gdnsd | pdns) ;; *) die "unknown server '$s' in SERVERS (signpost signpost-fleet gdnsd pdns)" ;; esac
 done
 read -r -a PERF_OPTS <<<"$DNSPERF_OPTS"
 [ -f "$MMDB" ] || die "no $MMDB (the committed geo fixture)"
@@ -93,12 +99,18 @@ if has_server pdns; then
         [ "${#SERVER_LIST[@]}" -ge 1 ] || die "no server left to run"
     fi
 fi
+if has_server signpost-fleet; then
+    for cmd in etcd etcdctl; do
+        command -v "$cmd" >/dev/null 2>&1 ||
+            die "signpost-fleet needs $cmd (Debian packages etcd-server etcd-client); to leave it out: SERVERS='signpost gdnsd'"
+    done
+fi
 if [ "$(nproc)" -lt 2 ] && [ "$SERVER_CPU" = 0 ] && [ "$CLIENT_CPU" = 1 ]; then
     die "needs 2 CPUs (servers on CPU 0, dnsperf on CPU 1); set SERVER_CPU/CLIENT_CPU"
 fi
 CLK_TCK=$(getconf CLK_TCK)
 
-if has_server signpost && ! [ -x "$SIGNPOST" ]; then
+if { has_server signpost || has_server signpost-fleet; } && ! [ -x "$SIGNPOST" ]; then
     if [ "$SIGNPOST" = "$REPO/target/release/signpost" ]; then
         # cargo takes a lock on target/: if another build is running, this
         # waits for it ("Blocking waiting for file lock"), within BUILD_TIMEOUT
@@ -163,6 +175,32 @@ PERF_INPUT=(-B -d "$WORK/mix.bin")
 EXPECT="NOERROR=$NQUERIES"
 
 # ---- servers -----------------------------------------------------------------
+ETCD_URL=''
+# one etcd member on two free loopback ports, its data in $WORK/etcd (stopped
+# on exit with the servers: PID[etcd]); waits until it is healthy
+start_etcd() {
+    local client peer dir=$WORK/etcd deadline=$((SECONDS + READY_TIMEOUT))
+    client=$1
+    peer=$((client + 1))
+    while port_busy "$peer"; do peer=$((peer + 1)); done
+    mkdir -p "$dir"
+    ETCD_URL=http://127.0.0.1:$client
+    ETCD_UNSUPPORTED_ARCH=$(uname -m) taskset -c "$CLIENT_CPU" etcd --name=bench --data-dir="$dir/data" \
+        --listen-client-urls="$ETCD_URL" --advertise-client-urls="$ETCD_URL" \
+        --listen-peer-urls="http://127.0.0.1:$peer" --initial-advertise-peer-urls="http://127.0.0.1:$peer" \
+        --initial-cluster="bench=http://127.0.0.1:$peer" >"$dir/log" 2>&1 </dev/null &
+    PID[etcd]=$!
+    log "etcd on $ETCD_URL (peer port $peer, CPU $CLIENT_CPU)"
+    until timeout 5 etcdctl --endpoints="$ETCD_URL" endpoint health >/dev/null 2>&1; do
+        if ! kill -0 "${PID[etcd]}" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+            server_log_tail etcd
+            die "etcd did not become healthy on $ETCD_URL within ${READY_TIMEOUT}s"
+        fi
+        sleep 0.1
+    done
+    NEXT_PORT=$((peer + 1))
+}
+
 start_server() {
     local name=$1 port=$2 dir=$WORK/$1
     local -a cmd
@@ -172,6 +210,14 @@ start_server() {
             mkdir -p "$dir/zones"
             cp "$GEO/signpost/geobench.example.toml" "$dir/zones/"
             fill "$GEO/signpost/server.toml.in" "$dir/server.toml" "$port" "$dir"
+            cmd=("$SIGNPOST" serve --zones "$dir/zones" --config "$dir/server.toml" --listen "127.0.0.1:$port")
+            ;;
+        signpost-fleet)
+            mkdir -p "$dir/zones"
+            cp "$GEO/signpost/geobench.example.toml" "$dir/zones/"
+            fill "$GEO/signpost/server.toml.in" "$dir/server.toml" "$port" "$dir"
+            printf '\n[fleet]\nendpoints = ["%s"]\nprefix = "/signpost-bench/"\ninstance = "bench-1"\nsite = "bench"\n' \
+                "$ETCD_URL" >>"$dir/server.toml"
             cmd=("$SIGNPOST" serve --zones "$dir/zones" --config "$dir/server.toml" --listen "127.0.0.1:$port")
             ;;
         gdnsd)
@@ -233,6 +279,11 @@ if awk -v l="$LOAD_START" 'BEGIN {exit !(l > 0.5)}'; then
 fi
 
 port=$PORT_BASE
+if has_server signpost-fleet; then
+    while port_busy "$port"; do port=$((port + 1)); done
+    start_etcd "$port"
+    port=$NEXT_PORT
+fi
 for s in "${SERVER_LIST[@]}"; do
     while port_busy "$port"; do port=$((port + 1)); done
     log "starting $s on 127.0.0.1:$port (CPU $SERVER_CPU)"
@@ -242,6 +293,19 @@ done
 for s in "${SERVER_LIST[@]}"; do
     wait_ready "$s"
 done
+# signpost-fleet measured only once it is in the fleet: its instance key,
+# written under its lease, is in etcd
+if has_server signpost-fleet; then
+    deadline=$((SECONDS + READY_TIMEOUT))
+    until timeout 5 etcdctl --endpoints="$ETCD_URL" get --keys-only /signpost-bench/instances/bench-1 2>/dev/null | grep -q bench-1; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            server_log_tail signpost-fleet
+            die "signpost-fleet did not register in etcd (/signpost-bench/instances/bench-1) within ${READY_TIMEOUT}s"
+        fi
+        sleep 0.1
+    done
+    log "signpost-fleet: registered in etcd ($ETCD_URL, prefix /signpost-bench/)"
+fi
 
 # ---- correctness: same, expected answers before any measurement ---------------
 # 1. dig +subnet, one /24 per continent: a table, and all must agree
@@ -419,11 +483,12 @@ GDNSD_US=$(awk -F'\t' '$1 == "gdnsd" {print $5}' "$SUMMARY")
 version_of() {
     case $1 in
         signpost) timeout 5 "$SIGNPOST" --version 2>/dev/null | head -n 1 || echo "?" ;;
+        signpost-fleet) echo "(same binary), etcd $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p')" ;;
         gdnsd) sed -n 's/^gdnsd version \([^ ]*\).*/\1/p' <<<"$gdnsd_usage" | head -n 1 ;;
         pdns) dpkg-query -W -f='${Version}' pdns-server 2>/dev/null || echo "?" ;;
     esac
 }
-declare -A LABEL=([signpost]="signpost (geo strategy)" [gdnsd]="gdnsd (geoip plugin, DYNA)" [pdns]="PowerDNS (LUA record)")
+declare -A LABEL=([signpost]="signpost (geo strategy)" [signpost-fleet]="signpost (geo strategy) with [fleet] on etcd" [gdnsd]="gdnsd (geoip plugin, DYNA)" [pdns]="PowerDNS (LUA record)")
 
 echo
 echo "## Geo steering with ECS: signpost vs gdnsd vs PowerDNS, $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -433,7 +498,7 @@ echo "- servers on CPU $SERVER_CPU, dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ 
 echo "- mix: \`www.geobench.example A\` with ECS: $MIX_DESC"
 printf -- '- versions:'
 for s in "${SERVER_LIST[@]}"; do printf ' %s %s;' "$s" "$(version_of "$s")"; done
-if has_server signpost; then
+if has_server signpost || has_server signpost-fleet; then
     printf ' signpost binary built %s' "$(date -u -r "$SIGNPOST" '+%Y-%m-%d %H:%M UTC')"
     printf ' (repo at %s)' "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
 fi
@@ -463,5 +528,14 @@ echo
 sed 's/^/- /' "$WORK/check-answers.out"
 echo
 if [[ " ${SERVER_LIST[*]} " == *" signpost "* && " ${SERVER_LIST[*]} " == *" gdnsd "* ]]; then per_run_vs_gdnsd "$RESULTS"; echo; fi
+if has_server signpost && has_server signpost-fleet; then
+    # [fleet] on ÷ off, CPU per query, run by run (the two took turns in each run)
+    awk -F'\t' '$1 == "signpost" {off[$2] = $7 / $4} $1 == "signpost-fleet" {on[$2] = $7 / $4}
+        END {for (r in on) if (r in off && off[r] > 0) printf "%d %.3f\n", r, on[r] / off[r]}' "$RESULTS" | sort -n >"$WORK/fleet-ratio"
+    printf 'CPU per query, signpost with [fleet] ÷ without, run by run: %s; median %s\n' \
+        "$(awk '{print $2}' "$WORK/fleet-ratio" | paste -sd ' ' | sed 's/ /, /g')" \
+        "$(awk '{print $2}' "$WORK/fleet-ratio" | median_min_max | awk '{printf "%.3f", $1}')"
+    echo
+fi
 echo "CPU µs/query: on-CPU time (schedstat) of all the server's processes and threads over its dnsperf slices, divided by the queries completed."
 echo "Server CPU % well under 100: dnsperf's one CPU, not the server, bounded queries/s. Other use of a CPU: the most that anything but the server (on its CPU) or dnsperf (on its CPU) took of one; above a few % the numbers are disturbed."

@@ -30,6 +30,7 @@ listed and left out of the scope comparison. Network traffic stays
 on 127.0.0.1 and every process it starts is stopped on exit.
 """
 import argparse
+import importlib.util
 import ipaddress
 import os
 import random
@@ -45,6 +46,10 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GEO = os.path.join(REPO, "benches", "geo")
+sys.dont_write_bytecode = True  # no __pycache__ next to the scripts
+_spec = importlib.util.spec_from_file_location("check_answers", os.path.join(GEO, "check-answers.py"))
+check_answers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(check_answers)
 QNAME = "www.geobench.example"
 
 
@@ -78,39 +83,10 @@ def query(name, net, qid, rd=False):
     return q
 
 
-def skip_name(m, i):
-    while True:
-        n = m[i]
-        if n == 0:
-            return i + 1
-        if n & 0xC0 == 0xC0:
-            return i + 2
-        i += n + 1
-
-
 def parse(m):
-    """(rcode, sorted A addresses, ECS scope or None)."""
-    _, flags, qd, an, ns, ar = struct.unpack(">HHHHHH", m[:12])
-    i = 12
-    for _ in range(qd):
-        i = skip_name(m, i) + 4
-    addrs, scope = [], None
-    for k in range(an + ns + ar):
-        i = skip_name(m, i)
-        t, _c, _ttl, rdlen = struct.unpack(">HHIH", m[i : i + 10])
-        i += 10
-        rd = m[i : i + rdlen]
-        i += rdlen
-        if k < an and t == 1:
-            addrs.append(socket.inet_ntoa(rd))
-        if t == 41:
-            j = 0
-            while j + 4 <= len(rd):
-                code, olen = struct.unpack(">HH", rd[j : j + 4])
-                if code == 8:
-                    scope = rd[j + 7]
-                j += 4 + olen
-    return flags & 0xF, sorted(addrs), scope
+    """(rcode, sorted A addresses, ECS scope or None), by check-answers.py's parser."""
+    rcode, _aa, addrs, scope = check_answers.parse(m)
+    return rcode, sorted(addrs), scope
 
 
 class Asker:

@@ -32,6 +32,20 @@ fn zones(dir: &str) -> Vec<Zone> {
     load_zones_dir(&repo(dir)).expect("zones load").zones
 }
 
+/// The example zones with their scope maps built over `geo`.
+fn example_zones_with_maps(geo: &ClientLocator) -> Vec<Zone> {
+    let mut zs = zones("zones");
+    attach(zs.iter_mut().map(|z| (&z.policy, &mut z.steered)), geo).expect("maps build");
+    zs
+}
+
+/// The example zone `geo.example.com.`.
+fn geo_example(zs: &[Zone]) -> &Zone {
+    zs.iter()
+        .find(|z| z.origin.to_string() == "geo.example.com.")
+        .expect("zone")
+}
+
 /// Endpoints whose bit is set in `down` are down.
 struct Down(u64);
 
@@ -261,12 +275,8 @@ fn steering_zones_on_both_databases() {
 #[test]
 fn known_subnets_and_the_explain_trace() {
     let geo = geo("geo/geo-whois-asn-country.mmdb");
-    let mut zs = zones("zones");
-    attach(zs.iter_mut().map(|z| (&z.policy, &mut z.steered)), &geo).expect("maps build");
-    let z = zs
-        .iter()
-        .find(|z| z.origin.to_string() == "geo.example.com.")
-        .expect("zone");
+    let zs = example_zones_with_maps(&geo);
+    let z = geo_example(&zs);
     let www = z
         .steered
         .iter()
@@ -292,12 +302,8 @@ fn known_subnets_and_the_explain_trace() {
 #[test]
 fn no_database_means_scope_zero() {
     let geo = ClientLocator::new(None);
-    let mut zs = zones("zones");
-    attach(zs.iter_mut().map(|z| (&z.policy, &mut z.steered)), &geo).expect("maps build");
-    let z = zs
-        .iter()
-        .find(|z| z.origin.to_string() == "geo.example.com.")
-        .expect("zone");
+    let zs = example_zones_with_maps(&geo);
+    let z = geo_example(&zs);
     // The names whose decision reads no CIDR table (shop has a CIDR rule, cdn a
     // latency table with CIDR entries: their scopes stop at those).
     let names = ["www.geo.example.com.", "accounts.geo.example.com."];

@@ -1,63 +1,43 @@
-//! A small non-cryptographic random source for jitter and DNS query ids.
+//! A non-cryptographic random source for jitter and DNS query ids, from the
+//! `fastrand` crate (already in the build through tempfile, which the
+//! etcd client's build uses; no hand-written generator to keep).
 //!
 //! Jitter only has to keep probes from lining up; a DNS query id only has to tell
-//! our replies from stray packets on a connected socket. Neither needs more than
-//! xorshift, so no dependency is added for them.
+//! our replies from stray packets on a connected socket.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-/// xorshift64* (Vigna, "An experimental exploration of Marsaglia's xorshift
-/// generators", 2016).
+/// A generator of the `fastrand` crate (wyrand), seeded per task.
 #[derive(Debug, Clone)]
-pub(crate) struct Rng(u64);
-
-static STREAMS: AtomicU64 = AtomicU64::new(0);
+pub(crate) struct Rng(fastrand::Rng);
 
 impl Rng {
-    /// A generator seeded from the process's random hash keys, the clock and a
-    /// counter, so tasks started in the same instant still differ.
+    /// A generator seeded by `fastrand` from the process's random state, so tasks
+    /// started in the same instant still differ.
     pub fn new() -> Self {
-        let mut h = RandomState::new().build_hasher();
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        h.write_u128(now.as_nanos());
-        h.write_u64(STREAMS.fetch_add(1, Ordering::Relaxed));
-        Self::seeded(h.finish())
+        Rng(fastrand::Rng::new())
     }
 
+    #[cfg(test)]
     pub fn seeded(seed: u64) -> Self {
-        // The state must never be zero, or it stays zero.
-        Rng(seed | 1)
+        Rng(fastrand::Rng::with_seed(seed))
     }
 
+    #[cfg(test)]
     pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.0.u64(..)
     }
 
     pub fn next_u16(&mut self) -> u16 {
-        // The high bits of xorshift* are the best ones.
-        (self.next_u64() >> 48) as u16
+        self.0.u16(..)
     }
 
-    /// A duration uniform in `[0, max]` (to the nanosecond, ignoring the negligible
-    /// modulo bias).
+    /// A duration uniform in `[0, max]`, to the nanosecond.
     pub fn below(&mut self, max: Duration) -> Duration {
         let Ok(nanos) = u64::try_from(max.as_nanos()) else {
             return max;
         };
-        if nanos == 0 {
-            return Duration::ZERO;
-        }
-        Duration::from_nanos(self.next_u64() % nanos.saturating_add(1))
+        Duration::from_nanos(self.0.u64(0..=nanos))
     }
 }
 

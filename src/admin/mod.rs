@@ -349,7 +349,9 @@ fn set_override(state: &AdminState, req: &Request) -> Reply {
         }
     };
     let snap = state.snap.load();
-    snap.health.table().set_named_override(target, o);
+    snap.health
+        .table()
+        .set_named_override_by(target, o, "admin API");
     snap.health.refresh();
     info!(target, action, "override set");
     save_state(state);

@@ -263,9 +263,10 @@ fn wait_until_ok(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// An HTTP health backend that always passes; stops when dropped.
+/// An HTTP health backend that passes while `healthy`; stops when dropped.
 struct Backend {
     addr: SocketAddr,
+    healthy: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -276,9 +277,13 @@ impl Backend {
         let addr = listener.local_addr().expect("addr");
         listener.set_nonblocking(true).expect("nonblocking");
         let stop = Arc::new(AtomicBool::new(false));
-        let thread = common::serve_health(listener, stop.clone(), |_| true);
+        let healthy = Arc::new(AtomicBool::new(true));
+        let h = healthy.clone();
+        let thread =
+            common::serve_health(listener, stop.clone(), move |_| h.load(Ordering::Relaxed));
         Backend {
             addr,
+            healthy,
             stop,
             thread: Some(thread),
         }
@@ -395,6 +400,20 @@ fn the_dashboard_drains_a_region_and_the_answer_changes() {
         "no data before logging in"
     );
 
+    // A wrong token: refused, still no data and no buttons.
+    browser.type_into("#token", "not-the-token-at-all");
+    browser.click("#login-button");
+    browser.wait_for(
+        "the refused token",
+        "return document.getElementById('message').textContent.includes('refused (401)');",
+        "return document.body.innerText;",
+    );
+    assert_eq!(browser.eval(REGIONS), json!([]));
+    assert_eq!(
+        browser.eval("return document.querySelectorAll('button[data-action]').length;"),
+        json!(0)
+    );
+
     browser.type_into("#token", TOKEN);
     browser.click("#login-button");
     browser.wait_for(
@@ -457,6 +476,16 @@ fn the_dashboard_drains_a_region_and_the_answer_changes() {
         "the DNS answer to return to east",
         Duration::from_secs(10),
         || addresses(&server) == vec!["192.0.2.10"],
+    );
+
+    // A probe failure shows as a transition with the probe's detail.
+    west.healthy.store(false, Ordering::Relaxed);
+    browser.wait_for(
+        "west down after its probe fails",
+        "const t = document.getElementById('transitions').textContent; \
+         return document.querySelector(\"[data-region=west] [data-health]\")?.textContent === 'down' && \
+           t.includes('up → down') && t.includes('HTTP 503');",
+        "return document.body.innerText;",
     );
 
     stop.store(true, Ordering::Relaxed);

@@ -313,8 +313,8 @@ negative_ttl = 60
 
 [checks.web]
 http = {{ port = 80, path = "/healthz", expect = 200 }}
-interval = "200ms"
-timeout = "150ms"
+interval = "300ms"
+timeout = "250ms"
 rise = 1
 fall = 1
 
@@ -382,6 +382,20 @@ fn the_dashboard_drains_a_region_and_the_answer_changes() {
         .admin
         .expect("the ready line names the admin address");
     assert_eq!(addresses(&server), vec!["192.0.2.10"], "east answers first");
+    // The page's files need no token; every data call does.
+    for path in ["/", "/app.js", "/style.css"] {
+        assert_eq!(common::http(admin, "GET", path).0, 200, "{path}");
+    }
+    for path in ["/status", "/v1/transitions", "/metrics"] {
+        assert_eq!(common::http(admin, "GET", path).0, 401, "{path}");
+    }
+    let (code, body) = common::http_raw(
+        admin,
+        format!("GET /v1/transitions HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("transitions JSON");
+    assert!(v["transitions"].is_array(), "{body}");
 
     let stop = Arc::new(AtomicBool::new(false));
     let queries = trickle(server.addr, stop.clone());

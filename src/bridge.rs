@@ -203,6 +203,27 @@ impl HealthBridge {
         }
     }
 
+    /// The override in force for an endpoint: its own, else its region's.
+    pub fn override_in_force(&self, e: &Endpoint) -> Override {
+        match self.override_of(e) {
+            FORCE_UP => Override::ForceUp,
+            FORCE_DOWN => Override::ForceDown,
+            DRAIN => Override::Drain,
+            _ => Override::None,
+        }
+    }
+
+    /// The stable keys of the probe targets an endpoint's health comes from, as
+    /// `/status` names them under `targets`.
+    pub fn target_keys(&self, e: &Endpoint) -> Vec<String> {
+        e.probes
+            .iter()
+            .filter_map(|p| self.slots.get(p.slot as usize).copied().flatten())
+            .filter_map(|id| self.table.key(id))
+            .map(|k| k.stable_key())
+            .collect()
+    }
+
     fn override_of(&self, e: &Endpoint) -> u8 {
         self.overrides
             .get(e.health_id as usize)

@@ -3,6 +3,9 @@
 //! `GET /explain?name=&type=&client=`, and the override calls `signpost ctl` uses:
 //! `POST /v1/override?target=&action=` and `POST /v1/weight?target=&weight=`.
 //!
+//! `GET /v1/transitions` lists the last health transitions, and `/` is the
+//! dashboard (see [`dashboard`]).
+//!
 //! Requests are bounded (8 KiB head, 4 KiB body, 5 s to arrive); every bad request
 //! gets a 4xx with a one-line message. One request per connection.
 
@@ -17,6 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tracing::{info, warn};
+
+mod dashboard;
 
 use crate::fleet::{Fleet, Op};
 use crate::health::{self, Override};
@@ -256,6 +261,11 @@ fn percent_decode(s: &str) -> Option<String> {
 
 /// Decides the reply to a request.
 pub fn route(state: &AdminState, req: &Request) -> Reply {
+    // The page's own files hold no data: served before the token check, so the
+    // page can load and ask for the token.
+    if let Some(r) = dashboard::serve(&req.method, &req.path) {
+        return r;
+    }
     if let Some(token) = &state.token {
         let ok = req
             .authorization
@@ -282,13 +292,14 @@ pub fn route(state: &AdminState, req: &Request) -> Reply {
         },
         "/status" if get => status(state),
         "/explain" if get => explain(state, req),
+        "/v1/transitions" if get => transitions(state),
         "/v1/override" if post => set_override(state, req),
         "/v1/weight" if post => set_weight(state, req),
-        "/metrics" | "/status" | "/explain" => Reply::text(405, "use GET"),
+        "/metrics" | "/status" | "/explain" | "/v1/transitions" => Reply::text(405, "use GET"),
         "/v1/override" | "/v1/weight" => Reply::text(405, "use POST"),
         _ => Reply::text(
             404,
-            "not found; try /metrics, /status, /explain, /v1/override, /v1/weight",
+            "not found; try /, /metrics, /status, /explain, /v1/transitions, /v1/override, /v1/weight",
         ),
     }
 }
@@ -338,7 +349,9 @@ fn set_override(state: &AdminState, req: &Request) -> Reply {
         }
     };
     let snap = state.snap.load();
-    snap.health.table().set_named_override(target, o);
+    snap.health
+        .table()
+        .set_named_override_by(target, o, "admin API");
     snap.health.refresh();
     info!(target, action, "override set");
     save_state(state);
@@ -417,13 +430,36 @@ fn explain(state: &AdminState, req: &Request) -> Reply {
     }
 }
 
+/// Seconds since the Unix epoch, as `/status` gives times.
+fn secs(t: std::time::SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The last health transitions, newest first.
+fn transitions(state: &AdminState) -> Reply {
+    let snap = state.snap.load();
+    let list: Vec<_> = snap
+        .health
+        .table()
+        .recent_transitions()
+        .into_iter()
+        .map(|r| {
+            json!({
+                "at": secs(r.at),
+                "target": r.target,
+                "from": r.from,
+                "to": r.to,
+                "reason": r.reason,
+            })
+        })
+        .collect();
+    Reply::json(json!({ "transitions": list }))
+}
+
 fn status(state: &AdminState) -> Reply {
     let snap = state.snap.load();
-    let secs = |t: std::time::SystemTime| {
-        t.duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    };
     let zones: Vec<_> = snap
         .zones
         .zones()
@@ -452,6 +488,7 @@ fn status(state: &AdminState) -> Reply {
                     "detail": l.detail,
                     "latency_ms": l.latency.as_secs_f64() * 1000.0,
                 })),
+                "last_probe_at": t.last_at.map(secs),
                 "transitions": t.transitions,
                 "local": t.local.to_string(),
                 "votes": state.fleet.as_ref().map(|f| f.votes_of(&t.key, t.local)),
@@ -470,6 +507,9 @@ fn status(state: &AdminState) -> Reply {
                     "drained": snap.health.drained(e),
                     "weight": snap.health.weight(e),
                     "checked": !e.probes.is_empty(),
+                    "name": n.name.to_string(),
+                    "override": snap.health.override_in_force(e).to_string(),
+                    "targets": snap.health.target_keys(e),
                 }));
             }
         }

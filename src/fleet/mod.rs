@@ -276,11 +276,11 @@ impl Fleet {
         let table = snap.health.table();
         for name in table.named_overrides().keys() {
             if !overrides.contains_key(name) {
-                table.set_named_override(name, Override::None);
+                table.set_named_override_by(name, Override::None, "fleet");
             }
         }
         for (name, o) in &overrides {
-            table.set_named_override(name, *o);
+            table.set_named_override_by(name, *o, "fleet");
         }
         if let Ok(mut w) = snap.health.operator_weights().lock() {
             *w = weights;

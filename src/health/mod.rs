@@ -22,6 +22,7 @@
 
 mod persist;
 mod probe;
+mod recent;
 mod rng;
 mod scheduler;
 mod spec;
@@ -32,6 +33,7 @@ pub use persist::{
     load, save, save_state, PersistError, PersistedState, PersistedTarget, STATE_VERSION,
 };
 pub use probe::{probe, set_probe_source, ProbeError};
+pub use recent::{RecentTransitions, Recorded, RECENT_TRANSITIONS};
 pub use scheduler::{
     Mapping, Scheduler, SchedulerHandle, SchedulerOptions, DEFAULT_MAX_IN_FLIGHT, MIN_INTERVAL,
 };

@@ -129,7 +129,7 @@ impl PersistedState {
             applied += 1;
         }
         for (name, o) in &self.overrides {
-            table.set_named_override(name, *o);
+            table.set_named_override_by(name, *o, "state file");
         }
         applied
     }

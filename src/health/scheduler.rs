@@ -145,7 +145,7 @@ impl SchedulerHandle {
                 self.tasks.insert(key, task);
                 kept += 1;
             } else {
-                let slot = Arc::new(Slot::new(key));
+                let slot = Arc::new(Slot::new(key, self.table.recent().clone()));
                 slots.push(slot.clone());
                 fresh.push(slot);
             }
@@ -177,7 +177,11 @@ impl SchedulerHandle {
             self.tasks.insert(slot.key.clone(), task);
         }
 
-        let table = Arc::new(HealthTable::from_slots(slots, self.table.named().clone()));
+        let table = Arc::new(HealthTable::from_slots(
+            slots,
+            self.table.named().clone(),
+            self.table.recent().clone(),
+        ));
         let old_to_new = self.table.targets().map(|(_, k)| table.id(k)).collect();
         self.table = table.clone();
         tracing::info!(kept, added, removed, inherited, "health targets reconciled");

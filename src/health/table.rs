@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use super::recent::{RecentTransitions, Recorded};
 use super::spec::{Initial, TargetKey};
 use super::state::{Health, Override, ProbeResult, State, Status, Transition};
 
@@ -98,6 +99,8 @@ struct Detail {
     successes: u32,
     failures: u32,
     last: Option<ProbeResult>,
+    /// When `last` came in: the dashboard shows how fresh a verdict is.
+    last_at: Option<SystemTime>,
     last_change: Option<Change>,
 }
 
@@ -116,12 +119,15 @@ pub(crate) struct Slot {
     latency: LatencyHistogram,
     /// Only status output and the probe task touch this; `is_up` never does.
     detail: Mutex<Detail>,
+    /// Where this target's transitions are recorded: its table's ring.
+    recent: Arc<RecentTransitions>,
 }
 
 impl Slot {
-    pub(crate) fn new(key: TargetKey) -> Self {
+    pub(crate) fn new(key: TargetKey, recent: Arc<RecentTransitions>) -> Self {
         let up = key.check.initial == Initial::Up;
         Slot {
+            recent,
             stable: key.stable_key(),
             key,
             flags: AtomicU8::new(if up { PROBED_UP } else { 0 }),
@@ -217,6 +223,7 @@ impl Slot {
         d.successes = state.successes;
         d.failures = state.failures;
         d.last = state.last.clone();
+        d.last_at = Some(SystemTime::now());
         let t = transition?;
         self.local.store(t.to.is_up(), Ordering::Relaxed);
         if !fleet_decides() {
@@ -230,6 +237,13 @@ impl Slot {
             reason,
         };
         d.last_change = Some(change.clone());
+        self.recent.record(Recorded {
+            at: change.at,
+            target: self.stable.clone(),
+            from: t.from.to_string(),
+            to: t.to.to_string(),
+            reason: change.reason.clone(),
+        });
         Some(change)
     }
 }
@@ -243,6 +257,8 @@ pub struct HealthTable {
     /// keyed by the caller's names. Kept here so that they are saved and restored
     /// with the rest; shared by every generation of the table.
     named: Arc<Mutex<BTreeMap<String, Override>>>,
+    /// The last transitions of every target and override; shared like `named`.
+    recent: Arc<RecentTransitions>,
 }
 
 impl HealthTable {
@@ -251,6 +267,7 @@ impl HealthTable {
     pub fn new(targets: impl IntoIterator<Item = TargetKey>) -> Self {
         let mut index = HashMap::new();
         let mut slots = Vec::new();
+        let recent = Arc::new(RecentTransitions::default());
         for key in targets {
             if index.contains_key(&key) {
                 continue;
@@ -260,19 +277,22 @@ impl HealthTable {
                 break;
             };
             index.insert(key.clone(), TargetId(n));
-            slots.push(Arc::new(Slot::new(key)));
+            slots.push(Arc::new(Slot::new(key, recent.clone())));
         }
         HealthTable {
             slots,
             index,
             named: Arc::default(),
+            recent,
         }
     }
 
-    /// A table over existing slots, sharing the named overrides of its predecessor.
+    /// A table over existing slots, sharing the named overrides and the recent
+    /// transitions of its predecessor.
     pub(crate) fn from_slots(
         slots: Vec<Arc<Slot>>,
         named: Arc<Mutex<BTreeMap<String, Override>>>,
+        recent: Arc<RecentTransitions>,
     ) -> Self {
         let index = slots
             .iter()
@@ -283,6 +303,7 @@ impl HealthTable {
             slots,
             index,
             named,
+            recent,
         }
     }
 
@@ -292,6 +313,15 @@ impl HealthTable {
 
     pub(crate) fn named(&self) -> &Arc<Mutex<BTreeMap<String, Override>>> {
         &self.named
+    }
+
+    pub(crate) fn recent(&self) -> &Arc<RecentTransitions> {
+        &self.recent
+    }
+
+    /// The last transitions (probe verdicts and overrides), newest first.
+    pub fn recent_transitions(&self) -> Vec<Recorded> {
+        self.recent.newest_first()
     }
 
     pub fn len(&self) -> usize {
@@ -390,11 +420,28 @@ impl HealthTable {
     /// Sets (or with [`Override::None`] removes) an override of a region, endpoint
     /// or anything else the caller names, e.g. `region:eu-west`.
     pub fn set_named_override(&self, name: &str, o: Override) {
+        self.set_named_override_by(name, o, "override");
+    }
+
+    /// [`Self::set_named_override`], saying who made the change in the recent
+    /// transitions (the admin API, the state file, the fleet).
+    pub fn set_named_override_by(&self, name: &str, o: Override, by: &str) {
         let mut named = lock(&self.named);
-        if o.is_none() {
-            named.remove(name);
+        let before = if o.is_none() {
+            named.remove(name)
         } else {
-            named.insert(name.to_string(), o);
+            named.insert(name.to_string(), o)
+        }
+        .unwrap_or_default();
+        drop(named);
+        if before != o {
+            self.recent.record(Recorded {
+                at: SystemTime::now(),
+                target: name.to_string(),
+                from: before.to_string(),
+                to: o.to_string(),
+                reason: by.to_string(),
+            });
         }
     }
 
@@ -429,6 +476,7 @@ impl HealthTable {
             successes: d.successes,
             failures: d.failures,
             last: d.last.clone(),
+            last_at: d.last_at,
             last_change: d.last_change.clone(),
             transitions: s.transitions.load(Ordering::Relaxed),
             latency: s.latency.snapshot(),
@@ -459,6 +507,8 @@ pub struct TargetStatus {
     /// The current run of failures (0 if the last probe passed).
     pub failures: u32,
     pub last: Option<ProbeResult>,
+    /// When `last` came in.
+    pub last_at: Option<SystemTime>,
     pub last_change: Option<Change>,
     pub transitions: u64,
     pub latency: LatencySnapshot,
@@ -649,6 +699,16 @@ mod tests {
         assert!(slot.apply(&mut st, result(false)).is_none());
         let change = slot.apply(&mut st, result(false)).expect("third failure");
         assert_eq!(change.after, 3);
+        let recent = t.recent_transitions();
+        assert_eq!(recent.len(), 1);
+        assert_eq!(
+            (
+                recent[0].from.as_str(),
+                recent[0].to.as_str(),
+                recent[0].reason.as_str()
+            ),
+            ("up", "down", "connect refused")
+        );
         assert_eq!(change.reason, "connect refused");
         assert!(!t.is_up(TargetId(0)));
         let s = t.status(TargetId(0)).unwrap();
@@ -665,8 +725,16 @@ mod tests {
         let t = HealthTable::new([]);
         t.set_named_override("region:eu-west", Override::Drain);
         assert_eq!(t.named_override("region:eu-west"), Override::Drain);
+        t.set_named_override("region:eu-west", Override::Drain);
         t.set_named_override("region:eu-west", Override::None);
         assert!(t.named_overrides().is_empty());
+        // Setting the same override twice is one change, not two.
+        let recent = t.recent_transitions();
+        let seen: Vec<_> = recent
+            .iter()
+            .map(|r| (r.from.as_str(), r.to.as_str()))
+            .collect();
+        assert_eq!(seen, vec![("drain", "none"), ("none", "drain")]);
     }
 
     #[test]

@@ -1,0 +1,292 @@
+// The signpost dashboard. Everything it shows comes from this admin endpoint:
+// GET /status, /metrics and /v1/transitions every 2 s, /explain on demand, and
+// POST /v1/override from the drain buttons. Strings from the server go into the
+// page as text nodes only (no markup is built from data).
+"use strict";
+
+(function () {
+  const REFRESH_MS = 2000;
+  // The bearer token: in this variable only, never in storage or a cookie, so
+  // closing or reloading the page forgets it.
+  let token = "";
+  // False once a change was refused (401): the buttons are hidden.
+  let canChange = true;
+  // The previous scrape of /metrics, for rates: { at: ms, counters: Map }.
+  let previous = null;
+  let busy = false;
+
+  const $ = (id) => document.getElementById(id);
+
+  // An element with text children; attributes set as properties or data-*.
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k.startsWith("data-")) e.setAttribute(k, v);
+      else if (k === "class") e.className = v;
+      else e[k] = v;
+    }
+    for (const c of children) {
+      if (c === null || c === undefined) continue;
+      e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return e;
+  }
+
+  function table(head, rows) {
+    return el("table", {},
+      el("thead", {}, el("tr", {}, ...head.map((h) => el("th", {}, h)))),
+      el("tbody", {}, ...rows));
+  }
+
+  function message(text, kind) {
+    const m = $("message");
+    m.textContent = text || "";
+    m.className = kind || "";
+    m.hidden = !text;
+  }
+
+  async function call(method, path) {
+    const headers = {};
+    if (token) headers["Authorization"] = "Bearer " + token;
+    const r = await fetch(path, { method, headers, cache: "no-store" });
+    return { status: r.status, body: await r.text() };
+  }
+
+  function clock(secs) {
+    if (!secs) return "—";
+    return new Date(secs * 1000).toISOString().slice(11, 19) + " UTC";
+  }
+
+  function ago(secs) {
+    if (!secs) return "never";
+    const d = Math.max(0, Math.round(Date.now() / 1000 - secs));
+    return d < 120 ? d + " s ago" : Math.round(d / 60) + " min ago";
+  }
+
+  // What an operator calls an endpoint's state.
+  function health(e) {
+    switch (e.override) {
+      case "drain": return ["drained", "drained"];
+      case "force-up": return ["forced up", "forced"];
+      case "force-down": return ["forced down", "forced"];
+    }
+    return e.up ? ["up", "up"] : ["down", "down"];
+  }
+
+  function overrideButtons(target, current) {
+    if (!canChange) return null;
+    const drained = current === "drain";
+    return el("span", { class: "buttons" },
+      el("button", {
+        type: "button", textContent: "Drain", disabled: drained,
+        "data-target": target, "data-action": "drain",
+      }),
+      el("button", {
+        type: "button", textContent: "Undrain", disabled: !drained,
+        "data-target": target, "data-action": "undrain",
+      }));
+  }
+
+  function probeCell(keys, byKey) {
+    const cell = el("td", { class: "probe" });
+    if (!keys || keys.length === 0) {
+      cell.append(el("span", { class: "muted" }, "no check"));
+      return cell;
+    }
+    for (const k of keys) {
+      const t = byKey.get(k);
+      const p = t && t.last_probe;
+      const line = el("div", { title: k });
+      if (!p) {
+        line.append(el("span", { class: "muted" }, "not probed yet"));
+      } else {
+        line.append(
+          el("span", { class: p.ok ? "ok" : "fail" }, p.ok ? "pass" : "fail"), " ",
+          p.detail, " · ", p.latency_ms.toFixed(1) + " ms · ",
+          el("time", {}, clock(t.last_probe_at)), " (" + ago(t.last_probe_at) + ")");
+      }
+      cell.append(line);
+    }
+    return cell;
+  }
+
+  function renderRegions(st) {
+    const byKey = new Map((st.targets || []).map((t) => [t.target, t]));
+    const regions = new Map();
+    for (const e of st.endpoints || []) {
+      const r = e.region || "";
+      if (!regions.has(r)) regions.set(r, []);
+      regions.get(r).push(e);
+    }
+    const overrides = st.overrides || {};
+    const out = [];
+    for (const [region, list] of [...regions.entries()].sort()) {
+      const target = "region:" + region;
+      const up = list.filter((e) => e.up).length;
+      const rows = list.map((e) => {
+        const [label, cls] = health(e);
+        const own = overrides[e.endpoint];
+        return el("tr", { "data-endpoint": e.endpoint },
+          el("td", {}, e.name || e.endpoint),
+          el("td", {}, el("span", { class: "badge " + cls, "data-health": label }, label)),
+          el("td", { class: "num" }, e.weight),
+          probeCell(e.targets, byKey),
+          el("td", {}, overrideButtons(e.endpoint, own)));
+      });
+      const ro = overrides[target];
+      out.push(el("article", { class: "region", "data-region": region },
+        el("h3", {}, region, " ",
+          el("span", { class: "muted" }, up + "/" + list.length + " up"),
+          ro ? el("span", { class: "badge " + (ro === "drain" ? "drained" : "forced") }, ro) : null,
+          overrideButtons(target, ro)),
+        table(["name", "health", "weight", "last probe", "endpoint"], rows)));
+    }
+    $("regions").replaceChildren(...(out.length ? out : [el("p", { class: "muted" }, "no steered names")]));
+  }
+
+  function renderZones(st) {
+    const rows = (st.zones || []).map((z) => el("tr", {},
+      el("td", {}, z.origin), el("td", { class: "num" }, z.serial),
+      el("td", {}, (z.steered_names || []).join(" "))));
+    $("zones").replaceChildren(table(["zone", "serial", "steered names"], rows));
+  }
+
+  function renderTransitions(list) {
+    const rows = list.map((t) => el("tr", {},
+      el("td", {}, clock(t.at)), el("td", { class: "key" }, t.target),
+      el("td", {}, t.from, " → ", t.to), el("td", {}, t.reason)));
+    $("transitions").replaceChildren(rows.length
+      ? table(["time", "target", "change", "reason"], rows)
+      : el("p", { class: "muted" }, "none since start"));
+  }
+
+  // Prometheus text format: name{labels} value. Only the lines we sum.
+  function counters(text) {
+    const sums = new Map();
+    const add = (k, v) => sums.set(k, (sums.get(k) || 0) + v);
+    for (const line of text.split("\n")) {
+      const m = /^(signpost_steered_answers_total|signpost_queries_total)\{(.*)\} (\S+)$/.exec(line);
+      if (!m) continue;
+      const labels = {};
+      for (const p of m[2].matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[p[1]] = p[2];
+      const v = Number(m[3]);
+      if (m[1] === "signpost_queries_total") {
+        add("all", v);
+        add("rcode\u0000" + labels.rcode, v);
+      } else {
+        add("region\u0000" + labels.region, v);
+        add("reason\u0000" + labels.reason, v);
+      }
+    }
+    return sums;
+  }
+
+  function renderRates(text) {
+    const now = { at: Date.now(), counters: counters(text) };
+    const before = previous;
+    previous = now;
+    if (!before) return;
+    const dt = (now.at - before.at) / 1000;
+    if (dt <= 0) return;
+    const groups = { region: [], reason: [], rcode: [] };
+    let total = 0;
+    for (const [k, v] of now.counters) {
+      // A counter that went back (a restart) counts from zero.
+      const was = before.counters.get(k) || 0;
+      const rate = (v >= was ? v - was : v) / dt;
+      if (k === "all") { total = rate; continue; }
+      const [kind, label] = k.split("\u0000");
+      groups[kind].push([label || "—", rate]);
+    }
+    const block = (title, list) => {
+      list.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+      return el("div", { class: "rates", "data-rates": title },
+        table([title, "per s"], list.map(([l, r]) =>
+          el("tr", {}, el("td", {}, l), el("td", { class: "num" }, r.toFixed(1))))));
+    };
+    $("rates").replaceChildren(
+      el("p", {}, "all queries: ", el("strong", {}, total.toFixed(1)), " per s"),
+      block("region", groups.region), block("reason", groups.reason), block("rcode", groups.rcode));
+  }
+
+  async function refresh() {
+    if (busy) return;
+    busy = true;
+    try {
+      const st = await call("GET", "/status");
+      if (st.status === 401) {
+        message(token ? "the token was refused (401): log in again" : "this endpoint needs a token: log in", "warn");
+        $("summary").textContent = "not logged in";
+        $("regions").replaceChildren(el("p", { class: "muted" }, "log in to see the regions"));
+        return;
+      }
+      if (st.status !== 200) {
+        message("GET /status: " + st.status + " " + st.body, "warn");
+        return;
+      }
+      const s = JSON.parse(st.body);
+      renderRegions(s);
+      renderZones(s);
+      $("summary").textContent = "generation " + s.generation + " · loaded " + clock(s.loaded_at) +
+        " · refreshed " + new Date().toISOString().slice(11, 19) + " UTC";
+      const [m, t] = await Promise.all([call("GET", "/metrics"), call("GET", "/v1/transitions")]);
+      if (m.status === 200) renderRates(m.body);
+      if (t.status === 200) renderTransitions(JSON.parse(t.body).transitions || []);
+      if (!canChange) return;
+      if ($("message").className !== "error") message("");
+    } catch (err) {
+      message("cannot reach the admin endpoint: " + err, "warn");
+    } finally {
+      busy = false;
+    }
+  }
+
+  async function change(target, action) {
+    const q = new URLSearchParams({ target, action });
+    const r = await call("POST", "/v1/override?" + q.toString());
+    if (r.status === 401) {
+      canChange = false;
+      message("this token may not change overrides (401): the buttons are hidden", "error");
+    } else if (r.status !== 200) {
+      message(action + " " + target + ": " + r.status + " " + r.body, "error");
+    } else {
+      message(action + " " + target + ": done", "");
+    }
+    await refresh();
+  }
+
+  document.addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-action]");
+    if (b) change(b.getAttribute("data-target"), b.getAttribute("data-action"));
+  });
+
+  $("login").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    token = $("token").value;
+    $("token").value = "";
+    canChange = true;
+    $("logout").hidden = !token;
+    $("summary").textContent = "logging in…";
+    refresh();
+  });
+
+  $("logout").addEventListener("click", () => {
+    token = "";
+    $("logout").hidden = true;
+    refresh();
+  });
+
+  $("explain").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const q = new URLSearchParams({
+      name: $("explain-name").value,
+      type: $("explain-type").value,
+      client: $("explain-client").value,
+    });
+    const r = await call("GET", "/explain?" + q.toString());
+    $("explain-out").textContent = (r.status === 200 ? "" : r.status + ": ") + r.body;
+  });
+
+  refresh();
+  setInterval(refresh, REFRESH_MS);
+})();

@@ -1,0 +1,507 @@
+//! The dashboard in a real browser: headless Chromium (Debian's `chromium` and
+//! `chromium-driver`) driven over the W3C WebDriver protocol, spoken here over a
+//! plain TCP stream. The page is served by a running signpost whose health probes
+//! go to HTTP servers this test starts; the test logs in with the token, sees the
+//! regions' health, drains a region with the button and watches the DNS answer
+//! change, then writes a screenshot to Cargo's temp dir for integration tests.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::{ask_udp, wait_until, QuerySpec, Server};
+use serde_json::{json, Value};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const TOKEN: &str = "dashboard-test-token-0123456789";
+/// How long the browser may take to show something; generous for a loaded CI box.
+const PAGE_WAIT: Duration = Duration::from_secs(30);
+
+fn require(path: &str, package: &str) {
+    assert!(
+        Path::new(path).exists(),
+        "{path} is missing: install Debian's {package} package \
+         (benches/install-peers.sh --ci does, as .ci/run runs it); this test needs a real browser"
+    );
+}
+
+/// A free loopback port for chromedriver (it takes a number, not a socket).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// One WebDriver command: JSON over HTTP/1.1; returns the response's `value`.
+fn webdriver(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Value, String> {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| e.to_string())?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        addr.port(),
+        body.len()
+    );
+    s.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+    s.write_all(body.as_bytes()).map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(s);
+    let mut status_line = String::new();
+    reader
+        .read_line(&mut status_line)
+        .map_err(|e| e.to_string())?;
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).map_err(|e| e.to_string())?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse::<usize>().ok();
+            }
+        }
+    }
+    let mut text = Vec::new();
+    match length {
+        Some(n) => {
+            text.resize(n, 0);
+            reader.read_exact(&mut text).map_err(|e| e.to_string())?;
+        }
+        None => {
+            reader.read_to_end(&mut text).map_err(|e| e.to_string())?;
+        }
+    }
+    let v: Value = serde_json::from_slice(&text)
+        .map_err(|e| format!("{method} {path}: {status}, not JSON ({e})"))?;
+    let value = v.get("value").cloned().unwrap_or(Value::Null);
+    if status == 200 {
+        Ok(value)
+    } else {
+        Err(format!("{method} {path}: {status} {value}"))
+    }
+}
+
+/// chromedriver and one browser session; both end when dropped.
+struct Browser {
+    driver: Child,
+    addr: SocketAddr,
+    session: String,
+}
+
+impl Browser {
+    fn start(profile: &Path, log: &Path) -> Browser {
+        require(CHROMIUM, "chromium");
+        require(CHROMEDRIVER, "chromium-driver");
+        let port = free_port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {CHROMEDRIVER}: {e}"));
+        let mut b = Browser {
+            driver,
+            addr,
+            session: String::new(),
+        };
+        wait_until("chromedriver to be ready", PAGE_WAIT, || {
+            webdriver(addr, "GET", "/status", None)
+                .is_ok_and(|v| v.get("ready").and_then(Value::as_bool) == Some(true))
+        });
+        let caps = json!({
+            "capabilities": { "alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {
+                    "binary": CHROMIUM,
+                    "args": [
+                        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                        "--no-first-run", "--disable-background-networking",
+                        "--disable-component-update", "--disable-sync",
+                        "--window-size=1280,1000",
+                        format!("--user-data-dir={}", profile.display()),
+                    ],
+                },
+            }},
+        });
+        let v = webdriver(addr, "POST", "/session", Some(&caps))
+            .unwrap_or_else(|e| panic!("chromedriver could not start chromium: {e}"));
+        b.session = v
+            .get("sessionId")
+            .and_then(Value::as_str)
+            .expect("a session id")
+            .to_string();
+        b
+    }
+
+    fn cmd(&self, method: &str, rest: &str, body: Option<&Value>) -> Result<Value, String> {
+        webdriver(
+            self.addr,
+            method,
+            &format!("/session/{}{rest}", self.session),
+            body,
+        )
+    }
+
+    fn go(&self, url: &str) {
+        self.cmd("POST", "/url", Some(&json!({ "url": url })))
+            .unwrap_or_else(|e| panic!("navigate to {url}: {e}"));
+    }
+
+    /// Runs a script in the page and returns its result.
+    fn eval(&self, script: &str) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            Some(&json!({ "script": script, "args": [] })),
+        )
+        .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    fn find(&self, css: &str) -> Result<String, String> {
+        let v = self.cmd(
+            "POST",
+            "/element",
+            Some(&json!({ "using": "css selector", "value": css })),
+        )?;
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| format!("no element id in {v}"))
+    }
+
+    /// Clicks like a user does (WebDriver's element click). The page re-renders
+    /// every refresh, so an element found just before can be stale: find it again.
+    fn click(&self, css: &str) {
+        let mut last = String::new();
+        let done = wait_until_ok(PAGE_WAIT, || {
+            let r = self
+                .find(css)
+                .and_then(|id| self.cmd("POST", &format!("/element/{id}/click"), Some(&json!({}))));
+            if let Err(e) = &r {
+                last = e.clone();
+            }
+            r.is_ok()
+        });
+        assert!(done, "cannot click {css}: {last}");
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css).unwrap_or_else(|e| panic!("{css}: {e}"));
+        self.cmd(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(&json!({ "text": text })),
+        )
+        .unwrap_or_else(|e| panic!("type into {css}: {e}"));
+    }
+
+    /// Polls a script until it returns true; on time-out shows what `show` says.
+    fn wait_for(&self, what: &str, script: &str, show: &str) {
+        if !wait_until_ok(PAGE_WAIT, || self.eval(script) == Value::Bool(true)) {
+            panic!(
+                "timed out waiting for the page to show {what}; page says: {}",
+                self.eval(show)
+            );
+        }
+    }
+
+    fn screenshot(&self) -> Vec<u8> {
+        let v = self.cmd("GET", "/screenshot", None).expect("screenshot");
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().expect("base64 string"))
+            .expect("screenshot base64")
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = self.cmd("DELETE", "", None);
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Polls `f` every 100 ms until it holds or `limit` passes; true if it held.
+fn wait_until_ok(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if f() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An HTTP health backend that passes while `healthy`; stops when dropped.
+struct Backend {
+    addr: SocketAddr,
+    healthy: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Backend {
+    fn start() -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
+        let addr = listener.local_addr().expect("addr");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let stop = Arc::new(AtomicBool::new(false));
+        let healthy = Arc::new(AtomicBool::new(true));
+        let h = healthy.clone();
+        let thread =
+            common::serve_health(listener, stop.clone(), move |_| h.load(Ordering::Relaxed));
+        Backend {
+            addr,
+            healthy,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn zone(east: SocketAddr, west: SocketAddr) -> String {
+    format!(
+        r#"origin = "dash.test."
+records = """
+@ NS ns1
+ns1 A 192.0.2.1
+"""
+[soa]
+primary = "ns1.dash.test."
+contact = "h@dash.test"
+negative_ttl = 60
+
+[checks.web]
+http = {{ port = 80, path = "/healthz", expect = 200 }}
+interval = "300ms"
+timeout = "250ms"
+rise = 1
+fall = 1
+
+[regions]
+east = {{}}
+west = {{}}
+
+[names.www]
+strategy = "failover"
+ttl = 30
+endpoints.east = {{ a = ["192.0.2.10"], check = "web", probe = "{east}" }}
+endpoints.west = {{ a = ["192.0.2.20"], check = "web", probe = "{west}" }}
+"#
+    )
+}
+
+fn addresses(s: &Server) -> Vec<String> {
+    ask_udp(s.addr, &QuerySpec::new("www.dash.test.", 1))
+        .answer
+        .iter()
+        .filter_map(|rr| rr.split_whitespace().last().map(str::to_string))
+        .collect()
+}
+
+/// Sends a bounded trickle of queries (about 50 a second, at most 3000) so the
+/// page's rates have something to show; stops with `stop`.
+fn trickle(server: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let Ok(sock) = UdpSocket::bind("127.0.0.1:0") else {
+            return;
+        };
+        let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
+        let pkt = QuerySpec::new("www.dash.test.", 1).to_bytes();
+        let mut buf = [0u8; 512];
+        for _ in 0..3000 {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let _ = sock.send_to(&pkt, server);
+            let _ = sock.recv_from(&mut buf);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+}
+
+/// The page's regions as `region:health,health` strings.
+const REGIONS: &str = "return [...document.querySelectorAll('[data-region]')].map(r => \
+    r.getAttribute('data-region') + ':' + \
+    [...r.querySelectorAll('[data-health]')].map(b => b.textContent).join(','));";
+
+#[test]
+fn the_dashboard_drains_a_region_and_the_answer_changes() {
+    let d = common::dir("dashboard", "drain");
+    let east = Backend::start();
+    let west = Backend::start();
+    std::fs::write(d.0.join("zones/dash.toml"), zone(east.addr, west.addr)).expect("zone");
+    let config = d.0.join("server.toml");
+    std::fs::write(
+        &config,
+        format!("zones = \"zones\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n"),
+    )
+    .expect("config");
+    let server = Server::start(&["--config", config.to_str().expect("path")]);
+    let admin = server
+        .admin
+        .expect("the ready line names the admin address");
+    assert_eq!(addresses(&server), vec!["192.0.2.10"], "east answers first");
+    // The page's files need no token; every data call does.
+    for path in ["/", "/app.js", "/style.css"] {
+        assert_eq!(common::http(admin, "GET", path).0, 200, "{path}");
+    }
+    for path in ["/status", "/v1/transitions", "/metrics"] {
+        assert_eq!(common::http(admin, "GET", path).0, 401, "{path}");
+    }
+    let (code, body) = common::http_raw(
+        admin,
+        format!("GET /v1/transitions HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("transitions JSON");
+    assert!(v["transitions"].is_array(), "{body}");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let queries = trickle(server.addr, stop.clone());
+    let browser = Browser::start(&d.0.join("chrome-profile"), &d.0.join("chromedriver.log"));
+    browser.go(&format!("http://{admin}/"));
+
+    // Without the token the page loads but shows no data, and says why.
+    browser.wait_for(
+        "the login request",
+        "return document.getElementById('message').textContent.includes('log in');",
+        "return document.body.innerText;",
+    );
+    assert_eq!(
+        browser.eval(REGIONS),
+        json!([]),
+        "no data before logging in"
+    );
+
+    // A wrong token: refused, still no data and no buttons.
+    browser.type_into("#token", "not-the-token-at-all");
+    browser.click("#login-button");
+    browser.wait_for(
+        "the refused token",
+        "return document.getElementById('message').textContent.includes('refused (401)');",
+        "return document.body.innerText;",
+    );
+    assert_eq!(browser.eval(REGIONS), json!([]));
+    assert_eq!(
+        browser.eval("return document.querySelectorAll('button[data-action]').length;"),
+        json!(0)
+    );
+
+    browser.type_into("#token", TOKEN);
+    browser.click("#login-button");
+    browser.wait_for(
+        "both regions up with a passing probe",
+        "const r = [...document.querySelectorAll('[data-region]')].map(r => \
+           r.getAttribute('data-region') + ':' + \
+           [...r.querySelectorAll('[data-health]')].map(b => b.textContent).join(',')); \
+         return JSON.stringify(r) === JSON.stringify(['east:up', 'west:up']) && \
+           document.querySelectorAll('[data-region] .probe .ok').length === 2;",
+        REGIONS,
+    );
+    assert!(
+        browser
+            .eval("return document.getElementById('zones').textContent;")
+            .as_str()
+            .is_some_and(|t| t.contains("dash.test.") && t.contains("www.dash.test.")),
+        "the zones table lists the zone and its steered name"
+    );
+
+    browser.click("button[data-target='region:east'][data-action='drain']");
+    let took = wait_until(
+        "the DNS answer to leave east",
+        Duration::from_secs(10),
+        || addresses(&server) == vec!["192.0.2.20"],
+    );
+    eprintln!("answer changed {took:?} after the click");
+    browser.wait_for(
+        "east drained, the change among the transitions, and answer rates",
+        "const t = document.getElementById('transitions').textContent; \
+         const rates = document.querySelector('[data-rates=region]'); \
+         return document.querySelector(\"[data-region=east] [data-health]\")?.textContent === 'drained' && \
+           t.includes('region:east') && t.includes('none → drain') && t.includes('admin API') && \
+           !!rates && rates.textContent.includes('west');",
+        "return document.body.innerText;",
+    );
+
+    // The explain form shows the server's trace for the name.
+    browser.type_into("#explain-name", "www.dash.test");
+    browser.type_into("#explain-client", "198.51.100.7");
+    browser.click("#explain button");
+    browser.wait_for(
+        "the explain trace",
+        "const o = document.getElementById('explain-out').textContent; \
+         return o.includes('-- A') && !/^[45][0-9][0-9]:/.test(o);",
+        "return document.getElementById('explain-out').textContent;",
+    );
+
+    let png = browser.screenshot();
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "the screenshot is a PNG"
+    );
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    std::fs::write(&shot, &png).expect("write screenshot");
+    eprintln!("screenshot: {} ({} bytes)", shot.display(), png.len());
+
+    // Undrain with the other button: east answers again.
+    browser.click("button[data-target='region:east'][data-action='undrain']");
+    wait_until(
+        "the DNS answer to return to east",
+        Duration::from_secs(10),
+        || addresses(&server) == vec!["192.0.2.10"],
+    );
+
+    // A probe failure shows as a transition with the probe's detail.
+    west.healthy.store(false, Ordering::Relaxed);
+    browser.wait_for(
+        "west down after its probe fails",
+        "const t = document.getElementById('transitions').textContent; \
+         return document.querySelector(\"[data-region=west] [data-health]\")?.textContent === 'down' && \
+           t.includes('up → down') && t.includes('HTTP 503');",
+        "return document.body.innerText;",
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    let _ = queries.join();
+}

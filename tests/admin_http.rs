@@ -11,15 +11,7 @@ use std::time::{Duration, Instant};
 use common::{http, http_raw, Server, ANSWER_WAIT};
 
 fn start(extra: &[&str]) -> Server {
-    let zones = common::repo_path("zones");
-    let mut args = vec![
-        "--zones",
-        zones.to_str().expect("path"),
-        "--admin",
-        "127.0.0.1:0",
-    ];
-    args.extend_from_slice(extra);
-    Server::start(&args)
+    common::start_with_admin(&common::repo_path("zones"), extra)
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {

@@ -468,3 +468,15 @@ pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> D
     }
     start.elapsed()
 }
+
+/// `signpost serve --zones ZONES --admin 127.0.0.1:0 EXTRA...`.
+pub fn start_with_admin(zones: &Path, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--zones",
+        zones.to_str().expect("path"),
+        "--admin",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}

@@ -134,8 +134,13 @@ pub async fn serve(listener: TcpListener, state: AdminState, mut stop: watch::Re
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        debug!(peer = %peer, "admin connection ended: {e}");
+                    match r {
+                        // hyper answered 400 or 431 itself.
+                        Err(e) if e.is_parse() || e.is_parse_too_large() => {
+                            info!(peer = %peer, "admin request refused: {e}");
+                        }
+                        Err(e) => debug!(peer = %peer, "admin connection ended: {e}"),
+                        Ok(()) => {}
                     }
                     return;
                 }

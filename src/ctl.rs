@@ -1,11 +1,16 @@
 //! `signpost ctl`: a client for the admin endpoint of a running server.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use hyper::header::{AUTHORIZATION, HOST};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 #[derive(Args)]
 pub struct CtlArgs {
@@ -122,30 +127,65 @@ fn ovr(target: &str, action: &str) -> String {
     )
 }
 
-/// One HTTP/1.1 request; returns the status and body.
+/// Connecting, then the whole exchange, each bounded.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest reply read (`/metrics` of a big configuration stays far below).
+const MAX_REPLY: usize = 16 << 20;
+
+/// One HTTP/1.1 request over hyper's client; returns the status and body.
 pub fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,
     token: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut resp = Vec::new();
-    s.take(16 << 20).read_to_end(&mut resp)?;
-    let text = String::from_utf8_lossy(&resp);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((status, body.to_string()))
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        tokio::time::timeout(
+            EXCHANGE_TIMEOUT,
+            exchange(stream, addr, method, path, token),
+        )
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no reply within 10 s"))?
+    })
+}
+
+async fn exchange(
+    stream: TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> io::Result<(u16, String)> {
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(io::Error::other)?;
+    // Drives the connection; ends when the reply is read and `sender` dropped.
+    let driver = tokio::spawn(conn);
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(HOST, addr.to_string());
+    if let Some(t) = token {
+        req = req.header(AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let req = req
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let resp = sender.send_request(req).await.map_err(io::Error::other)?;
+    let status = resp.status().as_u16();
+    let body = Limited::new(resp.into_body(), MAX_REPLY)
+        .collect()
+        .await
+        .map_err(io::Error::other)?
+        .to_bytes();
+    drop(sender);
+    let _ = driver.await;
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }

@@ -146,15 +146,7 @@ fn answer(s: &Server, name: &str) -> Vec<String> {
 }
 
 fn start(d: &Dir, extra: &[&str]) -> Server {
-    let zones = d.0.join("zones");
-    let mut args = vec![
-        "--zones",
-        zones.to_str().expect("path"),
-        "--admin",
-        "127.0.0.1:0",
-    ];
-    args.extend_from_slice(extra);
-    Server::start(&args)
+    common::start_with_admin(&d.0.join("zones"), extra)
 }
 
 #[test]

@@ -1,25 +1,34 @@
-//! The admin endpoint: a small HTTP/1.1 server, on loopback unless a bearer token
-//! is configured. `GET /metrics` (Prometheus text), `GET /status` (JSON),
+//! The admin endpoint: HTTP/1.1 on hyper, on loopback unless a bearer token is
+//! configured. `GET /metrics` (Prometheus text), `GET /status` (JSON),
 //! `GET /explain?name=&type=&client=`, and the override calls `signpost ctl` uses:
 //! `POST /v1/override?target=&action=` and `POST /v1/weight?target=&weight=`.
 //!
 //! `GET /v1/transitions` lists the last health transitions, and `/` is the
 //! dashboard (see [`dashboard`]).
 //!
-//! Requests are bounded (8 KiB head, 4 KiB body, 5 s to arrive); every bad request
-//! gets a 4xx with a one-line message. One request per connection.
+//! hyper speaks the protocol (request line, headers, chunked bodies, keep-alive);
+//! this module bounds it and turns each request into a [`Request`] for [`route`].
+//! Requests are bounded (8 KiB head, 4 KiB body, 5 s for the head and 5 s for the
+//! body); every bad request gets a 4xx. Connections may carry many requests, up to
+//! [`MAX_CONNECTIONS`] at once, each closed when idle for 5 s or open for 60 s.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Body, Bytes, Incoming};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_TYPE};
+use hyper::http::request::Parts;
+use hyper::StatusCode;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tracing::{info, warn};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tracing::{debug, info, warn};
 
 mod dashboard;
 
@@ -30,8 +39,18 @@ use crate::reload::ReloadStats;
 use crate::snapshot::SnapshotHandle;
 
 const MAX_HEAD: usize = 8 * 1024;
+/// Where hyper itself stops reading a head and answers a bare 431 (it cannot add a
+/// message); heads between [`MAX_HEAD`] and this get our 431 with one.
+const HARD_HEAD: usize = 2 * MAX_HEAD;
 const MAX_BODY: usize = 4 * 1024;
+/// For a request's head to arrive (hyper's header read timeout, which also closes
+/// a keep-alive connection idle this long), then again for its body.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Open connections at once; past it a new one is closed unanswered. Keep-alive
+/// lets a client hold a connection, so the count needs a cap.
+pub const MAX_CONNECTIONS: u32 = 64;
+/// However busy, a connection is closed (gracefully) after this.
+const MAX_LIFETIME: Duration = Duration::from_secs(60);
 
 /// What the admin endpoint reads and changes.
 #[derive(Clone)]
@@ -87,55 +106,96 @@ pub fn save_state(state: &AdminState) {
     }
 }
 
-/// Serves until `stop` fires.
+/// Serves until `stop` fires, then lets each open connection finish the request
+/// it is in (up to [`REQUEST_TIMEOUT`]) before returning.
 pub async fn serve(listener: TcpListener, state: AdminState, mut stop: watch::Receiver<bool>) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(REQUEST_TIMEOUT)
+        .max_header_size(HARD_HEAD)
+        .max_buf_size(HARD_HEAD)
+        .keep_alive(true);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS as usize));
     loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
-                let st = state.clone();
-                tokio::spawn(async move {
-                    let _ = tokio::time::timeout(REQUEST_TIMEOUT, connection(stream, peer, st)).await;
-                });
+        let (stream, peer) = tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(_) => continue,
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            warn!(peer = %peer, "admin connection closed: {MAX_CONNECTIONS} already open");
+            continue;
+        };
+        let st = state.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let st = st.clone();
+            async move { Ok::<_, Infallible>(handle(&st, peer, req).await) }
+        });
+        let conn = http.serve_connection(TokioIo::new(stream), service);
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    match r {
+                        // hyper answered 400 or 431 itself.
+                        Err(e) if e.is_parse() || e.is_parse_too_large() => {
+                            info!(peer = %peer, "admin request refused: {e}");
+                        }
+                        Err(e) => debug!(peer = %peer, "admin connection ended: {e}"),
+                        Ok(()) => {}
+                    }
+                    return;
+                }
+                _ = stop.changed() => {}
+                _ = tokio::time::sleep(MAX_LIFETIME) => {}
             }
-        }
+            // Finish the request in flight, answer it with `Connection: close`.
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT, conn).await;
+            drop(slot);
+        });
     }
+    let _ = tokio::time::timeout(REQUEST_TIMEOUT, slots.acquire_many(MAX_CONNECTIONS)).await;
 }
 
-async fn connection(mut stream: TcpStream, peer: SocketAddr, state: AdminState) {
-    let reply = match read_request(&mut stream).await {
-        Ok(req) => {
-            let r = route(&state, &req);
-            if r.status >= 400 {
-                info!(peer = %peer, method = req.method, path = req.path, status = r.status, "admin request refused");
-            }
-            r
-        }
-        Err(r) => r,
+/// One request: bounds, then [`route`].
+async fn handle(
+    state: &AdminState,
+    peer: SocketAddr,
+    req: hyper::Request<Incoming>,
+) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let (reply, close) = match read_request(&parts, body).await {
+        Ok(req) => (route(state, &req), false),
+        // The body may be left unread: this connection ends here.
+        Err(r) => (r, true),
     };
-    let reason = match reply.status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        413 => "Payload Too Large",
-        431 => "Request Header Fields Too Large",
-        _ => "Error",
-    };
-    let head = format!(
-        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        reply.status,
-        reply.content_type,
-        reply.body.len()
-    );
-    let _ = stream.write_all(head.as_bytes()).await;
-    let _ = stream.write_all(reply.body.as_bytes()).await;
-    let _ = stream.shutdown().await;
+    if reply.status >= 400 {
+        info!(
+            peer = %peer,
+            method = parts.method.as_str(),
+            path = parts.uri.path(),
+            status = reply.status,
+            "admin request refused: {}",
+            reply.body.trim_end()
+        );
+    }
+    let mut resp = hyper::Response::new(Full::new(Bytes::from(reply.body)));
+    *resp.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+    if close {
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
-/// A parsed request.
+/// A request as [`route`] sees it.
 #[derive(Debug)]
 pub struct Request {
     pub method: String,
@@ -145,75 +205,55 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
-async fn read_request(stream: &mut TcpStream) -> Result<Request, Reply> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    let head_end = loop {
-        if let Some(i) = find(&buf, b"\r\n\r\n") {
-            break i;
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(Reply::text(431, "request head over 8 KiB"));
-        }
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|_| Reply::text(400, "read error"))?;
-        if n == 0 {
-            return Err(Reply::text(
-                400,
-                "connection closed before the request ended",
-            ));
-        }
-        buf.extend_from_slice(&chunk[..n]);
+/// Checks hyper's request against our bounds and reads its body.
+async fn read_request(parts: &Parts, body: Incoming) -> Result<Request, Reply> {
+    if head_len(parts) > MAX_HEAD {
+        return Err(Reply::text(431, "request head over 8 KiB"));
+    }
+    let query = parse_query(parts.uri.query().unwrap_or(""))?;
+    let authorization = match parts.headers.get(AUTHORIZATION) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| Reply::text(400, "Authorization header is not ASCII"))?
+                .trim()
+                .to_string(),
+        ),
     };
-    let head = std::str::from_utf8(&buf[..head_end])
-        .map_err(|_| Reply::text(400, "request head is not UTF-8"))?;
-    let mut req = parse_head(head)?;
-    let length = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-        .map(|(_, v)| v.trim().parse::<usize>())
-        .transpose()
-        .map_err(|_| Reply::text(400, "bad Content-Length"))?
-        .unwrap_or(0);
-    if length > MAX_BODY {
+    // A Content-Length over the bound is refused before waiting for the body.
+    if body.size_hint().lower() > MAX_BODY as u64 {
         return Err(Reply::text(413, "request body over 4 KiB"));
     }
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < length {
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|_| Reply::text(400, "read error"))?;
-        if n == 0 {
-            return Err(Reply::text(400, "body shorter than Content-Length"));
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    body.truncate(length);
-    req.body = body;
-    Ok(req)
+    let body =
+        match tokio::time::timeout(REQUEST_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await {
+            Ok(Ok(b)) => b.to_bytes().to_vec(),
+            Ok(Err(e)) if e.is::<LengthLimitError>() => {
+                return Err(Reply::text(413, "request body over 4 KiB"))
+            }
+            Ok(Err(e)) => return Err(Reply::text(400, format!("request body: {e}"))),
+            Err(_) => return Err(Reply::text(408, "request body did not arrive within 5 s")),
+        };
+    Ok(Request {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        query,
+        authorization,
+        body,
+    })
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+/// The head's size as sent: request line, header lines, the blank line.
+fn head_len(parts: &Parts) -> usize {
+    let line =
+        parts.method.as_str().len() + parts.uri.to_string().len() + " HTTP/1.1\r\n".len() + 1;
+    parts
+        .headers
+        .iter()
+        .fold(line + 2, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
 }
 
-/// Parses the request line and the headers we use.
-pub fn parse_head(head: &str) -> Result<Request, Reply> {
-    let mut lines = head.split("\r\n");
-    let line = lines.next().unwrap_or_default();
-    let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(Reply::text(400, "bad request line"));
-    };
-    if !version.starts_with("HTTP/1.") {
-        return Err(Reply::text(400, "only HTTP/1.x is spoken here"));
-    }
-    let (path, qs) = target.split_once('?').unwrap_or((target, ""));
+/// `a=1&b=x%20y` -> {a: 1, b: x y}; `+` is a space; bad escapes or non-UTF-8 are a 400.
+fn parse_query(qs: &str) -> Result<BTreeMap<String, String>, Reply> {
     let mut query = BTreeMap::new();
     for pair in qs.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -222,17 +262,7 @@ pub fn parse_head(head: &str) -> Result<Request, Reply> {
             percent_decode(v).ok_or_else(|| Reply::text(400, "bad percent-encoding"))?,
         );
     }
-    let authorization = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("authorization"))
-        .map(|(_, v)| v.trim().to_string());
-    Ok(Request {
-        method: method.to_string(),
-        path: path.to_string(),
-        query,
-        authorization,
-        body: Vec::new(),
-    })
+    Ok(query)
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -551,19 +581,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn request_line_and_query_parsing() {
-        let r = parse_head("POST /v1/override?target=region%3Aeu-west&action=drain HTTP/1.1\r\nAuthorization: Bearer x")
+    fn query_parsing() {
+        let q = parse_query("target=region%3Aeu-west&action=drain+now&flag")
             .ok()
             .unwrap();
-        assert_eq!(r.method, "POST");
-        assert_eq!(r.path, "/v1/override");
-        assert_eq!(
-            r.query.get("target").map(|s| s.as_str()),
-            Some("region:eu-west")
-        );
-        assert_eq!(r.authorization.as_deref(), Some("Bearer x"));
-        assert!(parse_head("GARBAGE").is_err());
-        assert!(parse_head("GET / SPDY/3").is_err());
-        assert!(parse_head("GET /?a=%zz HTTP/1.1").is_err());
+        assert_eq!(q.get("target").map(|s| s.as_str()), Some("region:eu-west"));
+        assert_eq!(q.get("action").map(|s| s.as_str()), Some("drain now"));
+        assert_eq!(q.get("flag").map(|s| s.as_str()), Some(""));
+        assert!(parse_query("a=%zz").is_err());
+        assert!(parse_query("a=%4").is_err());
+        assert!(parse_query("a=%ff").is_err());
     }
 }

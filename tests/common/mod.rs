@@ -379,11 +379,16 @@ pub fn ask_tcp(addr: SocketAddr, q: &QuerySpec) -> Decoded {
     decode(&r)
 }
 
-/// One HTTP/1.1 request to the admin endpoint; returns status and body.
+/// One HTTP/1.1 request to the admin endpoint; returns status and body. It asks
+/// for `Connection: close` (the endpoint keeps connections alive otherwise) and
+/// reads to the end.
 pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     http_raw(
         addr,
-        format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
     )
 }
 
@@ -462,4 +467,16 @@ pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> D
         std::thread::sleep(Duration::from_millis(10));
     }
     start.elapsed()
+}
+
+/// `signpost serve --zones ZONES --admin 127.0.0.1:0 EXTRA...`.
+pub fn start_with_admin(zones: &Path, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--zones",
+        zones.to_str().expect("path"),
+        "--admin",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
 }

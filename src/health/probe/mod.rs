@@ -46,10 +46,18 @@ pub enum ProbeError {
     Status(u16),
     #[error("HTTP {status}, body lacks {needle:?}")]
     Body { status: u16, needle: String },
+    #[error("HTTP {status}, first {limit_kib} KiB of the body lack {needle:?}")]
+    BodyLimit {
+        status: u16,
+        needle: String,
+        limit_kib: usize,
+    },
     #[error("reply {got} does not start with {want}")]
     Banner { got: String, want: String },
     #[error("bad DNS response: {0}")]
     BadDns(String),
+    #[error("reply truncated over UDP; over TCP: {0}")]
+    TcpRetry(Box<ProbeError>),
     #[error("DNS {got}, want {want}")]
     Rcode { got: String, want: String },
     #[error("DNS {rcode}, no answer contains {needle:?}{truncated}")]
@@ -136,17 +144,16 @@ async fn run(kind: &CheckKind, target: SocketAddr) -> Result<String, ProbeError>
                 expect,
                 body_contains: body_contains.as_deref(),
             };
-            let head = req.head()?;
             let stream = connect(target).await?;
             match tls {
-                None => http::exchange(stream, &head, &req).await,
+                None => http::exchange(stream, &req).await,
                 Some(t) => {
                     let name = t
                         .sni
                         .clone()
                         .unwrap_or_else(|| strip_port(&host_header).to_string());
                     let stream = tls::handshake(stream, &name, t.verify).await?;
-                    http::exchange(stream, &head, &req).await
+                    http::exchange(stream, &req).await
                 }
             }
         }

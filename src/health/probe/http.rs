@@ -198,7 +198,14 @@ impl<'a> Finder<'a> {
 fn http_error(e: hyper::Error) -> ProbeError {
     if let Some(io) = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>())
     {
-        return ProbeError::receive(std::io::Error::new(io.kind(), io.to_string()));
+        use std::io::ErrorKind;
+        return match io.kind() {
+            // hyper reports a malformed body (a bad chunk) as invalid data or input,
+            // and a body cut short by the end of the connection as an early EOF.
+            ErrorKind::InvalidData | ErrorKind::InvalidInput => ProbeError::BadHttp(io.to_string()),
+            ErrorKind::UnexpectedEof => ProbeError::Closed("a complete response"),
+            kind => ProbeError::receive(std::io::Error::new(kind, io.to_string())),
+        };
     }
     if e.is_incomplete_message() {
         ProbeError::Closed("a complete response")

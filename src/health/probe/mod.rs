@@ -184,6 +184,35 @@ async fn run(kind: &CheckKind, target: SocketAddr) -> Result<String, ProbeError>
     }
 }
 
+/// Checks that `kind`'s request can be sent at all (an HTTP method, path and Host
+/// header hyper accepts; a query name hickory can encode), so that a check file
+/// with a bad one is refused at load with file:line instead of failing every probe.
+pub fn check_request(kind: &CheckKind) -> Result<(), ProbeError> {
+    match kind {
+        CheckKind::Http {
+            method,
+            path,
+            host,
+            expect,
+            body_contains,
+            ..
+        } => {
+            // Without a host the target's address is used, which is always valid.
+            let host = host.as_deref().unwrap_or("192.0.2.1");
+            let req = http::Request {
+                method,
+                path,
+                host,
+                expect,
+                body_contains: body_contains.as_deref(),
+            };
+            req.build().map(drop)
+        }
+        CheckKind::Dns { qname, qtype, .. } => dns::build_query(0, qname, *qtype).map(drop),
+        CheckKind::Tcp { .. } => Ok(()),
+    }
+}
+
 /// The local address probes leave from, set once at start from the server
 /// config's `probe_source`. Process-wide because every probe of the process
 /// leaves from the same host interface.

@@ -11,8 +11,8 @@ use std::io;
 use std::net::SocketAddr;
 
 use hickory_proto::op::{Header, Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{Name, RData, RecordType};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
@@ -116,7 +116,7 @@ fn judge(reply: &Message, expect_rcode: u8, needle: Option<&str>) -> Result<Stri
     let Some(needle) = needle else {
         return Ok(format!("DNS {rcode}"));
     };
-    let answers = reply.answers.iter().map(|r| present(&r.data));
+    let answers = reply.answers.iter().map(present);
     match answers.into_iter().find(|a| a.contains(needle)) {
         Some(a) => Ok(format!("DNS {rcode} {a}")),
         None => Err(ProbeError::Answer {
@@ -165,50 +165,23 @@ fn parse_response(msg: &[u8]) -> Result<Message, ProbeError> {
     Ok(m)
 }
 
-/// RDATA in presentation form, as hickory writes it, but for TXT, whose strings are
-/// quoted (RFC 1035 §5.1) so that a check can tell them apart, and types hickory
-/// does not know, in the generic form of RFC 3597 §5, so a check can still match
-/// any bytes.
-fn present(rdata: &RData) -> String {
-    let mut out = String::new();
-    match rdata {
-        RData::TXT(txt) => {
-            for (i, s) in txt.txt_data.iter().enumerate() {
-                if i > 0 {
-                    out.push(' ');
-                }
-                out.push('"');
-                for &b in s.iter() {
-                    match b {
-                        b'"' | b'\\' => {
-                            out.push('\\');
-                            out.push(char::from(b));
-                        }
-                        0x20..=0x7e => out.push(char::from(b)),
-                        _ => {
-                            let _ = write!(out, "\\{b:03}");
-                        }
-                    }
-                }
-                out.push('"');
-            }
-        }
-        RData::Unknown { rdata, .. } => {
-            let _ = write!(out, "\\# {}", rdata.anything.len());
-            if !rdata.anything.is_empty() {
-                out.push(' ');
-                for b in &rdata.anything {
-                    let _ = write!(out, "{b:02x}");
-                }
-            }
-        }
-        // `write!`, not `format!`: a type without a presentation form (OPT) makes
-        // Display fail, which `format!` would turn into a panic.
-        other => {
-            let _ = write!(out, "{other}");
+/// RDATA in presentation form, written by the zone module's formatter, so that a
+/// check's `answer` is matched against the same text a zone file would hold (TXT
+/// strings quoted, RFC 1035 §5.1; types it does not know in the generic form of RFC
+/// 3597 §5, so a check can still match any bytes).
+fn present(record: &Record) -> String {
+    match record.data.to_bytes() {
+        Ok(wire) => crate::zone::rdata::format_rdata(u16::from(record.record_type()), &wire),
+        // Not seen in practice (hickory read these bytes a moment ago); its own text
+        // is the next best thing. `write!`, not `format!`: a type with no
+        // presentation form (OPT) makes Display fail, which `format!` would turn
+        // into a panic.
+        Err(_) => {
+            let mut out = String::new();
+            let _ = write!(out, "{}", record.data);
+            out
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -216,7 +189,7 @@ mod tests {
     use super::*;
     use hickory_proto::op::ResponseCode;
     use hickory_proto::rr::rdata::{A, AAAA, CNAME, NULL, TXT};
-    use hickory_proto::rr::Record;
+    use hickory_proto::rr::RData;
 
     fn reply(rcode: ResponseCode, answers: Vec<RData>) -> Message {
         let mut m = Message::response(7, OpCode::Query);
@@ -272,14 +245,14 @@ mod tests {
                 RData::AAAA(AAAA::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
                 RData::TXT(TXT::from_bytes(vec![b"hello", b"a\"b"])),
                 RData::Unknown {
-                    code: RecordType::Unknown(99),
+                    code: RecordType::Unknown(65280),
                     rdata: NULL::with(vec![1, 2]),
                 },
             ],
         );
         // Through the wire and back, as a probe sees it.
         let m = parse_response(&m.to_vec().unwrap()).unwrap();
-        let shown: Vec<String> = m.answers.iter().map(|r| present(&r.data)).collect();
+        let shown: Vec<String> = m.answers.iter().map(present).collect();
         assert_eq!(
             shown,
             vec![

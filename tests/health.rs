@@ -1121,6 +1121,9 @@ async fn malformed_responses_get_a_reason() {
         "/banner" => b"SSH-2.0-OpenSSH\r\n\r\n".to_vec(),
         "/chunk" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(),
         "/cut" => b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nshort".to_vec(),
+        "/huge" => {
+            format!("HTTP/1.1 200 OK\r\nX-Pad: {}\r\n\r\nok", "p".repeat(20_000)).into_bytes()
+        }
         _ => Vec::new(),
     }))
     .await;
@@ -1129,6 +1132,7 @@ async fn malformed_responses_get_a_reason() {
         ("/banner", "bad HTTP response: "),
         ("/chunk", "bad HTTP response: "),
         ("/cut", "closed before a complete response"),
+        ("/huge", "bad HTTP response: header section over 16 KiB"),
         ("/silent", "closed before a complete response"),
     ] {
         let spec = with_body(http_check(port, path), "ok");

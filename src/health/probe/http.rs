@@ -204,6 +204,7 @@ fn http_error(e: hyper::Error) -> ProbeError {
             // and a body cut short by the end of the connection as an early EOF.
             ErrorKind::InvalidData | ErrorKind::InvalidInput => ProbeError::BadHttp(io.to_string()),
             ErrorKind::UnexpectedEof => ProbeError::Closed("a complete response"),
+            ErrorKind::ConnectionReset | ErrorKind::BrokenPipe => ProbeError::Reset,
             kind => ProbeError::receive(std::io::Error::new(kind, io.to_string())),
         };
     }

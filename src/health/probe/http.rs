@@ -113,7 +113,7 @@ async fn judge(req: &Request<'_>, resp: http::Response<Incoming>) -> Result<Stri
     };
     match search_body(resp.into_body(), needle.as_bytes()).await? {
         Search::Found => Ok(format!("HTTP {status}, body has {needle:?}")),
-        Search::Ended => Err(ProbeError::Body {
+        Search::NotFound => Err(ProbeError::Body {
             status,
             needle: needle.to_string(),
         }),
@@ -128,8 +128,8 @@ async fn judge(req: &Request<'_>, resp: http::Response<Incoming>) -> Result<Stri
 #[derive(Debug, PartialEq, Eq)]
 enum Search {
     Found,
-    /// The body ended without it.
-    Ended,
+    /// Not in what was read: the body ended there, or (while feeding) more may come.
+    NotFound,
     /// The first [`MAX_BODY`] bytes lack it; the rest was not read.
     Limit,
 }
@@ -150,11 +150,11 @@ async fn search_body(mut body: Incoming, needle: &[u8]) -> Result<Search, ProbeE
             continue;
         };
         match finder.feed(&mut seen, &data) {
-            Search::Ended => {}
+            Search::NotFound => {}
             found_or_limit => return Ok(found_or_limit),
         }
     }
-    Ok(Search::Ended)
+    Ok(Search::NotFound)
 }
 
 /// Searches a body that arrives in pieces, each byte compared against the needle
@@ -170,8 +170,8 @@ impl<'a> Finder<'a> {
         Finder { needle, from: 0 }
     }
 
-    /// Adds `data` to `kept` (up to [`MAX_BODY`] in all) and searches it. `Ended`
-    /// means: not found yet, and more may come.
+    /// Adds `data` to `kept` (up to [`MAX_BODY`] in all) and searches it; `Limit`
+    /// once `kept` is full without the needle.
     fn feed(&mut self, kept: &mut Vec<u8>, data: &[u8]) -> Search {
         if self.needle.is_empty() {
             return Search::Found;
@@ -188,7 +188,7 @@ impl<'a> Finder<'a> {
         if data.len() > room || (kept.len() == MAX_BODY && !data.is_empty()) {
             Search::Limit
         } else {
-            Search::Ended
+            Search::NotFound
         }
     }
 }
@@ -269,7 +269,7 @@ mod tests {
         }
         let (mut kept, mut f) = (Vec::new(), Finder::new(b"red"));
         for b in body {
-            assert_eq!(f.feed(&mut kept, &[*b]), Search::Ended);
+            assert_eq!(f.feed(&mut kept, &[*b]), Search::NotFound);
         }
     }
 
@@ -277,10 +277,10 @@ mod tests {
     fn finder_stops_at_the_body_limit() {
         let (mut kept, mut f) = (Vec::new(), Finder::new(b"needle"));
         let piece = [b'x'; 4096];
-        let mut last = Search::Ended;
+        let mut last = Search::NotFound;
         for _ in 0..20 {
             last = f.feed(&mut kept, &piece);
-            if last != Search::Ended {
+            if last != Search::NotFound {
                 break;
             }
         }

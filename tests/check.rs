@@ -334,3 +334,40 @@ fn include_of_a_device_is_an_error_not_a_hang() {
     assert_eq!(code, 1);
     assert_error(&err, &f.display().to_string(), 5, "not a regular file");
 }
+
+#[test]
+fn probe_requests_that_cannot_be_sent_are_load_errors() {
+    let d = TempDir::new("probe-requests");
+    let f = d.write(
+        "p.toml",
+        r#"origin = "p.test."
+records = """
+@ NS ns1
+ns1 A 192.0.2.1
+"""
+[soa]
+primary = "ns1.p.test."
+contact = "h@p.test"
+
+[checks.web]
+http = { port = 80, path = "/a b" }
+
+[checks.name]
+dns = { name = "a..p.test." }
+
+[checks.idn]
+dns = { name = "bücher.p.test.", type = "A" }
+"#,
+    );
+    let file = f.display().to_string();
+    let (code, _, err) = check(&d.0);
+    assert_eq!(code, 1, "{err}");
+    assert_error(&err, &file, 10, "checks.web: bad check: path \"/a b\"");
+    assert_error(
+        &err,
+        &file,
+        13,
+        "checks.name: bad check: query name \"a..p.test.\"",
+    );
+    assert!(err.contains("2 error(s)"), "the IDN name is fine: {err}");
+}

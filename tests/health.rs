@@ -882,3 +882,262 @@ fn saved_state_round_trips_and_restores() {
         .contains("version 99"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// ---------------------------------------------------------------- what hyper and hickory give
+
+/// A server that, per connection, reads the request, runs `write` on the
+/// connection, then holds it open until the probe closes it (a server that ignores
+/// `Connection: close`). Counts connections the probe closed.
+async fn holding_server<F, Fut>(write: F) -> (u16, Arc<AtomicU64>, JoinHandle<()>)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<tokio::net::TcpStream>> + Send,
+{
+    let listener = TcpListener::bind((LOCALHOST, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let closed = Arc::new(AtomicU64::new(0));
+    let (count, write) = (closed.clone(), Arc::new(write));
+    let task = tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let (count, write) = (count.clone(), write.clone());
+            tokio::spawn(async move {
+                if read_request(&mut conn).await.is_none() {
+                    return;
+                }
+                // `None`: writing failed because the probe had gone.
+                if let Some(mut conn) = write(conn).await {
+                    let mut buf = [0u8; 64];
+                    while matches!(conn.read(&mut buf).await, Ok(n) if n > 0) {}
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (port, closed, task)
+}
+
+#[tokio::test]
+async fn chunked_body_with_the_text_in_its_second_chunk() {
+    let (port, closed, server) = holding_server(|mut conn| async move {
+        let parts: [&[u8]; 3] = [
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"8;note=first\r\nstatus: \r\n",
+            b"5\r\ngreen\r\n0\r\nX-Trailer: t\r\n\r\n",
+        ];
+        for p in parts {
+            conn.write_all(p).await.ok()?;
+            conn.flush().await.ok()?;
+        }
+        Some(conn)
+    })
+    .await;
+    // The connection stays open after the last chunk: only the chunked framing
+    // tells the probe the body is over, well before its timeout.
+    let mut spec = with_body(http_check(port, "/"), "green");
+    spec.timeout = Duration::from_secs(5);
+    let r = bounded(probe(&spec, (LOCALHOST, port).into())).await;
+    assert!(r.ok, "{}", r.detail);
+    assert_eq!(r.detail, "HTTP 200, body has \"green\"");
+    let spec = with_body(http_check(port, "/"), "red");
+    let r = bounded(probe(&spec, (LOCALHOST, port).into())).await;
+    assert_eq!(
+        (r.ok, r.detail.as_str()),
+        (false, "HTTP 200, body lacks \"red\"")
+    );
+    wait_for("the probes to close both connections", || {
+        closed.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    server.abort();
+}
+
+#[tokio::test]
+async fn body_over_64_kib_fails_with_a_reason_and_no_hang() {
+    // An endless chunked body, and a declared 1 MiB one with the text at its end.
+    let (endless, closed, endless_server) = holding_server(|mut conn| async move {
+        let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        conn.write_all(head).await.ok()?;
+        let mut chunk = b"1000\r\nready ".to_vec();
+        chunk.resize(6 + 0x1000, b'x');
+        chunk.extend_from_slice(b"\r\n");
+        loop {
+            conn.write_all(&chunk).await.ok()?;
+        }
+    })
+    .await;
+    let (sized, _, sized_server) = holding_server(|mut conn| async move {
+        let len = 1024 * 1024;
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n");
+        conn.write_all(head.as_bytes()).await.ok()?;
+        let mut body = vec![b'x'; len - 6];
+        body.extend_from_slice(b"needle");
+        conn.write_all(&body).await.ok()?;
+        Some(conn)
+    })
+    .await;
+
+    let run = |port, needle| async move {
+        let mut spec = with_body(http_check(port, "/"), needle);
+        spec.timeout = Duration::from_secs(5);
+        bounded(probe(&spec, (LOCALHOST, port).into())).await
+    };
+    for port in [endless, sized] {
+        let r = run(port, "needle").await;
+        assert_eq!(
+            (r.ok, r.detail.as_str()),
+            (false, "HTTP 200, first 64 KiB of the body lack \"needle\""),
+            "port {port}"
+        );
+    }
+    // Found in the first chunk: the probe passes without reading the rest.
+    let r = run(endless, "ready").await;
+    assert_eq!(
+        (r.ok, r.detail.as_str()),
+        (true, "HTTP 200, body has \"ready\"")
+    );
+    wait_for("the endless body's writer to see both probes gone", || {
+        closed.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    endless_server.abort();
+    sized_server.abort();
+}
+
+/// A DNS server for `www.example.test. A` on one port: over UDP it answers with TC
+/// set and no records, over TCP with the address. Counts TCP queries.
+async fn truncating_dns_server() -> (SocketAddr, Arc<AtomicU64>, JoinHandle<()>) {
+    use hickory_proto::op::{Message, OpCode};
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{RData, Record};
+
+    // The same port number for both: bind UDP first, then TCP on its port (rarely
+    // taken; try again with a new UDP port if it is).
+    let (udp, tcp) = loop {
+        let udp = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+        if let Ok(tcp) = TcpListener::bind(udp.local_addr().unwrap()).await {
+            break (udp, tcp);
+        }
+    };
+    let addr = udp.local_addr().unwrap();
+    let answer = |query: &[u8], truncated: bool| -> Option<Vec<u8>> {
+        let q = Message::from_vec(query).ok()?;
+        let mut r = Message::response(q.metadata.id, OpCode::Query);
+        r.metadata.authoritative = true;
+        let question = q.queries.first()?.clone();
+        let name = question.name().clone();
+        r.add_query(question);
+        if truncated {
+            r.metadata.truncation = true;
+        } else {
+            r.add_answer(Record::from_rdata(name, 60, RData::A(A::new(192, 0, 2, 7))));
+        }
+        r.to_vec().ok()
+    };
+    let tcp_queries = Arc::new(AtomicU64::new(0));
+    let count = tcp_queries.clone();
+    let task = tokio::spawn(async move {
+        let udp_side = async {
+            let mut buf = [0u8; 512];
+            while let Ok((n, peer)) = udp.recv_from(&mut buf).await {
+                if let Some(r) = answer(&buf[..n], true) {
+                    let _ = udp.send_to(&r, peer).await;
+                }
+            }
+        };
+        let tcp_side = async {
+            while let Ok((mut conn, _)) = tcp.accept().await {
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let Ok(len) = conn.read_u16().await else {
+                        return;
+                    };
+                    let mut q = vec![0u8; usize::from(len)];
+                    if conn.read_exact(&mut q).await.is_err() {
+                        return;
+                    }
+                    count.fetch_add(1, Ordering::SeqCst);
+                    if let Some(r) = answer(&q, false) {
+                        let mut framed = (r.len() as u16).to_be_bytes().to_vec();
+                        framed.extend_from_slice(&r);
+                        let _ = conn.write_all(&framed).await;
+                    }
+                });
+            }
+        };
+        tokio::join!(udp_side, tcp_side);
+    });
+    (addr, tcp_queries, task)
+}
+
+#[tokio::test]
+async fn dns_truncated_over_udp_is_asked_again_over_tcp() {
+    let (addr, tcp_queries, server) = truncating_dns_server().await;
+    let dns = |port, answer: Option<&str>| {
+        let mut spec = CheckSpec::new(CheckKind::Dns {
+            port,
+            qname: "www.example.test.".into(),
+            qtype: 1,
+            expect_rcode: 0,
+            expect_answer: answer.map(str::to_string),
+        });
+        spec.timeout = Duration::from_secs(2);
+        key(spec)
+    };
+    let k = dns(addr.port(), Some("192.0.2.7"));
+    let r = bounded(probe(&k.check, k.addr)).await;
+    assert_eq!((r.ok, r.detail.as_str()), (true, "DNS NOERROR 192.0.2.7"));
+    assert_eq!(tcp_queries.load(Ordering::SeqCst), 1, "asked over TCP once");
+    let k = dns(addr.port(), Some("192.0.2.9"));
+    let r = bounded(probe(&k.check, k.addr)).await;
+    assert_eq!(
+        (r.ok, r.detail.as_str()),
+        (false, "DNS NOERROR, no answer contains \"192.0.2.9\"")
+    );
+    server.abort();
+
+    // A server that truncates over UDP and has no TCP: the reason says both.
+    let udp = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    let port = udp.local_addr().unwrap().port();
+    let udp_only = tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        while let Ok((n, peer)) = udp.recv_from(&mut buf).await {
+            let mut reply = buf[..n].to_vec();
+            reply[2] |= 0x82; // QR and TC
+            let _ = udp.send_to(&reply, peer).await;
+        }
+    });
+    let k = dns(port, None);
+    let r = bounded(probe(&k.check, k.addr)).await;
+    assert_eq!(
+        (r.ok, r.detail.as_str()),
+        (false, "reply truncated over UDP; over TCP: connect refused")
+    );
+    udp_only.abort();
+}
+
+#[tokio::test]
+async fn malformed_responses_get_a_reason() {
+    let server = HttpServer::start(Arc::new(|path, _| match path {
+        "/banner" => b"SSH-2.0-OpenSSH\r\n\r\n".to_vec(),
+        "/chunk" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(),
+        "/cut" => b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nshort".to_vec(),
+        "/huge" => {
+            format!("HTTP/1.1 200 OK\r\nX-Pad: {}\r\n\r\nok", "p".repeat(20_000)).into_bytes()
+        }
+        _ => Vec::new(),
+    }))
+    .await;
+    let port = server.addr.port();
+    for (path, want) in [
+        ("/banner", "bad HTTP response: "),
+        ("/chunk", "bad HTTP response: "),
+        ("/cut", "closed before a complete response"),
+        ("/huge", "bad HTTP response: header section over 16 KiB"),
+        ("/silent", "closed before a complete response"),
+    ] {
+        let spec = with_body(http_check(port, path), "ok");
+        let r = bounded(probe(&spec, (LOCALHOST, port).into())).await;
+        assert!(!r.ok, "{path}");
+        assert!(r.detail.starts_with(want), "{path}: {}", r.detail);
+    }
+}

@@ -181,6 +181,9 @@ fn compile(name: &str, c: &CheckRaw) -> Result<CheckSpec, Vec<String>> {
     } else {
         return Err(vec![format!("checks.{name}: no check kind")]);
     };
+    if let Err(e) = crate::health::check_request(&kind) {
+        errs.push(format!("checks.{name}: {e}"));
+    }
     let mut spec = CheckSpec::new(kind);
     let dur =
         |v: &Option<String>, key: &str, d: std::time::Duration, errs: &mut Vec<String>| match v {

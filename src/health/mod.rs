@@ -17,8 +17,9 @@
 //! reload, [`SchedulerHandle::reconcile`] returns a new table that keeps the state
 //! of every surviving target, and the caller rebuilds its ids from it.
 //!
-//! This module must not use `policy` or `server` (ARCHITECTURE.md), and keeps DNS
-//! wire handling to the little its probe needs, so hickory stays in `server`.
+//! This module must not use `policy` or `server` (ARCHITECTURE.md). Probes speak
+//! HTTP through hyper and build and read DNS messages with hickory-proto; neither
+//! crate's types leave `probe`.
 
 mod persist;
 mod probe;
@@ -32,7 +33,7 @@ mod table;
 pub use persist::{
     load, save, save_state, PersistError, PersistedState, PersistedTarget, STATE_VERSION,
 };
-pub use probe::{probe, set_probe_source, ProbeError};
+pub use probe::{check_request, probe, set_probe_source, ProbeError};
 pub use recent::{RecentTransitions, Recorded, RECENT_TRANSITIONS};
 pub use scheduler::{
     Mapping, Scheduler, SchedulerHandle, SchedulerOptions, DEFAULT_MAX_IN_FLIGHT, MIN_INTERVAL,

@@ -97,7 +97,7 @@ pub enum CheckKind {
         /// The reply (a banner, or the answer to `send`) must start with these bytes.
         expect_prefix: Option<Vec<u8>>,
     },
-    /// A DNS query over UDP.
+    /// A DNS query over UDP, asked again over TCP when the reply is truncated.
     Dns {
         port: u16,
         qname: String,

@@ -1,17 +1,28 @@
-//! A minimal HTTP/1.1 client (RFC 9112): one request with `Connection: close`, the
-//! status line, and, only when the check looks into it, up to 64 KiB of the body.
+//! HTTP/1.1 probes on hyper's connection-level client: one request on a fresh
+//! connection (plain TCP, or TLS from [`super::tls`]), the status, and, only when the
+//! check looks into it, up to 64 KiB of the body.
+//!
+//! hyper does the protocol: framing by Content-Length, chunked coding or the end of
+//! the connection (RFC 9112 §6.3), interim 1xx responses, HEAD, 204 and 304 without a
+//! body. We choose the connection (so that `probe_source` and `sni` hold) and bound
+//! what is read.
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use http::header::{HeaderValue, ACCEPT, CONNECTION, HOST, USER_AGENT};
+use http::{Method, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::{Bytes, Incoming};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::ProbeError;
 
-/// Header sections above this are refused: a health endpoint has no reason to send
-/// more, and the limit bounds memory per probe.
+/// Response heads above this are refused: a health endpoint has no reason to send
+/// more, and the limit bounds memory per probe. (hyper's read buffer; it accepts no
+/// less than 8 KiB.)
 const MAX_HEAD: usize = 16 * 1024;
 /// How much of the body `body_contains` searches.
 pub(crate) const MAX_BODY: usize = 64 * 1024;
-/// Longest chunk-size line accepted (size, extensions and CRLF).
-const MAX_CHUNK_LINE: usize = 1024;
 
 pub(super) struct Request<'a> {
     pub method: &'a str,
@@ -22,26 +33,33 @@ pub(super) struct Request<'a> {
 }
 
 impl Request<'_> {
-    /// The request head. Refuses values that would break the request line or
-    /// smuggle a header (RFC 9112 §3, §5): config loading should have caught them.
-    pub fn head(&self) -> Result<Vec<u8>, ProbeError> {
-        let token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
-        if !token(self.method) {
-            return Err(ProbeError::BadCheck(format!("method {:?}", self.method)));
-        }
+    /// The request. Refuses values that would break the request line or smuggle a
+    /// header (RFC 9112 §3, §5): config loading should have caught them.
+    pub fn build(&self) -> Result<http::Request<Empty<Bytes>>, ProbeError> {
+        let method = Method::from_bytes(self.method.as_bytes())
+            .map_err(|_| ProbeError::BadCheck(format!("method {:?}", self.method)))?;
         let path = if self.path.is_empty() { "/" } else { self.path };
-        if !token(path) {
-            return Err(ProbeError::BadCheck(format!("path {path:?}")));
-        }
-        if !token(self.host) {
-            return Err(ProbeError::BadCheck(format!("host {:?}", self.host)));
-        }
-        Ok(format!(
-            "{} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: signpost-health\r\n\
-             Accept: */*\r\nConnection: close\r\n\r\n",
-            self.method, self.host
-        )
-        .into_bytes())
+        // Origin form (RFC 9112 §3.2.1): a path and query, no scheme or authority.
+        let uri = path
+            .parse::<Uri>()
+            .ok()
+            .filter(|u| u.scheme().is_none() && u.authority().is_none())
+            .ok_or_else(|| ProbeError::BadCheck(format!("path {path:?}")))?;
+        let host = HeaderValue::from_str(self.host)
+            .ok()
+            .filter(|h| !h.is_empty() && !h.as_bytes().contains(&b' '))
+            .ok_or_else(|| ProbeError::BadCheck(format!("host {:?}", self.host)))?;
+        http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(HOST, host)
+            .header(USER_AGENT, "signpost-health")
+            .header(ACCEPT, "*/*")
+            // A probe asks once; a server that keeps the connection open anyway is
+            // fine, since hyper finds the body's end by its framing.
+            .header(CONNECTION, "close")
+            .body(Empty::new())
+            .map_err(|e| ProbeError::BadCheck(e.to_string()))
     }
 
     fn status_ok(&self, status: u16) -> bool {
@@ -53,455 +71,225 @@ impl Request<'_> {
     }
 }
 
-/// Parsed response head.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Head {
-    pub status: u16,
-    pub framing: Framing,
+/// Sends the request over `io` and judges the response.
+///
+/// The connection is driven in this task, beside the request, so that dropping the
+/// probe (its timeout) drops the connection too: nothing is left running.
+pub(super) async fn exchange<S>(io: S, req: &Request<'_>) -> Result<String, ProbeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let request = req.build()?;
+    let (mut sender, conn) = http1::Builder::new()
+        .max_buf_size(MAX_HEAD)
+        .handshake::<_, Empty<Bytes>>(TokioIo::new(io))
+        .await
+        .map_err(http_error)?;
+    let work = async {
+        let resp = sender.send_request(request).await.map_err(http_error)?;
+        judge(req, resp).await
+    };
+    let mut work = std::pin::pin!(work);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        biased;
+        r = &mut work => r,
+        done = &mut conn => match done {
+            // The connection ended cleanly (the response was read whole): what the
+            // request side has is the answer.
+            Ok(()) => work.await,
+            Err(e) => Err(http_error(e)),
+        },
+    }
 }
 
-/// How the body's end is found (RFC 9112 §6.3).
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Framing {
-    Chunked,
-    Length(u64),
-    UntilClose,
-}
-
-/// Sends the request and judges the response.
-pub(super) async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    head: &[u8],
-    req: &Request<'_>,
-) -> Result<String, ProbeError> {
-    stream.write_all(head).await.map_err(ProbeError::send)?;
-    stream.flush().await.map_err(ProbeError::send)?;
-
-    let mut reader = Reader {
-        stream,
-        buf: Vec::with_capacity(4096),
-    };
-    let (resp, mut rest) = loop {
-        let (resp, rest) = reader.head().await?;
-        // Interim responses (RFC 9110 §15.2) precede the real one; 101 would switch
-        // protocols, which we never asked for, so it is judged as a final status.
-        if (100..200).contains(&resp.status) && resp.status != 101 {
-            reader.buf = rest;
-            continue;
-        }
-        break (resp, rest);
-    };
-    if !req.status_ok(resp.status) {
-        return Err(ProbeError::Status(resp.status));
+async fn judge(req: &Request<'_>, resp: http::Response<Incoming>) -> Result<String, ProbeError> {
+    let status = resp.status().as_u16();
+    if !req.status_ok(status) {
+        return Err(ProbeError::Status(status));
     }
     let Some(needle) = req.body_contains else {
-        return Ok(format!("HTTP {}", resp.status));
+        return Ok(format!("HTTP {status}"));
     };
-    let no_body = req.method.eq_ignore_ascii_case("HEAD")
-        || resp.status == 204
-        || resp.status == 304
-        || (100..200).contains(&resp.status);
-    let body = if no_body {
-        Vec::new()
-    } else {
-        reader
-            .body(&resp.framing, std::mem::take(&mut rest), needle.as_bytes())
-            .await?
-    };
-    if contains(&body, needle.as_bytes()) {
-        Ok(format!("HTTP {}, body has {needle:?}", resp.status))
-    } else {
-        Err(ProbeError::Body {
-            status: resp.status,
+    match search_body(resp.into_body(), needle.as_bytes()).await? {
+        Search::Found => Ok(format!("HTTP {status}, body has {needle:?}")),
+        Search::NotFound => Err(ProbeError::Body {
+            status,
             needle: needle.to_string(),
-        })
+        }),
+        Search::Limit => Err(ProbeError::BodyLimit {
+            status,
+            needle: needle.to_string(),
+            limit_kib: MAX_BODY / 1024,
+        }),
     }
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+#[derive(Debug, PartialEq, Eq)]
+enum Search {
+    Found,
+    /// Not in what was read: the body ended there, or (while feeding) more may come.
+    NotFound,
+    /// The first [`MAX_BODY`] bytes lack it; the rest was not read.
+    Limit,
 }
 
-struct Reader<S> {
-    stream: S,
-    buf: Vec<u8>,
-}
-
-impl<S: AsyncRead + Unpin> Reader<S> {
-    /// Reads more bytes into `buf`; 0 at end of stream.
-    async fn fill(&mut self) -> Result<usize, ProbeError> {
-        let mut chunk = [0u8; 8192];
-        let n = self
-            .stream
-            .read(&mut chunk)
-            .await
-            .map_err(ProbeError::receive)?;
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(n)
+/// Reads the body frame by frame until `needle` shows up, the body ends, or
+/// [`MAX_BODY`] bytes were read. Stops as soon as the needle is seen, so a server
+/// that sends more (or never ends the body) does not hold a passing probe.
+async fn search_body(mut body: Incoming, needle: &[u8]) -> Result<Search, ProbeError> {
+    if needle.is_empty() {
+        return Ok(Search::Found);
     }
-
-    /// Reads one response head; returns it and the bytes after it.
-    async fn head(&mut self) -> Result<(Head, Vec<u8>), ProbeError> {
-        let mut searched = 0;
-        loop {
-            if let Some(end) = head_end(&self.buf, searched) {
-                let head = parse_head(&self.buf[..end])?;
-                return Ok((head, self.buf.split_off(end)));
-            }
-            if self.buf.len() > MAX_HEAD {
-                return Err(ProbeError::BadHttp(format!(
-                    "header section over {} KiB",
-                    MAX_HEAD / 1024
-                )));
-            }
-            // The end marker may straddle two reads: search again from just before.
-            searched = self.buf.len().saturating_sub(3);
-            if self.fill().await? == 0 {
-                return Err(ProbeError::Closed(if self.buf.is_empty() {
-                    "a response"
-                } else {
-                    "the end of the response head"
-                }));
-            }
-        }
-    }
-
-    /// Reads up to [`MAX_BODY`] bytes of body that start with `start`, stopping as
-    /// soon as `needle` is seen so that a server that ignores `Connection: close`
-    /// does not hold a passing probe until its timeout.
-    async fn body(
-        &mut self,
-        framing: &Framing,
-        start: Vec<u8>,
-        needle: &[u8],
-    ) -> Result<Vec<u8>, ProbeError> {
-        match framing {
-            Framing::Chunked => {
-                let mut dec = Chunked::default();
-                self.buf.clear();
-                dec.feed(&start)?;
-                while !dec.complete() && !contains(&dec.body, needle) {
-                    self.buf.clear();
-                    if self.fill().await? == 0 {
-                        break;
-                    }
-                    dec.feed(&self.buf)?;
-                }
-                Ok(dec.body)
-            }
-            Framing::Length(len) => {
-                let want = usize::try_from(*len).unwrap_or(usize::MAX).min(MAX_BODY);
-                self.buf = start;
-                while self.buf.len() < want && !contains(&self.buf, needle) {
-                    if self.fill().await? == 0 {
-                        break;
-                    }
-                }
-                self.buf.truncate(want);
-                Ok(std::mem::take(&mut self.buf))
-            }
-            Framing::UntilClose => {
-                self.buf = start;
-                while self.buf.len() < MAX_BODY && !contains(&self.buf, needle) {
-                    if self.fill().await? == 0 {
-                        break;
-                    }
-                }
-                self.buf.truncate(MAX_BODY);
-                Ok(std::mem::take(&mut self.buf))
-            }
-        }
-    }
-}
-
-/// The offset just past the empty line that ends a response head, searching from
-/// `from`. Bare LF line ends are accepted (RFC 9112 §2.2 allows a recipient to).
-fn head_end(buf: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while i < buf.len() {
-        if buf[i] == b'\n' {
-            // A line ended at i: the head ends if the next line is empty.
-            match buf.get(i + 1) {
-                Some(b'\n') => return Some(i + 2),
-                Some(b'\r') if buf.get(i + 2) == Some(&b'\n') => return Some(i + 3),
-                _ => {}
-            }
-        }
-        i += 1;
-    }
-    None
-}
-
-/// Parses a status line and the headers that decide the body's framing.
-pub(crate) fn parse_head(head: &[u8]) -> Result<Head, ProbeError> {
-    let text = String::from_utf8_lossy(head);
-    let mut lines = text.lines();
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    if !version.starts_with("HTTP/1.") {
-        return Err(ProbeError::BadHttp(format!(
-            "status line {:?}",
-            truncate(status_line)
-        )));
-    }
-    let status = parts
-        .next()
-        .filter(|c| c.len() == 3)
-        .and_then(|c| c.parse::<u16>().ok())
-        .filter(|c| (100..=999).contains(c))
-        .ok_or_else(|| ProbeError::BadHttp(format!("status line {:?}", truncate(status_line))))?;
-
-    let mut chunked = false;
-    let mut length = None;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
+    let mut seen = Vec::new();
+    let mut finder = Finder::new(needle);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(http_error)?;
+        // Trailers are not body.
+        let Ok(data) = frame.into_data() else {
             continue;
         };
-        let value = value.trim();
-        if name.trim().eq_ignore_ascii_case("transfer-encoding") {
-            // Chunked is always the last coding when present (RFC 9112 §6.1).
-            chunked = value
-                .rsplit(',')
-                .next()
-                .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"));
-        } else if name.trim().eq_ignore_ascii_case("content-length") {
-            let n = value.parse::<u64>().map_err(|_| {
-                ProbeError::BadHttp(format!("Content-Length {:?}", truncate(value)))
-            })?;
-            length = Some(n);
+        match finder.feed(&mut seen, &data) {
+            Search::NotFound => {}
+            found_or_limit => return Ok(found_or_limit),
         }
     }
-    // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3 item 3).
-    let framing = match (chunked, length) {
-        (true, _) => Framing::Chunked,
-        (false, Some(n)) => Framing::Length(n),
-        (false, None) => Framing::UntilClose,
-    };
-    Ok(Head { status, framing })
+    Ok(Search::NotFound)
 }
 
-fn truncate(s: &str) -> String {
-    s.chars().take(60).collect()
+/// Searches a body that arrives in pieces, each byte compared against the needle
+/// about once (only the needle's length of overlap is searched again).
+struct Finder<'a> {
+    needle: &'a [u8],
+    /// Offset in the kept body from which no match has been ruled out yet.
+    from: usize,
 }
 
-/// Incremental decoder of the chunked transfer coding (RFC 9112 §7.1). Keeps at
-/// most [`MAX_BODY`] bytes of body and ignores trailers: once the last chunk or the
-/// limit is reached there is nothing left that a check looks at.
-#[derive(Debug, Default)]
-pub(crate) struct Chunked {
-    state: ChunkState,
-    line: Vec<u8>,
-    pub body: Vec<u8>,
-}
-
-#[derive(Debug, Default, PartialEq, Eq)]
-enum ChunkState {
-    /// Reading a chunk-size line.
-    #[default]
-    Size,
-    /// Inside chunk data, with this many bytes left.
-    Data(u64),
-    /// After chunk data, reading its CRLF.
-    DataEnd,
-    /// The last chunk (size 0) was seen.
-    Done,
-}
-
-impl Chunked {
-    pub fn complete(&self) -> bool {
-        self.state == ChunkState::Done || self.body.len() >= MAX_BODY
+impl<'a> Finder<'a> {
+    fn new(needle: &'a [u8]) -> Self {
+        Finder { needle, from: 0 }
     }
 
-    pub fn feed(&mut self, mut input: &[u8]) -> Result<(), ProbeError> {
-        while !input.is_empty() && !self.complete() {
-            match self.state {
-                ChunkState::Size => {
-                    let Some((&b, rest)) = input.split_first() else {
-                        break;
-                    };
-                    input = rest;
-                    if b != b'\n' {
-                        if self.line.len() >= MAX_CHUNK_LINE {
-                            return Err(ProbeError::BadHttp("chunk size line too long".into()));
-                        }
-                        self.line.push(b);
-                        continue;
-                    }
-                    let size = parse_chunk_size(&self.line)?;
-                    self.line.clear();
-                    self.state = if size == 0 {
-                        ChunkState::Done
-                    } else {
-                        ChunkState::Data(size)
-                    };
-                }
-                ChunkState::Data(left) => {
-                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(input.len());
-                    let room = MAX_BODY - self.body.len();
-                    self.body.extend_from_slice(&input[..take.min(room)]);
-                    input = &input[take..];
-                    // take <= left, so this cannot underflow.
-                    let left = left - take as u64;
-                    self.state = if left == 0 {
-                        ChunkState::DataEnd
-                    } else {
-                        ChunkState::Data(left)
-                    };
-                }
-                ChunkState::DataEnd => {
-                    let Some((&b, rest)) = input.split_first() else {
-                        break;
-                    };
-                    input = rest;
-                    match b {
-                        b'\r' => {}
-                        b'\n' => self.state = ChunkState::Size,
-                        _ => {
-                            return Err(ProbeError::BadHttp(
-                                "chunk data longer than its size".into(),
-                            ))
-                        }
-                    }
-                }
-                ChunkState::Done => break,
-            }
+    /// Adds `data` to `kept` (up to [`MAX_BODY`] in all) and searches it; `Limit`
+    /// once `kept` is full without the needle.
+    fn feed(&mut self, kept: &mut Vec<u8>, data: &[u8]) -> Search {
+        if self.needle.is_empty() {
+            return Search::Found;
         }
-        Ok(())
+        let room = MAX_BODY - kept.len();
+        kept.extend_from_slice(&data[..data.len().min(room)]);
+        if kept[self.from..]
+            .windows(self.needle.len())
+            .any(|w| w == self.needle)
+        {
+            return Search::Found;
+        }
+        self.from = kept.len().saturating_sub(self.needle.len() - 1);
+        if data.len() > room || (kept.len() == MAX_BODY && !data.is_empty()) {
+            Search::Limit
+        } else {
+            Search::NotFound
+        }
     }
 }
 
-fn parse_chunk_size(line: &[u8]) -> Result<u64, ProbeError> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    // Chunk extensions follow a ';' and mean nothing to us.
-    let hex = line.split(|&b| b == b';').next().unwrap_or_default();
-    let hex = std::str::from_utf8(hex).unwrap_or_default().trim();
-    if hex.is_empty() || hex.len() > 16 {
-        return Err(ProbeError::BadHttp(format!(
-            "chunk size {:?}",
-            String::from_utf8_lossy(&line[..line.len().min(32)])
-        )));
+/// An operator's reason for a failed exchange. hyper's errors wrap the I/O error
+/// that caused them, where there was one.
+fn http_error(e: hyper::Error) -> ProbeError {
+    if let Some(io) = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>())
+    {
+        use std::io::ErrorKind;
+        return match io.kind() {
+            // hyper reports a malformed body (a bad chunk) as invalid data or input,
+            // and a body cut short by the end of the connection as an early EOF.
+            ErrorKind::InvalidData | ErrorKind::InvalidInput => ProbeError::BadHttp(io.to_string()),
+            ErrorKind::UnexpectedEof => ProbeError::Closed("a complete response"),
+            ErrorKind::ConnectionReset | ErrorKind::BrokenPipe => ProbeError::Reset,
+            kind => ProbeError::receive(std::io::Error::new(kind, io.to_string())),
+        };
     }
-    u64::from_str_radix(hex, 16).map_err(|_| ProbeError::BadHttp(format!("chunk size {hex:?}")))
+    if e.is_incomplete_message() {
+        ProbeError::Closed("a complete response")
+    } else if e.is_parse_too_large() {
+        ProbeError::BadHttp(format!("header section over {} KiB", MAX_HEAD / 1024))
+    } else if e.is_parse() {
+        ProbeError::BadHttp(e.to_string())
+    } else {
+        ProbeError::Receive(std::io::Error::other(e.to_string()))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn head_end_with_crlf_and_lf() {
-        let r = b"HTTP/1.1 200 OK\r\nA: b\r\n\r\nbody";
-        assert_eq!(head_end(r, 0), Some(r.len() - 4));
-        let r = b"HTTP/1.1 200 OK\nA: b\n\nbody";
-        assert_eq!(head_end(r, 0), Some(r.len() - 4));
-        assert_eq!(head_end(b"HTTP/1.1 200 OK\r\nA: b\r\n", 0), None);
-    }
-
-    #[test]
-    fn parses_status_and_framing() {
-        let h =
-            parse_head(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 12\r\n\r\n").unwrap();
-        assert_eq!(
-            h,
-            Head {
-                status: 503,
-                framing: Framing::Length(12)
-            }
-        );
-        let h = parse_head(
-            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!(h.framing, Framing::Chunked);
-        let h = parse_head(b"HTTP/1.0 204\r\n\r\n").unwrap();
-        assert_eq!((h.status, h.framing), (204, Framing::UntilClose));
-    }
-
-    #[test]
-    fn rejects_bad_heads() {
-        for bad in [
-            &b"SSH-2.0-OpenSSH\r\n\r\n"[..],
-            b"HTTP/1.1 20 OK\r\n\r\n",
-            b"HTTP/1.1 abc OK\r\n\r\n",
-            b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
-        ] {
-            assert!(
-                parse_head(bad).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
-    }
-
-    #[test]
-    fn chunked_decodes_across_any_split() {
-        let wire =
-            b"4;ext=1\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-T: y\r\n\r\n";
-        for split in 0..wire.len() {
-            let mut d = Chunked::default();
-            d.feed(&wire[..split]).unwrap();
-            d.feed(&wire[split..]).unwrap();
-            assert!(d.complete());
-            assert_eq!(d.body, b"Wikipedia in\r\n\r\nchunks.");
-        }
-        // One byte at a time.
-        let mut d = Chunked::default();
-        for b in wire {
-            d.feed(&[*b]).unwrap();
-        }
-        assert_eq!(d.body, b"Wikipedia in\r\n\r\nchunks.");
-    }
-
-    #[test]
-    fn chunked_stops_at_the_body_limit() {
-        let mut wire = Vec::new();
-        for _ in 0..20 {
-            wire.extend_from_slice(b"1000\r\n");
-            wire.extend_from_slice(&[b'x'; 0x1000]);
-            wire.extend_from_slice(b"\r\n");
-        }
-        let mut d = Chunked::default();
-        d.feed(&wire).unwrap();
-        assert!(d.complete());
-        assert_eq!(d.body.len(), MAX_BODY);
-    }
-
-    #[test]
-    fn chunked_rejects_garbage() {
-        assert!(Chunked::default().feed(b"zz\r\n").is_err());
-        assert!(Chunked::default().feed(b"2\r\nabc\r\n").is_err());
-        assert!(Chunked::default().feed(&[b'1'; 2000]).is_err());
-    }
-
-    #[test]
-    fn request_head_refuses_injection() {
-        let req = |method, path, host| Request {
+    fn req<'a>(method: &'a str, path: &'a str, host: &'a str) -> Request<'a> {
+        Request {
             method,
             path,
             host,
             expect: &[],
             body_contains: None,
-        };
-        let head = req("GET", "", "a.example").head().unwrap();
-        assert!(head.starts_with(b"GET / HTTP/1.1\r\nHost: a.example\r\n"));
-        assert!(req("GET", "/x\r\nEvil: 1", "a").head().is_err());
-        assert!(req("GET", "/", "a\r\nEvil: 1").head().is_err());
-        assert!(req("GE T", "/", "a").head().is_err());
+        }
+    }
+
+    #[test]
+    fn request_refuses_injection() {
+        let r = req("GET", "", "a.example").build().unwrap();
+        assert_eq!(r.uri(), "/");
+        assert_eq!(r.headers()[HOST], "a.example");
+        assert_eq!(
+            req("GET", "/x?y=1", "a").build().unwrap().uri().to_string(),
+            "/x?y=1"
+        );
+        assert!(req("GET", "/x\r\nEvil: 1", "a").build().is_err());
+        assert!(req("GET", "http://elsewhere/", "a").build().is_err());
+        assert!(req("GET", "/", "a\r\nEvil: 1").build().is_err());
+        assert!(req("GET", "/", "").build().is_err());
+        assert!(req("GE T", "/", "a").build().is_err());
     }
 
     #[test]
     fn expected_statuses() {
-        let mut r = Request {
-            method: "GET",
-            path: "/",
-            host: "h",
-            expect: &[],
-            body_contains: None,
-        };
+        let mut r = req("GET", "/", "h");
         assert!(r.status_ok(200) && r.status_ok(302) && r.status_ok(399));
         assert!(!r.status_ok(404) && !r.status_ok(199));
         r.expect = &[204, 503];
         assert!(r.status_ok(503) && !r.status_ok(200));
+    }
+
+    #[test]
+    fn finder_sees_a_needle_split_across_pieces() {
+        let body = b"status: green, all good";
+        for split in 0..body.len() {
+            let (mut kept, mut f) = (Vec::new(), Finder::new(b"green"));
+            let a = f.feed(&mut kept, &body[..split]);
+            let b = f.feed(&mut kept, &body[split..]);
+            assert!(a == Search::Found || b == Search::Found, "split at {split}");
+        }
+        let (mut kept, mut f) = (Vec::new(), Finder::new(b"red"));
+        for b in body {
+            assert_eq!(f.feed(&mut kept, &[*b]), Search::NotFound);
+        }
+    }
+
+    #[test]
+    fn finder_stops_at_the_body_limit() {
+        let (mut kept, mut f) = (Vec::new(), Finder::new(b"needle"));
+        let piece = [b'x'; 4096];
+        let mut last = Search::NotFound;
+        for _ in 0..20 {
+            last = f.feed(&mut kept, &piece);
+            if last != Search::NotFound {
+                break;
+            }
+        }
+        assert_eq!(last, Search::Limit);
+        assert_eq!(kept.len(), MAX_BODY);
+        // A needle straddling the limit is not found: only 64 KiB are searched.
+        let (mut kept, mut f) = (Vec::new(), Finder::new(b"needle"));
+        let mut body = vec![b'x'; MAX_BODY - 3];
+        body.extend_from_slice(b"needle");
+        assert_eq!(f.feed(&mut kept, &body), Search::Limit);
     }
 }

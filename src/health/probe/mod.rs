@@ -46,10 +46,18 @@ pub enum ProbeError {
     Status(u16),
     #[error("HTTP {status}, body lacks {needle:?}")]
     Body { status: u16, needle: String },
+    #[error("HTTP {status}, first {limit_kib} KiB of the body lack {needle:?}")]
+    BodyLimit {
+        status: u16,
+        needle: String,
+        limit_kib: usize,
+    },
     #[error("reply {got} does not start with {want}")]
     Banner { got: String, want: String },
     #[error("bad DNS response: {0}")]
     BadDns(String),
+    #[error("reply truncated over UDP; over TCP: {0}")]
+    TcpRetry(Box<ProbeError>),
     #[error("DNS {got}, want {want}")]
     Rcode { got: String, want: String },
     #[error("DNS {rcode}, no answer contains {needle:?}{truncated}")]
@@ -136,17 +144,16 @@ async fn run(kind: &CheckKind, target: SocketAddr) -> Result<String, ProbeError>
                 expect,
                 body_contains: body_contains.as_deref(),
             };
-            let head = req.head()?;
             let stream = connect(target).await?;
             match tls {
-                None => http::exchange(stream, &head, &req).await,
+                None => http::exchange(stream, &req).await,
                 Some(t) => {
                     let name = t
                         .sni
                         .clone()
                         .unwrap_or_else(|| strip_port(&host_header).to_string());
                     let stream = tls::handshake(stream, &name, t.verify).await?;
-                    http::exchange(stream, &head, &req).await
+                    http::exchange(stream, &req).await
                 }
             }
         }
@@ -174,6 +181,35 @@ async fn run(kind: &CheckKind, target: SocketAddr) -> Result<String, ProbeError>
             )
             .await
         }
+    }
+}
+
+/// Checks that `kind`'s request can be sent at all (an HTTP method, path and Host
+/// header hyper accepts; a query name hickory can encode), so that a check file
+/// with a bad one is refused at load with file:line instead of failing every probe.
+pub fn check_request(kind: &CheckKind) -> Result<(), ProbeError> {
+    match kind {
+        CheckKind::Http {
+            method,
+            path,
+            host,
+            expect,
+            body_contains,
+            ..
+        } => {
+            // Without a host the target's address is used, which is always valid.
+            let host = host.as_deref().unwrap_or("192.0.2.1");
+            let req = http::Request {
+                method,
+                path,
+                host,
+                expect,
+                body_contains: body_contains.as_deref(),
+            };
+            req.build().map(drop)
+        }
+        CheckKind::Dns { qname, qtype, .. } => dns::build_query(0, qname, *qtype).map(drop),
+        CheckKind::Tcp { .. } => Ok(()),
     }
 }
 

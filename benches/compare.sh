@@ -10,6 +10,15 @@
 #
 #   bash benches/compare.sh
 #   DURATION=5 RUNS=1 SERVERS="nsd gdnsd" bash benches/compare.sh
+#   SERVERS="signpost-signed signpost-signed+do knot-signed+do pdns-signed+do" bash benches/compare.sh
+#
+# DNSSEC: signpost-signed is signpost signing the zone itself ([dnssec] in its
+# server config), knot-signed Knot DNS with mod-onlinesign, pdns-signed
+# PowerDNS Authoritative (bind backend, zone secured with pdnsutil: online
+# signing); pdns is PowerDNS unsigned. A "+do" after a name sets the DO bit on
+# every query (dnsperf -D) to that server; the same server without it is
+# asked with DO clear, so "signpost-signed signpost-signed+do" gives DO=1
+# against DO=0 on one signed zone, in one run.
 #
 # Exits non-zero if a tool is missing and can't be installed, if a server
 # does not start, or if one answers wrongly. Every server it started is
@@ -55,8 +64,12 @@ case $MIX in static | geo) ;; *) die "MIX must be static or geo, not '$MIX'" ;; 
 read -r -a SERVER_LIST <<<"$SERVERS"
 [ "${#SERVER_LIST[@]}" -ge 1 ] || die "SERVERS is empty"
 for s in "${SERVER_LIST[@]}"; do
-    case $s in signpost | nsd | knot | gdnsd | floor) ;; *) die "unknown server '$s' in SERVERS (signpost nsd knot gdnsd floor)" ;; esac
+    case ${s%+do} in signpost | signpost-signed | nsd | knot | knot-signed | gdnsd | pdns | pdns-signed | floor) ;;
+        *) die "unknown server '$s' in SERVERS (signpost nsd knot gdnsd floor signpost-signed knot-signed pdns pdns-signed, each with +do for DO=1)" ;;
+    esac
+    [ "$s" != floor+do ] || die "floor+do: the floor server answers nothing, so DO means nothing to it"
 done
+is_do() { [[ $1 == *+do ]]; }
 read -r -a PERF_OPTS <<<"$DNSPERF_OPTS"
 
 # ---- tools -------------------------------------------------------------------
@@ -64,12 +77,16 @@ bash "$BENCH/install-peers.sh" || die "could not install the peer servers and to
 for cmd in nsd knotd gdnsd dnsperf dig taskset ps timeout python3; do
     command -v "$cmd" >/dev/null 2>&1 || die "$cmd not found after install-peers.sh"
 done
+if [[ " ${SERVER_LIST[*]} " == *" pdns"* ]]; then
+    bash "$BENCH/install-peers.sh" --geo || die "could not install PowerDNS (benches/install-peers.sh --geo)"
+    for cmd in pdns_server pdnsutil; do command -v "$cmd" >/dev/null 2>&1 || die "$cmd not found (Debian package pdns-server)"; done
+fi
 if [ "$(nproc)" -lt 2 ] && [ "$SERVER_CPU" = 0 ] && [ "$CLIENT_CPU" = 1 ]; then
     die "needs 2 CPUs (server on CPU 0, dnsperf on CPU 1); set SERVER_CPU/CLIENT_CPU"
 fi
 CLK_TCK=$(getconf CLK_TCK)
 
-if [[ " ${SERVER_LIST[*]} " == *" signpost "* ]] && ! [ -x "$SIGNPOST" ]; then
+if [[ " ${SERVER_LIST[*]} " == *" signpost"* ]] && ! [ -x "$SIGNPOST" ]; then
     if [ "$SIGNPOST" = "$REPO/target/release/signpost" ]; then
         log "building signpost (cargo build --release) ..."
         (cd "$REPO" && timeout "$BUILD_TIMEOUT" cargo build --release >&2) ||
@@ -127,14 +144,18 @@ server_log_tail() {
 }
 
 DIG=(dig +norec +time=1 +tries=1 @127.0.0.1)
+DO_DIG=()   # +dnssec while checking a +do server
 
 # check NAME QNAME QTYPE STATUS [RR]: one query must give STATUS with the AA
 # flag, and RR ("owner TYPE rdata") among the answers; RR "-" means no answer.
 check() {
     local name=$1 qname=$2 qtype=$3 want=$4 rr=${5:-} out status answers
-    out=$("${DIG[@]}" -p "${PORT[$name]}" "$qname" "$qtype" 2>&1) ||
+    out=$("${DIG[@]}" "${DO_DIG[@]}" -p "${PORT[$name]}" "$qname" "$qtype" 2>&1) ||
         die "$name: dig $qname $qtype got no answer: $out"
     status=$(sed -n 's/.*status: \([A-Z]*\),.*/\1/p' <<<"$out")
+    # signed online, a name that does not exist may be denied as NOERROR with
+    # an NSEC at the name (compact denial, RFC 9824; Knot's "black lies")
+    if is_do "$name" && [ "$want" = NXDOMAIN ] && [ "$status" = NOERROR ]; then status=NXDOMAIN; fi
     [ "$status" = "$want" ] || die "$name: $qname $qtype: status '$status', want $want"
     grep -q 'flags:[^;]* aa' <<<"$out" || die "$name: $qname $qtype: answer not authoritative (no AA flag)"
     answers=$(awk '/^;; ANSWER SECTION:/ {a = 1; next} /^$/ {a = 0} a && !/^;/ {$2 = ""; $3 = ""; print}' <<<"$out" | tr -s ' \t' '  ')
@@ -171,9 +192,9 @@ start_server() {
     local name=$1 port=$2 dir=$WORK/$1
     local -a cmd
     mkdir -p "$dir"
-    case $name in
-        signpost | nsd | knot | gdnsd)
-            peer_setup "$name" "$dir" "$port" "$ZONE"
+    case ${name%+do} in
+        signpost | signpost-signed | nsd | knot | knot-signed | gdnsd | pdns | pdns-signed)
+            peer_setup "${name%+do}" "$dir" "$port" "$ZONE" || die "$name: could not set it up"
             cmd=("${SERVER_CMD[@]}")
             ;;
         floor)
@@ -207,11 +228,28 @@ wait_ready() {
     done
 }
 
+# DOF: "-D" (dnsperf: set the DO bit) for a +do server, nothing for the others
+DOF=()
+set_dof() { DOF=(); if is_do "$1"; then DOF=(-D); fi; }
+# rcode counts "NOERROR=a NXDOMAIN=b ..." with NXDOMAIN added into NOERROR
+fold_nx() {
+    tr ' ' '\n' <<<"$1" | awk -F= 'NF == 2 {k = ($1 == "NXDOMAIN") ? "NOERROR" : $1; n[k] += $2}
+        END {for (k in n) print k "=" n[k]}' | sort | paste -sd ' '
+}
+
 verify() {
     local name=$1 out=$WORK/$1/verify.out got
     if [ "$name" = floor ]; then
         log "floor: answers not checked (every query comes back as its own answer)"
         return 0
+    fi
+    DO_DIG=()
+    if is_do "$name"; then
+        DO_DIG=(+dnssec)
+        # signed: the A RRset comes with its RRSIG
+        "${DIG[@]}" +dnssec -p "${PORT[$name]}" host0001.bench.example A 2>/dev/null |
+            awk '$4 == "RRSIG" && $5 == "A" {found = 1} END {exit !found}' ||
+            die "$name: host0001.bench.example A with DO: no RRSIG over the A RRset in the answer"
     fi
     check "$name" host0001.bench.example A NOERROR "host0001.bench.example. A 198.18.0.1"
     check "$name" host0002.bench.example AAAA NOERROR "host0002.bench.example. AAAA 2001:db8:1::2"
@@ -222,19 +260,26 @@ verify() {
     # first link of the chain only: gdnsd 3 does not chase CNAMEs
     check "$name" www.bench.example A NOERROR "www.bench.example. CNAME web.bench.example."
     # one pass over the whole mix: every query answered, the right rcodes
+    set_dof "$name"
     timeout -k 5 60 taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "${PORT[$name]}" \
-        "${PERF_INPUT[@]}" -n 1 -q 20 -t 2 >"$out" 2>&1 || die "$name: dnsperf check pass failed: $(tail -n 3 "$out")"
+        "${PERF_INPUT[@]}" "${DOF[@]}" -n 1 -q 20 -t 2 >"$out" 2>&1 || die "$name: dnsperf check pass failed: $(tail -n 3 "$out")"
     got=$(rcodes "$out")
+    if is_do "$name"; then got=$(fold_nx "$got"); fi
     [ "$(stat_of "$out" 'Queries lost:' 3)" = 0 ] || die "$name: queries lost in the check pass: $(grep 'Queries lost' "$out")"
-    [ "$got" = "$EXPECT" ] || die "$name: one pass over $MIX.queries gave '$got', want '$EXPECT'"
+    if is_do "$name"; then
+        [ "$got" = "$(fold_nx "$EXPECT")" ] || die "$name: one pass over $MIX.queries with DO gave '$got', want '$(fold_nx "$EXPECT")' (NXDOMAIN counted as NOERROR)"
+    else
+        [ "$got" = "$EXPECT" ] || die "$name: one pass over $MIX.queries gave '$got', want '$EXPECT'"
+    fi
 }
 
 version_of() {
     case $1 in
-        signpost) { timeout 5 "$SIGNPOST" --version 2>/dev/null || echo "?"; } | head -n 1 | sed 's/^signpost //' ;;
-        nsd) nsd -v 2>&1 | sed -n 's/^NSD version //p' | head -n 1 ;;
-        knot) knotd -V 2>&1 | sed -n 's/.*version //p' | head -n 1 ;;
-        gdnsd) gdnsd -V 2>&1 | sed -n 's/^gdnsd version //p' | head -n 1 ;;
+        pdns | pdns-signed | pdns+do | pdns-signed+do) pdns_server --version 2>&1 | sed -n 's/.*PowerDNS Authoritative Server \([^ ]*\).*/\1/p' | head -n 1 ;;
+        signpost*) { timeout 5 "$SIGNPOST" --version 2>/dev/null || echo "?"; } | head -n 1 | sed 's/^signpost //' ;;
+        nsd*) nsd -v 2>&1 | sed -n 's/^NSD version //p' | head -n 1 ;;
+        knot*) knotd -V 2>&1 | sed -n 's/.*version //p' | head -n 1 ;;
+        gdnsd*) gdnsd -V 2>&1 | sed -n 's/^gdnsd version //p' | head -n 1 ;;
         floor) echo "(benches/udp_floor.rs)" ;;
     esac
 }
@@ -290,8 +335,9 @@ perf_run() {
     c0=$(cpu_busy "$CLIENT_CPU")
     times >"$WORK/times.0"
     # in the background and waited for, so that a signal stops it at once
+    set_dof "$name"
     timeout -k 5 $((DURATION + LAT_DURATION + 60)) taskset -c "$CLIENT_CPU" \
-        dnsperf -s 127.0.0.1 -p "${PORT[$name]}" "${PERF_INPUT[@]}" "$@" >"$out" 2>&1 &
+        dnsperf -s 127.0.0.1 -p "${PORT[$name]}" "${PERF_INPUT[@]}" "${DOF[@]}" "$@" >"$out" 2>&1 &
     PERF_PID=$!
     wait "$PERF_PID" || die "$name: dnsperf failed: $(tail -n 3 "$out")"
     PERF_PID=''
@@ -425,6 +471,20 @@ while IFS=$'\t' read -r s qm qlo qhi um ulo uhi cm lost resp other; do
 done <"$SUMMARY"
 echo
 if [ -n "${RSS[signpost]:-}" ] && [ -n "$GDNSD_US" ]; then per_run_vs_gdnsd "$RESULTS"; echo; fi
+# DNSSEC: signpost's DO=1 against its DO=0 on the same signed zone, and against
+# the online signers, CPU per query (medians over the runs)
+SIGNED_DO_US=$(ref_us signpost-signed+do)
+if [ -n "$SIGNED_DO_US" ]; then
+    for ref in signpost-signed signpost knot-signed+do pdns-signed+do; do
+        ref_val=$(ref_us "$ref")
+        [ -n "$ref_val" ] || continue
+        awk -v a="$SIGNED_DO_US" -v b="$ref_val" -v r="$ref" 'BEGIN {
+            what = (r == "signpost-signed") ? " (DO=1 ÷ DO=0, signed zone; target at most 1.15)" :
+                   (r == "signpost") ? " (DO=1 signed ÷ the same zone unsigned)" : " (below 1: less CPU than the peer)"
+            printf "- CPU/query, signpost-signed+do ÷ %s: %.3f%s\n", r, a / b, what }'
+    done
+    echo
+fi
 echo "Resident MiB: VmRSS summed over the server's processes, after loading the zone and answering the check pass."
 if [[ " ${SERVER_LIST[*]} " == *" floor "* ]]; then
     echo "floor: benches/udp_floor.rs, signpost's UDP loop and socket options sending each query back as its own answer: no DNS work, only the kernel's path (a real server can only add to it)."

@@ -168,10 +168,16 @@ peer_setup() {
     local -a cmd
     mkdir -p "$dir"
     case $name in
-        signpost)
+        signpost | signpost-signed)
             mkdir -p "$dir/zones"
             cp "$zone" "$dir/zones/bench.example.zone"
             cmd=("$SIGNPOST" serve --zones "$dir/zones" --listen "127.0.0.1:$port")
+            if [ "$name" = signpost-signed ]; then
+                # the master file signed by the server (keys made at first
+                # start: ECDSA P-256, algorithm 13, one combined key)
+                printf '[dnssec]\nkey_dir = "%s/keys"\nzones = ["bench.example."]\n' "$dir" >"$dir/server.toml"
+                cmd+=(--config "$dir/server.toml")
+            fi
             ;;
         nsd)
             cp "$zone" "$dir/bench.example.zone"
@@ -199,7 +205,7 @@ zone:
 EOF
             cmd=(nsd -d -c "$dir/nsd.conf")
             ;;
-        knot)
+        knot | knot-signed)
             mkdir -p "$dir/run" "$dir/storage" "$dir/zones"
             cp "$zone" "$dir/zones/bench.example.zone"
             cat >"$dir/knot.conf" <<EOF
@@ -224,7 +230,53 @@ zone:
   - domain: bench.example
     file: bench.example.zone
 EOF
+            if [ "$name" = knot-signed ]; then
+                # online signing (mod-onlinesign): every answer signed when
+                # asked, a key made at first start (ECDSA P-256, algorithm 13,
+                # one combined key), NSEC "white lies" for denial
+                # (Knot wants a module defined before the zone that uses it)
+                awk '/^zone:$/ {
+                        print "policy:\n  - id: online\n    algorithm: ecdsap256sha256\n    single-type-signing: on"
+                        print "mod-onlinesign:\n  - id: online\n    policy: online" }
+                     { print }
+                     /^    file: bench.example.zone$/ { print "    module: mod-onlinesign/online" }' \
+                    "$dir/knot.conf" >"$dir/knot.conf.new" && mv "$dir/knot.conf.new" "$dir/knot.conf"
+            fi
             cmd=(knotd -c "$dir/knot.conf")
+            ;;
+        pdns | pdns-signed)
+            # PowerDNS Authoritative with its bind backend; pdns-signed has the
+            # zone secured with pdnsutil (ECDSA P-256, algorithm 13, one
+            # combined key): it signs online, with its signature cache
+            cp "$zone" "$dir/bench.example.zone"
+            printf 'zone "bench.example" { type master; file "%s/bench.example.zone"; };\n' "$dir" >"$dir/named.conf"
+            cat >"$dir/pdns.conf" <<EOF
+launch=bind
+bind-config=$dir/named.conf
+bind-dnssec-db=$dir/dnssec.db
+local-address=127.0.0.1
+local-port=$port
+socket-dir=$dir
+guardian=no
+daemon=no
+disable-syslog=yes
+loglevel=4
+receiver-threads=1
+distributor-threads=1
+security-poll-suffix=
+webserver=no
+api=no
+EOF
+            pdnsutil --config-dir="$dir" create-bind-db "$dir/dnssec.db" >"$dir/pdnsutil.log" 2>&1 ||
+                { cat "$dir/pdnsutil.log" >&2; return 1; }
+            if [ "$name" = pdns-signed ]; then
+                if ! pdnsutil --config-dir="$dir" add-zone-key bench.example ksk active ecdsa256 >>"$dir/pdnsutil.log" 2>&1 ||
+                    ! pdnsutil --config-dir="$dir" rectify-zone bench.example >>"$dir/pdnsutil.log" 2>&1; then
+                    cat "$dir/pdnsutil.log" >&2
+                    return 1
+                fi
+            fi
+            cmd=(pdns_server --config-dir="$dir")
             ;;
         gdnsd)
             mkdir -p "$dir/zones" "$dir/run" "$dir/state"

@@ -183,6 +183,9 @@ case $MIX in
         python3 "$DATA/mkbin-ecs.py" "$DATA/geo.queries" "$WORK/geo.bin" 2>/dev/null ||
             die "could not build the geo query file"
         PERF_INPUT=(-B -d "$WORK/geo.bin")
+        # dnsperf -D cannot go with -B: for +do servers the DO bit is in the messages
+        python3 "$DATA/mkbin-ecs.py" "$DATA/geo.queries" "$WORK/geo-do.bin" --do 2>/dev/null ||
+            die "could not build the geo query file with DO"
         ;;
 esac
 EXPECT=$(tr -s '[:space:]' '\n' <"$DATA/$MIX.expect" | sed '/^$/d' | sort | paste -sd ' ')
@@ -228,9 +231,15 @@ wait_ready() {
     done
 }
 
-# DOF: "-D" (dnsperf: set the DO bit) for a +do server, nothing for the others
+# DOF: dnsperf's query input for a server: PERF_INPUT, with the DO bit set for a
+# +do server (-D, or the geo mix's messages made with the bit)
 DOF=()
-set_dof() { DOF=(); if is_do "$1"; then DOF=(-D); fi; }
+set_dof() {
+    DOF=("${PERF_INPUT[@]}")
+    if is_do "$1"; then
+        if [ "$MIX" = geo ]; then DOF=(-B -d "$WORK/geo-do.bin"); else DOF+=(-D); fi
+    fi
+}
 # rcode counts "NOERROR=a NXDOMAIN=b ..." with NXDOMAIN added into NOERROR
 fold_nx() {
     tr ' ' '\n' <<<"$1" | awk -F= 'NF == 2 {k = ($1 == "NXDOMAIN") ? "NOERROR" : $1; n[k] += $2}
@@ -262,7 +271,7 @@ verify() {
     # one pass over the whole mix: every query answered, the right rcodes
     set_dof "$name"
     timeout -k 5 60 taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "${PORT[$name]}" \
-        "${PERF_INPUT[@]}" "${DOF[@]}" -n 1 -q 20 -t 2 >"$out" 2>&1 || die "$name: dnsperf check pass failed: $(tail -n 3 "$out")"
+        "${DOF[@]}" -n 1 -q 20 -t 2 >"$out" 2>&1 || die "$name: dnsperf check pass failed: $(tail -n 3 "$out")"
     got=$(rcodes "$out")
     if is_do "$name"; then got=$(fold_nx "$got"); fi
     [ "$(stat_of "$out" 'Queries lost:' 3)" = 0 ] || die "$name: queries lost in the check pass: $(grep 'Queries lost' "$out")"
@@ -337,7 +346,7 @@ perf_run() {
     # in the background and waited for, so that a signal stops it at once
     set_dof "$name"
     timeout -k 5 $((DURATION + LAT_DURATION + 60)) taskset -c "$CLIENT_CPU" \
-        dnsperf -s 127.0.0.1 -p "${PORT[$name]}" "${PERF_INPUT[@]}" "${DOF[@]}" "$@" >"$out" 2>&1 &
+        dnsperf -s 127.0.0.1 -p "${PORT[$name]}" "${DOF[@]}" "$@" >"$out" 2>&1 &
     PERF_PID=$!
     wait "$PERF_PID" || die "$name: dnsperf failed: $(tail -n 3 "$out")"
     PERF_PID=''

@@ -17,6 +17,13 @@
 #   DURATION=5 RUNS=1 bash benches/geo-compare.sh          # quick look
 #   SERVERS="signpost gdnsd" bash benches/geo-compare.sh
 #   SERVERS="signpost signpost-fleet" bash benches/geo-compare.sh   # [fleet] off and on
+#   SERVERS="signpost-signed signpost-signed+do pdns-signed+do" bash benches/geo-compare.sh   # DNSSEC
+#
+# DNSSEC: signpost-signed is signpost with `dnssec = true` in the zone's policy
+# file (keys made at first start in its temp dir), pdns-signed PowerDNS with the
+# zone secured by pdnsutil (it signs the LUA answers online). A "+do" after a
+# name sets the DO bit on every query to that server (dnsperf -D); the same
+# server without it is asked with DO clear.
 #
 # signpost-fleet is signpost with the same zone and config plus a [fleet]
 # section, pointed at a real etcd (/usr/bin/etcd, Debian etcd-server) that the
@@ -64,8 +71,17 @@ fi
 read -r -a SERVER_LIST <<<"$SERVERS"
 [ "${#SERVER_LIST[@]}" -ge 1 ] || die "SERVERS is empty"
 for s in "${SERVER_LIST[@]}"; do
-    case $s in signpost | signpost-fleet | gdnsd | pdns) ;; *) die "unknown server '$s' in SERVERS (signpost signpost-fleet gdnsd pdns)" ;; esac
+    case ${s%+do} in signpost | signpost-fleet | signpost-signed | gdnsd | pdns | pdns-signed) ;;
+        *) die "unknown server '$s' in SERVERS (signpost signpost-fleet signpost-signed gdnsd pdns pdns-signed, each with +do for DO=1)" ;;
+    esac
 done
+is_do() { [[ $1 == *+do ]]; }
+# DOF: the query file for a server: with the DO bit set in every query for a
+# +do server (dnsperf -D cannot go with -B: the bit is in the messages)
+DOF=()
+set_dof() { DOF=(-B -d "$WORK/mix.bin"); if is_do "$1"; then DOF=(-B -d "$WORK/mix-do.bin"); fi; }
+# any server of SERVER_LIST whose name starts with $1
+has_kind() { [[ " ${SERVER_LIST[*]} " == *" $1"* ]]; }
 read -r -a PERF_OPTS <<<"$DNSPERF_OPTS"
 [ -f "$MMDB" ] || die "no $MMDB (the committed geo fixture)"
 
@@ -87,7 +103,7 @@ if has_server gdnsd; then
     gdnsd_usage=$(gdnsd 2>&1 || true)   # no action: prints its usage, exits 1
     grep -q '^Features:.*geoip2' <<<"$gdnsd_usage" || die "this gdnsd was built without its geoip plugin (no 'geoip2' in the Features line of 'gdnsd' without arguments)"
 fi
-if has_server pdns; then
+if has_kind pdns; then
     pdns_missing=''
     command -v pdns_server >/dev/null 2>&1 || pdns_missing+=' pdns-server'
     for pkg in pdns-backend-bind pdns-backend-geoip; do
@@ -95,7 +111,7 @@ if has_server pdns; then
     done
     if [ -n "$pdns_missing" ]; then
         log "WARNING: PowerDNS left out: Debian package(s)$pdns_missing not installed and not installable here"
-        drop_server pdns
+        for s in pdns pdns+do pdns-signed pdns-signed+do; do drop_server "$s"; done
         [ "${#SERVER_LIST[@]}" -ge 1 ] || die "no server left to run"
     fi
 fi
@@ -110,7 +126,7 @@ if [ "$(nproc)" -lt 2 ] && [ "$SERVER_CPU" = 0 ] && [ "$CLIENT_CPU" = 1 ]; then
 fi
 CLK_TCK=$(getconf CLK_TCK)
 
-if { has_server signpost || has_server signpost-fleet; } && ! [ -x "$SIGNPOST" ]; then
+if has_kind signpost && ! [ -x "$SIGNPOST" ]; then
     if [ "$SIGNPOST" = "$REPO/target/release/signpost" ]; then
         # cargo takes a lock on target/: if another build is running, this
         # waits for it ("Blocking waiting for file lock"), within BUILD_TIMEOUT
@@ -171,7 +187,7 @@ python3 "$GEO/mkmix.py" "$WORK/mix" "$NQUERIES" 2>"$WORK/mix.log" || die "mkmix.
 MIX_DESC=$(cat "$WORK/mix.log")
 log "mix: $MIX_DESC"
 python3 "$REPO/benches/data/mkbin-ecs.py" "$WORK/mix/queries" "$WORK/mix.bin" 2>/dev/null || die "could not build the dnsperf -B file"
-PERF_INPUT=(-B -d "$WORK/mix.bin")
+python3 "$REPO/benches/data/mkbin-ecs.py" "$WORK/mix/queries" "$WORK/mix-do.bin" --do 2>/dev/null || die "could not build the dnsperf -B file with DO"
 EXPECT="NOERROR=$NQUERIES"
 
 # ---- servers -----------------------------------------------------------------
@@ -205,11 +221,18 @@ start_server() {
     local name=$1 port=$2 dir=$WORK/$1
     local -a cmd
     mkdir -p "$dir"
-    case $name in
+    case ${name%+do} in
         signpost)
             mkdir -p "$dir/zones"
             cp "$GEO/signpost/geobench.example.toml" "$dir/zones/"
             fill "$GEO/signpost/server.toml.in" "$dir/server.toml" "$port" "$dir"
+            cmd=("$SIGNPOST" serve --zones "$dir/zones" --config "$dir/server.toml" --listen "127.0.0.1:$port")
+            ;;
+        signpost-signed)
+            mkdir -p "$dir/zones"
+            { echo "dnssec = true"; cat "$GEO/signpost/geobench.example.toml"; } >"$dir/zones/geobench.example.toml"
+            fill "$GEO/signpost/server.toml.in" "$dir/server.toml" "$port" "$dir"
+            printf '\n[dnssec]\nkey_dir = "%s/keys"\n' "$dir" >>"$dir/server.toml"
             cmd=("$SIGNPOST" serve --zones "$dir/zones" --config "$dir/server.toml" --listen "127.0.0.1:$port")
             ;;
         signpost-fleet)
@@ -230,6 +253,19 @@ start_server() {
             fill "$GEO/pdns/pdns.conf.in" "$dir/pdns.conf" "$port" "$dir"
             fill "$GEO/pdns/named.conf.in" "$dir/named.conf" "$port" "$dir"
             cp "$GEO/pdns/geobench.example.zone" "$GEO/pdns/geo.yaml" "$dir/"
+            cmd=(pdns_server --config-dir="$dir")
+            ;;
+        pdns-signed)
+            fill "$GEO/pdns/pdns.conf.in" "$dir/pdns.conf" "$port" "$dir"
+            fill "$GEO/pdns/named.conf.in" "$dir/named.conf" "$port" "$dir"
+            cp "$GEO/pdns/geobench.example.zone" "$GEO/pdns/geo.yaml" "$dir/"
+            echo "bind-dnssec-db=$dir/dnssec.db" >>"$dir/pdns.conf"
+            if ! pdnsutil --config-dir="$dir" create-bind-db "$dir/dnssec.db" >"$dir/pdnsutil.log" 2>&1 ||
+                ! pdnsutil --config-dir="$dir" add-zone-key geobench.example ksk active ecdsa256 >>"$dir/pdnsutil.log" 2>&1 ||
+                ! pdnsutil --config-dir="$dir" rectify-zone geobench.example >>"$dir/pdnsutil.log" 2>&1; then
+                cat "$dir/pdnsutil.log" >&2
+                die "pdns-signed: pdnsutil could not secure geobench.example"
+            fi
             cmd=(pdns_server --config-dir="$dir")
             ;;
     esac
@@ -346,11 +382,18 @@ sed 's/^/geo-compare: /' "$WORK/check-answers.out" >&2
 # 3. the whole mix once through dnsperf: no loss, NOERROR everywhere
 for s in "${SERVER_LIST[@]}"; do
     out=$WORK/$s/verify.out
+    set_dof "$s"
     timeout -k 5 60 taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "${PORT[$s]}" \
-        "${PERF_INPUT[@]}" -n 1 -q 20 -t 2 >"$out" 2>&1 || die "$s: dnsperf check pass failed: $(tail -n 3 "$out")"
+        "${DOF[@]}" -n 1 -q 20 -t 2 >"$out" 2>&1 || die "$s: dnsperf check pass failed: $(tail -n 3 "$out")"
     [ "$(stat_of "$out" 'Queries lost:' 3)" = 0 ] || die "$s: queries lost in the check pass: $(grep 'Queries lost' "$out")"
     got=$(rcodes "$out")
     [ "$got" = "$EXPECT" ] || die "$s: one pass over the mix gave '$got', want '$EXPECT'"
+    if is_do "$s"; then
+        # signed: the steered A RRset comes with its RRSIG, for a client subnet too
+        dig +norec +time=1 +tries=1 @127.0.0.1 -p "${PORT[$s]}" +dnssec +subnet=193.0.0.0/24 www.geobench.example A 2>/dev/null |
+            awk '$4 == "RRSIG" && $5 == "A" {found = 1} END {exit !found}' ||
+            die "$s: www.geobench.example A with DO and ECS: no RRSIG over the A RRset in the answer"
+    fi
     log "$s: one dnsperf pass over the mix: $got, none lost"
 done
 
@@ -387,8 +430,9 @@ perf_run() {
     c0=$(cpu_busy "$CLIENT_CPU")
     times >"$WORK/times.0"
     # in the background and waited for, so that a signal stops it at once
+    set_dof "$name"
     timeout -k 5 $((DURATION + 60)) taskset -c "$CLIENT_CPU" \
-        dnsperf -s 127.0.0.1 -p "${PORT[$name]}" "${PERF_INPUT[@]}" "$@" >"$out" 2>&1 &
+        dnsperf -s 127.0.0.1 -p "${PORT[$name]}" "${DOF[@]}" "$@" >"$out" 2>&1 &
     PERF_PID=$!
     wait "$PERF_PID" || die "$name: dnsperf failed: $(tail -n 3 "$out")"
     PERF_PID=''
@@ -482,13 +526,17 @@ GDNSD_US=$(awk -F'\t' '$1 == "gdnsd" {print $5}' "$SUMMARY")
 
 version_of() {
     case $1 in
-        signpost) timeout 5 "$SIGNPOST" --version 2>/dev/null | head -n 1 || echo "?" ;;
+        signpost | signpost-signed*) timeout 5 "$SIGNPOST" --version 2>/dev/null | head -n 1 || echo "?" ;;
         signpost-fleet) echo "(same binary), etcd $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p')" ;;
         gdnsd) sed -n 's/^gdnsd version \([^ ]*\).*/\1/p' <<<"$gdnsd_usage" | head -n 1 ;;
-        pdns) dpkg-query -W -f='${Version}' pdns-server 2>/dev/null || echo "?" ;;
+        pdns*) dpkg-query -W -f='${Version}' pdns-server 2>/dev/null || echo "?" ;;
     esac
 }
 declare -A LABEL=([signpost]="signpost (geo strategy)" [signpost-fleet]="signpost (geo strategy) with [fleet] on etcd" [gdnsd]="gdnsd (geoip plugin, DYNA)" [pdns]="PowerDNS (LUA record)")
+LABEL[signpost-signed]="signpost (geo strategy), zone signed, DO=0"
+LABEL[signpost-signed+do]="signpost (geo strategy), zone signed, DO=1"
+LABEL[pdns-signed]="PowerDNS (LUA record), online signing, DO=0"
+LABEL[pdns-signed+do]="PowerDNS (LUA record), online signing, DO=1"
 
 echo
 echo "## Geo steering with ECS: signpost vs gdnsd vs PowerDNS, $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -528,6 +576,20 @@ echo
 sed 's/^/- /' "$WORK/check-answers.out"
 echo
 if [[ " ${SERVER_LIST[*]} " == *" signpost "* && " ${SERVER_LIST[*]} " == *" gdnsd "* ]]; then per_run_vs_gdnsd "$RESULTS"; echo; fi
+if has_server signpost-signed+do; then
+    # DNSSEC: DO=1 against DO=0 on the same signed zone, and against the
+    # online signer, CPU per query, run by run (they took turns in each run)
+    for ref in signpost-signed signpost pdns-signed+do; do
+        has_server "$ref" || continue
+        awk -F'\t' -v r="$ref" '$1 == "signpost-signed+do" {a[$2] = $7 / $4} $1 == r {b[$2] = $7 / $4}
+            END {for (k in a) if (k in b && b[k] > 0) printf "%d %.3f\n", k, a[k] / b[k]}' "$RESULTS" | sort -n >"$WORK/do-ratio"
+        printf 'CPU per query, signpost-signed+do ÷ %s, run by run: %s; median %s%s\n' "$ref" \
+            "$(awk '{print $2}' "$WORK/do-ratio" | paste -sd ' ' | sed 's/ /, /g')" \
+            "$(awk '{print $2}' "$WORK/do-ratio" | median_min_max | awk '{printf "%.3f", $1}')" \
+            "$(case $ref in signpost-signed) echo " (DO=1 ÷ DO=0; target at most 1.15)" ;; pdns-signed+do) echo " (below 1: less CPU than PowerDNS signing)" ;; esac)"
+    done
+    echo
+fi
 if has_server signpost && has_server signpost-fleet; then
     # [fleet] on ÷ off, CPU per query, run by run (the two took turns in each run)
     awk -F'\t' '$1 == "signpost" {off[$2] = $7 / $4} $1 == "signpost-fleet" {on[$2] = $7 / $4}

@@ -190,6 +190,11 @@ pub fn watch_set(o: &Overrides) -> WatchSet {
     if let Some(db) = &cfg.geo.database {
         w.files.push(absolute(db));
     }
+    // A renewed certificate is a reload like any other (the key may come first).
+    if let Some(t) = &cfg.encrypted.tls {
+        w.files.push(absolute(&t.cert_file));
+        w.files.push(absolute(&t.key_file));
+    }
     w
 }
 

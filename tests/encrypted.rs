@@ -241,18 +241,19 @@ type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
 /// A TLS session to `at`, verified for the name "localhost", handshake done.
 fn connect(at: SocketAddr, cfg: Arc<rustls::ClientConfig>) -> Tls {
-    let tcp = TcpStream::connect_timeout(&at, common::ANSWER_WAIT).expect("connect");
-    tcp.set_read_timeout(Some(common::ANSWER_WAIT))
-        .expect("timeout");
+    try_connect(at, cfg).unwrap_or_else(|e| panic!("TLS handshake with {at}: {e}"))
+}
+
+fn try_connect(at: SocketAddr, cfg: Arc<rustls::ClientConfig>) -> std::io::Result<Tls> {
+    let tcp = TcpStream::connect_timeout(&at, common::ANSWER_WAIT)?;
+    tcp.set_read_timeout(Some(common::ANSWER_WAIT))?;
     let name = ServerName::try_from("localhost").expect("name");
     let conn = rustls::ClientConnection::new(cfg, name).expect("client");
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     while tls.conn.is_handshaking() {
-        tls.conn
-            .complete_io(&mut tls.sock)
-            .expect("TLS handshake with the server's certificate");
+        tls.conn.complete_io(&mut tls.sock)?;
     }
-    tls
+    Ok(tls)
 }
 
 fn ecs_query(name: &str, ecs: Option<&str>) -> QuerySpec {
@@ -580,6 +581,53 @@ fn reload_serves_a_new_certificate_and_keeps_it_over_a_broken_one() {
     assert!(line.contains("reload rejected"), "{line}");
     assert!(line.contains("server.toml:"), "{line}");
     assert_eq!(served(dot, &roots), new_cert);
+    assert_eq!(
+        ask_udp(s.addr, &QuerySpec::new("static.steer.test.", 1)).rcode,
+        "NOERROR"
+    );
+}
+
+#[test]
+fn idle_sessions_are_closed_and_the_connection_caps_hold() {
+    let setup = Setup::new("limits");
+    let cfg = setup.config();
+    let text = std::fs::read_to_string(&cfg)
+        .expect("read config")
+        .replace("[dot]\n", "[dot]\nmax_connections = 1\n")
+        .replace("[doh]\n", "[doh]\nmax_connections = 1\n")
+        + "[tcp]\nidle_timeout = \"500ms\"\n";
+    std::fs::write(&cfg, text).expect("write config");
+    let (s, dot, doh) = setup.start();
+    for (at, alpn) in [(dot, &b"dot"[..]), (doh, &b"http/1.1"[..])] {
+        let client = client(&[&setup.cert], alpn);
+        let mut first = connect(at, client.clone());
+        // Over the cap: closed at once, no handshake.
+        assert!(
+            try_connect(at, client.clone()).is_err(),
+            "{at}: a second session past max_connections = 1"
+        );
+        // Idle: the server closes the session, well before the client's 5 s timeout.
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 64];
+        match first.read(&mut buf) {
+            Ok(0) => {}
+            Err(e)
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            other => panic!("{at}: idle session not closed: {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{at}: closed only after {:?}",
+            started.elapsed()
+        );
+        // Its slot is free again.
+        common::wait_until("a session after the idle one closed", common::WAIT, || {
+            try_connect(at, client.clone()).is_ok()
+        });
+    }
     assert_eq!(
         ask_udp(s.addr, &QuerySpec::new("static.steer.test.", 1)).rcode,
         "NOERROR"

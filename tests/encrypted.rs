@@ -398,52 +398,27 @@ fn doh_answers_get_and_post_and_refuses_bad_requests() {
     let query = QuerySpec::new("static.steer.test.", 1).to_bytes();
     let mut response = query.clone();
     response[2] |= 0x80;
+    let get = |target: &str| request("GET", target, "", b"");
+    let post = |ctype: &str, body: &[u8]| request("POST", "/dns-query", ctype, body);
+    let too_big = vec![0u8; 70_000];
     let cases: Vec<(Vec<u8>, u16, &str)> = vec![
-        (
-            request("GET", "/dns-query", "", b""),
-            400,
-            "no dns= parameter",
-        ),
-        (
-            request("GET", "/dns-query?dns=%%%", "", b""),
-            400,
-            "not base64url",
-        ),
-        (
-            request("POST", "/dns-query", dns, &response),
-            400,
-            "not a DNS query",
-        ),
-        (
-            request("POST", "/dns-query", dns, b""),
-            400,
-            "not a DNS query",
-        ),
-        (
-            request("GET", "/other?dns=AAAA", "", b""),
-            404,
-            "go to /dns-query",
-        ),
+        (get("/dns-query"), 400, "no dns= parameter"),
+        (get("/dns-query?dns=%%%"), 400, "not base64url"),
+        (post(dns, &response), 400, "not a DNS query"),
+        (post(dns, b""), 400, "not a DNS query"),
+        (get("/other?dns=AAAA"), 404, "go to /dns-query"),
         (
             request("PUT", "/dns-query", dns, &query),
             405,
             "use GET ?dns= or POST",
         ),
         (
-            request("POST", "/dns-query", "Content-Type: text/plain\r\n", &query),
+            post("Content-Type: text/plain\r\n", &query),
             415,
-            "POST a body of type application/dns-message",
+            "POST a body of type",
         ),
-        (
-            request("POST", "/dns-query", "", &query),
-            415,
-            "application/dns-message",
-        ),
-        (
-            request("POST", "/dns-query", dns, &vec![0u8; 70_000]),
-            413,
-            "at most 65535 bytes",
-        ),
+        (post("", &query), 415, "application/dns-message"),
+        (post(dns, &too_big), 413, "at most 65535 bytes"),
     ];
     for (req, want, says) in cases {
         let (status, headers, body) = https(doh, cert, &req);

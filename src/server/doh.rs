@@ -29,14 +29,13 @@ use hyper::body::{Body, Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio::time::timeout;
-use tokio_rustls::TlsAcceptor;
 
 use super::handler::{handle, Transport};
-use super::tcp::{self, Framed};
-use super::TcpLimits;
+use super::tcp::Framed;
+use super::tls;
 
 /// The largest DNS message (RFC 1035 §4.2.2's 16-bit length; RFC 8484 §6).
 const MAX_MESSAGE: usize = 65535;
@@ -97,34 +96,17 @@ pub(super) struct Doh {
     pub started: Instant,
 }
 
-/// Serves DoH on `listener` until `stop`.
-pub(super) async fn serve(
-    listener: TcpListener,
-    doh: Arc<Doh>,
-    limits: TcpLimits,
-    conns: Arc<Semaphore>,
-    stop: watch::Receiver<bool>,
-) {
-    let on_stop = stop.clone();
-    tcp::accept(listener, limits, conns, on_stop, move |stream, ip| {
-        connection(stream, ip, doh.clone(), limits, stop.clone())
-    })
-    .await
-}
-
-async fn connection(
+/// One accepted DoH connection: the certificate serving now, then HTTP requests
+/// until the client closes, goes idle, or `stop`.
+pub(super) async fn connection(
     stream: TcpStream,
     ip: IpAddr,
     doh: Arc<Doh>,
-    limits: TcpLimits,
     mut stop: watch::Receiver<bool>,
 ) {
-    let Some(tls) = doh.path.snap.load().tls.as_ref().map(|t| t.doh.clone()) else {
-        return;
-    };
-    let _ = stream.set_nodelay(true);
-    let accepted = timeout(limits.idle_timeout, TlsAcceptor::from(tls).accept(stream));
-    let Ok(Ok(session)) = accepted.await else {
+    let limits = doh.path.limits;
+    let config = doh.path.snap.load().tls.as_ref().map(|t| t.doh.clone());
+    let Some(session) = tls::handshake(stream, config, limits.idle_timeout).await else {
         return;
     };
     let activity = Arc::new(Activity::new());

@@ -307,40 +307,58 @@ impl Encrypted {
             })
         };
         let mut tasks = Vec::new();
-        let (dot_path, dot_conns) = (
-            framed("dot"),
-            Arc::new(tokio::sync::Semaphore::new(self.dot_max_connections)),
-        );
-        for l in self.dot {
-            let l = tokio::net::TcpListener::from_std(l)?;
-            let (path, conns) = (dot_path.clone(), dot_conns.clone());
-            tasks.push(tokio::spawn(dot::serve(
-                l,
-                path,
-                limits,
-                conns,
-                stop.clone(),
-            )));
-        }
+        let dot_path = framed("dot");
+        let dot_stop = stop.clone();
+        let dot = move |stream, ip| dot::connection(stream, ip, dot_path.clone(), dot_stop.clone());
+        spawn_accepts(
+            &mut tasks,
+            self.dot,
+            self.dot_max_connections,
+            limits,
+            &stop,
+            dot,
+        )?;
         let doh_state = Arc::new(doh::Doh {
             path: framed("doh"),
             uri_path: self.doh_path,
             started: std::time::Instant::now(),
         });
-        let doh_conns = Arc::new(tokio::sync::Semaphore::new(self.doh_max_connections));
-        for l in self.doh {
-            let l = tokio::net::TcpListener::from_std(l)?;
-            let (state, conns) = (doh_state.clone(), doh_conns.clone());
-            tasks.push(tokio::spawn(doh::serve(
-                l,
-                state,
-                limits,
-                conns,
-                stop.clone(),
-            )));
-        }
+        let doh_stop = stop.clone();
+        let doh =
+            move |stream, ip| doh::connection(stream, ip, doh_state.clone(), doh_stop.clone());
+        spawn_accepts(
+            &mut tasks,
+            self.doh,
+            self.doh_max_connections,
+            limits,
+            &stop,
+            doh,
+        )?;
         Ok(tasks)
     }
+}
+
+/// One accept loop per listener, sharing a cap of `max_connections`, each
+/// connection served by `serve_one`.
+fn spawn_accepts<F, Fut>(
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+    listeners: Vec<TcpListener>,
+    max_connections: usize,
+    limits: TcpLimits,
+    stop: &tokio::sync::watch::Receiver<bool>,
+    serve_one: F,
+) -> io::Result<()>
+where
+    F: Fn(tokio::net::TcpStream, std::net::IpAddr) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let conns = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    for l in listeners {
+        let l = tokio::net::TcpListener::from_std(l)?;
+        let accept = tcp::accept(l, limits, conns.clone(), stop.clone(), serve_one.clone());
+        tasks.push(tokio::spawn(accept));
+    }
+    Ok(())
 }
 
 #[cfg(all(test, target_os = "linux"))]

@@ -6,11 +6,15 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::crypto::ring;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
 
 /// Why a certificate or key did not load; `app` puts it at the config line that
 /// names the file.
@@ -82,4 +86,20 @@ pub fn load(cert_file: &Path, key_file: &Path) -> Result<ServerTls, TlsError> {
         doh: build(&[b"h2", b"http/1.1"])?,
         leaf,
     })
+}
+
+/// The server side of a TLS handshake on an accepted connection, given `wait` (the
+/// idle timeout, as a query would get); `None` without a certificate or when the
+/// handshake fails or is too slow.
+pub(super) async fn handshake(
+    stream: TcpStream,
+    config: Option<Arc<ServerConfig>>,
+    wait: Duration,
+) -> Option<TlsStream<TcpStream>> {
+    let config = config?;
+    let _ = stream.set_nodelay(true);
+    tokio::time::timeout(wait, TlsAcceptor::from(config).accept(stream))
+        .await
+        .ok()?
+        .ok()
 }

@@ -538,6 +538,8 @@ fn reload_serves_a_new_certificate_and_keeps_it_over_a_broken_one() {
         Duration::from_secs(15),
         || served(dot, &roots) == new_cert,
     );
+    let line = s.wait_log("TLS certificate replaced");
+    assert!(line.contains("reloaded"), "{line}");
     // DoH takes it too.
     let q = QuerySpec::new("static.steer.test.", 1).to_bytes();
     let post = request(

@@ -120,6 +120,10 @@ fn describe_changes(old: &Snapshot, new: &Snapshot) -> String {
             parts.push(format!("-{}", o.origin));
         }
     }
+    let leaf = |s: &Snapshot| s.tls.as_ref().map(|t| t.leaf.clone());
+    if leaf(old) != leaf(new) {
+        parts.push("TLS certificate replaced".to_string());
+    }
     if parts.is_empty() {
         "no zone serial changed".to_string()
     } else {

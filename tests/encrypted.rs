@@ -400,7 +400,11 @@ fn doh_answers_get_and_post_and_refuses_bad_requests() {
     response[2] |= 0x80;
     let get = |target: &str| request("GET", target, "", b"");
     let post = |ctype: &str, body: &[u8]| request("POST", "/dns-query", ctype, body);
-    let too_big = vec![0u8; 70_000];
+    // Only the head of a body over the limit: the 413 comes from Content-Length
+    // alone, before any of the body is read (a client still sending a body the
+    // server will not read could see its reply cut by the close).
+    let mut too_big = post(dns, &[0u8; 70_000]);
+    too_big.truncate(too_big.len() - 70_000);
     let cases: Vec<(Vec<u8>, u16, &str)> = vec![
         (get("/dns-query"), 400, "no dns= parameter"),
         (get("/dns-query?dns=%%%"), 400, "not base64url"),
@@ -418,7 +422,7 @@ fn doh_answers_get_and_post_and_refuses_bad_requests() {
             "POST a body of type",
         ),
         (post("", &query), 415, "application/dns-message"),
-        (post(dns, &too_big), 413, "at most 65535 bytes"),
+        (too_big, 413, "at most 65535 bytes"),
     ];
     for (req, want, says) in cases {
         let (status, headers, body) = https(doh, cert, &req);

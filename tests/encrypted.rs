@@ -614,3 +614,62 @@ fn idle_sessions_are_closed_and_the_connection_caps_hold() {
         "NOERROR"
     );
 }
+
+#[test]
+fn doh_over_http2_answers_many_streams_at_once() {
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let setup = Setup::new("h2");
+    let (s, _, doh) = setup.start();
+    let queries: Vec<(Vec<u8>, Vec<u8>)> = CASES
+        .iter()
+        .map(|(name, ecs)| {
+            let q = ecs_query(name, *ecs).to_bytes();
+            let over_tcp = common::tcp_exchange(s.addr, &q).expect("TCP answer");
+            (q, over_tcp)
+        })
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cfg = client(&[&setup.cert], b"h2");
+    rt.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(doh).await.expect("connect");
+        let name = ServerName::try_from("localhost").expect("name");
+        let tls = tokio_rustls::TlsConnector::from(cfg)
+            .connect(name, tcp)
+            .await
+            .expect("TLS handshake");
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .expect("HTTP/2 handshake");
+        tokio::spawn(conn);
+        // 90 requests in flight at once on the one connection (the server allows 100).
+        let mut tasks = Vec::new();
+        for i in 0..90 {
+            let (q, want) = queries[i % queries.len()].clone();
+            let mut sender = sender.clone();
+            tasks.push(tokio::spawn(async move {
+                let req = http::Request::post("https://localhost/dns-query")
+                    .header("content-type", "application/dns-message")
+                    .body(Full::new(Bytes::from(q)))
+                    .expect("request");
+                let resp = tokio::time::timeout(common::ANSWER_WAIT, sender.send_request(req))
+                    .await
+                    .expect("an answer in time")
+                    .expect("a response");
+                assert_eq!(resp.status(), 200);
+                let body = resp.into_body().collect().await.expect("body").to_bytes();
+                assert_eq!(body.to_vec(), want, "stream {i}: the TCP path's bytes");
+            }));
+        }
+        for t in tasks {
+            t.await.expect("stream task");
+        }
+    });
+}

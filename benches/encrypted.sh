@@ -9,7 +9,8 @@
 # all three one at a time. dnsperf 2.10's DoH client stalls with more than about
 # two requests in flight (DNS-OARC/dnsperf issues 240 and 272; 90 concurrent
 # streams from hyper's client are answered in tests/encrypted.rs), so DoH is only
-# in the second round, where dnsperf's own pacing bounds every transport.
+# in the second round, where dnsperf's own pacing bounds every transport: that
+# round checks that each answers, its figures swing tenfold from run to run.
 #
 # Usage: bash benches/encrypted.sh   (env: SECONDS_EACH=5 CLIENTS=4 OUTSTANDING=20)
 set -euo pipefail
@@ -32,16 +33,11 @@ done
 [ -x "$BIN" ] || cargo build --release --locked
 [ -x "$BIN" ] || die "no $BIN"
 
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
+declare -A PID=()
 dir=$(mktemp -d)
-pid=
-cleanup() {
-    if [ -n "$pid" ]; then
-        kill -TERM "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    fi
-    rm -rf "$dir"
-}
-trap cleanup EXIT
+trap 'stop_server signpost; rm -rf "$dir"' EXIT
 
 mkdir "$dir/zones"
 cp tests/zones/steer/steer.test.toml "$dir/zones/"
@@ -61,7 +57,7 @@ listen = ["127.0.0.1:0"]
 EOF
 taskset -c "$SERVER_CPU" "$BIN" serve --config "$dir/server.toml" --listen 127.0.0.1:0 \
     2>"$dir/log" &
-pid=$!
+PID[signpost]=$!
 for _ in $(seq 1 100); do
     grep -q "encrypted transports" "$dir/log" && break
     sleep 0.1

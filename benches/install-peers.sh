@@ -7,8 +7,9 @@
 # built in).
 # `--ci` installs only what the test suite and its build need instead: etcd
 # 3.4 and etcdctl for tests/fleet.rs, protoc for the etcd client's build,
-# chromium and chromedriver for tests/dashboard.rs (.ci/run calls it so;
-# apt-get update runs once first in that mode).
+# chromium and chromedriver for tests/dashboard.rs, kdig and dig for
+# tests/encrypted.rs (.ci/run calls it so; apt-get update runs once first in
+# that mode).
 # Idempotent: does nothing when every command is already there.
 # Needs root (or sudo) and apt. Package services are not started: the peers
 # are started by compare.sh on loopback ports of its own, never on port 53.
@@ -37,6 +38,8 @@ if [ "${1:-}" = --ci ]; then
         [protoc]=protobuf-compiler
         [chromium]=chromium
         [chromedriver]=chromium-driver
+        [kdig]=knot-dnsutils
+        [dig]=bind9-dnsutils
     )
 fi
 

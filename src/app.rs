@@ -46,7 +46,17 @@ pub fn load_snapshot(
     cfg: &ServerConfig,
     generation: u64,
 ) -> Result<(Snapshot, LoadedZones), Vec<ConfigError>> {
-    let mut loaded = load_zones_dir(&cfg.zones)?;
+    // Read before the zones, so that a bad certificate is reported with them.
+    let tls = load_tls(cfg);
+    let mut loaded = match (load_zones_dir(&cfg.zones), tls.as_ref()) {
+        (Ok(l), Ok(_)) => l,
+        (Err(mut e), Err(t)) => {
+            e.insert(0, t.clone());
+            return Err(e);
+        }
+        (Err(e), _) => return Err(e),
+        (_, Err(t)) => return Err(vec![t.clone()]),
+    };
     let mut zones = std::mem::take(&mut loaded.zones);
     let (targets, names) = crate::bridge::assign(&mut zones);
     for z in zones.iter_mut() {
@@ -86,11 +96,43 @@ pub fn load_snapshot(
     }
     let mut snap = Snapshot::new(ZoneSet::new(zones), geo, cfg, generation);
     snap.health_targets = targets;
+    snap.tls = tls.ok().flatten();
     snap.endpoint_names = names;
     if std::env::var_os("SIGNPOST_NO_FAST").is_none() {
         snap.fast = Some(crate::server::fast::FastTable::build(&snap));
     }
     Ok((snap, loaded))
+}
+
+/// Reads `[tls]`'s certificate and key; an error names the config line of the file
+/// that did not load.
+fn load_tls(
+    cfg: &ServerConfig,
+) -> Result<Option<std::sync::Arc<crate::server::tls::ServerTls>>, ConfigError> {
+    use crate::server::tls::{self, TlsError};
+    let Some(t) = &cfg.encrypted.tls else {
+        return Ok(None);
+    };
+    tls::load(&t.cert_file, &t.key_file)
+        .map(|s| Some(std::sync::Arc::new(s)))
+        .map_err(|e| {
+            let line = match e {
+                TlsError::Key { .. } => t.key_line,
+                TlsError::Cert { .. } | TlsError::Pair { .. } => t.cert_line,
+            };
+            ConfigError::new(&t.config_file, line, format!("tls: {e}"))
+        })
+}
+
+/// Binds the DoT and DoH listeners the config asks for (none: both off).
+pub fn bind_encrypted(cfg: &ServerConfig) -> std::io::Result<crate::server::Encrypted> {
+    let e = &cfg.encrypted;
+    Ok(crate::server::Encrypted {
+        dot_max_connections: e.dot_max_connections,
+        doh_max_connections: e.doh_max_connections,
+        doh_path: e.doh_path.clone(),
+        ..crate::server::Encrypted::bind(&e.dot_listen, &e.doh_listen)?
+    })
 }
 
 /// Opens the geo database and adds the overrides. No database: every client is
@@ -153,6 +195,13 @@ pub fn check(o: &Overrides) -> Result<String, Vec<ConfigError>> {
     let mut report = String::new();
     for w in &loaded.warnings {
         report.push_str(&format!("warning: {w}\n"));
+    }
+    if let (Some(t), true) = (&cfg.encrypted.tls, cfg.encrypted.enabled()) {
+        report.push_str(&format!(
+            "ok: TLS certificate {} and key {} for DoT/DoH\n",
+            display_path(&t.cert_file),
+            display_path(&t.key_file)
+        ));
     }
     for z in snap.zones.zones() {
         let records = z.record_count();

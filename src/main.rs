@@ -232,6 +232,8 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
     let bound =
         server::bind_all(&cfg.listen, per_addr, cfg.udp_payload_max).context("binding sockets")?;
     let addrs: Vec<String> = bound.iter().map(|b| b.addr.to_string()).collect();
+    let encrypted = app::bind_encrypted(&cfg).context("binding DoT/DoH")?;
+    let encrypted_addrs = encrypted.describe();
     let admin_listener = match cfg.admin_listen {
         Some(a) => {
             Some(std::net::TcpListener::bind(a).with_context(|| format!("binding admin {a}"))?)
@@ -258,9 +260,11 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
         };
         let rrl = Arc::new(server::rrl::Rrl::new(cfg.rrl.clone()));
         let qlog = Arc::new(server::querylog::QueryLog::new(cfg.query_log));
-        let running = server::start(bound, handle.clone(), limits, &metrics, rrl, qlog)?;
+        let running = server::start(bound, handle.clone(), limits, &metrics, rrl, qlog.clone())?;
         let signals = Signals::register();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let encrypted_tasks =
+            encrypted.start(handle.clone(), limits, &metrics, qlog, stop_rx.clone())?;
 
         let scheduler = Arc::new(Mutex::new(Scheduler::start(table, stop_rx.clone())));
         // Every reloaded snapshot keeps the probes and state of targets that still
@@ -340,6 +344,9 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
             addrs.join(" "),
             zone_list.join(" ")
         );
+        if !encrypted_addrs.is_empty() {
+            info!("encrypted transports: {encrypted_addrs}");
+        }
         signals.wait(hup_tx).await;
         info!("shutting down");
         let _ = stop_tx.send(true);
@@ -348,6 +355,9 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
             let _ = t.await;
         }
         if let Some(t) = admin_task {
+            let _ = t.await;
+        }
+        for t in encrypted_tasks {
             let _ = t.await;
         }
         running.shutdown().await;

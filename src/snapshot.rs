@@ -70,6 +70,9 @@ pub struct Snapshot {
     /// Answers prebuilt whole for the UDP fast path; `None` sends every query the
     /// general way (while the table is being built, or with `SIGNPOST_NO_FAST` set).
     pub fast: Option<crate::server::fast::FastTable>,
+    /// The certificate DoT and DoH present, read from the files with the rest of the
+    /// configuration; `None` without `[tls]`.
+    pub tls: Option<Arc<crate::server::tls::ServerTls>>,
     /// Counts successful loads, so logs and status can tell configurations apart.
     pub generation: u64,
     pub loaded_at: SystemTime,
@@ -95,6 +98,7 @@ impl Snapshot {
             endpoint_names: Vec::new(),
             listen: Vec::new(),
             fast: None,
+            tls: None,
             generation,
             loaded_at: SystemTime::now(),
         }

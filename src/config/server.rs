@@ -30,6 +30,9 @@ struct ServerRaw {
     /// The address health probes leave from (a multi-homed host's vantage point).
     probe_source: Option<String>,
     fleet: Option<super::fleet::FleetRaw>,
+    tls: Option<super::encrypted::TlsRaw>,
+    dot: Option<super::encrypted::DotRaw>,
+    doh: Option<super::encrypted::DohRaw>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -159,6 +162,8 @@ pub struct ServerConfig {
     pub probe_source: Option<std::net::IpAddr>,
     /// Shared drains, weights and probe votes on etcd; none: this instance alone.
     pub fleet: Option<super::fleet::FleetConfig>,
+    /// DNS over TLS and DNS over HTTPS, and their certificate; off by default.
+    pub encrypted: super::encrypted::EncryptedConfig,
 }
 
 /// Where the location of clients comes from, and whose hints we believe.
@@ -224,6 +229,7 @@ impl Default for ServerConfig {
             rrl: Default::default(),
             probe_source: None,
             fleet: None,
+            encrypted: Default::default(),
         }
     }
 }
@@ -469,6 +475,8 @@ impl ServerConfig {
         if let Some(f) = raw.fleet {
             cfg.fleet = Some(f.check(text, path, base, &mut errors));
         }
+        cfg.encrypted =
+            super::encrypted::check(raw.tls, raw.dot, raw.doh, text, path, base, &mut errors);
         if let Some(p) = raw.state_file {
             cfg.state_file = Some(if p.is_absolute() { p } else { base.join(p) });
         }

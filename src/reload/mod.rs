@@ -120,6 +120,10 @@ fn describe_changes(old: &Snapshot, new: &Snapshot) -> String {
             parts.push(format!("-{}", o.origin));
         }
     }
+    let leaf = |s: &Snapshot| s.tls.as_ref().map(|t| t.leaf.clone());
+    if leaf(old) != leaf(new) {
+        parts.push("TLS certificate replaced".to_string());
+    }
     if parts.is_empty() {
         "no zone serial changed".to_string()
     } else {
@@ -189,6 +193,11 @@ pub fn watch_set(o: &Overrides) -> WatchSet {
     w.trees.push(absolute(&cfg.zones));
     if let Some(db) = &cfg.geo.database {
         w.files.push(absolute(db));
+    }
+    // A renewed certificate is a reload like any other (the key may come first).
+    if let Some(t) = &cfg.encrypted.tls {
+        w.files.push(absolute(&t.cert_file));
+        w.files.push(absolute(&t.key_file));
     }
     w
 }

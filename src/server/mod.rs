@@ -12,6 +12,8 @@
 //! an independent check of the wire format.
 
 pub mod answer;
+mod doh;
+mod dot;
 pub mod fast;
 pub mod handler;
 pub mod query;
@@ -19,6 +21,7 @@ pub mod querylog;
 pub mod rrl;
 mod steercache;
 mod tcp;
+pub mod tls;
 mod udp;
 mod warm;
 
@@ -87,26 +90,31 @@ pub fn bind_all(
 }
 
 fn bind_one(addr: SocketAddr, sockets: usize, udp_payload: u16) -> io::Result<BoundAddr> {
-    let domain = Domain::for_address(addr);
     let first = udp_socket(addr, udp_payload)?;
     let actual = first.local_addr()?;
     let mut udp = vec![first];
     for _ in 1..sockets {
         udp.push(udp_socket(actual, udp_payload)?);
     }
-    let tcp = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    Ok(BoundAddr {
+        addr: actual,
+        udp,
+        tcp: tcp_listener(actual)?,
+    })
+}
+
+/// A listening TCP socket on `addr`, IPv6 ones for IPv6 only (as the UDP sockets),
+/// non-blocking for tokio.
+fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    let tcp = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {
         tcp.set_only_v6(true)?;
     }
     tcp.set_reuse_address(true)?;
-    tcp.bind(&actual.into())?;
+    tcp.bind(&addr.into())?;
     tcp.listen(1024)?;
     tcp.set_nonblocking(true)?;
-    Ok(BoundAddr {
-        addr: actual,
-        udp,
-        tcp: tcp.into(),
-    })
+    Ok(tcp.into())
 }
 
 /// One UDP socket bound to `addr` with the options every serving socket has (also
@@ -223,6 +231,134 @@ impl Running {
         })
         .await;
     }
+}
+
+/// The DNS over TLS and DNS over HTTPS listeners (see `dot` and `doh`), bound at
+/// start-up like the others; each transport has its own connection cap and the TCP
+/// per-client cap, idle timeout and lifetime.
+pub struct Encrypted {
+    pub dot: Vec<TcpListener>,
+    pub doh: Vec<TcpListener>,
+    pub dot_max_connections: usize,
+    pub doh_max_connections: usize,
+    /// The DoH URI path, like "/dns-query".
+    pub doh_path: String,
+}
+
+impl Encrypted {
+    /// Binds one listener per address (a port of 0 picks a free one), with the
+    /// default caps and path; the caller sets its own.
+    pub fn bind(dot: &[SocketAddr], doh: &[SocketAddr]) -> io::Result<Encrypted> {
+        let bind = |addrs: &[SocketAddr]| -> io::Result<Vec<TcpListener>> {
+            addrs
+                .iter()
+                .map(|&a| {
+                    tcp_listener(a)
+                        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {a}: {e}")))
+                })
+                .collect()
+        };
+        Ok(Encrypted {
+            dot: bind(dot)?,
+            doh: bind(doh)?,
+            dot_max_connections: 1024,
+            doh_max_connections: 1024,
+            doh_path: "/dns-query".to_string(),
+        })
+    }
+
+    /// "dot on ADDR ...; doh on ADDR/PATH ..." for the start-up log; empty when off.
+    pub fn describe(&self) -> String {
+        let addrs = |ls: &[TcpListener], suffix: &str| -> Vec<String> {
+            ls.iter()
+                .filter_map(|l| l.local_addr().ok())
+                .map(|a| format!("{a}{suffix}"))
+                .collect()
+        };
+        let mut parts = Vec::new();
+        if !self.dot.is_empty() {
+            parts.push(format!("dot on {}", addrs(&self.dot, "").join(" ")));
+        }
+        if !self.doh.is_empty() {
+            parts.push(format!(
+                "doh on {}",
+                addrs(&self.doh, &self.doh_path).join(" ")
+            ));
+        }
+        parts.join("; ")
+    }
+
+    /// Starts serving; the tasks end on `stop`. Must be called inside a tokio runtime.
+    pub fn start(
+        self,
+        snap: SnapshotHandle,
+        limits: TcpLimits,
+        metrics: &crate::metrics::Metrics,
+        qlog: Arc<querylog::QueryLog>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> io::Result<Vec<tokio::task::JoinHandle<()>>> {
+        let framed = |label| {
+            Arc::new(tcp::Framed {
+                snap: snap.clone(),
+                limits,
+                counters: metrics.shard(),
+                qlog: qlog.clone(),
+                label,
+            })
+        };
+        let mut tasks = Vec::new();
+        let dot_path = framed("dot");
+        let dot_stop = stop.clone();
+        let dot = move |stream, ip| dot::connection(stream, ip, dot_path.clone(), dot_stop.clone());
+        spawn_accepts(
+            &mut tasks,
+            self.dot,
+            self.dot_max_connections,
+            limits,
+            &stop,
+            dot,
+        )?;
+        let doh_state = Arc::new(doh::Doh {
+            path: framed("doh"),
+            uri_path: self.doh_path,
+            started: std::time::Instant::now(),
+        });
+        let doh_stop = stop.clone();
+        let doh =
+            move |stream, ip| doh::connection(stream, ip, doh_state.clone(), doh_stop.clone());
+        spawn_accepts(
+            &mut tasks,
+            self.doh,
+            self.doh_max_connections,
+            limits,
+            &stop,
+            doh,
+        )?;
+        Ok(tasks)
+    }
+}
+
+/// One accept loop per listener, sharing a cap of `max_connections`, each
+/// connection served by `serve_one`.
+fn spawn_accepts<F, Fut>(
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+    listeners: Vec<TcpListener>,
+    max_connections: usize,
+    limits: TcpLimits,
+    stop: &tokio::sync::watch::Receiver<bool>,
+    serve_one: F,
+) -> io::Result<()>
+where
+    F: Fn(tokio::net::TcpStream, std::net::IpAddr) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let conns = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    for l in listeners {
+        let l = tokio::net::TcpListener::from_std(l)?;
+        let accept = tcp::accept(l, limits, conns.clone(), stop.clone(), serve_one.clone());
+        tasks.push(tokio::spawn(accept));
+    }
+    Ok(())
 }
 
 #[cfg(all(test, target_os = "linux"))]

@@ -285,6 +285,32 @@ fn skip_record(pkt: &[u8], pos: usize) -> Option<(usize, u16, bool)> {
     Some((end, t, root))
 }
 
+/// The smallest TTL in a response's answer section, or in its authority section
+/// when the answer is empty (a negative answer's SOA, RFC 2308 §5); `None` when it
+/// holds no records or does not parse. DoH's `Cache-Control: max-age` (RFC 8484 §5.1).
+pub fn min_ttl(msg: &[u8]) -> Option<u32> {
+    let count = |i: usize| Some(u16::from_be_bytes([*msg.get(i)?, *msg.get(i + 1)?]) as usize);
+    let (qd, an, ns) = (count(4)?, count(6)?, count(8)?);
+    let mut p = 12;
+    for _ in 0..qd {
+        p = skip_name(msg, p)?.0 + 4;
+    }
+    let mut min = None::<u32>;
+    for (i, section) in [an, ns].into_iter().enumerate() {
+        for _ in 0..section {
+            let (end, _, _) = skip_record(msg, p)?;
+            let at = skip_name(msg, p)?.0 + 4;
+            let ttl = u32::from_be_bytes(msg.get(at..at + 4)?.try_into().ok()?);
+            min = Some(min.map_or(ttl, |m| m.min(ttl)));
+            p = end;
+        }
+        if i == 0 && min.is_some() {
+            break;
+        }
+    }
+    min
+}
+
 /// Reads the OPT record that spans `start..end` (owner already checked to be root).
 fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<Edns, Rcode> {
     // Owner is the single root byte.
@@ -543,5 +569,35 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn min_ttl_of_answer_then_authority() {
+        let rr = |name: &[u8], t: u16, ttl: u32| {
+            let mut r = name.to_vec();
+            r.extend_from_slice(&t.to_be_bytes());
+            r.extend_from_slice(&[0, 1]);
+            r.extend_from_slice(&ttl.to_be_bytes());
+            r.extend_from_slice(&[0, 4, 192, 0, 2, 1]);
+            r
+        };
+        let msg = |an: &[Vec<u8>], ns: &[Vec<u8>]| {
+            let mut m = vec![0, 0, 0x84, 0, 0, 1];
+            m.extend_from_slice(&(an.len() as u16).to_be_bytes());
+            m.extend_from_slice(&(ns.len() as u16).to_be_bytes());
+            m.extend_from_slice(&[0, 0, 1, b'a', 0, 0, 1, 0, 1]);
+            for r in an.iter().chain(ns) {
+                m.extend_from_slice(r);
+            }
+            m
+        };
+        let ptr = [0xc0, 12];
+        let answer = [rr(&ptr, 1, 300), rr(&ptr, 1, 60)];
+        let soa = [rr(&ptr, 6, 900), rr(b"\x01b\x00", 6, 30)];
+        assert_eq!(min_ttl(&msg(&answer, &soa)), Some(60));
+        assert_eq!(min_ttl(&msg(&[], &soa)), Some(30));
+        assert_eq!(min_ttl(&msg(&[], &[])), None);
+        let cut = msg(&answer, &[]);
+        assert_eq!(min_ttl(&cut[..cut.len() - 3]), None);
     }
 }

@@ -31,6 +31,7 @@ pub mod admin;
 pub mod app;
 pub mod bridge;
 pub mod config;
+pub mod dnssec;
 pub mod fleet;
 pub mod geo;
 pub mod health;

@@ -70,6 +70,8 @@ pub struct Snapshot {
     /// Answers prebuilt whole for the UDP fast path; `None` sends every query the
     /// general way (while the table is being built, or with `SIGNPOST_NO_FAST` set).
     pub fast: Option<crate::server::fast::FastTable>,
+    /// Signed zones' keys and on-the-fly signing, by origin (see `dnssec`).
+    pub signers: rustc_hash::FxHashMap<Name, std::sync::Arc<crate::dnssec::ZoneSigner>>,
     /// Counts successful loads, so logs and status can tell configurations apart.
     pub generation: u64,
     pub loaded_at: SystemTime,
@@ -95,6 +97,7 @@ impl Snapshot {
             endpoint_names: Vec::new(),
             listen: Vec::new(),
             fast: None,
+            signers: Default::default(),
             generation,
             loaded_at: SystemTime::now(),
         }

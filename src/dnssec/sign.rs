@@ -1,0 +1,272 @@
+//! RRSIGs (RFC 4034 §3) over RRsets in canonical form (§6), and the signing of a
+//! whole zone at load: every authoritative RRset, the negative-answer SOA, and every
+//! region's A/AAAA/CNAME RRset of every steered name, so that a DO=1 query copies a
+//! prebuilt signature and signs nothing.
+
+use rustc_hash::FxHashSet;
+
+use super::keys::{Key, SignFailed};
+use crate::zone::{class, name, rtype, Name, RRset, Zone};
+
+/// When the signatures of one signing hold: inception an hour in the past, for
+/// resolvers whose clocks run behind (RFC 6781 §4.4.2.2), to `expiration`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub inception: u32,
+    pub expiration: u32,
+}
+
+/// How far in the past inception is put.
+pub const SKEW: u64 = 3600;
+
+impl Window {
+    pub fn starting(now: u64, validity: u32) -> Window {
+        Window {
+            // RFC 4034 §3.1.5: 32-bit serial-number time; valid until 2106.
+            inception: now.saturating_sub(SKEW) as u32,
+            expiration: now.saturating_add(u64::from(validity)) as u32,
+        }
+    }
+}
+
+/// The RRSIG Labels field: the owner's labels, the root and a leading `*` not
+/// counted (RFC 4034 §3.1.3).
+pub fn labels(owner: &[u8]) -> u8 {
+    let mut n = name::label_offsets(owner).count();
+    if owner.starts_with(b"\x01*") {
+        n = n.saturating_sub(1);
+    }
+    n as u8
+}
+
+/// Flips a byte of every signature, so tests can see a validator reject it. Debug
+/// builds only; release builds have no such switch.
+#[cfg(debug_assertions)]
+fn tamper() -> bool {
+    static T: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *T.get_or_init(|| std::env::var_os("SIGNPOST_TEST_TAMPER_RRSIG").is_some())
+}
+
+/// One RRSIG RDATA by `key` over the records `rdatas` of (`owner`, `rtype`), which
+/// are served with `ttl`. `owner` is lower-cased wire, as every name in the zone.
+pub fn rrsig_rdata(
+    key: &Key,
+    owner: &[u8],
+    rtype: u16,
+    ttl: u32,
+    rdatas: &[&[u8]],
+    w: Window,
+) -> Result<Vec<u8>, SignFailed> {
+    let mut rd = Vec::with_capacity(18 + key.zone.wire().len() + 64);
+    rd.extend_from_slice(&rtype.to_be_bytes());
+    rd.push(key.algorithm);
+    rd.push(labels(owner));
+    rd.extend_from_slice(&ttl.to_be_bytes());
+    rd.extend_from_slice(&w.expiration.to_be_bytes());
+    rd.extend_from_slice(&w.inception.to_be_bytes());
+    rd.extend_from_slice(&key.tag.to_be_bytes());
+    rd.extend_from_slice(key.zone.wire());
+    // RFC 4034 §3.1.8.1: the RRSIG RDATA without the signature, then each record
+    // in canonical order (§6.3: RDATA as unsigned octet strings), duplicates once.
+    let mut sorted: Vec<&[u8]> = rdatas.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut data = rd.clone();
+    for r in sorted {
+        data.extend_from_slice(owner);
+        data.extend_from_slice(&rtype.to_be_bytes());
+        data.extend_from_slice(&class::IN.to_be_bytes());
+        data.extend_from_slice(&ttl.to_be_bytes());
+        data.extend_from_slice(&(r.len() as u16).to_be_bytes());
+        data.extend_from_slice(r);
+    }
+    #[allow(unused_mut)]
+    let mut sig = key.sign(&data)?;
+    #[cfg(debug_assertions)]
+    if tamper() {
+        if let Some(b) = sig.last_mut() {
+            *b ^= 0x01;
+        }
+    }
+    rd.extend_from_slice(&sig);
+    Ok(rd)
+}
+
+/// The RRSIG RRset over `set` at `owner`, one signature per key.
+pub fn sign_set(
+    keys: &[&Key],
+    owner: &[u8],
+    set: &RRset,
+    w: Window,
+) -> Result<Box<RRset>, SignFailed> {
+    let rdatas: Vec<&[u8]> = set.rdatas.iter().collect();
+    let mut sigs = Vec::with_capacity(keys.len());
+    for k in keys {
+        sigs.push(rrsig_rdata(k, owner, set.rtype, set.ttl, &rdatas, w)?.into_boxed_slice());
+    }
+    Ok(Box::new(RRset::new(rtype::RRSIG, set.class, set.ttl, sigs)))
+}
+
+/// Which keys sign what: the DNSKEY, CDS and CDNSKEY RRsets by the KSKs (or the
+/// CSK), everything else by the ZSKs (or the CSK).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRoles<'k> {
+    pub ksk: &'k [&'k Key],
+    pub zsk: &'k [&'k Key],
+}
+
+impl<'k> KeyRoles<'k> {
+    pub fn for_type(&self, t: u16) -> &'k [&'k Key] {
+        match t {
+            rtype::DNSKEY | rtype::CDS | rtype::CDNSKEY => self.ksk,
+            _ => self.zsk,
+        }
+    }
+}
+
+/// What one signing did, for the log.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub rrsets: usize,
+    pub signatures: usize,
+}
+
+/// Signs every RRset the zone is authoritative for (not the NS at a cut or the glue
+/// below it; RFC 4035 §2.2), the negative-answer SOA, and the steered names'
+/// prebuilt RRsets. Work is split over the machine's cores.
+pub fn sign_zone(zone: &mut Zone, roles: KeyRoles<'_>, w: Window) -> Result<Stats, SignFailed> {
+    let origin = zone.origin.clone();
+    let cuts: FxHashSet<Name> = zone
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.cut)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let below_cut = |owner: &[u8]| {
+        name::label_offsets(owner)
+            .skip(1)
+            .take_while(|&o| owner.len() - o > origin.wire().len())
+            .any(|o| cuts.contains(&owner[o..]))
+    };
+    let mut work: Vec<(&Name, &mut crate::zone::Node)> = zone
+        .nodes
+        .iter_mut()
+        .filter(|(k, _)| !below_cut(k.wire()))
+        .collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let chunk = work.len().div_ceil(threads).max(1);
+    let mut stats = Stats::default();
+    let results: Vec<Result<Stats, SignFailed>> = std::thread::scope(|s| {
+        let handles: Vec<_> = work
+            .chunks_mut(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    let mut st = Stats::default();
+                    for (owner, node) in part.iter_mut() {
+                        let cut = node.cut;
+                        for set in node.rrsets.iter_mut() {
+                            if (cut && set.rtype != rtype::DS) || set.rtype == rtype::RRSIG {
+                                continue;
+                            }
+                            let keys = roles.for_type(set.rtype);
+                            set.rrsig = Some(sign_set(keys, owner.wire(), set, w)?);
+                            st.rrsets += 1;
+                            st.signatures += keys.len();
+                        }
+                    }
+                    Ok(st)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Err(SignFailed)))
+            .collect()
+    });
+    for r in results {
+        let r = r?;
+        stats.rrsets += r.rrsets;
+        stats.signatures += r.signatures;
+    }
+    let neg = sign_set(roles.zsk, origin.wire(), &zone.negative_soa, w)?;
+    zone.negative_soa.rrsig = Some(neg);
+    for p in zone.steered.iter_mut() {
+        let owner = p.name.wire().to_vec();
+        for e in p.endpoints.iter_mut() {
+            sign_endpoint(e, &owner, roles.zsk, w, &mut stats)?;
+        }
+    }
+    Ok(stats)
+}
+
+/// An endpoint's whole A, AAAA and CNAME RRsets, and those of its degraded form.
+fn sign_endpoint(
+    e: &mut crate::policy::Endpoint,
+    owner: &[u8],
+    keys: &[&Key],
+    w: Window,
+    stats: &mut Stats,
+) -> Result<(), SignFailed> {
+    for set in [&mut e.a, &mut e.aaaa, &mut e.cname].into_iter().flatten() {
+        set.rrsig = Some(sign_set(keys, owner, set, w)?);
+        stats.rrsets += 1;
+        stats.signatures += keys.len();
+    }
+    if let Some(d) = e.degraded.as_deref_mut() {
+        sign_endpoint(d, owner, keys, w, stats)?;
+    }
+    Ok(())
+}
+
+/// NSEC type bitmaps (RFC 4034 §4.1.2) for the types in `types`.
+pub fn type_bitmap(types: &[u16]) -> Vec<u8> {
+    let mut t: Vec<u16> = types.to_vec();
+    t.sort_unstable();
+    t.dedup();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < t.len() {
+        let window = (t[i] >> 8) as u8;
+        let mut bits = [0u8; 32];
+        let mut len = 0;
+        while i < t.len() && (t[i] >> 8) as u8 == window {
+            let low = (t[i] & 0xff) as usize;
+            bits[low / 8] |= 0x80 >> (low % 8);
+            len = low / 8 + 1;
+            i += 1;
+        }
+        out.push(window);
+        out.push(len as u8);
+        out.extend_from_slice(&bits[..len]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_skip_root_and_wildcard() {
+        let n = |s: &str| Name::parse(s, None).unwrap();
+        assert_eq!(labels(n("www.example.com.").wire()), 3);
+        assert_eq!(labels(n("*.users.example.com.").wire()), 3);
+        assert_eq!(labels(n(".").wire()), 0);
+    }
+
+    #[test]
+    fn bitmap_of_rfc_4034_example() {
+        // RFC 4034 §4.3: A MX RRSIG NSEC TYPE1234.
+        let b = type_bitmap(&[1, 15, 46, 47, 1234]);
+        assert_eq!(
+            b,
+            [
+                0x00, 0x06, 0x40, 0x01, 0x00, 0x00, 0x00, 0x03, 0x04, 0x1b, 0x00, 0x00, 0x00, 0x00,
+                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x20
+            ]
+        );
+    }
+}

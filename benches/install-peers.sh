@@ -6,8 +6,8 @@
 # Authoritative 4.7 with its bind and geoip backends (gdnsd's geoip plugin is
 # built in).
 # `--ci` installs only what the test suite and its build need instead: etcd
-# 3.4 and etcdctl for tests/fleet.rs, protoc for the etcd client's build
-# (.ci/run calls it so; apt-get update runs once first in that mode).
+# 3.4 and etcdctl for tests/fleet.rs, protoc for the etcd client's build,
+# unbound (a validating resolver) for tests/dnssec.rs (.ci/run calls it so; apt-get update runs once first in that mode).
 # Idempotent: does nothing when every command is already there.
 # Needs root (or sudo) and apt. Package services are not started: the peers
 # are started by compare.sh on loopback ports of its own, never on port 53.
@@ -34,6 +34,7 @@ if [ "${1:-}" = --ci ]; then
         [etcd]=etcd-server
         [etcdctl]=etcd-client
         [protoc]=protobuf-compiler
+        [unbound]=unbound
     )
 fi
 

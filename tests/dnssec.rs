@@ -407,3 +407,46 @@ fn answers_validate_across_a_reload_and_a_key_roll() {
         "after a bad key file",
     );
 }
+
+#[test]
+fn signing_on_the_fly_is_capped_and_never_unsigned() {
+    let s = setup("cap", "sign_rate = 5\n");
+    s.ds_lines();
+    let server = s.serve(&[]);
+    let ask = |name: &str, dnssec_ok: bool| {
+        let mut q = QuerySpec::new(name, A).with_edns();
+        if let Some(e) = q.edns.as_mut() {
+            e.dnssec_ok = dnssec_ok;
+        }
+        decode(&udp_exchange(server.addr, &q.to_bytes()).unwrap())
+    };
+    // Each name that does not exist needs an NSEC signed for it.
+    let (mut signed, mut refused) = (0, 0);
+    for i in 0..40 {
+        let d = ask(&format!("n{i}.example.com."), true);
+        match d.rcode.as_str() {
+            "SERVFAIL" => {
+                assert!(d.authority.is_empty() && d.answer.is_empty(), "{d:#?}");
+                refused += 1;
+            }
+            "NOERROR" => {
+                assert!(
+                    d.authority.iter().any(|l| l.contains("RRSIG NSEC")),
+                    "{d:#?}"
+                );
+                signed += 1;
+            }
+            _ => panic!("{d:#?}"),
+        }
+    }
+    // A burst of 5, and 5 a second after it: the 40 queries take far under 3 s.
+    assert!(
+        (5..=20).contains(&signed),
+        "signed {signed}, refused {refused}"
+    );
+    assert!(refused > 0, "the cap never applied");
+    // What was signed is cached: no token needed. DO=0 is not affected at all.
+    let again = ask("n0.example.com.", true);
+    assert_eq!(again.rcode, "NOERROR", "{again:#?}");
+    assert_eq!(ask("n39.example.com.", false).rcode, "NXDOMAIN");
+}

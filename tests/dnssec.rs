@@ -240,7 +240,25 @@ fn validating_resolver_gets_ad_on_every_kind_of_answer() {
 #[test]
 fn signatures_come_only_with_do_and_denial_is_compact() {
     let s = setup("direct", "");
-    s.ds_lines();
+    let ds = s.ds_lines();
+    // `signpost ctl ds` reads the same keys offline and prints the same line.
+    let out = Command::new(env!("CARGO_BIN_EXE_signpost"))
+        .args([
+            "ctl",
+            "ds",
+            "example.com",
+            "--config",
+            s.config.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        line.starts_with("example.com. IN DS ") && line.contains(" 13 2 "),
+        "{line}"
+    );
+    assert!(ds.contains(&line), "{line} not in {ds:?}");
     let server = s.serve(&[]);
     let ask = |name: &str, t: u16, dnssec_ok: bool| {
         let mut q = QuerySpec::new(name, t).with_edns();

@@ -168,6 +168,26 @@ fn resolve(u: &Unbound, name: &str, qtype: u16, ecs: Option<(IpAddr, u8)>) -> De
     decode(&bytes)
 }
 
+/// A DO=0 or DO=1 query straight to signpost over UDP.
+fn ask_signpost(server: &Server, name: &str, qtype: u16, dnssec_ok: bool) -> Decoded {
+    let mut q = QuerySpec::new(name, qtype).with_edns();
+    if let Some(e) = q.edns.as_mut() {
+        e.dnssec_ok = dnssec_ok;
+    }
+    let bytes = udp_exchange(server.addr, &q.to_bytes())
+        .unwrap_or_else(|| panic!("no answer from signpost for {name}"));
+    decode(&bytes)
+}
+
+/// Signed example zones served, a validating Unbound in front (with ECS or not).
+fn resolver(tag: &str, ecs: bool, envs: &[(&str, &str)]) -> (Setup, Server, Unbound) {
+    let s = setup(tag, "");
+    let ds = s.ds_lines();
+    let server = s.serve(envs);
+    let u = unbound(&s.dir.0, server.addr, &ds, ecs);
+    (s, server, u)
+}
+
 fn assert_secure(d: &Decoded, what: &str) {
     assert_eq!(d.rcode, "NOERROR", "{what}: {d:#?}");
     assert!(
@@ -188,10 +208,7 @@ const DNSKEY: u16 = 48;
 
 #[test]
 fn validating_resolver_gets_ad_on_every_kind_of_answer() {
-    let s = setup("kinds", "");
-    let ds = s.ds_lines();
-    let server = s.serve(&[]);
-    let u = unbound(&s.dir.0, server.addr, &ds, false);
+    let (_s, server, u) = resolver("kinds", false, &[]);
     let cases: &[(&str, u16, Option<&str>)] = &[
         ("www.example.com.", A, Some("192.0.2.80")),
         ("example.com.", MX, Some("MX")),
@@ -260,13 +277,7 @@ fn signatures_come_only_with_do_and_denial_is_compact() {
     );
     assert!(ds.contains(&line), "{line} not in {ds:?}");
     let server = s.serve(&[]);
-    let ask = |name: &str, t: u16, dnssec_ok: bool| {
-        let mut q = QuerySpec::new(name, t).with_edns();
-        if let Some(e) = q.edns.as_mut() {
-            e.dnssec_ok = dnssec_ok;
-        }
-        decode(&udp_exchange(server.addr, &q.to_bytes()).unwrap())
-    };
+    let ask = |name: &str, t: u16, dnssec_ok: bool| ask_signpost(&server, name, t, dnssec_ok);
     let plain = ask("www.example.com.", A, false);
     assert!(
         plain.answer.iter().all(|l| !l.contains("RRSIG")),
@@ -307,10 +318,7 @@ fn signatures_come_only_with_do_and_denial_is_compact() {
 
 #[test]
 fn ecs_answers_validate_through_a_subnet_cache() {
-    let s = setup("ecs", "");
-    let ds = s.ds_lines();
-    let server = s.serve(&[]);
-    let u = unbound(&s.dir.0, server.addr, &ds, true);
+    let (_s, server, u) = resolver("ecs", true, &[]);
     let cases: &[(&str, u16, &str, u8, &str)] = &[
         // The partner network pinned by a cidr rule, a UK network (EU), IPv6 in Japan.
         ("shop.geo.example.com.", A, "203.0.113.0", 24, "192.0.2.35"),
@@ -335,10 +343,7 @@ fn ecs_answers_validate_through_a_subnet_cache() {
 #[cfg(debug_assertions)]
 #[test]
 fn a_tampered_signature_is_bogus() {
-    let s = setup("tamper", "");
-    let ds = s.ds_lines();
-    let server = s.serve(&[("SIGNPOST_TEST_TAMPER_RRSIG", "1")]);
-    let u = unbound(&s.dir.0, server.addr, &ds, false);
+    let (_s, _server, u) = resolver("tamper", false, &[("SIGNPOST_TEST_TAMPER_RRSIG", "1")]);
     let d = resolve(&u, "www.example.com.", A, None);
     assert_eq!(
         d.rcode, "SERVFAIL",
@@ -358,10 +363,7 @@ fn hup(server: &Server) {
 
 #[test]
 fn answers_validate_across_a_reload_and_a_key_roll() {
-    let s = setup("roll", "");
-    let ds = s.ds_lines();
-    let server = s.serve(&[]);
-    let u = unbound(&s.dir.0, server.addr, &ds, false);
+    let (s, server, u) = resolver("roll", false, &[]);
     assert_secure(&resolve(&u, "www.example.com.", A, None), "before the roll");
 
     // A second key for example.com., made by the same code in another folder, then
@@ -389,11 +391,7 @@ fn answers_validate_across_a_reload_and_a_key_roll() {
     }
     hup(&server);
     server.wait_log("reloaded");
-    let mut q = QuerySpec::new("example.com.", DNSKEY).with_edns();
-    if let Some(e) = q.edns.as_mut() {
-        e.dnssec_ok = true;
-    }
-    let keys = decode(&udp_exchange(server.addr, &q.to_bytes()).unwrap());
+    let keys = ask_signpost(&server, "example.com.", DNSKEY, true);
     let dnskeys = keys
         .answer
         .iter()
@@ -431,13 +429,7 @@ fn signing_on_the_fly_is_capped_and_never_unsigned() {
     let s = setup("cap", "sign_rate = 5\n");
     s.ds_lines();
     let server = s.serve(&[]);
-    let ask = |name: &str, dnssec_ok: bool| {
-        let mut q = QuerySpec::new(name, A).with_edns();
-        if let Some(e) = q.edns.as_mut() {
-            e.dnssec_ok = dnssec_ok;
-        }
-        decode(&udp_exchange(server.addr, &q.to_bytes()).unwrap())
-    };
+    let ask = |name: &str, dnssec_ok: bool| ask_signpost(&server, name, A, dnssec_ok);
     // Each name that does not exist needs an NSEC signed for it.
     let (mut signed, mut refused) = (0, 0);
     for i in 0..40 {

@@ -208,7 +208,86 @@ const DNSKEY: u16 = 48;
 
 #[test]
 fn validating_resolver_gets_ad_on_every_kind_of_answer() {
-    let (_s, server, u) = resolver("kinds", false, &[]);
+    every_kind_validates("kinds", "");
+}
+
+/// The same answers with a classic NSEC chain (`denial = "nsec"`) instead of
+/// compact denial, and the chain walked from the apex back to it.
+#[test]
+fn an_nsec_chain_validates_and_walks() {
+    every_kind_validates("chain", "denial = \"nsec\"\n");
+    let s = setup("walk", "denial = \"nsec\"\n");
+    s.ds_lines();
+    let server = s.serve(&[]);
+    // The geo zone's chain (example.com.'s passes through geo.example.com., which
+    // this server answers from the child zone, as any server holding both would).
+    let mut name = "geo.example.com.".to_string();
+    let mut seen = Vec::new();
+    loop {
+        let d = ask_signpost(&server, &name, 47, true);
+        let nsec = d
+            .answer
+            .iter()
+            .find(|l| l.contains(" IN NSEC "))
+            .unwrap_or_else(|| panic!("no NSEC at {name}: {d:#?}"))
+            .clone();
+        seen.push(name.clone());
+        name = nsec.split_whitespace().nth(4).unwrap().to_string();
+        if name == "geo.example.com." || seen.len() > 50 {
+            break;
+        }
+    }
+    assert_eq!(
+        name, "geo.example.com.",
+        "the chain does not close: {seen:?}"
+    );
+    // Every name with data, steered ones included, in canonical order.
+    let want = [
+        "geo.example.com.",
+        "accounts.geo.example.com.",
+        "api-read.geo.example.com.",
+        "api-write.geo.example.com.",
+        "canary.geo.example.com.",
+        "cdn.geo.example.com.",
+        "db.geo.example.com.",
+        "docs.geo.example.com.",
+        "ns1.geo.example.com.",
+        "pool.geo.example.com.",
+        "shop.geo.example.com.",
+        "www.geo.example.com.",
+    ];
+    assert_eq!(seen, want);
+    // The delegation in example.com. is in its chain, its glue is not.
+    let lab = ask_signpost(&server, "lab.example.com.", 47, true);
+    assert!(
+        lab.answer
+            .iter()
+            .any(|l| l.contains(" IN NSEC ") && l.contains(" NS RRSIG NSEC")),
+        "{lab:#?}"
+    );
+    let glue = ask_signpost(&server, "ns1.lab.example.com.", 47, true);
+    assert!(
+        !glue.answer.iter().any(|l| l.contains(" IN NSEC ")),
+        "{glue:#?}"
+    );
+    // NXDOMAIN stays NXDOMAIN, with the NSECs that cover the name and the wildcard.
+    let nx = ask_signpost(&server, "nope.example.com.", A, true);
+    assert_eq!(nx.rcode, "NXDOMAIN", "{nx:#?}");
+    assert!(
+        nx.authority
+            .iter()
+            .filter(|l| l.contains(" IN NSEC "))
+            .count()
+            >= 1,
+        "{nx:#?}"
+    );
+}
+
+fn every_kind_validates(tag: &str, extra: &str) {
+    let s = setup(tag, extra);
+    let ds = s.ds_lines();
+    let server = s.serve(&[]);
+    let u = unbound(&s.dir.0, server.addr, &ds, false);
     let cases: &[(&str, u16, Option<&str>)] = &[
         ("www.example.com.", A, Some("192.0.2.80")),
         ("example.com.", MX, Some("MX")),
@@ -240,7 +319,14 @@ fn validating_resolver_gets_ad_on_every_kind_of_answer() {
     for (name, t, want) in cases {
         let d = resolve(&u, name, *t, None);
         let what = format!("{name} type {t}");
-        assert_secure(&d, &what);
+        // Compact denial answers NOERROR where a chain proves NXDOMAIN.
+        let gone = name.starts_with("nope.") || name.starts_with("nothere.");
+        if gone && !extra.is_empty() {
+            assert_eq!(d.rcode, "NXDOMAIN", "{what}: {d:#?}");
+            assert!(d.flags.contains(&"ad"), "{what}: no AD: {d:#?}");
+        } else {
+            assert_secure(&d, &what);
+        }
         match want {
             Some(w) => assert!(has(&d, w), "{what}: expected {w:?} in {d:#?}"),
             None => assert!(d.answer.is_empty(), "{what}: expected no answer: {d:#?}"),
@@ -318,7 +404,7 @@ fn signatures_come_only_with_do_and_denial_is_compact() {
 
 #[test]
 fn ecs_answers_validate_through_a_subnet_cache() {
-    let (_s, server, u) = resolver("ecs", true, &[]);
+    let (_s, _server, u) = resolver("ecs", true, &[]);
     let cases: &[(&str, u16, &str, u8, &str)] = &[
         // The partner network pinned by a cidr rule, a UK network (EU), IPv6 in Japan.
         ("shop.geo.example.com.", A, "203.0.113.0", 24, "192.0.2.35"),

@@ -84,7 +84,7 @@ pub struct DnssecTableRaw {
     pub validity: Option<TtlValue>,
     /// Re-sign when less than this is left (default 7 days).
     pub refresh: Option<TtlValue>,
-    /// "compact" (RFC 9824), the only denial built so far.
+    /// "compact" (RFC 9824, the default) or "nsec" (a classic NSEC chain).
     pub denial: Option<String>,
 }
 
@@ -138,12 +138,11 @@ impl DnssecTableRaw {
             }
         }
         match self.denial.as_deref() {
-            None | Some("compact") => {}
-            Some("nsec") => errors.push(
-                "dnssec.denial = \"nsec\" (a walkable NSEC chain) is not built yet; use \"compact\"".to_string(),
-            ),
+            None => {}
+            Some("compact") => c.nsec_chain = Some(false),
+            Some("nsec") => c.nsec_chain = Some(true),
             Some(o) => errors.push(format!(
-                "dnssec.denial {o:?}: use \"compact\" (RFC 9824)"
+                "dnssec.denial {o:?}: use \"compact\" (RFC 9824, the default) or \"nsec\" (a walkable NSEC chain)"
             )),
         }
         if errors.is_empty() {

@@ -30,6 +30,8 @@ pub struct ZoneSigner {
     pub resign_at: u64,
     pub online: online::Online,
     pub stats: sign::Stats,
+    /// The prebuilt NSEC chain, with `denial = "nsec"`; `None`: compact denial.
+    pub chain: Option<sign::NsecChain>,
 }
 
 impl ZoneSigner {
@@ -137,6 +139,13 @@ pub fn sign(zone: &mut Zone, now: u64, sign_rate: u32) -> Result<ZoneSigner, Vec
     };
     let stats = sign::sign_zone(zone, roles, window)
         .map_err(|e| zone_err(format!("signing {}: {e}", zone.origin)))?;
+    let chain = if policy.nsec_chain {
+        let c = sign::NsecChain::build(zone, &zsk_refs, zone.negative_soa.ttl, window)
+            .map_err(|e| zone_err(format!("signing the NSEC chain of {}: {e}", zone.origin)))?;
+        Some(c)
+    } else {
+        None
+    };
     let resign_at = u64::from(window.expiration).saturating_sub(u64::from(policy.refresh));
     let online = online::Online::new(zone, sign_rate);
     Ok(ZoneSigner {
@@ -146,6 +155,7 @@ pub fn sign(zone: &mut Zone, now: u64, sign_rate: u32) -> Result<ZoneSigner, Vec
         resign_at: resign_at.max(now + 60),
         online,
         stats,
+        chain,
     })
 }
 

@@ -106,6 +106,8 @@ enum Item {
     Keep(usize, bool),
     /// Signed on the fly; the owner written as the question's name or as its own.
     Own(Arc<Signed>, bool),
+    /// An NSEC of the prebuilt chain, by index.
+    Chain(usize),
 }
 
 /// The DO=1 form of an answer, decided; [`Plan::apply`] makes it an [`Answer`].
@@ -141,9 +143,22 @@ impl ZoneSigner {
             sections: [Vec::new(), Vec::new(), Vec::new()],
             rcode: ans.rcode,
         };
+        // Walking the chain: an NSEC query at a name of the chain gets its NSEC,
+        // as the data at the name (a CNAME there is not followed; RFC 4035 §2.5).
+        if let Some(k) = self
+            .chain
+            .as_ref()
+            .filter(|_| qtype == rtype::NSEC)
+            .and_then(|c| c.at(qname))
+        {
+            plan.rcode = Some(Rcode::NoError);
+            plan.sections[0].push(Item::Chain(k));
+            return Ok(plan);
+        }
         // Answer: one RRSIG per RRset; records of one owner and type that came as
         // several pieces (endpoints, single addresses) are one RRset, signed here.
         let recs = &ans.answer;
+        let mut wildcard_proofs: Vec<Vec<u8>> = Vec::new();
         let mut i = 0;
         while i < recs.len() {
             let owner = owner_wire(&recs[i].owner, qname);
@@ -157,13 +172,16 @@ impl ZoneSigner {
             }
             let r = &recs[i];
             let whole = j == i + 1 && r.take as usize >= r.set.rdatas.len();
-            let prebuilt = r
-                .set
-                .rrsig
-                .as_deref()
-                .filter(|s| sig_labels(s) == Some(sign::labels(owner)));
-            if whole && prebuilt.is_some() {
+            let labels = r.set.rrsig.as_deref().and_then(sig_labels);
+            let exact = labels == Some(sign::labels(owner));
+            // With an NSEC chain a wildcard answer keeps the wildcard's RRSIG and
+            // proves that the query name does not exist (RFC 4035 §3.1.3.3).
+            let wildcard = self.chain.is_some() && labels.is_some_and(|l| l < sign::labels(owner));
+            if whole && (exact || wildcard) {
                 plan.sections[0].push(Item::Keep(i, true));
+                if wildcard {
+                    wildcard_proofs.push(owner.to_vec());
+                }
             } else {
                 let mut rdatas: Vec<Box<[u8]>> = Vec::new();
                 let mut ttl = u32::MAX;
@@ -194,9 +212,14 @@ impl ZoneSigner {
                         x.set.rtype == rtype::DS && matches!(x.owner, Owner::Name(n) if n == cut)
                     });
                     if cut != &zone.origin && !has_ds {
-                        let types = [rtype::NS, rtype::RRSIG, rtype::NSEC];
-                        let nsec = self.nsec(cut.wire(), &types)?;
-                        plan.sections[1].push(Item::Own(nsec, false));
+                        match self.chain.as_ref().and_then(|c| c.at(cut.wire())) {
+                            Some(k) => plan.sections[1].push(Item::Chain(k)),
+                            None => {
+                                let types = [rtype::NS, rtype::RRSIG, rtype::NSEC];
+                                let nsec = self.nsec(cut.wire(), &types)?;
+                                plan.sections[1].push(Item::Own(nsec, false));
+                            }
+                        }
                     }
                 }
             }
@@ -210,6 +233,15 @@ impl ZoneSigner {
                 },
                 _ => qname,
             };
+            if let Some(chain) = &self.chain {
+                if let Some(items) = chain_denial(chain, zone, denied, qtype, ans.rcode) {
+                    plan.sections[1].extend(items);
+                    for (k, r) in ans.additional.iter().enumerate() {
+                        plan.sections[2].push(Item::Keep(k, r.set.rrsig.is_some()));
+                    }
+                    return Ok(plan);
+                }
+            }
             let types = if ans.rcode == Some(Rcode::NxDomain) {
                 // RFC 9824 §3.2: NXDOMAIN becomes NOERROR with an NSEC at the name
                 // whose bitmap holds NXNAME.
@@ -224,6 +256,13 @@ impl ZoneSigner {
             };
             let nsec = self.nsec(denied, &types)?;
             plan.sections[1].push(Item::Own(nsec, denied == qname));
+        }
+        if let Some(chain) = &self.chain {
+            for owner in &wildcard_proofs {
+                if let Some(k) = chain.covering(owner) {
+                    plan.sections[1].push(Item::Chain(k));
+                }
+            }
         }
         for (k, r) in ans.additional.iter().enumerate() {
             plan.sections[2].push(Item::Keep(k, r.set.rrsig.is_some()));
@@ -295,6 +334,54 @@ impl ZoneSigner {
 
 use std::hash::BuildHasher as _;
 
+/// The chain's proof for a negative answer at `denied` (RFC 4035 §3.1.3): `None`
+/// where the chain cannot say it (a steered name's NODATA for a type other
+/// clients get), which then takes a compact NSEC signed on the fly.
+fn chain_denial(
+    chain: &sign::NsecChain,
+    zone: &Zone,
+    denied: &[u8],
+    qtype: u16,
+    rcode: Option<Rcode>,
+) -> Option<Vec<Item>> {
+    let mut items: Vec<Item> = Vec::new();
+    let mut add = |k: Option<usize>| {
+        if let Some(k) = k {
+            if !items.iter().any(|i| matches!(i, Item::Chain(x) if *x == k)) {
+                items.push(Item::Chain(k));
+            }
+        }
+    };
+    // The closest encloser and the wildcard below it (RFC 4592 §3.3.1).
+    let ce = name::label_offsets(denied)
+        .find(|&o| zone.nodes.contains_key(&denied[o..]))
+        .unwrap_or(denied.len() - 1);
+    let mut wild = b"\x01*".to_vec();
+    wild.extend_from_slice(&denied[ce..]);
+    if rcode == Some(Rcode::NxDomain) {
+        // No such name, and no wildcard that could have answered.
+        add(chain.covering(denied));
+        add(chain.covering(&wild));
+        return Some(items);
+    }
+    match zone.nodes.get(denied) {
+        Some(node) => {
+            if node.steer.is_some() && types_at(zone, denied).contains(&qtype) {
+                return None;
+            }
+            // NODATA at a name with data: its own NSEC; at an empty non-terminal,
+            // the NSEC before it, whose next name lies below it.
+            add(chain.at(denied).or_else(|| chain.covering(denied)));
+        }
+        None => {
+            // Wildcard NODATA: no such name, and the wildcard lacks the type.
+            add(chain.covering(denied));
+            add(chain.at(&wild));
+        }
+    }
+    Some(items)
+}
+
 /// The types at `name` as an NSEC would list them: its RRsets, or the wildcard's
 /// that answers for it, and the types its steering gives.
 fn types_at(zone: &Zone, name: &[u8]) -> Vec<u16> {
@@ -329,7 +416,7 @@ fn types_at(zone: &Zone, name: &[u8]) -> Vec<u16> {
 
 impl Plan {
     /// The DO=1 answer: `orig`'s records, with RRSIGs, and those signed on the fly.
-    pub fn apply<'p>(&'p self, orig: &Answer<'p>) -> Answer<'p> {
+    pub fn apply<'p>(&'p self, orig: &Answer<'p>, signer: &'p ZoneSigner) -> Answer<'p> {
         let mut out = Answer {
             rcode: self.rcode,
             authoritative: orig.authoritative,
@@ -352,6 +439,17 @@ impl Plan {
                                 r.sig = r.set.rrsig.as_deref();
                             }
                             dst.push(r);
+                        }
+                    }
+                    Item::Chain(k) => {
+                        if let Some((owner, set)) = signer.chain.as_ref().and_then(|c| c.entry(*k))
+                        {
+                            dst.push(Rec {
+                                owner: Owner::Name(owner),
+                                set,
+                                take: u16::MAX,
+                                sig: set.rrsig.as_deref(),
+                            });
                         }
                     }
                     Item::Own(signed, as_query) => dst.push(Rec {

@@ -270,3 +270,125 @@ mod tests {
         );
     }
 }
+
+/// Canonical DNS name order (RFC 4034 §6.1): labels compared from the rightmost,
+/// each as lower-cased bytes (names here are lower-cased already).
+pub fn canonical_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let labels = |w: &[u8]| -> Vec<(usize, usize)> {
+        name::label_offsets(w)
+            .map(|o| (o + 1, o + 1 + w[o] as usize))
+            .collect()
+    };
+    let (la, lb) = (labels(a), labels(b));
+    for (x, y) in la.iter().rev().zip(lb.iter().rev()) {
+        let c = a[x.0..x.1].cmp(&b[y.0..y.1]);
+        if c != std::cmp::Ordering::Equal {
+            return c;
+        }
+    }
+    la.len().cmp(&lb.len())
+}
+
+/// A classic NSEC chain (RFC 4034 §4, RFC 4035 §2.3), prebuilt and signed at load:
+/// one NSEC per authoritative name with data, in canonical order, the last
+/// pointing back at the apex. Empty non-terminals have none (the NSEC before them
+/// covers them).
+#[derive(Debug, Default)]
+pub struct NsecChain {
+    names: Vec<Name>,
+    sets: Vec<RRset>,
+}
+
+impl NsecChain {
+    /// Builds and signs the chain of `zone` (after its apex has its DNSKEYs).
+    pub fn build(zone: &Zone, keys: &[&Key], ttl: u32, w: Window) -> Result<NsecChain, SignFailed> {
+        let origin = &zone.origin;
+        let cuts: FxHashSet<&Name> = zone
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.cut)
+            .map(|(k, _)| k)
+            .collect();
+        let below_cut = |owner: &[u8]| {
+            name::label_offsets(owner)
+                .skip(1)
+                .take_while(|&o| owner.len() - o > origin.wire().len())
+                .any(|o| cuts.iter().any(|c| c.wire() == &owner[o..]))
+        };
+        let mut entries: Vec<(&Name, Vec<u16>)> = Vec::new();
+        for (n, node) in &zone.nodes {
+            if below_cut(n.wire()) {
+                continue;
+            }
+            let mut types: Vec<u16> = node
+                .rrsets
+                .iter()
+                .map(|s| s.rtype)
+                .filter(|&t| !node.cut || matches!(t, rtype::NS | rtype::DS))
+                .collect();
+            if let Some(p) = node.steer.and_then(|i| zone.steered.get(i as usize)) {
+                for e in &p.endpoints {
+                    for (has, t) in [
+                        (e.a.is_some(), rtype::A),
+                        (e.aaaa.is_some(), rtype::AAAA),
+                        (e.cname.is_some(), rtype::CNAME),
+                    ] {
+                        if has {
+                            types.push(t);
+                        }
+                    }
+                }
+            }
+            if types.is_empty() {
+                continue;
+            }
+            types.extend([rtype::RRSIG, rtype::NSEC]);
+            entries.push((n, types));
+        }
+        entries.sort_by(|a, b| canonical_cmp(a.0.wire(), b.0.wire()));
+        let mut chain = NsecChain::default();
+        for (i, (n, types)) in entries.iter().enumerate() {
+            let next = entries.get(i + 1).map_or(origin, |e| e.0);
+            let mut rd = next.wire().to_vec();
+            rd.extend_from_slice(&type_bitmap(types));
+            let mut set = RRset::new(rtype::NSEC, class::IN, ttl, vec![rd.into()]);
+            set.rrsig = Some(sign_set(keys, n.wire(), &set, w)?);
+            chain.names.push((*n).clone());
+            chain.sets.push(set);
+        }
+        Ok(chain)
+    }
+
+    /// The NSEC at exactly `name`, by index.
+    pub fn at(&self, name: &[u8]) -> Option<usize> {
+        self.names
+            .binary_search_by(|n| canonical_cmp(n.wire(), name))
+            .ok()
+    }
+
+    /// The NSEC whose owner is `name` or comes last before it: at `name`, or
+    /// covering it (proving it does not exist, or that it is an empty non-terminal).
+    pub fn covering(&self, name: &[u8]) -> Option<usize> {
+        match self
+            .names
+            .binary_search_by(|n| canonical_cmp(n.wire(), name))
+        {
+            Ok(i) => Some(i),
+            Err(0) => self.names.len().checked_sub(1),
+            Err(i) => Some(i - 1),
+        }
+    }
+
+    /// The owner and NSEC RRset (with its RRSIG) at index `i`.
+    pub fn entry(&self, i: usize) -> Option<(&Name, &RRset)> {
+        Some((self.names.get(i)?, self.sets.get(i)?))
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}

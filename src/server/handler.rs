@@ -325,7 +325,7 @@ fn answer_query(
         Some((z, s)) => match s.plan(z, q.qname(), q.qtype, &answer) {
             Ok(p) => {
                 plan = p;
-                secured = plan.apply(&answer);
+                secured = plan.apply(&answer, s);
                 &secured
             }
             // Over the cap on signing: SERVFAIL rather than an unsigned answer.

@@ -303,6 +303,7 @@ pub struct SigningChoice {
     pub split: Option<bool>,
     pub validity: Option<u32>,
     pub refresh: Option<u32>,
+    pub nsec_chain: Option<bool>,
 }
 
 /// How a zone is signed: from a policy file's `dnssec` key or the server's
@@ -317,6 +318,9 @@ pub struct SigningPolicy {
     pub validity: u32,
     /// Re-sign when a signature has less than this many seconds left.
     pub refresh: u32,
+    /// Denial by a classic NSEC chain prebuilt at load (walkable), instead of
+    /// compact denial signed on the fly (RFC 9824).
+    pub nsec_chain: bool,
     /// Where the keys are kept.
     pub key_dir: std::path::PathBuf,
 }
@@ -329,6 +333,7 @@ impl SigningPolicy {
             split: choice.split.unwrap_or(base.split),
             validity: choice.validity.unwrap_or(base.validity),
             refresh: choice.refresh.unwrap_or(base.refresh),
+            nsec_chain: choice.nsec_chain.unwrap_or(base.nsec_chain),
             key_dir: base.key_dir.clone(),
         }
     }
@@ -341,6 +346,7 @@ impl Default for SigningPolicy {
             split: false,
             validity: 14 * 86400,
             refresh: 7 * 86400,
+            nsec_chain: false,
             key_dir: std::path::PathBuf::from("keys"),
         }
     }

@@ -257,6 +257,39 @@ mod tests {
     }
 
     #[test]
+    fn canonical_order_of_rfc_4034_example() {
+        // RFC 4034 §6.1, in its order.
+        let names = [
+            "example.",
+            "a.example.",
+            "yljkjljk.a.example.",
+            "Z.a.example.",
+            "zABC.a.EXAMPLE.",
+            "z.example.",
+            "\\001.z.example.",
+            "*.z.example.",
+            "\\200.z.example.",
+        ];
+        let wire: Vec<Name> = names
+            .iter()
+            .map(|n| Name::parse(n, None).unwrap())
+            .collect();
+        for w in wire.windows(2) {
+            assert_eq!(
+                canonical_cmp(w[0].wire(), w[1].wire()),
+                std::cmp::Ordering::Less,
+                "{} < {}",
+                w[0],
+                w[1]
+            );
+        }
+        let mut shuffled = wire.clone();
+        shuffled.reverse();
+        shuffled.sort_by(|a, b| canonical_cmp(a.wire(), b.wire()));
+        assert_eq!(shuffled, wire);
+    }
+
+    #[test]
     fn bitmap_of_rfc_4034_example() {
         // RFC 4034 §4.3: A MX RRSIG NSEC TYPE1234.
         let b = type_bitmap(&[1, 15, 46, 47, 1234]);

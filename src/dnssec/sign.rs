@@ -256,6 +256,89 @@ mod tests {
         assert_eq!(labels(n(".").wire()), 0);
     }
 
+    /// Our RRSIGs verified by hickory-proto's DNSSEC code (its own canonical form
+    /// and its own crypto glue), for both algorithms, and a changed record refused.
+    #[test]
+    fn hickory_proto_verifies_our_rrsigs() {
+        use hickory_proto::dnssec::rdata::DNSSECRData;
+        use hickory_proto::dnssec::Verifier as _;
+        use hickory_proto::rr::{DNSClass, RData, Record};
+
+        let dir = std::env::temp_dir().join(format!("signpost-sign-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let zone = Name::parse("example.org.", None).unwrap();
+        for (alg, owner) in [(13u8, "www.example.org."), (15, "*.Wild.example.org.")] {
+            let key = super::super::keys::generate(&dir, &zone, alg, 257, 1_800_000_000).unwrap();
+            let owner = Name::parse(owner, None).unwrap();
+            // Out of canonical order, to check that the signer sorts.
+            let set = RRset::new(
+                rtype::A,
+                class::IN,
+                300,
+                vec![
+                    Box::from(&[192u8, 0, 2, 9][..]),
+                    Box::from(&[192u8, 0, 2, 1][..]),
+                ],
+            );
+            let w = Window::starting(1_800_000_000, 86400);
+            let sig = sign_set(&[&key], owner.wire(), &set, w).unwrap();
+            // A message holding the RRset, its RRSIG and the DNSKEY, for hickory to read.
+            let mut msg = vec![0, 0, 0x84, 0, 0, 0, 0, 4, 0, 0, 0, 0];
+            let rr = |msg: &mut Vec<u8>, owner: &[u8], t: u16, rd: &[u8]| {
+                msg.extend_from_slice(owner);
+                msg.extend_from_slice(&t.to_be_bytes());
+                msg.extend_from_slice(&1u16.to_be_bytes());
+                msg.extend_from_slice(&300u32.to_be_bytes());
+                msg.extend_from_slice(&(rd.len() as u16).to_be_bytes());
+                msg.extend_from_slice(rd);
+            };
+            for rd in set.rdatas.iter() {
+                rr(&mut msg, owner.wire(), rtype::A, rd);
+            }
+            rr(
+                &mut msg,
+                owner.wire(),
+                rtype::RRSIG,
+                sig.rdatas.first().unwrap(),
+            );
+            rr(&mut msg, zone.wire(), rtype::DNSKEY, &key.dnskey_rdata());
+            let m = hickory_proto::op::Message::from_vec(&msg).unwrap();
+            let a: Vec<Record> = m
+                .answers
+                .iter()
+                .filter(|r| r.record_type() == hickory_proto::rr::RecordType::A)
+                .cloned()
+                .collect();
+            let rrsig = m
+                .answers
+                .iter()
+                .find_map(|r| match &r.data {
+                    RData::DNSSEC(DNSSECRData::RRSIG(s)) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap();
+            let dnskey = m
+                .answers
+                .iter()
+                .find_map(|r| match &r.data {
+                    RData::DNSSEC(DNSSECRData::DNSKEY(k)) => Some(k.clone()),
+                    _ => None,
+                })
+                .unwrap();
+            let name = a[0].name.clone();
+            dnskey
+                .verify_rrsig(&name, DNSClass::IN, &rrsig, a.iter())
+                .unwrap_or_else(|e| panic!("algorithm {alg}: {e}"));
+            let mut changed = a.clone();
+            changed[0].ttl = 301;
+            changed[1].data = RData::A(hickory_proto::rr::rdata::A::new(192, 0, 2, 2));
+            assert!(dnskey
+                .verify_rrsig(&name, DNSClass::IN, &rrsig, changed.iter())
+                .is_err());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn canonical_order_of_rfc_4034_example() {
         // RFC 4034 §6.1, in its order.

@@ -8,8 +8,8 @@
 # `--ci` installs only what the test suite and its build need instead: etcd
 # 3.4 and etcdctl for tests/fleet.rs, protoc for the etcd client's build,
 # chromium and chromedriver for tests/dashboard.rs, kdig and dig for
-# tests/encrypted.rs (.ci/run calls it so; apt-get update runs once first in
-# that mode).
+# tests/encrypted.rs, unbound (a validating resolver) for tests/dnssec.rs
+# (.ci/run calls it so; apt-get update runs once first in that mode).
 # Idempotent: does nothing when every command is already there.
 # Needs root (or sudo) and apt. Package services are not started: the peers
 # are started by compare.sh on loopback ports of its own, never on port 53.
@@ -40,6 +40,7 @@ if [ "${1:-}" = --ci ]; then
         [chromedriver]=chromium-driver
         [kdig]=knot-dnsutils
         [dig]=bind9-dnsutils
+        [unbound]=unbound
     )
 fi
 

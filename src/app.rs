@@ -94,7 +94,9 @@ pub fn load_snapshot(
             format!("{e}: ECS scopes are the database networks, not merged"),
         )),
     }
+    let signers = sign_zones(cfg, &mut zones)?;
     let mut snap = Snapshot::new(ZoneSet::new(zones), geo, cfg, generation);
+    snap.signers = signers;
     snap.health_targets = targets;
     snap.tls = tls.ok().flatten();
     snap.endpoint_names = names;
@@ -134,6 +136,75 @@ pub fn bind_encrypted(cfg: &ServerConfig) -> std::io::Result<crate::server::Encr
         ..crate::server::Encrypted::bind(&e.dot_listen, &e.doh_listen)?
     })
 }
+/// Signs the zones that ask for it (their file's `dnssec`, or the server's
+/// `dnssec.zones`), with keys from the key folder; a bad key file is an error with
+/// its line, so a reload keeps the last good signed configuration serving.
+fn sign_zones(
+    cfg: &ServerConfig,
+    zones: &mut [crate::zone::Zone],
+) -> Result<SignerMap, Vec<ConfigError>> {
+    use crate::zone::{SigningChoice, SigningPolicy};
+    let mut errors = Vec::new();
+    for (n, file, line) in &cfg.dnssec.zones {
+        if !zones.iter().any(|z| z.origin == *n) {
+            errors.push(ConfigError::new(
+                file,
+                *line,
+                format!(
+                    "dnssec.zones names {n}, which no file in {} defines",
+                    cfg.zones.display()
+                ),
+            ));
+        }
+    }
+    let base = SigningPolicy::merged(
+        &SigningPolicy {
+            key_dir: cfg.key_dir(),
+            ..SigningPolicy::default()
+        },
+        &cfg.dnssec.defaults,
+    );
+    let now = crate::dnssec::unix_now();
+    let rate = cfg.dnssec.sign_rate.unwrap_or(2000);
+    let mut out = SignerMap::default();
+    for z in zones.iter_mut() {
+        let listed = cfg.dnssec.zones.iter().any(|(n, _, _)| *n == z.origin);
+        let choice = z
+            .signing
+            .clone()
+            .or_else(|| listed.then(SigningChoice::default));
+        let Some(choice) = choice else {
+            continue;
+        };
+        z.dnssec = Some(SigningPolicy::merged(&base, &choice));
+        let started = std::time::Instant::now();
+        match crate::dnssec::sign(z, now, rate) {
+            Ok(s) => {
+                tracing::info!(
+                    zone = %z.origin,
+                    rrsets = s.stats.rrsets,
+                    signatures = s.stats.signatures,
+                    keys = s.keys.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "zone signed"
+                );
+                out.insert(z.origin.clone(), std::sync::Arc::new(s));
+            }
+            Err(es) => errors.extend(
+                es.into_iter()
+                    .map(|e| ConfigError::new(&e.file, e.line, e.message)),
+            ),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+type SignerMap =
+    rustc_hash::FxHashMap<crate::zone::Name, std::sync::Arc<crate::dnssec::ZoneSigner>>;
 
 /// Opens the geo database and adds the overrides. No database: every client is
 /// unknown and gets each name's default, with one warning.
@@ -213,6 +284,11 @@ pub fn check(o: &Overrides) -> Result<String, Vec<ConfigError>> {
             z.steered.len(),
             display_path(&z.source)
         ));
+        if let Some(s) = snap.signers.get(&z.origin) {
+            for line in s.ds_lines() {
+                report.push_str(&format!("ds: {line}\n"));
+            }
+        }
     }
     Ok(report)
 }

@@ -46,6 +46,60 @@ enum CtlCommand {
     },
     /// The Prometheus metrics.
     Metrics,
+    /// The DS records to give the parent of a signed zone, read from the key folder
+    /// (offline: no admin endpoint needed).
+    Ds {
+        zone: String,
+        /// The server config, for `dnssec.key_dir` (else the default places).
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+    },
+}
+
+/// `signpost ctl ds ZONE`: one `zone. IN DS tag alg 2 HEX` line per KSK/CSK.
+fn ds(zone: &str, config: Option<std::path::PathBuf>) -> ExitCode {
+    let o = signpost::app::Overrides {
+        config,
+        ..Default::default()
+    };
+    let cfg = match signpost::app::server_config(&o) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            return ExitCode::from(1);
+        }
+    };
+    let name = match signpost::zone::Name::parse(zone, Some(&signpost::zone::Name::root())) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("error: {zone:?}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let dir = cfg.key_dir();
+    match signpost::dnssec::ds_lines(&dir, &name) {
+        Ok(lines) if lines.is_empty() => {
+            eprintln!(
+                "error: no KSK or CSK for {name} in {}; `signpost check` or `serve` generates one for a signed zone",
+                dir.display()
+            );
+            ExitCode::from(1)
+        }
+        Ok(lines) => {
+            for l in lines {
+                println!("{l}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// `eu-west` -> `region:eu-west`; `www.geo.example.com/eu-west` ->
@@ -99,6 +153,7 @@ pub fn run(args: CtlArgs) -> ExitCode {
             "GET",
             format!("/explain?name={}&client={}", encode(name), encode(client)),
         ),
+        CtlCommand::Ds { zone, config } => return ds(zone, config.clone()),
     };
     match request(args.admin, method, &path, args.token.as_deref()) {
         Ok((status, body)) => {

@@ -21,7 +21,9 @@
 //! Modules and what they may use: `config` (serde, compile to plans; no tokio),
 //! `zone` (no tokio), `geo` (the only one naming maxminddb), `policy` (pure, no
 //! I/O), `health` (not policy or server), `server` (sockets and wire format),
-//! `reload` (the only one naming notify), `app`/`admin`/`bridge` (wiring).
+//! `reload` (the only one naming notify), `app`/`admin`/`bridge` (wiring),
+//! `dnssec` (keys in BIND's files, prebuilt RRSIGs, what DO=1 answers add; the
+//! only one naming ring).
 
 // Denied, not forbidden: `server::warm` alone allows it, for the prefetch hint
 // whose measured gain is in the README (Design, the UDP fast path).
@@ -31,6 +33,7 @@ pub mod admin;
 pub mod app;
 pub mod bridge;
 pub mod config;
+pub mod dnssec;
 pub mod fleet;
 pub mod geo;
 pub mod health;

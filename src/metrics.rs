@@ -420,6 +420,22 @@ impl Metrics {
             "# HELP signpost_build_info Build information.\n# TYPE signpost_build_info gauge\nsignpost_build_info{{version=\"{}\"}} 1",
             env!("CARGO_PKG_VERSION")
         );
+        if !snap.signers.is_empty() {
+            use crate::dnssec::online::{OVER_CAP, SIGNED};
+            let _ = writeln!(
+                out,
+                "# HELP signpost_dnssec_online_signatures_total RRSIGs made on the fly for DO=1 answers (denial, merged or wildcard RRsets).\n# TYPE signpost_dnssec_online_signatures_total counter\nsignpost_dnssec_online_signatures_total {}\n# HELP signpost_dnssec_over_cap_total DO=1 queries answered SERVFAIL because dnssec.sign_rate was reached.\n# TYPE signpost_dnssec_over_cap_total counter\nsignpost_dnssec_over_cap_total {}\n# HELP signpost_dnssec_signatures_expire_seconds When the prebuilt signatures of a zone expire (Unix time); re-signed well before.\n# TYPE signpost_dnssec_signatures_expire_seconds gauge",
+                SIGNED.load(Relaxed),
+                OVER_CAP.load(Relaxed)
+            );
+            for (zone, s) in &snap.signers {
+                let _ = writeln!(
+                    out,
+                    "signpost_dnssec_signatures_expire_seconds{{zone=\"{zone}\"}} {}",
+                    s.window.expiration
+                );
+            }
+        }
         out
     }
 }

@@ -73,6 +73,8 @@ pub struct Snapshot {
     /// The certificate DoT and DoH present, read from the files with the rest of the
     /// configuration; `None` without `[tls]`.
     pub tls: Option<Arc<crate::server::tls::ServerTls>>,
+    /// Signed zones' keys and on-the-fly signing, by origin (see `dnssec`).
+    pub signers: rustc_hash::FxHashMap<Name, std::sync::Arc<crate::dnssec::ZoneSigner>>,
     /// Counts successful loads, so logs and status can tell configurations apart.
     pub generation: u64,
     pub loaded_at: SystemTime,
@@ -99,6 +101,7 @@ impl Snapshot {
             listen: Vec::new(),
             fast: None,
             tls: None,
+            signers: Default::default(),
             generation,
             loaded_at: SystemTime::now(),
         }

@@ -53,9 +53,16 @@ pub fn core() -> &'static Snapshot {
     S.get_or_init(|| load("tests/configs/core-server.toml", "tests/zones/core"))
 }
 
-/// Both fixtures, for targets that run every input against each.
-pub fn snapshots() -> [(&'static str, &'static Snapshot); 2] {
-    [("steer", steer()), ("core", core())]
+/// The core fixture signed (DNSSEC, with the committed Ed25519 test keys), so
+/// inputs with DO=1 reach the signed answer path and its on-the-fly signing.
+pub fn signed() -> &'static Snapshot {
+    static S: OnceLock<Snapshot> = OnceLock::new();
+    S.get_or_init(|| load("tests/configs/signed-server.toml", "tests/zones/core"))
+}
+
+/// Every fixture, for targets that run every input against each.
+pub fn snapshots() -> [(&'static str, &'static Snapshot); 3] {
+    [("steer", steer()), ("core", core()), ("signed", signed())]
 }
 
 /// Sources a query may come from, chosen by the low bits of its ID so the fuzzer

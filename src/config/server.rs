@@ -33,6 +33,24 @@ struct ServerRaw {
     tls: Option<super::encrypted::TlsRaw>,
     dot: Option<super::encrypted::DotRaw>,
     doh: Option<super::encrypted::DohRaw>,
+    dnssec: Option<DnssecServerRaw>,
+}
+
+/// The server's `[dnssec]` table: where keys live, master-file zones to sign, the
+/// defaults every signed zone starts from, the cap on signing on the fly.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DnssecServerRaw {
+    key_dir: Option<PathBuf>,
+    zones: Option<Vec<String>>,
+    sign_rate: Option<u32>,
+    // The defaults, as in a zone's `[dnssec]` table (serde cannot flatten into a
+    // struct that denies unknown fields).
+    algorithm: Option<super::zones::AlgorithmRaw>,
+    split: Option<bool>,
+    validity: Option<super::zones::TtlValue>,
+    refresh: Option<super::zones::TtlValue>,
+    denial: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -164,6 +182,22 @@ pub struct ServerConfig {
     pub fleet: Option<super::fleet::FleetConfig>,
     /// DNS over TLS and DNS over HTTPS, and their certificate; off by default.
     pub encrypted: super::encrypted::EncryptedConfig,
+    pub dnssec: DnssecConfig,
+}
+
+/// DNSSEC settings of the server (see `dnssec`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnssecConfig {
+    /// `key_dir` as configured; `None`: beside the state file, else `keys/` beside
+    /// the zones folder (see [`ServerConfig::key_dir`]).
+    pub key_dir: Option<PathBuf>,
+    /// Zones signed without a `dnssec` key in their own file (master files), with
+    /// the config file and line that named them.
+    pub zones: Vec<(crate::zone::Name, PathBuf, usize)>,
+    /// What every signed zone gets unless its file says otherwise.
+    pub defaults: crate::zone::SigningChoice,
+    /// Signatures a second made on the fly, at most (default 2000).
+    pub sign_rate: Option<u32>,
 }
 
 /// Where the location of clients comes from, and whose hints we believe.
@@ -230,11 +264,25 @@ impl Default for ServerConfig {
             probe_source: None,
             fleet: None,
             encrypted: Default::default(),
+            dnssec: DnssecConfig::default(),
         }
     }
 }
 
 impl ServerConfig {
+    /// Where DNSSEC keys are kept: `dnssec.key_dir`, else `keys/` beside the state
+    /// file, else `keys/` beside the zones folder.
+    pub fn key_dir(&self) -> PathBuf {
+        if let Some(k) = &self.dnssec.key_dir {
+            return k.clone();
+        }
+        let beside = |p: &Path| p.parent().unwrap_or(Path::new(".")).join("keys");
+        match &self.state_file {
+            Some(s) => beside(s),
+            None => beside(&self.zones),
+        }
+    }
+
     /// Reads and checks a server config file. Relative paths in it are relative to
     /// the file's folder.
     pub fn load(path: &Path) -> Result<ServerConfig, Vec<ConfigError>> {
@@ -477,6 +525,43 @@ impl ServerConfig {
         }
         cfg.encrypted =
             super::encrypted::check(raw.tls, raw.dot, raw.doh, text, path, base, &mut errors);
+        if let Some(d) = raw.dnssec {
+            let line = find_key_line(text, "zones").max(1);
+            if let Some(k) = d.key_dir {
+                cfg.dnssec.key_dir = Some(if k.is_absolute() { k } else { base.join(k) });
+            }
+            for z in d.zones.unwrap_or_default() {
+                match crate::zone::Name::parse(&z, Some(&crate::zone::Name::root())) {
+                    Ok(n) => cfg.dnssec.zones.push((n, path.to_path_buf(), line)),
+                    Err(e) => errors.push(ConfigError::new(
+                        path,
+                        line,
+                        format!("dnssec.zones {z:?}: {e}"),
+                    )),
+                }
+            }
+            if d.sign_rate == Some(0) {
+                errors.push(key_err(
+                    "sign_rate",
+                    "dnssec.sign_rate = 0 would refuse every answer signed on the fly; use 1 or more".into(),
+                ));
+            }
+            cfg.dnssec.sign_rate = d.sign_rate;
+            let defaults = super::zones::DnssecTableRaw {
+                algorithm: d.algorithm,
+                split: d.split,
+                validity: d.validity,
+                refresh: d.refresh,
+                denial: d.denial,
+            };
+            match defaults.compile() {
+                Ok(c) => cfg.dnssec.defaults = c,
+                Err(es) => errors.extend(es.into_iter().map(|m| {
+                    let key = m.split(['.', ' ']).nth(1).unwrap_or("dnssec");
+                    key_err(key, m.clone())
+                })),
+            }
+        }
         if let Some(p) = raw.state_file {
             cfg.state_file = Some(if p.is_absolute() { p } else { base.join(p) });
         }

@@ -60,6 +60,97 @@ pub struct PolicyRaw {
     pub latency_table: Option<toml::Spanned<String>>,
     /// Health checks endpoints refer to: `[checks.NAME]`.
     pub checks: Option<IndexMap<String, toml::Spanned<CheckRaw>>>,
+    /// DNSSEC: `dnssec = true`, or a `[dnssec]` table of settings.
+    pub dnssec: Option<toml::Spanned<DnssecRaw>>,
+}
+
+/// A zone's `dnssec` key: on/off, or settings (the rest from the server's `[dnssec]`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum DnssecRaw {
+    On(bool),
+    Table(DnssecTableRaw),
+}
+
+/// The `[dnssec]` settings a zone (or the server, for its defaults) may give.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnssecTableRaw {
+    /// 13 / "ecdsap256sha256" (default) or 15 / "ed25519".
+    pub algorithm: Option<AlgorithmRaw>,
+    /// A KSK and a ZSK rather than one combined key.
+    pub split: Option<bool>,
+    /// How long signatures hold (default 14 days).
+    pub validity: Option<TtlValue>,
+    /// Re-sign when less than this is left (default 7 days).
+    pub refresh: Option<TtlValue>,
+    /// "compact" (RFC 9824, the default) or "nsec" (a classic NSEC chain).
+    pub denial: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum AlgorithmRaw {
+    Number(i64),
+    Name(String),
+}
+
+impl DnssecTableRaw {
+    /// The settings, or what is wrong with them.
+    pub fn compile(&self) -> Result<crate::zone::SigningChoice, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut c = crate::zone::SigningChoice::default();
+        if let Some(a) = &self.algorithm {
+            let text = match a {
+                AlgorithmRaw::Number(n) => n.to_string(),
+                AlgorithmRaw::Name(s) => s.clone(),
+            };
+            match crate::dnssec::keys::parse_algorithm(&text) {
+                Some(n) => c.algorithm = Some(n),
+                None => errors.push(format!(
+                    "dnssec.algorithm {text:?} is not supported; use 13 (\"ecdsap256sha256\", the default) or 15 (\"ed25519\")"
+                )),
+            }
+        }
+        c.split = self.split;
+        let secs = |v: &Option<TtlValue>, key: &str, errors: &mut Vec<String>| {
+            v.as_ref().and_then(|t| match t.seconds() {
+                Ok(s) if s >= 3600 => Some(s),
+                Ok(s) => {
+                    errors.push(format!(
+                        "dnssec.{key} = {s} s is too short; use at least 1h"
+                    ));
+                    None
+                }
+                Err(e) => {
+                    errors.push(format!("dnssec.{key}: {e}"));
+                    None
+                }
+            })
+        };
+        c.validity = secs(&self.validity, "validity", &mut errors);
+        c.refresh = secs(&self.refresh, "refresh", &mut errors);
+        if let (Some(v), Some(r)) = (c.validity, c.refresh) {
+            if r >= v {
+                errors.push(format!(
+                    "dnssec.refresh ({r} s) must be shorter than dnssec.validity ({v} s)"
+                ));
+            }
+        }
+        match self.denial.as_deref() {
+            None => {}
+            Some("compact") => c.nsec_chain = Some(false),
+            Some("nsec") => c.nsec_chain = Some(true),
+            Some(o) => errors.push(format!(
+                "dnssec.denial {o:?}: use \"compact\" (RFC 9824, the default) or \"nsec\" (a walkable NSEC chain)"
+            )),
+        }
+        if errors.is_empty() {
+            Ok(c)
+        } else {
+            Err(errors)
+        }
+    }
 }
 
 /// The `[soa]` table: the SOA record without having to write one.
@@ -367,10 +458,26 @@ pub fn compile_policy(
             Steering::default()
         }
     };
+    let signing = match raw.dnssec.as_ref() {
+        None => None,
+        Some(d) => match d.get_ref() {
+            DnssecRaw::On(false) => None,
+            DnssecRaw::On(true) => Some(crate::zone::SigningChoice::default()),
+            DnssecRaw::Table(t) => match t.compile() {
+                Ok(c) => Some(c),
+                Err(es) => {
+                    let line = at(d.span());
+                    errors.extend(es.into_iter().map(|m| ConfigError::new(path, line, m)));
+                    None
+                }
+            },
+        },
+    };
     if !errors.is_empty() {
         return Err(errors);
     }
     let (mut zone, zw) = build_zone(&origin, path, records).map_err(zone_errors)?;
+    zone.signing = signing;
     warnings.extend(zone_errors(zw));
     let lines: Vec<usize> = raw
         .names

@@ -250,7 +250,20 @@ impl FileWatch {
     }
 }
 
-/// Reloads on file changes and SIGHUP until `stop` fires.
+/// How long until a signed zone of `snap` is due to be signed again (at most an
+/// hour, so a changed clock is noticed).
+fn resign_in(snap: &Snapshot) -> Duration {
+    let now = now_secs();
+    let due = snap.signers.values().map(|s| s.resign_at).min();
+    match due {
+        None => Duration::from_secs(3600),
+        Some(t) if t > now => Duration::from_secs((t - now).min(3600)),
+        Some(_) => Duration::ZERO,
+    }
+}
+
+/// Reloads on file changes and SIGHUP until `stop` fires, and re-signs signed
+/// zones before their signatures expire.
 pub async fn run(
     o: Overrides,
     mut files: FileWatch,
@@ -261,10 +274,25 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let rx = &mut files.events;
+    let mut last_resign: Option<std::time::Instant> = None;
     loop {
+        let mut resign = resign_in(&handle.load());
+        // A re-sign that failed (a bad key file) is tried again a minute later.
+        if resign.is_zero() && last_resign.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+            resign = Duration::from_secs(60);
+        }
         let why = tokio::select! {
             _ = stop.changed() => return,
             Some(()) = hup.recv() => "SIGHUP",
+            // Signatures are made again before they expire: a reload signs afresh
+            // beside the serving snapshot and swaps (see `dnssec`).
+            _ = tokio::time::sleep(resign) => {
+                if !resign_in(&handle.load()).is_zero() {
+                    continue;
+                }
+                last_resign = Some(std::time::Instant::now());
+                "re-sign"
+            }
             Some(()) = rx.recv() => {
                 // Debounce: wait until the files have been quiet for a while.
                 loop {

@@ -281,15 +281,20 @@ pub fn write_response(
                     Owner::Name(n) => n.wire(),
                 };
                 let mut written = 0u16;
-                for rr in rec.set.rdatas.wire().take(rec.take as usize) {
-                    match rec.owner {
-                        Owner::Query if question.is_some() => {
-                            out.extend_from_slice(&(0xc000u16 | HEADER_LEN as u16).to_be_bytes())
+                // The RRset, then its RRSIGs if the answer carries them: one unit,
+                // fitting whole or not at all (RFC 4035 §3.1.1).
+                let sets = std::iter::once((rec.set, rec.take as usize))
+                    .chain(rec.sig.map(|s| (s, usize::MAX)));
+                for (set, take) in sets {
+                    for rr in set.rdatas.wire().take(take) {
+                        match rec.owner {
+                            Owner::Query if question.is_some() => out
+                                .extend_from_slice(&(0xc000u16 | HEADER_LEN as u16).to_be_bytes()),
+                            _ => comp.write_name(out, owner),
                         }
-                        _ => comp.write_name(out, owner),
+                        write_tail(out, &mut comp, rr);
+                        written += 1;
                     }
-                    write_tail(out, &mut comp, rr);
-                    written += 1;
                 }
                 if out.len() > budget {
                     out.truncate(mark);

@@ -873,6 +873,7 @@ impl Builder<'_> {
                             owner: Owner::Query,
                             set,
                             take: take as u16,
+                            sig: None,
                         });
                         let header = HeaderOut {
                             id: 0,

@@ -36,7 +36,9 @@ pub fn handle(
     match query::parse(pkt, &mut name_buf) {
         Ok(q) => {
             let mut hint = None;
-            if !tcp {
+            // DO=1 for a signed zone takes the general path, which adds RRSIGs.
+            let signed = !snap.signers.is_empty() && q.edns.is_some_and(|e| e.dnssec_ok);
+            if !tcp && !signed {
                 if let Some(f) = &snap.fast {
                     match f.answer(snap, &q, src, out) {
                         Fast::Done(o) => return o,
@@ -208,6 +210,11 @@ fn answer_query(
     }
 
     let explain_rrset: RRset;
+    // Declared before the answer, which borrows them (Answer is invariant).
+    let plan: crate::dnssec::online::Plan;
+    let secured: Answer<'_>;
+    let dnssec_ok = q.edns.is_some_and(|e| e.dnssec_ok);
+    let mut signed_zone: Option<&Zone> = None;
     let answer: Answer<'_> = match q.qclass {
         class::IN | class::ANY => {
             let found = steered.and_then(|(z, p)| {
@@ -236,6 +243,9 @@ fn answer_query(
                 }
             };
             obs.zone_slot = Some(zone.metrics_slot);
+            if dnssec_ok && zone.dnssec.is_some() {
+                signed_zone = Some(zone);
+            }
             if let Some((p, owner)) = a.steer {
                 // Read before anything the decision reads (see `steercache`).
                 let epoch = crate::health::epoch();
@@ -309,6 +319,20 @@ fn answer_query(
         }
         _ => return refuse(out, &mut header, opt.as_ref(), Rcode::Refused),
     };
+    // DO=1 for a signed zone: the same answer with its RRSIGs and denial NSECs.
+    let signer = signed_zone.and_then(|z| Some((z, snap.signers.get(&z.origin)?)));
+    let answer = match signer {
+        Some((z, s)) => match s.plan(z, q.qname(), q.qtype, &answer) {
+            Ok(p) => {
+                plan = p;
+                secured = plan.apply(&answer, s);
+                &secured
+            }
+            // Over the cap on signing: SERVFAIL rather than an unsigned answer.
+            Err(_) => return refuse(out, &mut header, opt.as_ref(), Rcode::ServFail),
+        },
+        None => &answer,
+    };
     header.aa = answer.authoritative;
     header.rcode = answer.rcode();
     write_response(
@@ -316,7 +340,7 @@ fn answer_query(
         header,
         Some(q.question),
         q.qname(),
-        Some(&answer),
+        Some(answer),
         opt.as_ref(),
         limit,
     );
@@ -386,6 +410,7 @@ pub fn apply_decision<'z, H: HealthView>(
                             owner,
                             set: all,
                             take: take as u16,
+                            sig: None,
                         });
                         continue;
                     }

@@ -294,6 +294,8 @@ pub fn build_zone(
         steered: Vec::new(),
         checks: Vec::new(),
         metrics_slot: 0,
+        dnssec: None,
+        signing: None,
     };
     Ok((zone, warnings))
 }

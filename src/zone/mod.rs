@@ -81,12 +81,16 @@ pub mod rtype {
     pub const OPT: u16 = 41;
     pub const DS: u16 = 43;
     pub const SSHFP: u16 = 44;
+    pub const RRSIG: u16 = 46;
+    pub const NSEC: u16 = 47;
     pub const DNSKEY: u16 = 48;
     pub const TLSA: u16 = 52;
     pub const SMIMEA: u16 = 53;
     pub const CDS: u16 = 59;
     pub const CDNSKEY: u16 = 60;
     pub const SPF: u16 = 99;
+    /// Compact denial's "this name does not exist" marker in NSEC bitmaps (RFC 9824).
+    pub const NXNAME: u16 = 128;
     pub const TKEY: u16 = 249;
     pub const TSIG: u16 = 250;
     pub const IXFR: u16 = 251;
@@ -116,6 +120,9 @@ pub struct RRset {
     /// Names the records point at (NS, CNAME, MX, SRV targets), for CNAME chasing
     /// and additional-section processing, parsed once at load.
     pub targets: Vec<Name>,
+    /// The RRSIG RRset over these records, prebuilt when the zone is signed (see
+    /// `dnssec`); only DO=1 answers write it.
+    pub rrsig: Option<Box<RRset>>,
 }
 
 /// The records of one RRset laid end to end in one allocation, each as it
@@ -197,6 +204,7 @@ impl RRset {
             ttl,
             rdatas: Records::new(rtype, class, ttl, &rdatas),
             targets,
+            rrsig: None,
         }
     }
 
@@ -281,6 +289,67 @@ pub struct Zone {
     pub checks: Vec<crate::health::CheckSpec>,
     /// Where this zone's queries are counted (see `metrics`).
     pub metrics_slot: u16,
+    /// Signed with DNSSEC, and how; `None` serves the zone unsigned. Set by the
+    /// loader from `signing` and the server's `[dnssec]` defaults.
+    pub dnssec: Option<SigningPolicy>,
+    /// What the zone's own file asks for (`dnssec = true` or a `[dnssec]` table).
+    pub signing: Option<SigningChoice>,
+}
+
+/// The signing settings a zone's file gives; the rest come from the server config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SigningChoice {
+    pub algorithm: Option<u8>,
+    pub split: Option<bool>,
+    pub validity: Option<u32>,
+    pub refresh: Option<u32>,
+    pub nsec_chain: Option<bool>,
+}
+
+/// How a zone is signed: from a policy file's `dnssec` key or the server's
+/// `[dnssec]` table (see `dnssec` for the signing itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningPolicy {
+    /// 13 (ECDSA P-256 with SHA-256) or 15 (Ed25519).
+    pub algorithm: u8,
+    /// A KSK and a ZSK instead of one combined signing key.
+    pub split: bool,
+    /// Seconds from inception to expiration of each signature.
+    pub validity: u32,
+    /// Re-sign when a signature has less than this many seconds left.
+    pub refresh: u32,
+    /// Denial by a classic NSEC chain prebuilt at load (walkable), instead of
+    /// compact denial signed on the fly (RFC 9824).
+    pub nsec_chain: bool,
+    /// Where the keys are kept.
+    pub key_dir: std::path::PathBuf,
+}
+
+impl SigningPolicy {
+    /// `base` (the server's defaults) with what `choice` sets.
+    pub fn merged(base: &SigningPolicy, choice: &SigningChoice) -> SigningPolicy {
+        SigningPolicy {
+            algorithm: choice.algorithm.unwrap_or(base.algorithm),
+            split: choice.split.unwrap_or(base.split),
+            validity: choice.validity.unwrap_or(base.validity),
+            refresh: choice.refresh.unwrap_or(base.refresh),
+            nsec_chain: choice.nsec_chain.unwrap_or(base.nsec_chain),
+            key_dir: base.key_dir.clone(),
+        }
+    }
+}
+
+impl Default for SigningPolicy {
+    fn default() -> SigningPolicy {
+        SigningPolicy {
+            algorithm: 13,
+            split: false,
+            validity: 14 * 86400,
+            refresh: 7 * 86400,
+            nsec_chain: false,
+            key_dir: std::path::PathBuf::from("keys"),
+        }
+    }
 }
 
 impl Zone {
@@ -321,6 +390,9 @@ pub struct Rec<'z> {
     pub set: &'z RRset,
     /// How many of the RRset's records to write: all but for capped steered answers.
     pub take: u16,
+    /// The RRSIGs written after it, with the same owner (DO=1 answers of signed
+    /// zones only).
+    pub sig: Option<&'z RRset>,
 }
 
 impl<'z> Rec<'z> {
@@ -329,6 +401,7 @@ impl<'z> Rec<'z> {
             owner,
             set,
             take: u16::MAX,
+            sig: None,
         }
     }
 }

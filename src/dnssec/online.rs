@@ -1,0 +1,470 @@
+//! What a DO=1 answer of a signed zone carries beyond a DO=0 one: each RRset's
+//! RRSIG (prebuilt where the RRset is prebuilt), and for negative answers the SOA's
+//! RRSIG and a compact-denial NSEC (RFC 9824).
+//!
+//! Signed on the fly, each once per snapshot and then cached (bounded): NSECs of
+//! denial, RRsets merged from several endpoints or cut by health or `max_answers`,
+//! and wildcard answers (signed at the query name, so that they need no proof that
+//! the name does not exist). On-the-fly signatures are capped per second by a
+//! token bucket; over the cap a DO=1 query gets SERVFAIL, never an unsigned RRset.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use rustc_hash::FxHashMap;
+
+use super::sign::{self, type_bitmap};
+use super::ZoneSigner;
+use crate::zone::{class, name, rtype, Answer, Name, Owner, RRset, Rcode, Rec, Zone};
+
+/// Signatures made on the fly, and DO=1 queries refused (SERVFAIL) because the
+/// cap was reached: process-wide, read by `/metrics`.
+pub static SIGNED: AtomicU64 = AtomicU64::new(0);
+pub static OVER_CAP: AtomicU64 = AtomicU64::new(0);
+
+const SHARDS: usize = 16;
+/// Cached on-the-fly RRsets per shard; a full shard is emptied (the bound on memory).
+const SHARD_ENTRIES: usize = 4096;
+
+/// One lock's share of the cache: owner | type | TTL | records -> signed RRset.
+type Shard = Mutex<FxHashMap<Box<[u8]>, Arc<Signed>>>;
+
+/// An RRset signed on the fly, with its owner.
+#[derive(Debug)]
+pub struct Signed {
+    pub owner: Name,
+    pub set: RRset,
+}
+
+/// The per-zone cache and cap of on-the-fly signing.
+#[derive(Debug)]
+pub struct Online {
+    cache: Vec<Shard>,
+    bucket: Bucket,
+    /// TTL of denial NSECs: the SOA's negative TTL (RFC 9077 §3).
+    nsec_ttl: u32,
+}
+
+impl Online {
+    pub fn new(zone: &Zone, rate: u32) -> Online {
+        Online {
+            cache: (0..SHARDS)
+                .map(|_| Mutex::new(FxHashMap::default()))
+                .collect(),
+            bucket: Bucket::new(rate),
+            nsec_ttl: zone.negative_soa.ttl,
+        }
+    }
+}
+
+/// GCRA token bucket: `rate` a second, bursts of up to `rate`. Lock-free.
+#[derive(Debug)]
+struct Bucket {
+    start: Instant,
+    /// Theoretical arrival time of the next token, in ns since `start`.
+    tat: AtomicU64,
+    interval: u64,
+    burst: u64,
+}
+
+impl Bucket {
+    fn new(rate: u32) -> Bucket {
+        let interval = 1_000_000_000 / u64::from(rate.max(1));
+        Bucket {
+            start: Instant::now(),
+            tat: AtomicU64::new(0),
+            interval,
+            burst: interval * u64::from(rate.max(1)),
+        }
+    }
+
+    fn take(&self) -> bool {
+        let now = self.start.elapsed().as_nanos() as u64;
+        let mut tat = self.tat.load(Relaxed);
+        loop {
+            let next = tat.max(now) + self.interval;
+            if next - now > self.burst {
+                return false;
+            }
+            match self.tat.compare_exchange_weak(tat, next, Relaxed, Relaxed) {
+                Ok(_) => return true,
+                Err(t) => tat = t,
+            }
+        }
+    }
+}
+
+/// The cap on on-the-fly signatures was reached.
+#[derive(Debug, Clone, Copy)]
+pub struct OverCap;
+
+/// Where a record of the DO=1 answer comes from.
+#[derive(Debug)]
+enum Item {
+    /// The original answer's record at this index, with its prebuilt RRSIG or not.
+    Keep(usize, bool),
+    /// Signed on the fly; the owner written as the question's name or as its own.
+    Own(Arc<Signed>, bool),
+    /// An NSEC of the prebuilt chain, by index.
+    Chain(usize),
+}
+
+/// The DO=1 form of an answer, decided; [`Plan::apply`] makes it an [`Answer`].
+#[derive(Debug)]
+pub struct Plan {
+    sections: [Vec<Item>; 3],
+    rcode: Option<Rcode>,
+}
+
+fn owner_wire<'a>(o: &Owner<'a>, qname: &'a [u8]) -> &'a [u8] {
+    match o {
+        Owner::Query => qname,
+        Owner::Name(n) => n.wire(),
+    }
+}
+
+/// The RRSIG's Labels field (RDATA byte 3).
+fn sig_labels(sig: &RRset) -> Option<u8> {
+    sig.rdatas.first().and_then(|rd| rd.get(3).copied())
+}
+
+impl ZoneSigner {
+    /// Decides the DO=1 form of `ans`, the answer `zone` gave for `qname` (lower-cased
+    /// wire) and `qtype`.
+    pub fn plan(
+        &self,
+        zone: &Zone,
+        qname: &[u8],
+        qtype: u16,
+        ans: &Answer<'_>,
+    ) -> Result<Plan, OverCap> {
+        let mut plan = Plan {
+            sections: [Vec::new(), Vec::new(), Vec::new()],
+            rcode: ans.rcode,
+        };
+        // Walking the chain: an NSEC query at a name of the chain gets its NSEC,
+        // as the data at the name (a CNAME there is not followed; RFC 4035 §2.5).
+        if let Some(k) = self
+            .chain
+            .as_ref()
+            .filter(|_| qtype == rtype::NSEC)
+            .and_then(|c| c.at(qname))
+        {
+            plan.rcode = Some(Rcode::NoError);
+            plan.sections[0].push(Item::Chain(k));
+            return Ok(plan);
+        }
+        // Answer: one RRSIG per RRset; records of one owner and type that came as
+        // several pieces (endpoints, single addresses) are one RRset, signed here.
+        let recs = &ans.answer;
+        let mut wildcard_proofs: Vec<Vec<u8>> = Vec::new();
+        let mut i = 0;
+        while i < recs.len() {
+            let owner = owner_wire(&recs[i].owner, qname);
+            let t = recs[i].set.rtype;
+            let mut j = i + 1;
+            while j < recs.len()
+                && recs[j].set.rtype == t
+                && owner_wire(&recs[j].owner, qname) == owner
+            {
+                j += 1;
+            }
+            let r = &recs[i];
+            let whole = j == i + 1 && r.take as usize >= r.set.rdatas.len();
+            let labels = r.set.rrsig.as_deref().and_then(sig_labels);
+            let exact = labels == Some(sign::labels(owner));
+            // With an NSEC chain a wildcard answer keeps the wildcard's RRSIG and
+            // proves that the query name does not exist (RFC 4035 §3.1.3.3).
+            let wildcard = self.chain.is_some() && labels.is_some_and(|l| l < sign::labels(owner));
+            if whole && (exact || wildcard) {
+                plan.sections[0].push(Item::Keep(i, true));
+                if wildcard {
+                    wildcard_proofs.push(owner.to_vec());
+                }
+            } else {
+                let mut rdatas: Vec<Box<[u8]>> = Vec::new();
+                let mut ttl = u32::MAX;
+                for r in &recs[i..j] {
+                    ttl = ttl.min(r.set.ttl);
+                    for rd in r.set.rdatas.iter().take(r.take as usize) {
+                        if !rdatas.iter().any(|x| **x == *rd) {
+                            rdatas.push(rd.into());
+                        }
+                    }
+                }
+                let set = RRset::new(t, class::IN, ttl, rdatas);
+                let signed = self.signed(owner, set)?;
+                plan.sections[0].push(Item::Own(signed, matches!(r.owner, Owner::Query)));
+            }
+            i = j;
+        }
+        // Authority: prebuilt RRSIGs (SOA, DS); a negative answer gets its NSEC; a
+        // referral without DS gets the NSEC that proves there is none.
+        let mut denial = false;
+        for (k, r) in ans.authority.iter().enumerate() {
+            let negative = std::ptr::eq(r.set, &zone.negative_soa);
+            denial |= negative;
+            plan.sections[1].push(Item::Keep(k, r.set.rrsig.is_some()));
+            if r.set.rtype == rtype::NS {
+                if let Owner::Name(cut) = r.owner {
+                    let has_ds = ans.authority.iter().any(|x| {
+                        x.set.rtype == rtype::DS && matches!(x.owner, Owner::Name(n) if n == cut)
+                    });
+                    if cut != &zone.origin && !has_ds {
+                        match self.chain.as_ref().and_then(|c| c.at(cut.wire())) {
+                            Some(k) => plan.sections[1].push(Item::Chain(k)),
+                            None => {
+                                let types = [rtype::NS, rtype::RRSIG, rtype::NSEC];
+                                let nsec = self.nsec(cut.wire(), &types)?;
+                                plan.sections[1].push(Item::Own(nsec, false));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if denial {
+            // The name denied: the query name, or the last CNAME's target.
+            let denied: &[u8] = match ans.answer.last() {
+                Some(r) if r.set.rtype == rtype::CNAME => match r.set.targets.first() {
+                    Some(t) => t.wire(),
+                    None => qname,
+                },
+                _ => qname,
+            };
+            if let Some(chain) = &self.chain {
+                if let Some(items) = chain_denial(chain, zone, denied, qtype, ans.rcode) {
+                    plan.sections[1].extend(items);
+                    for (k, r) in ans.additional.iter().enumerate() {
+                        plan.sections[2].push(Item::Keep(k, r.set.rrsig.is_some()));
+                    }
+                    return Ok(plan);
+                }
+            }
+            let types = if ans.rcode == Some(Rcode::NxDomain) {
+                // RFC 9824 §3.2: NXDOMAIN becomes NOERROR with an NSEC at the name
+                // whose bitmap holds NXNAME.
+                plan.rcode = Some(Rcode::NoError);
+                vec![rtype::RRSIG, rtype::NSEC, rtype::NXNAME]
+            } else {
+                let mut t = types_at(zone, denied);
+                // NODATA: the type asked for, and a CNAME, must be absent (RFC 4035 §5.4).
+                t.retain(|&x| x != qtype && x != rtype::CNAME);
+                t.extend([rtype::RRSIG, rtype::NSEC]);
+                t
+            };
+            let nsec = self.nsec(denied, &types)?;
+            plan.sections[1].push(Item::Own(nsec, denied == qname));
+        }
+        if let Some(chain) = &self.chain {
+            for owner in &wildcard_proofs {
+                if let Some(k) = chain.covering(owner) {
+                    plan.sections[1].push(Item::Chain(k));
+                }
+            }
+        }
+        for (k, r) in ans.additional.iter().enumerate() {
+            plan.sections[2].push(Item::Keep(k, r.set.rrsig.is_some()));
+        }
+        Ok(plan)
+    }
+
+    /// A compact-denial NSEC at `owner`: next name `\000.owner`, the owner's
+    /// immediate successor in canonical order (RFC 4470 §3, RFC 9824 §3).
+    fn nsec(&self, owner: &[u8], types: &[u16]) -> Result<Arc<Signed>, OverCap> {
+        let mut rd = Vec::with_capacity(owner.len() + 2 + 8);
+        if owner.len() + 2 <= name::MAX_NAME_LEN {
+            rd.extend_from_slice(&[1, 0]);
+        }
+        rd.extend_from_slice(owner);
+        rd.extend_from_slice(&type_bitmap(types));
+        let set = RRset::new(
+            rtype::NSEC,
+            class::IN,
+            self.online.nsec_ttl,
+            vec![rd.into()],
+        );
+        self.signed(owner, set)
+    }
+
+    /// `set` at `owner` with its RRSIGs: from the cache, or signed now if the cap
+    /// allows.
+    fn signed(&self, owner: &[u8], mut set: RRset) -> Result<Arc<Signed>, OverCap> {
+        let mut key = Vec::with_capacity(owner.len() + 8 + set.wire_len_compressed());
+        key.extend_from_slice(owner);
+        key.extend_from_slice(&set.rtype.to_be_bytes());
+        key.extend_from_slice(&set.ttl.to_be_bytes());
+        for rr in set.rdatas.wire() {
+            key.extend_from_slice(rr);
+        }
+        let shard =
+            &self.online.cache[(rustc_hash::FxBuildHasher.hash_one(&key) as usize) % SHARDS];
+        if let Some(hit) = shard
+            .lock()
+            .ok()
+            .and_then(|c| c.get(key.as_slice()).cloned())
+        {
+            return Ok(hit);
+        }
+        if !self.online.bucket.take() {
+            OVER_CAP.fetch_add(1, Relaxed);
+            return Err(OverCap);
+        }
+        let Some(owner_name) = Name::from_wire(owner) else {
+            return Err(OverCap);
+        };
+        let keys = self.zsk();
+        let sig = sign::sign_set(&keys, owner, &set, self.window).map_err(|_| OverCap)?;
+        SIGNED.fetch_add(keys.len() as u64, Relaxed);
+        set.rrsig = Some(sig);
+        let signed = Arc::new(Signed {
+            owner: owner_name,
+            set,
+        });
+        if let Ok(mut c) = shard.lock() {
+            if c.len() >= SHARD_ENTRIES {
+                c.clear();
+            }
+            c.insert(key.into_boxed_slice(), signed.clone());
+        }
+        Ok(signed)
+    }
+}
+
+use std::hash::BuildHasher as _;
+
+/// The chain's proof for a negative answer at `denied` (RFC 4035 §3.1.3): `None`
+/// where the chain cannot say it (a steered name's NODATA for a type other
+/// clients get), which then takes a compact NSEC signed on the fly.
+fn chain_denial(
+    chain: &sign::NsecChain,
+    zone: &Zone,
+    denied: &[u8],
+    qtype: u16,
+    rcode: Option<Rcode>,
+) -> Option<Vec<Item>> {
+    let mut items: Vec<Item> = Vec::new();
+    let mut add = |k: Option<usize>| {
+        if let Some(k) = k {
+            if !items.iter().any(|i| matches!(i, Item::Chain(x) if *x == k)) {
+                items.push(Item::Chain(k));
+            }
+        }
+    };
+    // The closest encloser and the wildcard below it (RFC 4592 §3.3.1).
+    let ce = name::label_offsets(denied)
+        .find(|&o| zone.nodes.contains_key(&denied[o..]))
+        .unwrap_or(denied.len() - 1);
+    let mut wild = b"\x01*".to_vec();
+    wild.extend_from_slice(&denied[ce..]);
+    if rcode == Some(Rcode::NxDomain) {
+        // No such name, and no wildcard that could have answered.
+        add(chain.covering(denied));
+        add(chain.covering(&wild));
+        return Some(items);
+    }
+    match zone.nodes.get(denied) {
+        Some(node) => {
+            if node.steer.is_some() && types_at(zone, denied).contains(&qtype) {
+                return None;
+            }
+            // NODATA at a name with data: its own NSEC; at an empty non-terminal,
+            // the NSEC before it, whose next name lies below it.
+            add(chain.at(denied).or_else(|| chain.covering(denied)));
+        }
+        None => {
+            // Wildcard NODATA: no such name, and the wildcard lacks the type.
+            add(chain.covering(denied));
+            add(chain.at(&wild));
+        }
+    }
+    Some(items)
+}
+
+/// The types at `name` as an NSEC would list them: its RRsets, or the wildcard's
+/// that answers for it, and the types its steering gives.
+fn types_at(zone: &Zone, name: &[u8]) -> Vec<u16> {
+    let node = zone.nodes.get(name).or_else(|| {
+        // The closest encloser's wildcard (RFC 4592 §3.3.1).
+        let ce = name::label_offsets(name)
+            .skip(1)
+            .find(|&o| zone.nodes.contains_key(&name[o..]))?;
+        let mut wild = b"\x01*".to_vec();
+        wild.extend_from_slice(&name[ce..]);
+        zone.nodes.get(wild.as_slice())
+    });
+    let Some(node) = node else {
+        return Vec::new();
+    };
+    let mut t: Vec<u16> = node.rrsets.iter().map(|s| s.rtype).collect();
+    if let Some(p) = node.steer.and_then(|i| zone.steered.get(i as usize)) {
+        for e in &p.endpoints {
+            if e.a.is_some() {
+                t.push(rtype::A);
+            }
+            if e.aaaa.is_some() {
+                t.push(rtype::AAAA);
+            }
+            if e.cname.is_some() {
+                t.push(rtype::CNAME);
+            }
+        }
+    }
+    t
+}
+
+impl Plan {
+    /// The DO=1 answer: `orig`'s records, with RRSIGs, and those signed on the fly.
+    pub fn apply<'p>(&'p self, orig: &Answer<'p>, signer: &'p ZoneSigner) -> Answer<'p> {
+        let mut out = Answer {
+            rcode: self.rcode,
+            authoritative: orig.authoritative,
+            glue_required: orig.glue_required,
+            ..Answer::default()
+        };
+        let srcs = [&orig.answer, &orig.authority, &orig.additional];
+        for (s, items) in self.sections.iter().enumerate() {
+            let dst = match s {
+                0 => &mut out.answer,
+                1 => &mut out.authority,
+                _ => &mut out.additional,
+            };
+            for it in items {
+                match it {
+                    Item::Keep(i, with_sig) => {
+                        if let Some(r) = srcs[s].get(*i) {
+                            let mut r = *r;
+                            if *with_sig {
+                                r.sig = r.set.rrsig.as_deref();
+                            }
+                            dst.push(r);
+                        }
+                    }
+                    Item::Chain(k) => {
+                        if let Some((owner, set)) = signer.chain.as_ref().and_then(|c| c.entry(*k))
+                        {
+                            dst.push(Rec {
+                                owner: Owner::Name(owner),
+                                set,
+                                take: u16::MAX,
+                                sig: set.rrsig.as_deref(),
+                            });
+                        }
+                    }
+                    Item::Own(signed, as_query) => dst.push(Rec {
+                        owner: if *as_query {
+                            Owner::Query
+                        } else {
+                            Owner::Name(&signed.owner)
+                        },
+                        set: &signed.set,
+                        take: u16::MAX,
+                        sig: signed.set.rrsig.as_deref(),
+                    }),
+                }
+            }
+        }
+        out
+    }
+}

@@ -157,14 +157,17 @@ slice_add() {
     [ -n "${RESP[$s]:-}" ] || RESP[$s]=$(stat_of "$out" 'Average packet size:' 7)
 }
 
-# SERVER DIR PORT ZONE: writes SERVER's configuration into DIR (its own temp dir,
-# also its working directory) to serve ZONE as bench.example. on 127.0.0.1:PORT
-# with one worker thread, and sets SERVER_CMD to its command line (signpost:
-# $SIGNPOST). Shared by compare.sh, growth.sh and instructions.sh, so every
-# script measures the peers as benches/README.md describes them.
+# SERVER DIR PORT ZONE [WORKERS]: writes SERVER's configuration into DIR (its own
+# temp dir, also its working directory) to serve ZONE as bench.example. on
+# 127.0.0.1:PORT with WORKERS UDP worker threads (default 1; signpost: WORKERS
+# SO_REUSEPORT sockets, each with its thread, set in a server config file only
+# when WORKERS is not 1), and sets SERVER_CMD to its command line (signpost:
+# $SIGNPOST). Shared by compare.sh, growth.sh, instructions.sh and
+# both-cores.sh, so every script measures the peers as benches/README.md
+# describes them.
 SERVER_CMD=()
 peer_setup() {
-    local name=$1 dir=$2 port=$3 zone=$4
+    local name=$1 dir=$2 port=$3 zone=$4 workers=${5:-1}
     local -a cmd
     mkdir -p "$dir"
     case $name in
@@ -172,13 +175,17 @@ peer_setup() {
             mkdir -p "$dir/zones"
             cp "$zone" "$dir/zones/bench.example.zone"
             cmd=("$SIGNPOST" serve --zones "$dir/zones" --listen "127.0.0.1:$port")
+            if [ "$workers" != 1 ]; then
+                echo "udp_sockets_per_address = $workers" >"$dir/server.toml"
+                cmd+=(--config "$dir/server.toml")
+            fi
             ;;
         nsd)
             cp "$zone" "$dir/bench.example.zone"
             cat >"$dir/nsd.conf" <<EOF
 server:
     ip-address: 127.0.0.1@$port
-    server-count: 1
+    server-count: $workers
     username: ""
     chroot: ""
     zonesdir: "$dir"
@@ -206,7 +213,7 @@ EOF
 server:
     rundir: "$dir/run"
     listen: 127.0.0.1@$port
-    udp-workers: 1
+    udp-workers: $workers
     tcp-workers: 1
     background-workers: 1
 log:
@@ -232,7 +239,7 @@ EOF
             cat >"$dir/config" <<EOF
 options => {
     listen => [ 127.0.0.1:$port ]
-    udp_threads => 1
+    udp_threads => $workers
     tcp_threads => 1
     run_dir => $dir/run
     state_dir => $dir/state

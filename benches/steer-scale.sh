@@ -14,7 +14,7 @@
 #                 signpost_probe_duration_seconds_count) and answered by the
 #                 backends, over PROBE_SECONDS with no queries, and the transitions
 #                 in that window (a target flapping under load would show here)
-#   probe CPU     signpost's on-CPU time (schedstat, every thread) over those
+#   probe CPU     signpost's CPU time (utime + stime, every thread) over those
 #                 PROBE_SECONDS, divided by them: CPU seconds per second, and
 #                 per probe; the backends' CPU beside it
 #   death         from the moment one backend starts answering 503 (SIGUSR1 to
@@ -74,6 +74,7 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((TARGETS + 1024)) ]
 fi
 
 SERVER_LIST=(signpost)
+CLK_TCK=$(getconf CLK_TCK)
 declare -A PID=()
 bench_start signpost-steer-scale
 
@@ -176,19 +177,21 @@ probe_window() {
     m0=$(metrics) || die "cannot read /metrics"
     read -r -a m0 <<<"$m0"
     b0=$(backend_count)
-    c0=$(cpu_ns "${PID[signpost]}")
-    d0=$(cpu_ns "${PID[backends]}")
+    # clock ticks of /proc/PID/stat, not schedstat: they keep the time of threads
+    # that ended in the window (a reload's blocking-pool threads do)
+    c0=$(cpu_ticks "${PID[signpost]}")
+    d0=$(cpu_ticks "${PID[backends]}")
     sleep "$PROBE_SECONDS"
-    c1=$(cpu_ns "${PID[signpost]}")
-    d1=$(cpu_ns "${PID[backends]}")
+    c1=$(cpu_ticks "${PID[signpost]}")
+    d1=$(cpu_ticks "${PID[backends]}")
     b1=$(backend_count)
     m1=$(metrics) || die "cannot read /metrics"
     read -r -a m1 <<<"$m1"
     W_PROBES=$(awk -v a="${m0[0]}" -v b="${m1[0]}" -v s="$PROBE_SECONDS" 'BEGIN {printf "%.0f", (b - a) / s}')
     W_SERVED=$(awk -v a="$b0" -v b="$b1" -v s="$PROBE_SECONDS" 'BEGIN {printf "%.0f", (b - a) / s}')
-    W_CPU=$(awk -v a="$c0" -v b="$c1" -v s="$PROBE_SECONDS" 'BEGIN {printf "%.3f", (b - a) / 1e9 / s}')
-    W_CPU_PROBE=$(awk -v a="$c0" -v b="$c1" -v p0="${m0[0]}" -v p1="${m1[0]}" 'BEGIN {printf "%.1f", p1 > p0 ? (b - a) / 1e3 / (p1 - p0) : 0}')
-    W_BCPU=$(awk -v a="$d0" -v b="$d1" -v s="$PROBE_SECONDS" 'BEGIN {printf "%.3f", (b - a) / 1e9 / s}')
+    W_CPU=$(awk -v a="$c0" -v b="$c1" -v s="$PROBE_SECONDS" -v hz="$CLK_TCK" 'BEGIN {printf "%.3f", (b - a) / hz / s}')
+    W_CPU_PROBE=$(awk -v a="$c0" -v b="$c1" -v p0="${m0[0]}" -v p1="${m1[0]}" -v hz="$CLK_TCK" 'BEGIN {printf "%.1f", (p1 > p0) ? (b - a) * 1e6 / hz / (p1 - p0) : 0}')
+    W_BCPU=$(awk -v a="$d0" -v b="$d1" -v s="$PROBE_SECONDS" -v hz="$CLK_TCK" 'BEGIN {printf "%.3f", (b - a) / hz / s}')
     W_TRANS=$((m1[1] - m0[1]))
     W_UP="${m1[2]} of ${m1[3]}"
     log "over $PROBE_SECONDS s: $W_PROBES probes/s (backends answered $W_SERVED/s), signpost CPU $W_CPU s/s ($W_CPU_PROBE µs a probe), backends $W_BCPU s/s, $W_TRANS transitions, endpoints up $W_UP"

@@ -140,19 +140,9 @@ for rate in "${RATE_LIST[@]}"; do
     log "offered $rate q/s: $(awk -F'\t' -v r="$rate" -v hz="$CLK_TCK" '$1 == r {printf "%s %s q/s %.2f µs/query; ", $2, $3, $7 * 1e6 / hz / $4}' "$RESULTS")"
 done
 
-version_of() {
-    case $1 in
-        signpost) "$SIGNPOST" --version 2>/dev/null | awk '{print $2; exit}' ;;
-        nsd) nsd -v 2>&1 | awk '/NSD version/ {print $3; exit}' ;;
-        knot) knotd --version 2>&1 | awk '{print $NF; exit}' ;;
-        gdnsd) gdnsd -V 2>&1 | sed -n 's/^gdnsd version \([^ ]*\).*/\1/p' | head -n 1 ;;
-    esac
-}
-
 echo "## Both cores serving, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
-printf 'Servers:'
-for s in "${SERVER_LIST[@]}"; do printf ' %s %s;' "$s" "$(version_of "$s" || true)"; done
+servers_versions
 echo " each with $WORKERS UDP workers, on CPUs $SERVER_CPU; dnsperf \`$DNSPERF_OPTS\` on CPUs $CLIENT_CPU,"
 echo "in $SLICE s turns until each server had $DURATION s per offered rate. **The client shares the cores with the server**:"
 echo "queries/s is what the pair reaches together, so the figures compare the servers with one another, not with a"

@@ -275,3 +275,20 @@ bench_cleanup() {
     if [ "$KEEP" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
     exit "$rc"
 }
+
+# the version of a server of peer_setup (signpost: $SIGNPOST's)
+peer_version() {
+    case $1 in
+        signpost) "$SIGNPOST" --version 2>/dev/null | awk '{print $2; exit}' ;;
+        nsd) nsd -v 2>&1 | awk '/NSD version/ {print $3; exit}' ;;
+        knot) knotd --version 2>&1 | awk '{print $NF; exit}' ;;
+        gdnsd) gdnsd -V 2>&1 | sed -n 's/^gdnsd version \([^ ]*\).*/\1/p' | head -n 1 ;;
+    esac
+}
+
+# "Servers: NAME VERSION; ..." for SERVER_LIST, with no newline (growth.sh, both-cores.sh)
+servers_versions() {
+    local s
+    printf 'Servers:'
+    for s in "${SERVER_LIST[@]}"; do printf ' %s %s;' "$s" "$(peer_version "$s" || true)"; done
+}

@@ -106,19 +106,9 @@ for size in "${SIZE_LIST[@]}"; do
     done
 done
 
-version_of() {
-    case $1 in
-        signpost) "$SIGNPOST" --version 2>/dev/null | awk '{print $2; exit}' ;;
-        nsd) nsd -v 2>&1 | awk '/NSD version/ {print $3; exit}' ;;
-        knot) knotd --version 2>&1 | awk '{print $NF; exit}' ;;
-        gdnsd) gdnsd -V 2>&1 | sed -n 's/^gdnsd version \([^ ]*\).*/\1/p' | head -n 1 ;;
-    esac
-}
-
 echo "## Memory and load time by zone size, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
-printf 'Servers:'
-for s in "${SERVER_LIST[@]}"; do printf ' %s %s;' "$s" "$(version_of "$s" || true)"; done
+servers_versions
 echo " one start per server and size (RUNS=$RUNS, medians), each alone on CPU $SERVER_CPU."
 echo
 echo "| records | server | load s (start to first answer) | PSS MiB | RSS MiB | peak RSS MiB |"

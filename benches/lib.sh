@@ -157,14 +157,17 @@ slice_add() {
     [ -n "${RESP[$s]:-}" ] || RESP[$s]=$(stat_of "$out" 'Average packet size:' 7)
 }
 
-# SERVER DIR PORT ZONE: writes SERVER's configuration into DIR (its own temp dir,
-# also its working directory) to serve ZONE as bench.example. on 127.0.0.1:PORT
-# with one worker thread, and sets SERVER_CMD to its command line (signpost:
-# $SIGNPOST). Shared by compare.sh, growth.sh and instructions.sh, so every
-# script measures the peers as benches/README.md describes them.
+# SERVER DIR PORT ZONE [WORKERS]: writes SERVER's configuration into DIR (its own
+# temp dir, also its working directory) to serve ZONE as bench.example. on
+# 127.0.0.1:PORT with WORKERS UDP worker threads (default 1; signpost: WORKERS
+# SO_REUSEPORT sockets, each with its thread, set in a server config file only
+# when WORKERS is not 1), and sets SERVER_CMD to its command line (signpost:
+# $SIGNPOST). Shared by compare.sh, growth.sh, instructions.sh and
+# both-cores.sh, so every script measures the peers as benches/README.md
+# describes them.
 SERVER_CMD=()
 peer_setup() {
-    local name=$1 dir=$2 port=$3 zone=$4
+    local name=$1 dir=$2 port=$3 zone=$4 workers=${5:-1}
     local -a cmd
     mkdir -p "$dir"
     case $name in
@@ -172,10 +175,16 @@ peer_setup() {
             mkdir -p "$dir/zones"
             cp "$zone" "$dir/zones/bench.example.zone"
             cmd=("$SIGNPOST" serve --zones "$dir/zones" --listen "127.0.0.1:$port")
+            : >"$dir/server.toml"
+            if [ "$workers" != 1 ]; then
+                echo "udp_sockets_per_address = $workers" >>"$dir/server.toml"
+            fi
             if [ "$name" = signpost-signed ]; then
                 # the master file signed by the server (keys made at first
                 # start: ECDSA P-256, algorithm 13, one combined key)
-                printf '[dnssec]\nkey_dir = "%s/keys"\nzones = ["bench.example."]\n' "$dir" >"$dir/server.toml"
+                printf '[dnssec]\nkey_dir = "%s/keys"\nzones = ["bench.example."]\n' "$dir" >>"$dir/server.toml"
+            fi
+            if [ -s "$dir/server.toml" ]; then
                 cmd+=(--config "$dir/server.toml")
             fi
             ;;
@@ -184,7 +193,7 @@ peer_setup() {
             cat >"$dir/nsd.conf" <<EOF
 server:
     ip-address: 127.0.0.1@$port
-    server-count: 1
+    server-count: $workers
     username: ""
     chroot: ""
     zonesdir: "$dir"
@@ -212,7 +221,7 @@ EOF
 server:
     rundir: "$dir/run"
     listen: 127.0.0.1@$port
-    udp-workers: 1
+    udp-workers: $workers
     tcp-workers: 1
     background-workers: 1
 log:
@@ -284,7 +293,7 @@ EOF
             cat >"$dir/config" <<EOF
 options => {
     listen => [ 127.0.0.1:$port ]
-    udp_threads => 1
+    udp_threads => $workers
     tcp_threads => 1
     run_dir => $dir/run
     state_dir => $dir/state
@@ -319,4 +328,21 @@ bench_cleanup() {
     for s in "${!PID[@]}"; do stop_server "$s"; done
     if [ "$KEEP" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
     exit "$rc"
+}
+
+# the version of a server of peer_setup (signpost: $SIGNPOST's)
+peer_version() {
+    case $1 in
+        signpost) "$SIGNPOST" --version 2>/dev/null | awk '{print $2; exit}' ;;
+        nsd) nsd -v 2>&1 | awk '/NSD version/ {print $3; exit}' ;;
+        knot) knotd --version 2>&1 | awk '{print $NF; exit}' ;;
+        gdnsd) gdnsd -V 2>&1 | sed -n 's/^gdnsd version \([^ ]*\).*/\1/p' | head -n 1 ;;
+    esac
+}
+
+# "Servers: NAME VERSION; ..." for SERVER_LIST, with no newline (growth.sh, both-cores.sh)
+servers_versions() {
+    local s
+    printf 'Servers:'
+    for s in "${SERVER_LIST[@]}"; do printf ' %s %s;' "$s" "$(peer_version "$s" || true)"; done
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::checks::{compile_check, CheckRaw};
 use super::zones::TtlValue;
-use super::{line_of, ConfigError};
+use super::{line_of, ConfigError, LineIndex};
 use crate::geo::cidr::IpNet;
 use crate::health::CheckSpec;
 use crate::policy::{
@@ -145,6 +145,7 @@ pub fn compile_steering(
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let err = |line: usize, m: String| ConfigError::new(path, line, m);
+    let lines = LineIndex::new(text);
     let mut zone = ZonePolicy::default();
 
     // Checks, by name.
@@ -152,7 +153,7 @@ pub fn compile_steering(
     let mut check_idx: BTreeMap<&str, u32> = BTreeMap::new();
     if let Some(cs) = raw.checks {
         for (name, c) in cs {
-            let line = line_of(text, c.span().start);
+            let line = lines.line(c.span().start);
             match compile_check(name, c.get_ref()) {
                 Ok(spec) => {
                     check_idx.insert(name.as_str(), checks.len() as u32);
@@ -167,7 +168,7 @@ pub fn compile_steering(
     let mut region_idx: BTreeMap<&str, RegionIdx> = BTreeMap::new();
     if let Some(regions) = raw.regions {
         for (name, r) in regions {
-            let line = line_of(text, r.span().start);
+            let line = lines.line(r.span().start);
             let r = r.get_ref();
             if let Some([lat, lon]) = r.location {
                 if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
@@ -214,7 +215,7 @@ pub fn compile_steering(
                 Err(mut e) => {
                     if !file.is_file() {
                         e = vec![err(
-                            line_of(text, t.span().start),
+                            lines.line(t.span().start),
                             format!(
                                 "latency_table {:?} does not exist (relative to this file)",
                                 t.get_ref()
@@ -232,7 +233,7 @@ pub fn compile_steering(
     let mut names = Vec::new();
     if let Some(raw_names) = raw.names {
         for (key, spanned) in raw_names {
-            let line = line_of(text, spanned.span().start);
+            let line = lines.line(spanned.span().start);
             let n = spanned.get_ref();
             let before = errors.len();
             let owner = match Name::parse(key, Some(origin)) {
@@ -262,7 +263,7 @@ pub fn compile_steering(
             let mut endpoints: Vec<Endpoint> = Vec::new();
             let mut ep_of_region: BTreeMap<&str, EndpointIdx> = BTreeMap::new();
             for (region, e) in &n.endpoints {
-                let eline = line_of(text, e.span().start);
+                let eline = lines.line(e.span().start);
                 let e = e.get_ref();
                 let Some(&ri) = region_idx.get(region.as_str()) else {
                     errors.push(err(
@@ -746,8 +747,9 @@ pub fn load_latency_table(
     })?;
     let mut t = LatencyTable::default();
     let mut errors = Vec::new();
+    let lines = LineIndex::new(&text);
     for entry in &raw.entry {
-        let line = line_of(&text, entry.span().start);
+        let line = lines.line(entry.span().start);
         let e = entry.get_ref();
         let err = |m: String| ConfigError::new(path, line, m);
         let keys = [e.cidr.is_some(), e.asn.is_some(), e.country.is_some()];

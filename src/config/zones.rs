@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::checks::CheckRaw;
 use super::policy::{compile_steering, NameRaw, RegionRaw, Steering, SteeringRaw};
 
-use super::{line_of, ConfigError};
+use super::{line_of, ConfigError, LineIndex};
 use crate::zone::build::build_zone;
 use crate::zone::master::{self, MasterOptions, SourceRecord};
 use crate::zone::name::Name;
@@ -345,7 +345,8 @@ pub fn compile_policy(
     default_serial: u32,
 ) -> Result<(Zone, Vec<ConfigError>, Option<PathBuf>), Vec<ConfigError>> {
     let mut errors = Vec::new();
-    let at = |span: std::ops::Range<usize>| line_of(text, span.start);
+    let lines = LineIndex::new(text);
+    let at = |span: std::ops::Range<usize>| lines.line(span.start);
     let base = path.parent().unwrap_or(Path::new("."));
 
     let origin_line = at(raw.origin.span());
@@ -479,7 +480,7 @@ pub fn compile_policy(
     let (mut zone, zw) = build_zone(&origin, path, records).map_err(zone_errors)?;
     zone.signing = signing;
     warnings.extend(zone_errors(zw));
-    let lines: Vec<usize> = raw
+    let name_lines: Vec<usize> = raw
         .names
         .iter()
         .flat_map(|m| m.values())
@@ -488,7 +489,7 @@ pub fn compile_policy(
     zone.checks = checks;
     zone.attach_steering(zone_policy, steered).map_err(|errs| {
         errs.into_iter()
-            .map(|(i, m)| ConfigError::new(path, lines.get(i).copied().unwrap_or(0), m))
+            .map(|(i, m)| ConfigError::new(path, name_lines.get(i).copied().unwrap_or(0), m))
             .collect::<Vec<_>>()
     })?;
     Ok((zone, warnings, zonefile_path))

@@ -66,17 +66,6 @@ fn number_endpoints(zones: &mut [Zone]) {
     }
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// A client of `addr/source`, located as the server locates it.
 fn client(geo: &ClientLocator, addr: IpAddr, source: u8) -> Client {
     let addr = mask(addr, source);
@@ -88,14 +77,16 @@ fn client(geo: &ClientLocator, addr: IpAddr, source: u8) -> Client {
 }
 
 /// A random address inside `net/len`.
-fn inside(rng: &mut Rng, net: IpAddr, len: u8) -> IpAddr {
+fn inside(rng: &mut fastrand::Rng, net: IpAddr, len: u8) -> IpAddr {
     match net {
         IpAddr::V4(a) => {
-            let host = (rng.next() as u32).checked_shr(u32::from(len)).unwrap_or(0);
+            let host = (rng.u64(..) as u32)
+                .checked_shr(u32::from(len))
+                .unwrap_or(0);
             IpAddr::V4(Ipv4Addr::from(u32::from(a) | host))
         }
         IpAddr::V6(a) => {
-            let r = (u128::from(rng.next()) << 64) | u128::from(rng.next());
+            let r = (u128::from(rng.u64(..)) << 64) | u128::from(rng.u64(..));
             let host = r.checked_shr(u32::from(len)).unwrap_or(0);
             IpAddr::V6(Ipv6Addr::from(u128::from(a) | host))
         }
@@ -116,7 +107,7 @@ fn last(net: IpAddr, len: u8) -> IpAddr {
 
 /// Client subnets: random ones all over both families, the allocated IPv6 space,
 /// and well-known public ones.
-fn subnets(rng: &mut Rng, n: usize) -> Vec<(IpAddr, u8)> {
+fn subnets(rng: &mut fastrand::Rng, n: usize) -> Vec<(IpAddr, u8)> {
     let mut out: Vec<(IpAddr, u8)> = [
         ("8.8.8.0", 24),
         ("133.242.0.0", 24),
@@ -135,7 +126,7 @@ fn subnets(rng: &mut Rng, n: usize) -> Vec<(IpAddr, u8)> {
     .map(|&(a, l)| (a.parse().expect("address"), l))
     .collect();
     for i in 0..n {
-        let r = rng.next();
+        let r = rng.u64(..);
         out.push(match i % 3 {
             0 | 1 => (IpAddr::V4(Ipv4Addr::from(r as u32)), 24),
             _ => {
@@ -159,7 +150,7 @@ fn check(dir: &str, database: &str, n: usize) -> (usize, usize, usize) {
     let built =
         attach(merged.iter_mut().map(|z| (&z.policy, &mut z.steered)), &geo).expect("maps build");
     assert!(built.names > 0, "{dir}: no name got a map");
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut rng = fastrand::Rng::with_seed(0x2545_f491_4f6c_dd1d);
     let (mut checked, mut mapped, mut wider) = (0, 0, 0);
     for (za, zb) in plain.iter().zip(&merged) {
         for (pa, pb) in za.steered.iter().zip(&zb.steered) {

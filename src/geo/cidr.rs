@@ -447,13 +447,8 @@ mod tests {
     /// longest network that contains the address, by brute force over the entries.
     #[test]
     fn lookup_is_longest_match_for_short_and_long_tables() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = fastrand::Rng::with_seed(0x9e37_79b9_7f4a_7c15);
+        let mut next = move || rng.u64(..);
         for size in [1usize, 2, 5, SHORT, SHORT + 1, 40] {
             for _ in 0..20 {
                 let mut t = CidrTable::new();
@@ -650,36 +645,24 @@ mod tests {
         assert_eq!(t.narrowest_overlap(ip("10.200.0.1"), 8), 9);
     }
 
-    /// Small deterministic generator so the exhaustive check below needs no
-    /// extra crate.
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
-
     /// Checks `narrowest_overlap` against its definition by brute force:
     /// every address of ip/S has ip's lookup result, and ip/(S-1) (when
     /// S - 1 >= prefix_len) does not.
     #[test]
     fn overlap_matches_definition_exhaustively() {
-        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut rng = fastrand::Rng::with_seed(0x9e37_79b9_7f4a_7c15);
         let base = u32::from(Ipv4Addr::new(10, 20, 0, 0));
         for _round in 0..40 {
             let mut t = CidrTable::new();
-            for _ in 0..(rng.next() % 8) {
-                let len = 16 + (rng.next() % 17) as u8;
-                let addr = base | (rng.next() as u32 & 0xffff);
+            for _ in 0..(rng.u64(..) % 8) {
+                let len = 16 + (rng.u64(..) % 17) as u8;
+                let addr = base | (rng.u64(..) as u32 & 0xffff);
                 let _ = t.insert(IpNet::new(IpAddr::V4(addr.into()), len).unwrap(), len);
             }
             for _probe in 0..25 {
-                let client = base | (rng.next() as u32 & 0xffff);
+                let client = base | (rng.u64(..) as u32 & 0xffff);
                 let client_ip = IpAddr::V4(client.into());
-                let db_len = 16 + (rng.next() % 17) as u8;
+                let db_len = 16 + (rng.u64(..) % 17) as u8;
                 // Identify an entry by its network: two entries may share
                 // a prefix length.
                 let entry = |a: IpAddr| t.lookup(a).map(|(_, l)| IpNet::new(a, l).unwrap());

@@ -329,15 +329,8 @@ mod tests {
             let m = reader.metadata();
             let idx = TreeIndex::new(bytes, m.node_count, m.record_size, m.ip_version, false)
                 .expect("index");
-            let mut seed = 0x2545_f491_4f6c_dd1du64;
-            let mut addrs: Vec<u32> = (0..20_000)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    seed as u32
-                })
-                .collect();
+            let mut rng = fastrand::Rng::with_seed(0x2545_f491_4f6c_dd1d);
+            let mut addrs: Vec<u32> = (0..20_000).map(|_| rng.u32(..)).collect();
             // The fixtures' networks and their edges.
             for base in [
                 [198u8, 18, 0, 0],
@@ -407,13 +400,8 @@ mod tests {
             let m = reader.metadata();
             let idx = TreeIndex::new(bytes, m.node_count, m.record_size, m.ip_version, true)
                 .expect("index");
-            let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-            let mut next = move || {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed
-            };
+            let mut rng = fastrand::Rng::with_seed(0x9e37_79b9_7f4a_7c15);
+            let mut next = move || rng.u64(..);
             let mut addrs: Vec<u128> = (0..20_000)
                 .map(|i| {
                     let hi = next();

@@ -488,8 +488,11 @@ if [ -n "$SIGNED_DO_US" ]; then
         ref_val=$(ref_us "$ref")
         [ -n "$ref_val" ] || continue
         awk -v a="$SIGNED_DO_US" -v b="$ref_val" -v r="$ref" 'BEGIN {
-            what = (r == "signpost-signed") ? " (DO=1 ÷ DO=0, signed zone; target at most 1.15)" :
-                   (r == "signpost") ? " (DO=1 signed ÷ the same zone unsigned)" : " (below 1: less CPU than the peer)"
+            # one statement a line: mawk (Debian's awk) takes no line break
+            # inside a ?: expression
+            what = " (below 1: less CPU than the peer)"
+            if (r == "signpost-signed") what = " (DO=1 ÷ DO=0, signed zone; target at most 1.15)"
+            if (r == "signpost") what = " (DO=1 signed ÷ the same zone unsigned)"
             printf "- CPU/query, signpost-signed+do ÷ %s: %.3f%s\n", r, a / b, what }'
     done
     echo

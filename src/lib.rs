@@ -25,8 +25,9 @@
 //! `dnssec` (keys in BIND's files, prebuilt RRSIGs, what DO=1 answers add; the
 //! only one naming ring).
 
-// Denied, not forbidden: `server::warm` alone allows it, for the prefetch hint
-// whose measured gain is in the README (Design, the UDP fast path).
+// Denied, not forbidden: `server::warm` allows it, for the prefetch hint whose
+// measured gain is in the README (Design, the UDP fast path), and `memory`, for
+// glibc's malloc_trim after a load.
 #![deny(unsafe_code)]
 
 pub mod admin;
@@ -37,6 +38,7 @@ pub mod dnssec;
 pub mod fleet;
 pub mod geo;
 pub mod health;
+pub mod memory;
 pub mod metrics;
 pub mod policy;
 pub mod reload;

@@ -118,7 +118,7 @@ fn compare(mut snap: Snapshot) -> (usize, usize) {
     let mut names: Vec<Vec<u8>> = Vec::new();
     for z in snap.zones.zones() {
         for n in z.nodes.keys() {
-            let w = n.wire().to_vec();
+            let w = n.to_vec();
             names.push(below(b"nope", &w));
             names.push(below(b"a", &below(b"deeper-than-one-label", &w)));
             if w.len() < 200 {
@@ -302,7 +302,7 @@ fn prebuilt_steered_answers_match_the_general_path() {
             .iter()
             .flat_map(|z| z.nodes.iter())
             .filter(|(_, n)| n.steer.is_some())
-            .map(|(k, _)| k.wire().to_vec())
+            .map(|(k, _)| k.to_vec())
             .collect();
         assert!(!names.is_empty());
         let clients: [([u8; 3], u8); 14] = [

@@ -112,14 +112,14 @@ pub fn sign(zone: &mut Zone, now: u64, sign_rate: u32) -> Result<ZoneSigner, Vec
     // The apex gets the keys, and the parent's view of them (RFC 7344, RFC 8078).
     let ttl = zone
         .nodes
-        .get(&zone.origin)
+        .get(zone.origin.wire())
         .and_then(|n| n.get(rtype::SOA))
         .map_or(3600, |s| s.ttl);
     let dnskeys: Vec<Box<[u8]>> = published.iter().map(|k| k.dnskey_rdata().into()).collect();
     let sep: Vec<&&Key> = published.iter().filter(|k| k.is_sep()).collect();
     let cds: Vec<Box<[u8]>> = sep.iter().map(|k| k.ds_rdata().into()).collect();
     let cdnskey: Vec<Box<[u8]>> = sep.iter().map(|k| k.dnskey_rdata().into()).collect();
-    if let Some(apex) = zone.nodes.get_mut(&zone.origin) {
+    if let Some(apex) = zone.nodes.get_mut(zone.origin.wire()) {
         apex.rrsets
             .retain(|s| !matches!(s.rtype, rtype::DNSKEY | rtype::CDS | rtype::CDNSKEY));
         apex.rrsets

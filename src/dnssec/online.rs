@@ -120,7 +120,7 @@ pub struct Plan {
 fn owner_wire<'a>(o: &Owner<'a>, qname: &'a [u8]) -> &'a [u8] {
     match o {
         Owner::Query => qname,
-        Owner::Name(n) => n.wire(),
+        Owner::Name(n) => n,
     }
 }
 
@@ -211,12 +211,12 @@ impl ZoneSigner {
                     let has_ds = ans.authority.iter().any(|x| {
                         x.set.rtype == rtype::DS && matches!(x.owner, Owner::Name(n) if n == cut)
                     });
-                    if cut != &zone.origin && !has_ds {
-                        match self.chain.as_ref().and_then(|c| c.at(cut.wire())) {
+                    if cut != zone.origin.wire() && !has_ds {
+                        match self.chain.as_ref().and_then(|c| c.at(cut)) {
                             Some(k) => plan.sections[1].push(Item::Chain(k)),
                             None => {
                                 let types = [rtype::NS, rtype::RRSIG, rtype::NSEC];
-                                let nsec = self.nsec(cut.wire(), &types)?;
+                                let nsec = self.nsec(cut, &types)?;
                                 plan.sections[1].push(Item::Own(nsec, false));
                             }
                         }
@@ -445,7 +445,7 @@ impl Plan {
                         if let Some((owner, set)) = signer.chain.as_ref().and_then(|c| c.entry(*k))
                         {
                             dst.push(Rec {
-                                owner: Owner::Name(owner),
+                                owner: Owner::Name(owner.wire()),
                                 set,
                                 take: u16::MAX,
                                 sig: set.rrsig.as_deref(),
@@ -456,7 +456,7 @@ impl Plan {
                         owner: if *as_query {
                             Owner::Query
                         } else {
-                            Owner::Name(&signed.owner)
+                            Owner::Name(signed.owner.wire())
                         },
                         set: &signed.set,
                         take: u16::MAX,

@@ -136,11 +136,11 @@ pub struct Stats {
 /// prebuilt RRsets. Work is split over the machine's cores.
 pub fn sign_zone(zone: &mut Zone, roles: KeyRoles<'_>, w: Window) -> Result<Stats, SignFailed> {
     let origin = zone.origin.clone();
-    let cuts: FxHashSet<Name> = zone
+    let cuts: FxHashSet<Box<[u8]>> = zone
         .nodes
         .iter()
         .filter(|(_, n)| n.cut)
-        .map(|(k, _)| k.clone())
+        .map(|(k, _)| k.into())
         .collect();
     let below_cut = |owner: &[u8]| {
         name::label_offsets(owner)
@@ -148,10 +148,10 @@ pub fn sign_zone(zone: &mut Zone, roles: KeyRoles<'_>, w: Window) -> Result<Stat
             .take_while(|&o| owner.len() - o > origin.wire().len())
             .any(|o| cuts.contains(&owner[o..]))
     };
-    let mut work: Vec<(&Name, &mut crate::zone::Node)> = zone
+    let mut work: Vec<(&[u8], &mut crate::zone::Node)> = zone
         .nodes
         .iter_mut()
-        .filter(|(k, _)| !below_cut(k.wire()))
+        .filter(|(k, _)| !below_cut(k))
         .collect();
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -171,7 +171,7 @@ pub fn sign_zone(zone: &mut Zone, roles: KeyRoles<'_>, w: Window) -> Result<Stat
                                 continue;
                             }
                             let keys = roles.for_type(set.rtype);
-                            set.rrsig = Some(sign_set(keys, owner.wire(), set, w)?);
+                            set.rrsig = Some(sign_set(keys, owner, set, w)?);
                             st.rrsets += 1;
                             st.signatures += keys.len();
                         }
@@ -419,7 +419,7 @@ impl NsecChain {
     /// Builds and signs the chain of `zone` (after its apex has its DNSKEYs).
     pub fn build(zone: &Zone, keys: &[&Key], ttl: u32, w: Window) -> Result<NsecChain, SignFailed> {
         let origin = &zone.origin;
-        let cuts: FxHashSet<&Name> = zone
+        let cuts: FxHashSet<&[u8]> = zone
             .nodes
             .iter()
             .filter(|(_, n)| n.cut)
@@ -429,11 +429,11 @@ impl NsecChain {
             name::label_offsets(owner)
                 .skip(1)
                 .take_while(|&o| owner.len() - o > origin.wire().len())
-                .any(|o| cuts.iter().any(|c| c.wire() == &owner[o..]))
+                .any(|o| cuts.contains(&owner[o..]))
         };
-        let mut entries: Vec<(&Name, Vec<u16>)> = Vec::new();
+        let mut entries: Vec<(&[u8], Vec<u16>)> = Vec::new();
         for (n, node) in &zone.nodes {
-            if below_cut(n.wire()) {
+            if below_cut(n) {
                 continue;
             }
             let mut types: Vec<u16> = node
@@ -461,15 +461,15 @@ impl NsecChain {
             types.extend([rtype::RRSIG, rtype::NSEC]);
             entries.push((n, types));
         }
-        entries.sort_by(|a, b| canonical_cmp(a.0.wire(), b.0.wire()));
+        entries.sort_by(|a, b| canonical_cmp(a.0, b.0));
         let mut chain = NsecChain::default();
         for (i, (n, types)) in entries.iter().enumerate() {
-            let next = entries.get(i + 1).map_or(origin, |e| e.0);
-            let mut rd = next.wire().to_vec();
+            let next = entries.get(i + 1).map_or(origin.wire(), |e| e.0);
+            let mut rd = next.to_vec();
             rd.extend_from_slice(&type_bitmap(types));
             let mut set = RRset::new(rtype::NSEC, class::IN, ttl, vec![rd.into()]);
-            set.rrsig = Some(sign_set(keys, n.wire(), &set, w)?);
-            chain.names.push((*n).clone());
+            set.rrsig = Some(sign_set(keys, n, &set, w)?);
+            chain.names.push(Name::from_wire(n).ok_or(SignFailed)?);
             chain.sets.push(set);
         }
         Ok(chain)

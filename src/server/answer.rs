@@ -278,7 +278,7 @@ pub fn write_response(
                 let names_mark = comp.names.len();
                 let owner: &[u8] = match rec.owner {
                     Owner::Query => qname,
-                    Owner::Name(n) => n.wire(),
+                    Owner::Name(n) => n,
                 };
                 let mut written = 0u16;
                 // The RRset, then its RRSIGs if the answer carries them: one unit,

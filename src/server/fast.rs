@@ -242,8 +242,7 @@ impl FastTable {
         };
         let mut names = FxHashMap::default();
         for (zi, zone) in snap.zones.zones().iter().enumerate() {
-            for (n, node) in &zone.nodes {
-                let key = n.wire();
+            for (key, node) in &zone.nodes {
                 let deepest = snap.zones.find(key).is_some_and(|z| std::ptr::eq(z, zone));
                 // A name more than one zone holds, or one a deeper zone answers for:
                 // no prebuilt answer stands for it, nor for the names below it.

@@ -366,8 +366,10 @@ pub fn apply_decision<'z, H: HealthView>(
             a.additional.clear();
         }
         Outcome::NoData => {
-            a.authority
-                .push(Rec::new(Owner::Name(&zone.origin), &zone.negative_soa));
+            a.authority.push(Rec::new(
+                Owner::Name(zone.origin.wire()),
+                &zone.negative_soa,
+            ));
         }
         Outcome::Endpoints(list) => {
             let degraded = any_degraded_down(p, health);

@@ -4,12 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rustc_hash::FxHashMap;
-
 use super::master::SourceRecord;
-use super::name::Name;
+use super::name::{self, Name};
 use super::rdata::type_mnemonic;
-use super::{class, rtype, Node, RRset, Zone};
+use super::{class, rtype, Nodes, RRset, Zone};
 
 /// A problem found while building a zone, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -258,18 +256,22 @@ pub fn build_zone(
         return Err(errors);
     }
 
-    let mut nodes: FxHashMap<Name, Node> = FxHashMap::default();
+    let mut nodes = Nodes::default();
     for ((owner, t), p) in sets {
         // Every ancestor up to the origin exists, as an empty non-terminal if need be.
-        for anc in owner.ancestors_to(origin) {
-            nodes.entry(anc).or_default();
+        if owner.is_subdomain_of(origin) {
+            let w = owner.wire();
+            for o in name::label_offsets(w).take_while(|&o| w.len() - o >= origin.wire().len()) {
+                nodes.entry(&w[o..]);
+            }
         }
         let set = RRset::new(t, class::IN, p.ttl, p.rdatas);
-        if let Some(node) = nodes.get_mut(&owner) {
-            // Exactly as many RRsets as the name has: a plain push reserves room
-            // for four, and most names have one (three empty slots of 80 bytes
-            // were the largest item of a big zone's memory).
-            node.rrsets.reserve_exact(1);
+        if let Some(node) = nodes.get_mut(owner.wire()) {
+            // Exactly as many RRsets as the name has: the first stays in the
+            // node, and a push past it would reserve room for more.
+            if !node.rrsets.is_empty() {
+                node.rrsets.reserve_exact(1);
+            }
             node.rrsets.push(set);
             if t == rtype::NS && owner != *origin {
                 node.cut = true;
@@ -279,6 +281,7 @@ pub fn build_zone(
     for node in nodes.values_mut() {
         node.rrsets.sort_by_key(|s| s.rtype);
     }
+    nodes.shrink_to_fit();
 
     let Some(soa) = soa else {
         return Err(vec![zone_err(format!("zone {origin} has no usable SOA"))]);

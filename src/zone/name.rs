@@ -242,6 +242,14 @@ impl fmt::Debug for Name {
     }
 }
 
+/// An uncompressed wire name in presentation format, as [`write_presentation`]
+/// writes it.
+pub fn to_text(wire: &[u8]) -> String {
+    let mut s = String::new();
+    let _ = write_presentation(wire, &mut s);
+    s
+}
+
 /// Writes an uncompressed wire name in presentation format, escaping as RFC 1035 §5.1.
 pub fn write_presentation(wire: &[u8], f: &mut impl fmt::Write) -> fmt::Result {
     if wire.len() <= 1 {

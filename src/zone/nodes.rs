@@ -1,0 +1,198 @@
+//! A zone's names and their nodes, laid out for memory: every owner name's wire
+//! form end to end in one arena, the nodes in one vector in the order their
+//! names were first seen, and a hash index of 4-byte node numbers over them.
+//!
+//! A `HashMap<Name, Node>` spent, per name, a 56-byte slot with a quarter of the
+//! slots empty, and a heap block for the name: about 110 bytes before the node's
+//! own data. Here a name costs its wire bytes, a slot of 4 bytes and its node.
+//! Lookups hash the asked name, probe the index, and compare against the
+//! arena: wire names are self-delimiting, so a stored name that starts with a
+//! whole asked name is that name.
+
+use std::hash::Hasher;
+
+use hashbrown::HashTable;
+
+use super::Node;
+
+/// Names and nodes of one zone; see the module's documentation.
+#[derive(Debug, Clone, Default)]
+pub struct Nodes {
+    /// Node numbers, by the hash of their name.
+    index: HashTable<u32>,
+    /// Every name's uncompressed, lower-cased wire form, end to end.
+    names: Vec<u8>,
+    nodes: Vec<Node>,
+}
+
+fn hash(name: &[u8]) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(name);
+    h.finish()
+}
+
+impl Nodes {
+    /// The number of names (empty non-terminals included).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    fn name_of<'a>(names: &'a [u8], node: &Node) -> &'a [u8] {
+        let at = node.name_at as usize;
+        &names[at..at + usize::from(node.name_len)]
+    }
+
+    fn find(&self, name: &[u8]) -> Option<usize> {
+        let names = &self.names;
+        let nodes = &self.nodes;
+        self.index
+            .find(hash(name), |&i| {
+                Self::name_of(names, &nodes[i as usize]) == name
+            })
+            .map(|&i| i as usize)
+    }
+
+    /// The node of `name` (lower-cased wire form).
+    pub fn get(&self, name: &[u8]) -> Option<&Node> {
+        self.find(name).map(|i| &self.nodes[i])
+    }
+
+    /// The node of `name` and the name as stored, which lives as long as the zone.
+    pub fn get_key_value(&self, name: &[u8]) -> Option<(&[u8], &Node)> {
+        let node = &self.nodes[self.find(name)?];
+        Some((Self::name_of(&self.names, node), node))
+    }
+
+    pub fn get_mut(&mut self, name: &[u8]) -> Option<&mut Node> {
+        let i = self.find(name)?;
+        Some(&mut self.nodes[i])
+    }
+
+    pub fn contains_key(&self, name: &[u8]) -> bool {
+        self.find(name).is_some()
+    }
+
+    /// The node of `name`, made empty (an empty non-terminal) if there was none.
+    /// `name` must be a whole wire name, lower-cased, of at most 255 octets.
+    pub fn entry(&mut self, name: &[u8]) -> &mut Node {
+        let h = hash(name);
+        let names = &self.names;
+        let nodes = &self.nodes;
+        let found = self
+            .index
+            .find(h, |&i| Self::name_of(names, &nodes[i as usize]) == name)
+            .copied();
+        let i = match found {
+            Some(i) => i as usize,
+            None => {
+                let i = self.nodes.len();
+                let node = Node {
+                    name_at: self.names.len() as u32,
+                    name_len: name.len().min(u8::MAX as usize) as u8,
+                    ..Node::default()
+                };
+                self.names.extend_from_slice(name);
+                self.nodes.push(node);
+                let names = &self.names;
+                let nodes = &self.nodes;
+                self.index.insert_unique(h, i as u32, |&j| {
+                    hash(Self::name_of(names, &nodes[j as usize]))
+                });
+                i
+            }
+        };
+        &mut self.nodes[i]
+    }
+
+    /// Every name and its node, in the order the names were first seen.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Node)> + '_ {
+        self.nodes
+            .iter()
+            .map(|n| (Self::name_of(&self.names, n), n))
+    }
+
+    /// Every name and its node, to change the nodes.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&[u8], &mut Node)> + '_ {
+        let names = &self.names;
+        self.nodes
+            .iter_mut()
+            .map(move |n| (Self::name_of(names, n), n))
+    }
+
+    /// Every name, in the order first seen.
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.iter().map(|(k, _)| k)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Node> + '_ {
+        self.nodes.iter()
+    }
+
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Node> + '_ {
+        self.nodes.iter_mut()
+    }
+
+    /// Gives back the room the vectors grew into while loading.
+    pub fn shrink_to_fit(&mut self) {
+        self.names.shrink_to_fit();
+        self.nodes.shrink_to_fit();
+        let names = &self.names;
+        let nodes = &self.nodes;
+        self.index
+            .shrink_to_fit(|&j| hash(Self::name_of(names, &nodes[j as usize])));
+    }
+}
+
+impl<'a> IntoIterator for &'a Nodes {
+    type Item = (&'a [u8], &'a Node);
+    type IntoIter = Box<dyn Iterator<Item = (&'a [u8], &'a Node)> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::Name;
+
+    fn wire(s: &str) -> Name {
+        Name::parse(s, None).expect("a test name")
+    }
+
+    #[test]
+    fn names_found_as_inserted_and_not_by_prefix_or_suffix() {
+        let mut n = Nodes::default();
+        let names: Vec<Name> = (0..2000)
+            .map(|i| wire(&format!("n{i}.example.")))
+            .chain([wire("example."), wire("a.b.example.")])
+            .collect();
+        for (i, name) in names.iter().enumerate() {
+            n.entry(name.wire()).steer = Some(i as u32);
+        }
+        assert_eq!(n.len(), names.len());
+        for (i, name) in names.iter().enumerate() {
+            let (k, node) = n.get_key_value(name.wire()).expect("inserted");
+            assert_eq!(k, name.wire());
+            assert_eq!(node.steer, Some(i as u32));
+        }
+        // A name's suffix, and a longer name ending in a stored one, are other names.
+        assert!(n.get(wire("b.example.").wire()).is_none());
+        assert!(n.get(wire("x.a.b.example.").wire()).is_none());
+        assert!(n.get(wire("n1.example.").wire()).is_some());
+        assert!(n.get(wire("n1.example.com.").wire()).is_none());
+        // entry() on a name that exists gives the same node, not a new one.
+        n.entry(wire("example.").wire()).cut = true;
+        assert_eq!(n.len(), names.len());
+        assert!(n.get(wire("example.").wire()).is_some_and(|x| x.cut));
+        n.shrink_to_fit();
+        let seen: Vec<&[u8]> = n.iter().map(|(k, _)| k).collect();
+        let want: Vec<&[u8]> = names.iter().map(|x| x.wire()).collect();
+        assert_eq!(seen, want, "iteration follows insertion");
+    }
+}

@@ -80,6 +80,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    memory::tune();
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config, zones } => {

@@ -32,6 +32,16 @@ fn hash(name: &[u8]) -> u64 {
 }
 
 impl Nodes {
+    /// Room for `n` names of about 32 octets, so that loading does not grow
+    /// (and copy) the vectors and the index step by step.
+    pub fn with_capacity(n: usize) -> Nodes {
+        Nodes {
+            index: HashTable::with_capacity(n),
+            names: Vec::with_capacity(n * 32),
+            nodes: Vec::with_capacity(n),
+        }
+    }
+
     /// The number of names (empty non-terminals included).
     pub fn len(&self) -> usize {
         self.nodes.len()

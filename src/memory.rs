@@ -11,7 +11,7 @@
 //! the query path.
 #![allow(unsafe_code)]
 
-use std::sync::Weak;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Fixes glibc's thresholds at their documented defaults, 128 KiB each, for
@@ -49,31 +49,37 @@ pub fn trim() {
 /// probe round), and its memory is trimmed by the next reload instead.
 const WAIT_FOR_READERS: Duration = Duration::from_secs(10);
 
-/// Trims once `old` (a snapshot just replaced) has been dropped by its last
-/// reader, from a thread of its own so that the reload does not wait. The
-/// thread's result says whether it trimmed (false: a reader held on past
-/// [`WAIT_FOR_READERS`]); `None` when no thread could be started, and then
-/// what is free already is trimmed at once.
+/// Drops `old` (a snapshot just replaced) once no reader holds it any more,
+/// then trims, from a thread of its own so that the reload does not wait.
+/// The last reader used to free it wherever it let go; a trim that ran as
+/// the count fell to zero could come before the memory was freed (a reload
+/// of a 100,000-record zone left 11 MiB behind). Here the thread holds the
+/// last reference itself, frees, then trims. The thread's result says
+/// whether it trimmed (false: a reader held on past [`WAIT_FOR_READERS`],
+/// and frees it when it lets go); `None` when no thread could be started,
+/// and then `old` has been let go and what is free already is trimmed.
 pub fn trim_when_freed<T: Send + Sync + 'static>(
-    old: Weak<T>,
+    old: Arc<T>,
 ) -> Option<std::thread::JoinHandle<bool>> {
     let spawned = std::thread::Builder::new()
         .name("signpost-trim".into())
         .spawn(move || {
             let started = Instant::now();
             let mut pause = Duration::from_millis(1);
-            while old.strong_count() > 0 {
+            while Arc::strong_count(&old) > 1 {
                 if started.elapsed() > WAIT_FOR_READERS {
                     return false;
                 }
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(100));
             }
+            drop(old);
             trim();
             true
         });
     match spawned {
         Ok(t) => Some(t),
+        // The closure, and `old` with it, was dropped with the failed spawn.
         Err(_) => {
             trim();
             None
@@ -84,17 +90,19 @@ pub fn trim_when_freed<T: Send + Sync + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[test]
     fn trims_only_after_the_last_reader_lets_go() {
         let old = Arc::new(vec![0u8; 1 << 20]);
         let reader = Arc::clone(&old);
-        let t = trim_when_freed(Arc::downgrade(&old)).expect("a thread");
-        drop(old);
+        let weak = Arc::downgrade(&old);
+        let t = trim_when_freed(old).expect("a thread");
         // A reader still holds it: the thread is waiting, whatever the timing.
         assert!(!t.is_finished());
+        assert!(weak.upgrade().is_some());
         drop(reader);
         assert!(t.join().expect("no panic"), "trimmed once freed");
+        // Freed by the thread before it trimmed.
+        assert!(weak.upgrade().is_none());
     }
 }

@@ -78,11 +78,10 @@ pub fn reload_now(
             }
             let changes = describe_changes(&old, &snap);
             handle.store(Arc::new(snap));
-            // The old snapshot is freed when its last reader lets go; then the
+            // The old snapshot is freed once its last reader lets go, and the
             // pages it held go back to the system, so that reloads do not
             // leave the process at the size of two snapshots.
-            let _ = crate::memory::trim_when_freed(Arc::downgrade(&old));
-            drop(old);
+            let _ = crate::memory::trim_when_freed(old);
             stats.successes.fetch_add(1, Ordering::Relaxed);
             stats.last_success.store(now_secs(), Ordering::Relaxed);
             info!(generation, trigger = why, "reloaded: {changes}");

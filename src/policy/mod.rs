@@ -475,7 +475,8 @@ pub fn decide<H: HealthView, T: Trace>(
         }
         let up = health.endpoint_up(e);
         if !up {
-            note!(trace, "  {}: rejected: down", region_name(e));
+            let why = if health.drained(e) { "drained" } else { "down" };
+            note!(trace, "  {}: rejected: {why}", region_name(e));
         }
         usable.push((i as EndpointIdx, up));
     }

@@ -460,6 +460,29 @@ fn explain_trace_names_every_step() {
     assert!(names.iter().all(|n| text.contains(n)));
 }
 
+/// us-east drained by an operator, eu-west down by its probes.
+struct DrainedAndDown;
+impl HealthView for DrainedAndDown {
+    fn endpoint_up(&self, e: &Endpoint) -> bool {
+        !matches!(e.region, US | EUW)
+    }
+    fn drained(&self, e: &Endpoint) -> bool {
+        e.region == US
+    }
+}
+
+#[test]
+fn explain_trace_tells_drained_from_down() {
+    let p = policy(Strategy::Failover(vec![0, 1, 2]), &[US, EUW, AP]);
+    let mut rec = Recorder::default();
+    let c = client("198.51.100.7", "DE", Some((50.1, 8.7)), 16);
+    let d = decide(&zone(), &p, &c, &DrainedAndDown, rtype::A, 0, &mut rec);
+    assert_eq!(regions_of(&p, &d), vec![AP]);
+    let text = rec.0.join("\n");
+    assert!(text.contains("us-east: rejected: drained"), "{text}");
+    assert!(text.contains("eu-west: rejected: down"), "{text}");
+}
+
 #[test]
 fn fenced_client_asking_a_type_the_fence_lacks_gets_nodata_not_the_fallback() {
     let mut p = policy(Strategy::Failover(vec![0, 1]), &[US, EUW]);

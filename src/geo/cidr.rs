@@ -204,7 +204,17 @@ struct Trie<T> {
     /// (left-aligned key, prefix length, value index), longest first: a lookup
     /// then compares a few masked words instead of walking up to 128 nodes. The
     /// lists on the query path (RRL exemptions, trusted ECS senders) are this short.
-    short: Vec<(u128, u8, u32)>,
+    /// Each with its mask, made once here rather than at every lookup.
+    short: Vec<Short>,
+}
+
+/// One network of [`Trie::short`].
+#[derive(Debug, Clone, Copy)]
+struct Short {
+    net: u128,
+    mask: u128,
+    len: u8,
+    value: u32,
 }
 
 /// Most networks a family keeps in [`Trie::short`].
@@ -224,14 +234,16 @@ impl<T> Trie<T> {
         self.values.get(i as usize).map(|v| (v, len))
     }
 
+    /// A /0 is in the table: every key of the family has a network.
+    fn holds_all(&self) -> bool {
+        self.nodes.first().is_some_and(|root| root.value != 0)
+    }
+
     /// The index in `values` of the longest network holding `key`, and its length.
     fn lookup_index(&self, key: u128, bits: u8) -> Option<(u32, u8)> {
         if self.values.len() <= SHORT {
-            let (_, len, i) = self
-                .short
-                .iter()
-                .find(|&&(net, len, _)| key & prefix_mask(len) == net)?;
-            return Some((*i, *len));
+            let s = self.short.iter().find(|s| key & s.mask == s.net)?;
+            return Some((s.value, s.len));
         }
         let mut node = 0usize;
         let mut best: Option<(u32, u8)> = None;
@@ -354,10 +366,16 @@ impl<T> CidrTable<T> {
         trie.values.push(value);
         trie.nodes[node].value = slot;
         if trie.values.len() <= SHORT {
-            let at = trie
-                .short
-                .partition_point(|&(_, len, _)| len > net.prefix_len);
-            trie.short.insert(at, (key, net.prefix_len, slot - 1));
+            let at = trie.short.partition_point(|s| s.len > net.prefix_len);
+            trie.short.insert(
+                at,
+                Short {
+                    net: key,
+                    mask: prefix_mask(net.prefix_len),
+                    len: net.prefix_len,
+                    value: slot - 1,
+                },
+            );
         } else {
             trie.short = Vec::new();
         }
@@ -367,6 +385,12 @@ impl<T> CidrTable<T> {
     /// The value of the longest network containing `ip`, with that
     /// network's prefix length (IPv4 terms for IPv4 and IPv4-mapped
     /// addresses).
+    /// Whether some network of the table holds `ip`. A table holding 0.0.0.0/0
+    /// and ::/0 (trusted ECS senders by default) answers without a lookup.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.v4.holds_all() && self.v6.holds_all() || self.lookup(ip).is_some()
+    }
+
     pub fn lookup(&self, ip: IpAddr) -> Option<(&T, u8)> {
         let (trie, key, bits) = self.select(ip);
         trie.lookup(key, bits)
@@ -441,6 +465,26 @@ mod tests {
 
     fn net(s: &str) -> IpNet {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn contains_with_and_without_the_whole_space() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("an address");
+        let mut t: CidrTable<()> = CidrTable::new();
+        assert!(!t.contains(ip("192.0.2.1")));
+        t.insert(net("0.0.0.0/0"), ()).expect("insert");
+        assert!(t.contains(ip("192.0.2.1")));
+        assert!(t.contains(ip("::ffff:192.0.2.1")), "IPv4-mapped is IPv4");
+        assert!(!t.contains(ip("2001:db8::1")), "no IPv6 network yet");
+        t.insert(net("::/0"), ()).expect("insert");
+        assert!(t.contains(ip("2001:db8::1")));
+        let mut some: CidrTable<()> = CidrTable::new();
+        some.insert(net("198.51.100.0/24"), ()).expect("insert");
+        some.insert(net("2001:db8::/32"), ()).expect("insert");
+        assert!(some.contains(ip("198.51.100.7")));
+        assert!(!some.contains(ip("198.51.101.7")));
+        assert!(some.contains(ip("2001:db8:1::1")));
+        assert!(!some.contains(ip("2001:db9::1")));
     }
 
     /// Short tables (the linear list) and long ones (the trie) both give the

@@ -136,7 +136,7 @@ pub(super) fn edns_out<'s>(
     let ecs = q
         .edns
         .and_then(|e| e.client_subnet)
-        .filter(|_| snap.ecs_from.lookup(src).is_some());
+        .filter(|_| snap.ecs_from.contains(src));
     let opt = q.edns.map(|e| OptOut {
         payload: snap.udp_payload,
         dnssec_ok: e.dnssec_ok,

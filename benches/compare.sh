@@ -488,7 +488,7 @@ if [ -n "$SIGNED_DO_US" ]; then
         ref_val=$(ref_us "$ref")
         [ -n "$ref_val" ] || continue
         awk -v a="$SIGNED_DO_US" -v b="$ref_val" -v r="$ref" 'BEGIN {
-            # one statement a line: mawk (Debian's awk) takes no line break
+            # one statement a line: mawk, the awk of Debian, takes no line break
             # inside a ?: expression
             what = " (below 1: less CPU than the peer)"
             if (r == "signpost-signed") what = " (DO=1 ÷ DO=0, signed zone; target at most 1.15)"

@@ -359,50 +359,54 @@ fn tokenize_from(
 
 /// Adds the fields of one physical line to `p` (RFC 1035 §5.1).
 fn scan_line(line: &str, idx: usize, lineno: usize, p: &mut Pending) {
-    let mut chars = line.chars();
-    // The unquoted field being read, escapes kept as written.
-    let mut word: Option<String> = None;
-    let flush = |word: &mut Option<String>, p: &mut Pending| {
-        if let Some(text) = word.take() {
-            p.entry.fields.push(Field::new(text, false));
+    // Every byte that ends or starts a field is ASCII, and no byte of a
+    // multi-byte character is: the line is scanned by bytes, and each field is
+    // one slice of it (escapes kept as written), copied once. Building each
+    // field a character at a time was a sixth of a large zone's load.
+    let b = line.as_bytes();
+    // Where the unquoted field being read starts.
+    let mut word: Option<usize> = None;
+    let flush = |word: &mut Option<usize>, end: usize, p: &mut Pending| {
+        if let Some(start) = word.take() {
+            p.entry.fields.push(Field::new(&line[start..end], false));
         }
     };
-    while let Some(c) = chars.next() {
-        match c {
-            ' ' | '\t' | '\r' => flush(&mut word, p),
-            ';' => break,
-            '(' => {
-                flush(&mut word, p);
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b' ' | b'\t' | b'\r' => flush(&mut word, i, p),
+            b';' => {
+                flush(&mut word, i, p);
+                return;
+            }
+            b'(' => {
+                flush(&mut word, i, p);
                 if p.paren.is_some() {
                     p.fail(lineno, "\"(\" inside parentheses: they do not nest");
                 } else {
                     p.paren = Some(idx);
                 }
             }
-            ')' => {
-                flush(&mut word, p);
+            b')' => {
+                flush(&mut word, i, p);
                 if p.paren.take().is_none() {
                     p.fail(lineno, "\")\" without a matching \"(\"");
                 }
             }
-            '"' => {
-                flush(&mut word, p);
-                let mut text = String::new();
+            b'"' => {
+                flush(&mut word, i, p);
+                let start = i + 1;
+                let mut j = start;
                 let mut closed = false;
-                while let Some(q) = chars.next() {
-                    match q {
+                while j < b.len() {
+                    match b[j] {
                         // Kept with its backslash: decode_escapes reads it later.
-                        '\\' => {
-                            text.push('\\');
-                            if let Some(next) = chars.next() {
-                                text.push(next);
-                            }
-                        }
-                        '"' => {
+                        b'\\' => j += 2,
+                        b'"' => {
                             closed = true;
                             break;
                         }
-                        _ => text.push(q),
+                        _ => j += 1,
                     }
                 }
                 if !closed {
@@ -411,21 +415,25 @@ fn scan_line(line: &str, idx: usize, lineno: usize, p: &mut Pending) {
                         "quoted string is not closed: add the closing \" on the same line",
                     );
                 }
-                p.entry.fields.push(Field::new(text, true));
+                let end = j.min(b.len());
+                p.entry.fields.push(Field::new(&line[start..end], true));
+                i = end + 1;
+                continue;
             }
-            '\\' => {
+            b'\\' => {
                 // Kept for Name::parse, which must tell "\." from a label separator;
                 // the escaped character never ends the field or starts a comment.
-                let w = word.get_or_insert_with(String::new);
-                w.push('\\');
-                if let Some(next) = chars.next() {
-                    w.push(next);
-                }
+                word.get_or_insert(i);
+                i += 2;
+                continue;
             }
-            _ => word.get_or_insert_with(String::new).push(c),
+            _ => {
+                word.get_or_insert(i);
+            }
         }
+        i += 1;
     }
-    flush(&mut word, p);
+    flush(&mut word, b.len(), p);
 }
 
 // ---------------------------------------------------------------------------
@@ -1186,6 +1194,40 @@ c A 1.2
                 "5 b.example.com. 60 A 192.0.2.2"
             ]
         );
+    }
+
+    #[test]
+    fn fields_are_slices_of_the_line_as_written() {
+        let f = |text: &str| -> Vec<(String, bool)> {
+            split_fields(text)
+                .expect("fields")
+                .into_iter()
+                .map(|f| (f.text, f.quoted))
+                .collect()
+        };
+        let own = |v: &[(&str, bool)]| -> Vec<(String, bool)> {
+            v.iter().map(|(t, q)| (t.to_string(), *q)).collect()
+        };
+        assert_eq!(
+            f(r#"a\ b "q \" x" c;comment "not" this"#),
+            own(&[(r"a\ b", false), (r#"q \" x"#, true), ("c", false)])
+        );
+        assert_eq!(
+            f("é\\é \"ü;\" \\;x"),
+            own(&[("é\\é", false), ("ü;", true), ("\\;x", false)])
+        );
+        assert_eq!(f("x\\"), own(&[("x\\", false)]));
+        assert_eq!(
+            f("a(b\t)c\r"),
+            own(&[("a", false), ("b", false), ("c", false)])
+        );
+        assert_eq!(
+            f("ab\"cd\"ef"),
+            own(&[("ab", false), ("cd", true), ("ef", false)])
+        );
+        assert_eq!(f("\"\""), own(&[("", true)]));
+        assert!(split_fields("\"open").is_err());
+        assert!(split_fields("\"esc at end\\").is_err());
     }
 
     #[test]

@@ -23,7 +23,8 @@
 //! I/O), `health` (not policy or server), `server` (sockets and wire format),
 //! `reload` (the only one naming notify), `app`/`admin`/`bridge` (wiring),
 //! `dnssec` (keys in BIND's files, prebuilt RRSIGs, what DO=1 answers add; the
-//! only one naming ring).
+//! only one naming ring), `memory` (glibc's thresholds, and freed memory given
+//! back after a load or reload).
 
 // Denied, not forbidden: `server::warm` allows it, for the prefetch hint whose
 // measured gain is in the README (Design, the UDP fast path), and `memory`, for

@@ -176,7 +176,7 @@ fn parse_ttl_text(s: &str) -> Result<u32, String> {
 /// Splits presentation-format text into fields the way a master file would (quotes,
 /// escapes, comments; parentheses are dropped). Handy for RDATA given on its own,
 /// in configuration or tests.
-pub fn split_fields(text: &str) -> Result<Vec<Field>, String> {
+pub fn split_fields(text: &str) -> Result<Vec<Field<'_>>, String> {
     let mut fields = Vec::new();
     for entry in tokenize(text, 1) {
         match entry {
@@ -234,14 +234,14 @@ fn parent_dir(path: &Path) -> PathBuf {
 
 /// One logical line: the fields of a record or directive.
 #[derive(Debug)]
-struct Entry {
+struct Entry<'a> {
     /// Line where the entry begins, which is the record's line even when
     /// parentheses carry it over several.
     line: usize,
     /// The line began with a space or tab, so the record reuses the previous owner
     /// (RFC 1035 §5.1).
     blank_owner: bool,
-    fields: Vec<Field>,
+    fields: Vec<Field<'a>>,
 }
 
 /// A logical line that could not be split into fields.
@@ -255,7 +255,7 @@ struct TokenError {
 }
 
 /// Splits text into entries. `first_line` is the number of the text's first line.
-fn tokenize(text: &str, first_line: usize) -> Vec<Result<Entry, TokenError>> {
+fn tokenize(text: &str, first_line: usize) -> Vec<Result<Entry<'_>, TokenError>> {
     let lines: Vec<&str> = text
         .split('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l))
@@ -284,22 +284,22 @@ fn starts_entry(line: &str) -> bool {
 }
 
 /// The entry being read, which may span lines inside parentheses.
-struct Pending {
-    entry: Entry,
+struct Pending<'a> {
+    entry: Entry<'a>,
     /// The first problem found in it, and the line it is on.
     error: Option<(usize, String)>,
     /// Line index of the open "(", if one is open.
     paren: Option<usize>,
 }
 
-impl Pending {
+impl<'a> Pending<'a> {
     fn fail(&mut self, line: usize, message: impl Into<String>) {
         if self.error.is_none() {
             self.error = Some((line, message.into()));
         }
     }
 
-    fn finish(self, out: &mut Vec<Result<Entry, TokenError>>) {
+    fn finish(self, out: &mut Vec<Result<Entry<'a>, TokenError>>) {
         match self.error {
             Some((line, message)) => out.push(Err(TokenError {
                 line,
@@ -314,11 +314,11 @@ impl Pending {
 
 /// Tokenizes from line index `start` to the end. Returns the index of the line of a
 /// "(" never closed, after reporting it.
-fn tokenize_from(
-    lines: &[&str],
+fn tokenize_from<'a>(
+    lines: &[&'a str],
     start: usize,
     first_line: usize,
-    out: &mut Vec<Result<Entry, TokenError>>,
+    out: &mut Vec<Result<Entry<'a>, TokenError>>,
 ) -> Option<usize> {
     let mut pending: Option<Pending> = None;
     for (idx, line) in lines.iter().enumerate().skip(start) {
@@ -358,7 +358,7 @@ fn tokenize_from(
 }
 
 /// Adds the fields of one physical line to `p` (RFC 1035 §5.1).
-fn scan_line(line: &str, idx: usize, lineno: usize, p: &mut Pending) {
+fn scan_line<'a>(line: &'a str, idx: usize, lineno: usize, p: &mut Pending<'a>) {
     // Every byte that ends or starts a field is ASCII, and no byte of a
     // multi-byte character is: the line is scanned by bytes, and each field is
     // one slice of it (escapes kept as written), copied once. Building each
@@ -366,7 +366,7 @@ fn scan_line(line: &str, idx: usize, lineno: usize, p: &mut Pending) {
     let b = line.as_bytes();
     // Where the unquoted field being read starts.
     let mut word: Option<usize> = None;
-    let flush = |word: &mut Option<usize>, end: usize, p: &mut Pending| {
+    let flush = move |word: &mut Option<usize>, end: usize, p: &mut Pending<'a>| {
         if let Some(start) = word.take() {
             p.entry.fields.push(Field::new(&line[start..end], false));
         }
@@ -518,7 +518,7 @@ impl<'o> Loader<'o> {
             return;
         };
         if !first.quoted && first.text.starts_with('$') {
-            self.directive(src, line, &first.text, rest);
+            self.directive(src, line, first.text, rest);
             return;
         }
         let (owner, body, keep) = if blank_owner {
@@ -563,7 +563,11 @@ impl<'o> Loader<'o> {
     }
 
     /// Reads `[TTL] [class] type rdata` (TTL and class in either order, RFC 1035 §5.1).
-    fn record(&mut self, src: &Source, fields: &[Field]) -> Result<(u16, u32, Vec<u8>), String> {
+    fn record(
+        &mut self,
+        src: &Source,
+        fields: &[Field<'_>],
+    ) -> Result<(u16, u32, Vec<u8>), String> {
         let mut ttl: Option<u32> = None;
         let mut class_seen = false;
         let mut i = 0;
@@ -571,7 +575,7 @@ impl<'o> Loader<'o> {
             if f.quoted {
                 break;
             }
-            if let Some(class) = class_from_mnemonic(&f.text) {
+            if let Some(class) = class_from_mnemonic(f.text) {
                 if class_seen {
                     return Err(format!("a second class {:?}: give the class once", f.text));
                 }
@@ -587,7 +591,7 @@ impl<'o> Loader<'o> {
                 if ttl.is_some() {
                     return Err(format!("a second TTL {:?}: give the TTL once", f.text));
                 }
-                match parse_ttl(&f.text) {
+                match parse_ttl(f.text) {
                     Ok(t) => ttl = Some(t),
                     // An address where the type belongs: the type was left out.
                     Err(_) if f.text.contains(['.', ':']) => {
@@ -610,7 +614,7 @@ impl<'o> Loader<'o> {
                     .to_string(),
             );
         };
-        let rtype = type_from_mnemonic(&type_field.text)
+        let rtype = type_from_mnemonic(type_field.text)
             .filter(|_| !type_field.quoted)
             .ok_or_else(|| {
                 format!(
@@ -637,7 +641,7 @@ impl<'o> Loader<'o> {
         Ok((rtype, ttl, rdata))
     }
 
-    fn directive(&mut self, src: &mut Source, line: usize, name: &str, args: &[Field]) {
+    fn directive(&mut self, src: &mut Source, line: usize, name: &str, args: &[Field<'_>]) {
         match name.to_ascii_uppercase().as_str() {
             "$ORIGIN" => {
                 let [arg] = args else {
@@ -657,7 +661,7 @@ impl<'o> Loader<'o> {
                 let [arg] = args else {
                     return self.error(src, line, "$TTL takes one TTL, like $TTL 3600 or $TTL 1h");
                 };
-                match parse_ttl(&arg.text) {
+                match parse_ttl(arg.text) {
                     Ok(ttl) => self.dollar_ttl = Some(ttl),
                     Err(e) => self.error(src, line, format!("bad $TTL: {e}")),
                 }
@@ -680,7 +684,7 @@ impl<'o> Loader<'o> {
     }
 
     /// `$INCLUDE <file> [origin]` (RFC 1035 §5.1).
-    fn include(&mut self, src: &Source, line: usize, args: &[Field]) {
+    fn include(&mut self, src: &Source, line: usize, args: &[Field<'_>]) {
         let (path_field, origin_field) = match args {
             [p] => (p, None),
             [p, o] => (p, Some(o)),
@@ -694,7 +698,7 @@ impl<'o> Loader<'o> {
             }
         };
         let Some(path_text) =
-            decode_escapes(&path_field.text).and_then(|b| String::from_utf8(b).ok())
+            decode_escapes(path_field.text).and_then(|b| String::from_utf8(b).ok())
         else {
             return self.error(
                 src,
@@ -789,7 +793,7 @@ fn parse_name(f: &Field, origin: &Name) -> Result<Name, String> {
     if f.text.is_empty() {
         return Err("a name cannot be empty".to_string());
     }
-    Name::parse(&f.text, Some(origin)).map_err(|e| e.to_string())
+    Name::parse(f.text, Some(origin)).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -1202,7 +1206,7 @@ c A 1.2
             split_fields(text)
                 .expect("fields")
                 .into_iter()
-                .map(|f| (f.text, f.quoted))
+                .map(|f| (f.text.to_string(), f.quoted))
                 .collect()
         };
         let own = |v: &[(&str, bool)]| -> Vec<(String, bool)> {

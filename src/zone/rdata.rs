@@ -37,20 +37,18 @@ use super::rtype as t;
 /// itself and must still tell an escaped `\.` from a label separator, while
 /// character-strings are decoded into bytes here (see [`decode_escapes`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Field {
-    pub text: String,
+pub struct Field<'a> {
+    /// A slice of the text the field was read from, as written.
+    pub text: &'a str,
     /// Written between double quotes. Quoting only lets a field hold spaces and
     /// `;()`; it does not change what the text means, except that a quoted `\#` is
     /// not the RFC 3597 generic marker.
     pub quoted: bool,
 }
 
-impl Field {
-    pub fn new(text: impl Into<String>, quoted: bool) -> Field {
-        Field {
-            text: text.into(),
-            quoted,
-        }
+impl<'a> Field<'a> {
+    pub fn new(text: &'a str, quoted: bool) -> Field<'a> {
+        Field { text, quoted }
     }
 
     /// The unquoted `\#` that starts generic RDATA (RFC 3597 §5).
@@ -544,7 +542,7 @@ enum Item {
 
 /// Parses the RDATA fields of one record into wire format. Relative names are
 /// completed with `origin`.
-pub fn parse_rdata(rtype: u16, fields: &[Field], origin: &Name) -> Result<Vec<u8>, RdataError> {
+pub fn parse_rdata(rtype: u16, fields: &[Field<'_>], origin: &Name) -> Result<Vec<u8>, RdataError> {
     let tname = type_mnemonic(rtype);
     if let Some((first, rest)) = fields.split_first() {
         if first.is_generic_marker() {
@@ -582,7 +580,7 @@ pub fn parse_rdata(rtype: u16, fields: &[Field], origin: &Name) -> Result<Vec<u8
         };
         return Err(RdataError::Extra {
             rtype: tname.clone(),
-            found: extra.text.clone(),
+            found: extra.text.to_string(),
             fields: format!("{count}: {}", names.join(" ")),
         });
     }
@@ -593,12 +591,12 @@ pub fn parse_rdata(rtype: u16, fields: &[Field], origin: &Name) -> Result<Vec<u8
 /// Hands out the fields of one record in order.
 struct Reader<'a> {
     tname: &'a str,
-    fields: &'a [Field],
+    fields: &'a [Field<'a>],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn next(&mut self, slot: &Slot) -> Result<&'a Field, RdataError> {
+    fn next(&mut self, slot: &Slot) -> Result<&'a Field<'a>, RdataError> {
         let f = self
             .fields
             .get(self.pos)
@@ -608,7 +606,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Every field left, at least one.
-    fn rest(&mut self, slot: &Slot) -> Result<&'a [Field], RdataError> {
+    fn rest(&mut self, slot: &Slot) -> Result<&'a [Field<'a>], RdataError> {
         let rest = self.fields.get(self.pos..).unwrap_or_default();
         if rest.is_empty() {
             return Err(self.missing(slot));
@@ -644,7 +642,7 @@ const BAD_ESCAPE: &str =
 fn parse_slot(r: &mut Reader<'_>, slot: &Slot, origin: &Name) -> Result<Item, RdataError> {
     let number = |r: &mut Reader<'_>, max: u32| -> Result<u32, RdataError> {
         let f = r.next(slot)?;
-        parse_decimal(&f.text, max).ok_or_else(|| r.invalid(slot, &f.text, ""))
+        parse_decimal(f.text, max).ok_or_else(|| r.invalid(slot, f.text, ""))
     };
     Ok(match slot.kind {
         Kind::U8 => Item::U8(to_u8(number(r, 255)?)),
@@ -654,9 +652,9 @@ fn parse_slot(r: &mut Reader<'_>, slot: &Slot, origin: &Name) -> Result<Item, Rd
             let f = r.next(slot)?;
             // A plain number may use all 32 bits, as on the wire; with units the TTL
             // rules apply (RFC 2181 §8), which is all any sane timer needs.
-            match parse_decimal(&f.text, u32::MAX) {
+            match parse_decimal(f.text, u32::MAX) {
                 Some(v) => Item::U32(v),
-                None => Item::U32(parse_ttl(&f.text).map_err(|e| r.invalid(slot, &f.text, &e.0))?),
+                None => Item::U32(parse_ttl(f.text).map_err(|e| r.invalid(slot, f.text, &e.0))?),
             }
         }
         Kind::Algorithm => {
@@ -664,31 +662,31 @@ fn parse_slot(r: &mut Reader<'_>, slot: &Slot, origin: &Name) -> Result<Item, Rd
             let by_name = || {
                 ALGORITHM_NAMES
                     .iter()
-                    .find(|(_, n)| n.eq_ignore_ascii_case(&f.text))
+                    .find(|(_, n)| n.eq_ignore_ascii_case(f.text))
                     .map(|&(code, _)| code)
             };
-            match parse_decimal(&f.text, 255) {
+            match parse_decimal(f.text, 255) {
                 Some(v) => Item::U8(to_u8(v)),
-                None => Item::U8(by_name().ok_or_else(|| r.invalid(slot, &f.text, ""))?),
+                None => Item::U8(by_name().ok_or_else(|| r.invalid(slot, f.text, ""))?),
             }
         }
         Kind::Ipv4 => {
             let f = r.next(slot)?;
-            Item::V4(f.text.parse().map_err(|_| r.invalid(slot, &f.text, ""))?)
+            Item::V4(f.text.parse().map_err(|_| r.invalid(slot, f.text, ""))?)
         }
         Kind::Ipv6 => {
             let f = r.next(slot)?;
-            Item::V6(f.text.parse().map_err(|_| r.invalid(slot, &f.text, ""))?)
+            Item::V6(f.text.parse().map_err(|_| r.invalid(slot, f.text, ""))?)
         }
         Kind::Name => {
             let f = r.next(slot)?;
             // An empty quoted field is no name, though Name::parse would take "" as
             // the origin.
             if f.text.is_empty() {
-                return Err(r.invalid(slot, &f.text, "a name cannot be empty"));
+                return Err(r.invalid(slot, f.text, "a name cannot be empty"));
             }
-            let name = Name::parse(&f.text, Some(origin))
-                .map_err(|e| r.invalid(slot, &f.text, &e.to_string()))?;
+            let name = Name::parse(f.text, Some(origin))
+                .map_err(|e| r.invalid(slot, f.text, &e.to_string()))?;
             Item::Name(name)
         }
         Kind::Str => {
@@ -703,7 +701,7 @@ fn parse_slot(r: &mut Reader<'_>, slot: &Slot, origin: &Name) -> Result<Item, Rd
             Item::CharStrs(strings)
         }
         Kind::Hex => {
-            let joined: String = r.rest(slot)?.iter().map(|f| f.text.as_str()).collect();
+            let joined: String = r.rest(slot)?.iter().map(|f| f.text).collect();
             match decode_hex(&joined) {
                 Some(bytes) if !bytes.is_empty() => Item::Raw(bytes),
                 _ => {
@@ -718,7 +716,7 @@ fn parse_slot(r: &mut Reader<'_>, slot: &Slot, origin: &Name) -> Result<Item, Rd
         Kind::Base64 => {
             // Keys are often split over lines inside parentheses; the pieces join up
             // into one base64 text (RFC 4034 §2.2).
-            let joined: String = r.rest(slot)?.iter().map(|f| f.text.as_str()).collect();
+            let joined: String = r.rest(slot)?.iter().map(|f| f.text).collect();
             match BASE64.decode(joined.as_bytes()) {
                 Ok(bytes) if !bytes.is_empty() => Item::Raw(bytes),
                 Ok(_) => return Err(r.invalid(slot, &joined, "the key is empty")),
@@ -732,20 +730,20 @@ fn parse_slot(r: &mut Reader<'_>, slot: &Slot, origin: &Name) -> Result<Item, Rd
                 || tag.len() > MAX_STRING_LEN
                 || !tag.iter().all(u8::is_ascii_alphanumeric)
             {
-                return Err(r.invalid(slot, &f.text, ""));
+                return Err(r.invalid(slot, f.text, ""));
             }
             Item::CharStr(tag.to_vec())
         }
         Kind::CaaValue => {
             let f = r.next(slot)?;
-            Item::Raw(decode_escapes(&f.text).ok_or_else(|| r.invalid(slot, &f.text, BAD_ESCAPE))?)
+            Item::Raw(decode_escapes(f.text).ok_or_else(|| r.invalid(slot, f.text, BAD_ESCAPE))?)
         }
     })
 }
 
 /// A character-string field decoded and checked against the 255-byte limit.
-fn character_string(r: &Reader<'_>, slot: &Slot, f: &Field) -> Result<Vec<u8>, RdataError> {
-    let bytes = decode_escapes(&f.text).ok_or_else(|| r.invalid(slot, &f.text, BAD_ESCAPE))?;
+fn character_string(r: &Reader<'_>, slot: &Slot, f: &Field<'_>) -> Result<Vec<u8>, RdataError> {
+    let bytes = decode_escapes(f.text).ok_or_else(|| r.invalid(slot, f.text, BAD_ESCAPE))?;
     if bytes.len() > MAX_STRING_LEN {
         // Splitting silently would change what the record says (a DKIM key split
         // in the wrong place, say), so the author must choose where.
@@ -818,7 +816,7 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 }
 
 /// `\# <length> <hex>...` after the `\#` (RFC 3597 §5).
-fn parse_generic(tname: &str, fields: &[Field]) -> Result<Vec<u8>, RdataError> {
+fn parse_generic(tname: &str, fields: &[Field<'_>]) -> Result<Vec<u8>, RdataError> {
     let problem = |p: String| RdataError::Generic {
         rtype: tname.to_string(),
         problem: p,
@@ -826,14 +824,14 @@ fn parse_generic(tname: &str, fields: &[Field]) -> Result<Vec<u8>, RdataError> {
     let Some((len_field, hex)) = fields.split_first() else {
         return Err(problem("the length is missing".to_string()));
     };
-    let len = parse_decimal(&len_field.text, 65535).ok_or_else(|| {
+    let len = parse_decimal(len_field.text, 65535).ok_or_else(|| {
         problem(format!(
             "the length must be a number from 0 to 65535, found {:?}",
             len_field.text
         ))
     })?;
     // The hex may be split into several fields, at any even or odd place.
-    let joined: String = hex.iter().map(|f| f.text.as_str()).collect();
+    let joined: String = hex.iter().map(|f| f.text).collect();
     let data = decode_hex(&joined).ok_or_else(|| {
         problem(format!(
             "the data must be hex digits, two for each byte, found {joined:?}"

@@ -196,15 +196,23 @@ pub fn build_zone(
             .map(name::to_text)
     };
 
-    // CNAME beside other data (RFC 1034 §3.6.2, RFC 2181 §10.1).
+    // CNAME beside other data (RFC 1034 §3.6.2, RFC 2181 §10.1): the types at
+    // each owner that has a CNAME (a map of every owner was a large zone's
+    // biggest table after the RRsets themselves).
+    let cname_owners: FxHashSet<&Name> = sets
+        .keys()
+        .filter(|(_, t)| *t == rtype::CNAME)
+        .map(|(o, _)| o)
+        .collect();
     let mut by_owner: IndexMap<&Name, SmallVec<[u16; 4]>, FxBuildHasher> = IndexMap::default();
-    for (o, t) in sets.keys() {
-        by_owner.entry(o).or_default().push(*t);
+    if !cname_owners.is_empty() {
+        for (o, t) in sets.keys() {
+            if cname_owners.contains(o) {
+                by_owner.entry(o).or_default().push(*t);
+            }
+        }
     }
     for (owner, types) in &by_owner {
-        if !types.contains(&rtype::CNAME) {
-            continue;
-        }
         if let Some(p) = sets.get(&((*owner).clone(), rtype::CNAME)) {
             let others: Vec<String> = types
                 .iter()

@@ -178,11 +178,16 @@ fn parse_ttl_text(s: &str) -> Result<u32, String> {
 /// in configuration or tests.
 pub fn split_fields(text: &str) -> Result<Vec<Field<'_>>, String> {
     let mut fields = Vec::new();
-    for entry in tokenize(text, 1) {
-        match entry {
-            Ok(e) => fields.extend(e.fields),
-            Err(e) => return Err(e.message),
+    let mut error = None;
+    tokenize(text, 1, &mut |entry| match entry {
+        Ok(e) if error.is_none() => fields.extend(e.fields),
+        Ok(_) => {}
+        Err(e) => {
+            error.get_or_insert(e.message);
         }
+    });
+    if let Some(e) = error {
+        return Err(e);
     }
     Ok(fields)
 }
@@ -254,15 +259,20 @@ struct TokenError {
     blank_owner: bool,
 }
 
-/// Splits text into entries. `first_line` is the number of the text's first line.
-fn tokenize(text: &str, first_line: usize) -> Vec<Result<Entry<'_>, TokenError>> {
+/// Splits text into entries, handing each to `emit` as it is read (a large
+/// zone's entries are not all held at once). `first_line` is the number of the
+/// text's first line.
+fn tokenize<'a>(
+    text: &'a str,
+    first_line: usize,
+    emit: &mut impl FnMut(Result<Entry<'a>, TokenError>),
+) {
     let lines: Vec<&str> = text
         .split('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l))
         .collect();
-    let mut out = Vec::new();
     let mut start = 0;
-    while let Some(open) = tokenize_from(&lines, start, first_line, &mut out) {
+    while let Some(open) = tokenize_from(&lines, start, first_line, emit) {
         // An unclosed "(" swallowed the rest of the text. Report it, then resume at
         // the first line after it that starts a record in column one: continuation
         // lines are nearly always indented, so this recovers the records that follow
@@ -272,7 +282,6 @@ fn tokenize(text: &str, first_line: usize) -> Vec<Result<Entry<'_>, TokenError>>
             None => break,
         }
     }
-    out
 }
 
 /// True for a line that starts a new owner or directive in column one.
@@ -299,15 +308,15 @@ impl<'a> Pending<'a> {
         }
     }
 
-    fn finish(self, out: &mut Vec<Result<Entry<'a>, TokenError>>) {
+    fn finish(self, out: &mut impl FnMut(Result<Entry<'a>, TokenError>)) {
         match self.error {
-            Some((line, message)) => out.push(Err(TokenError {
+            Some((line, message)) => out(Err(TokenError {
                 line,
                 message,
                 blank_owner: self.entry.blank_owner,
             })),
             None if self.entry.fields.is_empty() => {}
-            None => out.push(Ok(self.entry)),
+            None => out(Ok(self.entry)),
         }
     }
 }
@@ -318,7 +327,7 @@ fn tokenize_from<'a>(
     lines: &[&'a str],
     start: usize,
     first_line: usize,
-    out: &mut Vec<Result<Entry<'a>, TokenError>>,
+    out: &mut impl FnMut(Result<Entry<'a>, TokenError>),
 ) -> Option<usize> {
     let mut pending: Option<Pending> = None;
     for (idx, line) in lines.iter().enumerate().skip(start) {
@@ -343,13 +352,13 @@ fn tokenize_from<'a>(
     let open = p.paren?;
     let blank_owner = p.entry.blank_owner;
     if let Some((line, message)) = p.error {
-        out.push(Err(TokenError {
+        out(Err(TokenError {
             line,
             message,
             blank_owner,
         }));
     }
-    out.push(Err(TokenError {
+    out(Err(TokenError {
         line: first_line + open,
         message: "this \"(\" is never closed: add the matching \")\"".to_string(),
         blank_owner,
@@ -495,17 +504,15 @@ impl<'o> Loader<'o> {
     }
 
     fn run(&mut self, text: &str, first_line: usize, src: &mut Source) {
-        for entry in tokenize(text, first_line) {
-            match entry {
-                Ok(entry) => self.entry(src, entry),
-                Err(e) => {
-                    if !e.blank_owner {
-                        src.owner = Owner::Bad;
-                    }
-                    self.error(src, e.line, e.message);
+        tokenize(text, first_line, &mut |entry| match entry {
+            Ok(entry) => self.entry(src, entry),
+            Err(e) => {
+                if !e.blank_owner {
+                    src.owner = Owner::Bad;
                 }
+                self.error(src, e.line, e.message);
             }
-        }
+        });
     }
 
     fn entry(&mut self, src: &mut Source, entry: Entry) {

@@ -288,25 +288,36 @@ pub fn build_zone(
 
     // Sized once: most RRsets are a name of their own (shrunk to fit below).
     let mut nodes = Nodes::with_capacity(sets.len());
+    // The last owner: it and every name above it have a node already.
+    let mut done: Vec<u8> = Vec::new();
     for ((owner, t), p) in sets {
-        // Every ancestor up to the origin exists, as an empty non-terminal if need be.
-        if owner.is_subdomain_of(origin) {
-            let w = owner.wire();
-            for o in name::label_offsets(w).take_while(|&o| w.len() - o >= origin.wire().len()) {
-                nodes.entry(&w[o..]);
-            }
+        if !owner.is_subdomain_of(origin) {
+            continue;
         }
-        let set = RRset::new(t, class::IN, p.ttl, p.rdatas);
-        if let Some(node) = nodes.get_mut(owner.wire()) {
-            // Exactly as many RRsets as the name has: the first stays in the
-            // node, and a push past it would reserve room for more.
-            if !node.rrsets.is_empty() {
-                node.rrsets.reserve_exact(1);
+        // Every ancestor up to the origin exists, as an empty non-terminal if
+        // need be; the walk up stops at a name at or above the last owner
+        // (most records are the last one's siblings or children).
+        let w = owner.wire();
+        for o in name::label_offsets(w)
+            .skip(1)
+            .take_while(|&o| w.len() - o >= origin.wire().len())
+        {
+            if name::is_wire_subdomain(&done, &w[o..]) {
+                break;
             }
-            node.rrsets.push(set);
-            if t == rtype::NS && owner != *origin {
-                node.cut = true;
-            }
+            nodes.entry(&w[o..]);
+        }
+        done.clear();
+        done.extend_from_slice(w);
+        let node = nodes.entry(w);
+        // Exactly as many RRsets as the name has: the first stays in the node,
+        // and a push past it would reserve room for more.
+        if !node.rrsets.is_empty() {
+            node.rrsets.reserve_exact(1);
+        }
+        node.rrsets.push(RRset::new(t, class::IN, p.ttl, p.rdatas));
+        if t == rtype::NS && owner != *origin {
+            node.cut = true;
         }
     }
     for node in nodes.values_mut() {

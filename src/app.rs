@@ -41,8 +41,24 @@ pub fn server_config(o: &Overrides) -> Result<ServerConfig, Vec<ConfigError>> {
     Ok(cfg)
 }
 
-/// The one loader: `serve` and `check` both build a snapshot with it.
+/// The one loader: `serve` and `check` both build a snapshot with it, fast
+/// table included.
 pub fn load_snapshot(
+    cfg: &ServerConfig,
+    generation: u64,
+) -> Result<(Snapshot, LoadedZones), Vec<ConfigError>> {
+    let (snap, loaded) = load_snapshot_without_fast(cfg, generation)?;
+    if std::env::var_os("SIGNPOST_NO_FAST").is_none() {
+        let _ = snap.fast.set(crate::server::fast::FastTable::build(&snap));
+    }
+    Ok((snap, loaded))
+}
+
+/// Everything a query needs, but the fast table: the general path answers
+/// every query from it alike, the fast path's prebuilt answers being the
+/// same bytes (`tests/fast_path.rs`). `serve` starts answering from this and
+/// builds the table beside it ([`build_fast_later`]).
+pub fn load_snapshot_without_fast(
     cfg: &ServerConfig,
     generation: u64,
 ) -> Result<(Snapshot, LoadedZones), Vec<ConfigError>> {
@@ -100,10 +116,45 @@ pub fn load_snapshot(
     snap.health_targets = targets;
     snap.tls = tls.ok().flatten();
     snap.endpoint_names = names;
-    if std::env::var_os("SIGNPOST_NO_FAST").is_none() {
-        snap.fast = Some(crate::server::fast::FastTable::build(&snap));
-    }
     Ok((snap, loaded))
+}
+
+/// Builds the fast table of the snapshot `handle` serves, on a thread of its
+/// own, sets it there and logs `fast path ready`; then gives the build's
+/// freed memory back. Queries take the general path until then. The thread
+/// says whether the table went into the snapshot that still serves (not with
+/// `SIGNPOST_NO_FAST`, nor when a reload replaced it first with one built
+/// whole).
+pub fn build_fast_later(
+    handle: crate::snapshot::SnapshotHandle,
+) -> std::io::Result<std::thread::JoinHandle<bool>> {
+    let snap = handle.load_full();
+    std::thread::Builder::new()
+        .name("signpost-fast".into())
+        .spawn(move || {
+            if std::env::var_os("SIGNPOST_NO_FAST").is_some() {
+                return false;
+            }
+            let started = std::time::Instant::now();
+            let table = crate::server::fast::FastTable::build(&snap);
+            let (fast_names, fast_kib) = (table.len(), table.size() >> 10);
+            let build_ms = started.elapsed().as_millis();
+            let set = snap.fast.set(table).is_ok();
+            let current = std::sync::Arc::ptr_eq(&snap, &handle.load_full());
+            let generation = snap.generation;
+            drop(snap);
+            crate::memory::trim();
+            if set && current {
+                tracing::info!(
+                    generation,
+                    fast_names,
+                    fast_kib,
+                    build_ms,
+                    "fast path ready: prebuilt answers for {fast_names} names"
+                );
+            }
+            set && current
+        })
 }
 
 /// Reads `[tls]`'s certificate and key; an error names the config line of the file

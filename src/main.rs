@@ -181,19 +181,16 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
         health::set_probe_source(ip);
     }
     let load_started = std::time::Instant::now();
-    let (mut snap, loaded) = app::load_snapshot(&cfg, 1).map_err(ConfigErrors)?;
+    let (mut snap, loaded) = app::load_snapshot_without_fast(&cfg, 1).map_err(ConfigErrors)?;
     // Everything a query reads is built by now (zones, steered names, the geo
-    // database, the fast table): the sockets are bound only after this, so no
-    // query is answered from a half-built snapshot.
-    // What the load built and dropped (parsed records, the fast table's
-    // build map) goes back to the system rather than staying resident.
+    // database): the sockets are bound only after this, so no query is
+    // answered from a half-built snapshot. The fast table, which answers the
+    // same bytes sooner, is built once the sockets serve (see below).
+    // What the load built and dropped (parsed records) goes back to the
+    // system rather than staying resident.
     memory::trim();
     let load_ms = load_started.elapsed().as_millis();
     let records: usize = snap.zones.zones().iter().map(|z| z.record_count()).sum();
-    let (fast_names, fast_kib) = snap
-        .fast
-        .as_ref()
-        .map_or((0, 0), |f| (f.len(), f.size() >> 10));
     for w in &loaded.warnings {
         warn!("{w}");
     }
@@ -343,12 +340,16 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
         info!(
             load_ms,
             records,
-            fast_names,
-            fast_kib,
+            fast_path = "building",
             "signpost ready: listening on {} (udp+tcp, {per_addr} udp socket(s) each); zones: {}{admin_addr}",
             addrs.join(" "),
             zone_list.join(" ")
         );
+        // The fast table beside the serving snapshot: until it is set, every
+        // query takes the general path, which gives the same bytes.
+        if let Err(e) = app::build_fast_later(handle.clone()) {
+            warn!("cannot start the fast table's build ({e}); every query takes the general path");
+        }
         if !encrypted_addrs.is_empty() {
             info!("encrypted transports: {encrypted_addrs}");
         }

@@ -67,9 +67,11 @@ pub struct Snapshot {
     pub endpoint_names: Vec<crate::bridge::EndpointNames>,
     /// The addresses the server was started on (sockets are bound once).
     pub listen: Vec<std::net::SocketAddr>,
-    /// Answers prebuilt whole for the UDP fast path; `None` sends every query the
-    /// general way (while the table is being built, or with `SIGNPOST_NO_FAST` set).
-    pub fast: Option<crate::server::fast::FastTable>,
+    /// Answers prebuilt whole for the UDP fast path; empty sends every query the
+    /// general way (while the table is being built after a start, see
+    /// [`crate::app::build_fast_later`], or with `SIGNPOST_NO_FAST` set). Set
+    /// once, never changed after.
+    pub fast: std::sync::OnceLock<crate::server::fast::FastTable>,
     /// The certificate DoT and DoH present, read from the files with the rest of the
     /// configuration; `None` without `[tls]`.
     pub tls: Option<Arc<crate::server::tls::ServerTls>>,
@@ -99,7 +101,7 @@ impl Snapshot {
             health_targets: Vec::new(),
             endpoint_names: Vec::new(),
             listen: Vec::new(),
-            fast: None,
+            fast: std::sync::OnceLock::new(),
             tls: None,
             signers: Default::default(),
             generation,

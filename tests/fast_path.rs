@@ -290,8 +290,8 @@ fn prebuilt_steered_answers_match_the_general_path() {
         let db = Some("tests/fixtures/geo/city.mmdb");
         let with = snapshot_geo(zones, config, db);
         let mut without = snapshot_geo(zones, config, db);
-        without.fast = None;
-        let table = with.fast.as_ref().expect("the fast table");
+        without.fast = Default::default();
+        let table = with.fast.get().expect("the fast table");
         assert!(
             table.steered_len() > 0,
             "{zones}: no prebuilt steered answers"
@@ -372,12 +372,12 @@ fn prebuilt_steered_answers_match_the_general_path() {
 #[test]
 fn only_tables_too_big_for_the_cache_are_warmed() {
     let small = snapshot("benches/geo/signpost", None);
-    let f = small.fast.as_ref().expect("a fast table");
+    let f = small.fast.get().expect("a fast table");
     assert!(!f.is_empty());
     assert!(f.len() < 10, "{} names", f.len());
     assert!(!f.worth_warming(), "{} bytes", f.size());
     let big = snapshot("benches/data", None);
-    let f = big.fast.as_ref().expect("a fast table");
+    let f = big.fast.get().expect("a fast table");
     assert!(f.len() > 1000, "{} names", f.len());
     assert!(f.worth_warming(), "{} bytes", f.size());
 }

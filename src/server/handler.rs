@@ -39,7 +39,7 @@ pub fn handle(
             // DO=1 for a signed zone takes the general path, which adds RRSIGs.
             let signed = !snap.signers.is_empty() && q.edns.is_some_and(|e| e.dnssec_ok);
             if !tcp && !signed {
-                if let Some(f) = &snap.fast {
+                if let Some(f) = snap.fast.get() {
                     match f.answer(snap, &q, src, out) {
                         Fast::Done(o) => return o,
                         Fast::Steer(z, p) => hint = Some((z, p)),
@@ -267,7 +267,7 @@ fn answer_query(
                 obs.steered = Some((p.metrics_slot, region, d.reason));
                 // One endpoint's whole address set: its answer is prebuilt, and this
                 // thread remembers it for the next query with the same inputs.
-                if let (false, Some(f), Some(hint)) = (tcp, &snap.fast, steered) {
+                if let (false, Some(f), Some(hint)) = (tcp, snap.fast.get(), steered) {
                     let body = single_set(p, &d.outcome, q.qtype, health)
                         .and_then(|(i, degraded)| f.steered_body(hint, i, degraded, q.qtype));
                     if let Some(at) = body {

@@ -195,7 +195,7 @@ mod batched {
             // after another: first every slot, then every record. A table small
             // enough to stay in cache is left alone.
             if got.len() > 1 {
-                if let Some(f) = current.fast.as_ref().filter(|f| f.worth_warming()) {
+                if let Some(f) = current.fast.get().filter(|f| f.worth_warming()) {
                     let mut slots: SmallVec<[usize; BATCH]> = SmallVec::new();
                     for (i, (n, _)) in got.iter().enumerate() {
                         if let Some(s) = f.warm_slot(&bufs[i][..*n]) {

@@ -408,13 +408,14 @@ pub fn read_client_subnet(data: &[u8]) -> Result<ClientSubnet, Rcode> {
             return Err(Rcode::FormErr);
         }
     }
+    // Byte by byte: a copy of a length known only here was a call to memcpy.
     let addr = if family == 1 {
         let mut b = [0u8; 4];
-        b[..need].copy_from_slice(addr_bytes);
+        b.iter_mut().zip(addr_bytes).for_each(|(d, s)| *d = *s);
         IpAddr::from(b)
     } else {
         let mut b = [0u8; 16];
-        b[..need].copy_from_slice(addr_bytes);
+        b.iter_mut().zip(addr_bytes).for_each(|(d, s)| *d = *s);
         IpAddr::from(b)
     };
     Ok(ClientSubnet {

@@ -38,36 +38,13 @@ use crate::zone::{class, name, rtype, Answer, Owner, Rcode, Rec, Zone};
 /// Private-use types (RFC 6895 §3.1) that stand for "a type this name does not have".
 const PROBE_TYPES: [u16; 2] = [65280, 65281];
 
-/// The sections of one response after the question, and the header bits that go
-/// with them.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct Body {
-    /// AA and the rcode, as they sit in the header's flags.
-    flags: u16,
-    /// ANCOUNT, NSCOUNT, ARCOUNT (without OPT).
-    counts: [u16; 3],
-    bytes: Box<[u8]>,
-    /// Offsets in `bytes` of compression pointers that follow the query name's length
-    /// (only for answers built for a made-up name below a closest encloser).
-    relocs: Box<[u16]>,
-    zone_slot: Option<u16>,
-}
-
-impl Body {
-    /// The sections of a response written by the general path after its first
-    /// `body_at` bytes (header and question), with AA and the rcode from its flags;
-    /// no relocations.
-    fn from_response(out: &[u8], body_at: usize, zone_slot: Option<u16>) -> Option<Body> {
-        let h = out.get(..HEADER_LEN)?;
-        let u = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
-        Some(Body {
-            flags: u(2) & 0x040f,
-            counts: [u(6), u(8), u(10)],
-            bytes: out.get(body_at..)?.into(),
-            relocs: Box::default(),
-            zone_slot,
-        })
-    }
+/// The header bits a prebuilt body keeps of a response the general path
+/// wrote: AA and the rcode, as they sit in the flags, and ANCOUNT, NSCOUNT,
+/// ARCOUNT (without OPT).
+fn response_bits(out: &[u8]) -> Option<(u16, [u16; 3])> {
+    let h = out.get(..HEADER_LEN)?;
+    let u = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
+    Some((u(2) & 0x040f, [u(6), u(8), u(10)]))
 }
 
 /// A name to build an entry for: its zone's index, the zone and its node, or
@@ -75,7 +52,7 @@ impl Body {
 type Work<'z> = (&'z [u8], Option<(usize, &'z Zone, &'z crate::zone::Node)>);
 
 /// A body as one builder wrote it: the builder's part, and where the body
-/// starts in that part's bytes (in the layout of [`FastTable::write_body`]).
+/// starts in that part's bytes (in the layout of [`write_body_into`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct BodyRef {
     part: u32,
@@ -321,13 +298,11 @@ impl FastTable {
             };
         };
         t.id = id;
-        for (key, body) in steered {
+        for (key, body) in steered.iter() {
             let Ok(at) = u32::try_from(t.arena.len()) else {
                 break;
             };
-            if t.write_body(&body).is_none() {
-                break;
-            }
+            t.arena.extend_from_slice(body);
             t.steered.insert(key, at);
         }
         // The arena grew by doubling: up to half of it would be unused capacity.
@@ -442,19 +417,6 @@ impl FastTable {
         }
         debug_assert_eq!(self.arena.len(), next);
         Some(())
-    }
-
-    /// A body: flags, ANCOUNT, NSCOUNT, ARCOUNT, zone slot, length of the bytes,
-    /// number of relocations (big-endian u16s), the relocations, the bytes.
-    fn write_body(&mut self, b: &Body) -> Option<()> {
-        write_body_into(
-            &mut self.arena,
-            b.flags,
-            b.counts,
-            b.zone_slot,
-            &b.relocs,
-            &b.bytes,
-        )
     }
 
     /// The record of `name`. Layout: key length (u8), flags (u8), the key, the
@@ -800,7 +762,7 @@ fn steer_key(zone: u32, policy: u32, endpoint: u32, qtype: u16, degraded: bool) 
 struct Builder<'s> {
     snap: &'s Snapshot,
     part: u32,
-    /// Bodies in the layout of [`FastTable::write_body`], end to end.
+    /// Bodies in the layout of [`write_body_into`], end to end.
     bytes: Vec<u8>,
     /// Offsets in `bytes` of the distinct bodies, by their hash (many names
     /// share a NODATA or NXDOMAIN body).
@@ -818,7 +780,9 @@ fn body_at(bytes: &[u8], at: usize) -> Option<&[u8]> {
     bytes.get(at..at + BODY_HEADER + 2 * relocs + len)
 }
 
-/// Appends a body in the layout of [`FastTable::write_body`].
+/// Appends a body: flags, ANCOUNT, NSCOUNT, ARCOUNT, zone slot, length of the
+/// bytes, number of relocations (big-endian u16s), the relocations, the bytes
+/// (read back by [`FastTable::body`]).
 fn write_body_into(
     v: &mut Vec<u8>,
     flags: u16,
@@ -938,7 +902,8 @@ impl<'s> Builder<'s> {
         Some(answers)
     }
 
-    /// The answer for types `node` lacks, when two such types get the same bytes.
+    /// The answer for types `node` lacks (asked with one private-use type; see
+    /// below for the second).
     fn other(&mut self, node: &crate::zone::Node, qname: &[u8], first: u16) -> Option<BodyRef> {
         if PROBE_TYPES.iter().any(|&t| node.get(t).is_some()) {
             return None;
@@ -980,10 +945,7 @@ impl<'s> Builder<'s> {
         if !o.sent || o.steered.is_some() || o.truncated || self.out.len() < self.pkt.len() {
             return None;
         }
-        let h = self.out.get(..HEADER_LEN)?;
-        let u = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
-        let flags = u(2) & 0x040f;
-        let counts = [u(6), u(8), u(10)];
+        let (flags, counts) = response_bits(&self.out)?;
         // Only answers a zone gave: NOERROR, NXDOMAIN.
         if !matches!(flags & 0x0f, 0 | 3) {
             return None;
@@ -1023,9 +985,10 @@ impl<'s> Builder<'s> {
 /// For every steered name, endpoint, A and AAAA, with the normal and the
 /// degraded TTL: the answer made of the endpoint's whole address set, capped at
 /// the name's `max_answers`, as [`super::handler::apply_decision`] builds it,
-/// written by the general path's writer.
-fn steered_bodies(snap: &Snapshot) -> Vec<(u128, Body)> {
-    let mut out = Vec::new();
+/// written by the general path's writer. The bodies go end to end into one
+/// byte vector, each by its [`steer_key`].
+fn steered_bodies(snap: &Snapshot) -> SteeredBodies {
+    let mut out = SteeredBodies::default();
     let mut buf = Vec::new();
     let question = [0u8, 0, 1, 0, 1];
     for (zi, zone) in snap.zones.zones().iter().enumerate() {
@@ -1077,18 +1040,43 @@ fn steered_bodies(snap: &Snapshot) -> Vec<(u128, Body)> {
                         None,
                         usize::from(u16::MAX),
                     );
-                    let (Some(body), Ok(ei)) = (
-                        Body::from_response(&buf, HEADER_LEN + question.len(), None),
+                    let (Some((flags, counts)), Some(bytes), Ok(ei)) = (
+                        response_bits(&buf),
+                        buf.get(HEADER_LEN + question.len()..),
                         u32::try_from(ei),
                     ) else {
                         continue;
                     };
-                    out.push((steer_key(zi as u32, pi as u32, ei, qtype, degraded), body));
+                    let at = out.bytes.len();
+                    // It fails (a body over 64 KiB) before writing anything.
+                    if write_body_into(&mut out.bytes, flags, counts, None, &[], bytes).is_none() {
+                        continue;
+                    }
+                    let key = steer_key(zi as u32, pi as u32, ei, qtype, degraded);
+                    out.at.push((key, at));
                 }
             }
         }
     }
     out
+}
+
+/// Prebuilt steered bodies: see [`steered_bodies`].
+#[derive(Default)]
+struct SteeredBodies {
+    /// Bodies in the layout of [`write_body_into`], end to end.
+    bytes: Vec<u8>,
+    /// Each body's key and where it starts in `bytes`.
+    at: Vec<(u128, usize)>,
+}
+
+impl SteeredBodies {
+    /// Each key and its body.
+    fn iter(&self) -> impl Iterator<Item = (u128, &[u8])> + '_ {
+        self.at
+            .iter()
+            .filter_map(|&(k, at)| Some((k, body_at(&self.bytes, at)?)))
+    }
 }
 
 /// Offsets in `bytes` (the records after the question) of the

@@ -5,9 +5,8 @@
 //! A `HashMap<Name, Node>` spent, per name, a 56-byte slot with a quarter of the
 //! slots empty, and a heap block for the name: about 110 bytes before the node's
 //! own data. Here a name costs its wire bytes, a slot of 4 bytes and its node.
-//! Lookups hash the asked name, probe the index, and compare against the
-//! arena: wire names are self-delimiting, so a stored name that starts with a
-//! whole asked name is that name.
+//! Lookups hash the asked name, probe the index, and compare the asked name
+//! with the stored one in the arena.
 
 use std::hash::Hasher;
 
@@ -56,14 +55,21 @@ impl Nodes {
         &names[at..at + usize::from(node.name_len)]
     }
 
-    fn find(&self, name: &[u8]) -> Option<usize> {
-        let names = &self.names;
-        let nodes = &self.nodes;
+    /// The node number of `name`, whose hash is `h`.
+    fn find_hashed(&self, h: u64, name: &[u8]) -> Option<usize> {
+        let (names, nodes) = (&self.names, &self.nodes);
         self.index
-            .find(hash(name), |&i| {
-                Self::name_of(names, &nodes[i as usize]) == name
-            })
+            .find(h, |&i| Self::name_of(names, &nodes[i as usize]) == name)
             .map(|&i| i as usize)
+    }
+
+    fn find(&self, name: &[u8]) -> Option<usize> {
+        self.find_hashed(hash(name), name)
+    }
+
+    /// The hash of node number `i`'s name, for the index when it grows or shrinks.
+    fn rehash<'a>(names: &'a [u8], nodes: &'a [Node]) -> impl Fn(&u32) -> u64 + 'a {
+        move |&i| hash(Self::name_of(names, &nodes[i as usize]))
     }
 
     /// The node of `name` (lower-cased wire form).
@@ -90,14 +96,8 @@ impl Nodes {
     /// `name` must be a whole wire name, lower-cased, of at most 255 octets.
     pub fn entry(&mut self, name: &[u8]) -> &mut Node {
         let h = hash(name);
-        let names = &self.names;
-        let nodes = &self.nodes;
-        let found = self
-            .index
-            .find(h, |&i| Self::name_of(names, &nodes[i as usize]) == name)
-            .copied();
-        let i = match found {
-            Some(i) => i as usize,
+        let i = match self.find_hashed(h, name) {
+            Some(i) => i,
             None => {
                 let i = self.nodes.len();
                 let node = Node {
@@ -107,11 +107,8 @@ impl Nodes {
                 };
                 self.names.extend_from_slice(name);
                 self.nodes.push(node);
-                let names = &self.names;
-                let nodes = &self.nodes;
-                self.index.insert_unique(h, i as u32, |&j| {
-                    hash(Self::name_of(names, &nodes[j as usize]))
-                });
+                self.index
+                    .insert_unique(h, i as u32, Self::rehash(&self.names, &self.nodes));
                 i
             }
         };
@@ -119,10 +116,11 @@ impl Nodes {
     }
 
     /// Every name and its node, in the order the names were first seen.
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Node)> + '_ {
-        self.nodes
-            .iter()
-            .map(|n| (Self::name_of(&self.names, n), n))
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            names: &self.names,
+            nodes: self.nodes.iter(),
+        }
     }
 
     /// Every name and its node, to change the nodes.
@@ -150,19 +148,32 @@ impl Nodes {
     pub fn shrink_to_fit(&mut self) {
         self.names.shrink_to_fit();
         self.nodes.shrink_to_fit();
-        let names = &self.names;
-        let nodes = &self.nodes;
         self.index
-            .shrink_to_fit(|&j| hash(Self::name_of(names, &nodes[j as usize])));
+            .shrink_to_fit(Self::rehash(&self.names, &self.nodes));
+    }
+}
+
+/// [`Nodes::iter`].
+pub struct Iter<'a> {
+    names: &'a [u8],
+    nodes: std::slice::Iter<'a, Node>,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a [u8], &'a Node);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let n = self.nodes.next()?;
+        Some((Nodes::name_of(self.names, n), n))
     }
 }
 
 impl<'a> IntoIterator for &'a Nodes {
     type Item = (&'a [u8], &'a Node);
-    type IntoIter = Box<dyn Iterator<Item = (&'a [u8], &'a Node)> + 'a>;
+    type IntoIter = Iter<'a>;
 
-    fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
     }
 }
 

@@ -290,10 +290,8 @@ pub fn build_zone(
     let mut nodes = Nodes::with_capacity(sets.len());
     // The last owner: it and every name above it have a node already.
     let mut done: Vec<u8> = Vec::new();
+    // Every owner is at or below the origin: any other was an error above.
     for ((owner, t), p) in sets {
-        if !owner.is_subdomain_of(origin) {
-            continue;
-        }
         // Every ancestor up to the origin exists, as an empty non-terminal if
         // need be; the walk up stops at a name at or above the last owner
         // (most records are the last one's siblings or children).

@@ -48,10 +48,16 @@ pub fn load_snapshot(
     generation: u64,
 ) -> Result<(Snapshot, LoadedZones), Vec<ConfigError>> {
     let (snap, loaded) = load_snapshot_without_fast(cfg, generation)?;
-    if std::env::var_os("SIGNPOST_NO_FAST").is_none() {
+    if !fast_path_off() {
         let _ = snap.fast.set(crate::server::fast::FastTable::build(&snap));
     }
     Ok((snap, loaded))
+}
+
+/// `SIGNPOST_NO_FAST` is set: no fast table is built, every query takes the
+/// general path.
+fn fast_path_off() -> bool {
+    std::env::var_os("SIGNPOST_NO_FAST").is_some()
 }
 
 /// Everything a query needs, but the fast table: the general path answers
@@ -132,7 +138,7 @@ pub fn build_fast_later(
     std::thread::Builder::new()
         .name("signpost-fast".into())
         .spawn(move || {
-            if std::env::var_os("SIGNPOST_NO_FAST").is_some() {
+            if fast_path_off() {
                 return false;
             }
             let started = std::time::Instant::now();

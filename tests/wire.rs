@@ -484,27 +484,42 @@ fn names_in_rdata_are_compressed() {
     assert_serving(s.addr);
 }
 
+/// `count` queries to the benchmark zone (`benches/data`), IDs from `id_base`:
+/// AAAA and A of existing names, names that do not exist, wildcard answers.
+fn bench_queries(count: u16, id_base: u16) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| {
+            let (name, qtype) = match i % 5 {
+                0 => (format!("host{:04}.bench.example.", 1 + i), 28),
+                1 => (format!("no-such-{i}.bench.example."), 1),
+                2 => (format!("anything-{i}.wild.bench.example."), 1),
+                _ => (format!("host{:04}.bench.example.", 1 + i), 1),
+            };
+            let mut q = packet(0x0100, [1, 0, 0, 0], &question(&name, qtype));
+            q[..2].copy_from_slice(&(id_base + i).to_be_bytes());
+            q
+        })
+        .collect()
+}
+
 /// The server answers from the moment it is ready, before its fast table is
 /// built (the general path), and the answers do not change once the table is
-/// in place: the same queries, asked before and after the `fast path ready`
-/// line, get the same bytes.
+/// in place: the same queries (the MX and mixed-case ones with ID 0xabcd), asked
+/// before and after the `fast path ready` line, get the same bytes.
 #[test]
 fn answers_before_the_fast_table_are_the_answers_after_it() {
     let zones = common::repo_path("benches/data");
     let s = Server::start(&["--zones", zones.to_str().expect("path")]);
-    let mut queries = Vec::new();
-    for i in 0..300u16 {
-        let (name, qtype) = match i % 6 {
-            0 => (format!("host{:04}.bench.example.", 1 + i), 28),
-            1 => (format!("no-such-{i}.bench.example."), 1),
-            2 => (format!("anything-{i}.wild.bench.example."), 1),
-            3 => ("bench.example.".to_string(), 15),
-            4 => (format!("HoSt{:04}.BENCH.example.", 1 + i), 1),
-            _ => (format!("host{:04}.bench.example.", 1 + i), 1),
-        };
-        let mut q = packet(0x0100, [1, 0, 0, 0], &question(&name, qtype));
-        q[..2].copy_from_slice(&(0x2000 + i).to_be_bytes());
-        queries.push(q);
+    let mut queries = bench_queries(300, 0x2000);
+    // And the apex's MX, and names in mixed letter case.
+    queries.push(packet(
+        0x0100,
+        [1, 0, 0, 0],
+        &question("bench.example.", 15),
+    ));
+    for i in 0..20u16 {
+        let name = format!("HoSt{:04}.BENCH.example.", 1 + i);
+        queries.push(packet(0x0100, [1, 0, 0, 0], &question(&name, 1)));
     }
     let before: Vec<Vec<u8>> = queries
         .iter()
@@ -533,18 +548,7 @@ fn answers_in_a_burst_are_the_answers_asked_alone() {
     let s = Server::start(&["--zones", zones.to_str().expect("path")]);
     // The batches' warm-up is the fast table's: wait for it.
     s.wait_log("fast path ready");
-    let mut queries = Vec::new();
-    for i in 0..400u16 {
-        let (name, qtype) = match i % 5 {
-            0 => (format!("host{:04}.bench.example.", 1 + i), 28),
-            1 => (format!("no-such-{i}.bench.example."), 1),
-            2 => (format!("anything-{i}.wild.bench.example."), 1),
-            _ => (format!("host{:04}.bench.example.", 1 + i), 1),
-        };
-        queries.push(packet(0x0100, [1, 0, 0, 0], &question(&name, qtype)));
-        let id = 0x1000 + i;
-        queries[i as usize][..2].copy_from_slice(&id.to_be_bytes());
-    }
+    let queries = bench_queries(400, 0x1000);
     let alone: Vec<Vec<u8>> = queries
         .iter()
         .map(|q| udp_exchange(s.addr, q).expect("an answer"))

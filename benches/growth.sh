@@ -99,12 +99,8 @@ for size in "${SIZE_LIST[@]}"; do
             # table beside it: memory is measured once that is done too
             fast=-
             if [ "$s" = signpost ]; then
-                deadline=$((SECONDS + READY_TIMEOUT))
-                until grep -q 'fast path ready' "$dir/log"; do
-                    [ "$SECONDS" -lt "$deadline" ] || die "signpost: no 'fast path ready' line with $size records"
-                    sleep 0.01
-                done
-                fast=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
+                t2=$(wait_log "$dir/log" "${PID[$s]}" 1 'fast path ready' "$READY_TIMEOUT")
+                fast=$(awk -v a="$t0" -v b="$t2" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
             fi
             sleep 1
             got=$(dig +norec +time=2 +tries=1 @127.0.0.1 -p "$port" "$last" A +short 2>&1 || true)

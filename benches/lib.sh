@@ -69,6 +69,19 @@ stat_of() { # FILE LABEL FIELD: a number from dnsperf's statistics
 }
 
 # median, min and max of the numbers on standard input
+# Waits until a line from line FROM on of a server's LOG holds PATTERN, while
+# the server (PID) runs, for up to SECONDS; prints the time then, in ns
+# (date +%s%N). Needs the caller's die.
+wait_log() { # LOG PID FROM PATTERN SECONDS
+    local deadline=$(($(date +%s) + $5))
+    while ! tail -n +"$3" "$1" | grep -q -- "$4"; do
+        kill -0 "$2" 2>/dev/null || die "the server exited while waiting for '$4'"
+        [ "$(date +%s)" -lt "$deadline" ] || die "no '$4' in $1 within $5 s"
+        sleep 0.005
+    done
+    date +%s%N
+}
+
 median_min_max() { sort -g | awk '{v[NR] = $1} END {m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m, v[1], v[NR]}'; }
 
 # resident memory (VmRSS) of a server's whole process tree, in MiB

@@ -110,15 +110,6 @@ LOG=$WORK/signpost.log
 
 # the first line of LOG at or after line FROM matching PATTERN, waited for (every
 # 5 ms, at most SECONDS); prints the wall-clock time it was seen, in ns
-wait_log() { # FROM PATTERN SECONDS
-    local deadline=$(($(date +%s) + $3))
-    while ! tail -n +"$1" "$LOG" | grep -q -- "$2"; do
-        kill -0 "${PID[signpost]}" 2>/dev/null || die "signpost exited while waiting for '$2'"
-        [ "$(date +%s)" -lt "$deadline" ] || die "no '$2' in the log within $3 s"
-        sleep 0.005
-    done
-    date +%s%N
-}
 kib() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 secs_between() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b - a) / 1e9}'; }
@@ -129,7 +120,7 @@ t0=$(date +%s%N)
 PID[signpost]=$!
 python3 "$BENCH/first-answer.py" "$DNS_PORT" steer.bench "${PID[signpost]}" "$READY_TIMEOUT" >"$WORK/first" &
 FIRST=$!
-t_ready=$(wait_log 1 'signpost ready' "$READY_TIMEOUT")
+t_ready=$(wait_log "$LOG" "${PID[signpost]}" 1 'signpost ready' "$READY_TIMEOUT")
 wait "$FIRST" || die "signpost did not answer the SOA"
 t_first=$(cat "$WORK/first")
 LOAD_READY=$(secs_between "$t0" "$t_ready")
@@ -223,7 +214,7 @@ echo 5 >"/proc/${PID[signpost]}/clear_refs" || die "cannot reset the peak throug
 RSS_BEFORE=$(mib "$(kib "${PID[signpost]}" VmRSS)")
 t0=$(date +%s%N)
 kill -HUP "${PID[signpost]}"
-t_reload=$(wait_log "$lines" 'reloaded:' "$READY_TIMEOUT")
+t_reload=$(wait_log "$LOG" "${PID[signpost]}" "$lines" 'reloaded:' "$READY_TIMEOUT")
 RELOAD=$(secs_between "$t0" "$t_reload")
 sleep 1
 RSS_RELOAD=$(mib "$(kib "${PID[signpost]}" VmRSS)")

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::query;
 use crate::metrics::Observed;
 use crate::snapshot::Snapshot;
-use crate::zone::name::write_presentation;
+use crate::zone::name::to_text;
 use crate::zone::rdata::type_mnemonic;
 
 /// Query-log settings.
@@ -77,8 +77,7 @@ impl QueryLog {
         let mut buf = query::NameBuf::default();
         let (name, qtype, ecs) = match query::parse(pkt, &mut buf) {
             Ok(q) => {
-                let mut n = String::new();
-                let _ = write_presentation(q.qname(), &mut n);
+                let n = to_text(q.qname());
                 let ecs = q
                     .edns
                     .and_then(|e| e.client_subnet)

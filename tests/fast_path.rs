@@ -231,6 +231,34 @@ fn benchmark_zone_fast_and_general_agree() {
     assert!(fast * 2 > total, "only {fast} of {total} answered fast");
 }
 
+/// The fast table builds a NODATA or NXDOMAIN answer once for the names that
+/// share a parent and a first label's length, where the bytes cannot differ;
+/// this zone has the names where they do: the SOA's MNAME and RNAME beside
+/// names of the same length (its pointers reach into them), a cut with glue
+/// of the same length as names above it, and a wildcard's parent. Every name,
+/// every type and the names below each must give the same bytes both ways.
+#[test]
+fn names_of_one_shape_share_negative_answers_only_where_the_bytes_agree() {
+    let dir = tempdir().join("shapes");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut zone = String::from(
+        "$ORIGIN shape.test.\n$TTL 300\n\
+         @ IN SOA ns1.shape.test. hm.ab.shape.test. 1 7200 3600 1209600 300\n\
+         @ IN NS ns1\n@ IN NS ns1.sub\n\
+         ns1 IN A 192.0.2.1\nns2 IN A 192.0.2.2\nns3 IN TXT \"x\"\n\
+         hm.ab IN A 192.0.2.3\nhm.cd IN A 192.0.2.4\nxy.ab IN A 192.0.2.5\nab IN A 192.0.2.9\n\
+         sub IN NS ns1.sub\nns1.sub IN A 192.0.2.6\nns2.sub IN A 192.0.2.7\nsua IN A 192.0.2.8\n\
+         *.w IN A 198.51.100.1\nw1 IN A 198.51.100.2\nx.w IN A 198.51.100.3\n",
+    );
+    for i in 0..40 {
+        zone.push_str(&format!("h{i:02} IN A 203.0.113.{i}\n"));
+    }
+    std::fs::write(dir.join("shape.test.zone"), zone).expect("write zone");
+    let (total, fast) = compare(snapshot(dir.to_str().expect("utf-8 path"), None));
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(fast * 2 > total, "only {fast} of {total} answered fast");
+}
+
 #[test]
 fn fast_path_answers_plain_questions() {
     let mut snap = snapshot("zones", None);

@@ -57,6 +57,9 @@ type Work<'z> = (&'z [u8], Option<(usize, &'z Zone, &'z crate::zone::Node)>);
 struct BodyRef {
     part: u32,
     at: u32,
+    /// The body's number among the part's distinct bodies, in the order
+    /// they were first built.
+    n: u32,
 }
 
 /// The answers for one name (or for the names that do not exist below one).
@@ -231,20 +234,30 @@ impl FastTable {
         // Which names get an entry of their own, and which go to the general
         // path: a name more than one zone holds, or one a deeper zone answers
         // for, has no prebuilt answer, nor have the names below it.
-        let mut slot: FxHashMap<&[u8], usize> = FxHashMap::default();
+        let zones = snap.zones.zones();
         let mut work: Vec<Work<'_>> = Vec::new();
-        for (zi, zone) in snap.zones.zones().iter().enumerate() {
-            for (key, node) in &zone.nodes {
-                if let Some(&i) = slot.get(key) {
-                    work[i].1 = None;
-                    continue;
+        if let [zone] = zones {
+            // One zone: it is every name's deepest, and no name is in two.
+            work.extend(
+                zone.nodes
+                    .iter()
+                    .map(|(key, node)| (key, Some((0, zone, node)))),
+            );
+        } else {
+            let mut slot: FxHashMap<&[u8], usize> = FxHashMap::default();
+            for (zi, zone) in zones.iter().enumerate() {
+                for (key, node) in &zone.nodes {
+                    if let Some(&i) = slot.get(key) {
+                        work[i].1 = None;
+                        continue;
+                    }
+                    let deepest = snap.zones.find(key).is_some_and(|z| std::ptr::eq(z, zone));
+                    slot.insert(key, work.len());
+                    work.push((key, deepest.then_some((zi, zone, node))));
                 }
-                let deepest = snap.zones.find(key).is_some_and(|z| std::ptr::eq(z, zone));
-                slot.insert(key, work.len());
-                work.push((key, deepest.then_some((zi, zone, node))));
             }
         }
-        drop(slot);
+        let shapes: Vec<ZoneShape> = zones.iter().map(ZoneShape::new).collect();
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 8);
@@ -255,7 +268,7 @@ impl FastTable {
         // so the threads leave no heap behind them: a body each in its own
         // block kept 18 MiB of freed heap resident for a 100,000-record zone.
         let entries = |(i, part): (usize, &[Work<'_>])| {
-            let mut b = Builder::new(snap, i as u32);
+            let mut b = Builder::new(snap, &shapes, i as u32, part.len());
             let entries = part
                 .iter()
                 .map(|&(key, z)| match z {
@@ -263,9 +276,9 @@ impl FastTable {
                     None => Entry::general(),
                 })
                 .collect::<Vec<Entry>>();
-            (entries, b.into_bytes())
+            b.into_part(entries)
         };
-        let parts: Vec<(Vec<Entry>, Vec<u8>)> = if threads == 1 || work.len() < 4096 {
+        let parts: Vec<Part> = if threads == 1 || work.len() < 4096 {
             vec![entries((0, &work))]
         } else {
             std::thread::scope(|s| {
@@ -280,18 +293,11 @@ impl FastTable {
                     .collect()
             })
         };
-        let mut bytes = Vec::with_capacity(parts.len());
-        let mut all = Vec::with_capacity(work.len());
-        for (e, b) in parts {
-            all.extend(e);
-            bytes.push(b);
-        }
-        let names: Vec<(&[u8], Entry)> = work.iter().map(|&(key, _)| key).zip(all).collect();
         let steered = steered_bodies(snap);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         // A part lost to a panic: the table would lack names, so none is used.
-        let complete = names.len() == work.len();
-        let Some(mut t) = complete.then(|| Self::pack(names, &bytes)).flatten() else {
+        let complete = parts.iter().map(|p| p.entries.len()).sum::<usize>() == work.len();
+        let Some(mut t) = complete.then(|| Self::pack(&work, &parts)).flatten() else {
             return FastTable {
                 id,
                 ..FastTable::default()
@@ -312,11 +318,22 @@ impl FastTable {
 
     /// Lays the built entries out flat; `None` if the arena outgrows 32-bit offsets
     /// (then every query takes the general path).
-    fn pack(names: Vec<(&[u8], Entry)>, parts: &[Vec<u8>]) -> Option<FastTable> {
+    /// The entries of `parts` are those of `work`'s names, in order.
+    fn pack(work: &[Work<'_>], parts: &[Part]) -> Option<FastTable> {
         let mut t = FastTable::default();
-        let mut placed: FxHashMap<BodyRef, u32> = FxHashMap::default();
-        let mut keyed = Vec::with_capacity(names.len());
-        for (key, e) in &names {
+        // Where each part's bodies went in the arena, by their number.
+        let mut placed: Vec<Vec<u32>> = parts
+            .iter()
+            .map(|p| vec![NONE; p.bodies as usize])
+            .collect();
+        let mut keyed = Vec::with_capacity(work.len());
+        // Room for every record (key, flags, lists) and body, so that the
+        // arena is not copied as it grows.
+        let records: usize = work.iter().map(|(k, _)| k.len() + 32).sum();
+        t.arena
+            .reserve(records + parts.iter().map(|p| p.bytes.len()).sum::<usize>());
+        let entries = parts.iter().flat_map(|p| p.entries.iter());
+        for (&(key, _), e) in work.iter().zip(entries) {
             let at = u32::try_from(t.arena.len()).ok()?;
             keyed.push((hash(key), at));
             t.write_record(key, e, parts, &mut placed)?;
@@ -347,8 +364,8 @@ impl FastTable {
         &mut self,
         key: &[u8],
         e: &Entry,
-        parts: &[Vec<u8>],
-        placed: &mut FxHashMap<BodyRef, u32>,
+        parts: &[Part],
+        placed: &mut [Vec<u32>],
     ) -> Option<()> {
         let at = self.arena.len();
         let list_len = |a: &Answers| 1 + 6 * a.types.len() + 4;
@@ -360,12 +377,13 @@ impl FastTable {
         let mut next = end;
         let mut fresh: SmallVec<[&[u8]; 4]> = SmallVec::new();
         let mut offset = |b: &BodyRef| -> Option<u32> {
-            if let Some(&o) = placed.get(b) {
-                return Some(o);
+            let slot = placed.get_mut(b.part as usize)?.get_mut(b.n as usize)?;
+            if *slot != NONE {
+                return Some(*slot);
             }
             let o = u32::try_from(next).ok()?;
-            placed.insert(*b, o);
-            let written = body_at(parts.get(b.part as usize)?, b.at as usize)?;
+            *slot = o;
+            let written = body_at(&parts.get(b.part as usize)?.bytes, b.at as usize)?;
             next += written.len();
             fresh.push(written);
             Some(o)
@@ -757,16 +775,92 @@ fn steer_key(zone: u32, policy: u32, endpoint: u32, qtype: u16, degraded: bool) 
         | u128::from(degraded)
 }
 
+/// What decides whether two of a zone's names get the same answer for the
+/// types they lack and for the names below them that do not exist.
+///
+/// Such an answer is the zone's SOA in the authority section, its owner and
+/// the names in its RDATA compressed against the question. For a name not at
+/// or below a cut, whose own labels the SOA does not contain (not the MNAME,
+/// the RNAME or one of their ancestors), the bytes then depend only on the
+/// zone, the name's parent and the length of its first label: the general
+/// path is asked once per such (parent, length) instead of once per name
+/// (twice as fast for a zone of a million names; debug builds still ask for
+/// every name and compare).
+struct ZoneShape {
+    /// The zone's cuts (names with NS other than the apex).
+    cuts: rustc_hash::FxHashSet<Vec<u8>>,
+    /// The SOA records' bytes, lower-cased: a name found in them is answered
+    /// on its own.
+    soa: Vec<u8>,
+    /// The parents of names whose first label is one octet: only below these
+    /// can `\000.<name>` or `*.<name>` exist, which saves a large zone's
+    /// build two lookups per name.
+    short_parents: rustc_hash::FxHashSet<Vec<u8>>,
+}
+
+impl ZoneShape {
+    fn new(zone: &Zone) -> ZoneShape {
+        ZoneShape {
+            cuts: (&zone.nodes)
+                .into_iter()
+                .filter(|(_, n)| n.cut)
+                .map(|(k, _)| k.to_vec())
+                .collect(),
+            soa: zone
+                .negative_soa
+                .rdatas
+                .iter()
+                .flat_map(|r| r.iter().map(u8::to_ascii_lowercase))
+                .collect(),
+            short_parents: (&zone.nodes)
+                .into_iter()
+                .filter_map(|(k, _)| k.strip_prefix(&[1u8][..]).and_then(|r| r.get(1..)))
+                .map(<[u8]>::to_vec)
+                .collect(),
+        }
+    }
+
+    /// Whether the answers of `key` (lower-cased wire) for the types it lacks
+    /// and for the names below it are those of any name with its parent and
+    /// first label's length; see the type's documentation.
+    fn shared(&self, key: &[u8]) -> bool {
+        let at_or_below_cut = !self.cuts.is_empty()
+            && std::iter::once(0)
+                .chain(name::label_offsets(key).skip(1))
+                .any(|o| self.cuts.contains(&key[o..]));
+        let in_soa = key.len() > 1 && self.soa.windows(key.len()).any(|w| w == key);
+        !at_or_below_cut && !in_soa
+    }
+}
+
+/// A memo of [`ZoneShape::shared`] answers: zone, the name's parent, its first
+/// label's length, and whether it is the answer for the names below.
+type ShapeKey<'z> = (usize, &'z [u8], u8, bool);
+
+/// What one builder made: the entries of its share of the names, in order,
+/// and its distinct bodies.
+#[derive(Debug, Default)]
+struct Part {
+    entries: Vec<Entry>,
+    /// Bodies in the layout of [`write_body_into`], end to end.
+    bytes: Vec<u8>,
+    /// How many.
+    bodies: u32,
+}
+
 /// One part's builder: asks the general path, and keeps each distinct body
 /// once in its own bytes.
 struct Builder<'s> {
     snap: &'s Snapshot,
+    shapes: &'s [ZoneShape],
+    /// Answers already built for a [`ShapeKey`].
+    by_shape: FxHashMap<ShapeKey<'s>, Option<BodyRef>>,
     part: u32,
     /// Bodies in the layout of [`write_body_into`], end to end.
     bytes: Vec<u8>,
-    /// Offsets in `bytes` of the distinct bodies, by their hash (many names
-    /// share a NODATA or NXDOMAIN body).
-    distinct: HashTable<u32>,
+    /// Offsets in `bytes` of the distinct bodies and their numbers, by their
+    /// hash (many names share a NODATA or NXDOMAIN body).
+    distinct: HashTable<(u32, u32)>,
     /// The made-up query, its response and a body being laid out, reused.
     pkt: Vec<u8>,
     out: Vec<u8>,
@@ -811,25 +905,42 @@ fn write_body_into(
 }
 
 impl<'s> Builder<'s> {
-    fn new(snap: &'s Snapshot, part: u32) -> Builder<'s> {
+    /// A builder for `part`, of about `names` names (most with a body of
+    /// their own, a few dozen bytes).
+    fn new(snap: &'s Snapshot, shapes: &'s [ZoneShape], part: u32, names: usize) -> Builder<'s> {
         Builder {
             snap,
+            shapes,
+            by_shape: FxHashMap::default(),
             part,
-            bytes: Vec::new(),
-            distinct: HashTable::new(),
+            bytes: Vec::with_capacity(names * 32),
+            distinct: HashTable::with_capacity(names),
             pkt: Vec::new(),
             out: Vec::new(),
             body: Vec::new(),
         }
     }
 
-    /// The bodies, once every entry is built.
-    fn into_bytes(self) -> Vec<u8> {
-        self.bytes
+    /// The part, once every entry is built.
+    fn into_part(self, entries: Vec<Entry>) -> Part {
+        Part {
+            entries,
+            bodies: self.distinct.len() as u32,
+            bytes: self.bytes,
+        }
     }
 
-    fn entry(&mut self, zi: usize, zone: &Zone, key: &[u8], node: &crate::zone::Node) -> Entry {
+    fn entry(
+        &mut self,
+        zi: usize,
+        zone: &'s Zone,
+        key: &'s [u8],
+        node: &'s crate::zone::Node,
+    ) -> Entry {
         let steered = node.steer.is_some();
+        let shape =
+            (!steered && key.len() > 1 && self.shapes.get(zi).is_some_and(|s| s.shared(key)))
+                .then(|| (zi, &key[1 + usize::from(key[0])..], key[0]));
         let has_cname = node.get(rtype::CNAME).is_some();
         let mut exact = Answers::default();
         let mut types: SmallVec<[u16; 4]> = node.rrsets.iter().map(|s| s.rtype).collect();
@@ -849,7 +960,7 @@ impl<'s> Builder<'s> {
             }
         }
         if !has_cname {
-            exact.other = self.other(node, key, 0);
+            exact.other = self.by_shape(shape, false, |b| b.other(node, key, 0));
         }
         // The general path's lookup must come to this name's policy for A (no cut
         // above it): then the decision can start from the policy.
@@ -864,24 +975,37 @@ impl<'s> Builder<'s> {
         });
         Entry {
             exact,
-            below: self.below(zone, key),
+            below: self.below(zi, zone, key, shape),
             steered,
             policy: policy.map(|i| (zi as u32, i)),
         }
     }
 
     /// The answers for names below `key` that do not exist, built for `\000.<key>`.
-    fn below(&mut self, zone: &Zone, key: &[u8]) -> Option<Answers> {
+    fn below(
+        &mut self,
+        zi: usize,
+        zone: &Zone,
+        key: &[u8],
+        shape: Option<(usize, &'s [u8], u8)>,
+    ) -> Option<Answers> {
         let mut synth = Vec::with_capacity(key.len() + 2);
         synth.extend_from_slice(b"\x01\x00");
         synth.extend_from_slice(key);
-        if synth.len() > name::MAX_NAME_LEN || zone.nodes.contains_key(synth.as_slice()) {
+        if synth.len() > name::MAX_NAME_LEN {
+            return None;
+        }
+        let short = self
+            .shapes
+            .get(zi)
+            .is_none_or(|s| s.short_parents.contains(key));
+        if short && zone.nodes.contains_key(synth.as_slice()) {
             return None;
         }
         let mut wild = synth.clone();
         wild[1] = b'*';
         let mut answers = Answers::default();
-        match zone.nodes.get(wild.as_slice()) {
+        match short.then(|| zone.nodes.get(wild.as_slice())).flatten() {
             Some(w) => {
                 // A wildcard CNAME's chase depends on the query name; steered
                 // wildcards are decided per query.
@@ -896,10 +1020,37 @@ impl<'s> Builder<'s> {
                 answers.other = self.other(w, &synth, 2);
             }
             None => {
-                answers.other = self.other(&crate::zone::Node::default(), &synth, 2);
+                answers.other = self.by_shape(shape, true, |b| {
+                    b.other(&crate::zone::Node::default(), &synth, 2)
+                });
             }
         }
         Some(answers)
+    }
+
+    /// `build`'s answer, or the one built before for the same shape (see
+    /// [`ZoneShape`]); debug builds build it anyway and compare.
+    fn by_shape(
+        &mut self,
+        shape: Option<(usize, &'s [u8], u8)>,
+        below: bool,
+        build: impl FnOnce(&mut Self) -> Option<BodyRef>,
+    ) -> Option<BodyRef> {
+        let Some((zi, parent, first)) = shape else {
+            return build(self);
+        };
+        let key = (zi, parent, first, below);
+        if let Some(&b) = self.by_shape.get(&key) {
+            #[cfg(debug_assertions)]
+            {
+                let own = build(self);
+                debug_assert!(own == b, "a name got another answer than its shape's");
+            }
+            return b;
+        }
+        let b = build(self);
+        self.by_shape.insert(key, b);
+        b
     }
 
     /// The answer for types `node` lacks (asked with one private-use type; see
@@ -960,24 +1111,26 @@ impl<'s> Builder<'s> {
         write_body_into(&mut self.body, flags, counts, o.zone_slot, &relocs, bytes)?;
         let h = hash(&self.body);
         let (all, body) = (&self.bytes, &self.body);
-        let seen = self.distinct.find(h, |&at| {
+        let seen = self.distinct.find(h, |&(at, _)| {
             all.get(at as usize..at as usize + body.len()) == Some(&body[..])
         });
-        let at = match seen {
-            Some(&at) => at,
+        let (at, n) = match seen {
+            Some(&seen) => seen,
             None => {
                 let at = u32::try_from(self.bytes.len()).ok()?;
+                let n = u32::try_from(self.distinct.len()).ok()?;
                 self.bytes.extend_from_slice(&self.body);
                 let all = &self.bytes;
-                self.distinct.insert_unique(h, at, |&x| {
+                self.distinct.insert_unique(h, (at, n), |&(x, _)| {
                     hash(body_at(all, x as usize).unwrap_or_default())
                 });
-                at
+                (at, n)
             }
         };
         Some(BodyRef {
             part: self.part,
             at,
+            n,
         })
     }
 }

@@ -824,12 +824,16 @@ impl ZoneShape {
     /// and for the names below it are those of any name with its parent and
     /// first label's length; see the type's documentation.
     fn shared(&self, key: &[u8]) -> bool {
-        let at_or_below_cut = !self.cuts.is_empty()
+        let in_soa = key.len() > 1 && self.soa.windows(key.len()).any(|w| w == key);
+        !self.at_or_below_cut(key) && !in_soa
+    }
+
+    /// Whether `key` is a cut or a name below one (answered with a referral).
+    fn at_or_below_cut(&self, key: &[u8]) -> bool {
+        !self.cuts.is_empty()
             && std::iter::once(0)
                 .chain(name::label_offsets(key).skip(1))
-                .any(|o| self.cuts.contains(&key[o..]));
-        let in_soa = key.len() > 1 && self.soa.windows(key.len()).any(|w| w == key);
-        !at_or_below_cut && !in_soa
+                .any(|o| self.cuts.contains(&key[o..]))
     }
 }
 
@@ -942,6 +946,9 @@ impl<'s> Builder<'s> {
             (!steered && key.len() > 1 && self.shapes.get(zi).is_some_and(|s| s.shared(key)))
                 .then(|| (zi, &key[1 + usize::from(key[0])..], key[0]));
         let has_cname = node.get(rtype::CNAME).is_some();
+        // Its own records answer its A, AAAA and TXT, nothing added.
+        let plain =
+            !steered && !has_cname && self.shapes.get(zi).is_some_and(|s| !s.at_or_below_cut(key));
         let mut exact = Answers::default();
         let mut types: SmallVec<[u16; 4]> = node.rrsets.iter().map(|s| s.rtype).collect();
         if has_cname {
@@ -955,7 +962,13 @@ impl<'s> Builder<'s> {
             if exact.types.iter().any(|(x, _)| *x == t) {
                 continue;
             }
-            if let Some(b) = self.body(key, t, 0) {
+            let own = match (plain, node.get(t)) {
+                (true, Some(set)) if matches!(t, rtype::A | rtype::AAAA | rtype::TXT) => {
+                    self.own_records(zone, key, set)
+                }
+                _ => self.body(key, t, 0),
+            };
+            if let Some(b) = own {
                 exact.types.push((t, b));
             }
         }
@@ -1075,6 +1088,51 @@ impl<'s> Builder<'s> {
         Some(a)
     }
 
+    /// The answer of `key`'s own `set`, which holds no names and adds nothing
+    /// to the other sections, written here rather than by the general path
+    /// (a third of a large zone's build); debug builds ask the general path
+    /// too and compare.
+    fn own_records(
+        &mut self,
+        zone: &Zone,
+        key: &[u8],
+        set: &crate::zone::RRset,
+    ) -> Option<BodyRef> {
+        let mut bytes = std::mem::take(&mut self.out);
+        bytes.clear();
+        let mut n = 0u16;
+        for r in set.rdatas.wire() {
+            // The owner: a pointer to the question's name.
+            bytes.extend_from_slice(&[0xc0, HEADER_LEN as u8]);
+            bytes.extend_from_slice(r);
+            n = n.checked_add(1)?;
+        }
+        self.body.clear();
+        let kept = write_body_into(
+            &mut self.body,
+            0x0400,
+            [n, 0, 0],
+            Some(zone.metrics_slot),
+            &[],
+            &bytes,
+        );
+        self.out = bytes;
+        kept?;
+        let b = self.keep_body();
+        #[cfg(debug_assertions)]
+        {
+            let general = self.body(key, set.rtype, 0);
+            debug_assert!(
+                general == b,
+                "{key:?} type {}: own records differ",
+                set.rtype
+            );
+        }
+        #[cfg(not(debug_assertions))]
+        let _ = key;
+        b
+    }
+
     /// Runs the general path on a query for `qname`/`qtype` and keeps the sections
     /// after the question. `first` is the length of a made-up first label (with its
     /// length byte), whose pointers are to move; 0 for a real name.
@@ -1109,6 +1167,11 @@ impl<'s> Builder<'s> {
         };
         self.body.clear();
         write_body_into(&mut self.body, flags, counts, o.zone_slot, &relocs, bytes)?;
+        self.keep_body()
+    }
+
+    /// The body laid out in `self.body`, kept once among the part's bodies.
+    fn keep_body(&mut self) -> Option<BodyRef> {
         let h = hash(&self.body);
         let (all, body) = (&self.bytes, &self.body);
         let seen = self.distinct.find(h, |&(at, _)| {

@@ -4,7 +4,10 @@
 //! any other type (NODATA, a referral), and the answer for names below it that do not
 //! exist (NXDOMAIN, a wildcard's records) are built once, when a snapshot is loaded, by
 //! running the general path ([`super::handler`]) on a made-up query and keeping what
-//! follows the question. A query then costs a hash lookup and three copies: the
+//! follows the question. Two shortcuts keep a large zone's build short, and debug
+//! builds (the tests) check both against the general path for every name: a name's
+//! own A, AAAA and TXT records are written into their body directly, and the NODATA
+//! and NXDOMAIN answers are asked once per shape of name ([`ZoneShape`]). A query then costs a hash lookup and three copies: the
 //! header (ID, flags, counts), the question as the client wrote it (its letter case
 //! kept), and the prebuilt sections; the OPT record (payload, NSID, ECS with scope 0)
 //! is written by the same code as on the general path.

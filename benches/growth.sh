@@ -7,7 +7,8 @@
 # server alone on loopback (taskset -c SERVER_CPU, configured as compare.sh
 # configures it: benches/lib.sh peer_setup), and measures:
 #   load s       from just before the server is started to its first NOERROR,
-#                AA answer to the zone's SOA (benches/first-answer.py, every 5 ms)
+#                AA answer to the zone's SOA (benches/first-answer.py, every 1 ms,
+#                on CLIENT_CPU so that it takes no time from the server starting)
 #   fast path    signpost only: from the same start to its "fast path ready"
 #                log line (it answers from the general path until its table of
 #                prebuilt answers is built beside the serving snapshot)
@@ -36,6 +37,7 @@ SIZES=${SIZES:-10000 100000 1000000}
 SIGNPOST=${SIGNPOST:-$REPO/target/release/signpost}
 RUNS=${RUNS:-1}                   # starts per server and size; load time and memory: the median
 SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}       # taskset CPU list for the poller of the first answer
 PORT_BASE=${PORT_BASE:-15650}
 READY_TIMEOUT=${READY_TIMEOUT:-300}     # seconds for a server to answer
 BUILD_TIMEOUT=${BUILD_TIMEOUT:-1800}
@@ -90,16 +92,35 @@ for size in "${SIZE_LIST[@]}"; do
             dir=$WORK/$size/$run/$s
             while port_busy "$port"; do port=$((port + 1)); done
             peer_setup "$s" "$dir" "$port" "$zone"
+            # the poller first, so that its own start-up is not counted
+            rm -f "$dir/polling"
+            taskset -c "$CLIENT_CPU" python3 "$BENCH/first-answer.py" "$port" bench.example - "$READY_TIMEOUT" "$dir/polling" >"$dir/first" &
+            poller=$!
+            for ((i = 0; i < 1000; i++)); do
+                [ -e "$dir/polling" ] || ! kill -0 "$poller" 2>/dev/null && break
+                sleep 0.01
+            done
+            [ -e "$dir/polling" ] || die "the first-answer poller did not start"
             t0=$(date +%s%N)
             (cd "$dir" && exec taskset -c "$SERVER_CPU" "${SERVER_CMD[@]}" >"$dir/log" 2>&1 </dev/null) &
             PID[$s]=$!
-            t1=$(python3 "$BENCH/first-answer.py" "$port" bench.example "${PID[$s]}" "$READY_TIMEOUT") ||
-                die "$s did not answer with $size records: $(tail -n 5 "$dir/log")"
+            while kill -0 "$poller" 2>/dev/null; do
+                if ! kill -0 "${PID[$s]}" 2>/dev/null; then
+                    kill "$poller" 2>/dev/null || true
+                    die "$s exited before answering with $size records: $(tail -n 5 "$dir/log")"
+                fi
+                sleep 0.05
+            done
+            wait "$poller" || die "$s did not answer with $size records: $(tail -n 5 "$dir/log")"
+            t1=$(cat "$dir/first")
             # signpost answers from the general path first and builds its fast
             # table beside it: memory is measured once that is done too
             fast=-
             if [ "$s" = signpost ]; then
-                t2=$(wait_log "$dir/log" "${PID[$s]}" 1 'fast path ready' "$READY_TIMEOUT")
+                wait_log "$dir/log" "${PID[$s]}" 1 'fast path ready' "$READY_TIMEOUT" >/dev/null
+                # the time the line was logged, not when it was seen
+                t2=$(date -d "$(grep -m 1 'fast path ready' "$dir/log" | awk '{print $1}')" +%s%N) ||
+                    die "no time stamp on signpost's 'fast path ready' line"
                 fast=$(awk -v a="$t0" -v b="$t2" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
             fi
             sleep 1

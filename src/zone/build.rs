@@ -51,7 +51,8 @@ pub fn build_zone(
     // zone's load comparing names).
     struct Pending {
         ttl: u32,
-        rdatas: Vec<Box<[u8]>>,
+        /// Most sets hold one record: kept inline, one allocation less.
+        rdatas: SmallVec<[Box<[u8]>; 1]>,
         file: Arc<Path>,
         line: usize,
     }
@@ -119,7 +120,7 @@ pub fn build_zone(
             Entry::Vacant(v) => {
                 v.insert(Pending {
                     ttl: r.ttl,
-                    rdatas: vec![r.rdata.into_boxed_slice()],
+                    rdatas: smallvec::smallvec![r.rdata.into_boxed_slice()],
                     file: r.file,
                     line: r.line,
                 });
@@ -153,7 +154,7 @@ pub fn build_zone(
                 ),
             ));
         } else {
-            soa = Some(RRset::new(rtype::SOA, class::IN, p.ttl, p.rdatas.clone()));
+            soa = Some(RRset::of(rtype::SOA, class::IN, p.ttl, &p.rdatas));
         }
     }
     let soa_minimum = soa
@@ -313,7 +314,7 @@ pub fn build_zone(
         if !node.rrsets.is_empty() {
             node.rrsets.reserve_exact(1);
         }
-        node.rrsets.push(RRset::new(t, class::IN, p.ttl, p.rdatas));
+        node.rrsets.push(RRset::of(t, class::IN, p.ttl, &p.rdatas));
         if t == rtype::NS && owner != *origin {
             node.cut = true;
         }

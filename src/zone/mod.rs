@@ -209,6 +209,11 @@ impl<'a> Iterator for WireRecords<'a> {
 
 impl RRset {
     pub fn new(rtype: u16, class: u16, ttl: u32, rdatas: Vec<Box<[u8]>>) -> RRset {
+        RRset::of(rtype, class, ttl, &rdatas)
+    }
+
+    /// [`RRset::new`] from borrowed RDATAs.
+    pub fn of(rtype: u16, class: u16, ttl: u32, rdatas: &[Box<[u8]>]) -> RRset {
         let targets = rdatas
             .iter()
             .filter_map(|rd| rdata::rdata_target(rtype, rd))
@@ -217,7 +222,7 @@ impl RRset {
             rtype,
             class,
             ttl,
-            rdatas: Records::new(rtype, class, ttl, &rdatas),
+            rdatas: Records::new(rtype, class, ttl, rdatas),
             targets,
             rrsig: None,
         }

@@ -68,24 +68,32 @@ impl Name {
         if text.is_empty() {
             return Err(NameError::EmptyLabel(text.to_string()));
         }
+        // Built in place on the stack, each label after a length octet that is
+        // filled in when the label ends; one allocation for the finished name
+        // (a zone's load parses a name or two per record). Complete labels take
+        // at most 254 octets (more is an error) and the label being read at
+        // most 64 before it is rejected: 320 octets always hold them.
         let bytes = text.as_bytes();
-        let mut wire: Vec<u8> = Vec::with_capacity(bytes.len() + 2);
-        let mut label: Vec<u8> = Vec::with_capacity(63);
+        let mut buf = [0u8; 320];
+        // Octets of complete labels, and the length of the one being read
+        // (its octets start at buf[len + 1]).
+        let (mut len, mut label) = (0usize, 0usize);
         let mut absolute = false;
         let mut i = 0;
         while i < bytes.len() {
             let c = bytes[i];
-            match c {
+            let octet = match c {
                 b'.' => {
-                    if label.is_empty() {
+                    if label == 0 {
                         return Err(NameError::EmptyLabel(text.to_string()));
                     }
-                    push_label(&mut wire, &label, text)?;
-                    label.clear();
+                    len = end_label(&mut buf, len, label, text)?;
+                    label = 0;
                     if i + 1 == bytes.len() {
                         absolute = true;
                     }
                     i += 1;
+                    continue;
                 }
                 b'\\' => {
                     let rest = &bytes[i + 1..];
@@ -96,42 +104,51 @@ impl Name {
                         if v > 255 {
                             return Err(NameError::BadEscape(text.to_string()));
                         }
-                        label.push(v as u8);
                         i += 4;
+                        v as u8
                     } else if let Some(&x) = rest.first() {
                         if x.is_ascii_digit() {
                             return Err(NameError::BadEscape(text.to_string()));
                         }
-                        label.push(x);
                         i += 2;
+                        x
                     } else {
                         return Err(NameError::BadEscape(text.to_string()));
                     }
                 }
                 _ => {
-                    label.push(c);
                     i += 1;
+                    c
                 }
-            }
-            if label.len() > MAX_LABEL_LEN {
+            };
+            buf[len + 1 + label] = octet;
+            label += 1;
+            if label > MAX_LABEL_LEN {
                 return Err(NameError::LabelTooLong(text.to_string()));
             }
         }
-        if !label.is_empty() {
-            push_label(&mut wire, &label, text)?;
+        if label > 0 {
+            len = end_label(&mut buf, len, label, text)?;
         }
         if !absolute {
             let origin = origin.ok_or_else(|| NameError::NoOrigin(text.to_string()))?;
-            wire.extend_from_slice(origin.wire());
+            let o = origin.wire();
+            if len + o.len() > MAX_NAME_LEN {
+                return Err(NameError::NameTooLong(text.to_string()));
+            }
+            buf[len..len + o.len()].copy_from_slice(o);
+            len += o.len();
         } else {
-            wire.push(0);
+            buf[len] = 0;
+            len += 1;
         }
-        if wire.len() > MAX_NAME_LEN {
+        if len > MAX_NAME_LEN {
             return Err(NameError::NameTooLong(text.to_string()));
         }
-        lowercase_wire(&mut wire);
+        let wire = &mut buf[..len];
+        lowercase_wire(wire);
         Ok(Name {
-            wire: wire.into_boxed_slice(),
+            wire: Box::from(&*wire),
         })
     }
 
@@ -272,16 +289,19 @@ pub fn write_presentation(wire: &[u8], f: &mut impl fmt::Write) -> fmt::Result {
     Ok(())
 }
 
-fn push_label(wire: &mut Vec<u8>, label: &[u8], text: &str) -> Result<(), NameError> {
-    if label.len() > MAX_LABEL_LEN {
+/// Closes the label of `label` octets read after `buf[len]` (see
+/// [`Name::parse`]): writes its length octet, and returns the new length of
+/// the complete labels, which must leave room for the root.
+fn end_label(buf: &mut [u8], len: usize, label: usize, text: &str) -> Result<usize, NameError> {
+    if label > MAX_LABEL_LEN {
         return Err(NameError::LabelTooLong(text.to_string()));
     }
-    wire.push(label.len() as u8);
-    wire.extend_from_slice(label);
-    if wire.len() >= MAX_NAME_LEN {
+    buf[len] = label as u8;
+    let len = len + 1 + label;
+    if len >= MAX_NAME_LEN {
         return Err(NameError::NameTooLong(text.to_string()));
     }
-    Ok(())
+    Ok(len)
 }
 
 /// Lower-cases the ASCII letters of an uncompressed wire name in place.

@@ -792,9 +792,9 @@ fn steer_key(zone: u32, policy: u32, endpoint: u32, qtype: u16, degraded: bool) 
 struct ZoneShape {
     /// The zone's cuts (names with NS other than the apex).
     cuts: rustc_hash::FxHashSet<Vec<u8>>,
-    /// The SOA records' bytes, lower-cased: a name found in them is answered
-    /// on its own.
-    soa: Vec<u8>,
+    /// The SOA's MNAME and RNAME and every name above them (lower-cased
+    /// wire): a name among them is answered on its own.
+    in_soa: Vec<Vec<u8>>,
     /// The parents of names whose first label is one octet: only below these
     /// can `\000.<name>` or `*.<name>` exist, which saves a large zone's
     /// build two lookups per name.
@@ -809,11 +809,17 @@ impl ZoneShape {
                 .filter(|(_, n)| n.cut)
                 .map(|(k, _)| k.to_vec())
                 .collect(),
-            soa: zone
+            in_soa: zone
                 .negative_soa
                 .rdatas
                 .iter()
-                .flat_map(|r| r.iter().map(u8::to_ascii_lowercase))
+                .flat_map(|rd| {
+                    // MNAME, then RNAME, uncompressed at the start of the RDATA.
+                    let m = name::wire_name_len(rd).unwrap_or(rd.len());
+                    let r = rd.get(m..).and_then(name::wire_name_len).unwrap_or(0);
+                    [&rd[..m], &rd[m..m + r]]
+                })
+                .flat_map(|n| name::label_offsets(n).map(move |o| n[o..].to_ascii_lowercase()))
                 .collect(),
             short_parents: (&zone.nodes)
                 .into_iter()
@@ -827,7 +833,7 @@ impl ZoneShape {
     /// and for the names below it are those of any name with its parent and
     /// first label's length; see the type's documentation.
     fn shared(&self, key: &[u8]) -> bool {
-        let in_soa = key.len() > 1 && self.soa.windows(key.len()).any(|w| w == key);
+        let in_soa = self.in_soa.iter().any(|n| n.as_slice() == key);
         !self.at_or_below_cut(key) && !in_soa
     }
 

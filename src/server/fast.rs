@@ -391,8 +391,10 @@ impl FastTable {
             fresh.push(written);
             Some(o)
         };
-        let mut list = |a: &Answers| -> Option<Vec<u8>> {
-            let mut l = vec![u8::try_from(a.types.len()).ok()?];
+        // On the stack: a name with a type or two (most) allocates nothing.
+        let mut list = |a: &Answers| -> Option<SmallVec<[u8; 24]>> {
+            let mut l: SmallVec<[u8; 24]> = SmallVec::new();
+            l.push(u8::try_from(a.types.len()).ok()?);
             for (t, b) in &a.types {
                 l.extend_from_slice(&t.to_be_bytes());
                 l.extend_from_slice(&offset(b)?.to_be_bytes());

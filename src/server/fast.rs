@@ -1023,23 +1023,28 @@ impl<'s> Builder<'s> {
         key: &[u8],
         shape: Option<(usize, &'s [u8], u8)>,
     ) -> Option<Answers> {
-        let mut synth = Vec::with_capacity(key.len() + 2);
-        synth.extend_from_slice(b"\x01\x00");
-        synth.extend_from_slice(key);
-        if synth.len() > name::MAX_NAME_LEN {
+        // `\000.<key>` and `*.<key>`, on the stack (a large zone's build asks
+        // for one per name).
+        let len = key.len() + 2;
+        if len > name::MAX_NAME_LEN {
             return None;
         }
+        let mut synth = [0u8; name::MAX_NAME_LEN];
+        synth[..2].copy_from_slice(b"\x01\x00");
+        synth[2..len].copy_from_slice(key);
+        let synth = &synth[..len];
         let short = self
             .shapes
             .get(zi)
-            .is_none_or(|s| s.short_parents.contains(key));
-        if short && zone.nodes.contains_key(synth.as_slice()) {
+            .is_none_or(|s| !s.short_parents.is_empty() && s.short_parents.contains(key));
+        if short && zone.nodes.contains_key(synth) {
             return None;
         }
-        let mut wild = synth.clone();
+        let mut wild = [0u8; name::MAX_NAME_LEN];
+        wild[..len].copy_from_slice(synth);
         wild[1] = b'*';
         let mut answers = Answers::default();
-        match short.then(|| zone.nodes.get(wild.as_slice())).flatten() {
+        match short.then(|| zone.nodes.get(&wild[..len])).flatten() {
             Some(w) => {
                 // A wildcard CNAME's chase depends on the query name; steered
                 // wildcards are decided per query.
@@ -1047,15 +1052,15 @@ impl<'s> Builder<'s> {
                     return None;
                 }
                 for s in &w.rrsets {
-                    if let Some(b) = self.body(&synth, s.rtype, 2) {
+                    if let Some(b) = self.body(synth, s.rtype, 2) {
                         answers.types.push((s.rtype, b));
                     }
                 }
-                answers.other = self.other(w, &synth, 2);
+                answers.other = self.other(w, synth, 2);
             }
             None => {
                 answers.other = self.by_shape(shape, true, |b| {
-                    b.other(&crate::zone::Node::default(), &synth, 2)
+                    b.other(&crate::zone::Node::default(), synth, 2)
                 });
             }
         }

@@ -54,16 +54,12 @@ fn response_bits(out: &[u8]) -> Option<(u16, [u16; 3])> {
 /// `None` when it goes to the general path.
 type Work<'z> = (&'z [u8], Option<(usize, &'z Zone, &'z crate::zone::Node)>);
 
-/// A body as one builder wrote it: the builder's part, and where the body
-/// starts in that part's bytes (in the layout of [`write_body_into`]).
+/// A body as one builder wrote it: its number among the bodies of the part
+/// that refers to it, in the order they were kept ([`Part::offsets`] says
+/// where it starts). Four bytes, so that a name's [`Entry`], of which a large
+/// zone's build holds one per name at once, stays small.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct BodyRef {
-    part: u32,
-    at: u32,
-    /// The body's number among the part's distinct bodies, in the order
-    /// they were first built.
-    n: u32,
-}
+struct BodyRef(u32);
 
 /// The answers for one name (or for the names that do not exist below one).
 #[derive(Debug, Default)]
@@ -270,8 +266,8 @@ impl FastTable {
         // parts is written once per part. Few blocks are allocated per name,
         // so the threads leave no heap behind them: a body each in its own
         // block kept 18 MiB of freed heap resident for a 100,000-record zone.
-        let entries = |(i, part): (usize, &[Work<'_>])| {
-            let mut b = Builder::new(snap, &shapes, i as u32, part.len());
+        let entries = |part: &[Work<'_>]| {
+            let mut b = Builder::new(snap, &shapes, part.len());
             let entries = part
                 .iter()
                 .map(|&(key, z)| match z {
@@ -282,12 +278,11 @@ impl FastTable {
             b.into_part(entries)
         };
         let parts: Vec<Part> = if threads == 1 || work.len() < 4096 {
-            vec![entries((0, &work))]
+            vec![entries(&work)]
         } else {
             std::thread::scope(|s| {
                 let handles: Vec<_> = work
                     .chunks(chunk)
-                    .enumerate()
                     .map(|part| s.spawn(move || entries(part)))
                     .collect();
                 handles
@@ -325,21 +320,22 @@ impl FastTable {
     fn pack(work: &[Work<'_>], parts: &[Part]) -> Option<FastTable> {
         let mut t = FastTable::default();
         // Where each part's bodies went in the arena, by their number.
-        let mut placed: Vec<Vec<u32>> = parts
-            .iter()
-            .map(|p| vec![NONE; p.bodies as usize])
-            .collect();
+        let mut placed: Vec<Vec<u32>> = parts.iter().map(|p| vec![NONE; p.offsets.len()]).collect();
         let mut keyed = Vec::with_capacity(work.len());
         // Room for every record (key, flags, lists) and body, so that the
         // arena is not copied as it grows.
         let records: usize = work.iter().map(|(k, _)| k.len() + 32).sum();
         t.arena
             .reserve(records + parts.iter().map(|p| p.bytes.len()).sum::<usize>());
-        let entries = parts.iter().flat_map(|p| p.entries.iter());
-        for (&(key, _), e) in work.iter().zip(entries) {
+        let entries = parts
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| p.entries.iter().map(move |e| (i, e)));
+        for (&(key, _), (part, e)) in work.iter().zip(entries) {
             let at = u32::try_from(t.arena.len()).ok()?;
             keyed.push((hash(key), at));
-            t.write_record(key, e, parts, &mut placed)?;
+            let placed = placed.get_mut(part)?;
+            t.write_record(key, e, parts.get(part)?, placed)?;
         }
         u32::try_from(t.arena.len()).ok()?;
         t.names = keyed.len();
@@ -367,8 +363,8 @@ impl FastTable {
         &mut self,
         key: &[u8],
         e: &Entry,
-        parts: &[Part],
-        placed: &mut [Vec<u32>],
+        part: &Part,
+        placed: &mut [u32],
     ) -> Option<()> {
         let at = self.arena.len();
         let list_len = |a: &Answers| 1 + 6 * a.types.len() + 4;
@@ -380,13 +376,13 @@ impl FastTable {
         let mut next = end;
         let mut fresh: SmallVec<[&[u8]; 4]> = SmallVec::new();
         let mut offset = |b: &BodyRef| -> Option<u32> {
-            let slot = placed.get_mut(b.part as usize)?.get_mut(b.n as usize)?;
+            let slot = placed.get_mut(b.0 as usize)?;
             if *slot != NONE {
                 return Some(*slot);
             }
             let o = u32::try_from(next).ok()?;
             *slot = o;
-            let written = body_at(&parts.get(b.part as usize)?.bytes, b.at as usize)?;
+            let written = body_at(&part.bytes, *part.offsets.get(b.0 as usize)? as usize)?;
             next += written.len();
             fresh.push(written);
             Some(o)
@@ -862,8 +858,8 @@ struct Part {
     entries: Vec<Entry>,
     /// Bodies in the layout of [`write_body_into`], end to end.
     bytes: Vec<u8>,
-    /// How many.
-    bodies: u32,
+    /// Where each body starts in `bytes`, by its number.
+    offsets: Vec<u32>,
 }
 
 /// One part's builder: asks the general path, and keeps each distinct body
@@ -873,14 +869,13 @@ struct Builder<'s> {
     shapes: &'s [ZoneShape],
     /// Answers already built for a [`ShapeKey`].
     by_shape: FxHashMap<ShapeKey<'s>, Option<BodyRef>>,
-    part: u32,
     /// Bodies in the layout of [`write_body_into`], end to end.
     bytes: Vec<u8>,
     /// Offsets in `bytes` of the distinct bodies and their numbers, by their
     /// hash (many names share a NODATA or NXDOMAIN body).
     distinct: HashTable<(u32, u32)>,
-    /// Bodies kept so far.
-    count: u32,
+    /// Where each body kept so far starts in `bytes`, by its number.
+    offsets: Vec<u32>,
     /// The last own-records body kept in each line, by hash: (hash, offset,
     /// number), offset `NONE` for none (see [`Builder::keep_own`]).
     recent: Box<[(u64, u32, u32)]>,
@@ -930,15 +925,14 @@ fn write_body_into(
 impl<'s> Builder<'s> {
     /// A builder for `part`, of about `names` names (most with a body of
     /// their own, a few dozen bytes).
-    fn new(snap: &'s Snapshot, shapes: &'s [ZoneShape], part: u32, names: usize) -> Builder<'s> {
+    fn new(snap: &'s Snapshot, shapes: &'s [ZoneShape], names: usize) -> Builder<'s> {
         Builder {
             snap,
             shapes,
             by_shape: FxHashMap::default(),
-            part,
             bytes: Vec::with_capacity(names * 32),
             distinct: HashTable::new(),
-            count: 0,
+            offsets: Vec::with_capacity(names),
             recent: vec![(0, NONE, 0); RECENT].into_boxed_slice(),
             pkt: Vec::new(),
             out: Vec::new(),
@@ -950,7 +944,7 @@ impl<'s> Builder<'s> {
     fn into_part(self, entries: Vec<Entry>) -> Part {
         Part {
             entries,
-            bodies: self.count,
+            offsets: self.offsets,
             bytes: self.bytes,
         }
     }
@@ -1148,7 +1142,10 @@ impl<'s> Builder<'s> {
         #[cfg(debug_assertions)]
         {
             let general = self.body(key, set.rtype, 0);
-            let bytes = |r: Option<BodyRef>| r.and_then(|r| body_at(&self.bytes, r.at as usize));
+            let bytes = |r: Option<BodyRef>| {
+                let at = *self.offsets.get(r?.0 as usize)?;
+                body_at(&self.bytes, at as usize)
+            };
             debug_assert!(
                 bytes(general) == bytes(b),
                 "{key:?} type {}: own records differ",
@@ -1204,18 +1201,18 @@ impl<'s> Builder<'s> {
         let seen = self.distinct.find(h, |&(at, _)| {
             all.get(at as usize..at as usize + body.len()) == Some(&body[..])
         });
-        let (at, n) = match seen {
-            Some(&seen) => seen,
+        let n = match seen {
+            Some(&(_, n)) => n,
             None => {
                 let (at, n) = self.append()?;
                 let all = &self.bytes;
                 self.distinct.insert_unique(h, (at, n), |&(x, _)| {
                     hash(body_at(all, x as usize).unwrap_or_default())
                 });
-                (at, n)
+                n
             }
         };
-        Some(self.body_ref(at, n))
+        Some(BodyRef(n))
     }
 
     /// [`Builder::keep_body`] for a name's own records, which few names share:
@@ -1232,28 +1229,20 @@ impl<'s> Builder<'s> {
             && seen_h == h
             && self.bytes.get(at..at + self.body.len()) == Some(&self.body[..])
         {
-            return Some(self.body_ref(seen_at, seen_n));
+            return Some(BodyRef(seen_n));
         }
         let (at, n) = self.append()?;
         self.recent[line] = (h, at, n);
-        Some(self.body_ref(at, n))
+        Some(BodyRef(n))
     }
 
     /// Appends the body laid out in `self.body`: its offset and number.
     fn append(&mut self) -> Option<(u32, u32)> {
         let at = u32::try_from(self.bytes.len()).ok()?;
-        let n = self.count;
-        self.count = n.checked_add(1)?;
+        let n = u32::try_from(self.offsets.len()).ok()?;
+        self.offsets.push(at);
         self.bytes.extend_from_slice(&self.body);
         Some((at, n))
-    }
-
-    fn body_ref(&self, at: u32, n: u32) -> BodyRef {
-        BodyRef {
-            part: self.part,
-            at,
-            n,
-        }
     }
 }
 

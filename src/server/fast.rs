@@ -260,7 +260,13 @@ impl FastTable {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 8);
-        let chunk = work.len().div_ceil(threads).max(1);
+        // Parts of at most PART_NAMES names, each thread building a run of
+        // them in order, so that packing can free each part as soon as it is
+        // laid out: a million names' entries and bodies are never all held
+        // beside the arena they are copied into.
+        let chunk = work.len().div_ceil(threads).clamp(1, PART_NAMES);
+        let chunks: Vec<&[Work<'_>]> = work.chunks(chunk).collect();
+        let per_thread = chunks.len().div_ceil(threads).max(1);
         // Each part's bodies go into one byte vector of its own, shared within
         // the part (most NODATA and NXDOMAIN bodies); one shared by several
         // parts is written once per part. Few blocks are allocated per name,
@@ -278,16 +284,16 @@ impl FastTable {
             b.into_part(entries)
         };
         let parts: Vec<Part> = if threads == 1 || work.len() < 4096 {
-            vec![entries(&work)]
+            chunks.iter().map(|&c| entries(c)).collect()
         } else {
             std::thread::scope(|s| {
-                let handles: Vec<_> = work
-                    .chunks(chunk)
-                    .map(|part| s.spawn(move || entries(part)))
+                let handles: Vec<_> = chunks
+                    .chunks(per_thread)
+                    .map(|run| s.spawn(move || run.iter().map(|&c| entries(c)).collect::<Vec<_>>()))
                     .collect();
                 handles
                     .into_iter()
-                    .map(|h| h.join().unwrap_or_default())
+                    .flat_map(|h| h.join().unwrap_or_default())
                     .collect()
             })
         };
@@ -295,7 +301,7 @@ impl FastTable {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         // A part lost to a panic: the table would lack names, so none is used.
         let complete = parts.iter().map(|p| p.entries.len()).sum::<usize>() == work.len();
-        let Some(mut t) = complete.then(|| Self::pack(&work, &parts)).flatten() else {
+        let Some(mut t) = complete.then(|| Self::pack(&work, parts)).flatten() else {
             return FastTable {
                 id,
                 ..FastTable::default()
@@ -316,29 +322,31 @@ impl FastTable {
 
     /// Lays the built entries out flat; `None` if the arena outgrows 32-bit offsets
     /// (then every query takes the general path).
-    /// The entries of `parts` are those of `work`'s names, in order.
-    fn pack(work: &[Work<'_>], parts: &[Part]) -> Option<FastTable> {
+    /// The entries of `parts` are those of `work`'s names, in order; each
+    /// part is freed once it is laid out.
+    fn pack(work: &[Work<'_>], parts: Vec<Part>) -> Option<FastTable> {
         let mut t = FastTable::default();
-        // Where each part's bodies went in the arena, by their number.
-        let mut placed: Vec<Vec<u32>> = parts.iter().map(|p| vec![NONE; p.offsets.len()]).collect();
-        let mut keyed = Vec::with_capacity(work.len());
         // Room for every record (key, flags, lists) and body, so that the
         // arena is not copied as it grows.
         let records: usize = work.iter().map(|(k, _)| k.len() + 32).sum();
         t.arena
             .reserve(records + parts.iter().map(|p| p.bytes.len()).sum::<usize>());
-        let entries = parts
-            .iter()
-            .enumerate()
-            .flat_map(|(i, p)| p.entries.iter().map(move |e| (i, e)));
-        for (&(key, _), (part, e)) in work.iter().zip(entries) {
-            let at = u32::try_from(t.arena.len()).ok()?;
-            keyed.push((hash(key), at));
-            let placed = placed.get_mut(part)?;
-            t.write_record(key, e, parts.get(part)?, placed)?;
+        let mut keyed = Vec::with_capacity(work.len());
+        let mut names = work.iter();
+        for part in parts {
+            // Where the part's bodies went in the arena, by their number.
+            let mut placed = vec![NONE; part.offsets.len()];
+            for e in &part.entries {
+                let &(key, _) = names.next()?;
+                let at = u32::try_from(t.arena.len()).ok()?;
+                keyed.push((hash(key), at));
+                t.write_record(key, e, &part, &mut placed)?;
+            }
         }
         u32::try_from(t.arena.len()).ok()?;
         t.names = keyed.len();
+        // The index in a pass of its own: its slots are written in no order,
+        // which slowed the arena's writes when the two were interleaved.
         let size = (keyed.len() * 2).next_power_of_two().max(16);
         t.slots = vec![Slot { tag: 0, at: NONE }; size].into_boxed_slice();
         t.warm = t.size() > WARM_ABOVE;
@@ -843,6 +851,9 @@ impl ZoneShape {
                 .any(|o| self.cuts.contains(&key[o..]))
     }
 }
+
+/// Names in one part of the build at most (see [`FastTable::build`]).
+const PART_NAMES: usize = 1 << 16;
 
 /// Lines of [`Builder::recent`]: 4,096 of 16 bytes.
 const RECENT: usize = 4096;

@@ -382,15 +382,15 @@ impl<T> CidrTable<T> {
         Ok(())
     }
 
-    /// The value of the longest network containing `ip`, with that
-    /// network's prefix length (IPv4 terms for IPv4 and IPv4-mapped
-    /// addresses).
     /// Whether some network of the table holds `ip`. A table holding 0.0.0.0/0
     /// and ::/0 (trusted ECS senders by default) answers without a lookup.
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.v4.holds_all() && self.v6.holds_all() || self.lookup(ip).is_some()
     }
 
+    /// The value of the longest network containing `ip`, with that
+    /// network's prefix length (IPv4 terms for IPv4 and IPv4-mapped
+    /// addresses).
     pub fn lookup(&self, ip: IpAddr) -> Option<(&T, u8)> {
         let (trie, key, bits) = self.select(ip);
         trie.lookup(key, bits)

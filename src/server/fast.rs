@@ -7,9 +7,11 @@
 //! follows the question. Two shortcuts keep a large zone's build short, and debug
 //! builds (the tests) check both against the general path for every name: a name's
 //! own A, AAAA and TXT records are written into their body directly, and the NODATA
-//! and NXDOMAIN answers are asked once per shape of name ([`ZoneShape`]). A query then costs a hash lookup and three copies: the
-//! header (ID, flags, counts), the question as the client wrote it (its letter case
-//! kept), and the prebuilt sections; the OPT record (payload, NSID, ECS with scope 0)
+//! and NXDOMAIN answers are asked once per shape of name ([`ZoneShape`]).
+//!
+//! A query then costs a hash lookup and three copies: the header (ID, flags,
+//! counts), the question as the client wrote it (its letter case kept), and the
+//! prebuilt sections; the OPT record (payload, NSID, ECS with scope 0)
 //! is written by the same code as on the general path.
 //!
 //! Owner names in the prebuilt sections point at the question (RFC 1035 §4.1.4). An
@@ -835,12 +837,11 @@ impl ZoneShape {
         }
     }
 
-    /// Whether the answers of `key` (lower-cased wire) for the types it lacks
-    /// and for the names below it are those of any name with its parent and
-    /// first label's length; see the type's documentation.
-    fn shared(&self, key: &[u8]) -> bool {
-        let in_soa = self.in_soa.iter().any(|n| n.as_slice() == key);
-        !self.at_or_below_cut(key) && !in_soa
+    /// Whether `key` (lower-cased wire) is the SOA's MNAME, RNAME or a name
+    /// above them: its answers for the types it lacks and for the names below
+    /// it are then its own, not its shape's (see the type's documentation).
+    fn in_soa(&self, key: &[u8]) -> bool {
+        self.in_soa.iter().any(|n| n.as_slice() == key)
     }
 
     /// Whether `key` is a cut or a name below one (answered with a referral).
@@ -855,11 +856,11 @@ impl ZoneShape {
 /// Names in one part of the build at most (see [`FastTable::build`]).
 const PART_NAMES: usize = 1 << 16;
 
-/// Lines of [`Builder::recent`]: 4,096 of 16 bytes.
+/// Lines of [`Builder::recent`]: 4,096 of 16 bytes (a hash and a number).
 const RECENT: usize = 4096;
 
-/// A memo of [`ZoneShape::shared`] answers: zone, the name's parent, its first
-/// label's length, and whether it is the answer for the names below.
+/// What [`Builder::by_shape`] remembers an answer by: zone, the name's parent,
+/// its first label's length, and whether it is the answer for the names below.
 type ShapeKey<'z> = (usize, &'z [u8], u8, bool);
 
 /// What one builder made: the entries of its share of the names, in order,
@@ -882,14 +883,14 @@ struct Builder<'s> {
     by_shape: FxHashMap<ShapeKey<'s>, Option<BodyRef>>,
     /// Bodies in the layout of [`write_body_into`], end to end.
     bytes: Vec<u8>,
-    /// Offsets in `bytes` of the distinct bodies and their numbers, by their
-    /// hash (many names share a NODATA or NXDOMAIN body).
-    distinct: HashTable<(u32, u32)>,
+    /// The numbers of the distinct bodies, by their hash (many names share a
+    /// NODATA or NXDOMAIN body).
+    distinct: HashTable<u32>,
     /// Where each body kept so far starts in `bytes`, by its number.
     offsets: Vec<u32>,
-    /// The last own-records body kept in each line, by hash: (hash, offset,
-    /// number), offset `NONE` for none (see [`Builder::keep_own`]).
-    recent: Box<[(u64, u32, u32)]>,
+    /// The last own-records body kept in each line, by hash: (hash, number),
+    /// number `NONE` for none (see [`Builder::keep_own`]).
+    recent: Box<[(u64, u32)]>,
     /// The made-up query, its response and a body being laid out, reused.
     pkt: Vec<u8>,
     out: Vec<u8>,
@@ -934,7 +935,7 @@ fn write_body_into(
 }
 
 impl<'s> Builder<'s> {
-    /// A builder for `part`, of about `names` names (most with a body of
+    /// A builder for a part of about `names` names (most with a body of
     /// their own, a few dozen bytes).
     fn new(snap: &'s Snapshot, shapes: &'s [ZoneShape], names: usize) -> Builder<'s> {
         Builder {
@@ -944,7 +945,7 @@ impl<'s> Builder<'s> {
             bytes: Vec::with_capacity(names * 32),
             distinct: HashTable::new(),
             offsets: Vec::with_capacity(names),
-            recent: vec![(0, NONE, 0); RECENT].into_boxed_slice(),
+            recent: vec![(0, NONE); RECENT].into_boxed_slice(),
             pkt: Vec::new(),
             out: Vec::new(),
             body: Vec::new(),
@@ -968,13 +969,14 @@ impl<'s> Builder<'s> {
         node: &'s crate::zone::Node,
     ) -> Entry {
         let steered = node.steer.is_some();
-        let shape =
-            (!steered && key.len() > 1 && self.shapes.get(zi).is_some_and(|s| s.shared(key)))
-                .then(|| (zi, &key[1 + usize::from(key[0])..], key[0]));
         let has_cname = node.get(rtype::CNAME).is_some();
+        // Answered from the zone's own data, not with a referral.
+        let ours = !steered && self.shapes.get(zi).is_some_and(|s| !s.at_or_below_cut(key));
+        // Its NODATA and NXDOMAIN bodies are its shape's.
+        let shape = (ours && key.len() > 1 && self.shapes.get(zi).is_some_and(|s| !s.in_soa(key)))
+            .then(|| (zi, &key[1 + usize::from(key[0])..], key[0]));
         // Its own records answer its A, AAAA and TXT, nothing added.
-        let plain =
-            !steered && !has_cname && self.shapes.get(zi).is_some_and(|s| !s.at_or_below_cut(key));
+        let plain = ours && !has_cname;
         let mut exact = Answers::default();
         let mut types: SmallVec<[u16; 4]> = node.rrsets.iter().map(|s| s.rtype).collect();
         if has_cname {
@@ -1041,15 +1043,20 @@ impl<'s> Builder<'s> {
         let short = self
             .shapes
             .get(zi)
-            .is_none_or(|s| !s.short_parents.is_empty() && s.short_parents.contains(key));
+            .is_none_or(|s| s.short_parents.contains(key));
         if short && zone.nodes.contains_key(synth) {
             return None;
         }
-        let mut wild = [0u8; name::MAX_NAME_LEN];
-        wild[..len].copy_from_slice(synth);
-        wild[1] = b'*';
+        let wildcard = short
+            .then(|| {
+                let mut wild = [0u8; name::MAX_NAME_LEN];
+                wild[..len].copy_from_slice(synth);
+                wild[1] = b'*';
+                zone.nodes.get(&wild[..len])
+            })
+            .flatten();
         let mut answers = Answers::default();
-        match short.then(|| zone.nodes.get(&wild[..len])).flatten() {
+        match wildcard {
             Some(w) => {
                 // A wildcard CNAME's chase depends on the query name; steered
                 // wildcards are decided per query.
@@ -1208,22 +1215,28 @@ impl<'s> Builder<'s> {
     /// The body laid out in `self.body`, kept once among the part's bodies.
     fn keep_body(&mut self) -> Option<BodyRef> {
         let h = hash(&self.body);
-        let (all, body) = (&self.bytes, &self.body);
-        let seen = self.distinct.find(h, |&(at, _)| {
-            all.get(at as usize..at as usize + body.len()) == Some(&body[..])
-        });
+        let seen = self.distinct.find(h, |&n| self.is_kept(n));
         let n = match seen {
-            Some(&(_, n)) => n,
+            Some(&n) => n,
             None => {
-                let (at, n) = self.append()?;
-                let all = &self.bytes;
-                self.distinct.insert_unique(h, (at, n), |&(x, _)| {
-                    hash(body_at(all, x as usize).unwrap_or_default())
+                let n = self.append()?;
+                let (all, offsets) = (&self.bytes, &self.offsets);
+                self.distinct.insert_unique(h, n, |&x| {
+                    let at = offsets.get(x as usize).map_or(usize::MAX, |&a| a as usize);
+                    hash(body_at(all, at).unwrap_or_default())
                 });
                 n
             }
         };
         Some(BodyRef(n))
+    }
+
+    /// Whether body number `n` is the one laid out in `self.body`.
+    fn is_kept(&self, n: u32) -> bool {
+        self.offsets.get(n as usize).is_some_and(|&at| {
+            let at = at as usize;
+            self.bytes.get(at..at + self.body.len()) == Some(&self.body[..])
+        })
     }
 
     /// [`Builder::keep_body`] for a name's own records, which few names share:
@@ -1234,26 +1247,22 @@ impl<'s> Builder<'s> {
     fn keep_own(&mut self) -> Option<BodyRef> {
         let h = hash(&self.body);
         let line = h as usize % RECENT;
-        let (seen_h, seen_at, seen_n) = self.recent[line];
-        let at = seen_at as usize;
-        if seen_at != NONE
-            && seen_h == h
-            && self.bytes.get(at..at + self.body.len()) == Some(&self.body[..])
-        {
-            return Some(BodyRef(seen_n));
+        let (seen_h, seen) = self.recent[line];
+        if seen != NONE && seen_h == h && self.is_kept(seen) {
+            return Some(BodyRef(seen));
         }
-        let (at, n) = self.append()?;
-        self.recent[line] = (h, at, n);
+        let n = self.append()?;
+        self.recent[line] = (h, n);
         Some(BodyRef(n))
     }
 
-    /// Appends the body laid out in `self.body`: its offset and number.
-    fn append(&mut self) -> Option<(u32, u32)> {
+    /// Appends the body laid out in `self.body`: its number.
+    fn append(&mut self) -> Option<u32> {
         let at = u32::try_from(self.bytes.len()).ok()?;
         let n = u32::try_from(self.offsets.len()).ok()?;
         self.offsets.push(at);
         self.bytes.extend_from_slice(&self.body);
-        Some((at, n))
+        Some(n)
     }
 }
 

@@ -136,18 +136,9 @@ pub struct Stats {
 /// prebuilt RRsets. Work is split over the machine's cores.
 pub fn sign_zone(zone: &mut Zone, roles: KeyRoles<'_>, w: Window) -> Result<Stats, SignFailed> {
     let origin = zone.origin.clone();
-    let cuts: FxHashSet<Box<[u8]>> = zone
-        .nodes
-        .iter()
-        .filter(|(_, n)| n.cut)
-        .map(|(k, _)| k.into())
-        .collect();
-    let below_cut = |owner: &[u8]| {
-        name::label_offsets(owner)
-            .skip(1)
-            .take_while(|&o| owner.len() - o > origin.wire().len())
-            .any(|o| cuts.contains(&owner[o..]))
-    };
+    let cuts: FxHashSet<Box<[u8]>> = zone.nodes.cuts().map(Box::from).collect();
+    let below_cut =
+        |owner: &[u8]| name::nearest_ancestor(owner, false, |a| cuts.contains(a)).is_some();
     let mut work: Vec<(&[u8], &mut crate::zone::Node)> = zone
         .nodes
         .iter_mut()
@@ -419,18 +410,9 @@ impl NsecChain {
     /// Builds and signs the chain of `zone` (after its apex has its DNSKEYs).
     pub fn build(zone: &Zone, keys: &[&Key], ttl: u32, w: Window) -> Result<NsecChain, SignFailed> {
         let origin = &zone.origin;
-        let cuts: FxHashSet<&[u8]> = zone
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.cut)
-            .map(|(k, _)| k)
-            .collect();
-        let below_cut = |owner: &[u8]| {
-            name::label_offsets(owner)
-                .skip(1)
-                .take_while(|&o| owner.len() - o > origin.wire().len())
-                .any(|o| cuts.contains(&owner[o..]))
-        };
+        let cuts: FxHashSet<&[u8]> = zone.nodes.cuts().collect();
+        let below_cut =
+            |owner: &[u8]| name::nearest_ancestor(owner, false, |a| cuts.contains(a)).is_some();
         let mut entries: Vec<(&[u8], Vec<u16>)> = Vec::new();
         for (n, node) in &zone.nodes {
             if below_cut(n) {

@@ -797,9 +797,9 @@ fn steer_key(zone: u32, policy: u32, endpoint: u32, qtype: u16, degraded: bool) 
 /// path is asked once per such (parent, length) instead of once per name
 /// (twice as fast for a zone of a million names; debug builds still ask for
 /// every name and compare).
-struct ZoneShape {
+struct ZoneShape<'z> {
     /// The zone's cuts (names with NS other than the apex).
-    cuts: rustc_hash::FxHashSet<Vec<u8>>,
+    cuts: rustc_hash::FxHashSet<&'z [u8]>,
     /// The SOA's MNAME and RNAME and every name above them (lower-cased
     /// wire): a name among them is answered on its own.
     in_soa: Vec<Vec<u8>>,
@@ -809,14 +809,10 @@ struct ZoneShape {
     short_parents: rustc_hash::FxHashSet<Vec<u8>>,
 }
 
-impl ZoneShape {
-    fn new(zone: &Zone) -> ZoneShape {
+impl<'z> ZoneShape<'z> {
+    fn new(zone: &'z Zone) -> ZoneShape<'z> {
         ZoneShape {
-            cuts: (&zone.nodes)
-                .into_iter()
-                .filter(|(_, n)| n.cut)
-                .map(|(k, _)| k.to_vec())
-                .collect(),
+            cuts: zone.nodes.cuts().collect(),
             in_soa: zone
                 .negative_soa
                 .rdatas
@@ -846,10 +842,7 @@ impl ZoneShape {
 
     /// Whether `key` is a cut or a name below one (answered with a referral).
     fn at_or_below_cut(&self, key: &[u8]) -> bool {
-        !self.cuts.is_empty()
-            && std::iter::once(0)
-                .chain(name::label_offsets(key).skip(1))
-                .any(|o| self.cuts.contains(&key[o..]))
+        name::nearest_ancestor(key, true, |a| self.cuts.contains(a)).is_some()
     }
 }
 
@@ -878,7 +871,7 @@ struct Part {
 /// once in its own bytes.
 struct Builder<'s> {
     snap: &'s Snapshot,
-    shapes: &'s [ZoneShape],
+    shapes: &'s [ZoneShape<'s>],
     /// Answers already built for a [`ShapeKey`].
     by_shape: FxHashMap<ShapeKey<'s>, Option<BodyRef>>,
     /// Bodies in the layout of [`write_body_into`], end to end.
@@ -937,7 +930,7 @@ fn write_body_into(
 impl<'s> Builder<'s> {
     /// A builder for a part of about `names` names (most with a body of
     /// their own, a few dozen bytes).
-    fn new(snap: &'s Snapshot, shapes: &'s [ZoneShape], names: usize) -> Builder<'s> {
+    fn new(snap: &'s Snapshot, shapes: &'s [ZoneShape<'s>], names: usize) -> Builder<'s> {
         Builder {
             snap,
             shapes,

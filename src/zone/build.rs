@@ -189,12 +189,7 @@ pub fn build_zone(
         .collect();
     // The cut strictly above `n`, if any (the nearest).
     let cut_above = |n: &Name| -> Option<String> {
-        let w = n.wire();
-        name::label_offsets(w)
-            .skip(1)
-            .map(|o| &w[o..])
-            .find(|a| cuts.contains(a))
-            .map(name::to_text)
+        name::nearest_ancestor(n.wire(), false, |a| cuts.contains(a)).map(name::to_text)
     };
 
     // CNAME beside other data (RFC 1034 §3.6.2, RFC 2181 §10.1): the types at

@@ -304,6 +304,20 @@ fn end_label(buf: &mut [u8], len: usize, label: usize, text: &str) -> Result<usi
     Ok(len)
 }
 
+/// The nearest of `wire`'s ancestors (its parent first, up to the child of the
+/// root), or `wire` itself before them with `itself`, for which `is` holds:
+/// the cut a name is at or below, say.
+pub fn nearest_ancestor(
+    wire: &[u8],
+    itself: bool,
+    mut is: impl FnMut(&[u8]) -> bool,
+) -> Option<&[u8]> {
+    label_offsets(wire)
+        .skip(usize::from(!itself))
+        .map(|o| &wire[o..])
+        .find(|a| is(a))
+}
+
 /// Lower-cases the ASCII letters of an uncompressed wire name in place.
 /// Length octets are below 64 and never letters, so the whole slice can be folded.
 pub fn lowercase_wire(wire: &mut [u8]) {
@@ -359,6 +373,22 @@ pub fn is_wire_subdomain(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nearest_ancestor_is_the_closest_match_and_itself_only_when_asked() {
+        let w = |t: &str| Name::parse(t, None).expect("a name").wire().to_vec();
+        let (name, cut, apex) = (w("a.b.sub.example."), w("sub.example."), w("example."));
+        let is = |a: &[u8]| a == cut.as_slice() || a == apex.as_slice();
+        assert_eq!(nearest_ancestor(&name, false, is), Some(&cut[..]));
+        assert_eq!(nearest_ancestor(&cut, false, is), Some(&apex[..]));
+        assert_eq!(nearest_ancestor(&cut, true, is), Some(&cut[..]));
+        assert_eq!(nearest_ancestor(&apex, false, is), None);
+        assert_eq!(
+            nearest_ancestor(&[0], true, |_| true),
+            None,
+            "the root has no labels"
+        );
+    }
 
     #[test]
     fn wire_name_len_is_the_name_with_its_root_label() {

@@ -115,6 +115,11 @@ impl Nodes {
         &mut self.nodes[i]
     }
 
+    /// The names of the zone's cuts (NS at a name other than the apex).
+    pub fn cuts(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.iter().filter(|(_, n)| n.cut).map(|(k, _)| k)
+    }
+
     /// Every name and its node, in the order the names were first seen.
     pub fn iter(&self) -> Iter<'_> {
         Iter {

@@ -58,6 +58,11 @@ pub struct Observed {
     pub steered: Option<(u16, u16, Reason)>,
     /// Length of the question section, for truncating a response to its header.
     pub question_len: u16,
+    /// An answer synthesized from a wildcard: where the wildcard's closest encloser
+    /// starts in the query name (for rate limiting, which counts such answers as one).
+    pub wildcard_at: Option<u8>,
+    /// The rate limiter's verdict, when it was asked before the answer was signed.
+    pub rrl: Option<crate::server::rrl::Verdict>,
 }
 
 fn qtype_slot(t: u16) -> usize {

@@ -535,9 +535,10 @@ fn signing_on_the_fly_is_capped_and_never_unsigned() {
             _ => panic!("{d:#?}"),
         }
     }
-    // A burst of 5, and 5 a second after it: the 40 queries take far under 3 s.
+    // A new client network may spend half the burst (2 of 5), then what refills:
+    // the 40 queries take far under 3 s.
     assert!(
-        (5..=20).contains(&signed),
+        (2..=20).contains(&signed),
         "signed {signed}, refused {refused}"
     );
     assert!(refused > 0, "the cap never applied");

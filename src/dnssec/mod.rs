@@ -8,6 +8,7 @@
 //! compact denial (RFC 9824), answers merged from several endpoints, wildcard
 //! expansions; those are signed once, cached, and capped per second.
 
+pub mod budget;
 pub mod keys;
 pub mod online;
 pub mod sign;

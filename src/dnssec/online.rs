@@ -10,10 +10,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 
+use super::budget::{Bucket, Standing};
 use super::sign::{self, type_bitmap};
 use super::ZoneSigner;
 use crate::zone::{class, name, rtype, Answer, Name, Owner, RRset, Rcode, Rec, Zone};
@@ -24,11 +24,46 @@ pub static SIGNED: AtomicU64 = AtomicU64::new(0);
 pub static OVER_CAP: AtomicU64 = AtomicU64::new(0);
 
 const SHARDS: usize = 16;
-/// Cached on-the-fly RRsets per shard; a full shard is emptied (the bound on memory).
+/// Cached on-the-fly RRsets per shard and generation (the bound on memory).
 const SHARD_ENTRIES: usize = 4096;
 
-/// One lock's share of the cache: owner | type | TTL | records -> signed RRset.
-type Shard = Mutex<FxHashMap<Box<[u8]>, Arc<Signed>>>;
+/// Owner | type | TTL | records -> signed RRset.
+type Map = FxHashMap<Box<[u8]>, Arc<Signed>>;
+
+/// One lock's share of the cache, in two generations: entries go into `hot`;
+/// when it is full it becomes `cold` and the old `cold` is dropped; a hit in
+/// `cold` moves back to `hot`. So a full cache lets go of what was not asked for
+/// in the last generation (the coldest), never of everything at once.
+#[derive(Debug, Default)]
+struct Generations {
+    hot: Map,
+    cold: Map,
+}
+
+impl Generations {
+    fn get(&mut self, key: &[u8]) -> Option<Arc<Signed>> {
+        if let Some(hit) = self.hot.get(key) {
+            return Some(hit.clone());
+        }
+        let (k, v) = self.cold.remove_entry(key)?;
+        self.insert(k, v.clone());
+        Some(v)
+    }
+
+    fn insert(&mut self, key: Box<[u8]>, value: Arc<Signed>) {
+        if self.hot.len() >= SHARD_ENTRIES {
+            self.cold = std::mem::take(&mut self.hot);
+        }
+        self.hot.insert(key, value);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.hot.len() + self.cold.len()
+    }
+}
+
+type Shard = Mutex<Generations>;
 
 /// An RRset signed on the fly, with its owner.
 #[derive(Debug)]
@@ -49,48 +84,9 @@ pub struct Online {
 impl Online {
     pub fn new(zone: &Zone, rate: u32) -> Online {
         Online {
-            cache: (0..SHARDS)
-                .map(|_| Mutex::new(FxHashMap::default()))
-                .collect(),
+            cache: (0..SHARDS).map(|_| Mutex::default()).collect(),
             bucket: Bucket::new(rate),
             nsec_ttl: zone.negative_soa.ttl,
-        }
-    }
-}
-
-/// GCRA token bucket: `rate` a second, bursts of up to `rate`. Lock-free.
-#[derive(Debug)]
-struct Bucket {
-    start: Instant,
-    /// Theoretical arrival time of the next token, in ns since `start`.
-    tat: AtomicU64,
-    interval: u64,
-    burst: u64,
-}
-
-impl Bucket {
-    fn new(rate: u32) -> Bucket {
-        let interval = 1_000_000_000 / u64::from(rate.max(1));
-        Bucket {
-            start: Instant::now(),
-            tat: AtomicU64::new(0),
-            interval,
-            burst: interval * u64::from(rate.max(1)),
-        }
-    }
-
-    fn take(&self) -> bool {
-        let now = self.start.elapsed().as_nanos() as u64;
-        let mut tat = self.tat.load(Relaxed);
-        loop {
-            let next = tat.max(now) + self.interval;
-            if next - now > self.burst {
-                return false;
-            }
-            match self.tat.compare_exchange_weak(tat, next, Relaxed, Relaxed) {
-                Ok(_) => return true,
-                Err(t) => tat = t,
-            }
         }
     }
 }
@@ -138,7 +134,15 @@ impl ZoneSigner {
         qname: &[u8],
         qtype: u16,
         ans: &Answer<'_>,
+        standing: Standing,
     ) -> Result<Plan, OverCap> {
+        // A steered answer's RRset is one signature for every client until health
+        // changes: it never waits behind a flood.
+        let answer_standing = if ans.steer.is_some() {
+            Standing::Verified
+        } else {
+            standing
+        };
         let mut plan = Plan {
             sections: [Vec::new(), Vec::new(), Vec::new()],
             rcode: ans.rcode,
@@ -194,7 +198,7 @@ impl ZoneSigner {
                     }
                 }
                 let set = RRset::new(t, class::IN, ttl, rdatas);
-                let signed = self.signed(owner, set)?;
+                let signed = self.signed(owner, set, answer_standing)?;
                 plan.sections[0].push(Item::Own(signed, matches!(r.owner, Owner::Query)));
             }
             i = j;
@@ -216,7 +220,7 @@ impl ZoneSigner {
                             Some(k) => plan.sections[1].push(Item::Chain(k)),
                             None => {
                                 let types = [rtype::NS, rtype::RRSIG, rtype::NSEC];
-                                let nsec = self.nsec(cut, &types)?;
+                                let nsec = self.nsec(cut, &types, standing)?;
                                 plan.sections[1].push(Item::Own(nsec, false));
                             }
                         }
@@ -254,7 +258,7 @@ impl ZoneSigner {
                 t.extend([rtype::RRSIG, rtype::NSEC]);
                 t
             };
-            let nsec = self.nsec(denied, &types)?;
+            let nsec = self.nsec(denied, &types, standing)?;
             plan.sections[1].push(Item::Own(nsec, denied == qname));
         }
         if let Some(chain) = &self.chain {
@@ -272,7 +276,12 @@ impl ZoneSigner {
 
     /// A compact-denial NSEC at `owner`: next name `\000.owner`, the owner's
     /// immediate successor in canonical order (RFC 4470 §3, RFC 9824 §3).
-    fn nsec(&self, owner: &[u8], types: &[u16]) -> Result<Arc<Signed>, OverCap> {
+    fn nsec(
+        &self,
+        owner: &[u8],
+        types: &[u16],
+        standing: Standing,
+    ) -> Result<Arc<Signed>, OverCap> {
         let mut rd = Vec::with_capacity(owner.len() + 2 + 8);
         if owner.len() + 2 <= name::MAX_NAME_LEN {
             rd.extend_from_slice(&[1, 0]);
@@ -285,12 +294,17 @@ impl ZoneSigner {
             self.online.nsec_ttl,
             vec![rd.into()],
         );
-        self.signed(owner, set)
+        self.signed(owner, set, standing)
     }
 
-    /// `set` at `owner` with its RRSIGs: from the cache, or signed now if the cap
-    /// allows.
-    fn signed(&self, owner: &[u8], mut set: RRset) -> Result<Arc<Signed>, OverCap> {
+    /// `set` at `owner` with its RRSIGs: from the cache, or signed now if the
+    /// budget allows it for `standing`.
+    fn signed(
+        &self,
+        owner: &[u8],
+        mut set: RRset,
+        standing: Standing,
+    ) -> Result<Arc<Signed>, OverCap> {
         let mut key = Vec::with_capacity(owner.len() + 8 + set.wire_len_compressed());
         key.extend_from_slice(owner);
         key.extend_from_slice(&set.rtype.to_be_bytes());
@@ -300,15 +314,15 @@ impl ZoneSigner {
         }
         let shard =
             &self.online.cache[(rustc_hash::FxBuildHasher.hash_one(&key) as usize) % SHARDS];
-        if let Some(hit) = shard
-            .lock()
-            .ok()
-            .and_then(|c| c.get(key.as_slice()).cloned())
-        {
+        if let Some(hit) = shard.lock().ok().and_then(|mut c| c.get(key.as_slice())) {
             return Ok(hit);
         }
-        if !self.online.bucket.take() {
+        if !self.online.bucket.take(standing) {
             OVER_CAP.fetch_add(1, Relaxed);
+            if standing == Standing::Newcomer {
+                let h = super::budget::history();
+                h.pressure(h.now());
+            }
             return Err(OverCap);
         }
         let Some(owner_name) = Name::from_wire(owner) else {
@@ -323,9 +337,6 @@ impl ZoneSigner {
             set,
         });
         if let Ok(mut c) = shard.lock() {
-            if c.len() >= SHARD_ENTRIES {
-                c.clear();
-            }
             c.insert(key.into_boxed_slice(), signed.clone());
         }
         Ok(signed)
@@ -466,5 +477,40 @@ impl Plan {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    fn entry(i: usize) -> (Box<[u8]>, Arc<Signed>) {
+        let owner = Name::from_wire(b"\x01a\x00").expect("name");
+        let set = RRset::new(rtype::TXT, class::IN, 60, vec![vec![1, b'x'].into()]);
+        (
+            i.to_be_bytes().to_vec().into_boxed_slice(),
+            Arc::new(Signed { owner, set }),
+        )
+    }
+
+    #[test]
+    fn a_full_cache_lets_go_of_the_coldest_only() {
+        let mut g = Generations::default();
+        let (hot_key, v) = entry(usize::MAX);
+        g.insert(hot_key.clone(), v);
+        for i in 0..SHARD_ENTRIES * 3 {
+            let (k, v) = entry(i);
+            g.insert(k, v);
+            // One entry asked for all the time stays.
+            if i % 100 == 0 {
+                assert!(g.get(&hot_key).is_some(), "lost at {i}");
+            }
+        }
+        assert!(g.get(&hot_key).is_some());
+        // Bounded: two generations at most.
+        assert!(g.len() <= 2 * SHARD_ENTRIES);
+        // What was never asked for again is gone; the newest is there.
+        assert!(g.get(&entry(0).0).is_none());
+        assert!(g.get(&entry(SHARD_ENTRIES * 3 - 1).0).is_some());
     }
 }

@@ -607,7 +607,7 @@ impl FastTable {
             return Err(None);
         }
         let qname = q.qname();
-        let (answers, shift) = match self.find(qname) {
+        let (answers, shift, below_at) = match self.find(qname) {
             Some(e) => {
                 if e.steered && matches!(q.qtype, rtype::A | rtype::AAAA | rtype::CNAME) {
                     if let (Some(zp), rtype::A | rtype::AAAA) = (e.policy, q.qtype) {
@@ -617,7 +617,7 @@ impl FastTable {
                     }
                     return Err(e.policy);
                 }
-                (e.exact, 0)
+                (e.exact, 0, None)
             }
             None => {
                 // The closest encloser: the longest suffix that exists.
@@ -629,7 +629,7 @@ impl FastTable {
                 if e.below == NONE {
                     return Err(None);
                 }
-                (e.below as usize, o - 2)
+                (e.below as usize, o - 2, Some(o))
             }
         };
         let body = self
@@ -644,12 +644,17 @@ impl FastTable {
         }
 
         let rcode = body.flags & 0x0f;
+        // Below a name, an authoritative NOERROR can only come from a wildcard.
+        let wildcard = rcode == 0 && body.flags & 0x0400 != 0;
         Ok(Observed {
             sent: true,
             zone_slot: body.zone_slot,
             qtype: q.qtype,
             rcode,
             question_len: q.question.len() as u16,
+            wildcard_at: below_at
+                .filter(|_| wildcard)
+                .and_then(|o| u8::try_from(o).ok()),
             ..Observed::default()
         })
     }

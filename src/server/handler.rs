@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use super::answer::{size_limit, write_response, HeaderOut, OptOut};
 use super::fast::Fast;
 use super::query::{self, ClientSubnet, Query, Reject};
+use super::rrl::{self, Rrl, Subject, Verdict};
 use super::steercache;
+use crate::dnssec::budget::{self, Standing};
 use crate::metrics::Observed;
 use crate::policy::{
     self, AddrAnswer, Client, Endpoint, HealthView, NamePolicy, NoTrace, Outcome, Recorder, Trace,
@@ -22,6 +24,15 @@ pub enum Transport {
     Tcp,
 }
 
+/// The UDP path's rate limiter, which the general path asks before it signs an
+/// answer (a limited response must cost no signature).
+#[derive(Clone, Copy)]
+pub struct Gate<'a> {
+    pub rrl: &'a Rrl,
+    /// Seconds on the limiter's clock.
+    pub now: u64,
+}
+
 /// Answers one packet from `src` into `out`. `sent` in the result is false when
 /// nothing must be sent; the rest says what happened, for metrics.
 pub fn handle(
@@ -29,6 +40,30 @@ pub fn handle(
     pkt: &[u8],
     src: IpAddr,
     transport: Transport,
+    out: &mut Vec<u8>,
+) -> Observed {
+    handle_gated(snap, pkt, src, transport, None, out)
+}
+
+/// [`handle`] for a UDP query, with rate limiting asked before any signing: when
+/// it was, `rrl` in the result holds its verdict (and a limited response is left
+/// unsigned, for the caller to drop or truncate).
+pub fn handle_udp(
+    snap: &Snapshot,
+    pkt: &[u8],
+    src: IpAddr,
+    gate: Gate<'_>,
+    out: &mut Vec<u8>,
+) -> Observed {
+    handle_gated(snap, pkt, src, Transport::Udp, Some(gate), out)
+}
+
+fn handle_gated(
+    snap: &Snapshot,
+    pkt: &[u8],
+    src: IpAddr,
+    transport: Transport,
+    gate: Option<Gate<'_>>,
     out: &mut Vec<u8>,
 ) -> Observed {
     let tcp = transport == Transport::Tcp;
@@ -52,7 +87,7 @@ pub fn handle(
                 qtype: q.qtype,
                 ..Observed::default()
             };
-            answer_query(snap, &q, src, tcp, out, &mut o, hint);
+            answer_query(snap, &q, src, tcp, gate, out, &mut o, hint);
             if out.len() >= 4 {
                 o.truncated = out[2] & 0x02 != 0;
                 o.rcode = (out[3] & 0x0f) as u16;
@@ -149,11 +184,13 @@ pub(super) fn edns_out<'s>(
 
 /// `steered`: the (zone, name policy) the fast path found for the query name, for a
 /// steered A, AAAA or CNAME; the lookup would come to the same.
+#[allow(clippy::too_many_arguments)]
 fn answer_query(
     snap: &Snapshot,
     q: &Query<'_>,
     src: IpAddr,
     tcp: bool,
+    gate: Option<Gate<'_>>,
     out: &mut Vec<u8>,
     obs: &mut Observed,
     steered: Option<(u32, u32)>,
@@ -319,10 +356,38 @@ fn answer_query(
         }
         _ => return refuse(out, &mut header, opt.as_ref(), Rcode::Refused),
     };
+    obs.wildcard_at = answer.wildcard_at;
     // DO=1 for a signed zone: the same answer with its RRSIGs and denial NSECs.
     let signer = signed_zone.and_then(|z| Some((z, snap.signers.get(&z.origin)?)));
+    if let (Some((z, _)), Some(g)) = (signer, gate) {
+        // Rate limiting first: a response that will be dropped or truncated is
+        // not signed.
+        if g.rrl.limits(src) {
+            let (class, subject) = classify_answer(z, q, &answer);
+            let v = g.rrl.check_key(g.rrl.key(src, class, subject), g.now);
+            obs.rrl = Some(v);
+            if v != Verdict::Send {
+                header.rcode = answer.rcode();
+                header.aa = answer.authoritative;
+                write_response(
+                    out,
+                    header,
+                    Some(q.question),
+                    q.qname(),
+                    None,
+                    opt.as_ref(),
+                    limit,
+                );
+                return;
+            }
+        }
+    }
+    let standing = match signer {
+        Some(_) => standing(src, tcp),
+        None => Standing::Verified,
+    };
     let answer = match signer {
-        Some((z, s)) => match s.plan(z, q.qname(), q.qtype, &answer) {
+        Some((z, s)) => match s.plan(z, q.qname(), q.qtype, &answer, standing) {
             Ok(p) => {
                 plan = p;
                 secured = plan.apply(&answer, s);
@@ -344,6 +409,49 @@ fn answer_query(
         opt.as_ref(),
         limit,
     );
+}
+
+/// What the signing budget lets a DO=1 query from `src` spend (see
+/// [`crate::dnssec::budget`]); notes the client's network in the history.
+fn standing(src: IpAddr, tcp: bool) -> Standing {
+    let h = budget::history();
+    let now = h.now();
+    let net = rrl::prefix_of(src, 24, 56);
+    let s = h.standing(net, now);
+    h.note(net, now);
+    if tcp {
+        Standing::Verified
+    } else {
+        s
+    }
+}
+
+/// The rate-limiting class of an answer not yet written, as [`rrl::classify`]
+/// finds it from the written response.
+fn classify_answer<'a>(zone: &Zone, q: &Query<'a>, a: &'a Answer<'_>) -> (rrl::Class, Subject<'a>) {
+    let zone_subject = Subject::Zone(zone.metrics_slot);
+    match a.rcode() {
+        Rcode::NoError => {}
+        Rcode::NxDomain => return (rrl::Class::NxDomain, zone_subject),
+        r => return (rrl::Class::Error, Subject::Rcode(r as u16)),
+    }
+    if let Some(at) = a.wildcard_at {
+        let n = q.qname();
+        return (
+            rrl::Class::Wildcard,
+            Subject::Name(n.get(at as usize..).unwrap_or(n), 0),
+        );
+    }
+    if !a.answer.is_empty() {
+        return (rrl::Class::Positive, Subject::Name(q.qname(), q.qtype));
+    }
+    match a.authority.first() {
+        Some(r) if !a.authoritative && r.set.rtype == rtype::NS => match r.owner {
+            Owner::Name(cut) => (rrl::Class::Referral, Subject::Name(cut, 0)),
+            Owner::Query => (rrl::Class::Referral, Subject::Name(q.qname(), 0)),
+        },
+        _ => (rrl::Class::NoData, zone_subject),
+    }
 }
 
 /// Puts a decision's endpoints into the answer: their prebuilt RRsets, without the

@@ -2,21 +2,36 @@
 //! server is a reflection amplifier for spoofed queries unless identical responses
 //! to one client network are capped.
 //!
-//! Responses are counted per (client prefix, answer) per second: the prefix is /24
-//! for IPv4 and /56 for IPv6; the answer is the query name and type for positive
-//! answers, the zone for NXDOMAIN (so random names do not escape the limit), the
-//! rcode for errors. Over the rate, responses are dropped, except every `slip`-th,
-//! which goes out truncated (TC=1, no records) so a real client behind the
-//! network retries over TCP, which cannot be spoofed.
+//! Responses are counted per (client prefix, class, the name that classifies the
+//! response) per second, as NSD and Knot classify them: the prefix is /24 for IPv4
+//! and /56 for IPv6; the name is the query name (and type) for a positive answer,
+//! the wildcard's closest encloser for an answer synthesized from a wildcard (and a
+//! wildcard's NODATA), the delegation point for a referral, the zone for NXDOMAIN
+//! and NODATA (whatever the DO bit turns them into: RFC 9824's compact denial makes
+//! an NXDOMAIN a NOERROR), the rcode for errors. So random names under a wildcard,
+//! under a delegation or outside every name all count as one response. Over the
+//! rate, responses are dropped, except every `slip`-th, which goes out truncated
+//! (TC=1, no records) so a real client behind the network retries over TCP, which
+//! cannot be spoofed.
 //!
-//! The table is a fixed array of atomics shared by every UDP thread: no lock, no
-//! allocation, bounded memory whatever arrives. Collisions only ever make two keys
-//! share a bucket (stricter), never unlimited.
+//! The key is hashed with a per-process random secret (SipHash), so nobody can
+//! choose names that share a bucket. The table is a fixed array of atomics shared by
+//! every UDP thread: no lock, no allocation, bounded memory whatever arrives. A key
+//! looks in a set of four slots; a slot belonging to another key is taken over only
+//! when that key has been quiet for a second. When all four are busy this second
+//! the response is counted with the busiest of them: a collision only ever makes two
+//! keys share a count (stricter), never resets a hot one.
+//!
+//! On a signed zone the check runs before the answer is signed (see
+//! `handler::handle_udp`), so a limited response costs no signature.
 
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::geo::cidr::CidrTable;
+use crate::metrics::Observed;
 
 /// What to do with a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,17 +73,91 @@ impl Default for RrlConfig {
     }
 }
 
+/// What a response is, for rate limiting (as NSD's and Knot's classes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Records for the query name itself.
+    Positive = 1,
+    /// Records (or NODATA) synthesized from a wildcard.
+    Wildcard = 2,
+    /// A delegation to a child zone.
+    Referral = 3,
+    NxDomain = 4,
+    /// No records of the type (or, signed, a name denied by compact denial).
+    NoData = 5,
+    /// Any other rcode.
+    Error = 6,
+}
+
+/// The name (or zone, or rcode) that, with the class, says which responses count as
+/// the same one.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// A name in wire form, uncompressed, in any letter case; with the query type
+    /// for positive answers.
+    Name(&'a [u8], u16),
+    /// The name at an offset of a whole message, compression pointers followed.
+    At(&'a [u8], usize),
+    /// A zone, by its metrics slot.
+    Zone(u16),
+    Rcode(u16),
+}
+
+/// The class and subject of a response that was written into `out`, the answer to a
+/// query whose question section (as the client wrote it) is `question`.
+pub fn classify<'a>(o: &Observed, question: &'a [u8], out: &'a [u8]) -> (Class, Subject<'a>) {
+    let zone = Subject::Zone(o.zone_slot.unwrap_or(u16::MAX));
+    match o.rcode {
+        0 => {}
+        3 => return (Class::NxDomain, zone),
+        r => return (Class::Error, Subject::Rcode(r)),
+    }
+    let qname = &question[..question.len().saturating_sub(4)];
+    if let Some(at) = o.wildcard_at {
+        return (
+            Class::Wildcard,
+            Subject::Name(qname.get(at as usize..).unwrap_or(qname), 0),
+        );
+    }
+    let count = |i: usize| {
+        out.get(i..i + 2)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let aa = out.get(2).is_some_and(|f| f & 0x04 != 0);
+    if count(6) > 0 {
+        (Class::Positive, Subject::Name(qname, o.qtype))
+    } else if !aa && count(8) > 0 {
+        (Class::Referral, Subject::At(out, 12 + question.len()))
+    } else {
+        (Class::NoData, zone)
+    }
+}
+
 /// The limiter shared by the UDP threads.
 pub struct Rrl {
     cfg: RrlConfig,
     exempt: CidrTable<()>,
-    /// Per bucket: tag (16 bits) | second (24 bits) | count (24 bits).
+    /// The per-process secret of the key's hash.
+    secret: RandomState,
+    /// Per slot: tag (16 bits) | second (24 bits) | count (24 bits).
     table: Box<[AtomicU64]>,
     mask: usize,
 }
 
 const COUNT_BITS: u32 = 24;
 const SECOND_BITS: u32 = 24;
+const SECOND_MASK: u64 = (1 << SECOND_BITS) - 1;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+/// Slots a key may live in.
+const WAYS: usize = 4;
+
+fn unpack(v: u64) -> (u64, u64, u64) {
+    (v >> 48, (v >> COUNT_BITS) & SECOND_MASK, v & COUNT_MASK)
+}
+
+fn pack(tag: u64, second: u64, count: u64) -> u64 {
+    (tag << 48) | (second << COUNT_BITS) | count.min(COUNT_MASK)
+}
 
 impl Rrl {
     pub fn new(cfg: RrlConfig) -> Rrl {
@@ -81,6 +170,7 @@ impl Rrl {
             table: (0..n).map(|_| AtomicU64::new(0)).collect(),
             mask: n - 1,
             exempt,
+            secret: RandomState::new(),
             cfg,
         }
     }
@@ -89,97 +179,161 @@ impl Rrl {
         self.cfg.rate > 0
     }
 
-    /// Decides for one response to `client` whose answer hashes to `answer`, at
-    /// `now_secs` (seconds on any monotonic clock).
-    pub fn check(&self, client: IpAddr, answer: impl FnOnce() -> u64, now_secs: u64) -> Verdict {
-        if self.cfg.rate == 0 || self.exempt.contains(client) {
+    /// Whether responses to `client` are counted at all.
+    pub fn limits(&self, client: IpAddr) -> bool {
+        self.cfg.rate > 0 && !self.exempt.contains(client)
+    }
+
+    /// Decides for one response to `client`, of class and subject `what` (computed
+    /// only for a client that is limited), at `now_secs` (seconds on any monotonic
+    /// clock).
+    pub fn check<'a>(
+        &self,
+        client: IpAddr,
+        what: impl FnOnce() -> (Class, Subject<'a>),
+        now_secs: u64,
+    ) -> Verdict {
+        if !self.limits(client) {
             return Verdict::Send;
         }
-        let answer = answer();
-        let key = mix(prefix_of(client, self.cfg.ipv4_prefix, self.cfg.ipv6_prefix) ^ answer);
-        let idx = (key as usize) & self.mask;
-        let tag = (key >> 48) & 0xffff;
-        let second = now_secs & ((1 << SECOND_BITS) - 1);
-        let slot = &self.table[idx];
-        let mut cur = slot.load(Ordering::Relaxed);
-        loop {
-            let (t, s, c) = (
-                cur >> 48,
-                (cur >> COUNT_BITS) & ((1 << SECOND_BITS) - 1),
-                cur & ((1 << COUNT_BITS) - 1),
-            );
-            // A new second, or the bucket belonged to another key: start over.
-            let count = if t == tag && s == second { c + 1 } else { 1 };
-            let next = (tag << 48) | (second << COUNT_BITS) | count.min((1 << COUNT_BITS) - 1);
-            match slot.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => {
-                    if count <= self.cfg.rate as u64 {
-                        return Verdict::Send;
-                    }
-                    let over = count - self.cfg.rate as u64;
-                    return match self.cfg.slip {
-                        0 => Verdict::Drop,
-                        n if over.is_multiple_of(n as u64) => Verdict::Slip,
-                        _ => Verdict::Drop,
-                    };
+        let (class, subject) = what();
+        self.check_key(self.key(client, class, subject), now_secs)
+    }
+
+    /// The keyed hash of (client prefix, class, subject).
+    pub fn key(&self, client: IpAddr, class: Class, subject: Subject<'_>) -> u64 {
+        let mut h = self.secret.build_hasher();
+        match prefix_of(client, self.cfg.ipv4_prefix, self.cfg.ipv6_prefix) {
+            IpAddr::V4(a) => h.write_u32(u32::from(a)),
+            IpAddr::V6(a) => h.write_u128(u128::from(a)),
+        }
+        h.write_u8(class as u8);
+        match subject {
+            Subject::Name(n, qtype) => {
+                h.write_u16(qtype);
+                for &b in n {
+                    h.write_u8(b.to_ascii_lowercase());
                 }
-                Err(actual) => cur = actual,
             }
+            Subject::At(msg, at) => {
+                h.write_u16(0);
+                hash_name_at(msg, at, &mut h);
+            }
+            Subject::Zone(z) => h.write_u32(u32::from(z) | 1 << 16),
+            Subject::Rcode(r) => h.write_u32(u32::from(r) | 2 << 16),
+        }
+        h.finish()
+    }
+
+    /// Counts one response of hashed key `key` at `now_secs`.
+    pub fn check_key(&self, key: u64, now_secs: u64) -> Verdict {
+        let base = (key as usize) & self.mask & !(WAYS - 1);
+        let tag = key >> 48;
+        let second = now_secs & SECOND_MASK;
+        let count = loop {
+            if let Some(c) = self.count_in(base, tag, second) {
+                break c;
+            }
+        };
+        self.judge(count)
+    }
+
+    /// One try at counting: `None` when another thread changed a slot first.
+    fn count_in(&self, base: usize, tag: u64, second: u64) -> Option<u64> {
+        let slots = &self.table[base..base + WAYS];
+        let now: [u64; WAYS] = std::array::from_fn(|i| slots[i].load(Ordering::Relaxed));
+        // The key's own slot.
+        let own = (0..WAYS).find(|&i| unpack(now[i]).0 == tag && now[i] != 0);
+        // Else a slot whose key has been quiet this second.
+        let free = || (0..WAYS).find(|&i| now[i] == 0 || unpack(now[i]).1 != second);
+        let (i, next) = match own
+            .map(|i| (i, true))
+            .or_else(|| free().map(|i| (i, false)))
+        {
+            Some((i, true)) => {
+                let (_, s, c) = unpack(now[i]);
+                (i, pack(tag, second, if s == second { c + 1 } else { 1 }))
+            }
+            Some((i, false)) => (i, pack(tag, second, 1)),
+            None => {
+                // Every slot is hot with another key: count with the busiest one,
+                // under its tag (stricter for both, never a reset).
+                let i = (0..WAYS).max_by_key(|&i| unpack(now[i]).2).unwrap_or(0);
+                let (t, s, c) = unpack(now[i]);
+                (i, pack(t, s, c + 1))
+            }
+        };
+        slots[i]
+            .compare_exchange(now[i], next, Ordering::Relaxed, Ordering::Relaxed)
+            .ok()
+            .map(|_| unpack(next).2)
+    }
+
+    fn judge(&self, count: u64) -> Verdict {
+        if count <= self.cfg.rate as u64 {
+            return Verdict::Send;
+        }
+        let over = count - self.cfg.rate as u64;
+        match self.cfg.slip {
+            0 => Verdict::Drop,
+            n if over.is_multiple_of(n as u64) => Verdict::Slip,
+            _ => Verdict::Drop,
         }
     }
 }
 
-fn prefix_of(ip: IpAddr, v4: u8, v6: u8) -> u64 {
+/// Feeds the name at `at` of `msg` to `h` as label lengths and lower-cased bytes,
+/// following compression pointers (at most 64 of them, so a loop ends).
+fn hash_name_at(msg: &[u8], mut at: usize, h: &mut impl Hasher) {
+    let mut jumps = 0;
+    while let Some(&len) = msg.get(at) {
+        match len {
+            0 => break,
+            l if l & 0xc0 == 0xc0 => {
+                let Some(&lo) = msg.get(at + 1) else { break };
+                jumps += 1;
+                if jumps > 64 {
+                    break;
+                }
+                at = (usize::from(l & 0x3f) << 8) | usize::from(lo);
+            }
+            l if l < 64 => {
+                let Some(label) = msg.get(at..at + 1 + usize::from(l)) else {
+                    break;
+                };
+                for &b in label {
+                    h.write_u8(b.to_ascii_lowercase());
+                }
+                at += 1 + usize::from(l);
+            }
+            _ => break,
+        }
+    }
+    h.write_u8(0);
+}
+
+/// The network `ip` belongs to, for counting: its first `v4` or `v6` bits.
+pub fn prefix_of(ip: IpAddr, v4: u8, v6: u8) -> IpAddr {
     match ip {
         IpAddr::V4(a) => {
-            let bits = u32::from(a);
             let m = if v4 == 0 {
                 0
             } else {
                 u32::MAX << (32 - v4.min(32) as u32)
             };
-            (bits & m) as u64 | (1 << 40)
+            IpAddr::V4((u32::from(a) & m).into())
         }
         IpAddr::V6(a) => {
             if let Some(m4) = a.to_ipv4_mapped() {
                 return prefix_of(IpAddr::V4(m4), v4, v6);
             }
-            let bits = u128::from(a);
             let m = if v6 == 0 {
                 0
             } else {
                 u128::MAX << (128 - v6.min(128) as u32)
             };
-            let x = bits & m;
-            (x >> 64) as u64 ^ (x as u64).rotate_left(29) ^ (2 << 40)
+            IpAddr::V6((u128::from(a) & m).into())
         }
-    }
-}
-
-/// A stable 64-bit mix (SplitMix64 finalizer).
-pub fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// "The same answer" for rate limiting, from what a query did and its question
-/// section (as the client wrote it): every NXDOMAIN of a zone is one answer (random
-/// names must not escape the limit); other errors by rcode; a NOERROR answer by
-/// name (any letter case) and type. Computed only for clients that are limited.
-pub fn answer_key(o: &crate::metrics::Observed, question: &[u8]) -> u64 {
-    match o.rcode {
-        0 => {
-            let name = &question[..question.len().saturating_sub(4)];
-            let mut h = 0xcbf2_9ce4_8422_2325u64 ^ u64::from(o.qtype);
-            for &x in name {
-                h ^= x.to_ascii_lowercase() as u64;
-                h = h.wrapping_mul(0x100_0000_01b3);
-            }
-            mix(h)
-        }
-        3 => mix(u64::from(o.zone_slot.unwrap_or(u16::MAX)) | 3 << 32),
-        r => mix(u64::from(r) | 7 << 32),
     }
 }
 
@@ -209,11 +363,17 @@ mod tests {
         })
     }
 
+    fn name(n: &[u8]) -> (Class, Subject<'_>) {
+        (Class::Positive, Subject::Name(n, 1))
+    }
+
+    const WWW: &[u8] = b"\x03www\x07example\x00";
+
     #[test]
     fn limits_per_second_with_slip() {
         let r = rrl(5, 2);
         let c: IpAddr = "198.51.100.7".parse().unwrap();
-        let verdicts: Vec<Verdict> = (0..11).map(|_| r.check(c, || 42, 1000)).collect();
+        let verdicts: Vec<Verdict> = (0..11).map(|_| r.check(c, || name(WWW), 1000)).collect();
         assert!(verdicts[..5].iter().all(|v| *v == Verdict::Send));
         // Over the rate: drop, slip, drop, slip, ...
         assert_eq!(
@@ -228,7 +388,7 @@ mod tests {
             ]
         );
         // The next second starts over.
-        assert_eq!(r.check(c, || 42, 1001), Verdict::Send);
+        assert_eq!(r.check(c, || name(WWW), 1001), Verdict::Send);
     }
 
     #[test]
@@ -237,21 +397,26 @@ mod tests {
         let a: IpAddr = "198.51.100.7".parse().unwrap();
         let b: IpAddr = "198.51.100.200".parse().unwrap();
         for _ in 0..3 {
-            assert_eq!(r.check(a, || 1, 5), Verdict::Send);
+            assert_eq!(r.check(a, || name(WWW), 5), Verdict::Send);
         }
         assert_eq!(
-            r.check(b, || 1, 5),
+            r.check(b, || name(WWW), 5),
             Verdict::Drop,
             "same /24 shares the limit"
         );
         assert_eq!(
-            r.check("203.0.113.1".parse().unwrap(), || 1, 5),
+            r.check("203.0.113.1".parse().unwrap(), || name(WWW), 5),
             Verdict::Send
         );
         assert_eq!(
-            r.check(a, || 2, 5),
+            r.check(a, || name(b"\x04mail\x07example\x00"), 5),
             Verdict::Send,
             "another answer has its own"
+        );
+        // Letter case does not make another answer.
+        assert_eq!(
+            r.check(a, || name(b"\x03WwW\x07EXAMPLE\x00"), 5),
+            Verdict::Drop
         );
     }
 
@@ -260,15 +425,106 @@ mod tests {
         let r = rrl(1, 0);
         let c: IpAddr = "10.9.1.1".parse().unwrap();
         for _ in 0..10 {
-            assert_eq!(r.check(c, || 1, 5), Verdict::Send);
+            assert_eq!(r.check(c, || name(WWW), 5), Verdict::Send);
         }
         let off = rrl(0, 0);
         for _ in 0..10 {
             assert_eq!(
-                off.check("198.51.100.1".parse().unwrap(), || 1, 5),
+                off.check("198.51.100.1".parse().unwrap(), || name(WWW), 5),
                 Verdict::Send
             );
         }
+    }
+
+    #[test]
+    fn a_collision_never_resets_a_hot_count() {
+        // Keys that all land in one set of slots, more of them than it has slots:
+        // alternating between them never gets more than the rate out of any.
+        let r = rrl(10, 0);
+        let keys: Vec<u64> = (1..=8u64).map(|i| (i << 48) | 64).collect();
+        let mut sent = vec![0; keys.len()];
+        for _ in 0..50 {
+            for (k, n) in keys.iter().zip(sent.iter_mut()) {
+                if r.check_key(*k, 7) == Verdict::Send {
+                    *n += 1;
+                }
+            }
+        }
+        assert!(sent.iter().all(|&n| n <= 10), "{sent:?}");
+        // Four slots: never more than four rates in all, and the first keys, which
+        // had a slot of their own, each got theirs.
+        assert!(sent.iter().sum::<i32>() <= 40, "{sent:?}");
+        assert_eq!(&sent[..3], &[10, 10, 10]);
+        // A quiet slot is taken over the next second.
+        assert_eq!(r.check_key(keys[7], 8), Verdict::Send);
+    }
+
+    #[test]
+    fn the_key_is_secret_per_process_and_case_blind() {
+        let a = rrl(5, 0);
+        let b = rrl(5, 0);
+        let c: IpAddr = "198.51.100.7".parse().unwrap();
+        let ka = a.key(c, Class::Positive, Subject::Name(WWW, 1));
+        assert_ne!(ka, b.key(c, Class::Positive, Subject::Name(WWW, 1)));
+        assert_eq!(
+            ka,
+            a.key(
+                c,
+                Class::Positive,
+                Subject::Name(b"\x03WWW\x07Example\x00", 1)
+            )
+        );
+        assert_ne!(ka, a.key(c, Class::Positive, Subject::Name(WWW, 28)));
+        assert_ne!(ka, a.key(c, Class::Wildcard, Subject::Name(WWW, 1)));
+        // A compressed name in a message hashes as the name it stands for.
+        let msg = b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03www\x07example\x00\xc0\x0c";
+        assert_eq!(
+            a.key(c, Class::Referral, Subject::At(msg, 25)),
+            a.key(c, Class::Referral, Subject::Name(WWW, 0))
+        );
+        // A pointer loop ends.
+        let looped = b"\xc0\x00";
+        let _ = a.key(c, Class::Referral, Subject::At(looped, 0));
+    }
+
+    #[test]
+    fn classifies_from_the_written_response() {
+        let question = b"\x01a\x04wild\x07example\x00\x00\x01\x00\x01";
+        let mut o = Observed {
+            qtype: 1,
+            zone_slot: Some(3),
+            ..Observed::default()
+        };
+        // header: AA, one answer
+        let mut out = vec![0, 0, 0x84, 0, 0, 1, 0, 1, 0, 0, 0, 0];
+        assert_eq!(classify(&o, question, &out).0, Class::Positive);
+        o.wildcard_at = Some(2);
+        match classify(&o, question, &out) {
+            (Class::Wildcard, Subject::Name(n, _)) => assert_eq!(n, b"\x04wild\x07example\x00"),
+            other => panic!("{other:?}"),
+        }
+        o.wildcard_at = None;
+        // no answer, authority, AA clear: a referral
+        out[2] = 0x80;
+        out[7] = 0;
+        out[9] = 1;
+        assert_eq!(classify(&o, question, &out).0, Class::Referral);
+        // AA set: NODATA, by zone
+        out[2] = 0x84;
+        assert!(matches!(
+            classify(&o, question, &out),
+            (Class::NoData, Subject::Zone(3))
+        ));
+        o.rcode = 3;
+        assert!(matches!(
+            classify(&o, question, &out),
+            (Class::NxDomain, Subject::Zone(3))
+        ));
+        o.rcode = 5;
+        assert!(matches!(
+            classify(&o, question, &out),
+            (Class::Error, Subject::Rcode(5))
+        ));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::handler::{handle, Transport};
+use super::handler::{handle_udp, Gate};
 use super::querylog::QueryLog;
 use super::rrl::{self, Rrl, Verdict};
 use crate::metrics::{Observed, Shard};
@@ -50,7 +50,11 @@ impl Worker {
         now: u64,
         out: &mut Vec<u8>,
     ) -> bool {
-        let o = handle(current, pkt, client, Transport::Udp, out);
+        let gate = Gate {
+            rrl: &self.rrl,
+            now,
+        };
+        let o = handle_udp(current, pkt, client, gate, out);
         self.counters.record(&o, false);
         if self.qlog.wants(now) {
             self.qlog.log(current, pkt, client, "udp", &o);
@@ -60,13 +64,19 @@ impl Worker {
 
     /// Applies rate limiting to a response about to go out. Returns false to drop it.
     fn limit(&self, o: &Observed, pkt: &[u8], client: IpAddr, now: u64, out: &mut Vec<u8>) -> bool {
-        if !self.rrl.enabled() {
-            return true;
-        }
-        let question = pkt
-            .get(12..12 + o.question_len as usize)
-            .unwrap_or_default();
-        match self.rrl.check(client, || rrl::answer_key(o, question), now) {
+        let verdict = match o.rrl {
+            // Asked already, before the answer was signed.
+            Some(v) => v,
+            None if !self.rrl.enabled() => return true,
+            None => {
+                let question = pkt
+                    .get(12..12 + o.question_len as usize)
+                    .unwrap_or_default();
+                self.rrl
+                    .check(client, || rrl::classify(o, question, out), now)
+            }
+        };
+        match verdict {
             Verdict::Send => true,
             Verdict::Drop => {
                 self.counters.rrl(false);

@@ -447,6 +447,9 @@ pub struct Answer<'z> {
     /// The query reached a steered name (directly or along a CNAME): the server
     /// decides which endpoints answer and appends them to the answer section.
     pub steer: Option<(&'z NamePolicy, Owner<'z>)>,
+    /// The query name did not exist and a wildcard answered for it: where the
+    /// wildcard's closest encloser starts in the query name.
+    pub wildcard_at: Option<u8>,
 }
 
 impl Answer<'_> {
@@ -531,6 +534,9 @@ impl Zone {
             wild[1] = b'*';
             wild[2..wlen].copy_from_slice(ce);
             if let Some(node) = self.nodes.get(&wild[..wlen]) {
+                if depth == 0 {
+                    ans.wildcard_at = u8::try_from(name.len() - ce.len()).ok();
+                }
                 self.answer_node(step, node, owner, ans, depth);
                 return;
             }

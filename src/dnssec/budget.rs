@@ -1,0 +1,285 @@
+//! The signing budget: who may spend the signatures a second made on the fly.
+//!
+//! Signing is the one costly thing a query can ask for (a fresh name under a signed
+//! zone needs a new NSEC signature), so `dnssec.sign_rate` caps it per zone. A cap
+//! alone lets a flood of random names spend it for everyone, including the resolvers
+//! that were asking before the flood. So each signature is taken at a
+//! [`Standing`]:
+//!
+//! - [`Standing::Verified`]: the client's address is proven (TCP, DoT, DoH, or a
+//!   valid DNS server cookie), and the RRset of a steered answer (one signature
+//!   serves every client until health changes): may spend the whole budget.
+//! - [`Standing::Established`]: the client's network asked for this server's
+//!   signed answers before the current pressure began ([`History`]): may spend all
+//!   but the last tenth.
+//! - [`Standing::Newcomer`]: anyone else (what a flood of random or spoofed
+//!   sources is): only the first half.
+//!
+//! One token bucket per zone, with a reserve per standing: a newcomer flood keeps
+//! the bucket half full at most, and what refills goes first to whoever ranks
+//! higher. RRL runs before signing, so one network (per /24 or /56) gets at most
+//! `rrl.rate` signed answers of one class a second whatever its standing.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// What a signature request may spend, by who asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Standing {
+    Newcomer,
+    Established,
+    Verified,
+}
+
+impl Standing {
+    /// The share of the bucket's burst that must stay after the taking, in
+    /// percent.
+    fn reserve_percent(self) -> u64 {
+        match self {
+            Standing::Newcomer => 50,
+            Standing::Established => 10,
+            Standing::Verified => 0,
+        }
+    }
+}
+
+/// GCRA token bucket: `rate` a second, bursts of up to `rate`, with the reserve
+/// above. Lock-free.
+#[derive(Debug)]
+pub struct Bucket {
+    start: Instant,
+    /// Theoretical arrival time of the next token, in ns since `start`.
+    tat: AtomicU64,
+    interval: u64,
+    burst: u64,
+}
+
+impl Bucket {
+    pub fn new(rate: u32) -> Bucket {
+        let interval = 1_000_000_000 / u64::from(rate.max(1));
+        Bucket {
+            start: Instant::now(),
+            tat: AtomicU64::new(0),
+            interval,
+            burst: interval * u64::from(rate.max(1)),
+        }
+    }
+
+    /// Takes a token for `standing`, false when its share is spent.
+    pub fn take(&self, standing: Standing) -> bool {
+        self.take_at(standing, self.start.elapsed().as_nanos() as u64)
+    }
+
+    fn take_at(&self, standing: Standing, now: u64) -> bool {
+        let limit = self.burst - self.burst / 100 * standing.reserve_percent();
+        let mut tat = self.tat.load(Relaxed);
+        loop {
+            let next = tat.max(now) + self.interval;
+            if next - now > limit {
+                return false;
+            }
+            match self.tat.compare_exchange_weak(tat, next, Relaxed, Relaxed) {
+                Ok(_) => return true,
+                Err(t) => tat = t,
+            }
+        }
+    }
+}
+
+/// Seconds a network must have been asking before pressure began to count as
+/// established.
+const WARM_SECS: u64 = 2;
+/// Seconds without a refused newcomer after which the pressure is over.
+const CALM_SECS: u64 = 10;
+/// Seconds after which a network's slot may go to another network.
+const STALE_SECS: u64 = 600;
+const SLOTS: usize = 1 << 16;
+const TIME_MASK: u64 = (1 << 24) - 1;
+
+/// Which client networks have asked for signed answers, and since when: a fixed
+/// table of atomics (tag 16 bits | first seen 24 | last seen 24, seconds since
+/// start), keyed by a hash with a per-process secret, two slots per network. A
+/// slot goes to another network only when its own has been silent for ten
+/// minutes, so a flood of new networks cannot push out the ones with a history.
+pub struct History {
+    start: Instant,
+    secret: RandomState,
+    slots: Box<[AtomicU64]>,
+    /// Second (since start, plus one; 0: none) the current pressure began.
+    pressure_began: AtomicU64,
+    /// Second (plus one) a newcomer was last refused.
+    pressure_last: AtomicU64,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History {
+            start: Instant::now(),
+            secret: RandomState::new(),
+            slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            pressure_began: AtomicU64::new(0),
+            pressure_last: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The process's history, shared by every zone and snapshot (it outlives reloads).
+pub fn history() -> &'static History {
+    static H: OnceLock<History> = OnceLock::new();
+    H.get_or_init(History::default)
+}
+
+fn unpack(v: u64) -> (u64, u64, u64) {
+    (v >> 48, (v >> 24) & TIME_MASK, v & TIME_MASK)
+}
+
+impl History {
+    pub fn now(&self) -> u64 {
+        self.start.elapsed().as_secs() + 1
+    }
+
+    fn slot_pair(&self, net: IpAddr) -> (usize, u64) {
+        let h = self.secret.hash_one(net);
+        ((h as usize) & (SLOTS - 2), (h >> 48).max(1))
+    }
+
+    /// Notes that `net` (a client prefix) asked for a signed answer at `now`.
+    pub fn note(&self, net: IpAddr, now: u64) {
+        let (at, tag) = self.slot_pair(net);
+        let now = now & TIME_MASK;
+        for i in [at, at + 1] {
+            let cur = self.slots[i].load(Relaxed);
+            let (t, first, last) = unpack(cur);
+            if t == tag {
+                if last != now {
+                    let _ = self.slots[i].compare_exchange(
+                        cur,
+                        (tag << 48) | (first << 24) | now,
+                        Relaxed,
+                        Relaxed,
+                    );
+                }
+                return;
+            }
+        }
+        for i in [at, at + 1] {
+            let cur = self.slots[i].load(Relaxed);
+            let (t, _, last) = unpack(cur);
+            if t == 0 || now.saturating_sub(last) > STALE_SECS {
+                let new = (tag << 48) | (now << 24) | now;
+                if self.slots[i]
+                    .compare_exchange(cur, new, Relaxed, Relaxed)
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Since when `net` has been asking, if it has a slot.
+    fn first_seen(&self, net: IpAddr) -> Option<u64> {
+        let (at, tag) = self.slot_pair(net);
+        [at, at + 1].into_iter().find_map(|i| {
+            let (t, first, _) = unpack(self.slots[i].load(Relaxed));
+            (t == tag).then_some(first)
+        })
+    }
+
+    /// The standing of a client network at `now`: established when it was asking
+    /// at least [`WARM_SECS`] before the current pressure began (or before now
+    /// when there is none).
+    pub fn standing(&self, net: IpAddr, now: u64) -> Standing {
+        let Some(first) = self.first_seen(net) else {
+            return Standing::Newcomer;
+        };
+        let last = self.pressure_last.load(Relaxed);
+        let cutoff = if last != 0 && now.saturating_sub(last) <= CALM_SECS {
+            self.pressure_began.load(Relaxed).max(1)
+        } else {
+            now
+        };
+        if first + WARM_SECS <= cutoff {
+            Standing::Established
+        } else {
+            Standing::Newcomer
+        }
+    }
+
+    /// A newcomer was refused at `now`: the budget is under pressure.
+    pub fn pressure(&self, now: u64) {
+        let last = self.pressure_last.swap(now, Relaxed);
+        if last == 0 || now.saturating_sub(last) > CALM_SECS {
+            self.pressure_began.store(now, Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_newcomer_flood_leaves_the_reserve() {
+        let b = Bucket::new(100);
+        let t = 1_000_000_000;
+        let n = (0..1000)
+            .filter(|_| b.take_at(Standing::Newcomer, t))
+            .count();
+        assert_eq!(n, 50, "newcomers take half the burst");
+        let e = (0..1000)
+            .filter(|_| b.take_at(Standing::Established, t))
+            .count();
+        assert_eq!(e, 40, "established networks all but the last tenth");
+        let v = (0..1000)
+            .filter(|_| b.take_at(Standing::Verified, t))
+            .count();
+        assert_eq!(v, 10);
+        // A second later newcomers get nothing while established ones take
+        // what refilled first.
+        let t = t + 500_000_000;
+        assert_eq!(
+            (0..1000)
+                .filter(|_| b.take_at(Standing::Established, t))
+                .count(),
+            40
+        );
+        assert!(!b.take_at(Standing::Newcomer, t));
+    }
+
+    #[test]
+    fn networks_seen_before_pressure_are_established() {
+        let h = History::default();
+        let old: IpAddr = "192.0.2.0".parse().unwrap();
+        let new: IpAddr = "198.51.100.0".parse().unwrap();
+        h.note(old, 10);
+        assert_eq!(h.standing(old, 11), Standing::Newcomer, "too fresh");
+        assert_eq!(h.standing(old, 12), Standing::Established);
+        // Pressure from second 20 on: a network first seen then stays a
+        // newcomer however long the pressure lasts.
+        h.note(new, 20);
+        for s in 20..40 {
+            h.pressure(s);
+            h.note(new, s);
+            assert_eq!(h.standing(new, s), Standing::Newcomer, "at {s}");
+            assert_eq!(h.standing(old, s), Standing::Established);
+        }
+        // Calm again for long enough: it has a history now.
+        assert_eq!(h.standing(new, 39 + CALM_SECS + 1), Standing::Established);
+    }
+
+    #[test]
+    fn a_flood_of_networks_does_not_push_out_a_history() {
+        let h = History::default();
+        let old: IpAddr = "192.0.2.0".parse().unwrap();
+        h.note(old, 1);
+        for i in 0..200_000u32 {
+            h.note(IpAddr::V4(i.into()), 5);
+        }
+        assert_eq!(h.standing(old, 5), Standing::Established);
+    }
+}

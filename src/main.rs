@@ -189,6 +189,7 @@ fn write_man_pages(dir: &std::path::Path) -> std::io::Result<usize> {
         clap_mangen::Man::new(cmd)
             .section("8")
             .manual("signpost")
+            .source(concat!("signpost ", env!("CARGO_PKG_VERSION")))
             .generate_to(dir)?;
         *n += 1;
         Ok(())

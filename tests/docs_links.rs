@@ -208,14 +208,24 @@ fn check_links() -> (Vec<String>, BTreeSet<PathBuf>) {
 
 #[test]
 fn slugs_follow_githubs_rule() {
-    assert_eq!(slug("Fleet: one view across instances (etcd)"), "fleet-one-view-across-instances-etcd");
-    assert_eq!(slug("Encrypted transports (DoT, DoH)"), "encrypted-transports-dot-doh");
-    assert_eq!(slug("`signpost man` and man_pages"), "signpost-man-and-man_pages");
+    assert_eq!(
+        slug("Fleet: one view across instances (etcd)"),
+        "fleet-one-view-across-instances-etcd"
+    );
+    assert_eq!(
+        slug("Encrypted transports (DoT, DoH)"),
+        "encrypted-transports-dot-doh"
+    );
+    assert_eq!(
+        slug("`signpost man` and man_pages"),
+        "signpost-man-and-man_pages"
+    );
     assert_eq!(slug("Logs and shutdown"), "logs-and-shutdown");
     let a = anchors("# A\n## Results\n```\n# not a heading\n```\n### Results\n#nope\n");
     let want: BTreeSet<String> = ["a", "results", "results-1"].map(String::from).into();
     assert_eq!(a, want);
-    let l = links("see [x](a.md#b) and `[y](not.md)` and ![i](p.png \"t\")\n```\n[z](no.md)\n```\n");
+    let l =
+        links("see [x](a.md#b) and `[y](not.md)` and ![i](p.png \"t\")\n```\n[z](no.md)\n```\n");
     assert_eq!(l, vec![(1, "a.md#b".to_string()), (1, "p.png".to_string())]);
 }
 
@@ -281,7 +291,8 @@ fn flags_in_help(args: &[&str]) -> Vec<String> {
 
 #[test]
 fn man_pages_describe_every_flag() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("man-{}", std::process::id()));
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("man-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let out = Command::new(env!("CARGO_BIN_EXE_signpost"))
         .arg("man")
@@ -305,9 +316,12 @@ fn man_pages_describe_every_flag() {
     ];
     for (page, args) in pages {
         let path = dir.join(page);
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(text.starts_with(".ie") || text.contains(".TH"), "{page}: not a man page");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH"),
+            "{page}: not a man page"
+        );
         assert!(text.contains(" 8 "), "{page}: not in section 8");
         let flags = flags_in_help(args);
         assert!(!flags.is_empty(), "signpost {args:?} --help lists no flags");

@@ -27,7 +27,7 @@
 //! back after a load or reload).
 
 // Denied, not forbidden: `server::warm` allows it, for the prefetch hint whose
-// measured gain is in the README (Design, the UDP fast path), and `memory`, for
+// measured gain is in docs/architecture.md (the UDP fast path), and `memory`, for
 // glibc's malloc_trim after a load.
 #![deny(unsafe_code)]
 

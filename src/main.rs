@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tracing::{info, warn};
 
 use signpost::admin::{self, AdminState};
@@ -77,6 +77,12 @@ enum Command {
     },
     /// Talk to a running server's admin endpoint: drain, undrain, force, weights, status.
     Ctl(ctl::CtlArgs),
+    /// Write the manual pages (signpost.8, signpost-serve.8, ...) into DIR.
+    #[command(hide = true)]
+    Man {
+        /// Folder to write the pages into; made if missing.
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -135,6 +141,16 @@ fn main() -> ExitCode {
             }
         }
         Command::Ctl(args) => ctl::run(args),
+        Command::Man { dir } => match write_man_pages(&dir) {
+            Ok(n) => {
+                println!("{n} pages written to {}", dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: writing manual pages to {}: {e}", dir.display());
+                ExitCode::from(1)
+            }
+        },
         Command::Serve {
             config,
             zones,
@@ -158,6 +174,32 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Writes one section 8 page for `signpost` and one for each subcommand, nested
+/// ones included (`signpost-ctl-drain.8`), from the definitions `--help` prints;
+/// returns how many.
+fn write_man_pages(dir: &std::path::Path) -> std::io::Result<usize> {
+    fn write(cmd: clap::Command, dir: &std::path::Path, n: &mut usize) -> std::io::Result<()> {
+        for sub in cmd.get_subcommands() {
+            if !sub.is_hide_set() && sub.get_name() != "help" {
+                write(sub.clone(), dir, n)?;
+            }
+        }
+        clap_mangen::Man::new(cmd)
+            .section("8")
+            .manual("signpost")
+            .source(concat!("signpost ", env!("CARGO_PKG_VERSION")))
+            .generate_to(dir)?;
+        *n += 1;
+        Ok(())
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let mut n = 0;
+    write(cmd, dir, &mut n)?;
+    Ok(n)
 }
 
 fn init_logging(cfg: &ServerConfig) {

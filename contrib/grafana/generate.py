@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes contrib/grafana/signpost.json, the Grafana dashboard for signpost's
-Prometheus metrics (README, "Metrics"). Run it after changing a panel here;
+Prometheus metrics (docs/reference/metrics.md). Run it after changing a panel here;
 tests/grafana.rs checks that the JSON parses and that every metric it queries is
 one src/metrics.rs renders.
 

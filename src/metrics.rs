@@ -61,6 +61,8 @@ pub struct Observed {
     /// An answer synthesized from a wildcard: where the wildcard's closest encloser
     /// starts in the query name (for rate limiting, which counts such answers as one).
     pub wildcard_at: Option<u8>,
+    /// The query carried a valid server cookie: its address is not spoofed.
+    pub verified: bool,
     /// The rate limiter's verdict, when it was asked before the answer was signed.
     pub rrl: Option<crate::server::rrl::Verdict>,
 }

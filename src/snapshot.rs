@@ -52,6 +52,8 @@ pub struct Snapshot {
     pub zones: ZoneSet,
     pub chaos: ChaosAnswers,
     pub nsid: Option<Box<[u8]>>,
+    /// DNS Cookies' secret; `None`: cookies off (the option is ignored).
+    pub cookies: Option<crate::server::cookie::CookieSecret>,
     pub udp_payload: u16,
     /// Where clients are.
     pub geo: ClientLocator,
@@ -93,6 +95,10 @@ impl Snapshot {
             zones,
             chaos: ChaosAnswers::new(&cfg.identity),
             nsid: cfg.identity.nsid.clone().map(Vec::into_boxed_slice),
+            cookies: cfg.cookies.enabled.then(|| match cfg.cookies.secret {
+                Some(k) => crate::server::cookie::CookieSecret::new(k),
+                None => crate::server::cookie::CookieSecret::process(),
+            }),
             udp_payload: cfg.udp_payload_max,
             geo,
             ecs_from: net_set(&cfg.geo.ecs_from),

@@ -274,3 +274,108 @@ fn a_network_asking_before_a_flood_keeps_its_signatures() {
         "the resolver was refused {refused} of 30 during a flood of {sent} ({servfail} SERVFAIL)"
     );
 }
+
+/// A query for `name` with an OPT record carrying a COOKIE option of `cookie`.
+fn with_cookie(name: &str, cookie: &[u8]) -> Vec<u8> {
+    let mut q = QuerySpec::new(name, 1).with_edns().to_bytes();
+    // The OPT record is last and has no options: its RDLENGTH ends the packet.
+    let n = q.len();
+    q[n - 2..].copy_from_slice(&((4 + cookie.len()) as u16).to_be_bytes());
+    q.extend_from_slice(&10u16.to_be_bytes());
+    q.extend_from_slice(&(cookie.len() as u16).to_be_bytes());
+    q.extend_from_slice(cookie);
+    q
+}
+
+/// The COOKIE option of a response, read with hickory-proto.
+fn cookie_of(resp: &[u8]) -> Option<Vec<u8>> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    let m = hickory_proto::op::Message::from_vec(resp).expect("parses");
+    let e = m.edns.as_ref()?;
+    match e.option(EdnsCode::Cookie)? {
+        EdnsOption::Unknown(10, data) => Some(data.clone()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn cookies_are_answered_and_a_valid_one_is_not_rate_limited() {
+    let s = core_server();
+    let client = *b"\x01\x02\x03\x04\x05\x06\x07\x08";
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let exchange = |q: &[u8]| {
+        sock.send_to(q, s.addr).expect("send");
+        let mut buf = [0u8; 4096];
+        let (n, _) = sock.recv_from(&mut buf).expect("answer");
+        buf[..n].to_vec()
+    };
+    // A client cookie alone: ours comes back beside it (RFC 7873 §5.2.3), on the
+    // fast path as on the general one (a wildcard's answer, a CNAME's).
+    let mut server = Vec::new();
+    for name in [
+        "www.example.test.",
+        "x.wild.example.test.",
+        "alias.example.test.",
+    ] {
+        let r = exchange(&with_cookie(name, &client));
+        let c = cookie_of(&r).expect("a COOKIE option");
+        assert_eq!(c.len(), 24, "{c:02x?}");
+        assert_eq!(&c[..8], &client);
+        assert_eq!(c[8], 1, "RFC 9018 version 1");
+        server = c[8..].to_vec();
+    }
+    // A malformed cookie is FORMERR.
+    let r = decode(&exchange(&with_cookie("www.example.test.", &client[..7])));
+    assert_eq!(r.rcode, "FORMERR");
+    // With the server cookie we gave, 40 queries in a burst all get full answers
+    // though the rate is 5: the address is proven, nothing to reflect.
+    let mut full = client.to_vec();
+    full.extend_from_slice(&server);
+    let q = with_cookie("www.example.test.", &full);
+    for _ in 0..40 {
+        sock.send_to(&q, s.addr).expect("send");
+    }
+    let mut answered = 0;
+    let mut buf = [0u8; 4096];
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    while let Ok((n, _)) = sock.recv_from(&mut buf) {
+        let r = decode(&buf[..n]);
+        assert!(!r.flags.contains(&"tc"), "{r:?}");
+        answered += 1;
+    }
+    assert_eq!(answered, 40);
+    // A forged server cookie counts for nothing: limited like any other.
+    let mut forged = full.clone();
+    forged[20] ^= 0xff;
+    let qs = vec![with_cookie("mail.example.test.", &forged); 40];
+    assert_limited("forged cookie", burst(s.addr, &qs), 40);
+}
+
+#[test]
+fn dig_sees_a_good_cookie() {
+    let s = core_server();
+    let out = match std::process::Command::new("dig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &s.addr.port().to_string(),
+            "+cookie",
+            "+tries=1",
+            "+time=2",
+            "www.example.test.",
+        ])
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => panic!("dig is needed (Debian package bind9-dnsutils): {e}"),
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("COOKIE:") && l.contains("(good)")),
+        "{text}"
+    );
+}

@@ -25,6 +25,7 @@ struct ServerRaw {
     geo: Option<GeoRaw>,
     admin: Option<AdminRaw>,
     rrl: Option<RrlRaw>,
+    cookies: Option<CookiesRaw>,
     /// Where overrides, weights and last known health are kept across restarts.
     state_file: Option<PathBuf>,
     /// The address health probes leave from (a multi-homed host's vantage point).
@@ -51,6 +52,16 @@ struct DnssecServerRaw {
     validity: Option<super::zones::TtlValue>,
     refresh: Option<super::zones::TtlValue>,
     denial: Option<String>,
+}
+
+/// `[cookies]`: DNS Cookies (RFC 7873, RFC 9018).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CookiesRaw {
+    enabled: Option<bool>,
+    /// A file holding the 128-bit server secret as 32 hex digits, shared by the
+    /// instances behind one address; none: random per process.
+    secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -175,6 +186,8 @@ pub struct ServerConfig {
     pub state_file: Option<PathBuf>,
     /// Response rate limiting for UDP.
     pub rrl: crate::server::rrl::RrlConfig,
+    /// DNS Cookies: on by default, with a random secret unless one is given.
+    pub cookies: CookiesConfig,
     /// Health probes bind this local address before connecting; none: the
     /// kernel picks.
     pub probe_source: Option<std::net::IpAddr>,
@@ -183,6 +196,58 @@ pub struct ServerConfig {
     /// DNS over TLS and DNS over HTTPS, and their certificate; off by default.
     pub encrypted: super::encrypted::EncryptedConfig,
     pub dnssec: DnssecConfig,
+}
+
+/// DNS Cookies settings (see `server::cookie`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookiesConfig {
+    pub enabled: bool,
+    /// The shared secret read from `secret_file`; `None`: random per process.
+    pub secret: Option<[u8; 16]>,
+}
+
+impl Default for CookiesConfig {
+    fn default() -> Self {
+        CookiesConfig {
+            enabled: true,
+            secret: None,
+        }
+    }
+}
+
+/// Reads a cookie secret file: 32 hex digits (surrounding white space allowed),
+/// not readable by others.
+fn read_cookie_secret(path: &Path) -> Result<[u8; 16], String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| format!("cookies.secret_file {}: {e}", path.display()))?;
+        if meta.permissions().mode() & 0o004 != 0 {
+            return Err(format!(
+                "cookies.secret_file {} is readable by every user: chmod o-r it",
+                path.display()
+            ));
+        }
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cookies.secret_file {}: {e}", path.display()))?;
+    let hex = text.trim();
+    let bad = || {
+        format!(
+            "cookies.secret_file {}: want 32 hex digits (128 bits), as `openssl rand -hex 16` writes",
+            path.display()
+        )
+    };
+    if hex.len() != 32 {
+        return Err(bad());
+    }
+    let mut key = [0u8; 16];
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16)
+            .map_err(|_| bad())?;
+    }
+    Ok(key)
 }
 
 /// DNSSEC settings of the server (see `dnssec`).
@@ -261,6 +326,7 @@ impl Default for ServerConfig {
             admin_token: None,
             state_file: None,
             rrl: Default::default(),
+            cookies: CookiesConfig::default(),
             probe_source: None,
             fleet: None,
             encrypted: Default::default(),
@@ -468,6 +534,18 @@ impl ServerConfig {
                     ));
                 }
                 cfg.admin_token = Some(t);
+            }
+        }
+        if let Some(c) = raw.cookies {
+            if let Some(e) = c.enabled {
+                cfg.cookies.enabled = e;
+            }
+            if let Some(f) = c.secret_file {
+                let f = if f.is_absolute() { f } else { base.join(f) };
+                match read_cookie_secret(&f) {
+                    Ok(k) => cfg.cookies.secret = Some(k),
+                    Err(m) => errors.push(key_err("secret_file", m)),
+                }
             }
         }
         if let Some(r) = raw.rrl {
@@ -757,5 +835,31 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
         assert!(parse_duration("5x").is_err());
+    }
+
+    #[test]
+    fn cookie_secret_file_must_be_private_and_128_bits() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("signpost-cookie-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("secret");
+        let cfg = dir.join("s.toml");
+        let text = "[cookies]\nsecret_file = \"secret\"\n";
+        std::fs::write(&f, "000102030405060708090a0b0c0d0e0f\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let errs = ServerConfig::parse(text, &cfg).unwrap_err();
+        assert!(
+            errs[0].to_string().contains("readable by every user"),
+            "{errs:?}"
+        );
+        assert!(errs[0].to_string().contains("s.toml:2"), "{errs:?}");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = ServerConfig::parse(text, &cfg).unwrap();
+        assert_eq!(c.cookies.secret, Some(std::array::from_fn(|i| i as u8)));
+        std::fs::write(&f, "0001").unwrap();
+        assert!(ServerConfig::parse(text, &cfg).is_err());
+        let off = ServerConfig::parse("[cookies]\nenabled = false\n", &cfg).unwrap();
+        assert!(!off.cookies.enabled);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

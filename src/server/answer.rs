@@ -26,6 +26,8 @@ pub struct OptOut<'a> {
     pub nsid: Option<&'a [u8]>,
     /// ECS echoed with this scope prefix length (RFC 7871 §7.2.1).
     pub client_subnet: Option<(ClientSubnet, u8)>,
+    /// DNS Cookies: the client's cookie and our server cookie (RFC 7873 §5.2).
+    pub cookie: Option<([u8; 8], [u8; 16])>,
 }
 
 impl OptOut<'_> {
@@ -37,6 +39,9 @@ impl OptOut<'_> {
         }
         if let Some((cs, _)) = &self.client_subnet {
             n += 8 + (cs.source_prefix as usize).div_ceil(8);
+        }
+        if self.cookie.is_some() {
+            n += 4 + 24;
         }
         n
     }
@@ -76,6 +81,14 @@ impl OptOut<'_> {
             // size is two moves, one of a variable size a call to memcpy).
             out.extend_from_slice(&e);
             out.truncate(out.len() - (16 - n.min(16)));
+        }
+        if let Some((client, server)) = &self.cookie {
+            let mut c = [0u8; 4 + 24];
+            c[..2].copy_from_slice(&opt::COOKIE.to_be_bytes());
+            c[2..4].copy_from_slice(&24u16.to_be_bytes());
+            c[4..12].copy_from_slice(client);
+            c[12..].copy_from_slice(server);
+            out.extend_from_slice(&c);
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use super::answer::{size_limit, write_response, HeaderOut, OptOut};
+use super::cookie;
 use super::fast::Fast;
 use super::query::{self, ClientSubnet, Query, Reject};
 use super::rrl::{self, Rrl, Subject, Verdict};
@@ -70,13 +71,22 @@ fn handle_gated(
     let mut name_buf = query::NameBuf::default();
     match query::parse(pkt, &mut name_buf) {
         Ok(q) => {
+            // A valid server cookie: the address is the client's own.
+            let verified = q.edns.and_then(|e| e.cookie).is_some_and(|c| {
+                snap.cookies
+                    .as_ref()
+                    .is_some_and(|s| s.verify(&c, src, cookie::now()))
+            });
             let mut hint = None;
             // DO=1 for a signed zone takes the general path, which adds RRSIGs.
             let signed = !snap.signers.is_empty() && q.edns.is_some_and(|e| e.dnssec_ok);
             if !tcp && !signed {
                 if let Some(f) = snap.fast.get() {
                     match f.answer(snap, &q, src, out) {
-                        Fast::Done(o) => return o,
+                        Fast::Done(mut o) => {
+                            o.verified = verified;
+                            return o;
+                        }
                         Fast::Steer(z, p) => hint = Some((z, p)),
                         Fast::No => {}
                     }
@@ -85,6 +95,7 @@ fn handle_gated(
             let mut o = Observed {
                 sent: true,
                 qtype: q.qtype,
+                verified,
                 ..Observed::default()
             };
             answer_query(snap, &q, src, tcp, gate, out, &mut o, hint);
@@ -119,6 +130,7 @@ fn handle_gated(
             let opt = edns.map(|e| OptOut {
                 payload: snap.udp_payload,
                 dnssec_ok: e.dnssec_ok,
+                cookie: cookie_out(snap, e.cookie.as_ref(), src),
                 ..OptOut::default()
             });
             let limit = size_limit(edns.as_ref(), snap.udp_payload, tcp);
@@ -178,8 +190,23 @@ pub(super) fn edns_out<'s>(
         nsid: if e.nsid { snap.nsid.as_deref() } else { None },
         client_subnet: ecs.map(|cs| (cs, 0)),
         ext_rcode: 0,
+        cookie: cookie_out(snap, e.cookie.as_ref(), src),
     });
     (ecs, opt)
+}
+
+/// The COOKIE option of a response to a query that carried `c` from `src`: its
+/// client cookie and a fresh server cookie (RFC 7873 §5.2, RFC 9018 §4).
+fn cookie_out(
+    snap: &Snapshot,
+    c: Option<&cookie::Cookie>,
+    src: IpAddr,
+) -> Option<([u8; 8], [u8; 16])> {
+    let (c, secret) = (c?, snap.cookies.as_ref()?);
+    Some((
+        c.client,
+        secret.server_cookie(&c.client, src, cookie::now()),
+    ))
 }
 
 /// `steered`: the (zone, name policy) the fast path found for the query name, for a
@@ -362,7 +389,7 @@ fn answer_query(
     if let (Some((z, _)), Some(g)) = (signer, gate) {
         // Rate limiting first: a response that will be dropped or truncated is
         // not signed.
-        if g.rrl.limits(src) {
+        if g.rrl.limits(src) && !obs.verified {
             let (class, subject) = classify_answer(z, q, &answer);
             let v = g.rrl.check_key(g.rrl.key(src, class, subject), g.now);
             obs.rrl = Some(v);
@@ -383,7 +410,7 @@ fn answer_query(
         }
     }
     let standing = match signer {
-        Some(_) => standing(src, tcp),
+        Some(_) => standing(src, tcp || obs.verified),
         None => Standing::Verified,
     };
     let answer = match signer {
@@ -412,14 +439,15 @@ fn answer_query(
 }
 
 /// What the signing budget lets a DO=1 query from `src` spend (see
-/// [`crate::dnssec::budget`]); notes the client's network in the history.
-fn standing(src: IpAddr, tcp: bool) -> Standing {
+/// [`crate::dnssec::budget`]), `verified` when its address is proven (TCP, a
+/// valid server cookie); notes the client's network in the history.
+fn standing(src: IpAddr, verified: bool) -> Standing {
     let h = budget::history();
     let now = h.now();
     let net = rrl::prefix_of(src, 24, 56);
     let s = h.standing(net, now);
     h.note(net, now);
-    if tcp {
+    if verified {
         Standing::Verified
     } else {
         s

@@ -12,6 +12,7 @@
 //! an independent check of the wire format.
 
 pub mod answer;
+pub mod cookie;
 mod doh;
 mod dot;
 pub mod fast;

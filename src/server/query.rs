@@ -14,6 +14,7 @@ pub const HEADER_LEN: usize = 12;
 pub mod opt {
     pub const NSID: u16 = 3;
     pub const CLIENT_SUBNET: u16 = 8;
+    pub const COOKIE: u16 = 10;
 }
 
 /// The EDNS Client Subnet option of a query (RFC 7871 §6).
@@ -35,6 +36,8 @@ pub struct Edns {
     pub dnssec_ok: bool,
     pub nsid: bool,
     pub client_subnet: Option<ClientSubnet>,
+    /// DNS Cookies (RFC 7873): the first COOKIE option.
+    pub cookie: Option<super::cookie::Cookie>,
 }
 
 /// A parsed query. Borrows the packet.
@@ -321,6 +324,7 @@ fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<Edns, Rcode> {
         dnssec_ok: flags & 0x8000 != 0,
         nsid: false,
         client_subnet: None,
+        cookie: None,
     };
     let mut p = start + 11;
     while p < end {
@@ -339,6 +343,12 @@ fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<Edns, Rcode> {
                     return Err(Rcode::FormErr);
                 }
                 edns.client_subnet = Some(read_client_subnet(data)?);
+            }
+            opt::COOKIE => {
+                // A malformed length is FORMERR (RFC 7873 §5.2.2); a second
+                // option is ignored.
+                let c = super::cookie::Cookie::read(data).ok_or(Rcode::FormErr)?;
+                edns.cookie.get_or_insert(c);
             }
             // Unknown options are ignored (RFC 6891 §6.1.2).
             _ => {}

@@ -67,7 +67,8 @@ impl Worker {
         let verdict = match o.rrl {
             // Asked already, before the answer was signed.
             Some(v) => v,
-            None if !self.rrl.enabled() => return true,
+            // A valid server cookie: not a spoofed source, never limited.
+            None if !self.rrl.enabled() || o.verified => return true,
             None => {
                 let question = pkt
                     .get(12..12 + o.question_len as usize)

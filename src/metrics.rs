@@ -427,6 +427,11 @@ impl Metrics {
             "# HELP signpost_build_info Build information.\n# TYPE signpost_build_info gauge\nsignpost_build_info{{version=\"{}\"}} 1",
             env!("CARGO_PKG_VERSION")
         );
+        let _ = writeln!(
+            out,
+            "# HELP signpost_udp_restarts_total UDP read loops restarted after a panic (a bug; each loses the packets in hand).\n# TYPE signpost_udp_restarts_total counter\nsignpost_udp_restarts_total {}",
+            crate::server::udp_restarts()
+        );
         if !snap.signers.is_empty() {
             use crate::dnssec::online::{OVER_CAP, SIGNED};
             let _ = writeln!(

@@ -144,6 +144,13 @@ pub fn save(path: &Path, table: &HealthTable) -> Result<(), PersistError> {
 /// rename, so a crash leaves the old file or the new one, never half of one.
 pub fn save_state(path: &Path, state: &PersistedState) -> Result<(), PersistError> {
     let text = toml::to_string(state)?;
+    // One save at a time (the admin endpoint, the health loop and shutdown may
+    // all save): the last one to start is the last one on disk.
+    static SAVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = SAVING.lock().unwrap_or_else(|p| p.into_inner());
+    // And a temporary name of its own, should another process share the folder.
+    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let io_err = |source| PersistError::Io {
         path: path.to_path_buf(),
         source,
@@ -160,7 +167,7 @@ pub fn save_state(path: &Path, state: &PersistedState) -> Result<(), PersistErro
     })?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
-    tmp_name.push(format!(".tmp.{}", std::process::id()));
+    tmp_name.push(format!(".tmp.{}.{n}", std::process::id()));
     let tmp = dir.join(tmp_name);
 
     let written = (|| {
@@ -205,6 +212,38 @@ pub fn load(path: &Path) -> Result<PersistedState, PersistError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn saves_at_once_each_succeed_and_leave_one_whole_file() {
+        let dir = std::env::temp_dir().join(format!("signpost-persist-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.toml");
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let mut s = PersistedState::default();
+                    s.targets.insert(
+                        format!("tcp:192.0.2.{t}:80"),
+                        PersistedTarget {
+                            up: true,
+                            operator_override: Override::None,
+                        },
+                    );
+                    (0..40)
+                        .map(|_| save_state(&path, &s))
+                        .filter(Result::is_err)
+                        .count()
+                })
+            })
+            .collect();
+        let failed: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(failed, 0);
+        assert_eq!(load(&path).unwrap().targets.len(), 1);
+        // No temporary file left behind.
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn toml_form_is_readable() {

@@ -39,6 +39,11 @@ use crate::snapshot::SnapshotHandle;
 
 pub use handler::{handle, Transport};
 
+/// UDP read loops restarted after a panic (see `udp::serve`).
+pub fn udp_restarts() -> u64 {
+    udp::RESTARTS.load(Ordering::Relaxed)
+}
+
 /// Limits of the TCP side.
 #[derive(Debug, Clone, Copy)]
 pub struct TcpLimits {

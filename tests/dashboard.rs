@@ -391,7 +391,8 @@ fn the_dashboard_drains_a_region_and_the_answer_changes() {
     }
     let (code, body) = common::http_raw(
         admin,
-        format!("GET /v1/transitions HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n").as_bytes(),
+        format!("GET /v1/transitions HTTP/1.1\r\nHost: {admin}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n")
+            .as_bytes(),
     );
     assert_eq!(code, 200, "{body}");
     let v: Value = serde_json::from_str(&body).expect("transitions JSON");

@@ -600,13 +600,13 @@ fn a_page_of_another_origin_cannot_drain_a_region() {
     // The browser sent it and got a reply (an opaque one): the request reached
     // the endpoint, which refused it.
     assert_eq!(browser.eval("return window.result;"), json!("answered"));
-    let line = server.wait_log("admin request refused");
-    assert!(line.contains("/v1/override") && line.contains("403"), "{line}");
     assert_eq!(db(), before, "the region was drained by another site's page");
     let (code, status) = common::http(admin, "GET", "/status");
     assert_eq!(code, 200);
     let status: Value = serde_json::from_str(&status).expect("status JSON");
     assert_eq!(status["overrides"], json!({}), "{status}");
+    let line = server.wait_log("admin request refused");
+    assert!(line.contains("/v1/override") && line.contains("403"), "{line}");
 
     // A rebound name: the browser connects to loopback, sends its own Host.
     browser.go(&format!("http://rebind.localhost:{}/status", admin.port()));

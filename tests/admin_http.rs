@@ -1,6 +1,7 @@
 //! The admin endpoint's HTTP transport against raw sockets: keep-alive, the head
 //! and body bounds, the connection cap, the token rule, and `signpost ctl` against
-//! a running server and against none.
+//! a running server and against none; and the guard against web pages: what a
+//! cross-origin page or a rebound name sends is refused and changes nothing.
 
 mod common;
 
@@ -94,8 +95,10 @@ fn two_requests_on_one_connection() {
         .expect("write");
     let second = read_reply(&mut c);
     assert_eq!(second.status, 404, "{}", second.body);
-    c.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n").as_bytes())
-        .expect("write");
+    c.write_all(
+        format!("GET /metrics HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .expect("write");
     let third = read_reply(&mut c);
     assert_eq!(third.status, 200);
     assert!(
@@ -136,8 +139,9 @@ fn head_over_8_kib_is_refused_and_the_server_goes_on() {
     let admin = s.admin.expect("admin");
     // Just under the bound is served.
     let pad = "a".repeat(7 * 1024);
-    let ok =
-        format!("GET /status HTTP/1.1\r\nHost: {admin}\r\nX-Pad: {pad}\r\nConnection: close\r\n\r\n");
+    let ok = format!(
+        "GET /status HTTP/1.1\r\nHost: {admin}\r\nX-Pad: {pad}\r\nConnection: close\r\n\r\n"
+    );
     assert_eq!(http_raw(admin, ok.as_bytes()).0, 200);
     // 9 KiB of header: our 431, with a message.
     let pad = "a".repeat(9 * 1024);
@@ -193,8 +197,11 @@ fn body_over_4_kib_is_refused_and_the_server_goes_on() {
     let mut c = connect(admin);
     c.set_read_timeout(Some(Duration::from_secs(15)))
         .expect("timeout");
-    c.write_all(format!("POST /v1/weight HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 100\r\n\r\nabc").as_bytes())
-        .expect("write");
+    c.write_all(
+        format!("POST /v1/weight HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 100\r\n\r\nabc")
+            .as_bytes(),
+    )
+    .expect("write");
     let short = read_reply(&mut c);
     assert_eq!(short.status, 408, "{}", short.body);
     assert!(short.body.contains("did not arrive"), "{}", short.body);
@@ -237,12 +244,16 @@ fn token_is_required_on_every_request_and_ctl_sends_it() {
     let admin = s.admin.expect("admin");
     assert_eq!(http(admin, "GET", "/status").0, 401);
     let mut c = connect(admin);
-    let good = format!("GET /status HTTP/1.1\r\nHost: {admin}\r\nAuthorization: Bearer {token}\r\n\r\n");
+    let good =
+        format!("GET /status HTTP/1.1\r\nHost: {admin}\r\nAuthorization: Bearer {token}\r\n\r\n");
     c.write_all(good.as_bytes()).expect("write");
     assert_eq!(read_reply(&mut c).status, 200);
     // The next request on the same connection is checked again.
-    c.write_all(format!("GET /status HTTP/1.1\r\nHost: {admin}\r\nAuthorization: Bearer wrong\r\n\r\n").as_bytes())
-        .expect("write");
+    c.write_all(
+        format!("GET /status HTTP/1.1\r\nHost: {admin}\r\nAuthorization: Bearer wrong\r\n\r\n")
+            .as_bytes(),
+    )
+    .expect("write");
     let r = read_reply(&mut c);
     assert_eq!(r.status, 401);
     assert!(r.body.contains("bearer token"), "{}", r.body);
@@ -351,7 +362,10 @@ fn a_change_a_web_page_could_send_is_refused_and_changes_nothing() {
         "{}",
         r.body
     );
-    let r = send(admin, &format!("{DRAIN}\r\nHost: {admin}\r\nOrigin: http://127.0.0.2:8000"));
+    let r = send(
+        admin,
+        &format!("{DRAIN}\r\nHost: {admin}\r\nOrigin: http://127.0.0.2:8000"),
+    );
     assert!(r.body.contains("Origin"), "{}", r.body);
     assert_eq!(overrides(admin), "{}");
     assert_eq!(db_answer(&s), before);
@@ -404,13 +418,27 @@ fn a_foreign_host_is_refused_on_every_route() {
         let r = send(admin, &format!("GET {path} HTTP/1.1\r\nHost: {foreign}"));
         assert_eq!(r.status, 403, "{path}: {}", r.body);
         assert!(r.body.contains("allowed_hosts"), "{}", r.body);
-        assert!(!r.body.contains("geo.example.com"), "{path} leaked: {}", r.body);
+        assert!(
+            !r.body.contains("geo.example.com"),
+            "{path} leaked: {}",
+            r.body
+        );
     }
-    let r = send(admin, &format!("{DRAIN}\r\nHost: {foreign}\r\nX-Signpost-Request: 1"));
+    let r = send(
+        admin,
+        &format!("{DRAIN}\r\nHost: {foreign}\r\nX-Signpost-Request: 1"),
+    );
     assert_eq!(r.status, 403, "{}", r.body);
     // The right port but another name, or the right name and another port.
-    for host in [format!("127.0.0.1:{}", port.wrapping_add(1)), "127.0.0.1".to_string()] {
-        assert_eq!(send(admin, &format!("GET /status HTTP/1.1\r\nHost: {host}")).status, 403, "{host}");
+    for host in [
+        format!("127.0.0.1:{}", port.wrapping_add(1)),
+        "127.0.0.1".to_string(),
+    ] {
+        assert_eq!(
+            send(admin, &format!("GET /status HTTP/1.1\r\nHost: {host}")).status,
+            403,
+            "{host}"
+        );
     }
     // An absolute request-target names a host too.
     let r = send(
@@ -422,25 +450,42 @@ fn a_foreign_host_is_refused_on_every_route() {
     assert_eq!(send(admin, "GET /status HTTP/1.1").status, 400);
     assert_eq!(overrides(admin), "{}");
     // The names of loopback with the endpoint's port are its own.
-    for host in [format!("localhost:{port}"), format!("[::1]:{port}"), admin.to_string()] {
+    for host in [
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+        admin.to_string(),
+    ] {
         let r = send(admin, &format!("GET /status HTTP/1.1\r\nHost: {host}"));
         assert_eq!(r.status, 200, "{host}: {}", r.body);
     }
     // A link from another site to the page is a navigation: allowed; the same
     // request as a script or image load is not.
     let cross = format!("GET /status HTTP/1.1\r\nHost: {admin}\r\nSec-Fetch-Site: cross-site");
-    assert_eq!(send(admin, &format!("{cross}\r\nSec-Fetch-Mode: navigate")).status, 200);
-    assert_eq!(send(admin, &format!("{cross}\r\nSec-Fetch-Mode: no-cors")).status, 403);
+    assert_eq!(
+        send(admin, &format!("{cross}\r\nSec-Fetch-Mode: navigate")).status,
+        200
+    );
+    assert_eq!(
+        send(admin, &format!("{cross}\r\nSec-Fetch-Mode: no-cors")).status,
+        403
+    );
 }
 
 #[test]
 fn allowed_hosts_adds_names_the_endpoint_answers_to() {
     let d = common::dir("admin-http", "hosts");
     let cfg = d.0.join("server.toml");
-    std::fs::write(&cfg, "[admin]\nallowed_hosts = [\"Admin.Example.NET:5380\"]\n").expect("write");
+    std::fs::write(
+        &cfg,
+        "[admin]\nallowed_hosts = [\"Admin.Example.NET:5380\"]\n",
+    )
+    .expect("write");
     let s = start(&["--config", cfg.to_str().expect("path")]);
     let admin = s.admin.expect("admin");
-    let r = send(admin, "GET /status HTTP/1.1\r\nHost: admin.example.net:5380");
+    let r = send(
+        admin,
+        "GET /status HTTP/1.1\r\nHost: admin.example.net:5380",
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     let r = send(
         admin,
@@ -451,10 +496,17 @@ fn allowed_hosts_adds_names_the_endpoint_answers_to() {
     assert_eq!(r.status, 403, "the value is matched as given, port and all");
 
     // A value that is not a Host header's is a config error naming the key.
-    std::fs::write(&cfg, "[admin]\nallowed_hosts = [\"http://admin.example.net/\"]\n").expect("write");
+    std::fs::write(
+        &cfg,
+        "[admin]\nallowed_hosts = [\"http://admin.example.net/\"]\n",
+    )
+    .expect("write");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_signpost"))
         .args(["check", "--config", cfg.to_str().expect("path")])
-        .args(["--zones", common::repo_path("zones").to_str().expect("path")])
+        .args([
+            "--zones",
+            common::repo_path("zones").to_str().expect("path"),
+        ])
         .output()
         .expect("check");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -494,7 +546,10 @@ fn token_compare_takes_the_right_token_only() {
         &format!("{DRAIN}\r\nHost: {admin}\r\nAuthorization: Bearer {token}"),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = send(admin, &format!("{DRAIN}\r\nHost: {admin}\r\nX-Signpost-Request: 1"));
+    let r = send(
+        admin,
+        &format!("{DRAIN}\r\nHost: {admin}\r\nX-Signpost-Request: 1"),
+    );
     assert_eq!(r.status, 401, "{}", r.body);
 }
 
@@ -506,7 +561,10 @@ fn every_reply_forbids_framing_and_sniffing() {
         format!("GET / HTTP/1.1\r\nHost: {admin}"),
         format!("GET /status HTTP/1.1\r\nHost: {admin}"),
         format!("GET /nope HTTP/1.1\r\nHost: {admin}"),
-        format!("GET /status HTTP/1.1\r\nHost: evil.example:{}", admin.port()),
+        format!(
+            "GET /status HTTP/1.1\r\nHost: evil.example:{}",
+            admin.port()
+        ),
         format!("{DRAIN}\r\nHost: {admin}"),
     ] {
         let r = send(admin, &head);

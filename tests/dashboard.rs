@@ -4,6 +4,8 @@
 //! go to HTTP servers this test starts; the test logs in with the token, sees the
 //! regions' health, drains a region with the button and watches the DNS answer
 //! change, then writes a screenshot to Cargo's temp dir for integration tests.
+//! A second test opens a page of another origin (127.0.0.2) that tries to drain a
+//! region through the endpoint, and a rebound `*.localhost` name.
 
 mod common;
 
@@ -573,7 +575,9 @@ impl Drop for OtherSite {
 fn a_page_of_another_origin_cannot_drain_a_region() {
     let d = common::dir("dashboard", "cross-origin");
     let server = common::start_with_admin(&common::repo_path("zones"), &[]);
-    let admin = server.admin.expect("the ready line names the admin address");
+    let admin = server
+        .admin
+        .expect("the ready line names the admin address");
     let db = || {
         ask_udp(server.addr, &QuerySpec::new("db.geo.example.com.", 1))
             .answer
@@ -600,13 +604,20 @@ fn a_page_of_another_origin_cannot_drain_a_region() {
     // The browser sent it and got a reply (an opaque one): the request reached
     // the endpoint, which refused it.
     assert_eq!(browser.eval("return window.result;"), json!("answered"));
-    assert_eq!(db(), before, "the region was drained by another site's page");
+    assert_eq!(
+        db(),
+        before,
+        "the region was drained by another site's page"
+    );
     let (code, status) = common::http(admin, "GET", "/status");
     assert_eq!(code, 200);
     let status: Value = serde_json::from_str(&status).expect("status JSON");
     assert_eq!(status["overrides"], json!({}), "{status}");
     let line = server.wait_log("admin request refused");
-    assert!(line.contains("/v1/override") && line.contains("403"), "{line}");
+    assert!(
+        line.contains("/v1/override") && line.contains("403"),
+        "{line}"
+    );
 
     // A rebound name: the browser connects to loopback, sends its own Host.
     browser.go(&format!("http://rebind.localhost:{}/status", admin.port()));

@@ -142,10 +142,12 @@ pub fn check(
     {
         return Err(Reply::text(
             403,
+            // A rebound page can read this: it names no configured host.
             format!(
                 "Host {h:?} is not this admin endpoint's (a page that re-pointed its name here?); \
-                 use one of {}, or add it to [admin] allowed_hosts",
-                hosts.names.join(" ")
+                 use its listen address, localhost:{port} or 127.0.0.1:{port}, \
+                 or add the name to [admin] allowed_hosts",
+                port = hosts.port
             ),
         ));
     }
@@ -155,7 +157,9 @@ pub fn check(
         Ok(Some(o)) => {
             return Err(Reply::text(
                 403,
-                format!("Origin {o:?} is another site's: the admin endpoint answers only its own pages"),
+                format!(
+                    "Origin {o:?} is another site's: the admin endpoint answers only its own pages"
+                ),
             ))
         }
         Err(e) => return Err(Reply::text(403, e)),
@@ -207,7 +211,9 @@ mod tests {
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        b.body(()).map(|r| r.into_parts().0).unwrap_or_else(|e| panic!("{e}"))
+        b.body(())
+            .map(|r| r.into_parts().0)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn hosts() -> Hosts {
@@ -249,44 +255,102 @@ mod tests {
         }
         assert_eq!(status("GET", &[], false), 400);
         assert_eq!(
-            status("GET", &[("host", "localhost:5380"), ("host", "evil:5380")], false),
+            status(
+                "GET",
+                &[("host", "localhost:5380"), ("host", "evil:5380")],
+                false
+            ),
             400
         );
         // Port 80: the browser's bare name too.
-        let h = Hosts::new("127.0.0.1:80".parse().unwrap_or_else(|e| panic!("{e}")), &[]);
+        let h = Hosts::new(
+            "127.0.0.1:80".parse().unwrap_or_else(|e| panic!("{e}")),
+            &[],
+        );
         assert!(h.allows("localhost", None) && h.allows("localhost:80", None));
     }
 
     #[test]
     fn origins_fetch_sites_preflights_and_changes() {
         let h = ("host", "127.0.0.1:5380");
-        for o in ["http://127.0.0.1:5380", "http://localhost:5380", "https://admin.example.net:5380"] {
-            assert_eq!(status("POST", &[h, ("origin", o), (INTENT, "1")], false), 200, "{o}");
+        for o in [
+            "http://127.0.0.1:5380",
+            "http://localhost:5380",
+            "https://admin.example.net:5380",
+        ] {
+            assert_eq!(
+                status("POST", &[h, ("origin", o), (INTENT, "1")], false),
+                200,
+                "{o}"
+            );
         }
-        for o in ["http://127.0.0.2:8000", "null", "http://127.0.0.1:5381", "http://127.0.0.1:5380/x", "ftp://127.0.0.1:5380"] {
-            assert_eq!(status("POST", &[h, ("origin", o), (INTENT, "1")], false), 403, "{o}");
+        for o in [
+            "http://127.0.0.2:8000",
+            "null",
+            "http://127.0.0.1:5381",
+            "http://127.0.0.1:5380/x",
+            "ftp://127.0.0.1:5380",
+        ] {
+            assert_eq!(
+                status("POST", &[h, ("origin", o), (INTENT, "1")], false),
+                403,
+                "{o}"
+            );
             assert_eq!(status("GET", &[h, ("origin", o)], false), 403, "{o}");
         }
-        assert_eq!(status("POST", &[h], false), 403, "a change without the header");
-        assert_eq!(status("POST", &[h], true), 200, "with a token, the token decides");
+        assert_eq!(
+            status("POST", &[h], false),
+            403,
+            "a change without the header"
+        );
+        assert_eq!(
+            status("POST", &[h], true),
+            200,
+            "with a token, the token decides"
+        );
         assert_eq!(status("DELETE", &[h], false), 403);
         assert_eq!(status("OPTIONS", &[h, (INTENT, "1")], false), 403);
         let cross = ("sec-fetch-site", "cross-site");
-        assert_eq!(status("GET", &[h, cross, ("sec-fetch-mode", "no-cors")], false), 403);
-        assert_eq!(status("GET", &[h, cross, ("sec-fetch-mode", "navigate")], false), 200);
         assert_eq!(
-            status("POST", &[h, cross, ("sec-fetch-mode", "navigate"), (INTENT, "1")], false),
+            status("GET", &[h, cross, ("sec-fetch-mode", "no-cors")], false),
             403
         );
-        assert_eq!(status("GET", &[h, ("sec-fetch-site", "same-origin")], false), 200);
+        assert_eq!(
+            status("GET", &[h, cross, ("sec-fetch-mode", "navigate")], false),
+            200
+        );
+        assert_eq!(
+            status(
+                "POST",
+                &[h, cross, ("sec-fetch-mode", "navigate"), (INTENT, "1")],
+                false
+            ),
+            403
+        );
+        assert_eq!(
+            status("GET", &[h, ("sec-fetch-site", "same-origin")], false),
+            200
+        );
     }
 
     #[test]
     fn token_comparison() {
-        assert!(token_matches(b"a-long-random-token", b"a-long-random-token"));
-        assert!(!token_matches(b"a-long-random-tokeN", b"a-long-random-token"));
-        assert!(!token_matches(b"a-long-random-toke", b"a-long-random-token"));
+        assert!(token_matches(
+            b"a-long-random-token",
+            b"a-long-random-token"
+        ));
+        assert!(!token_matches(
+            b"a-long-random-tokeN",
+            b"a-long-random-token"
+        ));
+        assert!(!token_matches(
+            b"a-long-random-toke",
+            b"a-long-random-token"
+        ));
         assert!(!token_matches(b"", b"a-long-random-token"));
-        assert!(!token_matches(b"a-long-random-token-", b"a-long-random-token"));
+        assert!(!token_matches(
+            b"a-long-random-token-",
+            b"a-long-random-token"
+        ));
     }
 }

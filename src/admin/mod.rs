@@ -37,8 +37,8 @@ use tracing::{debug, info, warn};
 mod dashboard;
 mod guard;
 
-pub use guard::INTENT;
 use guard::token_matches;
+pub use guard::INTENT;
 
 use crate::fleet::{Fleet, Op};
 use crate::health::{self, Override};

@@ -226,7 +226,10 @@ async fn exchange(
     let mut req = hyper::Request::builder()
         .method(method)
         .uri(path)
-        .header(HOST, addr.to_string());
+        .header(HOST, addr.to_string())
+        // Marks the request as not from a web page; a change needs it unless
+        // a token is configured.
+        .header(signpost::admin::INTENT, "1");
     if let Some(t) = token {
         req = req.header(AUTHORIZATION, format!("Bearer {t}"));
     }

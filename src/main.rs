@@ -362,6 +362,7 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
             metrics: metrics.clone(),
             state_file: cfg.state_file.clone(),
             token: cfg.admin_token.clone(),
+            allowed_hosts: cfg.admin_allowed_hosts.clone(),
             fleet,
         };
         let mut admin_addr = String::new();

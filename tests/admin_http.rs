@@ -1,6 +1,7 @@
 //! The admin endpoint's HTTP transport against raw sockets: keep-alive, the head
 //! and body bounds, the connection cap, the token rule, and `signpost ctl` against
-//! a running server and against none.
+//! a running server and against none; and the guard against web pages: what a
+//! cross-origin page or a rebound name sends is refused and changes nothing.
 
 mod common;
 
@@ -79,7 +80,7 @@ fn two_requests_on_one_connection() {
     let s = start(&[]);
     let admin = s.admin.expect("admin");
     let mut c = connect(admin);
-    c.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.write_all(format!("GET /status HTTP/1.1\r\nHost: {admin}\r\n\r\n").as_bytes())
         .expect("write");
     let first = read_reply(&mut c);
     assert_eq!(first.status, 200, "{}", first.body);
@@ -90,12 +91,14 @@ fn two_requests_on_one_connection() {
     );
     assert!(!first.head.contains("connection: close"), "{}", first.head);
     // A bad request on the same connection is answered and leaves it open.
-    c.write_all(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.write_all(format!("GET /nope HTTP/1.1\r\nHost: {admin}\r\n\r\n").as_bytes())
         .expect("write");
     let second = read_reply(&mut c);
     assert_eq!(second.status, 404, "{}", second.body);
-    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .expect("write");
+    c.write_all(
+        format!("GET /metrics HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .expect("write");
     let third = read_reply(&mut c);
     assert_eq!(third.status, 200);
     assert!(
@@ -136,12 +139,13 @@ fn head_over_8_kib_is_refused_and_the_server_goes_on() {
     let admin = s.admin.expect("admin");
     // Just under the bound is served.
     let pad = "a".repeat(7 * 1024);
-    let ok =
-        format!("GET /status HTTP/1.1\r\nHost: x\r\nX-Pad: {pad}\r\nConnection: close\r\n\r\n");
+    let ok = format!(
+        "GET /status HTTP/1.1\r\nHost: {admin}\r\nX-Pad: {pad}\r\nConnection: close\r\n\r\n"
+    );
     assert_eq!(http_raw(admin, ok.as_bytes()).0, 200);
     // 9 KiB of header: our 431, with a message.
     let pad = "a".repeat(9 * 1024);
-    let big = format!("GET /status HTTP/1.1\r\nHost: x\r\nX-Pad: {pad}\r\n\r\n");
+    let big = format!("GET /status HTTP/1.1\r\nHost: {admin}\r\nX-Pad: {pad}\r\n\r\n");
     let (code, body) = http_raw(admin, big.as_bytes());
     assert_eq!(code, 431, "{body}");
     assert!(body.contains("request head over 8 KiB"), "{body:?}");
@@ -149,7 +153,7 @@ fn head_over_8_kib_is_refused_and_the_server_goes_on() {
     // bytes it left unread make the kernel reset the connection as it closes,
     // which may reach us before the 431 does: either is a refusal.
     let pad = "a".repeat(64 * 1024);
-    let huge = format!("GET /status HTTP/1.1\r\nHost: x\r\nX-Pad: {pad}\r\n\r\n");
+    let huge = format!("GET /status HTTP/1.1\r\nHost: {admin}\r\nX-Pad: {pad}\r\n\r\n");
     let mut c = connect(admin);
     let _ = c.write_all(huge.as_bytes());
     let mut got = Vec::new();
@@ -161,7 +165,7 @@ fn head_over_8_kib_is_refused_and_the_server_goes_on() {
     );
     // More than 100 headers, however short: hyper's 431.
     let many: String = (0..120).map(|i| format!("X-H{i}: {i}\r\n")).collect();
-    let req = format!("GET /status HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    let req = format!("GET /status HTTP/1.1\r\nHost: {admin}\r\n{many}\r\n");
     assert_eq!(http_raw(admin, req.as_bytes()).0, 431);
     assert_eq!(http(admin, "GET", "/status").0, 200);
 }
@@ -173,18 +177,18 @@ fn body_over_4_kib_is_refused_and_the_server_goes_on() {
     // Exactly 4 KiB is read and the request served.
     let body = "x".repeat(4096);
     let ok = format!(
-        "GET /status HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\nConnection: close\r\n\r\n{body}"
+        "GET /status HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 4096\r\nConnection: close\r\n\r\n{body}"
     );
     assert_eq!(http_raw(admin, ok.as_bytes()).0, 200);
     // A Content-Length over the bound: refused before the body is waited for.
-    let over = "POST /v1/weight HTTP/1.1\r\nHost: x\r\nContent-Length: 4097\r\n\r\n";
+    let over = format!("POST /v1/weight HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 4097\r\n\r\n");
     let (code, msg) = http_raw(admin, over.as_bytes());
     assert_eq!(code, 413, "{msg}");
     assert!(msg.contains("request body over 4 KiB"), "{msg:?}");
     // Chunked, so the size shows only while reading: refused the same way.
     let chunk = "y".repeat(3000);
     let chunked = format!(
-        "POST /v1/weight HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nbb8\r\n{chunk}\r\nbb8\r\n{chunk}\r\n0\r\n\r\n"
+        "POST /v1/weight HTTP/1.1\r\nHost: {admin}\r\nTransfer-Encoding: chunked\r\n\r\nbb8\r\n{chunk}\r\nbb8\r\n{chunk}\r\n0\r\n\r\n"
     );
     let (code, msg) = http_raw(admin, chunked.as_bytes());
     assert_eq!(code, 413, "{msg}");
@@ -193,8 +197,11 @@ fn body_over_4_kib_is_refused_and_the_server_goes_on() {
     let mut c = connect(admin);
     c.set_read_timeout(Some(Duration::from_secs(15)))
         .expect("timeout");
-    c.write_all(b"POST /v1/weight HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
-        .expect("write");
+    c.write_all(
+        format!("POST /v1/weight HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 100\r\n\r\nabc")
+            .as_bytes(),
+    )
+    .expect("write");
     let short = read_reply(&mut c);
     assert_eq!(short.status, 408, "{}", short.body);
     assert!(short.body.contains("did not arrive"), "{}", short.body);
@@ -209,14 +216,14 @@ fn connections_over_the_cap_are_closed_at_once() {
     let mut open: Vec<TcpStream> = (0..64)
         .map(|_| {
             let mut c = connect(admin);
-            c.write_all(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+            c.write_all(format!("GET /nope HTTP/1.1\r\nHost: {admin}\r\n\r\n").as_bytes())
                 .expect("write");
             assert_eq!(read_reply(&mut c).status, 404);
             c
         })
         .collect();
     let mut extra = connect(admin);
-    let _ = extra.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n");
+    let _ = extra.write_all(format!("GET /status HTTP/1.1\r\nHost: {admin}\r\n\r\n").as_bytes());
     assert!(
         closed_within(&mut extra, Duration::from_secs(2)),
         "a 65th connection was kept"
@@ -237,12 +244,16 @@ fn token_is_required_on_every_request_and_ctl_sends_it() {
     let admin = s.admin.expect("admin");
     assert_eq!(http(admin, "GET", "/status").0, 401);
     let mut c = connect(admin);
-    let good = format!("GET /status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n");
+    let good =
+        format!("GET /status HTTP/1.1\r\nHost: {admin}\r\nAuthorization: Bearer {token}\r\n\r\n");
     c.write_all(good.as_bytes()).expect("write");
     assert_eq!(read_reply(&mut c).status, 200);
     // The next request on the same connection is checked again.
-    c.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n\r\n")
-        .expect("write");
+    c.write_all(
+        format!("GET /status HTTP/1.1\r\nHost: {admin}\r\nAuthorization: Bearer wrong\r\n\r\n")
+            .as_bytes(),
+    )
+    .expect("write");
     let r = read_reply(&mut c);
     assert_eq!(r.status, 401);
     assert!(r.body.contains("bearer token"), "{}", r.body);
@@ -294,4 +305,275 @@ fn ctl_without_a_server_says_so() {
             && stderr.contains("refused"),
         "{stderr}"
     );
+}
+
+/// Sends one request (`head` without its blank line) on a fresh connection and
+/// reads the reply.
+fn send(admin: SocketAddr, head: &str) -> Reply {
+    let mut c = connect(admin);
+    c.write_all(format!("{head}\r\nContent-Length: 0\r\n\r\n").as_bytes())
+        .expect("write");
+    read_reply(&mut c)
+}
+
+/// The A records `signpost` gives for `db.geo.example.com.` (us-east first,
+/// eu-west when us-east is drained).
+fn db_answer(s: &Server) -> Vec<String> {
+    common::ask_udp(s.addr, &common::QuerySpec::new("db.geo.example.com.", 1)).answer
+}
+
+/// `/status`'s overrides, as JSON text.
+fn overrides(admin: SocketAddr) -> String {
+    let (code, body) = http(admin, "GET", "/status");
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("status JSON");
+    v["overrides"].to_string()
+}
+
+const DRAIN: &str = "POST /v1/override?target=region:us-east&action=drain HTTP/1.1";
+
+#[test]
+fn a_change_a_web_page_could_send_is_refused_and_changes_nothing() {
+    let s = start(&[]);
+    let admin = s.admin.expect("admin");
+    let before = db_answer(&s);
+    assert_eq!(before, vec!["db.geo.example.com. 30 IN A 192.0.2.11"]);
+    // What `fetch(url, {method: "POST", mode: "no-cors"})` from another page
+    // sends: the right Host, a foreign Origin, no custom header.
+    let attacks = [
+        format!("{DRAIN}\r\nHost: {admin}\r\nOrigin: http://127.0.0.2:8000\r\nSec-Fetch-Site: cross-site\r\nSec-Fetch-Mode: no-cors"),
+        format!("{DRAIN}\r\nHost: {admin}\r\nOrigin: http://127.0.0.2:8000"),
+        format!("{DRAIN}\r\nHost: {admin}\r\nOrigin: null"),
+        // An older browser or a form sending no Origin: the missing header.
+        format!("{DRAIN}\r\nHost: {admin}"),
+        // The custom header does not excuse a foreign Origin.
+        format!("{DRAIN}\r\nHost: {admin}\r\nOrigin: http://evil.example\r\nX-Signpost-Request: 1"),
+        // A preflight is refused, and allows nothing.
+        format!("OPTIONS /v1/override HTTP/1.1\r\nHost: {admin}\r\nOrigin: http://127.0.0.2:8000\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: x-signpost-request"),
+    ];
+    for a in &attacks {
+        let r = send(admin, a);
+        assert_eq!(r.status, 403, "{a}\n{}", r.body);
+        assert!(!r.head.contains("access-control-allow"), "{}", r.head);
+    }
+    let r = send(admin, &format!("{DRAIN}\r\nHost: {admin}"));
+    assert!(
+        r.body.contains("X-Signpost-Request") && r.body.contains("nothing was changed"),
+        "{}",
+        r.body
+    );
+    let r = send(
+        admin,
+        &format!("{DRAIN}\r\nHost: {admin}\r\nOrigin: http://127.0.0.2:8000"),
+    );
+    assert!(r.body.contains("Origin"), "{}", r.body);
+    assert_eq!(overrides(admin), "{}");
+    assert_eq!(db_answer(&s), before);
+
+    // The endpoint's own page (its Origin) with the header: applied.
+    let r = send(
+        admin,
+        &format!("{DRAIN}\r\nHost: {admin}\r\nOrigin: http://{admin}\r\nX-Signpost-Request: 1"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(overrides(admin), r#"{"region:us-east":"drain"}"#);
+    wait_until_answer(&s, "192.0.2.21");
+
+    // `signpost ctl` sends the header: without a token it can still change things.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_signpost"))
+        .args(["ctl", "--admin", &admin.to_string(), "undrain", "us-east"])
+        .env_remove("SIGNPOST_ADMIN_TOKEN")
+        .output()
+        .expect("ctl");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until_answer(&s, "192.0.2.11");
+}
+
+fn wait_until_answer(s: &Server, address: &str) {
+    let want = vec![format!("db.geo.example.com. 30 IN A {address}")];
+    common::wait_until(&format!("db to answer {address}"), ANSWER_WAIT, || {
+        db_answer(s) == want
+    });
+}
+
+#[test]
+fn a_foreign_host_is_refused_on_every_route() {
+    let s = start(&[]);
+    let admin = s.admin.expect("admin");
+    let port = admin.port();
+    // A name re-pointed at 127.0.0.1 (DNS rebinding) arrives with its own Host.
+    let foreign = format!("rebind.attacker.example:{port}");
+    for path in [
+        "/",
+        "/status",
+        "/metrics",
+        "/v1/transitions",
+        "/explain?name=db.geo.example.com&client=192.0.2.1",
+    ] {
+        let r = send(admin, &format!("GET {path} HTTP/1.1\r\nHost: {foreign}"));
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+        assert!(r.body.contains("allowed_hosts"), "{}", r.body);
+        assert!(
+            !r.body.contains("geo.example.com"),
+            "{path} leaked: {}",
+            r.body
+        );
+    }
+    let r = send(
+        admin,
+        &format!("{DRAIN}\r\nHost: {foreign}\r\nX-Signpost-Request: 1"),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    // The right port but another name, or the right name and another port.
+    for host in [
+        format!("127.0.0.1:{}", port.wrapping_add(1)),
+        "127.0.0.1".to_string(),
+    ] {
+        assert_eq!(
+            send(admin, &format!("GET /status HTTP/1.1\r\nHost: {host}")).status,
+            403,
+            "{host}"
+        );
+    }
+    // An absolute request-target names a host too.
+    let r = send(
+        admin,
+        &format!("GET http://{foreign}/status HTTP/1.1\r\nHost: {admin}"),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    // No Host at all: HTTP/1.1 requires one.
+    assert_eq!(send(admin, "GET /status HTTP/1.1").status, 400);
+    assert_eq!(overrides(admin), "{}");
+    // The names of loopback with the endpoint's port are its own.
+    for host in [
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+        admin.to_string(),
+    ] {
+        let r = send(admin, &format!("GET /status HTTP/1.1\r\nHost: {host}"));
+        assert_eq!(r.status, 200, "{host}: {}", r.body);
+    }
+    // A link from another site to the page is a navigation: allowed; the same
+    // request as a script or image load is not.
+    let cross = format!("GET /status HTTP/1.1\r\nHost: {admin}\r\nSec-Fetch-Site: cross-site");
+    assert_eq!(
+        send(admin, &format!("{cross}\r\nSec-Fetch-Mode: navigate")).status,
+        200
+    );
+    assert_eq!(
+        send(admin, &format!("{cross}\r\nSec-Fetch-Mode: no-cors")).status,
+        403
+    );
+}
+
+#[test]
+fn allowed_hosts_adds_names_the_endpoint_answers_to() {
+    let d = common::dir("admin-http", "hosts");
+    let cfg = d.0.join("server.toml");
+    std::fs::write(
+        &cfg,
+        "[admin]\nallowed_hosts = [\"Admin.Example.NET:5380\"]\n",
+    )
+    .expect("write");
+    let s = start(&["--config", cfg.to_str().expect("path")]);
+    let admin = s.admin.expect("admin");
+    let r = send(
+        admin,
+        "GET /status HTTP/1.1\r\nHost: admin.example.net:5380",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = send(
+        admin,
+        &format!("{DRAIN}\r\nHost: admin.example.net:5380\r\nOrigin: https://admin.example.net:5380\r\nX-Signpost-Request: 1"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = send(admin, "GET /status HTTP/1.1\r\nHost: admin.example.net");
+    assert_eq!(r.status, 403, "the value is matched as given, port and all");
+
+    // A value that is not a Host header's is a config error naming the key.
+    std::fs::write(
+        &cfg,
+        "[admin]\nallowed_hosts = [\"http://admin.example.net/\"]\n",
+    )
+    .expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_signpost"))
+        .args(["check", "--config", cfg.to_str().expect("path")])
+        .args([
+            "--zones",
+            common::repo_path("zones").to_str().expect("path"),
+        ])
+        .output()
+        .expect("check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("server.toml:2") && stderr.contains("admin.allowed_hosts"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn token_compare_takes_the_right_token_only() {
+    let d = common::dir("admin-http", "compare");
+    let cfg = d.0.join("server.toml");
+    let token = "0123456789abcdef-right";
+    std::fs::write(&cfg, format!("[admin]\ntoken = \"{token}\"\n")).expect("write");
+    let s = start(&["--config", cfg.to_str().expect("path")]);
+    let admin = s.admin.expect("admin");
+    let get = |t: &str| {
+        send(
+            admin,
+            &format!("GET /status HTTP/1.1\r\nHost: {admin}\r\nAuthorization: Bearer {t}"),
+        )
+        .status
+    };
+    assert_eq!(get(token), 200);
+    let same_length = "0123456789abcdef-wrong";
+    assert_eq!(same_length.len(), token.len());
+    assert_eq!(get(same_length), 401);
+    assert_eq!(get("0123456789abcdef-righ"), 401, "a prefix");
+    assert_eq!(get("0123456789abcdef-rightt"), 401, "longer");
+    assert_eq!(get(""), 401);
+    // With a token, the token is what a change needs (a browser preflights
+    // Authorization, too); without it, the header alone is not enough.
+    let r = send(
+        admin,
+        &format!("{DRAIN}\r\nHost: {admin}\r\nAuthorization: Bearer {token}"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = send(
+        admin,
+        &format!("{DRAIN}\r\nHost: {admin}\r\nX-Signpost-Request: 1"),
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+}
+
+#[test]
+fn every_reply_forbids_framing_and_sniffing() {
+    let s = start(&[]);
+    let admin = s.admin.expect("admin");
+    for head in [
+        format!("GET / HTTP/1.1\r\nHost: {admin}"),
+        format!("GET /status HTTP/1.1\r\nHost: {admin}"),
+        format!("GET /nope HTTP/1.1\r\nHost: {admin}"),
+        format!(
+            "GET /status HTTP/1.1\r\nHost: evil.example:{}",
+            admin.port()
+        ),
+        format!("{DRAIN}\r\nHost: {admin}"),
+    ] {
+        let r = send(admin, &head);
+        for h in [
+            "x-frame-options: deny",
+            "frame-ancestors 'none'",
+            "x-content-type-options: nosniff",
+        ] {
+            assert!(r.head.contains(h), "{head}: no {h} in\n{}", r.head);
+        }
+    }
 }

@@ -4,6 +4,8 @@
 //! go to HTTP servers this test starts; the test logs in with the token, sees the
 //! regions' health, drains a region with the button and watches the DNS answer
 //! change, then writes a screenshot to Cargo's temp dir for integration tests.
+//! A second test opens a page of another origin (127.0.0.2) that tries to drain a
+//! region through the endpoint, and a rebound `*.localhost` name.
 
 mod common;
 
@@ -391,7 +393,8 @@ fn the_dashboard_drains_a_region_and_the_answer_changes() {
     }
     let (code, body) = common::http_raw(
         admin,
-        format!("GET /v1/transitions HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n").as_bytes(),
+        format!("GET /v1/transitions HTTP/1.1\r\nHost: {admin}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n")
+            .as_bytes(),
     );
     assert_eq!(code, 200, "{body}");
     let v: Value = serde_json::from_str(&body).expect("transitions JSON");
@@ -504,4 +507,131 @@ fn the_dashboard_drains_a_region_and_the_answer_changes() {
 
     stop.store(true, Ordering::Relaxed);
     let _ = queries.join();
+}
+
+/// A page of another origin: a tiny HTTP server on `127.0.0.2` that answers
+/// every request with `html`; stops when dropped.
+struct OtherSite {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl OtherSite {
+    fn start(html: String) -> OtherSite {
+        let listener = TcpListener::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+        let addr = listener.local_addr().expect("addr");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                let Ok((mut c, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let _ = c.set_nonblocking(false);
+                let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+                // Read the head (bounded), then answer and close.
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{html}",
+                    html.len()
+                );
+                let _ = c.write_all(reply.as_bytes());
+            }
+        });
+        OtherSite {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for OtherSite {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The attack the admin endpoint's guard is for, in a real browser: a page of
+/// another origin sends the simple cross-origin POST that needs no preflight
+/// (`fetch(..., {mode: "no-cors"})`) to an endpoint on loopback with no token;
+/// the browser delivers it, and the region stays in the answers. A name that
+/// resolves to loopback (DNS rebinding; Chromium sends `*.localhost` there)
+/// cannot read the endpoint either.
+#[test]
+fn a_page_of_another_origin_cannot_drain_a_region() {
+    let d = common::dir("dashboard", "cross-origin");
+    let server = common::start_with_admin(&common::repo_path("zones"), &[]);
+    let admin = server
+        .admin
+        .expect("the ready line names the admin address");
+    let db = || {
+        ask_udp(server.addr, &QuerySpec::new("db.geo.example.com.", 1))
+            .answer
+            .join(" ")
+    };
+    let before = db();
+    assert!(before.ends_with("192.0.2.11"), "{before}");
+    let page = format!(
+        "<!doctype html><title>elsewhere</title><script>\
+         window.result = 'pending';\
+         fetch('http://{admin}/v1/override?target=region:us-east&action=drain', \
+               {{method: 'POST', mode: 'no-cors'}})\
+           .then(() => {{ window.result = 'answered'; }}, (e) => {{ window.result = 'failed: ' + e; }});\
+         </script>"
+    );
+    let site = OtherSite::start(page);
+    let browser = Browser::start(&d.0.join("chrome-profile"), &d.0.join("chromedriver.log"));
+    browser.go(&format!("http://{}/", site.addr));
+    browser.wait_for(
+        "the page's POST to be answered",
+        "return window.result !== undefined && window.result !== 'pending';",
+        "return String(window.result);",
+    );
+    // The browser sent it and got a reply (an opaque one): the request reached
+    // the endpoint, which refused it.
+    assert_eq!(browser.eval("return window.result;"), json!("answered"));
+    assert_eq!(
+        db(),
+        before,
+        "the region was drained by another site's page"
+    );
+    let (code, status) = common::http(admin, "GET", "/status");
+    assert_eq!(code, 200);
+    let status: Value = serde_json::from_str(&status).expect("status JSON");
+    assert_eq!(status["overrides"], json!({}), "{status}");
+    let line = server.wait_log("admin request refused");
+    assert!(
+        line.contains("/v1/override") && line.contains("403"),
+        "{line}"
+    );
+
+    // A rebound name: the browser connects to loopback, sends its own Host.
+    browser.go(&format!("http://rebind.localhost:{}/status", admin.port()));
+    browser.wait_for(
+        "the endpoint to refuse the rebound name",
+        "return document.body.innerText.includes('is not this admin endpoint');",
+        "return document.body.innerText;",
+    );
+    // The endpoint's own page still loads and changes things (with the header).
+    browser.go(&format!("http://{admin}/"));
+    browser.click("button[data-target='region:us-east'][data-action='drain']");
+    wait_until(
+        "the dashboard's drain to take the region out",
+        Duration::from_secs(10),
+        || db().ends_with("192.0.2.21"),
+    );
 }

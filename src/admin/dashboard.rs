@@ -3,7 +3,8 @@
 //! drain a region. Three files embedded in the binary (no CDN, nothing fetched
 //! from anywhere but this endpoint); they hold no data, so they are served
 //! without the token. The page's script asks for everything else with the token
-//! an operator types in, which it keeps in a variable only.
+//! an operator types in, which it keeps in a variable only, and with the
+//! `X-Signpost-Request` header a change needs (see `guard`).
 
 use super::Reply;
 

@@ -6,6 +6,10 @@
 //! `GET /v1/transitions` lists the last health transitions, and `/` is the
 //! dashboard (see [`dashboard`]).
 //!
+//! Before any route, [`guard`] refuses what a web page in the operator's browser
+//! could send: a foreign `Host` (DNS rebinding) or `Origin`, a preflight, and a
+//! change without a token or the `X-Signpost-Request` header.
+//!
 //! hyper speaks the protocol (request line, headers, chunked bodies, keep-alive);
 //! this module bounds it and turns each request into a [`Request`] for [`route`].
 //! Requests are bounded (8 KiB head, 4 KiB body, 5 s for the head and 5 s for the
@@ -31,6 +35,10 @@ use tokio::sync::{watch, Semaphore};
 use tracing::{debug, info, warn};
 
 mod dashboard;
+mod guard;
+
+use guard::token_matches;
+pub use guard::INTENT;
 
 use crate::fleet::{Fleet, Op};
 use crate::health::{self, Override};
@@ -62,6 +70,9 @@ pub struct AdminState {
     pub state_file: Option<PathBuf>,
     /// Required as `Authorization: Bearer <token>` when set.
     pub token: Option<String>,
+    /// `Host` values answered besides the listen address and loopback names
+    /// (`[admin] allowed_hosts`), exactly as sent, port included.
+    pub allowed_hosts: Vec<String>,
     /// With `[fleet]`: where overrides and weights go to reach every instance,
     /// and the votes `/status` shows.
     pub fleet: Option<Arc<Fleet>>,
@@ -116,6 +127,13 @@ pub async fn serve(listener: TcpListener, state: AdminState, mut stop: watch::Re
         .max_buf_size(HARD_HEAD)
         .keep_alive(true);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS as usize));
+    let hosts = match listener.local_addr() {
+        Ok(a) => Arc::new(guard::Hosts::new(a, &state.allowed_hosts)),
+        Err(e) => {
+            warn!("admin endpoint not served: its listen address is unknown: {e}");
+            return;
+        }
+    };
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop.changed() => break,
@@ -129,9 +147,12 @@ pub async fn serve(listener: TcpListener, state: AdminState, mut stop: watch::Re
             continue;
         };
         let st = state.clone();
+        let hosts = hosts.clone();
+        let local = stream.local_addr().ok();
         let service = hyper::service::service_fn(move |req| {
             let st = st.clone();
-            async move { Ok::<_, Infallible>(handle(&st, peer, req).await) }
+            let hosts = hosts.clone();
+            async move { Ok::<_, Infallible>(handle(&st, &hosts, local, peer, req).await) }
         });
         let conn = http.serve_connection(TokioIo::new(stream), service);
         let mut stop = stop.clone();
@@ -161,15 +182,21 @@ pub async fn serve(listener: TcpListener, state: AdminState, mut stop: watch::Re
     let _ = tokio::time::timeout(REQUEST_TIMEOUT, slots.acquire_many(MAX_CONNECTIONS)).await;
 }
 
-/// One request: bounds, then [`route`].
+/// One request: bounds, the [`guard`], then [`route`]; `local` is the address
+/// the connection came in on.
 async fn handle(
     state: &AdminState,
+    hosts: &guard::Hosts,
+    local: Option<SocketAddr>,
     peer: SocketAddr,
     req: hyper::Request<Incoming>,
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let (reply, close) = match read_request(&parts, body).await {
-        Ok(req) => (route(state, &req), false),
+        Ok(req) => match guard::check(hosts, local, &parts, state.token.is_some()) {
+            Ok(()) => (route(state, &req), false),
+            Err(r) => (r, false),
+        },
         // The body may be left unread: this connection ends here.
         Err(r) => (r, true),
     };
@@ -188,6 +215,9 @@ async fn handle(
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+    for (k, v) in guard::HEADERS {
+        resp.headers_mut().insert(k, HeaderValue::from_static(v));
+    }
     if close {
         resp.headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("close"));
@@ -301,7 +331,7 @@ pub fn route(state: &AdminState, req: &Request) -> Reply {
             .authorization
             .as_deref()
             .and_then(|a| a.strip_prefix("Bearer "))
-            .is_some_and(|t| t == token);
+            .is_some_and(|t| token_matches(t.as_bytes(), token.as_bytes()));
         if !ok {
             return Reply::text(401, "missing or wrong bearer token");
         }

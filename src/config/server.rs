@@ -79,6 +79,7 @@ struct RrlRaw {
 struct AdminRaw {
     listen: Option<String>,
     token: Option<String>,
+    allowed_hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -183,6 +184,9 @@ pub struct ServerConfig {
     pub admin_listen: Option<SocketAddr>,
     /// Bearer token the admin endpoint requires; needed to listen off loopback.
     pub admin_token: Option<String>,
+    /// `Host` values the admin endpoint answers to besides its listen address
+    /// and the loopback names, as a browser sends them (port included).
+    pub admin_allowed_hosts: Vec<String>,
     pub state_file: Option<PathBuf>,
     /// Response rate limiting for UDP.
     pub rrl: crate::server::rrl::RrlConfig,
@@ -324,6 +328,7 @@ impl Default for ServerConfig {
             geo: GeoConfig::default(),
             admin_listen: None,
             admin_token: None,
+            admin_allowed_hosts: Vec::new(),
             state_file: None,
             rrl: Default::default(),
             cookies: CookiesConfig::default(),
@@ -516,7 +521,12 @@ impl ServerConfig {
             }
         }
         if let Some(a) = raw.admin {
-            if let Some(l) = a.listen {
+            let AdminRaw {
+                listen,
+                token,
+                allowed_hosts,
+            } = a;
+            if let Some(l) = listen {
                 match l.parse::<SocketAddr>() {
                     Ok(addr) => cfg.admin_listen = Some(addr),
                     Err(_) => errors.push(key_err(
@@ -525,7 +535,23 @@ impl ServerConfig {
                     )),
                 }
             }
-            if let Some(t) = a.token {
+            for h in allowed_hosts.unwrap_or_default() {
+                let bad = h.is_empty()
+                    || !h.bytes().all(|b| b.is_ascii_graphic())
+                    || h.contains(['/', '@', '?', '#', ',']);
+                if bad {
+                    errors.push(key_err(
+                        "allowed_hosts",
+                        format!(
+                            "admin.allowed_hosts {h:?} is not a Host header value; \
+                             give a name or address with its port, like \"admin.example.net:5380\""
+                        ),
+                    ));
+                } else {
+                    cfg.admin_allowed_hosts.push(h.to_ascii_lowercase());
+                }
+            }
+            if let Some(t) = token {
                 if t.len() < 16 {
                     errors.push(key_err(
                         "token",

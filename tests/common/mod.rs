@@ -381,12 +381,13 @@ pub fn ask_tcp(addr: SocketAddr, q: &QuerySpec) -> Decoded {
 
 /// One HTTP/1.1 request to the admin endpoint; returns status and body. It asks
 /// for `Connection: close` (the endpoint keeps connections alive otherwise) and
-/// reads to the end.
+/// reads to the end. It names the endpoint as its `Host` and carries the
+/// `X-Signpost-Request` header a change needs, as `signpost ctl` does.
 pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     http_raw(
         addr,
         format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nX-Signpost-Request: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         )
         .as_bytes(),
     )

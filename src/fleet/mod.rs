@@ -16,9 +16,10 @@
 //! and when etcd answers again the task writes what was changed meanwhile, reads
 //! everything afresh and takes the fleet's verdicts back.
 //!
-//! Only [`store`] names the etcd client crate (ARCHITECTURE.md: a fleet store's
-//! client stays in one module of its own); [`view`] is the pure part.
+//! Only [`store`] uses the etcd client, [`etcd`] (ARCHITECTURE.md: a fleet
+//! store's client stays in one module of its own); [`view`] is the pure part.
 
+mod etcd;
 mod store;
 pub mod view;
 

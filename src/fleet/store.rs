@@ -12,22 +12,19 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{
-    Certificate, Client, ConnectOptions, EventType, GetOptions, Identity, PutOptions, TlsOptions,
-    WatchOptions,
-};
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
+use super::etcd::{self, Client, EventType};
 use super::{lock, Fleet, Op, TICK};
 use crate::health::{Health, Override};
 
 #[derive(Debug, Error)]
 pub(super) enum StoreError {
     #[error("etcd: {0}")]
-    Etcd(#[from] etcd_client::Error),
+    Etcd(#[from] etcd::Error),
     #[error("etcd: no answer to {0} in time")]
     Timeout(&'static str),
     #[error("etcd: {0}")]
@@ -41,7 +38,7 @@ const MAX_PAUSE: Duration = Duration::from_secs(5);
 async fn timed<T>(
     limit: Duration,
     what: &'static str,
-    f: impl Future<Output = Result<T, etcd_client::Error>>,
+    f: impl Future<Output = Result<T, etcd::Error>>,
 ) -> Result<T, StoreError> {
     match tokio::time::timeout(limit, f).await {
         Ok(r) => r.map_err(StoreError::Etcd),
@@ -76,26 +73,17 @@ pub(super) async fn run(fleet: Arc<Fleet>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-fn options(fleet: &Fleet) -> ConnectOptions {
+fn options(fleet: &Fleet) -> etcd::Options {
     let cfg = &fleet.cfg;
-    let mut o = ConnectOptions::new()
-        .with_timeout(cfg.timeout)
-        .with_connect_timeout(cfg.timeout)
-        .with_keep_alive(cfg.timeout, cfg.timeout);
-    if let (Some(user), Some(password)) = (&cfg.user, &fleet.secrets.password) {
-        o = o.with_user(user.clone(), password.clone());
+    let s = &fleet.secrets;
+    etcd::Options {
+        timeout: cfg.timeout,
+        user: cfg.user.clone().zip(s.password.clone()),
+        tls: cfg.tls.as_ref().map(|_| etcd::Tls {
+            ca: s.ca.clone(),
+            identity: s.cert.clone().zip(s.key.clone()),
+        }),
     }
-    if cfg.tls.is_some() {
-        let mut tls = TlsOptions::new();
-        if let Some(ca) = &fleet.secrets.ca {
-            tls = tls.ca_certificate(Certificate::from_pem(ca));
-        }
-        if let (Some(cert), Some(key)) = (&fleet.secrets.cert, &fleet.secrets.key) {
-            tls = tls.identity(Identity::from_pem(cert, key));
-        }
-        o = o.with_tls(tls);
-    }
-    o
 }
 
 /// This instance's last written vote per check target.
@@ -108,23 +96,19 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
     let mut client = timed(
         t,
         "connect",
-        Client::connect(cfg.endpoints.clone(), Some(options(fleet))),
+        Client::connect(&cfg.endpoints, &options(fleet)),
     )
     .await?;
     let ttl = i64::try_from(cfg.lease_ttl.as_secs().max(2)).unwrap_or(5);
-    let lease = timed(t, "lease grant", client.lease_grant(ttl, None))
-        .await?
-        .id();
-    let (mut keeper, mut alive) =
-        timed(t, "lease keep-alive", client.lease_keep_alive(lease)).await?;
-    let on_lease = || Some(PutOptions::new().with_lease(lease));
+    let lease = timed(t, "lease grant", client.lease_grant(ttl)).await?;
+    let mut alive = timed(t, "lease keep-alive", client.lease_keep_alive(lease)).await?;
     timed(
         t,
         "put instance",
         client.put(
             format!("{prefix}instances/{}", cfg.instance),
             cfg.site.clone().unwrap_or_default(),
-            on_lease(),
+            lease,
         ),
     )
     .await?;
@@ -132,18 +116,13 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
 
     // Everything under the prefix, afresh: what changed while away replaces
     // what this instance last knew.
-    let all = timed(
-        t,
-        "read",
-        client.get(prefix.clone(), Some(GetOptions::new().with_prefix())),
-    )
-    .await?;
-    let revision = all.header().map(|h| h.revision()).unwrap_or(0);
+    let all = timed(t, "read", client.get_prefix(prefix.as_bytes())).await?;
+    let revision = all.header.map(|h| h.revision).unwrap_or(0);
     let known: BTreeSet<String> = fleet.snap.load().health.known_names().into_iter().collect();
     {
         let mut fresh = super::View::default();
-        for kv in all.kvs() {
-            fleet.ingest(&mut fresh, kv.key(), kv.value(), &known);
+        for kv in &all.kvs {
+            fleet.ingest(&mut fresh, &kv.key, &kv.value, &known);
         }
         *lock(&fleet.view) = fresh;
     }
@@ -156,7 +135,7 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
     fleet.recompute();
     info!(
         revision,
-        keys = all.kvs().len(),
+        keys = all.kvs.len(),
         lease = format!("{lease:x}"),
         "fleet: in sync with etcd"
     );
@@ -164,14 +143,7 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
     let mut watch = timed(
         t,
         "watch",
-        client.watch(
-            prefix.clone(),
-            Some(
-                WatchOptions::new()
-                    .with_prefix()
-                    .with_start_revision(revision + 1),
-            ),
-        ),
+        client.watch_prefix(prefix.as_bytes(), revision + 1),
     )
     .await?;
     let mut keep = tokio::time::interval((cfg.lease_ttl / 3).max(Duration::from_millis(300)));
@@ -185,10 +157,10 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
                 return Ok(());
             }
             _ = keep.tick() => {
-                timed(t, "lease keep-alive", keeper.keep_alive()).await?;
+                timed(t, "lease keep-alive", alive.send()).await?;
             }
             m = alive.message() => match m? {
-                Some(r) if r.ttl() > 0 => {
+                Some(r) if r.ttl > 0 => {
                     last_alive = Instant::now();
                     fleet.mark_ok();
                 }
@@ -199,7 +171,7 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
                 let Some(resp) = m? else {
                     return Err(StoreError::Ended("the watch stream closed"));
                 };
-                if resp.canceled() {
+                if resp.canceled {
                     return Err(StoreError::Ended("the watch was cancelled (compacted?)"));
                 }
                 fleet.mark_ok();
@@ -208,11 +180,12 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
                 let mut changed = super::Changed::default();
                 {
                     let mut view = lock(&fleet.view);
-                    for ev in resp.events() {
-                        let Some(kv) = ev.kv() else { continue };
-                        let c = match ev.event_type() {
-                            EventType::Put => fleet.ingest(&mut view, kv.key(), kv.value(), &known),
-                            EventType::Delete => fleet.forget(&mut view, kv.key()),
+                    for ev in &resp.events {
+                        let Some(kv) = &ev.kv else { continue };
+                        let c = match EventType::try_from(ev.r#type) {
+                            Ok(EventType::Put) => fleet.ingest(&mut view, &kv.key, &kv.value, &known),
+                            Ok(EventType::Delete) => fleet.forget(&mut view, &kv.key),
+                            Err(_) => continue,
                         };
                         changed = changed.or(c);
                     }
@@ -251,7 +224,7 @@ async fn flush(fleet: &Fleet, client: &mut Client) -> Result<(), StoreError> {
                 timed(
                     t,
                     "delete",
-                    client.delete(format!("{prefix}overrides/{name}"), None),
+                    client.delete(format!("{prefix}overrides/{name}")),
                 )
                 .await?;
             }
@@ -259,7 +232,7 @@ async fn flush(fleet: &Fleet, client: &mut Client) -> Result<(), StoreError> {
                 timed(
                     t,
                     "put",
-                    client.put(format!("{prefix}overrides/{name}"), o.to_string(), None),
+                    client.put(format!("{prefix}overrides/{name}"), o.to_string(), 0),
                 )
                 .await?;
             }
@@ -267,7 +240,7 @@ async fn flush(fleet: &Fleet, client: &mut Client) -> Result<(), StoreError> {
                 timed(
                     t,
                     "delete",
-                    client.delete(format!("{prefix}weights/{name}"), None),
+                    client.delete(format!("{prefix}weights/{name}")),
                 )
                 .await?;
             }
@@ -275,7 +248,7 @@ async fn flush(fleet: &Fleet, client: &mut Client) -> Result<(), StoreError> {
                 timed(
                     t,
                     "put",
-                    client.put(format!("{prefix}weights/{name}"), w.to_string(), None),
+                    client.put(format!("{prefix}weights/{name}"), w.to_string(), 0),
                 )
                 .await?;
             }
@@ -336,7 +309,7 @@ async fn publish_votes(
                 client.put(
                     format!("{base}{target}"),
                     h.to_string(),
-                    Some(PutOptions::new().with_lease(lease)),
+                    lease,
                 ),
             )
             .await?;
@@ -352,7 +325,7 @@ async fn publish_votes(
         timed(
             t,
             "delete vote",
-            client.delete(format!("{base}{target}"), None),
+            client.delete(format!("{base}{target}")),
         )
         .await?;
         published.remove(&target);

@@ -207,17 +207,25 @@ impl Fleet {
         warn!(key = %String::from_utf8_lossy(key), "fleet: key ignored: {why}");
     }
 
-    /// Takes in one key and value from the store; a bad one is counted, logged
-    /// and changes nothing.
+    /// Takes in one key and value from the store, written under `lease` (0:
+    /// none); a bad one is counted, logged and changes nothing.
     fn ingest(
         &self,
         view: &mut View,
         key: &[u8],
         value: &[u8],
+        lease: i64,
         known: &BTreeSet<String>,
     ) -> Changed {
         match view::parse_entry(&self.cfg.prefix, key, value) {
             Ok(e) => {
+                if let view::Entry::Instance(..) | view::Entry::Vote { .. } = &e {
+                    if lease == 0 {
+                        // Kept (it replaced the key's last value) but never
+                        // counted: nothing would ever delete it.
+                        self.bad_key(key, "not under a lease; no vote of it counts");
+                    }
+                }
                 if let view::Entry::Override(name, _) | view::Entry::Weight(name, _) = &e {
                     if !known.contains(name) {
                         self.bad_key(
@@ -226,7 +234,7 @@ impl Fleet {
                         );
                     }
                 }
-                view.put(e)
+                view.put(e, lease)
             }
             Err(view::Bad(why)) => {
                 self.bad_key(key, &why);
@@ -351,10 +359,9 @@ impl Fleet {
     /// Each instance's vote for a target (by stable key), this one's own included.
     pub fn votes_of(&self, target: &str, local: Health) -> BTreeMap<String, String> {
         let mut out: BTreeMap<String, String> = lock(&self.view)
-            .votes
-            .get(target)
-            .map(|by| by.iter().map(|(i, h)| (i.clone(), h.to_string())).collect())
-            .unwrap_or_default();
+            .live_votes(target)
+            .map(|(i, h)| (i.to_string(), h.to_string()))
+            .collect();
         out.insert(self.cfg.instance.clone(), local.to_string());
         out
     }

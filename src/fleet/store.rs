@@ -122,7 +122,7 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
     {
         let mut fresh = super::View::default();
         for kv in &all.kvs {
-            fleet.ingest(&mut fresh, &kv.key, &kv.value, &known);
+            fleet.ingest(&mut fresh, &kv.key, &kv.value, kv.lease, &known);
         }
         *lock(&fleet.view) = fresh;
     }
@@ -183,7 +183,9 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
                     for ev in &resp.events {
                         let Some(kv) = &ev.kv else { continue };
                         let c = match EventType::try_from(ev.r#type) {
-                            Ok(EventType::Put) => fleet.ingest(&mut view, &kv.key, &kv.value, &known),
+                            Ok(EventType::Put) => {
+                                fleet.ingest(&mut view, &kv.key, &kv.value, kv.lease, &known)
+                            }
                             Ok(EventType::Delete) => fleet.forget(&mut view, &kv.key),
                             Err(_) => continue,
                         };

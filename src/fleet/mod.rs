@@ -64,6 +64,27 @@ pub enum Op {
     Weight(String, Option<u32>),
 }
 
+impl Op {
+    /// Whether both change the same key in the store.
+    fn same_key(&self, other: &Op) -> bool {
+        match (self, other) {
+            (Op::Override(a, _), Op::Override(b, _)) | (Op::Weight(a, _), Op::Weight(b, _)) => {
+                a == b
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Queues `op`, replacing an unwritten change of the same key: only the last
+/// value of a key is written, so the queue holds at most one change per
+/// override and weight key (the admin API takes only targets the
+/// configuration names), however long etcd is away.
+fn enqueue(pending: &mut Vec<Op>, op: Op) {
+    pending.retain(|p| !p.same_key(&op));
+    pending.push(op);
+}
+
 /// Files `[fleet]` names, read once at start so that a typo fails `serve` at once
 /// rather than every reconnect.
 #[derive(Debug, Clone, Default)]
@@ -91,7 +112,7 @@ pub struct Fleet {
     store_errors: AtomicU64,
     fallbacks: AtomicU64,
     last_error: Mutex<Option<String>>,
-    /// Changes made here, not yet written; oldest first.
+    /// Changes made here, not yet written, one per key; oldest first.
     pending: Mutex<Vec<Op>>,
     wake: Notify,
     started: Instant,
@@ -174,7 +195,7 @@ impl Fleet {
     /// Queues an operator's change for the store. The caller has already applied
     /// it here; it shows on the other instances once written.
     pub fn submit(&self, op: Op) {
-        lock(&self.pending).push(op);
+        enqueue(&mut lock(&self.pending), op);
         self.wake.notify_one();
     }
 
@@ -454,5 +475,30 @@ async fn watchdog(fleet: Arc<Fleet>, mut stop: watch::Receiver<bool>) {
         if !fleet.fallback.load(Relaxed) && fleet.since_ok() >= fleet.cfg.fallback {
             fleet.fall_back();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{enqueue, Op};
+    use crate::health::Override;
+
+    #[test]
+    fn unwritten_changes_keep_one_per_key() {
+        let mut q = Vec::new();
+        for i in 0..1000u32 {
+            enqueue(&mut q, Op::Weight("region:a".into(), Some(i)));
+            enqueue(&mut q, Op::Override("region:a".into(), Override::Drain));
+            enqueue(&mut q, Op::Override("region:a".into(), Override::None));
+        }
+        enqueue(&mut q, Op::Weight("region:b".into(), None));
+        assert_eq!(
+            q,
+            vec![
+                Op::Weight("region:a".into(), Some(999)),
+                Op::Override("region:a".into(), Override::None),
+                Op::Weight("region:b".into(), None),
+            ]
+        );
     }
 }

@@ -585,6 +585,44 @@ fn etcd_gone_past_the_fallback_time_hands_health_back_to_own_probes() {
     assert_eq!(metric(all[0], "signpost_fleet_fallback"), 0);
 }
 
+/// Values in etcd larger than a whole read of the prefix may be (4 MiB), each
+/// under etcd's own request cap: the instance still syncs, reading the prefix a
+/// page at a time, and counts each oversized value as a bad key.
+#[test]
+fn a_read_of_the_prefix_gets_past_values_over_the_size_caps() {
+    let d = dir("paged");
+    let etcd = Etcd::start(&d.0);
+    let big = vec![b'x'; 1_200_000];
+    for i in 0..4 {
+        let mut child = Command::new(find_binary("etcdctl"))
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", etcd.url()))
+            .arg("--command-timeout=5s")
+            .args(["put", &format!("/signpost-test/instances/big-{i}")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn etcdctl");
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(&big)
+            .expect("value to etcdctl");
+        assert!(child.wait().expect("etcdctl").success(), "etcdctl put");
+    }
+    etcd.ctl(&["put", "/signpost-test/overrides/region:a", "drain"])
+        .expect("etcdctl put");
+    let backend = Backend::start();
+    std::fs::write(d.0.join("zones/f.toml"), zone(backend.addr)).expect("zone");
+    let i1 = start(&config(&d.0, &etcd, 1, "60s"));
+    wait_until("in sync past the big values", || in_sync(&i1, 1));
+    assert!(metric(&i1, "signpost_fleet_bad_keys_total") >= 4);
+    // The key after them was read.
+    wait_until("the drain read", || answer(&i1) == "192.0.2.20");
+}
+
 /// Every file under `dir` (recursively) whose name ends with `ext` ("" for
 /// any), by its path from the repository's root.
 fn files_under(root: &Path, dir: &str, ext: &str, out: &mut Vec<String>) {

@@ -116,16 +116,10 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
 
     // Everything under the prefix, afresh: what changed while away replaces
     // what this instance last knew.
-    let all = timed(t, "read", client.get_prefix(prefix.as_bytes())).await?;
-    let revision = all.header.map(|h| h.revision).unwrap_or(0);
     let known: BTreeSet<String> = fleet.snap.load().health.known_names().into_iter().collect();
-    {
-        let mut fresh = super::View::default();
-        for kv in &all.kvs {
-            fleet.ingest(&mut fresh, &kv.key, &kv.value, kv.lease, &known);
-        }
-        *lock(&fleet.view) = fresh;
-    }
+    let mut fresh = super::View::default();
+    let (revision, keys) = read_prefix(fleet, &mut client, &mut fresh, &known).await?;
+    *lock(&fleet.view) = fresh;
     fleet.synced.store(true, Relaxed);
     fleet.mark_ok();
     fleet.rejoin();
@@ -135,7 +129,7 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
     fleet.recompute();
     info!(
         revision,
-        keys = all.kvs.len(),
+        keys,
         lease = format!("{lease:x}"),
         "fleet: in sync with etcd"
     );
@@ -211,6 +205,61 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
             }
         }
     }
+}
+
+/// Keys per request when reading the whole prefix; halved while a page's
+/// answer is over the message size cap.
+const PAGE: i64 = 256;
+
+/// Reads every key under the prefix into `view`, a page at a time, every page
+/// at the revision of the first; returns that revision and the count of keys
+/// read. A key whose value alone is over the message size cap is counted as
+/// bad and skipped by name, so no value can stop an instance from syncing.
+async fn read_prefix(
+    fleet: &Fleet,
+    client: &mut Client,
+    view: &mut super::View,
+    known: &BTreeSet<String>,
+) -> Result<(i64, usize), StoreError> {
+    let t = fleet.cfg.timeout;
+    let prefix = fleet.cfg.prefix.as_bytes();
+    let end = etcd::prefix_end(prefix);
+    let mut from = prefix.to_vec();
+    let mut revision = 0;
+    let mut limit = PAGE;
+    let mut keys = 0;
+    loop {
+        let page = match timed(t, "read", client.range(&from, &end, limit, revision, false)).await {
+            Ok(page) => page,
+            Err(StoreError::Etcd(e)) if e.too_large() && limit > 1 => {
+                limit /= 2;
+                continue;
+            }
+            Err(StoreError::Etcd(e)) if e.too_large() => {
+                let one = timed(t, "read", client.range(&from, &end, 1, revision, true)).await?;
+                if revision == 0 {
+                    revision = one.header.map(|h| h.revision).unwrap_or(0);
+                }
+                let Some(kv) = one.kvs.first() else { break };
+                fleet.bad_key(&kv.key, "its value is over the message size cap");
+                from = etcd::next_key(&kv.key);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if revision == 0 {
+            revision = page.header.map(|h| h.revision).unwrap_or(0);
+        }
+        for kv in &page.kvs {
+            fleet.ingest(view, &kv.key, &kv.value, kv.lease, known);
+        }
+        keys += page.kvs.len();
+        match page.kvs.last() {
+            Some(kv) if page.more => from = etcd::next_key(&kv.key),
+            _ => break,
+        }
+    }
+    Ok((revision, keys))
 }
 
 /// Writes the changes made here, oldest first; each leaves the queue once written.

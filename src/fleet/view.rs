@@ -89,9 +89,18 @@ pub fn parse_key(prefix: &str, key: &[u8]) -> Result<Key, Bad> {
     }
 }
 
+/// Longest value taken: every valid one is a word, a number or a site name.
+pub const MAX_VALUE: usize = 1024;
+
 /// Parses a key and its value.
 pub fn parse_entry(prefix: &str, key: &[u8], value: &[u8]) -> Result<Entry, Bad> {
     let k = parse_key(prefix, key)?;
+    if value.len() > MAX_VALUE {
+        return Err(Bad(format!(
+            "value of {} bytes; at most {MAX_VALUE}",
+            value.len()
+        )));
+    }
     let v = std::str::from_utf8(value)
         .map_err(|_| Bad("value is not UTF-8".to_string()))?
         .trim();
@@ -355,6 +364,12 @@ mod tests {
             }
         }
         assert!(parse_entry(P, b"/signpost/overrides/region:x", &[0xff]).is_err());
+        // A valid value padded past the cap.
+        let long = format!("drain{}", " ".repeat(MAX_VALUE));
+        match entry("/signpost/overrides/region:x", &long) {
+            Err(Bad(m)) => assert!(m.contains("at most 1024"), "{m}"),
+            Ok(e) => panic!("a value of {} bytes was taken as {e:?}", long.len()),
+        }
     }
 
     #[test]

@@ -66,6 +66,15 @@ pub(crate) enum Error {
     Closed(&'static str),
 }
 
+impl Error {
+    /// An answer over the size a message may have here (tonic's 4 MiB
+    /// default): a smaller request may get through.
+    pub(super) fn too_large(&self) -> bool {
+        matches!(self, Error::Status(s) if s.code() == tonic::Code::OutOfRange
+            && s.message().contains("message length too large"))
+    }
+}
+
 /// TLS towards etcd, as PEM bytes read at start.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Tls {
@@ -103,6 +112,13 @@ pub(super) struct Client {
     kv: KvClient<Svc>,
     watch: WatchClient<Svc>,
     lease: LeaseClient<Svc>,
+}
+
+/// The first key after `key` in etcd's order.
+pub(super) fn next_key(key: &[u8]) -> Vec<u8> {
+    let mut k = key.to_vec();
+    k.push(0);
+    k
 }
 
 /// The end of `key`'s prefix range: the key after every key that starts
@@ -179,11 +195,22 @@ impl Client {
         })
     }
 
-    /// Every key starting with `prefix`, with their values.
-    pub(super) async fn get_prefix(&mut self, prefix: &[u8]) -> Result<RangeResponse, Error> {
+    /// Up to `limit` keys from `from` (inclusive) to `end` (exclusive), in
+    /// key order, at `revision` (0: the latest); `keys_only` leaves values out.
+    pub(super) async fn range(
+        &mut self,
+        from: &[u8],
+        end: &[u8],
+        limit: i64,
+        revision: i64,
+        keys_only: bool,
+    ) -> Result<RangeResponse, Error> {
         let req = RangeRequest {
-            key: prefix.to_vec(),
-            range_end: prefix_end(prefix),
+            key: from.to_vec(),
+            range_end: end.to_vec(),
+            limit,
+            revision,
+            keys_only,
             ..RangeRequest::default()
         };
         Ok(self.kv.range(req).await?.into_inner())

@@ -473,6 +473,13 @@ fn writes_go_through_etcds_own_users() {
     let backend = Backend::start();
     std::fs::write(d.0.join("zones/f.toml"), zone(backend.addr)).expect("zone");
     std::fs::write(d.0.join("etcd-password"), "s3cret\n").expect("password file");
+    // Private to the user, as `signpost check` asks.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(
+        d.0.join("etcd-password"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod the password file");
     let with_user = config(&d.0, &etcd, 1, "60s");
     let mut text = std::fs::read_to_string(&with_user).expect("read config");
     text.push_str("user = \"root\"\npassword_file = \"etcd-password\"\n");

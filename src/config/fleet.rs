@@ -362,7 +362,8 @@ mod tests {
     #[test]
     fn secret_files_open_to_others_are_refused() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("signpost-fleet-secret-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("signpost-fleet-secret-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (password, key) = (dir.join("etcd-password"), dir.join("client-key.pem"));
         let set = |p: &Path, mode: u32| {

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         .build_transport(false)
         .emit_rerun_if_changed(false)
         .out_dir(out)
-        .compile_protos(&[rpc], &[proto.clone()])
+        .compile_protos(&[rpc], std::slice::from_ref(proto))
     {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -256,9 +256,7 @@ impl Client {
     }
 
     pub(super) async fn lease_revoke(&mut self, id: i64) -> Result<(), Error> {
-        self.lease
-            .lease_revoke(LeaseRevokeRequest { id })
-            .await?;
+        self.lease.lease_revoke(LeaseRevokeRequest { id }).await?;
         Ok(())
     }
 

@@ -13,8 +13,13 @@
 //! target); this module only writes them, from its own task. If etcd is slow or
 //! gone, the atomics keep the last view; after `fallback` the published verdicts
 //! go back to this instance's own probes ([`crate::health::set_fleet_decides`]),
-//! and when etcd answers again the task writes what was changed meanwhile, reads
-//! everything afresh and takes the fleet's verdicts back.
+//! and when etcd answers again the task writes what was changed meanwhile (the
+//! last change of each key), reads everything afresh, a page at a time, and
+//! takes the fleet's verdicts back.
+//!
+//! What etcd holds is outside input: a value over [`view::MAX_VALUE`] or one
+//! that does not parse is counted and changes nothing, and a vote counts only
+//! while its instance's lease lives (see [`View`]).
 //!
 //! Only [`store`] uses the etcd client, [`etcd`] (ARCHITECTURE.md: a fleet
 //! store's client stays in one module of its own); [`view`] is the pure part.

@@ -5,9 +5,8 @@
 # `--geo` adds what benches/geo-compare.sh needs as well: PowerDNS
 # Authoritative 4.7 with its bind and geoip backends (gdnsd's geoip plugin is
 # built in).
-# `--ci` installs only what the test suite and its build need instead: etcd
-# 3.4 and etcdctl for tests/fleet.rs, protoc and its .proto includes for the
-# etcd client's build,
+# `--ci` installs only what the test suite needs instead: etcd
+# 3.4 and etcdctl for tests/fleet.rs,
 # chromium and chromedriver for tests/dashboard.rs, kdig and dig for
 # tests/encrypted.rs, unbound (a validating resolver) for tests/dnssec.rs
 # (.ci/run calls it so; apt-get update runs once first in that mode).
@@ -36,7 +35,6 @@ if [ "${1:-}" = --ci ]; then
     PKG=(
         [etcd]=etcd-server
         [etcdctl]=etcd-client
-        [protoc]=protobuf-compiler
         [chromium]=chromium
         [chromedriver]=chromium-driver
         [kdig]=knot-dnsutils
@@ -45,14 +43,8 @@ if [ "${1:-}" = --ci ]; then
     )
 fi
 
-# packages with no command of their own: PowerDNS's backends (plugins), and
-# for --ci the well-known .proto files (google/protobuf/descriptor.proto ...)
-# that the etcd client's build imports, which protobuf-compiler leaves to
-# libprotobuf-dev when recommends are not installed
+# packages with no command of their own: PowerDNS's backends (plugins)
 PLUGINS=()
-if [ "${1:-}" = --ci ]; then
-    PLUGINS=(libprotobuf-dev)
-fi
 if [ "${1:-}" = --geo ]; then
     PKG[pdns_server]=pdns-server
     PLUGINS=(pdns-backend-bind pdns-backend-geoip)

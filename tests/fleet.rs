@@ -473,6 +473,13 @@ fn writes_go_through_etcds_own_users() {
     let backend = Backend::start();
     std::fs::write(d.0.join("zones/f.toml"), zone(backend.addr)).expect("zone");
     std::fs::write(d.0.join("etcd-password"), "s3cret\n").expect("password file");
+    // Private to the user, as `signpost check` asks.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(
+        d.0.join("etcd-password"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod the password file");
     let with_user = config(&d.0, &etcd, 1, "60s");
     let mut text = std::fs::read_to_string(&with_user).expect("read config");
     text.push_str("user = \"root\"\npassword_file = \"etcd-password\"\n");
@@ -583,4 +590,126 @@ fn etcd_gone_past_the_fallback_time_hands_health_back_to_own_probes() {
         status(all[0])["fleet"]["fallback"] == false && answer(all[0]) == "192.0.2.10"
     });
     assert_eq!(metric(all[0], "signpost_fleet_fallback"), 0);
+}
+
+/// Values in etcd larger than a whole read of the prefix may be (4 MiB), each
+/// under etcd's own request cap: the instance still syncs, reading the prefix a
+/// page at a time, and counts each oversized value as a bad key.
+#[test]
+fn a_read_of_the_prefix_gets_past_values_over_the_size_caps() {
+    let d = dir("paged");
+    let etcd = Etcd::start(&d.0);
+    let big = vec![b'x'; 1_200_000];
+    for i in 0..4 {
+        let mut child = Command::new(find_binary("etcdctl"))
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", etcd.url()))
+            .arg("--command-timeout=5s")
+            .args(["put", &format!("/signpost-test/instances/big-{i}")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn etcdctl");
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(&big)
+            .expect("value to etcdctl");
+        assert!(child.wait().expect("etcdctl").success(), "etcdctl put");
+    }
+    etcd.ctl(&["put", "/signpost-test/overrides/region:a", "drain"])
+        .expect("etcdctl put");
+    let backend = Backend::start();
+    std::fs::write(d.0.join("zones/f.toml"), zone(backend.addr)).expect("zone");
+    let i1 = start(&config(&d.0, &etcd, 1, "60s"));
+    wait_until("in sync past the big values", || in_sync(&i1, 1));
+    assert!(metric(&i1, "signpost_fleet_bad_keys_total") >= 4);
+    // The key after them was read.
+    wait_until("the drain read", || answer(&i1) == "192.0.2.20");
+}
+
+/// Every file under `dir` (recursively) whose name ends with `ext` ("" for
+/// any), by its path from the repository's root.
+fn files_under(root: &Path, dir: &str, ext: &str, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let rel = format!("{dir}/{name}");
+        if e.path().is_dir() {
+            if name != "target" {
+                files_under(root, &rel, ext, out);
+            }
+        } else if name.ends_with(ext) {
+            out.push(rel);
+        }
+    }
+}
+
+/// The etcd stubs signpost builds from (src/fleet/etcd/pb) are what
+/// contrib/regen-etcd-proto.sh last wrote from the .proto files and generator
+/// now in the tree: each file's SHA-256 as SHA256SUMS records it, and every
+/// such file recorded. Editing a .proto or the generator without
+/// regenerating, or a stub by hand, fails here; the script's --check
+/// regenerates and compares outright (it needs protoc).
+#[test]
+fn the_checked_in_etcd_stubs_are_what_their_protos_generate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sums_path = "src/fleet/etcd/pb/SHA256SUMS";
+    let sums = std::fs::read_to_string(root.join(sums_path)).expect("read SHA256SUMS");
+    let mut listed = Vec::new();
+    let mut stale = Vec::new();
+    for line in sums.lines() {
+        let (want, path) = line
+            .split_once("  ")
+            .unwrap_or_else(|| panic!("{sums_path}: not `SUM  PATH`: {line:?}"));
+        let bytes = std::fs::read(root.join(path)).unwrap_or_default();
+        let got = ring::digest::digest(&ring::digest::SHA256, &bytes);
+        let got: String = got.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        if got != want {
+            stale.push(path.to_string());
+        }
+        listed.push(path.to_string());
+    }
+    let mut present = Vec::new();
+    files_under(root, "contrib/etcd-proto", "", &mut present);
+    files_under(root, "src/fleet/etcd/proto", ".proto", &mut present);
+    files_under(root, "src/fleet/etcd/pb", ".rs", &mut present);
+    let unlisted: Vec<&String> = present.iter().filter(|p| !listed.contains(p)).collect();
+    assert!(
+        stale.is_empty() && unlisted.is_empty(),
+        "the etcd stubs are not current: changed {stale:?}, not in {sums_path} {unlisted:?}; \
+         run contrib/regen-etcd-proto.sh (needs protoc: Debian's protobuf-compiler and libprotobuf-dev)"
+    );
+}
+
+/// Building signpost needs no protoc: no package in Cargo.lock generates
+/// protobuf code at build time (the etcd stubs are checked in instead).
+#[test]
+fn the_build_needs_no_protoc() {
+    let lock = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"))
+        .expect("read Cargo.lock");
+    let generators: Vec<&str> = lock
+        .lines()
+        .filter_map(|l| l.strip_prefix("name = \""))
+        .filter_map(|l| l.strip_suffix('"'))
+        .filter(|n| {
+            [
+                "prost-build",
+                "tonic-build",
+                "tonic-prost-build",
+                "protobuf-codegen",
+            ]
+            .contains(n)
+                || n.starts_with("protoc")
+                || n.starts_with("protobuf-src")
+        })
+        .collect();
+    assert!(
+        generators.is_empty(),
+        "Cargo.lock has build-time protobuf generators {generators:?}: the build would need protoc"
+    );
 }

@@ -207,6 +207,23 @@ impl FleetRaw {
         } else {
             None
         };
+        let password_file = self.password_file.map(abs);
+        let secrets = [
+            ("password_file", password_file.as_deref()),
+            ("key_file", tls.as_ref().and_then(|t| t.key_file.as_deref())),
+        ];
+        for (key, file) in secrets {
+            if let Some(mode) = file.and_then(open_to_others) {
+                let shown = file.map(|f| f.display().to_string()).unwrap_or_default();
+                err(
+                    key,
+                    format!(
+                        "fleet.{key} {shown:?} has mode {mode:o}: group or others may read it; \
+                         make it private to signpost's user (chmod 600 {shown:?})"
+                    ),
+                );
+            }
+        }
         FleetConfig {
             endpoints,
             prefix,
@@ -217,10 +234,24 @@ impl FleetRaw {
             fallback,
             timeout,
             user: self.user,
-            password_file: self.password_file.map(abs),
+            password_file,
             tls,
         }
     }
+}
+
+/// A secret file's permission bits when group or others have any access to
+/// it (a file that cannot be read yet is left to `serve`, which reads it).
+#[cfg(unix)]
+fn open_to_others(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+#[cfg(not(unix))]
+fn open_to_others(_: &Path) -> Option<u32> {
+    None
 }
 
 /// What `quorum` may be, for error messages.
@@ -325,5 +356,34 @@ mod tests {
         let errs =
             ServerConfig::parse("[fleet]\nendpints = []\n", Path::new("s.toml")).unwrap_err();
         assert_eq!(errs[0].line, 2);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn secret_files_open_to_others_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir =
+            std::env::temp_dir().join(format!("signpost-fleet-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (password, key) = (dir.join("etcd-password"), dir.join("client-key.pem"));
+        let set = |p: &Path, mode: u32| {
+            std::fs::write(p, "s3cret\n").unwrap();
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        let text = format!(
+            "[fleet]\nendpoints = [\"https://127.0.0.1:2379\"]\ninstance = \"a\"\nuser = \"u\"\npassword_file = {password:?}\ncert_file = \"c.pem\"\nkey_file = {key:?}\n"
+        );
+        set(&password, 0o644);
+        set(&key, 0o640);
+        let errs = ServerConfig::parse(&text, Path::new("s.toml")).unwrap_err();
+        let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![5, 7], "{errs:?}");
+        assert!(errs[0].message.contains("mode 644"), "{}", errs[0]);
+        assert!(errs[1].message.contains("chmod 600"), "{}", errs[1]);
+        set(&password, 0o600);
+        set(&key, 0o400);
+        let parsed = ServerConfig::parse(&text, Path::new("s.toml"));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(parsed.is_ok(), "{parsed:?}");
     }
 }

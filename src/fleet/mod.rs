@@ -13,12 +13,18 @@
 //! target); this module only writes them, from its own task. If etcd is slow or
 //! gone, the atomics keep the last view; after `fallback` the published verdicts
 //! go back to this instance's own probes ([`crate::health::set_fleet_decides`]),
-//! and when etcd answers again the task writes what was changed meanwhile, reads
-//! everything afresh and takes the fleet's verdicts back.
+//! and when etcd answers again the task writes what was changed meanwhile (the
+//! last change of each key), reads everything afresh, a page at a time, and
+//! takes the fleet's verdicts back.
 //!
-//! Only [`store`] names the etcd client crate (ARCHITECTURE.md: a fleet store's
-//! client stays in one module of its own); [`view`] is the pure part.
+//! What etcd holds is outside input: a value over [`view::MAX_VALUE`] or one
+//! that does not parse is counted and changes nothing, and a vote counts only
+//! while its instance's lease lives (see [`View`]).
+//!
+//! Only [`store`] uses the etcd client, [`etcd`] (ARCHITECTURE.md: a fleet
+//! store's client stays in one module of its own); [`view`] is the pure part.
 
+mod etcd;
 mod store;
 pub mod view;
 
@@ -63,6 +69,27 @@ pub enum Op {
     Weight(String, Option<u32>),
 }
 
+impl Op {
+    /// Whether both change the same key in the store.
+    fn same_key(&self, other: &Op) -> bool {
+        match (self, other) {
+            (Op::Override(a, _), Op::Override(b, _)) | (Op::Weight(a, _), Op::Weight(b, _)) => {
+                a == b
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Queues `op`, replacing an unwritten change of the same key: only the last
+/// value of a key is written, so the queue holds at most one change per
+/// override and weight key (the admin API takes only targets the
+/// configuration names), however long etcd is away.
+fn enqueue(pending: &mut Vec<Op>, op: Op) {
+    pending.retain(|p| !p.same_key(&op));
+    pending.push(op);
+}
+
 /// Files `[fleet]` names, read once at start so that a typo fails `serve` at once
 /// rather than every reconnect.
 #[derive(Debug, Clone, Default)]
@@ -90,7 +117,7 @@ pub struct Fleet {
     store_errors: AtomicU64,
     fallbacks: AtomicU64,
     last_error: Mutex<Option<String>>,
-    /// Changes made here, not yet written; oldest first.
+    /// Changes made here, not yet written, one per key; oldest first.
     pending: Mutex<Vec<Op>>,
     wake: Notify,
     started: Instant,
@@ -173,7 +200,7 @@ impl Fleet {
     /// Queues an operator's change for the store. The caller has already applied
     /// it here; it shows on the other instances once written.
     pub fn submit(&self, op: Op) {
-        lock(&self.pending).push(op);
+        enqueue(&mut lock(&self.pending), op);
         self.wake.notify_one();
     }
 
@@ -206,17 +233,25 @@ impl Fleet {
         warn!(key = %String::from_utf8_lossy(key), "fleet: key ignored: {why}");
     }
 
-    /// Takes in one key and value from the store; a bad one is counted, logged
-    /// and changes nothing.
+    /// Takes in one key and value from the store, written under `lease` (0:
+    /// none); a bad one is counted, logged and changes nothing.
     fn ingest(
         &self,
         view: &mut View,
         key: &[u8],
         value: &[u8],
+        lease: i64,
         known: &BTreeSet<String>,
     ) -> Changed {
         match view::parse_entry(&self.cfg.prefix, key, value) {
             Ok(e) => {
+                if let view::Entry::Instance(..) | view::Entry::Vote { .. } = &e {
+                    if lease == 0 {
+                        // Kept (it replaced the key's last value) but never
+                        // counted: nothing would ever delete it.
+                        self.bad_key(key, "not under a lease; no vote of it counts");
+                    }
+                }
                 if let view::Entry::Override(name, _) | view::Entry::Weight(name, _) = &e {
                     if !known.contains(name) {
                         self.bad_key(
@@ -225,7 +260,7 @@ impl Fleet {
                         );
                     }
                 }
-                view.put(e)
+                view.put(e, lease)
             }
             Err(view::Bad(why)) => {
                 self.bad_key(key, &why);
@@ -350,10 +385,9 @@ impl Fleet {
     /// Each instance's vote for a target (by stable key), this one's own included.
     pub fn votes_of(&self, target: &str, local: Health) -> BTreeMap<String, String> {
         let mut out: BTreeMap<String, String> = lock(&self.view)
-            .votes
-            .get(target)
-            .map(|by| by.iter().map(|(i, h)| (i.clone(), h.to_string())).collect())
-            .unwrap_or_default();
+            .live_votes(target)
+            .map(|(i, h)| (i.to_string(), h.to_string()))
+            .collect();
         out.insert(self.cfg.instance.clone(), local.to_string());
         out
     }
@@ -446,5 +480,30 @@ async fn watchdog(fleet: Arc<Fleet>, mut stop: watch::Receiver<bool>) {
         if !fleet.fallback.load(Relaxed) && fleet.since_ok() >= fleet.cfg.fallback {
             fleet.fall_back();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{enqueue, Op};
+    use crate::health::Override;
+
+    #[test]
+    fn unwritten_changes_keep_one_per_key() {
+        let mut q = Vec::new();
+        for i in 0..1000u32 {
+            enqueue(&mut q, Op::Weight("region:a".into(), Some(i)));
+            enqueue(&mut q, Op::Override("region:a".into(), Override::Drain));
+            enqueue(&mut q, Op::Override("region:a".into(), Override::None));
+        }
+        enqueue(&mut q, Op::Weight("region:b".into(), None));
+        assert_eq!(
+            q,
+            vec![
+                Op::Weight("region:a".into(), Some(999)),
+                Op::Override("region:a".into(), Override::None),
+                Op::Weight("region:b".into(), None),
+            ]
+        );
     }
 }

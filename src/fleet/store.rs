@@ -12,22 +12,19 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{
-    Certificate, Client, ConnectOptions, EventType, GetOptions, Identity, PutOptions, TlsOptions,
-    WatchOptions,
-};
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
+use super::etcd::{self, Client, EventType};
 use super::{lock, Fleet, Op, TICK};
 use crate::health::{Health, Override};
 
 #[derive(Debug, Error)]
 pub(super) enum StoreError {
     #[error("etcd: {0}")]
-    Etcd(#[from] etcd_client::Error),
+    Etcd(#[from] etcd::Error),
     #[error("etcd: no answer to {0} in time")]
     Timeout(&'static str),
     #[error("etcd: {0}")]
@@ -41,7 +38,7 @@ const MAX_PAUSE: Duration = Duration::from_secs(5);
 async fn timed<T>(
     limit: Duration,
     what: &'static str,
-    f: impl Future<Output = Result<T, etcd_client::Error>>,
+    f: impl Future<Output = Result<T, etcd::Error>>,
 ) -> Result<T, StoreError> {
     match tokio::time::timeout(limit, f).await {
         Ok(r) => r.map_err(StoreError::Etcd),
@@ -76,26 +73,17 @@ pub(super) async fn run(fleet: Arc<Fleet>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-fn options(fleet: &Fleet) -> ConnectOptions {
+fn options(fleet: &Fleet) -> etcd::Options {
     let cfg = &fleet.cfg;
-    let mut o = ConnectOptions::new()
-        .with_timeout(cfg.timeout)
-        .with_connect_timeout(cfg.timeout)
-        .with_keep_alive(cfg.timeout, cfg.timeout);
-    if let (Some(user), Some(password)) = (&cfg.user, &fleet.secrets.password) {
-        o = o.with_user(user.clone(), password.clone());
+    let s = &fleet.secrets;
+    etcd::Options {
+        timeout: cfg.timeout,
+        user: cfg.user.clone().zip(s.password.clone()),
+        tls: cfg.tls.as_ref().map(|_| etcd::Tls {
+            ca: s.ca.clone(),
+            identity: s.cert.clone().zip(s.key.clone()),
+        }),
     }
-    if cfg.tls.is_some() {
-        let mut tls = TlsOptions::new();
-        if let Some(ca) = &fleet.secrets.ca {
-            tls = tls.ca_certificate(Certificate::from_pem(ca));
-        }
-        if let (Some(cert), Some(key)) = (&fleet.secrets.cert, &fleet.secrets.key) {
-            tls = tls.identity(Identity::from_pem(cert, key));
-        }
-        o = o.with_tls(tls);
-    }
-    o
 }
 
 /// This instance's last written vote per check target.
@@ -108,23 +96,19 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
     let mut client = timed(
         t,
         "connect",
-        Client::connect(cfg.endpoints.clone(), Some(options(fleet))),
+        Client::connect(&cfg.endpoints, &options(fleet)),
     )
     .await?;
     let ttl = i64::try_from(cfg.lease_ttl.as_secs().max(2)).unwrap_or(5);
-    let lease = timed(t, "lease grant", client.lease_grant(ttl, None))
-        .await?
-        .id();
-    let (mut keeper, mut alive) =
-        timed(t, "lease keep-alive", client.lease_keep_alive(lease)).await?;
-    let on_lease = || Some(PutOptions::new().with_lease(lease));
+    let lease = timed(t, "lease grant", client.lease_grant(ttl)).await?;
+    let mut alive = timed(t, "lease keep-alive", client.lease_keep_alive(lease)).await?;
     timed(
         t,
         "put instance",
         client.put(
             format!("{prefix}instances/{}", cfg.instance),
             cfg.site.clone().unwrap_or_default(),
-            on_lease(),
+            lease,
         ),
     )
     .await?;
@@ -132,21 +116,10 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
 
     // Everything under the prefix, afresh: what changed while away replaces
     // what this instance last knew.
-    let all = timed(
-        t,
-        "read",
-        client.get(prefix.clone(), Some(GetOptions::new().with_prefix())),
-    )
-    .await?;
-    let revision = all.header().map(|h| h.revision()).unwrap_or(0);
     let known: BTreeSet<String> = fleet.snap.load().health.known_names().into_iter().collect();
-    {
-        let mut fresh = super::View::default();
-        for kv in all.kvs() {
-            fleet.ingest(&mut fresh, kv.key(), kv.value(), &known);
-        }
-        *lock(&fleet.view) = fresh;
-    }
+    let mut fresh = super::View::default();
+    let (revision, keys) = read_prefix(fleet, &mut client, &mut fresh, &known).await?;
+    *lock(&fleet.view) = fresh;
     fleet.synced.store(true, Relaxed);
     fleet.mark_ok();
     fleet.rejoin();
@@ -156,7 +129,7 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
     fleet.recompute();
     info!(
         revision,
-        keys = all.kvs().len(),
+        keys,
         lease = format!("{lease:x}"),
         "fleet: in sync with etcd"
     );
@@ -164,14 +137,7 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
     let mut watch = timed(
         t,
         "watch",
-        client.watch(
-            prefix.clone(),
-            Some(
-                WatchOptions::new()
-                    .with_prefix()
-                    .with_start_revision(revision + 1),
-            ),
-        ),
+        client.watch_prefix(prefix.as_bytes(), revision + 1),
     )
     .await?;
     let mut keep = tokio::time::interval((cfg.lease_ttl / 3).max(Duration::from_millis(300)));
@@ -185,10 +151,10 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
                 return Ok(());
             }
             _ = keep.tick() => {
-                timed(t, "lease keep-alive", keeper.keep_alive()).await?;
+                timed(t, "lease keep-alive", alive.send()).await?;
             }
             m = alive.message() => match m? {
-                Some(r) if r.ttl() > 0 => {
+                Some(r) if r.ttl > 0 => {
                     last_alive = Instant::now();
                     fleet.mark_ok();
                 }
@@ -199,7 +165,7 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
                 let Some(resp) = m? else {
                     return Err(StoreError::Ended("the watch stream closed"));
                 };
-                if resp.canceled() {
+                if resp.canceled {
                     return Err(StoreError::Ended("the watch was cancelled (compacted?)"));
                 }
                 fleet.mark_ok();
@@ -208,11 +174,14 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
                 let mut changed = super::Changed::default();
                 {
                     let mut view = lock(&fleet.view);
-                    for ev in resp.events() {
-                        let Some(kv) = ev.kv() else { continue };
-                        let c = match ev.event_type() {
-                            EventType::Put => fleet.ingest(&mut view, kv.key(), kv.value(), &known),
-                            EventType::Delete => fleet.forget(&mut view, kv.key()),
+                    for ev in &resp.events {
+                        let Some(kv) = &ev.kv else { continue };
+                        let c = match EventType::try_from(ev.r#type) {
+                            Ok(EventType::Put) => {
+                                fleet.ingest(&mut view, &kv.key, &kv.value, kv.lease, &known)
+                            }
+                            Ok(EventType::Delete) => fleet.forget(&mut view, &kv.key),
+                            Err(_) => continue,
                         };
                         changed = changed.or(c);
                     }
@@ -238,6 +207,61 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
     }
 }
 
+/// Keys per request when reading the whole prefix; halved while a page's
+/// answer is over the message size cap.
+const PAGE: i64 = 256;
+
+/// Reads every key under the prefix into `view`, a page at a time, every page
+/// at the revision of the first; returns that revision and the count of keys
+/// read. A key whose value alone is over the message size cap is counted as
+/// bad and skipped by name, so no value can stop an instance from syncing.
+async fn read_prefix(
+    fleet: &Fleet,
+    client: &mut Client,
+    view: &mut super::View,
+    known: &BTreeSet<String>,
+) -> Result<(i64, usize), StoreError> {
+    let t = fleet.cfg.timeout;
+    let prefix = fleet.cfg.prefix.as_bytes();
+    let end = etcd::prefix_end(prefix);
+    let mut from = prefix.to_vec();
+    let mut revision = 0;
+    let mut limit = PAGE;
+    let mut keys = 0;
+    loop {
+        let page = match timed(t, "read", client.range(&from, &end, limit, revision, false)).await {
+            Ok(page) => page,
+            Err(StoreError::Etcd(e)) if e.too_large() && limit > 1 => {
+                limit /= 2;
+                continue;
+            }
+            Err(StoreError::Etcd(e)) if e.too_large() => {
+                let one = timed(t, "read", client.range(&from, &end, 1, revision, true)).await?;
+                if revision == 0 {
+                    revision = one.header.map(|h| h.revision).unwrap_or(0);
+                }
+                let Some(kv) = one.kvs.first() else { break };
+                fleet.bad_key(&kv.key, "its value is over the message size cap");
+                from = etcd::next_key(&kv.key);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if revision == 0 {
+            revision = page.header.map(|h| h.revision).unwrap_or(0);
+        }
+        for kv in &page.kvs {
+            fleet.ingest(view, &kv.key, &kv.value, kv.lease, known);
+        }
+        keys += page.kvs.len();
+        match page.kvs.last() {
+            Some(kv) if page.more => from = etcd::next_key(&kv.key),
+            _ => break,
+        }
+    }
+    Ok((revision, keys))
+}
+
 /// Writes the changes made here, oldest first; each leaves the queue once written.
 async fn flush(fleet: &Fleet, client: &mut Client) -> Result<(), StoreError> {
     let t = fleet.cfg.timeout;
@@ -251,7 +275,7 @@ async fn flush(fleet: &Fleet, client: &mut Client) -> Result<(), StoreError> {
                 timed(
                     t,
                     "delete",
-                    client.delete(format!("{prefix}overrides/{name}"), None),
+                    client.delete(format!("{prefix}overrides/{name}")),
                 )
                 .await?;
             }
@@ -259,7 +283,7 @@ async fn flush(fleet: &Fleet, client: &mut Client) -> Result<(), StoreError> {
                 timed(
                     t,
                     "put",
-                    client.put(format!("{prefix}overrides/{name}"), o.to_string(), None),
+                    client.put(format!("{prefix}overrides/{name}"), o.to_string(), 0),
                 )
                 .await?;
             }
@@ -267,7 +291,7 @@ async fn flush(fleet: &Fleet, client: &mut Client) -> Result<(), StoreError> {
                 timed(
                     t,
                     "delete",
-                    client.delete(format!("{prefix}weights/{name}"), None),
+                    client.delete(format!("{prefix}weights/{name}")),
                 )
                 .await?;
             }
@@ -275,7 +299,7 @@ async fn flush(fleet: &Fleet, client: &mut Client) -> Result<(), StoreError> {
                 timed(
                     t,
                     "put",
-                    client.put(format!("{prefix}weights/{name}"), w.to_string(), None),
+                    client.put(format!("{prefix}weights/{name}"), w.to_string(), 0),
                 )
                 .await?;
             }
@@ -333,11 +357,7 @@ async fn publish_votes(
             timed(
                 t,
                 "put vote",
-                client.put(
-                    format!("{base}{target}"),
-                    h.to_string(),
-                    Some(PutOptions::new().with_lease(lease)),
-                ),
+                client.put(format!("{base}{target}"), h.to_string(), lease),
             )
             .await?;
             published.insert(target.clone(), *h);
@@ -349,12 +369,7 @@ async fn publish_votes(
         .cloned()
         .collect();
     for target in gone {
-        timed(
-            t,
-            "delete vote",
-            client.delete(format!("{base}{target}"), None),
-        )
-        .await?;
+        timed(t, "delete vote", client.delete(format!("{base}{target}"))).await?;
         published.remove(&target);
     }
     Ok(())

@@ -89,9 +89,18 @@ pub fn parse_key(prefix: &str, key: &[u8]) -> Result<Key, Bad> {
     }
 }
 
+/// Longest value taken: every valid one is a word, a number or a site name.
+pub const MAX_VALUE: usize = 1024;
+
 /// Parses a key and its value.
 pub fn parse_entry(prefix: &str, key: &[u8], value: &[u8]) -> Result<Entry, Bad> {
     let k = parse_key(prefix, key)?;
+    if value.len() > MAX_VALUE {
+        return Err(Bad(format!(
+            "value of {} bytes; at most {MAX_VALUE}",
+            value.len()
+        )));
+    }
     let v = std::str::from_utf8(value)
         .map_err(|_| Bad("value is not UTF-8".to_string()))?
         .trim();
@@ -152,19 +161,35 @@ impl Changed {
     }
 }
 
+/// One instance's vote as read, with the etcd lease it was written under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vote {
+    pub health: Health,
+    pub lease: i64,
+}
+
 /// The store's state as this instance last read it.
+///
+/// A vote counts only while its instance is alive: its `instances/` entry is
+/// present, under a lease, and the vote is under that same lease. etcd deletes
+/// both when the lease ends; a vote written some other way (by hand, with no
+/// lease or another one) would outlive its instance, so it is kept but not
+/// counted.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct View {
     pub overrides: BTreeMap<String, Override>,
     pub weights: BTreeMap<String, u32>,
     /// Instance -> site.
     pub instances: BTreeMap<String, String>,
+    /// Instance -> the lease its `instances/` entry is under (0: none).
+    pub leases: BTreeMap<String, i64>,
     /// Check target -> instance -> its verdict.
-    pub votes: BTreeMap<String, BTreeMap<String, Health>>,
+    pub votes: BTreeMap<String, BTreeMap<String, Vote>>,
 }
 
 impl View {
-    pub fn put(&mut self, e: Entry) -> Changed {
+    /// Takes in one entry, written under `lease` (0: none).
+    pub fn put(&mut self, e: Entry, lease: i64) -> Changed {
         match e {
             Entry::Override(name, o) => {
                 let changed = self.overrides.insert(name, o) != Some(o);
@@ -181,6 +206,7 @@ impl View {
                 }
             }
             Entry::Instance(name, site) => {
+                self.leases.insert(name.clone(), lease);
                 self.instances.insert(name, site);
                 Changed {
                     operator: false,
@@ -192,12 +218,9 @@ impl View {
                 target,
                 health,
             } => {
-                let changed = self
-                    .votes
-                    .entry(target)
-                    .or_default()
-                    .insert(instance, health)
-                    != Some(health);
+                let vote = Vote { health, lease };
+                let changed =
+                    self.votes.entry(target).or_default().insert(instance, vote) != Some(vote);
                 Changed {
                     operator: false,
                     votes: changed,
@@ -216,10 +239,13 @@ impl View {
                 operator: self.weights.remove(name).is_some(),
                 votes: false,
             },
-            Key::Instance(name) => Changed {
-                operator: false,
-                votes: self.instances.remove(name).is_some(),
-            },
+            Key::Instance(name) => {
+                self.leases.remove(name);
+                Changed {
+                    operator: false,
+                    votes: self.instances.remove(name).is_some(),
+                }
+            }
             Key::Vote { instance, target } => {
                 let mut changed = false;
                 if let Some(by) = self.votes.get_mut(target) {
@@ -236,20 +262,31 @@ impl View {
         }
     }
 
+    /// The votes for one check target that count: each under its instance's
+    /// live lease (see [`View`]).
+    pub fn live_votes<'a>(&'a self, target: &str) -> impl Iterator<Item = (&'a str, Health)> {
+        self.votes
+            .get(target)
+            .into_iter()
+            .flatten()
+            .filter(|(instance, v)| {
+                v.lease != 0 && self.leases.get(instance.as_str()) == Some(&v.lease)
+            })
+            .map(|(instance, v)| (instance.as_str(), v.health))
+    }
+
     /// The verdict for one check target: this instance's own (`me`, `local`)
-    /// with every other instance's vote. Own votes read back from the store are
-    /// not counted twice: `local` is fresher.
+    /// with every other live instance's vote. Own votes read back from the
+    /// store are not counted twice: `local` is fresher.
     pub fn verdict(&self, target: &str, me: &str, local: Health, quorum: Quorum) -> Health {
         let mut reporting = 1;
         let mut down = usize::from(local == Health::Down);
-        if let Some(by) = self.votes.get(target) {
-            for (instance, h) in by {
-                if instance == me {
-                    continue;
-                }
-                reporting += 1;
-                down += usize::from(*h == Health::Down);
+        for (instance, h) in self.live_votes(target) {
+            if instance == me {
+                continue;
             }
+            reporting += 1;
+            down += usize::from(h == Health::Down);
         }
         if quorum.is_down(down, reporting) {
             Health::Down
@@ -327,19 +364,28 @@ mod tests {
             }
         }
         assert!(parse_entry(P, b"/signpost/overrides/region:x", &[0xff]).is_err());
+        // A valid value padded past the cap.
+        let long = format!("drain{}", " ".repeat(MAX_VALUE));
+        match entry("/signpost/overrides/region:x", &long) {
+            Err(Bad(m)) => assert!(m.contains("at most 1024"), "{m}"),
+            Ok(e) => panic!("a value of {} bytes was taken as {e:?}", long.len()),
+        }
     }
 
     #[test]
     fn view_tracks_puts_and_deletes() {
         let mut v = View::default();
         let e = entry("/signpost/overrides/region:eu-west", "drain").unwrap();
-        assert!(v.put(e.clone()).operator);
-        assert!(!v.put(e).operator, "the same value again changes nothing");
+        assert!(v.put(e.clone(), 0).operator);
+        assert!(
+            !v.put(e, 0).operator,
+            "the same value again changes nothing"
+        );
         let k = parse_key(P, b"/signpost/overrides/region:eu-west").unwrap();
         assert!(v.delete(&k).operator);
         assert!(v.overrides.is_empty());
         let vote = entry("/signpost/votes/b/t1", "down").unwrap();
-        assert!(v.put(vote).votes);
+        assert!(v.put(vote, 7).votes);
         let k = parse_key(P, b"/signpost/votes/b/t1").unwrap();
         assert!(v.delete(&k).votes);
         assert!(v.votes.is_empty());
@@ -348,8 +394,11 @@ mod tests {
     #[test]
     fn verdicts_follow_the_quorum() {
         let mut v = View::default();
+        for i in ["a", "b", "c"] {
+            v.put(entry(&format!("/signpost/instances/{i}"), "").unwrap(), 7);
+        }
         let vote = |v: &mut View, i: &str, h: &str| {
-            v.put(entry(&format!("/signpost/votes/{i}/t"), h).unwrap());
+            v.put(entry(&format!("/signpost/votes/{i}/t"), h).unwrap(), 7);
         };
         let two = Quorum::Count(2);
         vote(&mut v, "b", "up");
@@ -363,5 +412,34 @@ mod tests {
         assert_eq!(v.verdict("t", "a", Health::Up, two), Health::Up);
         // Alone, an instance's own verdict decides.
         assert_eq!(v.verdict("other", "a", Health::Down, two), Health::Down);
+    }
+
+    #[test]
+    fn votes_count_only_under_their_instances_live_lease() {
+        let mut v = View::default();
+        let put = |v: &mut View, k: &str, val: &str, lease: i64| {
+            v.put(entry(k, val).unwrap(), lease);
+        };
+        let one = Quorum::Count(1);
+        // b is alive under lease 7 and votes down under it: that counts.
+        put(&mut v, "/signpost/instances/b", "fra", 7);
+        put(&mut v, "/signpost/votes/b/t", "down", 7);
+        assert_eq!(v.verdict("t", "a", Health::Up, one), Health::Down);
+        // b's entry gone (its lease ended): its vote no longer counts.
+        v.delete(&parse_key(P, b"/signpost/instances/b").unwrap());
+        assert_eq!(v.verdict("t", "a", Health::Up, one), Health::Up);
+        // A vote with no lease, or under another lease than its instance's.
+        put(&mut v, "/signpost/instances/c", "ams", 8);
+        put(&mut v, "/signpost/votes/c/t", "down", 0);
+        assert_eq!(v.verdict("t", "a", Health::Up, one), Health::Up);
+        put(&mut v, "/signpost/votes/c/t", "down", 9);
+        assert_eq!(v.verdict("t", "a", Health::Up, one), Health::Up);
+        put(&mut v, "/signpost/votes/c/t", "down", 8);
+        assert_eq!(v.verdict("t", "a", Health::Up, one), Health::Down);
+        // A vote from an instance that never had an entry.
+        let mut w = View::default();
+        put(&mut w, "/signpost/votes/ghost/t", "down", 5);
+        assert_eq!(w.verdict("t", "a", Health::Up, one), Health::Up);
+        assert_eq!(w.live_votes("t").count(), 0);
     }
 }

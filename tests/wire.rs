@@ -378,8 +378,9 @@ fn response_rate_limiting_drops_and_slips() {
             full += 1;
         }
     }
-    // 5 a second; the burst may straddle one second boundary.
-    assert!((5..=10).contains(&full), "full answers: {full}");
+    // 5 a second with bursts of 3: the burst itself and what comes due while the
+    // 40 queries are read.
+    assert!((3..=8).contains(&full), "full answers: {full}");
     assert!(truncated >= 5, "slipped: {truncated}");
     assert!(full + truncated < sent, "nothing was dropped");
     // Another answer from the same client is not limited by the first one's bucket.

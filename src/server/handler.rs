@@ -30,8 +30,6 @@ pub enum Transport {
 #[derive(Clone, Copy)]
 pub struct Gate<'a> {
     pub rrl: &'a Rrl,
-    /// Seconds on the limiter's clock.
-    pub now: u64,
 }
 
 /// Answers one packet from `src` into `out`. `sent` in the result is false when
@@ -391,7 +389,7 @@ fn answer_query(
         // not signed.
         if g.rrl.limits(src) && !obs.verified {
             let (class, subject) = classify_answer(z, q, &answer);
-            let v = g.rrl.check_key(g.rrl.key(src, class, subject), g.now);
+            let v = g.rrl.check_key(g.rrl.key(src, class, subject), g.rrl.now());
             obs.rrl = Some(v);
             if v != Verdict::Send {
                 header.rcode = answer.rcode();

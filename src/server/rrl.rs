@@ -2,8 +2,10 @@
 //! server is a reflection amplifier for spoofed queries unless identical responses
 //! to one client network are capped.
 //!
-//! Responses are counted per (client prefix, class, the name that classifies the
-//! response) per second, as NSD and Knot classify them: the prefix is /24 for IPv4
+//! Responses are limited per (client prefix, class, the name that classifies the
+//! response) to `rate` a second with bursts of half of it (a GCRA, so that over
+//! three seconds a key gets at most 1.17 x rate, where counting per calendar
+//! second lets 1.33 x through), classified as NSD and Knot do: the prefix is /24 for IPv4
 //! and /56 for IPv6; the name is the query name (and type) for a positive answer,
 //! the wildcard's closest encloser for an answer synthesized from a wildcard (and a
 //! wildcard's NODATA), the delegation point for a referral, the zone for NXDOMAIN
@@ -18,9 +20,9 @@
 //! choose names that share a bucket. The table is a fixed array of atomics shared by
 //! every UDP thread: no lock, no allocation, bounded memory whatever arrives. A key
 //! looks in a set of four slots; a slot belonging to another key is taken over only
-//! when that key has been quiet for a second. When all four are busy this second
-//! the response is counted with the busiest of them: a collision only ever makes two
-//! keys share a count (stricter), never resets a hot one.
+//! when that key owes nothing (its next response is already due). When all four
+//! are in debt the response is counted with the most indebted of them: a collision
+//! only ever makes two keys share a count (stricter), never resets a hot one.
 //!
 //! On a signed zone the check runs before the answer is signed (see
 //! `handler::handle_udp`), so a limited response costs no signature.
@@ -29,6 +31,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use crate::geo::cidr::CidrTable;
 use crate::metrics::Observed;
@@ -139,24 +142,38 @@ pub struct Rrl {
     exempt: CidrTable<()>,
     /// The per-process secret of the key's hash.
     secret: RandomState,
-    /// Per slot: tag (16 bits) | second (24 bits) | count (24 bits).
+    /// Per slot: tag (16 bits) | limited responses (8 bits) | theoretical arrival
+    /// time of the key's next response (40 bits, in 1/65536 s since `start`).
     table: Box<[AtomicU64]>,
     mask: usize,
+    start: Instant,
+    /// Between two responses of one key, in 1/65536 s.
+    interval: u64,
+    /// How far ahead of now a key's arrival time may run: its burst.
+    tolerance: u64,
 }
 
-const COUNT_BITS: u32 = 24;
-const SECOND_BITS: u32 = 24;
-const SECOND_MASK: u64 = (1 << SECOND_BITS) - 1;
-const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+const TAT_BITS: u32 = 40;
+const TAT_MASK: u64 = (1 << TAT_BITS) - 1;
 /// Slots a key may live in.
 const WAYS: usize = 4;
 
 fn unpack(v: u64) -> (u64, u64, u64) {
-    (v >> 48, (v >> COUNT_BITS) & SECOND_MASK, v & COUNT_MASK)
+    (v >> 48, (v >> TAT_BITS) & 0xff, v & TAT_MASK)
 }
 
-fn pack(tag: u64, second: u64, count: u64) -> u64 {
-    (tag << 48) | (second << COUNT_BITS) | count.min(COUNT_MASK)
+fn pack(tag: u64, over: u64, tat: u64) -> u64 {
+    (tag << 48) | ((over & 0xff) << TAT_BITS) | (tat & TAT_MASK)
+}
+
+/// How far `tat` lies ahead of `now` on the 40-bit clock; 0 when it is past.
+fn ahead(tat: u64, now: u64) -> u64 {
+    let d = tat.wrapping_sub(now) & TAT_MASK;
+    if d > TAT_MASK / 2 {
+        0
+    } else {
+        d
+    }
 }
 
 impl Rrl {
@@ -166,11 +183,19 @@ impl Rrl {
         for net in &cfg.exempt {
             let _ = exempt.insert(*net, ());
         }
+        let rate = u64::from(cfg.rate.max(1));
+        let interval = (65_536 / rate).max(1);
+        // Bursts of half the rate: over any T seconds a key gets at most
+        // rate * (T + 1/2) responses (1.17 x rate over three seconds).
+        let tolerance = interval * rate.div_ceil(2);
         Rrl {
             table: (0..n).map(|_| AtomicU64::new(0)).collect(),
             mask: n - 1,
             exempt,
             secret: RandomState::new(),
+            start: Instant::now(),
+            interval,
+            tolerance,
             cfg,
         }
     }
@@ -184,20 +209,24 @@ impl Rrl {
         self.cfg.rate > 0 && !self.exempt.contains(client)
     }
 
+    /// Now on the limiter's clock (1/65536 s since it started).
+    pub fn now(&self) -> u64 {
+        let e = self.start.elapsed();
+        (e.as_secs() << 16) | ((u64::from(e.subsec_nanos()) << 16) / 1_000_000_000)
+    }
+
     /// Decides for one response to `client`, of class and subject `what` (computed
-    /// only for a client that is limited), at `now_secs` (seconds on any monotonic
-    /// clock).
+    /// only for a client that is limited).
     pub fn check<'a>(
         &self,
         client: IpAddr,
         what: impl FnOnce() -> (Class, Subject<'a>),
-        now_secs: u64,
     ) -> Verdict {
         if !self.limits(client) {
             return Verdict::Send;
         }
         let (class, subject) = what();
-        self.check_key(self.key(client, class, subject), now_secs)
+        self.check_key(self.key(client, class, subject), self.now())
     }
 
     /// The keyed hash of (client prefix, class, subject).
@@ -225,60 +254,60 @@ impl Rrl {
         h.finish()
     }
 
-    /// Counts one response of hashed key `key` at `now_secs`.
-    pub fn check_key(&self, key: u64, now_secs: u64) -> Verdict {
+    /// Counts one response of hashed key `key` at `now` (the limiter's clock): a
+    /// GCRA per key, `rate` a second with bursts of half of it.
+    pub fn check_key(&self, key: u64, now: u64) -> Verdict {
         let base = (key as usize) & self.mask & !(WAYS - 1);
-        let tag = key >> 48;
-        let second = now_secs & SECOND_MASK;
-        let count = loop {
-            if let Some(c) = self.count_in(base, tag, second) {
-                break c;
+        let tag = (key >> 48).max(1);
+        let now = now & TAT_MASK;
+        loop {
+            if let Some(v) = self.count_in(base, tag, now) {
+                return v;
             }
-        };
-        self.judge(count)
+        }
     }
 
     /// One try at counting: `None` when another thread changed a slot first.
-    fn count_in(&self, base: usize, tag: u64, second: u64) -> Option<u64> {
+    fn count_in(&self, base: usize, tag: u64, now: u64) -> Option<Verdict> {
         let slots = &self.table[base..base + WAYS];
-        let now: [u64; WAYS] = std::array::from_fn(|i| slots[i].load(Ordering::Relaxed));
-        // The key's own slot.
-        let own = (0..WAYS).find(|&i| unpack(now[i]).0 == tag && now[i] != 0);
-        // Else a slot whose key has been quiet this second.
-        let free = || (0..WAYS).find(|&i| now[i] == 0 || unpack(now[i]).1 != second);
-        let (i, next) = match own
-            .map(|i| (i, true))
-            .or_else(|| free().map(|i| (i, false)))
-        {
-            Some((i, true)) => {
-                let (_, s, c) = unpack(now[i]);
-                (i, pack(tag, second, if s == second { c + 1 } else { 1 }))
+        let cur: [u64; WAYS] = std::array::from_fn(|i| slots[i].load(Ordering::Relaxed));
+        let own = (0..WAYS).find(|&i| unpack(cur[i]).0 == tag);
+        // Else a slot whose key owes nothing: forgetting it loses nothing.
+        let free = || (0..WAYS).find(|&i| cur[i] == 0 || ahead(unpack(cur[i]).2, now) == 0);
+        let (i, t, over, tat) = match own {
+            Some(i) => {
+                let (t, over, tat) = unpack(cur[i]);
+                (i, t, over, tat)
             }
-            Some((i, false)) => (i, pack(tag, second, 1)),
-            None => {
-                // Every slot is hot with another key: count with the busiest one,
-                // under its tag (stricter for both, never a reset).
-                let i = (0..WAYS).max_by_key(|&i| unpack(now[i]).2).unwrap_or(0);
-                let (t, s, c) = unpack(now[i]);
-                (i, pack(t, s, c + 1))
-            }
+            None => match free() {
+                Some(i) => (i, tag, 0, now),
+                // Every slot is in debt with another key: count with the most
+                // indebted one, under its tag (stricter for both, never a reset).
+                None => {
+                    let i = (0..WAYS)
+                        .max_by_key(|&i| ahead(unpack(cur[i]).2, now))
+                        .unwrap_or(0);
+                    let (t, over, tat) = unpack(cur[i]);
+                    (i, t, over, tat)
+                }
+            },
+        };
+        let next_tat = now + ahead(tat, now) + self.interval;
+        let (next, verdict) = if next_tat - now <= self.tolerance {
+            (pack(t, over, next_tat), Verdict::Send)
+        } else {
+            let over = over + 1;
+            let v = match self.cfg.slip {
+                0 => Verdict::Drop,
+                n if over.is_multiple_of(u64::from(n)) => Verdict::Slip,
+                _ => Verdict::Drop,
+            };
+            (pack(t, over, tat), v)
         };
         slots[i]
-            .compare_exchange(now[i], next, Ordering::Relaxed, Ordering::Relaxed)
+            .compare_exchange(cur[i], next, Ordering::Relaxed, Ordering::Relaxed)
             .ok()
-            .map(|_| unpack(next).2)
-    }
-
-    fn judge(&self, count: u64) -> Verdict {
-        if count <= self.cfg.rate as u64 {
-            return Verdict::Send;
-        }
-        let over = count - self.cfg.rate as u64;
-        match self.cfg.slip {
-            0 => Verdict::Drop,
-            n if over.is_multiple_of(n as u64) => Verdict::Slip,
-            _ => Verdict::Drop,
-        }
+            .map(|_| verdict)
     }
 }
 
@@ -369,13 +398,20 @@ mod tests {
 
     const WWW: &[u8] = b"\x03www\x07example\x00";
 
+    /// A second on the limiter's clock.
+    const SEC: u64 = 65_536;
+
     #[test]
-    fn limits_per_second_with_slip() {
-        let r = rrl(5, 2);
-        let c: IpAddr = "198.51.100.7".parse().unwrap();
-        let verdicts: Vec<Verdict> = (0..11).map(|_| r.check(c, || name(WWW), 1000)).collect();
-        assert!(verdicts[..5].iter().all(|v| *v == Verdict::Send));
-        // Over the rate: drop, slip, drop, slip, ...
+    fn a_steady_rate_with_bursts_of_half_of_it_and_slip() {
+        let r = rrl(10, 2);
+        let key = 42 << 48;
+        let t0 = 1000 * SEC;
+        let verdicts: Vec<Verdict> = (0..11).map(|_| r.check_key(key, t0)).collect();
+        // A burst of five at once, then drop, slip, drop, slip, ...
+        assert!(
+            verdicts[..5].iter().all(|v| *v == Verdict::Send),
+            "{verdicts:?}"
+        );
         assert_eq!(
             &verdicts[5..],
             &[
@@ -387,35 +423,43 @@ mod tests {
                 Verdict::Slip
             ]
         );
-        // The next second starts over.
-        assert_eq!(r.check(c, || name(WWW), 1001), Verdict::Send);
+        // A tenth of a second later one more is due.
+        assert_eq!(r.check_key(key, t0 + SEC / 10 + 1), Verdict::Send);
+        assert_ne!(r.check_key(key, t0 + SEC / 10 + 1), Verdict::Send);
+        // Asked all the time for three seconds: at most 1.2 x rate a second.
+        let r = rrl(100, 0);
+        let sent = (0..3 * 4000)
+            .filter(|i| r.check_key(key, t0 + i * SEC / 4000) == Verdict::Send)
+            .count();
+        assert!((300..=350).contains(&sent), "{sent} in 3 s at rate 100");
     }
 
     #[test]
     fn same_network_shares_other_networks_and_answers_do_not() {
-        let r = rrl(3, 0);
+        let r = rrl(4, 0);
         let a: IpAddr = "198.51.100.7".parse().unwrap();
         let b: IpAddr = "198.51.100.200".parse().unwrap();
-        for _ in 0..3 {
-            assert_eq!(r.check(a, || name(WWW), 5), Verdict::Send);
+        // Rate 4: bursts of two.
+        for _ in 0..2 {
+            assert_eq!(r.check(a, || name(WWW)), Verdict::Send);
         }
         assert_eq!(
-            r.check(b, || name(WWW), 5),
+            r.check(b, || name(WWW)),
             Verdict::Drop,
             "same /24 shares the limit"
         );
         assert_eq!(
-            r.check("203.0.113.1".parse().unwrap(), || name(WWW), 5),
+            r.check("203.0.113.1".parse().unwrap(), || name(WWW)),
             Verdict::Send
         );
         assert_eq!(
-            r.check(a, || name(b"\x04mail\x07example\x00"), 5),
+            r.check(a, || name(b"\x04mail\x07example\x00")),
             Verdict::Send,
             "another answer has its own"
         );
         // Letter case does not make another answer.
         assert_eq!(
-            r.check(a, || name(b"\x03WwW\x07EXAMPLE\x00"), 5),
+            r.check(a, || name(b"\x03WwW\x07EXAMPLE\x00")),
             Verdict::Drop
         );
     }
@@ -425,12 +469,12 @@ mod tests {
         let r = rrl(1, 0);
         let c: IpAddr = "10.9.1.1".parse().unwrap();
         for _ in 0..10 {
-            assert_eq!(r.check(c, || name(WWW), 5), Verdict::Send);
+            assert_eq!(r.check(c, || name(WWW)), Verdict::Send);
         }
         let off = rrl(0, 0);
         for _ in 0..10 {
             assert_eq!(
-                off.check("198.51.100.1".parse().unwrap(), || name(WWW), 5),
+                off.check("198.51.100.1".parse().unwrap(), || name(WWW)),
                 Verdict::Send
             );
         }
@@ -439,24 +483,23 @@ mod tests {
     #[test]
     fn a_collision_never_resets_a_hot_count() {
         // Keys that all land in one set of slots, more of them than it has slots:
-        // alternating between them never gets more than the rate out of any.
+        // alternating between them never gets more than a burst out of any, and
+        // never more than four bursts in all.
         let r = rrl(10, 0);
         let keys: Vec<u64> = (1..=8u64).map(|i| (i << 48) | 64).collect();
         let mut sent = vec![0; keys.len()];
         for _ in 0..50 {
             for (k, n) in keys.iter().zip(sent.iter_mut()) {
-                if r.check_key(*k, 7) == Verdict::Send {
+                if r.check_key(*k, 7 * SEC) == Verdict::Send {
                     *n += 1;
                 }
             }
         }
-        assert!(sent.iter().all(|&n| n <= 10), "{sent:?}");
-        // Four slots: never more than four rates in all, and the first keys, which
-        // had a slot of their own, each got theirs.
-        assert!(sent.iter().sum::<i32>() <= 40, "{sent:?}");
-        assert_eq!(&sent[..3], &[10, 10, 10]);
-        // A quiet slot is taken over the next second.
-        assert_eq!(r.check_key(keys[7], 8), Verdict::Send);
+        assert!(sent.iter().all(|&n| n <= 5), "{sent:?}");
+        assert!(sent.iter().sum::<i32>() <= 20, "{sent:?}");
+        assert_eq!(&sent[..3], &[5, 5, 5]);
+        // Once the debts are paid a quiet slot is taken over.
+        assert_eq!(r.check_key(keys[7], 9 * SEC), Verdict::Send);
     }
 
     #[test]

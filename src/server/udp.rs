@@ -52,20 +52,17 @@ impl Worker {
     ) -> bool {
         #[cfg(debug_assertions)]
         test_panic(pkt);
-        let gate = Gate {
-            rrl: &self.rrl,
-            now,
-        };
+        let gate = Gate { rrl: &self.rrl };
         let o = handle_udp(current, pkt, client, gate, out);
         self.counters.record(&o, false);
         if self.qlog.wants(now) {
             self.qlog.log(current, pkt, client, "udp", &o);
         }
-        o.sent && self.limit(&o, pkt, client, now, out)
+        o.sent && self.limit(&o, pkt, client, out)
     }
 
     /// Applies rate limiting to a response about to go out. Returns false to drop it.
-    fn limit(&self, o: &Observed, pkt: &[u8], client: IpAddr, now: u64, out: &mut Vec<u8>) -> bool {
+    fn limit(&self, o: &Observed, pkt: &[u8], client: IpAddr, out: &mut Vec<u8>) -> bool {
         let verdict = match o.rrl {
             // Asked already, before the answer was signed.
             Some(v) => v,
@@ -75,8 +72,7 @@ impl Worker {
                 let question = pkt
                     .get(12..12 + o.question_len as usize)
                     .unwrap_or_default();
-                self.rrl
-                    .check(client, || rrl::classify(o, question, out), now)
+                self.rrl.check(client, || rrl::classify(o, question, out))
             }
         };
         match verdict {

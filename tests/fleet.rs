@@ -652,7 +652,13 @@ fn the_build_needs_no_protoc() {
         .filter_map(|l| l.strip_prefix("name = \""))
         .filter_map(|l| l.strip_suffix('"'))
         .filter(|n| {
-            ["prost-build", "tonic-build", "tonic-prost-build", "protobuf-codegen"].contains(n)
+            [
+                "prost-build",
+                "tonic-build",
+                "tonic-prost-build",
+                "protobuf-codegen",
+            ]
+            .contains(n)
                 || n.starts_with("protoc")
                 || n.starts_with("protobuf-src")
         })

@@ -308,11 +308,7 @@ async fn publish_votes(
             timed(
                 t,
                 "put vote",
-                client.put(
-                    format!("{base}{target}"),
-                    h.to_string(),
-                    lease,
-                ),
+                client.put(format!("{base}{target}"), h.to_string(), lease),
             )
             .await?;
             published.insert(target.clone(), *h);
@@ -324,12 +320,7 @@ async fn publish_votes(
         .cloned()
         .collect();
     for target in gone {
-        timed(
-            t,
-            "delete vote",
-            client.delete(format!("{base}{target}")),
-        )
-        .await?;
+        timed(t, "delete vote", client.delete(format!("{base}{target}"))).await?;
         published.remove(&target);
     }
     Ok(())

@@ -362,7 +362,10 @@ mod tests {
         let mut v = View::default();
         let e = entry("/signpost/overrides/region:eu-west", "drain").unwrap();
         assert!(v.put(e.clone(), 0).operator);
-        assert!(!v.put(e, 0).operator, "the same value again changes nothing");
+        assert!(
+            !v.put(e, 0).operator,
+            "the same value again changes nothing"
+        );
         let k = parse_key(P, b"/signpost/overrides/region:eu-west").unwrap();
         assert!(v.delete(&k).operator);
         assert!(v.overrides.is_empty());

@@ -296,7 +296,7 @@ fn assert_validates(u: &Unbound, name: &str, what: &str) {
 fn every_instance_serves_the_fleets_one_key_set() {
     let d = setup("one");
     let etcd = Etcd::start(&d.0);
-    let configs: Vec<PathBuf> = (1..=4)
+    let configs: Vec<PathBuf> = (1..=5)
         .map(|n| config(&d.0, &etcd.url(), n, Some("secret")))
         .collect();
 
@@ -332,6 +332,27 @@ fn every_instance_serves_the_fleets_one_key_set() {
         started.elapsed()
     );
     assert_eq!(dnskeys(&i3), set, "a later instance made its own set");
+
+    // An instance whose key folder has a set of its own (made by a check
+    // without [fleet]): that set is moved aside, the fleet's served.
+    let text5 = std::fs::read_to_string(&configs[4]).expect("config");
+    let alone = d.0.join("alone.toml");
+    let cut = text5.find("[fleet]").expect("[fleet]");
+    std::fs::write(&alone, &text5[..cut]).expect("write");
+    let own = ds_of(&alone);
+    assert_ne!(own, ds);
+    let mine = key_files(&d.0.join("keys-5"));
+    let i5 = start(&configs[4]);
+    assert_eq!(dnskeys(&i5), set, "an instance kept its own set");
+    let aside: Vec<PathBuf> = std::fs::read_dir(d.0.join("keys-5"))
+        .expect("keys-5")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p.to_string_lossy().contains("replaced-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(key_files(&aside[0]), mine, "its own set was not kept aside");
+    drop(i5);
 
     // The one DS printed by check validates the answers of each instance.
     let u1 = unbound(&d.0, i1.addr, &ds);

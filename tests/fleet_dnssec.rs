@@ -326,12 +326,29 @@ fn every_instance_serves_the_fleets_one_key_set() {
 
     // An instance added later, with a fresh key folder: the same set.
     let started = Instant::now();
-    let i3 = start(&configs[2]);
+    let i3 = Server::start(&[
+        "--config",
+        configs[2].to_str().expect("path"),
+        "--admin",
+        "127.0.0.1:0",
+    ]);
     println!(
         "third instance ready {:?} after spawn (key sync included)",
         started.elapsed()
     );
     assert_eq!(dnskeys(&i3), set, "a later instance made its own set");
+    // The store task, which reads the whole prefix, leaves the key set alone.
+    let admin = i3.admin.expect("admin");
+    wait_until("instance 3's fleet view synced", LIMIT, || {
+        let st: serde_json::Value =
+            serde_json::from_str(&common::http(admin, "GET", "/status").1).expect("JSON");
+        st["fleet"]["synced"] == true
+    });
+    let (_, metrics) = common::http(admin, "GET", "/metrics");
+    assert!(
+        metrics.contains("\nsignpost_fleet_bad_keys_total 0\n"),
+        "{metrics}"
+    );
 
     // An instance whose key folder has a set of its own (made by a check
     // without [fleet]): that set is moved aside, the fleet's served.

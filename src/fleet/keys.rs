@@ -219,7 +219,11 @@ impl ZoneSync<'_> {
             Err(e) => Err(e.clone()),
         };
         let value = match found {
-            Err(e) => return self.unreachable(&local, &e),
+            Err(e) => {
+                // The zones after this one do not wait for etcd again.
+                *client = Err(e.clone());
+                return self.unreachable(&local, &e);
+            }
             Ok(Some(v)) => v,
             Ok(None) => {
                 // None yet: ours (made now if key_dir has none), offered.
@@ -243,7 +247,10 @@ impl ZoneSync<'_> {
                     }
                     // Another instance was first: its set is the fleet's.
                     Ok(Created::No(v)) => v,
-                    Err(e) => return self.unreachable(&local, &e),
+                    Err(e) => {
+                        *client = Err(e.clone());
+                        return self.unreachable(&local, &e);
+                    }
                 }
             }
         };

@@ -7,6 +7,9 @@
 //! the snapshot, which [`online`] uses for the few answers that cannot be prebuilt:
 //! compact denial (RFC 9824), answers merged from several endpoints, wildcard
 //! expansions; those are signed once, cached, and capped per second.
+//!
+//! In a fleet, `key_dir` first gets the fleet's one key set (`fleet::keys`),
+//! which etcd holds sealed with the fleet secret ([`sealed`]).
 
 pub mod keys;
 pub mod online;

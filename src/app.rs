@@ -116,7 +116,7 @@ pub fn load_snapshot_without_fast(
             format!("{e}: ECS scopes are the database networks, not merged"),
         )),
     }
-    let signers = sign_zones(cfg, &mut zones)?;
+    let signers = sign_zones(cfg, &mut zones, &mut loaded.warnings)?;
     let mut snap = Snapshot::new(ZoneSet::new(zones), geo, cfg, generation);
     snap.signers = signers;
     snap.health_targets = targets;
@@ -195,10 +195,13 @@ pub fn bind_encrypted(cfg: &ServerConfig) -> std::io::Result<crate::server::Encr
 }
 /// Signs the zones that ask for it (their file's `dnssec`, or the server's
 /// `dnssec.zones`), with keys from the key folder; a bad key file is an error with
-/// its line, so a reload keeps the last good signed configuration serving.
+/// its line, so a reload keeps the last good signed configuration serving. In a
+/// fleet, the key folder first gets the fleet's one key set from etcd
+/// ([`crate::fleet::keys`]).
 fn sign_zones(
     cfg: &ServerConfig,
     zones: &mut [crate::zone::Zone],
+    warnings: &mut Vec<ConfigError>,
 ) -> Result<SignerMap, Vec<ConfigError>> {
     use crate::zone::{SigningChoice, SigningPolicy};
     let mut errors = Vec::new();
@@ -223,7 +226,7 @@ fn sign_zones(
     );
     let now = crate::dnssec::unix_now();
     let rate = cfg.dnssec.sign_rate.unwrap_or(2000);
-    let mut out = SignerMap::default();
+    let mut signed = Vec::new();
     for z in zones.iter_mut() {
         let listed = cfg.dnssec.zones.iter().any(|(n, _, _)| *n == z.origin);
         let choice = z
@@ -233,7 +236,24 @@ fn sign_zones(
         let Some(choice) = choice else {
             continue;
         };
-        z.dnssec = Some(SigningPolicy::merged(&base, &choice));
+        let policy = SigningPolicy::merged(&base, &choice);
+        signed.push((z.origin.clone(), policy.clone()));
+        z.dnssec = Some(policy);
+    }
+    if let Some(fleet) = &cfg.fleet {
+        match crate::fleet::keys::sync(fleet, &signed, now) {
+            Ok(w) => warnings.extend(w),
+            Err(es) => {
+                errors.extend(es);
+                return Err(errors);
+            }
+        }
+    }
+    let mut out = SignerMap::default();
+    for z in zones.iter_mut() {
+        if z.dnssec.is_none() {
+            continue;
+        }
         let started = std::time::Instant::now();
         match crate::dnssec::sign(z, now, rate) {
             Ok(s) => {

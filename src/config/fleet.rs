@@ -26,6 +26,7 @@ pub(super) struct FleetRaw {
     ca_file: Option<PathBuf>,
     cert_file: Option<PathBuf>,
     key_file: Option<PathBuf>,
+    key_secret_file: Option<PathBuf>,
 }
 
 pub use crate::health::Quorum;
@@ -64,6 +65,15 @@ pub struct FleetConfig {
     pub user: Option<String>,
     pub password_file: Option<PathBuf>,
     pub tls: Option<FleetTls>,
+    /// The fleet secret: 32 bytes as 64 hex digits, readable by its owner
+    /// alone, the same file on every instance. The DNSSEC key sets the fleet
+    /// shares through etcd are sealed with keys derived from it
+    /// (`fleet::keys`); a signed fleet needs it. Read by the loader, so that
+    /// `signpost check`, start and every reload read it alike.
+    pub key_secret_file: Option<PathBuf>,
+    /// Where a problem with the secret is reported: the config file and the
+    /// line of `key_secret_file`, or of `[fleet]` when it is missing.
+    pub key_secret_at: (PathBuf, usize),
 }
 
 /// Longest instance name: it is part of every vote's key.
@@ -224,6 +234,7 @@ impl FleetRaw {
                 );
             }
         }
+        let key_secret_at = (path.to_path_buf(), line("key_secret_file"));
         FleetConfig {
             endpoints,
             prefix,
@@ -236,6 +247,8 @@ impl FleetRaw {
             user: self.user,
             password_file,
             tls,
+            key_secret_file: self.key_secret_file.map(abs),
+            key_secret_at,
         }
     }
 }
@@ -340,6 +353,19 @@ mod tests {
         assert_eq!(f.prefix, "/signpost/");
         assert_eq!(f.quorum, Quorum::Count(2));
         assert_eq!(f.lease_ttl, Duration::from_secs(5));
+        assert_eq!(f.key_secret_file, None);
+        assert_eq!(f.key_secret_at, (PathBuf::from("s.toml"), 1));
+        let c = ServerConfig::parse(
+            "[fleet]\nendpoints = [\"127.0.0.1:2379\"]\ninstance = \"fra-1\"\nkey_secret_file = \"fleet.secret\"\n",
+            Path::new("/etc/signpost/s.toml"),
+        )
+        .unwrap();
+        let f = c.fleet.unwrap();
+        assert_eq!(
+            f.key_secret_file,
+            Some(PathBuf::from("/etc/signpost/fleet.secret"))
+        );
+        assert_eq!(f.key_secret_at.1, 4);
         assert!(ServerConfig::parse("", Path::new("s.toml"))
             .unwrap()
             .fleet

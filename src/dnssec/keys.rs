@@ -278,7 +278,8 @@ pub fn generate(dir: &Path, zone: &Name, alg: u8, flags: u16, now: u64) -> Resul
     })
 }
 
-fn create_dir(dir: &Path) -> Result<(), KeyError> {
+/// Creates `dir` (0700, parents too) unless it is there.
+pub(crate) fn create_dir(dir: &Path) -> Result<(), KeyError> {
     if dir.is_dir() {
         return Ok(());
     }

@@ -7,10 +7,14 @@
 //! the snapshot, which [`online`] uses for the few answers that cannot be prebuilt:
 //! compact denial (RFC 9824), answers merged from several endpoints, wildcard
 //! expansions; those are signed once, cached, and capped per second.
+//!
+//! In a fleet, `key_dir` first gets the fleet's one key set (`fleet::keys`),
+//! which etcd holds sealed with the fleet secret ([`sealed`]).
 
 pub mod budget;
 pub mod keys;
 pub mod online;
+pub mod sealed;
 pub mod sign;
 
 use std::path::Path;
@@ -52,20 +56,29 @@ impl ZoneSigner {
 
 /// Reads (or on first use generates) the keys of `zone` in `policy.key_dir`.
 pub fn zone_keys(zone: &Zone, policy: &SigningPolicy, now: u64) -> Result<Vec<Key>, Vec<KeyError>> {
+    origin_keys(&zone.origin, policy, now)
+}
+
+/// Reads (or on first use generates) the keys of the zone at `origin` in
+/// `policy.key_dir`.
+pub fn origin_keys(
+    origin: &crate::zone::Name,
+    policy: &SigningPolicy,
+    now: u64,
+) -> Result<Vec<Key>, Vec<KeyError>> {
     let dir = &policy.key_dir;
-    let keys = keys::load_dir(dir, &zone.origin)?;
+    let keys = keys::load_dir(dir, origin)?;
     if !keys.is_empty() {
         return Ok(keys);
     }
-    let gen = |flags| {
-        keys::generate(dir, &zone.origin, policy.algorithm, flags, now).map_err(|e| vec![e])
-    };
+    let gen =
+        |flags| keys::generate(dir, origin, policy.algorithm, flags, now).map_err(|e| vec![e]);
     let mut out = vec![gen(FLAG_ZONE | FLAG_SEP)?];
     if policy.split {
         out.push(gen(FLAG_ZONE)?);
     }
     for k in &out {
-        tracing::info!(zone = %zone.origin, tag = k.tag, algorithm = k.algorithm, file = %k.file.display(), "generated a DNSSEC key");
+        tracing::info!(zone = %origin, tag = k.tag, algorithm = k.algorithm, file = %k.file.display(), "generated a DNSSEC key");
     }
     Ok(out)
 }

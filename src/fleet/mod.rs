@@ -21,10 +21,12 @@
 //! that does not parse is counted and changes nothing, and a vote counts only
 //! while its instance's lease lives (see [`View`]).
 //!
-//! Only [`store`] uses the etcd client, [`etcd`] (ARCHITECTURE.md: a fleet
+//! Only [`store`] and [`keys`] (the DNSSEC key set every instance signs with,
+//! under `dnssec/`) use the etcd client, [`etcd`] (ARCHITECTURE.md: a fleet
 //! store's client stays in one module of its own); [`view`] is the pure part.
 
 mod etcd;
+pub mod keys;
 mod store;
 pub mod view;
 
@@ -243,6 +245,9 @@ impl Fleet {
         lease: i64,
         known: &BTreeSet<String>,
     ) -> Changed {
+        if keys::is_key_set(&self.cfg.prefix, key) {
+            return Changed::default();
+        }
         match view::parse_entry(&self.cfg.prefix, key, value) {
             Ok(e) => {
                 if let view::Entry::Instance(..) | view::Entry::Vote { .. } = &e {
@@ -270,6 +275,9 @@ impl Fleet {
     }
 
     fn forget(&self, view: &mut View, key: &[u8]) -> Changed {
+        if keys::is_key_set(&self.cfg.prefix, key) {
+            return Changed::default();
+        }
         match view::parse_key(&self.cfg.prefix, key) {
             Ok(k) => view.delete(&k),
             // Its put was refused and counted already.

@@ -797,7 +797,8 @@ pub fn decode_escapes(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
+/// Hex digits to bytes; `None` for an odd count or a non-hex character.
+pub(crate) fn decode_hex(s: &str) -> Option<Vec<u8>> {
     fn nibble(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),

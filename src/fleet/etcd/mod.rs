@@ -1,6 +1,7 @@
-//! The etcd v3 client the store task uses: the few calls it makes (KV range,
-//! put and delete; Watch; Lease grant, keep-alive and revoke; Auth's
-//! authenticate), over gRPC stubs generated from etcd's own .proto files.
+//! The etcd v3 client the store task and the key-set sync (`keys`) use: the
+//! few calls they make (KV range, put and delete, and a put-if-absent Txn;
+//! Watch; Lease grant, keep-alive and revoke; Auth's authenticate), over gRPC
+//! stubs generated from etcd's own .proto files.
 //!
 //! The generated code is checked in (`pb/`, from `proto/` by
 //! contrib/regen-etcd-proto.sh, which records what it read and wrote in
@@ -51,6 +52,10 @@ use pb::etcdserverpb::{
     DeleteRangeRequest, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
     LeaseRevokeRequest, PutRequest, RangeRequest, RangeResponse, WatchCreateRequest, WatchRequest,
     WatchResponse,
+};
+use pb::etcdserverpb::{
+    compare::{CompareResult, CompareTarget, TargetUnion},
+    request_op, response_op, Compare, RequestOp, TxnRequest,
 };
 pub(super) use pb::mvccpb::event::EventType;
 
@@ -216,6 +221,68 @@ impl Client {
         Ok(self.kv.range(req).await?.into_inner())
     }
 
+    /// The value at `key`; `None` when there is no such key.
+    pub(super) async fn get(&mut self, key: impl Into<Vec<u8>>) -> Result<Option<Vec<u8>>, Error> {
+        let req = RangeRequest {
+            key: key.into(),
+            ..RangeRequest::default()
+        };
+        let r = self.kv.range(req).await?.into_inner();
+        Ok(r.kvs.into_iter().next().map(|kv| kv.value))
+    }
+
+    /// Puts `value` at `key` (with no lease) if no value is there, in one
+    /// transaction: "if `key`'s create_revision is 0, put; else range". Of two
+    /// instances racing, exactly one creates the key; the other gets the
+    /// winner's value back in the same answer.
+    pub(super) async fn put_if_absent(
+        &mut self,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> Result<Created, Error> {
+        let key = key.into();
+        let req = TxnRequest {
+            compare: vec![Compare {
+                result: CompareResult::Equal as i32,
+                target: CompareTarget::Create as i32,
+                key: key.clone(),
+                target_union: Some(TargetUnion::CreateRevision(0)),
+                ..Compare::default()
+            }],
+            success: vec![RequestOp {
+                request: Some(request_op::Request::RequestPut(PutRequest {
+                    key: key.clone(),
+                    value: value.into(),
+                    ..PutRequest::default()
+                })),
+            }],
+            failure: vec![RequestOp {
+                request: Some(request_op::Request::RequestRange(RangeRequest {
+                    key,
+                    ..RangeRequest::default()
+                })),
+            }],
+        };
+        let r = self.kv.txn(req).await?.into_inner();
+        if r.succeeded {
+            return Ok(Created::Yes);
+        }
+        let found = r.responses.into_iter().find_map(|op| match op.response {
+            Some(response_op::Response::ResponseRange(range)) => {
+                range.kvs.into_iter().next().map(|kv| kv.value)
+            }
+            _ => None,
+        });
+        match found {
+            Some(v) => Ok(Created::No(v)),
+            // Created and deleted between the compare and the range cannot
+            // happen inside one transaction; a reply without it is etcd's bug.
+            None => Err(Error::Invalid(
+                "the transaction failed its compare but read no value".to_string(),
+            )),
+        }
+    }
+
     /// Puts `value` at `key`, under `lease` unless it is 0.
     pub(super) async fn put(
         &mut self,
@@ -299,6 +366,15 @@ impl Client {
             .into_inner();
         Ok(Watch { _tx: tx, events })
     }
+}
+
+/// What [`Client::put_if_absent`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Created {
+    /// The key was absent; the value is there now.
+    Yes,
+    /// Another value was there already (left as it was): this one.
+    No(Vec<u8>),
 }
 
 /// A lease's keep-alive stream: [`KeepAlive::send`] asks, [`KeepAlive::message`]

@@ -743,7 +743,7 @@ impl ServerConfig {
              under this process's open-file limit of {limit} (RLIMIT_NOFILE): lower the cap, \
              or raise the limit (systemd: LimitNOFILE=65536 in the unit; shell: ulimit -n)"
         );
-        if given + reserve > limit {
+        if given > 0 && given + reserve > limit {
             let errors = caps
                 .iter()
                 .filter(|c| c.1 && c.2.is_some())
@@ -759,7 +759,7 @@ impl ServerConfig {
                 .collect();
             return Err(errors);
         }
-        if open > 0 && room < open {
+        if reserve >= limit || (open > 0 && room < open) {
             return Err(vec![ConfigError::new(
                 &file,
                 0,
@@ -785,9 +785,24 @@ impl ServerConfig {
             limit,
             reserve,
             caps: [
-                ("tcp.max_connections", true, self.tcp_max_connections_line, self.tcp_max_connections),
-                ("dot.max_connections", !e.dot_listen.is_empty(), e.dot_max_connections_line, e.dot_max_connections),
-                ("doh.max_connections", !e.doh_listen.is_empty(), e.doh_max_connections_line, e.doh_max_connections),
+                (
+                    "tcp.max_connections",
+                    true,
+                    self.tcp_max_connections_line,
+                    self.tcp_max_connections,
+                ),
+                (
+                    "dot.max_connections",
+                    !e.dot_listen.is_empty(),
+                    e.dot_max_connections_line,
+                    e.dot_max_connections,
+                ),
+                (
+                    "doh.max_connections",
+                    !e.doh_listen.is_empty(),
+                    e.doh_max_connections_line,
+                    e.doh_max_connections,
+                ),
             ]
             .into_iter()
             .filter(|c| c.1)
@@ -857,9 +872,7 @@ impl std::fmt::Display for DescriptorPlan {
         let caps: Vec<String> = self
             .caps
             .iter()
-            .map(|(k, v, fitted)| {
-                format!("{k} = {v}{}", if *fitted { " (fitted)" } else { "" })
-            })
+            .map(|(k, v, fitted)| format!("{k} = {v}{}", if *fitted { " (fitted)" } else { "" }))
             .collect();
         write!(
             f,
@@ -967,7 +980,11 @@ mod tests {
         assert_eq!(c.tcp_max_connections, 1024);
         // Below the reserve: no room at all.
         let errs = ServerConfig::default().fit_descriptors(100, 2).unwrap_err();
-        assert!(errs[0].message.contains("open-file limit of 100"), "{}", errs[0]);
+        assert!(
+            errs[0].message.contains("open-file limit of 100"),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]

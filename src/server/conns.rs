@@ -34,6 +34,15 @@ pub const CLIENT_PREFIX_V6: u8 = 56;
 /// before it is refused instead.
 const EVICT_WAIT: Duration = Duration::from_millis(500);
 
+/// Connections closed to make room for a newcomer, over every transport, since start.
+static EVICTIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Connections closed to make room for a newcomer (the metric
+/// `signpost_connections_evicted_total`).
+pub fn evictions() -> u64 {
+    EVICTIONS.load(Ordering::Relaxed)
+}
+
 /// The network a client address is counted in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientNet(IpAddr);
@@ -57,7 +66,7 @@ impl ClientNet {
 }
 
 /// One open connection as the registry sees it.
-pub(crate) struct Conn {
+pub struct Conn {
     id: u64,
     net: ClientNet,
     /// When it was accepted: the handshake and first-query deadline count from here.
@@ -137,7 +146,8 @@ impl Registry {
         self.inner.lock().map(|i| i.conns.len()).unwrap_or(0)
     }
 
-    /// Connections closed to make room for a newcomer, since start.
+    /// Connections of this registry closed to make room for a newcomer.
+    #[cfg(test)]
     pub fn evictions(&self) -> u64 {
         self.evictions.load(Ordering::Relaxed)
     }
@@ -186,6 +196,7 @@ impl Registry {
                 // Stored as a permit if its task is not waiting yet.
                 v.evict.notify_one();
                 self.evictions.fetch_add(1, Ordering::Relaxed);
+                EVICTIONS.fetch_add(1, Ordering::Relaxed);
             }
             return Admit::Wait;
         }
@@ -242,8 +253,14 @@ mod tests {
 
     #[test]
     fn clients_are_counted_by_network() {
-        assert_eq!(ClientNet::of(ip("192.0.2.1")), ClientNet::of(ip("192.0.2.254")));
-        assert_ne!(ClientNet::of(ip("192.0.2.1")), ClientNet::of(ip("192.0.3.1")));
+        assert_eq!(
+            ClientNet::of(ip("192.0.2.1")),
+            ClientNet::of(ip("192.0.2.254"))
+        );
+        assert_ne!(
+            ClientNet::of(ip("192.0.2.1")),
+            ClientNet::of(ip("192.0.3.1"))
+        );
         assert_eq!(
             ClientNet::of(ip("2001:db8:0:ff::1")),
             ClientNet::of(ip("2001:db8:0:1::2"))
@@ -258,11 +275,12 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn the_longest_idle_makes_room_and_networks_have_their_cap() {
         let r = Registry::new(2, 1);
         let a = r.admit(ip("192.0.2.1")).await.expect("first");
-        tokio::time::advance(Duration::from_millis(10)).await;
+        // Activity is kept in ms: let the clock move on.
+        tokio::time::sleep(Duration::from_millis(5)).await;
         let b = r.admit(ip("198.51.100.1")).await.expect("second");
         // Same /24 as a: refused whatever the room.
         assert_eq!(
@@ -270,7 +288,8 @@ mod tests {
             Some(Refused::PerClient)
         );
         // a is the longest idle until it answers a query; then b is.
-        tokio::time::advance(Duration::from_millis(10)).await;
+        // Activity is kept in ms: let the clock move on.
+        tokio::time::sleep(Duration::from_millis(5)).await;
         a.conn.touch();
         let evicted_b = b.conn.clone();
         let waiter = {
@@ -279,15 +298,15 @@ mod tests {
         };
         evicted_b.evicted().await;
         drop(b);
-        let c = waiter.await.expect("task").expect("admitted after eviction");
+        let c = waiter
+            .await
+            .expect("task")
+            .expect("admitted after eviction");
         assert_eq!(r.open(), 2);
         assert_eq!(r.evictions(), 1);
         // A victim that never closes: the newcomer is refused after the wait.
         let held = (a, c);
-        assert_eq!(
-            r.admit(ip("203.0.114.1")).await.err(),
-            Some(Refused::Full)
-        );
+        assert_eq!(r.admit(ip("203.0.114.1")).await.err(), Some(Refused::Full));
         drop(held);
         assert_eq!(r.open(), 0);
     }

@@ -395,7 +395,10 @@ fn charge(
         )
     };
     let n = u32::try_from(n).map_err(|_| busy())?;
-    let more = budget.clone().try_acquire_many_owned(n).map_err(|_| busy())?;
+    let more = budget
+        .clone()
+        .try_acquire_many_owned(n)
+        .map_err(|_| busy())?;
     Ok(Some(match held {
         Some(mut h) => {
             h.merge(more);

@@ -141,9 +141,15 @@ mod tests {
 
     #[test]
     fn resource_errors_are_told_from_bad_connections() {
-        assert!(is_resource_error(&io::Error::from_raw_os_error(libc::EMFILE)));
-        assert!(is_resource_error(&io::Error::from_raw_os_error(libc::ENFILE)));
-        assert!(is_resource_error(&io::Error::from_raw_os_error(libc::ENOBUFS)));
+        assert!(is_resource_error(&io::Error::from_raw_os_error(
+            libc::EMFILE
+        )));
+        assert!(is_resource_error(&io::Error::from_raw_os_error(
+            libc::ENFILE
+        )));
+        assert!(is_resource_error(&io::Error::from_raw_os_error(
+            libc::ENOBUFS
+        )));
         assert!(!is_resource_error(&io::Error::from_raw_os_error(
             libc::ECONNABORTED
         )));

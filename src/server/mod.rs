@@ -14,7 +14,7 @@
 //! an independent check of the wire format.
 
 pub mod answer;
-mod conns;
+pub mod conns;
 mod doh;
 mod dot;
 pub mod fast;

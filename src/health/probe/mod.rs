@@ -411,7 +411,12 @@ mod tests {
 
     #[test]
     fn our_failures_are_told_from_the_targets() {
-        for code in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::EADDRNOTAVAIL] {
+        for code in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOBUFS,
+            libc::EADDRNOTAVAIL,
+        ] {
             let e = ProbeError::connect(io::Error::from_raw_os_error(code));
             assert!(matches!(e, ProbeError::Local(_)), "{code}: {e}");
         }

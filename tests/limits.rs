@@ -491,3 +491,63 @@ fn slow_doh_bodies_past_the_budget_are_refused_and_memory_stays_bounded() {
         "resident memory grew by {grew} KiB under slow bodies"
     );
 }
+
+#[test]
+fn check_refuses_caps_that_cannot_fit_under_the_file_limit() {
+    let d = common::dir("limits", "check");
+    let (a, _sa) = backend();
+    std::fs::write(d.0.join("zones/f.toml"), zone(a, a)).expect("write zone");
+    let cfg = write_config(&d.0, "[tcp]\nmax_connections = 1000\n");
+    let check = |nofile: u32| {
+        Command::new("bash")
+            .arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_signpost"))
+            .args(["check", "--config", &cfg])
+            .output()
+            .expect("run signpost check")
+    };
+    let out = check(512);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "check passed: {err}");
+    assert!(err.contains("server.toml:4"), "{err}");
+    assert!(err.contains("tcp.max_connections = 1000"), "{err}");
+    assert!(err.contains("open-file limit of 512"), "{err}");
+    assert!(err.contains("LimitNOFILE"), "{err}");
+    // Under a limit with room, the same file passes and says how the caps fit.
+    let out = check(4096);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(
+            "ok: connection caps tcp.max_connections = 1000 under the open-file limit of 4096"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_probe_that_cannot_be_made_here_keeps_the_verdict() {
+    let d = common::dir("limits", "local");
+    // a's backend refuses connections, which a probe made would report as down.
+    let dead = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let a = dead.local_addr().expect("addr");
+    drop(dead);
+    let (b, _sb) = backend();
+    std::fs::write(d.0.join("zones/f.toml"), zone(a, b)).expect("write zone");
+    // Probes leave from an address this host does not have: EADDRNOTAVAIL, ours.
+    let cfg = write_config(&d.0, "probe_source = \"192.0.2.77\"\n");
+    let s = Limited::start(None, &["--config", &cfg]);
+    // Eight probes of a and b not made (fall = 2 would have taken a down).
+    let line = s.wait_log("local_failures=8");
+    assert!(line.contains("verdict kept"), "{line}");
+    assert_eq!(
+        ask_udp(s.addr, &QuerySpec::new("fo.f.test.", 1)).answer,
+        vec![ANSWER_A],
+        "a probe not made moved the name"
+    );
+}

@@ -766,11 +766,9 @@ impl ServerConfig {
                 format!("no descriptors are left for connections: {fix}"),
             )]);
         }
-        let share = if open == 0 {
-            0
-        } else {
-            (room / open).min(DEFAULT_MAX_CONNECTIONS as u64) as usize
-        };
+        let share = room
+            .checked_div(open)
+            .map_or(0, |n| n.min(DEFAULT_MAX_CONNECTIONS as u64) as usize);
         if self.tcp_max_connections_line.is_none() {
             self.tcp_max_connections = share;
         }

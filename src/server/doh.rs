@@ -7,7 +7,8 @@
 //!
 //! Bad requests get a one-line text reason: 400 (no or undecodable `dns`, not a
 //! DNS query), 404 (another path), 405 (another method), 408 (a body that does not
-//! arrive in time), 413 (a message over 65535 bytes), 415 (a POST of another type).
+//! arrive in time), 413 (a message over 65535 bytes), 415 (a POST of another type),
+//! 503 (the server-wide budget for request bodies is spent; see below).
 //! Bounds: the connection caps and lifetime of every stream transport, the handshake
 //! and first-request deadline, the idle timeout between requests, 100 concurrent
 //! HTTP/2 streams, 128 KiB of head, HTTP/2 flow-control windows of 64 KiB (what

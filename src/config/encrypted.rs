@@ -224,7 +224,7 @@ pub(super) fn check(
 
 /// The line of `key = ` inside `[section]` (the first one, or that of the section
 /// header when the key is absent); 0 when the section is not in the text.
-fn key_line_in(text: &str, section: &str, key: &str) -> usize {
+pub(super) fn key_line_in(text: &str, section: &str, key: &str) -> usize {
     let header = format!("[{section}]");
     let mut in_section = None;
     for (i, line) in text.lines().enumerate() {

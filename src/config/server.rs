@@ -375,7 +375,11 @@ impl ServerConfig {
                     ));
                 }
                 cfg.tcp_max_connections = m;
-                cfg.tcp_max_connections_line = Some(find_key_line(text, "max_connections"));
+                cfg.tcp_max_connections_line = Some(super::encrypted::key_line_in(
+                    text,
+                    "tcp",
+                    "max_connections",
+                ));
             }
             if let Some(m) = tcp.max_per_client {
                 if m == 0 {
@@ -737,7 +741,10 @@ impl ServerConfig {
             .sum();
         let open = caps.iter().filter(|c| c.1 && c.2.is_none()).count() as u64;
         let room = limit.saturating_sub(reserve).saturating_sub(given);
-        let file = self.file.clone().unwrap_or_default();
+        let file = self
+            .file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("server config (defaults)"));
         let fix = format!(
             "{reserve} more are kept for probes, files, UDP sockets, listeners and admin, \
              under this process's open-file limit of {limit} (RLIMIT_NOFILE): lower the cap, \
@@ -987,11 +994,14 @@ mod tests {
 
     #[test]
     fn given_caps_that_cannot_fit_name_their_key_and_the_limit() {
-        let text = "udp_sockets_per_address = 1\n[tcp]\nmax_connections = 2000\n";
+        // [dot] is off (no listen): its cap counts for nothing, and its key's line is
+        // not taken for tcp's.
+        let text = "udp_sockets_per_address = 1\n[dot]\nmax_connections = 5\n\
+                    [tcp]\nmax_connections = 2000\n";
         let mut c = ServerConfig::parse(text, Path::new("s.toml")).expect("config");
         let errs = c.fit_descriptors(1024, 2).unwrap_err();
         assert_eq!(errs.len(), 1);
-        assert_eq!(errs[0].line, 3);
+        assert_eq!(errs[0].line, 5);
         let m = &errs[0].message;
         assert!(m.contains("tcp.max_connections = 2000"), "{m}");
         assert!(m.contains("open-file limit of 1024"), "{m}");

@@ -551,3 +551,58 @@ fn a_probe_that_cannot_be_made_here_keeps_the_verdict() {
         "a probe not made moved the name"
     );
 }
+
+#[test]
+fn descriptors_running_out_under_a_running_server_pause_nothing_else() {
+    use rustix::process::{prlimit, Pid, Resource, Rlimit};
+
+    let d = common::dir("limits", "lowered");
+    let (a, _sa) = backend();
+    let (b, _sb) = backend();
+    std::fs::write(d.0.join("zones/f.toml"), zone(a, b)).expect("write zone");
+    let cfg = write_config(&d.0, "[tcp]\nidle_timeout = \"30s\"\n");
+    let s = Limited::start(None, &["--config", &cfg]);
+    common::wait_until("a's backend up", common::WAIT, || {
+        ask_udp(s.addr, &QuerySpec::new("fo.f.test.", 1)).answer == vec![ANSWER_A]
+    });
+    // The limit lowered under the running server to 40 descriptors more than it
+    // has open, far below its TCP cap of 1,024: accepts run out of descriptors.
+    let open = std::fs::read_dir(format!("/proc/{}/fd", s.child.id()))
+        .expect("list /proc/PID/fd")
+        .count() as u64;
+    let pid = Pid::from_raw(s.child.id() as i32).expect("pid");
+    let lowered = Rlimit {
+        current: Some(open + 40),
+        maximum: Some(open + 40),
+    };
+    prlimit(Some(pid), Resource::Nofile, lowered).expect("prlimit");
+    let mut idle = Vec::new();
+    for net in 1..=20u8 {
+        for host in 1..=10u8 {
+            idle.push(connect_from(Ipv4Addr::new(127, 0, net, host), s.addr).expect("connect"));
+        }
+    }
+    let line = s.wait_log("cannot accept a connection");
+    assert!(line.contains("Too many open files"), "{line}");
+    // A new client is served: an idle connection gave back its descriptor.
+    let took = common::wait_until("a new TCP client answered", Duration::from_secs(10), || {
+        answered_from(Ipv4Addr::new(127, 0, 99, 1), s.addr, Duration::from_secs(1))
+    });
+    assert!(
+        took < Duration::from_secs(3),
+        "answered only after {took:?}"
+    );
+    // No accept loop spinning on EMFILE: under 20% of a core over 2 s.
+    let (t0, c0) = (Instant::now(), s.cpu_ticks());
+    std::thread::sleep(Duration::from_secs(2));
+    let used = (s.cpu_ticks() - c0) as f64 / clk_tck() as f64;
+    let share = used / t0.elapsed().as_secs_f64();
+    assert!(share < 0.2, "server used {:.0}% of a core", share * 100.0);
+    // Probes short of descriptors are ours, not the backend's: a's verdict held.
+    assert_eq!(
+        ask_udp(s.addr, &QuerySpec::new("fo.f.test.", 1)).answer,
+        vec![ANSWER_A],
+        "the healthy backend's name moved"
+    );
+    drop(idle);
+}

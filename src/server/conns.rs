@@ -175,6 +175,43 @@ impl Registry {
         }
     }
 
+    /// Asks the longest-idle connection that is not already leaving to close;
+    /// false when there is none.
+    fn evict_longest_idle(&self, inner: &Inner) -> bool {
+        let victim = inner
+            .conns
+            .values()
+            .filter(|c| !c.evicting.load(Ordering::Relaxed))
+            .min_by_key(|c| c.last_ms.load(Ordering::Relaxed));
+        let Some(v) = victim else {
+            return false;
+        };
+        v.evicting.store(true, Ordering::Relaxed);
+        // Stored as a permit if its task is not waiting yet.
+        v.evict.notify_one();
+        self.evictions.fetch_add(1, Ordering::Relaxed);
+        EVICTIONS.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// When the process is out of descriptors below the cap (the limit lowered
+    /// under a running server, or taken by something else): the longest-idle
+    /// connection closes and gives its descriptor to the next accept. True once it
+    /// has closed (at most [`EVICT_WAIT`]); false when there is none to close.
+    pub async fn make_room(&self) -> bool {
+        let freed = self.freed.notified();
+        tokio::pin!(freed);
+        freed.as_mut().enable();
+        let evicted = match self.inner.lock() {
+            Ok(inner) => self.evict_longest_idle(&inner),
+            Err(_) => false,
+        };
+        if evicted {
+            let _ = tokio::time::timeout(EVICT_WAIT, freed).await;
+        }
+        evicted
+    }
+
     fn try_admit(self: &Arc<Self>, ip: IpAddr) -> Admit {
         let net = ClientNet::of(ip);
         let Ok(mut inner) = self.inner.lock() else {
@@ -184,20 +221,7 @@ impl Registry {
             return Admit::PerClient;
         }
         if inner.conns.len() >= self.cap {
-            // The longest idle that is not already on its way out.
-            let victim = inner
-                .conns
-                .values()
-                .filter(|c| !c.evicting.load(Ordering::Relaxed))
-                .min_by_key(|c| c.last_ms.load(Ordering::Relaxed))
-                .cloned();
-            if let Some(v) = victim {
-                v.evicting.store(true, Ordering::Relaxed);
-                // Stored as a permit if its task is not waiting yet.
-                v.evict.notify_one();
-                self.evictions.fetch_add(1, Ordering::Relaxed);
-                EVICTIONS.fetch_add(1, Ordering::Relaxed);
-            }
+            self.evict_longest_idle(&inner);
             return Admit::Wait;
         }
         let id = inner.next_id;

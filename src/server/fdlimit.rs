@@ -7,10 +7,12 @@
 //! under the hard limit (`ServerConfig::fit_descriptors`), so that a full house of
 //! connections never takes the descriptors probes and reloads need.
 //!
-//! When accept fails anyway for lack of a descriptor or of kernel memory, the
+//! When accept fails anyway for lack of a descriptor or of kernel memory (the limit
+//! lowered under a running server, descriptors taken by something else), the
 //! connection stays in the listen queue and the socket stays readable: retrying at
-//! once would spin a core. The loop sleeps [`ACCEPT_BACKOFF`] instead, counts the
-//! error, and logs at most one line a [`WARN_EVERY`].
+//! once would spin a core. The accept loop counts the error, logs at most one line
+//! a [`WARN_EVERY`], and either has its longest-idle connection close to give back
+//! a descriptor, or, with none, sleeps [`ACCEPT_BACKOFF`].
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -112,9 +114,8 @@ pub fn accept_errors() -> u64 {
     ACCEPT_ERRORS.load(Ordering::Relaxed)
 }
 
-/// Counts one failed accept, logs at most one warning a [`WARN_EVERY`], and sleeps
-/// [`ACCEPT_BACKOFF`] so the listener's queue waits instead of a core spinning.
-pub(super) async fn accept_failed(transport: &str, e: &io::Error) {
+/// Counts one failed accept and logs at most one warning a [`WARN_EVERY`].
+pub(super) fn accept_failed(transport: &str, e: &io::Error) {
     let n = ACCEPT_ERRORS.fetch_add(1, Ordering::Relaxed) + 1;
     let clock = CLOCK.get_or_init(std::time::Instant::now);
     let now = clock.elapsed().as_millis() as u64 + 1;
@@ -127,12 +128,12 @@ pub(super) async fn accept_failed(transport: &str, e: &io::Error) {
         tracing::warn!(
             transport,
             failed_accepts = n,
-            "cannot accept a connection: {e}; pausing accepts for {}ms \
-             (raise the open-file limit, LimitNOFILE, or lower the connection caps)",
+            "cannot accept a connection: {e}; closing the longest-idle connection, \
+             or pausing accepts for {}ms (raise the open-file limit, LimitNOFILE, or \
+             lower the connection caps)",
             ACCEPT_BACKOFF.as_millis()
         );
     }
-    tokio::time::sleep(ACCEPT_BACKOFF).await;
 }
 
 #[cfg(test)]

@@ -72,10 +72,21 @@ pub(super) async fn accept<F, Fut>(
         let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) if fdlimit::is_resource_error(&e) => {
-                tokio::select! {
-                    _ = fdlimit::accept_failed(transport, &e) => continue,
+                fdlimit::accept_failed(transport, &e);
+                // An idle connection of ours gives its descriptor back; with none,
+                // rest rather than retry at once (the queue keeps the socket
+                // readable: retrying would spin).
+                let made = tokio::select! {
+                    made = conns.make_room() => made,
                     _ = stop.changed() => return,
+                };
+                if !made {
+                    tokio::select! {
+                        _ = tokio::time::sleep(fdlimit::ACCEPT_BACKOFF) => {}
+                        _ = stop.changed() => return,
+                    }
                 }
+                continue;
             }
             // The client's trouble (reset before accept): next.
             Err(_) => continue,

@@ -209,7 +209,7 @@ endpoints.b = {{ a = ["192.0.2.20"], check = "web", probe = "127.0.0.1:{b2.serve
         print(f"flood: {len(held)} idle connections from {a.nets} /24s held "
               f"({failed} failed) in {time.time() - t0:.1f}s")
         ok, took = tcp_answered(addr, "127.0.200.1")
-        print(f"new TCP client answered: {ok} ({took if isinstance(took, str) else f'{took * 1000:.0f} ms'})")
+        print(f"new TCP client answered: {ok} ({took if isinstance(took, str) else f'{took * 1000:.1f} ms'})")
         tck = os.sysconf("SC_CLK_TCK")
         c0, w0 = cpu_ticks(proc.pid), time.time()
         time.sleep(5)
@@ -217,7 +217,7 @@ endpoints.b = {{ a = ["192.0.2.20"], check = "web", probe = "127.0.0.1:{b2.serve
         print(f"server CPU over 5 s with the connections idle: {cpu * 100:.1f}% of one core")
         print(f"after: fo.f.test. -> {udp_answer(addr)} (192.0.2.10 alone: backend a still up)")
         ok, took = tcp_answered(addr, "127.0.201.1")
-        print(f"new TCP client answered again: {ok} ({took if isinstance(took, str) else f'{took * 1000:.0f} ms'})")
+        print(f"new TCP client answered again: {ok} ({took if isinstance(took, str) else f'{took * 1000:.1f} ms'})")
         for name in ["signpost_accept_resource_errors_total",
                      "signpost_connections_evicted_total",
                      "signpost_probe_local_failures_total"]:

@@ -41,6 +41,21 @@ pub fn server_config(o: &Overrides) -> Result<ServerConfig, Vec<ConfigError>> {
     Ok(cfg)
 }
 
+/// Fits the connection caps under the open-file limit `serve` runs with (the hard
+/// limit; see `server::fdlimit`), as `serve` and `check` both do; `None` where
+/// the limit cannot be read.
+pub fn fit_descriptors(
+    cfg: &mut ServerConfig,
+) -> Result<Option<crate::config::DescriptorPlan>, Vec<ConfigError>> {
+    let Some(limit) = crate::server::fdlimit::available() else {
+        return Ok(None);
+    };
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    cfg.fit_descriptors(limit, cores).map(Some)
+}
+
 /// The one loader: `serve` and `check` both build a snapshot with it, fast
 /// table included.
 pub fn load_snapshot(
@@ -190,6 +205,7 @@ pub fn bind_encrypted(cfg: &ServerConfig) -> std::io::Result<crate::server::Encr
         dot_max_connections: e.dot_max_connections,
         doh_max_connections: e.doh_max_connections,
         doh_path: e.doh_path.clone(),
+        doh_body_budget: e.doh_body_budget,
         ..crate::server::Encrypted::bind(&e.dot_listen, &e.doh_listen)?
     })
 }
@@ -338,9 +354,13 @@ pub fn load_geo(
 
 /// `signpost check`: load everything, report, change nothing.
 pub fn check(o: &Overrides) -> Result<String, Vec<ConfigError>> {
-    let cfg = server_config(o)?;
+    let mut cfg = server_config(o)?;
+    let fds = fit_descriptors(&mut cfg)?;
     let (snap, loaded) = load_snapshot(&cfg, 0)?;
     let mut report = String::new();
+    if let Some(plan) = fds {
+        report.push_str(&format!("ok: connection caps {plan}\n"));
+    }
     for w in &loaded.warnings {
         report.push_str(&format!("warning: {w}\n"));
     }

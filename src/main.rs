@@ -216,8 +216,21 @@ fn init_logging(cfg: &ServerConfig) {
 }
 
 fn serve(o: &Overrides) -> anyhow::Result<()> {
-    let cfg = app::server_config(o).map_err(ConfigErrors)?;
+    // Before anything opens a file: the caps are fitted under the raised limit.
+    let files = server::fdlimit::raise();
+    let mut cfg = app::server_config(o).map_err(ConfigErrors)?;
     init_logging(&cfg);
+    if let Some(l) = files {
+        info!(
+            soft_before = l.soft_before,
+            soft = l.soft,
+            hard = l.hard,
+            "open-file limit (RLIMIT_NOFILE)"
+        );
+    }
+    if let Some(plan) = app::fit_descriptors(&mut cfg).map_err(ConfigErrors)? {
+        info!("connection caps: {plan}");
+    }
     cfg.check_admin().map_err(anyhow::Error::msg)?;
     if let Some(ip) = cfg.probe_source {
         health::set_probe_source(ip);
@@ -301,6 +314,7 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
             max_per_client: cfg.tcp_max_per_client,
             idle_timeout: cfg.tcp_idle_timeout,
             max_lifetime: cfg.tcp_max_lifetime,
+            handshake_timeout: cfg.tcp_handshake_timeout,
         };
         let rrl = Arc::new(server::rrl::Rrl::new(cfg.rrl.clone()));
         let qlog = Arc::new(server::querylog::QueryLog::new(cfg.query_log));

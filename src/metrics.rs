@@ -316,6 +316,13 @@ impl Metrics {
             sum(&|s| s.rrl_dropped.load(Relaxed)),
             sum(&|s| s.rrl_slipped.load(Relaxed))
         );
+        let _ = writeln!(
+            out,
+            "# HELP signpost_accept_resource_errors_total Connections not accepted for want of a descriptor or memory (each pauses accepting 100 ms).\n# TYPE signpost_accept_resource_errors_total counter\nsignpost_accept_resource_errors_total {}\n# HELP signpost_connections_evicted_total Idle TCP, DoT and DoH connections closed to make room for a newcomer at a cap.\n# TYPE signpost_connections_evicted_total counter\nsignpost_connections_evicted_total {}\n# HELP signpost_probe_local_failures_total Health probes not made for want of a local resource; verdicts were kept.\n# TYPE signpost_probe_local_failures_total counter\nsignpost_probe_local_failures_total {}",
+            crate::server::fdlimit::accept_errors(),
+            crate::server::conns::evictions(),
+            crate::health::local_failures()
+        );
 
         // Region names per steered name, from the serving configuration.
         let mut regions_of: Vec<Vec<String>> = vec![Vec::new(); names.len()];

@@ -311,9 +311,10 @@ fn tcp_silent_and_lying_clients_are_cut_off() {
 }
 
 #[test]
-fn tcp_connection_cap() {
+fn tcp_connection_cap_closes_the_longest_idle_for_a_newcomer() {
     let s = start();
-    // limits.toml allows 2 connections; hold both with a query each so they are open.
+    // limits.toml allows 2 connections; hold both with a query each so they are open,
+    // the first one idle the longest.
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut c = TcpStream::connect(s.addr).expect("connect");
@@ -322,31 +323,39 @@ fn tcp_connection_cap() {
         tcp_send(&mut c, &QuerySpec::new("www.example.test.", 1).to_bytes()).expect("send");
         assert!(tcp_read(&mut c).is_some(), "held connection answered");
         held.push(c);
+        std::thread::sleep(Duration::from_millis(20));
     }
-    // The third is closed at once, unanswered.
+    // The third is served: the longest-idle one is closed for it.
     let mut third = TcpStream::connect(s.addr).expect("connect");
-    let _ = tcp_send(
-        &mut third,
-        &QuerySpec::new("www.example.test.", 1).to_bytes(),
-    );
     third
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
+    tcp_send(
+        &mut third,
+        &QuerySpec::new("www.example.test.", 1).to_bytes(),
+    )
+    .expect("send");
     assert!(
-        tcp_read(&mut third).is_none(),
-        "connection over the cap was served"
+        tcp_read(&mut third).is_some(),
+        "newcomer at the cap not served"
+    );
+    // Closed at once, not at its idle timeout (1 s after its query).
+    assert!(
+        time_to_close(&mut held[0], Duration::from_millis(700)).is_some(),
+        "the longest-idle connection was kept"
+    );
+    // The other held one still answers.
+    tcp_send(
+        &mut held[1],
+        &QuerySpec::new("www.example.test.", 1).to_bytes(),
+    )
+    .expect("send");
+    assert!(
+        tcp_read(&mut held[1]).is_some(),
+        "a newer connection was closed"
     );
     // UDP is unaffected.
     assert_serving(s.addr);
-    // Free one slot; the server notices the close and a new connection is served.
-    drop(held.pop());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if tcp_exchange(s.addr, &QuerySpec::new("www.example.test.", 1).to_bytes()).is_some() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "slot never freed");
-    }
 }
 
 #[test]

@@ -31,6 +31,8 @@ pub(super) struct DohRaw {
     listen: Option<Vec<String>>,
     path: Option<String>,
     max_connections: Option<usize>,
+    /// KiB of requests waiting for their body, server-wide.
+    body_budget_kib: Option<usize>,
 }
 
 /// The certificate chain and key files, with the config lines that name them, so
@@ -59,10 +61,19 @@ pub struct EncryptedConfig {
     /// The URI path queries go to (RFC 8484 §3 leaves it to the server).
     pub doh_path: String,
     pub doh_max_connections: usize,
+    /// Bytes of DoH POST requests (head and body) waiting for their body, over all
+    /// connections; a request that cannot get its bytes is refused with 503.
+    pub doh_body_budget: usize,
+    /// The lines of `dot.max_connections` and `doh.max_connections` when given (the
+    /// caps not given are fitted under the open-file limit).
+    pub dot_max_connections_line: Option<usize>,
+    pub doh_max_connections_line: Option<usize>,
 }
 
 /// As many connections as TCP allows by default.
 const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// `doh.body_budget_kib` unless given: 8 MiB.
+const DEFAULT_BODY_BUDGET_KIB: usize = 8 << 10;
 
 impl Default for EncryptedConfig {
     fn default() -> Self {
@@ -73,6 +84,9 @@ impl Default for EncryptedConfig {
             doh_listen: Vec::new(),
             doh_path: "/dns-query".to_string(),
             doh_max_connections: DEFAULT_MAX_CONNECTIONS,
+            doh_body_budget: DEFAULT_BODY_BUDGET_KIB << 10,
+            dot_max_connections_line: None,
+            doh_max_connections_line: None,
         }
     }
 }
@@ -127,10 +141,29 @@ pub(super) fn check(
     if let Some(d) = dot {
         cfg.dot_listen = addrs("dot", d.listen.unwrap_or_default(), errors);
         cfg.dot_max_connections = cap("dot", d.max_connections, errors);
+        if d.max_connections.is_some() {
+            cfg.dot_max_connections_line = Some(key_line_in(text, "dot", "max_connections"));
+        }
     }
     if let Some(d) = doh {
         cfg.doh_listen = addrs("doh", d.listen.unwrap_or_default(), errors);
         cfg.doh_max_connections = cap("doh", d.max_connections, errors);
+        if d.max_connections.is_some() {
+            cfg.doh_max_connections_line = Some(key_line_in(text, "doh", "max_connections"));
+        }
+        match d.body_budget_kib {
+            // A budget below one largest message would refuse some valid queries.
+            Some(k) if !(64..=(1 << 30)).contains(&k) => errors.push(err(
+                "doh",
+                "body_budget_kib",
+                format!(
+                    "doh.body_budget_kib = {k}: use 64 (one largest DNS message) or more, \
+                     up to 1073741824 (default {DEFAULT_BODY_BUDGET_KIB})"
+                ),
+            )),
+            Some(k) => cfg.doh_body_budget = k << 10,
+            None => {}
+        }
         if let Some(p) = d.path {
             if !p.starts_with('/') || p.contains(['?', '#', ' ']) {
                 errors.push(err(
@@ -191,7 +224,7 @@ pub(super) fn check(
 
 /// The line of `key = ` inside `[section]` (the first one, or that of the section
 /// header when the key is absent); 0 when the section is not in the text.
-fn key_line_in(text: &str, section: &str, key: &str) -> usize {
+pub(super) fn key_line_in(text: &str, section: &str, key: &str) -> usize {
     let header = format!("[{section}]");
     let mut in_section = None;
     for (i, line) in text.lines().enumerate() {

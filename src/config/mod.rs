@@ -14,7 +14,7 @@ pub mod zones;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use server::{Identity, LogFormat, ServerConfig};
+pub use server::{DescriptorPlan, Identity, LogFormat, ServerConfig};
 
 /// One problem in a config or zone file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -115,6 +115,7 @@ struct TcpRaw {
     max_per_client: Option<usize>,
     idle_timeout: Option<String>,
     max_lifetime: Option<String>,
+    handshake_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -168,13 +169,24 @@ pub struct ServerConfig {
     /// Our EDNS UDP payload size: 1232 avoids IP fragmentation on every common path
     /// (DNS Flag Day 2020).
     pub udp_payload_max: u16,
+    /// Connections TCP serves at once (at the cap, the longest-idle one is closed
+    /// for a newcomer); fitted under the open-file limit unless given (see
+    /// [`ServerConfig::fit_descriptors`]).
     pub tcp_max_connections: usize,
-    /// Connections one client address may hold at once.
+    /// The line of `tcp.max_connections` when given.
+    pub tcp_max_connections_line: Option<usize>,
+    /// Connections one client network (a /24 for IPv4, a /56 for IPv6) may hold at
+    /// once, on each of TCP, DoT and DoH.
     pub tcp_max_per_client: usize,
     /// A connection is closed after this long, busy or not.
     pub tcp_max_lifetime: Duration,
     /// A TCP connection with no complete query for this long is closed (RFC 7766 §6.2.3).
     pub tcp_idle_timeout: Duration,
+    /// A new TCP, DoT or DoH connection must have done its TLS handshake and sent
+    /// its first query within this of its accept, or is closed.
+    pub tcp_handshake_timeout: Duration,
+    /// The server config file, for messages about its keys; none for the defaults.
+    pub file: Option<PathBuf>,
     pub identity: Identity,
     pub log_level: String,
     pub log_format: LogFormat,
@@ -317,10 +329,13 @@ impl Default for ServerConfig {
             zones: PathBuf::from("zones"),
             udp_sockets_per_address: 0,
             udp_payload_max: 1232,
-            tcp_max_connections: 1024,
+            tcp_max_connections: DEFAULT_MAX_CONNECTIONS,
+            tcp_max_connections_line: None,
             tcp_max_per_client: 16,
             tcp_max_lifetime: Duration::from_secs(120),
             tcp_idle_timeout: Duration::from_secs(10),
+            tcp_handshake_timeout: Duration::from_secs(3),
+            file: None,
             identity: Identity::default(),
             log_level: "info".to_string(),
             log_format: LogFormat::Text,
@@ -377,7 +392,10 @@ impl ServerConfig {
             ConfigError::new(path, line, message)
         };
         let mut errors = Vec::new();
-        let mut cfg = ServerConfig::default();
+        let mut cfg = ServerConfig {
+            file: Some(path.to_path_buf()),
+            ..ServerConfig::default()
+        };
         let base = path.parent().unwrap_or(Path::new("."));
         if let Some(listen) = raw.listen {
             cfg.listen.clear();
@@ -428,6 +446,11 @@ impl ServerConfig {
                     ));
                 }
                 cfg.tcp_max_connections = m;
+                cfg.tcp_max_connections_line = Some(super::encrypted::key_line_in(
+                    text,
+                    "tcp",
+                    "max_connections",
+                ));
             }
             if let Some(m) = tcp.max_per_client {
                 if m == 0 {
@@ -445,6 +468,17 @@ impl ServerConfig {
                     _ => errors.push(key_err(
                         "max_lifetime",
                         format!("tcp.max_lifetime = {t:?} is not a duration like \"120s\""),
+                    )),
+                }
+            }
+            if let Some(t) = tcp.handshake_timeout {
+                match parse_duration(&t) {
+                    Ok(d) if !d.is_zero() => cfg.tcp_handshake_timeout = d,
+                    _ => errors.push(key_err(
+                        "handshake_timeout",
+                        format!(
+                            "tcp.handshake_timeout = {t:?} is not a duration like \"3s\" or \"1500ms\""
+                        ),
                     )),
                 }
             }
@@ -763,6 +797,157 @@ impl ServerConfig {
         }
     }
 
+    /// Fits the connection caps under `limit` open files (the hard RLIMIT_NOFILE,
+    /// which `serve` raises the soft one to), keeping [`DescriptorPlan::reserve`]
+    /// for everything else; `cores` decides the UDP sockets when
+    /// `udp_sockets_per_address` is 0.
+    ///
+    /// The caps not given (`tcp`, and `dot` and `doh` where they listen) share what
+    /// the given ones leave, at most 1,024 each:
+    ///
+    /// ```text
+    /// cap = min(1024, (limit - reserve - sum of the given caps) / caps not given)
+    /// ```
+    ///
+    /// Given caps that do not fit are an error naming each key and the limit.
+    pub fn fit_descriptors(
+        &mut self,
+        limit: u64,
+        cores: usize,
+    ) -> Result<DescriptorPlan, Vec<ConfigError>> {
+        let reserve = self.descriptor_reserve(cores);
+        let e = &self.encrypted;
+        // (key, listening, given line, cap)
+        let caps = [
+            (
+                "tcp.max_connections",
+                true,
+                self.tcp_max_connections_line,
+                self.tcp_max_connections,
+            ),
+            (
+                "dot.max_connections",
+                !e.dot_listen.is_empty(),
+                e.dot_max_connections_line,
+                e.dot_max_connections,
+            ),
+            (
+                "doh.max_connections",
+                !e.doh_listen.is_empty(),
+                e.doh_max_connections_line,
+                e.doh_max_connections,
+            ),
+        ];
+        let given: u64 = caps
+            .iter()
+            .filter(|c| c.1 && c.2.is_some())
+            .map(|c| c.3 as u64)
+            .sum();
+        let open = caps.iter().filter(|c| c.1 && c.2.is_none()).count() as u64;
+        let room = limit.saturating_sub(reserve).saturating_sub(given);
+        let file = self
+            .file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("server config (defaults)"));
+        let fix = format!(
+            "{reserve} more are kept for probes, files, UDP sockets, listeners and admin, \
+             under this process's open-file limit of {limit} (RLIMIT_NOFILE): lower the cap, \
+             or raise the limit (systemd: LimitNOFILE=65536 in the unit; shell: ulimit -n)"
+        );
+        if given > 0 && given + reserve > limit {
+            let errors = caps
+                .iter()
+                .filter(|c| c.1 && c.2.is_some())
+                .map(|&(key, _, line, cap)| {
+                    ConfigError::new(
+                        &file,
+                        line.unwrap_or(0),
+                        format!(
+                            "{key} = {cap} does not fit: the given caps take {given} descriptors and {fix}"
+                        ),
+                    )
+                })
+                .collect();
+            return Err(errors);
+        }
+        if reserve >= limit || (open > 0 && room < open) {
+            return Err(vec![ConfigError::new(
+                &file,
+                0,
+                format!("no descriptors are left for connections: {fix}"),
+            )]);
+        }
+        let share = room
+            .checked_div(open)
+            .map_or(0, |n| n.min(DEFAULT_MAX_CONNECTIONS as u64) as usize);
+        if self.tcp_max_connections_line.is_none() {
+            self.tcp_max_connections = share;
+        }
+        let e = &mut self.encrypted;
+        if e.dot_max_connections_line.is_none() && !e.dot_listen.is_empty() {
+            e.dot_max_connections = share;
+        }
+        if e.doh_max_connections_line.is_none() && !e.doh_listen.is_empty() {
+            e.doh_max_connections = share;
+        }
+        let plan = DescriptorPlan {
+            limit,
+            reserve,
+            caps: [
+                (
+                    "tcp.max_connections",
+                    true,
+                    self.tcp_max_connections_line,
+                    self.tcp_max_connections,
+                ),
+                (
+                    "dot.max_connections",
+                    !e.dot_listen.is_empty(),
+                    e.dot_max_connections_line,
+                    e.dot_max_connections,
+                ),
+                (
+                    "doh.max_connections",
+                    !e.doh_listen.is_empty(),
+                    e.doh_max_connections_line,
+                    e.doh_max_connections,
+                ),
+            ]
+            .into_iter()
+            .filter(|c| c.1)
+            .map(|(key, _, line, cap)| (key, cap, line.is_none()))
+            .collect(),
+        };
+        Ok(plan)
+    }
+
+    /// Descriptors kept back from the connection caps:
+    ///
+    /// ```text
+    /// reserve = 64                       stdio, the runtime's poll and wake handles, the log,
+    ///                                    files a reload reads (zones, geo, keys, state),
+    ///                                    the reload watcher, etcd's connections
+    ///         + 64                       health probes in flight (one socket each)
+    ///         + 64 + 1                   admin connections and its listener
+    ///         + addresses x UDP sockets  (udp_sockets_per_address, or one per core)
+    ///         + 2 x listeners            TCP, DoT, DoH: each, and the newcomer it holds
+    ///                                    while the longest-idle connection closes for it
+    /// ```
+    pub fn descriptor_reserve(&self, cores: usize) -> u64 {
+        let per_addr = match self.udp_sockets_per_address {
+            0 => cores.max(1),
+            n => n,
+        } as u64;
+        let addrs = self.listen.len() as u64;
+        let listeners =
+            addrs + (self.encrypted.dot_listen.len() + self.encrypted.doh_listen.len()) as u64;
+        RESERVE_BASE
+            + crate::health::DEFAULT_MAX_IN_FLIGHT as u64
+            + RESERVE_ADMIN
+            + addrs * per_addr
+            + 2 * listeners
+    }
+
     /// The admin endpoint may listen off loopback only with a token.
     pub fn check_admin(&self) -> Result<(), Invalid> {
         match self.admin_listen {
@@ -771,6 +956,40 @@ impl ServerConfig {
             ))),
             _ => Ok(()),
         }
+    }
+}
+
+/// The connection caps when not given, and the most any cap not given is fitted to.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Descriptors of the process besides sockets of clients, probes and admin.
+const RESERVE_BASE: u64 = 64;
+/// Admin connections (`admin::MAX_CONNECTIONS`) and its listener.
+const RESERVE_ADMIN: u64 = 64 + 1;
+
+/// How the connection caps fit under the open-file limit, for the start-up log
+/// and `signpost check`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescriptorPlan {
+    pub limit: u64,
+    pub reserve: u64,
+    /// (key, cap, fitted rather than given) of each listening transport.
+    pub caps: Vec<(&'static str, usize, bool)>,
+}
+
+impl std::fmt::Display for DescriptorPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let caps: Vec<String> = self
+            .caps
+            .iter()
+            .map(|(k, v, fitted)| format!("{k} = {v}{}", if *fitted { " (fitted)" } else { "" }))
+            .collect();
+        write!(
+            f,
+            "{} under the open-file limit of {} ({} kept for probes, files, UDP sockets, listeners and admin)",
+            caps.join(", "),
+            self.limit,
+            self.reserve
+        )
     }
 }
 
@@ -853,6 +1072,52 @@ mod tests {
         let errs = ServerConfig::parse("\n\nlisten_on = []\n", Path::new("s.toml")).unwrap_err();
         assert_eq!(errs[0].line, 3);
         assert!(errs[0].message.contains("unknown field"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn caps_not_given_are_fitted_under_the_limit() {
+        let mut c = ServerConfig::parse("udp_sockets_per_address = 2\n", Path::new("s.toml"))
+            .expect("config");
+        // 64 + 64 + 65 + 1 x 2 + 2 x 1 = 197 kept back.
+        assert_eq!(c.descriptor_reserve(8), 197);
+        let plan = c.fit_descriptors(1024, 8).expect("fits");
+        assert_eq!(c.tcp_max_connections, 1024 - 197);
+        assert_eq!(plan.caps, vec![("tcp.max_connections", 827, true)]);
+        // A roomy limit: the old default, no more.
+        let mut c = ServerConfig::default();
+        c.fit_descriptors(1 << 20, 2).expect("fits");
+        assert_eq!(c.tcp_max_connections, 1024);
+        // Below the reserve: no room at all.
+        let errs = ServerConfig::default().fit_descriptors(100, 2).unwrap_err();
+        assert!(
+            errs[0].message.contains("open-file limit of 100"),
+            "{}",
+            errs[0]
+        );
+    }
+
+    #[test]
+    fn given_caps_that_cannot_fit_name_their_key_and_the_limit() {
+        // [dot] is off (no listen): its cap counts for nothing, and its key's line is
+        // not taken for tcp's.
+        let text = "udp_sockets_per_address = 1\n[dot]\nmax_connections = 5\n\
+                    [tcp]\nmax_connections = 2000\n";
+        let mut c = ServerConfig::parse(text, Path::new("s.toml")).expect("config");
+        let errs = c.fit_descriptors(1024, 2).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].line, 5);
+        let m = &errs[0].message;
+        assert!(m.contains("tcp.max_connections = 2000"), "{m}");
+        assert!(m.contains("open-file limit of 1024"), "{m}");
+        assert!(m.contains("LimitNOFILE"), "{m}");
+        // The same cap fits a larger limit, and is kept as given.
+        let plan = c.fit_descriptors(4096, 2).expect("fits");
+        assert_eq!(plan.caps, vec![("tcp.max_connections", 2000, false)]);
+    }
+
+    #[test]
+    fn admin_reserve_follows_the_admin_cap() {
+        assert_eq!(RESERVE_ADMIN, u64::from(crate::admin::MAX_CONNECTIONS) + 1);
     }
 
     #[test]

@@ -33,7 +33,9 @@ mod table;
 pub use persist::{
     load, save, save_state, PersistError, PersistedState, PersistedTarget, STATE_VERSION,
 };
-pub use probe::{check_request, probe, set_probe_source, ProbeError};
+pub use probe::{
+    attempt, check_request, local_failures, probe, set_probe_source, Attempt, ProbeError,
+};
 pub use recent::{RecentTransitions, Recorded, RECENT_TRANSITIONS};
 pub use scheduler::{
     Mapping, Scheduler, SchedulerHandle, SchedulerOptions, DEFAULT_MAX_IN_FLIGHT, MIN_INTERVAL,

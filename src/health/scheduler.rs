@@ -14,7 +14,7 @@ use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::probe::probe;
+use super::probe::{attempt, count_local_failure, Attempt};
 use super::rng::Rng;
 use super::spec::TargetKey;
 use super::state::State;
@@ -264,13 +264,29 @@ async fn run_target(
             // probe runs unthrottled rather than not at all.
             let _permit = limiter.acquire().await.ok();
             let started = Instant::now();
-            (started, probe(&spec, slot.key.addr).await)
+            (started, attempt(&spec, slot.key.addr).await)
         };
         let (started, result) = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => break,
             _ = &mut stop => break,
             r = probed => r,
+        };
+        let result = match result {
+            Attempt::Judged(r) => r,
+            // Ours, not the target's: counted, and the verdict holds.
+            Attempt::Local(detail) => {
+                let n = count_local_failure();
+                if n.is_power_of_two() {
+                    tracing::warn!(
+                        target_key = %slot.stable,
+                        local_failures = n,
+                        "probe not made, verdict kept: {detail}"
+                    );
+                }
+                next = started + interval + rng.below(spec.jitter);
+                continue;
+            }
         };
         if let Some(change) = slot.apply(&mut state, result) {
             tracing::info!(

@@ -7,9 +7,16 @@
 //!
 //! Bad requests get a one-line text reason: 400 (no or undecodable `dns`, not a
 //! DNS query), 404 (another path), 405 (another method), 408 (a body that does not
-//! arrive in time), 413 (a message over 65535 bytes), 415 (a POST of another type).
-//! Bounds: the connection caps and lifetime of every stream transport, the idle
-//! timeout between requests, 100 concurrent HTTP/2 streams, 128 KiB of head.
+//! arrive in time), 413 (a message over 65535 bytes), 415 (a POST of another type),
+//! 503 (the server-wide budget for request bodies is spent; see below).
+//! Bounds: the connection caps and lifetime of every stream transport, the handshake
+//! and first-request deadline, the idle timeout between requests, 100 concurrent
+//! HTTP/2 streams, 128 KiB of head, HTTP/2 flow-control windows of 64 KiB (what
+//! a client may send before we read it: one connection holds at most that much
+//! unread, whatever its streams), and a server-wide budget of bytes for requests
+//! waiting for their body (`doh.body_budget_kib`): a POST that cannot get its
+//! head's and body's bytes from it is refused with 503, so a flood of slow bodies
+//! holds at most the budget, not 100 streams x 64 KiB x every connection.
 //! The client is the TLS peer's address; response rate limiting does not apply
 //! (as over TCP, a handshaken peer is not spoofed).
 
@@ -24,15 +31,16 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose};
 use base64::Engine;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout;
 
+use super::conns::Conn;
 use super::handler::{handle, Transport};
 use super::tcp::Framed;
 use super::tls;
@@ -42,6 +50,12 @@ const MAX_MESSAGE: usize = 65535;
 /// Request head bound: a GET of the largest message is 87 380 base64 characters.
 const MAX_HEAD: usize = 128 << 10;
 const MAX_STREAMS: u32 = 100;
+/// HTTP/2 flow-control windows, stream and connection (the least RFC 9113 allows
+/// for the connection): a whole DNS message fits one stream's window.
+const WINDOW: u32 = 65535;
+/// The server-wide default of [`Doh::budget`]: 128 bodies of the largest DNS
+/// message, or thousands of common ones, in flight.
+pub const DEFAULT_BODY_BUDGET: usize = 8 << 20;
 const DNS_MESSAGE: &str = "application/dns-message";
 
 /// base64url, unpadded as RFC 8484 §4.1 sends it; padding is accepted too.
@@ -94,6 +108,9 @@ pub(super) struct Doh {
     pub uri_path: String,
     /// The query log's clock.
     pub started: Instant,
+    /// Bytes of POST requests (head and body so far) waiting for their body, over
+    /// all connections; one permit a byte.
+    pub budget: Arc<Semaphore>,
 }
 
 /// One accepted DoH connection: the certificate serving now, then HTTP requests
@@ -101,15 +118,22 @@ pub(super) struct Doh {
 pub(super) async fn connection(
     stream: TcpStream,
     ip: IpAddr,
+    conn: Arc<Conn>,
     doh: Arc<Doh>,
     mut stop: watch::Receiver<bool>,
 ) {
     let limits = doh.path.limits;
     let config = doh.path.snap.load().tls.as_ref().map(|t| t.doh.clone());
-    let Some(session) = tls::handshake(stream, config, limits.idle_timeout).await else {
+    let first_by = conn.accepted + limits.handshake_timeout;
+    let Some(session) = tls::handshake(stream, config, first_by).await else {
         return;
     };
-    let activity = Arc::new(Activity::new());
+    // The first request is due by the handshake deadline, later ones within the
+    // idle timeout of the last.
+    let first = first_by
+        .saturating_duration_since(tokio::time::Instant::now())
+        .min(limits.idle_timeout);
+    let activity = Arc::new(Activity::new(first, conn));
     let service = {
         let activity = activity.clone();
         service_fn(move |req: Request<Incoming>| {
@@ -129,7 +153,11 @@ pub(super) async fn connection(
     http.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(MAX_STREAMS)
-        .max_header_list_size(MAX_HEAD as u32);
+        .max_header_list_size(MAX_HEAD as u32)
+        .initial_stream_window_size(WINDOW)
+        .initial_connection_window_size(WINDOW)
+        .adaptive_window(false)
+        .max_send_buf_size(MAX_MESSAGE + 1024);
     let conn = http.serve_connection(TokioIo::new(session), service);
     tokio::pin!(conn);
     // HTTP keeps connections open between requests: close one that has had no
@@ -159,26 +187,40 @@ struct Activity {
     base: Instant,
     last_ms: AtomicU64,
     busy: AtomicUsize,
+    /// Until the first request: how long after `base` it is due.
+    first: Duration,
+    any: std::sync::atomic::AtomicBool,
+    /// The connection's place among the transport's: each request counts as its
+    /// activity, so that an idle connection is the one closed for a newcomer.
+    conn: Arc<Conn>,
 }
 
 /// One request in flight; its end counts as activity.
 struct Busy(Arc<Activity>);
 
 impl Activity {
-    fn new() -> Activity {
+    fn new(first: Duration, conn: Arc<Conn>) -> Activity {
         Activity {
             base: Instant::now(),
             last_ms: AtomicU64::new(0),
             busy: AtomicUsize::new(0),
+            first,
+            any: std::sync::atomic::AtomicBool::new(false),
+            conn,
         }
     }
 
     fn begin(self: &Arc<Self>) -> Busy {
         self.busy.fetch_add(1, Ordering::Relaxed);
+        self.any.store(true, Ordering::Relaxed);
+        self.conn.touch();
         Busy(self.clone())
     }
 
     fn idle_at(&self, idle: Duration) -> Instant {
+        if !self.any.load(Ordering::Relaxed) {
+            return self.base + self.first;
+        }
         self.base + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + idle
     }
 
@@ -192,11 +234,14 @@ impl Drop for Busy {
         let ms = self.0.base.elapsed().as_millis() as u64;
         self.0.last_ms.store(ms, Ordering::Relaxed);
         self.0.busy.fetch_sub(1, Ordering::Relaxed);
+        self.0.conn.touch();
     }
 }
 
 /// One HTTP request: the DNS message out of it, answered, or the reason it is not.
 async fn respond(req: Request<Incoming>, doh: &Doh, peer: IpAddr, wait: Duration) -> Reply {
+    // Held until the answer is written: the bytes the request took of the budget.
+    let mut _charged = None;
     let msg = if req.uri().path() != doh.uri_path {
         Err(Refusal(
             StatusCode::NOT_FOUND,
@@ -205,7 +250,12 @@ async fn respond(req: Request<Incoming>, doh: &Doh, peer: IpAddr, wait: Duration
     } else {
         match *req.method() {
             Method::GET => get_message(req.uri().query()),
-            Method::POST => post_message(req, wait).await,
+            Method::POST => post_message(req, wait, &doh.budget)
+                .await
+                .map(|(msg, permit)| {
+                    _charged = permit;
+                    msg
+                }),
             _ => Err(Refusal(
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("method not allowed: use GET ?dns= or POST {DNS_MESSAGE}"),
@@ -261,8 +311,13 @@ fn get_message(query: Option<&str>) -> Result<Vec<u8>, Refusal> {
 }
 
 /// The message of a POST: the body, of type application/dns-message (§4.1), read
-/// up to 65535 bytes and within `wait`.
-async fn post_message(req: Request<Incoming>, wait: Duration) -> Result<Vec<u8>, Refusal> {
+/// up to 65535 bytes and within `wait`, into bytes taken from `budget` (the head's
+/// and the body's, as it arrives; the permit returned holds them).
+async fn post_message(
+    req: Request<Incoming>,
+    wait: Duration,
+    budget: &Arc<Semaphore>,
+) -> Result<(Vec<u8>, Option<OwnedSemaphorePermit>), Refusal> {
     let ctype = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -275,19 +330,83 @@ async fn post_message(req: Request<Incoming>, wait: Duration) -> Result<Vec<u8>,
             format!("unsupported media type: POST a body of type {DNS_MESSAGE}"),
         ));
     }
-    let body = req.into_body();
-    if body.size_hint().lower() > MAX_MESSAGE as u64 {
+    let head = head_bytes(&req);
+    let mut body = req.into_body();
+    let announced = body.size_hint().lower();
+    if announced > MAX_MESSAGE as u64 {
         return Err(Refusal::too_large());
     }
-    match timeout(wait, Limited::new(body, MAX_MESSAGE).collect()).await {
-        Ok(Ok(b)) => Ok(b.to_bytes().to_vec()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Refusal::too_large()),
-        Ok(Err(e)) => Err(Refusal::bad(&format!("body not read: {e}"))),
+    // The head and the announced body up front; bytes beyond, as they come.
+    let mut permit = charge(budget, None, head + announced as usize)?;
+    let mut charged = announced as usize;
+    let mut msg = Vec::with_capacity(charged);
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| Refusal::bad(&format!("body not read: {e}")))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            let len = msg.len() + data.len();
+            if len > MAX_MESSAGE {
+                return Err(Refusal::too_large());
+            }
+            if len > charged {
+                permit = charge(budget, permit.take(), len - charged)?;
+                charged = len;
+            }
+            msg.extend_from_slice(&data);
+        }
+        Ok(())
+    };
+    match timeout(wait, read).await {
+        Ok(Ok(())) => Ok((msg, permit)),
+        Ok(Err(refusal)) => Err(refusal),
         Err(_) => Err(Refusal(
             StatusCode::REQUEST_TIMEOUT,
             format!("request timeout: the body did not arrive within {wait:?}"),
         )),
     }
+}
+
+/// What a request's head takes while it waits: its target and header fields, with
+/// the 32 bytes a field costs in HTTP/2 (RFC 9113 §6.5.2).
+fn head_bytes<B>(req: &Request<B>) -> usize {
+    let fields: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 32)
+        .sum();
+    req.uri().to_string().len() + fields
+}
+
+/// `n` more bytes from the budget, joined to `held`; 503 when there are not as many
+/// free.
+fn charge(
+    budget: &Arc<Semaphore>,
+    held: Option<OwnedSemaphorePermit>,
+    n: usize,
+) -> Result<Option<OwnedSemaphorePermit>, Refusal> {
+    if n == 0 {
+        return Ok(held);
+    }
+    let busy = || {
+        Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service unavailable: too many request bodies in flight; retry".to_string(),
+        )
+    };
+    let n = u32::try_from(n).map_err(|_| busy())?;
+    let more = budget
+        .clone()
+        .try_acquire_many_owned(n)
+        .map_err(|_| busy())?;
+    Ok(Some(match held {
+        Some(mut h) => {
+            h.merge(more);
+            h
+        }
+        None => more,
+    }))
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 //!
 //! UDP: several SO_REUSEPORT sockets per address, each read by its own thread that
 //! parses, looks up and writes the response into a buffer it reuses: no allocation, no
-//! task spawn and no channel hop per query. TCP: tokio, with a cap on connections and
-//! timeouts so a slow or silent client cannot hold the server (RFC 7766).
+//! task spawn and no channel hop per query. TCP: tokio, with a cap on connections (the
+//! longest-idle one closed for a newcomer), a cap per client network, and timeouts
+//! so a slow or silent client cannot hold the server (RFC 7766); the caps are fitted
+//! under the open-file limit (`fdlimit`).
 //!
 //! The server speaks DNS with its own small wire code (`query`, `answer`) rather than
 //! hickory-server's `RequestHandler`: that interface takes hickory records and encodes
@@ -12,10 +14,12 @@
 //! an independent check of the wire format.
 
 pub mod answer;
+pub mod conns;
 pub mod cookie;
 mod doh;
 mod dot;
 pub mod fast;
+pub mod fdlimit;
 pub mod handler;
 pub mod query;
 pub mod querylog;
@@ -44,13 +48,16 @@ pub fn udp_restarts() -> u64 {
     udp::RESTARTS.load(Ordering::Relaxed)
 }
 
-/// Limits of the TCP side.
+/// Limits of the TCP side (and of DoT and DoH, but for their own caps).
 #[derive(Debug, Clone, Copy)]
 pub struct TcpLimits {
     pub max_connections: usize,
+    /// Connections one client network (a /24, a /56) may hold at once.
     pub max_per_client: usize,
     pub idle_timeout: Duration,
     pub max_lifetime: Duration,
+    /// From accept to the TLS handshake's end (DoT, DoH) and the first query.
+    pub handshake_timeout: Duration,
 }
 
 /// Sockets bound for one listen address.
@@ -185,7 +192,7 @@ pub fn start(
     let (tcp_stop, tcp_rx) = tokio::sync::watch::channel(false);
     let mut udp_threads = Vec::new();
     let mut tcp_tasks = Vec::new();
-    let conns = Arc::new(tokio::sync::Semaphore::new(tcp.max_connections));
+    let conns = conns::Registry::new(tcp.max_connections, tcp.max_per_client);
     let tcp_counters = metrics.shard();
     for b in bound {
         for (i, sock) in b.udp.into_iter().enumerate() {
@@ -241,7 +248,7 @@ impl Running {
 
 /// The DNS over TLS and DNS over HTTPS listeners (see `dot` and `doh`), bound at
 /// start-up like the others; each transport has its own connection cap and the TCP
-/// per-client cap, idle timeout and lifetime.
+/// per-client cap, idle timeout, handshake deadline and lifetime.
 pub struct Encrypted {
     pub dot: Vec<TcpListener>,
     pub doh: Vec<TcpListener>,
@@ -249,6 +256,9 @@ pub struct Encrypted {
     pub doh_max_connections: usize,
     /// The DoH URI path, like "/dns-query".
     pub doh_path: String,
+    /// Bytes of DoH requests (head and body) waiting for their body, at most, over
+    /// all connections.
+    pub doh_body_budget: usize,
 }
 
 impl Encrypted {
@@ -270,6 +280,7 @@ impl Encrypted {
             dot_max_connections: 1024,
             doh_max_connections: 1024,
             doh_path: "/dns-query".to_string(),
+            doh_body_budget: doh::DEFAULT_BODY_BUDGET,
         })
     }
 
@@ -315,9 +326,12 @@ impl Encrypted {
         let mut tasks = Vec::new();
         let dot_path = framed("dot");
         let dot_stop = stop.clone();
-        let dot = move |stream, ip| dot::connection(stream, ip, dot_path.clone(), dot_stop.clone());
+        let dot = move |stream, ip, conn| {
+            dot::connection(stream, ip, conn, dot_path.clone(), dot_stop.clone())
+        };
         spawn_accepts(
             &mut tasks,
+            "dot",
             self.dot,
             self.dot_max_connections,
             limits,
@@ -328,12 +342,15 @@ impl Encrypted {
             path: framed("doh"),
             uri_path: self.doh_path,
             started: std::time::Instant::now(),
+            budget: Arc::new(tokio::sync::Semaphore::new(self.doh_body_budget)),
         });
         let doh_stop = stop.clone();
-        let doh =
-            move |stream, ip| doh::connection(stream, ip, doh_state.clone(), doh_stop.clone());
+        let doh = move |stream, ip, conn| {
+            doh::connection(stream, ip, conn, doh_state.clone(), doh_stop.clone())
+        };
         spawn_accepts(
             &mut tasks,
+            "doh",
             self.doh,
             self.doh_max_connections,
             limits,
@@ -348,6 +365,7 @@ impl Encrypted {
 /// connection served by `serve_one`.
 fn spawn_accepts<F, Fut>(
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+    transport: &'static str,
     listeners: Vec<TcpListener>,
     max_connections: usize,
     limits: TcpLimits,
@@ -355,13 +373,23 @@ fn spawn_accepts<F, Fut>(
     serve_one: F,
 ) -> io::Result<()>
 where
-    F: Fn(tokio::net::TcpStream, std::net::IpAddr) -> Fut + Clone + Send + 'static,
+    F: Fn(tokio::net::TcpStream, std::net::IpAddr, Arc<conns::Conn>) -> Fut
+        + Clone
+        + Send
+        + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let conns = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let conns = conns::Registry::new(max_connections, limits.max_per_client);
     for l in listeners {
         let l = tokio::net::TcpListener::from_std(l)?;
-        let accept = tcp::accept(l, limits, conns.clone(), stop.clone(), serve_one.clone());
+        let accept = tcp::accept(
+            l,
+            transport,
+            limits,
+            conns.clone(),
+            stop.clone(),
+            serve_one.clone(),
+        );
         tasks.push(tokio::spawn(accept));
     }
     Ok(())

@@ -1,17 +1,19 @@
 //! DNS over TCP (RFC 7766): several queries per connection answered in order, an idle
-//! timeout, a cap on connections, and a deadline on every read and write so a slow or
-//! silent client cannot hold a connection slot for long.
+//! timeout, a cap on connections, a deadline on every read and write so a slow or
+//! silent client cannot hold a connection slot for long, and a shorter one from
+//! accept to the first query (`handshake_timeout`).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
-use tokio::time::timeout;
+use tokio::sync::watch;
+use tokio::time::timeout_at;
 
+use super::conns::{Conn, Registry};
+use super::fdlimit;
 use super::handler::{handle, Transport};
 use super::querylog::QueryLog;
 use super::TcpLimits;
@@ -22,13 +24,13 @@ pub(super) async fn serve(
     listener: TcpListener,
     snap: SnapshotHandle,
     limits: TcpLimits,
-    conns: Arc<Semaphore>,
+    conns: Arc<Registry>,
     stop: watch::Receiver<bool>,
     counters: Arc<Shard>,
     qlog: Arc<QueryLog>,
 ) {
     let on_stop = stop.clone();
-    accept(listener, limits, conns, on_stop, move |mut stream, ip| {
+    let serve_one = move |mut stream: TcpStream, ip, conn: Arc<Conn>| {
         let (snap, stop, counters, qlog) =
             (snap.clone(), stop.clone(), counters.clone(), qlog.clone());
         async move {
@@ -40,68 +42,76 @@ pub(super) async fn serve(
                 qlog,
                 label: "tcp",
             };
-            path.connection(&mut stream, ip, stop).await;
+            path.connection(&mut stream, ip, &conn, stop).await;
         }
-    })
-    .await
+    };
+    accept(listener, "tcp", limits, conns, on_stop, serve_one).await
 }
 
-/// The accept loop of every stream transport (TCP, DoT, DoH): the connection cap,
-/// the per-client cap and the lifetime bound, around `serve_one` for each accepted
-/// connection, until `stop`.
+/// The accept loop of every stream transport (TCP, DoT, DoH): the connection cap
+/// with the longest-idle connection closed for a newcomer, the per-client cap, the
+/// lifetime bound, around `serve_one` for each accepted connection, until `stop`.
+/// An accept that fails for lack of a descriptor or memory pauses the loop (see
+/// `fdlimit`) rather than spinning on the listener.
 pub(super) async fn accept<F, Fut>(
     listener: TcpListener,
+    transport: &'static str,
     limits: TcpLimits,
-    conns: Arc<Semaphore>,
+    conns: Arc<Registry>,
     mut stop: watch::Receiver<bool>,
     serve_one: F,
 ) where
-    F: Fn(TcpStream, IpAddr) -> Fut,
+    F: Fn(TcpStream, IpAddr, Arc<Conn>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    // Connections per client address; touched on accept and close only.
-    let per_client: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
-                // Over the cap: close at once rather than queue (RFC 7766 §6.2.2).
-                let Ok(permit) = conns.clone().try_acquire_owned() else {
-                    drop(stream);
-                    continue;
-                };
-                let ip = peer.ip();
-                let admitted = per_client.lock().map(|mut m| {
-                    let n = m.entry(ip).or_insert(0);
-                    if *n >= limits.max_per_client {
-                        false
-                    } else {
-                        *n += 1;
-                        true
-                    }
-                });
-                if !matches!(admitted, Ok(true)) {
-                    drop(stream);
-                    continue;
-                }
-                let per_client = per_client.clone();
-                let conn = serve_one(stream, ip);
-                tokio::spawn(async move {
-                    // However busy, a connection ends after its lifetime.
-                    let _ = tokio::time::timeout(limits.max_lifetime, conn).await;
-                    if let Ok(mut m) = per_client.lock() {
-                        if let Some(n) = m.get_mut(&ip) {
-                            *n = n.saturating_sub(1);
-                            if *n == 0 {
-                                m.remove(&ip);
-                            }
-                        }
-                    }
-                    drop(permit);
-                });
-            }
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
             _ = stop.changed() => return,
-        }
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) if fdlimit::is_resource_error(&e) => {
+                fdlimit::accept_failed(transport, &e);
+                // An idle connection of ours gives its descriptor back; with none,
+                // rest rather than retry at once (the queue keeps the socket
+                // readable: retrying would spin).
+                let made = tokio::select! {
+                    made = conns.make_room() => made,
+                    _ = stop.changed() => return,
+                };
+                if !made {
+                    tokio::select! {
+                        _ = tokio::time::sleep(fdlimit::ACCEPT_BACKOFF) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+                continue;
+            }
+            // The client's trouble (reset before accept): next.
+            Err(_) => continue,
+        };
+        let ip = peer.ip();
+        // Over the per-client cap, or no room made in time: close at once rather
+        // than queue (RFC 7766 §6.2.2).
+        let slot = tokio::select! {
+            s = conns.admit(ip) => s,
+            _ = stop.changed() => return,
+        };
+        let Ok(slot) = slot else {
+            drop(stream);
+            continue;
+        };
+        let conn = serve_one(stream, ip, slot.conn.clone());
+        tokio::spawn(async move {
+            // However busy, a connection ends after its lifetime; an idle one ends
+            // early when a newcomer needs its place.
+            tokio::select! {
+                _ = tokio::time::timeout(limits.max_lifetime, conn) => {}
+                _ = slot.conn.evicted() => {}
+            }
+            drop(slot);
+        });
     }
 }
 
@@ -123,21 +133,29 @@ impl Framed {
         &self,
         stream: &mut S,
         peer: IpAddr,
+        conn: &Conn,
         mut stop: watch::Receiver<bool>,
     ) where
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let limits = self.limits;
         let start = std::time::Instant::now();
+        // The handshake (DoT) and the first query must be done by then.
+        let first_by = conn.accepted + limits.handshake_timeout;
+        let mut answered = false;
         let mut msg = Vec::with_capacity(512);
         let mut out = Vec::with_capacity(4096);
         loop {
             if *stop.borrow() {
                 return;
             }
+            let mut by = tokio::time::Instant::now() + limits.idle_timeout;
+            if !answered {
+                by = by.min(first_by);
+            }
             let mut len = [0u8; 2];
             let read = tokio::select! {
-                r = timeout(limits.idle_timeout, stream.read_exact(&mut len)) => r,
+                r = timeout_at(by, stream.read_exact(&mut len)) => r,
                 _ = stop.changed() => return,
             };
             if !matches!(read, Ok(Ok(_))) {
@@ -150,7 +168,11 @@ impl Framed {
             msg.resize(n, 0);
             // The message must follow promptly: a length prefix that lies about what
             // comes next ends the connection when the timeout expires.
-            match timeout(limits.idle_timeout, stream.read_exact(&mut msg)).await {
+            let mut by = tokio::time::Instant::now() + limits.idle_timeout;
+            if !answered {
+                by = by.min(first_by);
+            }
+            match timeout_at(by, stream.read_exact(&mut msg)).await {
                 Ok(Ok(_)) => {}
                 _ => return,
             }
@@ -175,10 +197,13 @@ impl Framed {
                 stream.write_all(&framed).await?;
                 stream.flush().await
             };
-            match timeout(limits.idle_timeout, write).await {
+            let by = tokio::time::Instant::now() + limits.idle_timeout;
+            match timeout_at(by, write).await {
                 Ok(Ok(())) => {}
                 _ => return,
             }
+            answered = true;
+            conn.touch();
         }
     }
 }

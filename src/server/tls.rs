@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::crypto::ring;
 use rustls::pki_types::pem::PemObject;
@@ -88,17 +87,17 @@ pub fn load(cert_file: &Path, key_file: &Path) -> Result<ServerTls, TlsError> {
     })
 }
 
-/// The server side of a TLS handshake on an accepted connection, given `wait` (the
-/// idle timeout, as a query would get); `None` without a certificate or when the
-/// handshake fails or is too slow.
+/// The server side of a TLS handshake on an accepted connection, done `by` (accept
+/// plus `handshake_timeout`); `None` without a certificate or when the handshake
+/// fails or is too slow.
 pub(super) async fn handshake(
     stream: TcpStream,
     config: Option<Arc<ServerConfig>>,
-    wait: Duration,
+    by: tokio::time::Instant,
 ) -> Option<TlsStream<TcpStream>> {
     let config = config?;
     let _ = stream.set_nodelay(true);
-    tokio::time::timeout(wait, TlsAcceptor::from(config).accept(stream))
+    tokio::time::timeout_at(by, TlsAcceptor::from(config).accept(stream))
         .await
         .ok()?
         .ok()

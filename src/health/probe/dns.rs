@@ -46,7 +46,7 @@ pub(super) async fn query(
 async fn over_udp(target: SocketAddr, id: u16, msg: &[u8]) -> Result<Option<Message>, ProbeError> {
     let sock = UdpSocket::bind(super::bind_addr(target))
         .await
-        .map_err(ProbeError::Connect)?;
+        .map_err(ProbeError::connect)?;
     // Connected, so the kernel drops datagrams from other sources and reports an
     // ICMP port unreachable as a refused receive instead of leaving us to time out.
     sock.connect(target).await.map_err(ProbeError::connect)?;
@@ -98,6 +98,9 @@ async fn over_tcp(target: SocketAddr, id: u16, msg: &[u8]) -> Result<Message, Pr
 }
 
 fn udp_error(e: io::Error) -> ProbeError {
+    if super::is_local(&e) {
+        return ProbeError::Local(e);
+    }
     match e.kind() {
         io::ErrorKind::ConnectionRefused => ProbeError::BadDns("port unreachable".into()),
         _ => ProbeError::receive(e),

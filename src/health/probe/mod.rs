@@ -1,5 +1,12 @@
 //! Probes: one attempt at one target, reported raw. They never decide up or down;
 //! the state machine does (see `state`).
+//!
+//! A probe that fails for want of something of ours (no descriptor, no buffer, no
+//! local address: EMFILE, ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL) says nothing about
+//! the target: [`attempt`] reports it as [`Attempt::Local`], which the scheduler
+//! counts and logs but never feeds to the state machine, so the verdict holds.
+//! The connection caps keep descriptors back for probes (`fit_descriptors`), so
+//! this is the exception.
 
 mod dns;
 mod http;
@@ -22,6 +29,8 @@ use super::state::ProbeResult;
 /// is written for an operator reading a log line or `/status`.
 #[derive(Debug, Error)]
 pub enum ProbeError {
+    #[error("no local resource for the probe (ours, not the target's): {0}")]
+    Local(io::Error),
     #[error("connect refused")]
     Refused,
     #[error("connect failed: {0}")]
@@ -70,8 +79,30 @@ pub enum ProbeError {
     },
 }
 
+/// True for an error that says this host lacks something (a descriptor, buffer
+/// space, memory, the source address), not that the target failed.
+pub(crate) fn is_local(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        matches!(
+            e.kind(),
+            io::ErrorKind::OutOfMemory | io::ErrorKind::AddrNotAvailable
+        )
+    }
+}
+
 impl ProbeError {
     fn connect(e: io::Error) -> Self {
+        if is_local(&e) {
+            return ProbeError::Local(e);
+        }
         match e.kind() {
             io::ErrorKind::ConnectionRefused => ProbeError::Refused,
             _ => ProbeError::Connect(e),
@@ -86,6 +117,9 @@ impl ProbeError {
     }
 
     fn send(e: io::Error) -> Self {
+        if is_local(&e) {
+            return ProbeError::Local(e);
+        }
         match e.kind() {
             io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => ProbeError::Reset,
             _ => ProbeError::Send(e),
@@ -93,16 +127,31 @@ impl ProbeError {
     }
 }
 
+/// One probe's outcome: a result about the target, or a failure of ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// What the target did: the state machine's input.
+    Judged(ProbeResult),
+    /// The probe could not be made here (see [`is_local`]); not a verdict.
+    Local(String),
+}
+
 /// Runs one probe of `spec` against `target`, bounded by `spec.timeout` as a whole
 /// (connect, handshake, request and reply together).
 ///
 /// `target` is used as given, port included; [`super::TargetKey::new`] builds it
 /// from an endpoint address and the check's port.
-pub async fn probe(spec: &CheckSpec, target: SocketAddr) -> ProbeResult {
+pub async fn attempt(spec: &CheckSpec, target: SocketAddr) -> Attempt {
     let start = Instant::now();
     let outcome = tokio::time::timeout(spec.timeout, run(&spec.kind, target)).await;
     let latency = start.elapsed();
-    match outcome {
+    let result = match outcome {
+        Ok(Err(ProbeError::Local(e))) => {
+            return Attempt::Local(ProbeError::Local(e).to_string());
+        }
+        Ok(Err(ProbeError::TcpRetry(inner))) if matches!(*inner, ProbeError::Local(_)) => {
+            return Attempt::Local(inner.to_string());
+        }
         Ok(Ok(detail)) => ProbeResult {
             ok: true,
             latency,
@@ -118,7 +167,35 @@ pub async fn probe(spec: &CheckSpec, target: SocketAddr) -> ProbeResult {
             latency,
             detail: format!("timeout after {}", fmt_duration(spec.timeout)),
         },
+    };
+    Attempt::Judged(result)
+}
+
+/// [`attempt`] as a plain result: a failure of ours reads as a failed probe with
+/// its reason (for one-off probes; the scheduler uses [`attempt`]).
+pub async fn probe(spec: &CheckSpec, target: SocketAddr) -> ProbeResult {
+    let start = Instant::now();
+    match attempt(spec, target).await {
+        Attempt::Judged(r) => r,
+        Attempt::Local(detail) => ProbeResult {
+            ok: false,
+            latency: start.elapsed(),
+            detail,
+        },
     }
+}
+
+/// Probes that could not be made for want of a local resource, since start.
+static LOCAL_FAILURES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Probes that could not be made for want of a local resource, since start.
+pub fn local_failures() -> u64 {
+    LOCAL_FAILURES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Counts a probe that could not be made; returns the count so far.
+pub(crate) fn count_local_failure() -> u64 {
+    LOCAL_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
 }
 
 async fn run(kind: &CheckKind, target: SocketAddr) -> Result<String, ProbeError> {
@@ -241,10 +318,10 @@ async fn connect(target: SocketAddr) -> Result<TcpStream, ProbeError> {
             SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
             SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
         }
-        .map_err(ProbeError::Connect)?;
+        .map_err(ProbeError::connect)?;
         socket
             .bind(bind_addr(target))
-            .map_err(ProbeError::Connect)?;
+            .map_err(ProbeError::connect)?;
         socket.connect(target).await
     } else {
         TcpStream::connect(target).await
@@ -330,6 +407,21 @@ mod tests {
         assert_eq!(strip_port("www.example.com"), "www.example.com");
         assert_eq!(strip_port("[2001:db8::1]:8443"), "2001:db8::1");
         assert_eq!(strip_port("2001:db8::1"), "2001:db8::1");
+    }
+
+    #[test]
+    fn our_failures_are_told_from_the_targets() {
+        for code in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOBUFS,
+            libc::EADDRNOTAVAIL,
+        ] {
+            let e = ProbeError::connect(io::Error::from_raw_os_error(code));
+            assert!(matches!(e, ProbeError::Local(_)), "{code}: {e}");
+        }
+        let refused = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert!(matches!(ProbeError::connect(refused), ProbeError::Refused));
     }
 
     #[test]

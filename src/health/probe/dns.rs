@@ -30,7 +30,7 @@ pub(super) async fn query(
     expect_rcode: u8,
     expect_answer: Option<&str>,
 ) -> Result<String, ProbeError> {
-    let id = Rng::new().next_u16();
+    let id = secure_id();
     let msg = build_query(id, qname, qtype)?;
     let reply = match over_udp(target, id, &msg).await? {
         Some(reply) => reply,
@@ -39,6 +39,39 @@ pub(super) async fn query(
             .map_err(|e| ProbeError::TcpRetry(Box::new(e)))?,
     };
     judge(&reply, expect_rcode, expect_answer)
+}
+
+/// A query id no one off the path can guess (RFC 5452 §9.2): from the system's
+/// secure source, the probe's own generator only if that fails.
+fn secure_id() -> u16 {
+    let mut b = [0u8; 2];
+    match ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b) {
+        Ok(()) => u16::from_be_bytes(b),
+        Err(_) => Rng::new().next_u16(),
+    }
+}
+
+/// Whether `reply` answers the question of `query` (RFC 5452 §4.1: the id, the
+/// name, the type and the class must all match, the name in any letter case).
+fn answers_question(reply: &[u8], query: &[u8]) -> bool {
+    let question = |m: &[u8]| -> Option<Vec<u8>> {
+        let mut at = 12;
+        loop {
+            let len = usize::from(*m.get(at)?);
+            if len == 0 {
+                break;
+            }
+            // A compression pointer or a bad label type is no question of ours.
+            if len > 63 {
+                return None;
+            }
+            at += 1 + len;
+        }
+        let q = m.get(12..at + 5)?;
+        Some(q.to_ascii_lowercase())
+    };
+    let count = |m: &[u8]| m.get(4..6).map(|c| u16::from_be_bytes([c[0], c[1]]));
+    count(reply) == Some(1) && question(reply).is_some_and(|r| Some(r) == question(query))
 }
 
 /// The reply over UDP, or `None` when it came truncated: its records may be cut
@@ -60,7 +93,9 @@ async fn over_udp(target: SocketAddr, id: u16, msg: &[u8]) -> Result<Option<Mess
         let Ok(header) = Header::read(&mut BinDecoder::new(packet)) else {
             continue;
         };
-        if header.metadata.id != id {
+        // Another id or another question: not the reply to this query (RFC
+        // 5452 §9.1); a spoofed one is ignored like a stray.
+        if header.metadata.id != id || !answers_question(packet, msg) {
             continue;
         }
         if header.metadata.message_type == MessageType::Response && header.metadata.truncation {
@@ -87,12 +122,18 @@ async fn over_tcp(target: SocketAddr, id: u16, msg: &[u8]) -> Result<Message, Pr
     let len = stream.read_u16().await.map_err(closed)?;
     let mut reply = vec![0u8; usize::from(len)];
     stream.read_exact(&mut reply).await.map_err(closed)?;
+    let same_question = answers_question(&reply, msg);
     let reply = parse_response(&reply)?;
     if reply.metadata.id != id {
         return Err(ProbeError::BadDns(format!(
             "reply id {} to query id {id}",
             reply.metadata.id
         )));
+    }
+    if !same_question {
+        return Err(ProbeError::BadDns(
+            "the reply's question is not the query's".into(),
+        ));
     }
     Ok(reply)
 }
@@ -190,6 +231,48 @@ fn present(record: &Record) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that answers each query first with a reply to another question
+    /// under the same id (what an off-path spoofer who guessed the id would
+    /// send), then with the real reply.
+    #[tokio::test]
+    async fn a_reply_to_another_question_is_not_taken() {
+        let server = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            let Ok((n, from)) = server.recv_from(&mut buf).await else {
+                return;
+            };
+            let q = Message::from_vec(&buf[..n]).unwrap();
+            let mut spoof = build_query(q.metadata.id, "other.example.", 1).unwrap();
+            spoof[2] |= 0x80;
+            spoof[3] = 2; // SERVFAIL
+            let _ = server.send_to(&spoof, from).await;
+            let mut real = buf[..n].to_vec();
+            real[2] |= 0x80; // NOERROR, no records
+            let _ = server.send_to(&real, from).await;
+        });
+        let got = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            query(addr, "www.Example.", 1, 0, None),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got.unwrap(), "DNS NOERROR");
+    }
+
+    #[test]
+    fn question_match_ignores_case_only() {
+        let q = build_query(7, "www.example.", 1).unwrap();
+        let mut r = build_query(7, "WWW.example.", 1).unwrap();
+        assert!(answers_question(&r, &q));
+        r = build_query(7, "www.example.", 28).unwrap();
+        assert!(!answers_question(&r, &q));
+        r = build_query(7, "ww.example.", 1).unwrap();
+        assert!(!answers_question(&r, &q));
+        assert!(!answers_question(&q[..14], &q));
+    }
     use hickory_proto::op::ResponseCode;
     use hickory_proto::rr::rdata::{A, AAAA, CNAME, NULL, TXT};
     use hickory_proto::rr::RData;

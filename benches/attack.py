@@ -234,7 +234,7 @@ def rrl_row(label, addr, suffix, qtype, do, seconds, rate_limit):
     p.join()
     full_ps = r["full"] / seconds
     ok = full_ps <= 1.2 * rate_limit
-    print(f"{label:16} sent {r['sent'] / r['elapsed']:7.0f} q/s  full answers {full_ps:6.0f}/s "
+    print(f"{label:16} sent {r['sent'] / seconds:7.0f} q/s  full answers {full_ps:6.0f}/s "
           f"(x rate {full_ps / rate_limit:4.2f}, target <= 1.20: {'met' if ok else 'MISSED'})  "
           f"slipped {r['slips'] / seconds:5.0f}/s", flush=True)
 
@@ -319,7 +319,7 @@ def budget_row(label, server, unbound_addr, srcs, seconds):
     p.join()
     over = server.metric("signpost_dnssec_over_cap_total") - over0
     ok = ub_fail == 0
-    print(f"{label:16} flood {r['sent'] / r['elapsed']:6.0f} q/s from {len(srcs)} source(s): "
+    print(f"{label:16} flood {r['sent'] / (seconds + 1):6.0f} q/s from {len(srcs)} source(s): "
           f"{r['servfail']} SERVFAIL, {r['slips']} slipped, {r['full']} signed answers; over budget {over:.0f}\n"
           f"{'':16} Unbound: {ub_fail} of 100 lookups failed (target 0: {'met' if ok else 'MISSED'}); "
           f"a new direct client: {direct['cookie']} of 100 refused with a cookie, {direct['plain']} of 100 without",
@@ -340,11 +340,21 @@ def admin_rows(server):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--binary", default=os.path.join(REPO, "target/release/signpost"))
+    ap.add_argument("--binary", action="append",
+                    help="a signpost binary to attack (repeat to run several side by side; "
+                         "default target/release/signpost)")
     ap.add_argument("--fds", action="store_true", help="also run benches/attack-fds.sh")
     a = ap.parse_args()
-    if not os.path.exists(a.binary):
+    binaries = binary or [os.path.join(REPO, "target/release/signpost")]
+    if not os.path.exists(binaries[0]):
         subprocess.run(["cargo", "build", "--release", "-q"], cwd=REPO, check=True)
+    for b in binaries:
+        attack(b, seconds)
+    if a.fds:
+        subprocess.run(["bash", os.path.join(REPO, "benches/attack-fds.sh")], cwd=REPO)
+
+
+def attack(binary, seconds):
     work = tempfile.mkdtemp(prefix="signpost-attack-")
     procs = []
     try:
@@ -360,31 +370,29 @@ def main():
                     f'[geo]\ndatabase = "{REPO}/geo/geo-whois-asn-country.mmdb"\n'
                     '[dnssec]\nzones = ["example.com."]\nkey_dir = "keys"\n'
                     "[rrl]\nrate = 100\nslip = 2\nexempt = []\n")
-        check = subprocess.run([a.binary, "check", "--config", config], capture_output=True, text=True, cwd=work)
+        check = subprocess.run([binary, "check", "--config", config], capture_output=True, text=True, cwd=work)
         if check.returncode != 0:
             sys.exit("signpost check failed:\n" + check.stdout + check.stderr)
         ds = [l[4:] for l in check.stdout.splitlines() if l.startswith("ds: ")]
-        server = Server(a.binary, config, work)
+        server = Server(binary, config, work)
         procs.append(server)
-        print(f"signpost {a.binary} on {server.addr[0]}:{server.addr[1]}; RRL rate 100, slip 2, loopback limited; "
-              f"each flood {a.seconds:.0f} s")
-        rrl_row("rrl-wildcard", server.addr, "users.example.com.", 1, False, a.seconds, 100)
-        rrl_row("rrl-referral", server.addr, "lab.example.com.", 1, False, a.seconds, 100)
-        rrl_row("rrl-signed-do1", server.addr, "example.com.", 1, True, a.seconds, 100)
-        rrl_row("rrl-signed-do0", server.addr, "example.com.", 1, False, a.seconds, 100)
+        print(f"signpost {binary} on {server.addr[0]}:{server.addr[1]}; RRL rate 100, slip 2, loopback limited; "
+              f"each flood {seconds:.0f} s")
+        rrl_row("rrl-wildcard", server.addr, "users.example.com.", 1, False, seconds, 100)
+        rrl_row("rrl-referral", server.addr, "lab.example.com.", 1, False, seconds, 100)
+        rrl_row("rrl-signed-do1", server.addr, "example.com.", 1, True, seconds, 100)
+        rrl_row("rrl-signed-do0", server.addr, "example.com.", 1, False, seconds, 100)
         ub, ub_addr = start_unbound(work, server.addr, ds)
         try:
-            budget_row("budget-1-prefix", server, ub_addr, ["127.0.0.1"], a.seconds)
+            budget_row("budget-1-prefix", server, ub_addr, ["127.0.0.1"], seconds)
             spread = [f"127.{10 + i // 250}.{i % 250}.1" for i in range(1000)]
-            budget_row("budget-1000-nets", server, ub_addr, spread, a.seconds)
+            budget_row("budget-1000-nets", server, ub_addr, spread, seconds)
         finally:
             ub.kill()
             ub.wait()
         admin_rows(server)
         server.stop()
         procs.clear()
-        if a.fds:
-            subprocess.run(["bash", os.path.join(REPO, "benches/attack-fds.sh")], cwd=REPO)
     finally:
         for p in procs:
             p.stop()

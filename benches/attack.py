@@ -345,11 +345,11 @@ def main():
                          "default target/release/signpost)")
     ap.add_argument("--fds", action="store_true", help="also run benches/attack-fds.sh")
     a = ap.parse_args()
-    binaries = binary or [os.path.join(REPO, "target/release/signpost")]
+    binaries = [os.path.abspath(b) for b in a.binary or [os.path.join(REPO, "target/release/signpost")]]
     if not os.path.exists(binaries[0]):
         subprocess.run(["cargo", "build", "--release", "-q"], cwd=REPO, check=True)
     for b in binaries:
-        attack(b, seconds)
+        attack(b, a.seconds)
     if a.fds:
         subprocess.run(["bash", os.path.join(REPO, "benches/attack-fds.sh")], cwd=REPO)
 

@@ -215,7 +215,9 @@ endpoints.b = {{ a = ["192.0.2.20"], check = "web", probe = "127.0.0.1:{b2.serve
         time.sleep(5)
         cpu = (cpu_ticks(proc.pid) - c0) / tck / (time.time() - w0)
         print(f"server CPU over 5 s with the connections idle: {cpu * 100:.1f}% of one core")
-        print(f"after: fo.f.test. -> {udp_answer(addr)} (192.0.2.10 alone: backend a still up)")
+        after = udp_answer(addr)
+        verdict = "backend a still up" if after == ["192.0.2.10"] else "the verdict moved: backend a counted down"
+        print(f"after: fo.f.test. -> {after} ({verdict})")
         ok, took = tcp_answered(addr, "127.0.201.1")
         print(f"new TCP client answered again: {ok} ({took if isinstance(took, str) else f'{took * 1000:.1f} ms'})")
         for name in ["signpost_accept_resource_errors_total",

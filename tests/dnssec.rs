@@ -108,6 +108,20 @@ fn unbound(work: &Path, auth: SocketAddr, ds: &[String], ecs: bool) -> Unbound {
         Path::new(UNBOUND).is_file(),
         "{UNBOUND} is missing: install Debian's unbound package (apt-get install -y unbound); .ci/run does"
     );
+    // The port is picked free, then bound by Unbound: another test's server may
+    // take it in between, and Unbound then exits. Try again on another.
+    for _ in 0..5 {
+        if let Some(u) = try_unbound(work, auth, ds, ecs) {
+            return u;
+        }
+    }
+    panic!(
+        "unbound did not start in five tries; see {}",
+        work.display()
+    );
+}
+
+fn try_unbound(work: &Path, auth: SocketAddr, ds: &[String], ecs: bool) -> Option<Unbound> {
     let port = free_port();
     // With ECS: the subnet cache in front, passing clients' subnets to signpost.
     let modules = if ecs {
@@ -143,16 +157,21 @@ fn unbound(work: &Path, auth: SocketAddr, ds: &[String], ecs: bool) -> Unbound {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let u = Unbound {
+    let mut u = Unbound {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
     };
     // Up when it answers anything (with a short wait per try).
+    let mut exited = false;
     wait_until("unbound answers", Duration::from_secs(20), || {
+        if u.child.try_wait().ok().flatten().is_some() {
+            exited = true;
+            return true;
+        }
         let q = QuerySpec::new("example.com.", 6).with_edns();
         common::udp_exchange_wait(u.addr, &q.to_bytes(), Duration::from_millis(300)).is_some()
     });
-    u
+    (!exited).then_some(u)
 }
 
 /// A recursive DO=1 query to the resolver.

@@ -30,10 +30,15 @@ pub struct Cookie {
 }
 
 impl Cookie {
+    /// Whether an option of `len` bytes can be a cookie.
+    pub fn valid_len(len: usize) -> bool {
+        len == 8 || (16..=40).contains(&len)
+    }
+
     /// Reads the option's data: 8 bytes, or 16 to 40 (RFC 7873 §5.2.2: any other
     /// length is FORMERR).
     pub fn read(data: &[u8]) -> Option<Cookie> {
-        if data.len() != 8 && !(16..=40).contains(&data.len()) {
+        if !Cookie::valid_len(data.len()) {
             return None;
         }
         let mut c = Cookie {

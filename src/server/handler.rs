@@ -70,7 +70,7 @@ fn handle_gated(
     match query::parse(pkt, &mut name_buf) {
         Ok(q) => {
             // A valid server cookie: the address is the client's own.
-            let verified = q.edns.and_then(|e| e.cookie).is_some_and(|c| {
+            let verified = q.cookie.and_then(cookie::Cookie::read).is_some_and(|c| {
                 snap.cookies
                     .as_ref()
                     .is_some_and(|s| s.verify(&c, src, cookie::now()))
@@ -116,6 +116,7 @@ fn handle_gated(
             rcode,
             question,
             edns,
+            cookie,
         }) => {
             let header = HeaderOut {
                 id,
@@ -128,7 +129,7 @@ fn handle_gated(
             let opt = edns.map(|e| OptOut {
                 payload: snap.udp_payload,
                 dnssec_ok: e.dnssec_ok,
-                cookie: cookie_out(snap, e.cookie.as_ref(), src),
+                cookie: cookie_out(snap, cookie, src),
                 ..OptOut::default()
             });
             let limit = size_limit(edns.as_ref(), snap.udp_payload, tcp);
@@ -188,23 +189,17 @@ pub(super) fn edns_out<'s>(
         nsid: if e.nsid { snap.nsid.as_deref() } else { None },
         client_subnet: ecs.map(|cs| (cs, 0)),
         ext_rcode: 0,
-        cookie: cookie_out(snap, e.cookie.as_ref(), src),
+        cookie: cookie_out(snap, q.cookie, src),
     });
     (ecs, opt)
 }
 
 /// The COOKIE option of a response to a query that carried `c` from `src`: its
 /// client cookie and a fresh server cookie (RFC 7873 §5.2, RFC 9018 §4).
-fn cookie_out(
-    snap: &Snapshot,
-    c: Option<&cookie::Cookie>,
-    src: IpAddr,
-) -> Option<([u8; 8], [u8; 16])> {
-    let (c, secret) = (c?, snap.cookies.as_ref()?);
-    Some((
-        c.client,
-        secret.server_cookie(&c.client, src, cookie::now()),
-    ))
+fn cookie_out(snap: &Snapshot, c: Option<&[u8]>, src: IpAddr) -> Option<([u8; 8], [u8; 16])> {
+    let client: [u8; 8] = c?.get(..8)?.try_into().ok()?;
+    let secret = snap.cookies.as_ref()?;
+    Some((client, secret.server_cookie(&client, src, cookie::now())))
 }
 
 /// `steered`: the (zone, name policy) the fast path found for the query name, for a

@@ -36,8 +36,6 @@ pub struct Edns {
     pub dnssec_ok: bool,
     pub nsid: bool,
     pub client_subnet: Option<ClientSubnet>,
-    /// DNS Cookies (RFC 7873): the first COOKIE option.
-    pub cookie: Option<super::cookie::Cookie>,
 }
 
 /// A parsed query. Borrows the packet.
@@ -56,6 +54,9 @@ pub struct Query<'a> {
     pub qtype: u16,
     pub qclass: u16,
     pub edns: Option<Edns>,
+    /// The data of the OPT record's first COOKIE option (RFC 7873), its length
+    /// checked; kept as a slice of the packet so that the query stays small.
+    pub cookie: Option<&'a [u8]>,
 }
 
 impl<'a> Query<'a> {
@@ -82,6 +83,7 @@ pub enum Reject<'a> {
         question: Option<&'a [u8]>,
         /// The query's EDNS, when the OPT record itself was sound (RFC 6891 §7).
         edns: Option<Edns>,
+        cookie: Option<&'a [u8]>,
     },
 }
 
@@ -110,14 +112,15 @@ pub fn parse<'a>(pkt: &'a [u8], buf: &'a mut NameBuf) -> Result<Query<'a>, Rejec
     let ancount = u16::from_be_bytes([pkt[6], pkt[7]]);
     let nscount = u16::from_be_bytes([pkt[8], pkt[9]]);
     let arcount = u16::from_be_bytes([pkt[10], pkt[11]]);
-    let error = |rcode, question, edns| Reject::Error {
+    let error = |rcode, question, edns: Option<(Edns, Option<&'a [u8]>)>| Reject::Error {
         id,
         opcode,
         rd,
         cd,
         rcode,
         question,
-        edns,
+        edns: edns.map(|e| e.0),
+        cookie: edns.and_then(|e| e.1),
     };
 
     // The question, when there is exactly one and it is well formed.
@@ -198,7 +201,8 @@ pub fn parse<'a>(pkt: &'a [u8], buf: &'a mut NameBuf) -> Result<Query<'a>, Rejec
         qname,
         qtype,
         qclass,
-        edns,
+        edns: edns.map(|e| e.0),
+        cookie: edns.and_then(|e| e.1),
     })
 }
 
@@ -312,7 +316,7 @@ pub fn min_ttl(msg: &[u8]) -> Option<u32> {
 }
 
 /// Reads the OPT record that spans `start..end` (owner already checked to be root).
-fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<Edns, Rcode> {
+fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<(Edns, Option<&[u8]>), Rcode> {
     // Owner is the single root byte.
     let f = &pkt[start + 1..start + 11];
     let payload = u16::from_be_bytes([f[2], f[3]]);
@@ -324,8 +328,8 @@ fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<Edns, Rcode> {
         dnssec_ok: flags & 0x8000 != 0,
         nsid: false,
         client_subnet: None,
-        cookie: None,
     };
+    let mut cookie = None;
     let mut p = start + 11;
     while p < end {
         let Some(h) = pkt.get(p..p + 4) else {
@@ -347,15 +351,17 @@ fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<Edns, Rcode> {
             opt::COOKIE => {
                 // A malformed length is FORMERR (RFC 7873 §5.2.2); a second
                 // option is ignored.
-                let c = super::cookie::Cookie::read(data).ok_or(Rcode::FormErr)?;
-                edns.cookie.get_or_insert(c);
+                if !super::cookie::Cookie::valid_len(data.len()) {
+                    return Err(Rcode::FormErr);
+                }
+                cookie.get_or_insert(data);
             }
             // Unknown options are ignored (RFC 6891 §6.1.2).
             _ => {}
         }
         p += 4 + len;
     }
-    Ok(edns)
+    Ok((edns, cookie))
 }
 
 /// Parses a client written as `IP` or `IP/PREFIX` (an ECS subnet, as `explain`

@@ -132,7 +132,11 @@ impl RumSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum RumError {
     #[error("region {name:?} has index {index}, but the table has {count} regions")]
-    RegionIndex { name: String, index: u16, count: usize },
+    RegionIndex {
+        name: String,
+        index: u16,
+        count: usize,
+    },
     #[error("region {0:?} is named twice")]
     Duplicate(String),
     #[error("rounds = {0}: use 1 to 10")]
@@ -231,7 +235,11 @@ impl Collector {
 
 /// Serves until `stop` fires, then lets each open connection finish the request
 /// it is in (up to the request timeout) before returning.
-pub async fn serve(listener: TcpListener, collector: Arc<Collector>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    collector: Arc<Collector>,
+    mut stop: watch::Receiver<bool>,
+) {
     let limits = collector.settings.limits.clone();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -250,7 +258,10 @@ pub async fn serve(listener: TcpListener, collector: Arc<Collector>, mut stop: w
             },
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            collector.stats.refused_connections.fetch_add(1, Ordering::Relaxed);
+            collector
+                .stats
+                .refused_connections
+                .fetch_add(1, Ordering::Relaxed);
             debug!(peer = %peer, "collector connection closed: {cap} already open");
             continue;
         };
@@ -357,11 +368,17 @@ async fn handle(
     if reply.status != 204 {
         h.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
     }
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert("cache-control", HeaderValue::from_static("no-store"));
     h.insert("vary", HeaderValue::from_static("Origin"));
     if allowed && parts.uri.path().starts_with("/v1/beacon") {
-        if let Some(o) = origin.as_deref().and_then(|o| HeaderValue::from_str(o).ok()) {
+        if let Some(o) = origin
+            .as_deref()
+            .and_then(|o| HeaderValue::from_str(o).ok())
+        {
             h.insert("access-control-allow-origin", o);
         }
     }
@@ -420,7 +437,10 @@ async fn route(
         (_, "/beacon.js" | "/v1/beacon" | "/v1/feed") => {
             Reply::text(405, format!("{} is not served on {path}", parts.method))
         }
-        _ => Reply::text(404, "no such path (the collector serves /beacon.js, /v1/beacon, /v1/feed)"),
+        _ => Reply::text(
+            404,
+            "no such path (the collector serves /beacon.js, /v1/beacon, /v1/feed)",
+        ),
     }
 }
 
@@ -506,13 +526,25 @@ async fn beacon(
     if raw.samples.is_empty() || raw.samples.len() > limits.max_samples {
         return Reply::text(
             400,
-            format!("{} samples: send 1 to {}", raw.samples.len(), limits.max_samples),
+            format!(
+                "{} samples: send 1 to {}",
+                raw.samples.len(),
+                limits.max_samples
+            ),
         );
     }
     let mut samples = Vec::with_capacity(raw.samples.len());
     for s in &raw.samples {
         let Some(&region) = c.regions.get(&s.region) else {
-            return refuse(c, Rejected::UnknownRegion(u16::MAX), &format!("region {:?}: no such region (known: {})", s.region, c.known()));
+            return refuse(
+                c,
+                Rejected::UnknownRegion(u16::MAX),
+                &format!(
+                    "region {:?}: no such region (known: {})",
+                    s.region,
+                    c.known()
+                ),
+            );
         };
         samples.push(Sample {
             key,
@@ -561,7 +593,11 @@ async fn feed(c: &Collector, parts: &Parts, body: Incoming) -> Reply {
     if raw.samples.is_empty() || raw.samples.len() > limits.max_feed_samples {
         return Reply::text(
             400,
-            format!("{} samples: send 1 to {}", raw.samples.len(), limits.max_feed_samples),
+            format!(
+                "{} samples: send 1 to {}",
+                raw.samples.len(),
+                limits.max_feed_samples
+            ),
         );
     }
     let mut samples = Vec::with_capacity(raw.samples.len());
@@ -588,7 +624,11 @@ async fn feed(c: &Collector, parts: &Parts, body: Incoming) -> Reply {
             }
         };
         let Some(&region) = c.regions.get(&s.region) else {
-            let m = format!("samples[{i}]: region {:?}: no such region (known: {})", s.region, c.known());
+            let m = format!(
+                "samples[{i}]: region {:?}: no such region (known: {})",
+                s.region,
+                c.known()
+            );
             return refuse(c, Rejected::UnknownRegion(u16::MAX), &m);
         };
         samples.push(Sample {
@@ -651,7 +691,10 @@ fn sender_addr(trusted: &[IpNet], peer: IpAddr, parts: &Parts) -> Result<IpAddr,
             .map_err(|_| Reply::text(400, "X-Forwarded-For is not ASCII"))?;
         for hop in v.split(',') {
             let ip = hop.trim().parse::<IpAddr>().map_err(|_| {
-                Reply::text(400, format!("X-Forwarded-For: {:?} is not an address", hop.trim()))
+                Reply::text(
+                    400,
+                    format!("X-Forwarded-For: {:?} is not an address", hop.trim()),
+                )
             })?;
             hops.push(ip);
         }
@@ -684,7 +727,10 @@ async fn read_body(body: Incoming, max: usize, timeout: Duration) -> Result<Vec<
         }),
         Err(_) => Err(Reply {
             close: true,
-            ..Reply::text(408, format!("request body did not arrive within {timeout:?}"))
+            ..Reply::text(
+                408,
+                format!("request body did not arrive within {timeout:?}"),
+            )
         }),
     }
 }
@@ -738,7 +784,10 @@ impl RateLimiter {
                 *tokens + now.saturating_duration_since(*at).as_secs_f64() * rate < burst
             });
             if self.buckets.len() >= self.max_keys {
-                warn!("collector rate limiter full ({} networks): {key} refused", self.max_keys);
+                warn!(
+                    "collector rate limiter full ({} networks): {key} refused",
+                    self.max_keys
+                );
                 return false;
             }
         }
@@ -782,8 +831,17 @@ mod tests {
             Some("198.51.100.7".parse().unwrap())
         );
         // A proxy without a usable header: refused, not counted as the proxy.
-        for h in [&[][..], &[("x-forwarded-for", "10.3.3.3")], &[("x-forwarded-for", "nonsense")]] {
-            assert_eq!(sender_addr(&proxies, proxy, &parts(h)).err().map(|r| r.status), Some(400));
+        for h in [
+            &[][..],
+            &[("x-forwarded-for", "10.3.3.3")],
+            &[("x-forwarded-for", "nonsense")],
+        ] {
+            assert_eq!(
+                sender_addr(&proxies, proxy, &parts(h))
+                    .err()
+                    .map(|r| r.status),
+                Some(400)
+            );
         }
     }
 

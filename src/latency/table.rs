@@ -437,9 +437,7 @@ fn figure(w: &VecDeque<Entry>, limits: &AggregatorLimits, now: Instant) -> Optio
         .iter()
         .filter(|e| now.saturating_duration_since(e.at) <= limits.max_age)
         .collect();
-    let samples = live
-        .iter()
-        .fold(0u32, |n, e| n.saturating_add(e.weight));
+    let samples = live.iter().fold(0u32, |n, e| n.saturating_add(e.weight));
     let feed = live.iter().any(|e| e.sender.is_none());
     let mut senders: Vec<u64> = live.iter().filter_map(|e| e.sender).collect();
     senders.sort_unstable();

@@ -49,10 +49,7 @@ fn keys_are_the_senders_slash_24_or_slash_48() {
     let narrow = "198.51.100.0/25".parse().unwrap();
     assert!(matches!(NetKey::of_net(narrow), Err(Rejected::Narrow(_))));
     let wide = "198.51.0.0/16".parse().unwrap();
-    assert_eq!(
-        NetKey::of_net(wide),
-        Ok(NetKey::Net(v4(198, 51, 0, 0), 16))
-    );
+    assert_eq!(NetKey::of_net(wide), Ok(NetKey::Net(v4(198, 51, 0, 0), 16)));
     assert!(NetKey::of_country("jp").is_err());
     assert_eq!(NetKey::of_country("JP"), Ok(NetKey::Country(*b"JP")));
 }
@@ -107,7 +104,8 @@ fn the_figure_is_a_median_robust_to_outliers() {
     let t0 = Instant::now();
     let rtts = [40.0, 41.0, 42.0, 43.0, 9000.0, 9500.0, 0.5];
     for (i, r) in rtts.iter().enumerate() {
-        a.add(&beacon(v4(10, 1, 1, i as u8 + 1), 0, *r), t0).unwrap();
+        a.add(&beacon(v4(10, 1, 1, i as u8 + 1), 0, *r), t0)
+            .unwrap();
     }
     let f = a.figures(&NetKey::of_addr(v4(10, 1, 1, 1)), t0)[0]
         .clone()
@@ -184,21 +182,23 @@ fn the_number_of_networks_is_bounded_and_the_oldest_goes() {
             .unwrap();
     }
     // Network 1 is refreshed, so network 2 is now the oldest.
-    a.add(&beacon(v4(10, 1, 0, 2), 0, 10.0), t0 + secs(10)).unwrap();
-    a.add(&beacon(v4(10, 4, 0, 1), 0, 10.0), t0 + secs(11)).unwrap();
+    a.add(&beacon(v4(10, 1, 0, 2), 0, 10.0), t0 + secs(10))
+        .unwrap();
+    a.add(&beacon(v4(10, 4, 0, 1), 0, 10.0), t0 + secs(11))
+        .unwrap();
     assert_eq!(a.len(), 3);
     assert_eq!(a.counters().evicted, 1);
     let later = t0 + secs(12);
     let has = |a: &Aggregator, n: u8| {
-        a.figures(&NetKey::of_addr(v4(10, n, 0, 1)), later).len() == 3
-            && a.keys_contains(n)
+        a.figures(&NetKey::of_addr(v4(10, n, 0, 1)), later).len() == 3 && a.keys_contains(n)
     };
     assert!(has(&a, 1) && !has(&a, 2) && has(&a, 3) && has(&a, 4));
 }
 
 impl Aggregator {
     fn keys_contains(&self, n: u8) -> bool {
-        self.keys_for_test().contains(&NetKey::of_addr(v4(10, n, 0, 1)))
+        self.keys_for_test()
+            .contains(&NetKey::of_addr(v4(10, n, 0, 1)))
     }
 }
 
@@ -209,7 +209,8 @@ fn absurd_values_and_unknown_regions_are_refused_and_counted() {
     let me = v4(10, 9, 9, 9);
     for bad in [f64::NAN, f64::INFINITY, -1.0, 0.0, 0.05, 10_000.5, 1e9] {
         assert_eq!(
-            a.add(&beacon(me, 0, bad), t0).map_err(|e| matches!(e, Rejected::Absurd(_))),
+            a.add(&beacon(me, 0, bad), t0)
+                .map_err(|e| matches!(e, Rejected::Absurd(_))),
             Err(true),
             "{bad}"
         );
@@ -321,7 +322,12 @@ fn rules() -> Hysteresis {
 #[test]
 fn the_first_figures_pick_the_lowest_at_once() {
     let t0 = Instant::now();
-    let s = next_winner(&Standing::default(), &[Some(50.0), Some(20.0), None], t0, &rules());
+    let s = next_winner(
+        &Standing::default(),
+        &[Some(50.0), Some(20.0), None],
+        t0,
+        &rules(),
+    );
     assert_eq!(s.region, Some(1));
     // A winner that lost its figure is replaced at once.
     let s = next_winner(&s, &[Some(50.0), None, Some(70.0)], t0, &rules());
@@ -382,7 +388,11 @@ fn figures_alternating_around_the_margin_do_not_move_the_winner() {
     }
     // Two regions swapping places each reading: neither holds long enough.
     for i in 0..360u64 {
-        let (a, b) = if i % 2 == 0 { (80.0, 40.0) } else { (40.0, 80.0) };
+        let (a, b) = if i % 2 == 0 {
+            (80.0, 40.0)
+        } else {
+            (40.0, 80.0)
+        };
         s = next_winner(&s, &[Some(a), Some(b)], t0 + secs(i * 10), &rules());
         assert_eq!(s.region, Some(0), "moved at {} s", i * 10);
     }

@@ -2,7 +2,8 @@
 //! started in-process on a listener of the test's, with the aggregator the
 //! application would snapshot; clients are raw TCP streams bound to chosen
 //! 127.0.0.x addresses, so each is a distinct sender of network 127.0.0.0/24
-//! (127.0.1.x is another network).
+//! (127.0.1.x is another network). The last test runs the beacon script in
+//! headless Chromium against three region servers with delays of their own.
 
 mod common;
 
@@ -453,4 +454,313 @@ fn the_script_carries_the_regions_urls_and_no_third_party_code() {
     assert!(r.body.contains("getEntriesByName") && r.body.contains("/v1/beacon"));
     assert!(!r.body.contains("__SIGNPOST_CONFIG__"));
     assert!(!r.body.contains("https://"), "no other code is loaded");
+}
+
+// The beacon in a real browser: headless Chromium (Debian's `chromium` and
+// `chromium-driver`) over WebDriver, as tests/dashboard.rs drives it. Three
+// region servers on 127.0.0.2-4 answer after delays of their own (this kernel
+// has no netem); a page on 127.0.0.1 carries the collector's script; the
+// collector receives the figures, in the regions' true order.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::{json, Value};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const PAGE_WAIT: Duration = Duration::from_secs(30);
+
+/// An HTTP server on `ip` that answers every request with `body` after `delay`;
+/// stops when dropped.
+struct Slow {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Slow {
+    fn start(ip: Ipv4Addr, delay: Duration, content_type: &'static str, body: String) -> Slow {
+        let listener = TcpListener::bind((ip, 0)).expect("bind region server");
+        Slow::on(listener, delay, content_type, body)
+    }
+
+    fn on(
+        listener: TcpListener,
+        delay: Duration,
+        content_type: &'static str,
+        body: String,
+    ) -> Slow {
+        let addr = listener.local_addr().expect("addr");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                let Ok((s, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let body = body.clone();
+                std::thread::spawn(move || {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.set_read_timeout(Some(WAIT));
+                    let mut r = BufReader::new(&s);
+                    let mut line = String::new();
+                    while r.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                        line.clear();
+                    }
+                    std::thread::sleep(delay);
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nTiming-Allow-Origin: *\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = (&s).write_all(resp.as_bytes());
+                });
+            }
+        });
+        Slow {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Slow {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn webdriver(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Value, String> {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut s = TcpStream::connect_timeout(&addr, WAIT).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| e.to_string())?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+    s.write_all(body.as_bytes()).map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(s);
+    let mut status_line = String::new();
+    reader
+        .read_line(&mut status_line)
+        .map_err(|e| e.to_string())?;
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .to_string();
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).map_err(|e| e.to_string())?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse::<usize>().ok();
+            }
+        }
+    }
+    let mut text = Vec::new();
+    match length {
+        Some(n) => {
+            text.resize(n, 0);
+            reader.read_exact(&mut text).map_err(|e| e.to_string())?;
+        }
+        None => {
+            reader.read_to_end(&mut text).map_err(|e| e.to_string())?;
+        }
+    }
+    let body = String::from_utf8_lossy(&text).into_owned();
+    let v: Value = serde_json::from_str(&body)
+        .map_err(|e| format!("{method} {path}: {status}, not JSON ({e})"))?;
+    let value = v.get("value").cloned().unwrap_or(Value::Null);
+    if status == "200" {
+        Ok(value)
+    } else {
+        Err(format!("{method} {path}: {status} {value}"))
+    }
+}
+
+/// chromedriver and one browser session; both end when dropped.
+struct Browser {
+    driver: Child,
+    addr: SocketAddr,
+    session: String,
+}
+
+impl Browser {
+    fn start(profile: &std::path::Path) -> Browser {
+        for (p, pkg) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
+            assert!(
+                std::path::Path::new(p).exists(),
+                "{p} is missing: install Debian's {pkg} package"
+            );
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {CHROMEDRIVER}: {e}"));
+        let mut b = Browser {
+            driver,
+            addr,
+            session: String::new(),
+        };
+        common::wait_until("chromedriver to be ready", PAGE_WAIT, || {
+            webdriver(addr, "GET", "/status", None)
+                .is_ok_and(|v| v.get("ready").and_then(Value::as_bool) == Some(true))
+        });
+        let caps = json!({
+            "capabilities": { "alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {
+                    "binary": CHROMIUM,
+                    "args": [
+                        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                        "--no-first-run", "--disable-background-networking",
+                        "--disable-component-update", "--disable-sync",
+                        format!("--user-data-dir={}", profile.display()),
+                    ],
+                },
+            }},
+        });
+        let v = webdriver(addr, "POST", "/session", Some(&caps))
+            .unwrap_or_else(|e| panic!("chromedriver could not start chromium: {e}"));
+        b.session = v
+            .get("sessionId")
+            .and_then(Value::as_str)
+            .expect("a session id")
+            .to_string();
+        b
+    }
+
+    fn cmd(&self, method: &str, rest: &str, body: Option<&Value>) -> Result<Value, String> {
+        webdriver(
+            self.addr,
+            method,
+            &format!("/session/{}{rest}", self.session),
+            body,
+        )
+    }
+
+    fn eval(&self, script: &str) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            Some(&json!({ "script": script, "args": [] })),
+        )
+        .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = self.cmd("DELETE", "", None);
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[test]
+fn a_browser_running_the_beacon_reports_the_regions_in_their_true_order() {
+    // eu-west is the slowest, ap-northeast the quickest.
+    let delays = [(2u8, 150u64), (3, 80), (4, 20)];
+    let regions: Vec<Slow> = delays
+        .iter()
+        .map(|(d, ms)| {
+            Slow::start(
+                lo(*d),
+                Duration::from_millis(*ms),
+                "image/gif",
+                "GIF89a".into(),
+            )
+        })
+        .collect();
+    let page_listener = TcpListener::bind("127.0.0.1:0").expect("bind page");
+    let page_addr = page_listener.local_addr().expect("addr");
+    let h = Harness::start(|s, l| {
+        for (r, slow) in s.regions.iter_mut().zip(&regions) {
+            r.url = format!("http://{}/signpost.gif", slow.addr);
+        }
+        s.allowed_origins = vec![format!("http://{page_addr}")];
+        // One browser is one sender.
+        l.min_samples = 1;
+        l.min_senders = 1;
+    });
+    let html = format!(
+        "<!doctype html><title>shop</title><p>hello</p><script async src=\"http://{}/beacon.js\"></script>",
+        h.addr
+    );
+    let page = Slow::on(
+        page_listener,
+        Duration::ZERO,
+        "text/html; charset=utf-8",
+        html,
+    );
+    let d = common::dir("latency", "browser");
+    let b = Browser::start(&d.0.join("chrome-profile"));
+    b.cmd(
+        "POST",
+        "/url",
+        Some(&json!({ "url": format!("http://{}/", page.addr) })),
+    )
+    .expect("open the page");
+    let start = Instant::now();
+    while b.eval("return !!(window.signpostBeacon && window.signpostBeacon.done)")
+        != Value::Bool(true)
+    {
+        assert!(
+            start.elapsed() < PAGE_WAIT,
+            "the beacon did not finish: {}",
+            b.eval("return JSON.stringify(window.signpostBeacon || null)")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let state = b.eval("return JSON.stringify(window.signpostBeacon)");
+    assert_eq!(
+        b.eval("return window.signpostBeacon.status"),
+        json!(204),
+        "the collector took the beacon and the page could read the answer: {state}"
+    );
+    let row = h
+        .row(lo(1))
+        .unwrap_or_else(|| panic!("no figure for 127.0.0.0/24: {state}"));
+    let [Some(eu), Some(us), Some(ap)] = row[..] else {
+        panic!("a region without a figure: {row:?} ({state})");
+    };
+    assert!(ap < us && us < eu, "order: {row:?}");
+    for (ms, (_, delay)) in [eu, us, ap].iter().zip(delays) {
+        assert!(
+            *ms >= delay as f32 && *ms < delay as f32 + 1000.0,
+            "{row:?}"
+        );
+    }
+    drop(b);
+    drop(page);
 }

@@ -39,6 +39,7 @@ pub mod dnssec;
 pub mod fleet;
 pub mod geo;
 pub mod health;
+pub mod latency;
 pub mod memory;
 pub mod metrics;
 pub mod policy;

@@ -1,0 +1,95 @@
+//! Steering that does not flap: a network's winning region changes only when
+//! another region is better by a margin, in ms and in percent, and has stayed
+//! so for a hold time. Pure: the caller keeps each network's [`Standing`] and
+//! passes `now`.
+
+use std::time::{Duration, Instant};
+
+/// When a challenger may take a network from its winner.
+#[derive(Debug, Clone)]
+pub struct Hysteresis {
+    /// Better by at least this many ms ...
+    pub margin_ms: f32,
+    /// ... and by at least this share of the winner's figure, in percent ...
+    pub margin_pct: f32,
+    /// ... without a break for this long.
+    pub hold: Duration,
+}
+
+impl Default for Hysteresis {
+    fn default() -> Self {
+        Hysteresis {
+            margin_ms: 5.0,
+            margin_pct: 10.0,
+            hold: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A network's winner, and the region that has been beating it by the margin
+/// since when, if any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Standing {
+    pub region: Option<u16>,
+    pub challenger: Option<(u16, Instant)>,
+}
+
+/// The standing after `prev`, given the current figures (per region, ms).
+///
+/// Without a winner, or when the winner has no figure any more, the lowest
+/// figure wins at once. Otherwise the lowest figure's region must beat the
+/// winner by both margins continuously for `hold`; a single reading inside the
+/// margin resets the clock, so figures that alternate around the margin never
+/// move the winner.
+pub fn next_winner(
+    prev: &Standing,
+    figures: &[Option<f32>],
+    now: Instant,
+    rules: &Hysteresis,
+) -> Standing {
+    let best = figures
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| Some((i as u16, (*f)?)))
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    let Some((best, best_ms)) = best else {
+        // Nothing measured: keep the winner (the estimate takes over).
+        return Standing {
+            region: prev.region,
+            challenger: None,
+        };
+    };
+    let current = prev
+        .region
+        .and_then(|r| figures.get(usize::from(r)).copied().flatten());
+    let (Some(winner), Some(winner_ms)) = (prev.region, current) else {
+        return Standing {
+            region: Some(best),
+            challenger: None,
+        };
+    };
+    let beats = best != winner
+        && winner_ms - best_ms >= rules.margin_ms
+        && winner_ms - best_ms >= winner_ms * rules.margin_pct / 100.0;
+    if !beats {
+        return Standing {
+            region: Some(winner),
+            challenger: None,
+        };
+    }
+    let since = match prev.challenger {
+        Some((c, since)) if c == best => since,
+        _ => now,
+    };
+    if now.saturating_duration_since(since) >= rules.hold {
+        Standing {
+            region: Some(best),
+            challenger: None,
+        }
+    } else {
+        Standing {
+            region: Some(winner),
+            challenger: Some((best, since)),
+        }
+    }
+}

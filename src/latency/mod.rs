@@ -1,0 +1,60 @@
+//! Measured latency: samples of round trips from client networks to regions,
+//! turned into the [`LatencyTable`](crate::policy::LatencyTable) the `latency`
+//! strategy already reads (issue 29).
+//!
+//! - [`table`]: the aggregator, pure (no I/O, no clock: `now` is passed in).
+//!   Samples go into a bounded window per (client network, region); a figure
+//!   counts once it has enough samples from enough distinct senders; stale
+//!   figures age out; the number of networks is bounded. [`Aggregator::snapshot`]
+//!   builds a `LatencyTable`.
+//! - [`hysteresis`]: the winning region of a network moves only when another is
+//!   better by a margin, held for a time.
+//! - [`rum`]: the collector listener: the beacon script real users' browsers
+//!   run, `POST /v1/beacon` for their figures, `POST /v1/feed` for the
+//!   operator's own telemetry.
+//!
+//! The application owns a [`LatencyHandle`] per set of regions, gives it to
+//! [`rum::serve`], and asks it for a fresh table every so often
+//! ([`LatencyHandle::snapshot`]); wiring that table into the serving snapshot is
+//! the application's step, not this module's.
+
+pub mod hysteresis;
+pub mod rum;
+pub mod table;
+
+#[cfg(test)]
+mod tests;
+
+pub use hysteresis::{next_winner, Hysteresis, Standing};
+pub use table::{Aggregator, AggregatorLimits, Figure, NetKey, Rejected, Sample, Sender};
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use crate::policy::LatencyTable;
+
+/// The aggregator shared by the collector (which adds samples) and the
+/// application (which takes snapshots). The lock is held for one beacon's
+/// samples or one snapshot, never across I/O; the query path never takes it,
+/// it reads the snapshot's `Arc<LatencyTable>`.
+#[derive(Clone)]
+pub struct LatencyHandle(Arc<Mutex<Aggregator>>);
+
+impl LatencyHandle {
+    pub fn new(agg: Aggregator) -> LatencyHandle {
+        LatencyHandle(Arc::new(Mutex::new(agg)))
+    }
+
+    /// The aggregator, locked. A panic while it was held leaves it usable:
+    /// every change to it is one whole sample.
+    pub fn lock(&self) -> MutexGuard<'_, Aggregator> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A fresh table as of `now` (stale figures dropped first).
+    pub fn snapshot(&self, now: Instant) -> Arc<LatencyTable> {
+        let mut agg = self.lock();
+        agg.expire(now);
+        Arc::new(agg.snapshot(now))
+    }
+}

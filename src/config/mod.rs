@@ -9,6 +9,7 @@ pub mod encrypted;
 pub mod fleet;
 pub mod policy;
 pub mod server;
+pub mod transport;
 pub mod zones;
 
 use std::fmt;

@@ -190,7 +190,7 @@ pub struct ServerConfig {
     pub identity: Identity,
     pub log_level: String,
     pub log_format: LogFormat,
-    pub query_log: crate::server::querylog::QueryLogConfig,
+    pub query_log: super::transport::QueryLogConfig,
     pub geo: GeoConfig,
     /// The admin HTTP endpoint; none = off.
     pub admin_listen: Option<SocketAddr>,
@@ -201,7 +201,7 @@ pub struct ServerConfig {
     pub admin_allowed_hosts: Vec<String>,
     pub state_file: Option<PathBuf>,
     /// Response rate limiting for UDP.
-    pub rrl: crate::server::rrl::RrlConfig,
+    pub rrl: super::transport::RrlConfig,
     /// DNS Cookies: on by default, with a random secret unless one is given.
     pub cookies: CookiesConfig,
     /// Health probes bind this local address before connecting; none: the

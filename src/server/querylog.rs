@@ -6,27 +6,11 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::query;
+use crate::config::transport::QueryLogConfig;
 use crate::metrics::Observed;
 use crate::snapshot::Snapshot;
 use crate::zone::name::to_text;
 use crate::zone::rdata::type_mnemonic;
-
-/// Query-log settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueryLogConfig {
-    /// Log one query in this many; 0 = off.
-    pub sample: u32,
-    pub max_per_second: u32,
-}
-
-impl Default for QueryLogConfig {
-    fn default() -> Self {
-        QueryLogConfig {
-            sample: 0,
-            max_per_second: 100,
-        }
-    }
-}
 
 /// Shared by the socket threads.
 #[derive(Debug, Default)]

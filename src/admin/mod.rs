@@ -35,6 +35,7 @@ use tokio::sync::{watch, Semaphore};
 use tracing::{debug, info, warn};
 
 mod dashboard;
+mod exposition;
 mod guard;
 
 use guard::token_matches;
@@ -343,7 +344,7 @@ pub fn route(state: &AdminState, req: &Request) -> Reply {
             status: 200,
             content_type: "text/plain; version=0.0.4",
             body: {
-                let mut body = state.metrics.render(&state.snap.load(), &state.reload);
+                let mut body = exposition::render(&state.metrics, &state.snap.load(), &state.reload);
                 if let Some(f) = &state.fleet {
                     body.push_str(&f.render_metrics());
                 }

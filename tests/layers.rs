@@ -91,10 +91,6 @@ const KNOWN: &[&str] = &[
     "cycle: policy -> geo",
     "cycle: policy -> zone",
     // move: the pairs inside a directory
-    "cycle: geo::cidr -> geo::error",
-    "cycle: geo::error -> geo::cidr",
-    "cycle: zone::master -> zone::rdata",
-    "cycle: zone::rdata -> zone::master",
     "cycle: server::fast -> server::handler",
     "cycle: server::fast -> server::steercache",
     "cycle: server::handler -> server::fast",

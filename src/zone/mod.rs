@@ -11,6 +11,7 @@ pub mod master;
 pub mod name;
 pub mod nodes;
 pub mod rdata;
+pub mod ttl;
 
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;

@@ -31,6 +31,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("server::answer", 5),
     ("server::fast", 5),
     ("server::steercache", 5),
+    ("server::opt", 5),
     ("server::warm", 5),
     ("dnssec", 5),
     // the health view the query path reads: joins health (4) to policy's
@@ -64,6 +65,7 @@ const KNOWN: &[&str] = &[
     "up: server::fast -> snapshot",
     "up: server::handler -> metrics",
     "up: server::handler -> snapshot",
+    "up: server::opt -> snapshot",
     "up: server::querylog -> metrics",
     "up: server::querylog -> snapshot",
     "up: server::rrl -> metrics",
@@ -79,6 +81,7 @@ const KNOWN: &[&str] = &[
     // work; rrl's limiter and cookie's secret stay transports, their checks go down
     "up: server::handler -> server::cookie",
     "up: server::handler -> server::rrl",
+    "up: server::opt -> server::cookie",
     "up: server::query -> server::cookie",
     // move: steering leaves Zone (the zone keeps an index, the policy lives
     // beside it in the snapshot), and the zone no longer holds health checks
@@ -92,10 +95,7 @@ const KNOWN: &[&str] = &[
     "cycle: policy -> zone",
     // move: the pairs inside a directory
     "cycle: server::fast -> server::handler",
-    "cycle: server::fast -> server::steercache",
     "cycle: server::handler -> server::fast",
-    "cycle: server::handler -> server::steercache",
-    "cycle: server::steercache -> server::handler",
     // move (later): config compiled per table, the shared helpers (durations,
     // line numbers, quorum) in one file below the tables
     "cycle: config::checks -> config::fleet",

@@ -638,7 +638,7 @@ impl FastTable {
             .ok_or(None)?;
 
         let limit = super::answer::size_limit(q.edns.as_ref(), snap.udp_payload, false);
-        let (_, opt) = super::handler::edns_out(snap, q, src);
+        let (_, opt) = super::opt::edns_out(snap, q, src);
         if !Self::emit(q, &body, shift, opt.as_ref(), limit, out) {
             return Err(None);
         }
@@ -760,7 +760,7 @@ impl FastTable {
         zp: (u32, u32),
         out: &mut Vec<u8>,
     ) -> Option<Observed> {
-        let (ecs, mut opt) = super::handler::edns_out(snap, q, src);
+        let (ecs, mut opt) = super::opt::edns_out(snap, q, src);
         let key = self.steer_cache_key(crate::health::epoch(), zp, q, ecs.as_ref(), src);
         let r = steercache::get(&key)?;
         if let Some(o) = opt.as_mut() {

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use super::answer::{size_limit, write_response, HeaderOut, OptOut};
 use super::cookie;
 use super::fast::Fast;
+use super::opt::{client_addr, cookie_out, edns_out};
 use super::query::{self, ClientSubnet, Query, Reject};
 use super::rrl::{self, Rrl, Subject, Verdict};
 use super::steercache;
@@ -158,53 +159,6 @@ pub fn client_of(snap: &Snapshot, ecs: Option<&ClientSubnet>, src: IpAddr) -> Cl
         },
         source_prefix,
     }
-}
-
-/// The client's address and how many of its bits count: the believed ECS address
-/// and source prefix, else the packet's source at full length.
-pub(super) fn client_addr(ecs: Option<&ClientSubnet>, src: IpAddr) -> (IpAddr, u8) {
-    match ecs {
-        Some(cs) => (cs.addr, cs.source_prefix),
-        None => (src, if src.is_ipv4() { 32 } else { 128 }),
-    }
-}
-
-/// The query's ECS if it comes from a resolver we believe (RFC 7871 §7.2.1: other
-/// ECS is ignored and not echoed), and the OPT record of the response: our payload,
-/// DO copied, NSID if asked, ECS echoed with scope 0 (static answers hold for every
-/// client; steering narrows it later).
-pub(super) fn edns_out<'s>(
-    snap: &'s Snapshot,
-    q: &Query<'_>,
-    src: IpAddr,
-) -> (Option<ClientSubnet>, Option<OptOut<'s>>) {
-    let ecs = q
-        .edns
-        .and_then(|e| e.client_subnet)
-        .filter(|_| snap.ecs_from.contains(src));
-    let opt = q.edns.map(|e| OptOut {
-        payload: snap.udp_payload,
-        dnssec_ok: e.dnssec_ok,
-        nsid: if e.nsid { snap.nsid.as_deref() } else { None },
-        client_subnet: ecs.map(|cs| (cs, 0)),
-        ext_rcode: 0,
-        cookie: cookie_out(snap, e.cookie.as_ref(), src),
-    });
-    (ecs, opt)
-}
-
-/// The COOKIE option of a response to a query that carried `c` from `src`: its
-/// client cookie and a fresh server cookie (RFC 7873 §5.2, RFC 9018 §4).
-fn cookie_out(
-    snap: &Snapshot,
-    c: Option<&cookie::Cookie>,
-    src: IpAddr,
-) -> Option<([u8; 8], [u8; 16])> {
-    let (c, secret) = (c?, snap.cookies.as_ref()?);
-    Some((
-        c.client,
-        secret.server_cookie(&c.client, src, cookie::now()),
-    ))
 }
 
 /// `steered`: the (zone, name policy) the fast path found for the query name, for a

@@ -21,6 +21,7 @@ mod dot;
 pub mod fast;
 pub mod fdlimit;
 pub mod handler;
+mod opt;
 pub mod query;
 pub mod querylog;
 pub mod rrl;

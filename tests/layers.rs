@@ -30,6 +30,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("server::handler", 5),
     ("server::answer", 5),
     ("server::fast", 5),
+    ("server::fast_build", 5),
     ("server::steercache", 5),
     ("server::opt", 5),
     ("server::warm", 5),
@@ -63,6 +64,7 @@ const KNOWN: &[&str] = &[
     "up: server -> snapshot",
     "up: server::fast -> metrics",
     "up: server::fast -> snapshot",
+    "up: server::fast_build -> snapshot",
     "up: server::handler -> metrics",
     "up: server::handler -> snapshot",
     "up: server::opt -> snapshot",
@@ -94,8 +96,6 @@ const KNOWN: &[&str] = &[
     "cycle: policy -> geo",
     "cycle: policy -> zone",
     // move: the pairs inside a directory
-    "cycle: server::fast -> server::handler",
-    "cycle: server::handler -> server::fast",
     // move (later): config compiled per table, the shared helpers (durations,
     // line numbers, quorum) in one file below the tables
     "cycle: config::checks -> config::fleet",

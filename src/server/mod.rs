@@ -19,6 +19,7 @@ pub mod cookie;
 mod doh;
 mod dot;
 pub mod fast;
+mod fast_build;
 pub mod fdlimit;
 pub mod handler;
 mod opt;

@@ -240,7 +240,7 @@ fn sign_zones(
         },
         &cfg.dnssec.defaults,
     );
-    let now = crate::dnssec::unix_now();
+    let now = crate::clock::unix_now();
     let rate = cfg.dnssec.sign_rate.unwrap_or(2000);
     let mut signed = Vec::new();
     for z in zones.iter_mut() {

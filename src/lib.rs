@@ -34,6 +34,7 @@
 pub mod admin;
 pub mod app;
 pub mod bridge;
+pub mod clock;
 pub mod config;
 pub mod dnssec;
 pub mod fleet;
@@ -45,4 +46,5 @@ pub mod policy;
 pub mod reload;
 pub mod server;
 pub mod snapshot;
+pub mod units;
 pub mod zone;

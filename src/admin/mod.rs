@@ -21,7 +21,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Body, Bytes, Incoming};
@@ -493,9 +493,7 @@ fn explain(state: &AdminState, req: &Request) -> Reply {
 
 /// Seconds since the Unix epoch, as `/status` gives times.
 fn secs(t: std::time::SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    crate::clock::unix_secs(t)
 }
 
 /// The last health transitions, newest first.

@@ -505,7 +505,7 @@ impl ServerConfig {
                 cfg.identity.nsid = Some(n.into_bytes());
             }
             if let Some(h) = id.nsid_hex {
-                match decode_hex(&h) {
+                match crate::zone::rdata::decode_hex(&h) {
                     Some(b) => cfg.identity.nsid = Some(b),
                     None => errors.push(key_err(
                         "nsid_hex",
@@ -1006,41 +1006,25 @@ pub(crate) fn find_key_line(text: &str, key: &str) -> usize {
     0
 }
 
-/// Parses durations like "30s", "500ms", "2m", "1h"; a bare number is seconds.
+/// Parses durations like "30s", "500ms", "2m", "1h", "1m30s" (the grammar of
+/// `crate::units`, which TTLs share); a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, Invalid> {
     parse_duration_text(s).map_err(Invalid)
 }
 
 fn parse_duration_text(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
-    };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like \"5s\" or \"500ms\""))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "s" => v,
-        "m" => v * 60.0,
-        "h" => v * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s, m or h")),
-    };
+    let not_one = || format!("{s:?} is not a duration like \"5s\", \"500ms\" or \"1m30s\"");
+    let mut secs = 0.0;
+    for t in crate::units::terms(s).ok_or_else(not_one)? {
+        let v: f64 = t.number.parse().map_err(|_| not_one())?;
+        secs += crate::units::seconds(v, t.unit)
+            .ok_or_else(|| format!("{s:?}: unknown unit {:?}; use ms, s, m, h, d or w", t.unit))?;
+    }
     if !(0.0..=86400.0 * 365.0).contains(&secs) {
         return Err(format!("{s:?} is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -181,10 +181,3 @@ pub fn ds_lines(key_dir: &Path, zone: &crate::zone::Name) -> Result<Vec<String>,
         .map(Key::ds_line)
         .collect())
 }
-
-/// Unix seconds now.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}

@@ -1,5 +1,6 @@
 //! TTLs as master files write them: seconds like "3600", or BIND's units like
-//! "1h30m" (RFC 2308 §4's `$TTL` takes the same), capped by RFC 2181 §8.
+//! "1h30m" (RFC 2308 §4's `$TTL` takes the same), capped by RFC 2181 §8: the
+//! duration grammar of `crate::units` in whole seconds.
 
 /// Largest TTL: RFC 2181 §8 keeps the top bit clear.
 pub const MAX_TTL: u32 = 2_147_483_647;
@@ -18,36 +19,15 @@ fn parse_ttl_text(s: &str) -> Result<u32, String> {
     };
     // Saturating arithmetic: any overflow lands far above MAX_TTL and is refused below.
     let mut total: u64 = 0;
-    let mut number: Option<u64> = None;
-    let mut has_units = false;
-    for c in s.chars() {
-        if let Some(d) = c.to_digit(10) {
-            number = Some(
-                number
-                    .unwrap_or(0)
-                    .saturating_mul(10)
-                    .saturating_add(u64::from(d)),
-            );
-            continue;
+    for t in crate::units::terms(s).ok_or_else(bad)? {
+        if !t.number.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(bad());
         }
-        let unit: u64 = match c.to_ascii_lowercase() {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 604_800,
-            _ => return Err(bad()),
-        };
-        let n = number.take().ok_or_else(bad)?;
+        let unit = crate::units::whole_seconds(t.unit).ok_or_else(bad)?;
+        let n = t.number.bytes().fold(0u64, |n, d| {
+            n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+        });
         total = total.saturating_add(n.saturating_mul(unit));
-        has_units = true;
-    }
-    match number {
-        // "1h30" could mean 30 seconds or 30 minutes; make the author say.
-        Some(_) if has_units => return Err(bad()),
-        Some(n) => total = n,
-        None if !has_units => return Err(bad()),
-        None => {}
     }
     if total > u64::from(MAX_TTL) {
         return Err(format!(

@@ -77,9 +77,9 @@ struct RrlRaw {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AdminRaw {
-    listen: Option<String>,
-    token: Option<String>,
-    allowed_hosts: Option<Vec<String>>,
+    listen: Option<toml::Spanned<String>>,
+    token: Option<toml::Spanned<String>>,
+    allowed_hosts: Option<toml::Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -560,22 +560,33 @@ impl ServerConfig {
                 token,
                 allowed_hosts,
             } = a;
+            // Lines from the values' spans: a text search for `listen =` found
+            // the top-level `listen` first.
+            let at = |start: usize| line_of(text, start);
             if let Some(l) = listen {
+                let line = at(l.span().start);
+                let l = l.into_inner();
                 match l.parse::<SocketAddr>() {
                     Ok(addr) => cfg.admin_listen = Some(addr),
-                    Err(_) => errors.push(key_err(
-                        "listen",
+                    Err(_) => errors.push(ConfigError::new(
+                        path,
+                        line,
                         format!("admin.listen {l:?} is not ADDR:PORT (like 127.0.0.1:5380)"),
                     )),
                 }
             }
-            for h in allowed_hosts.unwrap_or_default() {
+            let hosts_line = allowed_hosts.as_ref().map_or(0, |h| at(h.span().start));
+            for h in allowed_hosts
+                .map(toml::Spanned::into_inner)
+                .unwrap_or_default()
+            {
                 let bad = h.is_empty()
                     || !h.bytes().all(|b| b.is_ascii_graphic())
                     || h.contains(['/', '@', '?', '#', ',']);
                 if bad {
-                    errors.push(key_err(
-                        "allowed_hosts",
+                    errors.push(ConfigError::new(
+                        path,
+                        hosts_line,
                         format!(
                             "admin.allowed_hosts {h:?} is not a Host header value; \
                              give a name or address with its port, like \"admin.example.net:5380\""
@@ -586,9 +597,12 @@ impl ServerConfig {
                 }
             }
             if let Some(t) = token {
+                let line = at(t.span().start);
+                let t = t.into_inner();
                 if t.len() < 16 {
-                    errors.push(key_err(
-                        "token",
+                    errors.push(ConfigError::new(
+                        path,
+                        line,
                         "admin.token is shorter than 16 characters; use a long random string"
                             .to_string(),
                     ));
@@ -1102,6 +1116,28 @@ mod tests {
     #[test]
     fn admin_reserve_follows_the_admin_cap() {
         assert_eq!(RESERVE_ADMIN, u64::from(crate::admin::MAX_CONNECTIONS) + 1);
+    }
+
+    /// A bad `[admin] listen` is reported on its own line, not on the top-level
+    /// `listen` line a text search for `listen =` found first.
+    #[test]
+    fn admin_listen_error_is_on_its_own_line() {
+        let text =
+            "listen = [\"127.0.0.1:5353\"]\n\n[admin]\nlisten = \"nowhere\"\ntoken = \"short\"\n";
+        let errs = ServerConfig::parse(text, Path::new("s.toml")).unwrap_err();
+        let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert!(
+            shown
+                .iter()
+                .any(|e| e.starts_with("s.toml:4:") && e.contains("admin.listen")),
+            "{shown:?}"
+        );
+        assert!(
+            shown
+                .iter()
+                .any(|e| e.starts_with("s.toml:5:") && e.contains("admin.token")),
+            "{shown:?}"
+        );
     }
 
     #[test]

@@ -95,7 +95,8 @@ pub fn load_snapshot_without_fast(
         (_, Err(t)) => return Err(vec![t.clone()]),
     };
     let mut zones = std::mem::take(&mut loaded.zones);
-    let (targets, names) = crate::bridge::assign(&mut zones);
+    let checks = std::mem::take(&mut loaded.checks);
+    let (targets, names) = crate::bridge::assign(&mut zones, &checks);
     for z in zones.iter_mut() {
         z.metrics_slot = crate::metrics::zone_slot(&z.origin.to_string());
         for p in z.steered.iter_mut() {

@@ -89,12 +89,9 @@ const KNOWN: &[&str] = &[
     "up: server::opt -> server::cookie",
     "up: server::query -> server::cookie",
     // move: steering leaves Zone (the zone keeps an index, the policy lives
-    // beside it in the snapshot), and the zone no longer holds health checks
-    "up: zone -> health::spec",
+    // beside it in the snapshot)
     "up: zone -> policy",
-    "cycle: zone -> health",
     "cycle: zone -> policy",
-    "cycle: health -> zone",
     "cycle: geo -> zone",
     "cycle: policy -> geo",
     "cycle: policy -> zone",

@@ -331,7 +331,6 @@ pub fn build_zone(
         source: file.to_path_buf(),
         policy: Default::default(),
         steered: Vec::new(),
-        checks: Vec::new(),
         metrics_slot: 0,
         dnssec: None,
         signing: None,

@@ -309,8 +309,6 @@ pub struct Zone {
     pub policy: ZonePolicy,
     /// The steered names, compiled.
     pub steered: Vec<NamePolicy>,
-    /// The health checks the steered names' endpoints refer to (`ProbeRef::check`).
-    pub checks: Vec<crate::health::CheckSpec>,
     /// Where this zone's queries are counted (see `metrics`).
     pub metrics_slot: u16,
     /// Signed with DNSSEC, and how; `None` serves the zone unsigned. Set by the

@@ -304,7 +304,7 @@ fn expand(s: &[char], i: &mut usize, prefix: Vec<String>, out: &mut Vec<Vec<Stri
             return;
         }
         let seg: String = s[start..*i].iter().collect();
-        if !(seg == "self" && !path.is_empty()) {
+        if seg != "self" || path.is_empty() {
             // (`a::{self}` is `a`)
             path.push(seg);
         }

@@ -88,13 +88,6 @@ const KNOWN: &[&str] = &[
     "up: server::handler -> server::rrl",
     "up: server::opt -> server::cookie",
     "up: server::query -> server::cookie",
-    // move: steering leaves Zone (the zone keeps an index, the policy lives
-    // beside it in the snapshot)
-    "up: zone -> policy",
-    "cycle: zone -> policy",
-    "cycle: geo -> zone",
-    "cycle: policy -> geo",
-    "cycle: policy -> zone",
     // move: the pairs inside a directory
     // move (later): config compiled per table, the shared helpers (durations,
     // line numbers, quorum) in one file below the tables

@@ -15,8 +15,8 @@ pub fn render(metrics: &Metrics, snap: &Snapshot, reload: &ReloadStats) -> Strin
     let mut out = String::with_capacity(8192);
     metrics.render_counters(&mut out, &regions_of(snap));
     out.push_str("# HELP signpost_endpoint_up Whether an endpoint may answer (probes, min_healthy and overrides).\n# TYPE signpost_endpoint_up gauge\n");
-    for z in snap.zones.zones() {
-        for p in &z.steered {
+    for z in &snap.steering {
+        for p in &z.names {
             for e in &p.endpoints {
                 let region = z
                     .policy
@@ -108,8 +108,8 @@ pub fn render(metrics: &Metrics, snap: &Snapshot, reload: &ReloadStats) -> Strin
 /// Region names per steered name's metrics slot, from the serving configuration.
 fn regions_of(snap: &Snapshot) -> Vec<Vec<String>> {
     let mut regions_of: Vec<Vec<String>> = Vec::new();
-    for z in snap.zones.zones() {
-        for p in &z.steered {
+    for z in &snap.steering {
+        for p in &z.names {
             let slot = p.metrics_slot as usize;
             if regions_of.len() <= slot {
                 regions_of.resize(slot + 1, Vec::new());

@@ -523,12 +523,14 @@ fn status(state: &AdminState) -> Reply {
         .zones
         .zones()
         .iter()
-        .map(|z| {
+        .enumerate()
+        .map(|(zi, z)| {
+            let steered = snap.steering.get(zi).map_or(&[][..], |s| &s.names[..]);
             json!({
                 "origin": z.origin.to_string(),
                 "serial": z.serial,
                 "source": z.source.display().to_string(),
-                "steered_names": z.steered.iter().map(|n| n.name.to_string()).collect::<Vec<_>>(),
+                "steered_names": steered.iter().map(|n| n.name.to_string()).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -555,8 +557,8 @@ fn status(state: &AdminState) -> Reply {
         })
         .collect();
     let mut endpoints = Vec::new();
-    for z in snap.zones.zones() {
-        for n in &z.steered {
+    for z in &snap.steering {
+        for n in &z.names {
             for e in &n.endpoints {
                 use crate::policy::HealthView;
                 endpoints.push(json!({

@@ -13,6 +13,7 @@ use super::policy::{compile_steering, NameRaw, RegionRaw, Steering, SteeringRaw}
 
 use super::{line_of, ConfigError, LineIndex};
 use crate::health::CheckSpec;
+use crate::policy::ZoneSteering;
 use crate::zone::build::build_zone;
 use crate::zone::master::{self, MasterOptions, SourceRecord};
 use crate::zone::name::Name;
@@ -182,6 +183,8 @@ pub struct LoadedZones {
     /// (`ProbeRef::check`), beside `zones` (same index): the zone does not hold
     /// them; `bridge::assign` turns them into probe targets.
     pub checks: Vec<Vec<CheckSpec>>,
+    /// Each zone's steering, beside `zones` (same index).
+    pub steering: Vec<ZoneSteering>,
     pub warnings: Vec<ConfigError>,
     /// Every file read, for reload watching and status.
     pub files: Vec<PathBuf>,
@@ -241,6 +244,7 @@ pub fn load_zones_dir(dir: &Path) -> Result<LoadedZones, Vec<ConfigError>> {
         match load_policy_file(path) {
             Ok(CompiledPolicy {
                 zone,
+                steering,
                 checks,
                 warnings,
                 zonefile,
@@ -252,6 +256,7 @@ pub fn load_zones_dir(dir: &Path) -> Result<LoadedZones, Vec<ConfigError>> {
                 }
                 if let Some(z) = add_zone(zone, path, &mut errors) {
                     out.zones.push(z);
+                    out.steering.push(steering);
                     out.checks.push(checks);
                 }
             }
@@ -269,6 +274,7 @@ pub fn load_zones_dir(dir: &Path) -> Result<LoadedZones, Vec<ConfigError>> {
                 out.warnings.extend(warnings);
                 if let Some(z) = add_zone(zone, path, &mut errors) {
                     out.zones.push(z);
+                    out.steering.push(ZoneSteering::default());
                     out.checks.push(Vec::new());
                 }
             }
@@ -335,6 +341,7 @@ pub fn load_master_zone(path: &Path) -> Result<(Zone, Vec<ConfigError>), Vec<Con
 #[derive(Debug)]
 pub struct CompiledPolicy {
     pub zone: Zone,
+    pub steering: ZoneSteering,
     pub checks: Vec<CheckSpec>,
     pub warnings: Vec<ConfigError>,
     pub zonefile: Option<PathBuf>,
@@ -506,13 +513,22 @@ pub fn compile_policy(
         .flat_map(|m| m.values())
         .map(|s| at(s.span()))
         .collect();
-    zone.attach_steering(zone_policy, steered).map_err(|errs| {
+    zone.attach_steering(
+        steered
+            .iter()
+            .map(|p| (&p.name, p.endpoints.iter().any(|e| e.cname.is_some()))),
+    )
+    .map_err(|errs| {
         errs.into_iter()
             .map(|(i, m)| ConfigError::new(path, name_lines.get(i).copied().unwrap_or(0), m))
             .collect::<Vec<_>>()
     })?;
     Ok(CompiledPolicy {
         zone,
+        steering: ZoneSteering {
+            policy: zone_policy,
+            names: steered,
+        },
         checks,
         warnings,
         zonefile: zonefile_path,

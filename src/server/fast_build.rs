@@ -516,7 +516,7 @@ impl<'s> Builder<'s> {
         // above it): then the decision can start from the policy.
         let policy = node.steer.filter(|&i| {
             let a = zone.lookup(key, rtype::A, false);
-            matches!(a.steer, Some((p, crate::zone::Owner::Query)) if std::ptr::eq(p, &zone.steered[i as usize]))
+            matches!(a.steer, Some((p, crate::zone::Owner::Query)) if p == i)
                 && a.answer.is_empty()
                 && a.authority.is_empty()
                 && a.additional.is_empty()
@@ -784,8 +784,8 @@ fn steered_bodies(snap: &Snapshot) -> SteeredBodies {
     let mut out = SteeredBodies::default();
     let mut buf = Vec::new();
     let question = [0u8, 0, 1, 0, 1];
-    for (zi, zone) in snap.zones.zones().iter().enumerate() {
-        for (pi, p) in zone.steered.iter().enumerate() {
+    for (zi, steering) in snap.steering.iter().enumerate() {
+        for (pi, p) in steering.names.iter().enumerate() {
             for (ei, orig) in p.endpoints.iter().enumerate() {
                 if orig.cname.is_some() || p.max_answers == 0 {
                     continue;

@@ -233,41 +233,51 @@ fn answer_query(
     let mut signed_zone: Option<&Zone> = None;
     let answer: Answer<'_> = match q.qclass {
         class::IN | class::ANY => {
+            // The zone's steering lives beside it in the snapshot, by the
+            // zone's index; the answer's `steer` indexes its names.
             let found = steered.and_then(|(z, p)| {
                 let zone = snap.zones.zones().get(z as usize)?;
-                Some((zone, zone.steered.get(p as usize)?))
+                let s = snap.steering.get(z as usize)?;
+                Some((zone, s, p, s.names.get(p as usize)?))
             });
-            let (zone, mut a) = match found {
-                Some((zone, p)) => (
+            let (zone, mut a, steer) = match found {
+                Some((zone, s, i, p)) => (
                     zone,
                     Answer {
                         authoritative: true,
-                        steer: Some((p, Owner::Query)),
+                        steer: Some((i, Owner::Query)),
                         ..Answer::default()
                     },
+                    Some((s, p, Owner::Query)),
                 ),
                 None => {
-                    let Some((zone, parent)) = snap.zones.find_with_parent(q.qname()) else {
+                    let Some(((zi, zone), parent)) = snap.zones.find_at_with_parent(q.qname())
+                    else {
                         return refuse(out, &mut header, opt.as_ref(), Rcode::Refused);
                     };
                     // DS lives on the parent side of a cut (RFC 4035 §3.1.4.1).
-                    let zone = match parent {
+                    let (zi, zone) = match parent {
                         Some(p) if q.qtype == rtype::DS && zone.origin.wire() == q.qname() => p,
-                        _ => zone,
+                        _ => (zi, zone),
                     };
-                    (zone, zone.lookup(q.qname(), q.qtype, tcp))
+                    let a = zone.lookup(q.qname(), q.qtype, tcp);
+                    let steer = a.steer.and_then(|(i, owner)| {
+                        let s = snap.steering.get(zi)?;
+                        Some((s, s.names.get(i as usize)?, owner))
+                    });
+                    (zone, a, steer)
                 }
             };
             obs.zone_slot = Some(zone.metrics_slot);
             if dnssec_ok && zone.dnssec.is_some() {
                 signed_zone = Some(zone);
             }
-            if let Some((p, owner)) = a.steer {
+            if let Some((s, p, owner)) = steer {
                 // Read before anything the decision reads (see `steercache`).
                 let epoch = crate::health::epoch();
                 let client = client_of(snap, ecs.as_ref(), src);
                 let health = &snap.health;
-                let d = policy::decide(&zone.policy, p, &client, health, q.qtype, 0, &mut NoTrace);
+                let d = policy::decide(&s.policy, p, &client, health, q.qtype, 0, &mut NoTrace);
                 if let Some(o) = opt.as_mut() {
                     o.client_subnet = ecs.map(|cs| (cs, d.scope));
                 }
@@ -584,9 +594,11 @@ pub fn explain(
     ecs: Option<&ClientSubnet>,
     src: IpAddr,
 ) -> Option<Vec<String>> {
-    let zone = snap.zones.find(qname)?;
+    let ((zi, zone), _) = snap.zones.find_at_with_parent(qname)?;
     let a = zone.lookup(qname, rtype::A, true);
-    let (p, _) = a.steer?;
+    let (i, _) = a.steer?;
+    let s = snap.steering.get(zi)?;
+    let p = s.names.get(i as usize)?;
     let client = client_of(snap, ecs, src);
     let mut rec = Recorder::default();
     let mut first = 0;
@@ -597,7 +609,7 @@ pub fn explain(
         if t == rtype::AAAA {
             first = rec.0.len();
         }
-        policy::decide(&zone.policy, p, &client, &snap.health, t, 0, &mut rec);
+        policy::decide(&s.policy, p, &client, &snap.health, t, 0, &mut rec);
     }
     // The scope map is the name's, not the type's: its explanation comes once (under
     // the A trace), so both traces fit one UDP answer.

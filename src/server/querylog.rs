@@ -76,8 +76,9 @@ impl QueryLog {
                     .zones
                     .zones()
                     .iter()
-                    .find(|z| Some(z.metrics_slot) == o.zone_slot)
-                    .and_then(|z| z.policy.regions.get(r as usize))
+                    .position(|z| Some(z.metrics_slot) == o.zone_slot)
+                    .and_then(|zi| snap.steering.get(zi))
+                    .and_then(|s| s.policy.regions.get(r as usize))
                     .map(|r| r.name.clone())
                     .unwrap_or_else(|| "-".to_string());
                 (name, why.label())

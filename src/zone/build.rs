@@ -329,8 +329,6 @@ pub fn build_zone(
         negative_soa: soa.with_ttl(negative_ttl),
         serial,
         source: file.to_path_buf(),
-        policy: Default::default(),
-        steered: Vec::new(),
         metrics_slot: 0,
         dnssec: None,
         signing: None,

@@ -88,19 +88,6 @@ const KNOWN: &[&str] = &[
     "up: server::handler -> server::rrl",
     "up: server::opt -> server::cookie",
     "up: server::query -> server::cookie",
-    // move: the pairs inside a directory
-    // move (later): config compiled per table, the shared helpers (durations,
-    // line numbers, quorum) in one file below the tables
-    "cycle: config::checks -> config::fleet",
-    "cycle: config::checks -> config::server",
-    "cycle: config::fleet -> config::server",
-    "cycle: config::policy -> config::checks",
-    "cycle: config::policy -> config::server",
-    "cycle: config::policy -> config::zones",
-    "cycle: config::server -> config::fleet",
-    "cycle: config::server -> config::zones",
-    "cycle: config::zones -> config::checks",
-    "cycle: config::zones -> config::policy",
 ];
 
 fn floor(module: &str) -> Option<u8> {

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::server::parse_duration;
+use super::values::parse_duration;
 use crate::health::{CheckKind, CheckSpec, Initial, Tls};
 use crate::zone::Invalid;
 
@@ -233,11 +233,11 @@ fn compile(name: &str, c: &CheckRaw) -> Result<CheckSpec, Vec<String>> {
         }
     };
     if let Some(v) = &c.quorum {
-        match super::fleet::parse_quorum(v) {
+        match super::values::parse_quorum(v) {
             Some(q) => spec.quorum = Some(q),
             None => errs.push(format!(
                 "checks.{name}.quorum = {v}: {}",
-                super::fleet::QUORUM_FORMS
+                super::values::QUORUM_FORMS
             )),
         }
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::values::{find_key_line, parse_duration};
 use super::{line_of, ConfigError};
 use crate::geo::cidr::IpNet;
 use crate::geo::{FieldPaths, Location};
@@ -49,8 +50,8 @@ struct DnssecServerRaw {
     // struct that denies unknown fields).
     algorithm: Option<super::zones::AlgorithmRaw>,
     split: Option<bool>,
-    validity: Option<super::zones::TtlValue>,
-    refresh: Option<super::zones::TtlValue>,
+    validity: Option<super::values::TtlValue>,
+    refresh: Option<super::values::TtlValue>,
     denial: Option<String>,
 }
 
@@ -1005,40 +1006,6 @@ impl std::fmt::Display for DescriptorPlan {
             self.reserve
         )
     }
-}
-
-/// The line on which `key = ` first appears, for messages about a key's value.
-pub(crate) fn find_key_line(text: &str, key: &str) -> usize {
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim_start();
-        if let Some(rest) = t.strip_prefix(key) {
-            if rest.trim_start().starts_with('=') {
-                return i + 1;
-            }
-        }
-    }
-    0
-}
-
-/// Parses durations like "30s", "500ms", "2m", "1h", "1m30s" (the grammar of
-/// `crate::units`, which TTLs share); a bare number is seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, Invalid> {
-    parse_duration_text(s).map_err(Invalid)
-}
-
-fn parse_duration_text(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let not_one = || format!("{s:?} is not a duration like \"5s\", \"500ms\" or \"1m30s\"");
-    let mut secs = 0.0;
-    for t in crate::units::terms(s).ok_or_else(not_one)? {
-        let v: f64 = t.number.parse().map_err(|_| not_one())?;
-        secs += crate::units::seconds(v, t.unit)
-            .ok_or_else(|| format!("{s:?}: unknown unit {:?}; use ms, s, m, h, d or w", t.unit))?;
-    }
-    if !(0.0..=86400.0 * 365.0).contains(&secs) {
-        return Err(format!("{s:?} is out of range"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::checks::CheckRaw;
 use super::policy::{compile_steering, NameRaw, RegionRaw, Steering, SteeringRaw};
 
+use super::values::TtlValue;
 use super::{line_of, ConfigError, LineIndex};
 use crate::health::CheckSpec;
 use crate::policy::ZoneSteering;
@@ -18,26 +19,6 @@ use crate::zone::build::build_zone;
 use crate::zone::master::{self, MasterOptions, SourceRecord};
 use crate::zone::name::Name;
 use crate::zone::{rtype, Invalid, Zone};
-
-/// A TTL written as seconds or with units ("1h", "30m").
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum TtlValue {
-    Seconds(i64),
-    Text(String),
-}
-
-impl TtlValue {
-    pub fn seconds(&self) -> Result<u32, Invalid> {
-        match self {
-            TtlValue::Seconds(s) if (0..=i64::from(i32::MAX)).contains(s) => Ok(*s as u32),
-            TtlValue::Seconds(s) => Err(Invalid(format!(
-                "{s} is not a TTL; use 0 to 2147483647 seconds (RFC 2181 §8)"
-            ))),
-            TtlValue::Text(t) => master::parse_ttl(t),
-        }
-    }
-}
 
 /// A zone policy file as written.
 #[derive(Debug, Deserialize)]

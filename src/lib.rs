@@ -26,13 +26,16 @@
 //!    helpers that name nothing else: `units` (the one duration grammar) and
 //!    `clock` (Unix time)
 //! 2. `geo` (the only module naming maxminddb)
-//! 3. `policy` (the pure decision, no I/O)
+//! 3. `policy` (the pure decision, no I/O; a zone's steering,
+//!    `policy::ZoneSteering`, lives beside the zone in the snapshot, which
+//!    keeps only an index into it)
 //! 4. `health` (probes, state machine, scheduler; never policy or server)
 //! 5. the answer: `server::{query, handler, answer, opt, fast, fast_build,
 //!    steercache, warm}`, `dnssec` (keys, prebuilt RRSIGs), `bridge` (health as
 //!    policy's view, for the query path); no sockets
 //! 6. `config` (serde, compiled into the types of floors 1-5; owns its plain
-//!    settings, `config::transport`; no tokio)
+//!    settings, `config::transport`; the grammars its tables share,
+//!    `config::values`; no tokio)
 //! 7. the transports: the rest of `server` (UDP, TCP, DoT, DoH, TLS, RRL, query
 //!    log, connections, cookies)
 //! 8. the application: `app` (snapshot building), `snapshot`, `reload` (the only

@@ -728,6 +728,9 @@ struct Step<'q> {
     all_any: bool,
 }
 
+/// A zone and its index in its [`ZoneSet`].
+pub type ZoneAt<'z> = (usize, &'z Zone);
+
 /// Every zone served, found by longest match on the query name.
 #[derive(Debug, Default)]
 pub struct ZoneSet {
@@ -764,10 +767,7 @@ impl ZoneSet {
 
     /// As [`ZoneSet::find_with_parent`], with each zone's index in [`ZoneSet::zones`]
     /// (which indexes what lives beside the zones, such as their steering).
-    pub fn find_at_with_parent(
-        &self,
-        qname: &[u8],
-    ) -> Option<((usize, &Zone), Option<(usize, &Zone)>)> {
+    pub fn find_at_with_parent(&self, qname: &[u8]) -> Option<(ZoneAt<'_>, Option<ZoneAt<'_>>)> {
         let mut found: Option<usize> = None;
         let starts = name::label_offsets(qname).chain(std::iter::once(qname.len() - 1));
         for o in starts {

@@ -101,12 +101,14 @@ fn bench(c: &mut Criterion) {
     });
 
     // Location lookup and decision alone.
-    let zone = snap
+    // The zone's steering lives beside it in the snapshot, by the zone's index.
+    let ((zi, _), _) = snap
         .zones
-        .find(b"\x03www\x03geo\x07example\x03com\x00")
+        .find_at_with_parent(b"\x03www\x03geo\x07example\x03com\x00")
         .expect("zone");
+    let zone = &snap.steering[zi];
     let p = zone
-        .steered
+        .names
         .iter()
         .find(|n| n.name.to_string() == "www.geo.example.com.")
         .expect("www steered");

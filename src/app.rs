@@ -95,10 +95,12 @@ pub fn load_snapshot_without_fast(
         (_, Err(t)) => return Err(vec![t.clone()]),
     };
     let mut zones = std::mem::take(&mut loaded.zones);
-    let (targets, names) = crate::bridge::assign(&mut zones);
-    for z in zones.iter_mut() {
+    let mut steering = std::mem::take(&mut loaded.steering);
+    let checks = std::mem::take(&mut loaded.checks);
+    let (targets, names) = crate::bridge::assign(&mut steering, &checks);
+    for (z, s) in zones.iter_mut().zip(steering.iter_mut()) {
         z.metrics_slot = crate::metrics::zone_slot(&z.origin.to_string());
-        for p in z.steered.iter_mut() {
+        for p in s.names.iter_mut() {
             p.metrics_slot = crate::metrics::name_slot(&p.name.to_string());
         }
     }
@@ -111,7 +113,7 @@ pub fn load_snapshot_without_fast(
     }
     let geo = load_geo(cfg, &mut loaded.warnings)?;
     let started = std::time::Instant::now();
-    match crate::policy::scope::attach(zones.iter_mut().map(|z| (&z.policy, &mut z.steered)), &geo)
+    match crate::policy::scope::attach(steering.iter_mut().map(|s| (&s.policy, &mut s.names)), &geo)
     {
         Ok(b) if b.names > 0 => tracing::info!(
             names = b.names,
@@ -131,8 +133,9 @@ pub fn load_snapshot_without_fast(
             format!("{e}: ECS scopes are the database networks, not merged"),
         )),
     }
-    let signers = sign_zones(cfg, &mut zones, &mut loaded.warnings)?;
+    let signers = sign_zones(cfg, &mut zones, &mut steering, &mut loaded.warnings)?;
     let mut snap = Snapshot::new(ZoneSet::new(zones), geo, cfg, generation);
+    snap.steering = steering;
     snap.signers = signers;
     snap.health_targets = targets;
     snap.tls = tls.ok().flatten();
@@ -217,6 +220,7 @@ pub fn bind_encrypted(cfg: &ServerConfig) -> std::io::Result<crate::server::Encr
 fn sign_zones(
     cfg: &ServerConfig,
     zones: &mut [crate::zone::Zone],
+    steering: &mut [crate::policy::ZoneSteering],
     warnings: &mut Vec<ConfigError>,
 ) -> Result<SignerMap, Vec<ConfigError>> {
     use crate::zone::{SigningChoice, SigningPolicy};
@@ -240,7 +244,7 @@ fn sign_zones(
         },
         &cfg.dnssec.defaults,
     );
-    let now = crate::dnssec::unix_now();
+    let now = crate::clock::unix_now();
     let rate = cfg.dnssec.sign_rate.unwrap_or(2000);
     let mut signed = Vec::new();
     for z in zones.iter_mut() {
@@ -266,12 +270,12 @@ fn sign_zones(
         }
     }
     let mut out = SignerMap::default();
-    for z in zones.iter_mut() {
+    for (z, s) in zones.iter_mut().zip(steering.iter_mut()) {
         if z.dnssec.is_none() {
             continue;
         }
         let started = std::time::Instant::now();
-        match crate::dnssec::sign(z, now, rate) {
+        match crate::dnssec::sign(z, s, now, rate) {
             Ok(s) => {
                 tracing::info!(
                     zone = %z.origin,
@@ -371,14 +375,14 @@ pub fn check(o: &Overrides) -> Result<String, Vec<ConfigError>> {
             display_path(&t.key_file)
         ));
     }
-    for z in snap.zones.zones() {
+    for (zi, z) in snap.zones.zones().iter().enumerate() {
         let records = z.record_count();
         report.push_str(&format!(
             "ok: zone {} serial {} ({} records, {} steered names) from {}\n",
             z.origin,
             z.serial,
             records,
-            z.steered.len(),
+            snap.steering.get(zi).map_or(0, |s| s.names.len()),
             display_path(&z.source)
         ));
         if let Some(s) = snap.signers.get(&z.origin) {
@@ -411,7 +415,7 @@ pub fn explain(
         Name::parse(name, Some(&Name::root())).map_err(|e| bad(format!("{name:?}: {e}")))?;
     let cfg = server_config(o)?;
     let (snap, _) = load_snapshot(&cfg, 0)?;
-    let Some(zone) = snap.zones.find(qname.wire()) else {
+    let Some(((zi, zone), _)) = snap.zones.find_at_with_parent(qname.wire()) else {
         return Err(bad(format!(
             "{qname} is in no zone served from {}",
             cfg.zones.display()
@@ -424,10 +428,14 @@ pub fn explain(
     )];
     let mut answer: Answer<'_> = zone.lookup(qname.wire(), qtype, true);
     let mut scope = 0;
-    if let Some((p, owner)) = answer.steer {
+    let steered = answer.steer.and_then(|(i, owner)| {
+        let s = snap.steering.get(zi)?;
+        Some((s, s.names.get(i as usize)?, owner))
+    });
+    if let Some((s, p, owner)) = steered {
         let c = crate::server::handler::client_of(&snap, ecs.as_ref(), addr);
         let mut rec = Recorder::default();
-        let d = policy::decide(&zone.policy, p, &c, &AllUp, qtype, 0, &mut rec);
+        let d = policy::decide(&s.policy, p, &c, &AllUp, qtype, 0, &mut rec);
         lines.extend(rec.0);
         scope = d.scope;
         lines.push("(offline: health is not probed here; every endpoint counts as up)".to_string());

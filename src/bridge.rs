@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::health::{HealthTable, Override, PersistedState, TargetId, TargetKey};
+use crate::health::{CheckSpec, HealthTable, Override, PersistedState, TargetId, TargetKey};
+use crate::policy::ZoneSteering;
 use crate::policy::{AddrAnswer, Endpoint, HealthView, NO_HEALTH};
-use crate::zone::Zone;
 
 const NONE: u8 = 0;
 const FORCE_UP: u8 = 1;
@@ -29,14 +29,18 @@ pub struct EndpointNames {
 
 /// Assigns health slots and endpoint ids across all zones; returns the probe
 /// targets (slot -> key) and the names of each endpoint id.
-pub fn assign(zones: &mut [Zone]) -> (Vec<TargetKey>, Vec<EndpointNames>) {
+/// `checks[i]` are the health checks zone `i`'s endpoints refer to by index.
+pub fn assign(
+    zones: &mut [ZoneSteering],
+    checks: &[Vec<CheckSpec>],
+) -> (Vec<TargetKey>, Vec<EndpointNames>) {
     let mut targets: Vec<TargetKey> = Vec::new();
     let mut index: BTreeMap<String, u32> = BTreeMap::new();
     let mut names = Vec::new();
-    for zone in zones.iter_mut() {
-        let checks = zone.checks.clone();
+    for (zi, zone) in zones.iter_mut().enumerate() {
+        let checks: &[CheckSpec] = checks.get(zi).map_or(&[], |c| c.as_slice());
         let regions: Vec<String> = zone.policy.regions.iter().map(|r| r.name.clone()).collect();
-        for p in zone.steered.iter_mut() {
+        for p in zone.names.iter_mut() {
             for e in p.endpoints.iter_mut() {
                 e.health_id = names.len() as u32;
                 names.push(EndpointNames {

@@ -3,28 +3,48 @@
 //! One query's path:
 //!
 //! ```text
-//! UDP socket (SO_REUSEPORT, one thread each, recvmmsg batches) / TCP (tokio)
-//!   -> server::query        parse header, question, OPT and ECS; classify
+//! UDP socket (SO_REUSEPORT, one thread each, recvmmsg batches) / TCP, DoT, DoH (tokio)
+//!   -> server::handler      one packet in, at most one response out (UDP and TCP alike)
+//!        server::query      parse header, question, OPT and ECS; classify
+//!        server::fast       UDP: prebuilt whole answers per (name, type); a steered
+//!                           name: server::steercache, else the decision below
 //!   -> Snapshot (ArcSwap)   immutable: zones, policies, geo database, health view
 //!        zone::ZoneSet      longest-match zone, then the RFC 1034 §4.3.2 lookup
 //!        geo::ClientLocator overrides, then the database: location + network prefix
 //!        policy::decide     pure: (policy, client, health, now) -> endpoints, reason, scope
 //!   -> server::answer       write prebuilt records: AA, SOA on negatives, ECS, NSID, TC
+//!        server::opt        the response's OPT record (payload, NSID, ECS, cookie)
 //!   -> server::rrl          response rate limiting (UDP)
 //!   -> socket
 //! ```
 //!
-//! Beside it, each with a shutdown path: `health` (probes, scheduler, state
-//! machine), `reload` (file watching, rebuild beside, atomic swap), `admin`
-//! (HTTP: metrics, status, overrides).
+//! Floors, bottom up; an arrow (a `use`) may only point down, and
+//! `tests/layers.rs` fails on one that points up or closes a circle (the few that
+//! still do are listed there, each with the move that removes it):
 //!
-//! Modules and what they may use: `config` (serde, compile to plans; no tokio),
-//! `zone` (no tokio), `geo` (the only one naming maxminddb), `policy` (pure, no
-//! I/O), `health` (not policy or server), `server` (sockets and wire format),
-//! `reload` (the only one naming notify), `app`/`admin`/`bridge` (wiring),
-//! `dnssec` (keys in BIND's files, prebuilt RRSIGs, what DO=1 answers add; the
-//! only one naming ring), `memory` (glibc's thresholds, and freed memory given
-//! back after a load or reload).
+//! 1. `zone` (names, RDATA, master files, TTLs, the lookup), and the shared
+//!    helpers that name nothing else: `units` (the one duration grammar) and
+//!    `clock` (Unix time)
+//! 2. `geo` (the only module naming maxminddb)
+//! 3. `policy` (the pure decision, no I/O; a zone's steering,
+//!    `policy::ZoneSteering`, lives beside the zone in the snapshot, which
+//!    keeps only an index into it)
+//! 4. `health` (probes, state machine, scheduler; never policy or server)
+//! 5. the answer: `server::{query, handler, answer, opt, fast, fast_build,
+//!    steercache, warm}`, `dnssec` (keys, prebuilt RRSIGs), `bridge` (health as
+//!    policy's view, for the query path); no sockets
+//! 6. `config` (serde, compiled into the types of floors 1-5; owns its plain
+//!    settings, `config::transport`; the grammars its tables share,
+//!    `config::values`; no tokio)
+//! 7. the transports: the rest of `server` (UDP, TCP, DoT, DoH, TLS, RRL, query
+//!    log, connections, cookies)
+//! 8. the application: `app` (snapshot building), `snapshot`, `reload` (the only
+//!    one naming notify), `fleet` (etcd), `admin` (HTTP, and the `/metrics`
+//!    exposition), `metrics` (the query counters), `memory` (glibc's thresholds,
+//!    and freed memory given back after a load or reload), `main`
+//!
+//! Crypto comes from ring through `dnssec`, the TLS setup (`server::tls`, the
+//! health probes' TLS), DNS cookies and the probes' query ids.
 
 // Denied, not forbidden: `server::warm` allows it, for the prefetch hint whose
 // measured gain is in docs/architecture.md (the UDP fast path), and `memory`, for
@@ -34,6 +54,7 @@
 pub mod admin;
 pub mod app;
 pub mod bridge;
+pub mod clock;
 pub mod config;
 pub mod dnssec;
 pub mod fleet;
@@ -46,4 +67,5 @@ pub mod policy;
 pub mod reload;
 pub mod server;
 pub mod snapshot;
+pub mod units;
 pub mod zone;

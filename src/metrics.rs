@@ -11,8 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::policy::Reason;
-use crate::reload::ReloadStats;
-use crate::snapshot::Snapshot;
 
 /// Most zones and steered names counted separately; more share the last slot.
 pub const ZONE_SLOTS: usize = 128;
@@ -250,16 +248,16 @@ impl Metrics {
         s
     }
 
-    /// The Prometheus text exposition of everything.
-    pub fn render(&self, snap: &Snapshot, reload: &ReloadStats) -> String {
+    /// The Prometheus text exposition of the query counters, appended to `out`.
+    /// `regions_of[slot]` names the regions of the steered name counted in `slot`
+    /// (from the serving configuration; the admin endpoint gathers them).
+    pub fn render_counters(&self, out: &mut String, regions_of: &[Vec<String>]) {
         let shards = self.shards.lock().map(|v| v.clone()).unwrap_or_default();
         let sum = |f: &dyn Fn(&Shard) -> u64| -> u64 { shards.iter().map(|s| f(s)).sum() };
         let (zones, names) = registry()
             .lock()
             .map(|r| (r.zones.clone(), r.names.clone()))
             .unwrap_or_default();
-        let mut out = String::with_capacity(8192);
-
         out.push_str("# HELP signpost_queries_total Queries answered, by zone, query type, rcode and transport.\n# TYPE signpost_queries_total counter\n");
         let line = |zone: &str, t: usize, r: usize, q: usize, v: u64, out: &mut String| {
             let qt = QTYPES.get(q).map(|x| x.1).unwrap_or("other");
@@ -276,7 +274,7 @@ impl Metrics {
                         let i = zi * PER_ZONE + (t * RCODES.len() + r) * QTYPE_SLOTS + q;
                         let v = sum(&|s| s.queries[i].load(Relaxed));
                         if v > 0 {
-                            line(zone, t, r, q, v, &mut out);
+                            line(zone, t, r, q, v, out);
                         }
                     }
                 }
@@ -288,7 +286,7 @@ impl Metrics {
                     let i = (t * RCODES.len() + r) * QTYPE_SLOTS + q;
                     let v = sum(&|s| s.queries_no_zone[i].load(Relaxed));
                     if v > 0 {
-                        line("", t, r, q, v, &mut out);
+                        line("", t, r, q, v, out);
                     }
                 }
             }
@@ -324,16 +322,6 @@ impl Metrics {
             crate::health::local_failures()
         );
 
-        // Region names per steered name, from the serving configuration.
-        let mut regions_of: Vec<Vec<String>> = vec![Vec::new(); names.len()];
-        for z in snap.zones.zones() {
-            for p in &z.steered {
-                let slot = p.metrics_slot as usize;
-                if let Some(v) = regions_of.get_mut(slot) {
-                    *v = z.policy.regions.iter().map(|r| r.name.clone()).collect();
-                }
-            }
-        }
         out.push_str("# HELP signpost_steered_answers_total Steered answers, by name, region and reason.\n# TYPE signpost_steered_answers_total counter\n");
         for (ni, name) in names.iter().enumerate() {
             for r in 0..REGION_SLOTS {
@@ -355,80 +343,10 @@ impl Metrics {
                 }
             }
         }
+    }
 
-        // Health.
-        use crate::policy::HealthView;
-        out.push_str("# HELP signpost_endpoint_up Whether an endpoint may answer (probes, min_healthy and overrides).\n# TYPE signpost_endpoint_up gauge\n");
-        for z in snap.zones.zones() {
-            for p in &z.steered {
-                for e in &p.endpoints {
-                    let region = z
-                        .policy
-                        .regions
-                        .get(e.region as usize)
-                        .map(|r| r.name.as_str())
-                        .unwrap_or("");
-                    let _ = writeln!(
-                        out,
-                        "signpost_endpoint_up{{name=\"{}\",region=\"{region}\"}} {}",
-                        p.name,
-                        snap.health.endpoint_up(e) as u8
-                    );
-                }
-            }
-        }
-        let table = snap.health.table();
-        out.push_str("# HELP signpost_health_transitions_total Probed up/down changes per target.\n# TYPE signpost_health_transitions_total counter\n");
-        let statuses = table.status_all();
-        for t in &statuses {
-            let _ = writeln!(
-                out,
-                "signpost_health_transitions_total{{target=\"{}\"}} {}",
-                escape(&t.key),
-                t.transitions
-            );
-        }
-        out.push_str("# HELP signpost_probe_duration_seconds Probe latency per target.\n# TYPE signpost_probe_duration_seconds histogram\n");
-        for t in &statuses {
-            let key = escape(&t.key);
-            for (le, c) in t.latency.buckets() {
-                let _ = writeln!(
-                    out,
-                    "signpost_probe_duration_seconds_bucket{{target=\"{key}\",le=\"{}\"}} {c}",
-                    le.as_secs_f64()
-                );
-            }
-            let _ = writeln!(
-                out,
-                "signpost_probe_duration_seconds_bucket{{target=\"{key}\",le=\"+Inf\"}} {}",
-                t.latency.count
-            );
-            let _ = writeln!(
-                out,
-                "signpost_probe_duration_seconds_sum{{target=\"{key}\"}} {}\nsignpost_probe_duration_seconds_count{{target=\"{key}\"}} {}",
-                t.latency.sum.as_secs_f64(),
-                t.latency.count
-            );
-        }
-
-        // Configuration.
-        let _ = writeln!(
-            out,
-            "# HELP signpost_reloads_total Configuration reloads by result.\n# TYPE signpost_reloads_total counter\nsignpost_reloads_total{{result=\"success\"}} {}\nsignpost_reloads_total{{result=\"failure\"}} {}",
-            reload.successes.load(Relaxed),
-            reload.failures.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP signpost_last_reload_timestamp_seconds Time of the last reload by result.\n# TYPE signpost_last_reload_timestamp_seconds gauge\nsignpost_last_reload_timestamp_seconds{{result=\"success\"}} {}\nsignpost_last_reload_timestamp_seconds{{result=\"failure\"}} {}",
-            reload.last_success.load(Relaxed),
-            reload.last_failure.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP signpost_config_generation The serving configuration's generation.\n# TYPE signpost_config_generation gauge\nsignpost_config_generation {}",
-            snap.generation
-        );
+    /// Build information and process-wide counters of the transports.
+    pub fn render_process(out: &mut String) {
         let _ = writeln!(
             out,
             "# HELP signpost_build_info Build information.\n# TYPE signpost_build_info gauge\nsignpost_build_info{{version=\"{}\"}} 1",
@@ -439,27 +357,10 @@ impl Metrics {
             "# HELP signpost_udp_restarts_total UDP read loops restarted after a panic (a bug; each loses the packets in hand).\n# TYPE signpost_udp_restarts_total counter\nsignpost_udp_restarts_total {}",
             crate::server::udp_restarts()
         );
-        if !snap.signers.is_empty() {
-            use crate::dnssec::online::{OVER_CAP, SIGNED};
-            let _ = writeln!(
-                out,
-                "# HELP signpost_dnssec_online_signatures_total RRSIGs made on the fly for DO=1 answers (denial, merged or wildcard RRsets).\n# TYPE signpost_dnssec_online_signatures_total counter\nsignpost_dnssec_online_signatures_total {}\n# HELP signpost_dnssec_over_cap_total DO=1 queries answered SERVFAIL because dnssec.sign_rate was reached.\n# TYPE signpost_dnssec_over_cap_total counter\nsignpost_dnssec_over_cap_total {}\n# HELP signpost_dnssec_signatures_expire_seconds When the prebuilt signatures of a zone expire (Unix time); re-signed well before.\n# TYPE signpost_dnssec_signatures_expire_seconds gauge",
-                SIGNED.load(Relaxed),
-                OVER_CAP.load(Relaxed)
-            );
-            for (zone, s) in &snap.signers {
-                let _ = writeln!(
-                    out,
-                    "signpost_dnssec_signatures_expire_seconds{{zone=\"{zone}\"}} {}",
-                    s.window.expiration
-                );
-            }
-        }
-        out
     }
 }
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

@@ -50,6 +50,9 @@ impl ChaosAnswers {
 #[derive(Debug)]
 pub struct Snapshot {
     pub zones: ZoneSet,
+    /// Each zone's steering, by the zone's index in `zones` (beside the zone,
+    /// whose nodes keep only an index into its steered names).
+    pub steering: Vec<crate::policy::ZoneSteering>,
     pub chaos: ChaosAnswers,
     pub nsid: Option<Box<[u8]>>,
     /// DNS Cookies' secret; `None`: cookies off (the option is ignored).
@@ -93,6 +96,7 @@ impl Snapshot {
     ) -> Snapshot {
         Snapshot {
             zones,
+            steering: Vec::new(),
             chaos: ChaosAnswers::new(&cfg.identity),
             nsid: cfg.identity.nsid.clone().map(Vec::into_boxed_slice),
             cookies: cfg.cookies.enabled.then(|| match cfg.cookies.secret {

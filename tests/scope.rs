@@ -14,8 +14,10 @@ use signpost::config::ServerConfig;
 use signpost::geo::cidr::mask;
 use signpost::geo::client::ClientLocator;
 use signpost::policy::scope::{attach, classify};
-use signpost::policy::{decide, Client, Endpoint, HealthView, NoTrace, Recorder};
-use signpost::zone::{rtype, Zone};
+use signpost::policy::{
+    decide, Client, Endpoint, HealthView, NamePolicy, NoTrace, Recorder, ZonePolicy,
+};
+use signpost::zone::{rtype, Name};
 
 fn repo(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -28,8 +30,25 @@ fn geo(database: &str) -> ClientLocator {
     load_geo(&cfg, &mut Vec::new()).expect("geo database")
 }
 
+/// A zone's origin and its steering (which lives beside the zone, not in it).
+struct Zone {
+    origin: Name,
+    policy: ZonePolicy,
+    steered: Vec<NamePolicy>,
+}
+
 fn zones(dir: &str) -> Vec<Zone> {
-    load_zones_dir(&repo(dir)).expect("zones load").zones
+    let loaded = load_zones_dir(&repo(dir)).expect("zones load");
+    loaded
+        .zones
+        .into_iter()
+        .zip(loaded.steering)
+        .map(|(z, s)| Zone {
+            origin: z.origin,
+            policy: s.policy,
+            steered: s.names,
+        })
+        .collect()
 }
 
 /// The example zones with their scope maps built over `geo`.

@@ -21,7 +21,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Body, Bytes, Incoming};
@@ -35,6 +35,7 @@ use tokio::sync::{watch, Semaphore};
 use tracing::{debug, info, warn};
 
 mod dashboard;
+mod exposition;
 mod guard;
 
 use guard::token_matches;
@@ -343,7 +344,7 @@ pub fn route(state: &AdminState, req: &Request) -> Reply {
             status: 200,
             content_type: "text/plain; version=0.0.4",
             body: {
-                let mut body = state.metrics.render(&state.snap.load(), &state.reload);
+                let mut body = exposition::render(&state.metrics, &state.snap.load(), &state.reload);
                 if let Some(f) = &state.fleet {
                     body.push_str(&f.render_metrics());
                 }
@@ -492,9 +493,7 @@ fn explain(state: &AdminState, req: &Request) -> Reply {
 
 /// Seconds since the Unix epoch, as `/status` gives times.
 fn secs(t: std::time::SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    crate::clock::unix_secs(t)
 }
 
 /// The last health transitions, newest first.
@@ -524,12 +523,14 @@ fn status(state: &AdminState) -> Reply {
         .zones
         .zones()
         .iter()
-        .map(|z| {
+        .enumerate()
+        .map(|(zi, z)| {
+            let steered = snap.steering.get(zi).map_or(&[][..], |s| &s.names[..]);
             json!({
                 "origin": z.origin.to_string(),
                 "serial": z.serial,
                 "source": z.source.display().to_string(),
-                "steered_names": z.steered.iter().map(|n| n.name.to_string()).collect::<Vec<_>>(),
+                "steered_names": steered.iter().map(|n| n.name.to_string()).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -556,8 +557,8 @@ fn status(state: &AdminState) -> Reply {
         })
         .collect();
     let mut endpoints = Vec::new();
-    for z in snap.zones.zones() {
-        for n in &z.steered {
+    for z in &snap.steering {
+        for n in &z.names {
             for e in &n.endpoints {
                 use crate::policy::HealthView;
                 endpoints.push(json!({

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::server::parse_duration;
+use super::values::parse_duration;
 use crate::health::{CheckKind, CheckSpec, Initial, Tls};
 use crate::zone::Invalid;
 
@@ -233,11 +233,11 @@ fn compile(name: &str, c: &CheckRaw) -> Result<CheckSpec, Vec<String>> {
         }
     };
     if let Some(v) = &c.quorum {
-        match super::fleet::parse_quorum(v) {
+        match super::values::parse_quorum(v) {
             Some(q) => spec.quorum = Some(q),
             None => errs.push(format!(
                 "checks.{name}.quorum = {v}: {}",
-                super::fleet::QUORUM_FORMS
+                super::values::QUORUM_FORMS
             )),
         }
     }
@@ -245,5 +245,42 @@ fn compile(name: &str, c: &CheckRaw) -> Result<CheckSpec, Vec<String>> {
         Ok(spec)
     } else {
         Err(errs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `interval = "1m30s"` is read with the grammar `ttl = "1m30s"` is: both are
+    /// 90 seconds (the interval grammar used to take one number and one unit).
+    #[test]
+    fn interval_takes_the_ttl_grammar() {
+        let raw: CheckRaw = toml::from_str(
+            "tcp = { port = 53 }\ninterval = \"1m30s\"\ntimeout = \"1500ms\"\njitter = \"2s\"\n",
+        )
+        .expect("a check table");
+        let spec = compile_check("c", &raw).expect("compiles");
+        assert_eq!(spec.interval, std::time::Duration::from_secs(90));
+        assert_eq!(spec.timeout, std::time::Duration::from_millis(1500));
+        assert_eq!(crate::zone::master::parse_ttl("1m30s"), Ok(90));
+        for (text, secs) in [
+            ("1h30m", 5400),
+            ("2w", 1_209_600),
+            ("1d12h", 129_600),
+            ("45", 45),
+        ] {
+            let ttl = crate::zone::master::parse_ttl(text).map(u64::from);
+            let d = parse_duration(text).map(|d| d.as_secs());
+            assert_eq!((ttl, d), (Ok(secs), Ok(secs)), "{text}");
+        }
+        for bad in ["1h30", "", "h", "1 h", "-1"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+            assert!(crate::zone::master::parse_ttl(bad).is_err(), "{bad:?}");
+        }
+        let raw: CheckRaw =
+            toml::from_str("tcp = { port = 53 }\ninterval = \"1m30\"\n").expect("a check table");
+        let errs = compile_check("c", &raw).unwrap_err();
+        assert!(errs[0].0.contains("checks.c.interval"), "{errs:?}");
     }
 }

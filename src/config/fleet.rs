@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::server::parse_duration;
+use super::values::{parse_duration, parse_quorum, QUORUM_FORMS};
 use super::ConfigError;
 
 #[derive(Debug, Default, Deserialize)]
@@ -267,27 +267,8 @@ fn open_to_others(_: &Path) -> Option<u32> {
     None
 }
 
-/// What `quorum` may be, for error messages.
-pub const QUORUM_FORMS: &str = "use a count of instances (1, 2, ...) or a share (\"50%\" or 0.5)";
-
 /// Without `quorum`: half of the reporting instances.
 pub const DEFAULT_QUORUM: Quorum = Quorum::Permille(500);
-
-/// `quorum` in `[fleet]` or a check: a count (integer from 1), a share (a
-/// float in (0, 1]) or a percentage ("50%").
-pub fn parse_quorum(v: &toml::Value) -> Option<Quorum> {
-    let share = |s: f64| {
-        (s > 0.0 && s <= 1.0).then(|| Quorum::Permille((s * 1000.0).round().max(1.0) as u16))
-    };
-    match v {
-        toml::Value::Integer(n) if *n >= 1 => u32::try_from(*n).ok().map(Quorum::Count),
-        toml::Value::Float(f) => share(*f),
-        toml::Value::String(s) => {
-            share(s.trim().strip_suffix('%')?.trim().parse::<f64>().ok()? / 100.0)
-        }
-        _ => None,
-    }
-}
 
 /// The line of `key = ` inside `[fleet]`, so that `timeout` or `endpoints`
 /// elsewhere in the file does not take the message.

@@ -9,6 +9,8 @@ pub mod encrypted;
 pub mod fleet;
 pub mod policy;
 pub mod server;
+pub mod transport;
+pub mod values;
 pub mod zones;
 
 use std::fmt;

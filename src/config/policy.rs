@@ -11,7 +11,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 
 use super::checks::{compile_check, CheckRaw};
-use super::zones::TtlValue;
+use super::values::TtlValue;
 use super::{line_of, ConfigError, LineIndex};
 use crate::geo::cidr::IpNet;
 use crate::health::CheckSpec;
@@ -197,7 +197,7 @@ pub fn compile_steering(
                     list.push([b[0], b[1]]);
                 } else {
                     errors.push(err(
-                        crate::config::server::find_key_line(text, name),
+                        super::values::find_key_line(text, name),
                         format!("jurisdiction {name}: {c:?} is not an ISO 3166-1 alpha-2 country code like \"DE\""),
                     ));
                 }

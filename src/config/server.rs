@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::values::{find_key_line, parse_duration};
 use super::{line_of, ConfigError};
 use crate::geo::cidr::IpNet;
 use crate::geo::{FieldPaths, Location};
@@ -49,8 +50,8 @@ struct DnssecServerRaw {
     // struct that denies unknown fields).
     algorithm: Option<super::zones::AlgorithmRaw>,
     split: Option<bool>,
-    validity: Option<super::zones::TtlValue>,
-    refresh: Option<super::zones::TtlValue>,
+    validity: Option<super::values::TtlValue>,
+    refresh: Option<super::values::TtlValue>,
     denial: Option<String>,
 }
 
@@ -77,9 +78,9 @@ struct RrlRaw {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AdminRaw {
-    listen: Option<String>,
-    token: Option<String>,
-    allowed_hosts: Option<Vec<String>>,
+    listen: Option<toml::Spanned<String>>,
+    token: Option<toml::Spanned<String>>,
+    allowed_hosts: Option<toml::Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -190,7 +191,7 @@ pub struct ServerConfig {
     pub identity: Identity,
     pub log_level: String,
     pub log_format: LogFormat,
-    pub query_log: crate::server::querylog::QueryLogConfig,
+    pub query_log: super::transport::QueryLogConfig,
     pub geo: GeoConfig,
     /// The admin HTTP endpoint; none = off.
     pub admin_listen: Option<SocketAddr>,
@@ -201,7 +202,7 @@ pub struct ServerConfig {
     pub admin_allowed_hosts: Vec<String>,
     pub state_file: Option<PathBuf>,
     /// Response rate limiting for UDP.
-    pub rrl: crate::server::rrl::RrlConfig,
+    pub rrl: super::transport::RrlConfig,
     /// DNS Cookies: on by default, with a random secret unless one is given.
     pub cookies: CookiesConfig,
     /// Health probes bind this local address before connecting; none: the
@@ -505,7 +506,7 @@ impl ServerConfig {
                 cfg.identity.nsid = Some(n.into_bytes());
             }
             if let Some(h) = id.nsid_hex {
-                match decode_hex(&h) {
+                match crate::zone::rdata::decode_hex(&h) {
                     Some(b) => cfg.identity.nsid = Some(b),
                     None => errors.push(key_err(
                         "nsid_hex",
@@ -560,22 +561,33 @@ impl ServerConfig {
                 token,
                 allowed_hosts,
             } = a;
+            // Lines from the values' spans: a text search for `listen =` found
+            // the top-level `listen` first.
+            let at = |start: usize| line_of(text, start);
             if let Some(l) = listen {
+                let line = at(l.span().start);
+                let l = l.into_inner();
                 match l.parse::<SocketAddr>() {
                     Ok(addr) => cfg.admin_listen = Some(addr),
-                    Err(_) => errors.push(key_err(
-                        "listen",
+                    Err(_) => errors.push(ConfigError::new(
+                        path,
+                        line,
                         format!("admin.listen {l:?} is not ADDR:PORT (like 127.0.0.1:5380)"),
                     )),
                 }
             }
-            for h in allowed_hosts.unwrap_or_default() {
+            let hosts_line = allowed_hosts.as_ref().map_or(0, |h| at(h.span().start));
+            for h in allowed_hosts
+                .map(toml::Spanned::into_inner)
+                .unwrap_or_default()
+            {
                 let bad = h.is_empty()
                     || !h.bytes().all(|b| b.is_ascii_graphic())
                     || h.contains(['/', '@', '?', '#', ',']);
                 if bad {
-                    errors.push(key_err(
-                        "allowed_hosts",
+                    errors.push(ConfigError::new(
+                        path,
+                        hosts_line,
                         format!(
                             "admin.allowed_hosts {h:?} is not a Host header value; \
                              give a name or address with its port, like \"admin.example.net:5380\""
@@ -586,9 +598,12 @@ impl ServerConfig {
                 }
             }
             if let Some(t) = token {
+                let line = at(t.span().start);
+                let t = t.into_inner();
                 if t.len() < 16 {
-                    errors.push(key_err(
-                        "token",
+                    errors.push(ConfigError::new(
+                        path,
+                        line,
                         "admin.token is shorter than 16 characters; use a long random string"
                             .to_string(),
                     ));
@@ -993,56 +1008,6 @@ impl std::fmt::Display for DescriptorPlan {
     }
 }
 
-/// The line on which `key = ` first appears, for messages about a key's value.
-pub(crate) fn find_key_line(text: &str, key: &str) -> usize {
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim_start();
-        if let Some(rest) = t.strip_prefix(key) {
-            if rest.trim_start().starts_with('=') {
-                return i + 1;
-            }
-        }
-    }
-    0
-}
-
-/// Parses durations like "30s", "500ms", "2m", "1h"; a bare number is seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, Invalid> {
-    parse_duration_text(s).map_err(Invalid)
-}
-
-fn parse_duration_text(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
-    };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like \"5s\" or \"500ms\""))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "s" => v,
-        "m" => v * 60.0,
-        "h" => v * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s, m or h")),
-    };
-    if !(0.0..=86400.0 * 365.0).contains(&secs) {
-        return Err(format!("{s:?} is out of range"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1118,6 +1083,28 @@ mod tests {
     #[test]
     fn admin_reserve_follows_the_admin_cap() {
         assert_eq!(RESERVE_ADMIN, u64::from(crate::admin::MAX_CONNECTIONS) + 1);
+    }
+
+    /// A bad `[admin] listen` is reported on its own line, not on the top-level
+    /// `listen` line a text search for `listen =` found first.
+    #[test]
+    fn admin_listen_error_is_on_its_own_line() {
+        let text =
+            "listen = [\"127.0.0.1:5353\"]\n\n[admin]\nlisten = \"nowhere\"\ntoken = \"short\"\n";
+        let errs = ServerConfig::parse(text, Path::new("s.toml")).unwrap_err();
+        let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert!(
+            shown
+                .iter()
+                .any(|e| e.starts_with("s.toml:4:") && e.contains("admin.listen")),
+            "{shown:?}"
+        );
+        assert!(
+            shown
+                .iter()
+                .any(|e| e.starts_with("s.toml:5:") && e.contains("admin.token")),
+            "{shown:?}"
+        );
     }
 
     #[test]

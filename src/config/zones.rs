@@ -11,31 +11,14 @@ use serde::Deserialize;
 use super::checks::CheckRaw;
 use super::policy::{compile_steering, NameRaw, RegionRaw, Steering, SteeringRaw};
 
+use super::values::TtlValue;
 use super::{line_of, ConfigError, LineIndex};
+use crate::health::CheckSpec;
+use crate::policy::ZoneSteering;
 use crate::zone::build::build_zone;
 use crate::zone::master::{self, MasterOptions, SourceRecord};
 use crate::zone::name::Name;
 use crate::zone::{rtype, Invalid, Zone};
-
-/// A TTL written as seconds or with units ("1h", "30m").
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum TtlValue {
-    Seconds(i64),
-    Text(String),
-}
-
-impl TtlValue {
-    pub fn seconds(&self) -> Result<u32, Invalid> {
-        match self {
-            TtlValue::Seconds(s) if (0..=i64::from(i32::MAX)).contains(s) => Ok(*s as u32),
-            TtlValue::Seconds(s) => Err(Invalid(format!(
-                "{s} is not a TTL; use 0 to 2147483647 seconds (RFC 2181 §8)"
-            ))),
-            TtlValue::Text(t) => master::parse_ttl(t),
-        }
-    }
-}
 
 /// A zone policy file as written.
 #[derive(Debug, Deserialize)]
@@ -177,6 +160,12 @@ pub struct SoaRaw {
 #[derive(Debug, Default)]
 pub struct LoadedZones {
     pub zones: Vec<Zone>,
+    /// The health checks each zone's steered endpoints refer to by index
+    /// (`ProbeRef::check`), beside `zones` (same index): the zone does not hold
+    /// them; `bridge::assign` turns them into probe targets.
+    pub checks: Vec<Vec<CheckSpec>>,
+    /// Each zone's steering, beside `zones` (same index).
+    pub steering: Vec<ZoneSteering>,
     pub warnings: Vec<ConfigError>,
     /// Every file read, for reload watching and status.
     pub files: Vec<PathBuf>,
@@ -234,7 +223,13 @@ pub fn load_zones_dir(dir: &Path) -> Result<LoadedZones, Vec<ConfigError>> {
     for path in &tomls {
         out.files.push(path.clone());
         match load_policy_file(path) {
-            Ok((zone, warnings, zonefile)) => {
+            Ok(CompiledPolicy {
+                zone,
+                steering,
+                checks,
+                warnings,
+                zonefile,
+            }) => {
                 out.warnings.extend(warnings);
                 if let Some(zf) = zonefile {
                     referenced.insert(canonical(&zf));
@@ -242,6 +237,8 @@ pub fn load_zones_dir(dir: &Path) -> Result<LoadedZones, Vec<ConfigError>> {
                 }
                 if let Some(z) = add_zone(zone, path, &mut errors) {
                     out.zones.push(z);
+                    out.steering.push(steering);
+                    out.checks.push(checks);
                 }
             }
             Err(e) => errors.extend(e),
@@ -258,6 +255,8 @@ pub fn load_zones_dir(dir: &Path) -> Result<LoadedZones, Vec<ConfigError>> {
                 out.warnings.extend(warnings);
                 if let Some(z) = add_zone(zone, path, &mut errors) {
                     out.zones.push(z);
+                    out.steering.push(ZoneSteering::default());
+                    out.checks.push(Vec::new());
                 }
             }
             Err(e) => errors.extend(e),
@@ -318,10 +317,19 @@ pub fn load_master_zone(path: &Path) -> Result<(Zone, Vec<ConfigError>), Vec<Con
     Ok((zone, zone_errors(warnings)))
 }
 
-/// Loads a zone policy file. Returns the zone, warnings, and the master file it named.
-pub fn load_policy_file(
-    path: &Path,
-) -> Result<(Zone, Vec<ConfigError>, Option<PathBuf>), Vec<ConfigError>> {
+/// A policy file compiled: its zone, the health checks its endpoints refer to,
+/// warnings, and the master file it named.
+#[derive(Debug)]
+pub struct CompiledPolicy {
+    pub zone: Zone,
+    pub steering: ZoneSteering,
+    pub checks: Vec<CheckSpec>,
+    pub warnings: Vec<ConfigError>,
+    pub zonefile: Option<PathBuf>,
+}
+
+/// Loads a zone policy file.
+pub fn load_policy_file(path: &Path) -> Result<CompiledPolicy, Vec<ConfigError>> {
     let text = crate::zone::read_text_file(path)
         .map_err(|e| vec![ConfigError::new(path, 0, format!("cannot read: {e}"))])?;
     let raw: PolicyRaw = toml::from_str(&text).map_err(|e| {
@@ -343,7 +351,7 @@ pub fn compile_policy(
     path: &Path,
     raw: PolicyRaw,
     default_serial: u32,
-) -> Result<(Zone, Vec<ConfigError>, Option<PathBuf>), Vec<ConfigError>> {
+) -> Result<CompiledPolicy, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let lines = LineIndex::new(text);
     let at = |span: std::ops::Range<usize>| lines.line(span.start);
@@ -486,13 +494,26 @@ pub fn compile_policy(
         .flat_map(|m| m.values())
         .map(|s| at(s.span()))
         .collect();
-    zone.checks = checks;
-    zone.attach_steering(zone_policy, steered).map_err(|errs| {
+    zone.attach_steering(
+        steered
+            .iter()
+            .map(|p| (&p.name, p.endpoints.iter().any(|e| e.cname.is_some()))),
+    )
+    .map_err(|errs| {
         errs.into_iter()
             .map(|(i, m)| ConfigError::new(path, name_lines.get(i).copied().unwrap_or(0), m))
             .collect::<Vec<_>>()
     })?;
-    Ok((zone, warnings, zonefile_path))
+    Ok(CompiledPolicy {
+        zone,
+        steering: ZoneSteering {
+            policy: zone_policy,
+            names: steered,
+        },
+        checks,
+        warnings,
+        zonefile: zonefile_path,
+    })
 }
 
 /// SOA RDATA from the `[soa]` table (RFC 1035 §3.3.13).

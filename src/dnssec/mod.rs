@@ -37,6 +37,8 @@ pub struct ZoneSigner {
     pub stats: sign::Stats,
     /// The prebuilt NSEC chain, with `denial = "nsec"`; `None`: compact denial.
     pub chain: Option<sign::NsecChain>,
+    /// The types of each steered name, by its index (see [`steered_types`]).
+    steered_types: Vec<Vec<u16>>,
 }
 
 impl ZoneSigner {
@@ -85,7 +87,12 @@ pub fn origin_keys(
 
 /// Signs `zone` in place with its keys; `now` in Unix seconds. Errors name the key
 /// file (or the zone's file) and line.
-pub fn sign(zone: &mut Zone, now: u64, sign_rate: u32) -> Result<ZoneSigner, Vec<KeyError>> {
+pub fn sign(
+    zone: &mut Zone,
+    steering: &mut crate::policy::ZoneSteering,
+    now: u64,
+    sign_rate: u32,
+) -> Result<ZoneSigner, Vec<KeyError>> {
     let Some(policy) = zone.dnssec.clone() else {
         return Err(vec![KeyError {
             file: zone.source.clone(),
@@ -151,11 +158,18 @@ pub fn sign(zone: &mut Zone, now: u64, sign_rate: u32) -> Result<ZoneSigner, Vec
         ksk: &ksk_refs,
         zsk: &zsk_refs,
     };
-    let stats = sign::sign_zone(zone, roles, window)
+    let stats = sign::sign_zone(zone, steering, roles, window)
         .map_err(|e| zone_err(format!("signing {}: {e}", zone.origin)))?;
+    let steered_types = steered_types(steering);
     let chain = if policy.nsec_chain {
-        let c = sign::NsecChain::build(zone, &zsk_refs, zone.negative_soa.ttl, window)
-            .map_err(|e| zone_err(format!("signing the NSEC chain of {}: {e}", zone.origin)))?;
+        let c = sign::NsecChain::build(
+            zone,
+            &steered_types,
+            &zsk_refs,
+            zone.negative_soa.ttl,
+            window,
+        )
+        .map_err(|e| zone_err(format!("signing the NSEC chain of {}: {e}", zone.origin)))?;
         Some(c)
     } else {
         None
@@ -170,7 +184,33 @@ pub fn sign(zone: &mut Zone, now: u64, sign_rate: u32) -> Result<ZoneSigner, Vec
         online,
         stats,
         chain,
+        steered_types,
     })
+}
+
+/// The types each steered name answers with (A, AAAA, CNAME, per endpoint as it
+/// has them), by the name's index (`zone::Node::steer`): what an NSEC lists for
+/// it, without the policy at hand.
+fn steered_types(steering: &crate::policy::ZoneSteering) -> Vec<Vec<u16>> {
+    steering
+        .names
+        .iter()
+        .map(|p| {
+            let mut types = Vec::new();
+            for e in &p.endpoints {
+                for (has, t) in [
+                    (e.a.is_some(), rtype::A),
+                    (e.aaaa.is_some(), rtype::AAAA),
+                    (e.cname.is_some(), rtype::CNAME),
+                ] {
+                    if has {
+                        types.push(t);
+                    }
+                }
+            }
+            types
+        })
+        .collect()
 }
 
 /// The DS lines of `zone`'s keys in `key_dir`, offline (for `signpost ctl ds`).
@@ -180,11 +220,4 @@ pub fn ds_lines(key_dir: &Path, zone: &crate::zone::Name) -> Result<Vec<String>,
         .filter(|k| k.is_sep())
         .map(Key::ds_line)
         .collect())
-}
-
-/// Unix seconds now.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

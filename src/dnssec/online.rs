@@ -238,7 +238,9 @@ impl ZoneSigner {
                 _ => qname,
             };
             if let Some(chain) = &self.chain {
-                if let Some(items) = chain_denial(chain, zone, denied, qtype, ans.rcode) {
+                if let Some(items) =
+                    chain_denial(chain, zone, &self.steered_types, denied, qtype, ans.rcode)
+                {
                     plan.sections[1].extend(items);
                     for (k, r) in ans.additional.iter().enumerate() {
                         plan.sections[2].push(Item::Keep(k, r.set.rrsig.is_some()));
@@ -252,7 +254,7 @@ impl ZoneSigner {
                 plan.rcode = Some(Rcode::NoError);
                 vec![rtype::RRSIG, rtype::NSEC, rtype::NXNAME]
             } else {
-                let mut t = types_at(zone, denied);
+                let mut t = types_at(zone, &self.steered_types, denied);
                 // NODATA: the type asked for, and a CNAME, must be absent (RFC 4035 §5.4).
                 t.retain(|&x| x != qtype && x != rtype::CNAME);
                 t.extend([rtype::RRSIG, rtype::NSEC]);
@@ -351,6 +353,7 @@ use std::hash::BuildHasher as _;
 fn chain_denial(
     chain: &sign::NsecChain,
     zone: &Zone,
+    steered_types: &[Vec<u16>],
     denied: &[u8],
     qtype: u16,
     rcode: Option<Rcode>,
@@ -377,7 +380,7 @@ fn chain_denial(
     }
     match zone.nodes.get(denied) {
         Some(node) => {
-            if node.steer.is_some() && types_at(zone, denied).contains(&qtype) {
+            if node.steer.is_some() && types_at(zone, steered_types, denied).contains(&qtype) {
                 return None;
             }
             // NODATA at a name with data: its own NSEC; at an empty non-terminal,
@@ -395,7 +398,7 @@ fn chain_denial(
 
 /// The types at `name` as an NSEC would list them: its RRsets, or the wildcard's
 /// that answers for it, and the types its steering gives.
-fn types_at(zone: &Zone, name: &[u8]) -> Vec<u16> {
+fn types_at(zone: &Zone, steered_types: &[Vec<u16>], name: &[u8]) -> Vec<u16> {
     let node = zone.nodes.get(name).or_else(|| {
         // The closest encloser's wildcard (RFC 4592 §3.3.1).
         let ce = name::label_offsets(name)
@@ -409,18 +412,8 @@ fn types_at(zone: &Zone, name: &[u8]) -> Vec<u16> {
         return Vec::new();
     };
     let mut t: Vec<u16> = node.rrsets.iter().map(|s| s.rtype).collect();
-    if let Some(p) = node.steer.and_then(|i| zone.steered.get(i as usize)) {
-        for e in &p.endpoints {
-            if e.a.is_some() {
-                t.push(rtype::A);
-            }
-            if e.aaaa.is_some() {
-                t.push(rtype::AAAA);
-            }
-            if e.cname.is_some() {
-                t.push(rtype::CNAME);
-            }
-        }
+    if let Some(s) = node.steer.and_then(|i| steered_types.get(i as usize)) {
+        t.extend_from_slice(s);
     }
     t
 }

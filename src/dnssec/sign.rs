@@ -134,7 +134,12 @@ pub struct Stats {
 /// Signs every RRset the zone is authoritative for (not the NS at a cut or the glue
 /// below it; RFC 4035 §2.2), the negative-answer SOA, and the steered names'
 /// prebuilt RRsets. Work is split over the machine's cores.
-pub fn sign_zone(zone: &mut Zone, roles: KeyRoles<'_>, w: Window) -> Result<Stats, SignFailed> {
+pub fn sign_zone(
+    zone: &mut Zone,
+    steering: &mut crate::policy::ZoneSteering,
+    roles: KeyRoles<'_>,
+    w: Window,
+) -> Result<Stats, SignFailed> {
     let origin = zone.origin.clone();
     let cuts: FxHashSet<Box<[u8]>> = zone.nodes.cuts().map(Box::from).collect();
     let below_cut =
@@ -183,7 +188,7 @@ pub fn sign_zone(zone: &mut Zone, roles: KeyRoles<'_>, w: Window) -> Result<Stat
     }
     let neg = sign_set(roles.zsk, origin.wire(), &zone.negative_soa, w)?;
     zone.negative_soa.rrsig = Some(neg);
-    for p in zone.steered.iter_mut() {
+    for p in steering.names.iter_mut() {
         let owner = p.name.wire().to_vec();
         for e in p.endpoints.iter_mut() {
             sign_endpoint(e, &owner, roles.zsk, w, &mut stats)?;
@@ -408,7 +413,14 @@ pub struct NsecChain {
 
 impl NsecChain {
     /// Builds and signs the chain of `zone` (after its apex has its DNSKEYs).
-    pub fn build(zone: &Zone, keys: &[&Key], ttl: u32, w: Window) -> Result<NsecChain, SignFailed> {
+    /// `steered_types` gives the types of each steered name, by its index.
+    pub fn build(
+        zone: &Zone,
+        steered_types: &[Vec<u16>],
+        keys: &[&Key],
+        ttl: u32,
+        w: Window,
+    ) -> Result<NsecChain, SignFailed> {
         let origin = &zone.origin;
         let cuts: FxHashSet<&[u8]> = zone.nodes.cuts().collect();
         let below_cut =
@@ -424,18 +436,8 @@ impl NsecChain {
                 .map(|s| s.rtype)
                 .filter(|&t| !node.cut || matches!(t, rtype::NS | rtype::DS))
                 .collect();
-            if let Some(p) = node.steer.and_then(|i| zone.steered.get(i as usize)) {
-                for e in &p.endpoints {
-                    for (has, t) in [
-                        (e.a.is_some(), rtype::A),
-                        (e.aaaa.is_some(), rtype::AAAA),
-                        (e.cname.is_some(), rtype::CNAME),
-                    ] {
-                        if has {
-                            types.push(t);
-                        }
-                    }
-                }
+            if let Some(t) = node.steer.and_then(|i| steered_types.get(i as usize)) {
+                types.extend_from_slice(t);
             }
             if types.is_empty() {
                 continue;

@@ -360,7 +360,10 @@ impl<T> CidrTable<T> {
             };
         }
         if trie.nodes[node].value != 0 {
-            return Err(GeoError::DuplicateCidr { net });
+            return Err(GeoError::DuplicateCidr {
+                addr: net.addr,
+                prefix_len: net.prefix_len,
+            });
         }
         let slot = u32::try_from(trie.values.len() + 1).map_err(|_| full())?;
         trie.values.push(value);

@@ -1,8 +1,7 @@
 //! Errors of the geo module.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
-
-use super::cidr::IpNet;
 
 /// Everything that can go wrong while loading a geo database or building a
 /// CIDR override table. Lookups themselves never fail: a broken record is
@@ -47,9 +46,10 @@ pub enum GeoError {
     #[error("prefix length /{prefix_len} is longer than /{max}")]
     PrefixTooLong { prefix_len: u8, max: u8 },
 
-    /// The same network was inserted twice into a CIDR table.
-    #[error("network {net} is listed twice")]
-    DuplicateCidr { net: IpNet },
+    /// The same network was inserted twice into a CIDR table (the network's
+    /// address and prefix length: this file stands below `cidr`'s `IpNet`).
+    #[error("network {addr}/{prefix_len} is listed twice")]
+    DuplicateCidr { addr: IpAddr, prefix_len: u8 },
 
     /// The search tree cannot be walked network by network (it points outside the
     /// file, disagrees with lookups, or is too large); lookups still work.

@@ -221,6 +221,17 @@ pub struct ZonePolicy {
     pub jurisdictions: FxHashMap<String, Vec<[u8; 2]>>,
 }
 
+/// A zone's steering: beside the zone in the snapshot (same index as the zone in
+/// its `ZoneSet`), not inside it; the zone's nodes keep only an index into `names`
+/// (`zone::Node::steer`, the `steer` of a lookup's answer).
+#[derive(Debug, Default)]
+pub struct ZoneSteering {
+    /// Regions and jurisdictions of the zone's steered names.
+    pub policy: ZonePolicy,
+    /// The steered names, compiled.
+    pub names: Vec<NamePolicy>,
+}
+
 /// Where the client is, as far as the decision is concerned.
 #[derive(Debug, Clone)]
 pub struct Client {

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
@@ -34,13 +34,6 @@ pub struct ReloadStats {
     pub last_failure: AtomicU64,
     /// The errors of the last failed reload, for status output.
     pub last_errors: Mutex<Vec<String>>,
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Something that must happen to every new snapshot before it serves (carrying
@@ -83,7 +76,9 @@ pub fn reload_now(
             // leave the process at the size of two snapshots.
             let _ = crate::memory::trim_when_freed(old);
             stats.successes.fetch_add(1, Ordering::Relaxed);
-            stats.last_success.store(now_secs(), Ordering::Relaxed);
+            stats
+                .last_success
+                .store(crate::clock::unix_now(), Ordering::Relaxed);
             info!(generation, trigger = why, "reloaded: {changes}");
             Ok(generation)
         }
@@ -98,7 +93,9 @@ pub fn reload_now(
                 old.generation
             );
             stats.failures.fetch_add(1, Ordering::Relaxed);
-            stats.last_failure.store(now_secs(), Ordering::Relaxed);
+            stats
+                .last_failure
+                .store(crate::clock::unix_now(), Ordering::Relaxed);
             if let Ok(mut l) = stats.last_errors.lock() {
                 *l = errors.iter().map(|e| e.to_string()).collect();
             }
@@ -257,7 +254,7 @@ impl FileWatch {
 /// How long until a signed zone of `snap` is due to be signed again (at most an
 /// hour, so a changed clock is noticed).
 fn resign_in(snap: &Snapshot) -> Duration {
-    let now = now_secs();
+    let now = crate::clock::unix_now();
     let due = snap.signers.values().map(|s| s.resign_at).min();
     match due {
         None => Duration::from_secs(3600),

@@ -136,9 +136,7 @@ impl CookieSecret {
 
 /// Unix seconds now, for cookies.
 pub fn now() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32)
+    crate::clock::unix_now() as u32
 }
 
 #[cfg(test)]

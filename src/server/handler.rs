@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use super::answer::{size_limit, write_response, HeaderOut, OptOut};
 use super::cookie;
 use super::fast::Fast;
+use super::opt::{client_addr, cookie_out, edns_out};
 use super::query::{self, ClientSubnet, Query, Reject};
 use super::rrl::{self, Rrl, Subject, Verdict};
 use super::steercache;
@@ -161,47 +162,6 @@ pub fn client_of(snap: &Snapshot, ecs: Option<&ClientSubnet>, src: IpAddr) -> Cl
     }
 }
 
-/// The client's address and how many of its bits count: the believed ECS address
-/// and source prefix, else the packet's source at full length.
-pub(super) fn client_addr(ecs: Option<&ClientSubnet>, src: IpAddr) -> (IpAddr, u8) {
-    match ecs {
-        Some(cs) => (cs.addr, cs.source_prefix),
-        None => (src, if src.is_ipv4() { 32 } else { 128 }),
-    }
-}
-
-/// The query's ECS if it comes from a resolver we believe (RFC 7871 §7.2.1: other
-/// ECS is ignored and not echoed), and the OPT record of the response: our payload,
-/// DO copied, NSID if asked, ECS echoed with scope 0 (static answers hold for every
-/// client; steering narrows it later).
-pub(super) fn edns_out<'s>(
-    snap: &'s Snapshot,
-    q: &Query<'_>,
-    src: IpAddr,
-) -> (Option<ClientSubnet>, Option<OptOut<'s>>) {
-    let ecs = q
-        .edns
-        .and_then(|e| e.client_subnet)
-        .filter(|_| snap.ecs_from.contains(src));
-    let opt = q.edns.map(|e| OptOut {
-        payload: snap.udp_payload,
-        dnssec_ok: e.dnssec_ok,
-        nsid: if e.nsid { snap.nsid.as_deref() } else { None },
-        client_subnet: ecs.map(|cs| (cs, 0)),
-        ext_rcode: 0,
-        cookie: cookie_out(snap, q.cookie, src),
-    });
-    (ecs, opt)
-}
-
-/// The COOKIE option of a response to a query that carried `c` from `src`: its
-/// client cookie and a fresh server cookie (RFC 7873 §5.2, RFC 9018 §4).
-fn cookie_out(snap: &Snapshot, c: Option<&[u8]>, src: IpAddr) -> Option<([u8; 8], [u8; 16])> {
-    let client: [u8; 8] = c?.get(..8)?.try_into().ok()?;
-    let secret = snap.cookies.as_ref()?;
-    Some((client, secret.server_cookie(&client, src, cookie::now())))
-}
-
 /// `steered`: the (zone, name policy) the fast path found for the query name, for a
 /// steered A, AAAA or CNAME; the lookup would come to the same.
 #[allow(clippy::too_many_arguments)]
@@ -274,41 +234,51 @@ fn answer_query(
     let mut signed_zone: Option<&Zone> = None;
     let answer: Answer<'_> = match q.qclass {
         class::IN | class::ANY => {
+            // The zone's steering lives beside it in the snapshot, by the
+            // zone's index; the answer's `steer` indexes its names.
             let found = steered.and_then(|(z, p)| {
                 let zone = snap.zones.zones().get(z as usize)?;
-                Some((zone, zone.steered.get(p as usize)?))
+                let s = snap.steering.get(z as usize)?;
+                Some((zone, s, p, s.names.get(p as usize)?))
             });
-            let (zone, mut a) = match found {
-                Some((zone, p)) => (
+            let (zone, mut a, steer) = match found {
+                Some((zone, s, i, p)) => (
                     zone,
                     Answer {
                         authoritative: true,
-                        steer: Some((p, Owner::Query)),
+                        steer: Some((i, Owner::Query)),
                         ..Answer::default()
                     },
+                    Some((s, p, Owner::Query)),
                 ),
                 None => {
-                    let Some((zone, parent)) = snap.zones.find_with_parent(q.qname()) else {
+                    let Some(((zi, zone), parent)) = snap.zones.find_at_with_parent(q.qname())
+                    else {
                         return refuse(out, &mut header, opt.as_ref(), Rcode::Refused);
                     };
                     // DS lives on the parent side of a cut (RFC 4035 §3.1.4.1).
-                    let zone = match parent {
+                    let (zi, zone) = match parent {
                         Some(p) if q.qtype == rtype::DS && zone.origin.wire() == q.qname() => p,
-                        _ => zone,
+                        _ => (zi, zone),
                     };
-                    (zone, zone.lookup(q.qname(), q.qtype, tcp))
+                    let a = zone.lookup(q.qname(), q.qtype, tcp);
+                    let steer = a.steer.and_then(|(i, owner)| {
+                        let s = snap.steering.get(zi)?;
+                        Some((s, s.names.get(i as usize)?, owner))
+                    });
+                    (zone, a, steer)
                 }
             };
             obs.zone_slot = Some(zone.metrics_slot);
             if dnssec_ok && zone.dnssec.is_some() {
                 signed_zone = Some(zone);
             }
-            if let Some((p, owner)) = a.steer {
+            if let Some((s, p, owner)) = steer {
                 // Read before anything the decision reads (see `steercache`).
                 let epoch = crate::health::epoch();
                 let client = client_of(snap, ecs.as_ref(), src);
                 let health = &snap.health;
-                let d = policy::decide(&zone.policy, p, &client, health, q.qtype, 0, &mut NoTrace);
+                let d = policy::decide(&s.policy, p, &client, health, q.qtype, 0, &mut NoTrace);
                 if let Some(o) = opt.as_mut() {
                     o.client_subnet = ecs.map(|cs| (cs, d.scope));
                 }
@@ -625,9 +595,11 @@ pub fn explain(
     ecs: Option<&ClientSubnet>,
     src: IpAddr,
 ) -> Option<Vec<String>> {
-    let zone = snap.zones.find(qname)?;
+    let ((zi, zone), _) = snap.zones.find_at_with_parent(qname)?;
     let a = zone.lookup(qname, rtype::A, true);
-    let (p, _) = a.steer?;
+    let (i, _) = a.steer?;
+    let s = snap.steering.get(zi)?;
+    let p = s.names.get(i as usize)?;
     let client = client_of(snap, ecs, src);
     let mut rec = Recorder::default();
     let mut first = 0;
@@ -638,7 +610,7 @@ pub fn explain(
         if t == rtype::AAAA {
             first = rec.0.len();
         }
-        policy::decide(&zone.policy, p, &client, &snap.health, t, 0, &mut rec);
+        policy::decide(&s.policy, p, &client, &snap.health, t, 0, &mut rec);
     }
     // The scope map is the name's, not the type's: its explanation comes once (under
     // the A trace), so both traces fit one UDP answer.

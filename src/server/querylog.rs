@@ -6,27 +6,11 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::query;
+use crate::config::transport::QueryLogConfig;
 use crate::metrics::Observed;
 use crate::snapshot::Snapshot;
 use crate::zone::name::to_text;
 use crate::zone::rdata::type_mnemonic;
-
-/// Query-log settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueryLogConfig {
-    /// Log one query in this many; 0 = off.
-    pub sample: u32,
-    pub max_per_second: u32,
-}
-
-impl Default for QueryLogConfig {
-    fn default() -> Self {
-        QueryLogConfig {
-            sample: 0,
-            max_per_second: 100,
-        }
-    }
-}
 
 /// Shared by the socket threads.
 #[derive(Debug, Default)]
@@ -92,8 +76,9 @@ impl QueryLog {
                     .zones
                     .zones()
                     .iter()
-                    .find(|z| Some(z.metrics_slot) == o.zone_slot)
-                    .and_then(|z| z.policy.regions.get(r as usize))
+                    .position(|z| Some(z.metrics_slot) == o.zone_slot)
+                    .and_then(|zi| snap.steering.get(zi))
+                    .and_then(|s| s.policy.regions.get(r as usize))
                     .map(|r| r.name.clone())
                     .unwrap_or_else(|| "-".to_string());
                 (name, why.label())

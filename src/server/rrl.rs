@@ -33,6 +33,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use crate::config::transport::RrlConfig;
 use crate::geo::cidr::CidrTable;
 use crate::metrics::Observed;
 
@@ -43,37 +44,6 @@ pub enum Verdict {
     Drop,
     /// Send it truncated, with no records.
     Slip,
-}
-
-/// Rate-limit settings.
-#[derive(Debug, Clone)]
-pub struct RrlConfig {
-    /// Identical responses per second per client network; 0 turns RRL off.
-    pub rate: u32,
-    /// Every n-th limited response is sent truncated; 0 never, 1 always.
-    pub slip: u32,
-    pub ipv4_prefix: u8,
-    pub ipv6_prefix: u8,
-    /// Networks never limited.
-    pub exempt: Vec<crate::geo::cidr::IpNet>,
-    /// Buckets in the table (rounded up to a power of two).
-    pub buckets: usize,
-}
-
-impl Default for RrlConfig {
-    fn default() -> Self {
-        RrlConfig {
-            rate: 100,
-            slip: 2,
-            ipv4_prefix: 24,
-            ipv6_prefix: 56,
-            exempt: ["127.0.0.0/8", "::1/128"]
-                .iter()
-                .filter_map(|s| s.parse().ok())
-                .collect(),
-            buckets: 1 << 16,
-        }
-    }
 }
 
 /// What a response is, for rate limiting (as NSD's and Knot's classes).

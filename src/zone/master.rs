@@ -13,6 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use super::ttl::{parse_ttl, MAX_TTL};
 use crate::zone::name::Name;
 use crate::zone::rdata::{
     class_from_mnemonic, class_mnemonic, decode_escapes, parse_rdata, type_from_mnemonic, Field,
@@ -21,8 +22,6 @@ use crate::zone::rdata::{
 /// Deepest nesting of `$INCLUDE`: enough for any sane layout, small enough that a
 /// mistake fails fast.
 pub const MAX_INCLUDE_DEPTH: usize = 8;
-/// Largest TTL: RFC 2181 §8 keeps the top bit clear.
-pub const MAX_TTL: u32 = 2_147_483_647;
 /// The only class signpost serves.
 const CLASS_IN: u16 = 1;
 
@@ -118,59 +117,6 @@ pub fn parse_text(
     };
     loader.run(text, first_line, &mut src);
     (loader.records, loader.errors)
-}
-
-/// Parses a TTL: seconds like "3600", or BIND units like "1h30m" or "2w"
-/// (s, m, h, d, w, in any case). At most 2147483647 (RFC 2181 §8).
-pub fn parse_ttl(s: &str) -> Result<u32, super::Invalid> {
-    parse_ttl_text(s).map_err(super::Invalid)
-}
-
-fn parse_ttl_text(s: &str) -> Result<u32, String> {
-    let bad = || {
-        format!(
-            "TTL {s:?} is not valid: use seconds like 3600, or units like 1h30m (s, m, h, d, w)"
-        )
-    };
-    // Saturating arithmetic: any overflow lands far above MAX_TTL and is refused below.
-    let mut total: u64 = 0;
-    let mut number: Option<u64> = None;
-    let mut has_units = false;
-    for c in s.chars() {
-        if let Some(d) = c.to_digit(10) {
-            number = Some(
-                number
-                    .unwrap_or(0)
-                    .saturating_mul(10)
-                    .saturating_add(u64::from(d)),
-            );
-            continue;
-        }
-        let unit: u64 = match c.to_ascii_lowercase() {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 604_800,
-            _ => return Err(bad()),
-        };
-        let n = number.take().ok_or_else(bad)?;
-        total = total.saturating_add(n.saturating_mul(unit));
-        has_units = true;
-    }
-    match number {
-        // "1h30" could mean 30 seconds or 30 minutes; make the author say.
-        Some(_) if has_units => return Err(bad()),
-        Some(n) => total = n,
-        None if !has_units => return Err(bad()),
-        None => {}
-    }
-    if total > u64::from(MAX_TTL) {
-        return Err(format!(
-            "TTL {s:?} is above the maximum of {MAX_TTL} seconds (RFC 2181 §8)"
-        ));
-    }
-    u32::try_from(total).map_err(|_| bad())
 }
 
 /// Splits presentation-format text into fields the way a master file would (quotes,
@@ -884,40 +830,6 @@ mod tests {
         let (records, errors) = parse(text);
         assert!(errors.is_empty(), "unexpected errors: {:?}", errs(&errors));
         show(&records)
-    }
-
-    #[test]
-    fn ttl_syntax() {
-        assert_eq!(parse_ttl("3600"), Ok(3600));
-        assert_eq!(parse_ttl("0"), Ok(0));
-        assert_eq!(parse_ttl("1h"), Ok(3600));
-        assert_eq!(parse_ttl("1H30m"), Ok(5400));
-        assert_eq!(parse_ttl("2w"), Ok(1_209_600));
-        assert_eq!(parse_ttl("1d12h"), Ok(129_600));
-        assert_eq!(
-            parse_ttl("1w2d3h4m5s"),
-            Ok(604_800 + 2 * 86_400 + 3 * 3600 + 4 * 60 + 5)
-        );
-        assert_eq!(parse_ttl("2147483647"), Ok(MAX_TTL));
-        for bad in ["", "h", "1x", "1h30", "-1", "+1", "1 h", "1.5h", "١"] {
-            let e = parse_ttl(bad).unwrap_err();
-            assert!(
-                e.0.contains("is not valid: use seconds like 3600"),
-                "{bad}: {e}"
-            );
-        }
-        for big in [
-            "2147483648",
-            "4294967296",
-            "99999999999999999999999",
-            "3551w",
-            "9999999999999w",
-        ] {
-            assert_eq!(
-                parse_ttl(big).unwrap_err().0,
-                format!("TTL {big:?} is above the maximum of 2147483647 seconds (RFC 2181 §8)")
-            );
-        }
     }
 
     #[test]

@@ -11,11 +11,11 @@ pub mod master;
 pub mod name;
 pub mod nodes;
 pub mod rdata;
+pub mod ttl;
 
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
-use crate::policy::{NamePolicy, ZonePolicy};
 pub use nodes::Nodes;
 
 pub use name::Name;
@@ -279,8 +279,9 @@ pub struct Node {
     name_len: u8,
     /// NS at a name other than the apex: a zone cut. Everything below is not ours.
     pub cut: bool,
-    /// A steered name: index into [`Zone::steered`]. A, AAAA, CNAME and ANY queries
-    /// are answered by its policy.
+    /// A steered name: index into its zone's steered names (`policy::ZoneSteering`,
+    /// beside the zone in the snapshot). A, AAAA, CNAME and ANY queries are
+    /// answered by its policy.
     pub steer: Option<u32>,
 }
 
@@ -304,12 +305,6 @@ pub struct Zone {
     pub serial: u32,
     /// Where the zone came from, for status output and error messages.
     pub source: std::path::PathBuf,
-    /// Regions and jurisdictions of the zone's steered names.
-    pub policy: ZonePolicy,
-    /// The steered names, compiled.
-    pub steered: Vec<NamePolicy>,
-    /// The health checks the steered names' endpoints refer to (`ProbeRef::check`).
-    pub checks: Vec<crate::health::CheckSpec>,
     /// Where this zone's queries are counted (see `metrics`).
     pub metrics_slot: u16,
     /// Signed with DNSSEC, and how; `None` serves the zone unsigned. Set by the
@@ -444,9 +439,10 @@ pub struct Answer<'z> {
     /// Additional records that must fit or the response is truncated: glue that a
     /// referral cannot do without (RFC 9471).
     pub glue_required: bool,
-    /// The query reached a steered name (directly or along a CNAME): the server
-    /// decides which endpoints answer and appends them to the answer section.
-    pub steer: Option<(&'z NamePolicy, Owner<'z>)>,
+    /// The query reached a steered name (directly or along a CNAME): its index
+    /// among the zone's steered names ([`Node::steer`]); the server decides which
+    /// endpoints answer and appends them to the answer section.
+    pub steer: Option<(u32, Owner<'z>)>,
     /// The query name did not exist and a wildcard answered for it: where the
     /// wildcard's closest encloser starts in the query name.
     pub wildcard_at: Option<u8>,
@@ -560,10 +556,8 @@ impl Zone {
         let qtype = step.qtype;
         if let Some(i) = node.steer {
             if matches!(qtype, rtype::A | rtype::AAAA | rtype::CNAME | rtype::ANY) {
-                if let Some(p) = self.steered.get(i as usize) {
-                    ans.steer = Some((p, owner));
-                    return;
-                }
+                ans.steer = Some((i, owner));
+                return;
             }
         }
         if qtype == rtype::ANY {
@@ -666,37 +660,38 @@ impl Zone {
 }
 
 impl Zone {
-    /// Hangs steered names on their nodes. Returns, per name that cannot be steered,
-    /// its index and why.
-    pub fn attach_steering(
+    /// Hangs steered names on their nodes: each name, and whether one of its
+    /// endpoints answers with a CNAME; node `steer` is the name's index. Returns,
+    /// per name that cannot be steered, its index and why. The policies stay
+    /// with the caller (beside the zone in the snapshot).
+    pub fn attach_steering<'n>(
         &mut self,
-        policy: ZonePolicy,
-        names: Vec<NamePolicy>,
+        names: impl IntoIterator<Item = (&'n Name, bool)>,
     ) -> Result<(), Vec<(usize, String)>> {
         let mut errors = Vec::new();
-        for (i, p) in names.iter().enumerate() {
+        let names: Vec<(&Name, bool)> = names.into_iter().collect();
+        for (i, &(owner, has_cname)) in names.iter().enumerate() {
             let cut = self
                 .nodes
                 .iter()
-                .find(|(n, node)| node.cut && name::is_wire_subdomain(p.name.wire(), n));
+                .find(|(n, node)| node.cut && name::is_wire_subdomain(owner.wire(), n));
             if let Some((c, _)) = cut {
                 errors.push((
                     i,
                     format!(
                         "{} is at or below the delegation to {}; it cannot be steered here",
-                        p.name,
+                        owner,
                         name::to_text(c)
                     ),
                 ));
                 continue;
             }
-            if let Some(node) = self.nodes.get(p.name.wire()) {
+            if let Some(node) = self.nodes.get(owner.wire()) {
                 let clash: Vec<String> = node
                     .rrsets
                     .iter()
                     .filter(|s| {
-                        matches!(s.rtype, rtype::A | rtype::AAAA | rtype::CNAME)
-                            || p.endpoints.iter().any(|e| e.cname.is_some())
+                        matches!(s.rtype, rtype::A | rtype::AAAA | rtype::CNAME) || has_cname
                     })
                     .map(|s| rdata::type_mnemonic(s.rtype))
                     .collect();
@@ -705,25 +700,23 @@ impl Zone {
                         i,
                         format!(
                             "{} is steered and also has static {} records; remove them from `records`",
-                            p.name,
+                            owner,
                             clash.join(", ")
                         ),
                     ));
                     continue;
                 }
             }
-            for anc in p.name.ancestors_to(&self.origin) {
+            for anc in owner.ancestors_to(&self.origin) {
                 self.nodes.entry(anc.wire());
             }
-            if let Some(node) = self.nodes.get_mut(p.name.wire()) {
+            if let Some(node) = self.nodes.get_mut(owner.wire()) {
                 node.steer = Some(i as u32);
             }
         }
         if !errors.is_empty() {
             return Err(errors);
         }
-        self.policy = policy;
-        self.steered = names;
         Ok(())
     }
 }
@@ -734,6 +727,9 @@ struct Step<'q> {
     qtype: u16,
     all_any: bool,
 }
+
+/// A zone and its index in its [`ZoneSet`].
+pub type ZoneAt<'z> = (usize, &'z Zone);
 
 /// Every zone served, found by longest match on the query name.
 #[derive(Debug, Default)]
@@ -767,6 +763,22 @@ impl ZoneSet {
     /// The zone with the longest origin that contains `qname` (lower-cased wire).
     pub fn find(&self, qname: &[u8]) -> Option<&Zone> {
         self.find_with_parent(qname).map(|(z, _)| z)
+    }
+
+    /// As [`ZoneSet::find_with_parent`], with each zone's index in [`ZoneSet::zones`]
+    /// (which indexes what lives beside the zones, such as their steering).
+    pub fn find_at_with_parent(&self, qname: &[u8]) -> Option<(ZoneAt<'_>, Option<ZoneAt<'_>>)> {
+        let mut found: Option<usize> = None;
+        let starts = name::label_offsets(qname).chain(std::iter::once(qname.len() - 1));
+        for o in starts {
+            if let Some(&i) = self.by_origin.get(&qname[o..]) {
+                match found {
+                    None => found = Some(i),
+                    Some(f) => return Some(((f, &self.zones[f]), Some((i, &self.zones[i])))),
+                }
+            }
+        }
+        found.map(|f| ((f, &self.zones[f]), None))
     }
 
     /// The deepest zone containing `qname`, and the next zone above it if we serve one:

@@ -17,7 +17,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
-use crate::zone::master::parse_ttl;
+use super::ttl::parse_ttl;
 use crate::zone::name::{wire_name_len, Name};
 
 /// Most octets RDATA can hold: RDLENGTH is 16 bits (RFC 1035 §3.2.1).

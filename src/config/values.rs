@@ -1,0 +1,83 @@
+//! The value grammars every table of the config shares: durations, TTLs,
+//! quorums, and where a key's line is. Below the tables (they all use it; it uses
+//! none of them), so the table files do not name one another for a helper.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::health::Quorum;
+use crate::zone::{master, Invalid};
+
+/// The line on which `key = ` first appears, for messages about a key's value.
+pub(crate) fn find_key_line(text: &str, key: &str) -> usize {
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_start();
+        if let Some(rest) = t.strip_prefix(key) {
+            if rest.trim_start().starts_with('=') {
+                return i + 1;
+            }
+        }
+    }
+    0
+}
+
+/// Parses durations like "30s", "500ms", "2m", "1h", "1m30s" (the grammar of
+/// `crate::units`, which TTLs share); a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, Invalid> {
+    parse_duration_text(s).map_err(Invalid)
+}
+
+fn parse_duration_text(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let not_one = || format!("{s:?} is not a duration like \"5s\", \"500ms\" or \"1m30s\"");
+    let mut secs = 0.0;
+    for t in crate::units::terms(s).ok_or_else(not_one)? {
+        let v: f64 = t.number.parse().map_err(|_| not_one())?;
+        secs += crate::units::seconds(v, t.unit)
+            .ok_or_else(|| format!("{s:?}: unknown unit {:?}; use ms, s, m, h, d or w", t.unit))?;
+    }
+    if !(0.0..=86400.0 * 365.0).contains(&secs) {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A TTL written as seconds or with units ("1h", "30m").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum TtlValue {
+    Seconds(i64),
+    Text(String),
+}
+
+impl TtlValue {
+    pub fn seconds(&self) -> Result<u32, Invalid> {
+        match self {
+            TtlValue::Seconds(s) if (0..=i64::from(i32::MAX)).contains(s) => Ok(*s as u32),
+            TtlValue::Seconds(s) => Err(Invalid(format!(
+                "{s} is not a TTL; use 0 to 2147483647 seconds (RFC 2181 §8)"
+            ))),
+            TtlValue::Text(t) => master::parse_ttl(t),
+        }
+    }
+}
+
+/// What `quorum` may be, for error messages.
+pub const QUORUM_FORMS: &str = "use a count of instances (1, 2, ...) or a share (\"50%\" or 0.5)";
+
+/// `quorum` in `[fleet]` or a check: a count (integer from 1), a share (a
+/// float in (0, 1]) or a percentage ("50%").
+pub fn parse_quorum(v: &toml::Value) -> Option<Quorum> {
+    let share = |s: f64| {
+        (s > 0.0 && s <= 1.0).then(|| Quorum::Permille((s * 1000.0).round().max(1.0) as u16))
+    };
+    match v {
+        toml::Value::Integer(n) if *n >= 1 => u32::try_from(*n).ok().map(Quorum::Count),
+        toml::Value::Float(f) => share(*f),
+        toml::Value::String(s) => {
+            share(s.trim().strip_suffix('%')?.trim().parse::<f64>().ok()? / 100.0)
+        }
+        _ => None,
+    }
+}

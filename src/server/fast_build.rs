@@ -1,0 +1,923 @@
+//! The fast table's build: every answer of a snapshot's zones prebuilt by
+//! running the general path ([`super::handler`]) on made-up queries, and laid
+//! out flat in the layout `super::fast` reads at query time. Two shortcuts keep
+//! a large zone's build short, and debug builds (the tests) check both against
+//! the general path for every name: a name's own A, AAAA and TXT records are
+//! written into their body directly, and the NODATA and NXDOMAIN answers are
+//! asked once per shape of name ([`ZoneShape`]).
+//!
+//! The query-time side does not name this file; this file names the handler,
+//! so the two stand in a line: handler -> fast, fast_build -> handler and fast.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hashbrown::HashTable;
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
+
+use super::answer::{write_response, HeaderOut};
+use super::fast::{
+    be16, hash, steer_key, FastTable, Slot, BODY_HEADER, HAS_POLICY, HAS_ZONE, NONE, STEERED,
+    WARM_ABOVE,
+};
+use super::handler::{handle, Transport};
+use super::query::HEADER_LEN;
+use crate::snapshot::Snapshot;
+use crate::zone::{class, name, rtype, Answer, Owner, Rcode, Rec, Zone};
+
+/// Private-use types (RFC 6895 §3.1) that stand for "a type this name does not have".
+const PROBE_TYPES: [u16; 2] = [65280, 65281];
+
+/// The header bits a prebuilt body keeps of a response the general path
+/// wrote: AA and the rcode, as they sit in the flags, and ANCOUNT, NSCOUNT,
+/// ARCOUNT (without OPT).
+fn response_bits(out: &[u8]) -> Option<(u16, [u16; 3])> {
+    let h = out.get(..HEADER_LEN)?;
+    let u = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
+    Some((u(2) & 0x040f, [u(6), u(8), u(10)]))
+}
+
+/// A name to build an entry for: its zone's index, the zone and its node, or
+/// `None` when it goes to the general path.
+type Work<'z> = (&'z [u8], Option<(usize, &'z Zone, &'z crate::zone::Node)>);
+
+/// A body as one builder wrote it: its number among the bodies of the part
+/// that refers to it, in the order they were kept ([`Part::offsets`] says
+/// where it starts). Four bytes, so that a name's [`Entry`], of which a large
+/// zone's build holds one per name at once, stays small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct BodyRef(u32);
+
+/// The answers for one name (or for the names that do not exist below one).
+#[derive(Debug, Default)]
+struct Answers {
+    /// By query type, for the types the name has (and A/AAAA beside a CNAME).
+    types: SmallVec<[(u16, BodyRef); 2]>,
+    /// For every other type but DS, when they all get the same answer.
+    other: Option<BodyRef>,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    exact: Answers,
+    /// For names below this one that do not exist (this is their closest encloser).
+    below: Option<Answers>,
+    /// A steered name: its A, AAAA and CNAME answers are decided per query.
+    steered: bool,
+    /// Its (zone, name policy) indexes, when the decision can start from them.
+    policy: Option<(u32, u32)>,
+}
+
+impl Entry {
+    /// Everything about this name goes to the general path.
+    fn general() -> Entry {
+        Entry::default()
+    }
+}
+
+/// The next [`FastTable::id`].
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl FastTable {
+    /// Prebuilds every answer of `snap`'s zones, asking `snap`'s general path.
+    /// The names are shared out among the machine's cores (at most 8): each
+    /// asks the general path on its own, and the entries are laid out flat
+    /// afterwards in the order of the zones' names.
+    pub fn build(snap: &Snapshot) -> FastTable {
+        // Which names get an entry of their own, and which go to the general
+        // path: a name more than one zone holds, or one a deeper zone answers
+        // for, has no prebuilt answer, nor have the names below it.
+        let zones = snap.zones.zones();
+        let mut work: Vec<Work<'_>> = Vec::new();
+        if let [zone] = zones {
+            // One zone: it is every name's deepest, and no name is in two.
+            work.extend(
+                zone.nodes
+                    .iter()
+                    .map(|(key, node)| (key, Some((0, zone, node)))),
+            );
+        } else {
+            let mut slot: FxHashMap<&[u8], usize> = FxHashMap::default();
+            for (zi, zone) in zones.iter().enumerate() {
+                for (key, node) in &zone.nodes {
+                    if let Some(&i) = slot.get(key) {
+                        work[i].1 = None;
+                        continue;
+                    }
+                    let deepest = snap.zones.find(key).is_some_and(|z| std::ptr::eq(z, zone));
+                    slot.insert(key, work.len());
+                    work.push((key, deepest.then_some((zi, zone, node))));
+                }
+            }
+        }
+        let shapes: Vec<ZoneShape> = zones.iter().map(ZoneShape::new).collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8);
+        // Parts of at most PART_NAMES names, each thread building a run of
+        // them in order, so that packing can free each part as soon as it is
+        // laid out: a million names' entries and bodies are never all held
+        // beside the arena they are copied into.
+        let chunk = work.len().div_ceil(threads).clamp(1, PART_NAMES);
+        let chunks: Vec<&[Work<'_>]> = work.chunks(chunk).collect();
+        let per_thread = chunks.len().div_ceil(threads).max(1);
+        // Each part's bodies go into one byte vector of its own, shared within
+        // the part (most NODATA and NXDOMAIN bodies); one shared by several
+        // parts is written once per part. Few blocks are allocated per name,
+        // so the threads leave no heap behind them: a body each in its own
+        // block kept 18 MiB of freed heap resident for a 100,000-record zone.
+        let entries = |part: &[Work<'_>]| {
+            let mut b = Builder::new(snap, &shapes, part.len());
+            let entries = part
+                .iter()
+                .map(|&(key, z)| match z {
+                    Some((zi, zone, node)) => b.entry(zi, zone, key, node),
+                    None => Entry::general(),
+                })
+                .collect::<Vec<Entry>>();
+            b.into_part(entries)
+        };
+        let parts: Vec<Part> = if threads == 1 || work.len() < 4096 {
+            chunks.iter().map(|&c| entries(c)).collect()
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = chunks
+                    .chunks(per_thread)
+                    .map(|run| s.spawn(move || run.iter().map(|&c| entries(c)).collect::<Vec<_>>()))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            })
+        };
+        let steered = steered_bodies(snap);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        // A part lost to a panic: the table would lack names, so none is used.
+        let complete = parts.iter().map(|p| p.entries.len()).sum::<usize>() == work.len();
+        let Some(mut t) = complete.then(|| Self::pack(&work, parts)).flatten() else {
+            return FastTable {
+                id,
+                ..FastTable::default()
+            };
+        };
+        t.id = id;
+        for (key, body) in steered.iter() {
+            let Ok(at) = u32::try_from(t.arena.len()) else {
+                break;
+            };
+            t.arena.extend_from_slice(body);
+            t.steered.insert(key, at);
+        }
+        // The arena grew by doubling: up to half of it would be unused capacity.
+        t.arena.shrink_to_fit();
+        t
+    }
+
+    /// Lays the built entries out flat; `None` if the arena outgrows 32-bit offsets
+    /// (then every query takes the general path).
+    /// The entries of `parts` are those of `work`'s names, in order; each
+    /// part is freed once it is laid out.
+    fn pack(work: &[Work<'_>], parts: Vec<Part>) -> Option<FastTable> {
+        let mut t = FastTable::default();
+        // Room for every record (key, flags, lists) and body, so that the
+        // arena is not copied as it grows.
+        let records: usize = work.iter().map(|(k, _)| k.len() + 32).sum();
+        t.arena
+            .reserve(records + parts.iter().map(|p| p.bytes.len()).sum::<usize>());
+        let mut keyed = Vec::with_capacity(work.len());
+        let mut names = work.iter();
+        for part in parts {
+            // Where the part's bodies went in the arena, by their number.
+            let mut placed = vec![NONE; part.offsets.len()];
+            for e in &part.entries {
+                let &(key, _) = names.next()?;
+                let at = u32::try_from(t.arena.len()).ok()?;
+                keyed.push((hash(key), at));
+                t.write_record(key, e, &part, &mut placed)?;
+            }
+        }
+        u32::try_from(t.arena.len()).ok()?;
+        t.names = keyed.len();
+        // The index in a pass of its own: its slots are written in no order,
+        // which slowed the arena's writes when the two were interleaved.
+        let size = (keyed.len() * 2).next_power_of_two().max(16);
+        t.slots = vec![Slot { tag: 0, at: NONE }; size].into_boxed_slice();
+        t.warm = t.size() > WARM_ABOVE;
+        let mask = size - 1;
+        for (h, at) in keyed {
+            let mut i = h as usize & mask;
+            while t.slots[i].at != NONE {
+                i = (i + 1) & mask;
+            }
+            t.slots[i] = Slot {
+                tag: (h >> 32) as u32,
+                at,
+            };
+        }
+        Some(t)
+    }
+
+    /// Writes the record of `key` at the end of the arena, then the bodies it is
+    /// the first to use, so that a lookup finds a name's answers in the lines after
+    /// its key. Layout of the record in [`FastTable::find`].
+    fn write_record(
+        &mut self,
+        key: &[u8],
+        e: &Entry,
+        part: &Part,
+        placed: &mut [u32],
+    ) -> Option<()> {
+        let at = self.arena.len();
+        let list_len = |a: &Answers| 1 + 6 * a.types.len() + 4;
+        let policy_len = if e.policy.is_some() { 8 } else { 0 };
+        let exact_at = at + 2 + key.len() + 4 + policy_len;
+        let below_at = exact_at + list_len(&e.exact);
+        let end = below_at + e.below.as_ref().map_or(0, list_len);
+        // Offsets for the bodies not yet written, in the order they follow.
+        let mut next = end;
+        let mut fresh: SmallVec<[&[u8]; 4]> = SmallVec::new();
+        let mut offset = |b: &BodyRef| -> Option<u32> {
+            let slot = placed.get_mut(b.0 as usize)?;
+            if *slot != NONE {
+                return Some(*slot);
+            }
+            let o = u32::try_from(next).ok()?;
+            *slot = o;
+            let written = body_at(&part.bytes, *part.offsets.get(b.0 as usize)? as usize)?;
+            next += written.len();
+            fresh.push(written);
+            Some(o)
+        };
+        // On the stack: a name with a type or two (most) allocates nothing.
+        let mut list = |a: &Answers| -> Option<SmallVec<[u8; 24]>> {
+            let mut l: SmallVec<[u8; 24]> = SmallVec::new();
+            l.push(u8::try_from(a.types.len()).ok()?);
+            for (t, b) in &a.types {
+                l.extend_from_slice(&t.to_be_bytes());
+                l.extend_from_slice(&offset(b)?.to_be_bytes());
+            }
+            let other = match &a.other {
+                Some(b) => offset(b)?,
+                None => NONE,
+            };
+            l.extend_from_slice(&other.to_be_bytes());
+            Some(l)
+        };
+        let exact = list(&e.exact)?;
+        let below = match &e.below {
+            Some(a) => Some(list(a)?),
+            None => None,
+        };
+        let mut flags = 0;
+        if e.steered {
+            flags |= STEERED;
+        }
+        if e.policy.is_some() {
+            flags |= HAS_POLICY;
+        }
+        self.arena.push(u8::try_from(key.len()).ok()?);
+        self.arena.push(flags);
+        self.arena.extend_from_slice(key);
+        let below_ref = if below.is_some() {
+            u32::try_from(below_at).ok()?
+        } else {
+            NONE
+        };
+        self.arena.extend_from_slice(&below_ref.to_be_bytes());
+        if let Some((z, p)) = e.policy {
+            self.arena.extend_from_slice(&z.to_be_bytes());
+            self.arena.extend_from_slice(&p.to_be_bytes());
+        }
+        self.arena.extend_from_slice(&exact);
+        if let Some(l) = below {
+            self.arena.extend_from_slice(&l);
+        }
+        for b in &fresh {
+            self.arena.extend_from_slice(b);
+        }
+        debug_assert_eq!(self.arena.len(), next);
+        Some(())
+    }
+}
+
+/// What decides whether two of a zone's names get the same answer for the
+/// types they lack and for the names below them that do not exist.
+///
+/// Such an answer is the zone's SOA in the authority section, its owner and
+/// the names in its RDATA compressed against the question. For a name not at
+/// or below a cut, whose own labels the SOA does not contain (not the MNAME,
+/// the RNAME or one of their ancestors), the bytes then depend only on the
+/// zone, the name's parent and the length of its first label: the general
+/// path is asked once per such (parent, length) instead of once per name
+/// (twice as fast for a zone of a million names; debug builds still ask for
+/// every name and compare).
+struct ZoneShape<'z> {
+    /// The zone's cuts (names with NS other than the apex).
+    cuts: rustc_hash::FxHashSet<&'z [u8]>,
+    /// The SOA's MNAME and RNAME and every name above them (lower-cased
+    /// wire): a name among them is answered on its own.
+    in_soa: Vec<Vec<u8>>,
+    /// The parents of names whose first label is one octet: only below these
+    /// can `\000.<name>` or `*.<name>` exist, which saves a large zone's
+    /// build two lookups per name.
+    short_parents: rustc_hash::FxHashSet<Vec<u8>>,
+}
+
+impl<'z> ZoneShape<'z> {
+    fn new(zone: &'z Zone) -> ZoneShape<'z> {
+        ZoneShape {
+            cuts: zone.nodes.cuts().collect(),
+            in_soa: zone
+                .negative_soa
+                .rdatas
+                .iter()
+                .flat_map(|rd| {
+                    // MNAME, then RNAME, uncompressed at the start of the RDATA.
+                    let m = name::wire_name_len(rd).unwrap_or(rd.len());
+                    let r = rd.get(m..).and_then(name::wire_name_len).unwrap_or(0);
+                    [&rd[..m], &rd[m..m + r]]
+                })
+                .flat_map(|n| name::label_offsets(n).map(move |o| n[o..].to_ascii_lowercase()))
+                .collect(),
+            short_parents: (&zone.nodes)
+                .into_iter()
+                .filter_map(|(k, _)| k.strip_prefix(&[1u8][..]).and_then(|r| r.get(1..)))
+                .map(<[u8]>::to_vec)
+                .collect(),
+        }
+    }
+
+    /// Whether `key` (lower-cased wire) is the SOA's MNAME, RNAME or a name
+    /// above them: its answers for the types it lacks and for the names below
+    /// it are then its own, not its shape's (see the type's documentation).
+    fn in_soa(&self, key: &[u8]) -> bool {
+        self.in_soa.iter().any(|n| n.as_slice() == key)
+    }
+
+    /// Whether `key` is a cut or a name below one (answered with a referral).
+    fn at_or_below_cut(&self, key: &[u8]) -> bool {
+        name::nearest_ancestor(key, true, |a| self.cuts.contains(a)).is_some()
+    }
+}
+
+/// Names in one part of the build at most (see [`FastTable::build`]).
+const PART_NAMES: usize = 1 << 16;
+
+/// Lines of [`Builder::recent`]: 4,096 of 16 bytes (a hash and a number).
+const RECENT: usize = 4096;
+
+/// What [`Builder::by_shape`] remembers an answer by: zone, the name's parent,
+/// its first label's length, and whether it is the answer for the names below.
+type ShapeKey<'z> = (usize, &'z [u8], u8, bool);
+
+/// What one builder made: the entries of its share of the names, in order,
+/// and its distinct bodies.
+#[derive(Debug, Default)]
+struct Part {
+    entries: Vec<Entry>,
+    /// Bodies in the layout of [`write_body_into`], end to end.
+    bytes: Vec<u8>,
+    /// Where each body starts in `bytes`, by its number.
+    offsets: Vec<u32>,
+}
+
+/// One part's builder: asks the general path, and keeps each distinct body
+/// once in its own bytes.
+struct Builder<'s> {
+    snap: &'s Snapshot,
+    shapes: &'s [ZoneShape<'s>],
+    /// Answers already built for a [`ShapeKey`].
+    by_shape: FxHashMap<ShapeKey<'s>, Option<BodyRef>>,
+    /// Bodies in the layout of [`write_body_into`], end to end.
+    bytes: Vec<u8>,
+    /// The numbers of the distinct bodies, by their hash (many names share a
+    /// NODATA or NXDOMAIN body).
+    distinct: HashTable<u32>,
+    /// Where each body kept so far starts in `bytes`, by its number.
+    offsets: Vec<u32>,
+    /// The last own-records body kept in each line, by hash: (hash, number),
+    /// number `NONE` for none (see [`Builder::keep_own`]).
+    recent: Box<[(u64, u32)]>,
+    /// The made-up query, its response and a body being laid out, reused.
+    pkt: Vec<u8>,
+    out: Vec<u8>,
+    body: Vec<u8>,
+}
+
+/// The body written at `at` in `bytes`, whole.
+fn body_at(bytes: &[u8], at: usize) -> Option<&[u8]> {
+    let len = usize::from(be16(bytes, at + 10)?);
+    let relocs = usize::from(be16(bytes, at + 12)?);
+    bytes.get(at..at + BODY_HEADER + 2 * relocs + len)
+}
+
+/// Appends a body: flags, ANCOUNT, NSCOUNT, ARCOUNT, zone slot, length of the
+/// bytes, number of relocations (big-endian u16s), the relocations, the bytes
+/// (read back by [`FastTable::body`]).
+fn write_body_into(
+    v: &mut Vec<u8>,
+    flags: u16,
+    counts: [u16; 3],
+    zone_slot: Option<u16>,
+    relocs: &[u16],
+    bytes: &[u8],
+) -> Option<()> {
+    let flags = flags | if zone_slot.is_some() { HAS_ZONE } else { 0 };
+    for x in [
+        flags,
+        counts[0],
+        counts[1],
+        counts[2],
+        zone_slot.unwrap_or(0),
+        u16::try_from(bytes.len()).ok()?,
+        u16::try_from(relocs.len()).ok()?,
+    ] {
+        v.extend_from_slice(&x.to_be_bytes());
+    }
+    for r in relocs {
+        v.extend_from_slice(&r.to_be_bytes());
+    }
+    v.extend_from_slice(bytes);
+    Some(())
+}
+
+impl<'s> Builder<'s> {
+    /// A builder for a part of about `names` names (most with a body of
+    /// their own, a few dozen bytes).
+    fn new(snap: &'s Snapshot, shapes: &'s [ZoneShape<'s>], names: usize) -> Builder<'s> {
+        Builder {
+            snap,
+            shapes,
+            by_shape: FxHashMap::default(),
+            bytes: Vec::with_capacity(names * 32),
+            distinct: HashTable::new(),
+            offsets: Vec::with_capacity(names),
+            recent: vec![(0, NONE); RECENT].into_boxed_slice(),
+            pkt: Vec::new(),
+            out: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// The part, once every entry is built.
+    fn into_part(self, entries: Vec<Entry>) -> Part {
+        Part {
+            entries,
+            offsets: self.offsets,
+            bytes: self.bytes,
+        }
+    }
+
+    fn entry(
+        &mut self,
+        zi: usize,
+        zone: &'s Zone,
+        key: &'s [u8],
+        node: &'s crate::zone::Node,
+    ) -> Entry {
+        let steered = node.steer.is_some();
+        let has_cname = node.get(rtype::CNAME).is_some();
+        // Answered from the zone's own data, not with a referral.
+        let ours = !steered && self.shapes.get(zi).is_some_and(|s| !s.at_or_below_cut(key));
+        // Its NODATA and NXDOMAIN bodies are its shape's.
+        let shape = (ours && key.len() > 1 && self.shapes.get(zi).is_some_and(|s| !s.in_soa(key)))
+            .then(|| (zi, &key[1 + usize::from(key[0])..], key[0]));
+        // Its own records answer its A, AAAA and TXT, nothing added.
+        let plain = ours && !has_cname;
+        let mut exact = Answers::default();
+        let mut types: SmallVec<[u16; 4]> = node.rrsets.iter().map(|s| s.rtype).collect();
+        if has_cname {
+            // Beside a CNAME, every type chases it: prebuild the common ones.
+            types.extend([rtype::A, rtype::AAAA]);
+        }
+        for t in types {
+            if steered && matches!(t, rtype::A | rtype::AAAA | rtype::CNAME) {
+                continue;
+            }
+            if exact.types.iter().any(|(x, _)| *x == t) {
+                continue;
+            }
+            let own = match (plain, node.get(t)) {
+                (true, Some(set)) if matches!(t, rtype::A | rtype::AAAA | rtype::TXT) => {
+                    self.own_records(zone, key, set)
+                }
+                _ => self.body(key, t, 0),
+            };
+            if let Some(b) = own {
+                exact.types.push((t, b));
+            }
+        }
+        if !has_cname {
+            exact.other = self.by_shape(shape, false, |b| b.other(node, key, 0));
+        }
+        // The general path's lookup must come to this name's policy for A (no cut
+        // above it): then the decision can start from the policy.
+        let policy = node.steer.filter(|&i| {
+            let a = zone.lookup(key, rtype::A, false);
+            matches!(a.steer, Some((p, crate::zone::Owner::Query)) if p == i)
+                && a.answer.is_empty()
+                && a.authority.is_empty()
+                && a.additional.is_empty()
+                && a.rcode.is_none()
+                && a.authoritative
+        });
+        Entry {
+            exact,
+            below: self.below(zi, zone, key, shape),
+            steered,
+            policy: policy.map(|i| (zi as u32, i)),
+        }
+    }
+
+    /// The answers for names below `key` that do not exist, built for `\000.<key>`.
+    fn below(
+        &mut self,
+        zi: usize,
+        zone: &Zone,
+        key: &[u8],
+        shape: Option<(usize, &'s [u8], u8)>,
+    ) -> Option<Answers> {
+        // `\000.<key>` and `*.<key>`, on the stack (a large zone's build asks
+        // for one per name).
+        let len = key.len() + 2;
+        if len > name::MAX_NAME_LEN {
+            return None;
+        }
+        let mut synth = [0u8; name::MAX_NAME_LEN];
+        synth[..2].copy_from_slice(b"\x01\x00");
+        synth[2..len].copy_from_slice(key);
+        let synth = &synth[..len];
+        let short = self
+            .shapes
+            .get(zi)
+            .is_none_or(|s| s.short_parents.contains(key));
+        if short && zone.nodes.contains_key(synth) {
+            return None;
+        }
+        let wildcard = short
+            .then(|| {
+                let mut wild = [0u8; name::MAX_NAME_LEN];
+                wild[..len].copy_from_slice(synth);
+                wild[1] = b'*';
+                zone.nodes.get(&wild[..len])
+            })
+            .flatten();
+        let mut answers = Answers::default();
+        match wildcard {
+            Some(w) => {
+                // A wildcard CNAME's chase depends on the query name; steered
+                // wildcards are decided per query.
+                if w.get(rtype::CNAME).is_some() || w.steer.is_some() {
+                    return None;
+                }
+                for s in &w.rrsets {
+                    if let Some(b) = self.body(synth, s.rtype, 2) {
+                        answers.types.push((s.rtype, b));
+                    }
+                }
+                answers.other = self.other(w, synth, 2);
+            }
+            None => {
+                answers.other = self.by_shape(shape, true, |b| {
+                    b.other(&crate::zone::Node::default(), synth, 2)
+                });
+            }
+        }
+        Some(answers)
+    }
+
+    /// `build`'s answer, or the one built before for the same shape (see
+    /// [`ZoneShape`]); debug builds build it anyway and compare.
+    fn by_shape(
+        &mut self,
+        shape: Option<(usize, &'s [u8], u8)>,
+        below: bool,
+        build: impl FnOnce(&mut Self) -> Option<BodyRef>,
+    ) -> Option<BodyRef> {
+        let Some((zi, parent, first)) = shape else {
+            return build(self);
+        };
+        let key = (zi, parent, first, below);
+        if let Some(&b) = self.by_shape.get(&key) {
+            #[cfg(debug_assertions)]
+            {
+                let own = build(self);
+                debug_assert!(own == b, "a name got another answer than its shape's");
+            }
+            return b;
+        }
+        let b = build(self);
+        self.by_shape.insert(key, b);
+        b
+    }
+
+    /// The answer for types `node` lacks (asked with one private-use type; see
+    /// below for the second).
+    fn other(&mut self, node: &crate::zone::Node, qname: &[u8], first: u16) -> Option<BodyRef> {
+        if PROBE_TYPES.iter().any(|&t| node.get(t).is_some()) {
+            return None;
+        }
+        let a = self.body(qname, PROBE_TYPES[0], first)?;
+        // Every type a name lacks is answered alike (the general path singles
+        // out only the types of its own, DS, ANY and the meta types): a second
+        // private-use type is asked in debug builds, which the tests run, to
+        // keep it so; in release builds that doubled a large zone's load time.
+        #[cfg(debug_assertions)]
+        {
+            let b = self.body(qname, PROBE_TYPES[1], first);
+            debug_assert!(
+                b.as_ref() == Some(&a),
+                "two types a name lacks got different answers"
+            );
+        }
+        Some(a)
+    }
+
+    /// The answer of `key`'s own `set`, which holds no names and adds nothing
+    /// to the other sections, written here rather than by the general path
+    /// (a third of a large zone's build); debug builds ask the general path
+    /// too and compare.
+    fn own_records(
+        &mut self,
+        zone: &Zone,
+        key: &[u8],
+        set: &crate::zone::RRset,
+    ) -> Option<BodyRef> {
+        let mut bytes = std::mem::take(&mut self.out);
+        bytes.clear();
+        let mut n = 0u16;
+        for r in set.rdatas.wire() {
+            // The owner: a pointer to the question's name.
+            bytes.extend_from_slice(&[0xc0, HEADER_LEN as u8]);
+            bytes.extend_from_slice(r);
+            n = n.checked_add(1)?;
+        }
+        self.body.clear();
+        let kept = write_body_into(
+            &mut self.body,
+            0x0400,
+            [n, 0, 0],
+            Some(zone.metrics_slot),
+            &[],
+            &bytes,
+        );
+        self.out = bytes;
+        kept?;
+        let b = self.keep_own();
+        #[cfg(debug_assertions)]
+        {
+            let general = self.body(key, set.rtype, 0);
+            let bytes = |r: Option<BodyRef>| {
+                let at = *self.offsets.get(r?.0 as usize)?;
+                body_at(&self.bytes, at as usize)
+            };
+            debug_assert!(
+                bytes(general) == bytes(b),
+                "{key:?} type {}: own records differ",
+                set.rtype
+            );
+        }
+        #[cfg(not(debug_assertions))]
+        let _ = key;
+        b
+    }
+
+    /// Runs the general path on a query for `qname`/`qtype` and keeps the sections
+    /// after the question. `first` is the length of a made-up first label (with its
+    /// length byte), whose pointers are to move; 0 for a real name.
+    fn body(&mut self, qname: &[u8], qtype: u16, first: u16) -> Option<BodyRef> {
+        self.pkt.clear();
+        self.pkt
+            .extend_from_slice(&[0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        self.pkt.extend_from_slice(qname);
+        self.pkt.extend_from_slice(&qtype.to_be_bytes());
+        self.pkt.extend_from_slice(&class::IN.to_be_bytes());
+        // TCP: no size limit, so nothing is cut; the size is checked per query.
+        let o = handle(
+            self.snap,
+            &self.pkt,
+            IpAddr::from([127, 0, 0, 1]),
+            Transport::Tcp,
+            &mut self.out,
+        );
+        if !o.sent || o.steered.is_some() || o.truncated || self.out.len() < self.pkt.len() {
+            return None;
+        }
+        let (flags, counts) = response_bits(&self.out)?;
+        // Only answers a zone gave: NOERROR, NXDOMAIN.
+        if !matches!(flags & 0x0f, 0 | 3) {
+            return None;
+        }
+        let bytes = &self.out[self.pkt.len()..];
+        let relocs = if first > 0 {
+            relocations(bytes, counts, first)?
+        } else {
+            Box::default()
+        };
+        self.body.clear();
+        write_body_into(&mut self.body, flags, counts, o.zone_slot, &relocs, bytes)?;
+        self.keep_body()
+    }
+
+    /// The body laid out in `self.body`, kept once among the part's bodies.
+    fn keep_body(&mut self) -> Option<BodyRef> {
+        let h = hash(&self.body);
+        let seen = self.distinct.find(h, |&n| self.is_kept(n));
+        let n = match seen {
+            Some(&n) => n,
+            None => {
+                let n = self.append()?;
+                let (all, offsets) = (&self.bytes, &self.offsets);
+                self.distinct.insert_unique(h, n, |&x| {
+                    let at = offsets.get(x as usize).map_or(usize::MAX, |&a| a as usize);
+                    hash(body_at(all, at).unwrap_or_default())
+                });
+                n
+            }
+        };
+        Some(BodyRef(n))
+    }
+
+    /// Whether body number `n` is the one laid out in `self.body`.
+    fn is_kept(&self, n: u32) -> bool {
+        self.offsets.get(n as usize).is_some_and(|&at| {
+            let at = at as usize;
+            self.bytes.get(at..at + self.body.len()) == Some(&self.body[..])
+        })
+    }
+
+    /// [`Builder::keep_body`] for a name's own records, which few names share:
+    /// looked for only among the bodies last kept in the same line of a small
+    /// table (it stays in cache), not among all (a cache miss per name, a
+    /// third of a large zone's build). Names with the same address one after
+    /// another still share their body.
+    fn keep_own(&mut self) -> Option<BodyRef> {
+        let h = hash(&self.body);
+        let line = h as usize % RECENT;
+        let (seen_h, seen) = self.recent[line];
+        if seen != NONE && seen_h == h && self.is_kept(seen) {
+            return Some(BodyRef(seen));
+        }
+        let n = self.append()?;
+        self.recent[line] = (h, n);
+        Some(BodyRef(n))
+    }
+
+    /// Appends the body laid out in `self.body`: its number.
+    fn append(&mut self) -> Option<u32> {
+        let at = u32::try_from(self.bytes.len()).ok()?;
+        let n = u32::try_from(self.offsets.len()).ok()?;
+        self.offsets.push(at);
+        self.bytes.extend_from_slice(&self.body);
+        Some(n)
+    }
+}
+
+/// For every steered name, endpoint, A and AAAA, with the normal and the
+/// degraded TTL: the answer made of the endpoint's whole address set, capped at
+/// the name's `max_answers`, as [`super::handler::apply_decision`] builds it,
+/// written by the general path's writer. The bodies go end to end into one
+/// byte vector, each by its [`steer_key`].
+fn steered_bodies(snap: &Snapshot) -> SteeredBodies {
+    let mut out = SteeredBodies::default();
+    let mut buf = Vec::new();
+    let question = [0u8, 0, 1, 0, 1];
+    for (zi, steering) in snap.steering.iter().enumerate() {
+        for (pi, p) in steering.names.iter().enumerate() {
+            for (ei, orig) in p.endpoints.iter().enumerate() {
+                if orig.cname.is_some() || p.max_answers == 0 {
+                    continue;
+                }
+                for (qtype, degraded) in [
+                    (rtype::A, false),
+                    (rtype::A, true),
+                    (rtype::AAAA, false),
+                    (rtype::AAAA, true),
+                ] {
+                    let e = match (degraded, &orig.degraded) {
+                        (false, _) => orig,
+                        (true, Some(d)) => d,
+                        (true, None) => continue,
+                    };
+                    let set = if qtype == rtype::A { &e.a } else { &e.aaaa };
+                    let Some(set) = set else {
+                        continue;
+                    };
+                    let take = (p.max_answers as usize).min(set.rdatas.len());
+                    let mut answer = Answer {
+                        authoritative: true,
+                        ..Answer::default()
+                    };
+                    answer.answer.push(Rec {
+                        owner: Owner::Query,
+                        set,
+                        take: take as u16,
+                        sig: None,
+                    });
+                    let header = HeaderOut {
+                        id: 0,
+                        opcode: 0,
+                        rd: false,
+                        cd: false,
+                        aa: true,
+                        rcode: Rcode::NoError,
+                    };
+                    write_response(
+                        &mut buf,
+                        header,
+                        Some(&question),
+                        &question[..1],
+                        Some(&answer),
+                        None,
+                        usize::from(u16::MAX),
+                    );
+                    let (Some((flags, counts)), Some(bytes), Ok(ei)) = (
+                        response_bits(&buf),
+                        buf.get(HEADER_LEN + question.len()..),
+                        u32::try_from(ei),
+                    ) else {
+                        continue;
+                    };
+                    let at = out.bytes.len();
+                    // It fails (a body over 64 KiB) before writing anything.
+                    if write_body_into(&mut out.bytes, flags, counts, None, &[], bytes).is_none() {
+                        continue;
+                    }
+                    let key = steer_key(zi as u32, pi as u32, ei, qtype, degraded);
+                    out.at.push((key, at));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Prebuilt steered bodies: see [`steered_bodies`].
+#[derive(Default)]
+struct SteeredBodies {
+    /// Bodies in the layout of [`write_body_into`], end to end.
+    bytes: Vec<u8>,
+    /// Each body's key and where it starts in `bytes`.
+    at: Vec<(u128, usize)>,
+}
+
+impl SteeredBodies {
+    /// Each key and its body.
+    fn iter(&self) -> impl Iterator<Item = (u128, &[u8])> + '_ {
+        self.at
+            .iter()
+            .filter_map(|&(k, at)| Some((k, body_at(&self.bytes, at)?)))
+    }
+}
+
+/// Offsets in `bytes` (the records after the question) of the
+/// compression pointers that point past the question's first label (`first` bytes):
+/// into the rest of the question or at earlier records, in owner names and in the
+/// names inside RDATA. Pointers at the query name itself stay. `None` if the records
+/// do not parse.
+fn relocations(bytes: &[u8], counts: [u16; 3], first: u16) -> Option<Box<[u16]>> {
+    let mut out = Vec::new();
+    let mut p = 0usize;
+    let records: usize = counts.iter().map(|&c| c as usize).sum();
+    for _ in 0..records {
+        p = pointers_in_name(bytes, p, first, &mut out)?;
+        let t = u16::from_be_bytes([*bytes.get(p)?, *bytes.get(p + 1)?]);
+        let rdlen = u16::from_be_bytes([*bytes.get(p + 8)?, *bytes.get(p + 9)?]) as usize;
+        let rdata = p + 10;
+        if let Some((skip, names)) = super::answer::rdata_names(t) {
+            let mut q = rdata + skip;
+            for _ in 0..names {
+                q = pointers_in_name(bytes, q, first, &mut out)?;
+            }
+        }
+        p = rdata + rdlen;
+    }
+    (p == bytes.len()).then(|| out.into_boxed_slice())
+}
+
+/// Walks the name at `p` (labels, ended by the root or a pointer), adding to `out`
+/// the offset of a pointer that must move; the offset just past the name.
+fn pointers_in_name(bytes: &[u8], mut p: usize, first: u16, out: &mut Vec<u16>) -> Option<usize> {
+    loop {
+        let len = *bytes.get(p)?;
+        if len & 0xc0 == 0xc0 {
+            let ptr = u16::from_be_bytes([len, *bytes.get(p + 1)?]) & 0x3fff;
+            if ptr as usize > HEADER_LEN {
+                if (ptr as usize) < HEADER_LEN + first as usize {
+                    // Into the made-up label: cannot be.
+                    return None;
+                }
+                out.push(u16::try_from(p).ok()?);
+            } else if ptr as usize != HEADER_LEN {
+                return None;
+            }
+            return Some(p + 2);
+        }
+        p += 1 + len as usize;
+        if len == 0 {
+            return Some(p);
+        }
+    }
+}

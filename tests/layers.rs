@@ -23,8 +23,11 @@ const FLOORS: &[(&str, u8)] = &[
     ("geo", 2),
     // 3 the decision
     ("policy", 3),
-    // 4 health
+    // 4 health, and measured latency beside it: samples in, a policy table out
     ("health", 4),
+    ("latency", 4),
+    // the real-user collector: a listener of its own
+    ("latency::rum", 7),
     // 5 the answer: bytes in, bytes out, from a snapshot; no sockets
     ("server::query", 5),
     ("server::handler", 5),

@@ -70,12 +70,6 @@ fn handle_gated(
     let mut name_buf = query::NameBuf::default();
     match query::parse(pkt, &mut name_buf) {
         Ok(q) => {
-            // A valid server cookie: the address is the client's own.
-            let verified = q.cookie.and_then(cookie::Cookie::read).is_some_and(|c| {
-                snap.cookies
-                    .as_ref()
-                    .is_some_and(|s| s.verify(&c, src, cookie::now()))
-            });
             let mut hint = None;
             // DO=1 for a signed zone takes the general path, which adds RRSIGs.
             let signed = !snap.signers.is_empty() && q.edns.is_some_and(|e| e.dnssec_ok);
@@ -83,7 +77,10 @@ fn handle_gated(
                 if let Some(f) = snap.fast.get() {
                     match f.answer(snap, &q, src, out) {
                         Fast::Done(mut o) => {
-                            o.verified = verified;
+                            // Asked only when a cookie came: most queries carry none.
+                            if q.cookie.is_some() {
+                                o.verified = cookie_verified(snap, &q, src);
+                            }
                             return o;
                         }
                         Fast::Steer(z, p) => hint = Some((z, p)),
@@ -94,7 +91,7 @@ fn handle_gated(
             let mut o = Observed {
                 sent: true,
                 qtype: q.qtype,
-                verified,
+                verified: q.cookie.is_some() && cookie_verified(snap, &q, src),
                 ..Observed::default()
             };
             answer_query(snap, &q, src, tcp, gate, out, &mut o, hint);
@@ -143,6 +140,17 @@ fn handle_gated(
             }
         }
     }
+}
+
+/// Whether the query carries a valid server cookie: the address is the client's
+/// own.
+#[cold]
+fn cookie_verified(snap: &Snapshot, q: &Query<'_>, src: IpAddr) -> bool {
+    q.cookie.and_then(cookie::Cookie::read).is_some_and(|c| {
+        snap.cookies
+            .as_ref()
+            .is_some_and(|s| s.verify(&c, src, cookie::now()))
+    })
 }
 
 /// Where a query's client is: the ECS address when the query carries one from a

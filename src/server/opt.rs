@@ -37,13 +37,14 @@ pub(crate) fn edns_out<'s>(
         nsid: if e.nsid { snap.nsid.as_deref() } else { None },
         client_subnet: ecs.map(|cs| (cs, 0)),
         ext_rcode: 0,
-        cookie: cookie_out(snap, q.cookie, src),
+        cookie: q.cookie.and_then(|c| cookie_out(snap, Some(c), src)),
     });
     (ecs, opt)
 }
 
 /// The COOKIE option of a response to a query that carried `c` from `src`: its
 /// client cookie and a fresh server cookie (RFC 7873 §5.2, RFC 9018 §4).
+#[cold]
 pub(crate) fn cookie_out(
     snap: &Snapshot,
     c: Option<&[u8]>,

@@ -465,7 +465,7 @@ pub fn explain(
                     "{section}: {} {} {} {}",
                     owner_text(&r.owner),
                     r.set.ttl,
-                    rdata::type_mnemonic(r.set.rtype),
+                    crate::zone::rtype::name(r.set.rtype),
                     rdata::format_rdata(r.set.rtype, rd)
                 ));
             }

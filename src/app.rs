@@ -405,8 +405,8 @@ pub fn explain(
     qtype: u16,
     client: &str,
 ) -> Result<Vec<String>, Vec<ConfigError>> {
-    use crate::policy::{self, AllUp, Recorder};
-    use crate::zone::{rdata, Answer, Name, Owner};
+    use crate::policy::{AllUp, Recorder};
+    use crate::zone::{rdata, Name, Owner};
 
     let bad = |m: String| vec![ConfigError::new(Path::new("explain"), 0, m)];
     let (addr, ecs) =
@@ -415,7 +415,11 @@ pub fn explain(
         Name::parse(name, Some(&Name::root())).map_err(|e| bad(format!("{name:?}: {e}")))?;
     let cfg = server_config(o)?;
     let (snap, _) = load_snapshot(&cfg, 0)?;
-    let Some(((zi, zone), _)) = snap.zones.find_at_with_parent(qname.wire()) else {
+    let c = crate::server::handler::client_of(&snap, ecs.as_ref(), addr);
+    let mut rec = Recorder::default();
+    let Some((zone, answer, decision)) =
+        crate::server::handler::explain_type(&snap, qname.wire(), qtype, &c, &AllUp, &mut rec)
+    else {
         return Err(bad(format!(
             "{qname} is in no zone served from {}",
             cfg.zones.display()
@@ -426,28 +430,11 @@ pub fn explain(
         zone.origin,
         zone.source.display()
     )];
-    let mut answer: Answer<'_> = zone.lookup(qname.wire(), qtype, true);
     let mut scope = 0;
-    let steered = answer.steer.and_then(|(i, owner)| {
-        let s = snap.steering.get(zi)?;
-        Some((s, s.names.get(i as usize)?, owner))
-    });
-    if let Some((s, p, owner)) = steered {
-        let c = crate::server::handler::client_of(&snap, ecs.as_ref(), addr);
-        let mut rec = Recorder::default();
-        let d = policy::decide(&s.policy, p, &c, &AllUp, qtype, 0, &mut rec);
+    if let Some(d) = decision {
         lines.extend(rec.0);
         scope = d.scope;
         lines.push("(offline: health is not probed here; every endpoint counts as up)".to_string());
-        crate::server::handler::apply_decision(
-            zone,
-            p,
-            owner,
-            &d.outcome,
-            qtype,
-            &AllUp,
-            &mut answer,
-        );
     } else {
         lines.push(format!(
             "{qname} is not steered: a static answer, the same for every client"
@@ -465,7 +452,7 @@ pub fn explain(
                     "{section}: {} {} {} {}",
                     owner_text(&r.owner),
                     r.set.ttl,
-                    rdata::type_mnemonic(r.set.rtype),
+                    crate::zone::rtype::name(r.set.rtype),
                     rdata::format_rdata(r.set.rtype, rd)
                 ));
             }

@@ -121,7 +121,7 @@ fn main() -> ExitCode {
                 zones,
                 ..Overrides::default()
             };
-            let Some(t) = signpost::zone::rdata::type_from_mnemonic(&qtype) else {
+            let Some(t) = signpost::zone::rtype::from_name(&qtype) else {
                 eprintln!("error: {qtype:?} is not a record type (A, AAAA, CNAME, ANY, ...)");
                 return ExitCode::from(2);
             };

@@ -11,24 +11,27 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::policy::Reason;
+use crate::zone::rtype;
 
 /// Most zones and steered names counted separately; more share the last slot.
 pub const ZONE_SLOTS: usize = 128;
 pub const NAME_SLOTS: usize = 512;
 /// Regions per zone counted separately.
 pub const REGION_SLOTS: usize = 16;
-const QTYPES: [(u16, &str); 11] = [
-    (1, "A"),
-    (2, "NS"),
-    (5, "CNAME"),
-    (6, "SOA"),
-    (12, "PTR"),
-    (15, "MX"),
-    (16, "TXT"),
-    (28, "AAAA"),
-    (33, "SRV"),
-    (43, "DS"),
-    (255, "ANY"),
+/// The query types counted each in its own slot (named by the registry); the
+/// rest share the last slot, labelled "other".
+const QTYPES: [u16; 11] = [
+    rtype::A,
+    rtype::NS,
+    rtype::CNAME,
+    rtype::SOA,
+    rtype::PTR,
+    rtype::MX,
+    rtype::TXT,
+    rtype::AAAA,
+    rtype::SRV,
+    rtype::DS,
+    rtype::ANY,
 ];
 const QTYPE_SLOTS: usize = QTYPES.len() + 1;
 const RCODES: [&str; 8] = [
@@ -66,10 +69,7 @@ pub struct Observed {
 }
 
 fn qtype_slot(t: u16) -> usize {
-    QTYPES
-        .iter()
-        .position(|&(q, _)| q == t)
-        .unwrap_or(QTYPES.len())
+    QTYPES.iter().position(|&q| q == t).unwrap_or(QTYPES.len())
 }
 
 fn rcode_slot(r: u16) -> usize {
@@ -260,7 +260,10 @@ impl Metrics {
             .unwrap_or_default();
         out.push_str("# HELP signpost_queries_total Queries answered, by zone, query type, rcode and transport.\n# TYPE signpost_queries_total counter\n");
         let line = |zone: &str, t: usize, r: usize, q: usize, v: u64, out: &mut String| {
-            let qt = QTYPES.get(q).map(|x| x.1).unwrap_or("other");
+            let qt = QTYPES
+                .get(q)
+                .and_then(|&t| rtype::mnemonic(t))
+                .unwrap_or("other");
             let _ = writeln!(
                 out,
                 "signpost_queries_total{{zone=\"{zone}\",qtype=\"{qt}\",rcode=\"{}\",transport=\"{}\"}} {v}",

@@ -152,7 +152,7 @@ fn compile(name: &str, c: &CheckRaw) -> Result<CheckSpec, Vec<String>> {
     } else if let Some(d) = &c.dns {
         let qtype = match d.qtype.as_deref() {
             None => 1,
-            Some(t) => crate::zone::rdata::type_from_mnemonic(t).unwrap_or_else(|| {
+            Some(t) => crate::zone::rtype::from_name(t).unwrap_or_else(|| {
                 errs.push(format!("checks.{name}: type {t:?} is not a record type"));
                 1
             }),

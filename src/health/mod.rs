@@ -40,7 +40,7 @@ pub use recent::{RecentTransitions, Recorded, RECENT_TRANSITIONS};
 pub use scheduler::{
     Mapping, Scheduler, SchedulerHandle, SchedulerOptions, DEFAULT_MAX_IN_FLIGHT, MIN_INTERVAL,
 };
-pub use spec::{qtype_name, CheckKind, CheckSpec, Initial, Quorum, TargetKey, Tls};
+pub use spec::{CheckKind, CheckSpec, Initial, Quorum, TargetKey, Tls};
 pub use state::{Health, Override, ProbeResult, State, Status, Transition};
 pub use table::{
     bump_epoch, epoch, fleet_decides, set_fleet_decides, Change, HealthTable, LatencyHistogram,

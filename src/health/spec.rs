@@ -5,6 +5,8 @@ use std::fmt::{self, Write as _};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use crate::zone::rtype::Rtype;
+
 /// One health check, as compiled from a zone policy file's `[checks.NAME]`.
 ///
 /// Every field takes part in equality and hashing, so two names whose checks are
@@ -236,7 +238,7 @@ impl TargetKey {
                 expect_rcode,
                 expect_answer,
             } => {
-                let _ = write!(s, "dns:{}:{}", encode(qname), qtype_name(*qtype));
+                let _ = write!(s, "dns:{}:{}", encode(qname), Rtype(*qtype));
                 if *expect_rcode != 0 {
                     let _ = write!(s, ";rcode={expect_rcode}");
                 }
@@ -276,26 +278,6 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(out, "{b:02x}");
     }
     out
-}
-
-/// The mnemonic of common query types (RFC 1035 §3.2.2, RFC 3596), `TYPEnnn`
-/// (RFC 3597 §5) for the rest.
-pub fn qtype_name(qtype: u16) -> String {
-    let name = match qtype {
-        1 => "A",
-        2 => "NS",
-        5 => "CNAME",
-        6 => "SOA",
-        12 => "PTR",
-        15 => "MX",
-        16 => "TXT",
-        28 => "AAAA",
-        33 => "SRV",
-        65 => "HTTPS",
-        255 => "ANY",
-        _ => return format!("TYPE{qtype}"),
-    };
-    name.to_string()
 }
 
 #[cfg(test)]
@@ -377,6 +359,5 @@ mod tests {
             TargetKey::new(CheckSpec::new(dns), ip).stable_key(),
             "dns:www.example.com.:AAAA;answer=2001%3Adb8%3A%3A1@192.0.2.1:53"
         );
-        assert_eq!(qtype_name(99), "TYPE99");
     }
 }

@@ -14,7 +14,8 @@ use super::steercache;
 use crate::dnssec::budget::{self, Standing};
 use crate::metrics::Observed;
 use crate::policy::{
-    self, AddrAnswer, Client, Endpoint, HealthView, NamePolicy, NoTrace, Outcome, Recorder, Trace,
+    self, AddrAnswer, Client, Decision, Endpoint, HealthView, NamePolicy, NoTrace, Outcome,
+    Recorder, Trace,
 };
 use crate::snapshot::Snapshot;
 use crate::zone::{class, rtype, Answer, Owner, RRset, Rcode, Rec, Zone};
@@ -596,29 +597,53 @@ fn whole_set_up<H: HealthView>(orig: &Endpoint, each: &[AddrAnswer], health: &H)
     !check_each || each.iter().all(|x| health.address_up(x))
 }
 
-/// The explain trace for a steered name, or `None` when the name is not steered.
+/// One query type's decision for a client, explained: the zone that holds `qname`,
+/// its answer for `qtype` and, when a steered name answers, the decision (its steps
+/// written to `rec`) with the answer steered by it. `None` when no zone holds the
+/// name. The one explain path: [`explain`] (CHAOS TXT, the admin endpoint) calls it
+/// with the live health, `signpost explain` offline with every endpoint up.
+pub fn explain_type<'s, H: HealthView>(
+    snap: &'s Snapshot,
+    qname: &[u8],
+    qtype: u16,
+    client: &Client,
+    health: &H,
+    rec: &mut Recorder,
+) -> Option<(&'s Zone, Answer<'s>, Option<Decision>)> {
+    let ((zi, zone), _) = snap.zones.find_at_with_parent(qname)?;
+    let mut answer = zone.lookup(qname, qtype, true);
+    let steered = answer.steer.and_then(|(i, owner)| {
+        let s = snap.steering.get(zi)?;
+        Some((s, s.names.get(i as usize)?, owner))
+    });
+    let Some((s, p, owner)) = steered else {
+        return Some((zone, answer, None));
+    };
+    let d = policy::decide(&s.policy, p, client, health, qtype, 0, rec);
+    apply_decision(zone, p, owner, &d.outcome, qtype, health, &mut answer);
+    Some((zone, answer, Some(d)))
+}
+
+/// The explain trace for a steered name (its A, then its AAAA decision, with the
+/// live health), or `None` when the name is not steered.
 pub fn explain(
     snap: &Snapshot,
     qname: &[u8],
     ecs: Option<&ClientSubnet>,
     src: IpAddr,
 ) -> Option<Vec<String>> {
-    let ((zi, zone), _) = snap.zones.find_at_with_parent(qname)?;
-    let a = zone.lookup(qname, rtype::A, true);
-    let (i, _) = a.steer?;
-    let s = snap.steering.get(zi)?;
-    let p = s.names.get(i as usize)?;
     let client = client_of(snap, ecs, src);
     let mut rec = Recorder::default();
     let mut first = 0;
-    for (t, label) in [(rtype::A, "A"), (rtype::AAAA, "AAAA")] {
+    for t in [rtype::A, rtype::AAAA] {
         if rec.on() {
-            rec.note(format!("-- {label}"));
+            rec.note(format!("-- {}", rtype::Rtype(t)));
         }
         if t == rtype::AAAA {
             first = rec.0.len();
         }
-        policy::decide(&s.policy, p, &client, &snap.health, t, 0, &mut rec);
+        let (_, _, decision) = explain_type(snap, qname, t, &client, &snap.health, &mut rec)?;
+        decision?;
     }
     // The scope map is the name's, not the type's: its explanation comes once (under
     // the A trace), so both traces fit one UDP answer.

@@ -10,7 +10,7 @@ use crate::config::transport::QueryLogConfig;
 use crate::metrics::Observed;
 use crate::snapshot::Snapshot;
 use crate::zone::name::to_text;
-use crate::zone::rdata::type_mnemonic;
+use crate::zone::rtype;
 
 /// Shared by the socket threads.
 #[derive(Debug, Default)]
@@ -66,7 +66,7 @@ impl QueryLog {
                     .edns
                     .and_then(|e| e.client_subnet)
                     .map(|cs| format!("{}/{}", cs.addr, cs.source_prefix));
-                (n, type_mnemonic(q.qtype), ecs)
+                (n, rtype::name(q.qtype), ecs)
             }
             Err(_) => ("-".to_string(), "-".to_string(), None),
         };

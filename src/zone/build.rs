@@ -11,7 +11,6 @@ use smallvec::SmallVec;
 
 use super::master::SourceRecord;
 use super::name::{self, Name};
-use super::rdata::type_mnemonic;
 use super::{class, rtype, Nodes, RRset, Zone};
 
 /// A problem found while building a zone, with where it is.
@@ -65,7 +64,7 @@ pub fn build_zone(
                 format!(
                     "{} {} is outside the zone {origin}; owners must be at or below the origin",
                     r.owner,
-                    type_mnemonic(r.rtype)
+                    rtype::name(r.rtype)
                 ),
             ));
             continue;
@@ -92,7 +91,7 @@ pub fn build_zone(
                 &r,
                 format!(
                     "{} is a meta type and cannot be stored in a zone",
-                    type_mnemonic(r.rtype)
+                    rtype::name(r.rtype)
                 ),
             ));
             continue;
@@ -213,7 +212,7 @@ pub fn build_zone(
             let others: Vec<String> = types
                 .iter()
                 .filter(|t| **t != rtype::CNAME)
-                .map(|t| type_mnemonic(*t))
+                .map(|t| rtype::name(*t))
                 .collect();
             if !others.is_empty() {
                 errors.push(err_at(
@@ -246,7 +245,7 @@ pub fn build_zone(
                 p,
                 format!(
                     "{owner} {} is below the delegation to {} and is never served",
-                    type_mnemonic(*t),
+                    rtype::name(*t),
                     cut
                 ),
             ));

@@ -15,9 +15,8 @@ use std::sync::Arc;
 
 pub use super::ttl::{parse_ttl, MAX_TTL};
 use crate::zone::name::Name;
-use crate::zone::rdata::{
-    class_from_mnemonic, class_mnemonic, decode_escapes, parse_rdata, type_from_mnemonic, Field,
-};
+use crate::zone::rdata::{class_from_mnemonic, class_mnemonic, decode_escapes, parse_rdata, Field};
+use crate::zone::rtype;
 
 /// Deepest nesting of `$INCLUDE`: enough for any sane layout, small enough that a
 /// mistake fails fast.
@@ -567,7 +566,7 @@ impl<'o> Loader<'o> {
                     .to_string(),
             );
         };
-        let rtype = type_from_mnemonic(type_field.text)
+        let rtype = rtype::from_name(type_field.text)
             .filter(|_| !type_field.quoted)
             .ok_or_else(|| {
                 format!(
@@ -752,7 +751,8 @@ fn parse_name(f: &Field, origin: &Name) -> Result<Name, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zone::rdata::{format_rdata, type_mnemonic};
+    use crate::zone::rdata::format_rdata;
+    use crate::zone::rtype;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn name(s: &str) -> Name {
@@ -811,7 +811,7 @@ mod tests {
                     r.line,
                     r.owner,
                     r.ttl,
-                    type_mnemonic(r.rtype),
+                    rtype::name(r.rtype),
                     format_rdata(r.rtype, &r.rdata)
                 )
             })

@@ -11,6 +11,7 @@ pub mod master;
 pub mod name;
 pub mod nodes;
 pub mod rdata;
+pub mod rtype;
 pub mod ttl;
 
 use rustc_hash::FxHashMap;
@@ -64,43 +65,6 @@ impl From<String> for Invalid {
     fn from(s: String) -> Invalid {
         Invalid(s)
     }
-}
-
-/// Record types the lookup algorithm treats specially (RFC 1035 §3.2.2 and later).
-pub mod rtype {
-    pub const A: u16 = 1;
-    pub const NS: u16 = 2;
-    pub const CNAME: u16 = 5;
-    pub const SOA: u16 = 6;
-    pub const PTR: u16 = 12;
-    pub const HINFO: u16 = 13;
-    pub const MX: u16 = 15;
-    pub const TXT: u16 = 16;
-    pub const AAAA: u16 = 28;
-    pub const SRV: u16 = 33;
-    pub const NAPTR: u16 = 35;
-    pub const DNAME: u16 = 39;
-    pub const OPT: u16 = 41;
-    pub const DS: u16 = 43;
-    pub const SSHFP: u16 = 44;
-    pub const RRSIG: u16 = 46;
-    pub const NSEC: u16 = 47;
-    pub const DNSKEY: u16 = 48;
-    pub const TLSA: u16 = 52;
-    pub const SMIMEA: u16 = 53;
-    pub const CDS: u16 = 59;
-    pub const CDNSKEY: u16 = 60;
-    pub const SPF: u16 = 99;
-    /// Compact denial's "this name does not exist" marker in NSEC bitmaps (RFC 9824).
-    pub const NXNAME: u16 = 128;
-    pub const TKEY: u16 = 249;
-    pub const TSIG: u16 = 250;
-    pub const IXFR: u16 = 251;
-    pub const AXFR: u16 = 252;
-    pub const MAILB: u16 = 253;
-    pub const MAILA: u16 = 254;
-    pub const ANY: u16 = 255;
-    pub const CAA: u16 = 257;
 }
 
 /// Classes (RFC 1035 §3.2.4, RFC 2136 §1.2).
@@ -693,7 +657,7 @@ impl Zone {
                     .filter(|s| {
                         matches!(s.rtype, rtype::A | rtype::AAAA | rtype::CNAME) || has_cname
                     })
-                    .map(|s| rdata::type_mnemonic(s.rtype))
+                    .map(|s| rtype::name(s.rtype))
                     .collect();
                 if !clash.is_empty() {
                     errors.push((

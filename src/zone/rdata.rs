@@ -107,103 +107,6 @@ pub enum RdataError {
 // ---------------------------------------------------------------------------
 // Mnemonics
 
-/// Type mnemonics, from the IANA registry. Types without a presentation format here
-/// still get their name, for messages and for `\#` records of those types.
-const TYPE_NAMES: &[(u16, &str)] = &[
-    (1, "A"),
-    (2, "NS"),
-    (3, "MD"),
-    (4, "MF"),
-    (5, "CNAME"),
-    (6, "SOA"),
-    (7, "MB"),
-    (8, "MG"),
-    (9, "MR"),
-    (10, "NULL"),
-    (11, "WKS"),
-    (12, "PTR"),
-    (13, "HINFO"),
-    (14, "MINFO"),
-    (15, "MX"),
-    (16, "TXT"),
-    (17, "RP"),
-    (18, "AFSDB"),
-    (19, "X25"),
-    (20, "ISDN"),
-    (21, "RT"),
-    (22, "NSAP"),
-    (23, "NSAP-PTR"),
-    (24, "SIG"),
-    (25, "KEY"),
-    (26, "PX"),
-    (27, "GPOS"),
-    (28, "AAAA"),
-    (29, "LOC"),
-    (30, "NXT"),
-    (33, "SRV"),
-    (35, "NAPTR"),
-    (36, "KX"),
-    (37, "CERT"),
-    (38, "A6"),
-    (39, "DNAME"),
-    (41, "OPT"),
-    (42, "APL"),
-    (43, "DS"),
-    (44, "SSHFP"),
-    (45, "IPSECKEY"),
-    (46, "RRSIG"),
-    (47, "NSEC"),
-    (48, "DNSKEY"),
-    (49, "DHCID"),
-    (50, "NSEC3"),
-    (51, "NSEC3PARAM"),
-    (52, "TLSA"),
-    (53, "SMIMEA"),
-    (55, "HIP"),
-    (59, "CDS"),
-    (60, "CDNSKEY"),
-    (61, "OPENPGPKEY"),
-    (62, "CSYNC"),
-    (63, "ZONEMD"),
-    (64, "SVCB"),
-    (65, "HTTPS"),
-    (99, "SPF"),
-    (104, "NID"),
-    (105, "L32"),
-    (106, "L64"),
-    (107, "LP"),
-    (108, "EUI48"),
-    (109, "EUI64"),
-    (249, "TKEY"),
-    (250, "TSIG"),
-    (251, "IXFR"),
-    (252, "AXFR"),
-    (253, "MAILB"),
-    (254, "MAILA"),
-    (255, "ANY"),
-    (256, "URI"),
-    (257, "CAA"),
-    (32769, "DLV"),
-];
-
-/// Type code for a mnemonic, case-insensitively; `TYPEnnn` works for any code
-/// (RFC 3597 §5).
-pub fn type_from_mnemonic(s: &str) -> Option<u16> {
-    if let Some(&(code, _)) = TYPE_NAMES.iter().find(|(_, n)| n.eq_ignore_ascii_case(s)) {
-        return Some(code);
-    }
-    let digits = strip_prefix_ignore_case(s, "TYPE")?;
-    parse_decimal(digits, u32::from(u16::MAX)).and_then(|v| u16::try_from(v).ok())
-}
-
-/// Mnemonic for a type code, `TYPEnnn` when it has none (RFC 3597 §5).
-pub fn type_mnemonic(t: u16) -> String {
-    match TYPE_NAMES.iter().find(|(code, _)| *code == t) {
-        Some((_, name)) => (*name).to_string(),
-        None => format!("TYPE{t}"),
-    }
-}
-
 /// Class mnemonics (RFC 1035 §3.2.4, RFC 2136 §1.2).
 const CLASS_NAMES: &[(u16, &str)] = &[(1, "IN"), (3, "CH"), (4, "HS"), (254, "NONE"), (255, "ANY")];
 
@@ -543,7 +446,7 @@ enum Item {
 /// Parses the RDATA fields of one record into wire format. Relative names are
 /// completed with `origin`.
 pub fn parse_rdata(rtype: u16, fields: &[Field<'_>], origin: &Name) -> Result<Vec<u8>, RdataError> {
-    let tname = type_mnemonic(rtype);
+    let tname = t::name(rtype);
     if let Some((first, rest)) = fields.split_first() {
         if first.is_generic_marker() {
             let wire = parse_generic(&tname, rest)?;
@@ -1158,26 +1061,6 @@ mod tests {
 
     fn cat(parts: &[&[u8]]) -> Vec<u8> {
         parts.concat()
-    }
-
-    #[test]
-    fn type_mnemonics() {
-        assert_eq!(type_from_mnemonic("A"), Some(1));
-        assert_eq!(type_from_mnemonic("aaaa"), Some(28));
-        assert_eq!(type_from_mnemonic("Caa"), Some(257));
-        assert_eq!(type_from_mnemonic("TYPE65534"), Some(65534));
-        assert_eq!(type_from_mnemonic("type1"), Some(1));
-        assert_eq!(type_from_mnemonic("TYPE65536"), None);
-        assert_eq!(type_from_mnemonic("TYPE"), None);
-        assert_eq!(type_from_mnemonic("TYPE+1"), None);
-        assert_eq!(type_from_mnemonic("FOO"), None);
-        assert_eq!(type_from_mnemonic(""), None);
-        assert_eq!(type_mnemonic(1), "A");
-        assert_eq!(type_mnemonic(257), "CAA");
-        assert_eq!(type_mnemonic(123), "TYPE123");
-        for &(code, name) in TYPE_NAMES {
-            assert_eq!(type_from_mnemonic(name), Some(code), "{name}");
-        }
     }
 
     #[test]

@@ -611,7 +611,7 @@ pub fn decide<H: HealthView, T: Trace>(
                 match l.row.and_then(|r| l.table.labels.get(r as usize)) {
                     Some(label) => note!(
                         trace,
-                        "collector ({} than the latency_table file): {label}",
+                        "collector ({} the latency_table file): {label}",
                         if l.above_file { "above" } else { "below" }
                     ),
                     None => note!(trace, "collector: no measured row for this client"),

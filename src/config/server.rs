@@ -391,7 +391,7 @@ fn check_rum(
         }
     }
     let listen = listen?;
-    (errors.len() == before).then(|| RumConfig {
+    (errors.len() == before).then_some(RumConfig {
         listen,
         regions,
         allowed_origins: origins,

@@ -4,9 +4,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::config::zones::{load_zones_dir, LoadedZones};
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+
+use crate::config::server::{Precedence, RumConfig};
 use crate::config::{ConfigError, ServerConfig};
 use crate::geo::client::ClientLocator;
 use crate::geo::Locator;
+use crate::policy::LatencyTable;
 use crate::snapshot::Snapshot;
 use crate::zone::ZoneSet;
 
@@ -133,6 +139,7 @@ pub fn load_snapshot_without_fast(
             format!("{e}: ECS scopes are the database networks, not merged"),
         )),
     }
+    attach_measured(cfg, &mut steering);
     let signers = sign_zones(cfg, &mut zones, &mut steering, &mut loaded.warnings)?;
     let mut snap = Snapshot::new(ZoneSet::new(zones), geo, cfg, generation);
     snap.steering = steering;
@@ -459,4 +466,120 @@ pub fn explain(
         }
     }
     Ok(lines)
+}
+
+/// The collector's live table: one per process, shared by every snapshot's
+/// zones (a reload attaches the same one), swapped by [`start_rum`]'s refresh.
+static MEASURED: std::sync::OnceLock<Arc<ArcSwapOption<LatencyTable>>> = std::sync::OnceLock::new();
+
+fn measured_slot() -> Arc<ArcSwapOption<LatencyTable>> {
+    MEASURED.get_or_init(Default::default).clone()
+}
+
+/// With `[rum]`: every zone with a `latency` name and a region the collector
+/// measures reads the live table, its regions mapped to the collector's by name.
+fn attach_measured(cfg: &ServerConfig, steering: &mut [crate::policy::ZoneSteering]) {
+    let Some(r) = &cfg.rum else { return };
+    for s in steering {
+        let columns: Vec<Option<u16>> = s
+            .policy
+            .regions
+            .iter()
+            .map(|z| {
+                r.regions
+                    .iter()
+                    .position(|(n, _)| *n == z.name)
+                    .map(|i| i as u16)
+            })
+            .collect();
+        let latency = s
+            .names
+            .iter()
+            .any(|p| matches!(p.strategy, crate::policy::Strategy::Latency { .. }));
+        if latency && columns.iter().any(Option::is_some) {
+            s.policy.measured = Some(crate::policy::Measured {
+                table: measured_slot(),
+                columns,
+                above_file: r.precedence == Precedence::Measured,
+            });
+        }
+    }
+}
+
+/// Starts the collector on `listener` and the task that every `refresh`
+/// publishes its figures to the answers when they changed; both end when
+/// `stop` turns true.
+pub fn start_rum(
+    r: &RumConfig,
+    listener: tokio::net::TcpListener,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    use crate::latency::rum::{Collector, RumRegion, RumSettings};
+    use crate::latency::{Aggregator, AggregatorLimits, LatencyHandle};
+    let names: Vec<String> = r.regions.iter().map(|(n, _)| n.clone()).collect();
+    let handle = LatencyHandle::new(Aggregator::new(names, AggregatorLimits::default()));
+    let regions = r
+        .regions
+        .iter()
+        .enumerate()
+        .map(|(i, (name, url))| RumRegion {
+            name: name.clone(),
+            index: i as u16,
+            url: url.clone(),
+        })
+        .collect();
+    let mut settings = RumSettings::new(listener.local_addr()?, regions);
+    settings.allowed_origins = r.allowed_origins.clone();
+    settings.trusted_proxies = r.trusted_proxies.clone();
+    settings.feed_token = r.feed_token.clone();
+    let collector = Collector::new(settings, handle.clone())?;
+    let serve = tokio::spawn(crate::latency::rum::serve(
+        listener,
+        collector,
+        stop.clone(),
+    ));
+    let refresh = tokio::spawn(refresh_measured(handle, r.refresh, measured_slot(), stop));
+    Ok(vec![serve, refresh])
+}
+
+/// Every `every`, takes the aggregator's table and, when its figures changed
+/// (not only their ages), swaps it in and bumps the health epoch so that the
+/// decision caches forget answers decided from the old one.
+async fn refresh_measured(
+    handle: crate::latency::LatencyHandle,
+    every: std::time::Duration,
+    slot: Arc<ArcSwapOption<LatencyTable>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let fresh = handle.snapshot(std::time::Instant::now());
+        let old = slot.load();
+        let same = match old.as_deref() {
+            Some(o) => same_figures(o, &fresh),
+            None => fresh.rows.is_empty(),
+        };
+        if !same {
+            tracing::info!(rows = fresh.rows.len(), "measured latency table published");
+            slot.store((!fresh.rows.is_empty()).then_some(fresh));
+            crate::health::bump_epoch();
+        }
+    }
+}
+
+/// The same rows and figures, whatever the ages in the labels say.
+fn same_figures(a: &LatencyTable, b: &LatencyTable) -> bool {
+    let stem = |l: &String| l.split(" (").next().unwrap_or("").to_string();
+    a.rows == b.rows
+        && a.asn == b.asn
+        && a.country == b.country
+        && a.labels.iter().map(stem).eq(b.labels.iter().map(stem))
 }

@@ -297,6 +297,13 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let rum_listener = match &cfg.rum {
+        Some(r) => Some(
+            std::net::TcpListener::bind(r.listen)
+                .with_context(|| format!("binding the collector (rum.listen) {}", r.listen))?,
+        ),
+        None => None,
+    };
     snap.listen = cfg.listen.clone();
     let handle = snapshot::handle(snap);
     let metrics = Arc::new(Metrics::default());
@@ -379,6 +386,16 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
             allowed_hosts: cfg.admin_allowed_hosts.clone(),
             fleet,
         };
+        // With [rum]: the collector and the refresh of its table into the answers.
+        let rum_tasks = match (rum_listener, cfg.rum.as_ref()) {
+            (Some(l), Some(r)) => {
+                l.set_nonblocking(true)?;
+                let l = tokio::net::TcpListener::from_std(l)?;
+                info!("latency collector on {}", l.local_addr()?);
+                app::start_rum(r, l, stop_rx.clone())?
+            }
+            _ => Vec::new(),
+        };
         let mut admin_addr = String::new();
         let admin_task = match admin_listener {
             Some(l) => {
@@ -415,6 +432,9 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
         let _ = reloader.await;
         for t in fleet_tasks {
+            let _ = t.await;
+        }
+        for t in rum_tasks {
             let _ = t.await;
         }
         if let Some(t) = admin_task {

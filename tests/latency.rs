@@ -764,3 +764,116 @@ fn a_browser_running_the_beacon_reports_the_regions_in_their_true_order() {
     drop(b);
     drop(page);
 }
+
+/// The whole path in the signpost binary: `[rum]` on loopback, beacons from
+/// three senders of 127.0.0.0/24 saying us-east is fastest, and the steered
+/// answer for that network moves from the estimate's eu-west to us-east,
+/// while 127.0.1.0/24 (same location, no samples) keeps the estimate's.
+#[test]
+fn measured_figures_from_beacons_move_the_steered_answer_of_their_network_only() {
+    let d = common::dir("latency", "e2e");
+    std::fs::write(
+        d.0.join("zones/rum.test.toml"),
+        r#"origin = "rum.test."
+ttl = 300
+records = """
+@    NS  ns1
+ns1  A   192.0.2.1
+"""
+[soa]
+primary = "ns1.rum.test."
+contact = "hostmaster@rum.test"
+serial = 1
+negative_ttl = 60
+
+[regions]
+us-east = { location = [38.9, -77.4] }
+eu-west = { location = [53.3, -6.3] }
+
+[names.near]
+strategy = "latency"
+endpoints.us-east = { a = ["10.0.0.1"] }
+endpoints.eu-west = { a = ["10.0.0.2"] }
+"#,
+    )
+    .expect("zone");
+    // A free port for the collector: taken, then given to the server.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let collector: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let geo = common::repo_path("tests/fixtures/geo/city.mmdb");
+    let cfg = d.0.join("server.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[geo]
+database = "{}"
+# Both loopback networks in Dublin: the estimate says eu-west.
+[[geo.override]]
+cidr = "127.0.0.0/24"
+location = [53.35, -6.26]
+[[geo.override]]
+cidr = "127.0.1.0/24"
+location = [53.35, -6.26]
+
+[rum]
+listen = "{collector}"
+regions = {{ us-east = "http://127.0.0.2:8080/o.gif", eu-west = "http://127.0.0.3:8080/o.gif" }}
+allowed_origins = ["{ORIGIN}"]
+refresh = "200ms"
+"#,
+            geo.display()
+        ),
+    )
+    .expect("config");
+    let s = common::Server::start(&[
+        "--zones",
+        d.0.join("zones").to_str().expect("path"),
+        "--config",
+        cfg.to_str().expect("path"),
+    ]);
+    let ask = |subnet: &str| {
+        let mut q = common::QuerySpec::new("near.rum.test", 1);
+        q.edns = Some(common::EdnsSpec {
+            payload: 4096,
+            ecs: Some((subnet.parse().expect("addr"), 24)),
+            ..common::EdnsSpec::default()
+        });
+        common::ask_udp(s.addr, &q)
+    };
+    let has = |r: &common::Decoded, a: &str| r.answer.iter().any(|l| l.ends_with(a));
+    let before = ask("127.0.0.0");
+    assert!(has(&before, "10.0.0.2"), "estimate: eu-west {before:?}");
+
+    let body =
+        r#"{"v":1,"samples":[{"region":"us-east","rtt_ms":9},{"region":"eu-west","rtt_ms":140}]}"#;
+    // Five senders: the figure needs 5 samples from 3 distinct addresses, and
+    // one network may send a burst of 5.
+    for d in 10..15u8 {
+        let r = request(
+            collector,
+            lo(d),
+            "POST",
+            "/v1/beacon",
+            &[("Content-Type", "text/plain"), ("Origin", ORIGIN)],
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 204, "{}", r.head);
+    }
+    common::wait_until("the measured answer", Duration::from_secs(10), || {
+        has(&ask("127.0.0.0"), "10.0.0.1")
+    });
+    let measured = ask("127.0.0.0");
+    let (_, _, scope) = measured.ecs.expect("ecs echoed");
+    assert!(
+        scope >= 24,
+        "scope /{scope} covers more than the measured /24"
+    );
+    let other = ask("127.0.1.0");
+    assert!(
+        has(&other, "10.0.0.2"),
+        "no samples: the estimate {other:?}"
+    );
+}

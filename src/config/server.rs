@@ -36,6 +36,20 @@ struct ServerRaw {
     dot: Option<super::encrypted::DotRaw>,
     doh: Option<super::encrypted::DohRaw>,
     dnssec: Option<DnssecServerRaw>,
+    rum: Option<RumRaw>,
+}
+
+/// `[rum]`: the measured-latency collector (see `latency::rum`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RumRaw {
+    listen: toml::Spanned<String>,
+    regions: toml::Spanned<std::collections::BTreeMap<String, String>>,
+    allowed_origins: Option<toml::Spanned<Vec<String>>>,
+    trusted_proxies: Option<toml::Spanned<Vec<String>>>,
+    feed_token_file: Option<toml::Spanned<PathBuf>>,
+    refresh: Option<toml::Spanned<String>>,
+    precedence: Option<toml::Spanned<String>>,
 }
 
 /// The server's `[dnssec]` table: where keys live, master-file zones to sign, the
@@ -213,7 +227,37 @@ pub struct ServerConfig {
     /// DNS over TLS and DNS over HTTPS, and their certificate; off by default.
     pub encrypted: super::encrypted::EncryptedConfig,
     pub dnssec: DnssecConfig,
+    /// The measured-latency collector; none: off.
+    pub rum: Option<RumConfig>,
 }
+
+/// Whose figure wins where the operator's `latency_table` file and the measured
+/// table both have one for a client and region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precedence {
+    /// The file's entries sit above measured figures (the default).
+    File,
+    /// Measured figures sit above the file's entries.
+    Measured,
+}
+
+/// `[rum]`, checked.
+#[derive(Debug, Clone)]
+pub struct RumConfig {
+    pub listen: SocketAddr,
+    /// Region name and the URL of its timing object, in name order.
+    pub regions: Vec<(String, String)>,
+    pub allowed_origins: Vec<String>,
+    pub trusted_proxies: Vec<IpNet>,
+    /// The feed's bearer token, read from `feed_token_file`; none: feed off.
+    pub feed_token: Option<String>,
+    /// How often measured figures reach the answers.
+    pub refresh: Duration,
+    pub precedence: Precedence,
+}
+
+/// The default of `rum.refresh`.
+pub const DEFAULT_RUM_REFRESH: Duration = Duration::from_secs(10);
 
 /// DNS Cookies settings (see `server::cookie`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,6 +278,155 @@ impl Default for CookiesConfig {
 
 /// Reads a cookie secret file: 32 hex digits (surrounding white space allowed),
 /// not readable by others.
+/// Checks `[rum]`; every error is pushed with the line of its value.
+fn check_rum(
+    raw: RumRaw,
+    text: &str,
+    path: &Path,
+    base: &Path,
+    errors: &mut Vec<ConfigError>,
+) -> Option<RumConfig> {
+    let RumRaw {
+        listen,
+        regions,
+        allowed_origins,
+        trusted_proxies,
+        feed_token_file,
+        refresh,
+        precedence,
+    } = raw;
+    let before = errors.len();
+    let mut err =
+        |start: usize, m: String| errors.push(ConfigError::new(path, line_of(text, start), m));
+    let at = listen.span().start;
+    let listen = match listen.into_inner().parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            err(
+                at,
+                "rum.listen is not ADDR:PORT (like 0.0.0.0:8053)".to_string(),
+            );
+            None
+        }
+    };
+    let at = regions.span().start;
+    let regions: Vec<(String, String)> = regions.into_inner().into_iter().collect();
+    if regions.is_empty() {
+        err(
+            at,
+            "rum.regions is empty: name each region and the URL of its timing object".into(),
+        );
+    }
+    for (name, url) in &regions {
+        let ok = (url.starts_with("https://") || url.starts_with("http://"))
+            && url.len() <= 2048
+            && url.bytes().all(|b| b.is_ascii_graphic())
+            && !url.contains(['"', '\\', '<', '>', '`']);
+        if !ok {
+            err(
+                at,
+                format!("rum.regions.{name} = {url:?} is not an http(s) URL"),
+            );
+        }
+    }
+    let mut origins = Vec::new();
+    if let Some(o) = allowed_origins {
+        let at = o.span().start;
+        for v in o.into_inner() {
+            let ok = (v.starts_with("https://") || v.starts_with("http://"))
+                && !v[v.find("//").map_or(0, |i| i + 2)..].contains('/')
+                && v.bytes().all(|b| b.is_ascii_graphic());
+            if ok {
+                origins.push(v);
+            } else {
+                err(at, format!("rum.allowed_origins {v:?} is not an origin like \"https://www.example.com\" (scheme and host, no path)"));
+            }
+        }
+    }
+    let mut proxies = Vec::new();
+    if let Some(t) = trusted_proxies {
+        let at = t.span().start;
+        for n in t.into_inner() {
+            match n.parse::<IpNet>() {
+                Ok(net) => proxies.push(net),
+                Err(e) => err(
+                    at,
+                    format!("rum.trusted_proxies {n:?}: {e}; use networks like \"10.0.0.0/8\""),
+                ),
+            }
+        }
+    }
+    let mut feed_token = None;
+    if let Some(f) = feed_token_file {
+        let at = f.span().start;
+        let f = f.into_inner();
+        let f = if f.is_absolute() { f } else { base.join(f) };
+        match read_secret_file("rum.feed_token_file", &f) {
+            Ok(t) if t.len() >= 16 => feed_token = Some(t),
+            Ok(_) => err(at, format!("rum.feed_token_file {}: the token is shorter than 16 characters; use a long random string", f.display())),
+            Err(m) => err(at, m),
+        }
+    }
+    let mut every = DEFAULT_RUM_REFRESH;
+    if let Some(r) = refresh {
+        let at = r.span().start;
+        let r = r.into_inner();
+        match parse_duration(&r) {
+            Ok(d) if d >= Duration::from_millis(10) && d <= Duration::from_secs(3600) => every = d,
+            _ => err(
+                at,
+                format!(
+                    "rum.refresh = {r:?}: use a duration from \"10ms\" to \"1h\", like \"10s\""
+                ),
+            ),
+        }
+    }
+    let mut order = Precedence::File;
+    if let Some(p) = precedence {
+        let at = p.span().start;
+        match p.into_inner().as_str() {
+            "file" => {}
+            "measured" => order = Precedence::Measured,
+            other => err(at, format!("rum.precedence = {other:?}; use \"file\" (the latency_table file above measured figures) or \"measured\"")),
+        }
+    }
+    let listen = listen?;
+    (errors.len() == before).then_some(RumConfig {
+        listen,
+        regions,
+        allowed_origins: origins,
+        trusted_proxies: proxies,
+        feed_token,
+        refresh: every,
+        precedence: order,
+    })
+}
+
+/// A secret's text, trimmed, from a file no other user may read.
+fn read_secret_file(key: &str, path: &Path) -> Result<String, String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
+        if meta.permissions().mode() & 0o004 != 0 {
+            return Err(format!(
+                "{key} {} is readable by every user: chmod o-r it",
+                path.display()
+            ));
+        }
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
+    let t = text.trim();
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "{key} {}: want one line of printable characters",
+            path.display()
+        ));
+    }
+    Ok(t.to_string())
+}
+
 fn read_cookie_secret(path: &Path) -> Result<[u8; 16], String> {
     #[cfg(unix)]
     {
@@ -352,6 +545,7 @@ impl Default for ServerConfig {
             fleet: None,
             encrypted: Default::default(),
             dnssec: DnssecConfig::default(),
+            rum: None,
         }
     }
 }
@@ -805,6 +999,9 @@ impl ServerConfig {
                 cfg.geo.overrides.push((net, loc));
             }
         }
+        if let Some(r) = raw.rum {
+            cfg.rum = check_rum(r, text, path, base, &mut errors);
+        }
         if errors.is_empty() {
             Ok(cfg)
         } else {
@@ -1138,6 +1335,76 @@ mod tests {
         assert!(ServerConfig::parse(text, &cfg).is_err());
         let off = ServerConfig::parse("[cookies]\nenabled = false\n", &cfg).unwrap();
         assert!(!off.cookies.enabled);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rum_table_parses_with_defaults_and_reports_each_bad_key_with_its_line() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("signpost-rum-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("s.toml");
+        let text = "[rum]\nlisten = \"127.0.0.1:8053\"\nregions = { eu-west = \"https://eu.example/o.gif\", us-east = \"https://us.example/o.gif\" }\n";
+        let c = ServerConfig::parse(text, &cfg).unwrap().rum.unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8053".parse().unwrap());
+        assert_eq!(c.regions.len(), 2);
+        assert_eq!(c.regions[0].0, "eu-west");
+        assert_eq!(c.refresh, DEFAULT_RUM_REFRESH);
+        assert_eq!(c.precedence, Precedence::File);
+        assert!(c.feed_token.is_none() && c.allowed_origins.is_empty());
+        assert!(ServerConfig::parse("", &cfg).unwrap().rum.is_none());
+
+        let full = format!(
+            "{text}allowed_origins = [\"https://shop.example\"]\ntrusted_proxies = [\"10.0.0.0/8\"]\n\
+             refresh = \"200ms\"\nprecedence = \"measured\"\nfeed_token_file = \"token\"\n"
+        );
+        let f = dir.join("token");
+        std::fs::write(&f, "feed-token-0123456789\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let errs = ServerConfig::parse(&full, &cfg).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].to_string().contains("s.toml:8"), "{errs:?}");
+        assert!(
+            errs[0].to_string().contains("readable by every user"),
+            "{errs:?}"
+        );
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = ServerConfig::parse(&full, &cfg).unwrap().rum.unwrap();
+        assert_eq!(c.feed_token.as_deref(), Some("feed-token-0123456789"));
+        assert_eq!(c.refresh, Duration::from_millis(200));
+        assert_eq!(c.precedence, Precedence::Measured);
+        assert_eq!(c.allowed_origins, ["https://shop.example"]);
+        assert_eq!(c.trusted_proxies.len(), 1);
+
+        let bad = "[rum]\nlisten = \"nowhere\"\nregions = { eu-west = \"ftp://x\" }\n\
+                   allowed_origins = [\"https://a.example/page\"]\ntrusted_proxies = [\"10.0.0.0/33\"]\n\
+                   refresh = \"soon\"\nprecedence = \"newest\"\nfeed_token_file = \"missing\"\n";
+        let errs = ServerConfig::parse(bad, &cfg).unwrap_err();
+        let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        for (line, key) in [
+            (2, "rum.listen"),
+            (3, "rum.regions.eu-west"),
+            (4, "rum.allowed_origins"),
+            (5, "rum.trusted_proxies"),
+            (6, "rum.refresh"),
+            (7, "rum.precedence"),
+            (8, "rum.feed_token_file"),
+        ] {
+            assert!(
+                text.iter()
+                    .any(|t| t.contains(&format!("s.toml:{line}")) && t.contains(key)),
+                "{key} at line {line}: {text:?}"
+            );
+        }
+        let unknown = "[rum]\nlisten = \"127.0.0.1:8053\"\nregions = {}\nfeed_token = \"x\"\n";
+        let errs = ServerConfig::parse(unknown, &cfg).unwrap_err();
+        assert!(errs[0].to_string().contains("feed_token"), "{errs:?}");
+        let empty = "[rum]\nlisten = \"127.0.0.1:8053\"\nregions = {}\n";
+        let errs = ServerConfig::parse(empty, &cfg).unwrap_err();
+        assert!(
+            errs[0].to_string().contains("rum.regions is empty"),
+            "{errs:?}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -219,6 +219,31 @@ pub struct ZonePolicy {
     pub regions: Vec<Region>,
     /// Country lists of every jurisdiction a fence names.
     pub jurisdictions: FxHashMap<String, Vec<[u8; 2]>>,
+    /// Round trips measured by the collector, for the zone's `latency` names;
+    /// none when the collector is off or knows none of the zone's regions.
+    pub measured: Option<Measured>,
+}
+
+/// The collector's live table as a zone reads it. The application swaps a
+/// fresh table into `table` when the figures change; a decision loads it once
+/// (lock-free, like the health view's atomics) and decides from that table
+/// alone, so one answer never mixes two tables.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub table: std::sync::Arc<arc_swap::ArcSwapOption<LatencyTable>>,
+    /// Per region of the zone, by index: its column in the measured table.
+    pub columns: Vec<Option<u16>>,
+    /// Measured figures sit above the `latency_table` file's entries (the
+    /// operator's `precedence = "measured"`); else below them.
+    pub above_file: bool,
+}
+
+/// One decision's view of the measured figures.
+struct Live<'a> {
+    table: &'a LatencyTable,
+    row: Option<u32>,
+    columns: &'a [Option<u16>],
+    above_file: bool,
 }
 
 /// A zone's steering: beside the zone in the snapshot (same index as the zone in
@@ -562,17 +587,55 @@ pub fn decide<H: HealthView, T: Trace>(
             reason = Reason::Latency;
             let row = table.as_ref().and_then(|t| t.row(client.addr, loc));
             scope = loc_scope(None, table.as_ref().map(|t| &t.cidr));
+            let guard = zone.measured.as_ref().map(|m| (m, m.table.load()));
+            let live = guard.as_ref().and_then(|(m, g)| {
+                let t: &LatencyTable = g.as_deref()?;
+                Some(Live {
+                    table: t,
+                    row: t.row(client.addr, loc),
+                    columns: &m.columns,
+                    above_file: m.above_file,
+                })
+            });
+            if let Some(l) = live.as_ref().filter(|l| !l.table.rows.is_empty()) {
+                // The scope maps know nothing of measured rows: hold to the
+                // database network, narrowed to any measured network inside it,
+                // so the answer never covers a network measured otherwise.
+                scope = scope.max(loc.prefix_len);
+                scope = scope.max(l.table.cidr.narrowest_overlap(client.addr, scope));
+            }
             if let (Some(t), Some(r)) = (table, row) {
                 note!(trace, "measured latencies: {}", t.labels[r as usize]);
+            }
+            if let Some(l) = &live {
+                match l.row.and_then(|r| l.table.labels.get(r as usize)) {
+                    Some(label) => note!(
+                        trace,
+                        "collector ({} the latency_table file): {label}",
+                        if l.above_file { "above" } else { "below" }
+                    ),
+                    None => note!(trace, "collector: no measured row for this client"),
+                }
             }
             let mut best: Option<(f64, EndpointIdx)> = None;
             for &(i, up) in &usable {
                 let e = &p.endpoints[i as usize];
                 let region = &zone.regions[e.region as usize];
-                let (measured, rtt) = round_trip(zone, e, *overhead_ms, table.as_deref(), row, loc);
+                let (measured, rtt) = round_trip(
+                    zone,
+                    e,
+                    *overhead_ms,
+                    table.as_deref(),
+                    row,
+                    live.as_ref(),
+                    loc,
+                );
                 if trace.on() {
                     let how = match (measured, rtt) {
-                        (Some(m), _) => format!("{m:.1} ms measured"),
+                        (Some((m, Source::File)), _) => format!("{m:.1} ms measured"),
+                        (Some((m, Source::Collector)), _) => {
+                            format!("{m:.1} ms measured (collector)")
+                        }
                         (None, Some(r)) => format!("{r:.1} ms estimated"),
                         (None, None) => "unknown (no location)".to_string(),
                     };
@@ -846,26 +909,52 @@ fn fence_of(zone: &ZonePolicy, p: &NamePolicy, loc: &Location) -> Option<u16> {
         .map(|i| i as u16)
 }
 
-/// The round trip to an endpoint's region: measured (the table's `row`), and the
-/// one used (measured, else estimated from the client's and the region's
-/// location; `None` when either is unknown).
+/// Where a measured figure came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The operator's `latency_table` file.
+    File,
+    /// The collector's live table.
+    Collector,
+}
+
+/// The round trip to an endpoint's region: measured (the file table's `row`,
+/// the collector's, in the operator's precedence), and the one used
+/// (measured, else estimated from the client's and the region's location;
+/// `None` when either is unknown).
 fn round_trip(
     zone: &ZonePolicy,
     e: &Endpoint,
     overhead_ms: f64,
     table: Option<&LatencyTable>,
     row: Option<u32>,
+    live: Option<&Live<'_>>,
     loc: &Location,
-) -> (Option<f64>, Option<f64>) {
-    let measured = match (table, row) {
+) -> (Option<(f64, Source)>, Option<f64>) {
+    let file = match (table, row) {
         (Some(t), Some(r)) => t.rows[r as usize]
             .get(e.region as usize)
             .copied()
             .flatten()
-            .map(f64::from),
+            .map(|m| (f64::from(m), Source::File)),
         _ => None,
     };
-    let rtt = measured.or_else(|| {
+    let collected = live.and_then(|l| {
+        let col = l.columns.get(e.region as usize).copied().flatten()?;
+        let m = l
+            .table
+            .rows
+            .get(l.row? as usize)?
+            .get(col as usize)
+            .copied()
+            .flatten()?;
+        Some((f64::from(m), Source::Collector))
+    });
+    let measured = match live {
+        Some(l) if l.above_file => collected.or(file),
+        _ => file.or(collected),
+    };
+    let rtt = measured.map(|(m, _)| m).or_else(|| {
         let region = zone.regions.get(e.region as usize)?;
         Some(estimate_rtt_ms(loc.coords?, region.location?, overhead_ms))
     });

@@ -69,7 +69,8 @@ pub fn classify(zone: &ZonePolicy, p: &NamePolicy, client: &Client) -> Class {
                 .iter()
                 .enumerate()
                 .map(|(i, e)| {
-                    let (_, rtt) = round_trip(zone, e, *overhead_ms, table.as_deref(), row, loc);
+                    let (_, rtt) =
+                        round_trip(zone, e, *overhead_ms, table.as_deref(), row, None, loc);
                     (rtt.unwrap_or(f64::INFINITY), i as EndpointIdx)
                 })
                 .collect();

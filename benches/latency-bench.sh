@@ -38,6 +38,8 @@ RUNS=${RUNS:-3}                   # runs (the servers take turns in each)
 NETWORKS=${NETWORKS:-100000}      # /24s fed into the live table
 NQUERIES=${NQUERIES:-10000}       # queries in the mix file
 BEACON_SECONDS=${BEACON_SECONDS:-5}
+REFRESH=${REFRESH:-10s}           # [rum] refresh of the live server (the default: 10s)
+IDLE_SECONDS=${IDLE_SECONDS:-10}  # seconds without queries in which the servers' idle CPU is measured
 BEACON_CONNS=${BEACON_CONNS:-64}  # beacon connections open at once
 DNSPERF_OPTS=${DNSPERF_OPTS:--c 4 -T 2 -q 200}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -53,7 +55,7 @@ die() { printf 'latency-bench: FAIL: %s\n' "$*" >&2; exit 1; }
 # shellcheck source=benches/lib.sh
 source "$REPO/benches/lib.sh"
 
-for v in DURATION RUNS NETWORKS NQUERIES BEACON_SECONDS BEACON_CONNS PORT_BASE READY_TIMEOUT FILL_TIMEOUT BUILD_TIMEOUT; do
+for v in IDLE_SECONDS DURATION RUNS NETWORKS NQUERIES BEACON_SECONDS BEACON_CONNS PORT_BASE READY_TIMEOUT FILL_TIMEOUT BUILD_TIMEOUT; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
 done
 [ "$RUNS" -ge 1 ] && [ "$DURATION" -ge 1 ] && [ "$NETWORKS" -ge 1 ] && [ "$NQUERIES" -ge 1 ] ||
@@ -151,7 +153,7 @@ start_server live "$FREE" "
 listen = \"127.0.0.1:$RUM_PORT\"
 regions = { us-east = \"http://127.0.0.2:8080/o.gif\", eu-west = \"http://127.0.0.3:8080/o.gif\", ap-northeast = \"http://127.0.0.4:8080/o.gif\" }
 feed_token_file = \"$WORK/feed.token\"
-refresh = \"1s\""
+refresh = \"$REFRESH\""
 
 # ---- fill the live table -----------------------------------------------------
 # a mix network the feed covers, asked through the CHAOS explain
@@ -168,6 +170,8 @@ read -r POSTS SAMPLES FIRST LAST < <(timeout "$FILL_TIMEOUT" taskset -c "$CLIENT
     die "the feed failed"
 t1=$(date +%s%N)
 log "fed $SAMPLES samples ($NETWORKS networks, $FIRST .. $LAST) in $POSTS posts, $(((t1 - t0) / 1000000)) ms"
+# the last network fed: when it shows, the whole feed is in
+PROBE=$LAST
 deadline=$((SECONDS + FILL_TIMEOUT))
 until explain | grep -qi 'measured'; do
     kill -0 "${PID[live]}" 2>/dev/null || die "the live server exited"
@@ -179,6 +183,14 @@ log "measured figure for $PROBE in the answers $(((t2 - t1) / 1000000)) ms after
 explain >"$WORK/explain.after"
 settle
 RSS1=$(rss_mib "${PID[live]}") PSS1=$(pss_mib "${PID[live]}")
+# CPU of each server with no queries, over IDLE_SECONDS: the live one's table
+# refresh and collector cost this much whatever the load
+i0s=$(cpu_ns "${PID[static]}") i0l=$(cpu_ns "${PID[live]}")
+sleep "$IDLE_SECONDS"
+i1s=$(cpu_ns "${PID[static]}") i1l=$(cpu_ns "${PID[live]}")
+IDLE_S=$(awk -v n=$((i1s - i0s)) -v t="$IDLE_SECONDS" 'BEGIN {printf "%.2f", 100 * n / 1e9 / t}')
+IDLE_L=$(awk -v n=$((i1l - i0l)) -v t="$IDLE_SECONDS" 'BEGIN {printf "%.2f", 100 * n / 1e9 / t}')
+log "idle CPU over ${IDLE_SECONDS}s: static $IDLE_S%, live $IDLE_L%"
 
 # ---- CPU per query -----------------------------------------------------------
 RESULTS=$WORK/results.tsv   # server run completed lost cpu_ns seconds
@@ -215,6 +227,13 @@ awk -F'\t' '$1 == "static" {s[$2] = $5 / $3} $1 == "live" {l[$2] = $5 / $3}
     END {for (r in l) if (r in s && s[r] > 0) printf "%d %.3f\n", r, l[r] / s[r]}' "$RESULTS" | sort -n >"$WORK/ratio"
 RATIOS=$(awk '{print $2}' "$WORK/ratio" | paste -sd ' ' | sed 's/ /, /g')
 read -r RM _ _ < <(awk '{print $2}' "$WORK/ratio" | median_min_max)
+# the same with each server's idle CPU rate (the refresh, timers) taken out of
+# its runs: what answering costs per query
+awk -F'\t' -v is="$IDLE_S" -v il="$IDLE_L" '
+    $1 == "static" {s[$2] = ($5 - is / 100 * $6 * 1e9) / $3} $1 == "live" {l[$2] = ($5 - il / 100 * $6 * 1e9) / $3}
+    END {for (r in l) if (r in s && s[r] > 0) printf "%d %.3f\n", r, l[r] / s[r]}' "$RESULTS" | sort -n >"$WORK/ratio-busy"
+RATIOS_B=$(awk '{print $2}' "$WORK/ratio-busy" | paste -sd ' ' | sed 's/ /, /g')
+read -r RB _ _ < <(awk '{print $2}' "$WORK/ratio-busy" | median_min_max)
 qps_of() { awk -F'\t' -v s="$1" '$1 == s {q += $3; t += $6} END {printf "%.0f", q / t}' "$RESULTS"; }
 
 echo
@@ -224,7 +243,7 @@ echo "- machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/
 echo "- signpost $("$SIGNPOST" --version 2>/dev/null | head -n 1), binary built $(date -u -r "$SIGNPOST" '+%Y-%m-%d %H:%M UTC') (repo at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'))"
 echo "- servers on CPU $SERVER_CPU, clients on CPU $CLIENT_CPU: \`dnsperf -B $DNSPERF_OPTS -l $DURATION\`, $RUNS run(s), the two in turn (order alternating)"
 echo "- mix: \`www.geobench.example A\` (strategy \"latency\") with ECS: $MIX_DESC"
-echo "- live table: $NETWORKS /24s fed (the mix's /24s first), 3 regions each: $SAMPLES samples in $POSTS posts to /v1/feed, $(((t1 - t0) / 1000000)) ms; in the answers $(((t2 - t1) / 1000000)) ms after the last post (refresh 1s)"
+echo "- live table: $NETWORKS /24s fed (the mix's /24s first, so every query of the mix is decided by a measured row), 3 regions each: $SAMPLES samples in $POSTS posts to /v1/feed, $(((t1 - t0) / 1000000)) ms; the last network fed ($LAST) in the explain $(((t2 - t1) / 1000000)) ms after the last post (refresh $REFRESH)"
 echo
 echo "| server | queries/s | CPU µs/query median (min–max) |"
 echo "|---|---:|---:|"
@@ -233,6 +252,8 @@ printf '| live ([rum], %s networks) | %s | %.3f (%.3f–%.3f) |\n' "$NETWORKS" "
 echo
 printf 'CPU per query, live ÷ static, run by run: %s; median %.3f (target at most 1.02: %s)\n' "$RATIOS" "$RM" \
     "$(awk -v r="$RM" 'BEGIN {print (r <= 1.02) ? "met" : "MISSED"}')"
+echo "Idle CPU (no queries, ${IDLE_SECONDS} s, after the fill): static $IDLE_S %, live $IDLE_L % of a CPU."
+printf 'CPU per query with each server'"'"'s idle CPU rate taken out of its runs, live ÷ static, run by run: %s; median %.3f\n' "$RATIOS_B" "$RB"
 echo
 echo "| memory (all processes) | VmRSS MiB | PSS MiB |"
 echo "|---|---:|---:|"

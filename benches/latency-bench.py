@@ -21,6 +21,7 @@ import selectors
 import socket
 import sys
 import time
+import urllib.error
 import urllib.request
 
 REGIONS = ("us-east", "eu-west", "ap-northeast")

@@ -94,16 +94,6 @@ impl Endpoint {
             _ => false,
         }
     }
-
-    /// Number of addresses this endpoint answers a query type with.
-    pub fn address_count(&self, qtype: u16) -> usize {
-        let n = |s: &Option<RRset>| s.as_ref().map(|s| s.rdatas.len()).unwrap_or(0);
-        match qtype {
-            rtype::A => n(&self.a),
-            rtype::AAAA => n(&self.aaaa),
-            _ => n(&self.a) + n(&self.aaaa),
-        }
-    }
 }
 
 /// What to answer when no endpoint that may answer is up.

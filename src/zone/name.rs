@@ -174,11 +174,6 @@ impl Name {
         })
     }
 
-    /// The first (leftmost) label, or `None` at the root.
-    pub fn first_label(&self) -> Option<&[u8]> {
-        self.labels().next()
-    }
-
     /// The name without its leftmost label; `None` at the root.
     pub fn parent(&self) -> Option<Name> {
         if self.is_root() {
@@ -193,29 +188,6 @@ impl Name {
     /// True when `self` is `other` or below it.
     pub fn is_subdomain_of(&self, other: &Name) -> bool {
         is_wire_subdomain(&self.wire, &other.wire)
-    }
-
-    /// `label.self`, for example `*` prepended to make a wildcard owner.
-    pub fn prepend(&self, label: &[u8]) -> Option<Name> {
-        if label.is_empty()
-            || label.len() > MAX_LABEL_LEN
-            || self.wire.len() + label.len() + 1 > MAX_NAME_LEN
-        {
-            return None;
-        }
-        let mut v = Vec::with_capacity(self.wire.len() + label.len() + 1);
-        v.push(label.len() as u8);
-        v.extend_from_slice(label);
-        v.extend_from_slice(&self.wire);
-        lowercase_wire(&mut v);
-        Some(Name {
-            wire: v.into_boxed_slice(),
-        })
-    }
-
-    /// True when the leftmost label is `*` (RFC 4592 §2.1.1).
-    pub fn is_wildcard(&self) -> bool {
-        self.first_label() == Some(b"*")
     }
 
     /// Every ancestor from `self` up to and including `stop`, deepest first.

@@ -189,19 +189,6 @@ pub fn check(
     Ok(())
 }
 
-/// Compares a presented token with the configured one in time that depends on
-/// their lengths only, not on where they first differ.
-pub fn token_matches(given: &[u8], want: &[u8]) -> bool {
-    if given.len() != want.len() {
-        return false;
-    }
-    let diff = given
-        .iter()
-        .zip(want)
-        .fold(0u8, |acc, (a, b)| std::hint::black_box(acc | (a ^ b)));
-    diff == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,26 +318,5 @@ mod tests {
             status("GET", &[h, ("sec-fetch-site", "same-origin")], false),
             200
         );
-    }
-
-    #[test]
-    fn token_comparison() {
-        assert!(token_matches(
-            b"a-long-random-token",
-            b"a-long-random-token"
-        ));
-        assert!(!token_matches(
-            b"a-long-random-tokeN",
-            b"a-long-random-token"
-        ));
-        assert!(!token_matches(
-            b"a-long-random-toke",
-            b"a-long-random-token"
-        ));
-        assert!(!token_matches(b"", b"a-long-random-token"));
-        assert!(!token_matches(
-            b"a-long-random-token-",
-            b"a-long-random-token"
-        ));
     }
 }

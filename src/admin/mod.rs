@@ -38,7 +38,6 @@ mod dashboard;
 mod exposition;
 mod guard;
 
-use guard::token_matches;
 pub use guard::INTENT;
 
 use crate::fleet::{Fleet, Op};
@@ -332,7 +331,7 @@ pub fn route(state: &AdminState, req: &Request) -> Reply {
             .authorization
             .as_deref()
             .and_then(|a| a.strip_prefix("Bearer "))
-            .is_some_and(|t| token_matches(t.as_bytes(), token.as_bytes()));
+            .is_some_and(|t| crate::secret::same(t.as_bytes(), token.as_bytes()));
         if !ok {
             return Reply::text(401, "missing or wrong bearer token");
         }

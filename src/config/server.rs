@@ -276,8 +276,6 @@ impl Default for CookiesConfig {
     }
 }
 
-/// Reads a cookie secret file: 32 hex digits (surrounding white space allowed),
-/// not readable by others.
 /// Checks `[rum]`; every error is pushed with the line of its value.
 fn check_rum(
     raw: RumRaw,
@@ -427,37 +425,18 @@ fn read_secret_file(key: &str, path: &Path) -> Result<String, String> {
     Ok(t.to_string())
 }
 
+/// Reads a cookie secret file: 32 hex digits (surrounding white space allowed),
+/// not readable by others.
 fn read_cookie_secret(path: &Path) -> Result<[u8; 16], String> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path)
-            .map_err(|e| format!("cookies.secret_file {}: {e}", path.display()))?;
-        if meta.permissions().mode() & 0o004 != 0 {
-            return Err(format!(
-                "cookies.secret_file {} is readable by every user: chmod o-r it",
+    let hex = read_secret_file("cookies.secret_file", path)?;
+    crate::zone::rdata::decode_hex(&hex)
+        .and_then(|k| <[u8; 16]>::try_from(k).ok())
+        .ok_or_else(|| {
+            format!(
+                "cookies.secret_file {}: want 32 hex digits (128 bits), as `openssl rand -hex 16` writes",
                 path.display()
-            ));
-        }
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cookies.secret_file {}: {e}", path.display()))?;
-    let hex = text.trim();
-    let bad = || {
-        format!(
-            "cookies.secret_file {}: want 32 hex digits (128 bits), as `openssl rand -hex 16` writes",
-            path.display()
-        )
-    };
-    if hex.len() != 32 {
-        return Err(bad());
-    }
-    let mut key = [0u8; 16];
-    for (i, b) in key.iter_mut().enumerate() {
-        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16)
-            .map_err(|_| bad())?;
-    }
-    Ok(key)
+            )
+        })
 }
 
 /// DNSSEC settings of the server (see `dnssec`).
@@ -1028,28 +1007,7 @@ impl ServerConfig {
         cores: usize,
     ) -> Result<DescriptorPlan, Vec<ConfigError>> {
         let reserve = self.descriptor_reserve(cores);
-        let e = &self.encrypted;
-        // (key, listening, given line, cap)
-        let caps = [
-            (
-                "tcp.max_connections",
-                true,
-                self.tcp_max_connections_line,
-                self.tcp_max_connections,
-            ),
-            (
-                "dot.max_connections",
-                !e.dot_listen.is_empty(),
-                e.dot_max_connections_line,
-                e.dot_max_connections,
-            ),
-            (
-                "doh.max_connections",
-                !e.doh_listen.is_empty(),
-                e.doh_max_connections_line,
-                e.doh_max_connections,
-            ),
-        ];
+        let caps = self.connection_caps();
         let given: u64 = caps
             .iter()
             .filter(|c| c.1 && c.2.is_some())
@@ -1105,32 +1063,39 @@ impl ServerConfig {
         let plan = DescriptorPlan {
             limit,
             reserve,
-            caps: [
-                (
-                    "tcp.max_connections",
-                    true,
-                    self.tcp_max_connections_line,
-                    self.tcp_max_connections,
-                ),
-                (
-                    "dot.max_connections",
-                    !e.dot_listen.is_empty(),
-                    e.dot_max_connections_line,
-                    e.dot_max_connections,
-                ),
-                (
-                    "doh.max_connections",
-                    !e.doh_listen.is_empty(),
-                    e.doh_max_connections_line,
-                    e.doh_max_connections,
-                ),
-            ]
-            .into_iter()
-            .filter(|c| c.1)
-            .map(|(key, _, line, cap)| (key, cap, line.is_none()))
-            .collect(),
+            caps: self
+                .connection_caps()
+                .into_iter()
+                .filter(|c| c.1)
+                .map(|(key, _, line, cap)| (key, cap, line.is_none()))
+                .collect(),
         };
         Ok(plan)
+    }
+
+    /// Each connection cap: (key, listening, the line that gave it, cap).
+    fn connection_caps(&self) -> [(&'static str, bool, Option<usize>, usize); 3] {
+        let e = &self.encrypted;
+        [
+            (
+                "tcp.max_connections",
+                true,
+                self.tcp_max_connections_line,
+                self.tcp_max_connections,
+            ),
+            (
+                "dot.max_connections",
+                !e.dot_listen.is_empty(),
+                e.dot_max_connections_line,
+                e.dot_max_connections,
+            ),
+            (
+                "doh.max_connections",
+                !e.doh_listen.is_empty(),
+                e.doh_max_connections_line,
+                e.doh_max_connections,
+            ),
+        ]
     }
 
     /// Descriptors kept back from the connection caps:

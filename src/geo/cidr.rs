@@ -186,6 +186,19 @@ pub fn mask(ip: IpAddr, prefix_len: u8) -> IpAddr {
     }
 }
 
+/// The network `ip` is counted in when networks are `v4` bits long for IPv4 and
+/// `v6` for IPv6 (rate limits, connection caps, the signing budget's history); an
+/// IPv4-mapped IPv6 address counts as its IPv4 address.
+pub fn network_of(ip: IpAddr, v4: u8, v6: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => mask(ip, v4.min(32)),
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(m4) => mask(IpAddr::V4(m4), v4.min(32)),
+            None => mask(ip, v6.min(128)),
+        },
+    }
+}
+
 /// Node of the binary trie. Index 0 is always the root, so a child index of
 /// 0 can mean "no child"; `value` is an index into `values` plus one, 0 for
 /// none. `u32` indices keep a node at 12 bytes: an IPv6 /48 costs up to 48

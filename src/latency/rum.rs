@@ -444,11 +444,12 @@ async fn route(
     }
 }
 
+/// A beacon's or the feed's body: `{"v": 1, "samples": [...]}`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BeaconRaw {
+struct Envelope<S> {
     v: u32,
-    samples: Vec<BeaconSampleRaw>,
+    samples: Vec<S>,
 }
 
 #[derive(Deserialize)]
@@ -456,13 +457,6 @@ struct BeaconRaw {
 struct BeaconSampleRaw {
     region: String,
     rtt_ms: f64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FeedRaw {
-    v: u32,
-    samples: Vec<FeedSampleRaw>,
 }
 
 #[derive(Deserialize)]
@@ -512,29 +506,13 @@ async fn beacon(
         };
     }
     let limits = &c.settings.limits;
-    let bytes = match read_body(body, limits.max_body, limits.request_timeout).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let raw: BeaconRaw = match serde_json::from_slice(&bytes) {
-        Ok(r) => r,
-        Err(e) => return Reply::text(400, format!("beacon body: {e}")),
-    };
-    if raw.v != 1 {
-        return Reply::text(400, format!("beacon version {}: use 1", raw.v));
-    }
-    if raw.samples.is_empty() || raw.samples.len() > limits.max_samples {
-        return Reply::text(
-            400,
-            format!(
-                "{} samples: send 1 to {}",
-                raw.samples.len(),
-                limits.max_samples
-            ),
-        );
-    }
-    let mut samples = Vec::with_capacity(raw.samples.len());
-    for s in &raw.samples {
+    let raw: Vec<BeaconSampleRaw> =
+        match read_samples("beacon", body, limits.max_body, limits.max_samples, limits).await {
+            Ok(r) => r,
+            Err(r) => return r,
+        };
+    let mut samples = Vec::with_capacity(raw.len());
+    for s in &raw {
         let Some(&region) = c.regions.get(&s.region) else {
             return refuse(
                 c,
@@ -558,6 +536,30 @@ async fn beacon(
     add_all(c, &samples)
 }
 
+/// The samples of a `what` body (beacon or feed) of at most `max_bytes`: JSON of
+/// version 1 with 1 to `max_samples` samples; anything else is the 4xx to send.
+async fn read_samples<S: serde::de::DeserializeOwned>(
+    what: &str,
+    body: Incoming,
+    max_bytes: usize,
+    max_samples: usize,
+    limits: &RumLimits,
+) -> Result<Vec<S>, Reply> {
+    let bytes = read_body(body, max_bytes, limits.request_timeout).await?;
+    let raw: Envelope<S> = serde_json::from_slice(&bytes)
+        .map_err(|e| Reply::text(400, format!("{what} body: {e}")))?;
+    if raw.v != 1 {
+        return Err(Reply::text(400, format!("{what} version {}: use 1", raw.v)));
+    }
+    if raw.samples.is_empty() || raw.samples.len() > max_samples {
+        return Err(Reply::text(
+            400,
+            format!("{} samples: send 1 to {max_samples}", raw.samples.len()),
+        ));
+    }
+    Ok(raw.samples)
+}
+
 async fn feed(c: &Collector, parts: &Parts, body: Incoming) -> Reply {
     let Some(token) = &c.settings.feed_token else {
         return Reply::text(404, "the feed is off (no feed token is configured)");
@@ -569,7 +571,7 @@ async fn feed(c: &Collector, parts: &Parts, body: Incoming) -> Reply {
         .and_then(|v| v.trim().strip_prefix("Bearer "))
         .map(str::trim)
         .unwrap_or("");
-    if !token_matches(given.as_bytes(), token.as_bytes()) {
+    if !crate::secret::same(given.as_bytes(), token.as_bytes()) {
         return Reply {
             headers: vec![(
                 HeaderName::from_static("www-authenticate"),
@@ -579,29 +581,20 @@ async fn feed(c: &Collector, parts: &Parts, body: Incoming) -> Reply {
         };
     }
     let limits = &c.settings.limits;
-    let bytes = match read_body(body, limits.max_feed_body, limits.request_timeout).await {
-        Ok(b) => b,
+    let raw: Vec<FeedSampleRaw> = match read_samples(
+        "feed",
+        body,
+        limits.max_feed_body,
+        limits.max_feed_samples,
+        limits,
+    )
+    .await
+    {
+        Ok(r) => r,
         Err(r) => return r,
     };
-    let raw: FeedRaw = match serde_json::from_slice(&bytes) {
-        Ok(r) => r,
-        Err(e) => return Reply::text(400, format!("feed body: {e}")),
-    };
-    if raw.v != 1 {
-        return Reply::text(400, format!("feed version {}: use 1", raw.v));
-    }
-    if raw.samples.is_empty() || raw.samples.len() > limits.max_feed_samples {
-        return Reply::text(
-            400,
-            format!(
-                "{} samples: send 1 to {}",
-                raw.samples.len(),
-                limits.max_feed_samples
-            ),
-        );
-    }
-    let mut samples = Vec::with_capacity(raw.samples.len());
-    for (i, s) in raw.samples.iter().enumerate() {
+    let mut samples = Vec::with_capacity(raw.len());
+    for (i, s) in raw.iter().enumerate() {
         let key = match (&s.network, s.asn, &s.country) {
             (Some(n), None, None) => match n.parse::<IpNet>() {
                 Ok(net) => NetKey::of_net(net),
@@ -745,18 +738,6 @@ fn head_len(parts: &Parts) -> usize {
         .fold(line + 2, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
 }
 
-/// Compares in time that depends on the lengths only, not on where they differ.
-fn token_matches(given: &[u8], want: &[u8]) -> bool {
-    if given.len() != want.len() {
-        return false;
-    }
-    let diff = given
-        .iter()
-        .zip(want)
-        .fold(0u8, |acc, (a, b)| std::hint::black_box(acc | (a ^ b)));
-    diff == 0
-}
-
 /// A token bucket per sender network, bounded in networks.
 struct RateLimiter {
     rate: f64,
@@ -860,13 +841,5 @@ mod tests {
         assert!(l.admit(a, later), "refilled");
         // Once b has refilled to the burst it can be dropped for c.
         assert!(l.admit(c, t0 + Duration::from_secs(5)));
-    }
-
-    #[test]
-    fn tokens_compare_whole() {
-        assert!(token_matches(b"s3cret", b"s3cret"));
-        assert!(!token_matches(b"s3cre", b"s3cret"));
-        assert!(!token_matches(b"s3creT", b"s3cret"));
-        assert!(!token_matches(b"", b"s3cret"));
     }
 }

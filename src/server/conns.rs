@@ -49,19 +49,11 @@ pub struct ClientNet(IpAddr);
 
 impl ClientNet {
     pub fn of(ip: IpAddr) -> ClientNet {
-        ClientNet(match ip {
-            IpAddr::V4(a) => {
-                let mask = u32::MAX << (32 - u32::from(CLIENT_PREFIX_V4));
-                IpAddr::V4((u32::from(a) & mask).into())
-            }
-            IpAddr::V6(a) => match a.to_ipv4_mapped() {
-                Some(v4) => return ClientNet::of(IpAddr::V4(v4)),
-                None => {
-                    let mask = u128::MAX << (128 - u32::from(CLIENT_PREFIX_V6));
-                    IpAddr::V6((u128::from(a) & mask).into())
-                }
-            },
-        })
+        ClientNet(crate::geo::cidr::network_of(
+            ip,
+            CLIENT_PREFIX_V4,
+            CLIENT_PREFIX_V6,
+        ))
     }
 }
 

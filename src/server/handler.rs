@@ -366,18 +366,9 @@ fn answer_query(
             let v = g.rrl.check_key(g.rrl.key(src, class, subject), g.rrl.now());
             obs.rrl = Some(v);
             if v != Verdict::Send {
-                header.rcode = answer.rcode();
+                // Header and question only, for the caller to drop or truncate.
                 header.aa = answer.authoritative;
-                write_response(
-                    out,
-                    header,
-                    Some(q.question),
-                    q.qname(),
-                    None,
-                    opt.as_ref(),
-                    limit,
-                );
-                return;
+                return refuse(out, &mut header, opt.as_ref(), answer.rcode());
             }
         }
     }
@@ -416,7 +407,7 @@ fn answer_query(
 fn standing(src: IpAddr, verified: bool) -> Standing {
     let h = budget::history();
     let now = h.now();
-    let net = rrl::prefix_of(src, 24, 56);
+    let net = crate::geo::cidr::network_of(src, 24, 56);
     let s = h.standing(net, now);
     h.note(net, now);
     if verified {

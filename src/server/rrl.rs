@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::config::transport::RrlConfig;
-use crate::geo::cidr::CidrTable;
+use crate::geo::cidr::{network_of, CidrTable};
 use crate::metrics::Observed;
 
 /// What to do with a response.
@@ -202,7 +202,7 @@ impl Rrl {
     /// The keyed hash of (client prefix, class, subject).
     pub fn key(&self, client: IpAddr, class: Class, subject: Subject<'_>) -> u64 {
         let mut h = self.secret.build_hasher();
-        match prefix_of(client, self.cfg.ipv4_prefix, self.cfg.ipv6_prefix) {
+        match network_of(client, self.cfg.ipv4_prefix, self.cfg.ipv6_prefix) {
             IpAddr::V4(a) => h.write_u32(u32::from(a)),
             IpAddr::V6(a) => h.write_u128(u128::from(a)),
         }
@@ -309,31 +309,6 @@ fn hash_name_at(msg: &[u8], mut at: usize, h: &mut impl Hasher) {
         }
     }
     h.write_u8(0);
-}
-
-/// The network `ip` belongs to, for counting: its first `v4` or `v6` bits.
-pub fn prefix_of(ip: IpAddr, v4: u8, v6: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(a) => {
-            let m = if v4 == 0 {
-                0
-            } else {
-                u32::MAX << (32 - v4.min(32) as u32)
-            };
-            IpAddr::V4((u32::from(a) & m).into())
-        }
-        IpAddr::V6(a) => {
-            if let Some(m4) = a.to_ipv4_mapped() {
-                return prefix_of(IpAddr::V4(m4), v4, v6);
-            }
-            let m = if v6 == 0 {
-                0
-            } else {
-                u128::MAX << (128 - v6.min(128) as u32)
-            };
-            IpAddr::V6((u128::from(a) & m).into())
-        }
-    }
 }
 
 /// Rewrites a response into its truncated form: header and question only, TC set.

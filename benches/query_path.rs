@@ -7,9 +7,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use signpost::answer::handler::{handle, Transport};
 use signpost::app::{load_snapshot, server_config, Overrides};
 use signpost::policy::{self, AllUp, Client, NoTrace};
-use signpost::server::{handle, Transport};
 
 fn query(name: &str, qtype: u16, ecs: Option<([u8; 4], u8)>) -> Vec<u8> {
     let mut p = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, ecs.is_some() as u8];

@@ -8,12 +8,14 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 
+use crate::answer::cookie::CookieSecret;
+use crate::answer::snapshot::{ChaosAnswers, Snapshot};
 use crate::config::server::{Precedence, RumConfig};
 use crate::config::{ConfigError, ServerConfig};
+use crate::geo::cidr::{CidrTable, IpNet};
 use crate::geo::client::ClientLocator;
 use crate::geo::Locator;
 use crate::policy::LatencyTable;
-use crate::snapshot::Snapshot;
 use crate::zone::ZoneSet;
 
 /// Command-line settings that override the config file.
@@ -70,7 +72,7 @@ pub fn load_snapshot(
 ) -> Result<(Snapshot, LoadedZones), Vec<ConfigError>> {
     let (snap, loaded) = load_snapshot_without_fast(cfg, generation)?;
     if !fast_path_off() {
-        let _ = snap.fast.set(crate::server::fast::FastTable::build(&snap));
+        let _ = snap.fast.set(crate::answer::fast::FastTable::build(&snap));
     }
     Ok((snap, loaded))
 }
@@ -103,7 +105,7 @@ pub fn load_snapshot_without_fast(
     let mut zones = std::mem::take(&mut loaded.zones);
     let mut steering = std::mem::take(&mut loaded.steering);
     let checks = std::mem::take(&mut loaded.checks);
-    let (targets, names) = crate::bridge::assign(&mut steering, &checks);
+    let (targets, names) = crate::answer::health_view::assign(&mut steering, &checks);
     for (z, s) in zones.iter_mut().zip(steering.iter_mut()) {
         z.metrics_slot = crate::metrics::zone_slot(&z.origin.to_string());
         for p in s.names.iter_mut() {
@@ -141,7 +143,16 @@ pub fn load_snapshot_without_fast(
     }
     attach_measured(cfg, &mut steering);
     let signers = sign_zones(cfg, &mut zones, &mut steering, &mut loaded.warnings)?;
-    let mut snap = Snapshot::new(ZoneSet::new(zones), geo, cfg, generation);
+    let mut snap = Snapshot::new(ZoneSet::new(zones), geo, cfg.udp_payload_max, generation);
+    let id = &cfg.identity;
+    snap.chaos = ChaosAnswers::new(&id.id_server, &id.hostname_bind, &id.version_bind);
+    snap.nsid = id.nsid.clone().map(Vec::into_boxed_slice);
+    snap.cookies = cfg.cookies.enabled.then(|| match cfg.cookies.secret {
+        Some(k) => CookieSecret::new(k),
+        None => CookieSecret::process(),
+    });
+    snap.ecs_from = net_set(&cfg.geo.ecs_from);
+    snap.explain_from = net_set(&cfg.geo.explain_from);
     snap.steering = steering;
     snap.signers = signers;
     snap.health_targets = targets;
@@ -157,7 +168,7 @@ pub fn load_snapshot_without_fast(
 /// `SIGNPOST_NO_FAST`, nor when a reload replaced it first with one built
 /// whole).
 pub fn build_fast_later(
-    handle: crate::snapshot::SnapshotHandle,
+    handle: crate::answer::snapshot::SnapshotHandle,
 ) -> std::io::Result<std::thread::JoinHandle<bool>> {
     let snap = handle.load_full();
     std::thread::Builder::new()
@@ -167,7 +178,7 @@ pub fn build_fast_later(
                 return false;
             }
             let started = std::time::Instant::now();
-            let table = crate::server::fast::FastTable::build(&snap);
+            let table = crate::answer::fast::FastTable::build(&snap);
             let (fast_names, fast_kib) = (table.len(), table.size() >> 10);
             let build_ms = started.elapsed().as_millis();
             let set = snap.fast.set(table).is_ok();
@@ -417,15 +428,15 @@ pub fn explain(
 
     let bad = |m: String| vec![ConfigError::new(Path::new("explain"), 0, m)];
     let (addr, ecs) =
-        crate::server::query::parse_client(client).map_err(|e| bad(format!("--client: {e}")))?;
+        crate::answer::query::parse_client(client).map_err(|e| bad(format!("--client: {e}")))?;
     let qname =
         Name::parse(name, Some(&Name::root())).map_err(|e| bad(format!("{name:?}: {e}")))?;
     let cfg = server_config(o)?;
     let (snap, _) = load_snapshot(&cfg, 0)?;
-    let c = crate::server::handler::client_of(&snap, ecs.as_ref(), addr);
+    let c = crate::answer::handler::client_of(&snap, ecs.as_ref(), addr);
     let mut rec = Recorder::default();
     let Some((zone, answer, decision)) =
-        crate::server::handler::explain_type(&snap, qname.wire(), qtype, &c, &AllUp, &mut rec)
+        crate::answer::handler::explain_type(&snap, qname.wire(), qtype, &c, &AllUp, &mut rec)
     else {
         return Err(bad(format!(
             "{qname} is in no zone served from {}",
@@ -582,4 +593,13 @@ fn same_figures(a: &LatencyTable, b: &LatencyTable) -> bool {
         && a.asn == b.asn
         && a.country == b.country
         && a.labels.iter().map(stem).eq(b.labels.iter().map(stem))
+}
+
+fn net_set(nets: &[IpNet]) -> CidrTable<()> {
+    let mut t = CidrTable::new();
+    for n in nets {
+        // A network listed twice is listed once.
+        let _ = t.insert(*n, ());
+    }
+    t
 }

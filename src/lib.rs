@@ -52,8 +52,8 @@
 #![deny(unsafe_code)]
 
 pub mod admin;
+pub mod answer;
 pub mod app;
-pub mod bridge;
 pub mod clock;
 pub mod config;
 pub mod dnssec;
@@ -67,6 +67,5 @@ pub mod policy;
 pub mod reload;
 pub mod secret;
 pub mod server;
-pub mod snapshot;
 pub mod units;
 pub mod zone;

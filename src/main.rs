@@ -10,15 +10,15 @@ use clap::{CommandFactory, Parser, Subcommand};
 use tracing::{info, warn};
 
 use signpost::admin::{self, AdminState};
+use signpost::answer::health_view::{HealthBridge, Weights};
+use signpost::answer::snapshot;
 use signpost::app::{self, Overrides};
-use signpost::bridge::{HealthBridge, Weights};
 use signpost::config::{ConfigErrors, LogFormat, ServerConfig};
 use signpost::health::{self, HealthTable, Scheduler};
 use signpost::memory;
 use signpost::metrics::Metrics;
 use signpost::reload::{self, Prepare, ReloadStats};
 use signpost::server::{self, TcpLimits};
-use signpost::snapshot;
 
 mod ctl;
 
@@ -323,7 +323,7 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
             max_lifetime: cfg.tcp_max_lifetime,
             handshake_timeout: cfg.tcp_handshake_timeout,
         };
-        let rrl = Arc::new(server::rrl::Rrl::new(cfg.rrl.clone()));
+        let rrl = Arc::new(signpost::answer::rrl::Rrl::new(cfg.rrl.clone()));
         let qlog = Arc::new(server::querylog::QueryLog::new(cfg.query_log));
         let running = server::start(bound, handle.clone(), limits, &metrics, rrl, qlog.clone())?;
         let signals = Signals::register();

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::answer::Observed;
 use crate::policy::Reason;
 use crate::zone::rtype;
 
@@ -43,30 +44,6 @@ const REASONS: [&str; 8] = [
 const TRANSPORTS: [&str; 2] = ["udp", "tcp"];
 /// The zone slot of queries for no zone we serve.
 pub const NO_ZONE: u16 = u16::MAX;
-
-/// What one query did, for counting.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Observed {
-    /// A response was sent.
-    pub sent: bool,
-    pub zone_slot: Option<u16>,
-    pub qtype: u16,
-    /// Full rcode (BADVERS is 16).
-    pub rcode: u16,
-    pub truncated: bool,
-    pub ecs: bool,
-    /// (name slot, region index, reason) of a steered answer.
-    pub steered: Option<(u16, u16, Reason)>,
-    /// Length of the question section, for truncating a response to its header.
-    pub question_len: u16,
-    /// An answer synthesized from a wildcard: where the wildcard's closest encloser
-    /// starts in the query name (for rate limiting, which counts such answers as one).
-    pub wildcard_at: Option<u8>,
-    /// The query carried a valid server cookie: its address is not spoofed.
-    pub verified: bool,
-    /// The rate limiter's verdict, when it was asked before the answer was signed.
-    pub rrl: Option<crate::server::rrl::Verdict>,
-}
 
 fn qtype_slot(t: u16) -> usize {
     QTYPES.iter().position(|&q| q == t).unwrap_or(QTYPES.len())
@@ -317,13 +294,6 @@ impl Metrics {
             sum(&|s| s.rrl_dropped.load(Relaxed)),
             sum(&|s| s.rrl_slipped.load(Relaxed))
         );
-        let _ = writeln!(
-            out,
-            "# HELP signpost_accept_resource_errors_total Connections not accepted for want of a descriptor or memory (each pauses accepting 100 ms).\n# TYPE signpost_accept_resource_errors_total counter\nsignpost_accept_resource_errors_total {}\n# HELP signpost_connections_evicted_total Idle TCP, DoT and DoH connections closed to make room for a newcomer at a cap.\n# TYPE signpost_connections_evicted_total counter\nsignpost_connections_evicted_total {}\n# HELP signpost_probe_local_failures_total Health probes not made for want of a local resource; verdicts were kept.\n# TYPE signpost_probe_local_failures_total counter\nsignpost_probe_local_failures_total {}",
-            crate::server::fdlimit::accept_errors(),
-            crate::server::conns::evictions(),
-            crate::health::local_failures()
-        );
 
         out.push_str("# HELP signpost_steered_answers_total Steered answers, by name, region and reason.\n# TYPE signpost_steered_answers_total counter\n");
         for (ni, name) in names.iter().enumerate() {
@@ -346,20 +316,6 @@ impl Metrics {
                 }
             }
         }
-    }
-
-    /// Build information and process-wide counters of the transports.
-    pub fn render_process(out: &mut String) {
-        let _ = writeln!(
-            out,
-            "# HELP signpost_build_info Build information.\n# TYPE signpost_build_info gauge\nsignpost_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
-        let _ = writeln!(
-            out,
-            "# HELP signpost_udp_restarts_total UDP read loops restarted after a panic (a bug; each loses the packets in hand).\n# TYPE signpost_udp_restarts_total counter\nsignpost_udp_restarts_total {}",
-            crate::server::udp_restarts()
-        );
     }
 }
 

@@ -7,12 +7,13 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use signpost::answer::fast::Fast;
+use signpost::answer::handler::{handle, Transport};
+use signpost::answer::query;
+use signpost::answer::snapshot::Snapshot;
 use signpost::app::{load_snapshot, server_config, Overrides};
-use signpost::metrics::Observed;
+use signpost::answer::Observed;
 use signpost::policy::Reason;
-use signpost::server::fast::Fast;
-use signpost::server::{handle, query, Transport};
-use signpost::snapshot::Snapshot;
 
 fn repo(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)

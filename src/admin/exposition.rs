@@ -5,10 +5,10 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
+use crate::answer::snapshot::Snapshot;
 use crate::metrics::{escape, Metrics};
 use crate::policy::HealthView;
 use crate::reload::ReloadStats;
-use crate::snapshot::Snapshot;
 
 /// The Prometheus text exposition of everything.
 pub fn render(metrics: &Metrics, snap: &Snapshot, reload: &ReloadStats) -> String {
@@ -85,7 +85,7 @@ pub fn render(metrics: &Metrics, snap: &Snapshot, reload: &ReloadStats) -> Strin
             "# HELP signpost_config_generation The serving configuration's generation.\n# TYPE signpost_config_generation gauge\nsignpost_config_generation {}",
             snap.generation
         );
-    Metrics::render_process(&mut out);
+    render_process(&mut out);
     if !snap.signers.is_empty() {
         use crate::dnssec::online::{OVER_CAP, SIGNED};
         let _ = writeln!(
@@ -118,4 +118,25 @@ fn regions_of(snap: &Snapshot) -> Vec<Vec<String>> {
         }
     }
     regions_of
+}
+
+/// Build information and process-wide counters of the transports.
+fn render_process(out: &mut String) {
+    let _ = writeln!(
+            out,
+            "# HELP signpost_accept_resource_errors_total Connections not accepted for want of a descriptor or memory (each pauses accepting 100 ms).\n# TYPE signpost_accept_resource_errors_total counter\nsignpost_accept_resource_errors_total {}\n# HELP signpost_connections_evicted_total Idle TCP, DoT and DoH connections closed to make room for a newcomer at a cap.\n# TYPE signpost_connections_evicted_total counter\nsignpost_connections_evicted_total {}\n# HELP signpost_probe_local_failures_total Health probes not made for want of a local resource; verdicts were kept.\n# TYPE signpost_probe_local_failures_total counter\nsignpost_probe_local_failures_total {}",
+            crate::server::fdlimit::accept_errors(),
+            crate::server::conns::evictions(),
+            crate::health::local_failures()
+        );
+    let _ = writeln!(
+        out,
+        "# HELP signpost_build_info Build information.\n# TYPE signpost_build_info gauge\nsignpost_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    let _ = writeln!(
+        out,
+        "# HELP signpost_udp_restarts_total UDP read loops restarted after a panic (a bug; each loses the packets in hand).\n# TYPE signpost_udp_restarts_total counter\nsignpost_udp_restarts_total {}",
+        crate::server::udp_restarts()
+    );
 }

@@ -40,11 +40,11 @@ mod guard;
 
 pub use guard::INTENT;
 
+use crate::answer::snapshot::SnapshotHandle;
 use crate::fleet::{Fleet, Op};
 use crate::health::{self, Override};
 use crate::metrics::Metrics;
 use crate::reload::ReloadStats;
-use crate::snapshot::SnapshotHandle;
 
 const MAX_HEAD: usize = 8 * 1024;
 /// Where hyper itself stops reading a head and answers a bare 431 (it cannot add a
@@ -475,7 +475,7 @@ fn explain(state: &AdminState, req: &Request) -> Reply {
         Err(r) => return r,
     };
     let client = req.query.get("client").map(|s| s.as_str()).unwrap_or("");
-    let (addr, ecs) = match crate::server::query::parse_client(client) {
+    let (addr, ecs) = match crate::answer::query::parse_client(client) {
         Ok(c) => c,
         Err(e) => return Reply::text(400, e.to_string()),
     };
@@ -484,7 +484,7 @@ fn explain(state: &AdminState, req: &Request) -> Reply {
         Err(e) => return Reply::text(400, format!("name: {e}")),
     };
     let snap = state.snap.load();
-    match crate::server::handler::explain(&snap, qname.wire(), ecs.as_ref(), addr) {
+    match crate::answer::handler::explain(&snap, qname.wire(), ecs.as_ref(), addr) {
         Some(lines) => Reply::text(200, lines.join("\n")),
         None => Reply::text(404, format!("{qname} is not a steered name we serve")),
     }

@@ -216,7 +216,7 @@ pub struct ServerConfig {
     pub admin_allowed_hosts: Vec<String>,
     pub state_file: Option<PathBuf>,
     /// Response rate limiting for UDP.
-    pub rrl: super::transport::RrlConfig,
+    pub rrl: crate::answer::rrl::RrlConfig,
     /// DNS Cookies: on by default, with a random secret unless one is given.
     pub cookies: CookiesConfig,
     /// Health probes bind this local address before connecting; none: the

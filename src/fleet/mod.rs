@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Nothing here is on the query path: queries read the same atomics as without
-//! a fleet ([`crate::bridge::HealthBridge`], the health table's byte per
+//! a fleet ([`crate::answer::health_view::HealthBridge`], the health table's byte per
 //! target); this module only writes them, from its own task. If etcd is slow or
 //! gone, the atomics keep the last view; after `fallback` the published verdicts
 //! go back to this instance's own probes ([`crate::health::set_fleet_decides`]),
@@ -44,9 +44,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::answer::snapshot::{Snapshot, SnapshotHandle};
 use crate::config::fleet::FleetConfig;
 use crate::health::{self, Health, Override};
-use crate::snapshot::{Snapshot, SnapshotHandle};
 use view::{Changed, View};
 
 /// How often own votes are published and verdicts recomputed: well within the

@@ -16,9 +16,9 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
+use crate::answer::snapshot::{Snapshot, SnapshotHandle};
 use crate::app::{self, Overrides};
 use crate::config::ConfigError;
-use crate::snapshot::{Snapshot, SnapshotHandle};
 
 /// Quiet time after the last file event before a reload starts: an editor's save or
 /// a copy of many files is one reload, not many.

@@ -41,9 +41,9 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout;
 
 use super::conns::Conn;
-use super::handler::{handle, Transport};
 use super::tcp::Framed;
 use super::tls;
+use crate::answer::handler::{handle, Transport};
 
 /// The largest DNS message (RFC 1035 §4.2.2's 16-bit length; RFC 8484 §6).
 const MAX_MESSAGE: usize = 65535;
@@ -280,7 +280,7 @@ async fn respond(req: Request<Incoming>, doh: &Doh, peer: IpAddr, wait: Duration
     if !observed.sent {
         return Refusal::bad("the message is not a DNS query").reply();
     }
-    let max_age = super::query::min_ttl(&out).unwrap_or(0);
+    let max_age = crate::answer::query::min_ttl(&out).unwrap_or(0);
     let mut r = Response::new(Full::new(Bytes::from(out)));
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(DNS_MESSAGE));

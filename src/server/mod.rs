@@ -13,24 +13,14 @@
 //! listener has no connection cap. hickory-proto decodes our responses in the tests as
 //! an independent check of the wire format.
 
-pub mod answer;
 pub mod conns;
-pub mod cookie;
 mod doh;
 mod dot;
-pub mod fast;
-mod fast_build;
 pub mod fdlimit;
-pub mod handler;
-mod opt;
-pub mod query;
 pub mod querylog;
-pub mod rrl;
-mod steercache;
 mod tcp;
 pub mod tls;
 mod udp;
-mod warm;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -41,9 +31,9 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::snapshot::SnapshotHandle;
+use crate::answer::snapshot::SnapshotHandle;
 
-pub use handler::{handle, Transport};
+pub use crate::answer::handler::{handle, Transport};
 
 /// UDP read loops restarted after a panic (see `udp::serve`).
 pub fn udp_restarts() -> u64 {
@@ -187,7 +177,7 @@ pub fn start(
     snap: SnapshotHandle,
     tcp: TcpLimits,
     metrics: &crate::metrics::Metrics,
-    rrl: Arc<rrl::Rrl>,
+    rrl: Arc<crate::answer::rrl::Rrl>,
     qlog: Arc<querylog::QueryLog>,
 ) -> io::Result<Running> {
     let stop = Arc::new(AtomicBool::new(false));

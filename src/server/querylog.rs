@@ -5,10 +5,10 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::query;
+use crate::answer::query;
+use crate::answer::snapshot::Snapshot;
+use crate::answer::Observed;
 use crate::config::transport::QueryLogConfig;
-use crate::metrics::Observed;
-use crate::snapshot::Snapshot;
 use crate::zone::name::to_text;
 use crate::zone::rtype;
 

@@ -14,11 +14,11 @@ use tokio::time::timeout_at;
 
 use super::conns::{Conn, Registry};
 use super::fdlimit;
-use super::handler::{handle, Transport};
 use super::querylog::QueryLog;
 use super::TcpLimits;
+use crate::answer::handler::{handle, Transport};
+use crate::answer::snapshot::SnapshotHandle;
 use crate::metrics::Shard;
-use crate::snapshot::SnapshotHandle;
 
 pub(super) async fn serve(
     listener: TcpListener,

@@ -11,6 +11,8 @@ use rustls::crypto::ring;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
+
+pub use crate::answer::snapshot::ServerTls;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
@@ -29,17 +31,6 @@ pub enum TlsError {
         key: PathBuf,
         reason: String,
     },
-}
-
-/// One certificate and key, as each transport offers it: they differ only in ALPN.
-#[derive(Debug)]
-pub struct ServerTls {
-    /// ALPN "dot" (RFC 7858 §3.1, registered by RFC 8310).
-    pub dot: Arc<ServerConfig>,
-    /// ALPN "h2" first: RFC 8484 §5.2 recommends HTTP/2; "http/1.1" for the rest.
-    pub doh: Arc<ServerConfig>,
-    /// The leaf certificate, DER, so status and logs can tell certificates apart.
-    pub leaf: CertificateDer<'static>,
 }
 
 /// Reads the PEM certificate chain (leaf first) and private key.

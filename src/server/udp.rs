@@ -9,11 +9,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::handler::{handle_udp, Gate};
 use super::querylog::QueryLog;
-use super::rrl::{self, Rrl, Verdict};
-use crate::metrics::{Observed, Shard};
-use crate::snapshot::{Snapshot, SnapshotHandle};
+use crate::answer::handler::{handle_udp, Gate};
+use crate::answer::rrl::{self, Rrl, Verdict};
+use crate::answer::snapshot::{Snapshot, SnapshotHandle};
+use crate::answer::Observed;
+use crate::metrics::Shard;
 
 /// Largest query read: bigger datagrams are not DNS queries we answer (RFC 6891
 /// lets a client send up to its own payload size; 4096 covers every real one).

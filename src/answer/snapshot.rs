@@ -7,8 +7,7 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
-use crate::config::{Identity, ServerConfig};
-use crate::geo::cidr::{CidrTable, IpNet};
+use crate::geo::cidr::CidrTable;
 use crate::geo::client::ClientLocator;
 use crate::zone::{class, Name, RRset, ZoneSet};
 
@@ -27,11 +26,17 @@ impl ChaosAnswers {
             .map(|v| RRset::txt(class::CH, 0, std::slice::from_ref(v)))
     }
 
-    pub fn new(id: &Identity) -> ChaosAnswers {
+    /// The answers for `id.server`, `hostname.bind` and `version.bind`
+    /// (`version.server` too), each if given.
+    pub fn new(
+        id_server: &Option<String>,
+        hostname_bind: &Option<String>,
+        version_bind: &Option<String>,
+    ) -> ChaosAnswers {
         ChaosAnswers {
-            id_server: Self::txt(&id.id_server),
-            hostname_bind: Self::txt(&id.hostname_bind),
-            version_bind: Self::txt(&id.version_bind),
+            id_server: Self::txt(id_server),
+            hostname_bind: Self::txt(hostname_bind),
+            version_bind: Self::txt(version_bind),
         }
     }
 
@@ -46,6 +51,17 @@ impl ChaosAnswers {
     }
 }
 
+/// One certificate and key, as each transport offers it: they differ only in ALPN.
+#[derive(Debug)]
+pub struct ServerTls {
+    /// ALPN "dot" (RFC 7858 §3.1, registered by RFC 8310).
+    pub dot: Arc<rustls::ServerConfig>,
+    /// ALPN "h2" first: RFC 8484 §5.2 recommends HTTP/2; "http/1.1" for the rest.
+    pub doh: Arc<rustls::ServerConfig>,
+    /// The leaf certificate, DER, so status and logs can tell certificates apart.
+    pub leaf: rustls::pki_types::CertificateDer<'static>,
+}
+
 /// Everything a query needs, immutable.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -56,7 +72,7 @@ pub struct Snapshot {
     pub chaos: ChaosAnswers,
     pub nsid: Option<Box<[u8]>>,
     /// DNS Cookies' secret; `None`: cookies off (the option is ignored).
-    pub cookies: Option<crate::server::cookie::CookieSecret>,
+    pub cookies: Option<crate::answer::cookie::CookieSecret>,
     pub udp_payload: u16,
     /// Where clients are.
     pub geo: ClientLocator,
@@ -65,21 +81,21 @@ pub struct Snapshot {
     /// Who may ask for CHAOS TXT explanations.
     pub explain_from: CidrTable<()>,
     /// Probe results, overrides and weights, as the query path reads them.
-    pub health: crate::bridge::HealthBridge,
+    pub health: crate::answer::health_view::HealthBridge,
     /// Probe targets by health slot, for the scheduler.
     pub health_targets: Vec<crate::health::TargetKey>,
     /// Operator names of each endpoint id.
-    pub endpoint_names: Vec<crate::bridge::EndpointNames>,
+    pub endpoint_names: Vec<crate::answer::health_view::EndpointNames>,
     /// The addresses the server was started on (sockets are bound once).
     pub listen: Vec<std::net::SocketAddr>,
     /// Answers prebuilt whole for the UDP fast path; empty sends every query the
     /// general way (while the table is being built after a start, see
     /// [`crate::app::build_fast_later`], or with `SIGNPOST_NO_FAST` set). Set
     /// once, never changed after.
-    pub fast: std::sync::OnceLock<crate::server::fast::FastTable>,
+    pub fast: std::sync::OnceLock<crate::answer::fast::FastTable>,
     /// The certificate DoT and DoH present, read from the files with the rest of the
     /// configuration; `None` without `[tls]`.
-    pub tls: Option<Arc<crate::server::tls::ServerTls>>,
+    pub tls: Option<Arc<ServerTls>>,
     /// Signed zones' keys and on-the-fly signing, by origin (see `dnssec`).
     pub signers: rustc_hash::FxHashMap<Name, std::sync::Arc<crate::dnssec::ZoneSigner>>,
     /// Counts successful loads, so logs and status can tell configurations apart.
@@ -88,26 +104,21 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn new(
-        zones: ZoneSet,
-        geo: ClientLocator,
-        cfg: &ServerConfig,
-        generation: u64,
-    ) -> Snapshot {
+    /// A snapshot of `zones` and `geo` with nothing else set: no steering,
+    /// identity, cookies, ECS or explain networks, health, TLS or signers (the
+    /// application fills in what the configuration gives).
+    pub fn new(zones: ZoneSet, geo: ClientLocator, udp_payload: u16, generation: u64) -> Snapshot {
         Snapshot {
             zones,
             steering: Vec::new(),
-            chaos: ChaosAnswers::new(&cfg.identity),
-            nsid: cfg.identity.nsid.clone().map(Vec::into_boxed_slice),
-            cookies: cfg.cookies.enabled.then(|| match cfg.cookies.secret {
-                Some(k) => crate::server::cookie::CookieSecret::new(k),
-                None => crate::server::cookie::CookieSecret::process(),
-            }),
-            udp_payload: cfg.udp_payload_max,
+            chaos: ChaosAnswers::default(),
+            nsid: None,
+            cookies: None,
+            udp_payload,
             geo,
-            ecs_from: net_set(&cfg.geo.ecs_from),
-            explain_from: net_set(&cfg.geo.explain_from),
-            health: crate::bridge::HealthBridge::empty(),
+            ecs_from: CidrTable::new(),
+            explain_from: CidrTable::new(),
+            health: crate::answer::health_view::HealthBridge::empty(),
             health_targets: Vec::new(),
             endpoint_names: Vec::new(),
             listen: Vec::new(),
@@ -126,15 +137,6 @@ impl Snapshot {
             .map(|z| z.origin.clone())
             .collect()
     }
-}
-
-fn net_set(nets: &[IpNet]) -> CidrTable<()> {
-    let mut t = CidrTable::new();
-    for n in nets {
-        // A network listed twice is listed once.
-        let _ = t.insert(*n, ());
-    }
-    t
 }
 
 /// The serving snapshot, swapped atomically on reload; readers never block.

@@ -16,14 +16,14 @@ use hashbrown::HashTable;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
-use super::answer::{write_response, HeaderOut};
 use super::fast::{
     be16, hash, steer_key, FastTable, Slot, BODY_HEADER, HAS_POLICY, HAS_ZONE, NONE, STEERED,
     WARM_ABOVE,
 };
 use super::handler::{handle, Transport};
 use super::query::HEADER_LEN;
-use crate::snapshot::Snapshot;
+use super::write::{write_response, HeaderOut};
+use crate::answer::snapshot::Snapshot;
 use crate::zone::{class, name, rtype, Answer, Owner, Rcode, Rec, Zone};
 
 /// Private-use types (RFC 6895 §3.1) that stand for "a type this name does not have".
@@ -886,7 +886,7 @@ fn relocations(bytes: &[u8], counts: [u16; 3], first: u16) -> Option<Box<[u16]>>
         let t = u16::from_be_bytes([*bytes.get(p)?, *bytes.get(p + 1)?]);
         let rdlen = u16::from_be_bytes([*bytes.get(p + 8)?, *bytes.get(p + 9)?]) as usize;
         let rdata = p + 10;
-        if let Some((skip, names)) = super::answer::rdata_names(t) {
+        if let Some((skip, names)) = super::write::rdata_names(t) {
             let mut q = rdata + skip;
             for _ in 0..names {
                 q = pointers_in_name(bytes, q, first, &mut out)?;

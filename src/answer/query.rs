@@ -441,6 +441,15 @@ pub fn read_client_subnet(data: &[u8]) -> Result<ClientSubnet, Rcode> {
     })
 }
 
+/// The client's address and how many of its bits count: the believed ECS address
+/// and source prefix, else the packet's source at full length.
+pub fn client_addr(ecs: Option<&ClientSubnet>, src: IpAddr) -> (IpAddr, u8) {
+    match ecs {
+        Some(cs) => (cs.addr, cs.source_prefix),
+        None => (src, if src.is_ipv4() { 32 } else { 128 }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

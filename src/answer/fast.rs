@@ -23,16 +23,12 @@
 //! and this one give the same bytes; `tests/scenarios.rs` runs every golden case
 //! through both and compares.
 
-use std::net::IpAddr;
-
 use rustc_hash::FxHashMap;
 
-use super::answer::OptOut;
-use super::query::{ClientSubnet, Query, HEADER_LEN};
-use super::steercache;
-use crate::metrics::Observed;
-use crate::snapshot::Snapshot;
-use crate::zone::{class, name, rtype};
+use super::query::{Query, HEADER_LEN};
+use super::write::OptOut;
+use crate::answer::Observed;
+use crate::zone::{name, rtype};
 
 /// What the fast path made of a query.
 #[derive(Debug)]
@@ -92,13 +88,13 @@ pub(super) const STEERED: u8 = 1;
 pub(super) const HAS_POLICY: u8 = 2;
 
 /// A name's record read from the arena: see [`Entry`].
-struct EntryView {
-    steered: bool,
+pub(super) struct EntryView {
+    pub(super) steered: bool,
     /// Arena offset of the exact answers' list.
-    exact: usize,
+    pub(super) exact: usize,
     /// Arena offset of the list for names below that do not exist, or `NONE`.
-    below: u32,
-    policy: Option<(u32, u32)>,
+    pub(super) below: u32,
+    pub(super) policy: Option<(u32, u32)>,
 }
 
 pub(super) fn be16(b: &[u8], at: usize) -> Option<u16> {
@@ -111,12 +107,12 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 }
 
 /// A body read from the arena.
-struct BodyView<'a> {
-    flags: u16,
-    counts: [u16; 3],
-    zone_slot: Option<u16>,
-    relocs: &'a [u8],
-    bytes: &'a [u8],
+pub(super) struct BodyView<'a> {
+    pub(super) flags: u16,
+    pub(super) counts: [u16; 3],
+    pub(super) zone_slot: Option<u16>,
+    pub(super) relocs: &'a [u8],
+    pub(super) bytes: &'a [u8],
 }
 
 /// Arena layout of a body, in big-endian u16s: flags, ANCOUNT, NSCOUNT, ARCOUNT,
@@ -171,7 +167,7 @@ impl FastTable {
     /// The record of `name`. Layout: key length (u8), flags (u8), the key, the
     /// below list's offset (u32, `NONE` for none), the (zone, policy) pair when
     /// flagged (two u32), then the exact answers' list.
-    fn find(&self, name: &[u8]) -> Option<EntryView> {
+    pub(super) fn find(&self, name: &[u8]) -> Option<EntryView> {
         let (mut i, tag) = self.start(name)?;
         let mask = self.slots.len() - 1;
         loop {
@@ -208,7 +204,7 @@ impl FastTable {
     /// A name with capitals hashes elsewhere: then the wrong line is loaded, no more.
     pub fn warm_slot(&self, pkt: &[u8]) -> Option<usize> {
         let (i, _) = self.start(asked_name(pkt)?)?;
-        super::warm::prefetch(self.slots.get(i)?);
+        super::prefetch::prefetch(self.slots.get(i)?);
         Some(i)
     }
 
@@ -230,10 +226,10 @@ impl FastTable {
         }
         let at = slot.at as usize;
         if let Some(b) = self.arena.get(at) {
-            super::warm::prefetch(b);
+            super::prefetch::prefetch(b);
         }
         if let Some(b) = self.arena.get(at + 64) {
-            super::warm::prefetch(b);
+            super::prefetch::prefetch(b);
         }
     }
 
@@ -261,7 +257,7 @@ impl FastTable {
 
     /// The body offset for `qtype` in the answer list at `at`: the type's own, else
     /// the one for any other type (never for DS, which the parent answers).
-    fn answers(&self, at: usize, qtype: u16) -> Option<u32> {
+    pub(super) fn answers(&self, at: usize, qtype: u16) -> Option<u32> {
         let n = *self.arena.get(at)? as usize;
         for i in 0..n {
             let e = at + 1 + 6 * i;
@@ -273,7 +269,7 @@ impl FastTable {
         (qtype != rtype::DS && other != NONE).then_some(other)
     }
 
-    fn body(&self, at: u32) -> Option<BodyView<'_>> {
+    pub(super) fn body(&self, at: u32) -> Option<BodyView<'_>> {
         let at = at as usize;
         let h = self.arena.get(at..at + BODY_HEADER)?;
         let u = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
@@ -302,89 +298,13 @@ impl FastTable {
     pub fn steered_len(&self) -> usize {
         self.steered.len()
     }
-
-    /// Answers `q` (arrived over UDP from `src`) into `out` from the prebuilt answers,
-    /// or returns `None` (with `out` in any state) for the general path to answer.
-    pub fn answer(&self, snap: &Snapshot, q: &Query<'_>, src: IpAddr, out: &mut Vec<u8>) -> Fast {
-        match self.prebuilt(snap, q, src, out) {
-            Ok(o) => Fast::Done(o),
-            Err(Some((z, p))) => Fast::Steer(z, p),
-            Err(None) => Fast::No,
-        }
-    }
-
-    fn prebuilt(
-        &self,
-        snap: &Snapshot,
-        q: &Query<'_>,
-        src: IpAddr,
-        out: &mut Vec<u8>,
-    ) -> Result<Observed, Option<(u32, u32)>> {
-        if q.qclass != class::IN || q.qtype == rtype::OPT || (128..=255).contains(&q.qtype) {
-            return Err(None);
-        }
-        if q.edns.is_some_and(|e| e.version != 0) {
-            return Err(None);
-        }
-        let qname = q.qname();
-        let (answers, shift, below_at) = match self.find(qname) {
-            Some(e) => {
-                if e.steered && matches!(q.qtype, rtype::A | rtype::AAAA | rtype::CNAME) {
-                    if let (Some(zp), rtype::A | rtype::AAAA) = (e.policy, q.qtype) {
-                        if let Some(o) = self.remembered(snap, q, src, zp, out) {
-                            return Ok(o);
-                        }
-                    }
-                    return Err(e.policy);
-                }
-                (e.exact, 0, None)
-            }
-            None => {
-                // The closest encloser: the longest suffix that exists.
-                let (o, e) = name::label_offsets(qname)
-                    .skip(1)
-                    .find_map(|o| self.find(&qname[o..]).map(|e| (o, e)))
-                    .ok_or(None)?;
-                // The answer was built for a first label of two bytes.
-                if e.below == NONE {
-                    return Err(None);
-                }
-                (e.below as usize, o - 2, Some(o))
-            }
-        };
-        let body = self
-            .answers(answers, q.qtype)
-            .and_then(|b| self.body(b))
-            .ok_or(None)?;
-
-        let limit = super::answer::size_limit(q.edns.as_ref(), snap.udp_payload, false);
-        let (_, opt) = super::opt::edns_out(snap, q, src);
-        if !Self::emit(q, &body, shift, opt.as_ref(), limit, out) {
-            return Err(None);
-        }
-
-        let rcode = body.flags & 0x0f;
-        // Below a name, an authoritative NOERROR can only come from a wildcard.
-        let wildcard = rcode == 0 && body.flags & 0x0400 != 0;
-        Ok(Observed {
-            sent: true,
-            zone_slot: body.zone_slot,
-            qtype: q.qtype,
-            rcode,
-            question_len: q.question.len() as u16,
-            wildcard_at: below_at
-                .filter(|_| wildcard)
-                .and_then(|o| u8::try_from(o).ok()),
-            ..Observed::default()
-        })
-    }
 }
 
 impl FastTable {
     /// Writes the response to `q` with `body` after the question, pointers past the
     /// first label moved by `shift`, and `opt`. False (with `out` in any state) when
     /// it would not fit `limit`: truncation is the general path's business.
-    fn emit(
+    pub(super) fn emit(
         q: &Query<'_>,
         body: &BodyView<'_>,
         shift: usize,
@@ -456,50 +376,6 @@ impl FastTable {
         self.body(at)
             .is_some_and(|body| Self::emit(q, &body, 0, opt, limit, out))
     }
-
-    /// The [`steercache`] key of a steered A/AAAA query for the (zone, name policy)
-    /// `zp`, with `epoch` read before anything it is decided from.
-    pub(super) fn steer_cache_key(
-        &self,
-        epoch: u64,
-        zp: (u32, u32),
-        q: &Query<'_>,
-        ecs: Option<&ClientSubnet>,
-        src: IpAddr,
-    ) -> steercache::Key {
-        steercache::Key::new(self.id, epoch, zp, q.qtype, ecs, src)
-    }
-
-    /// A steered A/AAAA query answered as this thread last decided it for the same
-    /// client, snapshot and health; `None` sends it to the decision.
-    fn remembered(
-        &self,
-        snap: &Snapshot,
-        q: &Query<'_>,
-        src: IpAddr,
-        zp: (u32, u32),
-        out: &mut Vec<u8>,
-    ) -> Option<Observed> {
-        let (ecs, mut opt) = super::opt::edns_out(snap, q, src);
-        let key = self.steer_cache_key(crate::health::epoch(), zp, q, ecs.as_ref(), src);
-        let r = steercache::get(&key)?;
-        if let Some(o) = opt.as_mut() {
-            o.client_subnet = ecs.map(|cs| (cs, r.scope));
-        }
-        let limit = super::answer::size_limit(q.edns.as_ref(), snap.udp_payload, false);
-        if !self.emit_at(r.body, q, opt.as_ref(), limit, out) {
-            return None;
-        }
-        Some(Observed {
-            sent: true,
-            zone_slot: Some(r.zone_slot),
-            qtype: q.qtype,
-            ecs: ecs.is_some(),
-            steered: Some(r.steered),
-            question_len: q.question.len() as u16,
-            ..Observed::default()
-        })
-    }
 }
 
 /// The key of a prebuilt steered answer.
@@ -519,7 +395,7 @@ mod tests {
     /// the parsed name: the same bytes, so the same slot, unless there are capitals.
     #[test]
     fn asked_name_is_what_the_parser_reads_for_a_lower_case_name() {
-        use crate::server::query::{parse, NameBuf};
+        use crate::answer::query::{parse, NameBuf};
         for name in [
             &b"\x00"[..],
             b"\x03www\x07example\x00",

@@ -33,9 +33,39 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::config::transport::RrlConfig;
-use crate::geo::cidr::{network_of, CidrTable};
-use crate::metrics::Observed;
+use crate::answer::Observed;
+use crate::geo::cidr::{network_of, CidrTable, IpNet};
+
+/// Response rate limiting (`[rrl]`), as `[rrl]` in the server configuration sets it.
+#[derive(Debug, Clone)]
+pub struct RrlConfig {
+    /// Identical responses per second per client network; 0 turns RRL off.
+    pub rate: u32,
+    /// Every n-th limited response is sent truncated; 0 never, 1 always.
+    pub slip: u32,
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    /// Networks never limited.
+    pub exempt: Vec<IpNet>,
+    /// Buckets in the table (rounded up to a power of two).
+    pub buckets: usize,
+}
+
+impl Default for RrlConfig {
+    fn default() -> Self {
+        RrlConfig {
+            rate: 100,
+            slip: 2,
+            ipv4_prefix: 24,
+            ipv6_prefix: 56,
+            exempt: ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .filter_map(|s| s.parse().ok())
+                .collect(),
+            buckets: 1 << 16,
+        }
+    }
+}
 
 /// What to do with a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,20 +4,21 @@
 
 use std::net::IpAddr;
 
-use super::answer::{size_limit, write_response, HeaderOut, OptOut};
 use super::cookie;
+use super::decision_cache;
 use super::fast::Fast;
-use super::opt::{client_addr, cookie_out, edns_out};
+use super::opt::{cookie_out, edns_out};
+use super::query::client_addr;
 use super::query::{self, ClientSubnet, Query, Reject};
-use super::rrl::{self, Rrl, Subject, Verdict};
-use super::steercache;
+use super::write::{size_limit, write_response, HeaderOut, OptOut};
+use crate::answer::rrl::{self, Rrl, Subject, Verdict};
+use crate::answer::snapshot::Snapshot;
+use crate::answer::Observed;
 use crate::dnssec::budget::{self, Standing};
-use crate::metrics::Observed;
 use crate::policy::{
     self, AddrAnswer, Client, Decision, Endpoint, HealthView, NamePolicy, NoTrace, Outcome,
     Recorder, Trace,
 };
-use crate::snapshot::Snapshot;
 use crate::zone::{class, rtype, Answer, Owner, RRset, Rcode, Rec, Zone};
 
 /// How the query arrived; decides the size limit and ANY handling.
@@ -309,13 +310,13 @@ fn answer_query(
                     if let Some(at) = body {
                         if f.emit_at(at, q, opt.as_ref(), limit, out) {
                             let key = f.steer_cache_key(epoch, hint, q, ecs.as_ref(), src);
-                            let r = steercache::Remembered {
+                            let r = decision_cache::Remembered {
                                 body: at,
                                 scope: d.scope,
                                 zone_slot: zone.metrics_slot,
                                 steered: (p.metrics_slot, region, d.reason),
                             };
-                            steercache::put(key, r);
+                            decision_cache::put(key, r);
                             return;
                         }
                     }

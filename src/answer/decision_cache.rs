@@ -43,7 +43,7 @@ struct Client {
 }
 
 impl Key {
-    /// The client as [`super::opt::client_addr`] has it.
+    /// The client as [`super::query::client_addr`] has it.
     pub(super) fn new(
         table: u64,
         epoch: u64,
@@ -52,7 +52,7 @@ impl Key {
         ecs: Option<&ClientSubnet>,
         src: IpAddr,
     ) -> Key {
-        let (addr, prefix) = super::opt::client_addr(ecs, src);
+        let (addr, prefix) = super::query::client_addr(ecs, src);
         let (addr, v6) = match addr {
             IpAddr::V4(a) => (u128::from(a.to_bits()), false),
             IpAddr::V6(a) => (a.to_bits(), true),

@@ -4,19 +4,10 @@
 
 use std::net::IpAddr;
 
-use super::answer::OptOut;
 use super::cookie;
 use super::query::{ClientSubnet, Query};
-use crate::snapshot::Snapshot;
-
-/// The client's address and how many of its bits count: the believed ECS address
-/// and source prefix, else the packet's source at full length.
-pub(crate) fn client_addr(ecs: Option<&ClientSubnet>, src: IpAddr) -> (IpAddr, u8) {
-    match ecs {
-        Some(cs) => (cs.addr, cs.source_prefix),
-        None => (src, if src.is_ipv4() { 32 } else { 128 }),
-    }
-}
+use super::write::OptOut;
+use crate::answer::snapshot::Snapshot;
 
 /// The query's ECS if it comes from a resolver we believe (RFC 7871 §7.2.1: other
 /// ECS is ignored and not echoed), and the OPT record of the response: our payload,

@@ -1,0 +1,134 @@
+//! The UDP fast path at query time: a query answered from the fast table's
+//! prebuilt answers ([`super::fast`]), or from this thread's memory of a steered
+//! decision ([`super::decision_cache`]); anything else goes the general way.
+
+use std::net::IpAddr;
+
+use super::decision_cache;
+use super::fast::{Fast, FastTable, NONE};
+use super::query::{ClientSubnet, Query};
+use super::snapshot::Snapshot;
+use crate::answer::Observed;
+use crate::zone::{class, name, rtype};
+
+impl FastTable {
+    /// Answers `q` (arrived over UDP from `src`) into `out` from the prebuilt answers,
+    /// or returns `None` (with `out` in any state) for the general path to answer.
+    pub fn answer(&self, snap: &Snapshot, q: &Query<'_>, src: IpAddr, out: &mut Vec<u8>) -> Fast {
+        match self.prebuilt(snap, q, src, out) {
+            Ok(o) => Fast::Done(o),
+            Err(Some((z, p))) => Fast::Steer(z, p),
+            Err(None) => Fast::No,
+        }
+    }
+
+    fn prebuilt(
+        &self,
+        snap: &Snapshot,
+        q: &Query<'_>,
+        src: IpAddr,
+        out: &mut Vec<u8>,
+    ) -> Result<Observed, Option<(u32, u32)>> {
+        if q.qclass != class::IN || q.qtype == rtype::OPT || (128..=255).contains(&q.qtype) {
+            return Err(None);
+        }
+        if q.edns.is_some_and(|e| e.version != 0) {
+            return Err(None);
+        }
+        let qname = q.qname();
+        let (answers, shift, below_at) = match self.find(qname) {
+            Some(e) => {
+                if e.steered && matches!(q.qtype, rtype::A | rtype::AAAA | rtype::CNAME) {
+                    if let (Some(zp), rtype::A | rtype::AAAA) = (e.policy, q.qtype) {
+                        if let Some(o) = self.remembered(snap, q, src, zp, out) {
+                            return Ok(o);
+                        }
+                    }
+                    return Err(e.policy);
+                }
+                (e.exact, 0, None)
+            }
+            None => {
+                // The closest encloser: the longest suffix that exists.
+                let (o, e) = name::label_offsets(qname)
+                    .skip(1)
+                    .find_map(|o| self.find(&qname[o..]).map(|e| (o, e)))
+                    .ok_or(None)?;
+                // The answer was built for a first label of two bytes.
+                if e.below == NONE {
+                    return Err(None);
+                }
+                (e.below as usize, o - 2, Some(o))
+            }
+        };
+        let body = self
+            .answers(answers, q.qtype)
+            .and_then(|b| self.body(b))
+            .ok_or(None)?;
+
+        let limit = super::write::size_limit(q.edns.as_ref(), snap.udp_payload, false);
+        let (_, opt) = super::opt::edns_out(snap, q, src);
+        if !Self::emit(q, &body, shift, opt.as_ref(), limit, out) {
+            return Err(None);
+        }
+
+        let rcode = body.flags & 0x0f;
+        // Below a name, an authoritative NOERROR can only come from a wildcard.
+        let wildcard = rcode == 0 && body.flags & 0x0400 != 0;
+        Ok(Observed {
+            sent: true,
+            zone_slot: body.zone_slot,
+            qtype: q.qtype,
+            rcode,
+            question_len: q.question.len() as u16,
+            wildcard_at: below_at
+                .filter(|_| wildcard)
+                .and_then(|o| u8::try_from(o).ok()),
+            ..Observed::default()
+        })
+    }
+
+    /// The [`steercache`] key of a steered A/AAAA query for the (zone, name policy)
+    /// `zp`, with `epoch` read before anything it is decided from.
+    pub(super) fn steer_cache_key(
+        &self,
+        epoch: u64,
+        zp: (u32, u32),
+        q: &Query<'_>,
+        ecs: Option<&ClientSubnet>,
+        src: IpAddr,
+    ) -> decision_cache::Key {
+        decision_cache::Key::new(self.id, epoch, zp, q.qtype, ecs, src)
+    }
+
+    /// A steered A/AAAA query answered as this thread last decided it for the same
+    /// client, snapshot and health; `None` sends it to the decision.
+    fn remembered(
+        &self,
+        snap: &Snapshot,
+        q: &Query<'_>,
+        src: IpAddr,
+        zp: (u32, u32),
+        out: &mut Vec<u8>,
+    ) -> Option<Observed> {
+        let (ecs, mut opt) = super::opt::edns_out(snap, q, src);
+        let key = self.steer_cache_key(crate::health::epoch(), zp, q, ecs.as_ref(), src);
+        let r = decision_cache::get(&key)?;
+        if let Some(o) = opt.as_mut() {
+            o.client_subnet = ecs.map(|cs| (cs, r.scope));
+        }
+        let limit = super::write::size_limit(q.edns.as_ref(), snap.udp_payload, false);
+        if !self.emit_at(r.body, q, opt.as_ref(), limit, out) {
+            return None;
+        }
+        Some(Observed {
+            sent: true,
+            zone_slot: Some(r.zone_slot),
+            qtype: q.qtype,
+            ecs: ecs.is_some(),
+            steered: Some(r.steered),
+            question_len: q.question.len() as u16,
+            ..Observed::default()
+        })
+    }
+}

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use signpost::answer::handler::{handle, Transport};
-use signpost::app::{load_snapshot, server_config, Overrides};
+use signpost::app::{load_snapshot, server_config, CommandLine};
 use signpost::policy::{self, AllUp, Client, NoTrace};
 
 fn query(name: &str, qtype: u16, ecs: Option<([u8; 4], u8)>) -> Vec<u8> {
@@ -34,10 +34,10 @@ fn query(name: &str, qtype: u16, ecs: Option<([u8; 4], u8)>) -> Vec<u8> {
 
 fn bench(c: &mut Criterion) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let o = Overrides {
+    let o = CommandLine {
         config: None,
         zones: Some(root.join("zones")),
-        ..Overrides::default()
+        ..CommandLine::default()
     };
     let mut cfg = server_config(&o).expect("config");
     cfg.geo.database = Some(root.join("geo/geo-whois-asn-country.mmdb"));

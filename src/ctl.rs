@@ -58,7 +58,7 @@ enum CtlCommand {
 
 /// `signpost ctl ds ZONE`: one `zone. IN DS tag alg 2 HEX` line per KSK/CSK.
 fn ds(zone: &str, config: Option<std::path::PathBuf>) -> ExitCode {
-    let o = signpost::app::Overrides {
+    let o = signpost::app::CommandLine {
         config,
         ..Default::default()
     };

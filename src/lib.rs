@@ -61,7 +61,7 @@ pub mod fleet;
 pub mod geo;
 pub mod health;
 pub mod latency;
-pub mod memory;
+pub mod malloc;
 pub mod metrics;
 pub mod policy;
 pub mod reload;

@@ -11,8 +11,8 @@ use signpost::answer::fast::Fast;
 use signpost::answer::handler::{handle, Transport};
 use signpost::answer::query;
 use signpost::answer::snapshot::Snapshot;
-use signpost::app::{load_snapshot, server_config, Overrides};
 use signpost::answer::Observed;
+use signpost::app::{load_snapshot, server_config, CommandLine};
 use signpost::policy::Reason;
 
 fn repo(rel: &str) -> PathBuf {
@@ -33,10 +33,10 @@ fn snapshot(zones: &str, config: Option<&str>) -> Snapshot {
 /// The snapshot of `zones` with `config`, clients located by `database` (a path
 /// in the repository) or by nothing.
 fn snapshot_geo(zones: &str, config: Option<&str>, database: Option<&str>) -> Snapshot {
-    let o = Overrides {
+    let o = CommandLine {
         config: config.map(repo),
         zones: Some(repo(zones)),
-        ..Overrides::default()
+        ..CommandLine::default()
     };
     let mut cfg = server_config(&o).expect("config");
     cfg.geo.database = database.map(repo);

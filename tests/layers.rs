@@ -42,7 +42,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("reload", 8),
     ("fleet", 8),
     ("admin", 8),
-    ("memory", 8),
+    ("malloc", 8),
     ("main", 8),
     // shared grammars and helpers that name nothing else in the crate
     ("units", 1),

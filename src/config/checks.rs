@@ -34,7 +34,7 @@ pub struct HttpRaw {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TcpRaw {
+pub struct TcpCheckRaw {
     pub port: u16,
     /// Bytes to send after connecting.
     pub send: Option<String>,
@@ -61,7 +61,7 @@ pub struct DnsRaw {
 pub struct CheckRaw {
     pub http: Option<HttpRaw>,
     pub https: Option<HttpRaw>,
-    pub tcp: Option<TcpRaw>,
+    pub tcp: Option<TcpCheckRaw>,
     pub dns: Option<DnsRaw>,
     pub interval: Option<String>,
     pub timeout: Option<String>,

@@ -53,7 +53,7 @@ pub struct NameRaw {
     /// failover: regions in order (default: the order of `endpoints`).
     pub order: Option<Vec<String>>,
     /// geo: the rules.
-    pub geo: Option<GeoRaw>,
+    pub geo: Option<GeoRulesRaw>,
     /// latency: fixed overhead added to every estimate, in ms (default 5).
     pub overhead_ms: Option<f64>,
     /// A lower TTL used while any of the name's endpoints is down, so clients
@@ -81,7 +81,7 @@ pub struct EndpointRaw {
 /// `[names.NAME.geo]`: selectors to ordered region lists.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GeoRaw {
+pub struct GeoRulesRaw {
     pub default: Option<Vec<String>>,
     #[serde(default)]
     pub continent: IndexMap<String, Vec<String>>,

@@ -20,10 +20,10 @@ struct ServerRaw {
     zones: Option<PathBuf>,
     udp_sockets_per_address: Option<usize>,
     udp_payload_max: Option<u16>,
-    tcp: Option<TcpRaw>,
+    tcp: Option<TcpLimitsRaw>,
     identity: Option<IdentityRaw>,
     log: Option<LogRaw>,
-    geo: Option<GeoRaw>,
+    geo: Option<GeoDatabaseRaw>,
     admin: Option<AdminRaw>,
     rrl: Option<RrlRaw>,
     cookies: Option<CookiesRaw>,
@@ -99,7 +99,7 @@ struct AdminRaw {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct GeoRaw {
+struct GeoDatabaseRaw {
     /// Path to a MaxMind-format database; "" turns location off.
     database: Option<String>,
     /// Where the fields are, for databases of another layout.
@@ -125,7 +125,7 @@ struct GeoOverrideRaw {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TcpRaw {
+struct TcpLimitsRaw {
     max_connections: Option<usize>,
     max_per_client: Option<usize>,
     idle_timeout: Option<String>,

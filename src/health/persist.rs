@@ -59,7 +59,7 @@ pub struct PersistedState {
     /// By target stable key.
     #[serde(default)]
     pub targets: BTreeMap<String, PersistedTarget>,
-    /// Overrides of regions, endpoints or anything else, by the caller's names.
+    /// CommandLine of regions, endpoints or anything else, by the caller's names.
     #[serde(default)]
     pub overrides: BTreeMap<String, Override>,
     /// Operator weights by endpoint or region name (kept by the caller).

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::answer::snapshot::{Snapshot, SnapshotHandle};
-use crate::app::{self, Overrides};
+use crate::app::{self, CommandLine};
 use crate::config::ConfigError;
 
 /// Quiet time after the last file event before a reload starts: an editor's save or
@@ -42,7 +42,7 @@ pub type Prepare = Arc<dyn Fn(&mut Snapshot, &Snapshot) + Send + Sync>;
 
 /// Builds and swaps in a new snapshot. Returns its generation.
 pub fn reload_now(
-    o: &Overrides,
+    o: &CommandLine,
     handle: &SnapshotHandle,
     stats: &ReloadStats,
     prepare: Option<&Prepare>,
@@ -74,7 +74,7 @@ pub fn reload_now(
             // The old snapshot is freed once its last reader lets go, and the
             // pages it held go back to the system, so that reloads do not
             // leave the process at the size of two snapshots.
-            let _ = crate::memory::trim_when_freed(old);
+            let _ = crate::malloc::trim_when_freed(old);
             stats.successes.fetch_add(1, Ordering::Relaxed);
             stats
                 .last_success
@@ -182,7 +182,7 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 /// Folders and files to watch for a configuration.
-pub fn watch_set(o: &Overrides) -> WatchSet {
+pub fn watch_set(o: &CommandLine) -> WatchSet {
     let mut w = WatchSet::default();
     if let Some(c) = &o.config {
         w.files.push(absolute(c));
@@ -213,7 +213,7 @@ pub struct FileWatch {
 impl FileWatch {
     /// Starts watching what the configuration reads. Without a watcher (an
     /// unsupported file system), reloads still come from SIGHUP.
-    pub fn start(o: &Overrides) -> FileWatch {
+    pub fn start(o: &CommandLine) -> FileWatch {
         let (tx, events) = mpsc::unbounded_channel::<()>();
         let set = watch_set(o);
         let filter = set.clone();
@@ -266,7 +266,7 @@ fn resign_in(snap: &Snapshot) -> Duration {
 /// Reloads on file changes and SIGHUP until `stop` fires, and re-signs signed
 /// zones before their signatures expire.
 pub async fn run(
-    o: Overrides,
+    o: CommandLine,
     mut files: FileWatch,
     handle: SnapshotHandle,
     stats: Arc<ReloadStats>,

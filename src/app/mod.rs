@@ -1,5 +1,7 @@
 //! Wiring: load the configuration into a snapshot, bind, serve, stop on a signal.
 
+pub mod serve;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -20,7 +22,7 @@ use crate::zone::ZoneSet;
 
 /// Command-line settings that override the config file.
 #[derive(Debug, Clone, Default)]
-pub struct Overrides {
+pub struct CommandLine {
     pub config: Option<PathBuf>,
     pub zones: Option<PathBuf>,
     pub listen: Vec<SocketAddr>,
@@ -29,7 +31,7 @@ pub struct Overrides {
 }
 
 /// Reads the server config (or the defaults) and applies the command-line overrides.
-pub fn server_config(o: &Overrides) -> Result<ServerConfig, Vec<ConfigError>> {
+pub fn server_config(o: &CommandLine) -> Result<ServerConfig, Vec<ConfigError>> {
     let mut cfg = match &o.config {
         Some(p) => ServerConfig::load(p)?,
         None => ServerConfig::default(),
@@ -185,7 +187,7 @@ pub fn build_fast_later(
             let current = std::sync::Arc::ptr_eq(&snap, &handle.load_full());
             let generation = snap.generation;
             drop(snap);
-            crate::memory::trim();
+            crate::malloc::trim();
             if set && current {
                 tracing::info!(
                     generation,
@@ -375,7 +377,7 @@ pub fn load_geo(
 }
 
 /// `signpost check`: load everything, report, change nothing.
-pub fn check(o: &Overrides) -> Result<String, Vec<ConfigError>> {
+pub fn check(o: &CommandLine) -> Result<String, Vec<ConfigError>> {
     let mut cfg = server_config(o)?;
     let fds = fit_descriptors(&mut cfg)?;
     let (snap, loaded) = load_snapshot(&cfg, 0)?;
@@ -418,7 +420,7 @@ pub fn display_path(p: &Path) -> String {
 
 /// `signpost explain`: the decision for one name and client, offline, step by step.
 pub fn explain(
-    o: &Overrides,
+    o: &CommandLine,
     name: &str,
     qtype: u16,
     client: &str,

@@ -34,32 +34,87 @@ pub fn build_zone(
 ) -> Result<(Zone, Vec<ZoneWarning>), Vec<ZoneError>> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
-    let err = |r: &SourceRecord, message: String| ZoneError {
+    let sets = gather(origin, records, &mut errors, &mut warnings);
+    let apex = check_apex(origin, file, &sets, &mut errors);
+    check_cnames(&sets, &mut errors);
+    check_below_cuts(origin, &sets, &mut warnings);
+    check_glue(origin, &sets, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let nodes = build_nodes(origin, sets);
+    let Some(soa) = apex.soa else {
+        return Err(vec![zone_error(
+            file,
+            format!("zone {origin} has no usable SOA"),
+        )]);
+    };
+    let negative_ttl = soa.ttl.min(apex.minimum.unwrap_or(soa.ttl));
+    let zone = Zone {
+        origin: origin.clone(),
+        nodes,
+        negative_soa: soa.with_ttl(negative_ttl),
+        serial: apex.serial,
+        source: file.to_path_buf(),
+        metrics_slot: 0,
+        dnssec: None,
+        signing: None,
+    };
+    Ok((zone, warnings))
+}
+
+/// The records of one RRset, in the order of the file, with where the set first
+/// appeared.
+struct Pending {
+    ttl: u32,
+    /// Most sets hold one record: kept inline, one allocation less.
+    rdatas: SmallVec<[Box<[u8]>; 1]>,
+    file: Arc<Path>,
+    line: usize,
+}
+
+/// (owner, type) -> records, in the order of the file (hashed: a sorted map spent
+/// a fifth of a large zone's load comparing names).
+type Sets = IndexMap<(Name, u16), Pending, FxBuildHasher>;
+
+fn record_error(r: &SourceRecord, message: String) -> ZoneError {
+    ZoneError {
         file: r.file.to_path_buf(),
         line: r.line,
         message,
-    };
-    let err_at = |p: &Pending, message: String| ZoneError {
+    }
+}
+
+fn set_error(p: &Pending, message: String) -> ZoneError {
+    ZoneError {
         file: p.file.to_path_buf(),
         line: p.line,
         message,
-    };
-
-    // (owner, type) -> records, in the order of the file, keeping where each
-    // RRset first appeared (hashed: a sorted map spent a fifth of a large
-    // zone's load comparing names).
-    struct Pending {
-        ttl: u32,
-        /// Most sets hold one record: kept inline, one allocation less.
-        rdatas: SmallVec<[Box<[u8]>; 1]>,
-        file: Arc<Path>,
-        line: usize,
     }
-    let mut sets: IndexMap<(Name, u16), Pending, FxBuildHasher> =
-        IndexMap::with_capacity_and_hasher(records.len(), FxBuildHasher);
+}
+
+/// An error of the zone as a whole (a missing SOA, say), named at its file's
+/// first line.
+fn zone_error(file: &Path, message: String) -> ZoneError {
+    ZoneError {
+        file: file.to_path_buf(),
+        line: 1,
+        message,
+    }
+}
+
+/// Groups the records into RRsets, refusing what a zone cannot hold: owners outside
+/// it, DNAME, meta types. Duplicates are one record; a set's TTL is its first.
+fn gather(
+    origin: &Name,
+    records: Vec<SourceRecord>,
+    errors: &mut Vec<ZoneError>,
+    warnings: &mut Vec<ZoneWarning>,
+) -> Sets {
+    let mut sets: Sets = IndexMap::with_capacity_and_hasher(records.len(), FxBuildHasher);
     for r in records {
         if !r.owner.is_subdomain_of(origin) {
-            errors.push(err(
+            errors.push(record_error(
                 &r,
                 format!(
                     "{} {} is outside the zone {origin}; owners must be at or below the origin",
@@ -70,7 +125,7 @@ pub fn build_zone(
             continue;
         }
         if r.rtype == rtype::DNAME {
-            errors.push(err(
+            errors.push(record_error(
                 &r,
                 "DNAME records are not supported; use a CNAME per name instead".to_string(),
             ));
@@ -87,7 +142,7 @@ pub fn build_zone(
                 | rtype::MAILB
                 | rtype::ANY
         ) {
-            errors.push(err(
+            errors.push(record_error(
                 &r,
                 format!(
                     "{} is a meta type and cannot be stored in a zone",
@@ -127,25 +182,31 @@ pub fn build_zone(
         }
     }
 
-    let zone_err = |message: String| ZoneError {
-        file: file.to_path_buf(),
-        line: 1,
-        message,
-    };
+    sets
+}
 
+/// The apex's SOA (if it is usable), its MINIMUM and serial.
+struct Apex {
+    soa: Option<RRset>,
+    minimum: Option<u32>,
+    serial: u32,
+}
+
+/// Exactly one SOA, at the apex, and NS records there.
+fn check_apex(origin: &Name, file: &Path, sets: &Sets, errors: &mut Vec<ZoneError>) -> Apex {
     // SOA: exactly one record, at the apex.
     let mut soa: Option<RRset> = None;
-    for ((owner, t), p) in &sets {
+    for ((owner, t), p) in sets {
         if *t != rtype::SOA {
             continue;
         }
         if owner != origin {
-            errors.push(err_at(
+            errors.push(set_error(
                 p,
                 format!("SOA at {owner} is not at the zone apex {origin}; a zone has one SOA, at its origin"),
             ));
         } else if p.rdatas.len() > 1 {
-            errors.push(err_at(
+            errors.push(set_error(
                 p,
                 format!(
                     "{} SOA records at {origin}; a zone has exactly one",
@@ -170,28 +231,31 @@ pub fn build_zone(
         .map(u32::from_be_bytes)
         .unwrap_or(0);
     if soa.is_none() && !sets.keys().any(|(o, t)| o == origin && *t == rtype::SOA) {
-        errors.push(zone_err(format!(
-            "zone {origin} has no SOA record; add one at @ (or a [soa] table in a policy file)"
-        )));
+        errors.push(zone_error(
+            file,
+            format!(
+                "zone {origin} has no SOA record; add one at @ (or a [soa] table in a policy file)"
+            ),
+        ));
     }
     if !sets.contains_key(&(origin.clone(), rtype::NS)) {
-        errors.push(zone_err(format!(
-            "zone {origin} has no NS records at its apex; add at least one `@ NS <server>`"
-        )));
+        errors.push(zone_error(
+            file,
+            format!(
+                "zone {origin} has no NS records at its apex; add at least one `@ NS <server>`"
+            ),
+        ));
     }
 
-    // Zone cuts: NS anywhere but the apex.
-    let cuts: FxHashSet<&[u8]> = sets
-        .keys()
-        .filter(|(o, t)| *t == rtype::NS && o != origin)
-        .map(|(o, _)| o.wire())
-        .collect();
-    // The cut strictly above `n`, if any (the nearest).
-    let cut_above = |n: &Name| -> Option<String> {
-        name::nearest_ancestor(n.wire(), false, |a| cuts.contains(a)).map(name::to_text)
-    };
+    Apex {
+        soa,
+        minimum: soa_minimum,
+        serial,
+    }
+}
 
-    // CNAME beside other data (RFC 1034 §3.6.2, RFC 2181 §10.1): the types at
+/// CNAME beside other data (RFC 1034 §3.6.2, RFC 2181 §10.1), or more than one.
+fn check_cnames(sets: &Sets, errors: &mut Vec<ZoneError>) {
     // each owner that has a CNAME (a map of every owner was a large zone's
     // biggest table after the RRsets themselves).
     let cname_owners: FxHashSet<&Name> = sets
@@ -215,7 +279,7 @@ pub fn build_zone(
                 .map(|t| rtype::name(*t))
                 .collect();
             if !others.is_empty() {
-                errors.push(err_at(
+                errors.push(set_error(
                     p,
                     format!(
                         "CNAME at {owner} beside other data ({}); a name with a CNAME can have no other records",
@@ -224,7 +288,7 @@ pub fn build_zone(
                 ));
             }
             if p.rdatas.len() > 1 {
-                errors.push(err_at(
+                errors.push(set_error(
                     p,
                     format!(
                         "{} CNAME records at {owner}; a name can have only one CNAME",
@@ -234,14 +298,30 @@ pub fn build_zone(
             }
         }
     }
+}
 
-    // Data below a cut belongs to the child zone: only glue addresses are kept.
-    for ((owner, t), p) in &sets {
+/// The names of the zone's cuts (NS anywhere but the apex).
+fn cuts<'s>(origin: &Name, sets: &'s Sets) -> FxHashSet<&'s [u8]> {
+    sets.keys()
+        .filter(|(o, t)| *t == rtype::NS && o != origin)
+        .map(|(o, _)| o.wire())
+        .collect()
+}
+
+/// Data below a cut belongs to the child zone: only glue addresses are kept; the
+/// rest is warned of and never served.
+fn check_below_cuts(origin: &Name, sets: &Sets, warnings: &mut Vec<ZoneWarning>) {
+    let cuts = cuts(origin, sets);
+    // The cut strictly above `n`, if any (the nearest).
+    let cut_above = |n: &Name| -> Option<String> {
+        name::nearest_ancestor(n.wire(), false, |a| cuts.contains(a)).map(name::to_text)
+    };
+    for ((owner, t), p) in sets {
         if matches!(*t, rtype::A | rtype::AAAA) {
             continue;
         }
         if let Some(cut) = cut_above(owner) {
-            warnings.push(err_at(
+            warnings.push(set_error(
                 p,
                 format!(
                     "{owner} {} is below the delegation to {} and is never served",
@@ -251,9 +331,11 @@ pub fn build_zone(
             ));
         }
     }
+}
 
-    // In-zone NS targets need addresses, or nobody can reach the server.
-    for ((owner, t), p) in &sets {
+/// In-zone NS targets need addresses, or nobody can reach the server.
+fn check_glue(origin: &Name, sets: &Sets, errors: &mut Vec<ZoneError>) {
+    for ((owner, t), p) in sets {
         if *t != rtype::NS {
             continue;
         }
@@ -267,7 +349,7 @@ pub fn build_zone(
             let has_addr = sets.contains_key(&(target.clone(), rtype::A))
                 || sets.contains_key(&(target.clone(), rtype::AAAA));
             if !has_addr {
-                errors.push(err_at(
+                errors.push(set_error(
                     p,
                     format!(
                         "NS {target} at {owner} is inside the zone but has no A or AAAA record; add its address (glue)"
@@ -276,11 +358,11 @@ pub fn build_zone(
             }
         }
     }
+}
 
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-
+/// The zone's names, each with its RRsets (sorted by type) and every ancestor up
+/// to the origin (an empty non-terminal if need be).
+fn build_nodes(origin: &Name, sets: Sets) -> Nodes {
     // Sized once: most RRsets are a name of their own (shrunk to fit below).
     let mut nodes = Nodes::with_capacity(sets.len());
     // The last owner: it and every name above it have a node already.
@@ -318,19 +400,5 @@ pub fn build_zone(
     }
     nodes.shrink_to_fit();
 
-    let Some(soa) = soa else {
-        return Err(vec![zone_err(format!("zone {origin} has no usable SOA"))]);
-    };
-    let negative_ttl = soa.ttl.min(soa_minimum.unwrap_or(soa.ttl));
-    let zone = Zone {
-        origin: origin.clone(),
-        nodes,
-        negative_soa: soa.with_ttl(negative_ttl),
-        serial,
-        source: file.to_path_buf(),
-        metrics_slot: 0,
-        dnssec: None,
-        signing: None,
-    };
-    Ok((zone, warnings))
+    nodes
 }

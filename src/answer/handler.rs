@@ -172,6 +172,39 @@ pub fn client_of(snap: &Snapshot, ecs: Option<&ClientSubnet>, src: IpAddr) -> Cl
     }
 }
 
+/// What every step of one query's answer reads: the snapshot, the query and where
+/// it came from, the believed ECS, and the response's size limit.
+struct Asked<'a, 'q> {
+    snap: &'a Snapshot,
+    q: &'a Query<'q>,
+    src: IpAddr,
+    tcp: bool,
+    ecs: Option<ClientSubnet>,
+    limit: usize,
+}
+
+impl Asked<'_, '_> {
+    /// A response with no records: header (AA as `header` has it), question, OPT.
+    fn refuse(
+        &self,
+        out: &mut Vec<u8>,
+        mut header: HeaderOut,
+        opt: Option<&OptOut<'_>>,
+        rc: Rcode,
+    ) {
+        header.rcode = rc;
+        write_response(
+            out,
+            header,
+            Some(self.q.question),
+            self.q.qname(),
+            None,
+            opt,
+            self.limit,
+        );
+    }
+}
+
 /// `steered`: the (zone, name policy) the fast path found for the query name, for a
 /// steered A, AAAA or CNAME; the lookup would come to the same.
 #[allow(clippy::too_many_arguments)]
@@ -185,7 +218,7 @@ fn answer_query(
     obs: &mut Observed,
     steered: Option<(u32, u32)>,
 ) {
-    let mut header = HeaderOut {
+    let header = HeaderOut {
         id: q.id,
         opcode: q.opcode,
         rd: q.rd,
@@ -193,201 +226,239 @@ fn answer_query(
         aa: false,
         rcode: Rcode::NoError,
     };
-    let limit = size_limit(q.edns.as_ref(), snap.udp_payload, tcp);
     // ECS from a resolver we do not believe is ignored and not echoed (RFC 7871 §7.2.1).
     let (ecs, mut opt) = edns_out(snap, q, src);
-
-    // RFC 6891 §6.1.3: a version we do not speak gets BADVERS (16) and our version.
-    if let Some(e) = &q.edns {
-        if e.version > 0 {
-            if let Some(o) = opt.as_mut() {
-                o.ext_rcode = 1;
-                o.client_subnet = None;
-                o.nsid = None;
-            }
-            write_response(
-                out,
-                header,
-                Some(q.question),
-                q.qname(),
-                None,
-                opt.as_ref(),
-                limit,
-            );
-            return;
-        }
-    }
-
-    let refuse = |out: &mut Vec<u8>, header: &mut HeaderOut, opt: Option<&OptOut<'_>>, rc| {
-        header.rcode = rc;
-        write_response(out, *header, Some(q.question), q.qname(), None, opt, limit);
+    let asked = Asked {
+        snap,
+        q,
+        src,
+        tcp,
+        ecs,
+        limit: size_limit(q.edns.as_ref(), snap.udp_payload, tcp),
     };
 
+    // RFC 6891 §6.1.3: a version we do not speak gets BADVERS (16) and our version.
+    if q.edns.is_some_and(|e| e.version > 0) {
+        if let Some(o) = opt.as_mut() {
+            o.ext_rcode = 1;
+            o.client_subnet = None;
+            o.nsid = None;
+        }
+        return asked.refuse(out, header, opt.as_ref(), Rcode::NoError);
+    }
     match q.qtype {
         // OPT only lives in the additional section (RFC 6891 §6.1.1).
-        rtype::OPT => return refuse(out, &mut header, opt.as_ref(), Rcode::FormErr),
+        rtype::OPT => return asked.refuse(out, header, opt.as_ref(), Rcode::FormErr),
         // Zone transfers are not offered; TSIG/TKEY are not queries.
         rtype::AXFR | rtype::IXFR | rtype::TSIG | rtype::TKEY => {
-            return refuse(out, &mut header, opt.as_ref(), Rcode::Refused)
+            return asked.refuse(out, header, opt.as_ref(), Rcode::Refused)
         }
         rtype::MAILA | rtype::MAILB => {
-            return refuse(out, &mut header, opt.as_ref(), Rcode::NotImp)
+            return asked.refuse(out, header, opt.as_ref(), Rcode::NotImp)
         }
         _ => {}
     }
 
-    let explain_rrset: RRset;
     // Declared before the answer, which borrows them (Answer is invariant).
-    let plan: crate::dnssec::online::Plan;
-    let secured: Answer<'_>;
-    let dnssec_ok = q.edns.is_some_and(|e| e.dnssec_ok);
-    let mut signed_zone: Option<&Zone> = None;
-    let answer: Answer<'_> = match q.qclass {
+    let mut plan = None;
+    let mut explain_rrset = None;
+    let (answer, zone) = match q.qclass {
         class::IN | class::ANY => {
-            // The zone's steering lives beside it in the snapshot, by the
-            // zone's index; the answer's `steer` indexes its names.
-            let found = steered.and_then(|(z, p)| {
-                let zone = snap.zones.zones().get(z as usize)?;
-                let s = snap.steering.get(z as usize)?;
-                Some((zone, s, p, s.names.get(p as usize)?))
-            });
-            let (zone, mut a, steer) = match found {
-                Some((zone, s, i, p)) => (
-                    zone,
-                    Answer {
-                        authoritative: true,
-                        steer: Some((i, Owner::Query)),
-                        ..Answer::default()
-                    },
-                    Some((s, p, Owner::Query)),
-                ),
-                None => {
-                    let Some(((zi, zone), parent)) = snap.zones.find_at_with_parent(q.qname())
-                    else {
-                        return refuse(out, &mut header, opt.as_ref(), Rcode::Refused);
-                    };
-                    // DS lives on the parent side of a cut (RFC 4035 §3.1.4.1).
-                    let (zi, zone) = match parent {
-                        Some(p) if q.qtype == rtype::DS && zone.origin.wire() == q.qname() => p,
-                        _ => (zi, zone),
-                    };
-                    let a = zone.lookup(q.qname(), q.qtype, tcp);
-                    let steer = a.steer.and_then(|(i, owner)| {
-                        let s = snap.steering.get(zi)?;
-                        Some((s, s.names.get(i as usize)?, owner))
-                    });
-                    (zone, a, steer)
-                }
+            let Some((zone, mut a, steer)) = find(snap, q, tcp, steered) else {
+                return asked.refuse(out, header, opt.as_ref(), Rcode::Refused);
             };
             obs.zone_slot = Some(zone.metrics_slot);
-            if dnssec_ok && zone.dnssec.is_some() {
-                signed_zone = Some(zone);
-            }
-            if let Some((s, p, owner)) = steer {
-                // Read before anything the decision reads (see `steercache`).
-                let epoch = crate::health::epoch();
-                let client = client_of(snap, ecs.as_ref(), src);
-                let health = &snap.health;
-                let d = policy::decide(&s.policy, p, &client, health, q.qtype, 0, &mut NoTrace);
-                if let Some(o) = opt.as_mut() {
-                    o.client_subnet = ecs.map(|cs| (cs, d.scope));
+            if let Some(steer) = steer {
+                if steer_into(&asked, zone, steer, steered, &mut a, opt.as_mut(), obs, out) {
+                    return;
                 }
-                obs.ecs = ecs.is_some();
-                let region = match &d.outcome {
-                    Outcome::Endpoints(l) => l
-                        .first()
-                        .and_then(|&i| p.endpoints.get(i as usize))
-                        .map(|e| e.region)
-                        .unwrap_or(u16::MAX),
-                    _ => u16::MAX,
-                };
-                obs.steered = Some((p.metrics_slot, region, d.reason));
-                // One endpoint's whole address set: its answer is prebuilt, and this
-                // thread remembers it for the next query with the same inputs.
-                if let (false, Some(f), Some(hint)) = (tcp, snap.fast.get(), steered) {
-                    let body = single_set(p, &d.outcome, q.qtype, health)
-                        .and_then(|(i, degraded)| f.steered_body(hint, i, degraded, q.qtype));
-                    if let Some(at) = body {
-                        if f.emit_at(at, q, opt.as_ref(), limit, out) {
-                            let key = f.steer_cache_key(epoch, hint, q, ecs.as_ref(), src);
-                            let r = decision_cache::Remembered {
-                                body: at,
-                                scope: d.scope,
-                                zone_slot: zone.metrics_slot,
-                                steered: (p.metrics_slot, region, d.reason),
-                            };
-                            decision_cache::put(key, r);
-                            return;
-                        }
-                    }
-                }
-                apply_decision(zone, p, owner, &d.outcome, q.qtype, health, &mut a);
             }
-            a
+            (a, Some(zone))
         }
         class::CH => {
-            let set = match q.qtype {
-                rtype::TXT | rtype::ANY => snap.chaos.get(q.qname()),
-                _ => None,
-            };
-            let set = match set {
-                Some(s) => s,
-                None => {
-                    // CHAOS TXT for a steered name: the decision explained, to
-                    // clients on the explain list only.
-                    let trace = match q.qtype {
-                        rtype::TXT if snap.explain_from.lookup(src).is_some() => {
-                            explain(snap, q.qname(), ecs.as_ref(), src)
-                        }
-                        _ => None,
-                    };
-                    let Some(lines) = trace else {
-                        return refuse(out, &mut header, opt.as_ref(), Rcode::Refused);
-                    };
-                    explain_rrset = RRset::txt(class::CH, 0, &lines);
-                    &explain_rrset
-                }
+            let Some(set) = chaos_set(&asked, &mut explain_rrset) else {
+                return asked.refuse(out, header, opt.as_ref(), Rcode::Refused);
             };
             // No AA: we hold no CHAOS zone, so these answers are not
             // authoritative ones (NSD and Knot answer them the same way).
             let mut a = Answer::default();
             a.answer.push(Rec::new(Owner::Query, set));
-            a
+            (a, None)
         }
-        _ => return refuse(out, &mut header, opt.as_ref(), Rcode::Refused),
+        _ => return asked.refuse(out, header, opt.as_ref(), Rcode::Refused),
     };
     obs.wildcard_at = answer.wildcard_at;
-    // DO=1 for a signed zone: the same answer with its RRSIGs and denial NSECs.
+    let signed_zone = zone.filter(|z| q.edns.is_some_and(|e| e.dnssec_ok) && z.dnssec.is_some());
+    sign_and_write(
+        &asked,
+        gate,
+        signed_zone,
+        &answer,
+        &mut plan,
+        header,
+        opt.as_ref(),
+        obs,
+        out,
+    );
+}
+
+/// The steered name, with its zone's steering and where its owner is.
+type Steer<'s> = (&'s crate::policy::ZoneSteering, &'s NamePolicy, Owner<'s>);
+
+/// The zone that answers `q` and its answer, with the steered name it reached, if
+/// any; `None`: no zone of ours.
+fn find<'s>(
+    snap: &'s Snapshot,
+    q: &Query<'_>,
+    tcp: bool,
+    steered: Option<(u32, u32)>,
+) -> Option<(&'s Zone, Answer<'s>, Option<Steer<'s>>)> {
+    // The zone's steering lives beside it in the snapshot, by the zone's index;
+    // the answer's `steer` indexes its names.
+    let known = steered.and_then(|(z, p)| {
+        let zone = snap.zones.zones().get(z as usize)?;
+        let s = snap.steering.get(z as usize)?;
+        Some((zone, s, p, s.names.get(p as usize)?))
+    });
+    if let Some((zone, s, i, p)) = known {
+        let a = Answer {
+            authoritative: true,
+            steer: Some((i, Owner::Query)),
+            ..Answer::default()
+        };
+        return Some((zone, a, Some((s, p, Owner::Query))));
+    }
+    let ((zi, zone), parent) = snap.zones.find_at_with_parent(q.qname())?;
+    // DS lives on the parent side of a cut (RFC 4035 §3.1.4.1).
+    let (zi, zone) = match parent {
+        Some(p) if q.qtype == rtype::DS && zone.origin.wire() == q.qname() => p,
+        _ => (zi, zone),
+    };
+    let a = zone.lookup(q.qname(), q.qtype, tcp);
+    let steer = a.steer.and_then(|(i, owner)| {
+        let s = snap.steering.get(zi)?;
+        Some((s, s.names.get(i as usize)?, owner))
+    });
+    Some((zone, a, steer))
+}
+
+/// Decides the steered name for the client and applies the decision to `a`. True
+/// when the response went out whole instead, from the fast table's prebuilt answer
+/// for one endpoint's address set (UDP; this thread then remembers it).
+#[allow(clippy::too_many_arguments)]
+fn steer_into<'s>(
+    asked: &Asked<'s, '_>,
+    zone: &'s Zone,
+    (s, p, owner): Steer<'s>,
+    hint: Option<(u32, u32)>,
+    a: &mut Answer<'s>,
+    mut opt: Option<&mut OptOut<'_>>,
+    obs: &mut Observed,
+    out: &mut Vec<u8>,
+) -> bool {
+    let Asked { snap, q, src, .. } = *asked;
+    // Read before anything the decision reads (see `decision_cache`).
+    let epoch = crate::health::epoch();
+    let ecs = asked.ecs.as_ref();
+    let client = client_of(snap, ecs, src);
+    let health = &snap.health;
+    let d = policy::decide(&s.policy, p, &client, health, q.qtype, 0, &mut NoTrace);
+    if let Some(o) = opt.as_deref_mut() {
+        o.client_subnet = asked.ecs.map(|cs| (cs, d.scope));
+    }
+    obs.ecs = ecs.is_some();
+    let region = match &d.outcome {
+        Outcome::Endpoints(l) => l
+            .first()
+            .and_then(|&i| p.endpoints.get(i as usize))
+            .map(|e| e.region)
+            .unwrap_or(u16::MAX),
+        _ => u16::MAX,
+    };
+    obs.steered = Some((p.metrics_slot, region, d.reason));
+    // One endpoint's whole address set: its answer is prebuilt, and this
+    // thread remembers it for the next query with the same inputs.
+    if let (false, Some(f), Some(hint)) = (asked.tcp, snap.fast.get(), hint) {
+        let body = single_set(p, &d.outcome, q.qtype, health)
+            .and_then(|(i, degraded)| f.steered_body(hint, i, degraded, q.qtype));
+        if let Some(at) = body {
+            if f.emit_at(at, q, opt.as_deref(), asked.limit, out) {
+                let key = f.steer_cache_key(epoch, hint, q, ecs, src);
+                let r = decision_cache::Remembered {
+                    body: at,
+                    scope: d.scope,
+                    zone_slot: zone.metrics_slot,
+                    steered: (p.metrics_slot, region, d.reason),
+                };
+                decision_cache::put(key, r);
+                return true;
+            }
+        }
+    }
+    apply_decision(zone, p, owner, &d.outcome, q.qtype, health, a);
+    false
+}
+
+/// The CHAOS TXT set for the query: an identity answer, or for a steered name the
+/// decision explained (to clients on the explain list only), kept in `slot`.
+fn chaos_set<'a>(asked: &Asked<'a, '_>, slot: &'a mut Option<RRset>) -> Option<&'a RRset> {
+    let Asked { snap, q, src, .. } = *asked;
+    if matches!(q.qtype, rtype::TXT | rtype::ANY) {
+        if let Some(set) = snap.chaos.get(q.qname()) {
+            return Some(set);
+        }
+    }
+    if q.qtype != rtype::TXT || snap.explain_from.lookup(src).is_none() {
+        return None;
+    }
+    let lines = explain(snap, q.qname(), asked.ecs.as_ref(), src)?;
+    Some(slot.insert(RRset::txt(class::CH, 0, &lines)))
+}
+
+/// Writes `answer`; for DO=1 in a signed zone, with its RRSIGs and denial NSECs,
+/// after asking the rate limiter (a response that will be dropped or truncated is
+/// not signed) and within the signing budget (SERVFAIL over it, never an unsigned
+/// answer).
+#[allow(clippy::too_many_arguments)]
+fn sign_and_write<'z>(
+    asked: &Asked<'z, '_>,
+    gate: Option<Gate<'_>>,
+    signed_zone: Option<&'z Zone>,
+    answer: &Answer<'z>,
+    plan: &'z mut Option<crate::dnssec::online::Plan>,
+    mut header: HeaderOut,
+    opt: Option<&OptOut<'_>>,
+    obs: &mut Observed,
+    out: &mut Vec<u8>,
+) {
+    let Asked { snap, q, src, .. } = *asked;
     let signer = signed_zone.and_then(|z| Some((z, snap.signers.get(&z.origin)?)));
     if let (Some((z, _)), Some(g)) = (signer, gate) {
-        // Rate limiting first: a response that will be dropped or truncated is
-        // not signed.
         if g.rrl.limits(src) && !obs.verified {
-            let (class, subject) = classify_answer(z, q, &answer);
+            let (class, subject) = classify_answer(z, q, answer);
             let v = g.rrl.check_key(g.rrl.key(src, class, subject), g.rrl.now());
             obs.rrl = Some(v);
             if v != Verdict::Send {
                 // Header and question only, for the caller to drop or truncate.
                 header.aa = answer.authoritative;
-                return refuse(out, &mut header, opt.as_ref(), answer.rcode());
+                return asked.refuse(out, header, opt, answer.rcode());
             }
         }
     }
-    let standing = match signer {
-        Some(_) => standing(src, tcp || obs.verified),
-        None => Standing::Verified,
-    };
+    let secured: Answer<'_>;
     let answer = match signer {
-        Some((z, s)) => match s.plan(z, q.qname(), q.qtype, &answer, standing) {
-            Ok(p) => {
-                plan = p;
-                secured = plan.apply(&answer, s);
-                &secured
+        Some((z, s)) => {
+            let standing = standing(src, asked.tcp || obs.verified);
+            match s.plan(z, q.qname(), q.qtype, answer, standing) {
+                Ok(p) => {
+                    secured = plan.insert(p).apply(answer, s);
+                    &secured
+                }
+                // Over the cap on signing: SERVFAIL rather than an unsigned answer.
+                Err(_) => return asked.refuse(out, header, opt, Rcode::ServFail),
             }
-            // Over the cap on signing: SERVFAIL rather than an unsigned answer.
-            Err(_) => return refuse(out, &mut header, opt.as_ref(), Rcode::ServFail),
-        },
-        None => &answer,
+        }
+        None => answer,
     };
     header.aa = answer.authoritative;
     header.rcode = answer.rcode();
@@ -397,8 +468,8 @@ fn answer_query(
         Some(q.question),
         q.qname(),
         Some(answer),
-        opt.as_ref(),
-        limit,
+        opt,
+        asked.limit,
     );
 }
 

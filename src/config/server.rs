@@ -7,19 +7,21 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::values::{find_key_line, parse_duration};
+use super::values::parse_duration;
 use super::{line_of, ConfigError};
 use crate::geo::cidr::IpNet;
 use crate::geo::{FieldPaths, Location};
 use crate::zone::Invalid;
 
+type At<T> = Option<toml::Spanned<T>>;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ServerRaw {
-    listen: Option<Vec<String>>,
+    listen: At<Vec<String>>,
     zones: Option<PathBuf>,
-    udp_sockets_per_address: Option<usize>,
-    udp_payload_max: Option<u16>,
+    udp_sockets_per_address: At<usize>,
+    udp_payload_max: At<u16>,
     tcp: Option<TcpLimitsRaw>,
     identity: Option<IdentityRaw>,
     log: Option<LogRaw>,
@@ -30,7 +32,7 @@ struct ServerRaw {
     /// Where overrides, weights and last known health are kept across restarts.
     state_file: Option<PathBuf>,
     /// The address health probes leave from (a multi-homed host's vantage point).
-    probe_source: Option<String>,
+    probe_source: At<String>,
     fleet: Option<super::fleet::FleetRaw>,
     tls: Option<super::encrypted::TlsRaw>,
     dot: Option<super::encrypted::DotRaw>,
@@ -45,11 +47,11 @@ struct ServerRaw {
 struct RumRaw {
     listen: toml::Spanned<String>,
     regions: toml::Spanned<std::collections::BTreeMap<String, String>>,
-    allowed_origins: Option<toml::Spanned<Vec<String>>>,
-    trusted_proxies: Option<toml::Spanned<Vec<String>>>,
-    feed_token_file: Option<toml::Spanned<PathBuf>>,
-    refresh: Option<toml::Spanned<String>>,
-    precedence: Option<toml::Spanned<String>>,
+    allowed_origins: At<Vec<String>>,
+    trusted_proxies: At<Vec<String>>,
+    feed_token_file: At<PathBuf>,
+    refresh: At<String>,
+    precedence: At<String>,
 }
 
 /// The server's `[dnssec]` table: where keys live, master-file zones to sign, the
@@ -58,15 +60,15 @@ struct RumRaw {
 #[serde(deny_unknown_fields)]
 struct DnssecServerRaw {
     key_dir: Option<PathBuf>,
-    zones: Option<Vec<String>>,
-    sign_rate: Option<u32>,
+    zones: At<Vec<String>>,
+    sign_rate: At<u32>,
     // The defaults, as in a zone's `[dnssec]` table (serde cannot flatten into a
     // struct that denies unknown fields).
-    algorithm: Option<super::zones::AlgorithmRaw>,
-    split: Option<bool>,
-    validity: Option<super::values::TtlValue>,
-    refresh: Option<super::values::TtlValue>,
-    denial: Option<String>,
+    algorithm: At<super::zones::AlgorithmRaw>,
+    split: At<bool>,
+    validity: At<super::values::TtlValue>,
+    refresh: At<super::values::TtlValue>,
+    denial: At<String>,
 }
 
 /// `[cookies]`: DNS Cookies (RFC 7873, RFC 9018).
@@ -76,25 +78,25 @@ struct CookiesRaw {
     enabled: Option<bool>,
     /// A file holding the 128-bit server secret as 32 hex digits, shared by the
     /// instances behind one address; none: random per process.
-    secret_file: Option<PathBuf>,
+    secret_file: At<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RrlRaw {
     rate: Option<u32>,
-    slip: Option<u32>,
-    ipv4_prefix: Option<u8>,
-    ipv6_prefix: Option<u8>,
-    exempt: Option<Vec<String>>,
+    slip: At<u32>,
+    ipv4_prefix: At<u8>,
+    ipv6_prefix: At<u8>,
+    exempt: At<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AdminRaw {
-    listen: Option<toml::Spanned<String>>,
-    token: Option<toml::Spanned<String>>,
-    allowed_hosts: Option<toml::Spanned<Vec<String>>>,
+    listen: At<String>,
+    token: At<String>,
+    allowed_hosts: At<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -105,11 +107,11 @@ struct GeoDatabaseRaw {
     /// Where the fields are, for databases of another layout.
     fields: Option<FieldPaths>,
     /// Resolver networks whose EDNS Client Subnet is honoured.
-    ecs_from: Option<Vec<String>>,
+    ecs_from: At<Vec<String>>,
     /// Networks allowed to ask for CHAOS TXT explanations.
-    explain_from: Option<Vec<String>>,
+    explain_from: At<Vec<String>>,
     #[serde(rename = "override", default)]
-    overrides: Vec<GeoOverrideRaw>,
+    overrides: Vec<toml::Spanned<GeoOverrideRaw>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,28 +128,28 @@ struct GeoOverrideRaw {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TcpLimitsRaw {
-    max_connections: Option<usize>,
-    max_per_client: Option<usize>,
-    idle_timeout: Option<String>,
-    max_lifetime: Option<String>,
-    handshake_timeout: Option<String>,
+    max_connections: At<usize>,
+    max_per_client: At<usize>,
+    idle_timeout: At<String>,
+    max_lifetime: At<String>,
+    handshake_timeout: At<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IdentityRaw {
-    nsid: Option<String>,
-    nsid_hex: Option<String>,
-    id_server: Option<String>,
-    hostname_bind: Option<String>,
-    version_bind: Option<String>,
+    nsid: At<String>,
+    nsid_hex: At<String>,
+    id_server: At<String>,
+    hostname_bind: At<String>,
+    version_bind: At<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LogRaw {
     level: Option<String>,
-    format: Option<String>,
+    format: At<String>,
     /// Log one query in this many (0 = no query log).
     query_sample: Option<u32>,
     /// At most this many query-log lines a second.
@@ -400,6 +402,479 @@ fn check_rum(
     })
 }
 
+/// What checking one config file reads (its text, for lines; its folder, for
+/// relative paths) and the errors found so far.
+struct Cx<'a> {
+    text: &'a str,
+    path: &'a Path,
+    base: &'a Path,
+    errors: Vec<ConfigError>,
+}
+
+impl Cx<'_> {
+    /// An error at the line of `at`'s value.
+    fn err<T>(&mut self, at: &toml::Spanned<T>, message: String) {
+        let line = line_of(self.text, at.span().start);
+        self.errors.push(ConfigError::new(self.path, line, message));
+    }
+
+    fn line<T>(&self, at: &toml::Spanned<T>) -> usize {
+        line_of(self.text, at.span().start)
+    }
+
+    /// `p`, relative to the config file's folder unless absolute.
+    fn path_in(&self, p: PathBuf) -> PathBuf {
+        if p.is_absolute() {
+            p
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn listen(&mut self, list: toml::Spanned<Vec<String>>) -> Vec<SocketAddr> {
+        let mut out = Vec::new();
+        for l in list.get_ref() {
+            match l.parse::<SocketAddr>() {
+                Ok(a) => out.push(a),
+                Err(_) => self.err(
+                    &list,
+                    format!(
+                        "listen address {l:?} is not ADDR:PORT (like 127.0.0.1:53 or [::1]:53)"
+                    ),
+                ),
+            }
+        }
+        out
+    }
+
+    /// A list of networks; `what` names the key in messages (`geo.ecs_from`).
+    fn networks(&mut self, what: &str, list: toml::Spanned<Vec<String>>) -> Vec<IpNet> {
+        let mut out = Vec::new();
+        for n in list.get_ref() {
+            match n.parse::<IpNet>() {
+                Ok(net) => out.push(net),
+                Err(e) => self.err(
+                    &list,
+                    format!("{what}: {n:?}: {e}; use networks like \"192.0.2.0/24\""),
+                ),
+            }
+        }
+        out
+    }
+
+    /// A positive duration, or an error naming `what` and an `example`.
+    fn duration(
+        &mut self,
+        what: &str,
+        example: &str,
+        t: toml::Spanned<String>,
+    ) -> Option<Duration> {
+        match parse_duration(t.get_ref()) {
+            Ok(d) if !d.is_zero() => Some(d),
+            _ => {
+                self.err(
+                    &t,
+                    format!(
+                        "{what} = {:?} is not a duration like {example}",
+                        t.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    }
+}
+
+impl TcpLimitsRaw {
+    fn apply(self, cfg: &mut ServerConfig, cx: &mut Cx<'_>) {
+        let TcpLimitsRaw {
+            max_connections,
+            max_per_client,
+            idle_timeout,
+            max_lifetime,
+            handshake_timeout,
+        } = self;
+        if let Some(m) = max_connections {
+            if *m.get_ref() == 0 {
+                cx.err(
+                    &m,
+                    "tcp.max_connections = 0 would refuse every TCP client; use 1 or more".into(),
+                );
+            }
+            cfg.tcp_max_connections_line = Some(cx.line(&m));
+            cfg.tcp_max_connections = m.into_inner();
+        }
+        if let Some(m) = max_per_client {
+            if *m.get_ref() == 0 {
+                cx.err(
+                    &m,
+                    "tcp.max_per_client = 0 would refuse every TCP client; use 1 or more".into(),
+                );
+            }
+            cfg.tcp_max_per_client = m.into_inner();
+        }
+        if let Some(t) = max_lifetime {
+            if let Some(d) = cx.duration("tcp.max_lifetime", "\"120s\"", t) {
+                cfg.tcp_max_lifetime = d;
+            }
+        }
+        if let Some(t) = handshake_timeout {
+            if let Some(d) = cx.duration("tcp.handshake_timeout", "\"3s\" or \"1500ms\"", t) {
+                cfg.tcp_handshake_timeout = d;
+            }
+        }
+        if let Some(t) = idle_timeout {
+            if let Some(d) = cx.duration("tcp.idle_timeout", "\"10s\" or \"500ms\"", t) {
+                cfg.tcp_idle_timeout = d;
+            }
+        }
+    }
+}
+
+impl IdentityRaw {
+    fn compile(self, cx: &mut Cx<'_>) -> Identity {
+        let IdentityRaw {
+            nsid,
+            nsid_hex,
+            id_server,
+            hostname_bind,
+            version_bind,
+        } = self;
+        let mut id = Identity::default();
+        if let (Some(_), Some(h)) = (&nsid, &nsid_hex) {
+            cx.err(
+                h,
+                "give identity.nsid or identity.nsid_hex, not both".into(),
+            );
+        }
+        if let Some(n) = &nsid {
+            if n.get_ref().len() > 512 {
+                cx.err(n, "identity NSID is longer than 512 bytes".into());
+            }
+            id.nsid = Some(n.get_ref().clone().into_bytes());
+        }
+        if let Some(h) = nsid_hex {
+            match crate::zone::rdata::decode_hex(h.get_ref()) {
+                Some(b) if b.len() > 512 => {
+                    cx.err(&h, "identity NSID is longer than 512 bytes".into());
+                }
+                Some(b) => id.nsid = Some(b),
+                None => cx.err(
+                    &h,
+                    format!(
+                        "identity.nsid_hex = {:?} is not an even number of hex digits",
+                        h.get_ref()
+                    ),
+                ),
+            }
+        }
+        let mut txt = |key: &str, v: At<String>| -> Option<String> {
+            let v = v?;
+            if v.get_ref().len() > 255 {
+                cx.err(
+                    &v,
+                    format!("identity.{key} is longer than 255 bytes (one TXT string)"),
+                );
+            }
+            Some(v.into_inner())
+        };
+        id.id_server = txt("id_server", id_server);
+        id.hostname_bind = txt("hostname_bind", hostname_bind);
+        id.version_bind = txt("version_bind", version_bind);
+        id
+    }
+}
+
+impl LogRaw {
+    fn apply(self, cfg: &mut ServerConfig, cx: &mut Cx<'_>) {
+        let LogRaw {
+            level,
+            format,
+            query_sample,
+            query_max_per_second,
+        } = self;
+        if let Some(l) = level {
+            cfg.log_level = l;
+        }
+        if let Some(n) = query_sample {
+            cfg.query_log.sample = n;
+        }
+        if let Some(n) = query_max_per_second {
+            cfg.query_log.max_per_second = n;
+        }
+        if let Some(f) = format {
+            match f.get_ref().as_str() {
+                "text" => cfg.log_format = LogFormat::Text,
+                "json" => cfg.log_format = LogFormat::Json,
+                other => {
+                    let m = format!("log.format = {other:?}; use \"text\" or \"json\"");
+                    cx.err(&f, m);
+                }
+            }
+        }
+    }
+}
+
+impl AdminRaw {
+    fn apply(self, cfg: &mut ServerConfig, cx: &mut Cx<'_>) {
+        let AdminRaw {
+            listen,
+            token,
+            allowed_hosts,
+        } = self;
+        if let Some(l) = listen {
+            match l.get_ref().parse::<SocketAddr>() {
+                Ok(addr) => cfg.admin_listen = Some(addr),
+                Err(_) => cx.err(
+                    &l,
+                    format!(
+                        "admin.listen {:?} is not ADDR:PORT (like 127.0.0.1:5380)",
+                        l.get_ref()
+                    ),
+                ),
+            }
+        }
+        if let Some(hosts) = allowed_hosts {
+            for h in hosts.get_ref() {
+                let bad = h.is_empty()
+                    || !h.bytes().all(|b| b.is_ascii_graphic())
+                    || h.contains(['/', '@', '?', '#', ',']);
+                if bad {
+                    cx.err(
+                        &hosts,
+                        format!(
+                            "admin.allowed_hosts {h:?} is not a Host header value; \
+                             give a name or address with its port, like \"admin.example.net:5380\""
+                        ),
+                    );
+                } else {
+                    cfg.admin_allowed_hosts.push(h.to_ascii_lowercase());
+                }
+            }
+        }
+        if let Some(t) = token {
+            if t.get_ref().len() < 16 {
+                cx.err(
+                    &t,
+                    "admin.token is shorter than 16 characters; use a long random string".into(),
+                );
+            }
+            cfg.admin_token = Some(t.into_inner());
+        }
+    }
+}
+
+impl CookiesRaw {
+    fn apply(self, cookies: &mut CookiesConfig, cx: &mut Cx<'_>) {
+        let CookiesRaw {
+            enabled,
+            secret_file,
+        } = self;
+        if let Some(e) = enabled {
+            cookies.enabled = e;
+        }
+        if let Some(f) = secret_file {
+            match read_cookie_secret(&cx.path_in(f.get_ref().clone())) {
+                Ok(k) => cookies.secret = Some(k),
+                Err(m) => cx.err(&f, m),
+            }
+        }
+    }
+}
+
+impl RrlRaw {
+    fn apply(self, rrl: &mut crate::answer::rrl::RrlConfig, cx: &mut Cx<'_>) {
+        let RrlRaw {
+            rate,
+            slip,
+            ipv4_prefix,
+            ipv6_prefix,
+            exempt,
+        } = self;
+        if let Some(v) = rate {
+            rrl.rate = v;
+        }
+        if let Some(v) = slip {
+            if *v.get_ref() > 10 {
+                cx.err(
+                    &v,
+                    format!("rrl.slip = {}: use 0 (never) to 10", v.get_ref()),
+                );
+            }
+            rrl.slip = v.into_inner();
+        }
+        if let Some(v) = ipv4_prefix {
+            if !(1..=32).contains(v.get_ref()) {
+                cx.err(
+                    &v,
+                    format!("rrl.ipv4_prefix = {}: use 1 to 32", v.get_ref()),
+                );
+            }
+            rrl.ipv4_prefix = v.into_inner();
+        }
+        if let Some(v) = ipv6_prefix {
+            if !(1..=128).contains(v.get_ref()) {
+                cx.err(
+                    &v,
+                    format!("rrl.ipv6_prefix = {}: use 1 to 128", v.get_ref()),
+                );
+            }
+            rrl.ipv6_prefix = v.into_inner();
+        }
+        if let Some(list) = exempt {
+            rrl.exempt = cx.networks("rrl.exempt", list);
+        }
+    }
+}
+
+impl DnssecServerRaw {
+    fn apply(self, dnssec: &mut DnssecConfig, cx: &mut Cx<'_>) {
+        let DnssecServerRaw {
+            key_dir,
+            zones,
+            sign_rate,
+            algorithm,
+            split,
+            validity,
+            refresh,
+            denial,
+        } = self;
+        if let Some(k) = key_dir {
+            dnssec.key_dir = Some(cx.path_in(k));
+        }
+        if let Some(zones) = zones {
+            let line = cx.line(&zones);
+            for z in zones.get_ref() {
+                match crate::zone::Name::parse(z, Some(&crate::zone::Name::root())) {
+                    Ok(n) => dnssec.zones.push((n, cx.path.to_path_buf(), line)),
+                    Err(e) => cx.err(&zones, format!("dnssec.zones {z:?}: {e}")),
+                }
+            }
+        }
+        if let Some(r) = &sign_rate {
+            if *r.get_ref() == 0 {
+                cx.err(r, "dnssec.sign_rate = 0 would refuse every answer signed on the fly; use 1 or more".into());
+            }
+        }
+        dnssec.sign_rate = sign_rate.map(toml::Spanned::into_inner);
+        // The lines of the defaults' keys, for the errors their compile names.
+        let lines = [
+            ("algorithm", algorithm.as_ref().map(|v| cx.line(v))),
+            ("split", split.as_ref().map(|v| cx.line(v))),
+            ("validity", validity.as_ref().map(|v| cx.line(v))),
+            ("refresh", refresh.as_ref().map(|v| cx.line(v))),
+            ("denial", denial.as_ref().map(|v| cx.line(v))),
+        ];
+        let defaults = super::zones::DnssecTableRaw {
+            algorithm: algorithm.map(toml::Spanned::into_inner),
+            split: split.map(toml::Spanned::into_inner),
+            validity: validity.map(toml::Spanned::into_inner),
+            refresh: refresh.map(toml::Spanned::into_inner),
+            denial: denial.map(toml::Spanned::into_inner),
+        };
+        match defaults.compile() {
+            Ok(c) => dnssec.defaults = c,
+            Err(es) => {
+                for m in es {
+                    // Messages name their key second: "dnssec.validity ...".
+                    let key = m.split(['.', ' ']).nth(1).unwrap_or("");
+                    let line = lines
+                        .iter()
+                        .find(|(k, _)| *k == key)
+                        .and_then(|(_, l)| *l)
+                        .unwrap_or(0);
+                    cx.errors.push(ConfigError::new(cx.path, line, m));
+                }
+            }
+        }
+    }
+}
+
+impl GeoDatabaseRaw {
+    fn apply(self, geo: &mut GeoConfig, cx: &mut Cx<'_>) {
+        let GeoDatabaseRaw {
+            database,
+            fields,
+            ecs_from,
+            explain_from,
+            overrides,
+        } = self;
+        if let Some(db) = database {
+            geo.database_explicit = true;
+            geo.database = (!db.is_empty()).then(|| cx.path_in(PathBuf::from(db)));
+        }
+        geo.fields = fields;
+        if let Some(l) = ecs_from {
+            geo.ecs_from = cx.networks("geo.ecs_from", l);
+        }
+        if let Some(l) = explain_from {
+            geo.explain_from = cx.networks("geo.explain_from", l);
+        }
+        for o in overrides {
+            if let Some(net) = o.get_ref().compile(&o, cx) {
+                geo.overrides.push(net);
+            }
+        }
+    }
+}
+
+impl GeoOverrideRaw {
+    /// One `[[geo.override]]` network and the location it is pinned to; `at`: the
+    /// table, for the line of errors.
+    fn compile(
+        &self,
+        at: &toml::Spanned<GeoOverrideRaw>,
+        cx: &mut Cx<'_>,
+    ) -> Option<(IpNet, Location)> {
+        let GeoOverrideRaw {
+            cidr,
+            country,
+            continent,
+            subdivision,
+            location,
+            asn,
+        } = self;
+        let net = match cidr.parse::<IpNet>() {
+            Ok(n) => n,
+            Err(e) => {
+                cx.err(at, format!("geo.override cidr {cidr:?}: {e}"));
+                return None;
+            }
+        };
+        let cc = |s: &Option<String>| -> Option<[u8; 2]> {
+            let b = s.as_ref()?.as_bytes();
+            (b.len() == 2).then(|| [b[0].to_ascii_uppercase(), b[1].to_ascii_uppercase()])
+        };
+        let code = cc(country);
+        if country.is_some() && code.is_none() {
+            cx.err(
+                at,
+                format!("geo.override {cidr}: country must be a 2-letter code like DE"),
+            );
+        }
+        let sub = subdivision
+            .as_deref()
+            .and_then(crate::geo::Subdivision::new);
+        if subdivision.is_some() && sub.is_none() {
+            cx.err(
+                at,
+                format!("geo.override {cidr}: subdivision must be an ISO 3166-2 code like US-CA"),
+            );
+        }
+        let loc = Location {
+            continent: cc(continent).or_else(|| code.and_then(crate::geo::country_continent)),
+            country: code,
+            subdivision: sub,
+            coords: location
+                .map(|[a, b]| (a, b))
+                .or_else(|| code.and_then(crate::geo::country_centroid)),
+            asn: *asn,
+            prefix_len: net.prefix_len(),
+        };
+        Some((net, loc))
+    }
+}
+
 /// A secret's text, trimmed, from a file no other user may read.
 fn read_secret_file(key: &str, path: &Path) -> Result<String, String> {
     #[cfg(unix)]
@@ -556,435 +1031,126 @@ impl ServerConfig {
         Self::parse(&text, path)
     }
 
+    /// Parses and checks a server config file's text; every error is reported, each
+    /// with the line of its value (from `toml::Spanned`).
     pub fn parse(text: &str, path: &Path) -> Result<ServerConfig, Vec<ConfigError>> {
         let raw: ServerRaw = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
             vec![ConfigError::new(path, line, e.message().to_string())]
         })?;
-        let key_err = |key: &str, message: String| {
-            let line = find_key_line(text, key);
-            ConfigError::new(path, line, message)
+        // Every key, so that a new one cannot be dropped silently.
+        let ServerRaw {
+            listen,
+            zones,
+            udp_sockets_per_address,
+            udp_payload_max,
+            tcp,
+            identity,
+            log,
+            geo,
+            admin,
+            rrl,
+            cookies,
+            state_file,
+            probe_source,
+            fleet,
+            tls,
+            dot,
+            doh,
+            dnssec,
+            rum,
+        } = raw;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut cx = Cx {
+            text,
+            path,
+            base,
+            errors: Vec::new(),
         };
-        let mut errors = Vec::new();
         let mut cfg = ServerConfig {
             file: Some(path.to_path_buf()),
             ..ServerConfig::default()
         };
-        let base = path.parent().unwrap_or(Path::new("."));
-        if let Some(listen) = raw.listen {
-            cfg.listen.clear();
-            for l in listen {
-                match l.parse::<SocketAddr>() {
-                    Ok(a) => cfg.listen.push(a),
-                    Err(_) => errors.push(key_err(
-                        "listen",
-                        format!(
-                            "listen address {l:?} is not ADDR:PORT (like 127.0.0.1:53 or [::1]:53)"
-                        ),
-                    )),
-                }
-            }
+        if let Some(l) = listen {
+            cfg.listen = cx.listen(l);
         }
-        if let Some(z) = raw.zones {
-            cfg.zones = if z.is_absolute() { z } else { base.join(z) };
+        if let Some(z) = zones {
+            cfg.zones = cx.path_in(z);
         }
-        if let Some(n) = raw.udp_sockets_per_address {
-            if n > 256 {
-                errors.push(key_err(
-                    "udp_sockets_per_address",
+        if let Some(n) = udp_sockets_per_address {
+            if *n.get_ref() > 256 {
+                cx.err(
+                    &n,
                     format!(
-                        "udp_sockets_per_address = {n} is too many; use 0 (one per core) up to 256"
+                        "udp_sockets_per_address = {} is too many; use 0 (one per core) up to 256",
+                        n.get_ref()
                     ),
-                ));
+                );
             }
-            cfg.udp_sockets_per_address = n;
+            cfg.udp_sockets_per_address = n.into_inner();
         }
-        if let Some(p) = raw.udp_payload_max {
-            if p < 512 {
-                errors.push(key_err(
-                    "udp_payload_max",
+        if let Some(p) = udp_payload_max {
+            if *p.get_ref() < 512 {
+                cx.err(
+                    &p,
                     format!(
-                        "udp_payload_max = {p} is below 512; use 512 to 65535 (1232 recommended)"
+                        "udp_payload_max = {} is below 512; use 512 to 65535 (1232 recommended)",
+                        p.get_ref()
                     ),
-                ));
+                );
             }
-            cfg.udp_payload_max = p;
+            cfg.udp_payload_max = p.into_inner();
         }
-        if let Some(tcp) = raw.tcp {
-            if let Some(m) = tcp.max_connections {
-                if m == 0 {
-                    errors.push(key_err(
-                        "max_connections",
-                        "tcp.max_connections = 0 would refuse every TCP client; use 1 or more"
-                            .to_string(),
-                    ));
-                }
-                cfg.tcp_max_connections = m;
-                cfg.tcp_max_connections_line = Some(super::encrypted::key_line_in(
-                    text,
-                    "tcp",
-                    "max_connections",
-                ));
-            }
-            if let Some(m) = tcp.max_per_client {
-                if m == 0 {
-                    errors.push(key_err(
-                        "max_per_client",
-                        "tcp.max_per_client = 0 would refuse every TCP client; use 1 or more"
-                            .to_string(),
-                    ));
-                }
-                cfg.tcp_max_per_client = m;
-            }
-            if let Some(t) = tcp.max_lifetime {
-                match parse_duration(&t) {
-                    Ok(d) if !d.is_zero() => cfg.tcp_max_lifetime = d,
-                    _ => errors.push(key_err(
-                        "max_lifetime",
-                        format!("tcp.max_lifetime = {t:?} is not a duration like \"120s\""),
-                    )),
-                }
-            }
-            if let Some(t) = tcp.handshake_timeout {
-                match parse_duration(&t) {
-                    Ok(d) if !d.is_zero() => cfg.tcp_handshake_timeout = d,
-                    _ => errors.push(key_err(
-                        "handshake_timeout",
-                        format!(
-                            "tcp.handshake_timeout = {t:?} is not a duration like \"3s\" or \"1500ms\""
-                        ),
-                    )),
-                }
-            }
-            if let Some(t) = tcp.idle_timeout {
-                match parse_duration(&t) {
-                    Ok(d) if !d.is_zero() => cfg.tcp_idle_timeout = d,
-                    _ => errors.push(key_err(
-                        "idle_timeout",
-                        format!(
-                            "tcp.idle_timeout = {t:?} is not a duration like \"10s\" or \"500ms\""
-                        ),
-                    )),
-                }
-            }
+        if let Some(t) = tcp {
+            t.apply(&mut cfg, &mut cx);
         }
-        if let Some(id) = raw.identity {
-            if id.nsid.is_some() && id.nsid_hex.is_some() {
-                errors.push(key_err(
-                    "nsid_hex",
-                    "give identity.nsid or identity.nsid_hex, not both".to_string(),
-                ));
-            }
-            if let Some(n) = id.nsid {
-                cfg.identity.nsid = Some(n.into_bytes());
-            }
-            if let Some(h) = id.nsid_hex {
-                match crate::zone::rdata::decode_hex(&h) {
-                    Some(b) => cfg.identity.nsid = Some(b),
-                    None => errors.push(key_err(
-                        "nsid_hex",
-                        format!("identity.nsid_hex = {h:?} is not an even number of hex digits"),
-                    )),
-                }
-            }
-            if cfg.identity.nsid.as_ref().is_some_and(|n| n.len() > 512) {
-                errors.push(key_err(
-                    "nsid",
-                    "identity NSID is longer than 512 bytes".to_string(),
-                ));
-            }
-            for (key, v) in [
-                ("id_server", &id.id_server),
-                ("hostname_bind", &id.hostname_bind),
-                ("version_bind", &id.version_bind),
-            ] {
-                if v.as_ref().is_some_and(|s| s.len() > 255) {
-                    errors.push(key_err(
-                        key,
-                        format!("identity.{key} is longer than 255 bytes (one TXT string)"),
-                    ));
-                }
-            }
-            cfg.identity.id_server = id.id_server;
-            cfg.identity.hostname_bind = id.hostname_bind;
-            cfg.identity.version_bind = id.version_bind;
+        if let Some(id) = identity {
+            cfg.identity = id.compile(&mut cx);
         }
-        if let Some(log) = raw.log {
-            if let Some(l) = log.level {
-                cfg.log_level = l;
-            }
-            if let Some(n) = log.query_sample {
-                cfg.query_log.sample = n;
-            }
-            if let Some(n) = log.query_max_per_second {
-                cfg.query_log.max_per_second = n;
-            }
-            match log.format.as_deref() {
-                None | Some("text") => {}
-                Some("json") => cfg.log_format = LogFormat::Json,
-                Some(other) => errors.push(key_err(
-                    "format",
-                    format!("log.format = {other:?}; use \"text\" or \"json\""),
-                )),
-            }
+        if let Some(l) = log {
+            l.apply(&mut cfg, &mut cx);
         }
-        if let Some(a) = raw.admin {
-            let AdminRaw {
-                listen,
-                token,
-                allowed_hosts,
-            } = a;
-            // Lines from the values' spans: a text search for `listen =` found
-            // the top-level `listen` first.
-            let at = |start: usize| line_of(text, start);
-            if let Some(l) = listen {
-                let line = at(l.span().start);
-                let l = l.into_inner();
-                match l.parse::<SocketAddr>() {
-                    Ok(addr) => cfg.admin_listen = Some(addr),
-                    Err(_) => errors.push(ConfigError::new(
-                        path,
-                        line,
-                        format!("admin.listen {l:?} is not ADDR:PORT (like 127.0.0.1:5380)"),
-                    )),
-                }
-            }
-            let hosts_line = allowed_hosts.as_ref().map_or(0, |h| at(h.span().start));
-            for h in allowed_hosts
-                .map(toml::Spanned::into_inner)
-                .unwrap_or_default()
-            {
-                let bad = h.is_empty()
-                    || !h.bytes().all(|b| b.is_ascii_graphic())
-                    || h.contains(['/', '@', '?', '#', ',']);
-                if bad {
-                    errors.push(ConfigError::new(
-                        path,
-                        hosts_line,
-                        format!(
-                            "admin.allowed_hosts {h:?} is not a Host header value; \
-                             give a name or address with its port, like \"admin.example.net:5380\""
-                        ),
-                    ));
-                } else {
-                    cfg.admin_allowed_hosts.push(h.to_ascii_lowercase());
-                }
-            }
-            if let Some(t) = token {
-                let line = at(t.span().start);
-                let t = t.into_inner();
-                if t.len() < 16 {
-                    errors.push(ConfigError::new(
-                        path,
-                        line,
-                        "admin.token is shorter than 16 characters; use a long random string"
-                            .to_string(),
-                    ));
-                }
-                cfg.admin_token = Some(t);
-            }
+        if let Some(a) = admin {
+            a.apply(&mut cfg, &mut cx);
         }
-        if let Some(c) = raw.cookies {
-            if let Some(e) = c.enabled {
-                cfg.cookies.enabled = e;
-            }
-            if let Some(f) = c.secret_file {
-                let f = if f.is_absolute() { f } else { base.join(f) };
-                match read_cookie_secret(&f) {
-                    Ok(k) => cfg.cookies.secret = Some(k),
-                    Err(m) => errors.push(key_err("secret_file", m)),
-                }
-            }
+        if let Some(c) = cookies {
+            c.apply(&mut cfg.cookies, &mut cx);
         }
-        if let Some(r) = raw.rrl {
-            if let Some(v) = r.rate {
-                cfg.rrl.rate = v;
-            }
-            if let Some(v) = r.slip {
-                if v > 10 {
-                    errors.push(key_err(
-                        "slip",
-                        format!("rrl.slip = {v}: use 0 (never) to 10"),
-                    ));
-                }
-                cfg.rrl.slip = v;
-            }
-            if let Some(v) = r.ipv4_prefix {
-                if v == 0 || v > 32 {
-                    errors.push(key_err(
-                        "ipv4_prefix",
-                        format!("rrl.ipv4_prefix = {v}: use 1 to 32"),
-                    ));
-                }
-                cfg.rrl.ipv4_prefix = v;
-            }
-            if let Some(v) = r.ipv6_prefix {
-                if v == 0 || v > 128 {
-                    errors.push(key_err(
-                        "ipv6_prefix",
-                        format!("rrl.ipv6_prefix = {v}: use 1 to 128"),
-                    ));
-                }
-                cfg.rrl.ipv6_prefix = v;
-            }
-            if let Some(list) = r.exempt {
-                cfg.rrl.exempt.clear();
-                for n in list {
-                    match n.parse::<IpNet>() {
-                        Ok(net) => cfg.rrl.exempt.push(net),
-                        Err(e) => errors.push(key_err("exempt", format!("rrl.exempt {n:?}: {e}"))),
-                    }
-                }
-            }
+        if let Some(r) = rrl {
+            r.apply(&mut cfg.rrl, &mut cx);
         }
-        if let Some(s) = raw.probe_source {
-            match s.parse() {
+        if let Some(s) = probe_source {
+            match s.get_ref().parse() {
                 Ok(ip) => cfg.probe_source = Some(ip),
-                Err(_) => errors.push(key_err(
-                    "probe_source",
-                    format!("probe_source {s:?} is not an IP address of this host"),
-                )),
+                Err(_) => cx.err(
+                    &s,
+                    format!(
+                        "probe_source {:?} is not an IP address of this host",
+                        s.get_ref()
+                    ),
+                ),
             }
         }
-        if let Some(f) = raw.fleet {
-            cfg.fleet = Some(f.check(text, path, base, &mut errors));
+        if let Some(f) = fleet {
+            cfg.fleet = Some(f.check(text, path, base, &mut cx.errors));
         }
-        cfg.encrypted =
-            super::encrypted::check(raw.tls, raw.dot, raw.doh, text, path, base, &mut errors);
-        if let Some(d) = raw.dnssec {
-            let line = find_key_line(text, "zones").max(1);
-            if let Some(k) = d.key_dir {
-                cfg.dnssec.key_dir = Some(if k.is_absolute() { k } else { base.join(k) });
-            }
-            for z in d.zones.unwrap_or_default() {
-                match crate::zone::Name::parse(&z, Some(&crate::zone::Name::root())) {
-                    Ok(n) => cfg.dnssec.zones.push((n, path.to_path_buf(), line)),
-                    Err(e) => errors.push(ConfigError::new(
-                        path,
-                        line,
-                        format!("dnssec.zones {z:?}: {e}"),
-                    )),
-                }
-            }
-            if d.sign_rate == Some(0) {
-                errors.push(key_err(
-                    "sign_rate",
-                    "dnssec.sign_rate = 0 would refuse every answer signed on the fly; use 1 or more".into(),
-                ));
-            }
-            cfg.dnssec.sign_rate = d.sign_rate;
-            let defaults = super::zones::DnssecTableRaw {
-                algorithm: d.algorithm,
-                split: d.split,
-                validity: d.validity,
-                refresh: d.refresh,
-                denial: d.denial,
-            };
-            match defaults.compile() {
-                Ok(c) => cfg.dnssec.defaults = c,
-                Err(es) => errors.extend(es.into_iter().map(|m| {
-                    let key = m.split(['.', ' ']).nth(1).unwrap_or("dnssec");
-                    key_err(key, m.clone())
-                })),
-            }
+        cfg.encrypted = super::encrypted::check(tls, dot, doh, text, path, base, &mut cx.errors);
+        if let Some(d) = dnssec {
+            d.apply(&mut cfg.dnssec, &mut cx);
         }
-        if let Some(p) = raw.state_file {
-            cfg.state_file = Some(if p.is_absolute() { p } else { base.join(p) });
+        if let Some(p) = state_file {
+            cfg.state_file = Some(cx.path_in(p));
         }
-        if let Some(g) = raw.geo {
-            if let Some(db) = g.database {
-                cfg.geo.database_explicit = true;
-                cfg.geo.database = if db.is_empty() {
-                    None
-                } else {
-                    let p = PathBuf::from(db);
-                    Some(if p.is_absolute() { p } else { base.join(p) })
-                };
-            }
-            cfg.geo.fields = g.fields;
-            let nets = |key: &str, list: Vec<String>, errors: &mut Vec<ConfigError>| {
-                let mut out = Vec::new();
-                for n in list {
-                    match n.parse::<IpNet>() {
-                        Ok(net) => out.push(net),
-                        Err(e) => errors.push(key_err(
-                            key,
-                            format!("geo.{key}: {n:?}: {e}; use networks like \"192.0.2.0/24\""),
-                        )),
-                    }
-                }
-                out
-            };
-            if let Some(l) = g.ecs_from {
-                cfg.geo.ecs_from = nets("ecs_from", l, &mut errors);
-            }
-            if let Some(l) = g.explain_from {
-                cfg.geo.explain_from = nets("explain_from", l, &mut errors);
-            }
-            for o in g.overrides {
-                let line = find_key_line(text, "cidr");
-                let net = match o.cidr.parse::<IpNet>() {
-                    Ok(n) => n,
-                    Err(e) => {
-                        errors.push(ConfigError::new(
-                            path,
-                            line,
-                            format!("geo.override cidr {:?}: {e}", o.cidr),
-                        ));
-                        continue;
-                    }
-                };
-                let cc = |s: &Option<String>| -> Option<[u8; 2]> {
-                    let b = s.as_ref()?.as_bytes();
-                    (b.len() == 2).then(|| [b[0].to_ascii_uppercase(), b[1].to_ascii_uppercase()])
-                };
-                let country = cc(&o.country);
-                if o.country.is_some() && country.is_none() {
-                    errors.push(ConfigError::new(
-                        path,
-                        line,
-                        format!(
-                            "geo.override {}: country must be a 2-letter code like DE",
-                            o.cidr
-                        ),
-                    ));
-                }
-                let subdivision = o
-                    .subdivision
-                    .as_deref()
-                    .and_then(crate::geo::Subdivision::new);
-                if o.subdivision.is_some() && subdivision.is_none() {
-                    errors.push(ConfigError::new(
-                        path,
-                        line,
-                        format!(
-                            "geo.override {}: subdivision must be an ISO 3166-2 code like US-CA",
-                            o.cidr
-                        ),
-                    ));
-                }
-                let loc = Location {
-                    continent: cc(&o.continent)
-                        .or_else(|| country.and_then(crate::geo::country_continent)),
-                    country,
-                    subdivision,
-                    coords: o
-                        .location
-                        .map(|[a, b]| (a, b))
-                        .or_else(|| country.and_then(crate::geo::country_centroid)),
-                    asn: o.asn,
-                    prefix_len: net.prefix_len(),
-                };
-                cfg.geo.overrides.push((net, loc));
-            }
+        if let Some(g) = geo {
+            g.apply(&mut cfg.geo, &mut cx);
         }
-        if let Some(r) = raw.rum {
-            cfg.rum = check_rum(r, text, path, base, &mut errors);
+        if let Some(r) = rum {
+            cfg.rum = check_rum(r, text, path, base, &mut cx.errors);
         }
-        if errors.is_empty() {
+        if cx.errors.is_empty() {
             Ok(cfg)
         } else {
-            Err(errors)
+            Err(cx.errors)
         }
     }
 
@@ -1184,6 +1350,21 @@ mod tests {
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.identity.nsid.as_deref(), Some(&b"a1"[..]));
         assert_eq!(c.udp_payload_max, 1232);
+    }
+
+    #[test]
+    fn each_error_at_its_own_value_line() {
+        // A text search for the key found the first `cidr` and the first
+        // `listen`; the values' spans find the right ones.
+        let text = "listen = [\"127.0.0.1:53\"]\n\
+                    [admin]\nlisten = \"nope\"\n\
+                    [[geo.override]]\ncidr = \"192.0.2.0/24\"\ncountry = \"DE\"\n\
+                    [[geo.override]]\ncidr = \"198.51.100.0/24\"\ncountry = \"Germany\"\n\
+                    [rrl]\nslip = 11\n[dnssec]\nvalidity = \"1s\"\n";
+        let errs = ServerConfig::parse(text, Path::new("s.toml")).unwrap_err();
+        let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
+        // admin.listen, rrl.slip, dnssec.validity, then the second override's table
+        assert_eq!(lines, vec![3, 11, 13, 7], "{errs:?}");
     }
 
     #[test]

@@ -115,7 +115,7 @@ struct LatencyEntryRaw {
 pub struct SteeringRaw<'a> {
     pub checks: Option<&'a IndexMap<String, toml::Spanned<CheckRaw>>>,
     pub regions: Option<&'a IndexMap<String, toml::Spanned<RegionRaw>>>,
-    pub jurisdictions: Option<&'a IndexMap<String, Vec<String>>>,
+    pub jurisdictions: Option<&'a IndexMap<String, toml::Spanned<Vec<String>>>>,
     pub names: Option<&'a IndexMap<String, toml::Spanned<NameRaw>>>,
     pub latency_table: Option<&'a toml::Spanned<String>>,
 }
@@ -142,431 +142,594 @@ pub fn compile_steering(
     origin: &Name,
     raw: SteeringRaw<'_>,
 ) -> Result<Steering, Vec<ConfigError>> {
-    let mut errors = Vec::new();
-    let mut warnings = Vec::new();
-    let err = |line: usize, m: String| ConfigError::new(path, line, m);
-    let lines = LineIndex::new(text);
+    let SteeringRaw {
+        checks,
+        regions,
+        jurisdictions,
+        names,
+        latency_table,
+    } = raw;
+    let mut cx = PolicyCx {
+        path,
+        lines: LineIndex::new(text),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
     let mut zone = ZonePolicy::default();
+    let (checks, check_idx) = cx.checks(checks);
+    let region_idx = cx.regions(regions, &mut zone);
+    if let Some(js) = jurisdictions {
+        cx.jurisdictions(js, &mut zone);
+    }
+    let table = latency_table.and_then(|t| cx.latency_table(t, &region_idx, zone.regions.len()));
+    let known = Known {
+        checks: &checks,
+        check_idx: &check_idx,
+        region_idx: &region_idx,
+        table,
+    };
+    let mut compiled = Vec::new();
+    for (key, spanned) in names.into_iter().flatten() {
+        if let Some(n) = cx.name(key, spanned, origin, &known, &mut zone) {
+            compiled.push(n);
+        }
+    }
+    if cx.errors.is_empty() {
+        Ok(Steering {
+            zone,
+            names: compiled,
+            checks,
+            warnings: cx.warnings,
+        })
+    } else {
+        Err(cx.errors)
+    }
+}
 
-    // Checks, by name.
-    let mut checks: Vec<CheckSpec> = Vec::new();
-    let mut check_idx: BTreeMap<&str, u32> = BTreeMap::new();
-    if let Some(cs) = raw.checks {
-        for (name, c) in cs {
-            let line = lines.line(c.span().start);
+/// What compiling one policy file's steering reads and has found so far.
+struct PolicyCx<'a> {
+    path: &'a Path,
+    lines: LineIndex,
+    errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+}
+
+/// The file's checks, regions and latency table, as its names refer to them.
+struct Known<'k> {
+    checks: &'k [CheckSpec],
+    check_idx: &'k BTreeMap<&'k str, u32>,
+    region_idx: &'k BTreeMap<&'k str, RegionIdx>,
+    table: Option<Arc<LatencyTable>>,
+}
+
+/// One name's endpoints, by region name.
+type EndpointsOf<'a> = BTreeMap<&'a str, EndpointIdx>;
+
+impl<'a> PolicyCx<'a> {
+    fn err(&self, line: usize, m: String) -> ConfigError {
+        ConfigError::new(self.path, line, m)
+    }
+
+    fn error(&mut self, line: usize, m: String) {
+        let e = self.err(line, m);
+        self.errors.push(e);
+    }
+
+    /// `[checks.NAME]`, by name.
+    fn checks<'r>(
+        &mut self,
+        raw: Option<&'r IndexMap<String, toml::Spanned<CheckRaw>>>,
+    ) -> (Vec<CheckSpec>, BTreeMap<&'r str, u32>) {
+        let mut checks = Vec::new();
+        let mut idx = BTreeMap::new();
+        for (name, c) in raw.into_iter().flatten() {
+            let line = self.lines.line(c.span().start);
             match compile_check(name, c.get_ref()) {
                 Ok(spec) => {
-                    check_idx.insert(name.as_str(), checks.len() as u32);
+                    idx.insert(name.as_str(), checks.len() as u32);
                     checks.push(spec);
                 }
-                Err(ms) => errors.extend(ms.into_iter().map(|m| err(line, m.0))),
-            }
-        }
-    }
-
-    // Regions, in the order written.
-    let mut region_idx: BTreeMap<&str, RegionIdx> = BTreeMap::new();
-    if let Some(regions) = raw.regions {
-        for (name, r) in regions {
-            let line = lines.line(r.span().start);
-            let r = r.get_ref();
-            if let Some([lat, lon]) = r.location {
-                if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
-                    errors.push(err(
-                        line,
-                        format!("region {name}: location [{lat}, {lon}] is not [latitude -90..90, longitude -180..180]"),
-                    ));
+                Err(ms) => {
+                    for m in ms {
+                        self.error(line, m.0);
+                    }
                 }
             }
-            region_idx.insert(name.as_str(), zone.regions.len() as RegionIdx);
-            zone.regions.push(Region {
-                name: name.clone(),
-                location: r.location.map(|[a, b]| (a, b)),
-                jurisdiction: r.jurisdiction.clone(),
-            });
         }
+        (checks, idx)
     }
 
-    // Jurisdictions: the file's own, then built-ins that regions or fences name.
-    if let Some(js) = raw.jurisdictions {
-        for (name, countries) in js {
+    /// `[regions.NAME]`, in the order written, into `zone`; their indexes by name.
+    fn regions<'r>(
+        &mut self,
+        raw: Option<&'r IndexMap<String, toml::Spanned<RegionRaw>>>,
+        zone: &mut ZonePolicy,
+    ) -> BTreeMap<&'r str, RegionIdx> {
+        let mut idx = BTreeMap::new();
+        for (name, r) in raw.into_iter().flatten() {
+            let line = self.lines.line(r.span().start);
+            let RegionRaw {
+                location,
+                jurisdiction,
+            } = r.get_ref();
+            if let Some([lat, lon]) = *location {
+                if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+                    self.error(line, format!("region {name}: location [{lat}, {lon}] is not [latitude -90..90, longitude -180..180]"));
+                }
+            }
+            idx.insert(name.as_str(), zone.regions.len() as RegionIdx);
+            zone.regions.push(Region {
+                name: name.clone(),
+                location: location.map(|[a, b]| (a, b)),
+                jurisdiction: jurisdiction.clone(),
+            });
+        }
+        idx
+    }
+
+    /// `[jurisdictions]`: the file's own lists of countries.
+    fn jurisdictions(
+        &mut self,
+        raw: &IndexMap<String, toml::Spanned<Vec<String>>>,
+        zone: &mut ZonePolicy,
+    ) {
+        for (name, countries) in raw {
+            let line = self.lines.line(countries.span().start);
             let mut list = Vec::new();
-            for c in countries {
+            for c in countries.get_ref() {
                 let b = c.as_bytes();
                 if b.len() == 2 && b.iter().all(u8::is_ascii_uppercase) {
                     list.push([b[0], b[1]]);
                 } else {
-                    errors.push(err(
-                        super::values::find_key_line(text, name),
-                        format!("jurisdiction {name}: {c:?} is not an ISO 3166-1 alpha-2 country code like \"DE\""),
-                    ));
+                    self.error(line, format!("jurisdiction {name}: {c:?} is not an ISO 3166-1 alpha-2 country code like \"DE\""));
                 }
             }
             zone.jurisdictions.insert(name.clone(), list);
         }
     }
 
-    let table = match raw.latency_table {
-        Some(t) => {
-            let base = path.parent().unwrap_or(Path::new("."));
-            let file = base.join(t.get_ref());
-            match load_latency_table(&file, &region_idx, zone.regions.len()) {
-                Ok(tbl) => Some(Arc::new(tbl)),
-                Err(mut e) => {
-                    if !file.is_file() {
-                        e = vec![err(
-                            lines.line(t.span().start),
-                            format!(
-                                "latency_table {:?} does not exist (relative to this file)",
-                                t.get_ref()
-                            ),
-                        )];
-                    }
-                    errors.extend(e);
-                    None
+    /// The operator's `latency_table` file, relative to the policy file.
+    fn latency_table(
+        &mut self,
+        t: &toml::Spanned<String>,
+        region_idx: &BTreeMap<&str, RegionIdx>,
+        regions: usize,
+    ) -> Option<Arc<LatencyTable>> {
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        let file = base.join(t.get_ref());
+        match load_latency_table(&file, region_idx, regions) {
+            Ok(tbl) => Some(Arc::new(tbl)),
+            Err(e) if file.is_file() => {
+                self.errors.extend(e);
+                None
+            }
+            Err(_) => {
+                let line = self.lines.line(t.span().start);
+                self.error(
+                    line,
+                    format!(
+                        "latency_table {:?} does not exist (relative to this file)",
+                        t.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// One `[names.NAME]`; `None` (with its errors pushed) when it does not compile.
+    fn name(
+        &mut self,
+        key: &str,
+        spanned: &'a toml::Spanned<NameRaw>,
+        origin: &Name,
+        known: &Known<'_>,
+        zone: &mut ZonePolicy,
+    ) -> Option<NamePolicy> {
+        let line = self.lines.line(spanned.span().start);
+        let NameRaw {
+            ttl,
+            // read with geo, order and overhead_ms by `strategy` below
+            strategy: _,
+            endpoints,
+            when_all_down,
+            fence,
+            fence_fallback,
+            max_answers,
+            order,
+            geo,
+            overhead_ms,
+            ttl_when_degraded,
+        } = spanned.get_ref();
+        let before = self.errors.len();
+        let owner = match Name::parse(key, Some(origin)) {
+            Ok(o) if o.is_subdomain_of(origin) => o,
+            Ok(o) => {
+                self.error(
+                    line,
+                    format!("names.{key}: {o} is outside the zone {origin}"),
+                );
+                return None;
+            }
+            Err(e) => {
+                self.error(line, format!("names.{key}: {e}"));
+                return None;
+            }
+        };
+        let ctx = format!("names.{key}");
+        let ttl = match ttl {
+            Some(t) => t.seconds().unwrap_or_else(|m| {
+                self.error(line, format!("{ctx}.ttl: {m}"));
+                0
+            }),
+            None => DEFAULT_STEERED_TTL,
+        };
+        if endpoints.is_empty() {
+            self.error(line, format!("{ctx}: no endpoints; give at least one region's answer (endpoints.REGION = {{ a = [...] }})"));
+        }
+        let (mut endpoints, ep_of_region) =
+            self.endpoints(&ctx, &owner, endpoints, ttl, origin, known);
+        let lists = Lists {
+            ctx: &ctx,
+            line,
+            ep_of_region: &ep_of_region,
+        };
+        let strategy = self.strategy(&lists, spanned.get_ref(), &endpoints, known)?;
+        for (given, wants, key) in [
+            (
+                geo.is_some(),
+                matches!(strategy, Strategy::Geo(_)),
+                "a geo table is only read with strategy = \"geo\"",
+            ),
+            (
+                order.is_some(),
+                matches!(strategy, Strategy::Failover(_)),
+                "`order` is only read with strategy = \"failover\"",
+            ),
+            (
+                overhead_ms.is_some(),
+                matches!(strategy, Strategy::Latency { .. }),
+                "`overhead_ms` is only read with strategy = \"latency\"",
+            ),
+        ] {
+            if given && !wants {
+                self.error(line, format!("{ctx}: {key}"));
+            }
+        }
+        if matches!(strategy, Strategy::Latency { table: None, .. }) {
+            for e in &endpoints {
+                let r = &zone.regions[e.region as usize];
+                if r.location.is_none() {
+                    self.error(line, format!("{ctx}: strategy \"latency\" needs a location for region {} (regions.{}.location = [lat, lon])", r.name, r.name));
                 }
             }
         }
-        None => None,
-    };
-
-    let mut names = Vec::new();
-    if let Some(raw_names) = raw.names {
-        for (key, spanned) in raw_names {
-            let line = lines.line(spanned.span().start);
-            let n = spanned.get_ref();
-            let before = errors.len();
-            let owner = match Name::parse(key, Some(origin)) {
-                Ok(o) if o.is_subdomain_of(origin) => o,
-                Ok(o) => {
-                    errors.push(err(
-                        line,
-                        format!("names.{key}: {o} is outside the zone {origin}"),
-                    ));
-                    continue;
-                }
-                Err(e) => {
-                    errors.push(err(line, format!("names.{key}: {e}")));
-                    continue;
-                }
-            };
-            let ctx = format!("names.{key}");
-            let ttl = match &n.ttl {
-                Some(t) => t.seconds().unwrap_or_else(|m| {
-                    errors.push(err(line, format!("{ctx}.ttl: {m}")));
-                    0
-                }),
-                None => DEFAULT_STEERED_TTL,
-            };
-
-            // Endpoints, one per region.
-            let mut endpoints: Vec<Endpoint> = Vec::new();
-            let mut ep_of_region: BTreeMap<&str, EndpointIdx> = BTreeMap::new();
-            for (region, e) in &n.endpoints {
-                let eline = lines.line(e.span().start);
-                let e = e.get_ref();
-                let Some(&ri) = region_idx.get(region.as_str()) else {
-                    errors.push(err(
-                        eline,
-                        format!("{ctx}.endpoints.{region}: no such region; declare it under [regions] (known: {})", known(&region_idx)),
-                    ));
-                    continue;
-                };
-                let check = match e.check.as_deref() {
-                    None => None,
-                    Some(c) => match check_idx.get(c) {
-                        Some(&i) => Some((i, &checks[i as usize])),
-                        None => {
-                            errors.push(err(
-                                eline,
-                                format!("{ctx}.endpoints.{region}: check {c:?} is not defined; add [checks.{c}] (known: {})",
-                                    if check_idx.is_empty() { "none".to_string() } else { check_idx.keys().copied().collect::<Vec<_>>().join(", ") }),
-                            ));
-                            continue;
-                        }
-                    },
-                };
-                let label = format!("{owner}/{region}");
-                match compile_endpoint(e, ri, ttl, origin, check, label) {
-                    Ok(ep) => {
-                        ep_of_region.insert(region.as_str(), endpoints.len() as EndpointIdx);
-                        endpoints.push(ep);
-                    }
-                    Err(m) => errors.push(err(eline, format!("{ctx}.endpoints.{region}: {m}"))),
-                }
+        if matches!(strategy, Strategy::Weighted) && endpoints.iter().all(|e| e.weight == 0) {
+            let w = self.err(
+                line,
+                format!("{ctx}: every weight is 0; the name answers only through when_all_down"),
+            );
+            self.warnings.push(w);
+        }
+        let when_all_down = self.when_all_down(&lists, when_all_down.as_deref());
+        let fence = fence.clone().unwrap_or_default();
+        let fence_fallback =
+            self.fence(&lists, &fence, fence_fallback.as_deref(), &endpoints, zone);
+        if let Some(t) = ttl_when_degraded {
+            match t.seconds() {
+                Ok(low) if low <= ttl => degrade(&mut endpoints, low),
+                Ok(low) => self.error(line, format!("{ctx}.ttl_when_degraded = {low} is above the name's ttl {ttl}; it should be lower")),
+                Err(m) => self.error(line, format!("{ctx}.ttl_when_degraded: {m}")),
             }
-            if n.endpoints.is_empty() {
-                errors.push(err(line, format!("{ctx}: no endpoints; give at least one region's answer (endpoints.REGION = {{ a = [...] }})")));
-            }
-            let cname_count = endpoints.iter().filter(|e| e.cname.is_some()).count();
+        }
+        let max_answers = max_answers.unwrap_or(DEFAULT_MAX_ANSWERS);
+        if max_answers == 0 {
+            self.error(
+                line,
+                format!("{ctx}.max_answers = 0 would answer nothing; use 1 or more"),
+            );
+        }
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(NamePolicy {
+            name: owner,
+            ttl,
+            strategy,
+            endpoints,
+            when_all_down,
+            fence,
+            fence_fallback,
+            max_answers,
+            source: format!("{}:{line}", self.path.display()),
+            metrics_slot: 0,
+            scope_map: None,
+        })
+    }
 
-            let regions_list = |list: &[String],
-                                what: &str,
-                                errors: &mut Vec<ConfigError>|
-             -> Vec<EndpointIdx> {
-                let mut out = Vec::new();
-                for r in list {
-                    match ep_of_region.get(r.as_str()) {
-                        Some(&i) if !out.contains(&i) => out.push(i),
-                        Some(_) => errors.push(err(line, format!("{ctx}.{what}: region {r} is listed twice"))),
-                        None => errors.push(err(
-                            line,
-                            format!("{ctx}.{what}: region {r} has no endpoint for this name (endpoints: {})", known_eps(&ep_of_region)),
-                        )),
-                    }
-                }
-                out
+    /// A name's endpoints, one per region, and their indexes by region name.
+    fn endpoints(
+        &mut self,
+        ctx: &str,
+        owner: &Name,
+        raw: &'a IndexMap<String, toml::Spanned<EndpointRaw>>,
+        ttl: u32,
+        origin: &Name,
+        known: &Known<'_>,
+    ) -> (Vec<Endpoint>, EndpointsOf<'a>) {
+        let mut endpoints: Vec<Endpoint> = Vec::new();
+        let mut of_region = BTreeMap::new();
+        for (region, e) in raw {
+            let eline = self.lines.line(e.span().start);
+            let e = e.get_ref();
+            let Some(&ri) = known.region_idx.get(region.as_str()) else {
+                self.error(eline, format!("{ctx}.endpoints.{region}: no such region; declare it under [regions] (known: {})", region_names(known.region_idx)));
+                continue;
             };
-
-            let strategy = match n.strategy.as_str() {
-                "geo" => {
-                    let Some(g) = &n.geo else {
-                        errors.push(err(line, format!("{ctx}: strategy \"geo\" needs a [{ctx}.geo] table with at least `default = [REGION, ...]`")));
-                        continue;
-                    };
-                    let mut rules = GeoRules::default();
-                    let mut push = |label: String, list: Vec<EndpointIdx>| {
-                        rules.lists.push(list);
-                        rules.labels.push(label);
-                        (rules.lists.len() - 1) as u16
-                    };
-                    match &g.default {
-                        Some(d) => {
-                            let l = regions_list(d, "geo.default", &mut errors);
-                            rules.default = push("default".into(), l);
-                        }
-                        None => errors.push(err(line, format!("{ctx}.geo: a `default = [REGION, ...]` rule is required for clients no other rule matches"))),
-                    }
-                    for (k, v) in &g.continent {
-                        const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
-                        if !CONTINENTS.contains(&k.as_str()) {
-                            errors.push(err(
-                                line,
-                                format!(
-                                    "{ctx}.geo.continent.{k}: not a continent code; use one of {}",
-                                    CONTINENTS.join(" ")
-                                ),
-                            ));
-                            continue;
-                        }
-                        let l = regions_list(v, &format!("geo.continent.{k}"), &mut errors);
-                        let i = push(format!("continent:{k}"), l);
-                        rules.continent.insert(two(k), i);
-                    }
-                    for (k, v) in &g.country {
-                        if !is_cc(k) {
-                            errors.push(err(
-                                line,
-                                format!(
-                                    "{ctx}.geo.country.{k}: not an ISO 3166-1 alpha-2 code like DE"
-                                ),
-                            ));
-                            continue;
-                        }
-                        let l = regions_list(v, &format!("geo.country.{k}"), &mut errors);
-                        let i = push(format!("country:{k}"), l);
-                        rules.country.insert(two(k), i);
-                    }
-                    for (k, v) in &g.subdivision {
-                        let ok = k.len() >= 4 && is_cc(&k[..2]) && k.as_bytes()[2] == b'-';
-                        if !ok {
-                            errors.push(err(
-                                line,
-                                format!(
-                                    "{ctx}.geo.subdivision.{k}: not an ISO 3166-2 code like US-CA"
-                                ),
-                            ));
-                            continue;
-                        }
-                        let l = regions_list(v, &format!("geo.subdivision.{k}"), &mut errors);
-                        let i = push(format!("subdivision:{k}"), l);
-                        rules.subdivision.insert(k.clone(), i);
-                    }
-                    for (k, v) in &g.cidr {
-                        let net: IpNet = match k.parse() {
-                            Ok(n) => n,
-                            Err(e) => {
-                                errors.push(err(line, format!("{ctx}.geo.cidr.\"{k}\": {e}")));
-                                continue;
-                            }
+            let check = match e.check.as_deref() {
+                None => None,
+                Some(c) => match known.check_idx.get(c) {
+                    Some(&i) => Some((i, &known.checks[i as usize])),
+                    None => {
+                        let names = if known.check_idx.is_empty() {
+                            "none".to_string()
+                        } else {
+                            keys(known.check_idx)
                         };
-                        let l = regions_list(v, &format!("geo.cidr.\"{k}\""), &mut errors);
-                        let i = push(format!("cidr:{k}"), l);
-                        if let Err(e) = rules.cidr.insert(net, i) {
-                            errors.push(err(line, format!("{ctx}.geo.cidr.\"{k}\": {e}")));
-                        }
+                        self.error(eline, format!("{ctx}.endpoints.{region}: check {c:?} is not defined; add [checks.{c}] (known: {names})"));
+                        continue;
                     }
-                    Strategy::Geo(Box::new(rules))
-                }
-                "latency" => Strategy::Latency {
-                    overhead_ms: n.overhead_ms.unwrap_or(DEFAULT_OVERHEAD_MS),
-                    table: table.clone(),
                 },
-                "failover" => {
-                    let order = match &n.order {
-                        Some(o) => regions_list(o, "order", &mut errors),
-                        None => (0..endpoints.len() as EndpointIdx).collect(),
-                    };
-                    Strategy::Failover(order)
-                }
-                "weighted" => Strategy::Weighted,
-                "all" => {
-                    if cname_count > 0 {
-                        errors.push(err(line, format!("{ctx}: strategy \"all\" answers with every endpoint's addresses together; CNAME endpoints cannot be combined (give a and aaaa)")));
-                    }
-                    Strategy::All
-                }
-                other => {
-                    errors.push(err(line, format!("{ctx}.strategy = {other:?}; use one of geo, latency, failover, weighted, all")));
-                    continue;
-                }
             };
-            if n.geo.is_some() && !matches!(strategy, Strategy::Geo(_)) {
-                errors.push(err(
-                    line,
-                    format!("{ctx}: a geo table is only read with strategy = \"geo\""),
-                ));
-            }
-            if n.order.is_some() && !matches!(strategy, Strategy::Failover(_)) {
-                errors.push(err(
-                    line,
-                    format!("{ctx}: `order` is only read with strategy = \"failover\""),
-                ));
-            }
-            if n.overhead_ms.is_some() && !matches!(strategy, Strategy::Latency { .. }) {
-                errors.push(err(
-                    line,
-                    format!("{ctx}: `overhead_ms` is only read with strategy = \"latency\""),
-                ));
-            }
-            if matches!(strategy, Strategy::Latency { .. }) && table.is_none() {
-                for e in &endpoints {
-                    let r = &zone.regions[e.region as usize];
-                    if r.location.is_none() {
-                        errors.push(err(line, format!("{ctx}: strategy \"latency\" needs a location for region {} (regions.{}.location = [lat, lon])", r.name, r.name)));
-                    }
+            let label = format!("{owner}/{region}");
+            match compile_endpoint(e, ri, ttl, origin, check, label) {
+                Ok(ep) => {
+                    of_region.insert(region.as_str(), endpoints.len() as EndpointIdx);
+                    endpoints.push(ep);
                 }
+                Err(m) => self.error(eline, format!("{ctx}.endpoints.{region}: {m}")),
             }
-            if matches!(strategy, Strategy::Weighted) && endpoints.iter().all(|e| e.weight == 0) {
-                warnings.push(err(
+        }
+        (endpoints, of_region)
+    }
+
+    /// Region names into the name's endpoint indexes; `what` names the key.
+    fn list(&mut self, l: &Lists<'_>, list: &[String], what: &str) -> Vec<EndpointIdx> {
+        let mut out = Vec::new();
+        for r in list {
+            match l.ep_of_region.get(r.as_str()) {
+                Some(&i) if !out.contains(&i) => out.push(i),
+                Some(_) => self.error(
+                    l.line,
+                    format!("{}.{what}: region {r} is listed twice", l.ctx),
+                ),
+                None => self.error(
+                    l.line,
+                    format!(
+                        "{}.{what}: region {r} has no endpoint for this name (endpoints: {})",
+                        l.ctx,
+                        keys(l.ep_of_region)
+                    ),
+                ),
+            }
+        }
+        out
+    }
+
+    /// The name's strategy; `None` when it cannot be read at all.
+    fn strategy(
+        &mut self,
+        l: &Lists<'_>,
+        n: &NameRaw,
+        endpoints: &[Endpoint],
+        known: &Known<'_>,
+    ) -> Option<Strategy> {
+        let (ctx, line) = (l.ctx, l.line);
+        Some(match n.strategy.as_str() {
+            "geo" => {
+                let Some(g) = &n.geo else {
+                    self.error(line, format!("{ctx}: strategy \"geo\" needs a [{ctx}.geo] table with at least `default = [REGION, ...]`"));
+                    return None;
+                };
+                Strategy::Geo(Box::new(self.geo_rules(l, g)))
+            }
+            "latency" => Strategy::Latency {
+                overhead_ms: n.overhead_ms.unwrap_or(DEFAULT_OVERHEAD_MS),
+                table: known.table.clone(),
+            },
+            "failover" => Strategy::Failover(match &n.order {
+                Some(o) => self.list(l, o, "order"),
+                None => (0..endpoints.len() as EndpointIdx).collect(),
+            }),
+            "weighted" => Strategy::Weighted,
+            "all" => {
+                if endpoints.iter().any(|e| e.cname.is_some()) {
+                    self.error(line, format!("{ctx}: strategy \"all\" answers with every endpoint's addresses together; CNAME endpoints cannot be combined (give a and aaaa)"));
+                }
+                Strategy::All
+            }
+            other => {
+                self.error(line, format!("{ctx}.strategy = {other:?}; use one of geo, latency, failover, weighted, all"));
+                return None;
+            }
+        })
+    }
+
+    /// `[names.NAME.geo]`: each rule's region list, by continent, country,
+    /// subdivision and network.
+    fn geo_rules(&mut self, l: &Lists<'_>, g: &GeoRulesRaw) -> GeoRules {
+        let (ctx, line) = (l.ctx, l.line);
+        let GeoRulesRaw {
+            default,
+            continent,
+            country,
+            subdivision,
+            cidr,
+        } = g;
+        let mut rules = GeoRules::default();
+        let push = |rules: &mut GeoRules, label: String, list: Vec<EndpointIdx>| {
+            rules.lists.push(list);
+            rules.labels.push(label);
+            (rules.lists.len() - 1) as u16
+        };
+        match default {
+            Some(d) => {
+                let list = self.list(l, d, "geo.default");
+                rules.default = push(&mut rules, "default".into(), list);
+            }
+            None => self.error(line, format!("{ctx}.geo: a `default = [REGION, ...]` rule is required for clients no other rule matches")),
+        }
+        const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
+        for (k, v) in continent {
+            if !CONTINENTS.contains(&k.as_str()) {
+                self.error(
                     line,
                     format!(
-                        "{ctx}: every weight is 0; the name answers only through when_all_down"
+                        "{ctx}.geo.continent.{k}: not a continent code; use one of {}",
+                        CONTINENTS.join(" ")
                     ),
-                ));
+                );
+                continue;
             }
+            let list = self.list(l, v, &format!("geo.continent.{k}"));
+            let i = push(&mut rules, format!("continent:{k}"), list);
+            rules.continent.insert(two(k), i);
+        }
+        for (k, v) in country {
+            if !is_cc(k) {
+                self.error(
+                    line,
+                    format!("{ctx}.geo.country.{k}: not an ISO 3166-1 alpha-2 code like DE"),
+                );
+                continue;
+            }
+            let list = self.list(l, v, &format!("geo.country.{k}"));
+            let i = push(&mut rules, format!("country:{k}"), list);
+            rules.country.insert(two(k), i);
+        }
+        for (k, v) in subdivision {
+            if !(k.len() >= 4 && is_cc(&k[..2]) && k.as_bytes()[2] == b'-') {
+                self.error(
+                    line,
+                    format!("{ctx}.geo.subdivision.{k}: not an ISO 3166-2 code like US-CA"),
+                );
+                continue;
+            }
+            let list = self.list(l, v, &format!("geo.subdivision.{k}"));
+            let i = push(&mut rules, format!("subdivision:{k}"), list);
+            rules.subdivision.insert(k.clone(), i);
+        }
+        for (k, v) in cidr {
+            let net: IpNet = match k.parse() {
+                Ok(n) => n,
+                Err(e) => {
+                    self.error(line, format!("{ctx}.geo.cidr.\"{k}\": {e}"));
+                    continue;
+                }
+            };
+            let list = self.list(l, v, &format!("geo.cidr.\"{k}\""));
+            let i = push(&mut rules, format!("cidr:{k}"), list);
+            if let Err(e) = rules.cidr.insert(net, i) {
+                self.error(line, format!("{ctx}.geo.cidr.\"{k}\": {e}"));
+            }
+        }
+        rules
+    }
 
-            let when_all_down = match n.when_all_down.as_deref() {
-                None | Some("answer-all") => AllDown::AnswerAll,
-                Some("nodata") => AllDown::NoData,
-                Some("servfail") => AllDown::ServFail,
-                Some(s) => match s.strip_prefix("region:") {
-                    Some(r) => match ep_of_region.get(r) {
-                        Some(&i) => AllDown::Endpoint(i),
-                        None => {
-                            errors.push(err(line, format!("{ctx}.when_all_down = {s:?}: region {r} has no endpoint for this name")));
-                            AllDown::AnswerAll
-                        }
-                    },
+    fn when_all_down(&mut self, l: &Lists<'_>, raw: Option<&str>) -> AllDown {
+        let (ctx, line) = (l.ctx, l.line);
+        match raw {
+            None | Some("answer-all") => AllDown::AnswerAll,
+            Some("nodata") => AllDown::NoData,
+            Some("servfail") => AllDown::ServFail,
+            Some(s) => match s.strip_prefix("region:") {
+                Some(r) => match l.ep_of_region.get(r) {
+                    Some(&i) => AllDown::Endpoint(i),
                     None => {
-                        errors.push(err(line, format!("{ctx}.when_all_down = {s:?}; use answer-all, nodata, servfail or region:NAME")));
+                        self.error(line, format!("{ctx}.when_all_down = {s:?}: region {r} has no endpoint for this name"));
                         AllDown::AnswerAll
                     }
                 },
-            };
-
-            let fence = n.fence.clone().unwrap_or_default();
-            let fence_fallback = match (n.fence_fallback.as_deref(), fence.is_empty()) {
-                (Some("servfail"), _) => FenceFallback::ServFail,
-                (Some("nodata"), _) => FenceFallback::NoData,
-                (Some(s), _) => {
-                    errors.push(err(
-                        line,
-                        format!("{ctx}.fence_fallback = {s:?}; use servfail or nodata"),
-                    ));
-                    FenceFallback::ServFail
+                None => {
+                    self.error(line, format!("{ctx}.when_all_down = {s:?}; use answer-all, nodata, servfail or region:NAME"));
+                    AllDown::AnswerAll
                 }
-                (None, false) => {
-                    errors.push(err(line, format!("{ctx}: a fence needs fence_fallback = \"servfail\" or \"nodata\": what fenced clients get when no region inside the fence can answer")));
-                    FenceFallback::ServFail
-                }
-                (None, true) => FenceFallback::ServFail,
-            };
-            for j in &fence {
-                if !zone.jurisdictions.contains_key(j) {
-                    match jurisdiction::builtin(j) {
-                        Some(list) => {
-                            zone.jurisdictions.insert(j.clone(), list);
-                        }
-                        None => {
-                            errors.push(err(line, format!("{ctx}.fence: unknown jurisdiction {j:?}; built in: EU, EEA, CN; or define it under [jurisdictions]")));
-                            continue;
-                        }
-                    }
-                }
-                let inside = endpoints.iter().any(|e| {
-                    zone.regions[e.region as usize].jurisdiction.as_deref() == Some(j.as_str())
-                });
-                if !inside {
-                    warnings.push(err(line, format!("{ctx}: no endpoint is in a region with jurisdiction {j}; clients in {j} always get the fence fallback")));
-                }
-            }
-
-            if let Some(t) = &n.ttl_when_degraded {
-                match t.seconds() {
-                    Ok(low) if low <= ttl => {
-                        for e in endpoints.iter_mut() {
-                            let mut d = e.clone();
-                            d.degraded = None;
-                            let re = |s: &Option<RRset>| s.as_ref().map(|s| s.with_ttl(low));
-                            d.a = re(&e.a);
-                            d.aaaa = re(&e.aaaa);
-                            d.cname = re(&e.cname);
-                            for x in d.a_each.iter_mut().chain(d.aaaa_each.iter_mut()) {
-                                x.set = x.set.with_ttl(low);
-                            }
-                            e.degraded = Some(Box::new(d));
-                        }
-                    }
-                    Ok(low) => errors.push(err(line, format!("{ctx}.ttl_when_degraded = {low} is above the name's ttl {ttl}; it should be lower"))),
-                    Err(m) => errors.push(err(line, format!("{ctx}.ttl_when_degraded: {m}"))),
-                }
-            }
-
-            let max_answers = n.max_answers.unwrap_or(DEFAULT_MAX_ANSWERS);
-            if max_answers == 0 {
-                errors.push(err(
-                    line,
-                    format!("{ctx}.max_answers = 0 would answer nothing; use 1 or more"),
-                ));
-            }
-            if errors.len() > before {
-                continue;
-            }
-            names.push(NamePolicy {
-                name: owner,
-                ttl,
-                strategy,
-                endpoints,
-                when_all_down,
-                fence,
-                fence_fallback,
-                max_answers,
-                source: format!("{}:{line}", path.display()),
-                metrics_slot: 0,
-                scope_map: None,
-            });
+            },
         }
     }
-    if errors.is_empty() {
-        Ok(Steering {
-            zone,
-            names,
-            checks,
-            warnings,
-        })
-    } else {
-        Err(errors)
+
+    /// The fence's fallback; adds built-in jurisdictions the fence names to `zone`.
+    fn fence(
+        &mut self,
+        l: &Lists<'_>,
+        fence: &[String],
+        fallback: Option<&str>,
+        endpoints: &[Endpoint],
+        zone: &mut ZonePolicy,
+    ) -> FenceFallback {
+        let (ctx, line) = (l.ctx, l.line);
+        let fallback = match (fallback, fence.is_empty()) {
+            (Some("servfail"), _) => FenceFallback::ServFail,
+            (Some("nodata"), _) => FenceFallback::NoData,
+            (Some(s), _) => {
+                self.error(
+                    line,
+                    format!("{ctx}.fence_fallback = {s:?}; use servfail or nodata"),
+                );
+                FenceFallback::ServFail
+            }
+            (None, false) => {
+                self.error(line, format!("{ctx}: a fence needs fence_fallback = \"servfail\" or \"nodata\": what fenced clients get when no region inside the fence can answer"));
+                FenceFallback::ServFail
+            }
+            (None, true) => FenceFallback::ServFail,
+        };
+        for j in fence {
+            if !zone.jurisdictions.contains_key(j) {
+                match jurisdiction::builtin(j) {
+                    Some(list) => {
+                        zone.jurisdictions.insert(j.clone(), list);
+                    }
+                    None => {
+                        self.error(line, format!("{ctx}.fence: unknown jurisdiction {j:?}; built in: EU, EEA, CN; or define it under [jurisdictions]"));
+                        continue;
+                    }
+                }
+            }
+            let inside = endpoints.iter().any(|e| {
+                zone.regions[e.region as usize].jurisdiction.as_deref() == Some(j.as_str())
+            });
+            if !inside {
+                let w = self.err(line, format!("{ctx}: no endpoint is in a region with jurisdiction {j}; clients in {j} always get the fence fallback"));
+                self.warnings.push(w);
+            }
+        }
+        fallback
+    }
+}
+
+/// What reading a name's region lists needs: the name (for messages), its line,
+/// and its endpoints by region.
+struct Lists<'l> {
+    ctx: &'l str,
+    line: usize,
+    ep_of_region: &'l EndpointsOf<'l>,
+}
+
+/// Gives every endpoint its degraded form: the same answers at the lower TTL
+/// `low`, served while any of the name's endpoints is down.
+fn degrade(endpoints: &mut [Endpoint], low: u32) {
+    for e in endpoints.iter_mut() {
+        let mut d = e.clone();
+        d.degraded = None;
+        let re = |s: &Option<RRset>| s.as_ref().map(|s| s.with_ttl(low));
+        d.a = re(&e.a);
+        d.aaaa = re(&e.aaaa);
+        d.cname = re(&e.cname);
+        for x in d.a_each.iter_mut().chain(d.aaaa_each.iter_mut()) {
+            x.set = x.set.with_ttl(low);
+        }
+        e.degraded = Some(Box::new(d));
     }
 }
 
@@ -768,7 +931,7 @@ pub fn load_latency_table(
                 ))),
                 None => errors.push(err(format!(
                     "rtt.{r}: no such region (known: {})",
-                    known(regions)
+                    region_names(regions)
                 ))),
             }
         }
@@ -817,13 +980,13 @@ fn two(s: &str) -> [u8; 2] {
     [b[0], b[1]]
 }
 
-fn known(m: &BTreeMap<&str, RegionIdx>) -> String {
+fn region_names(m: &BTreeMap<&str, RegionIdx>) -> String {
     if m.is_empty() {
         return "none declared".to_string();
     }
     m.keys().copied().collect::<Vec<_>>().join(", ")
 }
 
-fn known_eps(m: &BTreeMap<&str, EndpointIdx>) -> String {
+fn keys<V>(m: &BTreeMap<&str, V>) -> String {
     m.keys().copied().collect::<Vec<_>>().join(", ")
 }

@@ -9,19 +9,6 @@ use serde::Deserialize;
 use crate::health::Quorum;
 use crate::zone::{master, Invalid};
 
-/// The line on which `key = ` first appears, for messages about a key's value.
-pub(crate) fn find_key_line(text: &str, key: &str) -> usize {
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim_start();
-        if let Some(rest) = t.strip_prefix(key) {
-            if rest.trim_start().starts_with('=') {
-                return i + 1;
-            }
-        }
-    }
-    0
-}
-
 /// Parses durations like "30s", "500ms", "2m", "1h", "1m30s" (the grammar of
 /// `crate::units`, which TTLs share); a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, Invalid> {

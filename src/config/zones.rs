@@ -36,7 +36,7 @@ pub struct PolicyRaw {
     /// Where the service runs: `[regions.NAME]` with location and jurisdiction.
     pub regions: Option<IndexMap<String, toml::Spanned<RegionRaw>>>,
     /// Extra or redefined jurisdictions: name -> country codes.
-    pub jurisdictions: Option<IndexMap<String, Vec<String>>>,
+    pub jurisdictions: Option<IndexMap<String, toml::Spanned<Vec<String>>>>,
     /// Steered names: `[names.NAME]`.
     pub names: Option<IndexMap<String, toml::Spanned<NameRaw>>>,
     /// A file of measured round trips that replace latency estimates.

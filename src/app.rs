@@ -140,6 +140,9 @@ pub fn load_snapshot_without_fast(
         )),
     }
     attach_measured(cfg, &mut steering);
+    for line in crate::server::xfr_serial::follow_content(&cfg.zones, &mut zones, &steering) {
+        tracing::info!("{line}");
+    }
     let signers = sign_zones(cfg, &mut zones, &mut steering, &mut loaded.warnings)?;
     let mut snap = Snapshot::new(ZoneSet::new(zones), geo, cfg, generation);
     snap.steering = steering;

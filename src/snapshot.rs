@@ -82,6 +82,11 @@ pub struct Snapshot {
     pub tls: Option<Arc<crate::server::tls::ServerTls>>,
     /// Signed zones' keys and on-the-fly signing, by origin (see `dnssec`).
     pub signers: rustc_hash::FxHashMap<Name, std::sync::Arc<crate::dnssec::ZoneSigner>>,
+    /// TSIG keys and who may transfer which zone (see `server::xfr`).
+    pub transfer: Arc<crate::config::transfer::TransferConfig>,
+    /// The differences between the serials served, for IXFR; carried from one
+    /// snapshot to the next by the reload.
+    pub journal: Arc<crate::server::xfr::Journal>,
     /// Counts successful loads, so logs and status can tell configurations apart.
     pub generation: u64,
     pub loaded_at: SystemTime,
@@ -114,6 +119,8 @@ impl Snapshot {
             fast: std::sync::OnceLock::new(),
             tls: None,
             signers: Default::default(),
+            transfer: Arc::new(cfg.transfer.clone()),
+            journal: Default::default(),
             generation,
             loaded_at: SystemTime::now(),
         }

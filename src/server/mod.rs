@@ -22,6 +22,7 @@ pub mod fast;
 mod fast_build;
 pub mod fdlimit;
 pub mod handler;
+pub mod notify;
 mod opt;
 pub mod query;
 pub mod querylog;
@@ -31,6 +32,8 @@ mod tcp;
 pub mod tls;
 mod udp;
 mod warm;
+pub mod xfr;
+pub mod xfr_serial;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};

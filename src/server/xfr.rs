@@ -574,3 +574,32 @@ pub async fn serve<S: AsyncWrite + Unpin>(
     );
     Ok(())
 }
+
+/// The transfer and NOTIFY counters in Prometheus text format.
+pub fn render_metrics(out: &mut String) {
+    use std::fmt::Write;
+    let c = &COUNTERS;
+    let n = &super::notify::COUNTERS;
+    let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "# HELP signpost_transfers_total Zone transfers out by kind and result.\n# TYPE signpost_transfers_total counter\n\
+signpost_transfers_total{{kind=\"axfr\",result=\"sent\"}} {}\n\
+signpost_transfers_total{{kind=\"ixfr\",result=\"sent\"}} {}\n\
+signpost_transfers_total{{kind=\"ixfr\",result=\"whole_zone\"}} {}\n\
+signpost_transfers_total{{kind=\"any\",result=\"refused\"}} {}\n\
+signpost_transfers_total{{kind=\"any\",result=\"tsig_failed\"}} {}\n\
+# HELP signpost_notify_total NOTIFY messages sent, and secondaries that answered or never did.\n# TYPE signpost_notify_total counter\n\
+signpost_notify_total{{result=\"sent\"}} {}\n\
+signpost_notify_total{{result=\"answered\"}} {}\n\
+signpost_notify_total{{result=\"failed\"}} {}",
+        l(&c.axfr),
+        l(&c.ixfr),
+        l(&c.ixfr_fallback),
+        l(&c.refused),
+        l(&c.tsig_failed),
+        l(&n.sent),
+        l(&n.answered),
+        l(&n.failed),
+    );
+}

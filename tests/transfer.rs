@@ -197,6 +197,11 @@ zone:
 /// signpost with the zone, a TSIG key, transfers to 127.0.0.1 with the key, and
 /// NOTIFY to `notify`.
 fn start_signpost(d: &Path, notify: &[SocketAddr]) -> Server {
+    start_signpost_with(d, notify, "")
+}
+
+/// [`start_signpost`] with `extra` at the top of the server config.
+fn start_signpost_with(d: &Path, notify: &[SocketAddr], extra: &str) -> Server {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(d.join("zones/geo.example.toml"), zone_text("", "10.0.0.3")).expect("write");
     let key = d.join("xfr.key");
@@ -205,6 +210,7 @@ fn start_signpost(d: &Path, notify: &[SocketAddr]) -> Server {
     let targets: Vec<String> = notify.iter().map(|a| format!("\"{a}\"")).collect();
     let cfg = format!(
         r#"zones = "zones"
+{extra}
 [geo]
 database = ""
 [[tsig]]
@@ -216,7 +222,7 @@ keys = ["xfr-key."]
 notify = [{}]
 notify_key = "xfr-key."
 "#,
-        targets.join(", ")
+        targets.join(", "),
     );
     std::fs::write(d.join("server.toml"), cfg).expect("write");
     let c = d.join("server.toml");
@@ -400,4 +406,91 @@ fn metrics(server: &Server) -> String {
     let (status, body) = common::http(admin, "GET", "/metrics");
     assert_eq!(status, 200);
     body
+}
+
+/// kdig's records of an answer, one per line, without comments.
+fn records(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn signed_zone_transfers_with_its_signatures_and_nsec_chain() {
+    let d = dir("transfer", "signed");
+    std::fs::create_dir_all(d.0.join("keys")).expect("mkdir");
+    let server = start_signpost_with(
+        &d.0,
+        &[],
+        "[dnssec]\nzones = [\"geo.example.\"]\nkey_dir = \"keys\"\ndenial = \"nsec\"\n",
+    );
+    let out = kdig_axfr(server.addr, Some(SECRET), "127.0.0.1");
+    let rrs = records(&out);
+    let types: std::collections::BTreeSet<(String, String)> = rrs
+        .iter()
+        .filter(|r| r.len() > 4 && r[3] != "RRSIG" && r[3] != "TSIG")
+        .map(|r| (r[0].clone(), r[3].clone()))
+        .collect();
+    let signed: std::collections::BTreeSet<(String, String)> = rrs
+        .iter()
+        .filter(|r| r.len() > 4 && r[3] == "RRSIG")
+        .map(|r| (r[0].clone(), r[4].clone()))
+        .collect();
+    for t in &types {
+        assert!(
+            signed.contains(t),
+            "{t:?} transferred without its RRSIG:\n{out}"
+        );
+    }
+    for want in [
+        ("www.geo.example.", "A"),
+        ("fo.geo.example.", "A"),
+        ("geo.example.", "DNSKEY"),
+        ("www.geo.example.", "NSEC"),
+    ] {
+        assert!(
+            types.contains(&(want.0.to_string(), want.1.to_string())),
+            "no {want:?} in\n{out}"
+        );
+    }
+}
+
+#[test]
+fn ixfr_beyond_the_journal_is_the_whole_zone_and_a_current_one_is_one_soa() {
+    let d = dir("transfer", "ixfr");
+    let server = start_signpost(&d.0, &[]);
+    let at = server.addr;
+    let ask = |serial: u32| {
+        kdig(&[
+            "-y".into(),
+            format!("hmac-sha256:xfr-key.:{SECRET}"),
+            format!("@{}", at.ip()),
+            "-p".into(),
+            at.port().to_string(),
+            "+timeout=5".into(),
+            "+retry=0".into(),
+            format!("IXFR={serial}"),
+            ZONE.into(),
+        ])
+    };
+    // Serial 0 is not in the journal: the whole zone.
+    let old = records(&ask(0));
+    let kinds: Vec<&str> = old.iter().map(|r| r[3].as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"SOA"), "{old:?}");
+    assert_eq!(kinds.get(1), Some(&"NS"), "an AXFR-style answer: {old:?}");
+    assert!(kinds.contains(&"A"), "{old:?}");
+    // The current serial: the SOA alone.
+    let current = records(&ask(1));
+    let kinds: Vec<&str> = current
+        .iter()
+        .map(|r| r[3].as_str())
+        .filter(|t| *t != "TSIG")
+        .collect();
+    assert_eq!(kinds, ["SOA"], "{current:?}");
+    let m = metrics(&server);
+    assert!(
+        m.contains("signpost_transfers_total{kind=\"ixfr\",result=\"whole_zone\"} 1"),
+        "{m}"
+    );
 }

@@ -126,6 +126,17 @@ impl Snapshot {
         }
     }
 
+    /// What zone transfers read (see `server::xfr`).
+    pub fn transfer_source(&self) -> crate::server::xfr::Source<'_> {
+        crate::server::xfr::Source {
+            zones: &self.zones,
+            steering: &self.steering,
+            signers: &self.signers,
+            transfer: &self.transfer,
+            journal: &self.journal,
+        }
+    }
+
     pub fn zone_names(&self) -> Vec<Name> {
         self.zones
             .zones()

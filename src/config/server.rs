@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::values::{find_key_line, parse_duration};
+use super::values::{find_key_line, parse_duration, read_secret_file};
 use super::{line_of, ConfigError};
 use crate::geo::cidr::IpNet;
 use crate::geo::{FieldPaths, Location};
@@ -402,31 +402,6 @@ fn check_rum(
         refresh: every,
         precedence: order,
     })
-}
-
-/// A secret's text, trimmed, from a file no other user may read.
-pub(super) fn read_secret_file(key: &str, path: &Path) -> Result<String, String> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
-        if meta.permissions().mode() & 0o004 != 0 {
-            return Err(format!(
-                "{key} {} is readable by every user: chmod o-r it",
-                path.display()
-            ));
-        }
-    }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
-    let t = text.trim();
-    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!(
-            "{key} {}: want one line of printable characters",
-            path.display()
-        ));
-    }
-    Ok(t.to_string())
 }
 
 /// Reads a cookie secret file: 32 hex digits (surrounding white space allowed),

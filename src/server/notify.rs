@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 
-use crate::snapshot::Snapshot;
+use crate::config::transfer::TransferConfig;
 use crate::zone::tsig::{self, Key};
 use crate::zone::{rtype, Name};
 
@@ -47,18 +47,18 @@ fn message(id: u16, zone: &Name) -> Vec<u8> {
     m
 }
 
-/// Starts the NOTIFYs for `zones` (changed in `snap`) to their secondaries.
+/// Starts the NOTIFYs for `zones` (changed) to their secondaries in `transfer`.
 /// Needs a tokio runtime; without one (a `check`), sends nothing.
-pub fn spawn(snap: &Snapshot, zones: &[Name]) {
+pub fn spawn(transfer: &TransferConfig, zones: &[Name]) {
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         return;
     };
     for zone in zones {
-        let settings = snap.transfer.zone(zone);
+        let settings = transfer.zone(zone);
         let key = settings
             .notify_key
             .as_ref()
-            .and_then(|k| snap.transfer.keys.named(k))
+            .and_then(|k| transfer.keys.named(k))
             .cloned();
         for &target in &settings.notify {
             let (zone, key) = (zone.clone(), key.clone());

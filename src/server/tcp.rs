@@ -178,8 +178,8 @@ impl Framed {
             }
             if super::xfr::is_transfer(&msg) {
                 let current = self.snap.load_full();
-                let sent =
-                    super::xfr::serve(&current, &msg, peer, stream, limits.idle_timeout).await;
+                let source = current.transfer_source();
+                let sent = super::xfr::serve(source, &msg, peer, stream, limits.idle_timeout).await;
                 if sent.is_err() {
                     return;
                 }

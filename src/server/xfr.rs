@@ -24,10 +24,23 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::config::transfer::Standin;
-use crate::snapshot::Snapshot;
+use crate::config::transfer::{Standin, TransferConfig};
+use crate::dnssec::ZoneSigner;
+use crate::policy::ZoneSteering;
 use crate::zone::tsig::{self, ResponseSigner};
-use crate::zone::{name, rtype, Name, Owner, RRset};
+use crate::zone::{name, rtype, Name, Owner, RRset, ZoneSet};
+
+/// What transfers are answered from: the parts of the serving snapshot they
+/// read.
+#[derive(Clone, Copy)]
+pub struct Source<'s> {
+    pub zones: &'s ZoneSet,
+    /// Each zone's steering, by the zone's index.
+    pub steering: &'s [ZoneSteering],
+    pub signers: &'s FxHashMap<Name, Arc<ZoneSigner>>,
+    pub transfer: &'s TransferConfig,
+    pub journal: &'s Journal,
+}
 
 /// Transfer counters, for the metrics page.
 #[derive(Debug, Default)]
@@ -89,7 +102,7 @@ fn push_signed(out: &mut Vec<Rr>, owner: &[u8], set: &RRset) {
 }
 
 /// Every record a transfer of zone `zi` carries, its SOA first (once).
-pub fn zone_records(snap: &Snapshot, zi: usize, standin: Standin) -> Option<Vec<Rr>> {
+pub fn zone_records(snap: Source<'_>, zi: usize, standin: Standin) -> Option<Vec<Rr>> {
     let zone = snap.zones.zones().get(zi)?;
     let origin = zone.origin.wire();
     let soa = zone.nodes.get(origin)?.get(rtype::SOA)?;
@@ -105,7 +118,7 @@ pub fn zone_records(snap: &Snapshot, zi: usize, standin: Standin) -> Option<Vec<
             push_signed(&mut out, owner, set);
         }
         if node.steer.is_some() && standin == Standin::Default {
-            standins(snap, owner, &mut out);
+            standins(snap, zi, owner, &mut out);
         }
     }
     if let Some(chain) = snap
@@ -120,23 +133,30 @@ pub fn zone_records(snap: &Snapshot, zi: usize, standin: Standin) -> Option<Vec<
     Some(out)
 }
 
-/// The stand-in of the steered name `owner`: what a client with no known
-/// location is answered with every region up, for A and AAAA (a CNAME once).
-fn standins(snap: &Snapshot, owner: &[u8], out: &mut Vec<Rr>) {
-    use crate::policy::{AllUp, Client, Recorder};
+/// The stand-in of the steered name `owner` of zone `zi`: what a client with
+/// no known location is answered with every region up, for A and AAAA (a
+/// CNAME once).
+fn standins(snap: Source<'_>, zi: usize, owner: &[u8], out: &mut Vec<Rr>) {
+    use crate::policy::{AllUp, Client, NoTrace};
     let client = Client {
         addr: IpAddr::from([0, 0, 0, 0]),
         location: Default::default(),
         source_prefix: 0,
     };
+    let (Some(zone), Some(steering)) = (snap.zones.zones().get(zi), snap.steering.get(zi)) else {
+        return;
+    };
     let mut seen = FxHashSet::default();
     for qtype in [rtype::A, rtype::AAAA] {
-        let mut rec = Recorder(Vec::new());
-        let Some((_, answer, _)) =
-            super::handler::explain_type(snap, owner, qtype, &client, &AllUp, &mut rec)
-        else {
+        let mut answer = zone.lookup(owner, qtype, true);
+        let Some((i, at)) = answer.steer else {
             continue;
         };
+        let Some(p) = steering.names.get(i as usize) else {
+            continue;
+        };
+        let d = crate::policy::decide(&steering.policy, p, &client, &AllUp, qtype, 0, &mut NoTrace);
+        super::handler::apply_decision(zone, p, at, &d.outcome, qtype, &AllUp, &mut answer);
         for r in answer.answer.iter() {
             if !matches!(r.owner, Owner::Query) || !seen.insert(r.set.rtype) {
                 continue;
@@ -186,11 +206,11 @@ pub fn serial_lt(a: u32, b: u32) -> bool {
     a != b && b.wrapping_sub(a) < 0x8000_0000
 }
 
-/// Makes the journal of `new` from `old`'s: for each zone transferred out whose
-/// serial went up, the difference between what the two snapshots transfer.
-/// Returns the zones whose serial changed (for NOTIFY).
-pub fn carry_journal(new: &mut Snapshot, old: &Snapshot) -> Vec<Name> {
-    let mut journal = (*old.journal).clone();
+/// The journal that follows `old`'s in `new`: for each zone transferred out
+/// whose serial went up, the difference between what the two transfer. Also
+/// returns the zones whose serial changed (for NOTIFY).
+pub fn carry_journal(new: Source<'_>, old: Source<'_>) -> (Journal, Vec<Name>) {
+    let mut journal = old.journal.clone();
     let mut changed = Vec::new();
     let keep = new.transfer.journal;
     for (zi, z) in new.zones.zones().iter().enumerate() {
@@ -233,8 +253,7 @@ pub fn carry_journal(new: &mut Snapshot, old: &Snapshot) -> Vec<Name> {
             entry.pop_front();
         }
     }
-    new.journal = Arc::new(journal);
-    changed
+    (journal, changed)
 }
 
 /// What a transfer request asks for.
@@ -449,7 +468,7 @@ async fn send<S: AsyncWrite + Unpin>(
 /// Answers one AXFR or IXFR request from `peer` on `stream`, in as many messages
 /// as it takes. An error is the connection's end (a write failed or timed out).
 pub async fn serve<S: AsyncWrite + Unpin>(
-    snap: &Snapshot,
+    snap: Source<'_>,
     msg: &[u8],
     peer: IpAddr,
     stream: &mut S,

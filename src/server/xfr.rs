@@ -554,7 +554,7 @@ pub async fn serve<S: AsyncWrite + Unpin>(
     }
     let reserve = signer
         .as_ref()
-        .and_then(|_| key_name.as_ref())
+        .and(key_name.as_ref())
         .and_then(|n| keys.named(n))
         .map_or(0, tsig::overhead);
     let mut messages = Messages::new(req.id, &req.question, reserve);

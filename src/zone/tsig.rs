@@ -398,7 +398,8 @@ pub struct Rejected<'k> {
     /// TSIG record), when the message parsed that far.
     pub key_name: Option<Name>,
     pub algorithm: Option<Algorithm>,
-    signer: Option<ResponseSigner<'k>>,
+    /// Boxed: the HMAC state is large, and a rejection is the rare path.
+    signer: Option<Box<ResponseSigner<'k>>>,
 }
 
 /// Checks the TSIG of a request against `keys`. `Ok(None)`: the request is not
@@ -456,7 +457,7 @@ pub fn verify_request<'k>(
             Failure::BadTime { signed: found.time },
             Some(found.key_name),
             Some(algorithm),
-            Some(signer),
+            Some(Box::new(signer)),
         ));
     }
     Ok(Some(Verified { key, signer }))

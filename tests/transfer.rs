@@ -391,6 +391,25 @@ fn transfers_need_the_key_and_the_address() {
     ] {
         server.wait_log(needle);
     }
+    // An ordinary signed query gets a signed answer (kdig checks it).
+    let soa = |k: &str| {
+        kdig(&[
+            "-y".into(),
+            format!("hmac-sha256:xfr-key.:{k}"),
+            format!("@{}", at.ip()),
+            "-p".into(),
+            at.port().to_string(),
+            "SOA".into(),
+            ZONE.into(),
+        ])
+    };
+    let signed = soa(SECRET);
+    assert!(
+        signed.contains("NOERROR") && signed.contains("TSIG") && !signed.contains("WARNING"),
+        "{signed}"
+    );
+    let bad = soa(WRONG);
+    assert!(bad.contains("BADSIG"), "{bad}");
     let m = metrics(&server);
     for line in [
         "signpost_transfers_total{kind=\"axfr\",result=\"sent\"} 1",

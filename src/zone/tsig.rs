@@ -535,6 +535,30 @@ pub fn error_response(msg: &mut Vec<u8>, rejected: Rejected<'_>, now: u64) {
     append(msg, &key, now, &[], code, &[]);
 }
 
+/// For a server's answer to an ordinary (not transfer) request: when `request`
+/// is signed with a key of `keys`, signs `answer`; when its TSIG fails, makes
+/// `answer` the TSIG error (its header and question kept, records dropped). An
+/// unsigned request leaves `answer` as it is.
+pub fn sign_answer(keys: &Keyring, request: &[u8], answer: &mut Vec<u8>, now: u64) {
+    if answer.len() < 12 {
+        return;
+    }
+    match verify_request(request, keys, now) {
+        Ok(None) => {}
+        Ok(Some(mut v)) => v.signer.sign(answer, now),
+        Err(rejected) => {
+            let question = if answer[4..6] == [0, 1] {
+                wire_name_len(&answer[12..]).map_or(0, |n| n + 4)
+            } else {
+                0
+            };
+            answer.truncate((12 + question).min(answer.len()));
+            answer[6..12].fill(0);
+            error_response(answer, rejected, now);
+        }
+    }
+}
+
 /// Checks the messages of an answer to a signed request in order (one message,
 /// or every message of a zone transfer): the first must be signed; later ones
 /// may go unsigned for up to [`MAX_UNSIGNED`] in a row, and the last must be

@@ -140,7 +140,11 @@ pub fn load_snapshot_without_fast(
         )),
     }
     attach_measured(cfg, &mut steering);
-    for line in crate::server::xfr_serial::follow_content(&cfg.zones, &mut zones, &steering) {
+    let signed = |z: &crate::zone::Zone| {
+        z.signing.is_some() || cfg.dnssec.zones.iter().any(|(n, _, _)| *n == z.origin)
+    };
+    for line in crate::server::xfr_serial::follow_content(&cfg.zones, &mut zones, &steering, signed)
+    {
         tracing::info!("{line}");
     }
     let signers = sign_zones(cfg, &mut zones, &mut steering, &mut loaded.warnings)?;

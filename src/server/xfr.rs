@@ -179,6 +179,11 @@ pub struct Diff {
 }
 
 impl Diff {
+    /// Records removed and added.
+    fn len(&self) -> usize {
+        self.removed.len() + self.added.len()
+    }
+
     fn from(&self) -> Option<u32> {
         self.from_soa.soa_serial()
     }
@@ -241,8 +246,23 @@ pub fn carry_journal(new: Source<'_>, old: Source<'_>) -> (Journal, Vec<Name>) {
         let to_soa = b.remove(0);
         let aset: FxHashSet<&Rr> = a.iter().collect();
         let bset: FxHashSet<&Rr> = b.iter().collect();
-        let removed = a.iter().filter(|r| !bset.contains(r)).cloned().collect();
-        let added = b.iter().filter(|r| !aset.contains(r)).cloned().collect();
+        let removed: Vec<Rr> = a.iter().filter(|r| !bset.contains(r)).cloned().collect();
+        let added: Vec<Rr> = b.iter().filter(|r| !aset.contains(r)).cloned().collect();
+        // A difference the size of the zone (a signed zone's new signatures) is
+        // no cheaper than the zone: not kept, and the journal holds at most
+        // twice the zone's records in all.
+        let size = removed.len() + added.len();
+        if size > b.len() {
+            entry.clear();
+            continue;
+        }
+        let mut total: usize = entry.iter().map(|d| d.len()).sum::<usize>() + size;
+        while total > 2 * b.len().max(1) {
+            let Some(d) = entry.pop_front() else {
+                break;
+            };
+            total -= d.len();
+        }
         entry.push_back(Arc::new(Diff {
             from_soa,
             to_soa,

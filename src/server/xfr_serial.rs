@@ -107,10 +107,15 @@ pub fn set_serial(zone: &mut Zone, serial: u32) {
 /// For each zone: when its content differs from what was last served under the
 /// same folder and its file's serial is not past the last served one, serve the
 /// last served serial plus one. Returns a line per zone whose serial was raised.
+///
+/// A zone that `signed` says is signed counts as changed at every load after
+/// the first: each load signs it anew, and a secondary must take the new
+/// signatures before the old ones expire.
 pub fn follow_content(
     zones_dir: &Path,
     zones: &mut [Zone],
     steering: &[ZoneSteering],
+    signed: impl Fn(&Zone) -> bool,
 ) -> Vec<String> {
     let mut lines = Vec::new();
     let Ok(mut served) = SERVED.lock() else {
@@ -118,10 +123,14 @@ pub fn follow_content(
     };
     let served = served.get_or_insert_with(Default::default);
     for (i, zone) in zones.iter_mut().enumerate() {
-        let print = fingerprint(zone, steering.get(i));
+        let mut print = fingerprint(zone, steering.get(i));
         let key = (zones_dir.to_path_buf(), zone.origin.clone());
         let file_serial = zone.serial;
         if let Some(&(before, last)) = served.get(&key) {
+            if signed(zone) {
+                // New signatures: never the same content as before.
+                print = before.wrapping_add(1);
+            }
             if before != print && !super::xfr::serial_lt(last, file_serial) {
                 let next = last.wrapping_add(1);
                 set_serial(zone, next);
@@ -165,15 +174,15 @@ mod tests {
     fn serial_rises_when_content_changes_and_the_file_serial_does_not() {
         let dir = std::env::temp_dir().join(format!("serial-test-{}", std::process::id()));
         let mut z = vec![zone(BASE)];
-        assert!(follow_content(&dir, &mut z, &[]).is_empty());
+        assert!(follow_content(&dir, &mut z, &[], |_| false).is_empty());
         assert_eq!(z[0].serial, 10);
         // Same content, same serial: nothing.
         let mut z = vec![zone(BASE)];
-        follow_content(&dir, &mut z, &[]);
+        follow_content(&dir, &mut z, &[], |_| false);
         assert_eq!(z[0].serial, 10);
         // A record more, serial unchanged: 11, in the SOA too.
         let mut z = vec![zone(&format!("{BASE}www A 192.0.2.2\n"))];
-        let lines = follow_content(&dir, &mut z, &[]);
+        let lines = follow_content(&dir, &mut z, &[], |_| false);
         assert_eq!(z[0].serial, 11, "{lines:?}");
         let soa = z[0]
             .nodes
@@ -188,14 +197,21 @@ mod tests {
             .ends_with(&[0, 0, 0, 11, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1]));
         // Reloaded unchanged: the raised serial stays.
         let mut z = vec![zone(&format!("{BASE}www A 192.0.2.2\n"))];
-        follow_content(&dir, &mut z, &[]);
+        follow_content(&dir, &mut z, &[], |_| false);
         assert_eq!(z[0].serial, 11);
         // The file's serial passes ours: the file's.
         let mut z = vec![zone(&format!(
             "{}www A 192.0.2.3\n",
             BASE.replace(" 10 ", " 20 ")
         ))];
-        follow_content(&dir, &mut z, &[]);
+        follow_content(&dir, &mut z, &[], |_| false);
         assert_eq!(z[0].serial, 20);
+        // Signed: every load after the first is a change (new signatures).
+        let mut z = vec![zone(&format!(
+            "{}www A 192.0.2.3\n",
+            BASE.replace(" 10 ", " 20 ")
+        ))];
+        follow_content(&dir, &mut z, &[], |_| true);
+        assert_eq!(z[0].serial, 21);
     }
 }

@@ -549,3 +549,22 @@ fn standin_none_leaves_steered_names_out() {
         "steered names left out: {out}"
     );
 }
+
+#[test]
+fn malformed_and_unknown_zone_requests_are_answered_and_change_nothing() {
+    let d = dir("transfer", "bad");
+    let server = start_signpost(&d.0, &[]);
+    let at = server.addr;
+    // IXFR claiming an authority SOA that is not there: FORMERR.
+    let mut q = QuerySpec::new(ZONE, 251).to_bytes();
+    q[9] = 1;
+    let r = common::tcp_exchange(at, &q).expect("an answer");
+    assert_eq!(r[3] & 0x0f, 1, "FORMERR: {r:02x?}");
+    // AXFR of a zone signpost does not have: REFUSED.
+    let r = common::tcp_exchange(at, &QuerySpec::new("other.example.", 252).to_bytes())
+        .expect("an answer");
+    assert_eq!(r[3] & 0x0f, 5, "REFUSED: {r:02x?}");
+    // The zone still transfers.
+    let ok = kdig_axfr(at, Some(SECRET), "127.0.0.1");
+    assert!(ok.contains("www.geo.example."), "{ok}");
+}

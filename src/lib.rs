@@ -66,6 +66,7 @@ pub mod metrics;
 pub mod policy;
 pub mod reload;
 pub mod secret;
+pub mod serve;
 pub mod server;
 pub mod units;
 pub mod zone;

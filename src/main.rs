@@ -154,7 +154,7 @@ fn main() -> ExitCode {
                 admin,
                 state_file,
             };
-            match app::serve::serve(&o) {
+            match signpost::serve::serve(&o) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");

@@ -39,6 +39,8 @@ const FLOORS: &[(&str, u8)] = &[
     ("server", 7),
     // 8 the application
     ("app", 8),
+    // `signpost serve`: starts and stops the rest of the application
+    ("serve", 8),
     ("reload", 8),
     ("fleet", 8),
     ("admin", 8),

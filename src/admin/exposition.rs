@@ -86,6 +86,7 @@ pub fn render(metrics: &Metrics, snap: &Snapshot, reload: &ReloadStats) -> Strin
             snap.generation
         );
     render_process(&mut out);
+    crate::server::xfr::render_metrics(&mut out);
     if !snap.signers.is_empty() {
         use crate::dnssec::online::{OVER_CAP, SIGNED};
         let _ = writeln!(

@@ -68,6 +68,23 @@ fn handle_gated(
     gate: Option<Gate<'_>>,
     out: &mut Vec<u8>,
 ) -> Observed {
+    let o = handle_unsigned(snap, pkt, src, transport, gate, out);
+    // With TSIG keys configured, a signed query gets a signed answer (RFC 8945
+    // §5.3), or the TSIG error; servers without keys pay nothing.
+    if o.sent && !snap.transfer.keys.keys.is_empty() {
+        crate::zone::tsig::sign_answer(&snap.transfer.keys, pkt, out, crate::clock::unix_now());
+    }
+    o
+}
+
+fn handle_unsigned(
+    snap: &Snapshot,
+    pkt: &[u8],
+    src: IpAddr,
+    transport: Transport,
+    gate: Option<Gate<'_>>,
+    out: &mut Vec<u8>,
+) -> Observed {
     let tcp = transport == Transport::Tcp;
     let mut name_buf = query::NameBuf::default();
     match query::parse(pkt, &mut name_buf) {

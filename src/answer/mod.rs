@@ -25,7 +25,9 @@ mod prefetch;
 pub mod query;
 pub mod rrl;
 pub mod snapshot;
+pub mod transfer;
 pub mod write;
+pub mod xfr;
 
 /// What one query did, for counting.
 #[derive(Debug, Clone, Copy, Default)]

@@ -98,6 +98,11 @@ pub struct Snapshot {
     pub tls: Option<Arc<ServerTls>>,
     /// Signed zones' keys and on-the-fly signing, by origin (see `dnssec`).
     pub signers: rustc_hash::FxHashMap<Name, std::sync::Arc<crate::dnssec::ZoneSigner>>,
+    /// TSIG keys and who may transfer which zone (see `server::xfr`).
+    pub transfer: Arc<super::transfer::TransferConfig>,
+    /// The differences between the serials served, for IXFR; carried from one
+    /// snapshot to the next by the reload.
+    pub journal: Arc<super::transfer::Journal>,
     /// Counts successful loads, so logs and status can tell configurations apart.
     pub generation: u64,
     pub loaded_at: SystemTime,
@@ -125,6 +130,8 @@ impl Snapshot {
             fast: std::sync::OnceLock::new(),
             tls: None,
             signers: Default::default(),
+            transfer: Default::default(),
+            journal: Default::default(),
             generation,
             loaded_at: SystemTime::now(),
         }

@@ -9,6 +9,7 @@ pub mod encrypted;
 pub mod fleet;
 pub mod policy;
 pub mod server;
+pub mod transfer;
 pub mod transport;
 pub mod values;
 pub mod zones;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::values::parse_duration;
+use super::values::{parse_duration, read_secret_file};
 use super::{line_of, ConfigError};
 use crate::geo::cidr::IpNet;
 use crate::geo::{FieldPaths, Location};
@@ -39,6 +39,8 @@ struct ServerRaw {
     doh: Option<super::encrypted::DohRaw>,
     dnssec: Option<DnssecServerRaw>,
     rum: Option<RumRaw>,
+    tsig: Option<Vec<super::transfer::TsigRaw>>,
+    transfer: Option<super::transfer::TransferRaw>,
 }
 
 /// `[rum]`: the measured-latency collector (see `latency::rum`).
@@ -231,6 +233,8 @@ pub struct ServerConfig {
     pub dnssec: DnssecConfig,
     /// The measured-latency collector; none: off.
     pub rum: Option<RumConfig>,
+    /// TSIG keys, zone transfers out and NOTIFY (see `server::xfr`).
+    pub transfer: super::transfer::TransferConfig,
 }
 
 /// Whose figure wins where the operator's `latency_table` file and the measured
@@ -875,31 +879,6 @@ impl GeoOverrideRaw {
     }
 }
 
-/// A secret's text, trimmed, from a file no other user may read.
-fn read_secret_file(key: &str, path: &Path) -> Result<String, String> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
-        if meta.permissions().mode() & 0o004 != 0 {
-            return Err(format!(
-                "{key} {} is readable by every user: chmod o-r it",
-                path.display()
-            ));
-        }
-    }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
-    let t = text.trim();
-    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!(
-            "{key} {}: want one line of printable characters",
-            path.display()
-        ));
-    }
-    Ok(t.to_string())
-}
-
 /// Reads a cookie secret file: 32 hex digits (surrounding white space allowed),
 /// not readable by others.
 fn read_cookie_secret(path: &Path) -> Result<[u8; 16], String> {
@@ -1000,6 +979,7 @@ impl Default for ServerConfig {
             encrypted: Default::default(),
             dnssec: DnssecConfig::default(),
             rum: None,
+            transfer: Default::default(),
         }
     }
 }
@@ -1059,6 +1039,8 @@ impl ServerConfig {
             doh,
             dnssec,
             rum,
+            tsig,
+            transfer,
         } = raw;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut cx = Cx {
@@ -1138,6 +1120,7 @@ impl ServerConfig {
         if let Some(d) = dnssec {
             d.apply(&mut cfg.dnssec, &mut cx);
         }
+        cfg.transfer = super::transfer::check(tsig, transfer, text, path, base, &mut cx.errors);
         if let Some(p) = state_file {
             cfg.state_file = Some(cx.path_in(p));
         }

@@ -412,6 +412,12 @@ pub struct NsecChain {
 }
 
 impl NsecChain {
+    /// Each name of the chain and its NSEC RRset (RRSIG attached), in order:
+    /// what a zone transfer carries.
+    pub fn iter(&self) -> impl Iterator<Item = (&Name, &RRset)> + '_ {
+        self.names.iter().zip(&self.sets)
+    }
+
     /// Builds and signs the chain of `zone` (after its apex has its DNSKEYs).
     /// `steered_types` gives the types of each steered name, by its index.
     pub fn build(

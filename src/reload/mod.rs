@@ -69,8 +69,15 @@ pub fn reload_now(
             if let Some(p) = prepare {
                 p(&mut snap, &old);
             }
+            let (journal, changed) = crate::server::xfr::carry_journal(
+                crate::answer::xfr::Source::of(&snap),
+                crate::answer::xfr::Source::of(&old),
+            );
+            snap.journal = Arc::new(journal);
             let changes = describe_changes(&old, &snap);
             handle.store(Arc::new(snap));
+            // After the swap: a secondary that asks at once gets the new serial.
+            crate::server::notify::spawn(&handle.load().transfer, &changed);
             // The old snapshot is freed once its last reader lets go, and the
             // pages it held go back to the system, so that reloads do not
             // leave the process at the size of two snapshots.

@@ -17,10 +17,13 @@ pub mod conns;
 mod doh;
 mod dot;
 pub mod fdlimit;
+pub mod notify;
 pub mod querylog;
 mod tcp;
 pub mod tls;
 mod udp;
+pub mod xfr;
+pub mod xfr_serial;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};

@@ -176,6 +176,17 @@ impl Framed {
                 Ok(Ok(_)) => {}
                 _ => return,
             }
+            if super::xfr::is_transfer(&msg) {
+                let current = self.snap.load_full();
+                let source = crate::answer::xfr::Source::of(&current);
+                let sent = super::xfr::serve(source, &msg, peer, stream, limits.idle_timeout).await;
+                if sent.is_err() {
+                    return;
+                }
+                answered = true;
+                conn.touch();
+                continue;
+            }
             let observed = {
                 let current = self.snap.load();
                 let o = handle(&current, &msg, peer, Transport::Tcp, &mut out);

@@ -15,10 +15,10 @@ use std::time::Instant;
 use anyhow::Context;
 use tracing::{info, warn};
 
-use super::CommandLine;
 use crate::admin::{self, AdminState};
 use crate::answer::health_view::{HealthBridge, Weights};
 use crate::answer::snapshot::{self, Snapshot};
+use crate::app::{self, CommandLine};
 use crate::config::{ConfigErrors, LogFormat, ServerConfig};
 use crate::health::{self, HealthTable, Scheduler};
 use crate::metrics::Metrics;
@@ -29,7 +29,7 @@ use crate::server::{self, TcpLimits};
 pub fn serve(o: &CommandLine) -> anyhow::Result<()> {
     // Before anything opens a file: the caps are fitted under the raised limit.
     let files = server::fdlimit::raise();
-    let mut cfg = super::server_config(o).map_err(ConfigErrors)?;
+    let mut cfg = app::server_config(o).map_err(ConfigErrors)?;
     init_logging(&cfg);
     if let Some(l) = files {
         info!(
@@ -39,7 +39,7 @@ pub fn serve(o: &CommandLine) -> anyhow::Result<()> {
             "open-file limit (RLIMIT_NOFILE)"
         );
     }
-    if let Some(plan) = super::fit_descriptors(&mut cfg).map_err(ConfigErrors)? {
+    if let Some(plan) = app::fit_descriptors(&mut cfg).map_err(ConfigErrors)? {
         info!("connection caps: {plan}");
     }
     cfg.check_admin().map_err(anyhow::Error::msg)?;
@@ -85,7 +85,7 @@ struct Loaded {
 impl Loaded {
     fn load(cfg: &ServerConfig) -> anyhow::Result<Loaded> {
         let started = Instant::now();
-        let (mut snap, loaded) = super::load_snapshot_without_fast(cfg, 1).map_err(ConfigErrors)?;
+        let (mut snap, loaded) = app::load_snapshot_without_fast(cfg, 1).map_err(ConfigErrors)?;
         // Everything a query reads is built by now (zones, steered names, the geo
         // database): the sockets are bound only after this, so no query is
         // answered from a half-built snapshot. The fast table, which answers the
@@ -162,7 +162,7 @@ impl Bound {
         };
         let dns = server::bind_all(&cfg.listen, udp_per_address, cfg.udp_payload_max)
             .context("binding sockets")?;
-        let encrypted = super::bind_encrypted(cfg).context("binding DoT/DoH")?;
+        let encrypted = app::bind_encrypted(cfg).context("binding DoT/DoH")?;
         let admin = match cfg.admin_listen {
             Some(a) => Some(TcpListener::bind(a).with_context(|| format!("binding admin {a}"))?),
             None => None,
@@ -286,7 +286,7 @@ async fn run(
     if let (Some(l), Some(r)) = (bound.rum, cfg.rum.as_ref()) {
         let l = tokio_listener(l)?;
         info!("latency collector on {}", l.local_addr()?);
-        others.extend(super::start_rum(r, l, stop_rx.clone())?);
+        others.extend(app::start_rum(r, l, stop_rx.clone())?);
     }
     let admin_state = AdminState {
         snap: handle.clone(),
@@ -319,7 +319,7 @@ async fn run(
     );
     // The fast table beside the serving snapshot: until it is set, every
     // query takes the general path, which gives the same bytes.
-    if let Err(e) = super::build_fast_later(handle.clone()) {
+    if let Err(e) = app::build_fast_later(handle.clone()) {
         warn!("cannot start the fast table's build ({e}); every query takes the general path");
     }
     if !encrypted_addrs.is_empty() {

@@ -1,7 +1,5 @@
 //! Wiring: load the configuration into a snapshot, bind, serve, stop on a signal.
 
-pub mod serve;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -144,6 +142,13 @@ pub fn load_snapshot_without_fast(
         )),
     }
     attach_measured(cfg, &mut steering);
+    let signed = |z: &crate::zone::Zone| {
+        z.signing.is_some() || cfg.dnssec.zones.iter().any(|(n, _, _)| *n == z.origin)
+    };
+    for line in crate::server::xfr_serial::follow_content(&cfg.zones, &mut zones, &steering, signed)
+    {
+        tracing::info!("{line}");
+    }
     let signers = sign_zones(cfg, &mut zones, &mut steering, &mut loaded.warnings)?;
     let mut snap = Snapshot::new(ZoneSet::new(zones), geo, cfg.udp_payload_max, generation);
     let id = &cfg.identity;
@@ -153,6 +158,7 @@ pub fn load_snapshot_without_fast(
         Some(k) => CookieSecret::new(k),
         None => CookieSecret::process(),
     });
+    snap.transfer = Arc::new(cfg.transfer.clone());
     snap.ecs_from = net_set(&cfg.geo.ecs_from);
     snap.explain_from = net_set(&cfg.geo.explain_from);
     snap.steering = steering;

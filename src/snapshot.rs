@@ -85,6 +85,10 @@ pub struct Snapshot {
     /// Counts successful loads, so logs and status can tell configurations apart.
     pub generation: u64,
     pub loaded_at: SystemTime,
+    /// Secondary zones' NOTIFY sources (`None`: no NOTIFY is taken).
+    pub notify: Option<Arc<crate::server::notify::NotifyTable>>,
+    /// Secondary zones with no copy to serve: SERVFAIL.
+    pub unavailable: Vec<Name>,
 }
 
 impl Snapshot {
@@ -116,6 +120,8 @@ impl Snapshot {
             signers: Default::default(),
             generation,
             loaded_at: SystemTime::now(),
+            notify: None,
+            unavailable: Vec::new(),
         }
     }
 

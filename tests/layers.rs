@@ -36,6 +36,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("server::fast_build", 5),
     ("server::steercache", 5),
     ("server::opt", 5),
+    ("server::notify", 5),
     ("server::warm", 5),
     // server cookies: bytes in, bytes out, from a secret made once per process
     ("server::cookie", 5),
@@ -53,6 +54,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("reload", 8),
     ("fleet", 8),
     ("admin", 8),
+    ("secondary", 8),
     ("metrics", 8),
     ("memory", 8),
     ("main", 8),

@@ -37,6 +37,7 @@ struct ServerRaw {
     doh: Option<super::encrypted::DohRaw>,
     dnssec: Option<DnssecServerRaw>,
     rum: Option<RumRaw>,
+    secondary: Option<Vec<super::secondary::SecondaryRaw>>,
 }
 
 /// `[rum]`: the measured-latency collector (see `latency::rum`).
@@ -229,6 +230,8 @@ pub struct ServerConfig {
     pub dnssec: DnssecConfig,
     /// The measured-latency collector; none: off.
     pub rum: Option<RumConfig>,
+    /// Zones pulled from primaries by zone transfer (`[[secondary]]`).
+    pub secondaries: Vec<super::secondary::SecondaryConfig>,
 }
 
 /// Whose figure wins where the operator's `latency_table` file and the measured
@@ -525,6 +528,7 @@ impl Default for ServerConfig {
             encrypted: Default::default(),
             dnssec: DnssecConfig::default(),
             rum: None,
+            secondaries: Vec::new(),
         }
     }
 }
@@ -845,6 +849,9 @@ impl ServerConfig {
                     format!("probe_source {s:?} is not an IP address of this host"),
                 )),
             }
+        }
+        if let Some(s) = raw.secondary {
+            cfg.secondaries = super::secondary::check(s, text, path, base, &mut errors);
         }
         if let Some(f) = raw.fleet {
             cfg.fleet = Some(f.check(text, path, base, &mut errors));

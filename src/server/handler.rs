@@ -117,12 +117,16 @@ fn handle_gated(
             edns,
             cookie,
         }) => {
+            let (rcode, aa) = match (opcode, rcode) {
+                (super::notify::OPCODE, Rcode::NotImp) => super::notify::answer(snap, question, src),
+                _ => (rcode, false),
+            };
             let header = HeaderOut {
                 id,
                 opcode,
                 rd,
                 cd,
-                aa: false,
+                aa,
                 rcode,
             };
             let opt = edns.map(|e| OptOut {
@@ -263,7 +267,8 @@ fn answer_query(
                 None => {
                     let Some(((zi, zone), parent)) = snap.zones.find_at_with_parent(q.qname())
                     else {
-                        return refuse(out, &mut header, opt.as_ref(), Rcode::Refused);
+                        let rc = super::notify::no_zone(snap, q.qname());
+                        return refuse(out, &mut header, opt.as_ref(), rc);
                     };
                     // DS lives on the parent side of a cut (RFC 4035 §3.1.4.1).
                     let (zi, zone) = match parent {

@@ -22,6 +22,7 @@ pub mod fast;
 mod fast_build;
 pub mod fdlimit;
 pub mod handler;
+pub mod notify;
 mod opt;
 pub mod query;
 pub mod querylog;

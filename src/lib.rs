@@ -65,6 +65,7 @@ pub mod memory;
 pub mod metrics;
 pub mod policy;
 pub mod reload;
+pub mod secondary;
 pub mod secret;
 pub mod server;
 pub mod snapshot;

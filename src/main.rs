@@ -361,6 +361,9 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
             hup_rx,
             stop_rx.clone(),
         ));
+        // [[secondary]] zones: pulled from their primaries, each change a reload.
+        let secondary_tasks =
+            signpost::secondary::start(&cfg.secondaries, hup_tx.clone(), stop_rx.clone());
 
         // With [fleet]: drains, weights and votes shared through etcd. Started
         // after the state file was applied, which stands until etcd answers.
@@ -434,7 +437,7 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
         for t in fleet_tasks {
             let _ = t.await;
         }
-        for t in rum_tasks {
+        for t in rum_tasks.into_iter().chain(secondary_tasks) {
             let _ = t.await;
         }
         if let Some(t) = admin_task {

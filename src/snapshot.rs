@@ -86,7 +86,7 @@ pub struct Snapshot {
     pub generation: u64,
     pub loaded_at: SystemTime,
     /// Secondary zones' NOTIFY sources (`None`: no NOTIFY is taken).
-    pub notify: Option<Arc<crate::server::notify::NotifyTable>>,
+    pub notify: Option<Arc<crate::server::notify_in::NotifyTable>>,
     /// Secondary zones with no copy to serve: SERVFAIL.
     pub unavailable: Vec<Name>,
 }

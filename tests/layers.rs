@@ -36,7 +36,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("server::fast_build", 5),
     ("server::steercache", 5),
     ("server::opt", 5),
-    ("server::notify", 5),
+    ("server::notify_in", 5),
     ("server::warm", 5),
     // server cookies: bytes in, bytes out, from a secret made once per process
     ("server::cookie", 5),

@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tracing::{info, warn};
 
 use crate::config::secondary::SecondaryConfig;
-use crate::server::notify::{NotifyCounters, NotifyTable, NotifyZone};
+use crate::server::notify_in::{NotifyCounters, NotifyTable, NotifyZone};
 use crate::zone::name::is_wire_subdomain;
 use crate::zone::soa::{serial_newer, Soa};
 use crate::zone::{rtype, Name};

@@ -118,7 +118,7 @@ fn handle_gated(
             cookie,
         }) => {
             let (rcode, aa) = match (opcode, rcode) {
-                (super::notify::OPCODE, Rcode::NotImp) => super::notify::answer(snap, question, src),
+                (super::notify_in::OPCODE, Rcode::NotImp) => super::notify_in::answer(snap, question, src),
                 _ => (rcode, false),
             };
             let header = HeaderOut {
@@ -267,7 +267,7 @@ fn answer_query(
                 None => {
                     let Some(((zi, zone), parent)) = snap.zones.find_at_with_parent(q.qname())
                     else {
-                        let rc = super::notify::no_zone(snap, q.qname());
+                        let rc = super::notify_in::no_zone(snap, q.qname());
                         return refuse(out, &mut header, opt.as_ref(), rc);
                     };
                     // DS lives on the parent side of a cut (RFC 4035 §3.1.4.1).

@@ -22,7 +22,7 @@ pub mod fast;
 mod fast_build;
 pub mod fdlimit;
 pub mod handler;
-pub mod notify;
+pub mod notify_in;
 mod opt;
 pub mod query;
 pub mod querylog;

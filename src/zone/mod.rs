@@ -13,6 +13,7 @@ pub mod nodes;
 pub mod rdata;
 pub mod rtype;
 pub mod soa;
+pub mod tsig;
 pub mod ttl;
 
 use rustc_hash::FxHashMap;

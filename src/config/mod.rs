@@ -10,6 +10,7 @@ pub mod fleet;
 pub mod policy;
 pub mod secondary;
 pub mod server;
+pub mod transfer;
 pub mod transport;
 pub mod values;
 pub mod zones;

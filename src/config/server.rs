@@ -37,6 +37,8 @@ struct ServerRaw {
     doh: Option<super::encrypted::DohRaw>,
     dnssec: Option<DnssecServerRaw>,
     rum: Option<RumRaw>,
+    tsig: Option<Vec<super::transfer::TsigRaw>>,
+    transfer: Option<super::transfer::TransferRaw>,
     secondary: Option<Vec<super::secondary::SecondaryRaw>>,
 }
 
@@ -230,6 +232,8 @@ pub struct ServerConfig {
     pub dnssec: DnssecConfig,
     /// The measured-latency collector; none: off.
     pub rum: Option<RumConfig>,
+    /// TSIG keys, zone transfers out and NOTIFY (see `server::xfr`).
+    pub transfer: super::transfer::TransferConfig,
     /// Zones pulled from primaries by zone transfer (`[[secondary]]`).
     pub secondaries: Vec<super::secondary::SecondaryConfig>,
 }
@@ -404,7 +408,7 @@ fn check_rum(
 }
 
 /// A secret's text, trimmed, from a file no other user may read.
-fn read_secret_file(key: &str, path: &Path) -> Result<String, String> {
+pub(super) fn read_secret_file(key: &str, path: &Path) -> Result<String, String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -528,6 +532,7 @@ impl Default for ServerConfig {
             encrypted: Default::default(),
             dnssec: DnssecConfig::default(),
             rum: None,
+            transfer: Default::default(),
             secondaries: Vec::new(),
         }
     }
@@ -895,6 +900,8 @@ impl ServerConfig {
                 })),
             }
         }
+        cfg.transfer =
+            super::transfer::check(raw.tsig, raw.transfer, text, path, base, &mut errors);
         if let Some(p) = raw.state_file {
             cfg.state_file = Some(if p.is_absolute() { p } else { base.join(p) });
         }

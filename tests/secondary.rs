@@ -343,6 +343,20 @@ fn need(cmd: &str, package: &str) {
     );
 }
 
+/// The TSIG secret Knot and signpost share (base64 of 32 bytes).
+const KEY: &str = "c2lnbnBvc3QtdGVzdC1zZWNyZXQtMzItYnl0ZXMhISE=";
+/// Another: a wrong key of the same name.
+const WRONG: &str = "d3JvbmctdGVzdC1zZWNyZXQtMzItYnl0ZXMhISEhISE=";
+
+/// The [[tsig]] table for `secret`, its file readable by its owner only.
+fn tsig_table(root: &Path, secret: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let f = root.join("xfr.key");
+    std::fs::write(&f, secret).expect("key file");
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    "tsig = \"xfr-key\"\n\n[[tsig]]\nname = \"xfr-key\"\nsecret_file = \"xfr.key\"\n".to_string()
+}
+
 fn knot_zone(serial: u32, www: &str) -> String {
     format!(
         "$ORIGIN knot.test.\n$TTL 300\n@ SOA ns hostmaster {serial} 3600 600 86400 60\n@ NS ns\nns A 192.0.2.53\nwww A {www}\n"
@@ -358,7 +372,7 @@ fn start_knot(root: &Path, port: u16, notify_to: SocketAddr) -> Knot {
     std::fs::write(
         &conf,
         format!(
-            "server:\n    rundir: \"{run}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\nlog:\n  - target: stderr\n    any: info\ndatabase:\n    storage: \"{storage}\"\nremote:\n  - id: signpost\n    address: {ip}@{sport}\nacl:\n  - id: xfr\n    address: 127.0.0.1\n    action: transfer\ntemplate:\n  - id: default\n    storage: \"{zones}\"\n    zonefile-sync: -1\n    zonefile-load: difference\n    journal-content: changes\nzone:\n  - domain: knot.test\n    file: knot.test.zone\n    notify: signpost\n    acl: xfr\n",
+            "server:\n    rundir: \"{run}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\nlog:\n  - target: stderr\n    any: info\ndatabase:\n    storage: \"{storage}\"\nkey:\n  - id: xfr-key\n    algorithm: hmac-sha256\n    secret: {KEY}\nremote:\n  - id: signpost\n    address: {ip}@{sport}\nacl:\n  - id: xfr\n    address: 127.0.0.1\n    key: xfr-key\n    action: transfer\ntemplate:\n  - id: default\n    storage: \"{zones}\"\n    zonefile-sync: -1\n    zonefile-load: difference\n    journal-content: changes\nzone:\n  - domain: knot.test\n    file: knot.test.zone\n    notify: signpost\n    acl: xfr\n",
             run = k.join("run").display(),
             storage = k.join("storage").display(),
             zones = k.join("zones").display(),
@@ -392,7 +406,7 @@ fn knot_primary_axfr_notify_ixfr_and_restart_from_copy() {
         "origin = \"knot.test.\"\n\n[regions]\nr1 = { location = [0.0, 0.0] }\n\n[names.app]\nstrategy = \"failover\"\norder = [\"r1\"]\nendpoints.r1 = { a = [\"10.9.9.9\"] }\n",
     )
     .expect("policy file");
-    write_server_config(&d.0, zone, primary, "");
+    write_server_config(&d.0, zone, primary, &tsig_table(&d.0, KEY));
     std::fs::create_dir_all(d.0.join("knot/zones")).expect("mkdir");
     std::fs::write(
         d.0.join("knot/zones/knot.test.zone"),
@@ -410,6 +424,17 @@ fn knot_primary_axfr_notify_ixfr_and_restart_from_copy() {
     });
     assert_eq!(a_of(srv.addr, "app.knot.test."), "10.9.9.9", "steered name");
     assert!(refreshes(admin, zone, "axfr") >= 1);
+
+    // A secondary with the wrong key gets nothing: counted, SERVFAIL.
+    let wrong = dir("secondary", "knot-wrong-key");
+    write_server_config(&wrong.0, zone, primary, &tsig_table(&wrong.0, WRONG));
+    let other = start(&wrong.0);
+    let other_admin = other.admin.expect("admin");
+    wait_until("the wrong key counted", LIMIT, || {
+        refreshes(other_admin, zone, "tsig") >= 1
+    });
+    assert_eq!(a_of(other.addr, "www.knot.test."), "SERVFAIL");
+    drop(other);
 
     // An update on Knot: NOTIFY, IXFR, served.
     std::fs::write(

@@ -26,10 +26,11 @@ pub(super) struct SecondaryRaw {
     file: Option<toml::Spanned<PathBuf>>,
     max_bytes: Option<toml::Spanned<u64>>,
     timeout: Option<toml::Spanned<String>>,
+    tsig: Option<toml::Spanned<String>>,
 }
 
 /// One checked `[[secondary]]` zone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SecondaryConfig {
     /// The zone's apex.
     pub origin: Name,
@@ -44,11 +45,14 @@ pub struct SecondaryConfig {
     pub max_bytes: u64,
     /// A transfer or SOA query that takes longer is abandoned.
     pub timeout: Duration,
+    /// The `[[tsig]]` key transfers are signed with, and their answers checked.
+    pub tsig: Option<crate::zone::tsig::Key>,
 }
 
 /// Checks every `[[secondary]]` table; errors go to `errors` with their line.
 pub(super) fn check(
     raws: Vec<SecondaryRaw>,
+    keys: &crate::zone::tsig::Keyring,
     text: &str,
     path: &Path,
     base: &Path,
@@ -63,6 +67,7 @@ pub(super) fn check(
             file,
             max_bytes,
             timeout,
+            tsig,
         } = raw;
         let mut err = |span: std::ops::Range<usize>, m: String| {
             errors.push(ConfigError::new(path, line_of(text, span.start), m))
@@ -147,6 +152,18 @@ pub(super) fn check(
                 }
             },
         };
+        let tsig = tsig.and_then(|t| {
+            let key = Name::parse(t.get_ref(), Some(&Name::root()))
+                .ok()
+                .and_then(|n| keys.named(&n).cloned());
+            if key.is_none() {
+                err(
+                    t.span(),
+                    format!("secondary.tsig {:?} names no [[tsig]] key of this file", t.get_ref()),
+                );
+            }
+            key
+        });
         out.push(SecondaryConfig {
             origin,
             primaries: addrs,
@@ -154,6 +171,7 @@ pub(super) fn check(
             file,
             max_bytes,
             timeout,
+            tsig,
         });
     }
     out

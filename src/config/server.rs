@@ -855,9 +855,6 @@ impl ServerConfig {
                 )),
             }
         }
-        if let Some(s) = raw.secondary {
-            cfg.secondaries = super::secondary::check(s, text, path, base, &mut errors);
-        }
         if let Some(f) = raw.fleet {
             cfg.fleet = Some(f.check(text, path, base, &mut errors));
         }
@@ -902,6 +899,10 @@ impl ServerConfig {
         }
         cfg.transfer =
             super::transfer::check(raw.tsig, raw.transfer, text, path, base, &mut errors);
+        if let Some(s) = raw.secondary {
+            let keys = &cfg.transfer.keys;
+            cfg.secondaries = super::secondary::check(s, keys, text, path, base, &mut errors);
+        }
         if let Some(p) = raw.state_file {
             cfg.state_file = Some(if p.is_absolute() { p } else { base.join(p) });
         }

@@ -54,6 +54,8 @@ pub enum Failure {
     TooLarge(u64),
     #[error("the primary's serial {theirs} is older than ours ({ours})")]
     SerialBackwards { ours: u32, theirs: u32 },
+    #[error("TSIG: {0}")]
+    Tsig(String),
     #[error("the zone does not build: {0}")]
     Invalid(String),
     #[error("cannot write the copy {0}: {1}")]
@@ -71,6 +73,7 @@ impl Failure {
             Failure::OutOfZone(_) => "out_of_zone",
             Failure::TooLarge(_) => "too_large",
             Failure::SerialBackwards { .. } => "serial_backwards",
+            Failure::Tsig(_) => "tsig",
             Failure::Invalid(_) => "invalid",
             Failure::Write(..) => "write_failed",
         }
@@ -469,7 +472,15 @@ async fn pull_inner(
         Some(c) => (rtype::IXFR, Some((c.soa_rr.rdata.as_slice(), c.soa_rr.ttl))),
         None => (rtype::AXFR, None),
     };
-    let q = wire::query(id, &cfg.origin, qtype, soa);
+    let mut q = wire::query(id, &cfg.origin, qtype, soa);
+    let now = crate::clock::unix_now;
+    // Signed with the zone's key: every answer checked against it (RFC 8945 §5.3).
+    let mac = cfg.tsig.as_ref().map(|k| crate::zone::tsig::sign_request(&mut q, k, now()));
+    let mut verifier = cfg
+        .tsig
+        .as_ref()
+        .zip(mac.as_deref())
+        .map(|(k, mac)| crate::zone::tsig::ResponseVerifier::new(k, mac));
     let mut framed = (q.len() as u16).to_be_bytes().to_vec();
     framed.extend_from_slice(&q);
     s.write_all(&framed).await.map_err(net)?;
@@ -500,6 +511,13 @@ async fn pull_inner(
             Err(e) => return Err(net(e)),
         }
         let r = wire::parse(&buf)?;
+        if let Some(v) = verifier.as_mut() {
+            v.verify(&buf, now()).map_err(|e| Failure::Tsig(e.to_string()))?;
+        }
+        // NOTAUTH: the primary did not take our key (RFC 8945 §5.2).
+        if r.rcode == crate::zone::tsig::NOTAUTH {
+            return Err(Failure::Tsig("the primary answered NOTAUTH".into()));
+        }
         if r.id != id {
             return Err(Failure::Malformed(wire::Malformed("an ID that is not the query's")));
         }
@@ -509,13 +527,21 @@ async fn pull_inner(
         if r.truncated {
             return Err(Failure::Truncated);
         }
+        let mut done = None;
         for rr in r.answers {
-            if let Some(done) = stream.push(rr, ours.map(|c| c.soa.serial))? {
-                return Ok(done);
+            if done.is_some() {
+                return Err(Failure::Malformed(wire::Malformed("records after the closing SOA")));
             }
+            done = stream.push(rr, ours.map(|c| c.soa.serial))?;
         }
         // A first message with only the SOA ends an IXFR that found us current.
-        if let Some(done) = stream.single_soa(ours.map(|c| c.soa.serial))? {
+        if done.is_none() {
+            done = stream.single_soa(ours.map(|c| c.soa.serial))?;
+        }
+        if let Some(done) = done {
+            if let Some(v) = &verifier {
+                v.finish().map_err(|e| Failure::Tsig(e.to_string()))?;
+            }
             return Ok(done);
         }
     }

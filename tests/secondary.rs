@@ -25,7 +25,11 @@ fn a_of(addr: SocketAddr, name: &str) -> String {
     if d.rcode != "NOERROR" || d.answer.is_empty() {
         return d.rcode;
     }
-    d.answer[0].rsplit(' ').next().unwrap_or_default().to_string()
+    d.answer[0]
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// A counter's value in /metrics (0 when absent).
@@ -106,7 +110,11 @@ fn soa(zone: &str, serial: u32, expire: u32) -> Vec<u8> {
 #[derive(Clone)]
 enum Send {
     /// The zone at this serial, www at this address, in AXFR form.
-    Zone { serial: u32, www: [u8; 4], expire: u32 },
+    Zone {
+        serial: u32,
+        www: [u8; 4],
+        expire: u32,
+    },
     /// The same zone, cut off before its closing SOA.
     Truncated { serial: u32 },
     /// A zone with a record out of the zone.
@@ -223,7 +231,10 @@ fn bad_transfers_change_nothing_and_are_counted() {
         assert_eq!(a_of(srv.addr, "www.fake.test."), "192.0.2.1", "{result}");
     }
     let copy = std::fs::read_to_string(d.0.join("secondary/fake.test.zone")).expect("copy");
-    assert!(copy.contains("192.0.2.1") && !copy.contains("192.0.2.9"), "{copy}");
+    assert!(
+        copy.contains("192.0.2.1") && !copy.contains("192.0.2.9"),
+        "{copy}"
+    );
 
     // A good one goes live, by NOTIFY.
     fake.set(Some(Send::Zone {
@@ -264,9 +275,15 @@ fn notify_from_strangers_is_refused_and_triggers_nothing() {
     // Answered REFUSED (UDP may lose a few), counted, and no refresh asked for.
     assert!(refused >= flood * 9 / 10, "{refused} of {flood} REFUSED");
     assert!(metric(admin, "signpost_notify_total{result=\"refused\"}") >= refused as u64);
-    assert_eq!(metric(admin, "signpost_notify_total{result=\"accepted\"}"), 0);
+    assert_eq!(
+        metric(admin, "signpost_notify_total{result=\"accepted\"}"),
+        0
+    );
     // A NOTIFY for a zone that is not a secondary, even from the primary: REFUSED.
-    assert_eq!(notify("127.0.0.1", srv.addr, "other.test."), Some((5, false)));
+    assert_eq!(
+        notify("127.0.0.1", srv.addr, "other.test."),
+        Some((5, false))
+    );
     std::thread::sleep(Duration::from_millis(300));
     let after = refreshes(admin, zone, "current") + refreshes(admin, zone, "axfr");
     assert_eq!(before, after, "a stranger's NOTIFY started a refresh");
@@ -298,7 +315,10 @@ fn expired_zone_answers_servfail_and_copy_serves_a_restart() {
     fake.set(None);
     let srv = start(&d.0);
     let first = a_of(srv.addr, "www.expire.test.");
-    assert_eq!(first, "192.0.2.1", "the disk copy did not serve the restart");
+    assert_eq!(
+        first, "192.0.2.1",
+        "the disk copy did not serve the restart"
+    );
     // ... until the SOA's expire (3 s) passes without a primary: SERVFAIL.
     wait_until("the zone expires", LIMIT, || {
         a_of(srv.addr, "www.expire.test.") == "SERVFAIL"

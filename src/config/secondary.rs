@@ -75,14 +75,19 @@ pub(super) fn check(
         let origin = match Name::parse(zone.get_ref(), Some(&Name::root())) {
             Ok(n) => n,
             Err(e) => {
-                err(zone.span(), format!("secondary.zone {:?}: {e}", zone.get_ref()));
+                err(
+                    zone.span(),
+                    format!("secondary.zone {:?}: {e}", zone.get_ref()),
+                );
                 continue;
             }
         };
         if out.iter().any(|s| s.origin == origin) {
             err(
                 zone.span(),
-                format!("secondary zone {origin} is given twice; keep one [[secondary]] table per zone"),
+                format!(
+                    "secondary zone {origin} is given twice; keep one [[secondary]] table per zone"
+                ),
             );
             continue;
         }
@@ -99,7 +104,9 @@ pub(super) fn check(
         if primaries.get_ref().is_empty() {
             err(
                 primaries.span(),
-                format!("secondary zone {origin} has no primaries; give at least one \"ADDRESS:PORT\""),
+                format!(
+                    "secondary zone {origin} has no primaries; give at least one \"ADDRESS:PORT\""
+                ),
             );
         }
         let notify_from = match notify_from {
@@ -133,7 +140,10 @@ pub(super) fn check(
             Some(m) => {
                 err(
                     m.span(),
-                    format!("secondary.max_bytes = {} is too small; use at least 512", m.get_ref()),
+                    format!(
+                        "secondary.max_bytes = {} is too small; use at least 512",
+                        m.get_ref()
+                    ),
                 );
                 DEFAULT_MAX_BYTES
             }
@@ -143,7 +153,10 @@ pub(super) fn check(
             Some(t) => match parse_duration(t.get_ref()) {
                 Ok(d) if d >= Duration::from_millis(100) => d,
                 Ok(_) => {
-                    err(t.span(), "secondary.timeout is too short; use at least 100ms".into());
+                    err(
+                        t.span(),
+                        "secondary.timeout is too short; use at least 100ms".into(),
+                    );
                     DEFAULT_TIMEOUT
                 }
                 Err(e) => {
@@ -159,7 +172,10 @@ pub(super) fn check(
             if key.is_none() {
                 err(
                     t.span(),
-                    format!("secondary.tsig {:?} names no [[tsig]] key of this file", t.get_ref()),
+                    format!(
+                        "secondary.tsig {:?} names no [[tsig]] key of this file",
+                        t.get_ref()
+                    ),
                 );
             }
             key
@@ -192,7 +208,10 @@ mod tests {
         let cfg = ServerConfig::parse(ok, Path::new("/etc/s/server.toml")).unwrap();
         let s = &cfg.secondaries[0];
         assert_eq!(s.origin.to_string(), "example.net.");
-        assert_eq!(s.notify_from, vec!["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+        assert_eq!(
+            s.notify_from,
+            vec!["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+        );
         assert_eq!(s.file, Path::new("/etc/s/secondary/example.net.zone"));
         assert_eq!(s.timeout, std::time::Duration::from_secs(2));
         let unknown = "[[secondary]]\nzone = \"a.\"\nprimaries = []\nbogus = 1\n";
@@ -228,13 +247,17 @@ pub fn copy_soa(file: &Path, origin: &Name) -> Option<crate::zone::soa::Soa> {
     use std::io::{BufRead, Read};
     let f = std::fs::File::open(file).ok()?;
     let mut line = String::new();
-    std::io::BufReader::new(f.take(64 << 10)).read_line(&mut line).ok()?;
+    std::io::BufReader::new(f.take(64 << 10))
+        .read_line(&mut line)
+        .ok()?;
     let opts = crate::zone::master::MasterOptions {
         origin: origin.clone(),
         default_ttl: None,
     };
     let (recs, errs) = crate::zone::master::parse_text(&line, file, 1, Path::new("/"), &opts);
-    let r = recs.first().filter(|r| errs.is_empty() && r.rtype == crate::zone::rtype::SOA)?;
+    let r = recs
+        .first()
+        .filter(|r| errs.is_empty() && r.rtype == crate::zone::rtype::SOA)?;
     (r.owner == *origin).then_some(())?;
     crate::zone::soa::Soa::read(&r.rdata)
 }

@@ -1,7 +1,7 @@
 //! Secondary zones (`[[secondary]]`): pulled from their primaries by IXFR
 //! (RFC 1995), falling back to AXFR (RFC 5936), refreshed on the SOA's refresh
 //! timer, retried on its retry timer, refreshed at once on a NOTIFY from a
-//! primary (`server::notify`), and no longer served after the SOA's expire
+//! primary (`server::notify_in`), and no longer served after the SOA's expire
 //! without a primary confirming the copy.
 //!
 //! A transfer is taken whole or not at all: it is read to its end, checked
@@ -112,7 +112,10 @@ pub fn notify_table(secondaries: &[SecondaryConfig]) -> Option<Arc<NotifyTable>>
     if secondaries.is_empty() {
         return None;
     }
-    let counters = registry().lock().map(|r| r.notify.clone()).unwrap_or_default();
+    let counters = registry()
+        .lock()
+        .map(|r| r.notify.clone())
+        .unwrap_or_default();
     Some(Arc::new(NotifyTable {
         zones: secondaries
             .iter()
@@ -187,14 +190,19 @@ async fn run(
     let mut copy = read_copy(&cfg);
     // When a primary last confirmed the copy (its file's modification time).
     let mut confirmed = copy.as_ref().and_then(|_| {
-        let m = std::fs::metadata(&cfg.file).and_then(|m| m.modified()).ok()?;
+        let m = std::fs::metadata(&cfg.file)
+            .and_then(|m| m.modified())
+            .ok()?;
         let age = SystemTime::now().duration_since(m).unwrap_or_default();
         Instant::now().checked_sub(age)
     });
     let mut next = Instant::now();
     let mut expired_told = false;
     loop {
-        let expires = copy.as_ref().zip(confirmed).map(|(c, t)| t + secs(c.soa.expire));
+        let expires = copy
+            .as_ref()
+            .zip(confirmed)
+            .map(|(c, t)| t + secs(c.soa.expire));
         let until = match expires {
             Some(e) if !expired_told => next.min(e),
             _ => next,
@@ -475,7 +483,10 @@ async fn pull_inner(
     let mut q = wire::query(id, &cfg.origin, qtype, soa);
     let now = crate::clock::unix_now;
     // Signed with the zone's key: every answer checked against it (RFC 8945 §5.3).
-    let mac = cfg.tsig.as_ref().map(|k| crate::zone::tsig::sign_request(&mut q, k, now()));
+    let mac = cfg
+        .tsig
+        .as_ref()
+        .map(|k| crate::zone::tsig::sign_request(&mut q, k, now()));
     let mut verifier = cfg
         .tsig
         .as_ref()
@@ -512,14 +523,17 @@ async fn pull_inner(
         }
         let r = wire::parse(&buf)?;
         if let Some(v) = verifier.as_mut() {
-            v.verify(&buf, now()).map_err(|e| Failure::Tsig(e.to_string()))?;
+            v.verify(&buf, now())
+                .map_err(|e| Failure::Tsig(e.to_string()))?;
         }
         // NOTAUTH: the primary did not take our key (RFC 8945 §5.2).
         if r.rcode == crate::zone::tsig::NOTAUTH {
             return Err(Failure::Tsig("the primary answered NOTAUTH".into()));
         }
         if r.id != id {
-            return Err(Failure::Malformed(wire::Malformed("an ID that is not the query's")));
+            return Err(Failure::Malformed(wire::Malformed(
+                "an ID that is not the query's",
+            )));
         }
         if r.rcode != 0 {
             return Err(Failure::Rcode(r.rcode));
@@ -530,7 +544,9 @@ async fn pull_inner(
         let mut done = None;
         for rr in r.answers {
             if done.is_some() {
-                return Err(Failure::Malformed(wire::Malformed("records after the closing SOA")));
+                return Err(Failure::Malformed(wire::Malformed(
+                    "records after the closing SOA",
+                )));
             }
             done = stream.push(rr, ours.map(|c| c.soa.serial))?;
         }

@@ -88,7 +88,9 @@ fn read_name(m: &[u8], pos: usize, out: &mut Vec<u8>) -> Result<usize, Malformed
                 if len == 0 {
                     break;
                 }
-                let label = m.get(p + 1..p + 1 + len).ok_or(Malformed("ends inside a name"))?;
+                let label = m
+                    .get(p + 1..p + 1 + len)
+                    .ok_or(Malformed("ends inside a name"))?;
                 out.extend_from_slice(label);
                 if out.len() - start > 255 {
                     return Err(Malformed("a name longer than 255 octets"));
@@ -127,7 +129,9 @@ fn name_layout(t: u16) -> Option<(usize, usize)> {
 
 /// RDATA from `m[pos..end]`, its names decompressed.
 fn read_rdata(m: &[u8], t: u16, pos: usize, end: usize) -> Result<Vec<u8>, Malformed> {
-    let raw = m.get(pos..end).ok_or(Malformed("RDATA runs past the message"))?;
+    let raw = m
+        .get(pos..end)
+        .ok_or(Malformed("RDATA runs past the message"))?;
     let Some((fixed, names)) = name_layout(t) else {
         return Ok(raw.to_vec());
     };

@@ -118,7 +118,9 @@ fn handle_gated(
             cookie,
         }) => {
             let (rcode, aa) = match (opcode, rcode) {
-                (super::notify_in::OPCODE, Rcode::NotImp) => super::notify_in::answer(snap, question, src),
+                (super::notify_in::OPCODE, Rcode::NotImp) => {
+                    super::notify_in::answer(snap, question, src)
+                }
                 _ => (rcode, false),
             };
             let header = HeaderOut {

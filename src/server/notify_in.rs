@@ -49,7 +49,10 @@ pub fn answer(snap: &Snapshot, question: Option<&[u8]>, src: IpAddr) -> (Rcode, 
         let mut name = q[..len].to_vec();
         crate::zone::name::lowercase_wire(&mut name);
         // SOA, class IN (RFC 1996 §3.7): the type is the SOA's by convention.
-        table.zones.iter().find(|z| z.origin.wire() == name.as_slice())
+        table
+            .zones
+            .iter()
+            .find(|z| z.origin.wire() == name.as_slice())
     });
     match zone {
         Some(z) if z.from.contains(&src) => {

@@ -60,7 +60,10 @@ mod tests {
             r.extend_from_slice(&v.to_be_bytes());
         }
         let s = Soa::read(&r).unwrap();
-        assert_eq!((s.serial, s.refresh, s.retry, s.expire, s.minimum), (7, 60, 30, 600, 5));
+        assert_eq!(
+            (s.serial, s.refresh, s.retry, s.expire, s.minimum),
+            (7, 60, 30, 600, 5)
+        );
         assert!(Soa::read(&r[..r.len() - 1]).is_none());
     }
 }

@@ -193,32 +193,6 @@ pub(super) fn check(
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use crate::config::server::ServerConfig;
-    use std::path::Path;
-
-    #[test]
-    fn secondary_tables_check_with_lines() {
-        let text = "[[secondary]]\nzone = \"example.net\"\nprimaries = [\"127.0.0.1:5300\"]\n\n[[secondary]]\nzone = \"b.test.\"\nprimaries = [\"nowhere\"]\n";
-        let errs = ServerConfig::parse(text, Path::new("/etc/s/server.toml")).unwrap_err();
-        assert_eq!(errs.len(), 1, "{errs:?}");
-        assert_eq!(errs[0].line, 7, "{errs:?}");
-        let ok = "[[secondary]]\nzone = \"example.net\"\nprimaries = [\"127.0.0.1:5300\"]\ntimeout = \"2s\"\n";
-        let cfg = ServerConfig::parse(ok, Path::new("/etc/s/server.toml")).unwrap();
-        let s = &cfg.secondaries[0];
-        assert_eq!(s.origin.to_string(), "example.net.");
-        assert_eq!(
-            s.notify_from,
-            vec!["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
-        );
-        assert_eq!(s.file, Path::new("/etc/s/secondary/example.net.zone"));
-        assert_eq!(s.timeout, std::time::Duration::from_secs(2));
-        let unknown = "[[secondary]]\nzone = \"a.\"\nprimaries = []\nbogus = 1\n";
-        assert!(ServerConfig::parse(unknown, Path::new("s.toml")).is_err());
-    }
-}
-
 /// Each secondary zone with its copy while that may be served at `now`
 /// (seconds since 1970), for `config::zones::load_zones_with`.
 pub fn copies(secondaries: &[SecondaryConfig], now: u64) -> Vec<(Name, Option<PathBuf>)> {
@@ -260,4 +234,30 @@ pub fn copy_soa(file: &Path, origin: &Name) -> Option<crate::zone::soa::Soa> {
         .filter(|r| errs.is_empty() && r.rtype == crate::zone::rtype::SOA)?;
     (r.owner == *origin).then_some(())?;
     crate::zone::soa::Soa::read(&r.rdata)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::server::ServerConfig;
+    use std::path::Path;
+
+    #[test]
+    fn secondary_tables_check_with_lines() {
+        let text = "[[secondary]]\nzone = \"example.net\"\nprimaries = [\"127.0.0.1:5300\"]\n\n[[secondary]]\nzone = \"b.test.\"\nprimaries = [\"nowhere\"]\n";
+        let errs = ServerConfig::parse(text, Path::new("/etc/s/server.toml")).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].line, 7, "{errs:?}");
+        let ok = "[[secondary]]\nzone = \"example.net\"\nprimaries = [\"127.0.0.1:5300\"]\ntimeout = \"2s\"\n";
+        let cfg = ServerConfig::parse(ok, Path::new("/etc/s/server.toml")).unwrap();
+        let s = &cfg.secondaries[0];
+        assert_eq!(s.origin.to_string(), "example.net.");
+        assert_eq!(
+            s.notify_from,
+            vec!["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+        );
+        assert_eq!(s.file, Path::new("/etc/s/secondary/example.net.zone"));
+        assert_eq!(s.timeout, std::time::Duration::from_secs(2));
+        let unknown = "[[secondary]]\nzone = \"a.\"\nprimaries = []\nbogus = 1\n";
+        assert!(ServerConfig::parse(unknown, Path::new("s.toml")).is_err());
+    }
 }

@@ -119,7 +119,7 @@ fn handle_gated(
         }) => {
             let (rcode, aa) = match (opcode, rcode) {
                 (super::notify_in::OPCODE, Rcode::NotImp) => {
-                    super::notify_in::answer(snap, question, src)
+                    super::notify_in::answer(snap.notify.as_deref(), question, src)
                 }
                 _ => (rcode, false),
             };
@@ -269,7 +269,7 @@ fn answer_query(
                 None => {
                     let Some(((zi, zone), parent)) = snap.zones.find_at_with_parent(q.qname())
                     else {
-                        let rc = super::notify_in::no_zone(snap, q.qname());
+                        let rc = super::notify_in::no_zone(&snap.unavailable, q.qname());
                         return refuse(out, &mut header, opt.as_ref(), rc);
                     };
                     // DS lives on the parent side of a cut (RFC 4035 §3.1.4.1).

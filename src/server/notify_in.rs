@@ -8,7 +8,6 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use crate::snapshot::Snapshot;
 use crate::zone::name::{is_wire_subdomain, wire_name_len};
 use crate::zone::{Name, Rcode};
 
@@ -40,8 +39,8 @@ pub struct NotifyTable {
 }
 
 /// The rcode and AA bit for a NOTIFY with this question section from `src`.
-pub fn answer(snap: &Snapshot, question: Option<&[u8]>, src: IpAddr) -> (Rcode, bool) {
-    let Some(table) = snap.notify.as_deref() else {
+pub fn answer(table: Option<&NotifyTable>, question: Option<&[u8]>, src: IpAddr) -> (Rcode, bool) {
+    let Some(table) = table else {
         return (Rcode::NotImp, false);
     };
     let zone = question.and_then(|q| {
@@ -68,10 +67,10 @@ pub fn answer(snap: &Snapshot, question: Option<&[u8]>, src: IpAddr) -> (Rcode, 
 }
 
 /// The rcode for a query no served zone holds: SERVFAIL inside a secondary zone
-/// with no copy to serve (none pulled yet, or expired), else REFUSED.
-pub fn no_zone(snap: &Snapshot, qname: &[u8]) -> Rcode {
-    if snap
-        .unavailable
+/// with no copy to serve (none pulled yet, or expired: `unavailable`), else
+/// REFUSED.
+pub fn no_zone(unavailable: &[Name], qname: &[u8]) -> Rcode {
+    if unavailable
         .iter()
         .any(|o| is_wire_subdomain(qname, o.wire()))
     {

@@ -1,7 +1,7 @@
 //! Secondary zones over real sockets: Knot DNS as the primary (AXFR at start,
 //! NOTIFY then IXFR after an update, the copy on disk serving a restart while
 //! Knot is down), a fake primary of our own sending bad transfers (truncated,
-//! out of zone, serial going backwards: the last good zone keeps serving and
+//! out of zone, too large, serial going backwards: the last good zone keeps serving and
 //! the counters rise), expiry (SERVFAIL), and NOTIFY from strangers (REFUSED).
 
 mod common;
@@ -119,6 +119,8 @@ enum Send {
     Truncated { serial: u32 },
     /// A zone with a record out of the zone.
     OutOfZone { serial: u32 },
+    /// A zone larger than the test's max_bytes (1024).
+    Big { serial: u32 },
 }
 
 struct FakePrimary {
@@ -164,6 +166,14 @@ impl FakePrimary {
                     Send::Truncated { serial } => {
                         records.extend([soa(zone, serial, 600), ns, ns_a, www([192, 0, 2, 99])]);
                     }
+                    Send::Big { serial } => {
+                        records.extend([soa(zone, serial, 600), ns, ns_a]);
+                        for i in 0..60u8 {
+                            let txt = [&[20u8][..], &[b'x'; 19][..], &[i][..]].concat();
+                            records.push(rr(&format!("t{i}.{zone}"), 16, 300, &txt));
+                        }
+                        records.push(soa(zone, serial, 600));
+                    }
                     Send::OutOfZone { serial } => {
                         records.extend([soa(zone, serial, 600), ns, ns_a]);
                         records.push(rr("www.elsewhere.example.", A, 300, &[192, 0, 2, 98]));
@@ -201,7 +211,7 @@ fn bad_transfers_change_nothing_and_are_counted() {
         expire: 600,
     }));
     let d = dir("secondary", "bad");
-    write_server_config(&d.0, zone, fake.addr, "");
+    write_server_config(&d.0, zone, fake.addr, "max_bytes = 1024\n");
     let srv = start(&d.0);
     let admin = srv.admin.expect("admin");
     wait_until("the first AXFR serves", LIMIT, || {
@@ -214,6 +224,7 @@ fn bad_transfers_change_nothing_and_are_counted() {
     for (send, result) in [
         (Send::Truncated { serial: 11 }, "truncated"),
         (Send::OutOfZone { serial: 12 }, "out_of_zone"),
+        (Send::Big { serial: 12 }, "too_large"),
         (
             Send::Zone {
                 serial: 9,

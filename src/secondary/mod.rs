@@ -667,3 +667,98 @@ impl Stream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> Name {
+        Name::parse(s, None).unwrap()
+    }
+
+    fn soa(serial: u32) -> Rr {
+        let mut rdata = name("ns.z.test.").wire().to_vec();
+        rdata.extend_from_slice(name("hm.z.test.").wire());
+        for v in [serial, 3600, 600, 86400, 60] {
+            rdata.extend_from_slice(&v.to_be_bytes());
+        }
+        Rr {
+            owner: name("z.test."),
+            rtype: rtype::SOA,
+            class: 1,
+            ttl: 300,
+            rdata,
+        }
+    }
+
+    fn a(owner: &str, last: u8) -> Rr {
+        Rr {
+            owner: name(owner),
+            rtype: rtype::A,
+            class: 1,
+            ttl: 300,
+            rdata: vec![192, 0, 2, last],
+        }
+    }
+
+    fn run(stream: Vec<Rr>, ours: Option<u32>) -> Option<Pulled> {
+        let mut s = Stream::default();
+        let mut done = None;
+        for rr in stream {
+            assert!(done.is_none(), "records after the end");
+            done = s.push(rr, ours).unwrap();
+        }
+        done
+    }
+
+    /// Two IXFR steps (1 -> 2 -> 3), as RFC 1995 §7's example lays them out,
+    /// applied to serial 1; and the same zone sent in AXFR form.
+    #[test]
+    fn ixfr_steps_apply_in_order() {
+        let ours = Copy {
+            soa: Soa::read(&soa(1).rdata).unwrap(),
+            soa_rr: soa(1),
+            records: vec![soa(1), a("a.z.test.", 1), a("b.z.test.", 1)],
+        };
+        let stream = vec![
+            soa(3),
+            soa(1),
+            a("a.z.test.", 1),
+            soa(2),
+            a("a.z.test.", 2),
+            soa(2),
+            a("b.z.test.", 1),
+            soa(3),
+            a("c.z.test.", 3),
+            soa(3),
+        ];
+        let Some(Pulled::Incremental(steps, last)) = run(stream, Some(1)) else {
+            panic!("not read as IXFR");
+        };
+        assert_eq!(steps.len(), 2);
+        let mut got = apply(&ours, steps, last).unwrap();
+        got.sort_by(|x, y| (&x.owner, x.rtype).cmp(&(&y.owner, y.rtype)));
+        let want = [soa(3), a("a.z.test.", 2), a("c.z.test.", 3)];
+        assert_eq!(got.len(), 3, "{got:?}");
+        for w in want {
+            assert!(got.contains(&w), "{w:?} missing from {got:?}");
+        }
+
+        // AXFR form: the whole zone between two SOAs.
+        let full = vec![soa(3), a("a.z.test.", 2), soa(3)];
+        let Some(Pulled::Full(recs)) = run(full, Some(1)) else {
+            panic!("not read as AXFR");
+        };
+        assert_eq!(recs.len(), 2);
+
+        // A deletion of a record we do not hold: not our version.
+        let wrong = vec![soa(2), soa(1), a("x.z.test.", 9), soa(2), soa(2)];
+        let Some(Pulled::Incremental(steps, last)) = run(wrong, Some(1)) else {
+            panic!("not read as IXFR");
+        };
+        assert!(matches!(
+            apply(&ours, steps, last),
+            Err(Failure::Invalid(_))
+        ));
+    }
+}

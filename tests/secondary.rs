@@ -303,6 +303,20 @@ fn notify_from_strangers_is_refused_and_triggers_nothing() {
     wait_until("the primary's NOTIFY refreshes", LIMIT, || {
         refreshes(admin, zone, "current") >= 1
     });
+    // A flood from the primary's own address (forged, say): a burst of four
+    // refreshes, then at most one a second.
+    let t0 = Instant::now();
+    for _ in 0..100 {
+        assert_eq!(notify("127.0.0.1", srv.addr, zone), Some((0, true)));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let n = refreshes(admin, zone, "current") - 1;
+    let most = t0.elapsed().as_secs() + 5;
+    assert!(
+        n <= most,
+        "{n} refreshes in {:?} for 100 NOTIFYs",
+        t0.elapsed()
+    );
 }
 
 #[test]

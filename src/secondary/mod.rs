@@ -35,6 +35,11 @@ use crate::zone::soa::{serial_newer, Soa};
 use crate::zone::{rtype, Name};
 use wire::Rr;
 
+/// Refreshes NOTIFYs may start: a burst of [`NOTIFY_BURST`], then one a
+/// second, so that a flood of NOTIFYs (forged from a primary's address, say)
+/// costs the primary and us at most one transfer a second.
+const NOTIFY_BURST: f64 = 4.0;
+
 /// Why a refresh failed; each is counted by its [`Failure::label`].
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
@@ -198,6 +203,8 @@ async fn run(
     });
     let mut next = Instant::now();
     let mut expired_told = false;
+    // Refreshes NOTIFYs may start now, and when that was counted.
+    let mut budget = (NOTIFY_BURST, Instant::now());
     loop {
         let expires = copy
             .as_ref()
@@ -209,7 +216,20 @@ async fn run(
         };
         tokio::select! {
             _ = stop.changed() => return,
-            _ = wake.notified() => {}
+            _ = wake.notified() => {
+                let now = Instant::now();
+                let tokens = (budget.0 + (now - budget.1).as_secs_f64()).min(NOTIFY_BURST);
+                if tokens < 1.0 {
+                    let wait = Duration::from_secs_f64(1.0 - tokens);
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    budget = (0.0, Instant::now());
+                } else {
+                    budget = (tokens - 1.0, now);
+                }
+            }
             _ = tokio::time::sleep_until(until.into()) => {}
         }
         if expires.is_some_and(|e| Instant::now() >= e) && !expired_told && Instant::now() < next {

@@ -408,7 +408,7 @@ fn check_rum(
 }
 
 /// A secret's text, trimmed, from a file no other user may read.
-pub(super) fn read_secret_file(key: &str, path: &Path) -> Result<String, String> {
+fn read_secret_file(key: &str, path: &Path) -> Result<String, String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

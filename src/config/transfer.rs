@@ -129,7 +129,7 @@ impl TransferConfig {
 /// The secret of a `[[tsig]]` key: base64 in a file no other user may read.
 fn read_key_secret(path: &Path) -> Result<Vec<u8>, String> {
     use base64::Engine;
-    let text = super::server::read_secret_file("tsig.secret_file", path)?;
+    let text = super::values::read_secret_file("tsig.secret_file", path)?;
     match base64::engine::general_purpose::STANDARD.decode(text.as_bytes()) {
         Ok(k) if k.len() >= 16 => Ok(k),
         Ok(_) => Err(format!(

@@ -2,6 +2,7 @@
 //! quorums, and where a key's line is. Below the tables (they all use it; it uses
 //! none of them), so the table files do not name one another for a helper.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -80,4 +81,29 @@ pub fn parse_quorum(v: &toml::Value) -> Option<Quorum> {
         }
         _ => None,
     }
+}
+
+/// A secret's text, trimmed, from a file no other user may read.
+pub(super) fn read_secret_file(key: &str, path: &Path) -> Result<String, String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
+        if meta.permissions().mode() & 0o004 != 0 {
+            return Err(format!(
+                "{key} {} is readable by every user: chmod o-r it",
+                path.display()
+            ));
+        }
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
+    let t = text.trim();
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "{key} {}: want one line of printable characters",
+            path.display()
+        ));
+    }
+    Ok(t.to_string())
 }

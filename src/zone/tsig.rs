@@ -398,7 +398,8 @@ pub struct Rejected<'k> {
     /// TSIG record), when the message parsed that far.
     pub key_name: Option<Name>,
     pub algorithm: Option<Algorithm>,
-    signer: Option<ResponseSigner<'k>>,
+    /// Boxed: the HMAC state is large, and a rejection is the rare path.
+    signer: Option<Box<ResponseSigner<'k>>>,
 }
 
 /// Checks the TSIG of a request against `keys`. `Ok(None)`: the request is not
@@ -456,7 +457,7 @@ pub fn verify_request<'k>(
             Failure::BadTime { signed: found.time },
             Some(found.key_name),
             Some(algorithm),
-            Some(signer),
+            Some(Box::new(signer)),
         ));
     }
     Ok(Some(Verified { key, signer }))
@@ -532,6 +533,30 @@ pub fn error_response(msg: &mut Vec<u8>, rejected: Rejected<'_>, now: u64) {
     };
     let key = Key::new(name, algorithm, &[]);
     append(msg, &key, now, &[], code, &[]);
+}
+
+/// For a server's answer to an ordinary (not transfer) request: when `request`
+/// is signed with a key of `keys`, signs `answer`; when its TSIG fails, makes
+/// `answer` the TSIG error (its header and question kept, records dropped). An
+/// unsigned request leaves `answer` as it is.
+pub fn sign_answer(keys: &Keyring, request: &[u8], answer: &mut Vec<u8>, now: u64) {
+    if answer.len() < 12 {
+        return;
+    }
+    match verify_request(request, keys, now) {
+        Ok(None) => {}
+        Ok(Some(mut v)) => v.signer.sign(answer, now),
+        Err(rejected) => {
+            let question = if answer[4..6] == [0, 1] {
+                wire_name_len(&answer[12..]).map_or(0, |n| n + 4)
+            } else {
+                0
+            };
+            answer.truncate((12 + question).min(answer.len()));
+            answer[6..12].fill(0);
+            error_response(answer, rejected, now);
+        }
+    }
 }
 
 /// Checks the messages of an answer to a signed request in order (one message,

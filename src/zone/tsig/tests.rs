@@ -182,3 +182,35 @@ fn own_signatures_round_trip_with_every_algorithm() {
         v.finish().unwrap();
     }
 }
+
+#[test]
+fn ordinary_answers_are_signed_or_turned_into_the_error() {
+    let (query, answer) = vectors();
+    let now = signed_at(&query);
+    let ring = Keyring { keys: vec![key()] };
+    let at = find(&query).unwrap().unwrap().at;
+    // An answer: the query's header and question, QR set.
+    let mut plain = query[..at].to_vec();
+    plain[10..12].copy_from_slice(&0u16.to_be_bytes());
+    plain[2] |= 0x80;
+    let mut out = plain.clone();
+    sign_answer(&ring, &query, &mut out, now);
+    let mac = find(&query).unwrap().unwrap().mac.to_vec();
+    let k = key();
+    let mut v = ResponseVerifier::new(&k, &mac);
+    v.verify(&out, now).unwrap();
+    // Unsigned request: untouched.
+    let mut out = plain.clone();
+    let unsigned = plain.clone();
+    sign_answer(&ring, &unsigned, &mut out, now);
+    assert_eq!(out, plain);
+    // Wrong key: NOTAUTH, records gone, BADSIG.
+    let wrong = Keyring {
+        keys: vec![key_with(b"another secret of thirty-two b!!")],
+    };
+    let mut out = answer[0].clone();
+    sign_answer(&wrong, &query, &mut out, now);
+    assert_eq!(out[3] & 0x0f, NOTAUTH);
+    assert_eq!(&out[6..10], &[0, 0, 0, 0]);
+    assert_eq!(find(&out).unwrap().unwrap().error, error::BADSIG);
+}

@@ -10,6 +10,7 @@
 # chromium and chromedriver for tests/dashboard.rs, kdig and dig for
 # tests/encrypted.rs, unbound (a validating resolver) for tests/dnssec.rs,
 # knotd and nsd (secondaries taking zones from signpost) for tests/transfer.rs
+# knotd and knotc (Knot DNS as a primary) for tests/secondary.rs
 # (.ci/run calls it so; apt-get update runs once first in that mode).
 # Idempotent: does nothing when every command is already there.
 # Needs root (or sudo) and apt. Package services are not started: the peers
@@ -43,6 +44,7 @@ if [ "${1:-}" = --ci ]; then
         [unbound]=unbound
         [knotd]=knot
         [nsd]=nsd
+        [knotc]=knot
     )
 fi
 

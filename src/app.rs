@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::config::zones::{load_zones_dir, LoadedZones};
+use crate::config::zones::{load_zones_with, LoadedZones};
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
@@ -93,7 +93,8 @@ pub fn load_snapshot_without_fast(
 ) -> Result<(Snapshot, LoadedZones), Vec<ConfigError>> {
     // Read before the zones, so that a bad certificate is reported with them.
     let tls = load_tls(cfg);
-    let mut loaded = match (load_zones_dir(&cfg.zones), tls.as_ref()) {
+    let copies = crate::config::secondary::copies(&cfg.secondaries, crate::clock::unix_now());
+    let mut loaded = match (load_zones_with(&cfg.zones, &copies), tls.as_ref()) {
         (Ok(l), Ok(_)) => l,
         (Err(mut e), Err(t)) => {
             e.insert(0, t.clone());
@@ -112,7 +113,7 @@ pub fn load_snapshot_without_fast(
             p.metrics_slot = crate::metrics::name_slot(&p.name.to_string());
         }
     }
-    if zones.is_empty() {
+    if zones.is_empty() && loaded.unavailable.is_empty() {
         return Err(vec![ConfigError::new(
             &cfg.zones,
             0,
@@ -166,6 +167,8 @@ pub fn load_snapshot_without_fast(
     snap.health_targets = targets;
     snap.tls = tls.ok().flatten();
     snap.endpoint_names = names;
+    snap.notify = crate::secondary::notify_table(&cfg.secondaries);
+    snap.unavailable = std::mem::take(&mut loaded.unavailable);
     Ok((snap, loaded))
 }
 

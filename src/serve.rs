@@ -267,6 +267,12 @@ async fn run(
         stop_rx.clone(),
     ));
 
+    // [[secondary]] zones: pulled from their primaries, each change a reload.
+    others.extend(crate::secondary::start(
+        &cfg.secondaries,
+        hup_tx.clone(),
+        stop_rx.clone(),
+    ));
     // With [fleet]: drains, weights and votes shared through etcd. Started
     // after the state file was applied, which stands until etcd answers.
     let fleet = match cfg.fleet.clone() {

@@ -45,6 +45,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("fleet", 8),
     ("admin", 8),
     ("malloc", 8),
+    ("secondary", 8),
     ("main", 8),
     // shared grammars and helpers that name nothing else in the crate
     ("units", 1),

@@ -67,6 +67,7 @@ pub fn render(metrics: &Metrics, snap: &Snapshot, reload: &ReloadStats) -> Strin
             );
     }
 
+    crate::secondary::render(&mut out);
     // Configuration.
     let _ = writeln!(
             out,

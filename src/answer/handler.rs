@@ -135,12 +135,18 @@ fn handle_unsigned(
             edns,
             cookie,
         }) => {
+            let (rcode, aa) = match (opcode, rcode) {
+                (super::notify_in::OPCODE, Rcode::NotImp) => {
+                    super::notify_in::answer(snap.notify.as_deref(), question, src)
+                }
+                _ => (rcode, false),
+            };
             let header = HeaderOut {
                 id,
                 opcode,
                 rd,
                 cd,
-                aa: false,
+                aa,
                 rcode,
             };
             let opt = edns.map(|e| OptOut {
@@ -282,7 +288,8 @@ fn answer_query(
     let (answer, zone) = match q.qclass {
         class::IN | class::ANY => {
             let Some((zone, mut a, steer)) = find(snap, q, tcp, steered) else {
-                return asked.refuse(out, header, opt.as_ref(), Rcode::Refused);
+                let rc = super::notify_in::no_zone(&snap.unavailable, q.qname());
+                return asked.refuse(out, header, opt.as_ref(), rc);
             };
             obs.zone_slot = Some(zone.metrics_slot);
             if let Some(steer) = steer {

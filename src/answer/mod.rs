@@ -20,6 +20,7 @@ mod fast_build;
 mod fast_path;
 pub mod handler;
 pub mod health_view;
+pub mod notify_in;
 mod opt;
 mod prefetch;
 pub mod query;

@@ -106,6 +106,10 @@ pub struct Snapshot {
     /// Counts successful loads, so logs and status can tell configurations apart.
     pub generation: u64,
     pub loaded_at: SystemTime,
+    /// Secondary zones' NOTIFY sources (`None`: no NOTIFY is taken).
+    pub notify: Option<Arc<crate::answer::notify_in::NotifyTable>>,
+    /// Secondary zones with no copy to serve: SERVFAIL.
+    pub unavailable: Vec<Name>,
 }
 
 impl Snapshot {
@@ -134,6 +138,8 @@ impl Snapshot {
             journal: Default::default(),
             generation,
             loaded_at: SystemTime::now(),
+            notify: None,
+            unavailable: Vec::new(),
         }
     }
 

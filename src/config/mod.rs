@@ -8,6 +8,7 @@ pub mod checks;
 pub mod encrypted;
 pub mod fleet;
 pub mod policy;
+pub mod secondary;
 pub mod server;
 pub mod transfer;
 pub mod transport;

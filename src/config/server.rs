@@ -41,6 +41,7 @@ struct ServerRaw {
     rum: Option<RumRaw>,
     tsig: Option<Vec<super::transfer::TsigRaw>>,
     transfer: Option<super::transfer::TransferRaw>,
+    secondary: Option<Vec<super::secondary::SecondaryRaw>>,
 }
 
 /// `[rum]`: the measured-latency collector (see `latency::rum`).
@@ -235,6 +236,8 @@ pub struct ServerConfig {
     pub rum: Option<RumConfig>,
     /// TSIG keys, zone transfers out and NOTIFY (see `server::xfr`).
     pub transfer: super::transfer::TransferConfig,
+    /// Zones pulled from primaries by zone transfer (`[[secondary]]`).
+    pub secondaries: Vec<super::secondary::SecondaryConfig>,
 }
 
 /// Whose figure wins where the operator's `latency_table` file and the measured
@@ -980,6 +983,7 @@ impl Default for ServerConfig {
             dnssec: DnssecConfig::default(),
             rum: None,
             transfer: Default::default(),
+            secondaries: Vec::new(),
         }
     }
 }
@@ -1041,6 +1045,7 @@ impl ServerConfig {
             rum,
             tsig,
             transfer,
+            secondary,
         } = raw;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut cx = Cx {
@@ -1121,6 +1126,10 @@ impl ServerConfig {
             d.apply(&mut cfg.dnssec, &mut cx);
         }
         cfg.transfer = super::transfer::check(tsig, transfer, text, path, base, &mut cx.errors);
+        if let Some(s) = secondary {
+            let keys = &cfg.transfer.keys;
+            cfg.secondaries = super::secondary::check(s, keys, text, path, base, &mut cx.errors);
+        }
         if let Some(p) = state_file {
             cfg.state_file = Some(cx.path_in(p));
         }

@@ -169,6 +169,9 @@ pub struct LoadedZones {
     pub warnings: Vec<ConfigError>,
     /// Every file read, for reload watching and status.
     pub files: Vec<PathBuf>,
+    /// Secondary zones with no usable copy (none pulled yet, or expired): the
+    /// server answers SERVFAIL for them.
+    pub unavailable: Vec<Name>,
 }
 
 /// Default TTL of policy-file records when neither the record nor the file gives one.
@@ -176,6 +179,16 @@ pub const DEFAULT_TTL: u32 = 3600;
 
 /// Loads every zone in `dir`. All errors of all files are returned together.
 pub fn load_zones_dir(dir: &Path) -> Result<LoadedZones, Vec<ConfigError>> {
+    load_zones_with(dir, &[])
+}
+
+/// [`load_zones_dir`] with the secondary zones' copies, each `Some(copy)` while
+/// usable (see `config::secondary::usable_copy`): a policy file of that origin
+/// takes its records from the copy; one with no policy file is served as is.
+pub fn load_zones_with(
+    dir: &Path,
+    secondaries: &[(Name, Option<PathBuf>)],
+) -> Result<LoadedZones, Vec<ConfigError>> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         vec![ConfigError::new(
             dir,
@@ -222,7 +235,9 @@ pub fn load_zones_dir(dir: &Path) -> Result<LoadedZones, Vec<ConfigError>> {
 
     for path in &tomls {
         out.files.push(path.clone());
-        match load_policy_file(path) {
+        match load_policy_file_with(path, secondaries) {
+            // A policy file of a secondary zone with no usable copy: not served.
+            Err(e) if e.is_empty() => {}
             Ok(CompiledPolicy {
                 zone,
                 steering,
@@ -260,6 +275,27 @@ pub fn load_zones_dir(dir: &Path) -> Result<LoadedZones, Vec<ConfigError>> {
                 }
             }
             Err(e) => errors.extend(e),
+        }
+    }
+    for (origin, copy) in secondaries {
+        match copy {
+            None => out.unavailable.push(origin.clone()),
+            // A policy file of this origin read the copy already.
+            Some(_) if out.zones.iter().any(|z| z.origin == *origin) => {}
+            Some(file) => {
+                out.files.push(file.clone());
+                match load_master_zone_at(file, origin) {
+                    Ok((zone, warnings)) => {
+                        out.warnings.extend(warnings);
+                        if let Some(z) = add_zone(zone, file, &mut errors) {
+                            out.zones.push(z);
+                            out.steering.push(ZoneSteering::default());
+                            out.checks.push(Vec::new());
+                        }
+                    }
+                    Err(e) => errors.extend(e),
+                }
+            }
         }
     }
     if errors.is_empty() {
@@ -305,6 +341,14 @@ pub fn load_master_zone(path: &Path) -> Result<(Zone, Vec<ConfigError>), Vec<Con
             ),
         )]
     })?;
+    load_master_zone_at(path, &origin)
+}
+
+/// Loads the master file `path` as zone `origin`.
+pub fn load_master_zone_at(
+    path: &Path,
+    origin: &Name,
+) -> Result<(Zone, Vec<ConfigError>), Vec<ConfigError>> {
     let opts = MasterOptions {
         origin: origin.clone(),
         default_ttl: None,
@@ -313,7 +357,7 @@ pub fn load_master_zone(path: &Path) -> Result<(Zone, Vec<ConfigError>), Vec<Con
     if !errs.is_empty() {
         return Err(master_errors(errs));
     }
-    let (zone, warnings) = build_zone(&origin, path, records).map_err(zone_errors)?;
+    let (zone, warnings) = build_zone(origin, path, records).map_err(zone_errors)?;
     Ok((zone, zone_errors(warnings)))
 }
 
@@ -330,6 +374,15 @@ pub struct CompiledPolicy {
 
 /// Loads a zone policy file.
 pub fn load_policy_file(path: &Path) -> Result<CompiledPolicy, Vec<ConfigError>> {
+    load_policy_file_with(path, &[])
+}
+
+/// [`load_policy_file`] with the secondary zones' copies (see [`load_zones_with`]);
+/// an empty error list: the file's zone is a secondary with no usable copy.
+fn load_policy_file_with(
+    path: &Path,
+    secondaries: &[(Name, Option<PathBuf>)],
+) -> Result<CompiledPolicy, Vec<ConfigError>> {
     let text = crate::zone::read_text_file(path)
         .map_err(|e| vec![ConfigError::new(path, 0, format!("cannot read: {e}"))])?;
     let raw: PolicyRaw = toml::from_str(&text).map_err(|e| {
@@ -342,7 +395,7 @@ pub fn load_policy_file(path: &Path) -> Result<CompiledPolicy, Vec<ConfigError>>
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs() as u32)
         .unwrap_or(1);
-    compile_policy(&text, path, raw, mtime_serial)
+    compile_policy_with(&text, path, raw, mtime_serial, secondaries)
 }
 
 /// Turns a parsed policy file into a zone: every error at once, each with its line.
@@ -351,6 +404,16 @@ pub fn compile_policy(
     path: &Path,
     raw: PolicyRaw,
     default_serial: u32,
+) -> Result<CompiledPolicy, Vec<ConfigError>> {
+    compile_policy_with(text, path, raw, default_serial, &[])
+}
+
+fn compile_policy_with(
+    text: &str,
+    path: &Path,
+    raw: PolicyRaw,
+    default_serial: u32,
+    secondaries: &[(Name, Option<PathBuf>)],
 ) -> Result<CompiledPolicy, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let lines = LineIndex::new(text);
@@ -400,7 +463,22 @@ pub fn compile_policy(
         errors.extend(master_errors(errs));
     }
     let mut zonefile_path = None;
-    if let Some(zf) = &raw.zonefile {
+    if let Some((_, copy)) = secondaries.iter().find(|(o, _)| *o == origin) {
+        let Some(copy) = copy else {
+            return Err(Vec::new());
+        };
+        if raw.zonefile.is_some() || raw.soa.is_some() || raw.records.is_some() {
+            errors.push(ConfigError::new(
+                path,
+                origin_line,
+                format!("{origin} is a secondary zone: its records come from its primaries; drop records, zonefile and [soa] from this file"),
+            ));
+        }
+        let (recs, errs) = master::parse_file(copy, &opts);
+        records.extend(recs);
+        errors.extend(master_errors(errs));
+        zonefile_path = Some(copy.clone());
+    } else if let Some(zf) = &raw.zonefile {
         let p = base.join(zf.get_ref());
         if !p.is_file() {
             errors.push(ConfigError::new(

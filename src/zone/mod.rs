@@ -12,6 +12,7 @@ pub mod name;
 pub mod nodes;
 pub mod rdata;
 pub mod rtype;
+pub mod soa;
 pub mod tsig;
 pub mod ttl;
 

@@ -7,6 +7,7 @@
 pub mod checks;
 pub mod encrypted;
 pub mod fleet;
+pub mod metric_checks;
 pub mod policy;
 pub mod server;
 pub mod transport;

@@ -34,13 +34,17 @@ pub use persist::{
     load, save, save_state, PersistError, PersistedState, PersistedTarget, STATE_VERSION,
 };
 pub use probe::{
-    attempt, check_request, local_failures, probe, set_probe_source, Attempt, ProbeError,
+    attempt, check_request, local_failures, probe, set_probe_source, unanswered, Attempt,
+    ProbeError,
 };
 pub use recent::{RecentTransitions, Recorded, RECENT_TRANSITIONS};
 pub use scheduler::{
     Mapping, Scheduler, SchedulerHandle, SchedulerOptions, DEFAULT_MAX_IN_FLIGHT, MIN_INTERVAL,
 };
-pub use spec::{CheckKind, CheckSpec, Initial, Quorum, TargetKey, Tls};
+pub use spec::{
+    CheckKind, CheckSpec, Empty, Initial, MetricQuery, Quorum, TargetKey, Threshold, Tls,
+    MAX_METRIC_QUERY,
+};
 pub use state::{Health, Override, ProbeResult, State, Status, Transition};
 pub use table::{
     bump_epoch, epoch, fleet_decides, set_fleet_decides, Change, HealthTable, LatencyHistogram,

@@ -29,6 +29,7 @@ mod scheduler;
 mod spec;
 mod state;
 mod table;
+mod verdict;
 
 pub use persist::{
     load, save, save_state, PersistError, PersistedState, PersistedTarget, STATE_VERSION,
@@ -50,3 +51,4 @@ pub use table::{
     bump_epoch, epoch, fleet_decides, set_fleet_decides, Change, HealthTable, LatencyHistogram,
     LatencySnapshot, TargetId, TargetStatus, LATENCY_BOUNDS,
 };
+pub use verdict::{Pushed, VerdictError, Verdicts, MAX_SOURCE, MAX_TTL, MAX_VERDICTS, MIN_TTL};

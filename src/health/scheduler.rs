@@ -181,6 +181,7 @@ impl SchedulerHandle {
             slots,
             self.table.named().clone(),
             self.table.recent().clone(),
+            self.table.verdicts().clone(),
         ));
         let old_to_new = self.table.targets().map(|(_, k)| table.id(k)).collect();
         self.table = table.clone();

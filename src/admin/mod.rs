@@ -519,7 +519,11 @@ async fn expire_verdicts(snap: SnapshotHandle, mut stop: watch::Receiver<bool>) 
             _ = tick.tick() => {}
         }
         let s = snap.load();
-        let gone = s.health.table().verdicts().expire(std::time::SystemTime::now());
+        let gone = s
+            .health
+            .table()
+            .verdicts()
+            .expire(std::time::SystemTime::now());
         if !gone.is_empty() {
             s.health.refresh();
             info!(targets = %gone.join(" "), "pushed verdicts expired");
@@ -558,7 +562,11 @@ fn explain(state: &AdminState, req: &Request) -> Reply {
                     "pushed verdict: {name} {} for {}s more{}",
                     p.health,
                     p.until.duration_since(now).unwrap_or_default().as_secs(),
-                    if p.source.is_empty() { String::new() } else { format!(" (from {})", p.source) }
+                    if p.source.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (from {})", p.source)
+                    }
                 ));
             }
             Reply::text(200, lines.join("\n"))

@@ -68,7 +68,9 @@ pub fn compile_prometheus(name: &str, p: &PrometheusRaw, errs: &mut Vec<String>)
         ));
     }
     if query.trim().is_empty() {
-        errs.push(format!("{ctx}.query is empty; give PromQL like 'up{{job=\"db\"}}'"));
+        errs.push(format!(
+            "{ctx}.query is empty; give PromQL like 'up{{job=\"db\"}}'"
+        ));
     } else if query.len() > MAX_METRIC_QUERY {
         errs.push(format!(
             "{ctx}.query is {} bytes; at most {MAX_METRIC_QUERY}",
@@ -165,8 +167,14 @@ mod tests {
             "server = \"127.0.0.1:9090\"\nquery = 'x'\ndown_above = 1\ndown_below = 2.5\npath = \"/q?x=1\"\n",
         )
         .unwrap_err();
-        assert!(errs.iter().any(|e| e.contains("every value would be down")), "{errs:?}");
+        assert!(
+            errs.iter().any(|e| e.contains("every value would be down")),
+            "{errs:?}"
+        );
         assert!(errs.iter().any(|e| e.contains(".path")), "{errs:?}");
-        assert!(compile("server = \"127.0.0.1:9090\"\nquery = 'x'\ndown_above = 1\nbogus = 2\n").is_err());
+        assert!(
+            compile("server = \"127.0.0.1:9090\"\nquery = 'x'\ndown_above = 1\nbogus = 2\n")
+                .is_err()
+        );
     }
 }

@@ -156,8 +156,14 @@ mod tests {
     #[test]
     fn a_verdict_counts_until_its_expiry_then_is_gone() {
         let v = Verdicts::default();
-        v.push("region:eu-west", Health::Down, Duration::from_secs(30), "am", at(100))
-            .unwrap();
+        v.push(
+            "region:eu-west",
+            Health::Down,
+            Duration::from_secs(30),
+            "am",
+            at(100),
+        )
+        .unwrap();
         assert_eq!(v.get("region:eu-west", at(129)), Some(Health::Down));
         assert_eq!(v.get("region:eu-west", at(130)), None);
         assert_eq!(v.live(at(129)).len(), 1);

@@ -106,7 +106,8 @@ async fn fetch(m: &MetricQuery) -> Result<Vec<u8>, String> {
         let mut body = resp.into_body();
         let mut kept = Vec::new();
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| format!("{}: {}", m.server, super::http::http_error(e)))?;
+            let frame =
+                frame.map_err(|e| format!("{}: {}", m.server, super::http::http_error(e)))?;
             let Ok(data) = frame.into_data() else {
                 continue;
             };
@@ -140,7 +141,10 @@ async fn fetch(m: &MetricQuery) -> Result<Vec<u8>, String> {
 /// The API's own reason in an error answer, as `: bad_data: parse error ...`.
 fn api_error(body: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let kind = v.get("errorType").and_then(|t| t.as_str()).unwrap_or("error");
+    let kind = v
+        .get("errorType")
+        .and_then(|t| t.as_str())
+        .unwrap_or("error");
     let msg = v.get("error").and_then(|t| t.as_str())?;
     let msg: String = msg.chars().take(200).collect();
     Some(format!(": {kind}: {msg}"))
@@ -230,7 +234,12 @@ fn labels(metric: Option<&serde_json::Value>) -> String {
     let parts: Vec<String> = map
         .iter()
         .filter(|(k, _)| k.as_str() != "__name__")
-        .map(|(k, v)| format!("{k}={}", v.as_str().map(|s| format!("{s:?}")).unwrap_or_default()))
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                v.as_str().map(|s| format!("{s:?}")).unwrap_or_default()
+            )
+        })
         .collect();
     let name = map.get("__name__").and_then(|n| n.as_str()).unwrap_or("");
     if parts.is_empty() && name.is_empty() {
@@ -282,7 +291,10 @@ mod tests {
         assert!(detail.contains("12.5"), "{detail}");
         let (ok, detail) = judge(&m, &vector(&["3", "31"])).unwrap().unwrap();
         assert!(!ok);
-        assert!(detail.contains("instance=\"db1\"") && detail.contains("above 30"), "{detail}");
+        assert!(
+            detail.contains("instance=\"db1\"") && detail.contains("above 30"),
+            "{detail}"
+        );
         // Exactly at the limit is not above it.
         assert!(judge(&m, &vector(&["30"])).unwrap().unwrap().0);
         assert!(!judge(&m, &vector(&["+Inf"])).unwrap().unwrap().0);
@@ -297,8 +309,18 @@ mod tests {
         let nan = vector(&["NaN"]);
         for body in [&none, &nan] {
             assert_eq!(judge(&q(Some(1.0), None, Empty::Unknown), body), Ok(None));
-            assert!(!judge(&q(Some(1.0), None, Empty::Down), body).unwrap().unwrap().0);
-            assert!(judge(&q(Some(1.0), None, Empty::Up), body).unwrap().unwrap().0);
+            assert!(
+                !judge(&q(Some(1.0), None, Empty::Down), body)
+                    .unwrap()
+                    .unwrap()
+                    .0
+            );
+            assert!(
+                judge(&q(Some(1.0), None, Empty::Up), body)
+                    .unwrap()
+                    .unwrap()
+                    .0
+            );
         }
     }
 
@@ -310,9 +332,15 @@ mod tests {
         let matrix = br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
         assert!(judge(&m, matrix).unwrap_err().contains("matrix"));
         let err = br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
-        assert!(judge(&m, err).unwrap_err().contains("bad_data: parse error"));
+        assert!(judge(&m, err)
+            .unwrap_err()
+            .contains("bad_data: parse error"));
         assert!(judge(&m, b"<html>").is_err());
-        assert!(judge(&m, br#"{"status":"success","data":{"resultType":"vector","result":[{"value":[1]}]}}"#).is_err());
+        assert!(judge(
+            &m,
+            br#"{"status":"success","data":{"resultType":"vector","result":[{"value":[1]}]}}"#
+        )
+        .is_err());
     }
 
     #[test]

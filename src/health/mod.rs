@@ -26,6 +26,7 @@ mod probe;
 mod recent;
 mod rng;
 mod scheduler;
+mod shed;
 mod spec;
 mod state;
 mod table;
@@ -42,6 +43,7 @@ pub use recent::{RecentTransitions, Recorded, RECENT_TRANSITIONS};
 pub use scheduler::{
     Mapping, Scheduler, SchedulerHandle, SchedulerOptions, DEFAULT_MAX_IN_FLIGHT, MIN_INTERVAL,
 };
+pub use shed::{Move, Shed, ShedDials, ShedPlan, Why};
 pub use spec::{
     CheckKind, CheckSpec, Empty, Initial, MetricQuery, Quorum, TargetKey, Threshold, Tls,
     MAX_METRIC_QUERY,

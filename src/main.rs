@@ -385,6 +385,16 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
             token: cfg.admin_token.clone(),
             allowed_hosts: cfg.admin_allowed_hosts.clone(),
             fleet,
+            shed: {
+                // [shed.REGION]: one task per region, publishing its dial.
+                let dials = Arc::new(health::ShedDials::new(
+                    cfg.shed.iter().map(|s| s.region.clone()),
+                ));
+                for s in &cfg.shed {
+                    tokio::spawn(health::run_shed(s.clone(), dials.clone(), stop_rx.clone()));
+                }
+                dials
+            },
         };
         // With [rum]: the collector and the refresh of its table into the answers.
         let rum_tasks = match (rum_listener, cfg.rum.as_ref()) {

@@ -23,6 +23,7 @@ use common::{ask_udp, http, wait_until, Dir, QuerySpec, Server};
 struct Exporter {
     addr: SocketAddr,
     lag_eu: Arc<AtomicU64>,
+    load_eu: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -33,8 +34,9 @@ impl Exporter {
         let addr = listener.local_addr().expect("addr");
         listener.set_nonblocking(true).expect("nonblocking");
         let lag_eu = Arc::new(AtomicU64::new(1f64.to_bits()));
+        let load_eu = Arc::new(AtomicU64::new(0.5f64.to_bits()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (lag, halt) = (lag_eu.clone(), stop.clone());
+        let (lag, load, halt) = (lag_eu.clone(), load_eu.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             while !halt.load(Ordering::Relaxed) {
                 let Ok((mut c, _)) = listener.accept() else {
@@ -48,8 +50,11 @@ impl Exporter {
                 let body = format!(
                     "# TYPE pg_replication_lag_seconds gauge\n\
                      pg_replication_lag_seconds{{region=\"eu-west\"}} {}\n\
-                     pg_replication_lag_seconds{{region=\"us-east\"}} 0.5\n",
-                    f64::from_bits(lag.load(Ordering::Relaxed))
+                     pg_replication_lag_seconds{{region=\"us-east\"}} 0.5\n\
+                     # TYPE region_load gauge\n\
+                     region_load{{region=\"eu-west\"}} {}\n",
+                    f64::from_bits(lag.load(Ordering::Relaxed)),
+                    f64::from_bits(load.load(Ordering::Relaxed))
                 );
                 let _ = c.write_all(
                     format!(
@@ -64,6 +69,7 @@ impl Exporter {
         Exporter {
             addr,
             lag_eu,
+            load_eu,
             stop,
             thread: Some(thread),
         }
@@ -71,6 +77,10 @@ impl Exporter {
 
     fn set_lag(&self, seconds: f64) {
         self.lag_eu.store(seconds.to_bits(), Ordering::Relaxed);
+    }
+
+    fn set_load(&self, load: f64) {
+        self.load_eu.store(load.to_bits(), Ordering::Relaxed);
     }
 }
 
@@ -413,4 +423,74 @@ fn a_pushed_verdict_counts_until_its_expiry() {
     );
     assert_eq!(code, 200);
     assert_eq!(answer(&s, "www.m.test."), www);
+}
+
+/// `[shed.eu-west]` asks Prometheus for eu-west's load: over the high watermark
+/// the dial it asks for steps down to the floor, under the low one back to 100,
+/// and with Prometheus gone it holds.
+#[test]
+fn shedding_follows_the_load_between_floor_and_full() {
+    let d = dir("shed");
+    let exporter = Exporter::start();
+    let mut prom = Prometheus::start(&d.0, exporter.addr);
+    wait_until(
+        "prometheus to scrape the exporter",
+        Duration::from_secs(30),
+        || prom.lag_eu().is_some(),
+    );
+    std::fs::write(d.0.join("zones/m.toml"), zone(prom.addr)).expect("write zone");
+    let config = d.0.join("server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[shed.eu-west]\nserver = \"{}\"\nquery = 'region_load{{region=\"eu-west\"}}'\n\
+             low = 0.6\nhigh = 0.8\nfloor = 30\nstep = 20\ninterval = \"200ms\"\ntimeout = \"150ms\"\n",
+            prom.addr
+        ),
+    )
+    .expect("write config");
+    let s = common::start_with_admin(
+        &d.0.join("zones"),
+        &["--config", config.to_str().expect("path")],
+    );
+    let admin = s.admin.expect("admin address");
+    let dial = || -> Option<u64> {
+        let (_, status) = http(admin, "GET", "/status");
+        let v: serde_json::Value = serde_json::from_str(&status).ok()?;
+        v["shed"]["eu-west"]["dial"].as_u64()
+    };
+    assert_eq!(dial(), Some(100));
+    exporter.set_load(0.95);
+    // Down in steps of 20 to the floor: 80, 60, 40, 30, and never below.
+    wait_until(
+        "the dial to reach the floor",
+        Duration::from_secs(20),
+        || dial() == Some(30),
+    );
+    let (_, metrics) = http(admin, "GET", "/metrics");
+    assert!(
+        metrics.contains("signpost_shed_dial_percent{region=\"eu-west\"} 30"),
+        "{metrics}"
+    );
+    // Between the watermarks: it holds.
+    exporter.set_load(0.7);
+    wait_until("the load figure 0.7", Duration::from_secs(20), || {
+        let (_, status) = http(admin, "GET", "/status");
+        serde_json::from_str::<serde_json::Value>(&status)
+            .is_ok_and(|v| v["shed"]["eu-west"]["load"].as_f64() == Some(0.7))
+    });
+    assert_eq!(dial(), Some(30));
+    // Under the low watermark: back to full.
+    exporter.set_load(0.1);
+    wait_until("the dial to return to 100", Duration::from_secs(20), || {
+        dial() == Some(100)
+    });
+    // Prometheus gone, load reported high: no figure, the dial holds.
+    exporter.set_load(0.95);
+    prom.stop();
+    let before = unanswered(admin);
+    wait_until("4 unanswered load figures", Duration::from_secs(20), || {
+        unanswered(admin) >= before + 4
+    });
+    assert_eq!(dial(), Some(100));
 }

@@ -76,6 +76,8 @@ pub struct AdminState {
     /// With `[fleet]`: where overrides and weights go to reach every instance,
     /// and the votes `/status` shows.
     pub fleet: Option<Arc<Fleet>>,
+    /// The dials load shedding asks for, per region (`[shed.REGION]`).
+    pub shed: Arc<health::ShedDials>,
 }
 
 /// A response: status, content type, body.
@@ -349,6 +351,7 @@ pub fn route(state: &AdminState, req: &Request) -> Reply {
                 if let Some(f) = &state.fleet {
                     body.push_str(&f.render_metrics());
                 }
+                body.push_str(&shed_metrics(&state.shed));
                 body
             },
         },
@@ -601,6 +604,22 @@ fn transitions(state: &AdminState) -> Reply {
     Reply::json(json!({ "transitions": list }))
 }
 
+/// `signpost_shed_dial_percent{region}`: the dial load shedding asks for.
+fn shed_metrics(dials: &health::ShedDials) -> String {
+    let all = dials.status();
+    if all.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("# HELP signpost_shed_dial_percent The traffic dial load shedding asks for, per region.\n# TYPE signpost_shed_dial_percent gauge\n");
+    for (region, dial, _) in all {
+        out.push_str(&format!(
+            "signpost_shed_dial_percent{{region=\"{}\"}} {dial}\n",
+            crate::metrics::escape(&region)
+        ));
+    }
+    out
+}
+
 /// The pushed verdicts in force, for `/status`.
 fn verdicts_json(snap: &crate::snapshot::Snapshot) -> serde_json::Value {
     let now = std::time::SystemTime::now();
@@ -704,6 +723,7 @@ fn status(state: &AdminState) -> Reply {
         "overrides": table.named_overrides().iter().map(|(k, v)| (k.clone(), v.to_string())).collect::<BTreeMap<_, _>>(),
         "weights": snap.health.operator_weights().lock().map(|w| w.clone()).unwrap_or_default(),
         "verdicts": verdicts_json(&snap),
+        "shed": state.shed.status().into_iter().map(|(r, dial, load)| (r, json!({ "dial": dial, "load": load }))).collect::<BTreeMap<_, _>>(),
         "fleet": state.fleet.as_ref().map(|f| f.status_json()),
         "reload": {
             "successes": reload.successes.load(Relaxed),

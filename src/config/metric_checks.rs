@@ -18,7 +18,7 @@ pub enum Number {
 }
 
 impl Number {
-    fn value(self) -> f64 {
+    pub fn value(self) -> f64 {
         match self {
             // Thresholds beyond 2^53 lose their last digits, which no metric notices.
             Number::Int(i) => i as f64,

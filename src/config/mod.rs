@@ -10,6 +10,7 @@ pub mod fleet;
 pub mod metric_checks;
 pub mod policy;
 pub mod server;
+pub mod shed;
 pub mod transport;
 pub mod values;
 pub mod zones;

@@ -37,6 +37,7 @@ struct ServerRaw {
     doh: Option<super::encrypted::DohRaw>,
     dnssec: Option<DnssecServerRaw>,
     rum: Option<RumRaw>,
+    shed: Option<std::collections::BTreeMap<String, super::shed::ShedRaw>>,
 }
 
 /// `[rum]`: the measured-latency collector (see `latency::rum`).
@@ -229,6 +230,8 @@ pub struct ServerConfig {
     pub dnssec: DnssecConfig,
     /// The measured-latency collector; none: off.
     pub rum: Option<RumConfig>,
+    /// `[shed.REGION]`: load shedding's signal per region.
+    pub shed: Vec<crate::health::ShedSource>,
 }
 
 /// Whose figure wins where the operator's `latency_table` file and the measured
@@ -525,6 +528,7 @@ impl Default for ServerConfig {
             encrypted: Default::default(),
             dnssec: DnssecConfig::default(),
             rum: None,
+            shed: Vec::new(),
         }
     }
 }
@@ -848,6 +852,9 @@ impl ServerConfig {
         }
         if let Some(f) = raw.fleet {
             cfg.fleet = Some(f.check(text, path, base, &mut errors));
+        }
+        if let Some(s) = raw.shed {
+            cfg.shed = super::shed::check(s, text, path, &mut errors);
         }
         cfg.encrypted =
             super::encrypted::check(raw.tls, raw.dot, raw.doh, text, path, base, &mut errors);

@@ -27,6 +27,7 @@ mod recent;
 mod rng;
 mod scheduler;
 mod shed;
+mod shedder;
 mod spec;
 mod state;
 mod table;
@@ -44,6 +45,7 @@ pub use scheduler::{
     Mapping, Scheduler, SchedulerHandle, SchedulerOptions, DEFAULT_MAX_IN_FLIGHT, MIN_INTERVAL,
 };
 pub use shed::{Move, Shed, ShedDials, ShedPlan, Why};
+pub use shedder::{run_shed, ShedSource};
 pub use spec::{
     CheckKind, CheckSpec, Empty, Initial, MetricQuery, Quorum, TargetKey, Threshold, Tls,
     MAX_METRIC_QUERY,

@@ -193,17 +193,45 @@ impl Shed {
 #[derive(Debug)]
 pub struct ShedDials {
     regions: Vec<(String, AtomicU8)>,
+    /// The last load figure of each region (f64 bits; NaN: none), for status.
+    loads: Vec<std::sync::atomic::AtomicU64>,
 }
 
 impl ShedDials {
     /// A cell at 100% for each region.
     pub fn new(regions: impl IntoIterator<Item = String>) -> Self {
-        ShedDials {
-            regions: regions
-                .into_iter()
-                .map(|r| (r, AtomicU8::new(100)))
-                .collect(),
+        let regions: Vec<(String, AtomicU8)> = regions
+            .into_iter()
+            .map(|r| (r, AtomicU8::new(100)))
+            .collect();
+        let loads = regions
+            .iter()
+            .map(|_| std::sync::atomic::AtomicU64::new(f64::NAN.to_bits()))
+            .collect();
+        ShedDials { regions, loads }
+    }
+
+    /// Keeps a region's last load figure (`None`: none this time), for status.
+    pub fn set_load(&self, region: &str, load: Option<f64>) {
+        if let Some(i) = self.regions.iter().position(|(r, _)| r == region) {
+            self.loads[i].store(load.unwrap_or(f64::NAN).to_bits(), Ordering::Relaxed);
         }
+    }
+
+    /// Every region with its dial and last load figure, in the order given.
+    pub fn status(&self) -> Vec<(String, u8, Option<f64>)> {
+        self.regions
+            .iter()
+            .zip(&self.loads)
+            .map(|((r, d), l)| {
+                let load = f64::from_bits(l.load(Ordering::Relaxed));
+                (
+                    r.clone(),
+                    d.load(Ordering::Relaxed),
+                    (!load.is_nan()).then_some(load),
+                )
+            })
+            .collect()
     }
 
     /// The region's dial in percent; 100 for a region that does not shed.

@@ -11,6 +11,8 @@
 mod dns;
 mod http;
 mod prometheus;
+
+pub(crate) use prometheus::figure;
 mod tcp;
 mod tls;
 

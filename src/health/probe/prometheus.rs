@@ -157,6 +157,41 @@ fn api_error(body: &[u8]) -> Option<String> {
 /// The worst series decides: down when any value is above `down_above` or below
 /// `down_below`. NaN values are left out, as if the series were missing.
 pub(crate) fn judge(m: &MetricQuery, body: &[u8]) -> Result<Option<(bool, String)>, String> {
+    let series = series(body)?;
+    if series.is_empty() {
+        return Ok(match m.empty {
+            Empty::Down => Some((false, "no series (empty = \"down\")".into())),
+            Empty::Up => Some((true, "no series (empty = \"up\")".into())),
+            Empty::Unknown => None,
+        });
+    }
+    judge_series(m, &series)
+}
+
+/// Asks once for a load figure: the highest value among the answer's series,
+/// `None` for an answer without any; `Err` when the server could not be asked.
+pub(crate) async fn figure(
+    m: &MetricQuery,
+    timeout: std::time::Duration,
+) -> Result<Option<f64>, String> {
+    let body = match tokio::time::timeout(timeout, fetch(m)).await {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(format!(
+                "{} did not answer within {}",
+                m.server,
+                fmt_duration(timeout)
+            ))
+        }
+    };
+    Ok(series(&body)?
+        .into_iter()
+        .map(|(_, v)| v)
+        .max_by(f64::total_cmp))
+}
+
+/// The series of an instant-query answer, NaN values left out.
+fn series(body: &[u8]) -> Result<Vec<(String, f64)>, String> {
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
     if v.get("status").and_then(|s| s.as_str()) != Some("success") {
@@ -185,13 +220,13 @@ pub(crate) fn judge(m: &MetricQuery, body: &[u8]) -> Result<Option<(bool, String
         }
     }
     series.retain(|(_, v)| !v.is_nan());
-    if series.is_empty() {
-        return Ok(match m.empty {
-            Empty::Down => Some((false, "no series (empty = \"down\")".into())),
-            Empty::Up => Some((true, "no series (empty = \"up\")".into())),
-            Empty::Unknown => None,
-        });
-    }
+    Ok(series)
+}
+
+fn judge_series(
+    m: &MetricQuery,
+    series: &[(String, f64)],
+) -> Result<Option<(bool, String)>, String> {
     if let Some(t) = m.down_above {
         if let Some((l, v)) = series.iter().find(|(_, v)| *v > t.0) {
             return Ok(Some((false, format!("{l}{v} is above {}", t.0))));

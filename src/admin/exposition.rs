@@ -37,7 +37,7 @@ pub fn render(metrics: &Metrics, snap: &Snapshot, reload: &ReloadStats) -> Strin
     let verdicts = table.verdicts();
     let _ = writeln!(
         out,
-        "# HELP signpost_metric_checks_unanswered_total Metric checks whose server could not be asked or gave nothing to judge; verdicts were kept.\n# TYPE signpost_metric_checks_unanswered_total counter\nsignpost_metric_checks_unanswered_total {}\n# HELP signpost_verdicts_pushed_total Verdicts pushed by the operator's monitoring.\n# TYPE signpost_verdicts_pushed_total counter\nsignpost_verdicts_pushed_total {}\n# HELP signpost_verdicts_expired_total Pushed verdicts that ran out.\n# TYPE signpost_verdicts_expired_total counter\nsignpost_verdicts_expired_total {}\n# HELP signpost_verdicts_live Pushed verdicts in force.\n# TYPE signpost_verdicts_live gauge\nsignpost_verdicts_live {}",
+        "# HELP signpost_metric_checks_unanswered_total Metric checks and load figures whose server could not be asked or gave nothing to judge; verdicts and dials were kept.\n# TYPE signpost_metric_checks_unanswered_total counter\nsignpost_metric_checks_unanswered_total {}\n# HELP signpost_verdicts_pushed_total Verdicts pushed by the operator's monitoring.\n# TYPE signpost_verdicts_pushed_total counter\nsignpost_verdicts_pushed_total {}\n# HELP signpost_verdicts_expired_total Pushed verdicts that ran out.\n# TYPE signpost_verdicts_expired_total counter\nsignpost_verdicts_expired_total {}\n# HELP signpost_verdicts_live Pushed verdicts in force.\n# TYPE signpost_verdicts_live gauge\nsignpost_verdicts_live {}",
         crate::health::unanswered(),
         verdicts.pushed_total(),
         verdicts.expired_total(),

@@ -388,7 +388,7 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
             shed: {
                 // [shed.REGION]: one task per region, publishing its dial.
                 let dials = Arc::new(health::ShedDials::new(
-                    cfg.shed.iter().map(|s| s.region.clone()),
+                    cfg.shed.iter().map(|s| (s.region.clone(), s.query.is_none())),
                 ));
                 for s in &cfg.shed {
                     tokio::spawn(health::run_shed(s.clone(), dials.clone(), stop_rx.clone()));

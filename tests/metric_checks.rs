@@ -494,3 +494,52 @@ fn shedding_follows_the_load_between_floor_and_full() {
     });
     assert_eq!(dial(), Some(100));
 }
+
+/// `[shed.us-east]` without a query takes its load from `POST /v1/load`.
+#[test]
+fn a_pushed_load_moves_the_shedding_dial() {
+    let d = dir("pushload");
+    std::fs::write(d.0.join("zones/m.toml"), zone(free_port())).expect("write zone");
+    let config = d.0.join("server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[shed.us-east]\nlow = 100\nhigh = 200\nfloor = 50\nstep = 25\ninterval = \"200ms\"\ntimeout = \"100ms\"\n\
+             [shed.eu-west]\nserver = \"{}\"\nquery = 'x'\nlow = 0.6\nhigh = 0.8\n",
+            free_port()
+        ),
+    )
+    .expect("write config");
+    let s = common::start_with_admin(
+        &d.0.join("zones"),
+        &["--config", config.to_str().expect("path")],
+    );
+    let admin = s.admin.expect("admin address");
+    let dial = || -> Option<u64> {
+        let (_, status) = http(admin, "GET", "/status");
+        let v: serde_json::Value = serde_json::from_str(&status).ok()?;
+        v["shed"]["us-east"]["dial"].as_u64()
+    };
+    for bad in [
+        "/v1/load?region=eu-west&value=0.9&ttl=30s",
+        "/v1/load?region=nowhere&value=0.9&ttl=30s",
+        "/v1/load?region=us-east&value=high&ttl=30s",
+        "/v1/load?region=us-east&value=250&ttl=2h",
+        "/v1/load?region=us-east&value=250",
+    ] {
+        let (code, body) = http(admin, "POST", bad);
+        assert_eq!(code, 400, "{bad}: {body}");
+    }
+    assert_eq!(dial(), Some(100));
+    let (code, body) = http(admin, "POST", "/v1/load?region=us-east&value=250&ttl=60s");
+    assert_eq!(code, 200, "{body}");
+    wait_until(
+        "the dial to reach its floor",
+        Duration::from_secs(20),
+        || dial() == Some(50),
+    );
+    http(admin, "POST", "/v1/load?region=us-east&value=20&ttl=60s");
+    wait_until("the dial to return to 100", Duration::from_secs(20), || {
+        dial() == Some(100)
+    });
+}

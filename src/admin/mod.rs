@@ -361,11 +361,14 @@ pub fn route(state: &AdminState, req: &Request) -> Reply {
         "/v1/override" if post => set_override(state, req),
         "/v1/weight" if post => set_weight(state, req),
         "/v1/verdict" if post => set_verdict(state, req),
+        "/v1/load" if post => push_load(state, req),
         "/metrics" | "/status" | "/explain" | "/v1/transitions" => Reply::text(405, "use GET"),
-        "/v1/override" | "/v1/weight" | "/v1/verdict" => Reply::text(405, "use POST"),
+        "/v1/override" | "/v1/weight" | "/v1/verdict" | "/v1/load" => {
+            Reply::text(405, "use POST")
+        }
         _ => Reply::text(
             404,
-            "not found; try /, /metrics, /status, /explain, /v1/transitions, /v1/override, /v1/weight, /v1/verdict",
+            "not found; try /, /metrics, /status, /explain, /v1/transitions, /v1/override, /v1/weight, /v1/verdict, /v1/load",
         ),
     }
 }
@@ -508,6 +511,33 @@ fn set_verdict(state: &AdminState, req: &Request) -> Reply {
             }))
         }
         Err(e) => Reply::text(400, e.to_string()),
+    }
+}
+
+/// `POST /v1/load?region=&value=&ttl=`: a load figure for a region whose
+/// `[shed.REGION]` takes pushed values, counting until its ttl runs out.
+fn push_load(state: &AdminState, req: &Request) -> Reply {
+    let (region, value, ttl) = match (param(req, "region"), param(req, "value"), param(req, "ttl"))
+    {
+        (Ok(r), Ok(v), Ok(t)) => (r, v, t),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e,
+    };
+    let Ok(value) = value.parse::<f64>() else {
+        return Reply::text(400, format!("value {value:?} is not a number"));
+    };
+    let ttl = match crate::config::values::parse_duration(ttl) {
+        Ok(d) => d,
+        Err(e) => return Reply::text(400, format!("ttl: {e}")),
+    };
+    match state
+        .shed
+        .push_load(region, value, ttl, std::time::SystemTime::now())
+    {
+        Ok(()) => {
+            debug!(region, value, "load pushed");
+            Reply::json(json!({ "region": region, "load": value }))
+        }
+        Err(e) => Reply::text(400, e),
     }
 }
 

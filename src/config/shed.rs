@@ -24,10 +24,11 @@ use crate::health::{CheckKind, ShedPlan, ShedSource};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShedRaw {
-    /// ADDR:PORT of the Prometheus-compatible server.
-    pub server: String,
+    /// ADDR:PORT of the Prometheus-compatible server; with `query`, or neither
+    /// for a load pushed through the admin endpoint.
+    pub server: Option<String>,
     /// PromQL; the highest series of the answer is the region's load.
-    pub query: String,
+    pub query: Option<String>,
     pub path: Option<String>,
     pub low: Number,
     pub high: Number,
@@ -66,18 +67,28 @@ pub fn check(
             interval,
             timeout,
         } = r;
-        let kind = compile_prometheus(
-            &region,
-            &PrometheusRaw {
-                server,
-                path: qpath,
-                query,
-                down_above: None,
-                down_below: Some(Number::Float(0.0)),
-                empty: None,
-            },
-            &mut errs,
-        );
+        let kind = match (server, query) {
+            (Some(server), Some(query)) => Some(compile_prometheus(
+                &region,
+                &PrometheusRaw {
+                    server,
+                    path: qpath,
+                    query,
+                    down_above: None,
+                    down_below: Some(Number::Float(0.0)),
+                    empty: None,
+                },
+                &mut errs,
+            )),
+            (None, None) if qpath.is_none() => None,
+            _ => {
+                errs.push(
+                    "give server and query (a load asked for), or neither (a load pushed with POST /v1/load)"
+                        .into(),
+                );
+                None
+            }
+        };
         let plan = ShedPlan {
             low: low.value(),
             high: high.value(),
@@ -106,15 +117,17 @@ pub fn check(
             let e = e.trim_start_matches(['.', ':', ' ']);
             errors.push(ConfigError::new(path, line, format!("shed.{region}: {e}")));
         }
-        if let CheckKind::Prometheus(query) = kind {
-            out.push(ShedSource {
-                region,
-                query,
-                plan,
-                interval,
-                timeout,
-            });
-        }
+        let query = match kind {
+            Some(CheckKind::Prometheus(q)) => Some(q),
+            _ => None,
+        };
+        out.push(ShedSource {
+            region,
+            query,
+            plan,
+            interval,
+            timeout,
+        });
     }
     out
 }
@@ -151,6 +164,11 @@ mod tests {
         );
         assert!(errs.is_empty(), "{errs:?}");
         assert_eq!(out[0].plan.floor, 20);
+        assert!(out[0].query.is_some());
+        let (out, errs) = run("[shed.eu-west]\nlow = 0.6\nhigh = 0.8\n");
+        assert!(errs.is_empty() && out[0].query.is_none(), "{errs:?}");
+        let (_, errs) = run("[shed.eu-west]\nserver = \"127.0.0.1:9090\"\nlow = 0.6\nhigh = 0.8\n");
+        assert!(errs[0].message.contains("or neither"), "{errs:?}");
         assert_eq!(out[0].interval, Duration::from_secs(10));
         let (_, errs) = run(
             "# x\n[shed.eu-west]\nserver = \"nowhere\"\nquery = 'load'\nlow = 0.9\nhigh = 0.8\n",

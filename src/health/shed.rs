@@ -195,20 +195,71 @@ pub struct ShedDials {
     regions: Vec<(String, AtomicU8)>,
     /// The last load figure of each region (f64 bits; NaN: none), for status.
     loads: Vec<std::sync::atomic::AtomicU64>,
+    /// Regions whose load is pushed (not asked for): the last value and until
+    /// when it counts.
+    pushed: Vec<Option<std::sync::Mutex<Option<PushedLoad>>>>,
 }
 
+/// A pushed load value and until when it counts.
+type PushedLoad = (f64, std::time::SystemTime);
+
 impl ShedDials {
-    /// A cell at 100% for each region.
-    pub fn new(regions: impl IntoIterator<Item = String>) -> Self {
-        let regions: Vec<(String, AtomicU8)> = regions
+    /// A cell at 100% for each region (with whether its load is pushed).
+    pub fn new(regions: impl IntoIterator<Item = (String, bool)>) -> Self {
+        let (regions, pushed): (Vec<_>, Vec<_>) = regions
             .into_iter()
-            .map(|r| (r, AtomicU8::new(100)))
-            .collect();
-        let loads = regions
+            .map(|(r, p)| {
+                (
+                    (r, AtomicU8::new(100)),
+                    p.then(|| std::sync::Mutex::new(None)),
+                )
+            })
+            .unzip();
+        let loads = pushed
             .iter()
             .map(|_| std::sync::atomic::AtomicU64::new(f64::NAN.to_bits()))
             .collect();
-        ShedDials { regions, loads }
+        ShedDials {
+            regions,
+            loads,
+            pushed,
+        }
+    }
+
+    /// Takes a pushed load value for `region`, counting until `now + ttl`.
+    pub fn push_load(
+        &self,
+        region: &str,
+        value: f64,
+        ttl: std::time::Duration,
+        now: std::time::SystemTime,
+    ) -> Result<(), String> {
+        let Some(i) = self.regions.iter().position(|(r, _)| r == region) else {
+            return Err(format!("{region:?} has no [shed.{region}]"));
+        };
+        let Some(cell) = &self.pushed[i] else {
+            return Err(format!(
+                "[shed.{region}] asks a query; its load cannot be pushed"
+            ));
+        };
+        if !value.is_finite() {
+            return Err("value: give a finite number".into());
+        }
+        if !(super::verdict::MIN_TTL..=super::verdict::MAX_TTL).contains(&ttl) {
+            return Err(format!("ttl {ttl:?} is out of range; give 1s to 1h"));
+        }
+        *cell.lock().unwrap_or_else(|p| p.into_inner()) = Some((value, now + ttl));
+        Ok(())
+    }
+
+    /// The pushed load of `region` still counting at `now`.
+    pub fn pushed_load(&self, region: &str, now: std::time::SystemTime) -> Option<f64> {
+        let i = self.regions.iter().position(|(r, _)| r == region)?;
+        let v = *self.pushed[i]
+            .as_ref()?
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        v.filter(|(_, until)| *until > now).map(|(v, _)| v)
     }
 
     /// Keeps a region's last load figure (`None`: none this time), for status.
@@ -415,7 +466,10 @@ mod tests {
 
     #[test]
     fn dial_cells_read_what_was_set() {
-        let d = ShedDials::new(["eu-west".to_string(), "us-east".to_string()]);
+        let d = ShedDials::new([
+            ("eu-west".to_string(), false),
+            ("us-east".to_string(), true),
+        ]);
         assert_eq!(d.get("eu-west"), 100);
         assert!(d.set("eu-west", 40));
         assert!(!d.set("nowhere", 40));
@@ -426,5 +480,14 @@ mod tests {
             d.all(),
             vec![("eu-west".into(), 40), ("us-east".into(), 100)]
         );
+        // Pushed loads: only where configured, bounded, and until their expiry.
+        let t0 = std::time::SystemTime::UNIX_EPOCH;
+        let ttl = std::time::Duration::from_secs(30);
+        assert!(d.push_load("eu-west", 0.9, ttl, t0).is_err());
+        assert!(d.push_load("us-east", f64::NAN, ttl, t0).is_err());
+        assert!(d.push_load("us-east", 0.9, ttl * 1000, t0).is_err());
+        assert!(d.push_load("us-east", 0.9, ttl, t0).is_ok());
+        assert_eq!(d.pushed_load("us-east", t0 + ttl / 2), Some(0.9));
+        assert_eq!(d.pushed_load("us-east", t0 + ttl), None);
     }
 }

@@ -18,8 +18,9 @@ use super::spec::MetricQuery;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShedSource {
     pub region: String,
-    /// The load query; its highest series is the region's figure.
-    pub query: MetricQuery,
+    /// The load query, whose highest series is the region's figure; `None`: the
+    /// load is pushed (`ShedDials::push_load`).
+    pub query: Option<MetricQuery>,
     pub plan: ShedPlan,
     pub interval: Duration,
     pub timeout: Duration,
@@ -37,7 +38,11 @@ pub async fn run_shed(source: ShedSource, dials: Arc<ShedDials>, mut stop: watch
             r = stop.wait_for(|s| *s) => { let _ = r; return; }
             _ = tick.tick() => {}
         }
-        let load = match figure(&source.query, source.timeout).await {
+        let asked = match &source.query {
+            Some(q) => figure(q, source.timeout).await,
+            None => Ok(dials.pushed_load(&source.region, std::time::SystemTime::now())),
+        };
+        let load = match asked {
             Ok(v) => {
                 if failed_run > 0 {
                     tracing::info!(region = %source.region, after = failed_run, "load figure answered again");

@@ -11,6 +11,7 @@
 # tests/encrypted.rs, unbound (a validating resolver) for tests/dnssec.rs,
 # knotd and nsd (secondaries taking zones from signpost) for tests/transfer.rs
 # knotd and knotc (Knot DNS as a primary) for tests/secondary.rs
+# prometheus (its server, started on loopback) for tests/metric_checks.rs
 # (.ci/run calls it so; apt-get update runs once first in that mode).
 # Idempotent: does nothing when every command is already there.
 # Needs root (or sudo) and apt. Package services are not started: the peers
@@ -45,6 +46,7 @@ if [ "${1:-}" = --ci ]; then
         [knotd]=knot
         [nsd]=nsd
         [knotc]=knot
+        [prometheus]=prometheus
     )
 fi
 

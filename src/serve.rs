@@ -302,6 +302,7 @@ async fn run(
         token: cfg.admin_token.clone(),
         allowed_hosts: cfg.admin_allowed_hosts.clone(),
         fleet,
+        shed: start_shedding(&cfg, &stop_rx),
     };
     let mut admin_addr = String::new();
     if let Some(l) = bound.admin {
@@ -342,6 +343,22 @@ async fn run(
     .stop()
     .await;
     Ok(())
+}
+
+/// `[shed.REGION]`: one task per region, publishing its dial.
+fn start_shedding(
+    cfg: &ServerConfig,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Arc<health::ShedDials> {
+    let dials = Arc::new(health::ShedDials::new(
+        cfg.shed
+            .iter()
+            .map(|s| (s.region.clone(), s.query.is_none())),
+    ));
+    for s in &cfg.shed {
+        tokio::spawn(health::run_shed(s.clone(), dials.clone(), stop.clone()));
+    }
+    dials
 }
 
 /// What a reload does before its snapshot serves: keeps the probes and state of

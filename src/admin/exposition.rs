@@ -34,6 +34,15 @@ pub fn render(metrics: &Metrics, snap: &Snapshot, reload: &ReloadStats) -> Strin
         }
     }
     let table = snap.health.table();
+    let verdicts = table.verdicts();
+    let _ = writeln!(
+        out,
+        "# HELP signpost_metric_checks_unanswered_total Metric checks and load figures whose server could not be asked or gave nothing to judge; verdicts and dials were kept.\n# TYPE signpost_metric_checks_unanswered_total counter\nsignpost_metric_checks_unanswered_total {}\n# HELP signpost_verdicts_pushed_total Verdicts pushed by the operator's monitoring.\n# TYPE signpost_verdicts_pushed_total counter\nsignpost_verdicts_pushed_total {}\n# HELP signpost_verdicts_expired_total Pushed verdicts that ran out.\n# TYPE signpost_verdicts_expired_total counter\nsignpost_verdicts_expired_total {}\n# HELP signpost_verdicts_live Pushed verdicts in force.\n# TYPE signpost_verdicts_live gauge\nsignpost_verdicts_live {}",
+        crate::health::unanswered(),
+        verdicts.pushed_total(),
+        verdicts.expired_total(),
+        verdicts.live(std::time::SystemTime::now()).len()
+    );
     out.push_str("# HELP signpost_health_transitions_total Probed up/down changes per target.\n# TYPE signpost_health_transitions_total counter\n");
     let statuses = table.status_all();
     for t in &statuses {

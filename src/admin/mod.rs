@@ -76,6 +76,8 @@ pub struct AdminState {
     /// With `[fleet]`: where overrides and weights go to reach every instance,
     /// and the votes `/status` shows.
     pub fleet: Option<Arc<Fleet>>,
+    /// The dials load shedding asks for, per region (`[shed.REGION]`).
+    pub shed: Arc<health::ShedDials>,
 }
 
 /// A response: status, content type, body.
@@ -127,6 +129,7 @@ pub async fn serve(listener: TcpListener, state: AdminState, mut stop: watch::Re
         .max_buf_size(HARD_HEAD)
         .keep_alive(true);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS as usize));
+    let expiry = tokio::spawn(expire_verdicts(state.snap.clone(), stop.clone()));
     let hosts = match listener.local_addr() {
         Ok(a) => Arc::new(guard::Hosts::new(a, &state.allowed_hosts)),
         Err(e) => {
@@ -180,6 +183,7 @@ pub async fn serve(listener: TcpListener, state: AdminState, mut stop: watch::Re
         });
     }
     let _ = tokio::time::timeout(REQUEST_TIMEOUT, slots.acquire_many(MAX_CONNECTIONS)).await;
+    expiry.abort();
 }
 
 /// One request: bounds, the [`guard`], then [`route`]; `local` is the address
@@ -347,6 +351,7 @@ pub fn route(state: &AdminState, req: &Request) -> Reply {
                 if let Some(f) = &state.fleet {
                     body.push_str(&f.render_metrics());
                 }
+                body.push_str(&shed_metrics(&state.shed));
                 body
             },
         },
@@ -355,11 +360,15 @@ pub fn route(state: &AdminState, req: &Request) -> Reply {
         "/v1/transitions" if get => transitions(state),
         "/v1/override" if post => set_override(state, req),
         "/v1/weight" if post => set_weight(state, req),
+        "/v1/verdict" if post => set_verdict(state, req),
+        "/v1/load" if post => push_load(state, req),
         "/metrics" | "/status" | "/explain" | "/v1/transitions" => Reply::text(405, "use GET"),
-        "/v1/override" | "/v1/weight" => Reply::text(405, "use POST"),
+        "/v1/override" | "/v1/weight" | "/v1/verdict" | "/v1/load" => {
+            Reply::text(405, "use POST")
+        }
         _ => Reply::text(
             404,
-            "not found; try /, /metrics, /status, /explain, /v1/transitions, /v1/override, /v1/weight",
+            "not found; try /, /metrics, /status, /explain, /v1/transitions, /v1/override, /v1/weight, /v1/verdict, /v1/load",
         ),
     }
 }
@@ -461,6 +470,100 @@ fn set_weight(state: &AdminState, req: &Request) -> Reply {
     Reply::json(json!({ "target": target, "weight": weight, "fleet": fleet_note(state) }))
 }
 
+/// `POST /v1/verdict?target=&verdict=down|up|clear&ttl=60s[&source=]`: a
+/// verdict from the operator's monitoring, in force until its ttl runs out.
+fn set_verdict(state: &AdminState, req: &Request) -> Reply {
+    let (target, verdict) = match (param(req, "target"), param(req, "verdict")) {
+        (Ok(t), Ok(v)) => (t, v),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    if let Err(r) = check_target(state, target) {
+        return r;
+    }
+    let snap = state.snap.load();
+    let verdicts = snap.health.table().verdicts();
+    let now = std::time::SystemTime::now();
+    let health = match verdict {
+        "down" => health::Health::Down,
+        "up" => health::Health::Up,
+        "clear" => {
+            let had = verdicts.clear(target);
+            snap.health.refresh();
+            info!(target, "pushed verdict cleared");
+            return Reply::json(json!({ "target": target, "verdict": null, "had": had }));
+        }
+        other => return Reply::text(400, format!("verdict {other:?}; use down, up or clear")),
+    };
+    let ttl = match param(req, "ttl").map(crate::config::values::parse_duration) {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => return Reply::text(400, format!("ttl: {e}")),
+        Err(r) => return r,
+    };
+    let source = req.query.get("source").map(|s| s.as_str()).unwrap_or("");
+    match verdicts.push(target, health, ttl, source, now) {
+        Ok(p) => {
+            snap.health.refresh();
+            info!(target, verdict, ttl = ?ttl, source, "pushed verdict");
+            Reply::json(json!({
+                "target": target,
+                "verdict": p.health.to_string(),
+                "expires_at": secs(p.until),
+            }))
+        }
+        Err(e) => Reply::text(400, e.to_string()),
+    }
+}
+
+/// `POST /v1/load?region=&value=&ttl=`: a load figure for a region whose
+/// `[shed.REGION]` takes pushed values, counting until its ttl runs out.
+fn push_load(state: &AdminState, req: &Request) -> Reply {
+    let (region, value, ttl) = match (param(req, "region"), param(req, "value"), param(req, "ttl"))
+    {
+        (Ok(r), Ok(v), Ok(t)) => (r, v, t),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e,
+    };
+    let Ok(value) = value.parse::<f64>() else {
+        return Reply::text(400, format!("value {value:?} is not a number"));
+    };
+    let ttl = match crate::config::values::parse_duration(ttl) {
+        Ok(d) => d,
+        Err(e) => return Reply::text(400, format!("ttl: {e}")),
+    };
+    match state
+        .shed
+        .push_load(region, value, ttl, std::time::SystemTime::now())
+    {
+        Ok(()) => {
+            debug!(region, value, "load pushed");
+            Reply::json(json!({ "region": region, "load": value }))
+        }
+        Err(e) => Reply::text(400, e),
+    }
+}
+
+/// Every second until `stop`: drops the pushed verdicts whose time is up and,
+/// when any did, recomputes what queries read, so a dead pusher stops counting.
+async fn expire_verdicts(snap: SnapshotHandle, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let s = snap.load();
+        let gone = s
+            .health
+            .table()
+            .verdicts()
+            .expire(std::time::SystemTime::now());
+        if !gone.is_empty() {
+            s.health.refresh();
+            info!(targets = %gone.join(" "), "pushed verdicts expired");
+        }
+    }
+}
+
 /// What a change's reply says about the other instances.
 fn fleet_note(state: &AdminState) -> Option<&'static str> {
     state
@@ -485,7 +588,22 @@ fn explain(state: &AdminState, req: &Request) -> Reply {
     };
     let snap = state.snap.load();
     match crate::answer::handler::explain(&snap, qname.wire(), ecs.as_ref(), addr) {
-        Some(lines) => Reply::text(200, lines.join("\n")),
+        Some(mut lines) => {
+            let now = std::time::SystemTime::now();
+            for (name, p) in snap.health.table().verdicts().live(now) {
+                lines.push(format!(
+                    "pushed verdict: {name} {} for {}s more{}",
+                    p.health,
+                    p.until.duration_since(now).unwrap_or_default().as_secs(),
+                    if p.source.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (from {})", p.source)
+                    }
+                ));
+            }
+            Reply::text(200, lines.join("\n"))
+        }
         None => Reply::text(404, format!("{qname} is not a steered name we serve")),
     }
 }
@@ -514,6 +632,44 @@ fn transitions(state: &AdminState) -> Reply {
         })
         .collect();
     Reply::json(json!({ "transitions": list }))
+}
+
+/// `signpost_shed_dial_percent{region}`: the dial load shedding asks for.
+fn shed_metrics(dials: &health::ShedDials) -> String {
+    let all = dials.status();
+    if all.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("# HELP signpost_shed_dial_percent The traffic dial load shedding asks for, per region.\n# TYPE signpost_shed_dial_percent gauge\n");
+    for (region, dial, _) in all {
+        out.push_str(&format!(
+            "signpost_shed_dial_percent{{region=\"{}\"}} {dial}\n",
+            crate::metrics::escape(&region)
+        ));
+    }
+    out
+}
+
+/// The pushed verdicts in force, for `/status`.
+fn verdicts_json(snap: &crate::answer::snapshot::Snapshot) -> serde_json::Value {
+    let now = std::time::SystemTime::now();
+    let live: BTreeMap<String, serde_json::Value> = snap
+        .health
+        .table()
+        .verdicts()
+        .live(now)
+        .into_iter()
+        .map(|(k, p)| {
+            let v = json!({
+                "verdict": p.health.to_string(),
+                "pushed_at": secs(p.at),
+                "expires_at": secs(p.until),
+                "source": p.source,
+            });
+            (k, v)
+        })
+        .collect();
+    json!(live)
 }
 
 fn status(state: &AdminState) -> Reply {
@@ -569,6 +725,7 @@ fn status(state: &AdminState) -> Reply {
                     "checked": !e.probes.is_empty(),
                     "name": n.name.to_string(),
                     "override": snap.health.override_in_force(e).to_string(),
+                    "pushed_down": snap.health.pushed_down(e),
                     "targets": snap.health.target_keys(e),
                 }));
             }
@@ -595,6 +752,8 @@ fn status(state: &AdminState) -> Reply {
         "targets": targets,
         "overrides": table.named_overrides().iter().map(|(k, v)| (k.clone(), v.to_string())).collect::<BTreeMap<_, _>>(),
         "weights": snap.health.operator_weights().lock().map(|w| w.clone()).unwrap_or_default(),
+        "verdicts": verdicts_json(&snap),
+        "shed": state.shed.status().into_iter().map(|(r, dial, load)| (r, json!({ "dial": dial, "load": load }))).collect::<BTreeMap<_, _>>(),
         "fleet": state.fleet.as_ref().map(|f| f.status_json()),
         "reload": {
             "successes": reload.successes.load(Relaxed),

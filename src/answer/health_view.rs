@@ -15,6 +15,8 @@ const NONE: u8 = 0;
 const FORCE_UP: u8 = 1;
 const FORCE_DOWN: u8 = 2;
 const DRAIN: u8 = 3;
+/// No operator override, and a pushed verdict says down (`health::Verdicts`).
+const PUSHED_DOWN: u8 = 4;
 
 /// Operator weights, kept across reloads and persisted with the health state.
 pub type Weights = Arc<Mutex<BTreeMap<String, u32>>>;
@@ -167,9 +169,18 @@ impl HealthBridge {
         v
     }
 
-    /// Recomputes the atomics from the table's named overrides and the weights.
+    /// Recomputes the atomics from the table's named overrides, the pushed
+    /// verdicts in force now, and the weights.
     pub fn refresh(&self) {
         let named = self.table.named_overrides();
+        let verdicts = self.table.verdicts().live(std::time::SystemTime::now());
+        // The endpoint's own verdict, else its region's, as for overrides.
+        let pushed_down = |n: &EndpointNames| {
+            verdicts
+                .get(&n.endpoint)
+                .or_else(|| verdicts.get(&n.region))
+                .is_some_and(|p| !p.health.is_up())
+        };
         let weights = self
             .operator_weights
             .lock()
@@ -181,6 +192,7 @@ impl HealthBridge {
                 _ => named.get(&n.region).copied().unwrap_or_default(),
             };
             let v = match o {
+                Override::None if pushed_down(n) => PUSHED_DOWN,
                 Override::None => NONE,
                 Override::ForceUp => FORCE_UP,
                 Override::ForceDown => FORCE_DOWN,
@@ -217,6 +229,11 @@ impl HealthBridge {
         }
     }
 
+    /// Whether a pushed verdict takes the endpoint out (no override being in force).
+    pub fn pushed_down(&self, e: &Endpoint) -> bool {
+        self.override_of(e) == PUSHED_DOWN
+    }
+
     /// The stable keys of the probe targets an endpoint's health comes from, as
     /// `/status` names them under `targets`.
     pub fn target_keys(&self, e: &Endpoint) -> Vec<String> {
@@ -240,7 +257,7 @@ impl HealthView for HealthBridge {
     fn endpoint_up(&self, e: &Endpoint) -> bool {
         match self.override_of(e) {
             FORCE_UP => return true,
-            FORCE_DOWN | DRAIN => return false,
+            FORCE_DOWN | DRAIN | PUSHED_DOWN => return false,
             _ => {}
         }
         if e.probes.is_empty() {

@@ -63,6 +63,7 @@ pub struct CheckRaw {
     pub https: Option<HttpRaw>,
     pub tcp: Option<TcpCheckRaw>,
     pub dns: Option<DnsRaw>,
+    pub prometheus: Option<super::metric_checks::PrometheusRaw>,
     pub interval: Option<String>,
     pub timeout: Option<String>,
     pub rise: Option<u32>,
@@ -87,10 +88,11 @@ fn compile(name: &str, c: &CheckRaw) -> Result<CheckSpec, Vec<String>> {
         c.https.is_some(),
         c.tcp.is_some(),
         c.dns.is_some(),
+        c.prometheus.is_some(),
     ];
     if kinds.iter().filter(|k| **k).count() != 1 {
         return Err(vec![format!(
-            "checks.{name}: give exactly one of http, https, tcp or dns"
+            "checks.{name}: give exactly one of http, https, tcp, dns or prometheus"
         )]);
     }
     let port_ok = |p: u16, errs: &mut Vec<String>| {
@@ -178,6 +180,8 @@ fn compile(name: &str, c: &CheckRaw) -> Result<CheckSpec, Vec<String>> {
             expect_rcode: rcode,
             expect_answer: d.answer.clone(),
         }
+    } else if let Some(p) = &c.prometheus {
+        super::metric_checks::compile_prometheus(name, p, &mut errs)
     } else {
         return Err(vec![format!("checks.{name}: no check kind")]);
     };

@@ -7,9 +7,11 @@
 pub mod checks;
 pub mod encrypted;
 pub mod fleet;
+pub mod metric_checks;
 pub mod policy;
 pub mod secondary;
 pub mod server;
+pub mod shed;
 pub mod transfer;
 pub mod transport;
 pub mod values;

@@ -42,6 +42,7 @@ struct ServerRaw {
     tsig: Option<Vec<super::transfer::TsigRaw>>,
     transfer: Option<super::transfer::TransferRaw>,
     secondary: Option<Vec<super::secondary::SecondaryRaw>>,
+    shed: Option<std::collections::BTreeMap<String, super::shed::ShedRaw>>,
 }
 
 /// `[rum]`: the measured-latency collector (see `latency::rum`).
@@ -238,6 +239,8 @@ pub struct ServerConfig {
     pub transfer: super::transfer::TransferConfig,
     /// Zones pulled from primaries by zone transfer (`[[secondary]]`).
     pub secondaries: Vec<super::secondary::SecondaryConfig>,
+    /// `[shed.REGION]`: load shedding's signal per region.
+    pub shed: Vec<crate::health::ShedSource>,
 }
 
 /// Whose figure wins where the operator's `latency_table` file and the measured
@@ -984,6 +987,7 @@ impl Default for ServerConfig {
             rum: None,
             transfer: Default::default(),
             secondaries: Vec::new(),
+            shed: Vec::new(),
         }
     }
 }
@@ -1046,6 +1050,7 @@ impl ServerConfig {
             tsig,
             transfer,
             secondary,
+            shed,
         } = raw;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut cx = Cx {
@@ -1120,6 +1125,9 @@ impl ServerConfig {
         }
         if let Some(f) = fleet {
             cfg.fleet = Some(f.check(text, path, base, &mut cx.errors));
+        }
+        if let Some(s) = shed {
+            cfg.shed = super::shed::check(s, text, path, &mut cx.errors);
         }
         cfg.encrypted = super::encrypted::check(tls, dot, doh, text, path, base, &mut cx.errors);
         if let Some(d) = dnssec {

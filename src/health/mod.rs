@@ -26,23 +26,33 @@ mod probe;
 mod recent;
 mod rng;
 mod scheduler;
+mod shed;
+mod shedder;
 mod spec;
 mod state;
 mod table;
+mod verdict;
 
 pub use persist::{
     load, save, save_state, PersistError, PersistedState, PersistedTarget, STATE_VERSION,
 };
 pub use probe::{
-    attempt, check_request, local_failures, probe, set_probe_source, Attempt, ProbeError,
+    attempt, check_request, local_failures, probe, set_probe_source, unanswered, Attempt,
+    ProbeError,
 };
 pub use recent::{RecentTransitions, Recorded, RECENT_TRANSITIONS};
 pub use scheduler::{
     Mapping, Scheduler, SchedulerHandle, SchedulerOptions, DEFAULT_MAX_IN_FLIGHT, MIN_INTERVAL,
 };
-pub use spec::{CheckKind, CheckSpec, Initial, Quorum, TargetKey, Tls};
+pub use shed::{Move, Shed, ShedDials, ShedPlan, Why};
+pub use shedder::{run_shed, ShedSource};
+pub use spec::{
+    CheckKind, CheckSpec, Empty, Initial, MetricQuery, Quorum, TargetKey, Threshold, Tls,
+    MAX_METRIC_QUERY,
+};
 pub use state::{Health, Override, ProbeResult, State, Status, Transition};
 pub use table::{
     bump_epoch, epoch, fleet_decides, set_fleet_decides, Change, HealthTable, LatencyHistogram,
     LatencySnapshot, TargetId, TargetStatus, LATENCY_BOUNDS,
 };
+pub use verdict::{Pushed, VerdictError, Verdicts, MAX_SOURCE, MAX_TTL, MAX_VERDICTS, MIN_TTL};

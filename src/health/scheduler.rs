@@ -14,7 +14,7 @@ use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::probe::{attempt, count_local_failure, Attempt};
+use super::probe::{attempt, count_local_failure, count_unanswered, Attempt};
 use super::rng::Rng;
 use super::spec::TargetKey;
 use super::state::State;
@@ -181,6 +181,7 @@ impl SchedulerHandle {
             slots,
             self.table.named().clone(),
             self.table.recent().clone(),
+            self.table.verdicts().clone(),
         ));
         let old_to_new = self.table.targets().map(|(_, k)| table.id(k)).collect();
         self.table = table.clone();
@@ -256,6 +257,9 @@ async fn run_target(
     let mut state = State::with_up(slot.probed().is_up());
     let mut rng = Rng::new();
     let mut next = Instant::now() + first_delay;
+    // Metric checks: how many asks in a row went unanswered (logged at the first
+    // and at powers of two, and when answers come back).
+    let mut unanswered_run: u64 = 0;
     tracing::debug!(target_key = %slot.stable, "health probe task started");
     loop {
         let probed = async {
@@ -287,7 +291,29 @@ async fn run_target(
                 next = started + interval + rng.below(spec.jitter);
                 continue;
             }
+            // The metric server could not be asked: not a verdict on the target.
+            Attempt::Unanswered(detail) => {
+                count_unanswered();
+                unanswered_run += 1;
+                if unanswered_run.is_power_of_two() {
+                    tracing::warn!(
+                        target_key = %slot.stable,
+                        in_a_row = unanswered_run,
+                        "metric check unanswered, verdict kept: {detail}"
+                    );
+                }
+                next = started + interval + rng.below(spec.jitter);
+                continue;
+            }
         };
+        if unanswered_run > 0 {
+            tracing::info!(
+                target_key = %slot.stable,
+                after = unanswered_run,
+                "metric check answered again"
+            );
+            unanswered_run = 0;
+        }
         if let Some(change) = slot.apply(&mut state, result) {
             tracing::info!(
                 target_key = %slot.stable,

@@ -109,6 +109,69 @@ pub enum CheckKind {
         /// address: `192.0.2.1`.
         expect_answer: Option<String>,
     },
+    /// A question to a Prometheus-compatible server's instant-query API, judged
+    /// by a threshold on the answer (see `probe::prometheus`). The endpoint's own
+    /// address is not contacted: it only tells one endpoint's target from another's.
+    Prometheus(MetricQuery),
+}
+
+/// The longest PromQL a `prometheus` check may hold, checked at load: the
+/// request stays far below any server's URL limit.
+pub const MAX_METRIC_QUERY: usize = 4096;
+
+/// What a `prometheus` check asks and how it reads the answer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MetricQuery {
+    /// The server asked (its HTTP API, plain HTTP).
+    pub server: SocketAddr,
+    /// The instant-query path, `/api/v1/query` unless the server is behind a prefix.
+    pub path: String,
+    /// PromQL, sent as the `query` parameter.
+    pub query: String,
+    /// Down when a series' value is above this.
+    pub down_above: Option<Threshold>,
+    /// Down when a series' value is below this.
+    pub down_below: Option<Threshold>,
+    /// What an answer without any series (or only NaN) means.
+    pub empty: Empty,
+}
+
+/// A threshold, compared and hashed by its bits so that a check stays hashable.
+#[derive(Debug, Clone, Copy)]
+pub struct Threshold(pub f64);
+
+impl PartialEq for Threshold {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+impl Eq for Threshold {}
+impl std::hash::Hash for Threshold {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.to_bits().hash(h)
+    }
+}
+
+/// What an empty answer to a metric query means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Empty {
+    /// A failing result: the series is gone, so is the thing it measures.
+    Down,
+    /// A passing result: the series only exists while something is wrong.
+    Up,
+    /// No result at all: counted and logged, the verdict holds (the default).
+    #[default]
+    Unknown,
+}
+
+impl fmt::Display for Empty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Empty::Down => "down",
+            Empty::Up => "up",
+            Empty::Unknown => "unknown",
+        })
+    }
 }
 
 /// TLS settings of an HTTPS check.
@@ -138,6 +201,7 @@ impl CheckKind {
             CheckKind::Http { port, .. }
             | CheckKind::Tcp { port, .. }
             | CheckKind::Dns { port, .. } => *port,
+            CheckKind::Prometheus(m) => m.server.port(),
         }
     }
 }
@@ -244,6 +308,22 @@ impl TargetKey {
                 }
                 if let Some(a) = expect_answer {
                     let _ = write!(s, ";answer={}", encode(a));
+                }
+            }
+            CheckKind::Prometheus(m) => {
+                let _ = write!(s, "prometheus:{}", encode(&m.query));
+                if let Some(t) = m.down_above {
+                    let _ = write!(s, ";above={}", t.0);
+                }
+                if let Some(t) = m.down_below {
+                    let _ = write!(s, ";below={}", t.0);
+                }
+                if m.empty != Empty::Unknown {
+                    let _ = write!(s, ";empty={}", m.empty);
+                }
+                let _ = write!(s, ";server={}", encode(&m.server.to_string()));
+                if m.path != "/api/v1/query" {
+                    let _ = write!(s, ";path={}", encode(&m.path));
                 }
             }
         }

@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime};
 use super::recent::{RecentTransitions, Recorded};
 use super::spec::{Initial, TargetKey};
 use super::state::{Health, Override, ProbeResult, State, Status, Transition};
+use super::verdict::Verdicts;
 
 /// Dense index of a target within one [`HealthTable`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -259,6 +260,8 @@ pub struct HealthTable {
     named: Arc<Mutex<BTreeMap<String, Override>>>,
     /// The last transitions of every target and override; shared like `named`.
     recent: Arc<RecentTransitions>,
+    /// Verdicts pushed by the operator's monitoring; shared like `named`.
+    verdicts: Arc<Verdicts>,
 }
 
 impl HealthTable {
@@ -284,6 +287,7 @@ impl HealthTable {
             index,
             named: Arc::default(),
             recent,
+            verdicts: Arc::default(),
         }
     }
 
@@ -293,6 +297,7 @@ impl HealthTable {
         slots: Vec<Arc<Slot>>,
         named: Arc<Mutex<BTreeMap<String, Override>>>,
         recent: Arc<RecentTransitions>,
+        verdicts: Arc<Verdicts>,
     ) -> Self {
         let index = slots
             .iter()
@@ -304,6 +309,7 @@ impl HealthTable {
             index,
             named,
             recent,
+            verdicts,
         }
     }
 
@@ -317,6 +323,11 @@ impl HealthTable {
 
     pub(crate) fn recent(&self) -> &Arc<RecentTransitions> {
         &self.recent
+    }
+
+    /// Verdicts pushed by the operator's monitoring (see `verdict`).
+    pub fn verdicts(&self) -> &Arc<Verdicts> {
+        &self.verdicts
     }
 
     /// The last transitions (probe verdicts and overrides), newest first.

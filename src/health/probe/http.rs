@@ -195,7 +195,7 @@ impl<'a> Finder<'a> {
 
 /// An operator's reason for a failed exchange. hyper's errors wrap the I/O error
 /// that caused them, where there was one.
-fn http_error(e: hyper::Error) -> ProbeError {
+pub(super) fn http_error(e: hyper::Error) -> ProbeError {
     if let Some(io) = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>())
     {
         use std::io::ErrorKind;

@@ -10,6 +10,9 @@
 
 mod dns;
 mod http;
+mod prometheus;
+
+pub(crate) use prometheus::figure;
 mod tcp;
 mod tls;
 
@@ -134,6 +137,9 @@ pub enum Attempt {
     Judged(ProbeResult),
     /// The probe could not be made here (see [`is_local`]); not a verdict.
     Local(String),
+    /// A metric check's server could not be asked, or gave no answer to judge
+    /// (see `prometheus`); not a verdict on the target either.
+    Unanswered(String),
 }
 
 /// Runs one probe of `spec` against `target`, bounded by `spec.timeout` as a whole
@@ -142,6 +148,9 @@ pub enum Attempt {
 /// `target` is used as given, port included; [`super::TargetKey::new`] builds it
 /// from an endpoint address and the check's port.
 pub async fn attempt(spec: &CheckSpec, target: SocketAddr) -> Attempt {
+    if let CheckKind::Prometheus(m) = &spec.kind {
+        return prometheus::attempt(m, spec.timeout).await;
+    }
     let start = Instant::now();
     let outcome = tokio::time::timeout(spec.timeout, run(&spec.kind, target)).await;
     let latency = start.elapsed();
@@ -177,12 +186,26 @@ pub async fn probe(spec: &CheckSpec, target: SocketAddr) -> ProbeResult {
     let start = Instant::now();
     match attempt(spec, target).await {
         Attempt::Judged(r) => r,
-        Attempt::Local(detail) => ProbeResult {
+        Attempt::Local(detail) | Attempt::Unanswered(detail) => ProbeResult {
             ok: false,
             latency: start.elapsed(),
             detail,
         },
     }
+}
+
+/// Metric checks whose server could not be asked or gave nothing to judge, since
+/// start; verdicts were kept.
+static UNANSWERED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// See [`UNANSWERED`].
+pub fn unanswered() -> u64 {
+    UNANSWERED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Counts a metric check left unanswered; returns the count so far.
+pub(crate) fn count_unanswered() -> u64 {
+    UNANSWERED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
 }
 
 /// Probes that could not be made for want of a local resource, since start.
@@ -258,6 +281,11 @@ async fn run(kind: &CheckKind, target: SocketAddr) -> Result<String, ProbeError>
             )
             .await
         }
+        // Asked by `attempt` before this; never here.
+        CheckKind::Prometheus(m) => Err(ProbeError::BadCheck(format!(
+            "metric query {:?} is not a connection probe",
+            m.query
+        ))),
     }
 }
 
@@ -287,6 +315,9 @@ pub fn check_request(kind: &CheckKind) -> Result<(), ProbeError> {
         }
         CheckKind::Dns { qname, qtype, .. } => dns::build_query(0, qname, *qtype).map(drop),
         CheckKind::Tcp { .. } => Ok(()),
+        CheckKind::Prometheus(m) => prometheus::request_uri(m)
+            .map(drop)
+            .map_err(ProbeError::BadCheck),
     }
 }
 

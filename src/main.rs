@@ -387,15 +387,17 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
             fleet,
         };
         // With [rum]: the collector and the refresh of its table into the answers.
-        let rum_tasks = match (rum_listener, cfg.rum.as_ref()) {
-            (Some(l), Some(r)) => {
+        // With [probes]: the site prober; and the refresh of the table.
+        let rum_listener = match rum_listener {
+            Some(l) => {
                 l.set_nonblocking(true)?;
                 let l = tokio::net::TcpListener::from_std(l)?;
                 info!("latency collector on {}", l.local_addr()?);
-                app::start_rum(r, l, stop_rx.clone())?
+                Some(l)
             }
-            _ => Vec::new(),
+            None => None,
         };
+        let rum_tasks = app::start_latency(&cfg, rum_listener, stop_rx.clone())?;
         let mut admin_addr = String::new();
         let admin_task = match admin_listener {
             Some(l) => {

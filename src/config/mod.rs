@@ -8,6 +8,7 @@ pub mod checks;
 pub mod encrypted;
 pub mod fleet;
 pub mod policy;
+pub mod probes;
 pub mod server;
 pub mod transport;
 pub mod values;

@@ -37,6 +37,7 @@ struct ServerRaw {
     doh: Option<super::encrypted::DohRaw>,
     dnssec: Option<DnssecServerRaw>,
     rum: Option<RumRaw>,
+    probes: Option<super::probes::ProbesRaw>,
 }
 
 /// `[rum]`: the measured-latency collector (see `latency::rum`).
@@ -229,6 +230,8 @@ pub struct ServerConfig {
     pub dnssec: DnssecConfig,
     /// The measured-latency collector; none: off.
     pub rum: Option<RumConfig>,
+    /// Site probes of measured latency; none: off.
+    pub probes: Option<super::probes::ProbesConfig>,
 }
 
 /// Whose figure wins where the operator's `latency_table` file and the measured
@@ -525,6 +528,7 @@ impl Default for ServerConfig {
             encrypted: Default::default(),
             dnssec: DnssecConfig::default(),
             rum: None,
+            probes: None,
         }
     }
 }
@@ -980,6 +984,10 @@ impl ServerConfig {
         }
         if let Some(r) = raw.rum {
             cfg.rum = check_rum(r, text, path, base, &mut errors);
+        }
+        if let Some(p) = raw.probes {
+            let site = cfg.fleet.as_ref().and_then(|f| f.site.as_deref());
+            cfg.probes = super::probes::check(p, site, text, path, &mut errors);
         }
         if errors.is_empty() {
             Ok(cfg)

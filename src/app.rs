@@ -566,7 +566,19 @@ pub fn start_latency(
     if every == Duration::MAX {
         every = crate::config::server::DEFAULT_RUM_REFRESH;
     }
-    tasks.push(tokio::spawn(refresh_measured(handle, every, measured_slot(), stop)));
+    let rules = cfg
+        .probes
+        .as_ref()
+        .map(|p| p.hysteresis.clone())
+        .unwrap_or_default();
+    let steady = crate::latency::Steady::new(rules);
+    tasks.push(tokio::spawn(refresh_measured(
+        handle,
+        every,
+        measured_slot(),
+        steady,
+        stop,
+    )));
     Ok(tasks)
 }
 
@@ -598,13 +610,15 @@ fn start_rum(
     Ok(vec![serve])
 }
 
-/// Every `every`, takes the aggregator's table and, when its figures changed
+/// Every `every`, takes the aggregator's table (the fleet's shared figures
+/// merged in, each network's winner held by `steady`) and, when its figures changed
 /// (not only their ages), swaps it in and bumps the health epoch so that the
 /// decision caches forget answers decided from the old one.
 async fn refresh_measured(
     handle: crate::latency::LatencyHandle,
     every: std::time::Duration,
     slot: Arc<ArcSwapOption<LatencyTable>>,
+    mut steady: crate::latency::Steady,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(every);
@@ -618,7 +632,7 @@ async fn refresh_measured(
             return;
         }
         let now = std::time::Instant::now();
-        let fresh = handle.snapshot_shared(now, crate::latency::share::global());
+        let fresh = handle.snapshot_shared(now, crate::latency::share::global(), &mut steady);
         let old = slot.load();
         let same = match old.as_deref() {
             Some(o) => same_figures(o, &fresh),

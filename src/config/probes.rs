@@ -28,6 +28,9 @@ pub(super) struct ProbesRaw {
     source: Option<toml::Spanned<String>>,
     share_every: Option<toml::Spanned<String>>,
     refresh: Option<toml::Spanned<String>>,
+    hold: Option<toml::Spanned<String>>,
+    margin_ms: Option<toml::Spanned<f64>>,
+    margin_pct: Option<toml::Spanned<f64>>,
     share_max_entries: Option<toml::Spanned<i64>>,
 }
 
@@ -60,6 +63,8 @@ pub struct ProbesConfig {
     /// How often the measured table is rebuilt (with `[rum]`: the shorter of
     /// this and `rum.refresh`).
     pub refresh: Duration,
+    /// When a measured network's answer may move to another region.
+    pub hysteresis: crate::latency::Hysteresis,
     /// The most networks published (biggest sample counts first).
     pub share_max_entries: usize,
 }
@@ -152,6 +157,27 @@ pub(super) fn check(
         Duration::from_secs(3600),
         DEFAULT_REFRESH,
     );
+    let mut hysteresis = crate::latency::Hysteresis::default();
+    hysteresis.hold = dur(
+        &raw.hold,
+        "hold",
+        Duration::ZERO,
+        Duration::from_secs(86_400),
+        hysteresis.hold,
+    );
+    for (v, key, slot, max) in [
+        (&raw.margin_ms, "margin_ms", &mut hysteresis.margin_ms, 10_000.0),
+        (&raw.margin_pct, "margin_pct", &mut hysteresis.margin_pct, 100.0),
+    ] {
+        if let Some(v) = v {
+            let x = *v.get_ref();
+            if x.is_finite() && (0.0..=max).contains(&x) {
+                *slot = x as f32;
+            } else {
+                err(v.span().start, format!("probes.{key} = {x}: use 0 to {max}"));
+            }
+        }
+    }
     let mut rate = DEFAULT_RATE;
     if let Some(r) = &raw.rate {
         let v = *r.get_ref();
@@ -235,6 +261,7 @@ pub(super) fn check(
         source,
         share_every,
         refresh,
+        hysteresis,
         share_max_entries,
     })
 }

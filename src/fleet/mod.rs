@@ -489,6 +489,18 @@ impl Fleet {
                 "Instances with a live lease, this one included once seen.",
                 lock(&self.view).instances.len() as u64,
             ),
+            (
+                "signpost_fleet_latency_rejected_total",
+                "counter",
+                "Other sites' measured-latency values refused (too large, bad shape or figure); each changed nothing.",
+                crate::latency::share::global().counts().0,
+            ),
+            (
+                "signpost_fleet_latency_received_total",
+                "counter",
+                "Other sites' measured-latency values taken in.",
+                crate::latency::share::global().counts().1,
+            ),
         ] {
             let _ = writeln!(
                 out,

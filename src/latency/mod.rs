@@ -31,7 +31,7 @@ pub mod table;
 #[cfg(test)]
 mod tests;
 
-pub use hysteresis::{next_winner, Hysteresis, Standing};
+pub use hysteresis::{next_winner, Hysteresis, Standing, Steady};
 pub use table::{Aggregator, AggregatorLimits, Figure, NetKey, Rejected, Sample, Sender};
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -65,12 +65,17 @@ impl LatencyHandle {
     }
 
     /// A fresh table as of `now` with the other sites' figures of `sharing`
-    /// merged in.
-    pub fn snapshot_shared(&self, now: Instant, sharing: &share::Sharing) -> Arc<LatencyTable> {
+    /// merged in, each network's winner held by `steady`'s hysteresis.
+    pub fn snapshot_shared(
+        &self,
+        now: Instant,
+        sharing: &share::Sharing,
+        steady: &mut Steady,
+    ) -> Arc<LatencyTable> {
         let regions = self.lock().regions().to_vec();
         let shared = sharing.merged(&regions, now);
         let mut agg = self.lock();
         agg.expire(now);
-        Arc::new(agg.snapshot_with(now, &shared))
+        Arc::new(agg.snapshot_with(now, &shared, Some(steady)))
     }
 }

@@ -394,7 +394,7 @@ impl Aggregator {
     /// The table of every network with at least one counted figure, rows in
     /// key order; each label says where its figures came from.
     pub fn snapshot(&self, now: Instant) -> LatencyTable {
-        self.snapshot_with(now, &HashMap::new())
+        self.snapshot_with(now, &HashMap::new(), None)
     }
 
     /// The table as [`snapshot`](Self::snapshot) makes it, with other sites'
@@ -405,11 +405,13 @@ impl Aggregator {
         &self,
         now: Instant,
         shared: &HashMap<NetKey, Vec<Option<Figure>>>,
+        mut steady: Option<&mut super::Steady>,
     ) -> LatencyTable {
         let mut t = LatencyTable::default();
         let mut keys: Vec<&NetKey> = self.keys.keys().chain(shared.keys()).collect();
         keys.sort();
         keys.dedup();
+        let mut seen = std::collections::HashSet::new();
         for key in keys {
             let mut figs = self.figures(key, now);
             if let Some(theirs) = shared.get(key) {
@@ -453,10 +455,19 @@ impl Aggregator {
                     Some(format!("{name} {} ms ({})", f.rtt_ms, f.describe(now)))
                 })
                 .collect();
-            t.labels
-                .push(format!("measured {key}: {}", parts.join("; ")));
-            t.rows
-                .push(figs.iter().map(|f| f.as_ref().map(|f| f.rtt_ms)).collect());
+            let mut row: Vec<Option<f32>> = figs.iter().map(|f| f.as_ref().map(|f| f.rtt_ms)).collect();
+            let mut label = format!("measured {key}: {}", parts.join("; "));
+            if let Some(s) = steady.as_deref_mut() {
+                seen.insert(*key);
+                if let Some(note) = s.hold(*key, &mut row, &self.regions, now) {
+                    label = format!("{label}; {note}");
+                }
+            }
+            t.labels.push(label);
+            t.rows.push(row);
+        }
+        if let Some(s) = steady {
+            s.retain(&seen);
         }
         t
     }

@@ -510,7 +510,10 @@ fn attach_measured(cfg: &ServerConfig, steering: &mut [crate::policy::ZoneSteeri
 /// the other sites' it names, each once.
 pub fn measured_regions(cfg: &ServerConfig) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
-    let rum = cfg.rum.iter().flat_map(|r| r.regions.iter().map(|(n, _)| n));
+    let rum = cfg
+        .rum
+        .iter()
+        .flat_map(|r| r.regions.iter().map(|(n, _)| n));
     let probes = cfg
         .probes
         .iter()
@@ -558,7 +561,11 @@ pub fn start_latency(
             source: p.source,
         };
         tracing::info!(region = %p.region, rate = p.rate, "site probes on");
-        tasks.push(tokio::spawn(probe::run(settings, handle.clone(), stop.clone())));
+        tasks.push(tokio::spawn(probe::run(
+            settings,
+            handle.clone(),
+            stop.clone(),
+        )));
         if cfg.fleet.is_some() {
             share::global().set_local(handle.clone(), p.share_max_entries, p.share_every);
         }

@@ -12,7 +12,7 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -207,6 +207,7 @@ port = {port}
 source = "127.0.0.1{n}"
 share_every = "200ms"
 refresh = "100ms"
+hold = "1s"
 "#
         )
     } else {
@@ -260,10 +261,24 @@ fn answer(s: &Server, from: &str) -> String {
 }
 
 fn start(config: &Path) -> Server {
-    Server::start(&["--config", config.to_str().expect("path")])
+    Server::start(&[
+        "--config",
+        config.to_str().expect("path"),
+        "--admin",
+        "127.0.0.1:0",
+    ])
 }
 
-fn run(probes: bool) -> (Vec<String>, Vec<String>) {
+fn metric(s: &Server, name: &str) -> u64 {
+    let (_, body) = common::http(s.admin.expect("admin"), "GET", "/metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The answers to the stand-in's network and to the silent one, and what
+/// etcd holds of the sites' figures (for a failure's message).
+fn run(probes: bool) -> (Vec<String>, Vec<String>, String) {
     let d = common::dir("site-probes", if probes { "on" } else { "off" });
     let etcd = Etcd::start(&d.0);
     std::fs::write(d.0.join("zones/probe.test.toml"), ZONE).expect("zone");
@@ -277,13 +292,33 @@ fn run(probes: bool) -> (Vec<String>, Vec<String>) {
     for s in &servers {
         assert_eq!(answer(s, RESOLVER), "10.0.0.1", "before: the estimate");
     }
+    // Hostile values under a lease: the wrong shape, and a figure of 0 ms
+    // for the stand-in's network; each refused whole and counted.
+    let lease = etcd
+        .ctl(&["lease", "grant", "60"])
+        .and_then(|o| o.split_whitespace().nth(1).map(str::to_string))
+        .expect("lease");
+    let bad = [
+        ("evil1", "{\"v\":1,\"figures\":\"lots\"}".to_string()),
+        ("evil2", r#"{"v":1,"figures":[{"net":"127.0.5.0/24","region":"r1","rtt_ms":0,"samples":999,"senders":9,"age_s":0}]}"#.to_string()),
+    ];
+    for (who, value) in &bad {
+        let key = format!("/signpost-probes/latency/{who}");
+        etcd.ctl(&["put", &format!("--lease={lease}"), &key, value])
+            .expect("put a hostile value");
+    }
     // Queries from the stand-in's address offer it to the probers; the
     // answers change once each site's figure is shared.
     let steered = |want: &str| {
-        servers.iter().all(|s| {
-            let _ = answer(s, SILENT);
-            answer(s, RESOLVER) == want
-        })
+        // Every instance asked each round (no short cut): each samples them.
+        let got: Vec<String> = servers
+            .iter()
+            .map(|s| {
+                let _ = answer(s, SILENT);
+                answer(s, RESOLVER)
+            })
+            .collect();
+        got.iter().all(|a| a == want)
     };
     let deadline = Instant::now() + Duration::from_secs(if probes { 20 } else { 3 });
     while Instant::now() < deadline && !steered("10.0.0.2") {
@@ -292,20 +327,49 @@ fn run(probes: bool) -> (Vec<String>, Vec<String>) {
     let near = servers.iter().map(|s| answer(s, RESOLVER)).collect();
     let silent = servers.iter().map(|s| answer(s, SILENT)).collect();
     if probes {
-        assert!(resolver.answered.load(Ordering::Relaxed) > 0, "no probe reached the stand-in");
+        assert!(
+            resolver.answered.load(Ordering::Relaxed) > 0,
+            "no probe reached the stand-in"
+        );
     }
-    (near, silent)
+    if probes {
+        for s in &servers {
+            assert!(
+                metric(s, "signpost_fleet_latency_rejected_total") >= 2,
+                "hostile values counted"
+            );
+        }
+    }
+    let shared = etcd
+        .ctl(&["get", "--prefix", "/signpost-probes/latency/"])
+        .unwrap_or_default();
+    let mut shared = shared;
+    for (i, s) in servers.iter().enumerate() {
+        let lines: Vec<String> = s.log.try_iter().collect();
+        let tail = lines.len().saturating_sub(8);
+        shared += &format!(
+            "--- i{}: {} lines\n{}\n",
+            i + 1,
+            lines.len(),
+            lines[tail..].join("\n")
+        );
+    }
+    (near, silent, shared)
 }
 
 #[test]
 fn probes_and_sharing_steer_every_instance_to_the_truly_nearest_region() {
-    let (near, silent) = run(true);
-    assert_eq!(near, vec!["10.0.0.2"; 3], "measured: r2 everywhere");
+    let (near, silent, shared) = run(true);
+    assert_eq!(
+        near,
+        vec!["10.0.0.2"; 3],
+        "measured: r2 everywhere; etcd:\n{shared}"
+    );
     assert_eq!(silent, vec!["10.0.0.1"; 3], "no samples: the estimate");
 }
 
 #[test]
 fn without_probes_the_estimate_stands() {
-    let (near, _) = run(false);
+    let (near, _, _) = run(false);
     assert_eq!(near, vec!["10.0.0.1"; 3]);
 }

@@ -166,15 +166,28 @@ pub(super) fn check(
         hysteresis.hold,
     );
     for (v, key, slot, max) in [
-        (&raw.margin_ms, "margin_ms", &mut hysteresis.margin_ms, 10_000.0),
-        (&raw.margin_pct, "margin_pct", &mut hysteresis.margin_pct, 100.0),
+        (
+            &raw.margin_ms,
+            "margin_ms",
+            &mut hysteresis.margin_ms,
+            10_000.0,
+        ),
+        (
+            &raw.margin_pct,
+            "margin_pct",
+            &mut hysteresis.margin_pct,
+            100.0,
+        ),
     ] {
         if let Some(v) = v {
             let x = *v.get_ref();
             if x.is_finite() && (0.0..=max).contains(&x) {
                 *slot = x as f32;
             } else {
-                err(v.span().start, format!("probes.{key} = {x}: use 0 to {max}"));
+                err(
+                    v.span().start,
+                    format!("probes.{key} = {x}: use 0 to {max}"),
+                );
             }
         }
     }
@@ -286,10 +299,17 @@ mod tests {
         assert_eq!(c.sample_every, super::DEFAULT_SAMPLE_EVERY);
         assert!(!c.allow_private);
 
-        let e = parse("[probes]\nregion = \"eu\"\nrate = 0\nnever = [\"10.0.0.0/99\"]\n").unwrap_err();
+        let e =
+            parse("[probes]\nregion = \"eu\"\nrate = 0\nnever = [\"10.0.0.0/99\"]\n").unwrap_err();
         assert_eq!(e.len(), 2, "{e:?}");
-        assert!(e[0].contains(":3:") && e[0].contains("probes.rate"), "{e:?}");
-        assert!(e[1].contains(":4:") && e[1].contains("probes.never"), "{e:?}");
+        assert!(
+            e[0].contains(":3:") && e[0].contains("probes.rate"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].contains(":4:") && e[1].contains("probes.never"),
+            "{e:?}"
+        );
 
         let e = parse("[probes]\nrate = 5\n").unwrap_err();
         assert!(e[0].contains("probes.region"), "{e:?}");

@@ -360,7 +360,12 @@ async fn publish_latency(
         return Ok(());
     }
     let key = format!("{}latency/{}", fleet.cfg.prefix, fleet.cfg.instance);
-    timed(fleet.cfg.timeout, "put latency", client.put(key, value.clone(), lease)).await?;
+    timed(
+        fleet.cfg.timeout,
+        "put latency",
+        client.put(key, value.clone(), lease),
+    )
+    .await?;
     *last = Some(value);
     Ok(())
 }

@@ -124,7 +124,9 @@ impl Steady {
     ) -> Option<String> {
         let prev = self.standings.get(&key).cloned().unwrap_or_default();
         let next = next_winner(&prev, row, now, &self.rules);
-        let held = next.region.and_then(|w| Some((w, row.get(usize::from(w)).copied().flatten()?)));
+        let held = next
+            .region
+            .and_then(|w| Some((w, row.get(usize::from(w)).copied().flatten()?)));
         let note = held.and_then(|(w, w_ms)| {
             let mut lifted = Vec::new();
             for (i, f) in row.iter_mut().enumerate() {
@@ -213,7 +215,10 @@ mod steady_tests {
             assert_eq!(pick(&row), 0, "round {i}: {row:?}");
             if b < 50.0 {
                 let note = note.expect("explained");
-                assert!(note.contains("held on a") && note.contains("b 40 ms"), "{note}");
+                assert!(
+                    note.contains("held on a") && note.contains("b 40 ms"),
+                    "{note}"
+                );
             }
         }
         // b better by the margins without a break for the hold: it moves once.
@@ -264,7 +269,11 @@ mod steady_tests {
         assert!(t.labels[0].contains("shared by other"), "{}", t.labels[0]);
         assert!(t.labels[0].contains("held on a"), "{}", t.labels[0]);
         let t = agg.snapshot_with(t0 + Duration::from_secs(62), &shared, Some(&mut steady));
-        assert_eq!(t.rows[0], vec![Some(50.0), Some(20.0)], "moved after the hold");
+        assert_eq!(
+            t.rows[0],
+            vec![Some(50.0), Some(20.0)],
+            "moved after the hold"
+        );
         // Without hysteresis the challenger would win at once.
         let raw = agg.snapshot_with(t0 + Duration::from_secs(1), &shared, None);
         assert_eq!(pick(&raw.rows[0]), 1);

@@ -434,7 +434,16 @@ mod tests {
         assert_eq!(p.offer(ip("203.0.113.7"), t), Ok(()));
         assert_eq!(p.offer(ip("203.0.113.9"), t), Err(Skip::Recent));
         assert_eq!(p.offer(ip("198.51.100.1"), t), Err(Skip::Never));
-        for private in ["10.1.2.3", "192.168.0.1", "172.16.0.1", "127.0.0.2", "100.64.0.1", "fd00::1", "fe80::1", "::1"] {
+        for private in [
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.0.1",
+            "127.0.0.2",
+            "100.64.0.1",
+            "fd00::1",
+            "fe80::1",
+            "::1",
+        ] {
             assert_eq!(p.offer(ip(private), t), Err(Skip::Private), "{private}");
         }
         assert_eq!(p.offer(ip("224.0.0.1"), t), Err(Skip::Private));

@@ -110,14 +110,21 @@ struct Received {
 /// Checks a value from the store; an error names the first problem.
 fn decode(value: &[u8], site: &str, now: Instant) -> Result<Received, String> {
     if value.len() > MAX_BYTES {
-        return Err(format!("value of {} bytes; at most {MAX_BYTES}", value.len()));
+        return Err(format!(
+            "value of {} bytes; at most {MAX_BYTES}",
+            value.len()
+        ));
     }
-    let v: Value = serde_json::from_slice(value).map_err(|e| format!("not a figures value: {e}"))?;
+    let v: Value =
+        serde_json::from_slice(value).map_err(|e| format!("not a figures value: {e}"))?;
     if v.v != 1 {
         return Err(format!("version {}; this instance reads 1", v.v));
     }
     if v.figures.len() > MAX_ENTRIES {
-        return Err(format!("{} figures; at most {MAX_ENTRIES}", v.figures.len()));
+        return Err(format!(
+            "{} figures; at most {MAX_ENTRIES}",
+            v.figures.len()
+        ));
     }
     let mut figures = Vec::with_capacity(v.figures.len());
     for s in v.figures {
@@ -227,9 +234,7 @@ impl Sharing {
                 let Some(i) = regions.iter().position(|n| n == region) else {
                     continue;
                 };
-                let row = out
-                    .entry(*key)
-                    .or_insert_with(|| vec![None; regions.len()]);
+                let row = out.entry(*key).or_insert_with(|| vec![None; regions.len()]);
                 let better = match &row[i] {
                     None => true,
                     Some(m) => (f.samples, f.newest) > (m.samples, m.newest),
@@ -306,7 +311,10 @@ mod tests {
         let regions = vec!["eu".to_string(), "us".to_string()];
         let before = s.merged(&regions, now);
         assert_eq!(before.len(), 1);
-        let huge = format!("{{\"v\":1,\"figures\":[],\"pad\":\"{}\"}}", "x".repeat(MAX_BYTES));
+        let huge = format!(
+            "{{\"v\":1,\"figures\":[],\"pad\":\"{}\"}}",
+            "x".repeat(MAX_BYTES)
+        );
         let bad = [
             huge.as_str(),
             "not json",

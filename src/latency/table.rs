@@ -455,7 +455,8 @@ impl Aggregator {
                     Some(format!("{name} {} ms ({})", f.rtt_ms, f.describe(now)))
                 })
                 .collect();
-            let mut row: Vec<Option<f32>> = figs.iter().map(|f| f.as_ref().map(|f| f.rtt_ms)).collect();
+            let mut row: Vec<Option<f32>> =
+                figs.iter().map(|f| f.as_ref().map(|f| f.rtt_ms)).collect();
             let mut label = format!("measured {key}: {}", parts.join("; "));
             if let Some(s) = steady.as_deref_mut() {
                 seen.insert(*key);

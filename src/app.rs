@@ -625,7 +625,7 @@ async fn refresh_measured(
     handle: crate::latency::LatencyHandle,
     every: std::time::Duration,
     slot: Arc<ArcSwapOption<LatencyTable>>,
-    mut steady: crate::latency::Steady,
+    mut steady: crate::latency::Steady<crate::latency::NetKey>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(every);

@@ -70,7 +70,7 @@ impl LatencyHandle {
         &self,
         now: Instant,
         sharing: &share::Sharing,
-        steady: &mut Steady,
+        steady: &mut Steady<NetKey>,
     ) -> Arc<LatencyTable> {
         let regions = self.lock().regions().to_vec();
         let shared = sharing.merged(&regions, now);

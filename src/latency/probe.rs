@@ -182,7 +182,7 @@ impl Picker {
     }
 
     /// The next address to probe.
-    pub fn next(&mut self) -> Option<IpAddr> {
+    pub fn take(&mut self) -> Option<IpAddr> {
         self.queue.pop_front()
     }
 
@@ -360,7 +360,7 @@ pub async fn run(
             picker.prune(now);
             last_prune = now;
         }
-        let Some(ip) = picker.next() else { continue };
+        let Some(ip) = picker.take() else { continue };
         let Ok(permit) = in_flight.clone().try_acquire_owned() else {
             c.skipped.fetch_add(1, Relaxed);
             continue;
@@ -447,8 +447,8 @@ mod tests {
             assert_eq!(p.offer(ip(private), t), Err(Skip::Private), "{private}");
         }
         assert_eq!(p.offer(ip("224.0.0.1"), t), Err(Skip::Private));
-        assert_eq!(p.next(), Some(ip("203.0.113.7")));
-        assert_eq!(p.next(), None);
+        assert_eq!(p.take(), Some(ip("203.0.113.7")));
+        assert_eq!(p.take(), None);
         // After the interval the network may be probed again.
         let later = t + Duration::from_secs(61);
         assert_eq!(p.offer(ip("203.0.113.9"), later), Ok(()));

@@ -405,7 +405,7 @@ impl Aggregator {
         &self,
         now: Instant,
         shared: &HashMap<NetKey, Vec<Option<Figure>>>,
-        mut steady: Option<&mut super::Steady>,
+        mut steady: Option<&mut super::Steady<NetKey>>,
     ) -> LatencyTable {
         let mut t = LatencyTable::default();
         let mut keys: Vec<&NetKey> = self.keys.keys().chain(shared.keys()).collect();

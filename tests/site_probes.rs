@@ -338,6 +338,14 @@ fn run(probes: bool) -> (Vec<String>, Vec<String>, String) {
                 metric(s, "signpost_fleet_latency_rejected_total") >= 2,
                 "hostile values counted"
             );
+            assert!(
+                metric(s, "signpost_probes_answered_total") >= 5,
+                "probes counted"
+            );
+            assert!(
+                metric(s, "signpost_probes_timed_out_total") >= 1,
+                "the silent network"
+            );
         }
     }
     let shared = etcd

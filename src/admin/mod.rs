@@ -347,6 +347,7 @@ pub fn route(state: &AdminState, req: &Request) -> Reply {
                 if let Some(f) = &state.fleet {
                     body.push_str(&f.render_metrics());
                 }
+                crate::latency::probe::render_metrics(&mut body);
                 body
             },
         },

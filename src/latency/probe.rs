@@ -300,6 +300,28 @@ pub fn counters() -> &'static ProbeCounters {
     C.get_or_init(ProbeCounters::default)
 }
 
+/// The prober's metrics, in the Prometheus text format; nothing while
+/// probes are off.
+pub fn render_metrics(out: &mut String) {
+    use std::fmt::Write as _;
+    if EVERY.load(Relaxed) == 0 {
+        return;
+    }
+    let c = counters();
+    for (name, help, v) in [
+        ("signpost_probes_sent_total", "Site probes sent.", &c.sent),
+        ("signpost_probes_answered_total", "Site probes answered in time (each a sample).", &c.answered),
+        ("signpost_probes_timed_out_total", "Site probes without an answer in time (no sample).", &c.timed_out),
+        ("signpost_probes_skipped_total", "Sampled addresses not probed: never list, private, probed within the interval, queue full.", &c.skipped),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+            v.load(Relaxed)
+        );
+    }
+}
+
 /// A small random source: not for secrets, for jitter and query ids.
 struct Jitter(u64);
 

@@ -496,6 +496,40 @@ mod tests {
     }
 
     #[test]
+    fn probe_samples_alone_make_a_figure_that_says_so_but_lend_no_trust() {
+        use crate::latency::{Aggregator, AggregatorLimits};
+        let mut a = Aggregator::new(vec!["eu".into()], AggregatorLimits::default());
+        let t = Instant::now();
+        let (resolver, browser) = (ip("203.0.113.53"), ip("203.0.113.9"));
+        let sample = |sender, rtt_ms| Sample {
+            key: NetKey::of_addr(resolver),
+            region: 0,
+            rtt_ms,
+            sender,
+            count: 1,
+        };
+        // One probe and four beacons of one browser: no figure.
+        a.add(&sample(Sender::Probe(resolver), 20.0), t).unwrap();
+        for _ in 0..4 {
+            a.add(&sample(Sender::Addr(browser), 900.0), t).unwrap();
+        }
+        assert_eq!(a.figures(&NetKey::of_addr(resolver), t)[0], None);
+        // Five probes of one resolver (not held to per_sender): a figure.
+        for _ in 0..4 {
+            a.add(&sample(Sender::Probe(resolver), 20.0), t).unwrap();
+        }
+        let f = a.figures(&NetKey::of_addr(resolver), t)[0]
+            .clone()
+            .expect("figure");
+        assert_eq!(f.probes, 5);
+        assert!(
+            f.describe(t).contains("1 senders and 5 probes"),
+            "{}",
+            f.describe(t)
+        );
+    }
+
+    #[test]
     fn probe_query_is_root_soa_without_recursion() {
         let q = query(0xabcd);
         assert_eq!(&q[..2], &[0xab, 0xcd]);

@@ -196,14 +196,17 @@ impl Figure {
     /// "12 samples from 5 senders, 40 s old"
     pub fn describe(&self, now: Instant) -> String {
         let age = now.saturating_duration_since(self.newest).as_secs();
-        let mut from = match (self.feed, self.senders) {
-            (true, 0) => "the feed".to_string(),
-            (true, n) => format!("the feed and {n} senders"),
-            (false, n) => format!("{n} senders"),
-        };
-        if self.probes > 0 {
-            from = format!("{from}, {} by probe", self.probes);
+        let mut parts = Vec::new();
+        if self.feed {
+            parts.push("the feed".to_string());
         }
+        if self.senders > 0 || (!self.feed && self.probes == 0) {
+            parts.push(format!("{} senders", self.senders));
+        }
+        if self.probes > 0 {
+            parts.push(format!("{} probes", self.probes));
+        }
+        let from = parts.join(" and ");
         let mut text = format!("{} samples from {from}, {age} s old", self.samples);
         if let Some(site) = &self.site {
             text = format!("{text}, shared by {site}");

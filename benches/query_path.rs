@@ -100,6 +100,21 @@ fn bench(c: &mut Criterion) {
         })
     });
 
+    // The same static query with the site probes' sampler the UDP loop calls
+    // (latency::probe::note): off (one relaxed load), then on at the default
+    // one query in 64.
+    for (label, every) in [("off", 0), ("on, 1 in 64", 64)] {
+        signpost::latency::probe::set_sampling(every);
+        c.bench_function(&format!("note + handle: static A, probes {label}"), |b| {
+            b.iter(|| {
+                signpost::latency::probe::note(black_box(src));
+                let o = handle(&snap, black_box(pkt), src, Transport::Udp, &mut out);
+                black_box(o.sent)
+            })
+        });
+    }
+    signpost::latency::probe::set_sampling(0);
+
     // Location lookup and decision alone.
     // The zone's steering lives beside it in the snapshot, by the zone's index.
     let ((zi, _), _) = snap

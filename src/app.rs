@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::zones::{load_zones_with, LoadedZones};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 
@@ -501,18 +502,17 @@ fn measured_slot() -> Arc<ArcSwapOption<LatencyTable>> {
 /// With `[rum]`: every zone with a `latency` name and a region the collector
 /// measures reads the live table, its regions mapped to the collector's by name.
 fn attach_measured(cfg: &ServerConfig, steering: &mut [crate::policy::ZoneSteering]) {
-    let Some(r) = &cfg.rum else { return };
+    let names = measured_regions(cfg);
+    if names.is_empty() {
+        return;
+    }
+    let precedence = cfg.rum.as_ref().map_or(Precedence::File, |r| r.precedence);
     for s in steering {
         let columns: Vec<Option<u16>> = s
             .policy
             .regions
             .iter()
-            .map(|z| {
-                r.regions
-                    .iter()
-                    .position(|(n, _)| *n == z.name)
-                    .map(|i| i as u16)
-            })
+            .map(|z| names.iter().position(|n| *n == z.name).map(|i| i as u16))
             .collect();
         let latency = s
             .names
@@ -522,24 +522,104 @@ fn attach_measured(cfg: &ServerConfig, steering: &mut [crate::policy::ZoneSteeri
             s.policy.measured = Some(crate::policy::Measured {
                 table: measured_slot(),
                 columns,
-                above_file: r.precedence == Precedence::Measured,
+                above_file: precedence == Precedence::Measured,
             });
         }
     }
 }
 
-/// Starts the collector on `listener` and the task that every `refresh`
-/// publishes its figures to the answers when they changed; both end when
-/// `stop` turns true.
-pub fn start_rum(
+/// The measured table's regions: `[rum]`'s, then `[probes]`' own region and
+/// the other sites' it names, each once.
+pub fn measured_regions(cfg: &ServerConfig) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let rum = cfg
+        .rum
+        .iter()
+        .flat_map(|r| r.regions.iter().map(|(n, _)| n));
+    let probes = cfg
+        .probes
+        .iter()
+        .flat_map(|p| std::iter::once(&p.region).chain(p.regions.iter()));
+    for n in rum.chain(probes) {
+        if !names.contains(n) {
+            names.push(n.clone());
+        }
+    }
+    names
+}
+
+/// Starts what measures latency: the collector (with `[rum]`, on
+/// `rum_listener`), the site prober (with `[probes]`), and the task that every
+/// refresh publishes the figures (with the fleet's shared ones) to the answers
+/// when they changed; all end when `stop` turns true.
+pub fn start_latency(
+    cfg: &ServerConfig,
+    rum_listener: Option<tokio::net::TcpListener>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    use crate::latency::{probe, share, Aggregator, AggregatorLimits, LatencyHandle};
+    let names = measured_regions(cfg);
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let handle = LatencyHandle::new(Aggregator::new(names.clone(), AggregatorLimits::default()));
+    let mut tasks = Vec::new();
+    if let (Some(r), Some(l)) = (&cfg.rum, rum_listener) {
+        tasks.extend(start_rum(r, l, handle.clone(), stop.clone())?);
+    }
+    let mut every = cfg.rum.as_ref().map_or(Duration::MAX, |r| r.refresh);
+    if let Some(p) = &cfg.probes {
+        every = every.min(p.refresh);
+        let region = names.iter().position(|n| *n == p.region).unwrap_or(0) as u16;
+        let settings = probe::ProbeSettings {
+            region,
+            rate: p.rate,
+            interval: p.interval,
+            timeout: p.timeout,
+            sample_every: p.sample_every,
+            never: p.never.clone(),
+            allow_private: p.allow_private,
+            port: p.port,
+            source: p.source,
+        };
+        tracing::info!(region = %p.region, rate = p.rate, "site probes on");
+        tasks.push(tokio::spawn(probe::run(
+            settings,
+            handle.clone(),
+            stop.clone(),
+        )));
+        if cfg.fleet.is_some() {
+            share::global().set_local(handle.clone(), p.share_max_entries, p.share_every);
+        }
+    }
+    if every == Duration::MAX {
+        every = crate::config::server::DEFAULT_RUM_REFRESH;
+    }
+    let rules = cfg
+        .probes
+        .as_ref()
+        .map(|p| p.hysteresis.clone())
+        .unwrap_or_default();
+    let steady = crate::latency::Steady::new(rules);
+    tasks.push(tokio::spawn(refresh_measured(
+        handle,
+        every,
+        measured_slot(),
+        steady,
+        stop,
+    )));
+    Ok(tasks)
+}
+
+/// Starts the collector on `listener`, feeding `handle`; it ends when `stop`
+/// turns true.
+fn start_rum(
     r: &RumConfig,
     listener: tokio::net::TcpListener,
+    handle: crate::latency::LatencyHandle,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     use crate::latency::rum::{Collector, RumRegion, RumSettings};
-    use crate::latency::{Aggregator, AggregatorLimits, LatencyHandle};
-    let names: Vec<String> = r.regions.iter().map(|(n, _)| n.clone()).collect();
-    let handle = LatencyHandle::new(Aggregator::new(names, AggregatorLimits::default()));
     let regions = r
         .regions
         .iter()
@@ -555,22 +635,19 @@ pub fn start_rum(
     settings.trusted_proxies = r.trusted_proxies.clone();
     settings.feed_token = r.feed_token.clone();
     let collector = Collector::new(settings, handle.clone())?;
-    let serve = tokio::spawn(crate::latency::rum::serve(
-        listener,
-        collector,
-        stop.clone(),
-    ));
-    let refresh = tokio::spawn(refresh_measured(handle, r.refresh, measured_slot(), stop));
-    Ok(vec![serve, refresh])
+    let serve = tokio::spawn(crate::latency::rum::serve(listener, collector, stop));
+    Ok(vec![serve])
 }
 
-/// Every `every`, takes the aggregator's table and, when its figures changed
+/// Every `every`, takes the aggregator's table (the fleet's shared figures
+/// merged in, each network's winner held by `steady`) and, when its figures changed
 /// (not only their ages), swaps it in and bumps the health epoch so that the
 /// decision caches forget answers decided from the old one.
 async fn refresh_measured(
     handle: crate::latency::LatencyHandle,
     every: std::time::Duration,
     slot: Arc<ArcSwapOption<LatencyTable>>,
+    mut steady: crate::latency::Steady<crate::latency::NetKey>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(every);
@@ -583,7 +660,8 @@ async fn refresh_measured(
         if *stop.borrow() {
             return;
         }
-        let fresh = handle.snapshot(std::time::Instant::now());
+        let now = std::time::Instant::now();
+        let fresh = handle.snapshot_shared(now, crate::latency::share::global(), &mut steady);
         let old = slot.load();
         let same = match old.as_deref() {
             Some(o) => same_figures(o, &fresh),

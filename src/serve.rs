@@ -288,12 +288,17 @@ async fn run(
         }
         None => None,
     };
-    // With [rum]: the collector and the refresh of its table into the answers.
-    if let (Some(l), Some(r)) = (bound.rum, cfg.rum.as_ref()) {
-        let l = tokio_listener(l)?;
-        info!("latency collector on {}", l.local_addr()?);
-        others.extend(app::start_rum(r, l, stop_rx.clone())?);
-    }
+    // With [rum]: the collector; with [probes]: the site prober; and the
+    // refresh of the measured table into the answers.
+    let rum = match bound.rum {
+        Some(l) => {
+            let l = tokio_listener(l)?;
+            info!("latency collector on {}", l.local_addr()?);
+            Some(l)
+        }
+        None => None,
+    };
+    others.extend(app::start_latency(&cfg, rum, stop_rx.clone())?);
     let admin_state = AdminState {
         snap: handle.clone(),
         reload: stats,

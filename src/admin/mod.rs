@@ -352,6 +352,7 @@ pub fn route(state: &AdminState, req: &Request) -> Reply {
                     body.push_str(&f.render_metrics());
                 }
                 body.push_str(&shed_metrics(&state.shed));
+                crate::latency::probe::render_metrics(&mut body);
                 body
             },
         },

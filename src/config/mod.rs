@@ -9,6 +9,7 @@ pub mod encrypted;
 pub mod fleet;
 pub mod metric_checks;
 pub mod policy;
+pub mod probes;
 pub mod secondary;
 pub mod server;
 pub mod shed;

@@ -43,6 +43,7 @@ struct ServerRaw {
     transfer: Option<super::transfer::TransferRaw>,
     secondary: Option<Vec<super::secondary::SecondaryRaw>>,
     shed: Option<std::collections::BTreeMap<String, super::shed::ShedRaw>>,
+    probes: Option<super::probes::ProbesRaw>,
 }
 
 /// `[rum]`: the measured-latency collector (see `latency::rum`).
@@ -241,6 +242,8 @@ pub struct ServerConfig {
     pub secondaries: Vec<super::secondary::SecondaryConfig>,
     /// `[shed.REGION]`: load shedding's signal per region.
     pub shed: Vec<crate::health::ShedSource>,
+    /// Site probes of measured latency; none: off.
+    pub probes: Option<super::probes::ProbesConfig>,
 }
 
 /// Whose figure wins where the operator's `latency_table` file and the measured
@@ -988,6 +991,7 @@ impl Default for ServerConfig {
             transfer: Default::default(),
             secondaries: Vec::new(),
             shed: Vec::new(),
+            probes: None,
         }
     }
 }
@@ -1051,6 +1055,7 @@ impl ServerConfig {
             transfer,
             secondary,
             shed,
+            probes,
         } = raw;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut cx = Cx {
@@ -1146,6 +1151,10 @@ impl ServerConfig {
         }
         if let Some(r) = rum {
             cfg.rum = check_rum(r, text, path, base, &mut cx.errors);
+        }
+        if let Some(p) = probes {
+            let site = cfg.fleet.as_ref().and_then(|f| f.site.as_deref());
+            cfg.probes = super::probes::check(p, site, text, path, &mut cx.errors);
         }
         if cx.errors.is_empty() {
             Ok(cfg)

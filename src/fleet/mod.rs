@@ -248,6 +248,17 @@ impl Fleet {
         if keys::is_key_set(&self.cfg.prefix, key) {
             return Changed::default();
         }
+        if let Some(site) = self.latency_site(key) {
+            if site != self.cfg.instance {
+                let shared = crate::latency::share::global();
+                if lease == 0 {
+                    self.bad_key(key, "not under a lease; its figures do not count");
+                } else if let Err(why) = shared.ingest(site, value) {
+                    self.bad_key(key, &format!("measured figures refused: {why}"));
+                }
+            }
+            return Changed::default();
+        }
         match view::parse_entry(&self.cfg.prefix, key, value) {
             Ok(e) => {
                 if let view::Entry::Instance(..) | view::Entry::Vote { .. } = &e {
@@ -274,8 +285,19 @@ impl Fleet {
         }
     }
 
+    /// The instance of a `latency/<instance>` key (its measured figures).
+    fn latency_site<'k>(&self, key: &'k [u8]) -> Option<&'k str> {
+        let rest = key.strip_prefix(self.cfg.prefix.as_bytes())?;
+        let name = std::str::from_utf8(rest.strip_prefix(b"latency/")?).ok()?;
+        (!name.is_empty() && name.len() <= 253).then_some(name)
+    }
+
     fn forget(&self, view: &mut View, key: &[u8]) -> Changed {
         if keys::is_key_set(&self.cfg.prefix, key) {
+            return Changed::default();
+        }
+        if let Some(site) = self.latency_site(key) {
+            crate::latency::share::global().forget(site);
             return Changed::default();
         }
         match view::parse_key(&self.cfg.prefix, key) {
@@ -466,6 +488,18 @@ impl Fleet {
                 "gauge",
                 "Instances with a live lease, this one included once seen.",
                 lock(&self.view).instances.len() as u64,
+            ),
+            (
+                "signpost_fleet_latency_rejected_total",
+                "counter",
+                "Other sites' measured-latency values refused (too large, bad shape or figure); each changed nothing.",
+                crate::latency::share::global().counts().0,
+            ),
+            (
+                "signpost_fleet_latency_received_total",
+                "counter",
+                "Other sites' measured-latency values taken in.",
+                crate::latency::share::global().counts().1,
             ),
         ] {
             let _ = writeln!(

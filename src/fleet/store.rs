@@ -143,6 +143,9 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
     let mut keep = tokio::time::interval((cfg.lease_ttl / 3).max(Duration::from_millis(300)));
     let mut tick = tokio::time::interval(TICK);
     let mut last_alive = Instant::now();
+    // This instance's measured figures, under its lease (see latency::share).
+    let mut shared_at: Option<Instant> = None;
+    let mut shared: Option<String> = None;
     loop {
         tokio::select! {
             _ = stopped(stop) => {
@@ -202,6 +205,7 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
                 }
                 publish_votes(fleet, &mut client, lease, &mut published).await?;
                 fleet.recompute();
+                publish_latency(fleet, &mut client, lease, &mut shared_at, &mut shared).await?;
             }
         }
     }
@@ -330,6 +334,40 @@ async fn flush(fleet: &Fleet, client: &mut Client) -> Result<(), StoreError> {
         drop(pending);
         debug!(?op, "fleet: written");
     }
+}
+
+/// Every `share_every`, writes this instance's measured figures when they
+/// changed, under its lease: they go when the instance does.
+async fn publish_latency(
+    fleet: &Fleet,
+    client: &mut Client,
+    lease: i64,
+    at: &mut Option<Instant>,
+    last: &mut Option<String>,
+) -> Result<(), StoreError> {
+    let sharing = crate::latency::share::global();
+    let Some(every) = sharing.every() else {
+        return Ok(());
+    };
+    if at.is_some_and(|t| t.elapsed() < every) {
+        return Ok(());
+    }
+    *at = Some(Instant::now());
+    let Some(value) = sharing.own_value(std::time::Instant::now()) else {
+        return Ok(());
+    };
+    if last.as_deref() == Some(value.as_str()) {
+        return Ok(());
+    }
+    let key = format!("{}latency/{}", fleet.cfg.prefix, fleet.cfg.instance);
+    timed(
+        fleet.cfg.timeout,
+        "put latency",
+        client.put(key, value.clone(), lease),
+    )
+    .await?;
+    *last = Some(value);
+    Ok(())
 }
 
 /// Writes this instance's votes that changed since last written (all of them

@@ -93,3 +93,83 @@ pub fn next_winner(
         }
     }
 }
+
+/// The live table's hysteresis: each measured network's [`Standing`], kept
+/// from one refresh to the next, and the rules. Bounded by the table: a
+/// network that left it is forgotten.
+#[derive(Debug, Default)]
+pub struct Steady<K> {
+    pub rules: Hysteresis,
+    standings: std::collections::HashMap<K, Standing>,
+}
+
+impl<K: std::hash::Hash + Eq + Copy> Steady<K> {
+    pub fn new(rules: Hysteresis) -> Steady<K> {
+        Steady {
+            rules,
+            standings: Default::default(),
+        }
+    }
+
+    /// Holds `key`'s winner in `row` (ms per region): while a challenger has
+    /// not beaten the held winner by the margins for the hold time, its figure
+    /// (and any other below the winner's) is published as the winner's plus
+    /// a hair, so the answer stays; the returned note says so for explain.
+    pub fn hold(
+        &mut self,
+        key: K,
+        row: &mut [Option<f32>],
+        names: &[String],
+        now: Instant,
+    ) -> Option<String> {
+        let prev = self.standings.get(&key).cloned().unwrap_or_default();
+        let next = next_winner(&prev, row, now, &self.rules);
+        let held = next
+            .region
+            .and_then(|w| Some((w, row.get(usize::from(w)).copied().flatten()?)));
+        let note = held.and_then(|(w, w_ms)| {
+            let mut lifted = Vec::new();
+            for (i, f) in row.iter_mut().enumerate() {
+                if i == usize::from(w) {
+                    continue;
+                }
+                if let Some(m) = f.filter(|m| *m <= w_ms) {
+                    lifted.push((i, m));
+                    *f = Some(w_ms + 0.01);
+                }
+            }
+            (!lifted.is_empty()).then_some((w, lifted))
+        });
+        self.standings.insert(key, next);
+        note.map(|(w, lifted)| {
+            let l: Vec<String> = lifted
+                .iter()
+                .map(|(i, m)| {
+                    let n = names.get(*i).map(String::as_str).unwrap_or("?");
+                    format!("{n} {m} ms")
+                })
+                .collect();
+            let w = names.get(usize::from(w)).map(String::as_str).unwrap_or("?");
+            format!(
+                "held on {w} until a better one stays better by {} ms and {}% for {} s ({})",
+                self.rules.margin_ms,
+                self.rules.margin_pct,
+                self.rules.hold.as_secs(),
+                l.join(", ")
+            )
+        })
+    }
+
+    /// Forgets networks not in `keep`.
+    pub fn retain(&mut self, keep: &std::collections::HashSet<K>) {
+        self.standings.retain(|k, _| keep.contains(k));
+    }
+
+    pub fn len(&self) -> usize {
+        self.standings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.standings.is_empty()
+    }
+}

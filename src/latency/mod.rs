@@ -9,6 +9,10 @@
 //!   builds a `LatencyTable`.
 //! - [`hysteresis`]: the winning region of a network moves only when another is
 //!   better by a margin, held for a time.
+//! - [`probe`]: site probes: this instance times a DNS query from its own
+//!   region to the resolvers that ask it.
+//! - [`share`]: the figures each instance publishes to the fleet, and the
+//!   other sites' figures merged into the table.
 //! - [`rum`]: the collector listener: the beacon script real users' browsers
 //!   run, `POST /v1/beacon` for their figures, `POST /v1/feed` for the
 //!   operator's own telemetry.
@@ -19,13 +23,15 @@
 //! the application's step, not this module's.
 
 pub mod hysteresis;
+pub mod probe;
 pub mod rum;
+pub mod share;
 pub mod table;
 
 #[cfg(test)]
 mod tests;
 
-pub use hysteresis::{next_winner, Hysteresis, Standing};
+pub use hysteresis::{next_winner, Hysteresis, Standing, Steady};
 pub use table::{Aggregator, AggregatorLimits, Figure, NetKey, Rejected, Sample, Sender};
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -56,5 +62,20 @@ impl LatencyHandle {
         let mut agg = self.lock();
         agg.expire(now);
         Arc::new(agg.snapshot(now))
+    }
+
+    /// A fresh table as of `now` with the other sites' figures of `sharing`
+    /// merged in, each network's winner held by `steady`'s hysteresis.
+    pub fn snapshot_shared(
+        &self,
+        now: Instant,
+        sharing: &share::Sharing,
+        steady: &mut Steady<NetKey>,
+    ) -> Arc<LatencyTable> {
+        let regions = self.lock().regions().to_vec();
+        let shared = sharing.merged(&regions, now);
+        let mut agg = self.lock();
+        agg.expire(now);
+        Arc::new(agg.snapshot_with(now, &shared, Some(steady)))
     }
 }

@@ -97,6 +97,10 @@ impl fmt::Display for NetKey {
 pub enum Sender {
     Addr(IpAddr),
     Feed,
+    /// A site probe of this instance timed a query to this address: our own
+    /// measurement, so it stands for enough senders (like the feed) and is not
+    /// held to `per_sender` (the prober's interval bounds it).
+    Probe(IpAddr),
 }
 
 /// One measurement (or, from the feed, `count` of them with this figure).
@@ -180,6 +184,10 @@ pub struct Figure {
     pub senders: usize,
     /// Whether the operator's feed contributed.
     pub feed: bool,
+    /// Of `samples`, how many came from this instance's site probes.
+    pub probes: u32,
+    /// The fleet site this figure was shared by; none: measured here.
+    pub site: Option<String>,
     /// When the newest sample arrived.
     pub newest: Instant,
 }
@@ -188,12 +196,22 @@ impl Figure {
     /// "12 samples from 5 senders, 40 s old"
     pub fn describe(&self, now: Instant) -> String {
         let age = now.saturating_duration_since(self.newest).as_secs();
-        let from = match (self.feed, self.senders) {
-            (true, 0) => "the feed".to_string(),
-            (true, n) => format!("the feed and {n} senders"),
-            (false, n) => format!("{n} senders"),
-        };
-        format!("{} samples from {from}, {age} s old", self.samples)
+        let mut parts = Vec::new();
+        if self.feed {
+            parts.push("the feed".to_string());
+        }
+        if self.senders > 0 || (!self.feed && self.probes == 0) {
+            parts.push(format!("{} senders", self.senders));
+        }
+        if self.probes > 0 {
+            parts.push(format!("{} probes", self.probes));
+        }
+        let from = parts.join(" and ");
+        let mut text = format!("{} samples from {from}, {age} s old", self.samples);
+        if let Some(site) = &self.site {
+            text = format!("{text}, shared by {site}");
+        }
+        text
     }
 }
 
@@ -204,6 +222,8 @@ struct Entry {
     weight: u32,
     /// The keyed hash of the sender's address; `None` for the feed.
     sender: Option<u64>,
+    /// From a site probe (trusted like the feed, counted apart).
+    probe: bool,
 }
 
 #[derive(Debug)]
@@ -253,6 +273,11 @@ impl Aggregator {
         &self.counters
     }
 
+    /// Every client network (and ASN, country) holding samples.
+    pub fn keys(&self) -> Vec<NetKey> {
+        self.keys.keys().copied().collect()
+    }
+
     /// Client networks (and ASNs, countries) holding samples.
     pub fn len(&self) -> usize {
         self.keys.len()
@@ -293,9 +318,10 @@ impl Aggregator {
             self.count_rejected(&r);
             return Err(r);
         }
-        let sender = match s.sender {
-            Sender::Addr(a) => Some(self.secret.hash_one(a)),
-            Sender::Feed => None,
+        let (sender, probe) = match s.sender {
+            Sender::Addr(a) => (Some(self.secret.hash_one(a)), false),
+            Sender::Feed => (None, false),
+            Sender::Probe(a) => (Some(self.secret.hash_one((1u8, a))), true),
         };
         if !self.keys.contains_key(&s.key) && self.keys.len() >= self.limits.max_keys {
             if let Some((_, oldest)) = self.order.pop_first() {
@@ -318,7 +344,7 @@ impl Aggregator {
         let max_age = self.limits.max_age;
         w.retain(|e| now.saturating_duration_since(e.at) <= max_age);
         let mine = w.iter().filter(|e| e.sender == sender).count();
-        if mine >= self.limits.per_sender.max(1) {
+        if mine >= self.limits.per_sender.max(1) && !probe {
             if let Some(i) = w.iter().position(|e| e.sender == sender) {
                 w.remove(i);
             }
@@ -330,6 +356,7 @@ impl Aggregator {
             at: now,
             weight: s.count,
             sender,
+            probe,
         });
         self.counters.accepted += 1;
         Ok(())
@@ -370,11 +397,38 @@ impl Aggregator {
     /// The table of every network with at least one counted figure, rows in
     /// key order; each label says where its figures came from.
     pub fn snapshot(&self, now: Instant) -> LatencyTable {
+        self.snapshot_with(now, &HashMap::new(), None)
+    }
+
+    /// The table as [`snapshot`](Self::snapshot) makes it, with other sites'
+    /// figures (per network, per region of this aggregator) merged in: per
+    /// network and region the figure of the most samples wins, the newer on a
+    /// tie, whether measured here or shared.
+    pub fn snapshot_with(
+        &self,
+        now: Instant,
+        shared: &HashMap<NetKey, Vec<Option<Figure>>>,
+        mut steady: Option<&mut super::Steady<NetKey>>,
+    ) -> LatencyTable {
         let mut t = LatencyTable::default();
-        let mut keys: Vec<&NetKey> = self.keys.keys().collect();
+        let mut keys: Vec<&NetKey> = self.keys.keys().chain(shared.keys()).collect();
         keys.sort();
+        keys.dedup();
+        let mut seen = std::collections::HashSet::new();
         for key in keys {
-            let figs = self.figures(key, now);
+            let mut figs = self.figures(key, now);
+            if let Some(theirs) = shared.get(key) {
+                for (mine, theirs) in figs.iter_mut().zip(theirs) {
+                    let Some(f) = theirs else { continue };
+                    let better = match mine {
+                        None => true,
+                        Some(m) => (f.samples, f.newest) > (m.samples, m.newest),
+                    };
+                    if better {
+                        *mine = Some(f.clone());
+                    }
+                }
+            }
             if figs.iter().all(Option::is_none) {
                 continue;
             }
@@ -404,10 +458,20 @@ impl Aggregator {
                     Some(format!("{name} {} ms ({})", f.rtt_ms, f.describe(now)))
                 })
                 .collect();
-            t.labels
-                .push(format!("measured {key}: {}", parts.join("; ")));
-            t.rows
-                .push(figs.iter().map(|f| f.as_ref().map(|f| f.rtt_ms)).collect());
+            let mut row: Vec<Option<f32>> =
+                figs.iter().map(|f| f.as_ref().map(|f| f.rtt_ms)).collect();
+            let mut label = format!("measured {key}: {}", parts.join("; "));
+            if let Some(s) = steady.as_deref_mut() {
+                seen.insert(*key);
+                if let Some(note) = s.hold(*key, &mut row, &self.regions, now) {
+                    label = format!("{label}; {note}");
+                }
+            }
+            t.labels.push(label);
+            t.rows.push(row);
+        }
+        if let Some(s) = steady {
+            s.retain(&seen);
         }
         t
     }
@@ -439,10 +503,21 @@ fn figure(w: &VecDeque<Entry>, limits: &AggregatorLimits, now: Instant) -> Optio
         .collect();
     let samples = live.iter().fold(0u32, |n, e| n.saturating_add(e.weight));
     let feed = live.iter().any(|e| e.sender.is_none());
-    let mut senders: Vec<u64> = live.iter().filter_map(|e| e.sender).collect();
+    let probes = live
+        .iter()
+        .filter(|e| e.probe)
+        .fold(0u32, |n, e| n.saturating_add(e.weight));
+    let mut senders: Vec<u64> = live
+        .iter()
+        .filter(|e| !e.probe)
+        .filter_map(|e| e.sender)
+        .collect();
     senders.sort_unstable();
     senders.dedup();
-    if samples < limits.min_samples || (senders.len() < limits.min_senders && !feed) {
+    // Probes alone make a figure only with `min_samples` of their own: a few
+    // probes cannot lend their trust to one sender's beacons.
+    let trusted = feed || probes >= limits.min_samples;
+    if samples < limits.min_samples || (senders.len() < limits.min_senders && !trusted) {
         return None;
     }
     let half = limits.half_life.as_secs_f64().max(1e-3);
@@ -469,6 +544,8 @@ fn figure(w: &VecDeque<Entry>, limits: &AggregatorLimits, now: Instant) -> Optio
         samples,
         senders: senders.len(),
         feed,
+        probes,
+        site: None,
         newest: live.iter().map(|e| e.at).max()?,
     })
 }

@@ -416,3 +416,110 @@ fn the_aggregator_gives_the_winner_of_its_figures() {
     let s = a.winner(&key, &held, t0, &rules());
     assert_eq!((s.region, s.challenger), (Some(0), Some((2, t0))));
 }
+
+// Hysteresis on the live table.
+mod steady {
+    use super::super::*;
+    use std::collections::HashMap;
+    use std::time::{Duration, Instant};
+
+    fn rules() -> Hysteresis {
+        Hysteresis {
+            margin_ms: 5.0,
+            margin_pct: 10.0,
+            hold: Duration::from_secs(60),
+        }
+    }
+
+    /// The region the policy would pick from a published row: the lowest.
+    fn pick(row: &[Option<f32>]) -> usize {
+        row.iter()
+            .enumerate()
+            .filter_map(|(i, f)| Some((i, (*f)?)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(i, _)| i)
+            .unwrap()
+    }
+
+    #[test]
+    fn flapping_figures_never_move_the_published_winner() {
+        let names = vec!["a".to_string(), "b".to_string()];
+        let key = NetKey::of_addr("203.0.113.1".parse().unwrap());
+        let mut s = Steady::new(rules());
+        let t0 = Instant::now();
+        let mut first = vec![Some(50.0), None];
+        s.hold(key, &mut first, &names, t0);
+        assert_eq!(pick(&first), 0);
+        // b flaps around the margin every 10 s for 10 minutes: never held.
+        for i in 1..60u64 {
+            let b = if i % 2 == 0 { 40.0 } else { 52.0 };
+            let mut row = vec![Some(50.0), Some(b)];
+            let note = s.hold(key, &mut row, &names, t0 + Duration::from_secs(i * 10));
+            assert_eq!(pick(&row), 0, "round {i}: {row:?}");
+            if b < 50.0 {
+                let note = note.expect("explained");
+                assert!(
+                    note.contains("held on a") && note.contains("b 40 ms"),
+                    "{note}"
+                );
+            }
+        }
+        // b better by the margins without a break for the hold: it moves once.
+        let t1 = t0 + Duration::from_secs(600);
+        let mut moved_at = None;
+        for i in 0..10u64 {
+            let mut row = vec![Some(50.0), Some(30.0)];
+            s.hold(key, &mut row, &names, t1 + Duration::from_secs(i * 10));
+            if pick(&row) == 1 && moved_at.is_none() {
+                moved_at = Some(i * 10);
+            }
+        }
+        assert_eq!(moved_at, Some(60));
+    }
+
+    #[test]
+    fn the_live_snapshot_holds_a_winner_against_a_shared_challenger() {
+        let names = vec!["a".to_string(), "b".to_string()];
+        let mut agg = Aggregator::new(names.clone(), AggregatorLimits::default());
+        let addr = "203.0.113.1".parse().unwrap();
+        let key = NetKey::of_addr(addr);
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            let s = Sample {
+                key,
+                region: 0,
+                rtt_ms: 50.0,
+                sender: Sender::Probe(addr),
+                count: 1,
+            };
+            agg.add(&s, t0).unwrap();
+        }
+        let mut steady = Steady::new(rules());
+        let t = agg.snapshot_with(t0, &HashMap::new(), Some(&mut steady));
+        assert_eq!(t.rows[0], vec![Some(50.0), None]);
+        let theirs = Figure {
+            rtt_ms: 20.0,
+            samples: 9,
+            senders: 0,
+            feed: false,
+            probes: 0,
+            site: Some("other".into()),
+            newest: t0,
+        };
+        let shared = HashMap::from([(key, vec![None, Some(theirs)])]);
+        let t = agg.snapshot_with(t0 + Duration::from_secs(1), &shared, Some(&mut steady));
+        assert_eq!(pick(&t.rows[0]), 0, "held: {:?} {}", t.rows[0], t.labels[0]);
+        assert!(t.labels[0].contains("shared by other"), "{}", t.labels[0]);
+        assert!(t.labels[0].contains("held on a"), "{}", t.labels[0]);
+        let t = agg.snapshot_with(t0 + Duration::from_secs(62), &shared, Some(&mut steady));
+        assert_eq!(
+            t.rows[0],
+            vec![Some(50.0), Some(20.0)],
+            "moved after the hold"
+        );
+        // Without hysteresis the challenger would win at once.
+        let raw = agg.snapshot_with(t0 + Duration::from_secs(1), &shared, None);
+        assert_eq!(pick(&raw.rows[0]), 1);
+        assert_eq!(steady.len(), 1);
+    }
+}

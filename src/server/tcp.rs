@@ -92,6 +92,7 @@ pub(super) async fn accept<F, Fut>(
             Err(_) => continue,
         };
         let ip = peer.ip();
+        crate::latency::probe::note(ip);
         // Over the per-client cap, or no room made in time: close at once rather
         // than queue (RFC 7766 §6.2.2).
         let slot = tokio::select! {

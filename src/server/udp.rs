@@ -53,6 +53,7 @@ impl Worker {
     ) -> bool {
         #[cfg(debug_assertions)]
         test_panic(pkt);
+        crate::latency::probe::note(client);
         let gate = Gate { rrl: &self.rrl };
         let o = handle_udp(current, pkt, client, gate, out);
         self.counters.record(&o, false);

@@ -8,7 +8,9 @@
 # `--ci` installs only what the test suite needs instead: etcd
 # 3.4 and etcdctl for tests/fleet.rs,
 # chromium and chromedriver for tests/dashboard.rs, kdig and dig for
-# tests/encrypted.rs, unbound (a validating resolver) for tests/dnssec.rs
+# tests/encrypted.rs, unbound (a validating resolver) for tests/dnssec.rs,
+# fstrm_capture (a Frame Streams collector) and dnstap-ldns (a dnstap decoder)
+# for tests/dnstap.rs
 # (.ci/run calls it so; apt-get update runs once first in that mode).
 # Idempotent: does nothing when every command is already there.
 # Needs root (or sudo) and apt. Package services are not started: the peers
@@ -40,6 +42,8 @@ if [ "${1:-}" = --ci ]; then
         [kdig]=knot-dnsutils
         [dig]=bind9-dnsutils
         [unbound]=unbound
+        [fstrm_capture]=fstrm-bin
+        [dnstap-ldns]=dnstap-ldns
     )
 fi
 

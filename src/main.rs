@@ -324,7 +324,9 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
             handshake_timeout: cfg.tcp_handshake_timeout,
         };
         let rrl = Arc::new(server::rrl::Rrl::new(cfg.rrl.clone()));
-        let qlog = Arc::new(server::querylog::QueryLog::new(cfg.query_log));
+        let dnstap = cfg.dnstap.clone().map(server::dnstap::Tap::start).transpose()?;
+        let qlog = server::querylog::QueryLog::new(cfg.query_log).with_dnstap(dnstap.clone());
+        let qlog = Arc::new(qlog);
         let running = server::start(bound, handle.clone(), limits, &metrics, rrl, qlog.clone())?;
         let signals = Signals::register();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -444,6 +446,9 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
             let _ = t.await;
         }
         running.shutdown().await;
+        if let Some(t) = dnstap {
+            let _ = tokio::task::spawn_blocking(move || t.stop()).await;
+        }
         admin::save_state(&admin_state);
         info!("stopped");
         Ok::<(), anyhow::Error>(())

@@ -37,6 +37,7 @@ struct ServerRaw {
     doh: Option<super::encrypted::DohRaw>,
     dnssec: Option<DnssecServerRaw>,
     rum: Option<RumRaw>,
+    dnstap: Option<toml::Spanned<super::dnstap::DnstapRaw>>,
 }
 
 /// `[rum]`: the measured-latency collector (see `latency::rum`).
@@ -229,6 +230,8 @@ pub struct ServerConfig {
     pub dnssec: DnssecConfig,
     /// The measured-latency collector; none: off.
     pub rum: Option<RumConfig>,
+    /// dnstap output; none: off.
+    pub dnstap: Option<super::dnstap::DnstapConfig>,
 }
 
 /// Whose figure wins where the operator's `latency_table` file and the measured
@@ -525,6 +528,7 @@ impl Default for ServerConfig {
             encrypted: Default::default(),
             dnssec: DnssecConfig::default(),
             rum: None,
+            dnstap: None,
         }
     }
 }
@@ -980,6 +984,10 @@ impl ServerConfig {
         }
         if let Some(r) = raw.rum {
             cfg.rum = check_rum(r, text, path, base, &mut errors);
+        }
+        if let Some(d) = raw.dnstap {
+            let at = d.span().start;
+            cfg.dnstap = d.into_inner().check(at, text, path, base, &mut errors);
         }
         if errors.is_empty() {
             Ok(cfg)

@@ -248,17 +248,17 @@ fn answer_query(
             let found = steered.and_then(|(z, p)| {
                 let zone = snap.zones.zones().get(z as usize)?;
                 let s = snap.steering.get(z as usize)?;
-                Some((zone, s, p, s.names.get(p as usize)?))
+                Some((zone, s, (z, p), s.names.get(p as usize)?))
             });
             let (zone, mut a, steer) = match found {
-                Some((zone, s, i, p)) => (
+                Some((zone, s, (z, i), p)) => (
                     zone,
                     Answer {
                         authoritative: true,
                         steer: Some((i, Owner::Query)),
                         ..Answer::default()
                     },
-                    Some((s, p, Owner::Query)),
+                    Some((s, p, Owner::Query, z, i)),
                 ),
                 None => {
                     let Some(((zi, zone), parent)) = snap.zones.find_at_with_parent(q.qname())
@@ -273,7 +273,7 @@ fn answer_query(
                     let a = zone.lookup(q.qname(), q.qtype, tcp);
                     let steer = a.steer.and_then(|(i, owner)| {
                         let s = snap.steering.get(zi)?;
-                        Some((s, s.names.get(i as usize)?, owner))
+                        Some((s, s.names.get(i as usize)?, owner, zi as u32, i))
                     });
                     (zone, a, steer)
                 }
@@ -282,7 +282,7 @@ fn answer_query(
             if dnssec_ok && zone.dnssec.is_some() {
                 signed_zone = Some(zone);
             }
-            if let Some((s, p, owner)) = steer {
+            if let Some((s, p, owner, zi, pi)) = steer {
                 // Read before anything the decision reads (see `steercache`).
                 let epoch = crate::health::epoch();
                 let client = client_of(snap, ecs.as_ref(), src);
@@ -301,6 +301,12 @@ fn answer_query(
                     _ => u16::MAX,
                 };
                 obs.steered = Some((p.metrics_slot, region, d.reason));
+                obs.decision = Some(crate::metrics::Decided {
+                    zone: zi,
+                    name: pi,
+                    fenced: d.fenced,
+                    scope: d.scope,
+                });
                 // One endpoint's whole address set: its answer is prebuilt, and this
                 // thread remembers it for the next query with the same inputs.
                 if let (false, Some(f), Some(hint)) = (tcp, snap.fast.get(), steered) {
@@ -314,6 +320,7 @@ fn answer_query(
                                 scope: d.scope,
                                 zone_slot: zone.metrics_slot,
                                 steered: (p.metrics_slot, region, d.reason),
+                                fenced: d.fenced,
                             };
                             steercache::put(key, r);
                             return;

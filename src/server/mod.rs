@@ -17,6 +17,7 @@ pub mod answer;
 pub mod conns;
 pub mod cookie;
 mod doh;
+pub mod dnstap;
 mod dot;
 pub mod fast;
 mod fast_build;

@@ -1,10 +1,13 @@
 //! The optional query log: one line for every `sample`-th query, at most
 //! `max_per_second` lines a second across all threads, so it can stay on in
-//! production without becoming the bottleneck. Off by default.
+//! production without becoming the bottleneck. Off by default. The socket
+//! threads reach the dnstap output (`super::dnstap`) through it too.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
+use super::dnstap::Tap;
 use super::query;
 use crate::config::transport::QueryLogConfig;
 use crate::metrics::Observed;
@@ -19,6 +22,7 @@ pub struct QueryLog {
     seen: AtomicU64,
     /// second (upper 40 bits) | lines logged in it (lower 24 bits)
     window: AtomicU64,
+    dnstap: Option<Arc<Tap>>,
 }
 
 impl QueryLog {
@@ -27,6 +31,17 @@ impl QueryLog {
             cfg,
             ..QueryLog::default()
         }
+    }
+
+    /// With dnstap output as well.
+    pub fn with_dnstap(self, dnstap: Option<Arc<Tap>>) -> QueryLog {
+        QueryLog { dnstap, ..self }
+    }
+
+    /// The dnstap output, when on: one branch when off.
+    #[inline]
+    pub fn dnstap(&self) -> Option<&Tap> {
+        self.dnstap.as_deref()
     }
 
     /// Whether this query is one to log; cheap when off.

@@ -1,0 +1,178 @@
+//! dnstap output: every query (or one in `sample`) as an AUTH_QUERY and an
+//! AUTH_RESPONSE message, protobuf in Frame Streams, to a collector on a Unix
+//! socket or a TCP address, with a steered answer's decision in the message's
+//! `extra` field (see docs/dnstap.md for its form).
+//!
+//! The query path never waits for the collector: a socket thread copies the query,
+//! the response and the decision into one buffer and offers it to a bounded queue;
+//! when the queue is full the query is counted as dropped and answered all the
+//! same. One writer thread (`writer`) empties the queue. Off, the socket threads
+//! pay one branch per query.
+
+mod fstrm;
+mod message;
+mod writer;
+
+use std::cell::Cell;
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+pub use message::{Proto, Stamp};
+pub use writer::Stats;
+
+use crate::config::dnstap::DnstapConfig;
+use crate::metrics::Observed;
+use crate::snapshot::Snapshot;
+
+/// The counters of the one dnstap output a process has.
+pub static STATS: Stats = Stats {
+    written: std::sync::atomic::AtomicU64::new(0),
+    dropped: std::sync::atomic::AtomicU64::new(0),
+    connects: std::sync::atomic::AtomicU64::new(0),
+    connect_failures: std::sync::atomic::AtomicU64::new(0),
+    connected: std::sync::atomic::AtomicU64::new(0),
+};
+
+/// Whether dnstap was started (its metrics are shown only then).
+pub static ON: AtomicBool = AtomicBool::new(false);
+
+/// The sending half, shared by every socket thread and connection.
+pub struct Tap {
+    tx: SyncSender<message::Event>,
+    sample: u32,
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Tap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tap").field("sample", &self.sample).finish()
+    }
+}
+
+thread_local! {
+    /// Queries this thread has seen, for sampling: no shared counter to fight over.
+    static SEEN: Cell<u32> = const { Cell::new(0) };
+}
+
+fn now() -> Stamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (d.as_secs(), d.subsec_nanos())
+}
+
+impl Tap {
+    /// Starts the writer thread; it connects (and reconnects) on its own.
+    pub fn start(cfg: DnstapConfig) -> std::io::Result<Arc<Tap>> {
+        let (tx, rx) = sync_channel(cfg.queue);
+        let stop = Arc::new(AtomicBool::new(false));
+        let w = writer::Writer {
+            collector: cfg.collector,
+            identity: cfg.identity,
+            version: cfg.version,
+            rx,
+            stop: stop.clone(),
+            stats: &STATS,
+        };
+        let thread = std::thread::Builder::new()
+            .name("dnstap".into())
+            .spawn(move || w.run())?;
+        ON.store(true, Ordering::Relaxed);
+        Ok(Arc::new(Tap {
+            tx,
+            sample: cfg.sample,
+            stop,
+            thread: Mutex::new(Some(thread)),
+        }))
+    }
+
+    /// Whether this query is one to send, and if so the time it came in.
+    #[inline]
+    pub fn sample(&self) -> Option<Stamp> {
+        if self.sample > 1 {
+            let n = SEEN.with(|c| {
+                let n = c.get().wrapping_add(1);
+                c.set(if n >= self.sample { 0 } else { n });
+                n
+            });
+            if n < self.sample {
+                return None;
+            }
+        }
+        Some(now())
+    }
+
+    /// Offers one sampled query to the queue; `response` is what went out, if
+    /// anything did. Never blocks: a full queue counts the query as dropped.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send(
+        &self,
+        snap: &Snapshot,
+        at: Stamp,
+        proto: Proto,
+        client: IpAddr,
+        port: Option<u16>,
+        query: &[u8],
+        response: Option<&[u8]>,
+        o: &Observed,
+    ) {
+        let r_len = response.map_or(0, <[u8]>::len);
+        let mut bytes = Vec::with_capacity(query.len() + r_len + 64);
+        bytes.extend_from_slice(query);
+        if let Some(r) = response {
+            bytes.extend_from_slice(r);
+        }
+        extra(snap, o, &mut bytes);
+        let e = message::Event {
+            proto,
+            client,
+            port,
+            query_time: at,
+            response_time: now(),
+            bytes,
+            query_len: query.len() as u32,
+            response_len: response.map(|r| r.len() as u32),
+        };
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.tx.try_send(e) {
+            STATS.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Stops the writer: what is queued is written, then STOP and FINISH.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let t = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = t {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Appends a steered answer's decision, `region=R;reason=W;fence=F;scope=N`, to
+/// `out` (nothing for an answer that was not steered). The names are the
+/// snapshot's: the region's, the fence's jurisdiction (`-` when the client is in
+/// none), the reason as the query log and the metrics name it.
+fn extra(snap: &Snapshot, o: &Observed, out: &mut Vec<u8>) {
+    let (Some((_, region, reason)), Some(d)) = (o.steered, o.decision) else {
+        return;
+    };
+    let steering = snap.steering.get(d.zone as usize);
+    let region = steering
+        .and_then(|s| s.policy.regions.get(region as usize))
+        .map_or("-", |r| r.name.as_str());
+    let fence = steering
+        .and_then(|s| s.names.get(d.name as usize))
+        .and_then(|p| d.fenced.and_then(|f| p.fence.get(f as usize)))
+        .map_or("-", |f| f.as_str());
+    let _ = write!(
+        out,
+        "region={region};reason={};fence={fence};scope={}",
+        reason.label(),
+        d.scope
+    );
+}

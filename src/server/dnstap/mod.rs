@@ -176,3 +176,26 @@ fn extra(snap: &Snapshot, o: &Observed, out: &mut Vec<u8>) {
         d.scope
     );
 }
+
+/// The dnstap metrics in the Prometheus text format, when dnstap is on.
+pub fn render(out: &mut String) {
+    use std::fmt::Write as _;
+    if !ON.load(Ordering::Relaxed) {
+        return;
+    }
+    let s = &STATS;
+    let rows = [
+        ("signpost_dnstap_written_total", "counter", "Queries whose dnstap messages were written to the collector.", &s.written),
+        ("signpost_dnstap_dropped_total", "counter", "Queries whose dnstap messages were dropped: the queue was full, or the connection broke with them in hand.", &s.dropped),
+        ("signpost_dnstap_connects_total", "counter", "Connections to the dnstap collector made (handshake done).", &s.connects),
+        ("signpost_dnstap_connect_failures_total", "counter", "Attempts to connect to the dnstap collector that failed.", &s.connect_failures),
+        ("signpost_dnstap_connected", "gauge", "1 while connected to the dnstap collector.", &s.connected),
+    ];
+    for (name, kind, help, v) in rows {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+            v.load(Ordering::Relaxed)
+        );
+    }
+}

@@ -156,3 +156,49 @@ impl DnstapRaw {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::server::ServerConfig;
+
+    fn parse(text: &str) -> Result<Option<DnstapConfig>, Vec<String>> {
+        ServerConfig::parse(text, Path::new("/etc/signpost/s.toml"))
+            .map(|c| c.dnstap)
+            .map_err(|e| e.iter().map(|e| e.to_string()).collect())
+    }
+
+    #[test]
+    fn a_socket_or_an_address_with_defaults() {
+        assert_eq!(parse("").unwrap(), None);
+        let c = parse("[dnstap]\nsocket = \"tap.sock\"\n").unwrap().unwrap();
+        assert_eq!(
+            c.collector,
+            Collector::Unix(PathBuf::from("/etc/signpost/tap.sock"))
+        );
+        assert_eq!((c.sample, c.queue), (1, QUEUE_DEFAULT));
+        assert!(c.identity.is_empty());
+        assert!(c.version.starts_with(b"signpost "));
+        let t = "[dnstap]\naddress = \"127.0.0.1:6000\"\nsample = 100\nqueue = 16\nidentity = \"ns1\"\nversion = \"\"\n";
+        let c = parse(t).unwrap().unwrap();
+        assert_eq!(c.collector, Collector::Tcp("127.0.0.1:6000".parse().unwrap()));
+        assert_eq!((c.sample, c.queue), (100, 16));
+        assert_eq!((&c.identity[..], &c.version[..]), (&b"ns1"[..], &b""[..]));
+    }
+
+    #[test]
+    fn each_bad_key_is_reported_with_its_line() {
+        let errs = parse("listen = [\"127.0.0.1:53\"]\n[dnstap]\nidentity = \"x\"\n").unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("s.toml:2") && errs[0].contains("needs socket"), "{errs:?}");
+        let t = "[dnstap]\naddress = \"localhost\"\nsample = 0\nqueue = 0\n";
+        let errs = parse(t).unwrap_err();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(errs[0].contains("s.toml:2") && errs[0].contains("ADDR:PORT"), "{errs:?}");
+        assert!(errs[1].contains("s.toml:3") && errs[1].contains("sample"), "{errs:?}");
+        assert!(errs[2].contains("s.toml:4") && errs[2].contains("queue"), "{errs:?}");
+        let errs = parse("[dnstap]\nsocket = \"a\"\naddress = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(errs[0].contains("not both"), "{errs:?}");
+        assert!(parse("[dnstap]\nsocket = \"a\"\nrate = 1\n").is_err());
+    }
+}

@@ -219,7 +219,10 @@ fn messages_reach_fstrm_capture_with_the_decision_and_survive_its_restart() {
     for f in &frames {
         let m = f.message.as_ref().expect("message");
         assert_eq!(f.identity.as_deref(), Some(&b"ns-test"[..]));
-        assert!(f.version.as_deref().is_some_and(|v| v.starts_with(b"signpost ")));
+        assert!(f
+            .version
+            .as_deref()
+            .is_some_and(|v| v.starts_with(b"signpost ")));
         assert_eq!(m.socket_family, Some(1));
         assert_eq!(m.query_address.as_deref(), Some(&[127u8, 0, 0, 1][..]));
         assert!(m.query_time_sec.is_some_and(|t| t > 1_600_000_000));
@@ -349,7 +352,8 @@ fn sampling_sends_one_query_in_n_to_a_tcp_collector() {
         .filter(|f| f.message.as_ref().is_some_and(|m| m.r#type == AUTH_QUERY))
         .count();
     assert_eq!(queries, 5, "of 50 queries");
-    assert!(frames
-        .iter()
-        .all(|f| f.message.as_ref().is_some_and(|m| m.socket_protocol == Some(1))));
+    assert!(frames.iter().all(|f| f
+        .message
+        .as_ref()
+        .is_some_and(|m| m.socket_protocol == Some(1))));
 }

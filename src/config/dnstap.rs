@@ -93,13 +93,23 @@ impl DnstapRaw {
                 match a.get_ref().parse::<SocketAddr>() {
                     Ok(addr) => Some(Collector::Tcp(addr)),
                     Err(_) => {
-                        err(at, format!("dnstap.address = {:?} is not ADDR:PORT (like \"127.0.0.1:6000\")", a.get_ref()));
+                        err(
+                            at,
+                            format!(
+                                "dnstap.address = {:?} is not ADDR:PORT (like \"127.0.0.1:6000\")",
+                                a.get_ref()
+                            ),
+                        );
                         None
                     }
                 }
             }
             (Some(s), Some(_)) => {
-                err(s.span().start, "dnstap: give socket (a Unix socket path) or address (ADDR:PORT), not both".to_string());
+                err(
+                    s.span().start,
+                    "dnstap: give socket (a Unix socket path) or address (ADDR:PORT), not both"
+                        .to_string(),
+                );
                 None
             }
             (None, None) => {
@@ -112,7 +122,13 @@ impl DnstapRaw {
             Some(s) => match u32::try_from(*s.get_ref()) {
                 Ok(n) if n >= 1 => n,
                 _ => {
-                    err(s.span().start, format!("dnstap.sample = {}: use 1 (every query) or N for one query in N", s.get_ref()));
+                    err(
+                        s.span().start,
+                        format!(
+                            "dnstap.sample = {}: use 1 (every query) or N for one query in N",
+                            s.get_ref()
+                        ),
+                    );
                     1
                 }
             },
@@ -133,10 +149,7 @@ impl DnstapRaw {
                 Some(v) => v,
             };
             if v.get_ref().len() > 255 {
-                err(
-                    v.span().start,
-                    format!("dnstap.{key}: at most 255 bytes"),
-                );
+                err(v.span().start, format!("dnstap.{key}: at most 255 bytes"));
             }
             v.into_inner().into_bytes()
         };
@@ -181,7 +194,10 @@ mod tests {
         assert!(c.version.starts_with(b"signpost "));
         let t = "[dnstap]\naddress = \"127.0.0.1:6000\"\nsample = 100\nqueue = 16\nidentity = \"ns1\"\nversion = \"\"\n";
         let c = parse(t).unwrap().unwrap();
-        assert_eq!(c.collector, Collector::Tcp("127.0.0.1:6000".parse().unwrap()));
+        assert_eq!(
+            c.collector,
+            Collector::Tcp("127.0.0.1:6000".parse().unwrap())
+        );
         assert_eq!((c.sample, c.queue), (100, 16));
         assert_eq!((&c.identity[..], &c.version[..]), (&b"ns1"[..], &b""[..]));
     }
@@ -190,13 +206,25 @@ mod tests {
     fn each_bad_key_is_reported_with_its_line() {
         let errs = parse("listen = [\"127.0.0.1:53\"]\n[dnstap]\nidentity = \"x\"\n").unwrap_err();
         assert_eq!(errs.len(), 1, "{errs:?}");
-        assert!(errs[0].contains("s.toml:2") && errs[0].contains("needs socket"), "{errs:?}");
+        assert!(
+            errs[0].contains("s.toml:2") && errs[0].contains("needs socket"),
+            "{errs:?}"
+        );
         let t = "[dnstap]\naddress = \"localhost\"\nsample = 0\nqueue = 0\n";
         let errs = parse(t).unwrap_err();
         assert_eq!(errs.len(), 3, "{errs:?}");
-        assert!(errs[0].contains("s.toml:2") && errs[0].contains("ADDR:PORT"), "{errs:?}");
-        assert!(errs[1].contains("s.toml:3") && errs[1].contains("sample"), "{errs:?}");
-        assert!(errs[2].contains("s.toml:4") && errs[2].contains("queue"), "{errs:?}");
+        assert!(
+            errs[0].contains("s.toml:2") && errs[0].contains("ADDR:PORT"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].contains("s.toml:3") && errs[1].contains("sample"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[2].contains("s.toml:4") && errs[2].contains("queue"),
+            "{errs:?}"
+        );
         let errs = parse("[dnstap]\nsocket = \"a\"\naddress = \"127.0.0.1:1\"\n").unwrap_err();
         assert!(errs[0].contains("not both"), "{errs:?}");
         assert!(parse("[dnstap]\nsocket = \"a\"\nrate = 1\n").is_err());

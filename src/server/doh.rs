@@ -275,9 +275,11 @@ async fn respond(req: Request<Incoming>, doh: &Doh, peer: IpAddr, wait: Duration
         if path.qlog.wants(doh.started.elapsed().as_secs()) {
             path.qlog.log(&current, &msg, peer, path.label, &o);
         }
-        if let (Some(at), Some(t)) = (tapped, path.qlog.dnstap()) {
+        if let Some(at) = tapped {
             let response = o.sent.then_some(out.as_slice());
-            t.send(&current, at, super::dnstap::Proto::Doh, peer, None, &msg, response, &o);
+            let proto = super::dnstap::Proto::Doh;
+            path.qlog
+                .tap(&current, at, proto, peer, None, &msg, response, &o);
         }
         o
     };

@@ -16,8 +16,8 @@
 pub mod answer;
 pub mod conns;
 pub mod cookie;
-mod doh;
 pub mod dnstap;
+mod doh;
 mod dot;
 pub mod fast;
 mod fast_build;

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::dnstap::Tap;
+use super::dnstap::{Proto, Stamp, Steering, Tap};
 use super::query;
 use crate::config::transport::QueryLogConfig;
 use crate::metrics::Observed;
@@ -42,6 +42,25 @@ impl QueryLog {
     #[inline]
     pub fn dnstap(&self) -> Option<&Tap> {
         self.dnstap.as_deref()
+    }
+
+    /// Offers a query `Tap::sample` chose to dnstap, with the decision in the
+    /// snapshot's names.
+    #[allow(clippy::too_many_arguments)]
+    pub fn tap(
+        &self,
+        snap: &Snapshot,
+        at: Stamp,
+        proto: Proto,
+        client: IpAddr,
+        port: Option<u16>,
+        query: &[u8],
+        response: Option<&[u8]>,
+        o: &Observed,
+    ) {
+        if let Some(t) = self.dnstap() {
+            t.send(at, proto, client, port, query, response, steering(snap, o));
+        }
     }
 
     /// Whether this query is one to log; cheap when off.
@@ -114,4 +133,24 @@ impl QueryLog {
             "query"
         );
     }
+}
+
+/// A steered answer's decision in the snapshot's names; none for an answer no
+/// policy decided.
+fn steering<'a>(snap: &'a Snapshot, o: &Observed) -> Option<Steering<'a>> {
+    let ((_, region, reason), d) = (o.steered?, o.decision?);
+    let steering = snap.steering.get(d.zone as usize);
+    let region = steering
+        .and_then(|s| s.policy.regions.get(region as usize))
+        .map_or("-", |r| r.name.as_str());
+    let fence = steering
+        .and_then(|s| s.names.get(d.name as usize))
+        .and_then(|p| d.fenced.and_then(|f| p.fence.get(f as usize)))
+        .map_or("-", |f| f.as_str());
+    Some(Steering {
+        region,
+        reason: reason.label(),
+        fence,
+        scope: d.scope,
+    })
 }

@@ -184,10 +184,11 @@ impl Framed {
                 if self.qlog.wants(start.elapsed().as_secs()) {
                     self.qlog.log(&current, &msg, peer, self.label, &o);
                 }
-                if let (Some(at), Some(t)) = (tapped, self.qlog.dnstap()) {
+                if let Some(at) = tapped {
                     let proto = Proto::from_label(self.label);
                     let response = o.sent.then_some(out.as_slice());
-                    t.send(&current, at, proto, peer, None, &msg, response, &o);
+                    self.qlog
+                        .tap(&current, at, proto, peer, None, &msg, response, &o);
                 }
                 o
             };

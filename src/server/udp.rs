@@ -62,9 +62,11 @@ impl Worker {
             self.qlog.log(current, pkt, client, "udp", &o);
         }
         let send = o.sent && self.limit(&o, pkt, client, out);
-        if let (Some(at), Some(t)) = (tapped, self.qlog.dnstap()) {
+        if let Some(at) = tapped {
             let response = send.then_some(out.as_slice());
-            t.send(current, at, Proto::Udp, client, Some(src.port()), pkt, response, &o);
+            let port = Some(src.port());
+            self.qlog
+                .tap(current, at, Proto::Udp, client, port, pkt, response, &o);
         }
         send
     }
@@ -268,7 +270,13 @@ mod batched {
                 let Some(src) = addr else {
                     continue;
                 };
-                if w.answer(&current, &bufs[i][..*n], src.socket_addr(), now, &mut outs[i]) {
+                if w.answer(
+                    &current,
+                    &bufs[i][..*n],
+                    src.socket_addr(),
+                    now,
+                    &mut outs[i],
+                ) {
                     ready.push(i);
                     dests.push(*addr);
                 }

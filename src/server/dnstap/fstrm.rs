@@ -49,11 +49,15 @@ fn read_u32(r: &mut impl Read) -> io::Result<u32> {
 /// Reads one control frame: its type and the content types it names.
 pub(crate) fn read_control(r: &mut impl Read) -> io::Result<(u32, Vec<Vec<u8>>)> {
     if read_u32(r)? != 0 {
-        return Err(bad("the collector sent a data frame, not a control frame".into()));
+        return Err(bad(
+            "the collector sent a data frame, not a control frame".into()
+        ));
     }
     let len = read_u32(r)? as usize;
     if !(4..=CONTROL_MAX).contains(&len) {
-        return Err(bad(format!("the collector sent a control frame of {len} bytes")));
+        return Err(bad(format!(
+            "the collector sent a control frame of {len} bytes"
+        )));
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body)?;
@@ -67,7 +71,9 @@ pub(crate) fn read_control(r: &mut impl Read) -> io::Result<(u32, Vec<Vec<u8>>)>
         let t = u32::from_be_bytes([t[0], t[1], t[2], t[3]]);
         let l = u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize;
         let Some(v) = rest.get(8..8 + l) else {
-            return Err(bad("a control frame's field is longer than the frame".into()));
+            return Err(bad(
+                "a control frame's field is longer than the frame".into()
+            ));
         };
         if t == FIELD_CONTENT_TYPE {
             types.push(v.to_vec());
@@ -83,10 +89,14 @@ pub(crate) fn open(s: &mut (impl Read + Write)) -> io::Result<()> {
     s.flush()?;
     let (kind, types) = read_control(s)?;
     if kind != ACCEPT {
-        return Err(bad(format!("the collector answered READY with control frame {kind}, not ACCEPT")));
+        return Err(bad(format!(
+            "the collector answered READY with control frame {kind}, not ACCEPT"
+        )));
     }
     if !types.iter().any(|t| t == CONTENT_TYPE) {
-        return Err(bad("the collector does not accept protobuf:dnstap.Dnstap".into()));
+        return Err(bad(
+            "the collector does not accept protobuf:dnstap.Dnstap".into()
+        ));
     }
     s.write_all(&control(START, Some(CONTENT_TYPE)))?;
     s.flush()
@@ -98,7 +108,9 @@ pub(crate) fn close(s: &mut (impl Read + Write)) -> io::Result<()> {
     s.flush()?;
     let (kind, _) = read_control(s)?;
     if kind != FINISH {
-        return Err(bad(format!("the collector answered STOP with control frame {kind}, not FINISH")));
+        return Err(bad(format!(
+            "the collector answered STOP with control frame {kind}, not FINISH"
+        )));
     }
     Ok(())
 }
@@ -143,7 +155,8 @@ mod tests {
         let (mut w, mut r) = UnixStream::pair().unwrap();
         let reader = std::thread::spawn(move || {
             read_control(&mut r).unwrap();
-            r.write_all(&control(ACCEPT, Some(b"protobuf:other"))).unwrap();
+            r.write_all(&control(ACCEPT, Some(b"protobuf:other")))
+                .unwrap();
         });
         assert!(open(&mut w).is_err());
         reader.join().unwrap();

@@ -25,8 +25,6 @@ pub use message::{Proto, Stamp};
 pub use writer::Stats;
 
 use crate::config::dnstap::DnstapConfig;
-use crate::metrics::Observed;
-use crate::snapshot::Snapshot;
 
 /// The counters of the one dnstap output a process has.
 pub static STATS: Stats = Stats {
@@ -112,14 +110,13 @@ impl Tap {
     #[allow(clippy::too_many_arguments)]
     pub fn send(
         &self,
-        snap: &Snapshot,
         at: Stamp,
         proto: Proto,
         client: IpAddr,
         port: Option<u16>,
         query: &[u8],
         response: Option<&[u8]>,
-        o: &Observed,
+        steering: Option<Steering<'_>>,
     ) {
         let r_len = response.map_or(0, <[u8]>::len);
         let mut bytes = Vec::with_capacity(query.len() + r_len + 64);
@@ -127,7 +124,9 @@ impl Tap {
         if let Some(r) = response {
             bytes.extend_from_slice(r);
         }
-        extra(snap, o, &mut bytes);
+        if let Some(s) = steering {
+            s.write(&mut bytes);
+        }
         let e = message::Event {
             proto,
             client,
@@ -153,28 +152,28 @@ impl Tap {
     }
 }
 
-/// Appends a steered answer's decision, `region=R;reason=W;fence=F;scope=N`, to
-/// `out` (nothing for an answer that was not steered). The names are the
-/// snapshot's: the region's, the fence's jurisdiction (`-` when the client is in
-/// none), the reason as the query log and the metrics name it.
-fn extra(snap: &Snapshot, o: &Observed, out: &mut Vec<u8>) {
-    let (Some((_, region, reason)), Some(d)) = (o.steered, o.decision) else {
-        return;
-    };
-    let steering = snap.steering.get(d.zone as usize);
-    let region = steering
-        .and_then(|s| s.policy.regions.get(region as usize))
-        .map_or("-", |r| r.name.as_str());
-    let fence = steering
-        .and_then(|s| s.names.get(d.name as usize))
-        .and_then(|p| d.fenced.and_then(|f| p.fence.get(f as usize)))
-        .map_or("-", |f| f.as_str());
-    let _ = write!(
-        out,
-        "region={region};reason={};fence={fence};scope={}",
-        reason.label(),
-        d.scope
-    );
+/// A steered answer's decision in the operator's names, for `extra`.
+#[derive(Debug, Clone, Copy)]
+pub struct Steering<'a> {
+    /// The region of the first endpoint answered; `-` when none was.
+    pub region: &'a str,
+    /// As the query log and the metrics name it.
+    pub reason: &'static str,
+    /// The jurisdiction the client was fenced to; `-` when none.
+    pub fence: &'a str,
+    /// The decision's ECS scope.
+    pub scope: u8,
+}
+
+impl Steering<'_> {
+    /// `region=R;reason=W;fence=F;scope=N` (docs/dnstap.md).
+    fn write(&self, out: &mut Vec<u8>) {
+        let _ = write!(
+            out,
+            "region={};reason={};fence={};scope={}",
+            self.region, self.reason, self.fence, self.scope
+        );
+    }
 }
 
 /// The dnstap metrics in the Prometheus text format, when dnstap is on.

@@ -4,8 +4,9 @@
 # Starts signpost three times on the same zone: "off" (no [dnstap]), "full"
 # (every query sent) and "sampled" (one in SAMPLE, default 100), the last two
 # each to its own fstrm_capture (Debian's fstrm-bin) on a Unix socket writing
-# to a file, so the messages really leave. dnsperf on CLIENT_CPU, the servers
-# on SERVER_CPU, taking turns for DURATION s each, RUNS times (order rotating);
+# to a file, so the messages really leave. dnsperf on CLIENT_CPU at RATE
+# queries/s (default 20000, the same for all three), the servers on
+# SERVER_CPU, taking turns for DURATION s each, RUNS times (order rotating);
 # CPU per query is the server process's on-CPU time (every thread, from
 # /proc/PID/task/*/schedstat, as compare.sh measures) over its answered
 # queries. Prints a Markdown report with the ratios full ÷ off (target below
@@ -37,6 +38,7 @@ SAMPLE=${SAMPLE:-100}             # the sampled server sends one query in this m
 QUEUE=${QUEUE:-4096}              # [dnstap] queue of both dnstap servers
 NQUERIES=${NQUERIES:-10000}       # queries in the steered mix
 DNSPERF_OPTS=${DNSPERF_OPTS:--c 4 -T 2 -q 200}
+RATE=${RATE:-20000}               # queries/s asked of every server (dnsperf -Q); 0: as fast as each answers
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 PORT_BASE=${PORT_BASE:-15750}
@@ -49,12 +51,15 @@ die() { printf 'dnstap-bench: FAIL: %s\n' "$*" >&2; exit 1; }
 # shellcheck source=benches/lib.sh
 source "$REPO/benches/lib.sh"
 
-for v in DURATION RUNS SAMPLE QUEUE NQUERIES PORT_BASE READY_TIMEOUT BUILD_TIMEOUT; do
+for v in RATE DURATION RUNS SAMPLE QUEUE NQUERIES PORT_BASE READY_TIMEOUT BUILD_TIMEOUT; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
 done
 [ "$RUNS" -ge 1 ] && [ "$DURATION" -ge 1 ] && [ "$SAMPLE" -ge 1 ] || die "RUNS, DURATION and SAMPLE must be at least 1"
 case $MIX in static | steered) ;; *) die "MIX must be static or steered, not '$MIX'" ;; esac
 read -r -a PERF_OPTS <<<"$DNSPERF_OPTS"
+# The same rate for all three: at different rates the batches a read brings
+# differ in size, and with them the CPU per query.
+[ "$RATE" = 0 ] || PERF_OPTS+=(-Q "$RATE")
 for cmd in dnsperf dig taskset ps timeout python3 curl fstrm_capture; do
     command -v "$cmd" >/dev/null 2>&1 || die "$cmd not found (fstrm_capture: Debian's fstrm-bin, benches/install-peers.sh --ci)"
 done
@@ -201,7 +206,7 @@ echo "## dnstap: CPU per query off, at full rate and at 1 in $SAMPLE, $(date -u 
 echo
 echo "- machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "- signpost $("$SIGNPOST" --version 2>/dev/null | head -n 1), binary built $(date -u -r "$SIGNPOST" '+%Y-%m-%d %H:%M UTC') (repo at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'))"
-echo "- servers on CPU $SERVER_CPU, dnsperf on CPU $CLIENT_CPU: \`dnsperf $DNSPERF_OPTS -l $DURATION\`, $RUNS run(s), the three in turn (order rotating); collectors: fstrm_capture on a Unix socket, writing a file"
+echo "- servers on CPU $SERVER_CPU, dnsperf on CPU $CLIENT_CPU: \`dnsperf ${PERF_OPTS[*]} -l $DURATION\`, $RUNS run(s), the three in turn (order rotating); collectors: fstrm_capture on a Unix socket, writing a file"
 echo "- mix: $MIX_DESC"
 echo
 echo "| server | queries/s | CPU µs/query median (min–max) | dnstap written | dnstap dropped |"

@@ -68,6 +68,7 @@ impl Tap {
     /// Starts the writer thread; it connects (and reconnects) on its own.
     pub fn start(cfg: DnstapConfig) -> std::io::Result<Arc<Tap>> {
         let (tx, rx) = sync_channel(cfg.queue);
+        let queue = cfg.queue;
         let stop = Arc::new(AtomicBool::new(false));
         let w = writer::Writer {
             collector: cfg.collector,
@@ -76,6 +77,7 @@ impl Tap {
             rx,
             stop: stop.clone(),
             stats: &STATS,
+            queue,
         };
         let thread = std::thread::Builder::new()
             .name("dnstap".into())

@@ -38,8 +38,11 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long STOP waits for FINISH at shutdown.
 const FINISH_TIMEOUT: Duration = Duration::from_millis(500);
-/// How often an idle writer looks at the queue: the socket threads never wake it.
-const POLL: Duration = Duration::from_millis(5);
+/// How often the writer looks at the queue (the socket threads never wake it):
+/// often enough that, at the rate it last saw, the queue is a quarter full by
+/// then, within these bounds.
+const POLL_MIN: Duration = Duration::from_millis(2);
+const POLL_MAX: Duration = Duration::from_millis(20);
 /// Bytes gathered before a write.
 const BATCH_BYTES: usize = 64 * 1024;
 
@@ -108,6 +111,8 @@ pub(super) struct Writer {
     pub rx: Receiver<Event>,
     pub stop: Arc<AtomicBool>,
     pub stats: &'static Stats,
+    /// The queue's capacity.
+    pub queue: usize,
 }
 
 impl Writer {
@@ -118,6 +123,8 @@ impl Writer {
         let mut failing = false;
         let mut enc = Encoder::default();
         let mut buf = Vec::with_capacity(BATCH_BYTES * 2);
+        let mut poll = POLL_MIN;
+        let mut last = Instant::now();
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 if let Some(mut s) = conn.take() {
@@ -131,7 +138,7 @@ impl Writer {
             }
             let Some(s) = conn.as_mut() else {
                 if Instant::now() < next_try {
-                    std::thread::sleep(POLL.min(next_try - Instant::now()));
+                    std::thread::sleep(POLL_MIN.min(next_try - Instant::now()));
                     continue;
                 }
                 match connect(&self.collector) {
@@ -156,8 +163,14 @@ impl Writer {
                 continue;
             };
             match self.drain(s, &mut enc, &mut buf) {
-                Ok(0) => std::thread::sleep(POLL),
-                Ok(_) => {}
+                Ok(n) => {
+                    let now = Instant::now();
+                    let per_sec = n as f64 / now.duration_since(last).as_secs_f64().max(1e-6);
+                    last = now;
+                    poll = Duration::from_secs_f64((self.queue as f64 / 4.0) / per_sec.max(1.0))
+                        .clamp(POLL_MIN, POLL_MAX);
+                    std::thread::sleep(poll);
+                }
                 Err(e) => {
                     tracing::warn!(collector = %self.collector, error = %e, "dnstap: the connection to the collector broke; reconnecting");
                     conn = None;

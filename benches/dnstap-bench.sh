@@ -4,7 +4,7 @@
 # Starts signpost three times on the same zone: "off" (no [dnstap]), "full"
 # (every query sent) and "sampled" (one in SAMPLE, default 100), the last two
 # each to its own fstrm_capture (Debian's fstrm-bin) on a Unix socket writing
-# to a file, so the messages really leave. dnsperf on CLIENT_CPU at RATE
+# to a file (on COLLECTOR_CPU, default CLIENT_CPU), so the messages really leave. dnsperf on CLIENT_CPU at RATE
 # queries/s (default 20000, the same for all three), the servers on
 # SERVER_CPU, taking turns for DURATION s each, RUNS times (order rotating);
 # CPU per query is the server process's on-CPU time (every thread, from
@@ -41,6 +41,7 @@ DNSPERF_OPTS=${DNSPERF_OPTS:--c 4 -T 2 -q 200}
 RATE=${RATE:-20000}               # queries/s asked of every server (dnsperf -Q); 0: as fast as each answers
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
+COLLECTOR_CPU=${COLLECTOR_CPU:-$CLIENT_CPU}   # the collectors: off the servers' CPU, whose time is measured
 PORT_BASE=${PORT_BASE:-15750}
 READY_TIMEOUT=${READY_TIMEOUT:-30}
 BUILD_TIMEOUT=${BUILD_TIMEOUT:-1800}
@@ -119,7 +120,7 @@ esac
 start_capture() { # NAME: fstrm_capture on WORK/NAME/tap.sock, into WORK/NAME/tap.fstrm
     local dir=$WORK/$1
     mkdir -p "$dir"
-    fstrm_capture -t protobuf:dnstap.Dnstap -u "$dir/tap.sock" -w "$dir/tap.fstrm" >"$dir/capture.log" 2>&1 </dev/null &
+    taskset -c "$COLLECTOR_CPU" fstrm_capture -t protobuf:dnstap.Dnstap -u "$dir/tap.sock" -w "$dir/tap.fstrm" >"$dir/capture.log" 2>&1 </dev/null &
     PID[$1-capture]=$!
     local deadline=$((SECONDS + READY_TIMEOUT))
     until [ -S "$dir/tap.sock" ]; do
@@ -150,7 +151,7 @@ start_server() { # NAME PORT ADMIN_PORT [dnstap table text]
 }
 
 metric() { # NAME METRIC
-    curl -s "http://127.0.0.1:${ADMIN[$1]}/metrics" | awk -v m="$2" '$1 == m {print $2; exit}'
+    curl -s "http://127.0.0.1:${ADMIN[$1]}/metrics" | awk -v m="$2" '$1 == m {v = $2} END {print v}'
 }
 
 free_port; p=$FREE; free_port
@@ -206,7 +207,7 @@ echo "## dnstap: CPU per query off, at full rate and at 1 in $SAMPLE, $(date -u 
 echo
 echo "- machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "- signpost $("$SIGNPOST" --version 2>/dev/null | head -n 1), binary built $(date -u -r "$SIGNPOST" '+%Y-%m-%d %H:%M UTC') (repo at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'))"
-echo "- servers on CPU $SERVER_CPU, dnsperf on CPU $CLIENT_CPU: \`dnsperf ${PERF_OPTS[*]} -l $DURATION\`, $RUNS run(s), the three in turn (order rotating); collectors: fstrm_capture on a Unix socket, writing a file"
+echo "- servers on CPU $SERVER_CPU, dnsperf on CPU $CLIENT_CPU: \`dnsperf ${PERF_OPTS[*]} -l $DURATION\`, $RUNS run(s), the three in turn (order rotating); collectors: fstrm_capture on a Unix socket, writing a file, on CPU $COLLECTOR_CPU"
 echo "- mix: $MIX_DESC"
 echo
 echo "| server | queries/s | CPU µs/query median (min–max) | dnstap written | dnstap dropped |"

@@ -123,7 +123,6 @@ impl Writer {
         let mut failing = false;
         let mut enc = Encoder::default();
         let mut buf = Vec::with_capacity(BATCH_BYTES * 2);
-        let mut poll = POLL_MIN;
         let mut last = Instant::now();
         loop {
             if self.stop.load(Ordering::Relaxed) {
@@ -167,9 +166,9 @@ impl Writer {
                     let now = Instant::now();
                     let per_sec = n as f64 / now.duration_since(last).as_secs_f64().max(1e-6);
                     last = now;
-                    poll = Duration::from_secs_f64((self.queue as f64 / 4.0) / per_sec.max(1.0))
-                        .clamp(POLL_MIN, POLL_MAX);
-                    std::thread::sleep(poll);
+                    let quarter = self.queue as f64 / 4.0;
+                    let poll = Duration::from_secs_f64(quarter / per_sec.max(1.0));
+                    std::thread::sleep(poll.clamp(POLL_MIN, POLL_MAX));
                 }
                 Err(e) => {
                     tracing::warn!(collector = %self.collector, error = %e, "dnstap: the connection to the collector broke; reconnecting");

@@ -12,6 +12,8 @@
 # knotd and nsd (secondaries taking zones from signpost) for tests/transfer.rs
 # knotd and knotc (Knot DNS as a primary) for tests/secondary.rs
 # prometheus (its server, started on loopback) for tests/metric_checks.rs
+# fstrm_capture (a Frame Streams collector) and dnstap-ldns (a dnstap decoder)
+# for tests/dnstap.rs
 # (.ci/run calls it so; apt-get update runs once first in that mode).
 # Idempotent: does nothing when every command is already there.
 # Needs root (or sudo) and apt. Package services are not started: the peers
@@ -47,6 +49,8 @@ if [ "${1:-}" = --ci ]; then
         [nsd]=nsd
         [knotc]=knot
         [prometheus]=prometheus
+        [fstrm_capture]=fstrm-bin
+        [dnstap-ldns]=dnstap-ldns
     )
 fi
 

@@ -195,6 +195,7 @@ struct Tasks {
     reloader: tokio::task::JoinHandle<()>,
     others: Vec<tokio::task::JoinHandle<()>>,
     dns: server::Running,
+    dnstap: Option<Arc<server::dnstap::Tap>>,
     admin_state: AdminState,
 }
 
@@ -207,6 +208,9 @@ impl Tasks {
             let _ = t.await;
         }
         self.dns.shutdown().await;
+        if let Some(t) = self.dnstap {
+            let _ = tokio::task::spawn_blocking(move || t.stop()).await;
+        }
         admin::save_state(&self.admin_state);
         info!("stopped");
     }
@@ -238,7 +242,13 @@ async fn run(
     let addrs: Vec<String> = bound.dns.iter().map(|b| b.addr.to_string()).collect();
     let encrypted_addrs = bound.encrypted.describe();
     let rrl = Arc::new(crate::answer::rrl::Rrl::new(cfg.rrl.clone()));
-    let qlog = Arc::new(server::querylog::QueryLog::new(cfg.query_log));
+    let dnstap = cfg
+        .dnstap
+        .clone()
+        .map(server::dnstap::Tap::start)
+        .transpose()?;
+    let qlog = server::querylog::QueryLog::new(cfg.query_log).with_dnstap(dnstap.clone());
+    let qlog = Arc::new(qlog);
     let dns = server::start(
         bound.dns,
         handle.clone(),
@@ -343,6 +353,7 @@ async fn run(
         reloader,
         others,
         dns,
+        dnstap,
         admin_state,
     }
     .stop()

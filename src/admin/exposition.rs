@@ -150,4 +150,5 @@ fn render_process(out: &mut String) {
         "# HELP signpost_udp_restarts_total UDP read loops restarted after a panic (a bug; each loses the packets in hand).\n# TYPE signpost_udp_restarts_total counter\nsignpost_udp_restarts_total {}",
         crate::server::udp_restarts()
     );
+    crate::server::dnstap::render(out);
 }

@@ -89,7 +89,12 @@ pub(super) struct Remembered {
     /// For metrics: the zone's slot, and (name slot, region, reason).
     pub zone_slot: u16,
     pub steered: (u16, u16, Reason),
+    /// The fence the client fell in (for dnstap).
+    pub fenced: Option<u16>,
 }
+
+// One entry per cache line.
+const _: () = assert!(std::mem::size_of::<Entry>() == 64);
 
 /// One entry, on a cache line of its own.
 #[derive(Debug, Clone, Copy)]
@@ -189,6 +194,7 @@ mod tests {
             scope: 24,
             zone_slot: 0,
             steered: (0, 0, Reason::Latency),
+            fenced: None,
         }
     }
 

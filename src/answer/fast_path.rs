@@ -127,6 +127,12 @@ impl FastTable {
             qtype: q.qtype,
             ecs: ecs.is_some(),
             steered: Some(r.steered),
+            decision: Some(super::Decided {
+                zone: zp.0,
+                name: zp.1,
+                fenced: r.fenced,
+                scope: r.scope,
+            }),
             question_len: q.question.len() as u16,
             ..Observed::default()
         })

@@ -326,8 +326,14 @@ fn answer_query(
     );
 }
 
-/// The steered name, with its zone's steering and where its owner is.
-type Steer<'s> = (&'s crate::policy::ZoneSteering, &'s NamePolicy, Owner<'s>);
+/// The steered name, with its zone's steering, where its owner is, and the
+/// (zone, name) indexes of the two in the snapshot.
+type Steer<'s> = (
+    &'s crate::policy::ZoneSteering,
+    &'s NamePolicy,
+    Owner<'s>,
+    (u32, u32),
+);
 
 /// The zone that answers `q` and its answer, with the steered name it reached, if
 /// any; `None`: no zone of ours.
@@ -342,15 +348,15 @@ fn find<'s>(
     let known = steered.and_then(|(z, p)| {
         let zone = snap.zones.zones().get(z as usize)?;
         let s = snap.steering.get(z as usize)?;
-        Some((zone, s, p, s.names.get(p as usize)?))
+        Some((zone, s, (z, p), s.names.get(p as usize)?))
     });
-    if let Some((zone, s, i, p)) = known {
+    if let Some((zone, s, (z, i), p)) = known {
         let a = Answer {
             authoritative: true,
             steer: Some((i, Owner::Query)),
             ..Answer::default()
         };
-        return Some((zone, a, Some((s, p, Owner::Query))));
+        return Some((zone, a, Some((s, p, Owner::Query, (z, i)))));
     }
     let ((zi, zone), parent) = snap.zones.find_at_with_parent(q.qname())?;
     // DS lives on the parent side of a cut (RFC 4035 §3.1.4.1).
@@ -361,7 +367,7 @@ fn find<'s>(
     let a = zone.lookup(q.qname(), q.qtype, tcp);
     let steer = a.steer.and_then(|(i, owner)| {
         let s = snap.steering.get(zi)?;
-        Some((s, s.names.get(i as usize)?, owner))
+        Some((s, s.names.get(i as usize)?, owner, (zi as u32, i)))
     });
     Some((zone, a, steer))
 }
@@ -373,7 +379,7 @@ fn find<'s>(
 fn steer_into<'s>(
     asked: &Asked<'s, '_>,
     zone: &'s Zone,
-    (s, p, owner): Steer<'s>,
+    (s, p, owner, (zi, pi)): Steer<'s>,
     hint: Option<(u32, u32)>,
     a: &mut Answer<'s>,
     mut opt: Option<&mut OptOut<'_>>,
@@ -400,6 +406,12 @@ fn steer_into<'s>(
         _ => u16::MAX,
     };
     obs.steered = Some((p.metrics_slot, region, d.reason));
+    obs.decision = Some(super::Decided {
+        zone: zi,
+        name: pi,
+        fenced: d.fenced,
+        scope: d.scope,
+    });
     // One endpoint's whole address set: its answer is prebuilt, and this
     // thread remembers it for the next query with the same inputs.
     if let (false, Some(f), Some(hint)) = (asked.tcp, snap.fast.get(), hint) {
@@ -413,6 +425,7 @@ fn steer_into<'s>(
                     scope: d.scope,
                     zone_slot: zone.metrics_slot,
                     steered: (p.metrics_slot, region, d.reason),
+                    fenced: d.fenced,
                 };
                 decision_cache::put(key, r);
                 return true;

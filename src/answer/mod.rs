@@ -52,4 +52,17 @@ pub struct Observed {
     pub verified: bool,
     /// The rate limiter's verdict, when it was asked before the answer was signed.
     pub rrl: Option<rrl::Verdict>,
+    /// A steered answer's decision, for dnstap.
+    pub decision: Option<Decided>,
+}
+
+/// Where a steered answer's decision came from and what it held beyond
+/// [`Observed::steered`]: the zone's and the name policy's indices in the
+/// snapshot's steering, the fence the client fell in, the ECS scope.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Decided {
+    pub zone: u32,
+    pub name: u32,
+    pub fenced: Option<u16>,
+    pub scope: u8,
 }

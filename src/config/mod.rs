@@ -5,6 +5,7 @@
 //! file:line and what would be valid, so `signpost check` shows them all at once.
 
 pub mod checks;
+pub mod dnstap;
 pub mod encrypted;
 pub mod fleet;
 pub mod metric_checks;

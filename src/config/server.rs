@@ -44,6 +44,7 @@ struct ServerRaw {
     secondary: Option<Vec<super::secondary::SecondaryRaw>>,
     shed: Option<std::collections::BTreeMap<String, super::shed::ShedRaw>>,
     probes: Option<super::probes::ProbesRaw>,
+    dnstap: Option<toml::Spanned<super::dnstap::DnstapRaw>>,
 }
 
 /// `[rum]`: the measured-latency collector (see `latency::rum`).
@@ -244,6 +245,8 @@ pub struct ServerConfig {
     pub shed: Vec<crate::health::ShedSource>,
     /// Site probes of measured latency; none: off.
     pub probes: Option<super::probes::ProbesConfig>,
+    /// dnstap output; none: off.
+    pub dnstap: Option<super::dnstap::DnstapConfig>,
 }
 
 /// Whose figure wins where the operator's `latency_table` file and the measured
@@ -992,6 +995,7 @@ impl Default for ServerConfig {
             secondaries: Vec::new(),
             shed: Vec::new(),
             probes: None,
+            dnstap: None,
         }
     }
 }
@@ -1056,6 +1060,7 @@ impl ServerConfig {
             secondary,
             shed,
             probes,
+            dnstap,
         } = raw;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut cx = Cx {
@@ -1155,6 +1160,10 @@ impl ServerConfig {
         if let Some(p) = probes {
             let site = cfg.fleet.as_ref().and_then(|f| f.site.as_deref());
             cfg.probes = super::probes::check(p, site, text, path, &mut cx.errors);
+        }
+        if let Some(d) = dnstap {
+            let at = d.span().start;
+            cfg.dnstap = d.into_inner().check(at, text, path, base, &mut cx.errors);
         }
         if cx.errors.is_empty() {
             Ok(cfg)

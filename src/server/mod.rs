@@ -14,6 +14,7 @@
 //! an independent check of the wire format.
 
 pub mod conns;
+pub mod dnstap;
 mod doh;
 mod dot;
 pub mod fdlimit;

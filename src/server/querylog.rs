@@ -1,10 +1,13 @@
 //! The optional query log: one line for every `sample`-th query, at most
 //! `max_per_second` lines a second across all threads, so it can stay on in
-//! production without becoming the bottleneck. Off by default.
+//! production without becoming the bottleneck. Off by default. The socket
+//! threads reach the dnstap output (`super::dnstap`) through it too.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
+use super::dnstap::{Proto, Stamp, Steering, Tap};
 use crate::answer::query;
 use crate::answer::snapshot::Snapshot;
 use crate::answer::Observed;
@@ -19,6 +22,7 @@ pub struct QueryLog {
     seen: AtomicU64,
     /// second (upper 40 bits) | lines logged in it (lower 24 bits)
     window: AtomicU64,
+    dnstap: Option<Arc<Tap>>,
 }
 
 impl QueryLog {
@@ -26,6 +30,36 @@ impl QueryLog {
         QueryLog {
             cfg,
             ..QueryLog::default()
+        }
+    }
+
+    /// With dnstap output as well.
+    pub fn with_dnstap(self, dnstap: Option<Arc<Tap>>) -> QueryLog {
+        QueryLog { dnstap, ..self }
+    }
+
+    /// The dnstap output, when on: one branch when off.
+    #[inline]
+    pub fn dnstap(&self) -> Option<&Tap> {
+        self.dnstap.as_deref()
+    }
+
+    /// Offers a query `Tap::sample` chose to dnstap, with the decision in the
+    /// snapshot's names.
+    #[allow(clippy::too_many_arguments)]
+    pub fn tap(
+        &self,
+        snap: &Snapshot,
+        at: Stamp,
+        proto: Proto,
+        client: IpAddr,
+        port: Option<u16>,
+        query: &[u8],
+        response: Option<&[u8]>,
+        o: &Observed,
+    ) {
+        if let Some(t) = self.dnstap() {
+            t.send(at, proto, client, port, query, response, steering(snap, o));
         }
     }
 
@@ -99,4 +133,24 @@ impl QueryLog {
             "query"
         );
     }
+}
+
+/// A steered answer's decision in the snapshot's names; none for an answer no
+/// policy decided.
+fn steering<'a>(snap: &'a Snapshot, o: &Observed) -> Option<Steering<'a>> {
+    let ((_, region, reason), d) = (o.steered?, o.decision?);
+    let steering = snap.steering.get(d.zone as usize);
+    let region = steering
+        .and_then(|s| s.policy.regions.get(region as usize))
+        .map_or("-", |r| r.name.as_str());
+    let fence = steering
+        .and_then(|s| s.names.get(d.name as usize))
+        .and_then(|p| d.fenced.and_then(|f| p.fence.get(f as usize)))
+        .map_or("-", |f| f.as_str());
+    Some(Steering {
+        region,
+        reason: reason.label(),
+        fence,
+        scope: d.scope,
+    })
 }

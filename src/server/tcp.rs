@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio::time::timeout_at;
 
 use super::conns::{Conn, Registry};
+use super::dnstap::Proto;
 use super::fdlimit;
 use super::querylog::QueryLog;
 use super::TcpLimits;
@@ -190,9 +191,16 @@ impl Framed {
             }
             let observed = {
                 let current = self.snap.load();
+                let tapped = self.qlog.dnstap().and_then(|t| t.sample());
                 let o = handle(&current, &msg, peer, Transport::Tcp, &mut out);
                 if self.qlog.wants(start.elapsed().as_secs()) {
                     self.qlog.log(&current, &msg, peer, self.label, &o);
+                }
+                if let Some(at) = tapped {
+                    let proto = Proto::from_label(self.label);
+                    let response = o.sent.then_some(out.as_slice());
+                    self.qlog
+                        .tap(&current, at, proto, peer, None, &msg, response, &o);
                 }
                 o
             };

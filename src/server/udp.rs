@@ -4,11 +4,12 @@
 //! one recv_from and send_to per packet.
 
 use std::io::ErrorKind;
-use std::net::{IpAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::dnstap::Proto;
 use super::querylog::QueryLog;
 use crate::answer::handler::{handle_udp, Gate};
 use crate::answer::rrl::{self, Rrl, Verdict};
@@ -47,20 +48,29 @@ impl Worker {
         &self,
         current: &Snapshot,
         pkt: &[u8],
-        client: IpAddr,
+        src: SocketAddr,
         now: u64,
         out: &mut Vec<u8>,
     ) -> bool {
         #[cfg(debug_assertions)]
         test_panic(pkt);
+        let client = src.ip();
         crate::latency::probe::note(client);
+        let tapped = self.qlog.dnstap().and_then(|t| t.sample());
         let gate = Gate { rrl: &self.rrl };
         let o = handle_udp(current, pkt, client, gate, out);
         self.counters.record(&o, false);
         if self.qlog.wants(now) {
             self.qlog.log(current, pkt, client, "udp", &o);
         }
-        o.sent && self.limit(&o, pkt, client, out)
+        let send = o.sent && self.limit(&o, pkt, client, out);
+        if let Some(at) = tapped {
+            let response = send.then_some(out.as_slice());
+            let port = Some(src.port());
+            self.qlog
+                .tap(current, at, Proto::Udp, client, port, pkt, response, &o);
+        }
+        send
     }
 
     /// Applies rate limiting to a response about to go out. Returns false to drop it.
@@ -153,7 +163,7 @@ fn serve_simple(sock: &UdpSocket, w: &Worker) {
             Err(_) => continue,
         };
         let current = w.snap.load();
-        if w.answer(&current, &buf[..n], src.ip(), w.now(), &mut out) {
+        if w.answer(&current, &buf[..n], src, w.now(), &mut out) {
             // A send that fails (a full queue, an unreachable client) drops this one
             // response; the client retries.
             let _ = sock.send_to(&out, src);
@@ -181,18 +191,18 @@ mod batched {
     /// A peer address of one family: a socket is IPv4 or IPv6 only, so the loop
     /// copies 16 or 28 bytes per packet, not a 128-byte sockaddr_storage.
     trait Peer: SockaddrLike + Copy {
-        fn ip_addr(&self) -> IpAddr;
+        fn socket_addr(&self) -> SocketAddr;
     }
 
     impl Peer for SockaddrIn {
-        fn ip_addr(&self) -> IpAddr {
-            IpAddr::V4(self.ip())
+        fn socket_addr(&self) -> SocketAddr {
+            SocketAddr::new(IpAddr::V4(self.ip()), self.port())
         }
     }
 
     impl Peer for SockaddrIn6 {
-        fn ip_addr(&self) -> IpAddr {
-            IpAddr::V6(self.ip())
+        fn socket_addr(&self) -> SocketAddr {
+            SocketAddr::new(IpAddr::V6(self.ip()), self.port())
         }
     }
 
@@ -262,7 +272,13 @@ mod batched {
                 let Some(src) = addr else {
                     continue;
                 };
-                if w.answer(&current, &bufs[i][..*n], src.ip_addr(), now, &mut outs[i]) {
+                if w.answer(
+                    &current,
+                    &bufs[i][..*n],
+                    src.socket_addr(),
+                    now,
+                    &mut outs[i],
+                ) {
                     ready.push(i);
                     dests.push(*addr);
                 }

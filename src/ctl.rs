@@ -38,6 +38,8 @@ enum CtlCommand {
     ForceDown { target: String },
     /// Set a weight for the weighted strategy (0 drains), or `clear`.
     Weight { target: String, weight: String },
+    /// Set a traffic dial, 0-100 (percent of the client networks that keep it), or `clear`.
+    Dial { target: String, percent: String },
     /// Explain a decision as the running server would make it.
     Explain {
         name: String,
@@ -147,6 +149,14 @@ pub fn run(args: CtlArgs) -> ExitCode {
                 "/v1/weight?target={}&weight={}",
                 encode(&target_name(target)),
                 encode(weight)
+            ),
+        ),
+        CtlCommand::Dial { target, percent } => (
+            "POST",
+            format!(
+                "/v1/dial?target={}&percent={}",
+                encode(&target_name(target)),
+                encode(percent)
             ),
         ),
         CtlCommand::Explain { name, client } => (

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use signpost::admin::{self, AdminState};
 use signpost::app::{self, Overrides};
-use signpost::bridge::{HealthBridge, Weights};
+use signpost::bridge::{Dials, HealthBridge, Weights};
 use signpost::config::{ConfigErrors, LogFormat, ServerConfig};
 use signpost::health::{self, HealthTable, Scheduler};
 use signpost::memory;
@@ -255,12 +255,21 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
     // last known health put back before anything is served.
     let table = Arc::new(HealthTable::new(snap.health_targets.clone()));
     let weights: Weights = Arc::new(Mutex::new(Default::default()));
+    let dials: Dials = Arc::new(Mutex::new(Default::default()));
     if let Some(path) = &cfg.state_file {
         match health::load(path) {
             Ok(st) => {
                 let n = st.apply_to(&table);
                 if let Ok(mut w) = weights.lock() {
                     *w = st.weights.clone();
+                }
+                if let Ok(mut d) = dials.lock() {
+                    *d = st
+                        .dials
+                        .iter()
+                        .filter(|(_, &v)| v <= 100)
+                        .map(|(k, &v)| (k.clone(), v))
+                        .collect();
                 }
                 info!(
                     targets = n,
@@ -278,6 +287,7 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
         &snap.health_targets,
         snap.endpoint_names.clone(),
         weights.clone(),
+        dials.clone(),
     );
 
     let per_addr = match cfg.udp_sockets_per_address {
@@ -337,6 +347,7 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
         let prepare: Prepare = {
             let scheduler = scheduler.clone();
             let weights = weights.clone();
+            let dials = dials.clone();
             Arc::new(move |new: &mut snapshot::Snapshot, _old: &snapshot::Snapshot| {
                 let Ok(mut s) = scheduler.lock() else { return };
                 let m = s.reconcile(new.health_targets.clone());
@@ -345,6 +356,7 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
                     &new.health_targets,
                     new.endpoint_names.clone(),
                     weights.clone(),
+                    dials.clone(),
                 );
             })
         };

@@ -1,7 +1,8 @@
 //! The admin endpoint: HTTP/1.1 on hyper, on loopback unless a bearer token is
 //! configured. `GET /metrics` (Prometheus text), `GET /status` (JSON),
 //! `GET /explain?name=&type=&client=`, and the override calls `signpost ctl` uses:
-//! `POST /v1/override?target=&action=` and `POST /v1/weight?target=&weight=`.
+//! `POST /v1/override?target=&action=`, `POST /v1/weight?target=&weight=` and
+//! `POST /v1/dial?target=&percent=`.
 //!
 //! `GET /v1/transitions` lists the last health transitions, and `/` is the
 //! dashboard (see [`dashboard`]).
@@ -355,11 +356,12 @@ pub fn route(state: &AdminState, req: &Request) -> Reply {
         "/v1/transitions" if get => transitions(state),
         "/v1/override" if post => set_override(state, req),
         "/v1/weight" if post => set_weight(state, req),
+        "/v1/dial" if post => set_dial(state, req),
         "/metrics" | "/status" | "/explain" | "/v1/transitions" => Reply::text(405, "use GET"),
-        "/v1/override" | "/v1/weight" => Reply::text(405, "use POST"),
+        "/v1/override" | "/v1/weight" | "/v1/dial" => Reply::text(405, "use POST"),
         _ => Reply::text(
             404,
-            "not found; try /, /metrics, /status, /explain, /v1/transitions, /v1/override, /v1/weight",
+            "not found; try /, /metrics, /status, /explain, /v1/transitions, /v1/override, /v1/weight, /v1/dial",
         ),
     }
 }
@@ -459,6 +461,53 @@ fn set_weight(state: &AdminState, req: &Request) -> Reply {
         f.submit(Op::Weight(target.to_string(), weight));
     }
     Reply::json(json!({ "target": target, "weight": weight, "fleet": fleet_note(state) }))
+}
+
+/// `POST /v1/dial?target=&percent=`: a region's or endpoint's traffic dial,
+/// 0-100, or `clear` (100 and clear both remove it).
+fn set_dial(state: &AdminState, req: &Request) -> Reply {
+    let target = match param(req, "target") {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_target(state, target) {
+        return r;
+    }
+    let dial = match req.query.get("percent").map(|s| s.trim_end_matches('%')) {
+        None | Some("") | Some("clear") => None,
+        Some(d) => match d.parse::<u8>() {
+            Ok(d) if d < crate::policy::dial::FULL => Some(d),
+            Ok(crate::policy::dial::FULL) => None,
+            _ => {
+                return Reply::text(
+                    400,
+                    format!("percent {d:?}: use a whole number from 0 to 100, or clear"),
+                )
+            }
+        },
+    };
+    let snap = state.snap.load();
+    if let Ok(mut m) = snap.health.operator_dials().lock() {
+        match dial {
+            Some(v) => {
+                m.insert(target.to_string(), v);
+            }
+            None => {
+                m.remove(target);
+            }
+        }
+    }
+    snap.health.refresh();
+    info!(target, ?dial, "dial set");
+    save_state(state);
+    if let Some(f) = &state.fleet {
+        f.submit(Op::Dial(target.to_string(), dial));
+    }
+    Reply::json(json!({
+        "target": target,
+        "percent": dial.unwrap_or(crate::policy::dial::FULL),
+        "fleet": fleet_note(state),
+    }))
 }
 
 /// What a change's reply says about the other instances.
@@ -566,6 +615,7 @@ fn status(state: &AdminState) -> Reply {
                     "up": snap.health.endpoint_up(e),
                     "drained": snap.health.drained(e),
                     "weight": snap.health.weight(e),
+                    "dial": snap.health.dial(e),
                     "checked": !e.probes.is_empty(),
                     "name": n.name.to_string(),
                     "override": snap.health.override_in_force(e).to_string(),
@@ -595,6 +645,8 @@ fn status(state: &AdminState) -> Reply {
         "targets": targets,
         "overrides": table.named_overrides().iter().map(|(k, v)| (k.clone(), v.to_string())).collect::<BTreeMap<_, _>>(),
         "weights": snap.health.operator_weights().lock().map(|w| w.clone()).unwrap_or_default(),
+        "dials": snap.health.operator_dials().lock().map(|d| d.clone()).unwrap_or_default(),
+        "region_dials": snap.health.region_dials(),
         "fleet": state.fleet.as_ref().map(|f| f.status_json()),
         "reload": {
             "successes": reload.successes.load(Relaxed),

@@ -89,6 +89,20 @@
       }));
   }
 
+  // A region's traffic dial: the percent shown, and (with rights) a field and
+  // a button that POST /v1/dial.
+  function dialControl(target, percent) {
+    const shown = el("span", { class: "badge" + (percent < 100 ? " forced" : ""), "data-dial": String(percent) },
+      "dial " + percent + "%");
+    if (!canChange) return shown;
+    return el("span", { class: "buttons" }, shown,
+      el("input", {
+        type: "number", min: "0", max: "100", value: String(percent),
+        title: "dial percent for " + target, "data-dial-input": target,
+      }),
+      el("button", { type: "button", textContent: "Set dial", "data-dial-target": target }));
+  }
+
   function probeCell(keys, byKey) {
     const cell = el("td", { class: "probe" });
     if (!keys || keys.length === 0) {
@@ -132,6 +146,7 @@
           el("td", {}, e.name || e.endpoint),
           el("td", {}, el("span", { class: "badge " + cls, "data-health": label }, label)),
           el("td", { class: "num" }, e.weight),
+          el("td", { class: "num" }, (e.dial === undefined ? 100 : e.dial) + "%"),
           probeCell(e.targets, byKey),
           el("td", {}, overrideButtons(e.endpoint, own)));
       });
@@ -140,8 +155,9 @@
         el("h3", {}, region, " ",
           el("span", { class: "muted" }, up + "/" + list.length + " up"),
           ro ? el("span", { class: "badge " + (ro === "drain" ? "drained" : "forced") }, ro) : null,
-          overrideButtons(target, ro)),
-        table(["name", "health", "weight", "last probe", "endpoint"], rows)));
+          overrideButtons(target, ro),
+          dialControl(target, (st.region_dials || {})[target] ?? 100)),
+        table(["name", "health", "weight", "dial", "last probe", "endpoint"], rows)));
     }
     $("regions").replaceChildren(...(out.length ? out : [el("p", { class: "muted" }, "no steered names")]));
   }
@@ -257,9 +273,26 @@
     await refresh();
   }
 
+  async function setDial(target, percent) {
+    const q = new URLSearchParams({ target, percent });
+    const r = await call("POST", "/v1/dial?" + q.toString());
+    if (r.status !== 200) {
+      message("dial " + target + ": " + r.status + " " + r.body, "error");
+    } else {
+      message("dial " + target + " " + percent + "%: done", "");
+    }
+    await refresh();
+  }
+
   document.addEventListener("click", (ev) => {
     const b = ev.target.closest("button[data-action]");
     if (b) change(b.getAttribute("data-target"), b.getAttribute("data-action"));
+    const d = ev.target.closest("button[data-dial-target]");
+    if (d) {
+      const target = d.getAttribute("data-dial-target");
+      const input = d.parentElement.querySelector("input[data-dial-input]");
+      setDial(target, input ? input.value : "100");
+    }
   });
 
   $("login").addEventListener("submit", (ev) => {

@@ -14,6 +14,9 @@
 //!
 //! [overrides]
 //! "region:eu-west" = "drain"
+//!
+//! [dials]
+//! "region:eu-west" = 30
 //! ```
 
 use std::collections::BTreeMap;

@@ -343,6 +343,10 @@ mod tests {
             ))
         );
         assert_eq!(
+            entry("/signpost/dials/region:eu-west", "30"),
+            Ok(Entry::Dial("region:eu-west".into(), 30))
+        );
+        assert_eq!(
             entry("/signpost/instances/fra-1", "fra"),
             Ok(Entry::Instance("fra-1".into(), "fra".into()))
         );
@@ -371,6 +375,10 @@ mod tests {
                 "whole number",
             ),
             ("/signpost/weights/region:eu-west", "1.5", "whole number"),
+            ("/signpost/dials/region:eu-west", "101", "0 to 100"),
+            ("/signpost/dials/region:eu-west", "256", "0 to 100"),
+            ("/signpost/dials/region:eu-west", "-1", "0 to 100"),
+            ("/signpost/dials/eu-west", "10", "region:NAME"),
             ("/signpost/votes/fra-1/t", "maybe", "up or down"),
             ("/signpost/votes/fr a/t", "up", "INSTANCE"),
             ("/signpost/votes/fra-1", "up", "INSTANCE/TARGET"),

@@ -65,6 +65,7 @@ pub mod memory;
 pub mod metrics;
 pub mod policy;
 pub mod reload;
+pub mod rollout;
 pub mod secret;
 pub mod server;
 pub mod snapshot;

@@ -397,7 +397,9 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
             token: cfg.admin_token.clone(),
             allowed_hosts: cfg.admin_allowed_hosts.clone(),
             fleet,
+            ramps: Default::default(),
         };
+        let ramp_task = admin::start_ramps(admin_state.clone(), stop_rx.clone());
         // With [rum]: the collector and the refresh of its table into the answers.
         let rum_tasks = match (rum_listener, cfg.rum.as_ref()) {
             (Some(l), Some(r)) => {
@@ -452,6 +454,7 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
         if let Some(t) = admin_task {
             let _ = t.await;
         }
+        let _ = ramp_task.await;
         for t in encrypted_tasks {
             let _ = t.await;
         }

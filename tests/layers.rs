@@ -52,6 +52,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("snapshot", 8),
     ("reload", 8),
     ("fleet", 8),
+    ("rollout", 8),
     ("admin", 8),
     ("metrics", 8),
     ("memory", 8),

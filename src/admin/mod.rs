@@ -37,6 +37,8 @@ use tracing::{debug, info, warn};
 
 mod dashboard;
 mod exposition;
+mod ramp;
+pub use ramp::start_ramps;
 mod guard;
 
 pub use guard::INTENT;
@@ -77,6 +79,8 @@ pub struct AdminState {
     /// With `[fleet]`: where overrides and weights go to reach every instance,
     /// and the votes `/status` shows.
     pub fleet: Option<Arc<Fleet>>,
+    /// This instance's ramps ([`crate::rollout`]), ticked by [`start_ramps`].
+    pub ramps: Arc<crate::rollout::Ramps>,
 }
 
 /// A response: status, content type, body.
@@ -348,6 +352,7 @@ pub fn route(state: &AdminState, req: &Request) -> Reply {
                 if let Some(f) = &state.fleet {
                     body.push_str(&f.render_metrics());
                 }
+                body.push_str(&ramp::render_metrics(state));
                 body
             },
         },
@@ -357,11 +362,12 @@ pub fn route(state: &AdminState, req: &Request) -> Reply {
         "/v1/override" if post => set_override(state, req),
         "/v1/weight" if post => set_weight(state, req),
         "/v1/dial" if post => set_dial(state, req),
+        "/v1/ramp" if post => ramp::request(state, req),
         "/metrics" | "/status" | "/explain" | "/v1/transitions" => Reply::text(405, "use GET"),
-        "/v1/override" | "/v1/weight" | "/v1/dial" => Reply::text(405, "use POST"),
+        "/v1/override" | "/v1/weight" | "/v1/dial" | "/v1/ramp" => Reply::text(405, "use POST"),
         _ => Reply::text(
             404,
-            "not found; try /, /metrics, /status, /explain, /v1/transitions, /v1/override, /v1/weight, /v1/dial",
+            "not found; try /, /metrics, /status, /explain, /v1/transitions, /v1/override, /v1/weight, /v1/dial, /v1/ramp",
         ),
     }
 }
@@ -486,6 +492,17 @@ fn set_dial(state: &AdminState, req: &Request) -> Reply {
             }
         },
     };
+    apply_dial(state, target, dial, "admin API");
+    Reply::json(json!({
+        "target": target,
+        "percent": dial.unwrap_or(crate::policy::dial::FULL),
+        "fleet": fleet_note(state),
+    }))
+}
+
+/// Sets (`None`: clears) a dial here, in the state file and, with `[fleet]`,
+/// in etcd for every instance.
+fn apply_dial(state: &AdminState, target: &str, dial: Option<u8>, by: &str) {
     let snap = state.snap.load();
     if let Ok(mut m) = snap.health.operator_dials().lock() {
         match dial {
@@ -498,16 +515,11 @@ fn set_dial(state: &AdminState, req: &Request) -> Reply {
         }
     }
     snap.health.refresh();
-    info!(target, ?dial, "dial set");
+    info!(target, ?dial, by, "dial set");
     save_state(state);
     if let Some(f) = &state.fleet {
         f.submit(Op::Dial(target.to_string(), dial));
     }
-    Reply::json(json!({
-        "target": target,
-        "percent": dial.unwrap_or(crate::policy::dial::FULL),
-        "fleet": fleet_note(state),
-    }))
 }
 
 /// What a change's reply says about the other instances.
@@ -647,6 +659,7 @@ fn status(state: &AdminState) -> Reply {
         "weights": snap.health.operator_weights().lock().map(|w| w.clone()).unwrap_or_default(),
         "dials": snap.health.operator_dials().lock().map(|d| d.clone()).unwrap_or_default(),
         "region_dials": snap.health.region_dials(),
+        "ramps": ramp::status(state),
         "fleet": state.fleet.as_ref().map(|f| f.status_json()),
         "reload": {
             "successes": reload.successes.load(Relaxed),

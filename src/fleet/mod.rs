@@ -416,6 +416,11 @@ impl Fleet {
     }
 
     /// The fleet part of `/status`.
+    /// Whether etcd answers now.
+    pub fn connected(&self) -> bool {
+        self.connected.load(Relaxed)
+    }
+
     pub fn status_json(&self) -> serde_json::Value {
         let view = lock(&self.view);
         json!({

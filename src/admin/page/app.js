@@ -103,6 +103,31 @@
       el("button", { type: "button", textContent: "Set dial", "data-dial-target": target }));
   }
 
+  // A region's ramp: its steps, where it is, time left, and (with rights) its
+  // pause, resume and abort buttons.
+  function rampLine(target, r) {
+    if (!r) return null;
+    const steps = r.steps.map((s) => (s === r.dial ? "[" + s + "%]" : s + "%")).join(" → ");
+    const left = r.time_left_ms ? ", " + Math.ceil(r.time_left_ms / 1000) + " s left" : "";
+    const why = r.failed_gate ? " (" + r.failed_gate + ")" : "";
+    const buttons = !canChange || !(r.phase === "running" || r.phase === "paused") ? null
+      : el("span", { class: "buttons" },
+        ...["pause", "resume", "abort"].map((a) => el("button", {
+          type: "button", textContent: a[0].toUpperCase() + a.slice(1),
+          "data-ramp-target": target, "data-ramp-action": a,
+        })));
+    return el("div", { class: "ramp", "data-ramp": r.phase },
+      "ramp " + r.phase + why + ": " + steps + left, buttons);
+  }
+
+  async function rampAction(target, action) {
+    const q = new URLSearchParams({ target, action });
+    const r = await call("POST", "/v1/ramp?" + q.toString());
+    message("ramp " + action + " " + target + ": " + (r.status === 200 ? "done" : r.status + " " + r.body),
+      r.status === 200 ? "" : "error");
+    await refresh();
+  }
+
   function probeCell(keys, byKey) {
     const cell = el("td", { class: "probe" });
     if (!keys || keys.length === 0) {
@@ -156,7 +181,8 @@
           el("span", { class: "muted" }, up + "/" + list.length + " up"),
           ro ? el("span", { class: "badge " + (ro === "drain" ? "drained" : "forced") }, ro) : null,
           overrideButtons(target, ro),
-          dialControl(target, (st.region_dials || {})[target] ?? 100)),
+          dialControl(target, (st.region_dials || {})[target] ?? 100),
+          rampLine(target, ((st.ramps || {}).ramps || {})[target])),
         table(["name", "health", "weight", "dial", "last probe", "endpoint"], rows)));
     }
     $("regions").replaceChildren(...(out.length ? out : [el("p", { class: "muted" }, "no steered names")]));
@@ -287,6 +313,8 @@
   document.addEventListener("click", (ev) => {
     const b = ev.target.closest("button[data-action]");
     if (b) change(b.getAttribute("data-target"), b.getAttribute("data-action"));
+    const ra = ev.target.closest("button[data-ramp-action]");
+    if (ra) rampAction(ra.getAttribute("data-ramp-target"), ra.getAttribute("data-ramp-action"));
     const d = ev.target.closest("button[data-dial-target]");
     if (d) {
       const target = d.getAttribute("data-dial-target");

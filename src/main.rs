@@ -397,7 +397,17 @@ fn serve(o: &Overrides) -> anyhow::Result<()> {
             token: cfg.admin_token.clone(),
             allowed_hosts: cfg.admin_allowed_hosts.clone(),
             fleet,
-            ramps: Default::default(),
+            ramps: Arc::new(
+                match signpost::rollout::Ramps::load(
+                    cfg.state_file.as_deref().map(signpost::rollout::file_beside),
+                ) {
+                    Ok(r) => r,
+                    Err((r, e)) => {
+                        warn!("ramps not restored: {e}");
+                        r
+                    }
+                },
+            ),
         };
         let ramp_task = admin::start_ramps(admin_state.clone(), stop_rx.clone());
         // With [rum]: the collector and the refresh of its table into the answers.

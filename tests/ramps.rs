@@ -179,3 +179,36 @@ fn a_ramp_advances_while_healthy_pauses_and_stops_on_a_failing_check() {
     stop.store(true, Ordering::Relaxed);
     let _ = server_thread.join();
 }
+
+#[test]
+fn a_ramp_survives_a_restart_of_its_instance() {
+    let d = common::dir("ramps", "restart");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let backend = listener.local_addr().expect("addr");
+    let stop = Arc::new(AtomicBool::new(false));
+    let server_thread = common::serve_health(listener, stop.clone(), |_| true);
+    std::fs::write(d.0.join("zones/r.toml"), zone(backend)).expect("zone");
+    let state = d.0.join("state.toml");
+    let args = ["--state-file", state.to_str().expect("path")];
+    let s = common::start_with_admin(&d.0.join("zones"), &args);
+    wait("region a up", || status(&s)["endpoints"][0]["up"] == true);
+    ctl(&s, &["dial", "a", "0"]);
+    ctl(
+        &s,
+        &["ramp", "a", "--steps", "10,50,100", "--hold", "500ms"],
+    );
+    wait("the first step", || ramp(&s)["dial"] == 10);
+    drop(s);
+
+    let s = common::start_with_admin(&d.0.join("zones"), &args);
+    let r = ramp(&s);
+    assert!(r["phase"] == "running" && r["dial"] == 10, "{r}");
+    assert_eq!(status(&s)["region_dials"]["region:a"], 10);
+    wait("the ramp done after the restart", || {
+        ramp(&s)["phase"] == "done"
+    });
+    assert_eq!(status(&s)["region_dials"]["region:a"], 100);
+    stop.store(true, Ordering::Relaxed);
+    let _ = server_thread.join();
+}

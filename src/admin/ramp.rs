@@ -91,7 +91,9 @@ pub(super) fn request(state: &AdminState, req: &Request) -> Reply {
             }
         }
         info!(target, action = action.as_str(), "ramp");
-        return Reply::json(json!({ "target": target, "ramp": r.to_json() }));
+        let v = r.to_json();
+        save(state, &ramps);
+        return Reply::json(json!({ "target": target, "ramp": v }));
     }
     if ramps.get(target).is_some_and(|r| r.phase.active()) {
         return Reply::text(409, format!("{target} has a ramp already; abort it first"));
@@ -130,10 +132,27 @@ pub(super) fn request(state: &AdminState, req: &Request) -> Reply {
             info!(target, steps = ?r.steps, hold = ?r.hold, "ramp started");
             let v = r.to_json();
             ramps.insert(target.to_string(), r);
+            save(state, &ramps);
             Reply::json(json!({ "target": target, "ramp": v }))
         }
         Err(why) => Reply::text(400, why),
     }
+}
+
+fn save(state: &AdminState, ramps: &std::collections::BTreeMap<String, Ramp>) {
+    if let Err(e) = state.ramps.save(ramps) {
+        warn!("cannot save the ramps: {e}");
+    }
+}
+
+/// The operator dial set on `target` now.
+fn dial_now(snap: &Snapshot, target: &str) -> u8 {
+    snap.health
+        .operator_dials()
+        .lock()
+        .ok()
+        .and_then(|m| m.get(target).copied())
+        .unwrap_or(dial::FULL)
 }
 
 /// The ramps for `/status`.
@@ -203,10 +222,14 @@ fn tick_all(state: &AdminState, elapsed: Duration) {
                 set.push((target.clone(), d));
             } else if r.phase == Phase::Done {
                 info!(target = target.as_str(), "ramp done");
+                set.push((target.clone(), r.dial));
             }
         }
+        if !set.is_empty() {
+            save(state, &ramps);
+        }
     }
-    for (target, d) in set {
+    for (target, d) in set.into_iter().filter(|(t, d)| dial_now(&snap, t) != *d) {
         apply_dial(state, &target, (d < dial::FULL).then_some(d), "ramp");
     }
 }

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use thiserror::Error;
 
@@ -49,7 +50,7 @@ pub fn combine(gates: &[&dyn Gate]) -> (Option<bool>, Option<String>) {
 }
 
 /// Where a failing gate leaves the dial.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OnFail {
     /// The last step that held its whole hold.
     Hold,
@@ -72,7 +73,7 @@ impl OnFail {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Phase {
     Running,
     Paused,
@@ -106,7 +107,7 @@ pub struct RampError(pub String);
 /// Most steps a ramp takes.
 pub const MAX_STEPS: usize = 20;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ramp {
     pub steps: Vec<u8>,
     pub hold: Duration,
@@ -269,6 +270,58 @@ pub fn parse_steps(s: &str) -> Result<Vec<u8>, RampError> {
 pub struct Ramps {
     pub ramps: Mutex<BTreeMap<String, Ramp>>,
     pub failures: std::sync::atomic::AtomicU64,
+    /// Where the ramps are kept across restarts: beside the state file.
+    pub file: Option<std::path::PathBuf>,
+}
+
+/// The ramps' file beside a state file: `STATE.ramps.json`.
+pub fn file_beside(state_file: &std::path::Path) -> std::path::PathBuf {
+    let mut name = state_file.as_os_str().to_owned();
+    name.push(".ramps.json");
+    name.into()
+}
+
+impl Ramps {
+    /// The ramps kept in `file`, if any; a ramp that was running starts its
+    /// hold over (no time counts that was not watched). A file that does not
+    /// parse is reported and ignored.
+    pub fn load(file: Option<std::path::PathBuf>) -> Result<Ramps, (Ramps, String)> {
+        let mut ramps = BTreeMap::new();
+        let mut err = None;
+        if let Some(path) = &file {
+            match std::fs::read(path) {
+                Ok(bytes) => match serde_json::from_slice::<BTreeMap<String, Ramp>>(&bytes) {
+                    Ok(m) => ramps = m,
+                    Err(e) => err = Some(format!("{}: {e}", path.display())),
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => err = Some(format!("{}: {e}", path.display())),
+            }
+        }
+        for r in ramps.values_mut() {
+            r.held = Duration::ZERO;
+        }
+        let out = Ramps {
+            ramps: Mutex::new(ramps),
+            failures: Default::default(),
+            file,
+        };
+        match err {
+            None => Ok(out),
+            Some(e) => Err((out, e)),
+        }
+    }
+
+    /// Writes the ramps to their file (atomically), if they have one.
+    pub fn save(&self, ramps: &BTreeMap<String, Ramp>) -> std::io::Result<()> {
+        let Some(path) = &self.file else {
+            return Ok(());
+        };
+        let text = serde_json::to_vec_pretty(ramps).map_err(std::io::Error::other)?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
+    }
 }
 
 #[cfg(test)]

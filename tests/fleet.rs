@@ -781,3 +781,32 @@ fn two_instances_answer_with_the_same_dial_and_ignore_a_hostile_one() {
     assert_eq!(view(&i2), dialled);
     assert_eq!(view(&i1), dialled);
 }
+
+#[test]
+fn a_ramp_holds_while_etcd_is_away() {
+    let d = dir("ramp");
+    let mut etcd = Etcd::start(&d.0);
+    let backend = Backend::start();
+    std::fs::write(d.0.join("zones/f.toml"), zone(backend.addr)).expect("zone");
+    let i1 = start(&config(&d.0, &etcd, 1, "60s"));
+    wait_until("in sync", || in_sync(&i1, 1));
+    post(&i1, "/v1/dial?target=region:a&percent=0");
+    post(
+        &i1,
+        "/v1/ramp?target=region:a&to=100&steps=10,50,100&hold=300ms",
+    );
+    let ramp = |s: &Server| status(s)["ramps"]["ramps"]["region:a"].clone();
+    wait_until("the first step", || ramp(&i1)["dial"] == 10);
+    etcd.kill();
+    wait_until("etcd seen gone", || {
+        status(&i1)["fleet"]["connected"] == false
+    });
+    let at = ramp(&i1)["dial"].clone();
+    let since = std::time::Instant::now();
+    wait_until("three holds without etcd", || {
+        since.elapsed() > Duration::from_millis(900)
+    });
+    let r = ramp(&i1);
+    assert_eq!(r["dial"], at, "the ramp advanced blind: {r}");
+    assert_eq!(r["phase"], "running", "{r}");
+}

@@ -87,6 +87,27 @@ fn bench(c: &mut Criterion) {
         })
     });
 
+    // The same, with a traffic dial of 50 % on every region (policy::dial): what
+    // dials add to a decided query. Compared side by side in one run.
+    let load = || load_snapshot(&cfg, 1).expect("zones load").0;
+    let (many_snap, dialled_snap) = (with_dials(load(), None), with_dials(load(), Some(50)));
+    for (label, s) in [
+        ("no dials", &many_snap),
+        ("dials 50% on every region", &dialled_snap),
+    ] {
+        let mut next = 0;
+        c.bench_function(
+            &format!("handle: latency A with ECS, a new client each time, {label}"),
+            |b| {
+                b.iter(|| {
+                    next = (next + 1) % many.len();
+                    let sent = handle(s, black_box(&many[next]), src, Transport::Udp, &mut out);
+                    black_box((sent.sent, out.len()))
+                })
+            },
+        );
+    }
+
     // The same static query with the metrics counting the query path does, to see
     // what counting costs.
     let metrics = signpost::metrics::Metrics::default();
@@ -146,6 +167,29 @@ fn bench(c: &mut Criterion) {
             ))
         })
     });
+}
+
+/// The snapshot again with a health bridge that knows its endpoints, every
+/// region dialled to `dial` (none: no dial set).
+fn with_dials(
+    mut s: signpost::answer::snapshot::Snapshot,
+    dial: Option<u8>,
+) -> signpost::answer::snapshot::Snapshot {
+    use signpost::answer::health_view::{Dials, HealthBridge, Weights};
+    let dials = Dials::default();
+    if let (Some(d), Ok(mut m)) = (dial, dials.lock()) {
+        for n in &s.endpoint_names {
+            m.insert(n.region.clone(), d);
+        }
+    }
+    s.health = HealthBridge::new(
+        std::sync::Arc::new(signpost::health::HealthTable::new(s.health_targets.clone())),
+        &s.health_targets,
+        s.endpoint_names.clone(),
+        Weights::default(),
+        dials,
+    );
+    s
 }
 
 criterion_group!(benches, bench);

@@ -38,6 +38,24 @@ enum CtlCommand {
     ForceDown { target: String },
     /// Set a weight for the weighted strategy (0 drains), or `clear`.
     Weight { target: String, weight: String },
+    /// Set a traffic dial, 0-100 (percent of the client networks that keep it), or `clear`.
+    Dial { target: String, percent: String },
+    /// Ramp a region's dial step by step, each step after its gates held for
+    /// --hold; or --action pause|resume|abort the running ramp.
+    Ramp {
+        target: String,
+        #[arg(long, default_value = "100")]
+        to: String,
+        #[arg(long, default_value = "1,5,25,50,100")]
+        steps: String,
+        #[arg(long, default_value = "10m")]
+        hold: String,
+        /// Where a failing gate leaves the dial: hold (the last safe step) or zero.
+        #[arg(long, default_value = "hold")]
+        on_fail: String,
+        #[arg(long)]
+        action: Option<String>,
+    },
     /// Explain a decision as the running server would make it.
     Explain {
         name: String,
@@ -148,6 +166,39 @@ pub fn run(args: CtlArgs) -> ExitCode {
                 encode(&target_name(target)),
                 encode(weight)
             ),
+        ),
+        CtlCommand::Dial { target, percent } => (
+            "POST",
+            format!(
+                "/v1/dial?target={}&percent={}",
+                encode(&target_name(target)),
+                encode(percent)
+            ),
+        ),
+        CtlCommand::Ramp {
+            target,
+            to,
+            steps,
+            hold,
+            on_fail,
+            action,
+        } => (
+            "POST",
+            match action {
+                Some(a) => format!(
+                    "/v1/ramp?target={}&action={}",
+                    encode(&target_name(target)),
+                    encode(a)
+                ),
+                None => format!(
+                    "/v1/ramp?target={}&to={}&steps={}&hold={}&on_fail={}",
+                    encode(&target_name(target)),
+                    encode(to),
+                    encode(steps),
+                    encode(hold),
+                    encode(on_fail)
+                ),
+            },
         ),
         CtlCommand::Explain { name, client } => (
             "GET",

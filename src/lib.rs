@@ -65,6 +65,7 @@ pub mod malloc;
 pub mod metrics;
 pub mod policy;
 pub mod reload;
+pub mod rollout;
 pub mod secondary;
 pub mod secret;
 pub mod serve;

@@ -38,7 +38,7 @@ enum Command {
         /// Serve the admin HTTP endpoint (metrics, status, overrides) here.
         #[arg(long, value_name = "ADDR:PORT")]
         admin: Option<SocketAddr>,
-        /// Keep overrides, weights and last known health in this file.
+        /// Keep overrides, weights, dials and last known health in this file.
         #[arg(long, value_name = "FILE")]
         state_file: Option<PathBuf>,
     },

@@ -16,7 +16,7 @@ use anyhow::Context;
 use tracing::{info, warn};
 
 use crate::admin::{self, AdminState};
-use crate::answer::health_view::{HealthBridge, Weights};
+use crate::answer::health_view::{Dials, HealthBridge, Weights};
 use crate::answer::snapshot::{self, Snapshot};
 use crate::app::{self, CommandLine};
 use crate::config::{ConfigErrors, LogFormat, ServerConfig};
@@ -77,6 +77,7 @@ struct Loaded {
     snap: Snapshot,
     table: Arc<HealthTable>,
     weights: Weights,
+    dials: Dials,
     load_ms: u128,
     records: usize,
     zones: Vec<String>,
@@ -104,19 +105,22 @@ impl Loaded {
         // last known health put back before anything is served.
         let table = Arc::new(HealthTable::new(snap.health_targets.clone()));
         let weights: Weights = Arc::new(Mutex::new(Default::default()));
+        let dials: Dials = Arc::new(Mutex::new(Default::default()));
         if let Some(path) = &cfg.state_file {
-            restore_state(path, &table, &weights);
+            restore_state(path, &table, &weights, &dials);
         }
         snap.health = HealthBridge::new(
             table.clone(),
             &snap.health_targets,
             snap.endpoint_names.clone(),
             weights.clone(),
+            dials.clone(),
         );
         Ok(Loaded {
             snap,
             table,
             weights,
+            dials,
             load_ms,
             records,
             zones,
@@ -124,12 +128,21 @@ impl Loaded {
     }
 }
 
-fn restore_state(path: &std::path::Path, table: &HealthTable, weights: &Weights) {
+fn restore_state(path: &std::path::Path, table: &HealthTable, weights: &Weights, dials: &Dials) {
     match health::load(path) {
         Ok(st) => {
             let n = st.apply_to(table);
             if let Ok(mut w) = weights.lock() {
                 *w = st.weights.clone();
+            }
+            // A saved dial over 100 is not one: dropped.
+            if let Ok(mut d) = dials.lock() {
+                *d = st
+                    .dials
+                    .iter()
+                    .filter(|(_, &v)| v <= 100)
+                    .map(|(k, &v)| (k.clone(), v))
+                    .collect();
             }
             info!(
                 targets = n,
@@ -226,6 +239,7 @@ async fn run(
         snap,
         table,
         weights,
+        dials,
         load_ms,
         records,
         zones,
@@ -272,7 +286,7 @@ async fn run(
         reload::FileWatch::start(&o),
         handle.clone(),
         stats.clone(),
-        Some(keep_health(scheduler, weights)),
+        Some(keep_health(scheduler, weights, dials)),
         hup_rx,
         stop_rx.clone(),
     ));
@@ -318,7 +332,19 @@ async fn run(
         allowed_hosts: cfg.admin_allowed_hosts.clone(),
         fleet,
         shed: start_shedding(&cfg, &stop_rx),
+        ramps: Arc::new(
+            match crate::rollout::Ramps::load(
+                cfg.state_file.as_deref().map(crate::rollout::file_beside),
+            ) {
+                Ok(r) => r,
+                Err((r, e)) => {
+                    warn!("ramps not restored: {e}");
+                    r
+                }
+            },
+        ),
     };
+    others.push(admin::start_ramps(admin_state.clone(), stop_rx.clone()));
     let mut admin_addr = String::new();
     if let Some(l) = bound.admin {
         let l = tokio_listener(l)?;
@@ -379,7 +405,11 @@ fn start_shedding(
 
 /// What a reload does before its snapshot serves: keeps the probes and state of
 /// targets that still exist, starts new ones and stops removed ones.
-fn keep_health(scheduler: Arc<Mutex<health::SchedulerHandle>>, weights: Weights) -> Prepare {
+fn keep_health(
+    scheduler: Arc<Mutex<health::SchedulerHandle>>,
+    weights: Weights,
+    dials: Dials,
+) -> Prepare {
     Arc::new(move |new: &mut Snapshot, _old: &Snapshot| {
         let Ok(mut s) = scheduler.lock() else { return };
         let m = s.reconcile(new.health_targets.clone());
@@ -388,6 +418,7 @@ fn keep_health(scheduler: Arc<Mutex<health::SchedulerHandle>>, weights: Weights)
             &new.health_targets,
             new.endpoint_names.clone(),
             weights.clone(),
+            dials.clone(),
         );
     })
 }

@@ -713,3 +713,100 @@ fn the_build_needs_no_protoc() {
         "Cargo.lock has build-time protobuf generators {generators:?}: the build would need protoc"
     );
 }
+
+/// `fo`'s answer for a client network given by ECS.
+fn answer_for(s: &Server, net: &str) -> String {
+    let mut q = QuerySpec::new("fo.f.test.", 1);
+    q.edns = Some(common::EdnsSpec {
+        payload: 1232,
+        ecs: Some((net.parse().expect("addr"), 24)),
+        ..common::EdnsSpec::default()
+    });
+    ask_udp(s.addr, &q)
+        .answer
+        .iter()
+        .filter_map(|r| r.split_whitespace().last().map(str::to_string))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[test]
+fn two_instances_answer_with_the_same_dial_and_ignore_a_hostile_one() {
+    let d = dir("dials");
+    let etcd = Etcd::start(&d.0);
+    let backend = Backend::start();
+    std::fs::write(d.0.join("zones/f.toml"), zone(backend.addr)).expect("zone");
+    let i1 = start(&config(&d.0, &etcd, 1, "60s"));
+    let i2 = start(&config(&d.0, &etcd, 2, "60s"));
+    wait_until("two instances in sync", || {
+        in_sync(&i1, 2) && in_sync(&i2, 2)
+    });
+    let nets: Vec<String> = (0..200).map(|n| format!("100.70.{n}.0")).collect();
+    let view = |s: &Server| nets.iter().map(|n| answer_for(s, n)).collect::<Vec<_>>();
+    let a_share = |v: &[String]| v.iter().filter(|a| *a == "192.0.2.10").count();
+    wait_until("region a up everywhere", || {
+        a_share(&view(&i1)) == nets.len() && a_share(&view(&i2)) == nets.len()
+    });
+
+    // A dial set through i1 reaches i2: both answer every network alike.
+    post(&i1, "/v1/dial?target=region:a&percent=40");
+    wait_until("the dial on both instances", || {
+        let (v1, v2) = (view(&i1), view(&i2));
+        v1 == v2 && a_share(&v1) < nets.len()
+    });
+    let share = a_share(&view(&i2));
+    assert!(
+        (60..=100).contains(&share),
+        "40 % of 200 networks kept {share}"
+    );
+    let keys = etcd
+        .ctl(&["get", "--prefix", "/signpost-test/dials/"])
+        .expect("etcdctl get");
+    assert!(keys.contains("region:a") && keys.contains("40"), "{keys}");
+
+    // Hostile values: out of range, not a number, an unknown region. Ignored,
+    // counted, the answers unchanged.
+    let before = metric(&i2, "signpost_fleet_bad_keys_total");
+    let dialled = view(&i2);
+    for (k, v) in [
+        ("/signpost-test/dials/region:b", "250"),
+        ("/signpost-test/dials/region:b", "-1"),
+        ("/signpost-test/dials/region:nowhere", "10"),
+    ] {
+        etcd.ctl(&["put", "--", k, v]).expect("etcdctl put");
+    }
+    wait_until("three bad dial keys counted", || {
+        metric(&i2, "signpost_fleet_bad_keys_total") >= before + 3
+    });
+    assert_eq!(view(&i2), dialled);
+    assert_eq!(view(&i1), dialled);
+}
+
+#[test]
+fn a_ramp_holds_while_etcd_is_away() {
+    let d = dir("ramp");
+    let mut etcd = Etcd::start(&d.0);
+    let backend = Backend::start();
+    std::fs::write(d.0.join("zones/f.toml"), zone(backend.addr)).expect("zone");
+    let i1 = start(&config(&d.0, &etcd, 1, "60s"));
+    wait_until("in sync", || in_sync(&i1, 1));
+    post(&i1, "/v1/dial?target=region:a&percent=0");
+    post(
+        &i1,
+        "/v1/ramp?target=region:a&to=100&steps=10,50,100&hold=300ms",
+    );
+    let ramp = |s: &Server| status(s)["ramps"]["ramps"]["region:a"].clone();
+    wait_until("the first step", || ramp(&i1)["dial"] == 10);
+    etcd.kill();
+    wait_until("etcd seen gone", || {
+        status(&i1)["fleet"]["connected"] == false
+    });
+    let at = ramp(&i1)["dial"].clone();
+    let since = std::time::Instant::now();
+    wait_until("three holds without etcd", || {
+        since.elapsed() > Duration::from_millis(900)
+    });
+    let r = ramp(&i1);
+    assert_eq!(r["dial"], at, "the ramp advanced blind: {r}");
+    assert_eq!(r["phase"], "running", "{r}");
+}

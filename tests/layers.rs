@@ -43,6 +43,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("serve", 8),
     ("reload", 8),
     ("fleet", 8),
+    ("rollout", 8),
     ("admin", 8),
     ("malloc", 8),
     ("secondary", 8),

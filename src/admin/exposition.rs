@@ -33,6 +33,11 @@ pub fn render(metrics: &Metrics, snap: &Snapshot, reload: &ReloadStats) -> Strin
             }
         }
     }
+    out.push_str("# HELP signpost_dial_percent Traffic dial in force per region: the lowest of its endpoints' (100: none set).\n# TYPE signpost_dial_percent gauge\n");
+    for (name, d) in snap.health.region_dials() {
+        let region = name.strip_prefix("region:").unwrap_or(&name);
+        let _ = writeln!(out, "signpost_dial_percent{{region=\"{region}\"}} {d}");
+    }
     let table = snap.health.table();
     let verdicts = table.verdicts();
     let _ = writeln!(

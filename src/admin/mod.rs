@@ -1,7 +1,8 @@
 //! The admin endpoint: HTTP/1.1 on hyper, on loopback unless a bearer token is
 //! configured. `GET /metrics` (Prometheus text), `GET /status` (JSON),
 //! `GET /explain?name=&type=&client=`, and the override calls `signpost ctl` uses:
-//! `POST /v1/override?target=&action=` and `POST /v1/weight?target=&weight=`.
+//! `POST /v1/override?target=&action=`, `POST /v1/weight?target=&weight=` and
+//! `POST /v1/dial?target=&percent=`.
 //!
 //! `GET /v1/transitions` lists the last health transitions, and `/` is the
 //! dashboard (see [`dashboard`]).
@@ -36,6 +37,8 @@ use tracing::{debug, info, warn};
 
 mod dashboard;
 mod exposition;
+mod ramp;
+pub use ramp::start_ramps;
 mod guard;
 
 pub use guard::INTENT;
@@ -78,6 +81,8 @@ pub struct AdminState {
     pub fleet: Option<Arc<Fleet>>,
     /// The dials load shedding asks for, per region (`[shed.REGION]`).
     pub shed: Arc<health::ShedDials>,
+    /// This instance's ramps ([`crate::rollout`]), ticked by [`start_ramps`].
+    pub ramps: Arc<crate::rollout::Ramps>,
 }
 
 /// A response: status, content type, body.
@@ -353,6 +358,7 @@ pub fn route(state: &AdminState, req: &Request) -> Reply {
                 }
                 body.push_str(&shed_metrics(&state.shed));
                 crate::latency::probe::render_metrics(&mut body);
+                body.push_str(&ramp::render_metrics(state));
                 body
             },
         },
@@ -363,13 +369,15 @@ pub fn route(state: &AdminState, req: &Request) -> Reply {
         "/v1/weight" if post => set_weight(state, req),
         "/v1/verdict" if post => set_verdict(state, req),
         "/v1/load" if post => push_load(state, req),
+        "/v1/dial" if post => set_dial(state, req),
+        "/v1/ramp" if post => ramp::request(state, req),
         "/metrics" | "/status" | "/explain" | "/v1/transitions" => Reply::text(405, "use GET"),
-        "/v1/override" | "/v1/weight" | "/v1/verdict" | "/v1/load" => {
+        "/v1/override" | "/v1/weight" | "/v1/verdict" | "/v1/load" | "/v1/dial" | "/v1/ramp" => {
             Reply::text(405, "use POST")
         }
         _ => Reply::text(
             404,
-            "not found; try /, /metrics, /status, /explain, /v1/transitions, /v1/override, /v1/weight, /v1/verdict, /v1/load",
+            "not found; try /, /metrics, /status, /explain, /v1/transitions, /v1/override, /v1/weight, /v1/verdict, /v1/load, /v1/dial, /v1/ramp",
         ),
     }
 }
@@ -565,6 +573,59 @@ async fn expire_verdicts(snap: SnapshotHandle, mut stop: watch::Receiver<bool>) 
     }
 }
 
+/// `POST /v1/dial?target=&percent=`: a region's or endpoint's traffic dial,
+/// 0-100, or `clear` (100 and clear both remove it).
+fn set_dial(state: &AdminState, req: &Request) -> Reply {
+    let target = match param(req, "target") {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_target(state, target) {
+        return r;
+    }
+    let dial = match req.query.get("percent").map(|s| s.trim_end_matches('%')) {
+        None | Some("") | Some("clear") => None,
+        Some(d) => match d.parse::<u8>() {
+            Ok(d) if d < crate::policy::dial::FULL => Some(d),
+            Ok(crate::policy::dial::FULL) => None,
+            _ => {
+                return Reply::text(
+                    400,
+                    format!("percent {d:?}: use a whole number from 0 to 100, or clear"),
+                )
+            }
+        },
+    };
+    apply_dial(state, target, dial, "admin API");
+    Reply::json(json!({
+        "target": target,
+        "percent": dial.unwrap_or(crate::policy::dial::FULL),
+        "fleet": fleet_note(state),
+    }))
+}
+
+/// Sets (`None`: clears) a dial here, in the state file and, with `[fleet]`,
+/// in etcd for every instance.
+fn apply_dial(state: &AdminState, target: &str, dial: Option<u8>, by: &str) {
+    let snap = state.snap.load();
+    if let Ok(mut m) = snap.health.operator_dials().lock() {
+        match dial {
+            Some(v) => {
+                m.insert(target.to_string(), v);
+            }
+            None => {
+                m.remove(target);
+            }
+        }
+    }
+    snap.health.refresh();
+    info!(target, ?dial, by, "dial set");
+    save_state(state);
+    if let Some(f) = &state.fleet {
+        f.submit(Op::Dial(target.to_string(), dial));
+    }
+}
+
 /// What a change's reply says about the other instances.
 fn fleet_note(state: &AdminState) -> Option<&'static str> {
     state
@@ -723,6 +784,7 @@ fn status(state: &AdminState) -> Reply {
                     "up": snap.health.endpoint_up(e),
                     "drained": snap.health.drained(e),
                     "weight": snap.health.weight(e),
+                    "dial": snap.health.dial(e),
                     "checked": !e.probes.is_empty(),
                     "name": n.name.to_string(),
                     "override": snap.health.override_in_force(e).to_string(),
@@ -755,6 +817,9 @@ fn status(state: &AdminState) -> Reply {
         "weights": snap.health.operator_weights().lock().map(|w| w.clone()).unwrap_or_default(),
         "verdicts": verdicts_json(&snap),
         "shed": state.shed.status().into_iter().map(|(r, dial, load)| (r, json!({ "dial": dial, "load": load }))).collect::<BTreeMap<_, _>>(),
+        "dials": snap.health.operator_dials().lock().map(|d| d.clone()).unwrap_or_default(),
+        "region_dials": snap.health.region_dials(),
+        "ramps": ramp::status(state),
         "fleet": state.fleet.as_ref().map(|f| f.status_json()),
         "reload": {
             "successes": reload.successes.load(Relaxed),

@@ -1,5 +1,5 @@
 //! The health view the query path reads: probe results from the health table,
-//! operator overrides of regions and endpoints, and weights — all as atomics, so a
+//! operator overrides of regions and endpoints, weights and dials — all as atomics, so a
 //! query takes no lock. Built for each snapshot; refreshed in place when an
 //! operator changes an override.
 
@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::health::{CheckSpec, HealthTable, Override, PersistedState, TargetId, TargetKey};
 use crate::policy::ZoneSteering;
-use crate::policy::{AddrAnswer, Endpoint, HealthView, NO_HEALTH};
+use crate::policy::{dial, AddrAnswer, Endpoint, HealthView, NO_HEALTH};
 
 const NONE: u8 = 0;
 const FORCE_UP: u8 = 1;
@@ -20,6 +20,10 @@ const PUSHED_DOWN: u8 = 4;
 
 /// Operator weights, kept across reloads and persisted with the health state.
 pub type Weights = Arc<Mutex<BTreeMap<String, u32>>>;
+
+/// Operator traffic dials in percent (0-100), by the same names as weights;
+/// kept across reloads and persisted with the health state.
+pub type Dials = Arc<Mutex<BTreeMap<String, u8>>>;
 
 /// Names an operator uses for an endpoint: `endpoint:<name>/<region>` and
 /// `region:<region>`.
@@ -106,8 +110,11 @@ pub struct HealthBridge {
     overrides: Vec<AtomicU8>,
     /// Endpoint id -> operator weight, or u32::MAX for the file's.
     weights: Vec<AtomicU32>,
+    /// Endpoint id -> dial in force: the lower of its own and its region's.
+    dials: Vec<AtomicU8>,
     names: Vec<EndpointNames>,
     operator_weights: Weights,
+    operator_dials: Dials,
 }
 
 impl HealthBridge {
@@ -116,15 +123,18 @@ impl HealthBridge {
         targets: &[TargetKey],
         names: Vec<EndpointNames>,
         operator_weights: Weights,
+        operator_dials: Dials,
     ) -> HealthBridge {
         let slots = targets.iter().map(|k| table.id(k)).collect();
         let b = HealthBridge {
             overrides: names.iter().map(|_| AtomicU8::new(NONE)).collect(),
             weights: names.iter().map(|_| AtomicU32::new(u32::MAX)).collect(),
+            dials: names.iter().map(|_| AtomicU8::new(dial::FULL)).collect(),
             table,
             slots,
             names,
             operator_weights,
+            operator_dials,
         };
         b.refresh();
         b
@@ -137,6 +147,7 @@ impl HealthBridge {
             &[],
             Vec::new(),
             Weights::default(),
+            Dials::default(),
         )
     }
 
@@ -148,11 +159,30 @@ impl HealthBridge {
         &self.operator_weights
     }
 
+    pub fn operator_dials(&self) -> &Dials {
+        &self.operator_dials
+    }
+
+    /// The dial in force for each region name (`region:NAME`), where one is set
+    /// on it or on any of its endpoints: the lowest among its endpoints.
+    pub fn region_dials(&self) -> BTreeMap<String, u8> {
+        let mut out: BTreeMap<String, u8> = BTreeMap::new();
+        for (i, n) in self.names.iter().enumerate() {
+            let d = self.dials[i].load(Ordering::Relaxed);
+            let e = out.entry(n.region.clone()).or_insert(dial::FULL);
+            *e = (*e).min(d);
+        }
+        out
+    }
+
     /// What the state file keeps: overrides, weights and last known health.
     pub fn persisted(&self) -> PersistedState {
         let mut st = PersistedState::from_table(&self.table);
         if let Ok(w) = self.operator_weights.lock() {
             st.weights = w.clone();
+        }
+        if let Ok(d) = self.operator_dials.lock() {
+            st.dials = d.clone();
         }
         st
     }
@@ -186,6 +216,11 @@ impl HealthBridge {
             .lock()
             .map(|w| w.clone())
             .unwrap_or_default();
+        let dials = self
+            .operator_dials
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default();
         for (i, n) in self.names.iter().enumerate() {
             let o = match named.get(&n.endpoint) {
                 Some(o) if !o.is_none() => *o,
@@ -205,6 +240,9 @@ impl HealthBridge {
                 .copied()
                 .unwrap_or(u32::MAX);
             self.weights[i].store(w, Ordering::Relaxed);
+            let own = dials.get(&n.endpoint).copied().unwrap_or(dial::FULL);
+            let region = dials.get(&n.region).copied().unwrap_or(dial::FULL);
+            self.dials[i].store(own.min(region).min(dial::FULL), Ordering::Relaxed);
         }
         crate::health::bump_epoch();
     }
@@ -287,6 +325,12 @@ impl HealthView for HealthBridge {
 
     fn drained(&self, e: &Endpoint) -> bool {
         self.override_of(e) == DRAIN
+    }
+
+    fn dial(&self, e: &Endpoint) -> u8 {
+        self.dials
+            .get(e.health_id as usize)
+            .map_or(dial::FULL, |d| d.load(Ordering::Relaxed))
     }
 
     fn weight(&self, e: &Endpoint) -> u32 {

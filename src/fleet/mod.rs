@@ -69,15 +69,17 @@ pub enum Op {
     Override(String, Override),
     /// `None` deletes the key.
     Weight(String, Option<u32>),
+    /// `None` deletes the key.
+    Dial(String, Option<u8>),
 }
 
 impl Op {
     /// Whether both change the same key in the store.
     fn same_key(&self, other: &Op) -> bool {
         match (self, other) {
-            (Op::Override(a, _), Op::Override(b, _)) | (Op::Weight(a, _), Op::Weight(b, _)) => {
-                a == b
-            }
+            (Op::Override(a, _), Op::Override(b, _))
+            | (Op::Weight(a, _), Op::Weight(b, _))
+            | (Op::Dial(a, _), Op::Dial(b, _)) => a == b,
             _ => false,
         }
     }
@@ -268,7 +270,10 @@ impl Fleet {
                         self.bad_key(key, "not under a lease; no vote of it counts");
                     }
                 }
-                if let view::Entry::Override(name, _) | view::Entry::Weight(name, _) = &e {
+                if let view::Entry::Override(name, _)
+                | view::Entry::Weight(name, _)
+                | view::Entry::Dial(name, _) = &e
+                {
                     if !known.contains(name) {
                         self.bad_key(
                             key,
@@ -315,9 +320,9 @@ impl Fleet {
             return;
         }
         let snap = self.snap.load();
-        let (mut overrides, mut weights) = {
+        let (mut overrides, mut weights, mut dials) = {
             let v = lock(&self.view);
-            (v.overrides.clone(), v.weights.clone())
+            (v.overrides.clone(), v.weights.clone(), v.dials.clone())
         };
         for op in lock(&self.pending).iter() {
             match op {
@@ -333,11 +338,18 @@ impl Fleet {
                 Op::Weight(n, Some(w)) => {
                     weights.insert(n.clone(), *w);
                 }
+                Op::Dial(n, None) => {
+                    dials.remove(n);
+                }
+                Op::Dial(n, Some(d)) => {
+                    dials.insert(n.clone(), *d);
+                }
             }
         }
         let known: BTreeSet<String> = snap.health.known_names().into_iter().collect();
         overrides.retain(|n, _| known.contains(n));
         weights.retain(|n, _| known.contains(n));
+        dials.retain(|n, _| known.contains(n));
         let table = snap.health.table();
         for name in table.named_overrides().keys() {
             if !overrides.contains_key(name) {
@@ -349,6 +361,9 @@ impl Fleet {
         }
         if let Ok(mut w) = snap.health.operator_weights().lock() {
             *w = weights;
+        }
+        if let Ok(mut d) = snap.health.operator_dials().lock() {
+            *d = dials;
         }
         snap.health.refresh();
         self.save_state(&snap);
@@ -423,6 +438,11 @@ impl Fleet {
     }
 
     /// The fleet part of `/status`.
+    /// Whether etcd answers now.
+    pub fn connected(&self) -> bool {
+        self.connected.load(Relaxed)
+    }
+
     pub fn status_json(&self) -> serde_json::Value {
         let view = lock(&self.view);
         json!({

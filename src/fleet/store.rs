@@ -307,6 +307,17 @@ async fn flush(fleet: &Fleet, client: &mut Client) -> Result<(), StoreError> {
                 )
                 .await?;
             }
+            Op::Dial(name, None) => {
+                timed(t, "delete", client.delete(format!("{prefix}dials/{name}"))).await?;
+            }
+            Op::Dial(name, Some(d)) => {
+                timed(
+                    t,
+                    "put",
+                    client.put(format!("{prefix}dials/{name}"), d.to_string(), 0),
+                )
+                .await?;
+            }
         }
         // Into the view before it leaves the queue, so the serving view never
         // shows the store's older value in between (the watch confirms it later).
@@ -324,6 +335,12 @@ async fn flush(fleet: &Fleet, client: &mut Client) -> Result<(), StoreError> {
                 }
                 Op::Weight(name, Some(w)) => {
                     view.weights.insert(name.clone(), *w);
+                }
+                Op::Dial(name, None) => {
+                    view.dials.remove(name);
+                }
+                Op::Dial(name, Some(d)) => {
+                    view.dials.insert(name.clone(), *d);
                 }
             }
         }

@@ -7,6 +7,7 @@
 //! ```text
 //! overrides/<target>              drain | force-up | force-down
 //! weights/<target>                a whole number (0 drains)
+//! dials/<target>                  a whole number from 0 to 100 (percent kept)
 //! instances/<instance>            the instance's site (under its lease)
 //! votes/<instance>/<check target> up | down (under the instance's lease)
 //! ```
@@ -25,6 +26,7 @@ use crate::health::{Health, Override, Quorum};
 pub enum Key {
     Override(String),
     Weight(String),
+    Dial(String),
     Instance(String),
     Vote { instance: String, target: String },
 }
@@ -34,6 +36,7 @@ pub enum Key {
 pub enum Entry {
     Override(String, Override),
     Weight(String, u32),
+    Dial(String, u8),
     Instance(String, String),
     Vote {
         instance: String,
@@ -59,14 +62,15 @@ pub fn parse_key(prefix: &str, key: &[u8]) -> Result<Key, Bad> {
         .strip_prefix(prefix)
         .ok_or_else(|| Bad(format!("not under the prefix {prefix:?}")))?;
     let (kind, name) = rest.split_once('/').ok_or_else(|| {
-        Bad("use overrides/TARGET, weights/TARGET, instances/NAME or votes/NAME/TARGET".to_string())
+        Bad("use overrides/TARGET, weights/TARGET, dials/TARGET, instances/NAME or votes/NAME/TARGET".to_string())
     })?;
     match kind {
-        "overrides" | "weights" if !target_ok(name) => Err(Bad(format!(
+        "overrides" | "weights" | "dials" if !target_ok(name) => Err(Bad(format!(
             "{name:?} is not region:NAME or endpoint:NAME/REGION"
         ))),
         "overrides" => Ok(Key::Override(name.to_string())),
         "weights" => Ok(Key::Weight(name.to_string())),
+        "dials" => Ok(Key::Dial(name.to_string())),
         "instances" if instance_name_ok(name) => Ok(Key::Instance(name.to_string())),
         "votes" => match name.split_once('/') {
             Some((instance, target)) if instance_name_ok(instance) && !target.is_empty() => {
@@ -84,7 +88,7 @@ pub fn parse_key(prefix: &str, key: &[u8]) -> Result<Key, Bad> {
             "{name:?} is not an instance name (letters, digits, '-', '_', '.')"
         ))),
         other => Err(Bad(format!(
-            "{other:?}: use overrides/, weights/, instances/ or votes/"
+            "{other:?}: use overrides/, weights/, dials/, instances/ or votes/"
         ))),
     }
 }
@@ -127,6 +131,10 @@ pub fn parse_entry(prefix: &str, key: &[u8], value: &[u8]) -> Result<Entry, Bad>
                 )))
             }
         },
+        Key::Dial(name) => match v.parse::<u8>() {
+            Ok(d) if d <= crate::policy::dial::FULL => Entry::Dial(name, d),
+            _ => return Err(Bad(format!("dial {v:?}: use a whole number from 0 to 100"))),
+        },
         Key::Instance(name) => Entry::Instance(name, v.to_string()),
         Key::Vote { instance, target } => {
             let health = match v {
@@ -146,7 +154,7 @@ pub fn parse_entry(prefix: &str, key: &[u8], value: &[u8]) -> Result<Entry, Bad>
 /// What changed with one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Changed {
-    /// An override or weight: the health bridge must be refreshed.
+    /// An override, weight or dial: the health bridge must be refreshed.
     pub operator: bool,
     /// A vote or an instance: verdicts must be recomputed.
     pub votes: bool,
@@ -179,6 +187,7 @@ pub struct Vote {
 pub struct View {
     pub overrides: BTreeMap<String, Override>,
     pub weights: BTreeMap<String, u32>,
+    pub dials: BTreeMap<String, u8>,
     /// Instance -> site.
     pub instances: BTreeMap<String, String>,
     /// Instance -> the lease its `instances/` entry is under (0: none).
@@ -200,6 +209,13 @@ impl View {
             }
             Entry::Weight(name, w) => {
                 let changed = self.weights.insert(name, w) != Some(w);
+                Changed {
+                    operator: changed,
+                    votes: false,
+                }
+            }
+            Entry::Dial(name, d) => {
+                let changed = self.dials.insert(name, d) != Some(d);
                 Changed {
                     operator: changed,
                     votes: false,
@@ -237,6 +253,10 @@ impl View {
             },
             Key::Weight(name) => Changed {
                 operator: self.weights.remove(name).is_some(),
+                votes: false,
+            },
+            Key::Dial(name) => Changed {
+                operator: self.dials.remove(name).is_some(),
                 votes: false,
             },
             Key::Instance(name) => {
@@ -323,6 +343,10 @@ mod tests {
             ))
         );
         assert_eq!(
+            entry("/signpost/dials/region:eu-west", "30"),
+            Ok(Entry::Dial("region:eu-west".into(), 30))
+        );
+        assert_eq!(
             entry("/signpost/instances/fra-1", "fra"),
             Ok(Entry::Instance("fra-1".into(), "fra".into()))
         );
@@ -351,6 +375,10 @@ mod tests {
                 "whole number",
             ),
             ("/signpost/weights/region:eu-west", "1.5", "whole number"),
+            ("/signpost/dials/region:eu-west", "101", "0 to 100"),
+            ("/signpost/dials/region:eu-west", "256", "0 to 100"),
+            ("/signpost/dials/region:eu-west", "-1", "0 to 100"),
+            ("/signpost/dials/eu-west", "10", "region:NAME"),
             ("/signpost/votes/fra-1/t", "maybe", "up or down"),
             ("/signpost/votes/fr a/t", "up", "INSTANCE"),
             ("/signpost/votes/fra-1", "up", "INSTANCE/TARGET"),

@@ -14,6 +14,9 @@
 //!
 //! [overrides]
 //! "region:eu-west" = "drain"
+//!
+//! [dials]
+//! "region:eu-west" = 30
 //! ```
 
 use std::collections::BTreeMap;
@@ -65,6 +68,10 @@ pub struct PersistedState {
     /// Operator weights by endpoint or region name (kept by the caller).
     #[serde(default)]
     pub weights: BTreeMap<String, u32>,
+    /// Operator traffic dials in percent, by the same names (kept by the
+    /// caller); values over 100 are refused when read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dials: BTreeMap<String, u8>,
 }
 
 impl Default for PersistedState {
@@ -74,6 +81,7 @@ impl Default for PersistedState {
             targets: BTreeMap::new(),
             overrides: BTreeMap::new(),
             weights: BTreeMap::new(),
+            dials: BTreeMap::new(),
         }
     }
 }
@@ -111,6 +119,7 @@ impl PersistedState {
             targets,
             overrides: table.named_overrides(),
             weights: BTreeMap::new(),
+            dials: BTreeMap::new(),
         }
     }
 

@@ -6,6 +6,7 @@
 //! the widest prefix over which the same decision holds. The same function, given a
 //! recording [`Trace`], produces the `explain` output.
 
+pub mod dial;
 pub mod jurisdiction;
 pub mod scope;
 
@@ -261,7 +262,7 @@ pub struct Client {
 }
 
 impl Client {
-    fn family_bits(&self) -> u8 {
+    pub(crate) fn family_bits(&self) -> u8 {
         match self.addr {
             IpAddr::V4(_) => 32,
             IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => 32,
@@ -290,6 +291,11 @@ pub trait HealthView {
     /// An operator is draining it: never answered, not even when all are down.
     fn drained(&self, _endpoint: &Endpoint) -> bool {
         false
+    }
+    /// Its traffic dial in percent, the lower of its own and its region's
+    /// ([`dial`]); [`dial::FULL`] when none is set.
+    fn dial(&self, _endpoint: &Endpoint) -> u8 {
+        dial::FULL
     }
 }
 
@@ -427,9 +433,85 @@ pub fn decide<H: HealthView, T: Trace>(
     client: &Client,
     health: &H,
     qtype: u16,
-    _now: u64,
+    now: u64,
     trace: &mut T,
 ) -> Decision {
+    // Dials first; when they leave the client nothing, they yield ([`dial`]).
+    let yields =
+        |d: &Decision, moved: bool| moved && matches!(d.reason, Reason::AllDown | Reason::Fence);
+    if !trace.on() {
+        let (d, moved) = decide_pass(
+            zone,
+            p,
+            client,
+            health,
+            qtype,
+            now,
+            dial::Mode::Apply,
+            trace,
+        );
+        if !yields(&d, moved) {
+            return d;
+        }
+        return decide_pass(
+            zone,
+            p,
+            client,
+            health,
+            qtype,
+            now,
+            dial::Mode::Yield,
+            trace,
+        )
+        .0;
+    }
+    let mut first = Recorder::default();
+    let (d, moved) = decide_pass(
+        zone,
+        p,
+        client,
+        health,
+        qtype,
+        now,
+        dial::Mode::Apply,
+        &mut first,
+    );
+    if !yields(&d, moved) {
+        for line in first.0 {
+            trace.note(line);
+        }
+        return d;
+    }
+    note!(
+        trace,
+        "the dials would leave this client nothing to answer with: they yield"
+    );
+    decide_pass(
+        zone,
+        p,
+        client,
+        health,
+        qtype,
+        now,
+        dial::Mode::Yield,
+        trace,
+    )
+    .0
+}
+
+/// One decision, with the dials applied or yielding; also whether a dial turned
+/// a candidate away.
+#[allow(clippy::too_many_arguments)]
+fn decide_pass<H: HealthView, T: Trace>(
+    zone: &ZonePolicy,
+    p: &NamePolicy,
+    client: &Client,
+    health: &H,
+    qtype: u16,
+    _now: u64,
+    dials: dial::Mode,
+    trace: &mut T,
+) -> (Decision, bool) {
     let loc = &client.location;
     note!(
         trace,
@@ -506,6 +588,7 @@ pub fn decide<H: HealthView, T: Trace>(
         }
         usable.push((i as EndpointIdx, up));
     }
+    let dialled = dial::apply(zone, p, client, health, &mut usable, dials, trace);
     let is_up = |i: EndpointIdx| usable.iter().any(|&(j, up)| j == i && up);
 
     // What the decision depends on, for the ECS scope: the merged run of the
@@ -716,7 +799,7 @@ pub fn decide<H: HealthView, T: Trace>(
             chosen.extend(usable.iter().filter(|&&(_, up)| up).map(|&(i, _)| i));
         }
     }
-    scope = scope.max(fence_scope);
+    scope = scope.max(fence_scope).max(dialled.scope);
 
     // The fence leaves the client nothing at all, whatever the type.
     let fence_empty = fenced.is_some() && !p.endpoints.iter().any(allowed);
@@ -792,12 +875,13 @@ pub fn decide<H: HealthView, T: Trace>(
     if trace.on() {
         explain_scope(zone, p, client, scope, trace);
     }
-    Decision {
+    let decision = Decision {
         outcome,
         reason,
         scope,
         fenced,
-    }
+    };
+    (decision, !dialled.moved.is_empty())
 }
 
 /// Whether a trace line is one of [`explain_scope`]'s: they depend on the name and

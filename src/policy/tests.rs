@@ -506,3 +506,107 @@ fn fenced_client_asking_a_type_the_fence_lacks_gets_nodata_not_the_fallback() {
     assert_eq!(d.outcome, Outcome::NoData);
     assert_eq!(d.reason, Reason::Fence);
 }
+
+/// Dials by region: the rest of the regions at 100 %.
+struct Dials(Vec<(RegionIdx, u8)>);
+impl HealthView for Dials {
+    fn endpoint_up(&self, _: &Endpoint) -> bool {
+        true
+    }
+    fn dial(&self, e: &Endpoint) -> u8 {
+        self.0
+            .iter()
+            .find(|&&(r, _)| r == e.region)
+            .map_or(dial::FULL, |&(_, d)| d)
+    }
+}
+
+fn v4_net(n: u32) -> String {
+    std::net::Ipv4Addr::from(0x0a00_0000u32 + (n << 8)).to_string()
+}
+
+#[test]
+fn a_dial_moves_its_share_to_the_next_choice_for_every_strategy() {
+    let strategies: Vec<(&str, NamePolicy)> = vec![
+        (
+            "failover",
+            policy(Strategy::Failover(vec![0, 1, 2]), &[US, EUW, AP]),
+        ),
+        (
+            "latency",
+            policy(
+                Strategy::Latency {
+                    overhead_ms: 5.0,
+                    table: None,
+                },
+                &[US, EUW, AP],
+            ),
+        ),
+        ("weighted", policy(Strategy::Weighted, &[US, EUW])),
+    ];
+    for (kind, p) in strategies {
+        let all = (0..2000).filter(|&n| {
+            let c = client(&v4_net(n), "US", Some((40.7, -74.0)), 24);
+            regions_of(&p, &run(&p, &c, &AllUp)).first() == Some(&US)
+        });
+        let had: Vec<u32> = all.collect();
+        let kept = had
+            .iter()
+            .filter(|&&n| {
+                let c = client(&v4_net(n), "US", Some((40.7, -74.0)), 24);
+                let d = run(&p, &c, &Dials(vec![(US, 30)]));
+                assert!(d.scope >= 24, "{kind}: scope /{}", d.scope);
+                let r = regions_of(&p, &d);
+                assert!(!r.is_empty(), "{kind}: nothing answered");
+                r.first() == Some(&US)
+            })
+            .count();
+        let share = 100.0 * kept as f64 / had.len() as f64;
+        assert!(
+            (20.0..40.0).contains(&share),
+            "{kind}: {share:.1}% kept at 30%"
+        );
+    }
+}
+
+#[test]
+fn a_dial_never_moves_a_client_out_of_its_fence_and_yields_when_nothing_else_can_answer() {
+    let mut p = policy(Strategy::Failover(vec![0, 1, 2]), &[US, EUW, AP]);
+    p.fence = vec!["EU".into()];
+    // eu-west is the only region inside the fence: dialled to 0, it still answers
+    // the fenced client (the dial yields), never us-east.
+    for n in 0..200 {
+        let c = client(&v4_net(n), "DE", None, 16);
+        let mut rec = Recorder::default();
+        let d = decide(
+            &zone(),
+            &p,
+            &c,
+            &Dials(vec![(EUW, 0)]),
+            rtype::A,
+            0,
+            &mut rec,
+        );
+        assert_eq!(regions_of(&p, &d), vec![EUW]);
+        let text = rec.0.join("\n");
+        assert!(text.contains("they yield"), "{text}");
+    }
+    // Outside the fence, a client whose first choice is dialled away gets the next.
+    let c = client("198.51.100.1", "US", None, 16);
+    let mut rec = Recorder::default();
+    let d = decide(
+        &zone(),
+        &p,
+        &c,
+        &Dials(vec![(US, 0)]),
+        rtype::A,
+        0,
+        &mut rec,
+    );
+    assert_eq!(regions_of(&p, &d), vec![EUW]);
+    let text = rec.0.join("\n");
+    assert!(text.contains("us-east: dial 0%"), "{text}");
+    // A dial of 0 depends on no hash: the scope stays the fence's (the /16
+    // network), not the hashed /24.
+    assert_eq!(d.scope, 16);
+}

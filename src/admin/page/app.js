@@ -89,6 +89,45 @@
       }));
   }
 
+  // A region's traffic dial: the percent shown, and (with rights) a field and
+  // a button that POST /v1/dial.
+  function dialControl(target, percent) {
+    const shown = el("span", { class: "badge" + (percent < 100 ? " forced" : ""), "data-dial": String(percent) },
+      "dial " + percent + "%");
+    if (!canChange) return shown;
+    return el("span", { class: "buttons" }, shown,
+      el("input", {
+        type: "number", min: "0", max: "100", value: String(percent),
+        title: "dial percent for " + target, "data-dial-input": target,
+      }),
+      el("button", { type: "button", textContent: "Set dial", "data-dial-target": target }));
+  }
+
+  // A region's ramp: its steps, where it is, time left, and (with rights) its
+  // pause, resume and abort buttons.
+  function rampLine(target, r) {
+    if (!r) return null;
+    const steps = r.steps.map((s) => (s === r.dial ? "[" + s + "%]" : s + "%")).join(" → ");
+    const left = r.time_left_ms ? ", " + Math.ceil(r.time_left_ms / 1000) + " s left" : "";
+    const why = r.failed_gate ? " (" + r.failed_gate + ")" : "";
+    const buttons = !canChange || !(r.phase === "running" || r.phase === "paused") ? null
+      : el("span", { class: "buttons" },
+        ...["pause", "resume", "abort"].map((a) => el("button", {
+          type: "button", textContent: a[0].toUpperCase() + a.slice(1),
+          "data-ramp-target": target, "data-ramp-action": a,
+        })));
+    return el("div", { class: "ramp", "data-ramp": r.phase },
+      "ramp " + r.phase + why + ": " + steps + left, buttons);
+  }
+
+  async function rampAction(target, action) {
+    const q = new URLSearchParams({ target, action });
+    const r = await call("POST", "/v1/ramp?" + q.toString());
+    message("ramp " + action + " " + target + ": " + (r.status === 200 ? "done" : r.status + " " + r.body),
+      r.status === 200 ? "" : "error");
+    await refresh();
+  }
+
   function probeCell(keys, byKey) {
     const cell = el("td", { class: "probe" });
     if (!keys || keys.length === 0) {
@@ -132,6 +171,7 @@
           el("td", {}, e.name || e.endpoint),
           el("td", {}, el("span", { class: "badge " + cls, "data-health": label }, label)),
           el("td", { class: "num" }, e.weight),
+          el("td", { class: "num" }, (e.dial === undefined ? 100 : e.dial) + "%"),
           probeCell(e.targets, byKey),
           el("td", {}, overrideButtons(e.endpoint, own)));
       });
@@ -140,8 +180,10 @@
         el("h3", {}, region, " ",
           el("span", { class: "muted" }, up + "/" + list.length + " up"),
           ro ? el("span", { class: "badge " + (ro === "drain" ? "drained" : "forced") }, ro) : null,
-          overrideButtons(target, ro)),
-        table(["name", "health", "weight", "last probe", "endpoint"], rows)));
+          overrideButtons(target, ro),
+          dialControl(target, (st.region_dials || {})[target] ?? 100),
+          rampLine(target, ((st.ramps || {}).ramps || {})[target])),
+        table(["name", "health", "weight", "dial", "last probe", "endpoint"], rows)));
     }
     $("regions").replaceChildren(...(out.length ? out : [el("p", { class: "muted" }, "no steered names")]));
   }
@@ -257,9 +299,28 @@
     await refresh();
   }
 
+  async function setDial(target, percent) {
+    const q = new URLSearchParams({ target, percent });
+    const r = await call("POST", "/v1/dial?" + q.toString());
+    if (r.status !== 200) {
+      message("dial " + target + ": " + r.status + " " + r.body, "error");
+    } else {
+      message("dial " + target + " " + percent + "%: done", "");
+    }
+    await refresh();
+  }
+
   document.addEventListener("click", (ev) => {
     const b = ev.target.closest("button[data-action]");
     if (b) change(b.getAttribute("data-target"), b.getAttribute("data-action"));
+    const ra = ev.target.closest("button[data-ramp-action]");
+    if (ra) rampAction(ra.getAttribute("data-ramp-target"), ra.getAttribute("data-ramp-action"));
+    const d = ev.target.closest("button[data-dial-target]");
+    if (d) {
+      const target = d.getAttribute("data-dial-target");
+      const input = d.parentElement.querySelector("input[data-dial-input]");
+      setDial(target, input ? input.value : "100");
+    }
   });
 
   $("login").addEventListener("submit", (ev) => {

@@ -1,0 +1,235 @@
+//! The admin side of ramps ([`crate::rollout`]): `POST /v1/ramp`, the ramps in
+//! `/status`, and the task that ticks them, checks their gates and sets the
+//! dial through the same path as `POST /v1/dial` (state file, etcd).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::{apply_dial, check_target, param, AdminState, Reply, Request};
+use crate::answer::snapshot::Snapshot;
+use crate::policy::{dial, HealthView};
+use crate::rollout::{combine, parse_steps, Gate, OnFail, Phase, Ramp};
+
+/// How often ramps are ticked: fine against holds of minutes, and a failing
+/// gate is acted on within it.
+const TICK: Duration = Duration::from_millis(50);
+
+/// The region's health: every endpoint of it up (probes, overrides).
+struct RegionHealth<'a> {
+    snap: &'a Snapshot,
+    region: &'a str,
+}
+
+impl Gate for RegionHealth<'_> {
+    fn name(&self) -> String {
+        format!("health of region:{}", self.region)
+    }
+    fn verdict(&self) -> Option<bool> {
+        for z in &self.snap.steering {
+            for n in &z.names {
+                for e in &n.endpoints {
+                    let named = z
+                        .policy
+                        .regions
+                        .get(e.region as usize)
+                        .map(|r| r.name.as_str());
+                    if named == Some(self.region) && !self.snap.health.endpoint_up(e) {
+                        return Some(false);
+                    }
+                }
+            }
+        }
+        Some(true)
+    }
+}
+
+/// With `[fleet]`: etcd answers. While it does not, the ramp waits: it never
+/// advances blind.
+struct FleetReachable<'a>(&'a AdminState);
+
+impl Gate for FleetReachable<'_> {
+    fn name(&self) -> String {
+        "etcd reachable".to_string()
+    }
+    fn verdict(&self) -> Option<bool> {
+        match &self.0.fleet {
+            Some(f) if !f.connected() => None,
+            _ => Some(true),
+        }
+    }
+}
+
+/// `POST /v1/ramp?target=region:NAME&to=100&steps=1,5,25,50,100&hold=10m[&on_fail=hold|zero]`
+/// starts a ramp; `&action=pause|resume|abort` acts on the running one.
+pub(super) fn request(state: &AdminState, req: &Request) -> Reply {
+    let target = match param(req, "target") {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_target(state, target) {
+        return r;
+    }
+    let Ok(mut ramps) = state.ramps.ramps.lock() else {
+        return Reply::text(500, "ramps unavailable");
+    };
+    if let Some(action) = req.query.get("action") {
+        let Some(r) = ramps.get_mut(target) else {
+            return Reply::text(404, format!("no ramp on {target}"));
+        };
+        match action.as_str() {
+            "pause" => r.pause(),
+            "resume" => r.resume(),
+            "abort" => r.abort(),
+            other => {
+                return Reply::text(400, format!("action {other:?}: use pause, resume or abort"))
+            }
+        }
+        info!(target, action = action.as_str(), "ramp");
+        let v = r.to_json();
+        save(state, &ramps);
+        return Reply::json(json!({ "target": target, "ramp": v }));
+    }
+    if ramps.get(target).is_some_and(|r| r.phase.active()) {
+        return Reply::text(409, format!("{target} has a ramp already; abort it first"));
+    }
+    let parsed = (|| {
+        let to = req.query.get("to").map_or(Ok(dial::FULL), |t| {
+            t.parse::<u8>()
+                .ok()
+                .filter(|&t| t <= dial::FULL)
+                .ok_or_else(|| format!("to {t:?}: a whole percent from 0 to 100"))
+        })?;
+        let steps = match req.query.get("steps") {
+            Some(s) => parse_steps(s).map_err(|e| e.0)?,
+            None => vec![to],
+        };
+        let hold = req
+            .query
+            .get("hold")
+            .map_or(Ok(Duration::from_secs(600)), |h| {
+                crate::config::values::parse_duration(h).map_err(|e| format!("hold: {e}"))
+            })?;
+        let on_fail = OnFail::parse(req.query.get("on_fail").map_or("hold", |s| s.as_str()))
+            .map_err(|e| e.0)?;
+        let snap = state.snap.load();
+        let from = snap
+            .health
+            .operator_dials()
+            .lock()
+            .ok()
+            .and_then(|m| m.get(target).copied())
+            .unwrap_or(dial::FULL);
+        Ramp::new(from, to, &steps, hold, on_fail).map_err(|e| e.0)
+    })();
+    match parsed {
+        Ok(r) => {
+            info!(target, steps = ?r.steps, hold = ?r.hold, "ramp started");
+            let v = r.to_json();
+            ramps.insert(target.to_string(), r);
+            save(state, &ramps);
+            Reply::json(json!({ "target": target, "ramp": v }))
+        }
+        Err(why) => Reply::text(400, why),
+    }
+}
+
+fn save(state: &AdminState, ramps: &std::collections::BTreeMap<String, Ramp>) {
+    if let Err(e) = state.ramps.save(ramps) {
+        warn!("cannot save the ramps: {e}");
+    }
+}
+
+/// The operator dial set on `target` now.
+fn dial_now(snap: &Snapshot, target: &str) -> u8 {
+    snap.health
+        .operator_dials()
+        .lock()
+        .ok()
+        .and_then(|m| m.get(target).copied())
+        .unwrap_or(dial::FULL)
+}
+
+/// The ramps for `/status`.
+pub(super) fn status(state: &AdminState) -> Value {
+    let ramps = state
+        .ramps
+        .ramps
+        .lock()
+        .map(|m| m.clone())
+        .unwrap_or_default();
+    json!({
+        "failures": state.ramps.failures.load(Relaxed),
+        "ramps": ramps.iter().map(|(t, r)| (t.clone(), r.to_json())).collect::<serde_json::Map<_, _>>(),
+    })
+}
+
+/// Ramps stopped by a gate, and each ramp's dial.
+pub(super) fn render_metrics(state: &AdminState) -> String {
+    format!(
+        "# HELP signpost_ramp_failures_total Ramps stopped by a failing gate.\n# TYPE signpost_ramp_failures_total counter\nsignpost_ramp_failures_total {}\n",
+        state.ramps.failures.load(Relaxed)
+    )
+}
+
+/// Ticks every ramp until `stop`.
+pub fn start_ramps(state: AdminState, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last = Instant::now();
+        let mut every = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let now = Instant::now();
+            let elapsed = now - last;
+            last = now;
+            tick_all(&state, elapsed);
+        }
+    })
+}
+
+fn tick_all(state: &AdminState, elapsed: Duration) {
+    let snap = state.snap.load();
+    let mut set = Vec::new();
+    if let Ok(mut ramps) = state.ramps.ramps.lock() {
+        for (target, r) in ramps.iter_mut().filter(|(_, r)| r.phase == Phase::Running) {
+            let region = target.strip_prefix("region:").unwrap_or(target);
+            let health = RegionHealth {
+                snap: &snap,
+                region,
+            };
+            let fleet = FleetReachable(state);
+            let verdict = combine(&[&fleet, &health]);
+            if let Some(d) = r.tick(elapsed, verdict) {
+                if let Phase::Failed(gate) = &r.phase {
+                    warn!(
+                        target = target.as_str(),
+                        gate = gate.as_str(),
+                        dial = d,
+                        "ramp stopped by its gate"
+                    );
+                    state.ramps.failures.fetch_add(1, Relaxed);
+                } else {
+                    info!(target = target.as_str(), dial = d, "ramp step");
+                }
+                set.push((target.clone(), d));
+            } else if r.phase == Phase::Done {
+                info!(target = target.as_str(), "ramp done");
+                set.push((target.clone(), r.dial));
+            }
+        }
+        if !set.is_empty() {
+            save(state, &ramps);
+        }
+    }
+    for (target, d) in set.into_iter().filter(|(t, d)| dial_now(&snap, t) != *d) {
+        apply_dial(state, &target, (d < dial::FULL).then_some(d), "ramp");
+    }
+}

@@ -528,344 +528,52 @@ fn decide_pass<H: HealthView, T: Trace>(
         p.ttl,
         p.source
     );
-
-    // Which endpoints this client may be answered with at all.
     let fenced = fence_of(zone, p, loc);
-    let fence_name = fenced.map(|i| p.fence[i as usize].as_str());
-    if !p.fence.is_empty() {
-        match fence_name {
-            Some(j) => note!(
-                trace,
-                "fence {}: client country {} is in {j}; only regions in {j} may answer",
-                p.fence.join(","),
-                cc_str(loc.country)
-            ),
-            None => note!(
-                trace,
-                "fence {}: client country {} is outside it",
-                p.fence.join(","),
-                cc_str(loc.country)
-            ),
-        }
-    }
-    let allowed = |e: &Endpoint| -> bool {
-        match fence_name {
-            None => true,
-            Some(j) => {
-                zone.regions
-                    .get(e.region as usize)
-                    .and_then(|r| r.jurisdiction.as_deref())
-                    == Some(j)
-            }
-        }
+    let mut pass = Pass {
+        zone,
+        p,
+        client,
+        health,
+        fence: fenced.map(|i| p.fence[i as usize].as_str()),
+        usable: SmallVec::new(),
+        // What the decision depends on, for the ECS scope: the merged run of the
+        // client's class where the name has a map (a client that gave no address
+        // bits is unknown wherever its address points).
+        merged: p
+            .scope_map
+            .as_ref()
+            .filter(|_| client.source_prefix > 0)
+            .map(|m| m.scope(client.addr)),
     };
-    let region_name = |e: &Endpoint| {
-        zone.regions
-            .get(e.region as usize)
-            .map(|r| r.name.as_str())
-            .unwrap_or("?")
-    };
-
-    // Candidates: allowed and serving the type, with whether they are up.
-    let mut usable: SmallVec<[(EndpointIdx, bool); 8]> = SmallVec::new();
-    for (i, e) in p.endpoints.iter().enumerate() {
-        if !allowed(e) {
-            note!(trace, "  {}: rejected: outside the fence", region_name(e));
-            continue;
-        }
-        if !e.serves(qtype) {
-            note!(
-                trace,
-                "  {}: rejected: no data of the query type",
-                region_name(e)
-            );
-            continue;
-        }
-        let up = health.endpoint_up(e);
-        if !up {
-            let why = if health.drained(e) { "drained" } else { "down" };
-            note!(trace, "  {}: rejected: {why}", region_name(e));
-        }
-        usable.push((i as EndpointIdx, up));
-    }
-    let dialled = dial::apply(zone, p, client, health, &mut usable, dials, trace);
-    let is_up = |i: EndpointIdx| usable.iter().any(|&(j, up)| j == i && up);
-
-    // What the decision depends on, for the ECS scope: the merged run of the
-    // client's class where the name has a map (a client that gave no address bits
-    // is unknown wherever its address points), else the database network narrowed
-    // by the CIDR tables the decision reads.
-    let merged = p
-        .scope_map
-        .as_ref()
-        .filter(|_| client.source_prefix > 0)
-        .map(|m| m.scope(client.addr));
-    let loc_scope = |extra: Option<&CidrTable<u16>>, extra32: Option<&CidrTable<u32>>| -> u8 {
-        if let Some(s) = merged {
-            return s;
-        }
-        let mut s = loc.prefix_len;
-        if let Some(t) = extra {
-            s = s.max(t.narrowest_overlap(client.addr, s));
-        }
-        if let Some(t) = extra32 {
-            s = s.max(t.narrowest_overlap(client.addr, s));
-        }
-        s
-    };
+    pass.candidates(qtype, trace);
+    let dialled = dial::apply(zone, p, client, health, &mut pass.usable, dials, trace);
     let fence_scope = if p.fence.is_empty() {
         0
     } else {
-        loc_scope(None, None)
+        pass.loc_scope(None, None)
     };
-
     let mut chosen: SmallVec<[EndpointIdx; 8]> = SmallVec::new();
-    let mut reason;
-    let mut scope;
-    match &p.strategy {
-        Strategy::Geo(rules) => {
-            let (list, level) = geo_rule(rules, client);
-            reason = Reason::Rule(list);
-            scope = loc_scope(Some(&rules.cidr), None);
-            note!(
-                trace,
-                "rule {} matched ({level}): {}",
-                rules
-                    .labels
-                    .get(list as usize)
-                    .map(|s| s.as_str())
-                    .unwrap_or("?"),
-                rules.lists[list as usize]
-                    .iter()
-                    .map(|&i| region_name(&p.endpoints[i as usize]))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            if let Some(&i) = rules.lists[list as usize].iter().find(|&&i| is_up(i)) {
-                chosen.push(i);
-            } else if fenced.is_some() {
-                // The rule points outside the fence: the nearest thing inside it is
-                // the first allowed endpoint in declaration order.
-                if let Some(&(i, _)) = usable.iter().find(|&&(_, up)| up) {
-                    note!(
-                        trace,
-                        "no listed region inside the fence is up; first region inside it: {}",
-                        region_name(&p.endpoints[i as usize])
-                    );
-                    chosen.push(i);
-                }
-            }
-        }
+    let (reason, scope) = match &p.strategy {
+        Strategy::Geo(rules) => pass.geo(rules, fenced.is_some(), &mut chosen, trace),
         Strategy::Latency { overhead_ms, table } => {
-            reason = Reason::Latency;
-            let row = table.as_ref().and_then(|t| t.row(client.addr, loc));
-            scope = loc_scope(None, table.as_ref().map(|t| &t.cidr));
-            let guard = zone.measured.as_ref().map(|m| (m, m.table.load()));
-            let live = guard.as_ref().and_then(|(m, g)| {
-                let t: &LatencyTable = g.as_deref()?;
-                Some(Live {
-                    table: t,
-                    row: t.row(client.addr, loc),
-                    columns: &m.columns,
-                    above_file: m.above_file,
-                })
-            });
-            if let Some(l) = live.as_ref().filter(|l| !l.table.rows.is_empty()) {
-                // The scope maps know nothing of measured rows: hold to the
-                // database network, narrowed to any measured network inside it,
-                // so the answer never covers a network measured otherwise.
-                scope = scope.max(loc.prefix_len);
-                scope = scope.max(l.table.cidr.narrowest_overlap(client.addr, scope));
-            }
-            if let (Some(t), Some(r)) = (table, row) {
-                note!(trace, "measured latencies: {}", t.labels[r as usize]);
-            }
-            if let Some(l) = &live {
-                match l.row.and_then(|r| l.table.labels.get(r as usize)) {
-                    Some(label) => note!(
-                        trace,
-                        "collector ({} the latency_table file): {label}",
-                        if l.above_file { "above" } else { "below" }
-                    ),
-                    None => note!(trace, "collector: no measured row for this client"),
-                }
-            }
-            let mut best: Option<(f64, EndpointIdx)> = None;
-            for &(i, up) in &usable {
-                let e = &p.endpoints[i as usize];
-                let region = &zone.regions[e.region as usize];
-                let (measured, rtt) = round_trip(
-                    zone,
-                    e,
-                    *overhead_ms,
-                    table.as_deref(),
-                    row,
-                    live.as_ref(),
-                    loc,
-                );
-                if trace.on() {
-                    let how = match (measured, rtt) {
-                        (Some((m, Source::File)), _) => format!("{m:.1} ms measured"),
-                        (Some((m, Source::Collector)), _) => {
-                            format!("{m:.1} ms measured (collector)")
-                        }
-                        (None, Some(r)) => format!("{r:.1} ms estimated"),
-                        (None, None) => "unknown (no location)".to_string(),
-                    };
-                    trace.note(format!(
-                        "  {}: {how}{}",
-                        region.name,
-                        if up { "" } else { ", down" }
-                    ));
-                }
-                if !up {
-                    continue;
-                }
-                // Unknown round trips sort after every known one, in declaration
-                // order; ties keep declaration order (strictly less replaces).
-                let key = rtt.unwrap_or(f64::INFINITY);
-                if best.is_none_or(|(b, _)| key < b) {
-                    best = Some((key, i));
-                }
-            }
-            if let Some((_, i)) = best {
-                chosen.push(i);
-            }
+            pass.latency(*overhead_ms, table.as_deref(), &mut chosen, trace)
         }
-        Strategy::Failover(order) => {
-            reason = Reason::Failover;
-            scope = 0;
-            if let Some(&i) = order.iter().find(|&&i| is_up(i)) {
-                chosen.push(i);
-            }
-            note!(
-                trace,
-                "failover order: {}",
-                order
-                    .iter()
-                    .map(|&i| region_name(&p.endpoints[i as usize]))
-                    .collect::<Vec<_>>()
-                    .join(" > ")
-            );
-        }
-        Strategy::Weighted => {
-            reason = Reason::Weighted;
-            let bits = match client.family_bits() {
-                32 => HASH_PREFIX_V4,
-                _ => HASH_PREFIX_V6,
-            }
-            .min(client.source_prefix);
-            scope = bits;
-            let key = prefix_key(client.addr, bits);
-            let mut best: Option<(f64, EndpointIdx)> = None;
-            for &(i, up) in &usable {
-                let e = &p.endpoints[i as usize];
-                let w = health.weight(e);
-                if !up || w == 0 {
-                    if w == 0 {
-                        note!(trace, "  {}: weight 0 (drained)", region_name(e));
-                    }
-                    continue;
-                }
-                // Weighted rendezvous hashing: a client prefix keeps its endpoint
-                // while others come and go, and shares follow the weights. The
-                // salt is the region, stable across reloads.
-                let u = unit_hash(key, e.region as u64);
-                let score = w as f64 / -u.ln();
-                if best.is_none_or(|(b, _)| score > b) {
-                    best = Some((score, i));
-                }
-            }
-            if let Some((_, i)) = best {
-                note!(
-                    trace,
-                    "client prefix /{bits} hashes to {} (weights {})",
-                    region_name(&p.endpoints[i as usize]),
-                    usable
-                        .iter()
-                        .map(|&(i, _)| {
-                            let e = &p.endpoints[i as usize];
-                            format!("{}={}", region_name(e), health.weight(e))
-                        })
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                );
-                chosen.push(i);
-            }
-        }
+        Strategy::Failover(order) => pass.failover(order, &mut chosen, trace),
+        Strategy::Weighted => pass.weighted(&mut chosen, trace),
         Strategy::All => {
-            reason = Reason::All;
-            scope = 0;
-            chosen.extend(usable.iter().filter(|&&(_, up)| up).map(|&(i, _)| i));
-        }
-    }
-    scope = scope.max(fence_scope).max(dialled.scope);
-
-    // The fence leaves the client nothing at all, whatever the type.
-    let fence_empty = fenced.is_some() && !p.endpoints.iter().any(allowed);
-    let outcome = if !chosen.is_empty() {
-        Outcome::Endpoints(chosen)
-    } else if usable.is_empty() && !fence_empty {
-        // Nothing the client may get has data of this type: an honest NODATA (an EU
-        // client asking AAAA of an IPv4-only EU region is not failed over).
-        reason = Reason::NoData;
-        note!(trace, "no region has data of this type");
-        scope = fence_scope;
-        Outcome::NoData
-    } else if let Some(f) = fenced {
-        reason = Reason::Fence;
-        note!(
-            trace,
-            "no region inside {} can answer: fence fallback {:?}",
-            p.fence[f as usize],
-            p.fence_fallback
-        );
-        match p.fence_fallback {
-            FenceFallback::ServFail => Outcome::ServFail,
-            FenceFallback::NoData => Outcome::NoData,
-        }
-    } else {
-        reason = Reason::AllDown;
-        note!(
-            trace,
-            "nothing that may answer is up: when_all_down {:?}",
-            p.when_all_down
-        );
-        // What answers now does not depend on where the client is, beyond the fence.
-        scope = fence_scope;
-        match p.when_all_down {
-            AllDown::AnswerAll => {
-                // Fail open, but not onto what an operator is draining on purpose,
-                // unless that is all there is.
-                let open: SmallVec<[EndpointIdx; 8]> = usable
-                    .iter()
-                    .map(|&(i, _)| i)
-                    .filter(|&i| !health.drained(&p.endpoints[i as usize]))
-                    .collect();
-                if open.is_empty() {
-                    Outcome::Endpoints(usable.iter().map(|&(i, _)| i).collect())
-                } else {
-                    Outcome::Endpoints(open)
-                }
-            }
-            AllDown::NoData => Outcome::NoData,
-            AllDown::ServFail => Outcome::ServFail,
-            AllDown::Endpoint(i) => {
-                if usable.iter().any(|&(j, _)| j == i) {
-                    Outcome::Endpoints(std::iter::once(i).collect())
-                } else {
-                    Outcome::NoData
-                }
-            }
+            chosen.extend(pass.usable.iter().filter(|&&(_, up)| up).map(|&(i, _)| i));
+            (Reason::All, 0)
         }
     };
-    scope = scope.min(client.family_bits());
+    let scope = scope.max(fence_scope).max(dialled.scope);
+    let (outcome, reason, scope) = pass.outcome(chosen, reason, scope, fenced, fence_scope, trace);
+    let scope = scope.min(client.family_bits());
     if let Outcome::Endpoints(list) = &outcome {
         note!(
             trace,
             "answer: {} ({})",
             list.iter()
-                .map(|&i| region_name(&p.endpoints[i as usize]))
+                .map(|&i| pass.region_name(&p.endpoints[i as usize]))
                 .collect::<Vec<_>>()
                 .join(", "),
             reason.label()
@@ -882,6 +590,380 @@ fn decide_pass<H: HealthView, T: Trace>(
         fenced,
     };
     (decision, !dialled.moved.is_empty())
+}
+
+/// One pass of a decision: the name, the client, and the endpoints the client
+/// may be answered with (allowed by the fence, serving the type), each with
+/// whether it is up.
+struct Pass<'a, H> {
+    zone: &'a ZonePolicy,
+    p: &'a NamePolicy,
+    client: &'a Client,
+    health: &'a H,
+    /// The jurisdiction the client is fenced in, if any.
+    fence: Option<&'a str>,
+    usable: SmallVec<[(EndpointIdx, bool); 8]>,
+    /// The merged scope run of the client's class, where the name has a map.
+    merged: Option<u8>,
+}
+
+impl<H: HealthView> Pass<'_, H> {
+    fn region_name(&self, e: &Endpoint) -> &str {
+        self.zone
+            .regions
+            .get(e.region as usize)
+            .map(|r| r.name.as_str())
+            .unwrap_or("?")
+    }
+
+    /// Inside the client's fence (or no fence).
+    fn allowed(&self, e: &Endpoint) -> bool {
+        match self.fence {
+            None => true,
+            Some(j) => {
+                self.zone
+                    .regions
+                    .get(e.region as usize)
+                    .and_then(|r| r.jurisdiction.as_deref())
+                    == Some(j)
+            }
+        }
+    }
+
+    fn is_up(&self, i: EndpointIdx) -> bool {
+        self.usable.iter().any(|&(j, up)| j == i && up)
+    }
+
+    /// The scope of an answer that depends on where the client is: the merged run,
+    /// else the database network narrowed by the CIDR tables the decision reads.
+    fn loc_scope(&self, extra: Option<&CidrTable<u16>>, extra32: Option<&CidrTable<u32>>) -> u8 {
+        if let Some(s) = self.merged {
+            return s;
+        }
+        let mut s = self.client.location.prefix_len;
+        if let Some(t) = extra {
+            s = s.max(t.narrowest_overlap(self.client.addr, s));
+        }
+        if let Some(t) = extra32 {
+            s = s.max(t.narrowest_overlap(self.client.addr, s));
+        }
+        s
+    }
+
+    /// Which endpoints this client may be answered with at all, and whether each
+    /// is up.
+    fn candidates<T: Trace>(&mut self, qtype: u16, trace: &mut T) {
+        let p = self.p;
+        let cc = cc_str(self.client.location.country);
+        if !p.fence.is_empty() {
+            match self.fence {
+                Some(j) => note!(
+                    trace,
+                    "fence {}: client country {cc} is in {j}; only regions in {j} may answer",
+                    p.fence.join(","),
+                ),
+                None => note!(
+                    trace,
+                    "fence {}: client country {cc} is outside it",
+                    p.fence.join(","),
+                ),
+            }
+        }
+        for (i, e) in p.endpoints.iter().enumerate() {
+            if !self.allowed(e) {
+                note!(
+                    trace,
+                    "  {}: rejected: outside the fence",
+                    self.region_name(e)
+                );
+                continue;
+            }
+            if !e.serves(qtype) {
+                note!(
+                    trace,
+                    "  {}: rejected: no data of the query type",
+                    self.region_name(e)
+                );
+                continue;
+            }
+            let up = self.health.endpoint_up(e);
+            if !up {
+                let why = if self.health.drained(e) {
+                    "drained"
+                } else {
+                    "down"
+                };
+                note!(trace, "  {}: rejected: {why}", self.region_name(e));
+            }
+            self.usable.push((i as EndpointIdx, up));
+        }
+    }
+
+    /// `geo`: the first region up in the client's rule's list.
+    fn geo<T: Trace>(
+        &self,
+        rules: &GeoRules,
+        fenced: bool,
+        chosen: &mut SmallVec<[EndpointIdx; 8]>,
+        trace: &mut T,
+    ) -> (Reason, u8) {
+        let (list, level) = geo_rule(rules, self.client);
+        note!(
+            trace,
+            "rule {} matched ({level}): {}",
+            rules
+                .labels
+                .get(list as usize)
+                .map(|s| s.as_str())
+                .unwrap_or("?"),
+            rules.lists[list as usize]
+                .iter()
+                .map(|&i| self.region_name(&self.p.endpoints[i as usize]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if let Some(&i) = rules.lists[list as usize].iter().find(|&&i| self.is_up(i)) {
+            chosen.push(i);
+        } else if fenced {
+            // The rule points outside the fence: the nearest thing inside it is
+            // the first allowed endpoint in declaration order.
+            if let Some(&(i, _)) = self.usable.iter().find(|&&(_, up)| up) {
+                note!(
+                    trace,
+                    "no listed region inside the fence is up; first region inside it: {}",
+                    self.region_name(&self.p.endpoints[i as usize])
+                );
+                chosen.push(i);
+            }
+        }
+        (Reason::Rule(list), self.loc_scope(Some(&rules.cidr), None))
+    }
+
+    /// `latency`: the region up with the lowest round trip, measured where the
+    /// file or the collector has a figure, else estimated from distance.
+    fn latency<T: Trace>(
+        &self,
+        overhead_ms: f64,
+        table: Option<&LatencyTable>,
+        chosen: &mut SmallVec<[EndpointIdx; 8]>,
+        trace: &mut T,
+    ) -> (Reason, u8) {
+        let loc = &self.client.location;
+        let row = table.and_then(|t| t.row(self.client.addr, loc));
+        let mut scope = self.loc_scope(None, table.map(|t| &t.cidr));
+        let guard = self.zone.measured.as_ref().map(|m| (m, m.table.load()));
+        let live = guard.as_ref().and_then(|(m, g)| {
+            let t: &LatencyTable = g.as_deref()?;
+            Some(Live {
+                table: t,
+                row: t.row(self.client.addr, loc),
+                columns: &m.columns,
+                above_file: m.above_file,
+            })
+        });
+        if let Some(l) = live.as_ref().filter(|l| !l.table.rows.is_empty()) {
+            // The scope maps know nothing of measured rows: hold to the
+            // database network, narrowed to any measured network inside it,
+            // so the answer never covers a network measured otherwise.
+            scope = scope.max(loc.prefix_len);
+            scope = scope.max(l.table.cidr.narrowest_overlap(self.client.addr, scope));
+        }
+        if let (Some(t), Some(r)) = (table, row) {
+            note!(trace, "measured latencies: {}", t.labels[r as usize]);
+        }
+        if let Some(l) = &live {
+            match l.row.and_then(|r| l.table.labels.get(r as usize)) {
+                Some(label) => note!(
+                    trace,
+                    "collector ({} the latency_table file): {label}",
+                    if l.above_file { "above" } else { "below" }
+                ),
+                None => note!(trace, "collector: no measured row for this client"),
+            }
+        }
+        let mut best: Option<(f64, EndpointIdx)> = None;
+        for &(i, up) in &self.usable {
+            let e = &self.p.endpoints[i as usize];
+            let region = &self.zone.regions[e.region as usize];
+            let (measured, rtt) =
+                round_trip(self.zone, e, overhead_ms, table, row, live.as_ref(), loc);
+            if trace.on() {
+                let how = match (measured, rtt) {
+                    (Some((m, Source::File)), _) => format!("{m:.1} ms measured"),
+                    (Some((m, Source::Collector)), _) => {
+                        format!("{m:.1} ms measured (collector)")
+                    }
+                    (None, Some(r)) => format!("{r:.1} ms estimated"),
+                    (None, None) => "unknown (no location)".to_string(),
+                };
+                trace.note(format!(
+                    "  {}: {how}{}",
+                    region.name,
+                    if up { "" } else { ", down" }
+                ));
+            }
+            if !up {
+                continue;
+            }
+            // Unknown round trips sort after every known one, in declaration
+            // order; ties keep declaration order (strictly less replaces).
+            let key = rtt.unwrap_or(f64::INFINITY);
+            if best.is_none_or(|(b, _)| key < b) {
+                best = Some((key, i));
+            }
+        }
+        if let Some((_, i)) = best {
+            chosen.push(i);
+        }
+        (Reason::Latency, scope)
+    }
+
+    /// `failover`: the first region up in the name's order.
+    fn failover<T: Trace>(
+        &self,
+        order: &[EndpointIdx],
+        chosen: &mut SmallVec<[EndpointIdx; 8]>,
+        trace: &mut T,
+    ) -> (Reason, u8) {
+        if let Some(&i) = order.iter().find(|&&i| self.is_up(i)) {
+            chosen.push(i);
+        }
+        note!(
+            trace,
+            "failover order: {}",
+            order
+                .iter()
+                .map(|&i| self.region_name(&self.p.endpoints[i as usize]))
+                .collect::<Vec<_>>()
+                .join(" > ")
+        );
+        (Reason::Failover, 0)
+    }
+
+    /// `weighted`: weighted rendezvous hashing of the client's prefix.
+    fn weighted<T: Trace>(
+        &self,
+        chosen: &mut SmallVec<[EndpointIdx; 8]>,
+        trace: &mut T,
+    ) -> (Reason, u8) {
+        let bits = match self.client.family_bits() {
+            32 => HASH_PREFIX_V4,
+            _ => HASH_PREFIX_V6,
+        }
+        .min(self.client.source_prefix);
+        let key = prefix_key(self.client.addr, bits);
+        let mut best: Option<(f64, EndpointIdx)> = None;
+        for &(i, up) in &self.usable {
+            let e = &self.p.endpoints[i as usize];
+            let w = self.health.weight(e);
+            if !up || w == 0 {
+                if w == 0 {
+                    note!(trace, "  {}: weight 0 (drained)", self.region_name(e));
+                }
+                continue;
+            }
+            // Weighted rendezvous hashing: a client prefix keeps its endpoint
+            // while others come and go, and shares follow the weights. The
+            // salt is the region, stable across reloads.
+            let u = unit_hash(key, e.region as u64);
+            let score = w as f64 / -u.ln();
+            if best.is_none_or(|(b, _)| score > b) {
+                best = Some((score, i));
+            }
+        }
+        if let Some((_, i)) = best {
+            note!(
+                trace,
+                "client prefix /{bits} hashes to {} (weights {})",
+                self.region_name(&self.p.endpoints[i as usize]),
+                self.usable
+                    .iter()
+                    .map(|&(i, _)| {
+                        let e = &self.p.endpoints[i as usize];
+                        format!("{}={}", self.region_name(e), self.health.weight(e))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            chosen.push(i);
+        }
+        (Reason::Weighted, bits)
+    }
+
+    /// The outcome: the endpoints chosen, else NODATA when nothing the client may
+    /// get has data of the type, else the fence's fallback, else `when_all_down`.
+    #[allow(clippy::too_many_arguments)]
+    fn outcome<T: Trace>(
+        &self,
+        chosen: SmallVec<[EndpointIdx; 8]>,
+        mut reason: Reason,
+        mut scope: u8,
+        fenced: Option<u16>,
+        fence_scope: u8,
+        trace: &mut T,
+    ) -> (Outcome, Reason, u8) {
+        let p = self.p;
+        // The fence leaves the client nothing at all, whatever the type.
+        let fence_empty = fenced.is_some() && !p.endpoints.iter().any(|e| self.allowed(e));
+        let outcome = if !chosen.is_empty() {
+            Outcome::Endpoints(chosen)
+        } else if self.usable.is_empty() && !fence_empty {
+            // Nothing the client may get has data of this type: an honest NODATA (an EU
+            // client asking AAAA of an IPv4-only EU region is not failed over).
+            reason = Reason::NoData;
+            note!(trace, "no region has data of this type");
+            scope = fence_scope;
+            Outcome::NoData
+        } else if let Some(f) = fenced {
+            reason = Reason::Fence;
+            note!(
+                trace,
+                "no region inside {} can answer: fence fallback {:?}",
+                p.fence[f as usize],
+                p.fence_fallback
+            );
+            match p.fence_fallback {
+                FenceFallback::ServFail => Outcome::ServFail,
+                FenceFallback::NoData => Outcome::NoData,
+            }
+        } else {
+            reason = Reason::AllDown;
+            note!(
+                trace,
+                "nothing that may answer is up: when_all_down {:?}",
+                p.when_all_down
+            );
+            // What answers now does not depend on where the client is, beyond the fence.
+            scope = fence_scope;
+            match p.when_all_down {
+                AllDown::AnswerAll => {
+                    // Fail open, but not onto what an operator is draining on purpose,
+                    // unless that is all there is.
+                    let open: SmallVec<[EndpointIdx; 8]> = self
+                        .usable
+                        .iter()
+                        .map(|&(i, _)| i)
+                        .filter(|&i| !self.health.drained(&p.endpoints[i as usize]))
+                        .collect();
+                    if open.is_empty() {
+                        Outcome::Endpoints(self.usable.iter().map(|&(i, _)| i).collect())
+                    } else {
+                        Outcome::Endpoints(open)
+                    }
+                }
+                AllDown::NoData => Outcome::NoData,
+                AllDown::ServFail => Outcome::ServFail,
+                AllDown::Endpoint(i) => {
+                    if self.usable.iter().any(|&(j, _)| j == i) {
+                        Outcome::Endpoints(std::iter::once(i).collect())
+                    } else {
+                        Outcome::NoData
+                    }
+                }
+            }
+        };
+        (outcome, reason, scope)
+    }
 }
 
 /// Whether a trace line is one of [`explain_scope`]'s: they depend on the name and

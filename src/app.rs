@@ -53,7 +53,7 @@ pub fn server_config(o: &CommandLine) -> Result<ServerConfig, Vec<ConfigError>> 
 /// Fits the connection caps under the open-file limit `serve` runs with (the hard
 /// limit; see `server::fdlimit`), as `serve` and `check` both do; `None` where
 /// the limit cannot be read.
-pub fn fit_descriptors(
+pub(crate) fn fit_descriptors(
     cfg: &mut ServerConfig,
 ) -> Result<Option<crate::config::DescriptorPlan>, Vec<ConfigError>> {
     let Some(limit) = crate::server::fdlimit::available() else {
@@ -88,7 +88,7 @@ fn fast_path_off() -> bool {
 /// every query from it alike, the fast path's prebuilt answers being the
 /// same bytes (`tests/fast_path.rs`). `serve` starts answering from this and
 /// builds the table beside it ([`build_fast_later`]).
-pub fn load_snapshot_without_fast(
+pub(crate) fn load_snapshot_without_fast(
     cfg: &ServerConfig,
     generation: u64,
 ) -> Result<(Snapshot, LoadedZones), Vec<ConfigError>> {
@@ -179,7 +179,7 @@ pub fn load_snapshot_without_fast(
 /// says whether the table went into the snapshot that still serves (not with
 /// `SIGNPOST_NO_FAST`, nor when a reload replaced it first with one built
 /// whole).
-pub fn build_fast_later(
+pub(crate) fn build_fast_later(
     handle: crate::answer::snapshot::SnapshotHandle,
 ) -> std::io::Result<std::thread::JoinHandle<bool>> {
     let snap = handle.load_full();
@@ -232,7 +232,7 @@ fn load_tls(
 }
 
 /// Binds the DoT and DoH listeners the config asks for (none: both off).
-pub fn bind_encrypted(cfg: &ServerConfig) -> std::io::Result<crate::server::Encrypted> {
+pub(crate) fn bind_encrypted(cfg: &ServerConfig) -> std::io::Result<crate::server::Encrypted> {
     let e = &cfg.encrypted;
     Ok(crate::server::Encrypted {
         dot_max_connections: e.dot_max_connections,
@@ -424,7 +424,7 @@ pub fn check(o: &CommandLine) -> Result<String, Vec<ConfigError>> {
     Ok(report)
 }
 
-pub fn display_path(p: &Path) -> String {
+pub(crate) fn display_path(p: &Path) -> String {
     p.display().to_string()
 }
 
@@ -530,7 +530,7 @@ fn attach_measured(cfg: &ServerConfig, steering: &mut [crate::policy::ZoneSteeri
 
 /// The measured table's regions: `[rum]`'s, then `[probes]`' own region and
 /// the other sites' it names, each once.
-pub fn measured_regions(cfg: &ServerConfig) -> Vec<String> {
+pub(crate) fn measured_regions(cfg: &ServerConfig) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     let rum = cfg
         .rum
@@ -552,7 +552,7 @@ pub fn measured_regions(cfg: &ServerConfig) -> Vec<String> {
 /// `rum_listener`), the site prober (with `[probes]`), and the task that every
 /// refresh publishes the figures (with the fleet's shared ones) to the answers
 /// when they changed; all end when `stop` turns true.
-pub fn start_latency(
+pub(crate) fn start_latency(
     cfg: &ServerConfig,
     rum_listener: Option<tokio::net::TcpListener>,
     stop: tokio::sync::watch::Receiver<bool>,

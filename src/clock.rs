@@ -4,11 +4,11 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch now.
-pub fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     unix_secs(SystemTime::now())
 }
 
 /// Seconds since the Unix epoch of `t`; 0 for a time before it.
-pub fn unix_secs(t: SystemTime) -> u64 {
+pub(crate) fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

@@ -58,7 +58,7 @@ const WAIT_FOR_READERS: Duration = Duration::from_secs(10);
 /// whether it trimmed (false: a reader held on past [`WAIT_FOR_READERS`],
 /// and frees it when it lets go); `None` when no thread could be started,
 /// and then `old` has been let go and what is free already is trimmed.
-pub fn trim_when_freed<T: Send + Sync + 'static>(
+pub(crate) fn trim_when_freed<T: Send + Sync + 'static>(
     old: Arc<T>,
 ) -> Option<std::thread::JoinHandle<bool>> {
     let spawned = std::thread::Builder::new()

@@ -15,10 +15,10 @@ use crate::policy::Reason;
 use crate::zone::rtype;
 
 /// Most zones and steered names counted separately; more share the last slot.
-pub const ZONE_SLOTS: usize = 128;
-pub const NAME_SLOTS: usize = 512;
+pub(crate) const ZONE_SLOTS: usize = 128;
+pub(crate) const NAME_SLOTS: usize = 512;
 /// Regions per zone counted separately.
-pub const REGION_SLOTS: usize = 16;
+pub(crate) const REGION_SLOTS: usize = 16;
 /// The query types counted each in its own slot (named by the registry); the
 /// rest share the last slot, labelled "other".
 const QTYPES: [u16; 11] = [
@@ -42,8 +42,6 @@ const REASONS: [&str; 8] = [
     "rule", "latency", "failover", "weighted", "all", "fence", "all-down", "nodata",
 ];
 const TRANSPORTS: [&str; 2] = ["udp", "tcp"];
-/// The zone slot of queries for no zone we serve.
-pub const NO_ZONE: u16 = u16::MAX;
 
 fn qtype_slot(t: u16) -> usize {
     QTYPES.iter().position(|&q| q == t).unwrap_or(QTYPES.len())

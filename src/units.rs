@@ -7,7 +7,7 @@
 /// One term of a duration: the number as written and its unit (`""` for a bare
 /// number).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Term<'a> {
+pub(crate) struct Term<'a> {
     pub number: &'a str,
     pub unit: &'a str,
 }
@@ -25,7 +25,7 @@ const UNITS: [(&str, f64, f64); 6] = [
 /// Splits `s` into terms: `None` for an empty string, a character that is not an
 /// ASCII digit, `.` or letter, a unit with no number before it, or a bare number
 /// after a term.
-pub fn terms(s: &str) -> Option<Vec<Term<'_>>> {
+pub(crate) fn terms(s: &str) -> Option<Vec<Term<'_>>> {
     let mut out = Vec::new();
     let b = s.as_bytes();
     let mut i = 0;
@@ -73,7 +73,7 @@ pub fn seconds(number: f64, unit_name: &str) -> Option<f64> {
 
 /// The length of `unit` in whole seconds, for TTLs: `None` for an unknown unit
 /// and for `ms`.
-pub fn whole_seconds(unit_name: &str) -> Option<u64> {
+pub(crate) fn whole_seconds(unit_name: &str) -> Option<u64> {
     unit(unit_name)
         .filter(|&(_, div)| div == 1.0)
         .map(|(mul, _)| mul as u64)

@@ -11,7 +11,7 @@ use crate::policy::HealthView;
 use crate::reload::ReloadStats;
 
 /// The Prometheus text exposition of everything.
-pub fn render(metrics: &Metrics, snap: &Snapshot, reload: &ReloadStats) -> String {
+pub(crate) fn render(metrics: &Metrics, snap: &Snapshot, reload: &ReloadStats) -> String {
     let mut out = String::with_capacity(8192);
     metrics.render_counters(&mut out, &regions_of(snap));
     out.push_str("# HELP signpost_endpoint_up Whether an endpoint may answer (probes, min_healthy and overrides).\n# TYPE signpost_endpoint_up gauge\n");

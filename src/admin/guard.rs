@@ -35,7 +35,7 @@ pub const INTENT: &str = "x-signpost-request";
 
 /// Sent with every reply: no framing (clickjacking of the drain buttons), no
 /// content sniffing, and the page loads nothing but its own files.
-pub const HEADERS: [(&str, &str); 3] = [
+pub(crate) const HEADERS: [(&str, &str); 3] = [
     ("x-frame-options", "DENY"),
     (
         "content-security-policy",
@@ -47,7 +47,7 @@ pub const HEADERS: [(&str, &str); 3] = [
 /// The `Host` values the endpoint answers to, lower-cased; the address a
 /// connection came in on is added per request.
 #[derive(Debug, Clone)]
-pub struct Hosts {
+pub(crate) struct Hosts {
     port: u16,
     names: Vec<String>,
 }

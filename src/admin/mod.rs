@@ -59,7 +59,7 @@ const MAX_BODY: usize = 4 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Open connections at once; past it a new one is closed unanswered. Keep-alive
 /// lets a client hold a connection, so the count needs a cap.
-pub const MAX_CONNECTIONS: u32 = 64;
+pub(crate) const MAX_CONNECTIONS: u32 = 64;
 /// However busy, a connection is closed (gracefully) after this.
 const MAX_LIFETIME: Duration = Duration::from_secs(60);
 
@@ -329,7 +329,7 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 /// Decides the reply to a request.
-pub fn route(state: &AdminState, req: &Request) -> Reply {
+pub(crate) fn route(state: &AdminState, req: &Request) -> Reply {
     // The page's own files hold no data: served before the token check, so the
     // page can load and ask for the token.
     if let Some(r) = dashboard::serve(&req.method, &req.path) {

@@ -31,7 +31,7 @@ pub struct Cookie {
 
 impl Cookie {
     /// Whether an option of `len` bytes can be a cookie.
-    pub fn valid_len(len: usize) -> bool {
+    pub(crate) fn valid_len(len: usize) -> bool {
         len == 8 || (16..=40).contains(&len)
     }
 
@@ -103,7 +103,7 @@ impl CookieSecret {
     }
 
     /// A server cookie for `client` at `ip`, made at `now` (Unix seconds, serial).
-    pub fn server_cookie(&self, client: &[u8; 8], ip: IpAddr, now: u32) -> [u8; 16] {
+    pub(crate) fn server_cookie(&self, client: &[u8; 8], ip: IpAddr, now: u32) -> [u8; 16] {
         let mut head = [1, 0, 0, 0, 0, 0, 0, 0];
         head[4..].copy_from_slice(&now.to_be_bytes());
         let mut out = [0u8; 16];

@@ -202,7 +202,7 @@ impl FastTable {
     /// The slot where a lookup of the name asked in `pkt` (a whole query) starts,
     /// its table line asked for ahead of the lookup; `None` when no name is there.
     /// A name with capitals hashes elsewhere: then the wrong line is loaded, no more.
-    pub fn warm_slot(&self, pkt: &[u8]) -> Option<usize> {
+    pub(crate) fn warm_slot(&self, pkt: &[u8]) -> Option<usize> {
         let (i, _) = self.start(asked_name(pkt)?)?;
         super::prefetch::prefetch(self.slots.get(i)?);
         Some(i)
@@ -217,7 +217,7 @@ impl FastTable {
     }
 
     /// Asks ahead for the record the slot `i` leads to (its first two lines).
-    pub fn warm_record(&self, i: usize) {
+    pub(crate) fn warm_record(&self, i: usize) {
         let Some(slot) = self.slots.get(i) else {
             return;
         };

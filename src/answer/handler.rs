@@ -31,7 +31,7 @@ pub enum Transport {
 /// The UDP path's rate limiter, which the general path asks before it signs an
 /// answer (a limited response must cost no signature).
 #[derive(Clone, Copy)]
-pub struct Gate<'a> {
+pub(crate) struct Gate<'a> {
     pub rrl: &'a Rrl,
 }
 
@@ -50,7 +50,7 @@ pub fn handle(
 /// [`handle`] for a UDP query, with rate limiting asked before any signing: when
 /// it was, `rrl` in the result holds its verdict (and a limited response is left
 /// unsigned, for the caller to drop or truncate).
-pub fn handle_udp(
+pub(crate) fn handle_udp(
     snap: &Snapshot,
     pkt: &[u8],
     src: IpAddr,
@@ -180,7 +180,7 @@ fn cookie_verified(snap: &Snapshot, q: &Query<'_>, src: IpAddr) -> bool {
 
 /// Where a query's client is: the ECS address when the query carries one from a
 /// resolver we believe (RFC 7871 §7.1.1), else the packet's source.
-pub fn client_of(snap: &Snapshot, ecs: Option<&ClientSubnet>, src: IpAddr) -> Client {
+pub(crate) fn client_of(snap: &Snapshot, ecs: Option<&ClientSubnet>, src: IpAddr) -> Client {
     let (addr, source_prefix) = client_addr(ecs, src);
     Client {
         addr,
@@ -557,7 +557,7 @@ fn classify_answer<'a>(zone: &Zone, q: &Query<'a>, a: &'a Answer<'_>) -> (rrl::C
 /// Puts a decision's endpoints into the answer: their prebuilt RRsets, without the
 /// addresses whose probes fail, capped at the name's `max_answers` addresses, with
 /// the name's lower TTL while any of its endpoints is down.
-pub fn apply_decision<'z, H: HealthView>(
+pub(crate) fn apply_decision<'z, H: HealthView>(
     zone: &'z Zone,
     p: &'z NamePolicy,
     owner: Owner<'z>,
@@ -702,7 +702,7 @@ fn whole_set_up<H: HealthView>(orig: &Endpoint, each: &[AddrAnswer], health: &H)
 /// written to `rec`) with the answer steered by it. `None` when no zone holds the
 /// name. The one explain path: [`explain`] (CHAOS TXT, the admin endpoint) calls it
 /// with the live health, `signpost explain` offline with every endpoint up.
-pub fn explain_type<'s, H: HealthView>(
+pub(crate) fn explain_type<'s, H: HealthView>(
     snap: &'s Snapshot,
     qname: &[u8],
     qtype: u16,

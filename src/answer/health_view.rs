@@ -36,7 +36,7 @@ pub struct EndpointNames {
 /// Assigns health slots and endpoint ids across all zones; returns the probe
 /// targets (slot -> key) and the names of each endpoint id.
 /// `checks[i]` are the health checks zone `i`'s endpoints refer to by index.
-pub fn assign(
+pub(crate) fn assign(
     zones: &mut [ZoneSteering],
     checks: &[Vec<CheckSpec>],
 ) -> (Vec<TargetKey>, Vec<EndpointNames>) {
@@ -155,11 +155,11 @@ impl HealthBridge {
         &self.table
     }
 
-    pub fn operator_weights(&self) -> &Weights {
+    pub(crate) fn operator_weights(&self) -> &Weights {
         &self.operator_weights
     }
 
-    pub fn operator_dials(&self) -> &Dials {
+    pub(crate) fn operator_dials(&self) -> &Dials {
         &self.operator_dials
     }
 
@@ -176,7 +176,7 @@ impl HealthBridge {
     }
 
     /// What the state file keeps: overrides, weights and last known health.
-    pub fn persisted(&self) -> PersistedState {
+    pub(crate) fn persisted(&self) -> PersistedState {
         let mut st = PersistedState::from_table(&self.table);
         if let Ok(w) = self.operator_weights.lock() {
             st.weights = w.clone();
@@ -188,7 +188,7 @@ impl HealthBridge {
     }
 
     /// Every endpoint and region name that an override can address.
-    pub fn known_names(&self) -> Vec<String> {
+    pub(crate) fn known_names(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .names
             .iter()
@@ -258,7 +258,7 @@ impl HealthBridge {
     }
 
     /// The override in force for an endpoint: its own, else its region's.
-    pub fn override_in_force(&self, e: &Endpoint) -> Override {
+    pub(crate) fn override_in_force(&self, e: &Endpoint) -> Override {
         match self.override_of(e) {
             FORCE_UP => Override::ForceUp,
             FORCE_DOWN => Override::ForceDown,
@@ -268,13 +268,13 @@ impl HealthBridge {
     }
 
     /// Whether a pushed verdict takes the endpoint out (no override being in force).
-    pub fn pushed_down(&self, e: &Endpoint) -> bool {
+    pub(crate) fn pushed_down(&self, e: &Endpoint) -> bool {
         self.override_of(e) == PUSHED_DOWN
     }
 
     /// The stable keys of the probe targets an endpoint's health comes from, as
     /// `/status` names them under `targets`.
-    pub fn target_keys(&self, e: &Endpoint) -> Vec<String> {
+    pub(crate) fn target_keys(&self, e: &Endpoint) -> Vec<String> {
         e.probes
             .iter()
             .filter_map(|p| self.slots.get(p.slot as usize).copied().flatten())

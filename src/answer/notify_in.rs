@@ -12,7 +12,7 @@ use crate::zone::name::{is_wire_subdomain, wire_name_len};
 use crate::zone::{Name, Rcode};
 
 /// The NOTIFY opcode (RFC 1996 §3.1).
-pub const OPCODE: u8 = 4;
+pub(crate) const OPCODE: u8 = 4;
 
 /// NOTIFY counts, kept across reloads.
 #[derive(Debug, Default)]
@@ -69,7 +69,7 @@ pub fn answer(table: Option<&NotifyTable>, question: Option<&[u8]>, src: IpAddr)
 /// The rcode for a query no served zone holds: SERVFAIL inside a secondary zone
 /// with no copy to serve (none pulled yet, or expired: `unavailable`), else
 /// REFUSED.
-pub fn no_zone(unavailable: &[Name], qname: &[u8]) -> Rcode {
+pub(crate) fn no_zone(unavailable: &[Name], qname: &[u8]) -> Rcode {
     if unavailable
         .iter()
         .any(|o| is_wire_subdomain(qname, o.wire()))

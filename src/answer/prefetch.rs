@@ -5,7 +5,7 @@
 
 /// Starts loading the cache line holding `r`, without waiting for it.
 #[inline(always)]
-pub fn prefetch<T>(r: &T) {
+pub(crate) fn prefetch<T>(r: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: PREFETCHT0 is a hint: it does not fault on any address, writes
     // nothing, and what it loads is only cached; the address comes from a live

@@ -8,12 +8,12 @@ use std::net::IpAddr;
 
 use crate::zone::{name::MAX_NAME_LEN, rtype, Invalid, Rcode};
 
-pub const HEADER_LEN: usize = 12;
+pub(crate) const HEADER_LEN: usize = 12;
 
 /// EDNS option codes (IANA "DNS EDNS0 Option Codes").
 pub mod opt {
     pub const NSID: u16 = 3;
-    pub const CLIENT_SUBNET: u16 = 8;
+    pub(crate) const CLIENT_SUBNET: u16 = 8;
     pub const COOKIE: u16 = 10;
 }
 
@@ -292,7 +292,7 @@ fn skip_record(pkt: &[u8], pos: usize) -> Option<(usize, u16, bool)> {
 /// The smallest TTL in a response's answer section, or in its authority section
 /// when the answer is empty (a negative answer's SOA, RFC 2308 §5); `None` when it
 /// holds no records or does not parse. DoH's `Cache-Control: max-age` (RFC 8484 §5.1).
-pub fn min_ttl(msg: &[u8]) -> Option<u32> {
+pub(crate) fn min_ttl(msg: &[u8]) -> Option<u32> {
     let count = |i: usize| Some(u16::from_be_bytes([*msg.get(i)?, *msg.get(i + 1)?]) as usize);
     let (qd, an, ns) = (count(4)?, count(6)?, count(8)?);
     let mut p = 12;
@@ -366,7 +366,7 @@ fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<(Edns, Option<&[u8]>
 
 /// Parses a client written as `IP` or `IP/PREFIX` (an ECS subnet, as `explain`
 /// takes it): the address, and with a prefix the subnet with host bits cleared.
-pub fn parse_client(text: &str) -> Result<(IpAddr, Option<ClientSubnet>), Invalid> {
+pub(crate) fn parse_client(text: &str) -> Result<(IpAddr, Option<ClientSubnet>), Invalid> {
     let bad = || Invalid(format!("client {text:?} is not an IP address or IP/PREFIX"));
     let (a, p) = match text.split_once('/') {
         Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
@@ -394,7 +394,7 @@ pub fn parse_client(text: &str) -> Result<(IpAddr, Option<ClientSubnet>), Invali
 }
 
 /// Validates an ECS option as RFC 7871 §6 and §7.1.1 require, or FORMERR.
-pub fn read_client_subnet(data: &[u8]) -> Result<ClientSubnet, Rcode> {
+pub(crate) fn read_client_subnet(data: &[u8]) -> Result<ClientSubnet, Rcode> {
     if data.len() < 4 {
         return Err(Rcode::FormErr);
     }
@@ -443,7 +443,7 @@ pub fn read_client_subnet(data: &[u8]) -> Result<ClientSubnet, Rcode> {
 
 /// The client's address and how many of its bits count: the believed ECS address
 /// and source prefix, else the packet's source at full length.
-pub fn client_addr(ecs: Option<&ClientSubnet>, src: IpAddr) -> (IpAddr, u8) {
+pub(crate) fn client_addr(ecs: Option<&ClientSubnet>, src: IpAddr) -> (IpAddr, u8) {
     match ecs {
         Some(cs) => (cs.addr, cs.source_prefix),
         None => (src, if src.is_ipv4() { 32 } else { 128 }),

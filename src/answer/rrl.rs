@@ -200,7 +200,7 @@ impl Rrl {
         }
     }
 
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.cfg.rate > 0
     }
 
@@ -256,7 +256,7 @@ impl Rrl {
 
     /// Counts one response of hashed key `key` at `now` (the limiter's clock): a
     /// GCRA per key, `rate` a second with bursts of half of it.
-    pub fn check_key(&self, key: u64, now: u64) -> Verdict {
+    pub(crate) fn check_key(&self, key: u64, now: u64) -> Verdict {
         let base = (key as usize) & self.mask & !(WAYS - 1);
         let tag = (key >> 48).max(1);
         let now = now & TAT_MASK;
@@ -342,7 +342,7 @@ fn hash_name_at(msg: &[u8], mut at: usize, h: &mut impl Hasher) {
 }
 
 /// Rewrites a response into its truncated form: header and question only, TC set.
-pub fn slip(out: &mut Vec<u8>, question_len: usize) {
+pub(crate) fn slip(out: &mut Vec<u8>, question_len: usize) {
     if out.len() < 12 + question_len {
         return;
     }

@@ -143,7 +143,7 @@ impl Snapshot {
         }
     }
 
-    pub fn zone_names(&self) -> Vec<Name> {
+    pub(crate) fn zone_names(&self) -> Vec<Name> {
         self.zones
             .zones()
             .iter()
@@ -153,7 +153,7 @@ impl Snapshot {
 }
 
 /// The serving snapshot, swapped atomically on reload; readers never block.
-pub type SnapshotHandle = Arc<ArcSwap<Snapshot>>;
+pub(crate) type SnapshotHandle = Arc<ArcSwap<Snapshot>>;
 
 pub fn handle(s: Snapshot) -> SnapshotHandle {
     Arc::new(ArcSwap::from_pointee(s))

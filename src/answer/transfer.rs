@@ -38,13 +38,13 @@ pub struct ZoneTransfer {
 
 impl ZoneTransfer {
     /// Whether transfers are open to anyone at all: one of `allow` or `keys` set.
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         !self.allow.is_empty() || !self.keys.is_empty()
     }
 
     /// Whether a client at `ip`, signed with `key` (checked), may transfer: in
     /// `allow` when `allow` is set AND signed with one of `keys` when `keys` is set.
-    pub fn admits(&self, ip: std::net::IpAddr, key: Option<&Name>) -> bool {
+    pub(crate) fn admits(&self, ip: std::net::IpAddr, key: Option<&Name>) -> bool {
         if !self.enabled() {
             return false;
         }

@@ -17,7 +17,7 @@ use crate::zone::{name, rtype, Answer, Owner, Rcode, Rec};
 
 /// What goes into the OPT record of a response.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct OptOut<'a> {
+pub(crate) struct OptOut<'a> {
     /// Our UDP payload size.
     pub payload: u16,
     /// Upper 8 bits of a 12-bit rcode (BADVERS is 16: this is 1).
@@ -32,7 +32,7 @@ pub struct OptOut<'a> {
 
 impl OptOut<'_> {
     /// Bytes the OPT record takes.
-    pub fn wire_len(&self) -> usize {
+    pub(crate) fn wire_len(&self) -> usize {
         let mut n = 11;
         if let Some(nsid) = self.nsid {
             n += 4 + nsid.len();
@@ -95,7 +95,7 @@ impl OptOut<'_> {
 
 /// The header fields a response copies or sets.
 #[derive(Debug, Clone, Copy)]
-pub struct HeaderOut {
+pub(crate) struct HeaderOut {
     pub id: u16,
     pub opcode: u8,
     pub rd: bool,
@@ -257,7 +257,7 @@ fn rdata_name_spans(rr: &[u8]) -> Option<RdataNames> {
 /// lower-cased; `limit` is the largest message allowed (512, the EDNS payload, or
 /// 65535 over TCP).
 #[allow(clippy::too_many_arguments)]
-pub fn write_response(
+pub(crate) fn write_response(
     out: &mut Vec<u8>,
     header: HeaderOut,
     question: Option<&[u8]>,
@@ -361,7 +361,7 @@ pub fn write_response(
 
 /// Largest response for a query: 512 without EDNS, else the smaller of the client's
 /// payload and ours, never below 512 (RFC 6891 §6.2.5); 65535 over TCP.
-pub fn size_limit(edns: Option<&Edns>, our_payload: u16, tcp: bool) -> usize {
+pub(crate) fn size_limit(edns: Option<&Edns>, our_payload: u16, tcp: bool) -> usize {
     if tcp {
         return u16::MAX as usize;
     }

@@ -68,7 +68,7 @@ pub struct Counters {
     pub tsig_failed: AtomicU64,
 }
 
-pub static COUNTERS: Counters = Counters {
+pub(crate) static COUNTERS: Counters = Counters {
     axfr: AtomicU64::new(0),
     ixfr: AtomicU64::new(0),
     ixfr_fallback: AtomicU64::new(0),
@@ -96,7 +96,7 @@ fn push_signed(out: &mut Vec<Rr>, owner: &[u8], set: &RRset) {
 }
 
 /// Every record a transfer of zone `zi` carries, its SOA first (once).
-pub fn zone_records(snap: Source<'_>, zi: usize, standin: Standin) -> Option<Vec<Rr>> {
+pub(crate) fn zone_records(snap: Source<'_>, zi: usize, standin: Standin) -> Option<Vec<Rr>> {
     let zone = snap.zones.zones().get(zi)?;
     let origin = zone.origin.wire();
     let soa = zone.nodes.get(origin)?.get(rtype::SOA)?;
@@ -164,14 +164,14 @@ fn standins(snap: Source<'_>, zi: usize, owner: &[u8], out: &mut Vec<Rr>) {
 }
 
 /// Whether serial `a` is before `b` (RFC 1982).
-pub fn serial_lt(a: u32, b: u32) -> bool {
+pub(crate) fn serial_lt(a: u32, b: u32) -> bool {
     a != b && b.wrapping_sub(a) < 0x8000_0000
 }
 
 /// The journal that follows `old`'s in `new`: for each zone transferred out
 /// whose serial went up, the difference between what the two transfer. Also
 /// returns the zones whose serial changed (for NOTIFY).
-pub fn carry_journal(new: Source<'_>, old: Source<'_>) -> (Journal, Vec<Name>) {
+pub(crate) fn carry_journal(new: Source<'_>, old: Source<'_>) -> (Journal, Vec<Name>) {
     let mut journal = old.journal.clone();
     let mut changed = Vec::new();
     let keep = new.transfer.journal;
@@ -247,7 +247,7 @@ pub(crate) struct Request {
 
 /// The question type of a query, when it is AXFR or IXFR: the transports hand
 /// such messages to [`serve`] rather than to the answer path.
-pub fn is_transfer(msg: &[u8]) -> bool {
+pub(crate) fn is_transfer(msg: &[u8]) -> bool {
     if msg.len() < 12 || msg[2] & 0x80 != 0 || (msg[2] >> 3) & 0x0f != 0 || msg[4..6] != [0, 1] {
         return false;
     }

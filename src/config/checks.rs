@@ -9,14 +9,14 @@ use crate::zone::Invalid;
 /// `expect = 200` or `expect = [200, 204]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum Codes {
+pub(crate) enum Codes {
     One(u16),
     Many(Vec<u16>),
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HttpRaw {
+pub(crate) struct HttpRaw {
     pub port: Option<u16>,
     pub path: Option<String>,
     pub method: Option<String>,
@@ -34,7 +34,7 @@ pub struct HttpRaw {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TcpCheckRaw {
+pub(crate) struct TcpCheckRaw {
     pub port: u16,
     /// Bytes to send after connecting.
     pub send: Option<String>,
@@ -44,7 +44,7 @@ pub struct TcpCheckRaw {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DnsRaw {
+pub(crate) struct DnsRaw {
     pub port: Option<u16>,
     pub name: String,
     #[serde(rename = "type")]
@@ -58,7 +58,7 @@ pub struct DnsRaw {
 /// `[checks.NAME]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CheckRaw {
+pub(crate) struct CheckRaw {
     pub http: Option<HttpRaw>,
     pub https: Option<HttpRaw>,
     pub tcp: Option<TcpCheckRaw>,
@@ -77,7 +77,7 @@ pub struct CheckRaw {
 }
 
 /// Checks a `[checks.NAME]` table and turns it into a spec; every problem found.
-pub fn compile_check(name: &str, c: &CheckRaw) -> Result<CheckSpec, Vec<Invalid>> {
+pub(crate) fn compile_check(name: &str, c: &CheckRaw) -> Result<CheckSpec, Vec<Invalid>> {
     compile(name, c).map_err(|v| v.into_iter().map(Invalid).collect())
 }
 

@@ -54,8 +54,8 @@ pub struct DnstapConfig {
 
 /// `queue` bounds: enough for a burst, and not so much that a stalled collector
 /// holds more than a few tens of megabytes of messages.
-pub const QUEUE_MAX: i64 = 1 << 20;
-pub const QUEUE_DEFAULT: usize = 4096;
+pub(crate) const QUEUE_MAX: i64 = 1 << 20;
+pub(crate) const QUEUE_DEFAULT: usize = 4096;
 
 impl DnstapRaw {
     /// Checks the table; `table_at` is where `[dnstap]` starts, for the errors that

@@ -93,7 +93,7 @@ impl Default for EncryptedConfig {
 
 impl EncryptedConfig {
     /// True when DoT or DoH listens somewhere.
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         !self.dot_listen.is_empty() || !self.doh_listen.is_empty()
     }
 }

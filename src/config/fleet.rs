@@ -81,7 +81,7 @@ const MAX_INSTANCE: usize = 64;
 
 /// An instance name: 1 to 64 letters, digits, '-', '_' or '.', so that it is
 /// one segment of a key (`votes/<instance>/...`).
-pub fn instance_name_ok(s: &str) -> bool {
+pub(crate) fn instance_name_ok(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_INSTANCE
         && s.bytes()
@@ -268,7 +268,7 @@ fn open_to_others(_: &Path) -> Option<u32> {
 }
 
 /// Without `quorum`: half of the reporting instances.
-pub const DEFAULT_QUORUM: Quorum = Quorum::Permille(500);
+pub(crate) const DEFAULT_QUORUM: Quorum = Quorum::Permille(500);
 
 /// The line of `key = ` inside `[fleet]`, so that `timeout` or `endpoints`
 /// elsewhere in the file does not take the message.

@@ -30,7 +30,7 @@ impl Number {
 /// `prometheus = { server = "127.0.0.1:9090", query = '...', down_above = 30 }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PrometheusRaw {
+pub(crate) struct PrometheusRaw {
     /// ADDR:PORT of the server's HTTP API.
     pub server: String,
     /// The instant-query path (default `/api/v1/query`).
@@ -45,7 +45,11 @@ pub struct PrometheusRaw {
 
 /// Checks a `prometheus` table and turns it into a check kind; problems go to
 /// `errs`, each naming the check and the key.
-pub fn compile_prometheus(name: &str, p: &PrometheusRaw, errs: &mut Vec<String>) -> CheckKind {
+pub(crate) fn compile_prometheus(
+    name: &str,
+    p: &PrometheusRaw,
+    errs: &mut Vec<String>,
+) -> CheckKind {
     let PrometheusRaw {
         server,
         path,

@@ -57,7 +57,7 @@ impl std::error::Error for ConfigError {}
 
 /// A list of errors, displayed one per line.
 #[derive(Debug, Clone)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
+pub(crate) struct ConfigErrors(pub Vec<ConfigError>);
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -76,7 +76,7 @@ impl std::error::Error for ConfigErrors {}
 /// Line numbers of byte offsets, for a loop that asks for one per item: counting
 /// newlines from the start each time made loading a 10,000-name policy file
 /// (4 MB) quadratic, over a minute (benches/steer-scale.sh).
-pub struct LineIndex {
+pub(crate) struct LineIndex {
     /// Byte offset just after each `\n`, in order.
     starts: Vec<usize>,
 }

@@ -25,7 +25,7 @@ use crate::zone::{class, rtype, Invalid, Name, RRset};
 /// `[regions.NAME]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RegionRaw {
+pub(crate) struct RegionRaw {
     /// [latitude, longitude] in degrees.
     pub location: Option<[f64; 2]>,
     /// Legal area for residency fences, like "EU".
@@ -35,7 +35,7 @@ pub struct RegionRaw {
 /// `[names.NAME]`: one steered name.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NameRaw {
+pub(crate) struct NameRaw {
     /// TTL of steered answers; default 30 s so changes propagate fast.
     pub ttl: Option<TtlValue>,
     /// geo | latency | failover | weighted | all
@@ -64,7 +64,7 @@ pub struct NameRaw {
 /// One region's answer for a steered name.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EndpointRaw {
+pub(crate) struct EndpointRaw {
     pub a: Option<Vec<String>>,
     pub aaaa: Option<Vec<String>>,
     pub cname: Option<String>,
@@ -81,7 +81,7 @@ pub struct EndpointRaw {
 /// `[names.NAME.geo]`: selectors to ordered region lists.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GeoRulesRaw {
+pub(crate) struct GeoRulesRaw {
     pub default: Option<Vec<String>>,
     #[serde(default)]
     pub continent: IndexMap<String, Vec<String>>,
@@ -112,7 +112,7 @@ struct LatencyEntryRaw {
 }
 
 /// The steering parts of a policy file, as parsed.
-pub struct SteeringRaw<'a> {
+pub(crate) struct SteeringRaw<'a> {
     pub checks: Option<&'a IndexMap<String, toml::Spanned<CheckRaw>>>,
     pub regions: Option<&'a IndexMap<String, toml::Spanned<RegionRaw>>>,
     pub jurisdictions: Option<&'a IndexMap<String, toml::Spanned<Vec<String>>>>,
@@ -121,9 +121,9 @@ pub struct SteeringRaw<'a> {
 }
 
 /// Default TTL of steered answers.
-pub const DEFAULT_STEERED_TTL: u32 = 30;
+pub(crate) const DEFAULT_STEERED_TTL: u32 = 30;
 /// Default cap on addresses per steered answer.
-pub const DEFAULT_MAX_ANSWERS: u16 = 8;
+pub(crate) const DEFAULT_MAX_ANSWERS: u16 = 8;
 
 /// A zone's compiled steering: regions, steered names, and the checks they use.
 #[derive(Debug, Default)]
@@ -136,7 +136,7 @@ pub struct Steering {
 }
 
 /// Compiles regions and steered names. `text` is the policy file's text (for lines).
-pub fn compile_steering(
+pub(crate) fn compile_steering(
     text: &str,
     path: &Path,
     origin: &Name,
@@ -892,7 +892,7 @@ fn endpoint(
 }
 
 /// Reads a measured-latency file.
-pub fn load_latency_table(
+pub(crate) fn load_latency_table(
     path: &Path,
     regions: &BTreeMap<&str, RegionIdx>,
     region_count: usize,

@@ -69,13 +69,13 @@ pub struct ProbesConfig {
     pub share_max_entries: usize,
 }
 
-pub const DEFAULT_RATE: f64 = 10.0;
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
-pub const DEFAULT_SAMPLE_EVERY: u32 = 64;
-pub const DEFAULT_REFRESH: Duration = Duration::from_secs(10);
-pub const DEFAULT_SHARE_EVERY: Duration = Duration::from_secs(30);
-pub const DEFAULT_SHARE_MAX_ENTRIES: usize = 2000;
+pub(crate) const DEFAULT_RATE: f64 = 10.0;
+pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_SAMPLE_EVERY: u32 = 64;
+pub(crate) const DEFAULT_REFRESH: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_SHARE_EVERY: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_SHARE_MAX_ENTRIES: usize = 2000;
 
 /// Checks `[probes]`; `site` is `[fleet] site`. Every error is pushed with the
 /// line of its value.

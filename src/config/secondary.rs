@@ -13,9 +13,9 @@ use super::{line_of, ConfigError};
 use crate::zone::Name;
 
 /// Default cap on one transfer's bytes on the wire.
-pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
+pub(crate) const DEFAULT_MAX_BYTES: u64 = 64 << 20;
 /// Default time one transfer (or SOA query) may take, connection included.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -195,7 +195,7 @@ pub(super) fn check(
 
 /// Each secondary zone with its copy while that may be served at `now`
 /// (seconds since 1970), for `config::zones::load_zones_with`.
-pub fn copies(secondaries: &[SecondaryConfig], now: u64) -> Vec<(Name, Option<PathBuf>)> {
+pub(crate) fn copies(secondaries: &[SecondaryConfig], now: u64) -> Vec<(Name, Option<PathBuf>)> {
     secondaries
         .iter()
         .map(|s| (s.origin.clone(), usable_copy(s, now)))
@@ -205,7 +205,7 @@ pub fn copies(secondaries: &[SecondaryConfig], now: u64) -> Vec<(Name, Option<Pa
 /// The copy when it may be served at `now`: it exists, its first record is the
 /// zone's SOA, and a primary confirmed it (the file's modification time, set at
 /// every successful refresh) less than the SOA's expire ago (RFC 1035 §3.3.13).
-pub fn usable_copy(s: &SecondaryConfig, now: u64) -> Option<PathBuf> {
+pub(crate) fn usable_copy(s: &SecondaryConfig, now: u64) -> Option<PathBuf> {
     let confirmed = std::fs::metadata(&s.file)
         .and_then(|m| m.modified())
         .ok()?
@@ -217,7 +217,7 @@ pub fn usable_copy(s: &SecondaryConfig, now: u64) -> Option<PathBuf> {
 }
 
 /// The SOA a copy starts with (the secondary module writes it on the first line).
-pub fn copy_soa(file: &Path, origin: &Name) -> Option<crate::zone::soa::Soa> {
+pub(crate) fn copy_soa(file: &Path, origin: &Name) -> Option<crate::zone::soa::Soa> {
     use std::io::{BufRead, Read};
     let f = std::fs::File::open(file).ok()?;
     let mut line = String::new();

@@ -275,7 +275,7 @@ pub struct RumConfig {
 }
 
 /// The default of `rum.refresh`.
-pub const DEFAULT_RUM_REFRESH: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_RUM_REFRESH: Duration = Duration::from_secs(10);
 
 /// DNS Cookies settings (see `server::cookie`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -939,7 +939,7 @@ pub struct GeoConfig {
 }
 
 /// The database shipped in the repository, used when none is configured.
-pub const DEFAULT_GEO_DATABASE: &str = "geo/geo-whois-asn-country.mmdb";
+pub(crate) const DEFAULT_GEO_DATABASE: &str = "geo/geo-whois-asn-country.mmdb";
 
 impl Default for GeoConfig {
     fn default() -> Self {
@@ -1185,7 +1185,7 @@ impl ServerConfig {
     /// ```
     ///
     /// Given caps that do not fit are an error naming each key and the limit.
-    pub fn fit_descriptors(
+    pub(crate) fn fit_descriptors(
         &mut self,
         limit: u64,
         cores: usize,
@@ -1294,7 +1294,7 @@ impl ServerConfig {
     ///         + 2 x listeners            TCP, DoT, DoH: each, and the newcomer it holds
     ///                                    while the longest-idle connection closes for it
     /// ```
-    pub fn descriptor_reserve(&self, cores: usize) -> u64 {
+    pub(crate) fn descriptor_reserve(&self, cores: usize) -> u64 {
         let per_addr = match self.udp_sockets_per_address {
             0 => cores.max(1),
             n => n,
@@ -1310,7 +1310,7 @@ impl ServerConfig {
     }
 
     /// The admin endpoint may listen off loopback only with a token.
-    pub fn check_admin(&self) -> Result<(), Invalid> {
+    pub(crate) fn check_admin(&self) -> Result<(), Invalid> {
         match self.admin_listen {
             Some(a) if !a.ip().is_loopback() && self.admin_token.is_none() => Err(Invalid(format!(
                 "admin endpoint {a} is not on loopback: set admin.token (a bearer token) to listen there"
@@ -1321,7 +1321,7 @@ impl ServerConfig {
 }
 
 /// The connection caps when not given, and the most any cap not given is fitted to.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Descriptors of the process besides sockets of clients, probes and admin.
 const RESERVE_BASE: u64 = 64;
 /// Admin connections (`admin::MAX_CONNECTIONS`) and its listener.

@@ -12,7 +12,7 @@ use crate::zone::{master, Invalid};
 
 /// Parses durations like "30s", "500ms", "2m", "1h", "1m30s" (the grammar of
 /// `crate::units`, which TTLs share); a bare number is seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, Invalid> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, Invalid> {
     parse_duration_text(s).map_err(Invalid)
 }
 
@@ -34,7 +34,7 @@ fn parse_duration_text(s: &str) -> Result<Duration, String> {
 /// A TTL written as seconds or with units ("1h", "30m").
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum TtlValue {
+pub(crate) enum TtlValue {
     Seconds(i64),
     Text(String),
 }
@@ -52,11 +52,12 @@ impl TtlValue {
 }
 
 /// What `quorum` may be, for error messages.
-pub const QUORUM_FORMS: &str = "use a count of instances (1, 2, ...) or a share (\"50%\" or 0.5)";
+pub(crate) const QUORUM_FORMS: &str =
+    "use a count of instances (1, 2, ...) or a share (\"50%\" or 0.5)";
 
 /// `quorum` in `[fleet]` or a check: a count (integer from 1), a share (a
 /// float in (0, 1]) or a percentage ("50%").
-pub fn parse_quorum(v: &toml::Value) -> Option<Quorum> {
+pub(crate) fn parse_quorum(v: &toml::Value) -> Option<Quorum> {
     let share = |s: f64| {
         (s > 0.0 && s <= 1.0).then(|| Quorum::Permille((s * 1000.0).round().max(1.0) as u16))
     };

@@ -23,7 +23,7 @@ use crate::zone::{rtype, Invalid, Zone};
 /// A zone policy file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PolicyRaw {
+pub(crate) struct PolicyRaw {
     /// The zone's origin, like "geo.example.com.".
     pub origin: toml::Spanned<String>,
     /// Default TTL for records that give none.
@@ -50,7 +50,7 @@ pub struct PolicyRaw {
 /// A zone's `dnssec` key: on/off, or settings (the rest from the server's `[dnssec]`).
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-pub enum DnssecRaw {
+pub(crate) enum DnssecRaw {
     On(bool),
     Table(DnssecTableRaw),
 }
@@ -58,7 +58,7 @@ pub enum DnssecRaw {
 /// The `[dnssec]` settings a zone (or the server, for its defaults) may give.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DnssecTableRaw {
+pub(crate) struct DnssecTableRaw {
     /// 13 / "ecdsap256sha256" (default) or 15 / "ed25519".
     pub algorithm: Option<AlgorithmRaw>,
     /// A KSK and a ZSK rather than one combined key.
@@ -73,14 +73,14 @@ pub struct DnssecTableRaw {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum AlgorithmRaw {
+pub(crate) enum AlgorithmRaw {
     Number(i64),
     Name(String),
 }
 
 impl DnssecTableRaw {
     /// The settings, or what is wrong with them.
-    pub fn compile(&self) -> Result<crate::zone::SigningChoice, Vec<String>> {
+    pub(crate) fn compile(&self) -> Result<crate::zone::SigningChoice, Vec<String>> {
         let mut errors = Vec::new();
         let mut c = crate::zone::SigningChoice::default();
         if let Some(a) = &self.algorithm {
@@ -139,7 +139,7 @@ impl DnssecTableRaw {
 /// The `[soa]` table: the SOA record without having to write one.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SoaRaw {
+pub(crate) struct SoaRaw {
     /// The primary name server (MNAME).
     pub primary: String,
     /// The zone contact as a name (`hostmaster.example.com.`) or an email address.
@@ -175,7 +175,7 @@ pub struct LoadedZones {
 }
 
 /// Default TTL of policy-file records when neither the record nor the file gives one.
-pub const DEFAULT_TTL: u32 = 3600;
+pub(crate) const DEFAULT_TTL: u32 = 3600;
 
 /// Loads every zone in `dir`. All errors of all files are returned together.
 pub fn load_zones_dir(dir: &Path) -> Result<LoadedZones, Vec<ConfigError>> {
@@ -185,7 +185,7 @@ pub fn load_zones_dir(dir: &Path) -> Result<LoadedZones, Vec<ConfigError>> {
 /// [`load_zones_dir`] with the secondary zones' copies, each `Some(copy)` while
 /// usable (see `config::secondary::usable_copy`): a policy file of that origin
 /// takes its records from the copy; one with no policy file is served as is.
-pub fn load_zones_with(
+pub(crate) fn load_zones_with(
     dir: &Path,
     secondaries: &[(Name, Option<PathBuf>)],
 ) -> Result<LoadedZones, Vec<ConfigError>> {
@@ -322,7 +322,7 @@ fn zone_errors(errs: Vec<crate::zone::build::ZoneError>) -> Vec<ConfigError> {
 }
 
 /// Loads `NAME.zone` as zone `NAME.`.
-pub fn load_master_zone(path: &Path) -> Result<(Zone, Vec<ConfigError>), Vec<ConfigError>> {
+pub(crate) fn load_master_zone(path: &Path) -> Result<(Zone, Vec<ConfigError>), Vec<ConfigError>> {
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -345,7 +345,7 @@ pub fn load_master_zone(path: &Path) -> Result<(Zone, Vec<ConfigError>), Vec<Con
 }
 
 /// Loads the master file `path` as zone `origin`.
-pub fn load_master_zone_at(
+pub(crate) fn load_master_zone_at(
     path: &Path,
     origin: &Name,
 ) -> Result<(Zone, Vec<ConfigError>), Vec<ConfigError>> {
@@ -364,17 +364,12 @@ pub fn load_master_zone_at(
 /// A policy file compiled: its zone, the health checks its endpoints refer to,
 /// warnings, and the master file it named.
 #[derive(Debug)]
-pub struct CompiledPolicy {
+pub(crate) struct CompiledPolicy {
     pub zone: Zone,
     pub steering: ZoneSteering,
     pub checks: Vec<CheckSpec>,
     pub warnings: Vec<ConfigError>,
     pub zonefile: Option<PathBuf>,
-}
-
-/// Loads a zone policy file.
-pub fn load_policy_file(path: &Path) -> Result<CompiledPolicy, Vec<ConfigError>> {
-    load_policy_file_with(path, &[])
 }
 
 /// [`load_policy_file`] with the secondary zones' copies (see [`load_zones_with`]);
@@ -396,16 +391,6 @@ fn load_policy_file_with(
         .map(|d| d.as_secs() as u32)
         .unwrap_or(1);
     compile_policy_with(&text, path, raw, mtime_serial, secondaries)
-}
-
-/// Turns a parsed policy file into a zone: every error at once, each with its line.
-pub fn compile_policy(
-    text: &str,
-    path: &Path,
-    raw: PolicyRaw,
-    default_serial: u32,
-) -> Result<CompiledPolicy, Vec<ConfigError>> {
-    compile_policy_with(text, path, raw, default_serial, &[])
 }
 
 fn compile_policy_with(

@@ -50,7 +50,7 @@ impl Standing {
 /// GCRA token bucket: `rate` a second, bursts of up to `rate`, with the reserve
 /// above. Lock-free.
 #[derive(Debug)]
-pub struct Bucket {
+pub(crate) struct Bucket {
     start: Instant,
     /// Theoretical arrival time of the next token, in ns since `start`.
     tat: AtomicU64,
@@ -193,7 +193,7 @@ impl History {
     /// The standing of a client network at `now`: established when it was asking
     /// at least [`WARM_SECS`] before the current pressure began (or before now
     /// when there is none).
-    pub fn standing(&self, net: IpAddr, now: u64) -> Standing {
+    pub(crate) fn standing(&self, net: IpAddr, now: u64) -> Standing {
         let Some(first) = self.first_seen(net) else {
             return Standing::Newcomer;
         };
@@ -211,7 +211,7 @@ impl History {
     }
 
     /// A newcomer was refused at `now`: the budget is under pressure.
-    pub fn pressure(&self, now: u64) {
+    pub(crate) fn pressure(&self, now: u64) {
         let last = self.pressure_last.swap(now, Relaxed);
         if last == 0 || now.saturating_sub(last) > CALM_SECS {
             self.pressure_began.store(now, Relaxed);

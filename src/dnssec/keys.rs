@@ -18,12 +18,12 @@ use ring::signature::{
 use crate::zone::Name;
 
 /// DNSSEC algorithm numbers (RFC 8624 §3.1): the two signpost signs with.
-pub const ECDSAP256SHA256: u8 = 13;
-pub const ED25519: u8 = 15;
+pub(crate) const ECDSAP256SHA256: u8 = 13;
+pub(crate) const ED25519: u8 = 15;
 
 /// DNSKEY flags (RFC 4034 §2.1.1): Zone Key, and Secure Entry Point for a KSK/CSK.
-pub const FLAG_ZONE: u16 = 0x0100;
-pub const FLAG_SEP: u16 = 0x0001;
+pub(crate) const FLAG_ZONE: u16 = 0x0100;
+pub(crate) const FLAG_SEP: u16 = 0x0001;
 
 /// A key file that cannot be used, with where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,12 +90,12 @@ impl fmt::Debug for Key {
 
 impl Key {
     /// The DNSKEY RDATA: flags, protocol 3, algorithm, public key (RFC 4034 §2.1).
-    pub fn dnskey_rdata(&self) -> Vec<u8> {
+    pub(crate) fn dnskey_rdata(&self) -> Vec<u8> {
         dnskey_rdata(self.flags, self.algorithm, &self.public)
     }
 
     /// A KSK or CSK: its DS goes to the parent, it signs the DNSKEY RRset.
-    pub fn is_sep(&self) -> bool {
+    pub(crate) fn is_sep(&self) -> bool {
         self.flags & FLAG_SEP != 0
     }
 
@@ -105,7 +105,7 @@ impl Key {
     }
 
     /// Signs at `now`.
-    pub fn active(&self, now: u64) -> bool {
+    pub(crate) fn active(&self, now: u64) -> bool {
         self.published(now) && self.activate <= now && self.inactive.is_none_or(|d| now < d)
     }
 
@@ -122,12 +122,12 @@ impl Key {
     }
 
     /// The DS RDATA for the parent, SHA-256 (digest type 2, RFC 4509).
-    pub fn ds_rdata(&self) -> Vec<u8> {
+    pub(crate) fn ds_rdata(&self) -> Vec<u8> {
         ds_rdata(&self.zone, &self.dnskey_rdata())
     }
 
     /// `zone. IN DS tag alg 2 HEX`, the line to hand to the parent.
-    pub fn ds_line(&self) -> String {
+    pub(crate) fn ds_line(&self) -> String {
         let ds = self.ds_rdata();
         let hex: String = ds[4..].iter().map(|b| format!("{b:02X}")).collect();
         format!(
@@ -137,7 +137,7 @@ impl Key {
     }
 }
 
-pub fn dnskey_rdata(flags: u16, algorithm: u8, public: &[u8]) -> Vec<u8> {
+pub(crate) fn dnskey_rdata(flags: u16, algorithm: u8, public: &[u8]) -> Vec<u8> {
     let mut rd = Vec::with_capacity(4 + public.len());
     rd.extend_from_slice(&flags.to_be_bytes());
     rd.push(3);
@@ -147,7 +147,7 @@ pub fn dnskey_rdata(flags: u16, algorithm: u8, public: &[u8]) -> Vec<u8> {
 }
 
 /// The key tag of a DNSKEY RDATA (RFC 4034 Appendix B).
-pub fn key_tag(rdata: &[u8]) -> u16 {
+pub(crate) fn key_tag(rdata: &[u8]) -> u16 {
     let mut ac: u32 = 0;
     for (i, b) in rdata.iter().enumerate() {
         ac += if i & 1 == 1 {
@@ -161,7 +161,7 @@ pub fn key_tag(rdata: &[u8]) -> u16 {
 }
 
 /// DS RDATA with a SHA-256 digest over owner | DNSKEY RDATA (RFC 4034 §5.1.4).
-pub fn ds_rdata(owner: &Name, dnskey: &[u8]) -> Vec<u8> {
+pub(crate) fn ds_rdata(owner: &Name, dnskey: &[u8]) -> Vec<u8> {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(owner.wire());
     ctx.update(dnskey);
@@ -175,7 +175,7 @@ pub fn ds_rdata(owner: &Name, dnskey: &[u8]) -> Vec<u8> {
 }
 
 /// The algorithm's mnemonic as BIND writes it in `.private` files.
-pub fn algorithm_mnemonic(alg: u8) -> &'static str {
+pub(crate) fn algorithm_mnemonic(alg: u8) -> &'static str {
     match alg {
         ECDSAP256SHA256 => "ECDSAP256SHA256",
         ED25519 => "ED25519",
@@ -184,7 +184,7 @@ pub fn algorithm_mnemonic(alg: u8) -> &'static str {
 }
 
 /// Parses an algorithm as configured: a number or a mnemonic.
-pub fn parse_algorithm(s: &str) -> Option<u8> {
+pub(crate) fn parse_algorithm(s: &str) -> Option<u8> {
     match s.to_ascii_lowercase().as_str() {
         "13" | "ecdsap256sha256" | "ecdsa-p256" | "p256" => Some(ECDSAP256SHA256),
         "15" | "ed25519" => Some(ED25519),
@@ -199,7 +199,13 @@ fn file_stem(zone: &Name, alg: u8, tag: u16) -> String {
 
 /// Generates a key for `zone` and writes its two files into `dir` (created 0700
 /// if missing; the `.private` file 0600). Timing fields all say `now`.
-pub fn generate(dir: &Path, zone: &Name, alg: u8, flags: u16, now: u64) -> Result<Key, KeyError> {
+pub(crate) fn generate(
+    dir: &Path,
+    zone: &Name,
+    alg: u8,
+    flags: u16,
+    now: u64,
+) -> Result<Key, KeyError> {
     let rng = SystemRandom::new();
     let fail = |m: String| KeyError::new(dir, 0, m);
     let (private, public) = match alg {
@@ -381,7 +387,7 @@ fn build(
 /// Every key of `zone` in `dir` (files named `K<zone>+...`; other zones' files are
 /// left alone). A file that is unreadable, malformed, of an unknown algorithm or of
 /// another zone is an error with its line; all of them are returned together.
-pub fn load_dir(dir: &Path, zone: &Name) -> Result<Vec<Key>, Vec<KeyError>> {
+pub(crate) fn load_dir(dir: &Path, zone: &Name) -> Result<Vec<Key>, Vec<KeyError>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -420,7 +426,7 @@ pub fn load_dir(dir: &Path, zone: &Name) -> Result<Vec<Key>, Vec<KeyError>> {
 }
 
 /// Reads one `.key` file and the `.private` file beside it.
-pub fn load_pair(key_path: &Path, zone: &Name) -> Result<Key, KeyError> {
+pub(crate) fn load_pair(key_path: &Path, zone: &Name) -> Result<Key, KeyError> {
     let text = crate::zone::read_text_file(key_path)
         .map_err(|e| KeyError::new(key_path, 0, format!("cannot read: {e}")))?;
     let mut record = None;
@@ -600,7 +606,7 @@ fn read_private(path: &Path, alg: u8) -> Result<Private, KeyError> {
 }
 
 /// `YYYYMMDDHHMMSS` in UTC, as BIND writes key timing fields.
-pub fn timestamp(unix: u64) -> String {
+pub(crate) fn timestamp(unix: u64) -> String {
     let days = (unix / 86400) as i64;
     let secs = unix % 86400;
     let (y, m, d) = civil_from_days(days);
@@ -612,7 +618,7 @@ pub fn timestamp(unix: u64) -> String {
     )
 }
 
-pub fn parse_timestamp(s: &str) -> Option<u64> {
+pub(crate) fn parse_timestamp(s: &str) -> Option<u64> {
     if s.len() != 14 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

@@ -57,13 +57,17 @@ impl ZoneSigner {
 }
 
 /// Reads (or on first use generates) the keys of `zone` in `policy.key_dir`.
-pub fn zone_keys(zone: &Zone, policy: &SigningPolicy, now: u64) -> Result<Vec<Key>, Vec<KeyError>> {
+pub(crate) fn zone_keys(
+    zone: &Zone,
+    policy: &SigningPolicy,
+    now: u64,
+) -> Result<Vec<Key>, Vec<KeyError>> {
     origin_keys(&zone.origin, policy, now)
 }
 
 /// Reads (or on first use generates) the keys of the zone at `origin` in
 /// `policy.key_dir`.
-pub fn origin_keys(
+pub(crate) fn origin_keys(
     origin: &crate::zone::Name,
     policy: &SigningPolicy,
     now: u64,

@@ -20,8 +20,8 @@ use crate::zone::{class, name, rtype, Answer, Name, Owner, RRset, Rcode, Rec, Zo
 
 /// Signatures made on the fly, and DO=1 queries refused (SERVFAIL) because the
 /// cap was reached: process-wide, read by `/metrics`.
-pub static SIGNED: AtomicU64 = AtomicU64::new(0);
-pub static OVER_CAP: AtomicU64 = AtomicU64::new(0);
+pub(crate) static SIGNED: AtomicU64 = AtomicU64::new(0);
+pub(crate) static OVER_CAP: AtomicU64 = AtomicU64::new(0);
 
 const SHARDS: usize = 16;
 /// Cached on-the-fly RRsets per shard and generation (the bound on memory).
@@ -93,7 +93,7 @@ impl Online {
 
 /// The cap on on-the-fly signatures was reached.
 #[derive(Debug, Clone, Copy)]
-pub struct OverCap;
+pub(crate) struct OverCap;
 
 /// Where a record of the DO=1 answer comes from.
 #[derive(Debug)]
@@ -108,7 +108,7 @@ enum Item {
 
 /// The DO=1 form of an answer, decided; [`Plan::apply`] makes it an [`Answer`].
 #[derive(Debug)]
-pub struct Plan {
+pub(crate) struct Plan {
     sections: [Vec<Item>; 3],
     rcode: Option<Rcode>,
 }
@@ -128,7 +128,7 @@ fn sig_labels(sig: &RRset) -> Option<u8> {
 impl ZoneSigner {
     /// Decides the DO=1 form of `ans`, the answer `zone` gave for `qname` (lower-cased
     /// wire) and `qtype`.
-    pub fn plan(
+    pub(crate) fn plan(
         &self,
         zone: &Zone,
         qname: &[u8],
@@ -420,7 +420,7 @@ fn types_at(zone: &Zone, steered_types: &[Vec<u16>], name: &[u8]) -> Vec<u16> {
 
 impl Plan {
     /// The DO=1 answer: `orig`'s records, with RRSIGs, and those signed on the fly.
-    pub fn apply<'p>(&'p self, orig: &Answer<'p>, signer: &'p ZoneSigner) -> Answer<'p> {
+    pub(crate) fn apply<'p>(&'p self, orig: &Answer<'p>, signer: &'p ZoneSigner) -> Answer<'p> {
         let mut out = Answer {
             rcode: self.rcode,
             authoritative: orig.authoritative,

@@ -34,7 +34,7 @@ use super::keys::{self, KeyError};
 use crate::zone::Name;
 
 /// The largest sealed value taken from or given to the store.
-pub const MAX_SEALED: usize = 64 * 1024;
+pub(crate) const MAX_SEALED: usize = 64 * 1024;
 
 /// Key files in one value, at most: a KSK and a ZSK, each with a successor
 /// and a predecessor, fit many times over.
@@ -71,7 +71,7 @@ fn b64() -> base64::engine::GeneralPurpose {
 impl FleetSecret {
     /// Reads 64 hex digits (surrounding white space aside). The error says
     /// what is wrong without quoting the text.
-    pub fn from_hex(text: &str) -> Result<FleetSecret, String> {
+    pub(crate) fn from_hex(text: &str) -> Result<FleetSecret, String> {
         let t = text.trim();
         let bytes = crate::zone::rdata::decode_hex(t)
             .filter(|b| b.len() == 32)
@@ -210,7 +210,7 @@ fn aad(zone: &Name) -> Vec<u8> {
 
 /// Seals `set` for the store. Fails only when the value would be over
 /// [`MAX_SEALED`] or the system's random source fails.
-pub fn seal(secret: &FleetSecret, set: &KeyFiles) -> Result<Vec<u8>, String> {
+pub(crate) fn seal(secret: &FleetSecret, set: &KeyFiles) -> Result<Vec<u8>, String> {
     let plain = serde_json::to_vec(&Plain {
         zone: set.zone.to_string(),
         files: set.files.clone(),

@@ -17,7 +17,7 @@ pub struct Window {
 }
 
 /// How far in the past inception is put.
-pub const SKEW: u64 = 3600;
+pub(crate) const SKEW: u64 = 3600;
 
 impl Window {
     pub fn starting(now: u64, validity: u32) -> Window {
@@ -49,7 +49,7 @@ fn tamper() -> bool {
 
 /// One RRSIG RDATA by `key` over the records `rdatas` of (`owner`, `rtype`), which
 /// are served with `ttl`. `owner` is lower-cased wire, as every name in the zone.
-pub fn rrsig_rdata(
+pub(crate) fn rrsig_rdata(
     key: &Key,
     owner: &[u8],
     rtype: u16,
@@ -93,7 +93,7 @@ pub fn rrsig_rdata(
 }
 
 /// The RRSIG RRset over `set` at `owner`, one signature per key.
-pub fn sign_set(
+pub(crate) fn sign_set(
     keys: &[&Key],
     owner: &[u8],
     set: &RRset,
@@ -110,13 +110,13 @@ pub fn sign_set(
 /// Which keys sign what: the DNSKEY, CDS and CDNSKEY RRsets by the KSKs (or the
 /// CSK), everything else by the ZSKs (or the CSK).
 #[derive(Debug, Clone, Copy)]
-pub struct KeyRoles<'k> {
+pub(crate) struct KeyRoles<'k> {
     pub ksk: &'k [&'k Key],
     pub zsk: &'k [&'k Key],
 }
 
 impl<'k> KeyRoles<'k> {
-    pub fn for_type(&self, t: u16) -> &'k [&'k Key] {
+    pub(crate) fn for_type(&self, t: u16) -> &'k [&'k Key] {
         match t {
             rtype::DNSKEY | rtype::CDS | rtype::CDNSKEY => self.ksk,
             _ => self.zsk,
@@ -134,7 +134,7 @@ pub struct Stats {
 /// Signs every RRset the zone is authoritative for (not the NS at a cut or the glue
 /// below it; RFC 4035 §2.2), the negative-answer SOA, and the steered names'
 /// prebuilt RRsets. Work is split over the machine's cores.
-pub fn sign_zone(
+pub(crate) fn sign_zone(
     zone: &mut Zone,
     steering: &mut crate::policy::ZoneSteering,
     roles: KeyRoles<'_>,
@@ -217,7 +217,7 @@ fn sign_endpoint(
 }
 
 /// NSEC type bitmaps (RFC 4034 §4.1.2) for the types in `types`.
-pub fn type_bitmap(types: &[u16]) -> Vec<u8> {
+pub(crate) fn type_bitmap(types: &[u16]) -> Vec<u8> {
     let mut t: Vec<u16> = types.to_vec();
     t.sort_unstable();
     t.dedup();
@@ -385,7 +385,7 @@ mod tests {
 
 /// Canonical DNS name order (RFC 4034 §6.1): labels compared from the rightmost,
 /// each as lower-cased bytes (names here are lower-cased already).
-pub fn canonical_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+pub(crate) fn canonical_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     let labels = |w: &[u8]| -> Vec<(usize, usize)> {
         name::label_offsets(w)
             .map(|o| (o + 1, o + 1 + w[o] as usize))
@@ -474,7 +474,7 @@ impl NsecChain {
 
     /// The NSEC whose owner is `name` or comes last before it: at `name`, or
     /// covering it (proving it does not exist, or that it is an empty non-terminal).
-    pub fn covering(&self, name: &[u8]) -> Option<usize> {
+    pub(crate) fn covering(&self, name: &[u8]) -> Option<usize> {
         match self
             .names
             .binary_search_by(|n| canonical_cmp(n.wire(), name))

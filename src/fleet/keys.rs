@@ -37,7 +37,7 @@ use crate::dnssec::sealed::{self, FleetSecret, InstallError, Installed, KeyFiles
 use crate::zone::{Name, SigningPolicy};
 
 /// The key under which the fleet keeps `zone`'s sealed key set.
-pub fn set_key(prefix: &str, zone: &Name) -> String {
+pub(crate) fn set_key(prefix: &str, zone: &Name) -> String {
     format!("{prefix}dnssec/{zone}/keys")
 }
 

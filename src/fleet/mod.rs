@@ -64,7 +64,7 @@ pub enum FleetError {
 
 /// An operator's change, to be written to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     /// `Override::None` deletes the key.
     Override(String, Override),
     /// `None` deletes the key.
@@ -203,7 +203,7 @@ impl Fleet {
 
     /// Queues an operator's change for the store. The caller has already applied
     /// it here; it shows on the other instances once written.
-    pub fn submit(&self, op: Op) {
+    pub(crate) fn submit(&self, op: Op) {
         enqueue(&mut lock(&self.pending), op);
         self.wake.notify_one();
     }
@@ -428,7 +428,7 @@ impl Fleet {
     }
 
     /// Each instance's vote for a target (by stable key), this one's own included.
-    pub fn votes_of(&self, target: &str, local: Health) -> BTreeMap<String, String> {
+    pub(crate) fn votes_of(&self, target: &str, local: Health) -> BTreeMap<String, String> {
         let mut out: BTreeMap<String, String> = lock(&self.view)
             .live_votes(target)
             .map(|(i, h)| (i.to_string(), h.to_string()))
@@ -443,7 +443,7 @@ impl Fleet {
         self.connected.load(Relaxed)
     }
 
-    pub fn status_json(&self) -> serde_json::Value {
+    pub(crate) fn status_json(&self) -> serde_json::Value {
         let view = lock(&self.view);
         json!({
             "instance": self.cfg.instance,
@@ -463,7 +463,7 @@ impl Fleet {
     }
 
     /// The fleet's Prometheus lines.
-    pub fn render_metrics(&self) -> String {
+    pub(crate) fn render_metrics(&self) -> String {
         let mut out = String::new();
         let b = |v: &AtomicBool| u64::from(v.load(Relaxed));
         for (name, kind, help, v) in [

@@ -33,7 +33,7 @@ pub enum Key {
 
 /// A key and its value, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Entry {
+pub(crate) enum Entry {
     Override(String, Override),
     Weight(String, u32),
     Dial(String, u8),
@@ -56,7 +56,7 @@ fn target_ok(s: &str) -> bool {
 }
 
 /// Parses a key (without value: deletes carry none).
-pub fn parse_key(prefix: &str, key: &[u8]) -> Result<Key, Bad> {
+pub(crate) fn parse_key(prefix: &str, key: &[u8]) -> Result<Key, Bad> {
     let key = std::str::from_utf8(key).map_err(|_| Bad("key is not UTF-8".to_string()))?;
     let rest = key
         .strip_prefix(prefix)
@@ -94,10 +94,10 @@ pub fn parse_key(prefix: &str, key: &[u8]) -> Result<Key, Bad> {
 }
 
 /// Longest value taken: every valid one is a word, a number or a site name.
-pub const MAX_VALUE: usize = 1024;
+pub(crate) const MAX_VALUE: usize = 1024;
 
 /// Parses a key and its value.
-pub fn parse_entry(prefix: &str, key: &[u8], value: &[u8]) -> Result<Entry, Bad> {
+pub(crate) fn parse_entry(prefix: &str, key: &[u8], value: &[u8]) -> Result<Entry, Bad> {
     let k = parse_key(prefix, key)?;
     if value.len() > MAX_VALUE {
         return Err(Bad(format!(
@@ -153,7 +153,7 @@ pub fn parse_entry(prefix: &str, key: &[u8], value: &[u8]) -> Result<Entry, Bad>
 
 /// What changed with one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Changed {
+pub(crate) struct Changed {
     /// An override, weight or dial: the health bridge must be refreshed.
     pub operator: bool,
     /// A vote or an instance: verdicts must be recomputed.
@@ -171,7 +171,7 @@ impl Changed {
 
 /// One instance's vote as read, with the etcd lease it was written under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Vote {
+pub(crate) struct Vote {
     pub health: Health,
     pub lease: i64,
 }
@@ -184,7 +184,7 @@ pub struct Vote {
 /// lease or another one) would outlive its instance, so it is kept but not
 /// counted.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct View {
+pub(crate) struct View {
     pub overrides: BTreeMap<String, Override>,
     pub weights: BTreeMap<String, u32>,
     pub dials: BTreeMap<String, u8>,
@@ -245,7 +245,7 @@ impl View {
         }
     }
 
-    pub fn delete(&mut self, k: &Key) -> Changed {
+    pub(crate) fn delete(&mut self, k: &Key) -> Changed {
         match k {
             Key::Override(name) => Changed {
                 operator: self.overrides.remove(name).is_some(),
@@ -284,7 +284,10 @@ impl View {
 
     /// The votes for one check target that count: each under its instance's
     /// live lease (see [`View`]).
-    pub fn live_votes<'a>(&'a self, target: &str) -> impl Iterator<Item = (&'a str, Health)> {
+    pub(crate) fn live_votes<'a>(
+        &'a self,
+        target: &str,
+    ) -> impl Iterator<Item = (&'a str, Health)> {
         self.votes
             .get(target)
             .into_iter()

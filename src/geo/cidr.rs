@@ -75,7 +75,7 @@ impl IpNet {
 
     /// True when the address given to [`new`](Self::new) or parsed had bits
     /// set past the prefix length, e.g. `192.0.2.1/24`.
-    pub fn had_host_bits(&self) -> bool {
+    pub(crate) fn had_host_bits(&self) -> bool {
         self.had_host_bits
     }
 
@@ -189,7 +189,7 @@ pub fn mask(ip: IpAddr, prefix_len: u8) -> IpAddr {
 /// The network `ip` is counted in when networks are `v4` bits long for IPv4 and
 /// `v6` for IPv6 (rate limits, connection caps, the signing budget's history); an
 /// IPv4-mapped IPv6 address counts as its IPv4 address.
-pub fn network_of(ip: IpAddr, v4: u8, v6: u8) -> IpAddr {
+pub(crate) fn network_of(ip: IpAddr, v4: u8, v6: u8) -> IpAddr {
     match ip {
         IpAddr::V4(_) => mask(ip, v4.min(32)),
         IpAddr::V6(a) => match a.to_ipv4_mapped() {
@@ -296,7 +296,7 @@ impl<T> Trie<T> {
 
 /// The mask of a left-aligned prefix of `len` bits (IPv4 in the top 32).
 #[inline]
-pub fn prefix_mask(len: u8) -> u128 {
+pub(crate) fn prefix_mask(len: u8) -> u128 {
     u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
 }
 
@@ -415,7 +415,7 @@ impl<T> CidrTable<T> {
     /// Like [`lookup`](Self::lookup), for a block of the address space given as a
     /// left-aligned key (IPv4 in the top 32 bits): the entry's index (stable for
     /// the table's life, distinct per entry of the family) and value.
-    pub fn lookup_block(&self, v6: bool, key: u128) -> Option<(usize, &T)> {
+    pub(crate) fn lookup_block(&self, v6: bool, key: u128) -> Option<(usize, &T)> {
         let (trie, bits) = if v6 { (&self.v6, 128) } else { (&self.v4, 32) };
         let (i, _) = trie.lookup_index(key, bits)?;
         trie.values.get(i as usize).map(|v| (i as usize, v))
@@ -424,7 +424,7 @@ impl<T> CidrTable<T> {
     /// True when an entry of the table lies strictly inside the block `key/len`
     /// (left-aligned, IPv4 in the top 32 bits): the block is not one answer for
     /// [`lookup`](Self::lookup).
-    pub fn has_entry_inside(&self, v6: bool, key: u128, len: u8) -> bool {
+    pub(crate) fn has_entry_inside(&self, v6: bool, key: u128, len: u8) -> bool {
         let trie = if v6 { &self.v6 } else { &self.v4 };
         !trie.values.is_empty() && trie.has_entry_inside(key, len)
     }
@@ -447,7 +447,7 @@ impl<T> CidrTable<T> {
     ///
     /// For IPv4 and IPv4-mapped addresses both `prefix_len` and the result
     /// are in IPv4 terms; `prefix_len` is clamped to the family's length.
-    pub fn narrowest_overlap(&self, ip: IpAddr, prefix_len: u8) -> u8 {
+    pub(crate) fn narrowest_overlap(&self, ip: IpAddr, prefix_len: u8) -> u8 {
         let (trie, key, bits) = self.select(ip);
         // Every node exists only because an entry sits at or below it (the
         // table never deletes), so "an entry lies strictly inside ip/d"

@@ -24,7 +24,7 @@ impl ClientLocator {
     }
 
     /// Pins a network to a location, ahead of the database.
-    pub fn add_override(&mut self, net: IpNet, location: Location) -> Result<(), GeoError> {
+    pub(crate) fn add_override(&mut self, net: IpNet, location: Location) -> Result<(), GeoError> {
         self.overrides.insert(net, location)
     }
 

@@ -152,7 +152,7 @@ impl fmt::Debug for Subdivision {
 
 /// Record layout of a database.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Schema {
+pub(crate) enum Schema {
     /// `continent.code`, `country.iso_code` (else
     /// `registered_country.iso_code`), `subdivisions[0].iso_code`,
     /// `location.latitude`/`longitude`, `autonomous_system_number`.
@@ -295,7 +295,10 @@ impl Locator {
     }
 
     /// Opens a database held in memory. See [`open`](Self::open).
-    pub fn from_bytes(bytes: Vec<u8>, paths: Option<FieldPaths>) -> Result<Locator, GeoError> {
+    pub(crate) fn from_bytes(
+        bytes: Vec<u8>,
+        paths: Option<FieldPaths>,
+    ) -> Result<Locator, GeoError> {
         let bytes = tree::DbBytes(std::sync::Arc::new(bytes));
         let reader = Reader::from_source(bytes.clone()).map_err(db_error)?;
         let m = reader.metadata();
@@ -334,24 +337,26 @@ impl Locator {
     }
 
     /// The metadata's `database_type`, e.g. "GeoLite2-City".
-    pub fn database_type(&self) -> &str {
+    pub(crate) fn database_type(&self) -> &str {
         &self.reader.metadata().database_type
     }
 
     /// When the database was built, in seconds since the Unix epoch.
-    pub fn build_epoch(&self) -> u64 {
+    pub(crate) fn build_epoch(&self) -> u64 {
         self.reader.metadata().build_epoch
     }
 
     /// The layout in use, detected or given.
-    pub fn schema(&self) -> &Schema {
+    #[cfg(test)]
+    pub(crate) fn schema(&self) -> &Schema {
         &self.schema
     }
 
     /// How many lookups hit a record they could not decode or a broken
     /// tree pointer (both answered as if nothing matched). Only a damaged
     /// or unusual database makes this grow; worth exporting as a metric.
-    pub fn decode_errors(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn decode_errors(&self) -> u64 {
         self.decode_errors.load(Ordering::Relaxed)
     }
 
@@ -467,11 +472,11 @@ const MAX_LEAVES: usize = 64 << 20;
 
 /// The id [`Locator::networks`] gives IPv4-mapped IPv6 addresses
 /// (`::ffff:0:0/96`): they are located as IPv4 and never through the IPv6 tree.
-pub const MAPPED_ID: u32 = u32::MAX;
+pub(crate) const MAPPED_ID: u32 = u32::MAX;
 
 /// Ids of [`client::ClientLocator::blocks`] from here on are overrides; the
 /// database's are below.
-pub const OVERRIDE_ID: u32 = 1 << 31;
+pub(crate) const OVERRIDE_ID: u32 = 1 << 31;
 
 /// `::ffff:0:0/96`, left-aligned.
 const MAPPED_KEY: u128 = 0xffff << 32;

@@ -41,7 +41,7 @@ impl RecentTransitions {
     }
 
     /// Newest first.
-    pub fn newest_first(&self) -> Vec<Recorded> {
+    pub(crate) fn newest_first(&self) -> Vec<Recorded> {
         let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         ring.iter().rev().cloned().collect()
     }

@@ -24,11 +24,11 @@ impl Rng {
     }
 
     #[cfg(test)]
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0.u64(..)
     }
 
-    pub fn next_u16(&mut self) -> u16 {
+    pub(crate) fn next_u16(&mut self) -> u16 {
         self.0.u16(..)
     }
 

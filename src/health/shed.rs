@@ -132,7 +132,7 @@ impl Shed {
 
     /// Feeds one evaluation's load figure (`None`: no figure this time) and
     /// returns the move it caused, if any.
-    pub fn observe(&mut self, plan: &ShedPlan, load: Option<f64>) -> Option<Move> {
+    pub(crate) fn observe(&mut self, plan: &ShedPlan, load: Option<f64>) -> Option<Move> {
         let floor = plan.floor.min(100);
         let step = plan.step.max(1);
         let after = plan.after.max(1);
@@ -227,7 +227,7 @@ impl ShedDials {
     }
 
     /// Takes a pushed load value for `region`, counting until `now + ttl`.
-    pub fn push_load(
+    pub(crate) fn push_load(
         &self,
         region: &str,
         value: f64,
@@ -253,7 +253,7 @@ impl ShedDials {
     }
 
     /// The pushed load of `region` still counting at `now`.
-    pub fn pushed_load(&self, region: &str, now: std::time::SystemTime) -> Option<f64> {
+    pub(crate) fn pushed_load(&self, region: &str, now: std::time::SystemTime) -> Option<f64> {
         let i = self.regions.iter().position(|(r, _)| r == region)?;
         let v = *self.pushed[i]
             .as_ref()?

@@ -44,7 +44,7 @@ pub enum Quorum {
 
 impl Quorum {
     /// Whether `down` of `reporting` votes make a target down. No votes: not down.
-    pub fn is_down(self, down: usize, reporting: usize) -> bool {
+    pub(crate) fn is_down(self, down: usize, reporting: usize) -> bool {
         if down == 0 || reporting == 0 {
             return false;
         }
@@ -247,7 +247,7 @@ impl TargetKey {
     /// still the same service, so it keeps its saved health and overrides. Options
     /// beyond the common case follow as `;name=value`, values percent-encoded, so the
     /// text never depends on a Debug format.
-    pub fn stable_key(&self) -> String {
+    pub(crate) fn stable_key(&self) -> String {
         let mut s = String::new();
         match &self.check.kind {
             CheckKind::Http {

@@ -28,7 +28,7 @@ pub enum Health {
 }
 
 impl Health {
-    pub fn from_up(up: bool) -> Self {
+    pub(crate) fn from_up(up: bool) -> Self {
         if up {
             Health::Up
         } else {
@@ -77,7 +77,7 @@ impl State {
     }
 
     /// A state that starts from a known verdict, e.g. one saved before a restart.
-    pub fn with_up(up: bool) -> Self {
+    pub(crate) fn with_up(up: bool) -> Self {
         State {
             up,
             successes: 0,
@@ -94,7 +94,7 @@ impl State {
     ///
     /// A `rise` or `fall` of 0 acts as 1: a threshold of zero results would mean
     /// flipping without evidence.
-    pub fn observe(&mut self, ok: bool, rise: u32, fall: u32) -> Option<Transition> {
+    pub(crate) fn observe(&mut self, ok: bool, rise: u32, fall: u32) -> Option<Transition> {
         if ok {
             self.successes = self.successes.saturating_add(1);
             self.failures = 0;
@@ -151,7 +151,7 @@ impl Override {
     }
 
     /// The status a target shows with this override over `probed` health.
-    pub fn apply(self, probed: Health) -> Status {
+    pub(crate) fn apply(self, probed: Health) -> Status {
         match self {
             Override::None => match probed {
                 Health::Up => Status::Up,

@@ -331,7 +331,7 @@ impl HealthTable {
     }
 
     /// The last transitions (probe verdicts and overrides), newest first.
-    pub fn recent_transitions(&self) -> Vec<Recorded> {
+    pub(crate) fn recent_transitions(&self) -> Vec<Recorded> {
         self.recent.newest_first()
     }
 
@@ -418,7 +418,7 @@ impl HealthTable {
 
     /// Publishes a fleet's combined verdict, leaving this instance's own (and
     /// its state machine) alone.
-    pub fn set_fleet_verdict(&self, id: TargetId, health: Health) -> bool {
+    pub(crate) fn set_fleet_verdict(&self, id: TargetId, health: Health) -> bool {
         match self.slot(id) {
             Some(s) => {
                 s.publish(health);
@@ -436,7 +436,7 @@ impl HealthTable {
 
     /// [`Self::set_named_override`], saying who made the change in the recent
     /// transitions (the admin API, the state file, the fleet).
-    pub fn set_named_override_by(&self, name: &str, o: Override, by: &str) {
+    pub(crate) fn set_named_override_by(&self, name: &str, o: Override, by: &str) {
         let mut named = lock(&self.named);
         let before = if o.is_none() {
             named.remove(name)
@@ -460,7 +460,7 @@ impl HealthTable {
         lock(&self.named).get(name).copied().unwrap_or_default()
     }
 
-    pub fn named_overrides(&self) -> BTreeMap<String, Override> {
+    pub(crate) fn named_overrides(&self) -> BTreeMap<String, Override> {
         lock(&self.named).clone()
     }
 
@@ -495,7 +495,7 @@ impl HealthTable {
     }
 
     /// Every target's details, in id order.
-    pub fn status_all(&self) -> Vec<TargetStatus> {
+    pub(crate) fn status_all(&self) -> Vec<TargetStatus> {
         self.targets()
             .filter_map(|(id, _)| self.status(id))
             .collect()
@@ -567,7 +567,7 @@ impl LatencyHistogram {
         }
     }
 
-    pub fn observe(&self, latency: Duration) {
+    pub(crate) fn observe(&self, latency: Duration) {
         let bucket = LATENCY_BOUNDS
             .iter()
             .position(|le| latency <= *le)
@@ -609,7 +609,7 @@ pub struct LatencySnapshot {
 
 impl LatencySnapshot {
     /// `(le, cumulative count)` pairs, without `+Inf` (that is `count`).
-    pub fn buckets(&self) -> impl Iterator<Item = (Duration, u64)> + '_ {
+    pub(crate) fn buckets(&self) -> impl Iterator<Item = (Duration, u64)> + '_ {
         LATENCY_BOUNDS
             .iter()
             .copied()

@@ -133,12 +133,12 @@ impl Verdicts {
     }
 
     /// Verdicts pushed since start.
-    pub fn pushed_total(&self) -> u64 {
+    pub(crate) fn pushed_total(&self) -> u64 {
         self.pushed.load(Ordering::Relaxed)
     }
 
     /// Verdicts that ran out since start.
-    pub fn expired_total(&self) -> u64 {
+    pub(crate) fn expired_total(&self) -> u64 {
         self.expired.load(Ordering::Relaxed)
     }
 }

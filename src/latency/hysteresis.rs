@@ -161,7 +161,7 @@ impl<K: std::hash::Hash + Eq + Copy> Steady<K> {
     }
 
     /// Forgets networks not in `keep`.
-    pub fn retain(&mut self, keep: &std::collections::HashSet<K>) {
+    pub(crate) fn retain(&mut self, keep: &std::collections::HashSet<K>) {
         self.standings.retain(|k, _| keep.contains(k));
     }
 

@@ -66,7 +66,7 @@ impl LatencyHandle {
 
     /// A fresh table as of `now` with the other sites' figures of `sharing`
     /// merged in, each network's winner held by `steady`'s hysteresis.
-    pub fn snapshot_shared(
+    pub(crate) fn snapshot_shared(
         &self,
         now: Instant,
         sharing: &share::Sharing,

@@ -28,17 +28,17 @@ use crate::geo::cidr::IpNet;
 use super::{LatencyHandle, NetKey, Sample, Sender};
 
 /// Slots of the ring the query loops write sampled client addresses into.
-pub const RING: usize = 256;
+pub(crate) const RING: usize = 256;
 /// Addresses waiting for a probe.
-pub const MAX_QUEUE: usize = 1024;
+pub(crate) const MAX_QUEUE: usize = 1024;
 /// Networks remembered as probed within the interval.
-pub const MAX_TRACKED: usize = 100_000;
+pub(crate) const MAX_TRACKED: usize = 100_000;
 /// Probes in flight at once.
-pub const MAX_IN_FLIGHT: usize = 64;
+pub(crate) const MAX_IN_FLIGHT: usize = 64;
 
 /// A fixed ring of sampled client addresses. Writers never wait: a slot held
 /// by the reader (or another writer) drops the offer.
-pub struct Ring {
+pub(crate) struct Ring {
     slots: [Mutex<Option<IpAddr>>; RING],
     next: AtomicUsize,
 }
@@ -115,7 +115,7 @@ pub fn set_sampling(every: u32) {
 
 /// Why an address was not queued for a probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Skip {
+pub(crate) enum Skip {
     /// In a network of the `never` list.
     Never,
     /// Private, loopback, link-local, multicast or unspecified.
@@ -129,7 +129,7 @@ pub enum Skip {
 /// Which addresses to probe: at most one per network (/24, /48) per
 /// interval, none of the `never` list, no private ones unless allowed; the
 /// queue and the record of probed networks are bounded.
-pub struct Picker {
+pub(crate) struct Picker {
     interval: Duration,
     never: Vec<IpNet>,
     allow_private: bool,
@@ -187,12 +187,13 @@ impl Picker {
     }
 
     /// Forgets networks probed longer than an interval ago.
-    pub fn prune(&mut self, now: Instant) {
+    pub(crate) fn prune(&mut self, now: Instant) {
         let interval = self.interval;
         self.last
             .retain(|_, t| now.saturating_duration_since(*t) < interval);
     }
 
+    #[cfg(test)]
     pub fn queued(&self) -> usize {
         self.queue.len()
     }
@@ -237,7 +238,7 @@ pub fn answers(pkt: &[u8], id: u16) -> bool {
 /// Times one probe: a DNS query over UDP from `source` (or the system's
 /// choice) to `target`, to the first answer with a matching id. `None` when
 /// nothing matching came back within `timeout` or the socket failed.
-pub async fn probe_once(
+pub(crate) async fn probe_once(
     target: SocketAddr,
     source: Option<IpAddr>,
     id: u16,
@@ -302,7 +303,7 @@ pub fn counters() -> &'static ProbeCounters {
 
 /// The prober's metrics, in the Prometheus text format; nothing while
 /// probes are off.
-pub fn render_metrics(out: &mut String) {
+pub(crate) fn render_metrics(out: &mut String) {
     use std::fmt::Write as _;
     if EVERY.load(Relaxed) == 0 {
         return;

@@ -11,6 +11,7 @@
 //! pure part and the process's store of other sites' figures.
 
 use std::collections::{BTreeMap, HashMap};
+#[cfg(test)]
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -24,11 +25,11 @@ use super::table::{MAX_COUNT, MAX_RTT_MS, MIN_RTT_MS};
 use super::{Aggregator, Figure, LatencyHandle, NetKey};
 
 /// The most bytes of one site's value, written or read.
-pub const MAX_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_BYTES: usize = 256 * 1024;
 /// The most figures one site's value may hold.
-pub const MAX_ENTRIES: usize = 20_000;
+pub(crate) const MAX_ENTRIES: usize = 20_000;
 /// A shared figure older than this is not merged.
-pub const MAX_AGE: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_AGE: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -179,7 +180,7 @@ pub fn global() -> &'static Sharing {
 
 impl Sharing {
     /// Names the aggregator this instance publishes from (once per process).
-    pub fn set_local(&self, handle: LatencyHandle, max_entries: usize, every: Duration) {
+    pub(crate) fn set_local(&self, handle: LatencyHandle, max_entries: usize, every: Duration) {
         let _ = self.local.set((handle, max_entries, every));
     }
 
@@ -189,14 +190,14 @@ impl Sharing {
     }
 
     /// This instance's value to publish; none without a measured table.
-    pub fn own_value(&self, now: Instant) -> Option<String> {
+    pub(crate) fn own_value(&self, now: Instant) -> Option<String> {
         let (h, max, _) = self.local.get()?;
         let agg = h.lock();
         Some(encode(&agg, now, *max))
     }
 
     /// Takes in site `site`'s value; a bad one is counted and changes nothing.
-    pub fn ingest(&self, site: &str, value: &[u8]) -> Result<(), String> {
+    pub(crate) fn ingest(&self, site: &str, value: &[u8]) -> Result<(), String> {
         match decode(value, site, Instant::now()) {
             Ok(r) => {
                 self.received.fetch_add(1, Relaxed);
@@ -211,7 +212,7 @@ impl Sharing {
     }
 
     /// Forgets a site (its key was deleted or its lease ended).
-    pub fn forget(&self, site: &str) {
+    pub(crate) fn forget(&self, site: &str) {
         lock(&self.sites).remove(site);
     }
 
@@ -250,7 +251,8 @@ impl Sharing {
 
 /// For tests: a network key's printed form parses back.
 #[doc(hidden)]
-pub fn key_round_trips(ip: IpAddr) -> bool {
+#[cfg(test)]
+pub(crate) fn key_round_trips(ip: IpAddr) -> bool {
     let k = NetKey::of_addr(ip);
     parse_key(&k.to_string()) == Some(k)
 }

@@ -27,13 +27,13 @@ use crate::geo::cidr::{mask, IpNet};
 use crate::policy::LatencyTable;
 
 /// The narrowest network a figure is kept for: one /24 of IPv4, one /48 of IPv6.
-pub const V4_PREFIX: u8 = 24;
-pub const V6_PREFIX: u8 = 48;
+pub(crate) const V4_PREFIX: u8 = 24;
+pub(crate) const V6_PREFIX: u8 = 48;
 /// Round trips outside this range are not measurements of a network path.
-pub const MIN_RTT_MS: f64 = 0.1;
-pub const MAX_RTT_MS: f64 = 10_000.0;
+pub(crate) const MIN_RTT_MS: f64 = 0.1;
+pub(crate) const MAX_RTT_MS: f64 = 10_000.0;
 /// The most samples one feed line may stand for.
-pub const MAX_COUNT: u32 = 1_000_000;
+pub(crate) const MAX_COUNT: u32 = 1_000_000;
 
 /// The client side of a figure, in the static table's precedence: network,
 /// then ASN, then country.
@@ -58,7 +58,7 @@ impl NetKey {
     }
 
     /// A network named by the operator's feed: /24 (IPv4) or /48 (IPv6), or wider.
-    pub fn of_net(net: IpNet) -> Result<NetKey, Rejected> {
+    pub(crate) fn of_net(net: IpNet) -> Result<NetKey, Rejected> {
         let max = if net.addr().is_ipv4() {
             V4_PREFIX
         } else {
@@ -71,7 +71,7 @@ impl NetKey {
     }
 
     /// A country as an ISO 3166-1 alpha-2 code like `JP`.
-    pub fn of_country(cc: &str) -> Result<NetKey, Rejected> {
+    pub(crate) fn of_country(cc: &str) -> Result<NetKey, Rejected> {
         match cc.as_bytes() {
             [a, b] if a.is_ascii_uppercase() && b.is_ascii_uppercase() => {
                 Ok(NetKey::Country([*a, *b]))
@@ -304,7 +304,7 @@ impl Aggregator {
 
     /// Counts a refusal made before a sample could be built (a bad network,
     /// an unknown region name).
-    pub fn count_rejected(&mut self, r: &Rejected) {
+    pub(crate) fn count_rejected(&mut self, r: &Rejected) {
         match r {
             Rejected::Absurd(_) | Rejected::Count(_) => self.counters.absurd += 1,
             Rejected::UnknownRegion(_) => self.counters.unknown_region += 1,
@@ -404,7 +404,7 @@ impl Aggregator {
     /// figures (per network, per region of this aggregator) merged in: per
     /// network and region the figure of the most samples wins, the newer on a
     /// tie, whether measured here or shared.
-    pub fn snapshot_with(
+    pub(crate) fn snapshot_with(
         &self,
         now: Instant,
         shared: &HashMap<NetKey, Vec<Option<Figure>>>,

@@ -27,7 +27,7 @@ use super::{
 use super::{HASH_PREFIX_V4, HASH_PREFIX_V6};
 
 /// A dial that keeps everything: no dial set.
-pub const FULL: u8 = 100;
+pub(crate) const FULL: u8 = 100;
 
 /// Salt of the dial hash, apart from the weighted strategy's (which salts with
 /// the region index alone), so a dial's kept networks do not line up with a
@@ -46,7 +46,7 @@ pub fn keeps(key: u128, region: u16, dial: u8) -> bool {
 }
 
 /// The prefix length a client's network is hashed over.
-pub fn hash_bits(client: &Client) -> u8 {
+pub(crate) fn hash_bits(client: &Client) -> u8 {
     match client.family_bits() {
         32 => HASH_PREFIX_V4,
         _ => HASH_PREFIX_V6,

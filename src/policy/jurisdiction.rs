@@ -10,10 +10,10 @@ pub const EU: &[&str] = &[
 
 /// The European Economic Area: the EU plus Iceland, Liechtenstein and Norway, where
 /// GDPR applies as well.
-pub const EEA_EXTRA: &[&str] = &["IS", "LI", "NO"];
+pub(crate) const EEA_EXTRA: &[&str] = &["IS", "LI", "NO"];
 
 /// The countries of a built-in jurisdiction, or `None` if the name is not built in.
-pub fn builtin(name: &str) -> Option<Vec<[u8; 2]>> {
+pub(crate) fn builtin(name: &str) -> Option<Vec<[u8; 2]>> {
     let list: Vec<&str> = match name {
         "EU" => EU.to_vec(),
         "EEA" => EU.iter().chain(EEA_EXTRA).copied().collect(),

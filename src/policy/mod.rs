@@ -20,9 +20,9 @@ use crate::geo::Location;
 use crate::zone::{rtype, Name, RRset};
 
 /// Index of a region in its zone's region list.
-pub type RegionIdx = u16;
+pub(crate) type RegionIdx = u16;
 /// Index of an endpoint in its name's endpoint list.
-pub type EndpointIdx = u16;
+pub(crate) type EndpointIdx = u16;
 
 /// A place where the service runs.
 #[derive(Debug, Clone)]
@@ -35,7 +35,7 @@ pub struct Region {
 }
 
 /// Health slot that is always up: an address or endpoint with no check.
-pub const NO_HEALTH: u32 = u32::MAX;
+pub(crate) const NO_HEALTH: u32 = u32::MAX;
 
 /// One address of an endpoint, prebuilt alone, for answers that must leave out
 /// addresses whose probes fail.
@@ -402,16 +402,16 @@ macro_rules! note {
 }
 
 /// Speed of light in fiber, km per millisecond (about 2/3 c).
-pub const FIBER_KM_PER_MS: f64 = 200.0;
+pub(crate) const FIBER_KM_PER_MS: f64 = 200.0;
 /// Default time a round trip spends outside fiber: serialization, queues, last mile.
-pub const DEFAULT_OVERHEAD_MS: f64 = 5.0;
+pub(crate) const DEFAULT_OVERHEAD_MS: f64 = 5.0;
 /// Prefix lengths that the weighted strategy hashes, so one resolver's clients stay
 /// together: the usual /24 and /56 client aggregation (RFC 7871 §11.1).
-pub const HASH_PREFIX_V4: u8 = 24;
-pub const HASH_PREFIX_V6: u8 = 56;
+pub(crate) const HASH_PREFIX_V4: u8 = 24;
+pub(crate) const HASH_PREFIX_V6: u8 = 56;
 
 /// Great-circle distance in km (haversine, mean Earth radius).
-pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
+pub(crate) fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
     let (lat1, lon1) = (a.0.to_radians(), a.1.to_radians());
     let (lat2, lon2) = (b.0.to_radians(), b.1.to_radians());
     let dlat = lat2 - lat1;
@@ -421,7 +421,7 @@ pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
 }
 
 /// Estimated round trip: there and back through fiber, plus the fixed overhead.
-pub fn estimate_rtt_ms(client: (f64, f64), region: (f64, f64), overhead_ms: f64) -> f64 {
+pub(crate) fn estimate_rtt_ms(client: (f64, f64), region: (f64, f64), overhead_ms: f64) -> f64 {
     2.0 * distance_km(client, region) / FIBER_KM_PER_MS + overhead_ms
 }
 
@@ -968,7 +968,7 @@ impl<H: HealthView> Pass<'_, H> {
 
 /// Whether a trace line is one of [`explain_scope`]'s: they depend on the name and
 /// the client only, so a trace of both address types may print them once.
-pub fn is_scope_map_line(line: &str) -> bool {
+pub(crate) fn is_scope_map_line(line: &str) -> bool {
     [
         "  merged: ",
         "  it stops at /",
@@ -1147,7 +1147,7 @@ fn cc_str(c: Option<[u8; 2]>) -> String {
 }
 
 /// One line saying where the database puts the client.
-pub fn describe_location(loc: &Location) -> String {
+pub(crate) fn describe_location(loc: &Location) -> String {
     let mut parts = Vec::new();
     if let Some(c) = loc.continent {
         parts.push(format!("continent {}", String::from_utf8_lossy(&c)));

@@ -387,12 +387,12 @@ impl ScopeMap {
     }
 
     /// Runs in both families.
-    pub fn runs_len(&self) -> usize {
+    pub(crate) fn runs_len(&self) -> usize {
         self.v4.keys.len() + self.v6.keys.len()
     }
 
     /// Bytes held by the runs and classes.
-    pub fn heap_bytes(&self) -> usize {
+    pub(crate) fn heap_bytes(&self) -> usize {
         let runs = |r: &Runs| r.keys.heap_bytes() + r.ids.heap_bytes();
         runs(&self.v4) + runs(&self.v6) + self.classes.capacity() * std::mem::size_of::<Class>()
     }

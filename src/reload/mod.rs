@@ -22,7 +22,7 @@ use crate::config::ConfigError;
 
 /// Quiet time after the last file event before a reload starts: an editor's save or
 /// a copy of many files is one reload, not many.
-pub const DEBOUNCE: Duration = Duration::from_millis(300);
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(300);
 
 /// Reload outcomes, for metrics and status.
 #[derive(Debug, Default)]
@@ -38,10 +38,10 @@ pub struct ReloadStats {
 
 /// Something that must happen to every new snapshot before it serves (carrying
 /// health state over, for one).
-pub type Prepare = Arc<dyn Fn(&mut Snapshot, &Snapshot) + Send + Sync>;
+pub(crate) type Prepare = Arc<dyn Fn(&mut Snapshot, &Snapshot) + Send + Sync>;
 
 /// Builds and swaps in a new snapshot. Returns its generation.
-pub fn reload_now(
+pub(crate) fn reload_now(
     o: &CommandLine,
     handle: &SnapshotHandle,
     stats: &ReloadStats,
@@ -141,7 +141,7 @@ fn describe_changes(old: &Snapshot, new: &Snapshot) -> String {
 
 /// What to watch: folders, and which paths in them matter.
 #[derive(Debug, Default, Clone)]
-pub struct WatchSet {
+pub(crate) struct WatchSet {
     /// Folders watched as a whole, recursively (the zones folder).
     pub trees: Vec<PathBuf>,
     /// Single files, watched through their folder (editors replace by rename).
@@ -150,7 +150,7 @@ pub struct WatchSet {
 
 impl WatchSet {
     /// True when a change at `p` may change the configuration.
-    pub fn matters(&self, p: &Path) -> bool {
+    pub(crate) fn matters(&self, p: &Path) -> bool {
         self.trees.iter().any(|t| p.starts_with(t)) || self.files.iter().any(|f| f == p)
     }
 
@@ -189,7 +189,7 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 /// Folders and files to watch for a configuration.
-pub fn watch_set(o: &CommandLine) -> WatchSet {
+pub(crate) fn watch_set(o: &CommandLine) -> WatchSet {
     let mut w = WatchSet::default();
     if let Some(c) = &o.config {
         w.files.push(absolute(c));

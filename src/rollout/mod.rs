@@ -25,7 +25,7 @@ use thiserror::Error;
 
 /// A condition a ramp waits on. `Some(true)`: holds; `Some(false)`: fails (the
 /// ramp stops); `None`: cannot tell now (the ramp waits, never advances).
-pub trait Gate {
+pub(crate) trait Gate {
     /// What the gate watches, for logs and `/status`.
     fn name(&self) -> String;
     fn verdict(&self) -> Option<bool>;
@@ -33,7 +33,7 @@ pub trait Gate {
 
 /// The gates' combined verdict: any failure fails, else any unknown is
 /// unknown; the first failing gate's name with it.
-pub fn combine(gates: &[&dyn Gate]) -> (Option<bool>, Option<String>) {
+pub(crate) fn combine(gates: &[&dyn Gate]) -> (Option<bool>, Option<String>) {
     let mut unknown = false;
     for g in gates {
         match g.verdict() {
@@ -94,7 +94,7 @@ impl Phase {
         }
     }
     /// Still to be ticked or resumed.
-    pub fn active(&self) -> bool {
+    pub(crate) fn active(&self) -> bool {
         matches!(self, Phase::Running | Phase::Paused)
     }
 }
@@ -105,7 +105,7 @@ impl Phase {
 pub struct RampError(pub String);
 
 /// Most steps a ramp takes.
-pub const MAX_STEPS: usize = 20;
+pub(crate) const MAX_STEPS: usize = 20;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ramp {
@@ -227,7 +227,7 @@ impl Ramp {
     }
 
     /// Time until the ramp is done if every gate holds from now.
-    pub fn time_left(&self) -> Duration {
+    pub(crate) fn time_left(&self) -> Duration {
         if !self.phase.active() {
             return Duration::ZERO;
         }
@@ -235,7 +235,7 @@ impl Ramp {
         (self.hold * (steps_left + 1)).saturating_sub(self.held)
     }
 
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({
             "steps": self.steps,
             "hold_ms": self.hold.as_millis() as u64,
@@ -252,7 +252,7 @@ impl Ramp {
 }
 
 /// Parses `1,5,25,50,100`.
-pub fn parse_steps(s: &str) -> Result<Vec<u8>, RampError> {
+pub(crate) fn parse_steps(s: &str) -> Result<Vec<u8>, RampError> {
     if s.len() > 4 * MAX_STEPS {
         return Err(RampError(format!("steps: at most {MAX_STEPS}")));
     }
@@ -275,7 +275,7 @@ pub struct Ramps {
 }
 
 /// The ramps' file beside a state file: `STATE.ramps.json`.
-pub fn file_beside(state_file: &std::path::Path) -> std::path::PathBuf {
+pub(crate) fn file_beside(state_file: &std::path::Path) -> std::path::PathBuf {
     let mut name = state_file.as_os_str().to_owned();
     name.push(".ramps.json");
     name.into()

@@ -113,7 +113,7 @@ fn wake_of(origin: &Name) -> Arc<Notify> {
 
 /// The NOTIFY table a snapshot of this configuration carries (the same wake-ups
 /// and counters across reloads); `None` without secondary zones.
-pub fn notify_table(secondaries: &[SecondaryConfig]) -> Option<Arc<NotifyTable>> {
+pub(crate) fn notify_table(secondaries: &[SecondaryConfig]) -> Option<Arc<NotifyTable>> {
     if secondaries.is_empty() {
         return None;
     }
@@ -135,7 +135,7 @@ pub fn notify_table(secondaries: &[SecondaryConfig]) -> Option<Arc<NotifyTable>>
 }
 
 /// Prometheus text of the refresh and NOTIFY counters.
-pub fn render(out: &mut String) {
+pub(crate) fn render(out: &mut String) {
     use std::fmt::Write as _;
     let Ok(r) = registry().lock() else { return };
     if r.wakes.is_empty() {

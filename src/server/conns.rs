@@ -26,9 +26,9 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// The IPv4 network one client is counted by.
-pub const CLIENT_PREFIX_V4: u8 = 24;
+pub(crate) const CLIENT_PREFIX_V4: u8 = 24;
 /// The IPv6 network one client is counted by.
-pub const CLIENT_PREFIX_V6: u8 = 56;
+pub(crate) const CLIENT_PREFIX_V6: u8 = 56;
 
 /// How long a newcomer at the cap waits for the connection evicted for it to close
 /// before it is refused instead.
@@ -39,13 +39,13 @@ static EVICTIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Connections closed to make room for a newcomer (the metric
 /// `signpost_connections_evicted_total`).
-pub fn evictions() -> u64 {
+pub(crate) fn evictions() -> u64 {
     EVICTIONS.load(Ordering::Relaxed)
 }
 
 /// The network a client address is counted in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientNet(IpAddr);
+pub(crate) struct ClientNet(IpAddr);
 
 impl ClientNet {
     pub fn of(ip: IpAddr) -> ClientNet {
@@ -58,7 +58,7 @@ impl ClientNet {
 }
 
 /// One open connection as the registry sees it.
-pub struct Conn {
+pub(crate) struct Conn {
     id: u64,
     net: ClientNet,
     /// When it was accepted: the handshake and first-query deadline count from here.
@@ -72,13 +72,13 @@ pub struct Conn {
 
 impl Conn {
     /// Marks the connection active now (a query answered, a request begun or done).
-    pub fn touch(&self) {
+    pub(crate) fn touch(&self) {
         let ms = self.base.elapsed().as_millis() as u64;
         self.last_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Resolves when the registry asks this connection to close for a newcomer.
-    pub async fn evicted(&self) {
+    pub(crate) async fn evicted(&self) {
         self.evict.notified().await
     }
 }
@@ -140,14 +140,14 @@ impl Registry {
 
     /// Connections of this registry closed to make room for a newcomer.
     #[cfg(test)]
-    pub fn evictions(&self) -> u64 {
+    pub(crate) fn evictions(&self) -> u64 {
         self.evictions.load(Ordering::Relaxed)
     }
 
     /// A slot for a connection from `ip`: at once when there is room; at the cap
     /// after the longest-idle connection has closed for it (at most [`EVICT_WAIT`]);
     /// refused when its client network is at its own cap.
-    pub async fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refused> {
+    pub(crate) async fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refused> {
         let deadline = Instant::now() + EVICT_WAIT;
         loop {
             let freed = self.freed.notified();
@@ -190,7 +190,7 @@ impl Registry {
     /// under a running server, or taken by something else): the longest-idle
     /// connection closes and gives its descriptor to the next accept. True once it
     /// has closed (at most [`EVICT_WAIT`]); false when there is none to close.
-    pub async fn make_room(&self) -> bool {
+    pub(crate) async fn make_room(&self) -> bool {
         let freed = self.freed.notified();
         tokio::pin!(freed);
         freed.as_mut().enable();

@@ -55,7 +55,7 @@ const MAX_STREAMS: u32 = 100;
 const WINDOW: u32 = 65535;
 /// The server-wide default of [`Doh::budget`]: 128 bodies of the largest DNS
 /// message, or thousands of common ones, in flight.
-pub const DEFAULT_BODY_BUDGET: usize = 8 << 20;
+pub(crate) const DEFAULT_BODY_BUDGET: usize = 8 << 20;
 const DNS_MESSAGE: &str = "application/dns-message";
 
 /// base64url, unpadded as RFC 8484 §4.1 sends it; padding is accepted too.

@@ -19,14 +19,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// How long an accept loop rests after a failure of ours (no descriptor, no memory).
-pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// At most one warning this often about failed accepts; the rest are only counted.
-pub const WARN_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// The soft and hard limits on open files at start, and the soft one after raising.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileLimit {
+pub(crate) struct FileLimit {
     pub soft_before: u64,
     pub hard: u64,
     pub soft: u64,
@@ -36,7 +36,7 @@ pub struct FileLimit {
 /// limit is unlimited, as Linux refuses more); `None` where the limit cannot be
 /// read. A refusal to raise leaves the soft limit as it was, which the caps are
 /// then fitted under.
-pub fn raise() -> Option<FileLimit> {
+pub(crate) fn raise() -> Option<FileLimit> {
     #[cfg(target_os = "linux")]
     {
         use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
@@ -65,7 +65,7 @@ pub fn raise() -> Option<FileLimit> {
 
 /// The limit the server will run under: the hard limit (the soft one is raised to
 /// it at start). `signpost check` fits the caps under this, as `serve` does.
-pub fn available() -> Option<u64> {
+pub(crate) fn available() -> Option<u64> {
     #[cfg(target_os = "linux")]
     {
         use rustix::process::{getrlimit, Resource};
@@ -87,7 +87,7 @@ fn nr_open() -> u64 {
 
 /// True for an accept error that says we lack something (descriptors, buffers,
 /// memory), not that the connection was bad: the next accept would fail alike.
-pub fn is_resource_error(e: &io::Error) -> bool {
+pub(crate) fn is_resource_error(e: &io::Error) -> bool {
     #[cfg(unix)]
     {
         matches!(
@@ -110,7 +110,7 @@ static CLOCK: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new
 
 /// Accepts that failed for lack of a resource since start (the metric
 /// `signpost_accept_resource_errors_total`).
-pub fn accept_errors() -> u64 {
+pub(crate) fn accept_errors() -> u64 {
     ACCEPT_ERRORS.load(Ordering::Relaxed)
 }
 

@@ -40,7 +40,7 @@ use crate::answer::snapshot::SnapshotHandle;
 pub use crate::answer::handler::{handle, Transport};
 
 /// UDP read loops restarted after a panic (see `udp::serve`).
-pub fn udp_restarts() -> u64 {
+pub(crate) fn udp_restarts() -> u64 {
     udp::RESTARTS.load(Ordering::Relaxed)
 }
 
@@ -70,7 +70,7 @@ pub const NO_FRAGMENT_PAYLOAD: u16 = 1232;
 /// Binds `sockets` UDP sockets and one TCP listener on each address. A port of 0 picks
 /// one free port for UDP and TCP alike. `udp_payload` is the largest UDP response
 /// (`udp_payload_max`), which decides how the sockets treat fragmentation.
-pub fn bind_all(
+pub(crate) fn bind_all(
     addrs: &[SocketAddr],
     sockets: usize,
     udp_payload: u16,

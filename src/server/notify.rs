@@ -16,9 +16,9 @@ use crate::zone::tsig::{self, Key};
 use crate::zone::{rtype, Name};
 
 /// Attempts per secondary and zone change.
-pub const TRIES: u32 = 5;
+pub(crate) const TRIES: u32 = 5;
 /// The wait for an answer to the first attempt; doubled after each.
-pub const FIRST_WAIT: Duration = Duration::from_millis(500);
+pub(crate) const FIRST_WAIT: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -30,7 +30,7 @@ pub struct Counters {
     pub failed: AtomicU64,
 }
 
-pub static COUNTERS: Counters = Counters {
+pub(crate) static COUNTERS: Counters = Counters {
     sent: AtomicU64::new(0),
     answered: AtomicU64::new(0),
     failed: AtomicU64::new(0),
@@ -79,7 +79,7 @@ pub fn spawn(transfer: &TransferConfig, zones: &[Name]) {
 }
 
 /// Sends the NOTIFY until answered; true when the secondary answered NOERROR.
-pub async fn notify_one(zone: &Name, target: SocketAddr, key: Option<&Key>) -> bool {
+pub(crate) async fn notify_one(zone: &Name, target: SocketAddr, key: Option<&Key>) -> bool {
     let local: SocketAddr = if target.is_ipv4() {
         SocketAddr::from(([0, 0, 0, 0], 0))
     } else {

@@ -34,7 +34,7 @@ impl QueryLog {
     }
 
     /// With dnstap output as well.
-    pub fn with_dnstap(self, dnstap: Option<Arc<Tap>>) -> QueryLog {
+    pub(crate) fn with_dnstap(self, dnstap: Option<Arc<Tap>>) -> QueryLog {
         QueryLog { dnstap, ..self }
     }
 

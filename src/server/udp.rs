@@ -103,7 +103,7 @@ impl Worker {
 }
 
 /// UDP read loops restarted after a panic, since the process started.
-pub static RESTARTS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static RESTARTS: AtomicU64 = AtomicU64::new(0);
 
 /// Runs the socket's read loop until the server stops. A panic in it (a bug: no
 /// input is meant to cause one) loses the packets in hand and restarts the loop on

@@ -160,7 +160,7 @@ pub async fn serve<S: AsyncWrite + Unpin>(
 }
 
 /// The transfer and NOTIFY counters in Prometheus text format.
-pub fn render_metrics(out: &mut String) {
+pub(crate) fn render_metrics(out: &mut String) {
     use std::fmt::Write;
     let c = &COUNTERS;
     let n = &super::notify::COUNTERS;

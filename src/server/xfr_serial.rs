@@ -23,7 +23,7 @@ type Served = FxHashMap<(PathBuf, Name), (u64, u32)>;
 static SERVED: Mutex<Option<Served>> = Mutex::new(None);
 
 /// A fingerprint of what the zone serves, its SOA serial left out.
-pub fn fingerprint(zone: &Zone, steering: Option<&ZoneSteering>) -> u64 {
+pub(crate) fn fingerprint(zone: &Zone, steering: Option<&ZoneSteering>) -> u64 {
     let mut h = FxHasher::default();
     let mut names: Vec<(&[u8], &crate::zone::Node)> = zone.nodes.iter().collect();
     names.sort_unstable_by_key(|(n, _)| *n);
@@ -77,7 +77,7 @@ fn soa_without_serial(rd: &[u8]) -> Vec<u8> {
 }
 
 /// Sets the zone's serial: its SOA record, its negative-answer SOA and `serial`.
-pub fn set_serial(zone: &mut Zone, serial: u32) {
+pub(crate) fn set_serial(zone: &mut Zone, serial: u32) {
     let origin = zone.origin.wire().to_vec();
     let Some(node) = zone.nodes.get_mut(&origin) else {
         return;
@@ -111,7 +111,7 @@ pub fn set_serial(zone: &mut Zone, serial: u32) {
 /// A zone that `signed` says is signed counts as changed at every load after
 /// the first: each load signs it anew, and a secondary must take the new
 /// signatures before the old ones expire.
-pub fn follow_content(
+pub(crate) fn follow_content(
     zones_dir: &Path,
     zones: &mut [Zone],
     steering: &[ZoneSteering],

@@ -16,18 +16,18 @@ use super::{class, rtype, Nodes, RRset, Zone};
 /// A problem found while building a zone, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}:{line}: {message}", file.display())]
-pub struct ZoneError {
+pub(crate) struct ZoneError {
     pub file: PathBuf,
     pub line: usize,
     pub message: String,
 }
 
 /// Something the zone loads with but an operator should hear about.
-pub type ZoneWarning = ZoneError;
+pub(crate) type ZoneWarning = ZoneError;
 
 /// Groups records into RRsets and checks the zone. `file` is the zone's own file,
 /// named by errors that belong to no single record (a missing SOA, say).
-pub fn build_zone(
+pub(crate) fn build_zone(
     origin: &Name,
     file: &Path,
     records: Vec<SourceRecord>,

@@ -20,13 +20,13 @@ use crate::zone::rtype;
 
 /// Deepest nesting of `$INCLUDE`: enough for any sane layout, small enough that a
 /// mistake fails fast.
-pub const MAX_INCLUDE_DEPTH: usize = 8;
+pub(crate) const MAX_INCLUDE_DEPTH: usize = 8;
 /// The only class signpost serves.
 const CLASS_IN: u16 = 1;
 
 /// One resource record as read from a master file, with where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceRecord {
+pub(crate) struct SourceRecord {
     pub owner: Name,
     pub rtype: u16,
     pub ttl: u32,
@@ -41,7 +41,7 @@ pub struct SourceRecord {
 /// A problem in a master file, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}:{line}: {message}", file.display())]
-pub struct MasterError {
+pub(crate) struct MasterError {
     pub file: PathBuf,
     /// 1-based; 0 when the problem is the file as a whole (it cannot be read).
     pub line: usize,
@@ -50,7 +50,7 @@ pub struct MasterError {
 
 /// What the zone configuration tells the parser before the file says anything.
 #[derive(Debug, Clone)]
-pub struct MasterOptions {
+pub(crate) struct MasterOptions {
     /// The starting origin, normally the zone's apex (RFC 1035 §5.1).
     pub origin: Name,
     /// TTL for records that give none when the file has no `$TTL` and no earlier
@@ -60,7 +60,10 @@ pub struct MasterOptions {
 
 /// Parses a whole file. Collects every error (keeps going after a bad record: one bad
 /// line must not hide the next).
-pub fn parse_file(path: &Path, opts: &MasterOptions) -> (Vec<SourceRecord>, Vec<MasterError>) {
+pub(crate) fn parse_file(
+    path: &Path,
+    opts: &MasterOptions,
+) -> (Vec<SourceRecord>, Vec<MasterError>) {
     let mut loader = Loader::new(opts);
     let file: Arc<Path> = Arc::from(path);
     match read_text(path) {
@@ -94,7 +97,7 @@ pub fn parse_file(path: &Path, opts: &MasterOptions) -> (Vec<SourceRecord>, Vec<
 /// Parses text embedded in another file (a TOML string): `file` is used in messages,
 /// `first_line` is the 1-based line in that file where the text begins, `base_dir`
 /// resolves `$INCLUDE`.
-pub fn parse_text(
+pub(crate) fn parse_text(
     text: &str,
     file: &Path,
     first_line: usize,
@@ -121,7 +124,8 @@ pub fn parse_text(
 /// Splits presentation-format text into fields the way a master file would (quotes,
 /// escapes, comments; parentheses are dropped). Handy for RDATA given on its own,
 /// in configuration or tests.
-pub fn split_fields(text: &str) -> Result<Vec<Field<'_>>, String> {
+#[cfg(test)]
+pub(crate) fn split_fields(text: &str) -> Result<Vec<Field<'_>>, String> {
     let mut fields = Vec::new();
     let mut error = None;
     tokenize(text, 1, &mut |entry| match entry {

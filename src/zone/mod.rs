@@ -31,11 +31,11 @@ pub struct Invalid(pub String);
 
 /// The largest configuration file read: far above any real zone (a 100,000-record
 /// zone is about 3 MB), and a bound on what a mistaken path can cost.
-pub const MAX_FILE_BYTES: u64 = 512 << 20;
+pub(crate) const MAX_FILE_BYTES: u64 = 512 << 20;
 
 /// Reads a configuration file: regular files only (not a device, a FIFO or a
 /// folder, which could block or never end), at most [`MAX_FILE_BYTES`].
-pub fn read_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let meta = std::fs::metadata(path)?;
     if !meta.is_file() {
@@ -58,7 +58,7 @@ pub fn read_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
 }
 
 /// [`read_file`] as UTF-8 text.
-pub fn read_text_file(path: &std::path::Path) -> std::io::Result<String> {
+pub(crate) fn read_text_file(path: &std::path::Path) -> std::io::Result<String> {
     String::from_utf8(read_file(path)?)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
@@ -72,7 +72,7 @@ impl From<String> for Invalid {
 /// Classes (RFC 1035 §3.2.4, RFC 2136 §1.2).
 pub mod class {
     pub const IN: u16 = 1;
-    pub const CH: u16 = 3;
+    pub(crate) const CH: u16 = 3;
     pub const ANY: u16 = 255;
 }
 
@@ -212,13 +212,13 @@ impl RRset {
     }
 
     /// The same records with another TTL, for example the SOA of negative answers.
-    pub fn with_ttl(&self, ttl: u32) -> RRset {
+    pub(crate) fn with_ttl(&self, ttl: u32) -> RRset {
         let rdatas = self.rdatas.iter().map(Box::from).collect();
         RRset::new(self.rtype, self.class, ttl, rdatas)
     }
 
     /// Wire size of the whole RRset when every owner name is a 2-byte pointer.
-    pub fn wire_len_compressed(&self) -> usize {
+    pub(crate) fn wire_len_compressed(&self) -> usize {
         self.rdatas.wire.len() + 2 * self.rdatas.len()
     }
 }
@@ -338,7 +338,7 @@ impl Default for SigningPolicy {
 
 impl Zone {
     /// Records in the zone (each RDATA of each RRset), for status and log lines.
-    pub fn record_count(&self) -> usize {
+    pub(crate) fn record_count(&self) -> usize {
         self.nodes
             .values()
             .flat_map(|n| n.rrsets.iter())
@@ -392,7 +392,7 @@ impl<'z> Rec<'z> {
 }
 
 /// Sections of a response; a section rarely holds more than a few RRsets.
-pub type Section<'z> = SmallVec<[Rec<'z>; 4]>;
+pub(crate) type Section<'z> = SmallVec<[Rec<'z>; 4]>;
 
 /// What the zone says in answer to one question.
 #[derive(Debug, Default)]
@@ -421,7 +421,7 @@ impl Answer<'_> {
 }
 
 /// How many CNAMEs one answer follows before it stops (loops are cut here too).
-pub const MAX_CNAME_CHAIN: usize = 12;
+pub(crate) const MAX_CNAME_CHAIN: usize = 12;
 
 impl Zone {
     /// Answers `qname` (lower-cased wire, at or below the origin) for `qtype`.
@@ -630,7 +630,7 @@ impl Zone {
     /// endpoints answers with a CNAME; node `steer` is the name's index. Returns,
     /// per name that cannot be steered, its index and why. The policies stay
     /// with the caller (beside the zone in the snapshot).
-    pub fn attach_steering<'n>(
+    pub(crate) fn attach_steering<'n>(
         &mut self,
         names: impl IntoIterator<Item = (&'n Name, bool)>,
     ) -> Result<(), Vec<(usize, String)>> {
@@ -695,7 +695,7 @@ struct Step<'q> {
 }
 
 /// A zone and its index in its [`ZoneSet`].
-pub type ZoneAt<'z> = (usize, &'z Zone);
+pub(crate) type ZoneAt<'z> = (usize, &'z Zone);
 
 /// Every zone served, found by longest match on the query name.
 #[derive(Debug, Default)]
@@ -749,7 +749,7 @@ impl ZoneSet {
 
     /// The deepest zone containing `qname`, and the next zone above it if we serve one:
     /// a DS query at a child apex is answered from the parent side (RFC 4035 §3.1.4.1).
-    pub fn find_with_parent(&self, qname: &[u8]) -> Option<(&Zone, Option<&Zone>)> {
+    pub(crate) fn find_with_parent(&self, qname: &[u8]) -> Option<(&Zone, Option<&Zone>)> {
         let mut found: Option<&Zone> = None;
         let starts = name::label_offsets(qname).chain(std::iter::once(qname.len() - 1));
         for o in starts {

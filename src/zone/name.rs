@@ -8,9 +8,9 @@ use std::borrow::Borrow;
 use std::fmt;
 
 /// Longest name on the wire, root label included (RFC 1035 §2.3.4).
-pub const MAX_NAME_LEN: usize = 255;
+pub(crate) const MAX_NAME_LEN: usize = 255;
 /// Longest label (RFC 1035 §2.3.4).
-pub const MAX_LABEL_LEN: usize = 63;
+pub(crate) const MAX_LABEL_LEN: usize = 63;
 
 /// A fully qualified domain name in lower-cased, uncompressed wire format.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -43,7 +43,7 @@ impl Name {
 
     /// Builds a name from wire bytes that are known to be a valid uncompressed name.
     /// Letters are lower-cased. Returns `None` when the bytes are not one whole name.
-    pub fn from_wire(wire: &[u8]) -> Option<Name> {
+    pub(crate) fn from_wire(wire: &[u8]) -> Option<Name> {
         if wire_name_len(wire)? != wire.len() {
             return None;
         }
@@ -157,12 +157,13 @@ impl Name {
         &self.wire
     }
 
-    pub fn is_root(&self) -> bool {
+    pub(crate) fn is_root(&self) -> bool {
         self.wire.len() == 1
     }
 
     /// Number of labels, not counting the root.
-    pub fn label_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn label_count(&self) -> usize {
         label_offsets(&self.wire).count()
     }
 
@@ -186,13 +187,13 @@ impl Name {
     }
 
     /// True when `self` is `other` or below it.
-    pub fn is_subdomain_of(&self, other: &Name) -> bool {
+    pub(crate) fn is_subdomain_of(&self, other: &Name) -> bool {
         is_wire_subdomain(&self.wire, &other.wire)
     }
 
     /// Every ancestor from `self` up to and including `stop`, deepest first.
     /// Empty when `self` is not at or below `stop`.
-    pub fn ancestors_to(&self, stop: &Name) -> Vec<Name> {
+    pub(crate) fn ancestors_to(&self, stop: &Name) -> Vec<Name> {
         let mut out = Vec::new();
         if !self.is_subdomain_of(stop) {
             return out;
@@ -233,14 +234,14 @@ impl fmt::Debug for Name {
 
 /// An uncompressed wire name in presentation format, as [`write_presentation`]
 /// writes it.
-pub fn to_text(wire: &[u8]) -> String {
+pub(crate) fn to_text(wire: &[u8]) -> String {
     let mut s = String::new();
     let _ = write_presentation(wire, &mut s);
     s
 }
 
 /// Writes an uncompressed wire name in presentation format, escaping as RFC 1035 §5.1.
-pub fn write_presentation(wire: &[u8], f: &mut impl fmt::Write) -> fmt::Result {
+pub(crate) fn write_presentation(wire: &[u8], f: &mut impl fmt::Write) -> fmt::Result {
     if wire.len() <= 1 {
         return f.write_char('.');
     }
@@ -279,7 +280,7 @@ fn end_label(buf: &mut [u8], len: usize, label: usize, text: &str) -> Result<usi
 /// The nearest of `wire`'s ancestors (its parent first, up to the child of the
 /// root), or `wire` itself before them with `itself`, for which `is` holds:
 /// the cut a name is at or below, say.
-pub fn nearest_ancestor(
+pub(crate) fn nearest_ancestor(
     wire: &[u8],
     itself: bool,
     mut is: impl FnMut(&[u8]) -> bool,
@@ -292,13 +293,13 @@ pub fn nearest_ancestor(
 
 /// Lower-cases the ASCII letters of an uncompressed wire name in place.
 /// Length octets are below 64 and never letters, so the whole slice can be folded.
-pub fn lowercase_wire(wire: &mut [u8]) {
+pub(crate) fn lowercase_wire(wire: &mut [u8]) {
     wire.make_ascii_lowercase();
 }
 
 /// Length of the uncompressed wire name at the start of `buf`, root included;
 /// `None` when it is not a well-formed uncompressed name within 255 octets.
-pub fn wire_name_len(buf: &[u8]) -> Option<usize> {
+pub(crate) fn wire_name_len(buf: &[u8]) -> Option<usize> {
     let mut pos = 0usize;
     loop {
         let len = *buf.get(pos)? as usize;
@@ -316,7 +317,7 @@ pub fn wire_name_len(buf: &[u8]) -> Option<usize> {
 }
 
 /// Offsets of the length octet of each label, root excluded.
-pub fn label_offsets(wire: &[u8]) -> impl Iterator<Item = usize> + '_ {
+pub(crate) fn label_offsets(wire: &[u8]) -> impl Iterator<Item = usize> + '_ {
     let mut pos = 0usize;
     std::iter::from_fn(move || {
         let len = *wire.get(pos)? as usize;
@@ -330,7 +331,7 @@ pub fn label_offsets(wire: &[u8]) -> impl Iterator<Item = usize> + '_ {
 }
 
 /// True when wire name `a` equals `b` or lies below it. Both lower-cased.
-pub fn is_wire_subdomain(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn is_wire_subdomain(a: &[u8], b: &[u8]) -> bool {
     if b.len() > a.len() {
         return false;
     }

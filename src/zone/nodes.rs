@@ -78,7 +78,7 @@ impl Nodes {
     }
 
     /// The node of `name` and the name as stored, which lives as long as the zone.
-    pub fn get_key_value(&self, name: &[u8]) -> Option<(&[u8], &Node)> {
+    pub(crate) fn get_key_value(&self, name: &[u8]) -> Option<(&[u8], &Node)> {
         let node = &self.nodes[self.find(name)?];
         Some((Self::name_of(&self.names, node), node))
     }
@@ -88,7 +88,7 @@ impl Nodes {
         Some(&mut self.nodes[i])
     }
 
-    pub fn contains_key(&self, name: &[u8]) -> bool {
+    pub(crate) fn contains_key(&self, name: &[u8]) -> bool {
         self.find(name).is_some()
     }
 
@@ -116,7 +116,7 @@ impl Nodes {
     }
 
     /// The names of the zone's cuts (NS at a name other than the apex).
-    pub fn cuts(&self) -> impl Iterator<Item = &[u8]> + '_ {
+    pub(crate) fn cuts(&self) -> impl Iterator<Item = &[u8]> + '_ {
         self.iter().filter(|(_, n)| n.cut).map(|(k, _)| k)
     }
 
@@ -145,12 +145,12 @@ impl Nodes {
         self.nodes.iter()
     }
 
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Node> + '_ {
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut Node> + '_ {
         self.nodes.iter_mut()
     }
 
     /// Gives back the room the vectors grew into while loading.
-    pub fn shrink_to_fit(&mut self) {
+    pub(crate) fn shrink_to_fit(&mut self) {
         self.names.shrink_to_fit();
         self.nodes.shrink_to_fit();
         self.index

@@ -21,7 +21,7 @@ use super::ttl::parse_ttl;
 use crate::zone::name::{wire_name_len, Name};
 
 /// Most octets RDATA can hold: RDLENGTH is 16 bits (RFC 1035 §3.2.1).
-pub const MAX_RDATA_LEN: usize = 65535;
+pub(crate) const MAX_RDATA_LEN: usize = 65535;
 /// Longest character-string: its length is one octet (RFC 1035 §3.3).
 const MAX_STRING_LEN: usize = 255;
 
@@ -37,7 +37,7 @@ use super::rtype as t;
 /// itself and must still tell an escaped `\.` from a label separator, while
 /// character-strings are decoded into bytes here (see [`decode_escapes`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Field<'a> {
+pub(crate) struct Field<'a> {
     /// A slice of the text the field was read from, as written.
     pub text: &'a str,
     /// Written between double quotes. Quoting only lets a field hold spaces and
@@ -60,7 +60,7 @@ impl<'a> Field<'a> {
 /// Why RDATA in presentation format was rejected. Each message names the record
 /// type, what was expected and what was found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RdataError {
+pub(crate) enum RdataError {
     /// A field is there but does not hold what its position needs.
     #[error("{rtype} record needs {expected}, found {found:?}{detail}")]
     Invalid {
@@ -111,7 +111,7 @@ pub enum RdataError {
 const CLASS_NAMES: &[(u16, &str)] = &[(1, "IN"), (3, "CH"), (4, "HS"), (254, "NONE"), (255, "ANY")];
 
 /// Mnemonic for a class code, `CLASSnnn` when it has none (RFC 3597 §5).
-pub fn class_mnemonic(c: u16) -> String {
+pub(crate) fn class_mnemonic(c: u16) -> String {
     match CLASS_NAMES.iter().find(|(code, _)| *code == c) {
         Some((_, name)) => (*name).to_string(),
         None => format!("CLASS{c}"),
@@ -119,7 +119,7 @@ pub fn class_mnemonic(c: u16) -> String {
 }
 
 /// Class code for a mnemonic, case-insensitively; `CLASSnnn` works for any code.
-pub fn class_from_mnemonic(s: &str) -> Option<u16> {
+pub(crate) fn class_from_mnemonic(s: &str) -> Option<u16> {
     if let Some(&(code, _)) = CLASS_NAMES.iter().find(|(_, n)| n.eq_ignore_ascii_case(s)) {
         return Some(code);
     }
@@ -445,7 +445,11 @@ enum Item {
 
 /// Parses the RDATA fields of one record into wire format. Relative names are
 /// completed with `origin`.
-pub fn parse_rdata(rtype: u16, fields: &[Field<'_>], origin: &Name) -> Result<Vec<u8>, RdataError> {
+pub(crate) fn parse_rdata(
+    rtype: u16,
+    fields: &[Field<'_>],
+    origin: &Name,
+) -> Result<Vec<u8>, RdataError> {
     let tname = t::name(rtype);
     if let Some((first, rest)) = fields.split_first() {
         if first.is_generic_marker() {
@@ -669,7 +673,7 @@ fn to_u16(v: u32) -> u16 {
 /// Decodes the escapes of a character-string (RFC 1035 §5.1): `\DDD` is the byte
 /// with decimal value DDD, `\X` is X itself. `None` for a `\DDD` above 255, a
 /// backslash before fewer than three digits, or a backslash at the end.
-pub fn decode_escapes(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn decode_escapes(text: &str) -> Option<Vec<u8>> {
     let b = text.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -924,7 +928,7 @@ impl<'a> WireReader<'a> {
 /// Formats RDATA in presentation format, names absolute. RDATA of a type without a
 /// presentation format here, or not valid for its type, comes out in the generic form
 /// `\# <length> <hex>` (RFC 3597 §5).
-pub fn format_rdata(rtype: u16, rdata: &[u8]) -> String {
+pub(crate) fn format_rdata(rtype: u16, rdata: &[u8]) -> String {
     if let Some(slots) = schema(rtype) {
         if let Some(items) = decode_items(slots, rdata) {
             if validate(rtype, "", &items).is_ok() {
@@ -1017,7 +1021,7 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
 
 /// The domain name a record points at: what additional-section processing and zone
 /// checks follow. `None` for other types, or when the RDATA is malformed.
-pub fn rdata_target(rtype: u16, rdata: &[u8]) -> Option<Name> {
+pub(crate) fn rdata_target(rtype: u16, rdata: &[u8]) -> Option<Name> {
     match rtype {
         t::NS | t::CNAME | t::PTR | t::DNAME => Name::from_wire(rdata),
         // RFC 1035 §3.3.9: PREFERENCE (2 bytes) then EXCHANGE.

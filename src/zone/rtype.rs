@@ -109,7 +109,7 @@ pub fn mnemonic(t: u16) -> Option<&'static str> {
 
 /// A record type, written and parsed by the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Rtype(pub u16);
+pub(crate) struct Rtype(pub u16);
 
 impl fmt::Display for Rtype {
     /// The mnemonic, `TYPEnnn` for a type without one (RFC 3597 §5).
@@ -124,7 +124,7 @@ impl fmt::Display for Rtype {
 /// A name that is neither a mnemonic of the registry nor `TYPEnnn`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown record type {0:?} (a mnemonic such as A, AAAA, TXT, or TYPEnnn)")]
-pub struct UnknownType(pub String);
+pub(crate) struct UnknownType(pub String);
 
 impl FromStr for Rtype {
     type Err = UnknownType;

@@ -6,7 +6,7 @@ use super::name::wire_name_len;
 
 /// The five numbers after the SOA's two names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Soa {
+pub(crate) struct Soa {
     pub serial: u32,
     pub refresh: u32,
     pub retry: u32,
@@ -36,7 +36,7 @@ impl Soa {
 
 /// `a` is newer than `b` in serial number arithmetic (RFC 1982 §3.2): ahead by
 /// less than half the circle.
-pub fn serial_newer(a: u32, b: u32) -> bool {
+pub(crate) fn serial_newer(a: u32, b: u32) -> bool {
     a != b && a.wrapping_sub(b) < 1 << 31
 }
 

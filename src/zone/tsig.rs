@@ -25,21 +25,21 @@ use super::{class, rtype};
 
 /// The fudge signpost writes in its own signatures: seconds of clock difference
 /// allowed (RFC 8945 §10 recommends 300).
-pub const FUDGE: u16 = 300;
+pub(crate) const FUDGE: u16 = 300;
 
 /// Unsigned messages allowed between two signed ones of one transfer (RFC 8945
 /// §5.3.1: "at least every 100th").
-pub const MAX_UNSIGNED: usize = 99;
+pub(crate) const MAX_UNSIGNED: usize = 99;
 
 /// TSIG error codes (RFC 8945 §3, the extended RCODE registry).
 pub mod error {
     pub const BADSIG: u16 = 16;
-    pub const BADKEY: u16 = 17;
-    pub const BADTIME: u16 = 18;
+    pub(crate) const BADKEY: u16 = 17;
+    pub(crate) const BADTIME: u16 = 18;
 }
 
 /// RCODE NOTAUTH, which an answer carrying a TSIG error has (RFC 8945 §5.3.2).
-pub const NOTAUTH: u8 = 9;
+pub(crate) const NOTAUTH: u8 = 9;
 
 /// The HMAC algorithms signpost knows (RFC 8945 §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub enum Algorithm {
 
 impl Algorithm {
     /// Every algorithm, for error messages and lookups.
-    pub const ALL: [Algorithm; 3] = [
+    pub(crate) const ALL: [Algorithm; 3] = [
         Algorithm::HmacSha256,
         Algorithm::HmacSha384,
         Algorithm::HmacSha512,
@@ -137,7 +137,7 @@ impl Keyring {
     }
 
     /// The key called `name`, whatever its algorithm (config references).
-    pub fn named(&self, name: &Name) -> Option<&Key> {
+    pub(crate) fn named(&self, name: &Name) -> Option<&Key> {
         self.keys.iter().find(|k| &k.name == name)
     }
 }
@@ -365,7 +365,7 @@ fn append(msg: &mut Vec<u8>, key: &Key, time: u64, mac: &[u8], err: u16, other: 
 
 /// Bytes [`sign_request`] and the signers add to a message with `key`: room to
 /// leave when filling a message up to its size limit.
-pub fn overhead(key: &Key) -> usize {
+pub(crate) fn overhead(key: &Key) -> usize {
     let mac = key.algorithm.ring().digest_algorithm().output_len();
     key.name.wire().len() + 10 + key.algorithm.wire().len() + 16 + mac + 6 /* BADTIME other */
 }
@@ -373,7 +373,7 @@ pub fn overhead(key: &Key) -> usize {
 /// Signs a request (a query, a NOTIFY, an UPDATE): appends the TSIG record to
 /// `msg`, a complete DNS message. Returns the MAC, which the answer's
 /// verification starts from ([`ResponseVerifier::new`]).
-pub fn sign_request(msg: &mut Vec<u8>, key: &Key, now: u64) -> Vec<u8> {
+pub(crate) fn sign_request(msg: &mut Vec<u8>, key: &Key, now: u64) -> Vec<u8> {
     let mut ctx = hmac::Context::with_key(&key.key);
     ctx.update(msg);
     feed_variables(&mut ctx, key, now, FUDGE, 0, &[], true);
@@ -384,7 +384,7 @@ pub fn sign_request(msg: &mut Vec<u8>, key: &Key, now: u64) -> Vec<u8> {
 
 /// A request whose TSIG checked out: the key, and the signer for its answer.
 #[derive(Debug)]
-pub struct Verified<'k> {
+pub(crate) struct Verified<'k> {
     pub key: &'k Key,
     pub signer: ResponseSigner<'k>,
 }
@@ -404,7 +404,7 @@ pub struct Rejected<'k> {
 
 /// Checks the TSIG of a request against `keys`. `Ok(None)`: the request is not
 /// signed (whether that is allowed is the caller's policy).
-pub fn verify_request<'k>(
+pub(crate) fn verify_request<'k>(
     msg: &[u8],
     keys: &'k Keyring,
     now: u64,
@@ -467,7 +467,7 @@ pub fn verify_request<'k>(
 /// and the full variables, each next one with the MAC before it and the timers
 /// (RFC 8945 §5.3.1). signpost signs every message; [`ResponseSigner::skip`]
 /// lets a message go unsigned (it still counts into the next MAC).
-pub struct ResponseSigner<'k> {
+pub(crate) struct ResponseSigner<'k> {
     key: &'k Key,
     /// The prior MAC and any unsigned messages since, fed.
     ctx: hmac::Context,
@@ -498,6 +498,7 @@ impl<'k> ResponseSigner<'k> {
 
     /// Sends `msg` unsigned (not the first or last message of an answer, and
     /// at most [`MAX_UNSIGNED`] in a row).
+    #[cfg(test)]
     pub fn skip(&mut self, msg: &[u8]) {
         self.ctx.update(msg);
     }
@@ -517,7 +518,7 @@ impl<'k> ResponseSigner<'k> {
 /// the answer to a request that failed its TSIG check: RCODE NOTAUTH and a TSIG
 /// record with the error code; unsigned (empty MAC) but for BADTIME, which is
 /// signed and carries our time (RFC 8945 §5.2).
-pub fn error_response(msg: &mut Vec<u8>, rejected: Rejected<'_>, now: u64) {
+pub(crate) fn error_response(msg: &mut Vec<u8>, rejected: Rejected<'_>, now: u64) {
     if msg.len() < 12 {
         return;
     }
@@ -539,7 +540,7 @@ pub fn error_response(msg: &mut Vec<u8>, rejected: Rejected<'_>, now: u64) {
 /// is signed with a key of `keys`, signs `answer`; when its TSIG fails, makes
 /// `answer` the TSIG error (its header and question kept, records dropped). An
 /// unsigned request leaves `answer` as it is.
-pub fn sign_answer(keys: &Keyring, request: &[u8], answer: &mut Vec<u8>, now: u64) {
+pub(crate) fn sign_answer(keys: &Keyring, request: &[u8], answer: &mut Vec<u8>, now: u64) {
     if answer.len() < 12 {
         return;
     }
@@ -563,7 +564,7 @@ pub fn sign_answer(keys: &Keyring, request: &[u8], answer: &mut Vec<u8>, now: u6
 /// or every message of a zone transfer): the first must be signed; later ones
 /// may go unsigned for up to [`MAX_UNSIGNED`] in a row, and the last must be
 /// signed (call [`ResponseVerifier::finish`] after it).
-pub struct ResponseVerifier<'k> {
+pub(crate) struct ResponseVerifier<'k> {
     key: &'k Key,
     ctx: hmac::Context,
     first: bool,

@@ -17,7 +17,7 @@ pub enum Proto {
 
 impl Proto {
     /// From the transport as the query log names it.
-    pub fn from_label(label: &str) -> Proto {
+    pub(crate) fn from_label(label: &str) -> Proto {
         match label {
             "dot" => Proto::Dot,
             "doh" => Proto::Doh,
@@ -32,7 +32,7 @@ pub type Stamp = (u64, u32);
 
 /// One sampled query: everything its messages are written from.
 #[derive(Debug)]
-pub struct Event {
+pub(crate) struct Event {
     pub proto: Proto,
     pub client: IpAddr,
     pub port: Option<u16>,
@@ -66,7 +66,7 @@ fn fixed32_field(tag: u32, v: u32, out: &mut Vec<u8>) {
 
 /// Reused buffers of the writer.
 #[derive(Default)]
-pub struct Encoder {
+pub(crate) struct Encoder {
     inner: Vec<u8>,
     outer: Vec<u8>,
 }

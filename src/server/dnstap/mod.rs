@@ -27,7 +27,7 @@ pub use writer::Stats;
 use crate::config::dnstap::DnstapConfig;
 
 /// The counters of the one dnstap output a process has.
-pub static STATS: Stats = Stats {
+pub(crate) static STATS: Stats = Stats {
     written: std::sync::atomic::AtomicU64::new(0),
     dropped: std::sync::atomic::AtomicU64::new(0),
     connects: std::sync::atomic::AtomicU64::new(0),
@@ -36,7 +36,7 @@ pub static STATS: Stats = Stats {
 };
 
 /// Whether dnstap was started (its metrics are shown only then).
-pub static ON: AtomicBool = AtomicBool::new(false);
+pub(crate) static ON: AtomicBool = AtomicBool::new(false);
 
 /// The sending half, shared by every socket thread and connection.
 pub struct Tap {
@@ -179,7 +179,7 @@ impl Steering<'_> {
 }
 
 /// The dnstap metrics in the Prometheus text format, when dnstap is on.
-pub fn render(out: &mut String) {
+pub(crate) fn render(out: &mut String) {
     use std::fmt::Write as _;
     if !ON.load(Ordering::Relaxed) {
         return;

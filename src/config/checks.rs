@@ -82,105 +82,47 @@ pub(crate) fn compile_check(name: &str, c: &CheckRaw) -> Result<CheckSpec, Vec<I
 }
 
 fn compile(name: &str, c: &CheckRaw) -> Result<CheckSpec, Vec<String>> {
+    // Every key, so that a new one cannot be dropped silently.
+    let CheckRaw {
+        http,
+        https,
+        tcp,
+        dns,
+        prometheus,
+        interval,
+        timeout,
+        rise,
+        fall,
+        jitter,
+        initial,
+        quorum,
+    } = c;
     let mut errs = Vec::new();
     let kinds = [
-        c.http.is_some(),
-        c.https.is_some(),
-        c.tcp.is_some(),
-        c.dns.is_some(),
-        c.prometheus.is_some(),
+        http.is_some(),
+        https.is_some(),
+        tcp.is_some(),
+        dns.is_some(),
+        prometheus.is_some(),
     ];
     if kinds.iter().filter(|k| **k).count() != 1 {
         return Err(vec![format!(
             "checks.{name}: give exactly one of http, https, tcp, dns or prometheus"
         )]);
     }
-    let port_ok = |p: u16, errs: &mut Vec<String>| {
-        if p == 0 {
-            errs.push(format!(
-                "checks.{name}: port 0 is not a port; use 1 to 65535"
-            ));
-        }
-        p
-    };
-    let http = |h: &HttpRaw, tls: bool, errs: &mut Vec<String>| {
-        let port = port_ok(h.port.unwrap_or(if tls { 443 } else { 80 }), errs);
-        let path = h.path.clone().unwrap_or_else(|| "/".to_string());
-        if !path.starts_with('/') {
-            errs.push(format!("checks.{name}: path {path:?} must start with /"));
-        }
-        let method = h.method.clone().unwrap_or_else(|| "GET".to_string());
-        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-            errs.push(format!(
-                "checks.{name}: method {method:?} is not an HTTP method like GET or HEAD"
-            ));
-        }
-        let expect = match &h.expect {
-            None => Vec::new(),
-            Some(Codes::One(c)) => vec![*c],
-            Some(Codes::Many(v)) => v.clone(),
-        };
-        if expect.iter().any(|c| !(100..=599).contains(c)) {
-            errs.push(format!(
-                "checks.{name}: expect must be HTTP status codes 100-599"
-            ));
-        }
-        if !tls && (h.sni.is_some() || h.verify.is_some()) {
-            errs.push(format!("checks.{name}: sni and verify apply to https only"));
-        }
-        CheckKind::Http {
-            method,
-            path,
-            host: h.host.clone(),
-            port,
-            expect,
-            body_contains: h.body.clone(),
-            tls: tls.then(|| Tls {
-                sni: h.sni.clone().or_else(|| h.host.clone()),
-                verify: h.verify.unwrap_or(true),
-            }),
-        }
-    };
-    let kind = if let Some(h) = &c.http {
-        http(h, false, &mut errs)
-    } else if let Some(h) = &c.https {
-        http(h, true, &mut errs)
-    } else if let Some(t) = &c.tcp {
+    let kind = if let Some(h) = http {
+        http_kind(name, h, false, &mut errs)
+    } else if let Some(h) = https {
+        http_kind(name, h, true, &mut errs)
+    } else if let Some(t) = tcp {
         CheckKind::Tcp {
-            port: port_ok(t.port, &mut errs),
+            port: port_ok(name, t.port, &mut errs),
             send: t.send.as_ref().map(|s| s.as_bytes().to_vec()),
             expect_prefix: t.expect.as_ref().map(|s| s.as_bytes().to_vec()),
         }
-    } else if let Some(d) = &c.dns {
-        let qtype = match d.qtype.as_deref() {
-            None => 1,
-            Some(t) => crate::zone::rtype::from_name(t).unwrap_or_else(|| {
-                errs.push(format!("checks.{name}: type {t:?} is not a record type"));
-                1
-            }),
-        };
-        let rcode = match d.rcode.as_deref().unwrap_or("NOERROR") {
-            "NOERROR" => 0,
-            "FORMERR" => 1,
-            "SERVFAIL" => 2,
-            "NXDOMAIN" => 3,
-            "NOTIMP" => 4,
-            "REFUSED" => 5,
-            other => {
-                errs.push(format!(
-                    "checks.{name}: rcode {other:?}; use NOERROR, NXDOMAIN, SERVFAIL, REFUSED, ..."
-                ));
-                0
-            }
-        };
-        CheckKind::Dns {
-            port: port_ok(d.port.unwrap_or(53), &mut errs),
-            qname: d.name.clone(),
-            qtype,
-            expect_rcode: rcode,
-            expect_answer: d.answer.clone(),
-        }
-    } else if let Some(p) = &c.prometheus {
+    } else if let Some(d) = dns {
+        dns_kind(name, d, &mut errs)
+    } else if let Some(p) = prometheus {
         super::metric_checks::compile_prometheus(name, p, &mut errs)
     } else {
         return Err(vec![format!("checks.{name}: no check kind")]);
@@ -189,66 +131,170 @@ fn compile(name: &str, c: &CheckRaw) -> Result<CheckSpec, Vec<String>> {
         errs.push(format!("checks.{name}: {e}"));
     }
     let mut spec = CheckSpec::new(kind);
-    let dur =
-        |v: &Option<String>, key: &str, d: std::time::Duration, errs: &mut Vec<String>| match v {
-            None => d,
-            Some(s) => parse_duration(s).unwrap_or_else(|m| {
-                errs.push(format!("checks.{name}.{key}: {m}"));
-                d
-            }),
-        };
-    spec.interval = dur(&c.interval, "interval", spec.interval, &mut errs);
-    spec.timeout = dur(&c.timeout, "timeout", spec.timeout, &mut errs);
-    spec.jitter = dur(
-        &c.jitter,
-        "jitter",
-        spec.jitter.min(spec.interval / 5),
-        &mut errs,
-    );
-    if spec.interval.as_millis() < 100 {
-        errs.push(format!("checks.{name}.interval: at least 100ms"));
-    }
-    if spec.timeout >= spec.interval {
-        errs.push(format!(
-            "checks.{name}: timeout ({:?}) must be shorter than interval ({:?})",
-            spec.timeout, spec.interval
-        ));
-    }
-    if spec.jitter >= spec.interval {
-        errs.push(format!(
-            "checks.{name}: jitter must be shorter than interval"
-        ));
-    }
-    spec.rise = c.rise.unwrap_or(spec.rise);
-    spec.fall = c.fall.unwrap_or(spec.fall);
-    if spec.rise == 0 || spec.fall == 0 || spec.rise > 100 || spec.fall > 100 {
-        errs.push(format!(
-            "checks.{name}: rise and fall are counts from 1 to 100"
-        ));
-    }
-    spec.initial = match c.initial.as_deref() {
-        None | Some("up") => Initial::Up,
-        Some("down") => Initial::Down,
-        Some(o) => {
-            errs.push(format!(
-                "checks.{name}.initial = {o:?}; use \"up\" or \"down\""
-            ));
-            Initial::Up
-        }
+    let when = Timing {
+        interval,
+        timeout,
+        jitter,
+        rise: *rise,
+        fall: *fall,
+        initial,
+        quorum,
     };
-    if let Some(v) = &c.quorum {
-        match super::values::parse_quorum(v) {
-            Some(q) => spec.quorum = Some(q),
-            None => errs.push(format!(
-                "checks.{name}.quorum = {v}: {}",
-                super::values::QUORUM_FORMS
-            )),
-        }
-    }
+    when.apply(name, &mut spec, &mut errs);
     if errs.is_empty() {
         Ok(spec)
     } else {
         Err(errs)
+    }
+}
+
+fn port_ok(name: &str, p: u16, errs: &mut Vec<String>) -> u16 {
+    if p == 0 {
+        errs.push(format!(
+            "checks.{name}: port 0 is not a port; use 1 to 65535"
+        ));
+    }
+    p
+}
+
+/// An `http` or `https` check.
+fn http_kind(name: &str, h: &HttpRaw, tls: bool, errs: &mut Vec<String>) -> CheckKind {
+    let port = port_ok(name, h.port.unwrap_or(if tls { 443 } else { 80 }), errs);
+    let path = h.path.clone().unwrap_or_else(|| "/".to_string());
+    if !path.starts_with('/') {
+        errs.push(format!("checks.{name}: path {path:?} must start with /"));
+    }
+    let method = h.method.clone().unwrap_or_else(|| "GET".to_string());
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+        errs.push(format!(
+            "checks.{name}: method {method:?} is not an HTTP method like GET or HEAD"
+        ));
+    }
+    let expect = match &h.expect {
+        None => Vec::new(),
+        Some(Codes::One(c)) => vec![*c],
+        Some(Codes::Many(v)) => v.clone(),
+    };
+    if expect.iter().any(|c| !(100..=599).contains(c)) {
+        errs.push(format!(
+            "checks.{name}: expect must be HTTP status codes 100-599"
+        ));
+    }
+    if !tls && (h.sni.is_some() || h.verify.is_some()) {
+        errs.push(format!("checks.{name}: sni and verify apply to https only"));
+    }
+    CheckKind::Http {
+        method,
+        path,
+        host: h.host.clone(),
+        port,
+        expect,
+        body_contains: h.body.clone(),
+        tls: tls.then(|| Tls {
+            sni: h.sni.clone().or_else(|| h.host.clone()),
+            verify: h.verify.unwrap_or(true),
+        }),
+    }
+}
+
+/// A `dns` check.
+fn dns_kind(name: &str, d: &DnsRaw, errs: &mut Vec<String>) -> CheckKind {
+    let qtype = match d.qtype.as_deref() {
+        None => 1,
+        Some(t) => crate::zone::rtype::from_name(t).unwrap_or_else(|| {
+            errs.push(format!("checks.{name}: type {t:?} is not a record type"));
+            1
+        }),
+    };
+    let rcode = match d.rcode.as_deref().unwrap_or("NOERROR") {
+        "NOERROR" => 0,
+        "FORMERR" => 1,
+        "SERVFAIL" => 2,
+        "NXDOMAIN" => 3,
+        "NOTIMP" => 4,
+        "REFUSED" => 5,
+        other => {
+            errs.push(format!(
+                "checks.{name}: rcode {other:?}; use NOERROR, NXDOMAIN, SERVFAIL, REFUSED, ..."
+            ));
+            0
+        }
+    };
+    CheckKind::Dns {
+        port: port_ok(name, d.port.unwrap_or(53), errs),
+        qname: d.name.clone(),
+        qtype,
+        expect_rcode: rcode,
+        expect_answer: d.answer.clone(),
+    }
+}
+
+/// When a check runs and how its results become a state: every check kind alike.
+struct Timing<'c> {
+    interval: &'c Option<String>,
+    timeout: &'c Option<String>,
+    jitter: &'c Option<String>,
+    rise: Option<u32>,
+    fall: Option<u32>,
+    initial: &'c Option<String>,
+    quorum: &'c Option<toml::Value>,
+}
+
+impl Timing<'_> {
+    fn apply(&self, name: &str, spec: &mut CheckSpec, errs: &mut Vec<String>) {
+        let c = self;
+        let dur =
+            |v: &Option<String>, key: &str, d: std::time::Duration, errs: &mut Vec<String>| match v
+            {
+                None => d,
+                Some(s) => parse_duration(s).unwrap_or_else(|m| {
+                    errs.push(format!("checks.{name}.{key}: {m}"));
+                    d
+                }),
+            };
+        spec.interval = dur(c.interval, "interval", spec.interval, errs);
+        spec.timeout = dur(c.timeout, "timeout", spec.timeout, errs);
+        spec.jitter = dur(c.jitter, "jitter", spec.jitter.min(spec.interval / 5), errs);
+        if spec.interval.as_millis() < 100 {
+            errs.push(format!("checks.{name}.interval: at least 100ms"));
+        }
+        if spec.timeout >= spec.interval {
+            errs.push(format!(
+                "checks.{name}: timeout ({:?}) must be shorter than interval ({:?})",
+                spec.timeout, spec.interval
+            ));
+        }
+        if spec.jitter >= spec.interval {
+            errs.push(format!(
+                "checks.{name}: jitter must be shorter than interval"
+            ));
+        }
+        spec.rise = c.rise.unwrap_or(spec.rise);
+        spec.fall = c.fall.unwrap_or(spec.fall);
+        if spec.rise == 0 || spec.fall == 0 || spec.rise > 100 || spec.fall > 100 {
+            errs.push(format!(
+                "checks.{name}: rise and fall are counts from 1 to 100"
+            ));
+        }
+        spec.initial = match c.initial.as_deref() {
+            None | Some("up") => Initial::Up,
+            Some("down") => Initial::Down,
+            Some(o) => {
+                errs.push(format!(
+                    "checks.{name}.initial = {o:?}; use \"up\" or \"down\""
+                ));
+                Initial::Up
+            }
+        };
+        if let Some(v) = &c.quorum {
+            match super::values::parse_quorum(v) {
+                Some(q) => spec.quorum = Some(q),
+                None => errs.push(format!(
+                    "checks.{name}.quorum = {v}: {}",
+                    super::values::QUORUM_FORMS
+                )),
+            }
+        }
     }
 }
 

@@ -301,12 +301,9 @@ async fn run(
     // after the state file was applied, which stands until etcd answers.
     let fleet = match cfg.fleet.clone() {
         Some(f) => {
-            let (fleet, tasks) = crate::fleet::Fleet::start(
-                f,
-                handle.clone(),
-                cfg.state_file.clone(),
-                stop_rx.clone(),
-            )?;
+            let state_file = cfg.state_file.clone();
+            let (fleet, tasks) =
+                crate::fleet::Fleet::start(f, handle.clone(), state_file, stop_rx.clone())?;
             others.extend(tasks);
             Some(fleet)
         }
@@ -332,17 +329,7 @@ async fn run(
         allowed_hosts: cfg.admin_allowed_hosts.clone(),
         fleet,
         shed: start_shedding(&cfg, &stop_rx),
-        ramps: Arc::new(
-            match crate::rollout::Ramps::load(
-                cfg.state_file.as_deref().map(crate::rollout::file_beside),
-            ) {
-                Ok(r) => r,
-                Err((r, e)) => {
-                    warn!("ramps not restored: {e}");
-                    r
-                }
-            },
-        ),
+        ramps: restore_ramps(&cfg),
     };
     others.push(admin::start_ramps(admin_state.clone(), stop_rx.clone()));
     let mut admin_addr = String::new();
@@ -385,6 +372,19 @@ async fn run(
     .stop()
     .await;
     Ok(())
+}
+
+/// The ramps saved beside the state file (none without one); a file that does not
+/// read is logged and left for the next save.
+fn restore_ramps(cfg: &ServerConfig) -> Arc<crate::rollout::Ramps> {
+    let file = cfg.state_file.as_deref().map(crate::rollout::file_beside);
+    Arc::new(match crate::rollout::Ramps::load(file) {
+        Ok(r) => r,
+        Err((r, e)) => {
+            warn!("ramps not restored: {e}");
+            r
+        }
+    })
 }
 
 /// `[shed.REGION]`: one task per region, publishing its dial.

@@ -86,182 +86,8 @@ pub(super) fn check(
     path: &Path,
     errors: &mut Vec<ConfigError>,
 ) -> Option<ProbesConfig> {
-    let before = errors.len();
-    let mut err =
-        |start: usize, m: String| errors.push(ConfigError::new(path, line_of(text, start), m));
-    let top = text.find("[probes]").unwrap_or(0);
-    let region = match (&raw.region, site) {
-        (Some(r), _) => {
-            let v = r.get_ref().trim().to_string();
-            if v.is_empty() {
-                err(r.span().start, "probes.region is empty".into());
-            }
-            v
-        }
-        (None, Some(s)) => s.to_string(),
-        (None, None) => {
-            err(top, "probes: name the region this instance stands in: probes.region = \"eu-west\" (or [fleet] site)".into());
-            String::new()
-        }
-    };
-    let regions = raw.regions.map(|r| r.into_inner()).unwrap_or_default();
-    let duration = |v: &Option<toml::Spanned<String>>,
-                    key: &str,
-                    min: Duration,
-                    max: Duration,
-                    default: Duration|
-     -> Result<Duration, (usize, String)> {
-        let Some(v) = v else { return Ok(default) };
-        match parse_duration(v.get_ref()) {
-            Ok(d) if d >= min && d <= max => Ok(d),
-            _ => Err((
-                v.span().start,
-                format!(
-                    "probes.{key} = {:?}: use a duration from {min:?} to {max:?}",
-                    v.get_ref()
-                ),
-            )),
-        }
-    };
-    let mut dur = |v, key, min, max, default| {
-        duration(v, key, min, max, default).unwrap_or_else(|(at, m)| {
-            err(at, m);
-            default
-        })
-    };
-    let interval = dur(
-        &raw.interval,
-        "interval",
-        Duration::from_millis(100),
-        Duration::from_secs(86_400),
-        DEFAULT_INTERVAL,
-    );
-    let timeout = dur(
-        &raw.timeout,
-        "timeout",
-        Duration::from_millis(10),
-        Duration::from_secs(10),
-        DEFAULT_TIMEOUT,
-    );
-    let share_every = dur(
-        &raw.share_every,
-        "share_every",
-        Duration::from_millis(100),
-        Duration::from_secs(3600),
-        DEFAULT_SHARE_EVERY,
-    );
-    let refresh = dur(
-        &raw.refresh,
-        "refresh",
-        Duration::from_millis(10),
-        Duration::from_secs(3600),
-        DEFAULT_REFRESH,
-    );
-    let mut hysteresis = crate::latency::Hysteresis::default();
-    hysteresis.hold = dur(
-        &raw.hold,
-        "hold",
-        Duration::ZERO,
-        Duration::from_secs(86_400),
-        hysteresis.hold,
-    );
-    for (v, key, slot, max) in [
-        (
-            &raw.margin_ms,
-            "margin_ms",
-            &mut hysteresis.margin_ms,
-            10_000.0,
-        ),
-        (
-            &raw.margin_pct,
-            "margin_pct",
-            &mut hysteresis.margin_pct,
-            100.0,
-        ),
-    ] {
-        if let Some(v) = v {
-            let x = *v.get_ref();
-            if x.is_finite() && (0.0..=max).contains(&x) {
-                *slot = x as f32;
-            } else {
-                err(
-                    v.span().start,
-                    format!("probes.{key} = {x}: use 0 to {max}"),
-                );
-            }
-        }
-    }
-    let mut rate = DEFAULT_RATE;
-    if let Some(r) = &raw.rate {
-        let v = *r.get_ref();
-        if v.is_finite() && (0.01..=1000.0).contains(&v) {
-            rate = v;
-        } else {
-            err(
-                r.span().start,
-                format!("probes.rate = {v}: use probes per second from 0.01 to 1000"),
-            );
-        }
-    }
-    let mut sample_every = DEFAULT_SAMPLE_EVERY;
-    if let Some(n) = &raw.sample_every {
-        match u32::try_from(*n.get_ref()) {
-            Ok(v) if (1..=1_000_000).contains(&v) => sample_every = v,
-            _ => err(
-                n.span().start,
-                format!(
-                    "probes.sample_every = {}: use 1 to 1000000 (one query in N offers its source)",
-                    n.get_ref()
-                ),
-            ),
-        }
-    }
-    let mut port = 53;
-    if let Some(p) = &raw.port {
-        match u16::try_from(*p.get_ref()) {
-            Ok(v) if v > 0 => port = v,
-            _ => err(
-                p.span().start,
-                format!("probes.port = {}: use 1 to 65535", p.get_ref()),
-            ),
-        }
-    }
-    let mut share_max_entries = DEFAULT_SHARE_MAX_ENTRIES;
-    if let Some(n) = &raw.share_max_entries {
-        match usize::try_from(*n.get_ref()) {
-            Ok(v) if (1..=20_000).contains(&v) => share_max_entries = v,
-            _ => err(
-                n.span().start,
-                format!("probes.share_max_entries = {}: use 1 to 20000", n.get_ref()),
-            ),
-        }
-    }
-    let mut never = Vec::new();
-    if let Some(list) = &raw.never {
-        for n in list.get_ref() {
-            match n.parse::<IpNet>() {
-                Ok(net) => never.push(net),
-                Err(e) => err(
-                    list.span().start,
-                    format!("probes.never {n:?}: {e}; use networks like \"192.0.2.0/24\""),
-                ),
-            }
-        }
-    }
-    let mut source = None;
-    if let Some(s) = &raw.source {
-        match s.get_ref().parse::<IpAddr>() {
-            Ok(a) => source = Some(a),
-            Err(_) => match s.get_ref().parse::<SocketAddr>() {
-                Ok(a) => source = Some(a.ip()),
-                Err(_) => err(
-                    s.span().start,
-                    format!("probes.source = {:?} is not an IP address", s.get_ref()),
-                ),
-            },
-        }
-    }
-    (errors.len() == before).then_some(ProbesConfig {
+    // Every key, so that a new one cannot be dropped silently.
+    let ProbesRaw {
         region,
         regions,
         rate,
@@ -269,7 +95,90 @@ pub(super) fn check(
         timeout,
         sample_every,
         never,
-        allow_private: raw.allow_private.unwrap_or(false),
+        allow_private,
+        port,
+        source,
+        share_every,
+        refresh,
+        hold,
+        margin_ms,
+        margin_pct,
+        share_max_entries,
+    } = raw;
+    let before = errors.len();
+    let mut cx = Cx { text, path, errors };
+    let region = match (region, site) {
+        (Some(r), _) => {
+            let v = r.get_ref().trim().to_string();
+            if v.is_empty() {
+                cx.err(r.span().start, "probes.region is empty".into());
+            }
+            v
+        }
+        (None, Some(s)) => s.to_string(),
+        (None, None) => {
+            let top = text.find("[probes]").unwrap_or(0);
+            cx.err(top, "probes: name the region this instance stands in: probes.region = \"eu-west\" (or [fleet] site)".into());
+            String::new()
+        }
+    };
+    let ms = Duration::from_millis;
+    let secs = Duration::from_secs;
+    let interval = cx.duration(
+        interval,
+        "interval",
+        (ms(100), secs(86_400)),
+        DEFAULT_INTERVAL,
+    );
+    let timeout = cx.duration(timeout, "timeout", (ms(10), secs(10)), DEFAULT_TIMEOUT);
+    let share_every = cx.duration(
+        share_every,
+        "share_every",
+        (ms(100), secs(3600)),
+        DEFAULT_SHARE_EVERY,
+    );
+    let refresh = cx.duration(refresh, "refresh", (ms(10), secs(3600)), DEFAULT_REFRESH);
+    let mut hysteresis = crate::latency::Hysteresis::default();
+    hysteresis.hold = cx.duration(
+        hold,
+        "hold",
+        (Duration::ZERO, secs(86_400)),
+        hysteresis.hold,
+    );
+    if let Some(x) = cx.real(margin_ms, "margin_ms", (0.0, 10_000.0), "") {
+        hysteresis.margin_ms = x as f32;
+    }
+    if let Some(x) = cx.real(margin_pct, "margin_pct", (0.0, 100.0), "") {
+        hysteresis.margin_pct = x as f32;
+    }
+    let rate = cx
+        .real(rate, "rate", (0.01, 1000.0), "probes per second from ")
+        .unwrap_or(DEFAULT_RATE);
+    let sample_every = cx
+        .whole(
+            sample_every,
+            "sample_every",
+            (1, 1_000_000),
+            " (one query in N offers its source)",
+        )
+        .map_or(DEFAULT_SAMPLE_EVERY, |v| v as u32);
+    let port = cx
+        .whole(port, "port", (1, 65_535), "")
+        .map_or(53, |v| v as u16);
+    let share_max_entries = cx
+        .whole(share_max_entries, "share_max_entries", (1, 20_000), "")
+        .map_or(DEFAULT_SHARE_MAX_ENTRIES, |v| v as usize);
+    let never = never.map(|l| cx.networks(l)).unwrap_or_default();
+    let source = source.and_then(|s| cx.address(s));
+    (cx.errors.len() == before).then_some(ProbesConfig {
+        region,
+        regions: regions.map(|r| r.into_inner()).unwrap_or_default(),
+        rate,
+        interval,
+        timeout,
+        sample_every,
+        never,
+        allow_private: allow_private.unwrap_or(false),
         port,
         source,
         share_every,
@@ -277,6 +186,112 @@ pub(super) fn check(
         hysteresis,
         share_max_entries,
     })
+}
+
+/// The text (for lines), the file, and the errors found so far.
+struct Cx<'a> {
+    text: &'a str,
+    path: &'a Path,
+    errors: &'a mut Vec<ConfigError>,
+}
+
+impl Cx<'_> {
+    fn err(&mut self, start: usize, m: String) {
+        self.errors
+            .push(ConfigError::new(self.path, line_of(self.text, start), m));
+    }
+
+    /// A duration within `(min, max)`, else `default` and an error.
+    fn duration(
+        &mut self,
+        v: Option<toml::Spanned<String>>,
+        key: &str,
+        (min, max): (Duration, Duration),
+        default: Duration,
+    ) -> Duration {
+        let Some(v) = v else { return default };
+        match parse_duration(v.get_ref()) {
+            Ok(d) if d >= min && d <= max => d,
+            _ => {
+                let m = format!(
+                    "probes.{key} = {:?}: use a duration from {min:?} to {max:?}",
+                    v.get_ref()
+                );
+                self.err(v.span().start, m);
+                default
+            }
+        }
+    }
+
+    /// A finite number within `(min, max)`; `what` says what it counts.
+    fn real(
+        &mut self,
+        v: Option<toml::Spanned<f64>>,
+        key: &str,
+        (min, max): (f64, f64),
+        what: &str,
+    ) -> Option<f64> {
+        let v = v?;
+        let x = *v.get_ref();
+        if x.is_finite() && (min..=max).contains(&x) {
+            return Some(x);
+        }
+        self.err(
+            v.span().start,
+            format!("probes.{key} = {x}: use {what}{min} to {max}"),
+        );
+        None
+    }
+
+    /// A whole number within `(min, max)`; `why` follows the range in the error.
+    fn whole(
+        &mut self,
+        v: Option<toml::Spanned<i64>>,
+        key: &str,
+        (min, max): (i64, i64),
+        why: &str,
+    ) -> Option<i64> {
+        let v = v?;
+        let x = *v.get_ref();
+        if (min..=max).contains(&x) {
+            return Some(x);
+        }
+        self.err(
+            v.span().start,
+            format!("probes.{key} = {x}: use {min} to {max}{why}"),
+        );
+        None
+    }
+
+    fn networks(&mut self, list: toml::Spanned<Vec<String>>) -> Vec<IpNet> {
+        let mut out = Vec::new();
+        for n in list.get_ref() {
+            match n.parse::<IpNet>() {
+                Ok(net) => out.push(net),
+                Err(e) => self.err(
+                    list.span().start,
+                    format!("probes.never {n:?}: {e}; use networks like \"192.0.2.0/24\""),
+                ),
+            }
+        }
+        out
+    }
+
+    /// An address, or the address of ADDR:PORT.
+    fn address(&mut self, s: toml::Spanned<String>) -> Option<IpAddr> {
+        let v = s.get_ref();
+        match (v.parse::<IpAddr>(), v.parse::<SocketAddr>()) {
+            (Ok(a), _) => Some(a),
+            (_, Ok(a)) => Some(a.ip()),
+            _ => {
+                self.err(
+                    s.span().start,
+                    format!("probes.source = {v:?} is not an IP address"),
+                );
+                None
+            }
+        }
+    }
 }
 
 #[cfg(test)]

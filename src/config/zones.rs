@@ -400,13 +400,28 @@ fn compile_policy_with(
     default_serial: u32,
     secondaries: &[(Name, Option<PathBuf>)],
 ) -> Result<CompiledPolicy, Vec<ConfigError>> {
-    let mut errors = Vec::new();
-    let lines = LineIndex::new(text);
-    let at = |span: std::ops::Range<usize>| lines.line(span.start);
-    let base = path.parent().unwrap_or(Path::new("."));
-
-    let origin_line = at(raw.origin.span());
-    let origin_text = raw.origin.get_ref();
+    // Every key, so that a new one cannot be dropped silently.
+    let PolicyRaw {
+        origin,
+        ttl,
+        records,
+        zonefile,
+        soa,
+        regions,
+        jurisdictions,
+        names,
+        latency_table,
+        checks,
+        dnssec,
+    } = raw;
+    let mut cx = ZoneCx {
+        text,
+        path,
+        lines: LineIndex::new(text),
+        errors: Vec::new(),
+    };
+    let origin_line = cx.at(origin.span());
+    let origin_text = origin.get_ref();
     if !origin_text.ends_with('.') {
         return Err(vec![ConfigError::new(
             path,
@@ -416,106 +431,46 @@ fn compile_policy_with(
     }
     let origin = Name::parse(origin_text, None)
         .map_err(|e| vec![ConfigError::new(path, origin_line, format!("origin: {e}"))])?;
-
     let mut default_ttl = DEFAULT_TTL;
-    if let Some(t) = &raw.ttl {
+    if let Some(t) = &ttl {
         match t.get_ref().seconds() {
             Ok(v) => default_ttl = v,
-            Err(m) => errors.push(ConfigError::new(path, at(t.span()), format!("ttl: {m}"))),
+            Err(m) => cx.error(t.span(), format!("ttl: {m}")),
         }
     }
     let opts = MasterOptions {
         origin: origin.clone(),
         default_ttl: Some(default_ttl),
     };
-
-    let mut records: Vec<SourceRecord> = Vec::new();
-    if let Some(rec) = &raw.records {
-        let span = rec.span();
-        // A multi-line string's first newline right after the quotes is not part of
-        // the value (TOML spec), so the text starts on the next line.
-        let mut first_line = at(span.clone());
-        let lit = &text[span.start.min(text.len())..];
-        if lit.starts_with("\"\"\"\n")
-            || lit.starts_with("'''\n")
-            || lit.starts_with("\"\"\"\r\n")
-            || lit.starts_with("'''\r\n")
-        {
-            first_line += 1;
-        }
-        let (recs, errs) = master::parse_text(rec.get_ref(), path, first_line, base, &opts);
-        records.extend(recs);
-        errors.extend(master_errors(errs));
-    }
-    let mut zonefile_path = None;
-    if let Some((_, copy)) = secondaries.iter().find(|(o, _)| *o == origin) {
-        let Some(copy) = copy else {
-            return Err(Vec::new());
-        };
-        if raw.zonefile.is_some() || raw.soa.is_some() || raw.records.is_some() {
-            errors.push(ConfigError::new(
-                path,
-                origin_line,
-                format!("{origin} is a secondary zone: its records come from its primaries; drop records, zonefile and [soa] from this file"),
-            ));
-        }
-        let (recs, errs) = master::parse_file(copy, &opts);
-        records.extend(recs);
-        errors.extend(master_errors(errs));
-        zonefile_path = Some(copy.clone());
-    } else if let Some(zf) = &raw.zonefile {
-        let p = base.join(zf.get_ref());
-        if !p.is_file() {
-            errors.push(ConfigError::new(
-                path,
-                at(zf.span()),
-                format!(
-                    "zonefile {:?} does not exist (relative to this file)",
-                    zf.get_ref()
-                ),
-            ));
-        } else {
-            let (recs, errs) = master::parse_file(&p, &opts);
-            records.extend(recs);
-            errors.extend(master_errors(errs));
-            zonefile_path = Some(p);
-        }
-    }
-
-    if let Some(soa) = &raw.soa {
-        let line = at(soa.span());
-        let has_soa_record = records.iter().any(|r| r.rtype == rtype::SOA);
-        if has_soa_record {
-            errors.push(ConfigError::new(
-                path,
-                line,
-                "[soa] and an SOA record are both given; keep one".to_string(),
-            ));
-        } else {
-            match soa_record(soa.get_ref(), &origin, default_ttl, default_serial) {
-                Ok((ttl, rdata)) => records.push(SourceRecord {
-                    owner: origin.clone(),
-                    rtype: rtype::SOA,
-                    ttl,
-                    rdata,
-                    file: Arc::from(path),
-                    line,
-                }),
-                Err(m) => errors.push(ConfigError::new(path, line, format!("[soa]: {m}"))),
+    let mut records_out = cx.inline_records(records.as_ref(), &opts);
+    let zonefile_path = match secondaries.iter().find(|(o, _)| *o == origin) {
+        Some((_, None)) => return Err(Vec::new()),
+        Some((_, Some(copy))) => {
+            if zonefile.is_some() || soa.is_some() || records.is_some() {
+                cx.errors.push(ConfigError::new(
+                    path,
+                    origin_line,
+                    format!("{origin} is a secondary zone: its records come from its primaries; drop records, zonefile and [soa] from this file"),
+                ));
             }
+            cx.file_records(copy, &opts, &mut records_out);
+            Some(copy.clone())
         }
+        None => zonefile.and_then(|zf| cx.zonefile(&zf, &opts, &mut records_out)),
+    };
+    if let Some(soa) = &soa {
+        cx.soa_table(soa, &origin, default_ttl, default_serial, &mut records_out);
     }
-
     let steering = compile_steering(
         text,
         path,
         &origin,
         SteeringRaw {
-            checks: raw.checks.as_ref(),
-            regions: raw.regions.as_ref(),
-            jurisdictions: raw.jurisdictions.as_ref(),
-            names: raw.names.as_ref(),
-            latency_table: raw.latency_table.as_ref(),
+            checks: checks.as_ref(),
+            regions: regions.as_ref(),
+            jurisdictions: jurisdictions.as_ref(),
+            names: names.as_ref(),
+            latency_table: latency_table.as_ref(),
         },
     );
     let Steering {
@@ -526,36 +481,21 @@ fn compile_policy_with(
     } = match steering {
         Ok(s) => s,
         Err(e) => {
-            errors.extend(e);
+            cx.errors.extend(e);
             Steering::default()
         }
     };
-    let signing = match raw.dnssec.as_ref() {
-        None => None,
-        Some(d) => match d.get_ref() {
-            DnssecRaw::On(false) => None,
-            DnssecRaw::On(true) => Some(crate::zone::SigningChoice::default()),
-            DnssecRaw::Table(t) => match t.compile() {
-                Ok(c) => Some(c),
-                Err(es) => {
-                    let line = at(d.span());
-                    errors.extend(es.into_iter().map(|m| ConfigError::new(path, line, m)));
-                    None
-                }
-            },
-        },
-    };
-    if !errors.is_empty() {
-        return Err(errors);
+    let signing = dnssec.as_ref().and_then(|d| cx.signing(d));
+    if !cx.errors.is_empty() {
+        return Err(cx.errors);
     }
-    let (mut zone, zw) = build_zone(&origin, path, records).map_err(zone_errors)?;
+    let (mut zone, zw) = build_zone(&origin, path, records_out).map_err(zone_errors)?;
     zone.signing = signing;
     warnings.extend(zone_errors(zw));
-    let name_lines: Vec<usize> = raw
-        .names
+    let name_lines: Vec<usize> = names
         .iter()
         .flat_map(|m| m.values())
-        .map(|s| at(s.span()))
+        .map(|s| cx.at(s.span()))
         .collect();
     zone.attach_steering(
         steered
@@ -577,6 +517,130 @@ fn compile_policy_with(
         warnings,
         zonefile: zonefile_path,
     })
+}
+
+/// A zone policy file being compiled: its text (for lines) and the errors so far.
+struct ZoneCx<'a> {
+    text: &'a str,
+    path: &'a Path,
+    lines: LineIndex,
+    errors: Vec<ConfigError>,
+}
+
+impl ZoneCx<'_> {
+    fn at(&self, span: std::ops::Range<usize>) -> usize {
+        self.lines.line(span.start)
+    }
+
+    fn error(&mut self, span: std::ops::Range<usize>, m: String) {
+        let line = self.at(span);
+        self.errors.push(ConfigError::new(self.path, line, m));
+    }
+
+    fn base(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// The `records` string's records, with their lines in the file.
+    fn inline_records(
+        &mut self,
+        rec: Option<&toml::Spanned<String>>,
+        opts: &MasterOptions,
+    ) -> Vec<SourceRecord> {
+        let Some(rec) = rec else { return Vec::new() };
+        let span = rec.span();
+        // A multi-line string's first newline right after the quotes is not part of
+        // the value (TOML spec), so the text starts on the next line.
+        let mut first_line = self.at(span.clone());
+        let lit = &self.text[span.start.min(self.text.len())..];
+        if lit.starts_with("\"\"\"\n")
+            || lit.starts_with("'''\n")
+            || lit.starts_with("\"\"\"\r\n")
+            || lit.starts_with("'''\r\n")
+        {
+            first_line += 1;
+        }
+        let (recs, errs) =
+            master::parse_text(rec.get_ref(), self.path, first_line, self.base(), opts);
+        self.errors.extend(master_errors(errs));
+        recs
+    }
+
+    fn file_records(&mut self, file: &Path, opts: &MasterOptions, out: &mut Vec<SourceRecord>) {
+        let (recs, errs) = master::parse_file(file, opts);
+        out.extend(recs);
+        self.errors.extend(master_errors(errs));
+    }
+
+    /// The `zonefile`'s records, relative to this file; its path when it exists.
+    fn zonefile(
+        &mut self,
+        zf: &toml::Spanned<String>,
+        opts: &MasterOptions,
+        out: &mut Vec<SourceRecord>,
+    ) -> Option<PathBuf> {
+        let p = self.base().join(zf.get_ref());
+        if !p.is_file() {
+            let m = format!(
+                "zonefile {:?} does not exist (relative to this file)",
+                zf.get_ref()
+            );
+            self.error(zf.span(), m);
+            return None;
+        }
+        self.file_records(&p, opts, out);
+        Some(p)
+    }
+
+    /// The `[soa]` table's SOA record, unless the records have one.
+    fn soa_table(
+        &mut self,
+        soa: &toml::Spanned<SoaRaw>,
+        origin: &Name,
+        default_ttl: u32,
+        default_serial: u32,
+        records: &mut Vec<SourceRecord>,
+    ) {
+        let line = self.at(soa.span());
+        if records.iter().any(|r| r.rtype == rtype::SOA) {
+            self.errors.push(ConfigError::new(
+                self.path,
+                line,
+                "[soa] and an SOA record are both given; keep one".to_string(),
+            ));
+            return;
+        }
+        match soa_record(soa.get_ref(), origin, default_ttl, default_serial) {
+            Ok((ttl, rdata)) => records.push(SourceRecord {
+                owner: origin.clone(),
+                rtype: rtype::SOA,
+                ttl,
+                rdata,
+                file: Arc::from(self.path),
+                line,
+            }),
+            Err(m) => self
+                .errors
+                .push(ConfigError::new(self.path, line, format!("[soa]: {m}"))),
+        }
+    }
+
+    /// The zone's `dnssec` key: off, on with the defaults, or a table.
+    fn signing(&mut self, d: &toml::Spanned<DnssecRaw>) -> Option<crate::zone::SigningChoice> {
+        match d.get_ref() {
+            DnssecRaw::On(false) => None,
+            DnssecRaw::On(true) => Some(crate::zone::SigningChoice::default()),
+            DnssecRaw::Table(t) => match t.compile() {
+                Ok(c) => Some(c),
+                Err(es) => {
+                    let line = self.at(d.span());
+                    self.errors
+                        .extend(es.into_iter().map(|m| ConfigError::new(self.path, line, m)));
+                    None
+                }
+            },
+        }
+    }
 }
 
 /// SOA RDATA from the `[soa]` table (RFC 1035 §3.3.13).

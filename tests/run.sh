@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command, and what .ci/run runs after fmt and clippy:
 # installs what the tests start (etcd and etcdctl, chromium and chromedriver,
-# kdig, dig, unbound) from Debian's packages when missing, then runs the
+# kdig, dig, unbound, knot, nsd, prometheus, fstrm-bin, dnstap-ldns) from
+# Debian's packages when missing, then runs the
 # whole test suite and ends with one summary line.
 #
 #   bash tests/run.sh                  # everything

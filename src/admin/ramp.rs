@@ -93,6 +93,7 @@ pub(super) fn request(state: &AdminState, req: &Request) -> Reply {
         info!(target, action = action.as_str(), "ramp");
         let v = r.to_json();
         save(state, &ramps);
+        state.ramps.wake.notify_one();
         return Reply::json(json!({ "target": target, "ramp": v }));
     }
     if ramps.get(target).is_some_and(|r| r.phase.active()) {
@@ -133,6 +134,7 @@ pub(super) fn request(state: &AdminState, req: &Request) -> Reply {
             let v = r.to_json();
             ramps.insert(target.to_string(), r);
             save(state, &ramps);
+            state.ramps.wake.notify_one();
             Reply::json(json!({ "target": target, "ramp": v }))
         }
         Err(why) => Reply::text(400, why),
@@ -183,6 +185,17 @@ pub fn start_ramps(state: AdminState, mut stop: watch::Receiver<bool>) -> JoinHa
         let mut last = Instant::now();
         let mut every = tokio::time::interval(TICK);
         loop {
+            // No ramp running: sleep until one starts or resumes (a timer that
+            // fired 20 times a second for nothing cost every server CPU).
+            if !any_running(&state) {
+                tokio::select! {
+                    _ = state.ramps.wake.notified() => {}
+                    _ = stop.changed() => return,
+                }
+                last = Instant::now();
+                every.reset();
+                continue;
+            }
             tokio::select! {
                 _ = every.tick() => {}
                 _ = stop.changed() => return,
@@ -193,6 +206,14 @@ pub fn start_ramps(state: AdminState, mut stop: watch::Receiver<bool>) -> JoinHa
             tick_all(&state, elapsed);
         }
     })
+}
+
+fn any_running(state: &AdminState) -> bool {
+    state
+        .ramps
+        .ramps
+        .lock()
+        .is_ok_and(|m| m.values().any(|r| r.phase == Phase::Running))
 }
 
 fn tick_all(state: &AdminState, elapsed: Duration) {

@@ -272,6 +272,8 @@ pub struct Ramps {
     pub failures: std::sync::atomic::AtomicU64,
     /// Where the ramps are kept across restarts: beside the state file.
     pub file: Option<std::path::PathBuf>,
+    /// Wakes the ticker when a ramp starts or resumes; it sleeps while none runs.
+    pub wake: tokio::sync::Notify,
 }
 
 /// The ramps' file beside a state file: `STATE.ramps.json`.
@@ -305,6 +307,7 @@ impl Ramps {
             ramps: Mutex::new(ramps),
             failures: Default::default(),
             file,
+            wake: tokio::sync::Notify::new(),
         };
         match err {
             None => Ok(out),

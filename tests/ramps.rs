@@ -199,7 +199,19 @@ fn a_ramp_survives_a_restart_of_its_instance() {
         &["ramp", "a", "--steps", "10,50,100", "--hold", "500ms"],
     );
     wait("the first step", || ramp(&s)["dial"] == 10);
+    wait("the first step's dial", || {
+        status(&s)["region_dials"]["region:a"] == 10
+    });
     drop(s);
+    // A stop between the ramps' save and the state file's: the state file still
+    // says 0. The restored ramp owns the dial and sets it again.
+    let text = std::fs::read_to_string(&state).expect("state file");
+    assert!(text.contains("\"region:a\" = 10"), "{text}");
+    std::fs::write(
+        &state,
+        text.replace("\"region:a\" = 10", "\"region:a\" = 0"),
+    )
+    .expect("state file");
 
     let s = common::start_with_admin(&d.0.join("zones"), &args);
     let r = ramp(&s);

@@ -179,8 +179,12 @@ pub(super) fn render_metrics(state: &AdminState) -> String {
     )
 }
 
-/// Ticks every ramp until `stop`.
+/// Ticks every ramp until `stop`. First, before the admin endpoint answers, each
+/// running ramp restored from its file sets its dial again: the ramps' file and the
+/// state file are written one after the other, and a stop between the two must not
+/// leave the dial behind its ramp.
 pub fn start_ramps(state: AdminState, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    reconcile(&state);
     tokio::spawn(async move {
         let mut last = Instant::now();
         let mut every = tokio::time::interval(TICK);
@@ -206,6 +210,30 @@ pub fn start_ramps(state: AdminState, mut stop: watch::Receiver<bool>) -> JoinHa
             tick_all(&state, elapsed);
         }
     })
+}
+
+/// Each running ramp's dial, set where the dial now differs.
+fn reconcile(state: &AdminState) {
+    let snap = state.snap.load();
+    let owed: Vec<(String, u8)> = state
+        .ramps
+        .ramps
+        .lock()
+        .map(|m| {
+            m.iter()
+                .filter(|(t, r)| r.phase == Phase::Running && dial_now(&snap, t) != r.dial)
+                .map(|(t, r)| (t.clone(), r.dial))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (target, d) in owed {
+        apply_dial(
+            state,
+            &target,
+            (d < dial::FULL).then_some(d),
+            "ramp restored",
+        );
+    }
 }
 
 fn any_running(state: &AdminState) -> bool {

@@ -62,7 +62,7 @@ pub struct PersistedState {
     /// By target stable key.
     #[serde(default)]
     pub targets: BTreeMap<String, PersistedTarget>,
-    /// CommandLine of regions, endpoints or anything else, by the caller's names.
+    /// Drains and forces of regions, endpoints or anything else, by the caller's names.
     #[serde(default)]
     pub overrides: BTreeMap<String, Override>,
     /// Operator weights by endpoint or region name (kept by the caller).

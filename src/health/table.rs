@@ -254,7 +254,7 @@ impl Slot {
 pub struct HealthTable {
     slots: Vec<Arc<Slot>>,
     index: HashMap<TargetKey, TargetId>,
-    /// CommandLine of things that are not probe targets (a region, an endpoint),
+    /// Drains and forces of things that are not probe targets (a region, an endpoint),
     /// keyed by the caller's names. Kept here so that they are saved and restored
     /// with the rest; shared by every generation of the table.
     named: Arc<Mutex<BTreeMap<String, Override>>>,

@@ -6,27 +6,29 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use toml::Spanned;
 
 use super::values::{parse_duration, parse_quorum, QUORUM_FORMS};
-use super::ConfigError;
+use super::{line_of, ConfigError};
 
+/// `[fleet]` as written: every value with its place, for its error's line.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FleetRaw {
-    endpoints: Option<Vec<String>>,
-    prefix: Option<String>,
-    instance: Option<String>,
+    endpoints: Option<Vec<Spanned<String>>>,
+    prefix: Option<Spanned<String>>,
+    instance: Option<Spanned<String>>,
     site: Option<String>,
-    quorum: Option<toml::Value>,
-    lease_ttl: Option<String>,
-    fallback: Option<String>,
-    timeout: Option<String>,
-    user: Option<String>,
-    password_file: Option<PathBuf>,
-    ca_file: Option<PathBuf>,
-    cert_file: Option<PathBuf>,
-    key_file: Option<PathBuf>,
-    key_secret_file: Option<PathBuf>,
+    quorum: Option<Spanned<toml::Value>>,
+    lease_ttl: Option<Spanned<String>>,
+    fallback: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    user: Option<Spanned<String>>,
+    password_file: Option<Spanned<PathBuf>>,
+    ca_file: Option<Spanned<PathBuf>>,
+    cert_file: Option<Spanned<PathBuf>>,
+    key_file: Option<Spanned<PathBuf>>,
+    key_secret_file: Option<Spanned<PathBuf>>,
 }
 
 pub use crate::health::Quorum;
@@ -89,37 +91,138 @@ pub(crate) fn instance_name_ok(s: &str) -> bool {
 }
 
 impl FleetRaw {
-    /// Checks the section; relative paths are relative to `base`, errors point
-    /// into `text` of `path`.
+    /// Checks the section, which starts at byte `at` of `text` (the file `path`);
+    /// relative paths are relative to `base`. Each error is at its value's line;
+    /// a missing key's at the section's.
     pub(super) fn check(
         self,
+        at: usize,
         text: &str,
         path: &Path,
         base: &Path,
         errors: &mut Vec<ConfigError>,
     ) -> FleetConfig {
-        let line = |key: &str| find_fleet_key_line(text, key);
-        let mut err = |key: &str, m: String| errors.push(ConfigError::new(path, line(key), m));
-        let endpoints: Vec<String> = self
-            .endpoints
-            .unwrap_or_default()
-            .into_iter()
-            .map(|e| {
-                if e.contains("://") {
-                    e
-                } else {
-                    format!("http://{e}")
-                }
-            })
-            .collect();
-        if endpoints.is_empty() {
-            err(
-                "endpoints",
+        // Every key, so that a new one cannot be dropped silently.
+        let FleetRaw {
+            endpoints,
+            prefix,
+            instance,
+            site,
+            quorum,
+            lease_ttl,
+            fallback,
+            timeout,
+            user,
+            password_file,
+            ca_file,
+            cert_file,
+            key_file,
+            key_secret_file,
+        } = self;
+        let mut cx = Cx {
+            at,
+            text,
+            path,
+            base,
+            errors,
+        };
+        let endpoints = cx.endpoints(endpoints);
+        let prefix = cx.prefix(prefix);
+        let instance = cx.instance(instance);
+        let quorum = cx.quorum(quorum);
+        let secs = Duration::from_secs;
+        let lease_ttl = cx.duration(lease_ttl, "lease_ttl", secs(5), secs(2));
+        let fallback = cx.duration(fallback, "fallback", secs(30), secs(1));
+        let timeout = cx.duration(timeout, "timeout", secs(2), Duration::from_millis(100));
+        if user.is_some() != password_file.is_some() {
+            let place = user
+                .as_ref()
+                .map(Spanned::start)
+                .or(password_file.as_ref().map(Spanned::start));
+            cx.err(
+                place,
+                "fleet.user and fleet.password_file go together (etcd's own users)".to_string(),
+            );
+        }
+        let password_file = password_file.map(|p| cx.secret("password_file", p));
+        let tls = cx.tls(ca_file, cert_file, key_file);
+        let key_secret_at = (
+            path.to_path_buf(),
+            line_of(text, key_secret_file.as_ref().map_or(at, Spanned::start)),
+        );
+        FleetConfig {
+            endpoints,
+            prefix,
+            instance,
+            site,
+            quorum,
+            lease_ttl,
+            fallback,
+            timeout,
+            user: user.map(Spanned::into_inner),
+            password_file,
+            tls,
+            key_secret_file: key_secret_file.map(|p| cx.abs(p.into_inner())),
+            key_secret_at,
+        }
+    }
+}
+
+/// Where `[fleet]` starts, the file's text, where relative paths start from, and
+/// the errors found so far.
+struct Cx<'a> {
+    at: usize,
+    text: &'a str,
+    path: &'a Path,
+    base: &'a Path,
+    errors: &'a mut Vec<ConfigError>,
+}
+
+/// Where a value starts in the text.
+trait Start {
+    fn start(&self) -> usize;
+}
+
+impl<T> Start for Spanned<T> {
+    fn start(&self) -> usize {
+        self.span().start
+    }
+}
+
+impl Cx<'_> {
+    /// An error at byte `place`, or at the section without one.
+    fn err(&mut self, place: Option<usize>, m: String) {
+        let line = line_of(self.text, place.unwrap_or(self.at));
+        self.errors.push(ConfigError::new(self.path, line, m));
+    }
+
+    fn abs(&self, p: PathBuf) -> PathBuf {
+        if p.is_absolute() {
+            p
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    /// etcd client URLs; `HOST:PORT` alone is taken as `http://HOST:PORT`.
+    fn endpoints(&mut self, raw: Option<Vec<Spanned<String>>>) -> Vec<String> {
+        let raw = raw.unwrap_or_default();
+        if raw.is_empty() {
+            self.err(
+                None,
                 "fleet.endpoints is missing or empty; list etcd client URLs like [\"http://10.0.0.1:2379\"]"
                     .to_string(),
             );
         }
-        for e in &endpoints {
+        let mut endpoints = Vec::with_capacity(raw.len());
+        for e in raw {
+            let place = Some(e.start());
+            let e = e.into_inner();
+            let e = if e.contains("://") {
+                e
+            } else {
+                format!("http://{e}")
+            };
             let rest = e
                 .strip_prefix("http://")
                 .or_else(|| e.strip_prefix("https://"));
@@ -128,128 +231,116 @@ impl FleetRaw {
                     .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
             });
             if !ok {
-                err(
-                    "endpoints",
+                self.err(
+                    place,
                     format!("fleet.endpoints {e:?} is not http://HOST:PORT or https://HOST:PORT"),
                 );
             }
+            endpoints.push(e);
         }
-        let mut prefix = self.prefix.unwrap_or_else(|| "/signpost/".to_string());
+        endpoints
+    }
+
+    fn prefix(&mut self, raw: Option<Spanned<String>>) -> String {
+        let place = raw.as_ref().map(Spanned::start);
+        let mut prefix = raw.map_or_else(|| "/signpost/".to_string(), Spanned::into_inner);
         if !prefix.ends_with('/') {
             prefix.push('/');
         }
         if prefix.len() < 2 || prefix.contains("//") {
-            err(
-                "prefix",
+            self.err(
+                place,
                 format!("fleet.prefix {prefix:?}: use a key prefix like \"/signpost/\" (not empty, no \"//\")"),
             );
         }
-        let instance = self.instance.unwrap_or_default();
+        prefix
+    }
+
+    fn instance(&mut self, raw: Option<Spanned<String>>) -> String {
+        let place = raw.as_ref().map(Spanned::start);
+        let instance = raw.map(Spanned::into_inner).unwrap_or_default();
         if !instance_name_ok(&instance) {
-            err(
-                "instance",
+            self.err(
+                place,
                 format!("fleet.instance {instance:?}: give each instance a unique name of 1 to {MAX_INSTANCE} letters, digits, '-', '_' or '.'"),
             );
         }
-        let quorum = match self.quorum {
-            None => DEFAULT_QUORUM,
-            Some(v) => match parse_quorum(&v) {
-                Some(q) => q,
-                None => {
-                    err("quorum", format!("fleet.quorum = {v}: {QUORUM_FORMS}"));
-                    DEFAULT_QUORUM
-                }
-            },
+        instance
+    }
+
+    fn quorum(&mut self, raw: Option<Spanned<toml::Value>>) -> Quorum {
+        let Some(v) = raw else {
+            return DEFAULT_QUORUM;
         };
-        let mut duration = |key: &str, v: Option<String>, default: Duration, min: Duration| {
-            let Some(v) = v else { return default };
-            match parse_duration(&v) {
-                Ok(d) if d >= min => d,
-                _ => {
-                    err(
-                        key,
-                        format!(
-                            "fleet.{key} = {v:?}: use a duration of at least {min:?}, like \"5s\""
-                        ),
-                    );
-                    default
-                }
+        parse_quorum(v.get_ref()).unwrap_or_else(|| {
+            let m = format!("fleet.quorum = {}: {QUORUM_FORMS}", v.get_ref());
+            self.err(Some(v.start()), m);
+            DEFAULT_QUORUM
+        })
+    }
+
+    /// A duration of at least `min`, else `default` and an error.
+    fn duration(
+        &mut self,
+        raw: Option<Spanned<String>>,
+        key: &str,
+        default: Duration,
+        min: Duration,
+    ) -> Duration {
+        let Some(v) = raw else { return default };
+        match parse_duration(v.get_ref()) {
+            Ok(d) if d >= min => d,
+            _ => {
+                let m = format!(
+                    "fleet.{key} = {:?}: use a duration of at least {min:?}, like \"5s\"",
+                    v.get_ref()
+                );
+                self.err(Some(v.start()), m);
+                default
             }
-        };
-        let lease_ttl = duration(
-            "lease_ttl",
-            self.lease_ttl,
-            Duration::from_secs(5),
-            Duration::from_secs(2),
-        );
-        let fallback = duration(
-            "fallback",
-            self.fallback,
-            Duration::from_secs(30),
-            Duration::from_secs(1),
-        );
-        let timeout = duration(
-            "timeout",
-            self.timeout,
-            Duration::from_secs(2),
-            Duration::from_millis(100),
-        );
-        let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-        if self.user.is_some() != self.password_file.is_some() {
-            err(
-                "user",
-                "fleet.user and fleet.password_file go together (etcd's own users)".to_string(),
+        }
+    }
+
+    /// TLS towards etcd, when any of its files is named.
+    fn tls(
+        &mut self,
+        ca_file: Option<Spanned<PathBuf>>,
+        cert_file: Option<Spanned<PathBuf>>,
+        key_file: Option<Spanned<PathBuf>>,
+    ) -> Option<FleetTls> {
+        if ca_file.is_none() && cert_file.is_none() && key_file.is_none() {
+            return None;
+        }
+        if cert_file.is_some() != key_file.is_some() {
+            let place = cert_file.as_ref().or(key_file.as_ref()).map(Spanned::start);
+            self.err(
+                place,
+                "fleet.cert_file and fleet.key_file go together (a client certificate and its key)"
+                    .to_string(),
             );
         }
-        let tls = if self.ca_file.is_some() || self.cert_file.is_some() || self.key_file.is_some() {
-            if self.cert_file.is_some() != self.key_file.is_some() {
-                err(
-                    "cert_file",
-                    "fleet.cert_file and fleet.key_file go together (a client certificate and its key)"
-                        .to_string(),
-                );
-            }
-            Some(FleetTls {
-                ca_file: self.ca_file.map(abs),
-                cert_file: self.cert_file.map(abs),
-                key_file: self.key_file.map(abs),
-            })
-        } else {
-            None
-        };
-        let password_file = self.password_file.map(abs);
-        let secrets = [
-            ("password_file", password_file.as_deref()),
-            ("key_file", tls.as_ref().and_then(|t| t.key_file.as_deref())),
-        ];
-        for (key, file) in secrets {
-            if let Some(mode) = file.and_then(open_to_others) {
-                let shown = file.map(|f| f.display().to_string()).unwrap_or_default();
-                err(
-                    key,
-                    format!(
-                        "fleet.{key} {shown:?} has mode {mode:o}: group or others may read it; \
-                         make it private to signpost's user (chmod 600 {shown:?})"
-                    ),
-                );
-            }
+        Some(FleetTls {
+            ca_file: ca_file.map(|p| self.abs(p.into_inner())),
+            cert_file: cert_file.map(|p| self.abs(p.into_inner())),
+            key_file: key_file.map(|p| self.secret("key_file", p)),
+        })
+    }
+
+    /// A secret's file, refused when group or others may read it.
+    fn secret(&mut self, key: &str, raw: Spanned<PathBuf>) -> PathBuf {
+        let place = Some(raw.start());
+        let file = self.abs(raw.into_inner());
+        if let Some(mode) = open_to_others(&file) {
+            let shown = file.display().to_string();
+            self.err(
+                place,
+                format!(
+                    "fleet.{key} {shown:?} has mode {mode:o}: group or others may read it; \
+                     make it private to signpost's user (chmod 600 {shown:?})"
+                ),
+            );
         }
-        let key_secret_at = (path.to_path_buf(), line("key_secret_file"));
-        FleetConfig {
-            endpoints,
-            prefix,
-            instance,
-            site: self.site,
-            quorum,
-            lease_ttl,
-            fallback,
-            timeout,
-            user: self.user,
-            password_file,
-            tls,
-            key_secret_file: self.key_secret_file.map(abs),
-            key_secret_at,
-        }
+        file
     }
 }
 
@@ -269,27 +360,6 @@ fn open_to_others(_: &Path) -> Option<u32> {
 
 /// Without `quorum`: half of the reporting instances.
 pub(crate) const DEFAULT_QUORUM: Quorum = Quorum::Permille(500);
-
-/// The line of `key = ` inside `[fleet]`, so that `timeout` or `endpoints`
-/// elsewhere in the file does not take the message.
-fn find_fleet_key_line(text: &str, key: &str) -> usize {
-    let mut inside = false;
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim_start();
-        if t.starts_with('[') {
-            inside = t.trim_end() == "[fleet]";
-            continue;
-        }
-        if let Some(rest) = t.strip_prefix(key) {
-            if inside && rest.trim_start().starts_with('=') {
-                return i + 1;
-            }
-        }
-    }
-    text.lines()
-        .position(|l| l.trim() == "[fleet]")
-        .map_or(0, |i| i + 1)
-}
 
 #[cfg(test)]
 mod tests {
@@ -363,6 +433,27 @@ mod tests {
         let errs =
             ServerConfig::parse("[fleet]\nendpints = []\n", Path::new("s.toml")).unwrap_err();
         assert_eq!(errs[0].line, 2);
+    }
+
+    /// Each value's own line, wherever the value is written: an endpoint in a list
+    /// over several lines, a key written dotted outside the section, a missing key
+    /// at the section's line.
+    #[test]
+    fn fleet_errors_are_at_their_value_not_their_key() {
+        let text = "[fleet]\nendpoints = [\n  \"http://127.0.0.1:2379\",\n  \"ftp://x\",\n]\ninstance = \"a\"\n";
+        let errs = ServerConfig::parse(text, Path::new("s.toml")).unwrap_err();
+        let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![4], "{errs:?}");
+        let text = "[tcp]\nidle_timeout = \"5s\"\n\n[fleet]\ninstance = \"a\"\n";
+        let errs = ServerConfig::parse(text, Path::new("s.toml")).unwrap_err();
+        let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![4], "{errs:?}");
+        let missing = &errs[0].message;
+        assert!(missing.contains("fleet.endpoints is missing"), "{missing}");
+        let text = "fleet.timeout = \"1ms\"\nfleet.instance = \"a\"\nfleet.endpoints = [\"http://127.0.0.1:2379\"]\n[tcp]\nidle_timeout = \"5s\"\n";
+        let errs = ServerConfig::parse(text, Path::new("s.toml")).unwrap_err();
+        let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![1], "{errs:?}");
     }
 
     #[cfg(unix)]

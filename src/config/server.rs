@@ -33,7 +33,7 @@ struct ServerRaw {
     state_file: Option<PathBuf>,
     /// The address health probes leave from (a multi-homed host's vantage point).
     probe_source: At<String>,
-    fleet: Option<super::fleet::FleetRaw>,
+    fleet: Option<toml::Spanned<super::fleet::FleetRaw>>,
     tls: Option<super::encrypted::TlsRaw>,
     dot: Option<super::encrypted::DotRaw>,
     doh: Option<super::encrypted::DohRaw>,
@@ -1134,7 +1134,9 @@ impl ServerConfig {
             }
         }
         if let Some(f) = fleet {
-            cfg.fleet = Some(f.check(text, path, base, &mut cx.errors));
+            let at = f.span().start;
+            let f = f.into_inner().check(at, text, path, base, &mut cx.errors);
+            cfg.fleet = Some(f);
         }
         if let Some(s) = shed {
             cfg.shed = super::shed::check(s, text, path, &mut cx.errors);

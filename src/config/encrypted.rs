@@ -8,31 +8,35 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use toml::Spanned;
 
-use super::ConfigError;
+use super::{line_of, ConfigError};
 
+/// `[tls]` as written: every value with its place, for its error's line.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TlsRaw {
-    cert_file: Option<PathBuf>,
-    key_file: Option<PathBuf>,
+    cert_file: Option<Spanned<PathBuf>>,
+    key_file: Option<Spanned<PathBuf>>,
 }
 
+/// `[dot]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DotRaw {
-    listen: Option<Vec<String>>,
-    max_connections: Option<usize>,
+    listen: Option<Vec<Spanned<String>>>,
+    max_connections: Option<Spanned<usize>>,
 }
 
+/// `[doh]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DohRaw {
-    listen: Option<Vec<String>>,
-    path: Option<String>,
-    max_connections: Option<usize>,
+    listen: Option<Vec<Spanned<String>>>,
+    path: Option<Spanned<String>>,
+    max_connections: Option<Spanned<usize>>,
     /// KiB of requests waiting for their body, server-wide.
-    body_budget_kib: Option<usize>,
+    body_budget_kib: Option<Spanned<usize>>,
 }
 
 /// The certificate chain and key files, with the config lines that name them, so
@@ -98,155 +102,214 @@ impl EncryptedConfig {
     }
 }
 
-/// Checks the three sections; every error goes to `errors` with its line.
+/// Checks the three sections, each with where it starts in `text`; every error goes
+/// to `errors` at its value's line (a missing key's at its section's).
 pub(super) fn check(
-    tls: Option<TlsRaw>,
-    dot: Option<DotRaw>,
-    doh: Option<DohRaw>,
+    tls: Option<Spanned<TlsRaw>>,
+    dot: Option<Spanned<DotRaw>>,
+    doh: Option<Spanned<DohRaw>>,
     text: &str,
     path: &Path,
     base: &Path,
     errors: &mut Vec<ConfigError>,
 ) -> EncryptedConfig {
+    let mut cx = Cx {
+        text,
+        path,
+        base,
+        errors,
+    };
     let mut cfg = EncryptedConfig::default();
-    let err = |section: &str, key: &str, message: String| {
-        ConfigError::new(path, key_line_in(text, section, key), message)
+    // Where each listen list starts: the place of "needs a certificate".
+    let first = |l: &Option<Vec<Spanned<String>>>| {
+        l.as_ref()
+            .and_then(|l| l.first())
+            .map_or(0, |a| a.span().start)
     };
-    let addrs = |section: &str, list: Vec<String>, errors: &mut Vec<ConfigError>| {
-        let mut out = Vec::new();
-        for l in list {
-            match l.parse::<SocketAddr>() {
-                Ok(a) => out.push(a),
-                Err(_) => errors.push(err(
-                    section,
-                    "listen",
-                    format!("{section}.listen address {l:?} is not ADDR:PORT (like [::]:853)"),
-                )),
-            }
-        }
-        out
-    };
-    let cap = |section: &str, n: Option<usize>, errors: &mut Vec<ConfigError>| match n {
-        Some(0) => {
-            errors.push(err(
-                section,
-                "max_connections",
-                format!("{section}.max_connections = 0 would refuse every client; use 1 or more"),
-            ));
-            DEFAULT_MAX_CONNECTIONS
-        }
-        Some(n) => n,
-        None => DEFAULT_MAX_CONNECTIONS,
-    };
+    let (mut dot_at, mut doh_at) = (0, 0);
+    // Every key of each section, so that a new one cannot be dropped silently.
     if let Some(d) = dot {
-        cfg.dot_listen = addrs("dot", d.listen.unwrap_or_default(), errors);
-        cfg.dot_max_connections = cap("dot", d.max_connections, errors);
-        if d.max_connections.is_some() {
-            cfg.dot_max_connections_line = Some(key_line_in(text, "dot", "max_connections"));
-        }
+        let DotRaw {
+            listen,
+            max_connections,
+        } = d.into_inner();
+        dot_at = first(&listen);
+        cfg.dot_listen = cx.addrs("dot", listen);
+        let (cap, line) = cx.cap("dot", max_connections);
+        (cfg.dot_max_connections, cfg.dot_max_connections_line) = (cap, line);
     }
     if let Some(d) = doh {
-        cfg.doh_listen = addrs("doh", d.listen.unwrap_or_default(), errors);
-        cfg.doh_max_connections = cap("doh", d.max_connections, errors);
-        if d.max_connections.is_some() {
-            cfg.doh_max_connections_line = Some(key_line_in(text, "doh", "max_connections"));
+        let DohRaw {
+            listen,
+            path: uri,
+            max_connections,
+            body_budget_kib,
+        } = d.into_inner();
+        doh_at = first(&listen);
+        cfg.doh_listen = cx.addrs("doh", listen);
+        let (cap, line) = cx.cap("doh", max_connections);
+        (cfg.doh_max_connections, cfg.doh_max_connections_line) = (cap, line);
+        if let Some(b) = cx.body_budget(body_budget_kib) {
+            cfg.doh_body_budget = b;
         }
-        match d.body_budget_kib {
-            // A budget below one largest message would refuse some valid queries.
-            Some(k) if !(64..=(1 << 30)).contains(&k) => errors.push(err(
-                "doh",
-                "body_budget_kib",
-                format!(
-                    "doh.body_budget_kib = {k}: use 64 (one largest DNS message) or more, \
-                     up to 1073741824 (default {DEFAULT_BODY_BUDGET_KIB})"
-                ),
-            )),
-            Some(k) => cfg.doh_body_budget = k << 10,
-            None => {}
-        }
-        if let Some(p) = d.path {
-            if !p.starts_with('/') || p.contains(['?', '#', ' ']) {
-                errors.push(err(
-                    "doh",
-                    "path",
-                    format!("doh.path = {p:?} is not a URI path like \"/dns-query\""),
-                ));
-            } else {
-                cfg.doh_path = p;
-            }
+        if let Some(p) = cx.uri_path(uri) {
+            cfg.doh_path = p;
         }
     }
-    let file = |key: &str, p: Option<PathBuf>, errors: &mut Vec<ConfigError>| match p {
-        Some(p) if !p.as_os_str().is_empty() => {
-            Some(if p.is_absolute() { p } else { base.join(p) })
-        }
-        _ => {
-            errors.push(err(
-                "tls",
-                key,
-                format!("tls.{key} is missing: DoT and DoH need a PEM certificate chain and key"),
-            ));
-            None
-        }
-    };
     match tls {
-        Some(t) => {
-            let cert = file("cert_file", t.cert_file, errors);
-            let key = file("key_file", t.key_file, errors);
-            if let (Some(cert_file), Some(key_file)) = (cert, key) {
-                cfg.tls = Some(TlsFiles {
-                    cert_file,
-                    key_file,
-                    config_file: path.to_path_buf(),
-                    cert_line: key_line_in(text, "tls", "cert_file"),
-                    key_line: key_line_in(text, "tls", "key_file"),
-                });
-            }
-        }
+        Some(t) => cfg.tls = cx.tls(t),
         None if cfg.enabled() => {
-            let section = if cfg.dot_listen.is_empty() {
-                "doh"
+            let (section, at) = if cfg.dot_listen.is_empty() {
+                ("doh", doh_at)
             } else {
-                "dot"
+                ("dot", dot_at)
             };
-            errors.push(err(
-                section,
-                "listen",
+            cx.err(
+                at,
                 format!(
                     "{section}.listen needs a certificate: add [tls] with cert_file and key_file"
                 ),
-            ));
+            );
         }
         None => {}
     }
     cfg
 }
 
-/// The line of `key = ` inside `[section]` (the first one, or that of the section
-/// header when the key is absent); 0 when the section is not in the text.
-pub(super) fn key_line_in(text: &str, section: &str, key: &str) -> usize {
-    let header = format!("[{section}]");
-    let mut in_section = None;
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim();
-        if t.starts_with('[') {
-            if in_section.is_some() {
-                break;
+/// The file's text (for lines), its path, where relative paths start from, and
+/// the errors found so far.
+struct Cx<'a> {
+    text: &'a str,
+    path: &'a Path,
+    base: &'a Path,
+    errors: &'a mut Vec<ConfigError>,
+}
+
+impl Cx<'_> {
+    fn err(&mut self, at: usize, message: String) {
+        let line = line_of(self.text, at);
+        self.errors.push(ConfigError::new(self.path, line, message));
+    }
+
+    /// Each `ADDR:PORT` of a listen list.
+    fn addrs(&mut self, section: &str, list: Option<Vec<Spanned<String>>>) -> Vec<SocketAddr> {
+        let mut out = Vec::new();
+        for l in list.unwrap_or_default() {
+            match l.get_ref().parse::<SocketAddr>() {
+                Ok(a) => out.push(a),
+                Err(_) => self.err(
+                    l.span().start,
+                    format!(
+                        "{section}.listen address {:?} is not ADDR:PORT (like [::]:853)",
+                        l.get_ref()
+                    ),
+                ),
             }
-            if t.split('#').next().map(str::trim) == Some(header.as_str()) {
-                in_section = Some(i + 1);
-            }
-            continue;
         }
-        if in_section.is_some() {
-            if let Some(rest) = t.strip_prefix(key) {
-                if rest.trim_start().starts_with('=') {
-                    return i + 1;
-                }
+        out
+    }
+
+    /// `max_connections` and its line when given.
+    fn cap(&mut self, section: &str, n: Option<Spanned<usize>>) -> (usize, Option<usize>) {
+        let Some(n) = n else {
+            return (DEFAULT_MAX_CONNECTIONS, None);
+        };
+        let at = n.span().start;
+        if *n.get_ref() == 0 {
+            self.err(
+                at,
+                format!("{section}.max_connections = 0 would refuse every client; use 1 or more"),
+            );
+            return (DEFAULT_MAX_CONNECTIONS, None);
+        }
+        (n.into_inner(), Some(line_of(self.text, at)))
+    }
+
+    /// `doh.body_budget_kib` in bytes.
+    fn body_budget(&mut self, k: Option<Spanned<usize>>) -> Option<usize> {
+        let k = k?;
+        // A budget below one largest message would refuse some valid queries.
+        if (64..=(1 << 30)).contains(k.get_ref()) {
+            return Some(k.into_inner() << 10);
+        }
+        self.err(
+            k.span().start,
+            format!(
+                "doh.body_budget_kib = {}: use 64 (one largest DNS message) or more, \
+                 up to 1073741824 (default {DEFAULT_BODY_BUDGET_KIB})",
+                k.get_ref()
+            ),
+        );
+        None
+    }
+
+    /// `doh.path`: a URI path.
+    fn uri_path(&mut self, p: Option<Spanned<String>>) -> Option<String> {
+        let p = p?;
+        if p.get_ref().starts_with('/') && !p.get_ref().contains(['?', '#', ' ']) {
+            return Some(p.into_inner());
+        }
+        self.err(
+            p.span().start,
+            format!(
+                "doh.path = {:?} is not a URI path like \"/dns-query\"",
+                p.get_ref()
+            ),
+        );
+        None
+    }
+
+    /// `[tls]`: both files, relative to the config's folder.
+    fn tls(&mut self, t: Spanned<TlsRaw>) -> Option<TlsFiles> {
+        let at = t.span().start;
+        let TlsRaw {
+            cert_file,
+            key_file,
+        } = t.into_inner();
+        let cert = self.file(at, "cert_file", cert_file);
+        let key = self.file(at, "key_file", key_file);
+        let ((cert_file, cert_line), (key_file, key_line)) = (cert?, key?);
+        Some(TlsFiles {
+            cert_file,
+            key_file,
+            config_file: self.path.to_path_buf(),
+            cert_line,
+            key_line,
+        })
+    }
+
+    /// A file named in `[tls]` (which starts at `at`), and its line.
+    fn file(
+        &mut self,
+        at: usize,
+        key: &str,
+        p: Option<Spanned<PathBuf>>,
+    ) -> Option<(PathBuf, usize)> {
+        match p {
+            Some(p) if !p.get_ref().as_os_str().is_empty() => {
+                let line = line_of(self.text, p.span().start);
+                let p = p.into_inner();
+                Some((
+                    if p.is_absolute() {
+                        p
+                    } else {
+                        self.base.join(p)
+                    },
+                    line,
+                ))
+            }
+            p => {
+                let at = p.map_or(at, |p| p.span().start);
+                self.err(
+                    at,
+                    format!(
+                        "tls.{key} is missing: DoT and DoH need a PEM certificate chain and key"
+                    ),
+                );
+                None
             }
         }
     }
-    in_section.unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -285,6 +348,17 @@ mod tests {
         // The bad address, the zero cap, the bad path, and no [tls] for DoH.
         assert_eq!(lines, vec![2, 3, 5, 6], "{errs:?}");
         assert!(errs[3].message.contains("add [tls]"), "{}", errs[3]);
+    }
+
+    /// At the value itself: an address in a list over several lines, a file
+    /// named with a dotted key outside its section.
+    #[test]
+    fn errors_at_the_value_wherever_it_is_written() {
+        let text = "tls.cert_file = \"\"\ntls.key_file = \"k.pem\"\n[dot]\nlisten = [\n  \"127.0.0.1:853\",\n  \"nope\",\n]\n";
+        let errs = ServerConfig::parse(text, Path::new("s.toml")).unwrap_err();
+        let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![6, 1], "{errs:?}");
+        assert!(errs[1].message.contains("tls.cert_file"), "{}", errs[1]);
     }
 
     #[test]

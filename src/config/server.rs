@@ -34,9 +34,9 @@ struct ServerRaw {
     /// The address health probes leave from (a multi-homed host's vantage point).
     probe_source: At<String>,
     fleet: Option<toml::Spanned<super::fleet::FleetRaw>>,
-    tls: Option<super::encrypted::TlsRaw>,
-    dot: Option<super::encrypted::DotRaw>,
-    doh: Option<super::encrypted::DohRaw>,
+    tls: Option<toml::Spanned<super::encrypted::TlsRaw>>,
+    dot: Option<toml::Spanned<super::encrypted::DotRaw>>,
+    doh: Option<toml::Spanned<super::encrypted::DohRaw>>,
     dnssec: Option<DnssecServerRaw>,
     rum: Option<RumRaw>,
     tsig: Option<Vec<super::transfer::TsigRaw>>,

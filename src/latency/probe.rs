@@ -108,6 +108,12 @@ pub fn note(ip: IpAddr) {
     }
 }
 
+/// Whether queries are sampled for the prober.
+#[inline]
+pub fn sampling() -> bool {
+    EVERY.load(Relaxed) != 0
+}
+
 /// Turns sampling on (one query in `every`) or off (0).
 pub fn set_sampling(every: u32) {
     EVERY.store(every, Relaxed);

@@ -4,7 +4,7 @@
 //! one recv_from and send_to per packet.
 
 use std::io::ErrorKind;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,20 +43,37 @@ impl Worker {
         self.start.elapsed().as_secs()
     }
 
-    /// Answers one packet into `out`; true when `out` is to be sent.
+    /// Answers one packet into `out`; true when `out` is to be sent. What watches
+    /// queries (dnstap, the site prober's sampling) is off on most servers: the
+    /// query then pays one branch for both, and their work stays out of this
+    /// function's registers.
+    #[inline]
     fn answer(
         &self,
         current: &Snapshot,
         pkt: &[u8],
-        src: SocketAddr,
+        (client, port): (IpAddr, u16),
         now: u64,
         out: &mut Vec<u8>,
     ) -> bool {
         #[cfg(debug_assertions)]
         test_panic(pkt);
-        let client = src.ip();
-        crate::latency::probe::note(client);
-        let tapped = self.qlog.dnstap().and_then(|t| t.sample());
+        if self.qlog.dnstap().is_some() || crate::latency::probe::sampling() {
+            return self.answer_watched(current, pkt, (client, port), now, out);
+        }
+        self.answer_plain(current, pkt, client, now, out).1
+    }
+
+    /// [`Self::answer`]'s work: the answer, its counters, the query log, RRL.
+    #[inline]
+    fn answer_plain(
+        &self,
+        current: &Snapshot,
+        pkt: &[u8],
+        client: IpAddr,
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> (Observed, bool) {
         let gate = Gate { rrl: &self.rrl };
         let o = handle_udp(current, pkt, client, gate, out);
         self.counters.record(&o, false);
@@ -64,11 +81,27 @@ impl Worker {
             self.qlog.log(current, pkt, client, "udp", &o);
         }
         let send = o.sent && self.limit(&o, pkt, client, out);
+        (o, send)
+    }
+
+    /// [`Self::answer`] with dnstap or the site prober on.
+    #[cold]
+    #[inline(never)]
+    fn answer_watched(
+        &self,
+        current: &Snapshot,
+        pkt: &[u8],
+        (client, port): (IpAddr, u16),
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        crate::latency::probe::note(client);
+        let tapped = self.qlog.dnstap().and_then(|t| t.sample());
+        let (o, send) = self.answer_plain(current, pkt, client, now, out);
         if let Some(at) = tapped {
             let response = send.then_some(out.as_slice());
-            let port = Some(src.port());
             self.qlog
-                .tap(current, at, Proto::Udp, client, port, pkt, response, &o);
+                .tap(current, at, Proto::Udp, client, Some(port), pkt, response, &o);
         }
         send
     }
@@ -163,7 +196,7 @@ fn serve_simple(sock: &UdpSocket, w: &Worker) {
             Err(_) => continue,
         };
         let current = w.snap.load();
-        if w.answer(&current, &buf[..n], src, w.now(), &mut out) {
+        if w.answer(&current, &buf[..n], (src.ip(), src.port()), w.now(), &mut out) {
             // A send that fails (a full queue, an unreachable client) drops this one
             // response; the client retries.
             let _ = sock.send_to(&out, src);
@@ -191,18 +224,18 @@ mod batched {
     /// A peer address of one family: a socket is IPv4 or IPv6 only, so the loop
     /// copies 16 or 28 bytes per packet, not a 128-byte sockaddr_storage.
     trait Peer: SockaddrLike + Copy {
-        fn socket_addr(&self) -> SocketAddr;
+        fn ip_port(&self) -> (IpAddr, u16);
     }
 
     impl Peer for SockaddrIn {
-        fn socket_addr(&self) -> SocketAddr {
-            SocketAddr::new(IpAddr::V4(self.ip()), self.port())
+        fn ip_port(&self) -> (IpAddr, u16) {
+            (IpAddr::V4(self.ip()), self.port())
         }
     }
 
     impl Peer for SockaddrIn6 {
-        fn socket_addr(&self) -> SocketAddr {
-            SocketAddr::new(IpAddr::V6(self.ip()), self.port())
+        fn ip_port(&self) -> (IpAddr, u16) {
+            (IpAddr::V6(self.ip()), self.port())
         }
     }
 
@@ -275,7 +308,7 @@ mod batched {
                 if w.answer(
                     &current,
                     &bufs[i][..*n],
-                    src.socket_addr(),
+                    src.ip_port(),
                     now,
                     &mut outs[i],
                 ) {

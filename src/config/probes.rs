@@ -80,12 +80,13 @@ pub(crate) const DEFAULT_SHARE_MAX_ENTRIES: usize = 2000;
 /// Checks `[probes]`; `site` is `[fleet] site`. Every error is pushed with the
 /// line of its value.
 pub(super) fn check(
-    raw: ProbesRaw,
+    raw: toml::Spanned<ProbesRaw>,
     site: Option<&str>,
     text: &str,
     path: &Path,
     errors: &mut Vec<ConfigError>,
 ) -> Option<ProbesConfig> {
+    let top = raw.span().start;
     // Every key, so that a new one cannot be dropped silently.
     let ProbesRaw {
         region,
@@ -104,7 +105,7 @@ pub(super) fn check(
         margin_ms,
         margin_pct,
         share_max_entries,
-    } = raw;
+    } = raw.into_inner();
     let before = errors.len();
     let mut cx = Cx { text, path, errors };
     let region = match (region, site) {
@@ -117,7 +118,6 @@ pub(super) fn check(
         }
         (None, Some(s)) => s.to_string(),
         (None, None) => {
-            let top = text.find("[probes]").unwrap_or(0);
             cx.err(top, "probes: name the region this instance stands in: probes.region = \"eu-west\" (or [fleet] site)".into());
             String::new()
         }
@@ -328,6 +328,10 @@ mod tests {
 
         let e = parse("[probes]\nrate = 5\n").unwrap_err();
         assert!(e[0].contains("probes.region"), "{e:?}");
+        // A missing region at the table's own line, not at a mention of it before.
+        let e = parse("# [probes] below measures from here\n[tcp]\nidle_timeout = \"5s\"\n[probes]\nrate = 5\n")
+            .unwrap_err();
+        assert!(e[0].contains(":4:"), "{e:?}");
         let e = parse("[probes]\nregion = \"eu\"\nbogus = 1\n").unwrap_err();
         assert!(e[0].contains("bogus"), "{e:?}");
     }

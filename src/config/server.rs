@@ -43,7 +43,7 @@ struct ServerRaw {
     transfer: Option<super::transfer::TransferRaw>,
     secondary: Option<Vec<super::secondary::SecondaryRaw>>,
     shed: Option<std::collections::BTreeMap<String, super::shed::ShedRaw>>,
-    probes: Option<super::probes::ProbesRaw>,
+    probes: Option<toml::Spanned<super::probes::ProbesRaw>>,
     dnstap: Option<toml::Spanned<super::dnstap::DnstapRaw>>,
 }
 

@@ -100,8 +100,16 @@ impl Worker {
         let (o, send) = self.answer_plain(current, pkt, client, now, out);
         if let Some(at) = tapped {
             let response = send.then_some(out.as_slice());
-            self.qlog
-                .tap(current, at, Proto::Udp, client, Some(port), pkt, response, &o);
+            self.qlog.tap(
+                current,
+                at,
+                Proto::Udp,
+                client,
+                Some(port),
+                pkt,
+                response,
+                &o,
+            );
         }
         send
     }
@@ -196,7 +204,13 @@ fn serve_simple(sock: &UdpSocket, w: &Worker) {
             Err(_) => continue,
         };
         let current = w.snap.load();
-        if w.answer(&current, &buf[..n], (src.ip(), src.port()), w.now(), &mut out) {
+        if w.answer(
+            &current,
+            &buf[..n],
+            (src.ip(), src.port()),
+            w.now(),
+            &mut out,
+        ) {
             // A send that fails (a full queue, an unreachable client) drops this one
             // response; the client retries.
             let _ = sock.send_to(&out, src);
@@ -305,13 +319,7 @@ mod batched {
                 let Some(src) = addr else {
                     continue;
                 };
-                if w.answer(
-                    &current,
-                    &bufs[i][..*n],
-                    src.ip_port(),
-                    now,
-                    &mut outs[i],
-                ) {
+                if w.answer(&current, &bufs[i][..*n], src.ip_port(), now, &mut outs[i]) {
                     ready.push(i);
                     dests.push(*addr);
                 }

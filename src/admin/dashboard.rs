@@ -1,6 +1,7 @@
 //! The dashboard: a page at `/` of the admin endpoint that shows zones, regions,
-//! endpoint health, probe results, answer rates and recent transitions, and can
-//! drain a region. Three files embedded in the binary (no CDN, nothing fetched
+//! endpoint health, probe results, answer rates, recent transitions, ramps and
+//! dials, and a world map of where each country's clients go; it can drain a
+//! region, set a dial and pause a ramp. Files embedded in the binary (no CDN, nothing fetched
 //! from anywhere but this endpoint); they hold no data, so they are served
 //! without the token. The page's script asks for everything else with the token
 //! an operator types in, which it keeps in a variable only, and with the
@@ -11,12 +12,16 @@ use super::Reply;
 const INDEX: &str = include_str!("page/index.html");
 const APP_JS: &str = include_str!("page/app.js");
 const STYLE: &str = include_str!("page/style.css");
+/// The world map's country outlines (Natural Earth, public domain), made by
+/// `scripts/world-map.py`.
+const WORLD: &str = include_str!("page/world.json");
 
 /// The page's files, by path.
-const ASSETS: [(&str, &str, &str); 3] = [
+const ASSETS: [(&str, &str, &str); 4] = [
     ("/", "text/html; charset=utf-8", INDEX),
     ("/app.js", "text/javascript; charset=utf-8", APP_JS),
     ("/style.css", "text/css; charset=utf-8", STYLE),
+    ("/world.json", "application/json", WORLD),
 ];
 
 /// The reply for a dashboard file, or `None` when the path is not one (the

@@ -1,0 +1,132 @@
+//! `GET /v1/map?name=FQDN`: for one steered name, the region a client in each
+//! country gets now, for the dashboard's world map.
+//!
+//! Each country is asked for as a client standing at its representative point:
+//! the country code, its continent and its centroid ([`crate::geo::country_centroid`],
+//! the table flat databases use), and [`SAMPLES`] client networks of that
+//! country, so that a traffic dial (which keeps a stable share of networks)
+//! shows as a share. Every decision is [`policy::decide`] itself, with the live
+//! health (probes, overrides, dials, ramps), as a query or `/explain` decides:
+//! no steering rule is repeated here. What a representative client cannot
+//! show: rules on networks or ASNs, and City-level locations inside a country.
+//!
+//! Bounded: one name per request, [`SAMPLES`] decisions per country, about 250
+//! countries; the reply is a few KiB.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use serde_json::{json, Value};
+
+use super::{param, AdminState, Reply, Request};
+use crate::answer::snapshot::Snapshot;
+use crate::geo::Location;
+use crate::policy::{self, Client, NamePolicy, NoTrace, Outcome, ZonePolicy};
+use crate::zone::{rtype, Name};
+
+/// Client networks asked for per country: a dial's share shows to 1/16.
+pub(crate) const SAMPLES: u8 = 16;
+
+/// The reply to `GET /v1/map`.
+pub(super) fn request(state: &AdminState, req: &Request) -> Reply {
+    let name = match param(req, "name") {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let qname = match Name::parse(name, Some(&Name::root())) {
+        Ok(n) => n,
+        Err(e) => return Reply::text(400, format!("name: {e}")),
+    };
+    let snap = state.snap.load();
+    match map(&snap, &qname) {
+        Some(v) => Reply::json(v),
+        None => Reply::text(404, format!("{qname} is not a steered name we serve")),
+    }
+}
+
+/// The map of `qname`, or `None` when it is not a steered name.
+pub(crate) fn map(snap: &Snapshot, qname: &Name) -> Option<Value> {
+    let (zone, p) = snap
+        .steering
+        .iter()
+        .find_map(|z| Some((&z.policy, z.names.iter().find(|n| &n.name == qname)?)))?;
+    let mut countries = serde_json::Map::new();
+    for (i, code) in crate::geo::country_codes().enumerate() {
+        let shares = country(snap, zone, p, code, i);
+        let Ok(code) = std::str::from_utf8(&code) else {
+            continue;
+        };
+        let Some((top, _)) = shares
+            .iter()
+            .max_by_key(|(r, n)| (**n, std::cmp::Reverse(*r)))
+        else {
+            continue;
+        };
+        let mut entry = json!({ "region": top });
+        if shares.len() > 1 {
+            let split: BTreeMap<&str, f64> = shares
+                .iter()
+                .map(|(r, n)| (r.as_str(), f64::from(*n) / f64::from(SAMPLES)))
+                .collect();
+            entry["shares"] = json!(split);
+        }
+        countries.insert(code.to_string(), entry);
+    }
+    let regions: Vec<&str> = zone.regions.iter().map(|r| r.name.as_str()).collect();
+    Some(json!({
+        "name": qname.to_string(),
+        "regions": regions,
+        "samples": SAMPLES,
+        "countries": countries,
+    }))
+}
+
+/// How many of a country's sample networks get each region (best first of the
+/// answer); `none` for NODATA or SERVFAIL.
+fn country(
+    snap: &Snapshot,
+    zone: &ZonePolicy,
+    p: &NamePolicy,
+    code: [u8; 2],
+    index: usize,
+) -> BTreeMap<String, u8> {
+    let location = Location {
+        continent: crate::geo::country_continent(code),
+        country: Some(code),
+        coords: crate::geo::country_centroid(code),
+        ..Default::default()
+    };
+    let mut shares = BTreeMap::new();
+    for s in 0..SAMPLES {
+        // 10.C.S.1: one /24 per sample, distinct per country, hashed by dials
+        // like any client network; private, so no measured figure names it.
+        let client = Client {
+            addr: IpAddr::V4(Ipv4Addr::new(10, (index % 256) as u8, s, 1)),
+            location,
+            source_prefix: 32,
+        };
+        let region = region_of(snap, zone, p, &client).unwrap_or_else(|| "none".to_string());
+        *shares.entry(region).or_insert(0) += 1;
+    }
+    shares
+}
+
+/// The region of the best endpoint the decision gives (A, else AAAA).
+fn region_of(
+    snap: &Snapshot,
+    zone: &ZonePolicy,
+    p: &NamePolicy,
+    client: &Client,
+) -> Option<String> {
+    for qtype in [rtype::A, rtype::AAAA] {
+        let d = policy::decide(zone, p, client, &snap.health, qtype, 0, &mut NoTrace);
+        if let Outcome::Endpoints(list) = d.outcome {
+            let e = p.endpoints.get(usize::from(*list.first()?))?;
+            return zone
+                .regions
+                .get(usize::from(e.region))
+                .map(|r| r.name.clone());
+        }
+    }
+    None
+}

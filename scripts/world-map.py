@@ -12,7 +12,8 @@ fetched by hand, never at build or test time:
     cd /tmp && npm pack world-atlas && tar xzf world-atlas-2.0.2.tgz
     python3 scripts/world-map.py /tmp/package/countries-110m.json > src/admin/page/world.json
 
-What it does: decodes the TopoJSON arcs (quantized, delta-encoded), projects
+What it does: decodes the TopoJSON arcs (quantized, delta-encoded), draws a
+ring that crosses the antimeridian twice (once each side, clipped by the box), projects
 longitude and latitude equirectangularly onto a 960 x 379 box (latitudes 84 N to
 58 S: Antarctica is left out, no client asks from there), rounds to a tenth of
 a unit (about 0.04 degrees), drops repeated points and rings smaller than a
@@ -94,7 +95,30 @@ def project(lon, lat):
     return round((lon + 180.0) * SCALE, 1), round((NORTH - lat) * SCALE, 1)
 
 
+def unwrap(points):
+    """A ring that crosses the antimeridian (Russia, Fiji) as one continuous
+    ring past 180 degrees east, and the copy of it shifted a world west: drawn
+    both, the box clips each to its side."""
+    out = []
+    for lon, lat in points:
+        if out:
+            while lon - out[-1][0] > 180:
+                lon -= 360
+            while out[-1][0] - lon > 180:
+                lon += 360
+        out.append((lon, lat))
+    if min(lon for lon, _ in out) < -180:
+        out = [(lon + 360, lat) for lon, lat in out]
+    if max(lon for lon, _ in out) > 180:
+        return [out, [(lon - 360, lat) for lon, lat in out]]
+    return [out]
+
+
 def ring_path(points):
+    return "".join(one_ring(r) for r in unwrap(points))
+
+
+def one_ring(points):
     xy = []
     for lon, lat in points:
         p = project(lon, lat)

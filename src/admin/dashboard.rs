@@ -11,15 +11,17 @@ use super::Reply;
 
 const INDEX: &str = include_str!("page/index.html");
 const APP_JS: &str = include_str!("page/app.js");
+const MAP_JS: &str = include_str!("page/map.js");
 const STYLE: &str = include_str!("page/style.css");
 /// The world map's country outlines (Natural Earth, public domain), made by
 /// `scripts/world-map.py`.
 const WORLD: &str = include_str!("page/world.json");
 
 /// The page's files, by path.
-const ASSETS: [(&str, &str, &str); 4] = [
+const ASSETS: [(&str, &str, &str); 5] = [
     ("/", "text/html; charset=utf-8", INDEX),
     ("/app.js", "text/javascript; charset=utf-8", APP_JS),
+    ("/map.js", "text/javascript; charset=utf-8", MAP_JS),
     ("/style.css", "text/css; charset=utf-8", STYLE),
     ("/world.json", "application/json", WORLD),
 ];
@@ -54,10 +56,13 @@ mod tests {
         }
         assert!(INDEX.contains("src=\"/app.js\"") && INDEX.contains("href=\"/style.css\""));
         // Data goes into the page as text, never as markup.
-        assert!(
-            !APP_JS.contains("innerHTML"),
-            "app.js must not use innerHTML"
-        );
+        for js in [APP_JS, MAP_JS] {
+            assert!(
+                !js.contains("innerHTML"),
+                "the page's scripts must not use innerHTML"
+            );
+        }
+        assert!(INDEX.contains("src=\"/map.js\""));
         assert!(serve("GET", "/status").is_none());
         assert_eq!(serve("POST", "/").map(|r| r.status), Some(405));
     }

@@ -797,6 +797,25 @@ fn the_dashboard_map_follows_drains_and_dials_and_its_buttons_pause_a_ramp() {
     assert_eq!(code, 200, "{body}");
     browser.wait_for_value("FR back in eu's colour", COUNTRY, "FR", "FR:eu:legend");
 
+    // A percent being typed survives the page's redraw every refresh.
+    browser.retype("input[data-dial-input='region:sa']", "37");
+    let before = browser.eval("return document.getElementById('summary').textContent;");
+    browser.wait_for(
+        "a refresh while typing",
+        &format!("return document.getElementById('summary').textContent !== {before};"),
+        "return document.getElementById('summary').textContent;",
+    );
+    assert_eq!(
+        browser.eval(
+            "const i = document.querySelector(\"input[data-dial-input='region:sa']\"); \
+             return [i.value, document.activeElement === i];"
+        ),
+        json!(["37", true]),
+        "the typed percent and the focus are kept"
+    );
+    browser.retype("input[data-dial-input='region:sa']", "100");
+    browser.click("button[data-dial-target='region:sa']");
+
     // A dial of 0 on ap, set with the page's field: Japan leaves ap.
     browser.retype("input[data-dial-input='region:ap']", "0");
     browser.click("button[data-dial-target='region:ap']");

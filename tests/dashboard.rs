@@ -760,6 +760,34 @@ fn the_dashboard_map_follows_drains_and_dials_and_its_buttons_pause_a_ramp() {
     assert_eq!(map_region(admin, "JP"), "ap");
     assert_eq!(map_region(admin, "BR"), "sa");
     assert_eq!(map_region(admin, "US"), "us");
+    // A dial of 50 % on eu splits France's networks between eu and us.
+    assert_eq!(
+        common::http(admin, "POST", "/v1/dial?target=region:eu&percent=50").0,
+        200
+    );
+    let (_, body) = common::http(admin, "GET", "/v1/map?name=www.world.test.");
+    let v: Value = serde_json::from_str(&body).expect("map JSON");
+    let fr = &v["countries"]["FR"]["shares"];
+    let (eu, us) = (
+        fr["eu"].as_f64().unwrap_or(0.0),
+        fr["us"].as_f64().unwrap_or(0.0),
+    );
+    assert!(eu > 0.1 && us > 0.1 && (eu + us - 1.0).abs() < 1e-9, "{fr}");
+    assert_eq!(v["countries"]["JP"]["shares"], Value::Null, "{body}");
+    assert_eq!(v["regions"], json!(["us", "eu", "ap", "sa"]));
+    assert_eq!(
+        common::http(admin, "POST", "/v1/dial?target=region:eu&percent=clear").0,
+        200
+    );
+    assert_eq!(map_region(admin, "FR"), "eu");
+    let took = Instant::now();
+    for _ in 0..10 {
+        assert_eq!(
+            common::http(admin, "GET", "/v1/map?name=www.world.test.").0,
+            200
+        );
+    }
+    eprintln!("GET /v1/map: {:?} each (10 in a row)", took.elapsed() / 10);
     assert_eq!(common::http(admin, "GET", "/v1/map").0, 400);
     assert_eq!(
         common::http(admin, "GET", "/v1/map?name=ns1.world.test.").0,

@@ -72,7 +72,14 @@ pub(crate) fn map(snap: &Snapshot, qname: &Name) -> Option<Value> {
         }
         countries.insert(code.to_string(), entry);
     }
-    let regions: Vec<&str> = zone.regions.iter().map(|r| r.name.as_str()).collect();
+    // The name's regions, in the zone's order: the page colours them so.
+    let regions: Vec<&str> = zone
+        .regions
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| p.endpoints.iter().any(|e| usize::from(e.region) == *i))
+        .map(|(_, r)| r.name.as_str())
+        .collect();
     Some(json!({
         "name": qname.to_string(),
         "regions": regions,

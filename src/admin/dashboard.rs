@@ -18,7 +18,7 @@ const STYLE: &str = include_str!("page/style.css");
 const WORLD: &str = include_str!("page/world.json");
 
 /// The page's files, by path.
-const ASSETS: [(&str, &str, &str); 5] = [
+const ASSETS: &[(&str, &str, &str)] = &[
     ("/", "text/html; charset=utf-8", INDEX),
     ("/app.js", "text/javascript; charset=utf-8", APP_JS),
     ("/map.js", "text/javascript; charset=utf-8", MAP_JS),
@@ -46,7 +46,7 @@ mod tests {
 
     #[test]
     fn the_page_references_only_its_own_files() {
-        for (path, _, body) in ASSETS {
+        for &(path, _, body) in ASSETS {
             let reply = serve("GET", path).map(|r| (r.status, r.body));
             assert_eq!(reply, Some((200, body.to_string())));
             // No CDN, no third-party fonts: every URL the page names is ours.
@@ -65,5 +65,32 @@ mod tests {
         assert!(INDEX.contains("src=\"/map.js\""));
         assert!(serve("GET", "/status").is_none());
         assert_eq!(serve("POST", "/").map(|r| r.status), Some(405));
+    }
+
+    /// Every outline is keyed by a code `/v1/map` answers for, and is path data
+    /// only (moves, numbers, closes): nothing a browser would fetch or run.
+    #[test]
+    fn the_outlines_are_paths_of_known_countries() {
+        let world: serde_json::Value = serde_json::from_str(WORLD).unwrap();
+        let known: Vec<[u8; 2]> = crate::geo::country_codes().collect();
+        let countries = world["countries"].as_object().unwrap();
+        assert!(countries.len() > 150, "{} outlines", countries.len());
+        for (code, d) in countries {
+            let cc: [u8; 2] = code.as_bytes().try_into().unwrap();
+            assert!(
+                known.contains(&cc),
+                "{code} is not a country /v1/map decides for"
+            );
+            let d = d.as_str().unwrap();
+            assert!(d.starts_with('M') && d.ends_with('Z'), "{code}");
+            assert!(
+                d.bytes()
+                    .all(|b| b"MZ-. ".contains(&b) || b.is_ascii_digit()),
+                "{code}"
+            );
+        }
+        for cc in ["US", "FR", "JP", "BR", "AU", "RU", "ZA", "IN", "XK"] {
+            assert!(countries.contains_key(cc), "{cc} has no outline");
+        }
     }
 }

@@ -137,3 +137,104 @@ fn region_of(
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::Override;
+
+    /// The repository's zones, located by its default database.
+    fn snapshot() -> Snapshot {
+        let o = crate::app::CommandLine {
+            zones: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/zones").into()),
+            ..Default::default()
+        };
+        let mut cfg = crate::app::server_config(&o).unwrap();
+        cfg.geo.database = Some(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/geo/geo-whois-asn-country.mmdb"
+            )
+            .into(),
+        );
+        let mut snap = crate::app::load_snapshot_without_fast(&cfg, 1).unwrap().0;
+        // The health view `serve` puts in, so overrides and dials count.
+        let table =
+            std::sync::Arc::new(crate::health::HealthTable::new(snap.health_targets.clone()));
+        snap.health = crate::answer::health_view::HealthBridge::new(
+            table,
+            &snap.health_targets,
+            snap.endpoint_names.clone(),
+            Default::default(),
+            Default::default(),
+        );
+        snap
+    }
+
+    fn name(s: &str) -> Name {
+        Name::parse(s, Some(&Name::root())).unwrap()
+    }
+
+    /// A client the database places in a country gets the region the map
+    /// gives that country (no dials, so the address does not count): the
+    /// representative client is where the database would put it.
+    #[test]
+    fn the_map_agrees_with_clients_the_database_locates() {
+        let snap = snapshot();
+        let mut compared = 0;
+        for qname in ["www.geo.example.com.", "shop.geo.example.com."] {
+            let qname = name(qname);
+            let m = map(&snap, &qname).unwrap();
+            let (zone, p) = snap
+                .steering
+                .iter()
+                .find_map(|z| Some((&z.policy, z.names.iter().find(|n| n.name == qname)?)))
+                .unwrap();
+            for a in 1..=223u8 {
+                for b in [1u8, 77, 160, 230] {
+                    let ip = IpAddr::V4(Ipv4Addr::new(a, b, 3, 4));
+                    let client = crate::answer::handler::client_of(&snap, None, ip);
+                    let Some(cc) = client.location.country else {
+                        continue;
+                    };
+                    let cc = std::str::from_utf8(&cc).unwrap();
+                    let got = region_of(&snap, zone, p, &client).unwrap();
+                    assert_eq!(m["countries"][cc]["region"], json!(got), "{ip} in {cc}");
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 500, "{compared} clients located");
+    }
+
+    /// A drained region leaves the map; a dial splits countries into shares
+    /// that add up, the larger one named.
+    #[test]
+    fn drains_and_dials_show() {
+        let snap = snapshot();
+        let www = name("www.geo.example.com.");
+        let before = map(&snap, &www).unwrap();
+        assert_eq!(before["countries"]["FR"], json!({ "region": "eu-west" }));
+        let table = snap.health.table();
+        table.set_named_override_by("region:eu-west", Override::Drain, "test");
+        snap.health.refresh();
+        let drained = map(&snap, &www).unwrap().to_string();
+        assert!(!drained.contains("eu-west\"}"), "{drained}");
+        table.set_named_override_by("region:eu-west", Override::None, "test");
+        if let Ok(mut d) = snap.health.operator_dials().lock() {
+            d.insert("region:eu-west".to_string(), 50);
+        }
+        snap.health.refresh();
+        let dialled = map(&snap, &www).unwrap();
+        let fr = &dialled["countries"]["FR"];
+        let shares = fr["shares"].as_object().unwrap();
+        let sum: f64 = shares.values().filter_map(Value::as_f64).sum();
+        assert!((sum - 1.0).abs() < 1e-9 && shares.len() == 2, "{fr}");
+        let top = shares
+            .iter()
+            .max_by(|x, y| x.1.as_f64().partial_cmp(&y.1.as_f64()).unwrap())
+            .unwrap();
+        assert_eq!(fr["region"], json!(top.0), "{fr}");
+        assert!(map(&snap, &name("ns1.geo.example.com.")).is_none());
+    }
+}

@@ -853,13 +853,25 @@ fn the_dashboard_map_follows_drains_and_dials_and_its_buttons_pause_a_ramp() {
     let next = map_region(admin, "JP");
     browser.wait_for_value("JP out of ap", COUNTRY, "JP", &format!("JP:{next}:legend"));
 
-    // A ramp with a long hold runs; its buttons pause and resume it.
-    let (code, body) = common::http(
-        admin,
-        "POST",
-        "/v1/ramp?target=region:ap&to=100&steps=25,50,100&hold=10m",
+    // A ramp with a long hold, started with the page's form, runs; its
+    // buttons pause and resume it.
+    browser.click("#ramp-target option[value='region:ap']");
+    browser.retype("#ramp-steps", "25,50,100");
+    browser.retype("#ramp-hold", "10m");
+    browser.click("#ramp-start button");
+    wait_until(
+        "the ramp running in /status",
+        Duration::from_secs(10),
+        || ramp_phase(admin, "region:ap") == "running",
     );
-    assert_eq!(code, 200, "{body}");
+    let (_, body) = common::http(admin, "GET", "/status");
+    let v: Value = serde_json::from_str(&body).expect("status JSON");
+    let ramp = &v["ramps"]["ramps"]["region:ap"];
+    assert_eq!(
+        (&ramp["steps"], &ramp["hold_ms"], &ramp["on_fail"]),
+        (&json!([25, 50, 100]), &json!(600_000), &json!("hold")),
+        "{ramp}"
+    );
     browser.wait_for(
         "the running ramp with its steps",
         "const r = document.querySelector(\"[data-ramp='region:ap']\"); \

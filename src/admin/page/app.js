@@ -172,11 +172,38 @@
         el("td", { class: "history" }, ...noteRamp(target, r).map((l) => el("div", {}, l))),
         el("td", {}, rampButtons(target, r)));
     });
+    rampForm(st);
     const failures = (st.ramps || {}).failures || 0;
     $("ramps").replaceChildren(rows.length
       ? table(["target", "phase", "steps", "dial", "gates", "time left", "seen here", ""], rows)
-      : el("p", { class: "muted" }, "no ramp; start one with signpost ctl ramp REGION --to 100 --steps 1,5,25,50,100 --hold 10m"),
+      : el("p", { class: "muted" }, "no ramp (signpost ctl ramp REGION --to 100 --steps 1,5,25,50,100 --hold 10m, or the form below)"),
       failures ? el("p", { class: "muted" }, failures + " ramp(s) stopped by a gate since start") : "");
+  }
+
+  // The start form: the regions to choose from (kept while they are the
+  // same, so a choice survives the refresh), shown with rights only.
+  function rampForm(st) {
+    const targets = [...new Set((st.endpoints || []).map((e) => "region:" + (e.region || "")))].sort();
+    const pick = $("ramp-target");
+    if ([...pick.options].map((o) => o.value).join(" ") !== targets.join(" ")) {
+      const had = pick.value;
+      pick.replaceChildren(...targets.map((t) => el("option", { value: t, textContent: t })));
+      if (targets.includes(had)) pick.value = had;
+    }
+    $("ramp-start").hidden = !canChange || targets.length === 0;
+  }
+
+  async function startRamp() {
+    const steps = $("ramp-steps").value.trim();
+    const q = new URLSearchParams({
+      target: $("ramp-target").value,
+      to: steps.split(",").pop().trim().replace(/%$/, ""),
+      steps, hold: $("ramp-hold").value.trim(), on_fail: $("ramp-on-fail").value,
+    });
+    const r = await call("POST", "/v1/ramp?" + q.toString());
+    message("ramp " + q.get("target") + ": " + (r.status === 200 ? "started" : r.status + " " + r.body),
+      r.status === 200 ? "" : "error");
+    await refresh();
   }
 
   async function rampAction(target, action) {
@@ -389,6 +416,11 @@
   document.addEventListener("input", (ev) => {
     const t = ev.target.getAttribute && ev.target.getAttribute("data-dial-input");
     if (t) drafts.set(t, ev.target.value);
+  });
+
+  $("ramp-start").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    startRamp();
   });
 
   $("login").addEventListener("submit", (ev) => {

@@ -64,11 +64,15 @@ pub(crate) fn map(snap: &Snapshot, qname: &Name) -> Option<Value> {
         };
         let mut entry = json!({ "region": top });
         if shares.len() > 1 {
+            let part = |n: u8| f64::from(n) / f64::from(SAMPLES);
             let split: BTreeMap<&str, f64> = shares
                 .iter()
-                .map(|(r, n)| (r.as_str(), f64::from(*n) / f64::from(SAMPLES)))
+                .filter_map(|(r, n)| Some(((*r)?, part(*n))))
                 .collect();
             entry["shares"] = json!(split);
+            if let Some(n) = shares.get(&None) {
+                entry["no_answer"] = json!(part(*n));
+            }
         }
         countries.insert(code.to_string(), entry);
     }
@@ -89,14 +93,14 @@ pub(crate) fn map(snap: &Snapshot, qname: &Name) -> Option<Value> {
 }
 
 /// How many of a country's sample networks get each region (best first of the
-/// answer); `none` for NODATA or SERVFAIL.
-fn country(
+/// answer); `None` for NODATA or SERVFAIL.
+fn country<'z>(
     snap: &Snapshot,
-    zone: &ZonePolicy,
+    zone: &'z ZonePolicy,
     p: &NamePolicy,
     code: [u8; 2],
     index: usize,
-) -> BTreeMap<String, u8> {
+) -> BTreeMap<Option<&'z str>, u8> {
     let location = Location {
         continent: crate::geo::country_continent(code),
         country: Some(code),
@@ -112,19 +116,18 @@ fn country(
             location,
             source_prefix: 32,
         };
-        let region = region_of(snap, zone, p, &client).unwrap_or_else(|| "none".to_string());
-        *shares.entry(region).or_insert(0) += 1;
+        *shares.entry(region_of(snap, zone, p, &client)).or_insert(0) += 1;
     }
     shares
 }
 
 /// The region of the best endpoint the decision gives (A, else AAAA).
-fn region_of(
+fn region_of<'z>(
     snap: &Snapshot,
-    zone: &ZonePolicy,
+    zone: &'z ZonePolicy,
     p: &NamePolicy,
     client: &Client,
-) -> Option<String> {
+) -> Option<&'z str> {
     for qtype in [rtype::A, rtype::AAAA] {
         let d = policy::decide(zone, p, client, &snap.health, qtype, 0, &mut NoTrace);
         if let Outcome::Endpoints(list) = d.outcome {
@@ -132,7 +135,7 @@ fn region_of(
             return zone
                 .regions
                 .get(usize::from(e.region))
-                .map(|r| r.name.clone());
+                .map(|r| r.name.as_str());
         }
     }
     None
@@ -220,6 +223,11 @@ mod tests {
         snap.health.refresh();
         let drained = map(&snap, &www).unwrap().to_string();
         assert!(!drained.contains("eu-west\"}"), "{drained}");
+        // accounts keeps EU clients in the EU fence: with eu-west drained they
+        // get SERVFAIL (fence_fallback), no region.
+        let fenced = map(&snap, &name("accounts.geo.example.com.")).unwrap();
+        assert_eq!(fenced["countries"]["FR"], json!({ "region": null }));
+        assert_eq!(fenced["countries"]["US"], json!({ "region": "us-east" }));
         table.set_named_override_by("region:eu-west", Override::None, "test");
         if let Ok(mut d) = snap.health.operator_dials().lock() {
             d.insert("region:eu-west".to_string(), 50);

@@ -12,6 +12,8 @@
   const PALETTE = ["#1f77b4", "#e8730c", "#2ca02c", "#d62728", "#9467bd",
     "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#5f6b7a"];
   const NONE = "#c9ced6";
+  // The legend's key for "no answer" (NODATA or SERVFAIL): no region is "".
+  const NO_ANSWER = "";
   let world = null; // { width, height, countries: { CC: path } }
   const shapes = new Map(); // CC -> <path>
 
@@ -55,16 +57,16 @@
 
   function colours(regions) {
     const c = new Map(regions.map((r, i) => [r, PALETTE[i % PALETTE.length]]));
-    c.set("none", NONE);
+    c.set(NO_ANSWER, NONE);
     return c;
   }
 
   function legend(regions, colour, counts) {
-    const items = [...regions, "none"].filter((r) => r !== "none" || counts.get("none"))
+    const items = [...regions, NO_ANSWER].filter((r) => r !== NO_ANSWER || counts.get(NO_ANSWER))
       .map((r) => {
         const swatch = S.el("span", { class: "swatch" });
         swatch.style.background = colour.get(r);
-        return S.el("li", { "data-legend": r }, swatch, r === "none" ? "no answer" : r,
+        return S.el("li", { "data-legend": r }, swatch, r === NO_ANSWER ? "no answer" : r,
           S.el("span", { class: "muted" }, " " + (counts.get(r) || 0)));
       });
     $("map-legend").replaceChildren(...items);
@@ -87,15 +89,17 @@
     const counts = new Map();
     for (const [cc, p] of shapes) {
       const c = (m.countries || {})[cc];
-      const region = c ? c.region : "none";
+      const region = (c && c.region) || NO_ANSWER;
       counts.set(region, (counts.get(region) || 0) + 1);
-      const share = c && c.shares ? c.shares[region] : 1;
+      const share = !c || !c.shares ? 1 : (region === NO_ANSWER ? c.no_answer : c.shares[region]);
       p.setAttribute("fill", colour.get(region) || NONE);
       p.setAttribute("fill-opacity", String(0.35 + 0.65 * share));
       p.setAttribute("data-region", region);
+      const pct = (v) => " " + Math.round(v * 100) + "%";
       const split = c && c.shares
-        ? Object.entries(c.shares).map(([k, v]) => k + " " + Math.round(v * 100) + "%").join(", ")
-        : region;
+        ? Object.entries(c.shares).map(([k, v]) => k + pct(v))
+          .concat(c.no_answer ? ["no answer" + pct(c.no_answer)] : []).join(", ")
+        : region || "no answer";
       p.firstChild.textContent = cc + ": " + split;
     }
     legend(m.regions || [], colour, counts);

@@ -505,6 +505,21 @@ fn the_dashboard_drains_a_region_and_the_answer_changes() {
         "return document.body.innerText;",
     );
 
+    // The map was drawn for the logged-in page; logging out empties it.
+    browser.wait_for(
+        "the map coloured",
+        "return document.querySelectorAll('#world path[data-region]').length > 100;",
+        "return document.getElementById('map-note').textContent;",
+    );
+    browser.click("#logout");
+    browser.wait_for(
+        "the map emptied after logging out",
+        "return document.querySelectorAll('#world path[data-region]').length === 0 && \
+           document.getElementById('map-note').textContent.includes('log in') && \
+           document.getElementById('ramp-start').hidden;",
+        "return document.getElementById('map-note').textContent;",
+    );
+
     stop.store(true, Ordering::Relaxed);
     let _ = queries.join();
 }

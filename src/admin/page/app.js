@@ -15,7 +15,8 @@
   // The previous scrape of /metrics, for rates: { at: ms, counters: Map }.
   let previous = null;
   let busy = false;
-  // Panels of other files (map.js): each called with /status after a refresh.
+  // Panels of other files (map.js): each called with /status after a refresh,
+  // and with null when the endpoint refuses the token (to show nothing).
   const panels = [];
 
   const $ = (id) => document.getElementById(id);
@@ -349,6 +350,9 @@
         message(token ? "the token was refused (401): log in again" : "this endpoint needs a token: log in", "warn");
         $("summary").textContent = "not logged in";
         $("regions").replaceChildren(el("p", { class: "muted" }, "log in to see the regions"));
+        $("ramps").replaceChildren();
+        $("ramp-start").hidden = true;
+        await Promise.all(panels.map((p) => p(null).catch(() => {})));
         return;
       }
       if (st.status !== 200) {
@@ -454,6 +458,7 @@
   // element helpers, and a place in each refresh.
   window.signpost = Object.freeze({
     call, el, table, message,
+    // f(status) after every refresh; f(null) when logged out.
     panel: (f) => { panels.push(f); },
   });
 

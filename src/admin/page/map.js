@@ -73,6 +73,17 @@
   }
 
   async function update(st) {
+    if (!st) {
+      // Logged out: no colours, no names, nothing from before.
+      for (const p of shapes.values()) {
+        p.setAttribute("fill", NONE);
+        p.removeAttribute("data-region");
+      }
+      $("map-name").replaceChildren();
+      $("map-legend").replaceChildren();
+      $("map-note").textContent = "log in to see the map";
+      return;
+    }
     const name = names(st);
     if (!name) {
       $("map-note").textContent = "no steered names";

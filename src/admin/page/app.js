@@ -1,8 +1,9 @@
 // The signpost dashboard. Everything it shows comes from this admin endpoint:
 // GET /status, /metrics and /v1/transitions every 2 s, /explain on demand,
 // POST /v1/override from the drain buttons, /v1/dial and /v1/ramp from the
-// dial and ramp controls; map.js adds the world map (GET /v1/map). Strings from the server go into the
-// page as text nodes only (no markup is built from data).
+// dial and ramp controls; map.js adds the world map (GET /v1/map). Strings
+// from the server go into the page as text nodes only (no markup is built
+// from data).
 "use strict";
 
 (function () {
@@ -154,7 +155,7 @@
       })));
   }
 
-  // Every ramp: its steps (the dial in force in brackets), phase, gates, time
+  // Every ramp: its steps (the dial in force underlined), phase, gates, time
   // left, what this page saw of it, and its pause, resume and abort buttons.
   function renderRamps(st) {
     const ramps = (st.ramps || {}).ramps || {};
@@ -201,17 +202,25 @@
       to: steps.split(",").pop().trim().replace(/%$/, ""),
       steps, hold: $("ramp-hold").value.trim(), on_fail: $("ramp-on-fail").value,
     });
-    const r = await call("POST", "/v1/ramp?" + q.toString());
-    message("ramp " + q.get("target") + ": " + (r.status === 200 ? "started" : r.status + " " + r.body),
-      r.status === 200 ? "" : "error");
+    report("ramp " + q.get("target") + " started", await call("POST", "/v1/ramp?" + q.toString()));
     await refresh();
+  }
+
+  // A change's reply on the message line; a 401 hides the controls that change.
+  function report(what, r) {
+    if (r.status === 401) {
+      canChange = false;
+      message("this token may not make changes (401): the buttons are hidden", "error");
+    } else if (r.status !== 200) {
+      message(what + ": " + r.status + " " + r.body, "error");
+    } else {
+      message(what + ": done", "");
+    }
   }
 
   async function rampAction(target, action) {
     const q = new URLSearchParams({ target, action });
-    const r = await call("POST", "/v1/ramp?" + q.toString());
-    message("ramp " + action + " " + target + ": " + (r.status === 200 ? "done" : r.status + " " + r.body),
-      r.status === 200 ? "" : "error");
+    report("ramp " + action + " " + target, await call("POST", "/v1/ramp?" + q.toString()));
     await refresh();
   }
 
@@ -394,12 +403,7 @@
 
   async function setDial(target, percent) {
     const q = new URLSearchParams({ target, percent });
-    const r = await call("POST", "/v1/dial?" + q.toString());
-    if (r.status !== 200) {
-      message("dial " + target + ": " + r.status + " " + r.body, "error");
-    } else {
-      message("dial " + target + " " + percent + "%: done", "");
-    }
+    report("dial " + target + " " + percent + "%", await call("POST", "/v1/dial?" + q.toString()));
     await refresh();
   }
 

@@ -67,7 +67,7 @@ pub fn country_continent(cc: [u8; 2]) -> Option<[u8; 2]> {
 }
 
 /// Every code the table holds, in order: ISO 3166-1 plus `XK` and `AN`.
-pub fn country_codes() -> impl Iterator<Item = [u8; 2]> {
+pub(crate) fn country_codes() -> impl Iterator<Item = [u8; 2]> {
     COUNTRIES.iter().map(|row| row.code)
 }
 

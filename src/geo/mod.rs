@@ -60,7 +60,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use maxminddb::{PathElement, Reader, WithinOptions};
 use serde::Deserialize;
 
-pub use countries::{country_centroid, country_codes, country_continent};
+pub(crate) use countries::country_codes;
+pub use countries::{country_centroid, country_continent};
 pub use error::GeoError;
 
 use record::{FlatRecord, GeoIp2Record, Leaf, ShapeProbe};

@@ -505,6 +505,21 @@ fn the_dashboard_drains_a_region_and_the_answer_changes() {
         "return document.body.innerText;",
     );
 
+    // The map was drawn for the logged-in page; logging out empties it.
+    browser.wait_for(
+        "the map coloured",
+        "return document.querySelectorAll('#world path[data-region]').length > 100;",
+        "return document.getElementById('map-note').textContent;",
+    );
+    browser.click("#logout");
+    browser.wait_for(
+        "the map emptied after logging out",
+        "return document.querySelectorAll('#world path[data-region]').length === 0 && \
+           document.getElementById('map-note').textContent.includes('log in') && \
+           document.getElementById('ramp-start').hidden;",
+        "return document.getElementById('map-note').textContent;",
+    );
+
     stop.store(true, Ordering::Relaxed);
     let _ = queries.join();
 }
@@ -634,4 +649,292 @@ fn a_page_of_another_origin_cannot_drain_a_region() {
         Duration::from_secs(10),
         || db().ends_with("192.0.2.21"),
     );
+}
+
+/// Four regions by latency, none checked: the map shows each country's
+/// nearest, and a drain or a dial moves countries to their next nearest.
+fn world_zone() -> &'static str {
+    r#"origin = "world.test."
+records = """
+@ NS ns1
+ns1 A 192.0.2.1
+"""
+[soa]
+primary = "ns1.world.test."
+contact = "h@world.test"
+negative_ttl = 60
+
+[regions]
+us = { location = [38.9, -77.4] }
+eu = { location = [53.3, -6.3] }
+ap = { location = [35.7, 139.7] }
+sa = { location = [-23.5, -46.6] }
+
+[names.www]
+strategy = "latency"
+ttl = 30
+endpoints.us = { a = ["192.0.2.10"] }
+endpoints.eu = { a = ["192.0.2.20"] }
+endpoints.ap = { a = ["192.0.2.30"] }
+endpoints.sa = { a = ["192.0.2.40"] }
+"#
+}
+
+/// `CC:region:legend` for a country on the map: the region its path is drawn
+/// for, and `legend` when its fill is that region's legend colour (else the fill).
+const COUNTRY: &str = "const p = document.querySelector('#world path[data-country=' + arguments[0] + ']'); \
+    if (!p || !p.getAttribute('data-region')) return null; \
+    const r = p.getAttribute('data-region'); \
+    const sw = document.querySelector('[data-legend=\"' + r + '\"] .swatch'); \
+    const fill = getComputedStyle(p).fill; \
+    return arguments[0] + ':' + r + ':' + (sw && fill === getComputedStyle(sw).backgroundColor ? 'legend' : fill);";
+
+fn map_region(admin: SocketAddr, country: &str) -> String {
+    let (code, body) = common::http(admin, "GET", "/v1/map?name=www.world.test.");
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("map JSON");
+    v["countries"][country]["region"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn ramp_phase(admin: SocketAddr, target: &str) -> String {
+    let (code, body) = common::http(admin, "GET", "/status");
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("status JSON");
+    v["ramps"]["ramps"][target]["phase"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl Browser {
+    /// `script` with one argument, polled until it returns `want`.
+    fn wait_for_value(&self, what: &str, script: &str, arg: &str, want: &str) {
+        let run = || {
+            self.cmd(
+                "POST",
+                "/execute/sync",
+                Some(&json!({ "script": script, "args": [arg] })),
+            )
+            .unwrap_or(Value::Null)
+        };
+        if !wait_until_ok(PAGE_WAIT, || run() == json!(want)) {
+            panic!(
+                "timed out waiting for {what}: want {want}, page says {}",
+                run()
+            );
+        }
+    }
+
+    /// Selects what a field holds and types `text` over it, as a user does; the
+    /// page draws its controls again every refresh, so a stale field is found again.
+    fn retype(&self, css: &str, text: &str) {
+        let keys = format!("\u{E009}a\u{E000}{text}");
+        let mut last = String::new();
+        let done = wait_until_ok(PAGE_WAIT, || {
+            let r = self.find(css).and_then(|id| {
+                self.cmd(
+                    "POST",
+                    &format!("/element/{id}/value"),
+                    Some(&json!({ "text": keys })),
+                )
+            });
+            if let Err(e) = &r {
+                last = e.clone();
+            }
+            r.is_ok()
+        });
+        assert!(done, "cannot type into {css}: {last}");
+    }
+}
+
+/// The map and the ramp controls in Chromium: countries drawn in their
+/// region's legend colour, a drain through the admin API and a dial set with
+/// the page's field moving countries to their next region on the map, and a
+/// running ramp paused and resumed with its buttons, as `/status` shows. With
+/// `SIGNPOST_DOCS_SCREENSHOT=1` the screenshot replaces docs/dashboard-rollouts.png.
+#[test]
+fn the_dashboard_map_follows_drains_and_dials_and_its_buttons_pause_a_ramp() {
+    let d = common::dir("dashboard", "map");
+    std::fs::write(d.0.join("zones/world.toml"), world_zone()).expect("zone");
+    let config = d.0.join("server.toml");
+    std::fs::write(
+        &config,
+        "zones = \"zones\"\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .expect("config");
+    let server = Server::start(&["--config", config.to_str().expect("path")]);
+    let admin = server
+        .admin
+        .expect("the ready line names the admin address");
+
+    // The endpoint: each country's nearest region; bad requests refused.
+    assert_eq!(map_region(admin, "FR"), "eu");
+    assert_eq!(map_region(admin, "JP"), "ap");
+    assert_eq!(map_region(admin, "BR"), "sa");
+    assert_eq!(map_region(admin, "US"), "us");
+    // A dial of 50 % on eu splits France's networks between eu and us.
+    assert_eq!(
+        common::http(admin, "POST", "/v1/dial?target=region:eu&percent=50").0,
+        200
+    );
+    let (_, body) = common::http(admin, "GET", "/v1/map?name=www.world.test.");
+    let v: Value = serde_json::from_str(&body).expect("map JSON");
+    let fr = &v["countries"]["FR"]["shares"];
+    let (eu, us) = (
+        fr["eu"].as_f64().unwrap_or(0.0),
+        fr["us"].as_f64().unwrap_or(0.0),
+    );
+    assert!(eu > 0.1 && us > 0.1 && (eu + us - 1.0).abs() < 1e-9, "{fr}");
+    assert_eq!(v["countries"]["JP"]["shares"], Value::Null, "{body}");
+    assert_eq!(v["regions"], json!(["us", "eu", "ap", "sa"]));
+    assert_eq!(
+        common::http(admin, "POST", "/v1/dial?target=region:eu&percent=clear").0,
+        200
+    );
+    assert_eq!(map_region(admin, "FR"), "eu");
+    let took = Instant::now();
+    for _ in 0..10 {
+        assert_eq!(
+            common::http(admin, "GET", "/v1/map?name=www.world.test.").0,
+            200
+        );
+    }
+    eprintln!("GET /v1/map: {:?} each (10 in a row)", took.elapsed() / 10);
+    assert_eq!(common::http(admin, "GET", "/v1/map").0, 400);
+    assert_eq!(
+        common::http(admin, "GET", "/v1/map?name=ns1.world.test.").0,
+        404
+    );
+    assert_eq!(
+        common::http(admin, "POST", "/v1/map?name=www.world.test.").0,
+        405
+    );
+    for path in ["/map.js", "/world.json"] {
+        assert_eq!(common::http(admin, "GET", path).0, 200, "{path}");
+    }
+
+    let browser = Browser::start(&d.0.join("chrome-profile"), &d.0.join("chromedriver.log"));
+    browser.go(&format!("http://{admin}/"));
+    for (cc, region) in [("FR", "eu"), ("JP", "ap"), ("BR", "sa"), ("US", "us")] {
+        browser.wait_for_value(
+            &format!("{cc} in {region}'s colour"),
+            COUNTRY,
+            cc,
+            &format!("{cc}:{region}:legend"),
+        );
+    }
+
+    // Drained through the admin API: France goes to its next nearest, us, and
+    // is drawn in us's colour.
+    let (code, body) = common::http(admin, "POST", "/v1/override?target=region:eu&action=drain");
+    assert_eq!(code, 200, "{body}");
+    browser.wait_for_value("FR in us's colour", COUNTRY, "FR", "FR:us:legend");
+    let (code, body) = common::http(
+        admin,
+        "POST",
+        "/v1/override?target=region:eu&action=undrain",
+    );
+    assert_eq!(code, 200, "{body}");
+    browser.wait_for_value("FR back in eu's colour", COUNTRY, "FR", "FR:eu:legend");
+
+    // A percent being typed survives the page's redraw every refresh.
+    browser.retype("input[data-dial-input='region:sa']", "37");
+    let before = browser.eval("return document.getElementById('summary').textContent;");
+    browser.wait_for(
+        "a refresh while typing",
+        &format!("return document.getElementById('summary').textContent !== {before};"),
+        "return document.getElementById('summary').textContent;",
+    );
+    assert_eq!(
+        browser.eval(
+            "const i = document.querySelector(\"input[data-dial-input='region:sa']\"); \
+             return [i.value, document.activeElement === i];"
+        ),
+        json!(["37", true]),
+        "the typed percent and the focus are kept"
+    );
+    browser.retype("input[data-dial-input='region:sa']", "100");
+    browser.click("button[data-dial-target='region:sa']");
+
+    // A dial of 0 on ap, set with the page's field: Japan leaves ap.
+    browser.retype("input[data-dial-input='region:ap']", "0");
+    browser.click("button[data-dial-target='region:ap']");
+    wait_until("the dial on region:ap", Duration::from_secs(10), || {
+        map_region(admin, "JP") != "ap"
+    });
+    let next = map_region(admin, "JP");
+    browser.wait_for_value("JP out of ap", COUNTRY, "JP", &format!("JP:{next}:legend"));
+
+    // A ramp with a long hold, started with the page's form, runs; its
+    // buttons pause and resume it.
+    browser.click("#ramp-target option[value='region:ap']");
+    browser.retype("#ramp-steps", "25,50,100");
+    browser.retype("#ramp-hold", "10m");
+    browser.click("#ramp-start button");
+    wait_until(
+        "the ramp running in /status",
+        Duration::from_secs(10),
+        || ramp_phase(admin, "region:ap") == "running",
+    );
+    let (_, body) = common::http(admin, "GET", "/status");
+    let v: Value = serde_json::from_str(&body).expect("status JSON");
+    let ramp = &v["ramps"]["ramps"]["region:ap"];
+    assert_eq!(
+        (&ramp["steps"], &ramp["hold_ms"], &ramp["on_fail"]),
+        (&json!([25, 50, 100]), &json!(600_000), &json!("hold")),
+        "{ramp}"
+    );
+    browser.wait_for(
+        "the running ramp with its steps",
+        "const r = document.querySelector(\"[data-ramp='region:ap']\"); \
+         return !!r && r.getAttribute('data-phase') === 'running' && \
+           r.textContent.includes('25% → 50% → 100%') && r.textContent.includes('to 25%');",
+        "return document.getElementById('ramps').textContent;",
+    );
+    browser.click("button[data-ramp-target='region:ap'][data-ramp-action='pause']");
+    wait_until(
+        "the ramp paused in /status",
+        Duration::from_secs(10),
+        || ramp_phase(admin, "region:ap") == "paused",
+    );
+    browser.wait_for(
+        "the paused ramp",
+        "return document.querySelector(\"[data-ramp='region:ap']\")?.getAttribute('data-phase') === 'paused';",
+        "return document.getElementById('ramps').textContent;",
+    );
+    browser.click("button[data-ramp-target='region:ap'][data-ramp-action='resume']");
+    wait_until(
+        "the ramp running again in /status",
+        Duration::from_secs(10),
+        || ramp_phase(admin, "region:ap") == "running",
+    );
+    browser.wait_for(
+        "the running ramp, and what the page saw of it",
+        "const r = document.querySelector(\"[data-ramp='region:ap']\"); \
+         return r?.getAttribute('data-phase') === 'running' && \
+           r.querySelector('.history').textContent.includes('paused at 0%');",
+        "return document.getElementById('ramps').textContent;",
+    );
+
+    // Tall enough for the regions, the ramps and the map in one picture.
+    let _ = browser.cmd(
+        "POST",
+        "/window/rect",
+        Some(&json!({ "width": 1280, "height": 1500 })),
+    );
+    let png = browser.screenshot();
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "the screenshot is a PNG"
+    );
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-rollouts.png");
+    std::fs::write(&shot, &png).expect("write screenshot");
+    eprintln!("screenshot: {} ({} bytes)", shot.display(), png.len());
+    if std::env::var_os("SIGNPOST_DOCS_SCREENSHOT").is_some() {
+        let docs = common::repo_path("docs/dashboard-rollouts.png");
+        std::fs::write(&docs, &png).expect("write docs screenshot");
+    }
 }

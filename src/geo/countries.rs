@@ -66,6 +66,11 @@ pub fn country_continent(cc: [u8; 2]) -> Option<[u8; 2]> {
     find(cc).map(|row| row.continent)
 }
 
+/// Every code the table holds, in order: ISO 3166-1 plus `XK` and `AN`.
+pub(crate) fn country_codes() -> impl Iterator<Item = [u8; 2]> {
+    COUNTRIES.iter().map(|row| row.code)
+}
+
 /// Sorted by code: [`find`] depends on it (a unit test checks).
 #[rustfmt::skip]
 pub(crate) static COUNTRIES: [Country; 251] = [

@@ -60,6 +60,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use maxminddb::{PathElement, Reader, WithinOptions};
 use serde::Deserialize;
 
+pub(crate) use countries::country_codes;
 pub use countries::{country_centroid, country_continent};
 pub use error::GeoError;
 

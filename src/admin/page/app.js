@@ -1,7 +1,9 @@
 // The signpost dashboard. Everything it shows comes from this admin endpoint:
-// GET /status, /metrics and /v1/transitions every 2 s, /explain on demand, and
-// POST /v1/override from the drain buttons. Strings from the server go into the
-// page as text nodes only (no markup is built from data).
+// GET /status, /metrics and /v1/transitions every 2 s, /explain on demand,
+// POST /v1/override from the drain buttons, /v1/dial and /v1/ramp from the
+// dial and ramp controls; map.js adds the world map (GET /v1/map). Strings
+// from the server go into the page as text nodes only (no markup is built
+// from data).
 "use strict";
 
 (function () {
@@ -14,6 +16,9 @@
   // The previous scrape of /metrics, for rates: { at: ms, counters: Map }.
   let previous = null;
   let busy = false;
+  // Panels of other files (map.js): each called with /status after a refresh,
+  // and with null when the endpoint refuses the token (to show nothing).
+  const panels = [];
 
   const $ = (id) => document.getElementById(id);
 
@@ -89,6 +94,10 @@
       }));
   }
 
+  // Dial percents typed but not yet set, by target: the regions are drawn again
+  // every refresh, and what the operator typed must survive it.
+  const drafts = new Map();
+
   // A region's traffic dial: the percent shown, and (with rights) a field and
   // a button that POST /v1/dial.
   function dialControl(target, percent) {
@@ -97,34 +106,121 @@
     if (!canChange) return shown;
     return el("span", { class: "buttons" }, shown,
       el("input", {
-        type: "number", min: "0", max: "100", value: String(percent),
+        type: "number", min: "0", max: "100", value: drafts.get(target) ?? String(percent),
         title: "dial percent for " + target, "data-dial-input": target,
       }),
       el("button", { type: "button", textContent: "Set dial", "data-dial-target": target }));
   }
 
-  // A region's ramp: its steps, where it is, time left, and (with rights) its
-  // pause, resume and abort buttons.
-  function rampLine(target, r) {
-    if (!r) return null;
-    const steps = r.steps.map((s) => (s === r.dial ? "[" + s + "%]" : s + "%")).join(" → ");
-    const left = r.time_left_ms ? ", " + Math.ceil(r.time_left_ms / 1000) + " s left" : "";
-    const why = r.failed_gate ? " (" + r.failed_gate + ")" : "";
-    const buttons = !canChange || !(r.phase === "running" || r.phase === "paused") ? null
-      : el("span", { class: "buttons" },
-        ...["pause", "resume", "abort"].map((a) => el("button", {
-          type: "button", textContent: a[0].toUpperCase() + a.slice(1),
-          "data-ramp-target": target, "data-ramp-action": a,
-        })));
-    return el("div", { class: "ramp", "data-ramp": r.phase },
-      "ramp " + r.phase + why + ": " + steps + left, buttons);
+  // Each ramp's changes this page has seen (phase, dial), newest first: /status
+  // has only the ramp's present, so the history starts when the page loads.
+  const rampHistory = new Map();
+  const HISTORY = 12;
+
+  function noteRamp(target, r) {
+    const seen = rampHistory.get(target) || { last: "", lines: [] };
+    const now = r.phase + " at " + r.dial + "%" + (r.failed_gate ? " (" + r.failed_gate + ")" : "");
+    if (seen.last !== now) {
+      seen.lines.unshift(new Date().toISOString().slice(11, 19) + " " + now);
+      seen.lines.length = Math.min(seen.lines.length, HISTORY);
+      seen.last = now;
+    }
+    rampHistory.set(target, seen);
+    return seen.lines;
+  }
+
+  function secs(ms) {
+    const s = Math.ceil(ms / 1000);
+    return s < 120 ? s + " s" : Math.floor(s / 60) + " min " + (s % 60) + " s";
+  }
+
+  // What the ramp's gates say now: failed names the gate; a running ramp's
+  // hold counts only while every gate holds (an unknown verdict restarts it).
+  function gateCell(r) {
+    if (r.phase === "failed") return el("span", { class: "fail" }, "failed: " + (r.failed_gate || "a gate"));
+    if (r.phase !== "running") return el("span", { class: "muted" }, r.phase);
+    if (r.next_step === null || r.next_step === undefined) return el("span", { class: "ok" }, "holding the last step");
+    return el("span", { class: r.held_ms > 0 ? "ok" : "muted" },
+      r.held_ms > 0 ? "holding" : "waiting for the gates",
+      " · " + secs(Math.max(0, r.hold_ms - r.held_ms)) + " to " + r.next_step + "%");
+  }
+
+  function rampButtons(target, r) {
+    if (!canChange) return null;
+    const allowed = { pause: r.phase === "running", resume: r.phase === "paused", abort: r.phase === "running" || r.phase === "paused" };
+    return el("span", { class: "buttons" },
+      ...["pause", "resume", "abort"].map((a) => el("button", {
+        type: "button", textContent: a[0].toUpperCase() + a.slice(1), disabled: !allowed[a],
+        "data-ramp-target": target, "data-ramp-action": a,
+      })));
+  }
+
+  // Every ramp: its steps (the dial in force underlined), phase, gates, time
+  // left, what this page saw of it, and its pause, resume and abort buttons.
+  function renderRamps(st) {
+    const ramps = (st.ramps || {}).ramps || {};
+    const rows = Object.entries(ramps).sort().map(([target, r]) => {
+      const steps = el("span", {}, ...r.steps.flatMap((s, i) => [
+        i ? " → " : "",
+        el("span", { class: s === r.dial ? "step current" : (s <= r.safe ? "step held" : "step") }, s + "%"),
+      ]));
+      return el("tr", { "data-ramp": target, "data-phase": r.phase },
+        el("td", { class: "key" }, target),
+        el("td", {}, el("span", { class: "badge " + r.phase }, r.phase)),
+        el("td", {}, steps),
+        el("td", { class: "num" }, r.dial + "%"),
+        el("td", {}, gateCell(r)),
+        el("td", { class: "num" }, r.time_left_ms ? secs(r.time_left_ms) : "—"),
+        el("td", { class: "history" }, ...noteRamp(target, r).map((l) => el("div", {}, l))),
+        el("td", {}, rampButtons(target, r)));
+    });
+    rampForm(st);
+    const failures = (st.ramps || {}).failures || 0;
+    $("ramps").replaceChildren(rows.length
+      ? table(["target", "phase", "steps", "dial", "gates", "time left", "seen here", ""], rows)
+      : el("p", { class: "muted" }, "no ramp (signpost ctl ramp REGION --to 100 --steps 1,5,25,50,100 --hold 10m, or the form below)"),
+      failures ? el("p", { class: "muted" }, failures + " ramp(s) stopped by a gate since start") : "");
+  }
+
+  // The start form: the regions to choose from (kept while they are the
+  // same, so a choice survives the refresh), shown with rights only.
+  function rampForm(st) {
+    const targets = [...new Set((st.endpoints || []).map((e) => "region:" + (e.region || "")))].sort();
+    const pick = $("ramp-target");
+    if ([...pick.options].map((o) => o.value).join(" ") !== targets.join(" ")) {
+      const had = pick.value;
+      pick.replaceChildren(...targets.map((t) => el("option", { value: t, textContent: t })));
+      if (targets.includes(had)) pick.value = had;
+    }
+    $("ramp-start").hidden = !canChange || targets.length === 0;
+  }
+
+  async function startRamp() {
+    const steps = $("ramp-steps").value.trim();
+    const q = new URLSearchParams({
+      target: $("ramp-target").value,
+      to: steps.split(",").pop().trim().replace(/%$/, ""),
+      steps, hold: $("ramp-hold").value.trim(), on_fail: $("ramp-on-fail").value,
+    });
+    report("ramp " + q.get("target") + " started", await call("POST", "/v1/ramp?" + q.toString()));
+    await refresh();
+  }
+
+  // A change's reply on the message line; a 401 hides the controls that change.
+  function report(what, r) {
+    if (r.status === 401) {
+      canChange = false;
+      message("this token may not make changes (401): the buttons are hidden", "error");
+    } else if (r.status !== 200) {
+      message(what + ": " + r.status + " " + r.body, "error");
+    } else {
+      message(what + ": done", "");
+    }
   }
 
   async function rampAction(target, action) {
     const q = new URLSearchParams({ target, action });
-    const r = await call("POST", "/v1/ramp?" + q.toString());
-    message("ramp " + action + " " + target + ": " + (r.status === 200 ? "done" : r.status + " " + r.body),
-      r.status === 200 ? "" : "error");
+    report("ramp " + action + " " + target, await call("POST", "/v1/ramp?" + q.toString()));
     await refresh();
   }
 
@@ -181,11 +277,12 @@
           el("span", { class: "muted" }, up + "/" + list.length + " up"),
           ro ? el("span", { class: "badge " + (ro === "drain" ? "drained" : "forced") }, ro) : null,
           overrideButtons(target, ro),
-          dialControl(target, (st.region_dials || {})[target] ?? 100),
-          rampLine(target, ((st.ramps || {}).ramps || {})[target])),
+          dialControl(target, (st.region_dials || {})[target] ?? 100)),
         table(["name", "health", "weight", "dial", "last probe", "endpoint"], rows)));
     }
+    const typing = document.activeElement?.getAttribute("data-dial-input");
     $("regions").replaceChildren(...(out.length ? out : [el("p", { class: "muted" }, "no steered names")]));
+    if (typing) document.querySelector("input[data-dial-input='" + CSS.escape(typing) + "']")?.focus();
   }
 
   function renderZones(st) {
@@ -262,6 +359,9 @@
         message(token ? "the token was refused (401): log in again" : "this endpoint needs a token: log in", "warn");
         $("summary").textContent = "not logged in";
         $("regions").replaceChildren(el("p", { class: "muted" }, "log in to see the regions"));
+        $("ramps").replaceChildren();
+        $("ramp-start").hidden = true;
+        await Promise.all(panels.map((p) => p(null).catch(() => {})));
         return;
       }
       if (st.status !== 200) {
@@ -270,12 +370,14 @@
       }
       const s = JSON.parse(st.body);
       renderRegions(s);
+      renderRamps(s);
       renderZones(s);
       $("summary").textContent = "generation " + s.generation + " · loaded " + clock(s.loaded_at) +
         " · refreshed " + new Date().toISOString().slice(11, 19) + " UTC";
       const [m, t] = await Promise.all([call("GET", "/metrics"), call("GET", "/v1/transitions")]);
       if (m.status === 200) renderRates(m.body);
       if (t.status === 200) renderTransitions(JSON.parse(t.body).transitions || []);
+      await Promise.all(panels.map((p) => p(s).catch((e) => message(String(e), "warn"))));
       if (!canChange) return;
       if ($("message").className !== "error") message("");
     } catch (err) {
@@ -301,12 +403,7 @@
 
   async function setDial(target, percent) {
     const q = new URLSearchParams({ target, percent });
-    const r = await call("POST", "/v1/dial?" + q.toString());
-    if (r.status !== 200) {
-      message("dial " + target + ": " + r.status + " " + r.body, "error");
-    } else {
-      message("dial " + target + " " + percent + "%: done", "");
-    }
+    report("dial " + target + " " + percent + "%", await call("POST", "/v1/dial?" + q.toString()));
     await refresh();
   }
 
@@ -319,8 +416,19 @@
     if (d) {
       const target = d.getAttribute("data-dial-target");
       const input = d.parentElement.querySelector("input[data-dial-input]");
+      drafts.delete(target);
       setDial(target, input ? input.value : "100");
     }
+  });
+
+  document.addEventListener("input", (ev) => {
+    const t = ev.target.getAttribute && ev.target.getAttribute("data-dial-input");
+    if (t) drafts.set(t, ev.target.value);
+  });
+
+  $("ramp-start").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    startRamp();
   });
 
   $("login").addEventListener("submit", (ev) => {
@@ -350,6 +458,18 @@
     $("explain-out").textContent = (r.status === 200 ? "" : r.status + ": ") + r.body;
   });
 
-  refresh();
-  setInterval(refresh, REFRESH_MS);
+  // What a panel in a file of its own uses: the calls with the token, the
+  // element helpers, and a place in each refresh.
+  window.signpost = Object.freeze({
+    call, el, table, message,
+    // f(status) after every refresh; f(null) when logged out.
+    panel: (f) => { panels.push(f); },
+  });
+
+  // The scripts after this one at the end of the body (map.js) run before
+  // DOMContentLoaded, so their panels are in place for the first refresh.
+  window.addEventListener("DOMContentLoaded", () => {
+    refresh();
+    setInterval(refresh, REFRESH_MS);
+  });
 })();

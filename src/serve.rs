@@ -78,6 +78,8 @@ struct Loaded {
     table: Arc<HealthTable>,
     weights: Weights,
     dials: Dials,
+    /// `[shed.REGION]`'s dials, which every snapshot's health view reads.
+    shed: Arc<health::ShedDials>,
     load_ms: u128,
     records: usize,
     zones: Vec<String>,
@@ -109,18 +111,21 @@ impl Loaded {
         if let Some(path) = &cfg.state_file {
             restore_state(path, &table, &weights, &dials);
         }
+        let shed = Arc::new(health::ShedDials::for_sources(&cfg.shed));
         snap.health = HealthBridge::new(
             table.clone(),
             &snap.health_targets,
             snap.endpoint_names.clone(),
             weights.clone(),
             dials.clone(),
-        );
+        )
+        .with_shed(shed.clone());
         Ok(Loaded {
             snap,
             table,
             weights,
             dials,
+            shed,
             load_ms,
             records,
             zones,
@@ -240,6 +245,7 @@ async fn run(
         table,
         weights,
         dials,
+        shed,
         load_ms,
         records,
         zones,
@@ -286,7 +292,7 @@ async fn run(
         reload::FileWatch::start(&o),
         handle.clone(),
         stats.clone(),
-        Some(keep_health(scheduler, weights, dials)),
+        Some(keep_health(scheduler, weights, dials, shed.clone())),
         hup_rx,
         stop_rx.clone(),
     ));
@@ -328,7 +334,7 @@ async fn run(
         token: cfg.admin_token.clone(),
         allowed_hosts: cfg.admin_allowed_hosts.clone(),
         fleet,
-        shed: start_shedding(&cfg, &stop_rx),
+        shed: start_shedding(&cfg, shed, &stop_rx),
         ramps: restore_ramps(&cfg),
     };
     others.push(admin::start_ramps(admin_state.clone(), stop_rx.clone()));
@@ -390,13 +396,9 @@ fn restore_ramps(cfg: &ServerConfig) -> Arc<crate::rollout::Ramps> {
 /// `[shed.REGION]`: one task per region, publishing its dial.
 fn start_shedding(
     cfg: &ServerConfig,
+    dials: Arc<health::ShedDials>,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Arc<health::ShedDials> {
-    let dials = Arc::new(health::ShedDials::new(
-        cfg.shed
-            .iter()
-            .map(|s| (s.region.clone(), s.query.is_none())),
-    ));
     for s in &cfg.shed {
         tokio::spawn(health::run_shed(s.clone(), dials.clone(), stop.clone()));
     }
@@ -409,6 +411,7 @@ fn keep_health(
     scheduler: Arc<Mutex<health::SchedulerHandle>>,
     weights: Weights,
     dials: Dials,
+    shed: Arc<health::ShedDials>,
 ) -> Prepare {
     Arc::new(move |new: &mut Snapshot, _old: &Snapshot| {
         let Ok(mut s) = scheduler.lock() else { return };
@@ -419,7 +422,8 @@ fn keep_health(
             new.endpoint_names.clone(),
             weights.clone(),
             dials.clone(),
-        );
+        )
+        .with_shed(shed.clone());
     })
 }
 

@@ -227,6 +227,13 @@ strategy = "all"
 ttl = 30
 endpoints.eu-west = {{ a = ["192.0.2.30"] }}
 endpoints.us-east = {{ a = ["192.0.2.40"] }}
+
+[names.api]
+strategy = "failover"
+ttl = 30
+order = ["eu-west", "us-east"]
+endpoints.eu-west = {{ a = ["192.0.2.50"] }}
+endpoints.us-east = {{ a = ["192.0.2.60"] }}
 "#,
         eu = check("eu-west"),
         us = check("us-east"),
@@ -542,4 +549,129 @@ fn a_pushed_load_moves_the_shedding_dial() {
     wait_until("the dial to return to 100", Duration::from_secs(20), || {
         dial() == Some(100)
     });
+}
+
+/// `api` (failover eu-west > us-east) for 256 client /24s told apart by ECS:
+/// the share of them answered by eu-west (192.0.2.50), in percent.
+fn api_eu_share(s: &Server) -> f64 {
+    let kept = (0..256u32)
+        .filter(|n| {
+            let mut q = QuerySpec::new("api.m.test.", 1);
+            q.edns = Some(common::EdnsSpec {
+                payload: 4096,
+                ecs: Some((format!("198.51.{n}.0").parse().expect("addr"), 24)),
+                ..common::EdnsSpec::default()
+            });
+            let r = ask_udp(s.addr, &q);
+            r.answer.iter().any(|a| a.ends_with("192.0.2.50"))
+        })
+        .count();
+    100.0 * kept as f64 / 256.0
+}
+
+/// Shedding applies its dial: over the high watermark a share of the client
+/// networks leaves eu-west for the failover's next region (never more than the
+/// floor lets go), explain says why, the operator's own dial is untouched and
+/// the lower of the two serves; under the low watermark they all return.
+#[test]
+fn shedding_moves_a_share_of_client_networks_and_back() {
+    let d = dir("shed-apply");
+    let exporter = Exporter::start();
+    let prom = Prometheus::start(&d.0, exporter.addr);
+    wait_until(
+        "prometheus to scrape the exporter",
+        Duration::from_secs(30),
+        || prom.lag_eu().is_some(),
+    );
+    std::fs::write(d.0.join("zones/m.toml"), zone(prom.addr)).expect("write zone");
+    let config = d.0.join("server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[shed.eu-west]\nserver = \"{}\"\nquery = 'region_load{{region=\"eu-west\"}}'\n\
+             low = 0.6\nhigh = 0.8\nfloor = 50\nstep = 25\ninterval = \"200ms\"\ntimeout = \"150ms\"\n",
+            prom.addr
+        ),
+    )
+    .expect("write config");
+    let s = common::start_with_admin(
+        &d.0.join("zones"),
+        &["--config", config.to_str().expect("path")],
+    );
+    let admin = s.admin.expect("admin address");
+    assert_eq!(api_eu_share(&s), 100.0);
+
+    // Over the high watermark: down to the floor (50), and about half of the
+    // networks get us-east.
+    exporter.set_load(0.91);
+    wait_until(
+        "the shed dial at its floor",
+        Duration::from_secs(20),
+        || {
+            let (_, status) = http(admin, "GET", "/status");
+            serde_json::from_str::<serde_json::Value>(&status)
+                .is_ok_and(|v| v["region_dials"]["region:eu-west"] == 50)
+        },
+    );
+    let share = api_eu_share(&s);
+    assert!(
+        (35.0..=65.0).contains(&share),
+        "at 50 % eu-west kept {share:.1}%"
+    );
+    let (_, metrics) = http(admin, "GET", "/metrics");
+    assert!(
+        metrics.contains("signpost_shed_dial_percent{region=\"eu-west\"} 50")
+            && metrics.contains("signpost_dial_percent{region=\"eu-west\"} 50"),
+        "{metrics}"
+    );
+    let moves = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("signpost_shed_moves_total{region=\"eu-west\"} "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert_eq!(moves, Some(2), "{metrics}");
+    // Explain, for a network that is turned away, says why.
+    let explained = (0..256u32)
+        .map(|n| {
+            http(
+                admin,
+                "GET",
+                &format!("/explain?name=api.m.test.&client=198.51.{n}.7/24"),
+            )
+            .1
+        })
+        .find(|e| e.contains("is turned to its next choice"))
+        .expect("a network turned away");
+    assert!(
+        explained.contains("shed: load 0.91 over high 0.8, dial 50"),
+        "{explained}"
+    );
+
+    // The operator's own dial is never written by the shedder, and the lower
+    // of the two serves: 20 % set by hand beats shedding's 50 %.
+    let (code, body) = http(admin, "POST", "/v1/dial?target=region:eu-west&percent=20");
+    assert_eq!(code, 200, "{body}");
+    let share20 = api_eu_share(&s);
+    assert!(
+        (10.0..=30.0).contains(&share20),
+        "at 20 % eu-west kept {share20:.1}%"
+    );
+    let (_, status) = http(admin, "GET", "/status");
+    let v: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    assert_eq!(v["dials"]["region:eu-west"], 20, "{status}");
+    http(admin, "POST", "/v1/dial?target=region:eu-west&percent=100");
+
+    // Under the low watermark: every network returns to eu-west.
+    exporter.set_load(0.2);
+    wait_until(
+        "every network back on eu-west",
+        Duration::from_secs(20),
+        || api_eu_share(&s) == 100.0,
+    );
+    let (_, status) = http(admin, "GET", "/status");
+    let v: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    assert_eq!(v["shed"]["eu-west"]["dial"], 100, "{status}");
+    assert!(
+        v["dials"].get("region:eu-west").is_none_or(|d| d == 100),
+        "{status}"
+    );
 }

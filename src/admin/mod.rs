@@ -709,6 +709,13 @@ fn shed_metrics(dials: &health::ShedDials) -> String {
             crate::metrics::escape(&region)
         ));
     }
+    out.push_str("# HELP signpost_shed_moves_total Moves of the dial load shedding asks for, per region.\n# TYPE signpost_shed_moves_total counter\n");
+    for (region, n) in dials.moves() {
+        out.push_str(&format!(
+            "signpost_shed_moves_total{{region=\"{}\"}} {n}\n",
+            crate::metrics::escape(&region)
+        ));
+    }
     out
 }
 

@@ -336,6 +336,8 @@ async fn run(
         fleet,
         shed: start_shedding(&cfg, shed, &stop_rx),
         ramps: restore_ramps(&cfg),
+        gates: start_gates(&cfg, &stop_rx),
+        ramp_plans: Arc::new(cfg.rollout.ramps.clone()),
     };
     others.push(admin::start_ramps(admin_state.clone(), stop_rx.clone()));
     let mut admin_addr = String::new();
@@ -403,6 +405,18 @@ fn start_shedding(
         tokio::spawn(health::run_shed(s.clone(), dials.clone(), stop.clone()));
     }
     dials
+}
+
+/// `[gates.NAME]`: one task per gate, publishing its verdict for the ramps.
+fn start_gates(
+    cfg: &ServerConfig,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Arc<health::MetricGates> {
+    let gates = Arc::new(health::MetricGates::new(&cfg.rollout.gates));
+    for g in &cfg.rollout.gates {
+        tokio::spawn(health::run_gate(g.clone(), gates.clone(), stop.clone()));
+    }
+    gates
 }
 
 /// What a reload does before its snapshot serves: keeps the probes and state of

@@ -24,6 +24,7 @@ struct Exporter {
     addr: SocketAddr,
     lag_eu: Arc<AtomicU64>,
     load_eu: Arc<AtomicU64>,
+    errors_eu: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -35,8 +36,10 @@ impl Exporter {
         listener.set_nonblocking(true).expect("nonblocking");
         let lag_eu = Arc::new(AtomicU64::new(1f64.to_bits()));
         let load_eu = Arc::new(AtomicU64::new(0.5f64.to_bits()));
+        let errors_eu = Arc::new(AtomicU64::new(0.001f64.to_bits()));
         let stop = Arc::new(AtomicBool::new(false));
         let (lag, load, halt) = (lag_eu.clone(), load_eu.clone(), stop.clone());
+        let errors = errors_eu.clone();
         let thread = std::thread::spawn(move || {
             while !halt.load(Ordering::Relaxed) {
                 let Ok((mut c, _)) = listener.accept() else {
@@ -52,9 +55,12 @@ impl Exporter {
                      pg_replication_lag_seconds{{region=\"eu-west\"}} {}\n\
                      pg_replication_lag_seconds{{region=\"us-east\"}} 0.5\n\
                      # TYPE region_load gauge\n\
-                     region_load{{region=\"eu-west\"}} {}\n",
+                     region_load{{region=\"eu-west\"}} {}\n\
+                     # TYPE error_ratio gauge\n\
+                     error_ratio{{region=\"eu-west\"}} {}\n",
                     f64::from_bits(lag.load(Ordering::Relaxed)),
-                    f64::from_bits(load.load(Ordering::Relaxed))
+                    f64::from_bits(load.load(Ordering::Relaxed)),
+                    f64::from_bits(errors.load(Ordering::Relaxed))
                 );
                 let _ = c.write_all(
                     format!(
@@ -70,6 +76,7 @@ impl Exporter {
             addr,
             lag_eu,
             load_eu,
+            errors_eu,
             stop,
             thread: Some(thread),
         }
@@ -77,6 +84,10 @@ impl Exporter {
 
     fn set_lag(&self, seconds: f64) {
         self.lag_eu.store(seconds.to_bits(), Ordering::Relaxed);
+    }
+
+    fn set_errors(&self, ratio: f64) {
+        self.errors_eu.store(ratio.to_bits(), Ordering::Relaxed);
     }
 
     fn set_load(&self, load: f64) {
@@ -674,4 +685,151 @@ fn shedding_moves_a_share_of_client_networks_and_back() {
         v["dials"].get("region:eu-west").is_none_or(|d| d == 100),
         "{status}"
     );
+}
+
+/// The value Prometheus holds for eu-west's error ratio.
+fn errors_in_prometheus(prom: &Prometheus) -> Option<f64> {
+    let (status, body) = http(
+        prom.addr,
+        "GET",
+        "/api/v1/query?query=error_ratio%7Bregion%3D%22eu-west%22%7D",
+    );
+    if status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+fn ctl(s: &Server, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_signpost"))
+        .args(["ctl", "--admin", &s.admin.expect("admin").to_string()])
+        .args(args)
+        .output()
+        .expect("ctl");
+    assert!(
+        out.status.success(),
+        "ctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A ramp with a metric gate from `[ramps.eu-west]`: it advances while the
+/// error ratio in Prometheus is good, stops and rolls back to the last safe step
+/// within one evaluation of the ratio going bad, resumes when told, and holds
+/// (neither advancing nor failing) while Prometheus cannot be asked.
+#[test]
+fn a_metric_gate_stops_a_ramp_and_it_resumes_when_told() {
+    let d = dir("gate");
+    let exporter = Exporter::start();
+    let mut prom = Prometheus::start(&d.0, exporter.addr);
+    wait_until("prometheus to scrape", Duration::from_secs(30), || {
+        errors_in_prometheus(&prom) == Some(0.001)
+    });
+    std::fs::write(d.0.join("zones/m.toml"), zone(prom.addr)).expect("write zone");
+    let config = d.0.join("server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gates.errors_eu]\nprometheus = {{ server = \"{}\", query = 'error_ratio{{region=\"eu-west\"}}', down_above = 0.01 }}\n\
+             interval = \"200ms\"\ntimeout = \"150ms\"\n\
+             [ramps.eu-west]\nsteps = [10, 50, 100]\nhold = \"1s\"\non_fail = \"last_safe\"\ngates = [\"errors_eu\"]\n",
+            prom.addr
+        ),
+    )
+    .expect("write config");
+    let s = common::start_with_admin(
+        &d.0.join("zones"),
+        &["--config", config.to_str().expect("path")],
+    );
+    let admin = s.admin.expect("admin address");
+    let status = || -> serde_json::Value {
+        let (_, body) = http(admin, "GET", "/status");
+        serde_json::from_str(&body).expect("status JSON")
+    };
+    let ramp = || status()["ramps"]["ramps"]["region:eu-west"].clone();
+
+    // A gate the server does not know is refused, and starts nothing.
+    let (code, body) = http(admin, "POST", "/v1/ramp?target=region:eu-west&gates=nope");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("nope"), "{body}");
+    assert!(ramp().is_null());
+
+    // From 0, with [ramps.eu-west]'s steps, hold and gate.
+    ctl(&s, &["dial", "eu-west", "0"]);
+    let out = ctl(&s, &["ramp", "eu-west"]);
+    assert!(out.contains("errors_eu"), "{out}");
+    wait_until("the step to 50", Duration::from_secs(20), || {
+        ramp()["dial"] == 50
+    });
+    assert_eq!(ramp()["gate_verdicts"]["errors_eu"]["verdict"], "holds");
+
+    // The ratio goes bad: stopped within one evaluation of Prometheus having
+    // it, back at 10 (50 had not held its whole hold).
+    exporter.set_errors(0.05);
+    wait_until(
+        "prometheus to have the bad ratio",
+        Duration::from_secs(10),
+        || errors_in_prometheus(&prom) == Some(0.05),
+    );
+    let evaluations = |r: &serde_json::Value| {
+        r["gate_verdicts"]["errors_eu"]["evaluations"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let seen_bad = evaluations(&ramp());
+    wait_until(
+        "the ramp stopped by its gate",
+        Duration::from_secs(10),
+        || ramp()["phase"] == "failed",
+    );
+    let r = ramp();
+    assert!(
+        evaluations(&r) <= seen_bad + 2,
+        "stopped after {} evaluations",
+        evaluations(&r) - seen_bad
+    );
+    assert_eq!(r["dial"], 10, "{r}");
+    assert_eq!(r["failed_gate"], "errors_eu", "{r}");
+    assert_eq!(status()["region_dials"]["region:eu-west"], 10);
+    let (_, metrics) = http(admin, "GET", "/metrics");
+    assert!(
+        metrics.contains("signpost_ramp_failures_total{gate=\"errors_eu\"} 1"),
+        "{metrics}"
+    );
+    let line = s.wait_log("ramp stopped by its gate");
+    assert!(
+        line.contains("errors_eu") && line.contains("above 0.01"),
+        "{line}"
+    );
+
+    // Good again: it stays stopped until told, then goes on from 10.
+    exporter.set_errors(0.001);
+    wait_until("the gate to hold again", Duration::from_secs(10), || {
+        ramp()["gate_verdicts"]["errors_eu"]["verdict"] == "holds"
+    });
+    assert_eq!(ramp()["phase"], "failed");
+    ctl(&s, &["ramp", "eu-west", "--action", "resume"]);
+    wait_until("the step to 50 again", Duration::from_secs(20), || {
+        ramp()["dial"] == 50
+    });
+
+    // Prometheus gone: the gate cannot tell, so the ramp holds at 50 for well
+    // over its hold time, neither advancing nor failing.
+    prom.stop();
+    wait_until("the gate unanswered", Duration::from_secs(10), || {
+        ramp()["gate_verdicts"]["errors_eu"]["verdict"] == "unknown"
+    });
+    let at = evaluations(&ramp());
+    wait_until("15 more evaluations (3 s)", Duration::from_secs(20), || {
+        evaluations(&ramp()) >= at + 15
+    });
+    let r = ramp();
+    assert_eq!(
+        (r["dial"].as_u64(), r["phase"].as_str()),
+        (Some(50), Some("running")),
+        "{r}"
+    );
+    s.wait_log("gate unanswered, ramps hold");
 }

@@ -83,6 +83,10 @@ pub struct AdminState {
     pub shed: Arc<health::ShedDials>,
     /// This instance's ramps ([`crate::rollout`]), ticked by [`start_ramps`].
     pub ramps: Arc<crate::rollout::Ramps>,
+    /// The metric gates ramps can name (`[gates.NAME]`), with their last verdicts.
+    pub gates: Arc<health::MetricGates>,
+    /// `[ramps.REGION]`: what a ramp on the region uses for what its call leaves out.
+    pub ramp_plans: Arc<BTreeMap<String, crate::config::ramps::RampPlan>>,
 }
 
 /// A response: status, content type, body.

@@ -13,7 +13,8 @@
 //! - A failing gate stops the ramp at once and puts the dial at the last step
 //!   that held its whole hold (`on_fail = "hold"`; the dial in force when the
 //!   ramp started, if no step held yet) or at 0 (`on_fail = "zero"`).
-//! - Pausing keeps the dial; resuming starts the hold over.
+//! - Pausing keeps the dial; resuming starts the hold over. A ramp a gate
+//!   stopped resumes only when told, from the dial it was left at.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -60,9 +61,11 @@ pub enum OnFail {
 impl OnFail {
     pub fn parse(s: &str) -> Result<OnFail, RampError> {
         match s {
-            "hold" => Ok(OnFail::Hold),
+            "hold" | "last_safe" => Ok(OnFail::Hold),
             "zero" => Ok(OnFail::Zero),
-            other => Err(RampError(format!("on_fail {other:?}: use hold or zero"))),
+            other => Err(RampError(format!(
+                "on_fail {other:?}: use last_safe (or hold) or zero"
+            ))),
         }
     }
     fn as_str(self) -> &'static str {
@@ -121,6 +124,10 @@ pub struct Ramp {
     /// How long the gates have held at `dial`, without a break.
     pub held: Duration,
     pub phase: Phase,
+    /// The metric gates (`[gates.NAME]`) the ramp waits on besides the region's
+    /// health and etcd.
+    #[serde(default)]
+    pub gates: Vec<String>,
 }
 
 impl Ramp {
@@ -158,6 +165,7 @@ impl Ramp {
             safe: from,
             held: Duration::ZERO,
             phase: Phase::Running,
+            gates: Vec::new(),
         })
     }
 
@@ -213,11 +221,24 @@ impl Ramp {
         }
     }
 
+    /// Goes on after a pause, or after a gate stopped the ramp (once the
+    /// operator says so): from the dial it is at, the next step being the first
+    /// above it, each after a whole hold again.
     pub fn resume(&mut self) {
-        if self.phase == Phase::Paused {
-            self.phase = Phase::Running;
-            self.held = Duration::ZERO;
+        match self.phase {
+            Phase::Paused => {}
+            Phase::Failed(_) => {
+                self.next = self
+                    .steps
+                    .iter()
+                    .position(|&s| s > self.dial)
+                    .unwrap_or(self.steps.len());
+                self.safe = self.dial;
+            }
+            _ => return,
         }
+        self.phase = Phase::Running;
+        self.held = Duration::ZERO;
     }
 
     pub fn abort(&mut self) {
@@ -246,6 +267,7 @@ impl Ramp {
             "held_ms": self.held.as_millis() as u64,
             "time_left_ms": self.time_left().as_millis() as u64,
             "phase": self.phase.label(),
+            "gates": self.gates,
             "failed_gate": match &self.phase { Phase::Failed(g) => Some(g.clone()), _ => None },
         })
     }
@@ -270,6 +292,8 @@ pub(crate) fn parse_steps(s: &str) -> Result<Vec<u8>, RampError> {
 pub struct Ramps {
     pub ramps: Mutex<BTreeMap<String, Ramp>>,
     pub failures: std::sync::atomic::AtomicU64,
+    /// Ramps stopped, by the gate that stopped them.
+    pub failed_by: Mutex<BTreeMap<String, u64>>,
     /// Where the ramps are kept across restarts: beside the state file.
     pub file: Option<std::path::PathBuf>,
     /// Wakes the ticker when a ramp starts or resumes; it sleeps while none runs.
@@ -306,6 +330,7 @@ impl Ramps {
         let out = Ramps {
             ramps: Mutex::new(ramps),
             failures: Default::default(),
+            failed_by: Default::default(),
             file,
             wake: tokio::sync::Notify::new(),
         };
@@ -364,6 +389,11 @@ mod tests {
         assert_eq!(r.tick(MS, bad()), Some(10));
         assert_eq!(r.phase, Phase::Failed("health of region:b".into()));
         assert_eq!(r.tick(200 * MS, GOOD), None, "a failed ramp stays stopped");
+        // Told to resume: from 10, 50 again after a whole hold.
+        r.resume();
+        assert_eq!(r.phase, Phase::Running);
+        assert_eq!(r.tick(150 * MS, GOOD), None);
+        assert_eq!(r.tick(50 * MS, GOOD), Some(50));
 
         let mut z = Ramp::new(0, 100, &[10, 50, 100], 200 * MS, OnFail::Zero).unwrap();
         z.tick(200 * MS, GOOD);

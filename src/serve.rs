@@ -111,7 +111,11 @@ impl Loaded {
         if let Some(path) = &cfg.state_file {
             restore_state(path, &table, &weights, &dials);
         }
-        let shed = Arc::new(health::ShedDials::for_sources(&cfg.shed));
+        let shed = Arc::new(health::ShedDials::with_plans(
+            cfg.shed
+                .iter()
+                .map(|s| (s.region.clone(), s.query.is_none(), s.plan)),
+        ));
         snap.health = HealthBridge::new(
             table.clone(),
             &snap.health_targets,

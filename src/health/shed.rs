@@ -234,14 +234,15 @@ impl ShedDials {
         }
     }
 
-    /// A cell at 100% for each `[shed.REGION]`, with its watermarks.
-    pub fn for_sources(sources: &[super::ShedSource]) -> Self {
-        let mut d = ShedDials::new(
-            sources
-                .iter()
-                .map(|s| (s.region.clone(), s.query.is_none())),
-        );
-        d.marks = sources.iter().map(|s| (s.plan.low, s.plan.high)).collect();
+    /// A cell at 100% for each `[shed.REGION]`: its name, whether its load is
+    /// pushed, and its plan (whose watermarks explain names).
+    pub fn with_plans(regions: impl IntoIterator<Item = (String, bool, ShedPlan)>) -> Self {
+        let (regions, plans): (Vec<_>, Vec<_>) = regions
+            .into_iter()
+            .map(|(r, p, plan)| ((r, p), plan))
+            .unzip();
+        let mut d = ShedDials::new(regions);
+        d.marks = plans.iter().map(|p| (p.low, p.high)).collect();
         d
     }
 

@@ -309,11 +309,17 @@ async fn run(
     ));
     // With [fleet]: drains, weights and votes shared through etcd. Started
     // after the state file was applied, which stands until etcd answers.
+    let ramps = restore_ramps(&cfg);
     let fleet = match cfg.fleet.clone() {
         Some(f) => {
             let state_file = cfg.state_file.clone();
-            let (fleet, tasks) =
-                crate::fleet::Fleet::start(f, handle.clone(), state_file, stop_rx.clone())?;
+            let (fleet, tasks) = crate::fleet::Fleet::start(
+                f,
+                handle.clone(),
+                state_file,
+                ramps.clone(),
+                stop_rx.clone(),
+            )?;
             others.extend(tasks);
             Some(fleet)
         }
@@ -339,7 +345,7 @@ async fn run(
         allowed_hosts: cfg.admin_allowed_hosts.clone(),
         fleet,
         shed: start_shedding(&cfg, shed, &stop_rx),
-        ramps: restore_ramps(&cfg),
+        ramps,
         gates: start_gates(&cfg, &stop_rx),
         ramp_plans: Arc::new(cfg.rollout.ramps.clone()),
     };
@@ -390,13 +396,11 @@ async fn run(
 /// read is logged and left for the next save.
 fn restore_ramps(cfg: &ServerConfig) -> Arc<crate::rollout::Ramps> {
     let file = cfg.state_file.as_deref().map(crate::rollout::file_beside);
-    Arc::new(match crate::rollout::Ramps::load(file) {
-        Ok(r) => r,
-        Err((r, e)) => {
-            warn!("ramps not restored: {e}");
-            r
-        }
-    })
+    let (ramps, err) = crate::rollout::Ramps::load(file);
+    if let Some(e) = err {
+        warn!("ramps not restored: {e}");
+    }
+    Arc::new(ramps)
 }
 
 /// `[shed.REGION]`: one task per region, publishing its dial.

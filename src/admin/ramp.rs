@@ -108,6 +108,7 @@ pub(super) fn request(state: &AdminState, req: &Request) -> Reply {
         }
         info!(target, action = action.as_str(), "ramp");
         let v = r.to_json();
+        publish(state, target, r);
         save(state, &ramps);
         state.ramps.wake.notify_one();
         return Reply::json(json!({ "target": target, "ramp": v }));
@@ -120,6 +121,7 @@ pub(super) fn request(state: &AdminState, req: &Request) -> Reply {
         Ok(r) => {
             info!(target, steps = ?r.steps, hold = ?r.hold, "ramp started");
             let v = r.to_json();
+            publish(state, target, &r);
             ramps.insert(target.to_string(), r);
             save(state, &ramps);
             state.ramps.wake.notify_one();
@@ -194,6 +196,14 @@ fn parse_ramp(state: &AdminState, target: &str, req: &Request) -> Result<Ramp, S
     let mut r = Ramp::new(dial_now(&snap, target), to, &steps, hold, on_fail).map_err(|e| e.0)?;
     r.gates = gates;
     Ok(r)
+}
+
+/// With `[fleet]`: writes one ramp to the store (`ramps/TARGET`), where every
+/// instance reads it and the driving one ticks it.
+fn publish(state: &AdminState, target: &str, r: &Ramp) {
+    if let Some(f) = &state.fleet {
+        f.submit(crate::fleet::Op::Ramp(target.to_string(), Some(r.stored())));
+    }
 }
 
 fn save(state: &AdminState, ramps: &std::collections::BTreeMap<String, Ramp>) {
@@ -303,6 +313,10 @@ pub fn start_ramps(state: AdminState, mut stop: watch::Receiver<bool>) -> JoinHa
 
 /// Each running ramp's dial, set where the dial now differs.
 fn reconcile(state: &AdminState) {
+    // With [fleet], the store's ramps and dials stand, not this file's.
+    if state.fleet.is_some() {
+        return;
+    }
     let snap = state.snap.load();
     let owed: Vec<(String, u8)> = state
         .ramps
@@ -334,6 +348,15 @@ fn any_running(state: &AdminState) -> bool {
 }
 
 fn tick_all(state: &AdminState, elapsed: Duration) {
+    // With [fleet], one instance drives the fleet's ramps; the others show them
+    // (and, should they come to drive, start each hold over: time not watched
+    // does not count).
+    if state.fleet.as_ref().is_some_and(|f| !f.drives_ramps()) {
+        if let Ok(mut ramps) = state.ramps.ramps.lock() {
+            ramps.values_mut().for_each(|r| r.held = Duration::ZERO);
+        }
+        return;
+    }
     let snap = state.snap.load();
     let mut set = Vec::new();
     if let Ok(mut ramps) = state.ramps.ramps.lock() {
@@ -375,7 +398,10 @@ fn tick_all(state: &AdminState, elapsed: Duration) {
             } else if r.phase == Phase::Done {
                 info!(target = target.as_str(), "ramp done");
                 set.push((target.clone(), r.dial));
+            } else {
+                continue;
             }
+            publish(state, target, r);
         }
         if !set.is_empty() {
             save(state, &ramps);

@@ -110,7 +110,7 @@ pub struct RampError(pub String);
 /// Most steps a ramp takes.
 pub(crate) const MAX_STEPS: usize = 20;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ramp {
     pub steps: Vec<u8>,
     pub hold: Duration,
@@ -273,6 +273,66 @@ impl Ramp {
     }
 }
 
+/// The most bytes of a ramp as the fleet stores it (`ramps/TARGET` in etcd).
+pub(crate) const MAX_STORED: usize = 4096;
+
+impl Ramp {
+    /// The ramp as the fleet stores it: JSON, the hold time watched left out
+    /// (it is the driving instance's own; a new driver starts its hold over).
+    pub(crate) fn stored(&self) -> String {
+        let mut r = self.clone();
+        r.held = Duration::ZERO;
+        serde_json::to_string(&r).unwrap_or_default()
+    }
+
+    /// Whether two ramps differ only in the hold time watched.
+    pub(crate) fn same_but_held(&self, other: &Ramp) -> bool {
+        let mut a = self.clone();
+        a.held = other.held;
+        &a == other
+    }
+
+    /// A ramp read from the fleet's store: outside input, so bounded and checked
+    /// whole (steps rising 0-100, at most [`MAX_STEPS`]; dials in range; the next
+    /// step in the list; a hold from 1 ms to a day; at most 16 gates of sane
+    /// names). A refused value changes nothing.
+    pub(crate) fn from_stored(value: &[u8]) -> Result<Ramp, RampError> {
+        if value.len() > MAX_STORED {
+            return Err(RampError(format!(
+                "{} bytes; at most {MAX_STORED}",
+                value.len()
+            )));
+        }
+        let mut r: Ramp =
+            serde_json::from_slice(value).map_err(|e| RampError(format!("not a ramp: {e}")))?;
+        let name_ok = |g: &str| {
+            !g.is_empty() && g.len() <= 64 && g.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        };
+        let ok = !r.steps.is_empty()
+            && r.steps.len() <= MAX_STEPS
+            && r.steps.iter().all(|&s| s <= 100)
+            && r.steps.windows(2).all(|w| w[0] < w[1])
+            && r.dial <= 100
+            && r.safe <= 100
+            && r.next <= r.steps.len()
+            && r.hold >= Duration::from_millis(1)
+            && r.hold <= Duration::from_secs(86_400)
+            && r.gates.len() <= 16
+            && r.gates.iter().all(|g| name_ok(g))
+            && match &r.phase {
+                Phase::Failed(g) => g.len() <= 256,
+                _ => true,
+            };
+        if !ok {
+            return Err(RampError(
+                "a ramp out of range (steps, dial, next step, hold or gates)".to_string(),
+            ));
+        }
+        r.held = Duration::ZERO;
+        Ok(r)
+    }
+}
+
 /// Parses `1,5,25,50,100`.
 pub(crate) fn parse_steps(s: &str) -> Result<Vec<u8>, RampError> {
     if s.len() > 4 * MAX_STEPS {
@@ -311,7 +371,7 @@ impl Ramps {
     /// The ramps kept in `file`, if any; a ramp that was running starts its
     /// hold over (no time counts that was not watched). A file that does not
     /// parse is reported and ignored.
-    pub fn load(file: Option<std::path::PathBuf>) -> Result<Ramps, (Ramps, String)> {
+    pub fn load(file: Option<std::path::PathBuf>) -> (Ramps, Option<String>) {
         let mut ramps = BTreeMap::new();
         let mut err = None;
         if let Some(path) = &file {
@@ -334,10 +394,7 @@ impl Ramps {
             file,
             wake: tokio::sync::Notify::new(),
         };
-        match err {
-            None => Ok(out),
-            Some(e) => Err((out, e)),
-        }
+        (out, err)
     }
 
     /// Writes the ramps to their file (atomically), if they have one.
@@ -412,6 +469,28 @@ mod tests {
         r.abort();
         assert_eq!(r.phase, Phase::Aborted);
         assert_eq!(r.tick(500 * MS, GOOD), None);
+    }
+
+    #[test]
+    fn a_stored_ramp_is_checked_whole() {
+        let mut r = Ramp::new(0, 100, &[10, 50, 100], 200 * MS, OnFail::Hold).unwrap();
+        r.gates = vec!["errors_eu".into()];
+        r.tick(150 * MS, GOOD);
+        let back = Ramp::from_stored(r.stored().as_bytes()).unwrap();
+        assert!(back.same_but_held(&r) && back.held.is_zero());
+        let hostile = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v: serde_json::Value = serde_json::from_str(&r.stored()).unwrap();
+            f(&mut v);
+            Ramp::from_stored(v.to_string().as_bytes())
+        };
+        assert!(hostile(&|v| v["dial"] = 250.into()).is_err());
+        assert!(hostile(&|v| v["next"] = 9.into()).is_err());
+        assert!(hostile(&|v| v["steps"] = serde_json::json!([50, 10])).is_err());
+        assert!(hostile(&|v| v["steps"] = serde_json::json!([])).is_err());
+        assert!(hostile(&|v| v["hold"] = serde_json::json!({"secs": 0, "nanos": 0})).is_err());
+        assert!(hostile(&|v| v["gates"] = serde_json::json!(vec!["x"; 17])).is_err());
+        assert!(Ramp::from_stored(b"garbage").is_err());
+        assert!(Ramp::from_stored(&vec![b' '; MAX_STORED + 1]).is_err());
     }
 
     #[test]

@@ -954,3 +954,65 @@ fn one_ramp_for_the_fleet_survives_its_driver_and_holds_without_etcd() {
         assert_eq!(v["ramps"]["ramps"]["region:a"]["phase"], "running");
     }
 }
+
+/// A verdict pushed to one instance holds on every instance, until its own
+/// expiry; a clear reaches all; a hostile `verdicts/` value changes nothing.
+#[test]
+fn a_pushed_verdict_holds_on_every_instance_until_its_expiry() {
+    let d = dir("verdicts");
+    let etcd = Etcd::start(&d.0);
+    let backend = Backend::start();
+    std::fs::write(d.0.join("zones/f.toml"), zone(backend.addr)).expect("zone");
+    let i1 = start(&config(&d.0, &etcd, 1, "60s"));
+    let i2 = start(&config(&d.0, &etcd, 2, "60s"));
+    wait_until("two instances in sync", || {
+        in_sync(&i1, 2) && in_sync(&i2, 2)
+    });
+    wait_until("region a up on both", || {
+        all_answer(&[&i1, &i2], "192.0.2.10")
+    });
+
+    // Down for 3 s, pushed to i1: both answer b, then a again by themselves.
+    let pushed = Instant::now();
+    post(
+        &i1,
+        "/v1/verdict?target=region:a&verdict=down&ttl=3s&source=alertmanager",
+    );
+    wait_until("the verdict on both", || {
+        all_answer(&[&i1, &i2], "192.0.2.20")
+    });
+    assert_eq!(
+        status(&i2)["verdicts"]["region:a"]["source"],
+        "alertmanager"
+    );
+    wait_until("the verdict expired on both", || {
+        all_answer(&[&i1, &i2], "192.0.2.10")
+    });
+    assert!(
+        pushed.elapsed() >= Duration::from_millis(2500),
+        "{:?}",
+        pushed.elapsed()
+    );
+
+    // A clear pushed to i2 reaches i1.
+    post(&i1, "/v1/verdict?target=region:a&verdict=down&ttl=60s");
+    wait_until("the verdict on both", || {
+        all_answer(&[&i1, &i2], "192.0.2.20")
+    });
+    post(&i2, "/v1/verdict?target=region:a&verdict=clear");
+    wait_until("cleared on both", || all_answer(&[&i1, &i2], "192.0.2.10"));
+
+    // Hostile values: counted, no answer changed.
+    let before = metric(&i2, "signpost_fleet_bad_keys_total");
+    for (k, v) in [
+        ("/signpost-test/verdicts/region:a", "down 1000 99999999999"),
+        ("/signpost-test/verdicts/region:a", "sideways 1 2"),
+        ("/signpost-test/verdicts/region:nowhere", "down 1000 2000"),
+    ] {
+        etcd.ctl(&["put", "--", k, v]).expect("etcdctl put");
+    }
+    wait_until("three bad verdict keys counted", || {
+        metric(&i2, "signpost_fleet_bad_keys_total") >= before + 3
+    });
+    assert!(all_answer(&[&i1, &i2], "192.0.2.10"));
+}

@@ -503,6 +503,9 @@ fn set_verdict(state: &AdminState, req: &Request) -> Reply {
             let had = verdicts.clear(target);
             snap.health.refresh();
             info!(target, "pushed verdict cleared");
+            if let Some(f) = &state.fleet {
+                f.submit(Op::Verdict(target.to_string(), None));
+            }
             return Reply::json(json!({ "target": target, "verdict": null, "had": had }));
         }
         other => return Reply::text(400, format!("verdict {other:?}; use down, up or clear")),
@@ -517,6 +520,9 @@ fn set_verdict(state: &AdminState, req: &Request) -> Reply {
         Ok(p) => {
             snap.health.refresh();
             info!(target, verdict, ttl = ?ttl, source, "pushed verdict");
+            if let Some(f) = &state.fleet {
+                f.submit(Op::Verdict(target.to_string(), Some(p.clone())));
+            }
             Reply::json(json!({
                 "target": target,
                 "verdict": p.health.to_string(),

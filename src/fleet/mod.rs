@@ -73,6 +73,8 @@ pub(crate) enum Op {
     Dial(String, Option<u8>),
     /// A ramp as stored ([`crate::rollout::Ramp::stored`]); `None` deletes it.
     Ramp(String, Option<String>),
+    /// A pushed verdict ([`crate::health::Pushed`]); `None` deletes it.
+    Verdict(String, Option<crate::health::Pushed>),
 }
 
 impl Op {
@@ -82,7 +84,8 @@ impl Op {
             (Op::Override(a, _), Op::Override(b, _))
             | (Op::Weight(a, _), Op::Weight(b, _))
             | (Op::Dial(a, _), Op::Dial(b, _))
-            | (Op::Ramp(a, _), Op::Ramp(b, _)) => a == b,
+            | (Op::Ramp(a, _), Op::Ramp(b, _))
+            | (Op::Verdict(a, _), Op::Verdict(b, _)) => a == b,
             _ => false,
         }
     }
@@ -291,7 +294,8 @@ impl Fleet {
                 if let view::Entry::Override(name, _)
                 | view::Entry::Weight(name, _)
                 | view::Entry::Dial(name, _)
-                | view::Entry::Ramp(name, _) = &e
+                | view::Entry::Ramp(name, _)
+                | view::Entry::Verdict(name, _) = &e
                 {
                     if !known.contains(name) {
                         self.bad_key(
@@ -363,10 +367,11 @@ impl Fleet {
                 Op::Dial(n, Some(d)) => {
                     dials.insert(n.clone(), *d);
                 }
-                Op::Ramp(..) => {}
+                Op::Ramp(..) | Op::Verdict(..) => {}
             }
         }
         self.mirror_ramps();
+        self.mirror_verdicts(&snap);
         let known: BTreeSet<String> = snap.health.known_names().into_iter().collect();
         overrides.retain(|n, _| known.contains(n));
         weights.retain(|n, _| known.contains(n));
@@ -431,6 +436,36 @@ impl Fleet {
         *local = stored;
         drop(local);
         self.ramps.wake.notify_one();
+    }
+
+    /// Makes this instance's pushed verdicts the store's (with its unwritten
+    /// pushes over them): a verdict pushed to one instance holds on all, until
+    /// its own expiry.
+    fn mirror_verdicts(&self, snap: &Snapshot) {
+        let mut stored = lock(&self.view).verdicts.clone();
+        for op in lock(&self.pending).iter() {
+            if let Op::Verdict(n, v) = op {
+                match v {
+                    Some(p) => stored.insert(n.clone(), p.clone()),
+                    None => stored.remove(n),
+                };
+            }
+        }
+        // Expired ones count for nothing (their keys stay until pushed again).
+        let now = std::time::SystemTime::now();
+        let known: BTreeSet<String> = snap.health.known_names().into_iter().collect();
+        stored.retain(|n, p| p.until > now && known.contains(n));
+        let verdicts = snap.health.table().verdicts();
+        for name in verdicts.all().keys() {
+            if !stored.contains_key(name) {
+                verdicts.clear(name);
+            }
+        }
+        for (name, p) in &stored {
+            if let Err(e) = verdicts.put_shared(name, p) {
+                warn!(target = %name, "fleet: verdict not taken: {e}");
+            }
+        }
     }
 
     fn save_state(&self, snap: &Snapshot) {

@@ -322,6 +322,22 @@ async fn flush(fleet: &Fleet, client: &mut Client) -> Result<(), StoreError> {
             Op::Ramp(name, None) => {
                 timed(t, "delete", client.delete(format!("{prefix}ramps/{name}"))).await?;
             }
+            Op::Verdict(name, None) => {
+                timed(
+                    t,
+                    "delete",
+                    client.delete(format!("{prefix}verdicts/{name}")),
+                )
+                .await?;
+            }
+            Op::Verdict(name, Some(p)) => {
+                timed(
+                    t,
+                    "put",
+                    client.put(format!("{prefix}verdicts/{name}"), p.stored(), 0),
+                )
+                .await?;
+            }
             Op::Ramp(name, Some(r)) => {
                 timed(
                     t,
@@ -356,6 +372,12 @@ async fn flush(fleet: &Fleet, client: &mut Client) -> Result<(), StoreError> {
                 }
                 Op::Ramp(name, None) => {
                     view.ramps.remove(name);
+                }
+                Op::Verdict(name, None) => {
+                    view.verdicts.remove(name);
+                }
+                Op::Verdict(name, Some(p)) => {
+                    view.verdicts.insert(name.clone(), p.clone());
                 }
                 Op::Ramp(name, Some(r)) => {
                     if let Ok(r) = crate::rollout::Ramp::from_stored(r.as_bytes()) {

@@ -10,6 +10,7 @@
 //! dials/<target>                  a whole number from 0 to 100 (percent kept)
 //! instances/<instance>            the instance's site (under its lease)
 //! votes/<instance>/<check target> up | down (under the instance's lease)
+//! verdicts/<target>               down|up AT_MS UNTIL_MS SOURCE (a pushed verdict)
 //! ramps/<target>                  a ramp, JSON (see `rollout::Ramp::from_stored`)
 //! drivers/ramps                   the instance driving the ramps (under its lease)
 //! ```
@@ -35,6 +36,7 @@ pub enum Key {
         target: String,
     },
     Ramp(String),
+    Verdict(String),
     /// `drivers/ramps`: who drives the fleet's ramps.
     Driver,
 }
@@ -52,6 +54,7 @@ pub(crate) enum Entry {
         health: Health,
     },
     Ramp(String, crate::rollout::Ramp),
+    Verdict(String, crate::health::Pushed),
     Driver(String),
 }
 
@@ -75,12 +78,13 @@ pub(crate) fn parse_key(prefix: &str, key: &[u8]) -> Result<Key, Bad> {
         Bad("use overrides/TARGET, weights/TARGET, dials/TARGET, instances/NAME or votes/NAME/TARGET".to_string())
     })?;
     match kind {
-        "overrides" | "weights" | "dials" if !target_ok(name) => Err(Bad(format!(
+        "overrides" | "weights" | "dials" | "verdicts" if !target_ok(name) => Err(Bad(format!(
             "{name:?} is not region:NAME or endpoint:NAME/REGION"
         ))),
         "overrides" => Ok(Key::Override(name.to_string())),
         "weights" => Ok(Key::Weight(name.to_string())),
         "dials" => Ok(Key::Dial(name.to_string())),
+        "verdicts" => Ok(Key::Verdict(name.to_string())),
         "ramps" if name.strip_prefix("region:").is_some_and(|r| !r.is_empty()) => {
             Ok(Key::Ramp(name.to_string()))
         }
@@ -156,6 +160,10 @@ pub(crate) fn parse_entry(prefix: &str, key: &[u8], value: &[u8]) -> Result<Entr
             _ => return Err(Bad(format!("dial {v:?}: use a whole number from 0 to 100"))),
         },
         Key::Instance(name) => Entry::Instance(name, v.to_string()),
+        Key::Verdict(name) => match crate::health::Pushed::from_stored(v) {
+            Ok(p) => Entry::Verdict(name, p),
+            Err(e) => return Err(Bad(format!("verdict: {e}"))),
+        },
         Key::Driver if instance_name_ok(v) => Entry::Driver(v.to_string()),
         Key::Driver => return Err(Bad(format!("driver {v:?} is not an instance name"))),
         // Read above, before the size cap of the other values.
@@ -218,6 +226,8 @@ pub(crate) struct View {
     pub leases: BTreeMap<String, i64>,
     /// Check target -> instance -> its verdict.
     pub votes: BTreeMap<String, BTreeMap<String, Vote>>,
+    /// Pushed verdicts, by target, with their own expiry.
+    pub verdicts: BTreeMap<String, crate::health::Pushed>,
     /// The fleet's ramps, by target (`region:NAME`).
     pub ramps: BTreeMap<String, crate::rollout::Ramp>,
     /// The instance driving the ramps and the lease its key is under.
@@ -265,6 +275,14 @@ impl View {
                     votes: false,
                 }
             }
+            Entry::Verdict(name, p) => {
+                let changed = self.verdicts.get(&name) != Some(&p);
+                self.verdicts.insert(name, p);
+                Changed {
+                    operator: changed,
+                    votes: false,
+                }
+            }
             Entry::Driver(instance) => {
                 self.driver = Some((instance, lease));
                 Changed::default()
@@ -301,6 +319,10 @@ impl View {
             },
             Key::Ramp(name) => Changed {
                 operator: self.ramps.remove(name).is_some(),
+                votes: false,
+            },
+            Key::Verdict(name) => Changed {
+                operator: self.verdicts.remove(name).is_some(),
                 votes: false,
             },
             Key::Driver => {

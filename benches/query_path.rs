@@ -90,10 +90,17 @@ fn bench(c: &mut Criterion) {
     // The same, with a traffic dial of 50 % on every region (policy::dial): what
     // dials add to a decided query. Compared side by side in one run.
     let load = || load_snapshot(&cfg, 1).expect("zones load").0;
-    let (many_snap, dialled_snap) = (with_dials(load(), None), with_dials(load(), Some(50)));
+    let (many_snap, dialled_snap) = (
+        with_dials(load(), None, None),
+        with_dials(load(), Some(50), None),
+    );
+    // And with load shedding's dial at 50 % on every region beside the
+    // operator's (the lower of the two serves).
+    let shed_snap = with_dials(load(), Some(50), Some(50));
     for (label, s) in [
         ("no dials", &many_snap),
         ("dials 50% on every region", &dialled_snap),
+        ("dials and shedding 50% on every region", &shed_snap),
     ] {
         let mut next = 0;
         c.bench_function(
@@ -170,10 +177,12 @@ fn bench(c: &mut Criterion) {
 }
 
 /// The snapshot again with a health bridge that knows its endpoints, every
-/// region dialled to `dial` (none: no dial set).
+/// region dialled to `dial` (none: no dial set) and shedding to `shed` (none:
+/// no `[shed.REGION]`).
 fn with_dials(
     mut s: signpost::answer::snapshot::Snapshot,
     dial: Option<u8>,
+    shed: Option<u8>,
 ) -> signpost::answer::snapshot::Snapshot {
     use signpost::answer::health_view::{Dials, HealthBridge, Weights};
     let dials = Dials::default();
@@ -189,6 +198,23 @@ fn with_dials(
         Weights::default(),
         dials,
     );
+    if let Some(d) = shed {
+        let regions: std::collections::BTreeSet<String> = s
+            .endpoint_names
+            .iter()
+            .map(|n| n.region.trim_start_matches("region:").to_string())
+            .collect();
+        let cells = signpost::health::ShedDials::with_plans(
+            regions
+                .iter()
+                .map(|r| (r.clone(), true, signpost::health::ShedPlan::default())),
+        );
+        for r in &regions {
+            cells.set(r, d);
+        }
+        let bridge = std::mem::replace(&mut s.health, HealthBridge::empty());
+        s.health = bridge.with_shed(std::sync::Arc::new(cells));
+    }
     s
 }
 

@@ -44,15 +44,23 @@ enum CtlCommand {
     /// --hold; or --action pause|resume|abort the running ramp.
     Ramp {
         target: String,
-        #[arg(long, default_value = "100")]
-        to: String,
-        #[arg(long, default_value = "1,5,25,50,100")]
-        steps: String,
-        #[arg(long, default_value = "10m")]
-        hold: String,
-        /// Where a failing gate leaves the dial: hold (the last safe step) or zero.
-        #[arg(long, default_value = "hold")]
-        on_fail: String,
+        /// Default: the last of the steps, else 100.
+        #[arg(long)]
+        to: Option<String>,
+        /// Default: `[ramps.REGION]`'s, else 1,5,25,50,100 (up to --to).
+        #[arg(long)]
+        steps: Option<String>,
+        /// Default: `[ramps.REGION]`'s, else 10m.
+        #[arg(long)]
+        hold: Option<String>,
+        /// Where a failing gate leaves the dial: last_safe (the last step that
+        /// held; also `hold`) or zero. Default: `[ramps.REGION]`'s, else last_safe.
+        #[arg(long)]
+        on_fail: Option<String>,
+        /// A metric gate (`[gates.NAME]`) the ramp waits on; repeat for more.
+        /// Default: `[ramps.REGION]`'s.
+        #[arg(long = "gate")]
+        gates: Vec<String>,
         #[arg(long)]
         action: Option<String>,
     },
@@ -181,6 +189,7 @@ pub fn run(args: CtlArgs) -> ExitCode {
             steps,
             hold,
             on_fail,
+            gates,
             action,
         } => (
             "POST",
@@ -190,14 +199,23 @@ pub fn run(args: CtlArgs) -> ExitCode {
                     encode(&target_name(target)),
                     encode(a)
                 ),
-                None => format!(
-                    "/v1/ramp?target={}&to={}&steps={}&hold={}&on_fail={}",
-                    encode(&target_name(target)),
-                    encode(to),
-                    encode(steps),
-                    encode(hold),
-                    encode(on_fail)
-                ),
+                None => {
+                    let mut q = format!("/v1/ramp?target={}", encode(&target_name(target)));
+                    for (k, v) in [
+                        ("to", to),
+                        ("steps", steps),
+                        ("hold", hold),
+                        ("on_fail", on_fail),
+                    ] {
+                        if let Some(v) = v {
+                            q.push_str(&format!("&{k}={}", encode(v)));
+                        }
+                    }
+                    if !gates.is_empty() {
+                        q.push_str(&format!("&gates={}", encode(&gates.join(","))));
+                    }
+                    q
+                }
             },
         ),
         CtlCommand::Explain { name, client } => (

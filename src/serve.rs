@@ -78,6 +78,8 @@ struct Loaded {
     table: Arc<HealthTable>,
     weights: Weights,
     dials: Dials,
+    /// `[shed.REGION]`'s dials, which every snapshot's health view reads.
+    shed: Arc<health::ShedDials>,
     load_ms: u128,
     records: usize,
     zones: Vec<String>,
@@ -109,18 +111,25 @@ impl Loaded {
         if let Some(path) = &cfg.state_file {
             restore_state(path, &table, &weights, &dials);
         }
+        let shed = Arc::new(health::ShedDials::with_plans(
+            cfg.shed
+                .iter()
+                .map(|s| (s.region.clone(), s.query.is_none(), s.plan)),
+        ));
         snap.health = HealthBridge::new(
             table.clone(),
             &snap.health_targets,
             snap.endpoint_names.clone(),
             weights.clone(),
             dials.clone(),
-        );
+        )
+        .with_shed(shed.clone());
         Ok(Loaded {
             snap,
             table,
             weights,
             dials,
+            shed,
             load_ms,
             records,
             zones,
@@ -240,6 +249,7 @@ async fn run(
         table,
         weights,
         dials,
+        shed,
         load_ms,
         records,
         zones,
@@ -286,7 +296,7 @@ async fn run(
         reload::FileWatch::start(&o),
         handle.clone(),
         stats.clone(),
-        Some(keep_health(scheduler, weights, dials)),
+        Some(keep_health(scheduler, weights, dials, shed.clone())),
         hup_rx,
         stop_rx.clone(),
     ));
@@ -299,11 +309,17 @@ async fn run(
     ));
     // With [fleet]: drains, weights and votes shared through etcd. Started
     // after the state file was applied, which stands until etcd answers.
+    let ramps = restore_ramps(&cfg);
     let fleet = match cfg.fleet.clone() {
         Some(f) => {
             let state_file = cfg.state_file.clone();
-            let (fleet, tasks) =
-                crate::fleet::Fleet::start(f, handle.clone(), state_file, stop_rx.clone())?;
+            let (fleet, tasks) = crate::fleet::Fleet::start(
+                f,
+                handle.clone(),
+                state_file,
+                ramps.clone(),
+                stop_rx.clone(),
+            )?;
             others.extend(tasks);
             Some(fleet)
         }
@@ -328,8 +344,10 @@ async fn run(
         token: cfg.admin_token.clone(),
         allowed_hosts: cfg.admin_allowed_hosts.clone(),
         fleet,
-        shed: start_shedding(&cfg, &stop_rx),
-        ramps: restore_ramps(&cfg),
+        shed: start_shedding(&cfg, shed, &stop_rx),
+        ramps,
+        gates: start_gates(&cfg, &stop_rx),
+        ramp_plans: Arc::new(cfg.rollout.ramps.clone()),
     };
     others.push(admin::start_ramps(admin_state.clone(), stop_rx.clone()));
     let mut admin_addr = String::new();
@@ -378,29 +396,35 @@ async fn run(
 /// read is logged and left for the next save.
 fn restore_ramps(cfg: &ServerConfig) -> Arc<crate::rollout::Ramps> {
     let file = cfg.state_file.as_deref().map(crate::rollout::file_beside);
-    Arc::new(match crate::rollout::Ramps::load(file) {
-        Ok(r) => r,
-        Err((r, e)) => {
-            warn!("ramps not restored: {e}");
-            r
-        }
-    })
+    let (ramps, err) = crate::rollout::Ramps::load(file);
+    if let Some(e) = err {
+        warn!("ramps not restored: {e}");
+    }
+    Arc::new(ramps)
 }
 
 /// `[shed.REGION]`: one task per region, publishing its dial.
 fn start_shedding(
     cfg: &ServerConfig,
+    dials: Arc<health::ShedDials>,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Arc<health::ShedDials> {
-    let dials = Arc::new(health::ShedDials::new(
-        cfg.shed
-            .iter()
-            .map(|s| (s.region.clone(), s.query.is_none())),
-    ));
     for s in &cfg.shed {
         tokio::spawn(health::run_shed(s.clone(), dials.clone(), stop.clone()));
     }
     dials
+}
+
+/// `[gates.NAME]`: one task per gate, publishing its verdict for the ramps.
+fn start_gates(
+    cfg: &ServerConfig,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Arc<health::MetricGates> {
+    let gates = Arc::new(health::MetricGates::new(&cfg.rollout.gates));
+    for g in &cfg.rollout.gates {
+        tokio::spawn(health::run_gate(g.clone(), gates.clone(), stop.clone()));
+    }
+    gates
 }
 
 /// What a reload does before its snapshot serves: keeps the probes and state of
@@ -409,6 +433,7 @@ fn keep_health(
     scheduler: Arc<Mutex<health::SchedulerHandle>>,
     weights: Weights,
     dials: Dials,
+    shed: Arc<health::ShedDials>,
 ) -> Prepare {
     Arc::new(move |new: &mut Snapshot, _old: &Snapshot| {
         let Ok(mut s) = scheduler.lock() else { return };
@@ -419,7 +444,8 @@ fn keep_health(
             new.endpoint_names.clone(),
             weights.clone(),
             dials.clone(),
-        );
+        )
+        .with_shed(shed.clone());
     })
 }
 

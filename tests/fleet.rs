@@ -810,3 +810,209 @@ fn a_ramp_holds_while_etcd_is_away() {
     assert_eq!(r["dial"], at, "the ramp advanced blind: {r}");
     assert_eq!(r["phase"], "running", "{r}");
 }
+
+/// One ramp for the fleet: started on one instance, driven by the one holding
+/// the etcd lock, every instance answering with the same dial at each step; the
+/// driver killed mid-ramp, another takes over from the stored step and finishes;
+/// a hostile `ramps/` value changes nothing; etcd killed mid-ramp, the dial holds.
+#[test]
+fn one_ramp_for_the_fleet_survives_its_driver_and_holds_without_etcd() {
+    let d = dir("fleet-ramp");
+    let mut etcd = Etcd::start(&d.0);
+    let backend = Backend::start();
+    std::fs::write(d.0.join("zones/f.toml"), zone(backend.addr)).expect("zone");
+    let mut servers: Vec<Option<Server>> = (1..=3)
+        .map(|n| Some(start(&config(&d.0, &etcd, n, "60s"))))
+        .collect();
+    let live = |servers: &[Option<Server>]| -> Vec<usize> {
+        (0..3).filter(|&i| servers[i].is_some()).collect()
+    };
+    let on = |servers: &[Option<Server>], i: usize| -> serde_json::Value {
+        status(servers[i].as_ref().expect("live"))
+    };
+    wait_until("three instances in sync", || {
+        (0..3).all(|i| in_sync(servers[i].as_ref().expect("live"), 3))
+    });
+    let driver = |servers: &[Option<Server>]| -> Option<String> {
+        let v = on(servers, live(servers)[0]);
+        v["fleet"]["ramp_driver"].as_str().map(str::to_string)
+    };
+    wait_until("a ramp driver", || driver(&servers).is_some());
+    let first = driver(&servers).expect("driver");
+    // Exactly one instance says it drives.
+    let driving: Vec<bool> = (0..3)
+        .map(|i| on(&servers, i)["fleet"]["drives_ramps"] == true)
+        .collect();
+    assert_eq!(driving.iter().filter(|&&b| b).count(), 1, "{driving:?}");
+
+    // Started on an instance that does not drive.
+    let starter = (0..3)
+        .find(|&i| format!("i{}", i + 1) != first)
+        .expect("a non-driver");
+    post(
+        servers[starter].as_ref().expect("live"),
+        "/v1/dial?target=region:a&percent=0",
+    );
+    wait_until("dial 0 everywhere", || {
+        (0..3).all(|i| on(&servers, i)["region_dials"]["region:a"] == 0)
+    });
+    post(
+        servers[starter].as_ref().expect("live"),
+        "/v1/ramp?target=region:a&steps=10,50,100&hold=1500ms",
+    );
+    let nets: Vec<String> = (0..100).map(|n| format!("100.71.{n}.0")).collect();
+    let view = |s: &Server| nets.iter().map(|n| answer_for(s, n)).collect::<Vec<_>>();
+    // Every instance answers with the step's dial, alike.
+    let same_dial = |servers: &[Option<Server>], d: u64| {
+        let l = live(servers);
+        l.iter()
+            .all(|&i| on(servers, i)["region_dials"]["region:a"] == d)
+            && {
+                let v0 = view(servers[l[0]].as_ref().expect("live"));
+                l.iter()
+                    .all(|&i| view(servers[i].as_ref().expect("live")) == v0)
+            }
+    };
+    wait_until("step 10 on every instance", || same_dial(&servers, 10));
+    let keys = etcd
+        .ctl(&["get", "--prefix", "/signpost-test/ramps/"])
+        .expect("etcdctl get");
+    assert!(
+        keys.contains("region:a") && keys.contains("\"dial\":10"),
+        "{keys}"
+    );
+
+    // Hostile values under ramps/: refused, counted, the ramp unchanged.
+    let watcher = live(&servers)[0];
+    let before = metric(
+        servers[watcher].as_ref().expect("live"),
+        "signpost_fleet_bad_keys_total",
+    );
+    let mut hostile = keys
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .expect("the stored ramp")
+        .to_string();
+    hostile = hostile.replace("\"dial\":10", "\"dial\":250");
+    etcd.ctl(&["put", "/signpost-test/ramps/region:a", &hostile])
+        .expect("etcdctl put");
+    etcd.ctl(&["put", "/signpost-test/ramps/region:nowhere", "{}"])
+        .expect("etcdctl put");
+    wait_until("two bad ramp keys counted", || {
+        metric(
+            servers[watcher].as_ref().expect("live"),
+            "signpost_fleet_bad_keys_total",
+        ) >= before + 2
+    });
+    let r = on(&servers, watcher)["ramps"]["ramps"]["region:a"].clone();
+    assert!(r["dial"] == 10 || r["dial"] == 50, "{r}");
+
+    // The driver killed (SIGKILL: its lease runs out, 2 s): another takes over
+    // from the stored step, and every survivor answers alike to the end.
+    wait_until("step 50 on every instance", || same_dial(&servers, 50));
+    let killed = first[1..].parse::<usize>().expect("iN") - 1;
+    drop(servers[killed].take());
+    let took = wait_until("another driver", || {
+        driver(&servers).is_some_and(|d| d != first)
+    });
+    println!("the ramp's driver replaced after {took:?} (lease_ttl 2s)");
+    wait_until("the ramp done on the survivors", || {
+        live(&servers)
+            .iter()
+            .all(|&i| on(&servers, i)["ramps"]["ramps"]["region:a"]["phase"] == "done")
+    });
+    wait_until("dial 100 on the survivors", || same_dial(&servers, 100));
+
+    // etcd killed mid-ramp: the ramp holds (never advances blind).
+    let survivor = live(&servers)[0];
+    post(
+        servers[survivor].as_ref().expect("live"),
+        "/v1/dial?target=region:a&percent=0",
+    );
+    wait_until("dial 0 on the survivors", || same_dial(&servers, 0));
+    post(
+        servers[survivor].as_ref().expect("live"),
+        "/v1/ramp?target=region:a&steps=10,50,100&hold=1s",
+    );
+    wait_until("step 10 on the survivors", || same_dial(&servers, 10));
+    etcd.kill();
+    wait_until("etcd seen gone", || {
+        live(&servers)
+            .iter()
+            .all(|&i| on(&servers, i)["fleet"]["connected"] == false)
+    });
+    let since = Instant::now();
+    wait_until("three holds without etcd", || {
+        since.elapsed() > Duration::from_secs(3)
+    });
+    for i in live(&servers) {
+        let v = on(&servers, i);
+        assert_eq!(
+            v["region_dials"]["region:a"], 10,
+            "instance {i} advanced blind"
+        );
+        assert_eq!(v["ramps"]["ramps"]["region:a"]["phase"], "running");
+    }
+}
+
+/// A verdict pushed to one instance holds on every instance, until its own
+/// expiry; a clear reaches all; a hostile `verdicts/` value changes nothing.
+#[test]
+fn a_pushed_verdict_holds_on_every_instance_until_its_expiry() {
+    let d = dir("verdicts");
+    let etcd = Etcd::start(&d.0);
+    let backend = Backend::start();
+    std::fs::write(d.0.join("zones/f.toml"), zone(backend.addr)).expect("zone");
+    let i1 = start(&config(&d.0, &etcd, 1, "60s"));
+    let i2 = start(&config(&d.0, &etcd, 2, "60s"));
+    wait_until("two instances in sync", || {
+        in_sync(&i1, 2) && in_sync(&i2, 2)
+    });
+    wait_until("region a up on both", || {
+        all_answer(&[&i1, &i2], "192.0.2.10")
+    });
+
+    // Down for 3 s, pushed to i1: both answer b, then a again by themselves.
+    let pushed = Instant::now();
+    post(
+        &i1,
+        "/v1/verdict?target=region:a&verdict=down&ttl=3s&source=alertmanager",
+    );
+    wait_until("the verdict on both", || {
+        all_answer(&[&i1, &i2], "192.0.2.20")
+    });
+    assert_eq!(
+        status(&i2)["verdicts"]["region:a"]["source"],
+        "alertmanager"
+    );
+    wait_until("the verdict expired on both", || {
+        all_answer(&[&i1, &i2], "192.0.2.10")
+    });
+    assert!(
+        pushed.elapsed() >= Duration::from_millis(2500),
+        "{:?}",
+        pushed.elapsed()
+    );
+
+    // A clear pushed to i2 reaches i1.
+    post(&i1, "/v1/verdict?target=region:a&verdict=down&ttl=60s");
+    wait_until("the verdict on both", || {
+        all_answer(&[&i1, &i2], "192.0.2.20")
+    });
+    post(&i2, "/v1/verdict?target=region:a&verdict=clear");
+    wait_until("cleared on both", || all_answer(&[&i1, &i2], "192.0.2.10"));
+
+    // Hostile values: counted, no answer changed.
+    let before = metric(&i2, "signpost_fleet_bad_keys_total");
+    for (k, v) in [
+        ("/signpost-test/verdicts/region:a", "down 1000 99999999999"),
+        ("/signpost-test/verdicts/region:a", "sideways 1 2"),
+        ("/signpost-test/verdicts/region:nowhere", "down 1000 2000"),
+    ] {
+        etcd.ctl(&["put", "--", k, v]).expect("etcdctl put");
+    }
+    wait_until("three bad verdict keys counted", || {
+        metric(&i2, "signpost_fleet_bad_keys_total") >= before + 3
+    });
+    assert!(all_answer(&[&i1, &i2], "192.0.2.10"));
+}

@@ -24,6 +24,7 @@ struct Exporter {
     addr: SocketAddr,
     lag_eu: Arc<AtomicU64>,
     load_eu: Arc<AtomicU64>,
+    errors_eu: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -35,8 +36,10 @@ impl Exporter {
         listener.set_nonblocking(true).expect("nonblocking");
         let lag_eu = Arc::new(AtomicU64::new(1f64.to_bits()));
         let load_eu = Arc::new(AtomicU64::new(0.5f64.to_bits()));
+        let errors_eu = Arc::new(AtomicU64::new(0.001f64.to_bits()));
         let stop = Arc::new(AtomicBool::new(false));
         let (lag, load, halt) = (lag_eu.clone(), load_eu.clone(), stop.clone());
+        let errors = errors_eu.clone();
         let thread = std::thread::spawn(move || {
             while !halt.load(Ordering::Relaxed) {
                 let Ok((mut c, _)) = listener.accept() else {
@@ -52,9 +55,12 @@ impl Exporter {
                      pg_replication_lag_seconds{{region=\"eu-west\"}} {}\n\
                      pg_replication_lag_seconds{{region=\"us-east\"}} 0.5\n\
                      # TYPE region_load gauge\n\
-                     region_load{{region=\"eu-west\"}} {}\n",
+                     region_load{{region=\"eu-west\"}} {}\n\
+                     # TYPE error_ratio gauge\n\
+                     error_ratio{{region=\"eu-west\"}} {}\n",
                     f64::from_bits(lag.load(Ordering::Relaxed)),
-                    f64::from_bits(load.load(Ordering::Relaxed))
+                    f64::from_bits(load.load(Ordering::Relaxed)),
+                    f64::from_bits(errors.load(Ordering::Relaxed))
                 );
                 let _ = c.write_all(
                     format!(
@@ -70,6 +76,7 @@ impl Exporter {
             addr,
             lag_eu,
             load_eu,
+            errors_eu,
             stop,
             thread: Some(thread),
         }
@@ -77,6 +84,10 @@ impl Exporter {
 
     fn set_lag(&self, seconds: f64) {
         self.lag_eu.store(seconds.to_bits(), Ordering::Relaxed);
+    }
+
+    fn set_errors(&self, ratio: f64) {
+        self.errors_eu.store(ratio.to_bits(), Ordering::Relaxed);
     }
 
     fn set_load(&self, load: f64) {
@@ -227,6 +238,13 @@ strategy = "all"
 ttl = 30
 endpoints.eu-west = {{ a = ["192.0.2.30"] }}
 endpoints.us-east = {{ a = ["192.0.2.40"] }}
+
+[names.api]
+strategy = "failover"
+ttl = 30
+order = ["eu-west", "us-east"]
+endpoints.eu-west = {{ a = ["192.0.2.50"] }}
+endpoints.us-east = {{ a = ["192.0.2.60"] }}
 "#,
         eu = check("eu-west"),
         us = check("us-east"),
@@ -542,4 +560,276 @@ fn a_pushed_load_moves_the_shedding_dial() {
     wait_until("the dial to return to 100", Duration::from_secs(20), || {
         dial() == Some(100)
     });
+}
+
+/// `api` (failover eu-west > us-east) for 256 client /24s told apart by ECS:
+/// the share of them answered by eu-west (192.0.2.50), in percent.
+fn api_eu_share(s: &Server) -> f64 {
+    let kept = (0..256u32)
+        .filter(|n| {
+            let mut q = QuerySpec::new("api.m.test.", 1);
+            q.edns = Some(common::EdnsSpec {
+                payload: 4096,
+                ecs: Some((format!("198.51.{n}.0").parse().expect("addr"), 24)),
+                ..common::EdnsSpec::default()
+            });
+            let r = ask_udp(s.addr, &q);
+            r.answer.iter().any(|a| a.ends_with("192.0.2.50"))
+        })
+        .count();
+    100.0 * kept as f64 / 256.0
+}
+
+/// Shedding applies its dial: over the high watermark a share of the client
+/// networks leaves eu-west for the failover's next region (never more than the
+/// floor lets go), explain says why, the operator's own dial is untouched and
+/// the lower of the two serves; under the low watermark they all return.
+#[test]
+fn shedding_moves_a_share_of_client_networks_and_back() {
+    let d = dir("shed-apply");
+    let exporter = Exporter::start();
+    let prom = Prometheus::start(&d.0, exporter.addr);
+    wait_until(
+        "prometheus to scrape the exporter",
+        Duration::from_secs(30),
+        || prom.lag_eu().is_some(),
+    );
+    std::fs::write(d.0.join("zones/m.toml"), zone(prom.addr)).expect("write zone");
+    let config = d.0.join("server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[shed.eu-west]\nserver = \"{}\"\nquery = 'region_load{{region=\"eu-west\"}}'\n\
+             low = 0.6\nhigh = 0.8\nfloor = 50\nstep = 25\ninterval = \"200ms\"\ntimeout = \"150ms\"\n",
+            prom.addr
+        ),
+    )
+    .expect("write config");
+    let s = common::start_with_admin(
+        &d.0.join("zones"),
+        &["--config", config.to_str().expect("path")],
+    );
+    let admin = s.admin.expect("admin address");
+    assert_eq!(api_eu_share(&s), 100.0);
+
+    // Over the high watermark: down to the floor (50), and about half of the
+    // networks get us-east.
+    exporter.set_load(0.91);
+    wait_until(
+        "the shed dial at its floor",
+        Duration::from_secs(20),
+        || {
+            let (_, status) = http(admin, "GET", "/status");
+            serde_json::from_str::<serde_json::Value>(&status)
+                .is_ok_and(|v| v["region_dials"]["region:eu-west"] == 50)
+        },
+    );
+    let share = api_eu_share(&s);
+    assert!(
+        (35.0..=65.0).contains(&share),
+        "at 50 % eu-west kept {share:.1}%"
+    );
+    let (_, metrics) = http(admin, "GET", "/metrics");
+    assert!(
+        metrics.contains("signpost_shed_dial_percent{region=\"eu-west\"} 50")
+            && metrics.contains("signpost_dial_percent{region=\"eu-west\"} 50"),
+        "{metrics}"
+    );
+    let moves = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("signpost_shed_moves_total{region=\"eu-west\"} "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert_eq!(moves, Some(2), "{metrics}");
+    // Explain, for a network that is turned away, says why.
+    let explained = (0..256u32)
+        .map(|n| {
+            http(
+                admin,
+                "GET",
+                &format!("/explain?name=api.m.test.&client=198.51.{n}.7/24"),
+            )
+            .1
+        })
+        .find(|e| e.contains("is turned to its next choice"))
+        .expect("a network turned away");
+    assert!(
+        explained.contains("shed: load 0.91 over high 0.8, dial 50"),
+        "{explained}"
+    );
+
+    // The operator's own dial is never written by the shedder, and the lower
+    // of the two serves: 20 % set by hand beats shedding's 50 %.
+    let (code, body) = http(admin, "POST", "/v1/dial?target=region:eu-west&percent=20");
+    assert_eq!(code, 200, "{body}");
+    let share20 = api_eu_share(&s);
+    assert!(
+        (10.0..=30.0).contains(&share20),
+        "at 20 % eu-west kept {share20:.1}%"
+    );
+    let (_, status) = http(admin, "GET", "/status");
+    let v: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    assert_eq!(v["dials"]["region:eu-west"], 20, "{status}");
+    http(admin, "POST", "/v1/dial?target=region:eu-west&percent=100");
+
+    // Under the low watermark: every network returns to eu-west.
+    exporter.set_load(0.2);
+    wait_until(
+        "every network back on eu-west",
+        Duration::from_secs(20),
+        || api_eu_share(&s) == 100.0,
+    );
+    let (_, status) = http(admin, "GET", "/status");
+    let v: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    assert_eq!(v["shed"]["eu-west"]["dial"], 100, "{status}");
+    assert!(
+        v["dials"].get("region:eu-west").is_none_or(|d| d == 100),
+        "{status}"
+    );
+}
+
+/// The value Prometheus holds for eu-west's error ratio.
+fn errors_in_prometheus(prom: &Prometheus) -> Option<f64> {
+    let (status, body) = http(
+        prom.addr,
+        "GET",
+        "/api/v1/query?query=error_ratio%7Bregion%3D%22eu-west%22%7D",
+    );
+    if status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+fn ctl(s: &Server, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_signpost"))
+        .args(["ctl", "--admin", &s.admin.expect("admin").to_string()])
+        .args(args)
+        .output()
+        .expect("ctl");
+    assert!(
+        out.status.success(),
+        "ctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A ramp with a metric gate from `[ramps.eu-west]`: it advances while the
+/// error ratio in Prometheus is good, stops and rolls back to the last safe step
+/// within one evaluation of the ratio going bad, resumes when told, and holds
+/// (neither advancing nor failing) while Prometheus cannot be asked.
+#[test]
+fn a_metric_gate_stops_a_ramp_and_it_resumes_when_told() {
+    let d = dir("gate");
+    let exporter = Exporter::start();
+    let mut prom = Prometheus::start(&d.0, exporter.addr);
+    wait_until("prometheus to scrape", Duration::from_secs(30), || {
+        errors_in_prometheus(&prom) == Some(0.001)
+    });
+    std::fs::write(d.0.join("zones/m.toml"), zone(prom.addr)).expect("write zone");
+    let config = d.0.join("server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gates.errors_eu]\nprometheus = {{ server = \"{}\", query = 'error_ratio{{region=\"eu-west\"}}', down_above = 0.01 }}\n\
+             interval = \"200ms\"\ntimeout = \"150ms\"\n\
+             [ramps.eu-west]\nsteps = [10, 50, 100]\nhold = \"1s\"\non_fail = \"last_safe\"\ngates = [\"errors_eu\"]\n",
+            prom.addr
+        ),
+    )
+    .expect("write config");
+    let s = common::start_with_admin(
+        &d.0.join("zones"),
+        &["--config", config.to_str().expect("path")],
+    );
+    let admin = s.admin.expect("admin address");
+    let status = || -> serde_json::Value {
+        let (_, body) = http(admin, "GET", "/status");
+        serde_json::from_str(&body).expect("status JSON")
+    };
+    let ramp = || status()["ramps"]["ramps"]["region:eu-west"].clone();
+
+    // A gate the server does not know is refused, and starts nothing.
+    let (code, body) = http(admin, "POST", "/v1/ramp?target=region:eu-west&gates=nope");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("nope"), "{body}");
+    assert!(ramp().is_null());
+
+    // From 0, with [ramps.eu-west]'s steps, hold and gate.
+    ctl(&s, &["dial", "eu-west", "0"]);
+    let out = ctl(&s, &["ramp", "eu-west"]);
+    assert!(out.contains("errors_eu"), "{out}");
+    wait_until("the step to 50", Duration::from_secs(20), || {
+        ramp()["dial"] == 50
+    });
+    assert_eq!(ramp()["gate_verdicts"]["errors_eu"]["verdict"], "holds");
+
+    // The ratio goes bad: stopped within one evaluation of Prometheus having
+    // it, back at 10 (50 had not held its whole hold).
+    exporter.set_errors(0.05);
+    wait_until(
+        "prometheus to have the bad ratio",
+        Duration::from_secs(10),
+        || errors_in_prometheus(&prom) == Some(0.05),
+    );
+    let evaluations = |r: &serde_json::Value| {
+        r["gate_verdicts"]["errors_eu"]["evaluations"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let seen_bad = evaluations(&ramp());
+    wait_until(
+        "the ramp stopped by its gate",
+        Duration::from_secs(10),
+        || ramp()["phase"] == "failed",
+    );
+    let r = ramp();
+    assert!(
+        evaluations(&r) <= seen_bad + 2,
+        "stopped after {} evaluations",
+        evaluations(&r) - seen_bad
+    );
+    assert_eq!(r["dial"], 10, "{r}");
+    assert_eq!(r["failed_gate"], "errors_eu", "{r}");
+    assert_eq!(status()["region_dials"]["region:eu-west"], 10);
+    let (_, metrics) = http(admin, "GET", "/metrics");
+    assert!(
+        metrics.contains("signpost_ramp_failures_total{gate=\"errors_eu\"} 1"),
+        "{metrics}"
+    );
+    let line = s.wait_log("ramp stopped by its gate");
+    assert!(
+        line.contains("errors_eu") && line.contains("above 0.01"),
+        "{line}"
+    );
+
+    // Good again: it stays stopped until told, then goes on from 10.
+    exporter.set_errors(0.001);
+    wait_until("the gate to hold again", Duration::from_secs(10), || {
+        ramp()["gate_verdicts"]["errors_eu"]["verdict"] == "holds"
+    });
+    assert_eq!(ramp()["phase"], "failed");
+    ctl(&s, &["ramp", "eu-west", "--action", "resume"]);
+    wait_until("the step to 50 again", Duration::from_secs(20), || {
+        ramp()["dial"] == 50
+    });
+
+    // Prometheus gone: the gate cannot tell, so the ramp holds at 50 for well
+    // over its hold time, neither advancing nor failing.
+    prom.stop();
+    wait_until("the gate unanswered", Duration::from_secs(10), || {
+        ramp()["gate_verdicts"]["errors_eu"]["verdict"] == "unknown"
+    });
+    let at = evaluations(&ramp());
+    wait_until("15 more evaluations (3 s)", Duration::from_secs(20), || {
+        evaluations(&ramp()) >= at + 15
+    });
+    let r = ramp();
+    assert_eq!(
+        (r["dial"].as_u64(), r["phase"].as_str()),
+        (Some(50), Some("running")),
+        "{r}"
+    );
+    s.wait_log("gate unanswered, ramps hold");
 }

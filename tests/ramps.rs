@@ -139,7 +139,7 @@ fn a_ramp_advances_while_healthy_pauses_and_stops_on_a_failing_check() {
     assert_eq!(status(&s)["region_dials"]["region:a"], 10);
     let (_, metrics) = http(s.admin.expect("admin"), "GET", "/metrics");
     assert!(
-        metrics.contains("signpost_ramp_failures_total 1"),
+        metrics.contains("signpost_ramp_failures_total{gate=\"health of region:a\"} 1"),
         "{metrics}"
     );
     let line = s.wait_log("ramp stopped by its gate");

@@ -85,6 +85,10 @@ pub struct AdminState {
     pub shed: Arc<health::ShedDials>,
     /// This instance's ramps ([`crate::rollout`]), ticked by [`start_ramps`].
     pub ramps: Arc<crate::rollout::Ramps>,
+    /// The metric gates ramps can name (`[gates.NAME]`), with their last verdicts.
+    pub gates: Arc<health::MetricGates>,
+    /// `[ramps.REGION]`: what a ramp on the region uses for what its call leaves out.
+    pub ramp_plans: Arc<BTreeMap<String, crate::config::ramps::RampPlan>>,
 }
 
 /// A response: status, content type, body.
@@ -504,6 +508,9 @@ fn set_verdict(state: &AdminState, req: &Request) -> Reply {
             let had = verdicts.clear(target);
             snap.health.refresh();
             info!(target, "pushed verdict cleared");
+            if let Some(f) = &state.fleet {
+                f.submit(Op::Verdict(target.to_string(), None));
+            }
             return Reply::json(json!({ "target": target, "verdict": null, "had": had }));
         }
         other => return Reply::text(400, format!("verdict {other:?}; use down, up or clear")),
@@ -518,6 +525,9 @@ fn set_verdict(state: &AdminState, req: &Request) -> Reply {
         Ok(p) => {
             snap.health.refresh();
             info!(target, verdict, ttl = ?ttl, source, "pushed verdict");
+            if let Some(f) = &state.fleet {
+                f.submit(Op::Verdict(target.to_string(), Some(p.clone())));
+            }
             Reply::json(json!({
                 "target": target,
                 "verdict": p.health.to_string(),
@@ -711,6 +721,13 @@ fn shed_metrics(dials: &health::ShedDials) -> String {
     for (region, dial, _) in all {
         out.push_str(&format!(
             "signpost_shed_dial_percent{{region=\"{}\"}} {dial}\n",
+            crate::metrics::escape(&region)
+        ));
+    }
+    out.push_str("# HELP signpost_shed_moves_total Moves of the dial load shedding asks for, per region.\n# TYPE signpost_shed_moves_total counter\n");
+    for (region, n) in dials.moves() {
+        out.push_str(&format!(
+            "signpost_shed_moves_total{{region=\"{}\"}} {n}\n",
             crate::metrics::escape(&region)
         ));
     }

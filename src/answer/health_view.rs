@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::health::{CheckSpec, HealthTable, Override, PersistedState, TargetId, TargetKey};
+use crate::health::{
+    CheckSpec, HealthTable, Override, PersistedState, ShedDials, TargetId, TargetKey,
+};
 use crate::policy::ZoneSteering;
 use crate::policy::{dial, AddrAnswer, Endpoint, HealthView, NO_HEALTH};
 
@@ -115,7 +117,15 @@ pub struct HealthBridge {
     names: Vec<EndpointNames>,
     operator_weights: Weights,
     operator_dials: Dials,
+    /// The dials load shedding asks for (`[shed.REGION]`), and endpoint id ->
+    /// its region's cell there (none when the region does not shed; empty when
+    /// no region does): the dial in force is the lower of it and `dials`.
+    shed: Arc<ShedDials>,
+    shed_slots: Vec<u16>,
 }
+
+/// An endpoint whose region does not shed.
+const NO_SHED: u16 = u16::MAX;
 
 impl HealthBridge {
     pub fn new(
@@ -135,9 +145,42 @@ impl HealthBridge {
             names,
             operator_weights,
             operator_dials,
+            shed: Arc::new(ShedDials::new([])),
+            shed_slots: Vec::new(),
         };
         b.refresh();
         b
+    }
+
+    /// The bridge reading load shedding's dials too: each endpoint's dial in
+    /// force is the lowest of its own, its region's and its region's shed dial.
+    /// The operator's dials are never written by the shedder.
+    pub fn with_shed(mut self, shed: Arc<ShedDials>) -> HealthBridge {
+        self.shed_slots = self
+            .names
+            .iter()
+            .map(|n| {
+                let region = n.region.strip_prefix("region:").unwrap_or(&n.region);
+                shed.index(region)
+                    .and_then(|i| u16::try_from(i).ok())
+                    .unwrap_or(NO_SHED)
+            })
+            .collect();
+        if self.shed_slots.iter().all(|&s| s == NO_SHED) {
+            self.shed_slots.clear();
+        }
+        self.shed = shed;
+        crate::health::bump_epoch();
+        self
+    }
+
+    /// The shed dial of endpoint id `i`, where its region sheds.
+    #[inline]
+    fn shed_dial(&self, i: usize) -> Option<u8> {
+        match self.shed_slots.get(i) {
+            Some(&s) if s != NO_SHED => Some(self.shed.at(s as usize)),
+            _ => None,
+        }
     }
 
     /// A bridge with no checks: every endpoint up unless overridden.
@@ -169,6 +212,7 @@ impl HealthBridge {
         let mut out: BTreeMap<String, u8> = BTreeMap::new();
         for (i, n) in self.names.iter().enumerate() {
             let d = self.dials[i].load(Ordering::Relaxed);
+            let d = self.shed_dial(i).map_or(d, |s| d.min(s));
             let e = out.entry(n.region.clone()).or_insert(dial::FULL);
             *e = (*e).min(d);
         }
@@ -328,9 +372,26 @@ impl HealthView for HealthBridge {
     }
 
     fn dial(&self, e: &Endpoint) -> u8 {
-        self.dials
-            .get(e.health_id as usize)
-            .map_or(dial::FULL, |d| d.load(Ordering::Relaxed))
+        let i = e.health_id as usize;
+        let own = self
+            .dials
+            .get(i)
+            .map_or(dial::FULL, |d| d.load(Ordering::Relaxed));
+        self.shed_dial(i).map_or(own, |s| own.min(s))
+    }
+
+    fn dial_note(&self, e: &Endpoint) -> Option<String> {
+        let i = e.health_id as usize;
+        let slot = *self.shed_slots.get(i).filter(|&&s| s != NO_SHED)?;
+        let own = self
+            .dials
+            .get(i)
+            .map_or(dial::FULL, |d| d.load(Ordering::Relaxed));
+        let shed = self.shed.at(slot as usize);
+        Some(format!(
+            "the lowest of the operator's (or a ramp's) {own}% and shedding's {shed}% serves ({})",
+            self.shed.note(slot as usize)
+        ))
     }
 
     fn weight(&self, e: &Endpoint) -> u32 {

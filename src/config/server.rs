@@ -43,6 +43,8 @@ struct ServerRaw {
     transfer: Option<super::transfer::TransferRaw>,
     secondary: Option<Vec<super::secondary::SecondaryRaw>>,
     shed: Option<std::collections::BTreeMap<String, super::shed::ShedRaw>>,
+    gates: Option<std::collections::BTreeMap<String, toml::Spanned<super::ramps::GateRaw>>>,
+    ramps: Option<std::collections::BTreeMap<String, toml::Spanned<super::ramps::RampRaw>>>,
     probes: Option<toml::Spanned<super::probes::ProbesRaw>>,
     dnstap: Option<toml::Spanned<super::dnstap::DnstapRaw>>,
 }
@@ -243,6 +245,8 @@ pub struct ServerConfig {
     pub secondaries: Vec<super::secondary::SecondaryConfig>,
     /// `[shed.REGION]`: load shedding's signal per region.
     pub shed: Vec<crate::health::ShedSource>,
+    /// `[gates.NAME]` and `[ramps.REGION]`: ramps' metric gates and settings.
+    pub rollout: super::ramps::RolloutConfig,
     /// Site probes of measured latency; none: off.
     pub probes: Option<super::probes::ProbesConfig>,
     /// dnstap output; none: off.
@@ -994,6 +998,7 @@ impl Default for ServerConfig {
             transfer: Default::default(),
             secondaries: Vec::new(),
             shed: Vec::new(),
+            rollout: Default::default(),
             probes: None,
             dnstap: None,
         }
@@ -1059,6 +1064,8 @@ impl ServerConfig {
             transfer,
             secondary,
             shed,
+            gates,
+            ramps,
             probes,
             dnstap,
         } = raw;
@@ -1141,6 +1148,7 @@ impl ServerConfig {
         if let Some(s) = shed {
             cfg.shed = super::shed::check(s, text, path, &mut cx.errors);
         }
+        cfg.rollout = super::ramps::check(gates, ramps, text, path, &mut cx.errors);
         cfg.encrypted = super::encrypted::check(tls, dot, doh, text, path, base, &mut cx.errors);
         if let Some(d) = dnssec {
             d.apply(&mut cfg.dnssec, &mut cx);

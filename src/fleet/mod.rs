@@ -71,6 +71,10 @@ pub(crate) enum Op {
     Weight(String, Option<u32>),
     /// `None` deletes the key.
     Dial(String, Option<u8>),
+    /// A ramp as stored ([`crate::rollout::Ramp::stored`]); `None` deletes it.
+    Ramp(String, Option<String>),
+    /// A pushed verdict ([`crate::health::Pushed`]); `None` deletes it.
+    Verdict(String, Option<crate::health::Pushed>),
 }
 
 impl Op {
@@ -79,7 +83,9 @@ impl Op {
         match (self, other) {
             (Op::Override(a, _), Op::Override(b, _))
             | (Op::Weight(a, _), Op::Weight(b, _))
-            | (Op::Dial(a, _), Op::Dial(b, _)) => a == b,
+            | (Op::Dial(a, _), Op::Dial(b, _))
+            | (Op::Ramp(a, _), Op::Ramp(b, _))
+            | (Op::Verdict(a, _), Op::Verdict(b, _)) => a == b,
             _ => false,
         }
     }
@@ -127,6 +133,11 @@ pub struct Fleet {
     started: Instant,
     /// Milliseconds after `started` of the store's last answer.
     last_ok_ms: AtomicU64,
+    /// This instance's ramps, mirrored from the store's `ramps/`.
+    ramps: Arc<crate::rollout::Ramps>,
+    /// This instance holds `drivers/ramps` under its live lease: it ticks the
+    /// fleet's ramps; the others only show them.
+    drives: AtomicBool,
 }
 
 /// Locks state that only status and the fleet's own task touch; a panicked
@@ -153,6 +164,7 @@ impl Fleet {
         cfg: FleetConfig,
         snap: SnapshotHandle,
         state_file: Option<PathBuf>,
+        ramps: Arc<crate::rollout::Ramps>,
         stop: watch::Receiver<bool>,
     ) -> Result<(Arc<Fleet>, Vec<JoinHandle<()>>), FleetError> {
         let tls = cfg.tls.clone().unwrap_or_default();
@@ -180,6 +192,8 @@ impl Fleet {
             wake: Notify::new(),
             started: Instant::now(),
             last_ok_ms: AtomicU64::new(0),
+            ramps,
+            drives: AtomicBool::new(false),
         });
         // The restored view stands until the store answers or `fallback` passes.
         health::set_fleet_decides(true);
@@ -199,6 +213,12 @@ impl Fleet {
 
     pub fn instance(&self) -> &str {
         &self.cfg.instance
+    }
+
+    /// Whether this instance drives the fleet's ramps now: it holds the
+    /// `drivers/ramps` key under its live lease and etcd answers.
+    pub fn drives_ramps(&self) -> bool {
+        self.drives.load(Relaxed) && self.connected.load(Relaxed)
     }
 
     /// Queues an operator's change for the store. The caller has already applied
@@ -222,6 +242,7 @@ impl Fleet {
     fn store_error(&self, e: &dyn std::fmt::Display) {
         self.store_errors.fetch_add(1, Relaxed);
         self.connected.store(false, Relaxed);
+        self.drives.store(false, Relaxed);
         let msg = e.to_string();
         let mut last = lock(&self.last_error);
         // Once per distinct error, not once per retry.
@@ -272,7 +293,9 @@ impl Fleet {
                 }
                 if let view::Entry::Override(name, _)
                 | view::Entry::Weight(name, _)
-                | view::Entry::Dial(name, _) = &e
+                | view::Entry::Dial(name, _)
+                | view::Entry::Ramp(name, _)
+                | view::Entry::Verdict(name, _) = &e
                 {
                     if !known.contains(name) {
                         self.bad_key(
@@ -344,8 +367,11 @@ impl Fleet {
                 Op::Dial(n, Some(d)) => {
                     dials.insert(n.clone(), *d);
                 }
+                Op::Ramp(..) | Op::Verdict(..) => {}
             }
         }
+        self.mirror_ramps();
+        self.mirror_verdicts(&snap);
         let known: BTreeSet<String> = snap.health.known_names().into_iter().collect();
         overrides.retain(|n, _| known.contains(n));
         weights.retain(|n, _| known.contains(n));
@@ -367,6 +393,79 @@ impl Fleet {
         }
         snap.health.refresh();
         self.save_state(&snap);
+    }
+
+    /// Makes this instance's ramps the store's (with its unwritten changes over
+    /// them), keeping the hold time watched of a ramp whose stored part is the
+    /// same; wakes the ticker.
+    fn mirror_ramps(&self) {
+        let mut stored = lock(&self.view).ramps.clone();
+        for op in lock(&self.pending).iter() {
+            if let Op::Ramp(n, v) = op {
+                match v
+                    .as_deref()
+                    .map(|v| crate::rollout::Ramp::from_stored(v.as_bytes()))
+                {
+                    Some(Ok(r)) => {
+                        stored.insert(n.clone(), r);
+                    }
+                    Some(Err(_)) => {}
+                    None => {
+                        stored.remove(n);
+                    }
+                }
+            }
+        }
+        let known: BTreeSet<String> = self.snap.load().health.known_names().into_iter().collect();
+        stored.retain(|n, _| known.contains(n));
+        let Ok(mut local) = self.ramps.ramps.lock() else {
+            return;
+        };
+        if local.len() == stored.len()
+            && stored
+                .iter()
+                .all(|(n, r)| local.get(n).is_some_and(|l| r.same_but_held(l)))
+        {
+            return;
+        }
+        for (n, r) in stored.iter_mut() {
+            if let Some(l) = local.get(n).filter(|l| r.same_but_held(l)) {
+                r.held = l.held;
+            }
+        }
+        *local = stored;
+        drop(local);
+        self.ramps.wake.notify_one();
+    }
+
+    /// Makes this instance's pushed verdicts the store's (with its unwritten
+    /// pushes over them): a verdict pushed to one instance holds on all, until
+    /// its own expiry.
+    fn mirror_verdicts(&self, snap: &Snapshot) {
+        let mut stored = lock(&self.view).verdicts.clone();
+        for op in lock(&self.pending).iter() {
+            if let Op::Verdict(n, v) = op {
+                match v {
+                    Some(p) => stored.insert(n.clone(), p.clone()),
+                    None => stored.remove(n),
+                };
+            }
+        }
+        // Expired ones count for nothing (their keys stay until pushed again).
+        let now = std::time::SystemTime::now();
+        let known: BTreeSet<String> = snap.health.known_names().into_iter().collect();
+        stored.retain(|n, p| p.until > now && known.contains(n));
+        let verdicts = snap.health.table().verdicts();
+        for name in verdicts.all().keys() {
+            if !stored.contains_key(name) {
+                verdicts.clear(name);
+            }
+        }
+        for (name, p) in &stored {
+            if let Err(e) = verdicts.put_shared(name, p) {
+                warn!(target = %name, "fleet: verdict not taken: {e}");
+            }
+        }
     }
 
     fn save_state(&self, snap: &Snapshot) {
@@ -457,6 +556,8 @@ impl Fleet {
             "seconds_since_etcd": self.since_ok().as_secs_f64(),
             "instances": view.instances,
             "pending_writes": lock(&self.pending).len(),
+            "ramp_driver": view.driver.as_ref().map(|(i, _)| i.clone()),
+            "drives_ramps": self.drives_ramps(),
             "bad_keys": self.bad_keys.load(Relaxed),
             "last_error": *lock(&self.last_error),
         })

@@ -205,6 +205,7 @@ async fn session(fleet: &Arc<Fleet>, stop: &mut watch::Receiver<bool>) -> Result
                 }
                 publish_votes(fleet, &mut client, lease, &mut published).await?;
                 fleet.recompute();
+                drive_ramps(fleet, &mut client, lease).await?;
                 publish_latency(fleet, &mut client, lease, &mut shared_at, &mut shared).await?;
             }
         }
@@ -318,6 +319,33 @@ async fn flush(fleet: &Fleet, client: &mut Client) -> Result<(), StoreError> {
                 )
                 .await?;
             }
+            Op::Ramp(name, None) => {
+                timed(t, "delete", client.delete(format!("{prefix}ramps/{name}"))).await?;
+            }
+            Op::Verdict(name, None) => {
+                timed(
+                    t,
+                    "delete",
+                    client.delete(format!("{prefix}verdicts/{name}")),
+                )
+                .await?;
+            }
+            Op::Verdict(name, Some(p)) => {
+                timed(
+                    t,
+                    "put",
+                    client.put(format!("{prefix}verdicts/{name}"), p.stored(), 0),
+                )
+                .await?;
+            }
+            Op::Ramp(name, Some(r)) => {
+                timed(
+                    t,
+                    "put",
+                    client.put(format!("{prefix}ramps/{name}"), r.clone(), 0),
+                )
+                .await?;
+            }
         }
         // Into the view before it leaves the queue, so the serving view never
         // shows the store's older value in between (the watch confirms it later).
@@ -341,6 +369,20 @@ async fn flush(fleet: &Fleet, client: &mut Client) -> Result<(), StoreError> {
                 }
                 Op::Dial(name, Some(d)) => {
                     view.dials.insert(name.clone(), *d);
+                }
+                Op::Ramp(name, None) => {
+                    view.ramps.remove(name);
+                }
+                Op::Verdict(name, None) => {
+                    view.verdicts.remove(name);
+                }
+                Op::Verdict(name, Some(p)) => {
+                    view.verdicts.insert(name.clone(), p.clone());
+                }
+                Op::Ramp(name, Some(r)) => {
+                    if let Ok(r) = crate::rollout::Ramp::from_stored(r.as_bytes()) {
+                        view.ramps.insert(name.clone(), r);
+                    }
                 }
             }
         }
@@ -384,6 +426,36 @@ async fn publish_latency(
     )
     .await?;
     *last = Some(value);
+    Ok(())
+}
+
+/// Takes `drivers/ramps` under this session's lease when no instance holds
+/// it (its holder's lease ended), and notes whether this instance drives.
+async fn drive_ramps(fleet: &Fleet, client: &mut Client, lease: i64) -> Result<(), StoreError> {
+    let me = &fleet.cfg.instance;
+    let holder = lock(&fleet.view).driver.clone();
+    let drives = match holder {
+        Some((i, l)) => &i == me && l == lease,
+        None => {
+            let key = format!("{}drivers/ramps", fleet.cfg.prefix);
+            let won = timed(
+                fleet.cfg.timeout,
+                "take the ramps' lock",
+                client.put_if_absent_leased(key, me.clone(), lease),
+            )
+            .await?;
+            let drives = matches!(won, etcd::Created::Yes);
+            if drives {
+                // Into the view now; the watch confirms it.
+                lock(&fleet.view).driver = Some((me.clone(), lease));
+            }
+            drives
+        }
+    };
+    if fleet.drives.swap(drives, Relaxed) != drives {
+        info!(drives, "fleet: the ramps' driver changed");
+        fleet.ramps.wake.notify_one();
+    }
     Ok(())
 }
 

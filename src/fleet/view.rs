@@ -10,6 +10,9 @@
 //! dials/<target>                  a whole number from 0 to 100 (percent kept)
 //! instances/<instance>            the instance's site (under its lease)
 //! votes/<instance>/<check target> up | down (under the instance's lease)
+//! verdicts/<target>               down|up AT_MS UNTIL_MS SOURCE (a pushed verdict)
+//! ramps/<target>                  a ramp, JSON (see `rollout::Ramp::from_stored`)
+//! drivers/ramps                   the instance driving the ramps (under its lease)
 //! ```
 //!
 //! `<target>` is what `signpost ctl` and the admin API name: `region:NAME` or
@@ -28,7 +31,14 @@ pub enum Key {
     Weight(String),
     Dial(String),
     Instance(String),
-    Vote { instance: String, target: String },
+    Vote {
+        instance: String,
+        target: String,
+    },
+    Ramp(String),
+    Verdict(String),
+    /// `drivers/ramps`: who drives the fleet's ramps.
+    Driver,
 }
 
 /// A key and its value, parsed.
@@ -43,6 +53,9 @@ pub(crate) enum Entry {
         target: String,
         health: Health,
     },
+    Ramp(String, crate::rollout::Ramp),
+    Verdict(String, crate::health::Pushed),
+    Driver(String),
 }
 
 /// Why a key or value was refused; the message names what would be valid.
@@ -65,12 +78,18 @@ pub(crate) fn parse_key(prefix: &str, key: &[u8]) -> Result<Key, Bad> {
         Bad("use overrides/TARGET, weights/TARGET, dials/TARGET, instances/NAME or votes/NAME/TARGET".to_string())
     })?;
     match kind {
-        "overrides" | "weights" | "dials" if !target_ok(name) => Err(Bad(format!(
+        "overrides" | "weights" | "dials" | "verdicts" if !target_ok(name) => Err(Bad(format!(
             "{name:?} is not region:NAME or endpoint:NAME/REGION"
         ))),
         "overrides" => Ok(Key::Override(name.to_string())),
         "weights" => Ok(Key::Weight(name.to_string())),
         "dials" => Ok(Key::Dial(name.to_string())),
+        "verdicts" => Ok(Key::Verdict(name.to_string())),
+        "ramps" if name.strip_prefix("region:").is_some_and(|r| !r.is_empty()) => {
+            Ok(Key::Ramp(name.to_string()))
+        }
+        "ramps" => Err(Bad(format!("{name:?} is not region:NAME"))),
+        "drivers" if name == "ramps" => Ok(Key::Driver),
         "instances" if instance_name_ok(name) => Ok(Key::Instance(name.to_string())),
         "votes" => match name.split_once('/') {
             Some((instance, target)) if instance_name_ok(instance) && !target.is_empty() => {
@@ -99,6 +118,11 @@ pub(crate) const MAX_VALUE: usize = 1024;
 /// Parses a key and its value.
 pub(crate) fn parse_entry(prefix: &str, key: &[u8], value: &[u8]) -> Result<Entry, Bad> {
     let k = parse_key(prefix, key)?;
+    if let Key::Ramp(name) = k {
+        return crate::rollout::Ramp::from_stored(value)
+            .map(|r| Entry::Ramp(name, r))
+            .map_err(|e| Bad(format!("ramp: {e}")));
+    }
     if value.len() > MAX_VALUE {
         return Err(Bad(format!(
             "value of {} bytes; at most {MAX_VALUE}",
@@ -136,6 +160,14 @@ pub(crate) fn parse_entry(prefix: &str, key: &[u8], value: &[u8]) -> Result<Entr
             _ => return Err(Bad(format!("dial {v:?}: use a whole number from 0 to 100"))),
         },
         Key::Instance(name) => Entry::Instance(name, v.to_string()),
+        Key::Verdict(name) => match crate::health::Pushed::from_stored(v) {
+            Ok(p) => Entry::Verdict(name, p),
+            Err(e) => return Err(Bad(format!("verdict: {e}"))),
+        },
+        Key::Driver if instance_name_ok(v) => Entry::Driver(v.to_string()),
+        Key::Driver => return Err(Bad(format!("driver {v:?} is not an instance name"))),
+        // Read above, before the size cap of the other values.
+        Key::Ramp(name) => return Err(Bad(format!("{name}: a ramp is JSON"))),
         Key::Vote { instance, target } => {
             let health = match v {
                 "up" => Health::Up,
@@ -194,6 +226,12 @@ pub(crate) struct View {
     pub leases: BTreeMap<String, i64>,
     /// Check target -> instance -> its verdict.
     pub votes: BTreeMap<String, BTreeMap<String, Vote>>,
+    /// Pushed verdicts, by target, with their own expiry.
+    pub verdicts: BTreeMap<String, crate::health::Pushed>,
+    /// The fleet's ramps, by target (`region:NAME`).
+    pub ramps: BTreeMap<String, crate::rollout::Ramp>,
+    /// The instance driving the ramps and the lease its key is under.
+    pub driver: Option<(String, i64)>,
 }
 
 impl View {
@@ -229,6 +267,26 @@ impl View {
                     votes: true,
                 }
             }
+            Entry::Ramp(name, r) => {
+                let changed = self.ramps.get(&name) != Some(&r);
+                self.ramps.insert(name, r);
+                Changed {
+                    operator: changed,
+                    votes: false,
+                }
+            }
+            Entry::Verdict(name, p) => {
+                let changed = self.verdicts.get(&name) != Some(&p);
+                self.verdicts.insert(name, p);
+                Changed {
+                    operator: changed,
+                    votes: false,
+                }
+            }
+            Entry::Driver(instance) => {
+                self.driver = Some((instance, lease));
+                Changed::default()
+            }
             Entry::Vote {
                 instance,
                 target,
@@ -259,6 +317,18 @@ impl View {
                 operator: self.dials.remove(name).is_some(),
                 votes: false,
             },
+            Key::Ramp(name) => Changed {
+                operator: self.ramps.remove(name).is_some(),
+                votes: false,
+            },
+            Key::Verdict(name) => Changed {
+                operator: self.verdicts.remove(name).is_some(),
+                votes: false,
+            },
+            Key::Driver => {
+                self.driver = None;
+                Changed::default()
+            }
             Key::Instance(name) => {
                 self.leases.remove(name);
                 Changed {
@@ -401,6 +471,33 @@ mod tests {
             Err(Bad(m)) => assert!(m.contains("at most 1024"), "{m}"),
             Ok(e) => panic!("a value of {} bytes was taken as {e:?}", long.len()),
         }
+    }
+
+    #[test]
+    fn ramps_and_their_driver_are_read_and_checked() {
+        let r = crate::rollout::Ramp::new(
+            0,
+            100,
+            &[10, 100],
+            std::time::Duration::from_secs(1),
+            crate::rollout::OnFail::Hold,
+        )
+        .expect("ramp");
+        let p = "/signpost/";
+        let mut v = View::default();
+        let e = parse_entry(p, b"/signpost/ramps/region:a", r.stored().as_bytes()).expect("ramp");
+        assert!(v.put(e, 0).operator);
+        assert_eq!(v.ramps.get("region:a"), Some(&r));
+        assert!(parse_entry(p, b"/signpost/ramps/region:a", b"{\"dial\":3}").is_err());
+        assert!(parse_entry(p, b"/signpost/ramps/endpoint:x/a", r.stored().as_bytes()).is_err());
+        let e = parse_entry(p, b"/signpost/drivers/ramps", b"i1").expect("driver");
+        v.put(e, 7);
+        assert_eq!(v.driver, Some(("i1".to_string(), 7)));
+        assert!(parse_entry(p, b"/signpost/drivers/ramps", b"no way").is_err());
+        assert!(parse_key(p, b"/signpost/drivers/other").is_err());
+        v.delete(&Key::Driver);
+        assert_eq!(v.driver, None);
+        assert!(v.delete(&Key::Ramp("region:a".into())).operator);
     }
 
     #[test]

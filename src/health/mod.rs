@@ -21,6 +21,7 @@
 //! HTTP through hyper and build and read DNS messages with hickory-proto; neither
 //! crate's types leave `probe`.
 
+mod gates;
 mod persist;
 mod probe;
 mod recent;
@@ -33,6 +34,7 @@ mod state;
 mod table;
 mod verdict;
 
+pub use gates::{run_gate, GateSource, MetricGates};
 pub use persist::{
     load, save, save_state, PersistError, PersistedState, PersistedTarget, STATE_VERSION,
 };

@@ -198,6 +198,10 @@ pub struct ShedDials {
     /// Regions whose load is pushed (not asked for): the last value and until
     /// when it counts.
     pushed: Vec<Option<std::sync::Mutex<Option<PushedLoad>>>>,
+    /// Each region's watermarks (low, high), for explain; NaN when not given.
+    marks: Vec<(f64, f64)>,
+    /// Moves of each region's dial, for `signpost_shed_moves_total`.
+    moves: Vec<std::sync::atomic::AtomicU64>,
 }
 
 /// A pushed load value and until when it counts.
@@ -219,11 +223,77 @@ impl ShedDials {
             .iter()
             .map(|_| std::sync::atomic::AtomicU64::new(f64::NAN.to_bits()))
             .collect();
+        let marks = regions.iter().map(|_| (f64::NAN, f64::NAN)).collect();
+        let moves = regions.iter().map(|_| Default::default()).collect();
         ShedDials {
             regions,
             loads,
             pushed,
+            marks,
+            moves,
         }
+    }
+
+    /// A cell at 100% for each `[shed.REGION]`: its name, whether its load is
+    /// pushed, and its plan (whose watermarks explain names).
+    pub fn with_plans(regions: impl IntoIterator<Item = (String, bool, ShedPlan)>) -> Self {
+        let (regions, plans): (Vec<_>, Vec<_>) = regions
+            .into_iter()
+            .map(|(r, p, plan)| ((r, p), plan))
+            .unzip();
+        let mut d = ShedDials::new(regions);
+        d.marks = plans.iter().map(|p| (p.low, p.high)).collect();
+        d
+    }
+
+    /// The cell index of `region`, for [`ShedDials::at`].
+    pub fn index(&self, region: &str) -> Option<usize> {
+        self.regions.iter().position(|(r, _)| r == region)
+    }
+
+    /// The dial of the cell at `i` (from [`ShedDials::index`]); 100 past the end.
+    #[inline]
+    pub fn at(&self, i: usize) -> u8 {
+        self.regions
+            .get(i)
+            .map_or(100, |(_, d)| d.load(Ordering::Relaxed))
+    }
+
+    /// Why the cell at `i` asks for its dial, for explain:
+    /// `shed: load 0.91 over high 0.8, dial 70`.
+    pub fn note(&self, i: usize) -> String {
+        let dial = self.at(i);
+        let load = self
+            .loads
+            .get(i)
+            .map_or(f64::NAN, |l| f64::from_bits(l.load(Ordering::Relaxed)));
+        let (low, high) = self.marks.get(i).copied().unwrap_or((f64::NAN, f64::NAN));
+        let figure = if load.is_nan() {
+            "no load figure now".to_string()
+        } else if load > high {
+            format!("load {load} over high {high}")
+        } else if load < low {
+            format!("load {load} under low {low}")
+        } else {
+            format!("load {load} between low {low} and high {high}")
+        };
+        format!("shed: {figure}, dial {dial}")
+    }
+
+    /// Counts one move of `region`'s dial.
+    pub fn count_move(&self, region: &str) {
+        if let Some(m) = self.index(region).and_then(|i| self.moves.get(i)) {
+            m.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Every region with its count of moves, in the order given.
+    pub fn moves(&self) -> Vec<(String, u64)> {
+        self.regions
+            .iter()
+            .zip(&self.moves)
+            .map(|((r, _), m)| (r.clone(), m.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// Takes a pushed load value for `region`, counting until `now + ttl`.

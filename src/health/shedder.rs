@@ -62,6 +62,7 @@ pub async fn run_shed(source: ShedSource, dials: Arc<ShedDials>, mut stop: watch
         dials.set_load(&source.region, load);
         if let Some(m) = state.observe(&source.plan, load) {
             dials.set(&source.region, m.to);
+            dials.count_move(&source.region);
             tracing::info!(
                 region = %source.region,
                 from = m.from,

@@ -40,6 +40,64 @@ pub struct Pushed {
     pub source: String,
 }
 
+impl Pushed {
+    /// As the fleet stores it (`verdicts/TARGET`): `down|up AT_MS UNTIL_MS SOURCE`,
+    /// times in milliseconds since the Unix epoch.
+    pub fn stored(&self) -> String {
+        let ms = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64)
+        };
+        format!(
+            "{} {} {} {}",
+            self.health,
+            ms(self.at),
+            ms(self.until),
+            self.source
+        )
+        .trim_end()
+        .to_string()
+    }
+
+    /// Reads [`Pushed::stored`]'s form: outside input, checked whole (a verdict,
+    /// an expiry after its push and at most [`MAX_TTL`] later, a short printable
+    /// source). No clock: an expired one is read, and counts for nothing.
+    pub fn from_stored(v: &str) -> Result<Pushed, String> {
+        let mut parts = v.splitn(4, ' ');
+        let health = match parts.next() {
+            Some("down") => Health::Down,
+            Some("up") => Health::Up,
+            _ => return Err("a verdict is `down|up AT_MS UNTIL_MS [SOURCE]`".into()),
+        };
+        let mut time = || {
+            parts
+                .next()
+                .and_then(|t| t.parse::<u64>().ok())
+                .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+                .ok_or_else(|| "times: milliseconds since the Unix epoch".to_string())
+        };
+        let (at, until) = (time()?, time()?);
+        let source = parts.next().unwrap_or("").to_string();
+        match until.duration_since(at) {
+            Ok(d) if !d.is_zero() && d <= MAX_TTL => {}
+            _ => {
+                return Err(format!(
+                    "the expiry must come 1 ms to {MAX_TTL:?} after the push"
+                ))
+            }
+        }
+        if source.chars().count() > MAX_SOURCE || source.chars().any(char::is_control) {
+            return Err(VerdictError::Source.to_string());
+        }
+        Ok(Pushed {
+            health,
+            at,
+            until,
+            source,
+        })
+    }
+}
+
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum VerdictError {
     #[error("ttl {0:?} is out of range; give 1s to 1h")]
@@ -95,6 +153,28 @@ impl Verdicts {
         Ok(p)
     }
 
+    /// Holds a verdict as another instance of the fleet pushed it (its own
+    /// times), unless the same one is held; whether anything changed.
+    pub fn put_shared(&self, name: &str, p: &Pushed) -> Result<bool, VerdictError> {
+        if p.source.chars().count() > MAX_SOURCE || p.source.chars().any(char::is_control) {
+            return Err(VerdictError::Source);
+        }
+        let mut held = self.held();
+        if held.get(name) == Some(p) {
+            return Ok(false);
+        }
+        if held.len() >= MAX_VERDICTS && !held.contains_key(name) {
+            return Err(VerdictError::Full);
+        }
+        held.insert(name.to_string(), p.clone());
+        Ok(true)
+    }
+
+    /// Every verdict held (live or not yet dropped), by name.
+    pub fn all(&self) -> BTreeMap<String, Pushed> {
+        self.held().clone()
+    }
+
     /// Forgets `name`'s verdict; whether there was one.
     pub fn clear(&self, name: &str) -> bool {
         self.held().remove(name).is_some()
@@ -146,6 +226,32 @@ impl Verdicts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_verdict_reads_back_and_bad_ones_are_refused() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let p = Pushed {
+            health: Health::Down,
+            at,
+            until: at + Duration::from_secs(60),
+            source: "alert manager".into(),
+        };
+        assert_eq!(Pushed::from_stored(&p.stored()), Ok(p.clone()));
+        for bad in [
+            "sideways 1 2",
+            "down 1",
+            "down x 2",
+            "down 2000 1000",
+            "down 1000 99999999",
+            "up 1000 2000 \u{7}",
+        ] {
+            assert!(Pushed::from_stored(bad).is_err(), "{bad}");
+        }
+        let v = Verdicts::default();
+        assert_eq!(v.put_shared("region:a", &p), Ok(true));
+        assert_eq!(v.put_shared("region:a", &p), Ok(false));
+        assert_eq!(v.get("region:a", at), Some(Health::Down));
+    }
 
     const T0: SystemTime = SystemTime::UNIX_EPOCH;
 

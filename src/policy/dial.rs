@@ -113,6 +113,9 @@ pub(super) fn apply<H: HealthView, T: Trace>(
                 "  {region}: dial {d}%: client network {}/{bits} {what}",
                 crate::geo::cidr::mask(client.addr, bits)
             ));
+            if let Some(why) = health.dial_note(e) {
+                trace.note(format!("    {region}: {why}"));
+            }
         }
         if !kept {
             out.moved.push(*i);

@@ -297,6 +297,11 @@ pub trait HealthView {
     fn dial(&self, _endpoint: &Endpoint) -> u8 {
         dial::FULL
     }
+    /// Where the endpoint's dial comes from when more than one source sets it
+    /// (the operator's or a ramp's, load shedding's), for explain only.
+    fn dial_note(&self, _endpoint: &Endpoint) -> Option<String> {
+        None
+    }
 }
 
 /// Every endpoint up: what a name sees when it has no health checks.

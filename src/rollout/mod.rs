@@ -13,7 +13,8 @@
 //! - A failing gate stops the ramp at once and puts the dial at the last step
 //!   that held its whole hold (`on_fail = "hold"`; the dial in force when the
 //!   ramp started, if no step held yet) or at 0 (`on_fail = "zero"`).
-//! - Pausing keeps the dial; resuming starts the hold over.
+//! - Pausing keeps the dial; resuming starts the hold over. A ramp a gate
+//!   stopped resumes only when told, from the dial it was left at.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -60,9 +61,11 @@ pub enum OnFail {
 impl OnFail {
     pub fn parse(s: &str) -> Result<OnFail, RampError> {
         match s {
-            "hold" => Ok(OnFail::Hold),
+            "hold" | "last_safe" => Ok(OnFail::Hold),
             "zero" => Ok(OnFail::Zero),
-            other => Err(RampError(format!("on_fail {other:?}: use hold or zero"))),
+            other => Err(RampError(format!(
+                "on_fail {other:?}: use last_safe (or hold) or zero"
+            ))),
         }
     }
     fn as_str(self) -> &'static str {
@@ -107,7 +110,7 @@ pub struct RampError(pub String);
 /// Most steps a ramp takes.
 pub(crate) const MAX_STEPS: usize = 20;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ramp {
     pub steps: Vec<u8>,
     pub hold: Duration,
@@ -121,6 +124,10 @@ pub struct Ramp {
     /// How long the gates have held at `dial`, without a break.
     pub held: Duration,
     pub phase: Phase,
+    /// The metric gates (`[gates.NAME]`) the ramp waits on besides the region's
+    /// health and etcd.
+    #[serde(default)]
+    pub gates: Vec<String>,
 }
 
 impl Ramp {
@@ -158,6 +165,7 @@ impl Ramp {
             safe: from,
             held: Duration::ZERO,
             phase: Phase::Running,
+            gates: Vec::new(),
         })
     }
 
@@ -213,11 +221,24 @@ impl Ramp {
         }
     }
 
+    /// Goes on after a pause, or after a gate stopped the ramp (once the
+    /// operator says so): from the dial it is at, the next step being the first
+    /// above it, each after a whole hold again.
     pub fn resume(&mut self) {
-        if self.phase == Phase::Paused {
-            self.phase = Phase::Running;
-            self.held = Duration::ZERO;
+        match self.phase {
+            Phase::Paused => {}
+            Phase::Failed(_) => {
+                self.next = self
+                    .steps
+                    .iter()
+                    .position(|&s| s > self.dial)
+                    .unwrap_or(self.steps.len());
+                self.safe = self.dial;
+            }
+            _ => return,
         }
+        self.phase = Phase::Running;
+        self.held = Duration::ZERO;
     }
 
     pub fn abort(&mut self) {
@@ -246,8 +267,69 @@ impl Ramp {
             "held_ms": self.held.as_millis() as u64,
             "time_left_ms": self.time_left().as_millis() as u64,
             "phase": self.phase.label(),
+            "gates": self.gates,
             "failed_gate": match &self.phase { Phase::Failed(g) => Some(g.clone()), _ => None },
         })
+    }
+}
+
+/// The most bytes of a ramp as the fleet stores it (`ramps/TARGET` in etcd).
+pub(crate) const MAX_STORED: usize = 4096;
+
+impl Ramp {
+    /// The ramp as the fleet stores it: JSON, the hold time watched left out
+    /// (it is the driving instance's own; a new driver starts its hold over).
+    pub(crate) fn stored(&self) -> String {
+        let mut r = self.clone();
+        r.held = Duration::ZERO;
+        serde_json::to_string(&r).unwrap_or_default()
+    }
+
+    /// Whether two ramps differ only in the hold time watched.
+    pub(crate) fn same_but_held(&self, other: &Ramp) -> bool {
+        let mut a = self.clone();
+        a.held = other.held;
+        &a == other
+    }
+
+    /// A ramp read from the fleet's store: outside input, so bounded and checked
+    /// whole (steps rising 0-100, at most [`MAX_STEPS`]; dials in range; the next
+    /// step in the list; a hold from 1 ms to a day; at most 16 gates of sane
+    /// names). A refused value changes nothing.
+    pub(crate) fn from_stored(value: &[u8]) -> Result<Ramp, RampError> {
+        if value.len() > MAX_STORED {
+            return Err(RampError(format!(
+                "{} bytes; at most {MAX_STORED}",
+                value.len()
+            )));
+        }
+        let mut r: Ramp =
+            serde_json::from_slice(value).map_err(|e| RampError(format!("not a ramp: {e}")))?;
+        let name_ok = |g: &str| {
+            !g.is_empty() && g.len() <= 64 && g.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        };
+        let ok = !r.steps.is_empty()
+            && r.steps.len() <= MAX_STEPS
+            && r.steps.iter().all(|&s| s <= 100)
+            && r.steps.windows(2).all(|w| w[0] < w[1])
+            && r.dial <= 100
+            && r.safe <= 100
+            && r.next <= r.steps.len()
+            && r.hold >= Duration::from_millis(1)
+            && r.hold <= Duration::from_secs(86_400)
+            && r.gates.len() <= 16
+            && r.gates.iter().all(|g| name_ok(g))
+            && match &r.phase {
+                Phase::Failed(g) => g.len() <= 256,
+                _ => true,
+            };
+        if !ok {
+            return Err(RampError(
+                "a ramp out of range (steps, dial, next step, hold or gates)".to_string(),
+            ));
+        }
+        r.held = Duration::ZERO;
+        Ok(r)
     }
 }
 
@@ -270,6 +352,8 @@ pub(crate) fn parse_steps(s: &str) -> Result<Vec<u8>, RampError> {
 pub struct Ramps {
     pub ramps: Mutex<BTreeMap<String, Ramp>>,
     pub failures: std::sync::atomic::AtomicU64,
+    /// Ramps stopped, by the gate that stopped them.
+    pub failed_by: Mutex<BTreeMap<String, u64>>,
     /// Where the ramps are kept across restarts: beside the state file.
     pub file: Option<std::path::PathBuf>,
     /// Wakes the ticker when a ramp starts or resumes; it sleeps while none runs.
@@ -287,7 +371,7 @@ impl Ramps {
     /// The ramps kept in `file`, if any; a ramp that was running starts its
     /// hold over (no time counts that was not watched). A file that does not
     /// parse is reported and ignored.
-    pub fn load(file: Option<std::path::PathBuf>) -> Result<Ramps, (Ramps, String)> {
+    pub fn load(file: Option<std::path::PathBuf>) -> (Ramps, Option<String>) {
         let mut ramps = BTreeMap::new();
         let mut err = None;
         if let Some(path) = &file {
@@ -306,13 +390,11 @@ impl Ramps {
         let out = Ramps {
             ramps: Mutex::new(ramps),
             failures: Default::default(),
+            failed_by: Default::default(),
             file,
             wake: tokio::sync::Notify::new(),
         };
-        match err {
-            None => Ok(out),
-            Some(e) => Err((out, e)),
-        }
+        (out, err)
     }
 
     /// Writes the ramps to their file (atomically), if they have one.
@@ -364,6 +446,11 @@ mod tests {
         assert_eq!(r.tick(MS, bad()), Some(10));
         assert_eq!(r.phase, Phase::Failed("health of region:b".into()));
         assert_eq!(r.tick(200 * MS, GOOD), None, "a failed ramp stays stopped");
+        // Told to resume: from 10, 50 again after a whole hold.
+        r.resume();
+        assert_eq!(r.phase, Phase::Running);
+        assert_eq!(r.tick(150 * MS, GOOD), None);
+        assert_eq!(r.tick(50 * MS, GOOD), Some(50));
 
         let mut z = Ramp::new(0, 100, &[10, 50, 100], 200 * MS, OnFail::Zero).unwrap();
         z.tick(200 * MS, GOOD);
@@ -382,6 +469,28 @@ mod tests {
         r.abort();
         assert_eq!(r.phase, Phase::Aborted);
         assert_eq!(r.tick(500 * MS, GOOD), None);
+    }
+
+    #[test]
+    fn a_stored_ramp_is_checked_whole() {
+        let mut r = Ramp::new(0, 100, &[10, 50, 100], 200 * MS, OnFail::Hold).unwrap();
+        r.gates = vec!["errors_eu".into()];
+        r.tick(150 * MS, GOOD);
+        let back = Ramp::from_stored(r.stored().as_bytes()).unwrap();
+        assert!(back.same_but_held(&r) && back.held.is_zero());
+        let hostile = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v: serde_json::Value = serde_json::from_str(&r.stored()).unwrap();
+            f(&mut v);
+            Ramp::from_stored(v.to_string().as_bytes())
+        };
+        assert!(hostile(&|v| v["dial"] = 250.into()).is_err());
+        assert!(hostile(&|v| v["next"] = 9.into()).is_err());
+        assert!(hostile(&|v| v["steps"] = serde_json::json!([50, 10])).is_err());
+        assert!(hostile(&|v| v["steps"] = serde_json::json!([])).is_err());
+        assert!(hostile(&|v| v["hold"] = serde_json::json!({"secs": 0, "nanos": 0})).is_err());
+        assert!(hostile(&|v| v["gates"] = serde_json::json!(vec!["x"; 17])).is_err());
+        assert!(Ramp::from_stored(b"garbage").is_err());
+        assert!(Ramp::from_stored(&vec![b' '; MAX_STORED + 1]).is_err());
     }
 
     #[test]

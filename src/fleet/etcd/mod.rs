@@ -240,6 +240,17 @@ impl Client {
         key: impl Into<Vec<u8>>,
         value: impl Into<Vec<u8>>,
     ) -> Result<Created, Error> {
+        self.put_if_absent_leased(key, value, 0).await
+    }
+
+    /// [`Client::put_if_absent`] under `lease` (0: none): a lock that goes
+    /// with its holder's lease.
+    pub(super) async fn put_if_absent_leased(
+        &mut self,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+        lease: i64,
+    ) -> Result<Created, Error> {
         let key = key.into();
         let req = TxnRequest {
             compare: vec![Compare {
@@ -253,6 +264,7 @@ impl Client {
                 request: Some(request_op::Request::RequestPut(PutRequest {
                     key: key.clone(),
                     value: value.into(),
+                    lease,
                     ..PutRequest::default()
                 })),
             }],

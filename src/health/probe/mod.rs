@@ -12,7 +12,7 @@ mod dns;
 mod http;
 mod prometheus;
 
-pub(crate) use prometheus::figure;
+pub(crate) use prometheus::{attempt as metric_attempt, figure};
 mod tcp;
 mod tls;
 

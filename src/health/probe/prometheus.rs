@@ -33,7 +33,7 @@ pub(crate) const MAX_ANSWER: usize = 256 * 1024;
 const MAX_HEAD: usize = 16 * 1024;
 
 /// Asks once, bounded by `timeout` as a whole.
-pub(super) async fn attempt(m: &MetricQuery, timeout: std::time::Duration) -> Attempt {
+pub(crate) async fn attempt(m: &MetricQuery, timeout: std::time::Duration) -> Attempt {
     let start = Instant::now();
     let body = match tokio::time::timeout(timeout, fetch(m)).await {
         Ok(Ok(b)) => b,

@@ -640,8 +640,9 @@ fn start_rum(
 }
 
 /// Every `every`, takes the aggregator's table (the fleet's shared figures
-/// merged in, each network's winner held by `steady`) and, when its figures changed
-/// (not only their ages), swaps it in and bumps the health epoch so that the
+/// merged in, each network's winner held by `steady`) when its figures changed
+/// (not only their ages: the aggregator looks again only at networks with
+/// news), swaps it in and bumps the health epoch so that the
 /// decision caches forget answers decided from the old one.
 async fn refresh_measured(
     handle: crate::latency::LatencyHandle,
@@ -661,27 +662,13 @@ async fn refresh_measured(
             return;
         }
         let now = std::time::Instant::now();
-        let fresh = handle.snapshot_shared(now, crate::latency::share::global(), &mut steady);
-        let old = slot.load();
-        let same = match old.as_deref() {
-            Some(o) => same_figures(o, &fresh),
-            None => fresh.rows.is_empty(),
-        };
-        if !same {
+        let share = crate::latency::share::global();
+        if let Some(fresh) = handle.refresh_shared(now, share, &mut steady) {
             tracing::info!(rows = fresh.rows.len(), "measured latency table published");
             slot.store((!fresh.rows.is_empty()).then_some(fresh));
             crate::health::bump_epoch();
         }
     }
-}
-
-/// The same rows and figures, whatever the ages in the labels say.
-fn same_figures(a: &LatencyTable, b: &LatencyTable) -> bool {
-    let stem = |l: &String| l.split(" (").next().unwrap_or("").to_string();
-    a.rows == b.rows
-        && a.asn == b.asn
-        && a.country == b.country
-        && a.labels.iter().map(stem).eq(b.labels.iter().map(stem))
 }
 
 fn net_set(nets: &[IpNet]) -> CidrTable<()> {

@@ -160,9 +160,17 @@ impl<K: std::hash::Hash + Eq + Copy> Steady<K> {
         })
     }
 
-    /// Forgets networks not in `keep`.
-    pub(crate) fn retain(&mut self, keep: &std::collections::HashSet<K>) {
-        self.standings.retain(|k, _| keep.contains(k));
+    /// Whether a challenger of `key`'s winner is waiting out the hold: its
+    /// standing moves with time alone.
+    pub(crate) fn waiting(&self, key: &K) -> bool {
+        self.standings
+            .get(key)
+            .is_some_and(|s| s.challenger.is_some())
+    }
+
+    /// Forgets a network that left the table.
+    pub(crate) fn forget(&mut self, key: &K) {
+        self.standings.remove(key);
     }
 
     pub fn len(&self) -> usize {

@@ -23,6 +23,7 @@
 //! the application's step, not this module's.
 
 pub mod hysteresis;
+mod live;
 pub mod probe;
 pub mod rum;
 pub mod share;
@@ -65,17 +66,17 @@ impl LatencyHandle {
     }
 
     /// A fresh table as of `now` with the other sites' figures of `sharing`
-    /// merged in, each network's winner held by `steady`'s hysteresis.
-    pub(crate) fn snapshot_shared(
+    /// merged in, each network's winner held by `steady`'s hysteresis; none
+    /// when no network's published figures changed since the last one.
+    pub(crate) fn refresh_shared(
         &self,
         now: Instant,
         sharing: &share::Sharing,
         steady: &mut Steady<NetKey>,
-    ) -> Arc<LatencyTable> {
+    ) -> Option<Arc<LatencyTable>> {
         let regions = self.lock().regions().to_vec();
         let shared = sharing.merged(&regions, now);
         let mut agg = self.lock();
-        agg.expire(now);
-        Arc::new(agg.snapshot_with(now, &shared, Some(steady)))
+        agg.refresh(now, &shared, Some(steady)).map(Arc::new)
     }
 }

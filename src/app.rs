@@ -562,7 +562,11 @@ pub(crate) fn start_latency(
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let handle = LatencyHandle::new(Aggregator::new(names.clone(), AggregatorLimits::default()));
+    let limits = cfg
+        .rum
+        .as_ref()
+        .map_or_else(AggregatorLimits::default, |r| r.table.clone());
+    let handle = LatencyHandle::new(Aggregator::new(names.clone(), limits));
     let mut tasks = Vec::new();
     if let (Some(r), Some(l)) = (&cfg.rum, rum_listener) {
         tasks.extend(start_rum(r, l, handle.clone(), stop.clone())?);
@@ -634,6 +638,19 @@ fn start_rum(
     settings.allowed_origins = r.allowed_origins.clone();
     settings.trusted_proxies = r.trusted_proxies.clone();
     settings.feed_token = r.feed_token.clone();
+    let b = &r.bounds;
+    settings.rounds = b.rounds;
+    settings.limits = crate::latency::rum::RumLimits {
+        max_body: b.max_body,
+        max_samples: b.max_samples,
+        max_feed_body: b.max_feed_body,
+        max_feed_samples: b.max_feed_samples,
+        rate_per_sec: b.rate,
+        burst: b.burst,
+        rate_keys: b.rate_networks,
+        max_connections: b.max_connections,
+        ..settings.limits
+    };
     let collector = Collector::new(settings, handle.clone())?;
     let serve = tokio::spawn(crate::latency::rum::serve(listener, collector, stop));
     Ok(vec![serve])

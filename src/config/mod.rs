@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod metric_checks;
 pub mod policy;
 pub mod probes;
+pub mod rum;
 pub mod secondary;
 pub mod server;
 pub mod shed;

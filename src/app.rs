@@ -594,6 +594,10 @@ pub(crate) fn start_latency(
         )));
         if cfg.fleet.is_some() {
             share::global().set_local(handle.clone(), p.share_max_entries, p.share_every);
+            share::global().set_plausible(share::Plausible {
+                max_entries: p.share_max_entries,
+                allow_private: p.allow_private,
+            });
         }
     }
     if every == Duration::MAX {

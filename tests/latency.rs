@@ -210,10 +210,11 @@ fn one_sender_is_accepted_but_makes_no_figure_until_enough_distinct_senders_agre
     let t = h.snapshot();
     assert_eq!(t.rows.len(), 1);
     assert!(
-        t.labels[0]
+        t.label(0)
+            .unwrap_or_default()
             .starts_with("measured 127.0.0.0/24: eu-west 20.5 ms (6 samples from 3 senders, "),
         "{}",
-        t.labels[0]
+        t.label(0).unwrap_or_default()
     );
     // Another network has no figure from these.
     assert_eq!(h.row(Ipv4Addr::new(127, 0, 1, 1)), None);

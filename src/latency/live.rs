@@ -262,10 +262,10 @@ impl<'a> Walk<'a> {
     }
 
     /// Passes the rest of the last rows: true if any are left (they left the table).
-    pub(crate) fn skip_to_end(&mut self, mut steady: Option<&mut Steady<NetKey>>) -> bool {
+    pub(crate) fn skip_to_end(&mut self, steady: Option<&mut Steady<NetKey>>) -> bool {
         let Some(prev) = self.prev else { return false };
         let rest = prev.keys.get(self.at..).unwrap_or(&[]);
-        if let Some(s) = steady.as_deref_mut() {
+        if let Some(s) = steady {
             for k in rest {
                 s.forget(k);
             }

@@ -562,7 +562,7 @@ impl Aggregator {
             let r = out.push_row(key, &figs, row, note);
             changed |= held.is_none_or(|(p, h)| !out.same_row(r, p, h));
         }
-        changed |= walk.skip_to_end(steady.as_deref_mut());
+        changed |= walk.skip_to_end(steady);
         let rows = Arc::new(out);
         self.published = Some(rows.clone());
         (rows, changed)

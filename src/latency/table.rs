@@ -333,6 +333,48 @@ impl Aggregator {
         self.keys.is_empty()
     }
 
+    /// Takes new regions (names by index) and limits, as a reload gives them:
+    /// the samples of regions that remain are kept (under their new index),
+    /// the others dropped, and networks left without any forgotten; past a
+    /// smaller `max_keys`, the networks updated longest ago go. Every row is
+    /// made again at the next refresh. Returns each old region's new index
+    /// (for [`Steady::remap`](super::Steady::remap)).
+    pub fn remap(&mut self, regions: Vec<String>, limits: AggregatorLimits) -> Vec<Option<u16>> {
+        let to: Vec<Option<u16>> = self
+            .regions
+            .iter()
+            .map(|n| regions.iter().position(|m| m == n).map(|i| i as u16))
+            .collect();
+        let order = &mut self.order;
+        self.keys.retain(|_, st| {
+            st.entries
+                .retain_mut(|e| match to.get(usize::from(e.region)).copied().flatten() {
+                    Some(r) => {
+                        e.region = r;
+                        true
+                    }
+                    None => false,
+                });
+            st.dirty = true;
+            if st.entries.is_empty() {
+                order.remove(&st.seq);
+            }
+            !st.entries.is_empty()
+        });
+        while self.keys.len() > limits.max_keys {
+            let Some((_, oldest)) = self.order.pop_first() else {
+                break;
+            };
+            self.keys.remove(&oldest);
+            self.counters.evicted += 1;
+        }
+        self.regions = regions.into();
+        self.limits = limits;
+        self.published = None;
+        self.removed = true;
+        to
+    }
+
     /// Checks a sample without adding it (a request's samples are all checked
     /// before any is added, so a bad one changes nothing).
     pub fn check(&self, s: &Sample) -> Result<(), Rejected> {
@@ -504,6 +546,13 @@ impl Aggregator {
                     self.sites.push(site.clone());
                 }
             }
+        }
+        let quiet = shared.is_empty()
+            && !self.removed
+            && !steady.as_deref().is_some_and(|s| s.any_waiting())
+            && !self.keys.values().any(|s| s.dirty);
+        if let Some(prev) = self.published.as_ref().filter(|_| quiet) {
+            return (prev.clone(), false);
         }
         let prev = self.published.take();
         let mut out = LiveRows::new(self.regions.clone(), self.sites.clone(), self.epoch, now);

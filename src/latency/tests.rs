@@ -616,3 +616,40 @@ fn a_refresh_remakes_only_changed_networks_and_matches_a_full_build() {
         .refresh(late + secs(10), &none, Some(&mut steady))
         .is_none());
 }
+
+#[test]
+fn remapped_regions_keep_their_samples_and_drop_the_others() {
+    let t0 = Instant::now();
+    let mut a = agg();
+    let feed = |n: u8, region: u16, rtt_ms: f64| Sample {
+        key: NetKey::of_addr(v4(198, 18, n, 1)),
+        region,
+        rtt_ms,
+        sender: Sender::Feed,
+        count: 5,
+    };
+    for n in 0..3u8 {
+        a.add(&feed(n, 0, 10.0), t0).unwrap();
+        a.add(&feed(n, 2, 30.0), t0).unwrap();
+    }
+    a.add(&feed(9, 1, 20.0), t0).unwrap();
+    assert_eq!(a.snapshot(t0).rows.len(), 4);
+    // eu-west stays (now second), us-east goes, sa-east is new.
+    let limits = AggregatorLimits {
+        max_keys: 2,
+        ..AggregatorLimits::default()
+    };
+    let to = a.remap(
+        vec!["sa-east".into(), "eu-west".into(), "ap-northeast".into()],
+        limits,
+    );
+    assert_eq!(to, vec![Some(1), None, Some(2)]);
+    assert_eq!(a.regions()[1], "eu-west");
+    assert_eq!(a.len(), 2, "198.18.9.0/24 had only us-east; then the bound");
+    let t = a.snapshot(t0 + secs(1));
+    assert_eq!(t.rows, vec![vec![None, Some(10.0), Some(30.0)]; 2]);
+    assert!(
+        a.add(&feed(1, 0, 5.0), t0 + secs(2)).is_ok(),
+        "the new region"
+    );
+}

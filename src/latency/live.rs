@@ -15,9 +15,49 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::hysteresis::Steady;
-use super::table::{Figure, NetKey};
+use super::key::NetKey;
 use crate::geo::cidr::IpNet;
 use crate::policy::{LatencyTable, RowLabels};
+
+/// One region's counted figure for one network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figure {
+    /// The decayed weighted median of the window, in ms.
+    pub rtt_ms: f32,
+    pub samples: u32,
+    pub senders: usize,
+    /// Whether the operator's feed contributed.
+    pub feed: bool,
+    /// Of `samples`, how many came from this instance's site probes.
+    pub probes: u32,
+    /// The fleet site this figure was shared by; none: measured here.
+    pub site: Option<String>,
+    /// When the newest sample arrived.
+    pub newest: Instant,
+}
+
+impl Figure {
+    /// "12 samples from 5 senders, 40 s old"
+    pub fn describe(&self, now: Instant) -> String {
+        let age = now.saturating_duration_since(self.newest).as_secs();
+        let mut parts = Vec::new();
+        if self.feed {
+            parts.push("the feed".to_string());
+        }
+        if self.senders > 0 || (!self.feed && self.probes == 0) {
+            parts.push(format!("{} senders", self.senders));
+        }
+        if self.probes > 0 {
+            parts.push(format!("{} probes", self.probes));
+        }
+        let from = parts.join(" and ");
+        let mut text = format!("{} samples from {from}, {age} s old", self.samples);
+        if let Some(site) = &self.site {
+            text = format!("{text}, shared by {site}");
+        }
+        text
+    }
+}
 
 /// One region's counted figure for one network, as a row keeps it.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -23,6 +23,7 @@
 //! the application's step, not this module's.
 
 pub mod hysteresis;
+mod key;
 mod live;
 pub mod probe;
 pub mod rum;

@@ -18,7 +18,6 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -26,75 +25,12 @@ use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
+pub use super::key::{NetKey, Rejected};
+pub(crate) use super::key::{MAX_COUNT, MAX_RTT_MS, MIN_RTT_MS};
+pub use super::live::Figure;
 use super::live::{self, LiveRows};
 
-use crate::geo::cidr::{mask, IpNet};
 use crate::policy::LatencyTable;
-
-/// The narrowest network a figure is kept for: one /24 of IPv4, one /48 of IPv6.
-pub(crate) const V4_PREFIX: u8 = 24;
-pub(crate) const V6_PREFIX: u8 = 48;
-/// Round trips outside this range are not measurements of a network path.
-pub(crate) const MIN_RTT_MS: f64 = 0.1;
-pub(crate) const MAX_RTT_MS: f64 = 10_000.0;
-/// The most samples one feed line may stand for.
-pub(crate) const MAX_COUNT: u32 = 1_000_000;
-
-/// The client side of a figure, in the static table's precedence: network,
-/// then ASN, then country.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum NetKey {
-    /// A masked network address and its prefix length.
-    Net(IpAddr, u8),
-    Asn(u32),
-    Country([u8; 2]),
-}
-
-impl NetKey {
-    /// The network a sender's address counts for: its /24 or /48. An
-    /// IPv4-mapped IPv6 address counts as IPv4.
-    pub fn of_addr(ip: IpAddr) -> NetKey {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        let len = if ip.is_ipv4() { V4_PREFIX } else { V6_PREFIX };
-        NetKey::Net(mask(ip, len), len)
-    }
-
-    /// A network named by the operator's feed: /24 (IPv4) or /48 (IPv6), or wider.
-    pub(crate) fn of_net(net: IpNet) -> Result<NetKey, Rejected> {
-        let max = if net.addr().is_ipv4() {
-            V4_PREFIX
-        } else {
-            V6_PREFIX
-        };
-        if net.prefix_len() > max {
-            return Err(Rejected::Narrow(net.to_string()));
-        }
-        Ok(NetKey::Net(net.addr(), net.prefix_len()))
-    }
-
-    /// A country as an ISO 3166-1 alpha-2 code like `JP`.
-    pub(crate) fn of_country(cc: &str) -> Result<NetKey, Rejected> {
-        match cc.as_bytes() {
-            [a, b] if a.is_ascii_uppercase() && b.is_ascii_uppercase() => {
-                Ok(NetKey::Country([*a, *b]))
-            }
-            _ => Err(Rejected::Country(cc.to_string())),
-        }
-    }
-}
-
-impl fmt::Display for NetKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NetKey::Net(a, l) => write!(f, "{a}/{l}"),
-            NetKey::Asn(a) => write!(f, "AS{a}"),
-            NetKey::Country(c) => write!(f, "country {}", String::from_utf8_lossy(c)),
-        }
-    }
-}
 
 /// Who sent a sample: a browser (its address, hashed on arrival) or the
 /// operator's authenticated feed, whose figures stand for many senders.
@@ -117,21 +53,6 @@ pub struct Sample {
     pub rtt_ms: f64,
     pub sender: Sender,
     pub count: u32,
-}
-
-/// Why a sample was refused.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum Rejected {
-    #[error("rtt_ms {0} is not a round trip (use {MIN_RTT_MS} to {MAX_RTT_MS} ms)")]
-    Absurd(f64),
-    #[error("region index {0} is not one of this table's regions")]
-    UnknownRegion(u16),
-    #[error("network {0} is narrower than /{V4_PREFIX} (IPv4) or /{V6_PREFIX} (IPv6)")]
-    Narrow(String),
-    #[error("country {0:?} is not an ISO 3166-1 alpha-2 code like JP")]
-    Country(String),
-    #[error("count {0}: use 1 to {MAX_COUNT}")]
-    Count(u32),
 }
 
 /// The bounds and thresholds of an [`Aggregator`].
@@ -178,46 +99,6 @@ pub struct Counters {
     pub evicted: u64,
     /// Networks dropped because all their samples were too old.
     pub aged_out: u64,
-}
-
-/// One region's counted figure for one network.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Figure {
-    /// The decayed weighted median of the window, in ms.
-    pub rtt_ms: f32,
-    pub samples: u32,
-    pub senders: usize,
-    /// Whether the operator's feed contributed.
-    pub feed: bool,
-    /// Of `samples`, how many came from this instance's site probes.
-    pub probes: u32,
-    /// The fleet site this figure was shared by; none: measured here.
-    pub site: Option<String>,
-    /// When the newest sample arrived.
-    pub newest: Instant,
-}
-
-impl Figure {
-    /// "12 samples from 5 senders, 40 s old"
-    pub fn describe(&self, now: Instant) -> String {
-        let age = now.saturating_duration_since(self.newest).as_secs();
-        let mut parts = Vec::new();
-        if self.feed {
-            parts.push("the feed".to_string());
-        }
-        if self.senders > 0 || (!self.feed && self.probes == 0) {
-            parts.push(format!("{} senders", self.senders));
-        }
-        if self.probes > 0 {
-            parts.push(format!("{} probes", self.probes));
-        }
-        let from = parts.join(" and ");
-        let mut text = format!("{} samples from {from}, {age} s old", self.samples);
-        if let Some(site) = &self.site {
-            text = format!("{text}, shared by {site}");
-        }
-        text
-    }
 }
 
 /// One sample in a window: 40 bytes. The windows of a network share one

@@ -10,12 +10,14 @@ use super::Reply;
 
 const INDEX: &str = include_str!("page/index.html");
 const APP_JS: &str = include_str!("page/app.js");
+const LATENCY_JS: &str = include_str!("page/latency.js");
 const STYLE: &str = include_str!("page/style.css");
 
 /// The page's files, by path.
-const ASSETS: [(&str, &str, &str); 3] = [
+const ASSETS: [(&str, &str, &str); 4] = [
     ("/", "text/html; charset=utf-8", INDEX),
     ("/app.js", "text/javascript; charset=utf-8", APP_JS),
+    ("/latency.js", "text/javascript; charset=utf-8", LATENCY_JS),
     ("/style.css", "text/css; charset=utf-8", STYLE),
 ];
 
@@ -49,10 +51,10 @@ mod tests {
         }
         assert!(INDEX.contains("src=\"/app.js\"") && INDEX.contains("href=\"/style.css\""));
         // Data goes into the page as text, never as markup.
-        assert!(
-            !APP_JS.contains("innerHTML"),
-            "app.js must not use innerHTML"
-        );
+        for js in [APP_JS, LATENCY_JS] {
+            assert!(!js.contains("innerHTML"), "no innerHTML in the scripts");
+        }
+        assert!(INDEX.contains("src=\"/latency.js\"") && INDEX.contains("id=\"latency-matrix\""));
         assert!(serve("GET", "/status").is_none());
         assert_eq!(serve("POST", "/").map(|r| r.status), Some(405));
     }

@@ -196,6 +196,20 @@ impl LiveRows {
         }
     }
 
+    /// Every row: its network, its figures (per region) and what it publishes.
+    pub(crate) fn iter(
+        &self,
+    ) -> impl Iterator<Item = (NetKey, Vec<Option<Figure>>, Vec<Option<f32>>)> + '_ {
+        self.keys.iter().enumerate().map(|(r, k)| {
+            let figs = self
+                .cells(r)
+                .iter()
+                .map(|c| c.as_ref().map(|c| self.figure(c)))
+                .collect();
+            (*k, figs, self.published(r))
+        })
+    }
+
     /// Whether row `r` here publishes what row `p` of `prev` did.
     pub(crate) fn same_row(&self, r: usize, prev: &LiveRows, p: usize) -> bool {
         self.published(r) == prev.published(p)

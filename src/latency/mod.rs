@@ -25,6 +25,7 @@
 pub mod hysteresis;
 mod key;
 mod live;
+mod matrix;
 pub mod probe;
 pub mod rum;
 pub mod share;
@@ -79,5 +80,15 @@ impl LatencyHandle {
         let shared = sharing.merged(&regions, now);
         let mut agg = self.lock();
         agg.refresh(now, &shared, Some(steady)).map(Arc::new)
+    }
+
+    /// The measured matrix of the last published rows (see `matrix`):
+    /// `area` names a network's client area, `top` bounds the areas.
+    pub fn matrix(&self, area: &dyn Fn(&NetKey) -> String, top: usize) -> serde_json::Value {
+        let agg = self.lock();
+        let rows = agg.published();
+        let regions = agg.regions().to_vec();
+        drop(agg);
+        matrix::matrix(rows.as_deref(), &regions, area, top, Instant::now())
     }
 }

@@ -256,6 +256,11 @@ impl Aggregator {
         to
     }
 
+    /// The rows the last refresh published, if any.
+    pub(crate) fn published(&self) -> Option<Arc<LiveRows>> {
+        self.published.clone()
+    }
+
     /// Checks a sample without adding it (a request's samples are all checked
     /// before any is added, so a bad one changes nothing).
     pub fn check(&self, s: &Sample) -> Result<(), Rejected> {

@@ -269,3 +269,8 @@ async fn refresh(
         publish(&handle, &steady);
     }
 }
+
+/// The running aggregator, for the admin endpoint's matrix; none before start.
+pub(crate) fn handle() -> Option<LatencyHandle> {
+    running().as_ref().map(|r| r.handle.clone())
+}

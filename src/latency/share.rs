@@ -10,7 +10,8 @@
 //! measure are skipped. The etcd client stays in `fleet`; this module is the
 //! pure part and the process's store of other sites' figures.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 #[cfg(test)]
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -112,23 +113,47 @@ fn parse_key(s: &str) -> Option<NetKey> {
 /// This instance's own counted figures (none shared by others), biggest
 /// sample counts first, at most `max_entries` and [`MAX_BYTES`] bytes.
 pub fn encode(agg: &Aggregator, now: Instant, max_entries: usize) -> String {
-    let mut all: Vec<Shared> = Vec::new();
-    let regions = agg.regions();
+    // The biggest `max` counts, kept in a heap of that size while the
+    // networks go by: no list of every figure (100,000 networks, 3 regions).
+    let max = max_entries.min(MAX_ENTRIES);
+    // (samples, key, region, rtt_ms's bits, senders, age in s)
+    type Entry = (u32, Reverse<NetKey>, usize, u32, usize, u64);
+    let mut best: BinaryHeap<Reverse<Entry>> = BinaryHeap::new();
     for key in agg.keys() {
         for (r, f) in agg.figures(&key, now).into_iter().enumerate() {
             let Some(f) = f else { continue };
-            all.push(Shared {
-                net: key.to_string(),
-                region: regions.get(r).cloned().unwrap_or_default(),
-                rtt_ms: f.rtt_ms,
-                samples: f.samples,
-                senders: u32::try_from(f.senders).unwrap_or(u32::MAX),
-                age_s: now.saturating_duration_since(f.newest).as_secs(),
-            });
+            let age = now.saturating_duration_since(f.newest).as_secs();
+            let e = Reverse((
+                f.samples,
+                Reverse(key),
+                r,
+                f.rtt_ms.to_bits(),
+                f.senders,
+                age,
+            ));
+            if best.len() < max {
+                best.push(e);
+            } else if best.peek().is_some_and(|low| e < *low) {
+                best.pop();
+                best.push(e);
+            }
         }
     }
+    let regions = agg.regions();
+    let mut all: Vec<Shared> = best
+        .into_iter()
+        .map(
+            |Reverse((samples, Reverse(key), r, rtt, senders, age_s))| Shared {
+                net: key.to_string(),
+                region: regions.get(r).cloned().unwrap_or_default(),
+                rtt_ms: f32::from_bits(rtt),
+                samples,
+                senders: u32::try_from(senders).unwrap_or(u32::MAX),
+                age_s,
+            },
+        )
+        .collect();
     all.sort_by(|a, b| b.samples.cmp(&a.samples).then_with(|| a.net.cmp(&b.net)));
-    all.truncate(max_entries.min(MAX_ENTRIES));
     let mut bytes = 20;
     let mut keep = 0;
     for s in &all {

@@ -5,13 +5,12 @@ use std::path::{Path, PathBuf};
 
 use crate::config::zones::{load_zones_with, LoadedZones};
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 
 use crate::answer::cookie::CookieSecret;
 use crate::answer::snapshot::{ChaosAnswers, Snapshot};
-use crate::config::server::{Precedence, RumConfig};
+use crate::config::server::Precedence;
 use crate::config::{ConfigError, ServerConfig};
 use crate::geo::cidr::{CidrTable, IpNet};
 use crate::geo::client::ClientLocator;
@@ -492,10 +491,10 @@ pub fn explain(
 }
 
 /// The collector's live table: one per process, shared by every snapshot's
-/// zones (a reload attaches the same one), swapped by [`start_rum`]'s refresh.
+/// zones (a reload attaches the same one), swapped by the refresh of `reload::latency`.
 static MEASURED: std::sync::OnceLock<Arc<ArcSwapOption<LatencyTable>>> = std::sync::OnceLock::new();
 
-fn measured_slot() -> Arc<ArcSwapOption<LatencyTable>> {
+pub(crate) fn measured_slot() -> Arc<ArcSwapOption<LatencyTable>> {
     MEASURED.get_or_init(Default::default).clone()
 }
 
@@ -546,142 +545,6 @@ pub(crate) fn measured_regions(cfg: &ServerConfig) -> Vec<String> {
         }
     }
     names
-}
-
-/// Starts what measures latency: the collector (with `[rum]`, on
-/// `rum_listener`), the site prober (with `[probes]`), and the task that every
-/// refresh publishes the figures (with the fleet's shared ones) to the answers
-/// when they changed; all end when `stop` turns true.
-pub(crate) fn start_latency(
-    cfg: &ServerConfig,
-    rum_listener: Option<tokio::net::TcpListener>,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-    use crate::latency::{probe, share, Aggregator, AggregatorLimits, LatencyHandle};
-    let names = measured_regions(cfg);
-    if names.is_empty() {
-        return Ok(Vec::new());
-    }
-    let handle = LatencyHandle::new(Aggregator::new(names.clone(), AggregatorLimits::default()));
-    let mut tasks = Vec::new();
-    if let (Some(r), Some(l)) = (&cfg.rum, rum_listener) {
-        tasks.extend(start_rum(r, l, handle.clone(), stop.clone())?);
-    }
-    let mut every = cfg.rum.as_ref().map_or(Duration::MAX, |r| r.refresh);
-    if let Some(p) = &cfg.probes {
-        every = every.min(p.refresh);
-        let region = names.iter().position(|n| *n == p.region).unwrap_or(0) as u16;
-        let settings = probe::ProbeSettings {
-            region,
-            rate: p.rate,
-            interval: p.interval,
-            timeout: p.timeout,
-            sample_every: p.sample_every,
-            never: p.never.clone(),
-            allow_private: p.allow_private,
-            port: p.port,
-            source: p.source,
-        };
-        tracing::info!(region = %p.region, rate = p.rate, "site probes on");
-        tasks.push(tokio::spawn(probe::run(
-            settings,
-            handle.clone(),
-            stop.clone(),
-        )));
-        if cfg.fleet.is_some() {
-            share::global().set_local(handle.clone(), p.share_max_entries, p.share_every);
-        }
-    }
-    if every == Duration::MAX {
-        every = crate::config::server::DEFAULT_RUM_REFRESH;
-    }
-    let rules = cfg
-        .probes
-        .as_ref()
-        .map(|p| p.hysteresis.clone())
-        .unwrap_or_default();
-    let steady = crate::latency::Steady::new(rules);
-    tasks.push(tokio::spawn(refresh_measured(
-        handle,
-        every,
-        measured_slot(),
-        steady,
-        stop,
-    )));
-    Ok(tasks)
-}
-
-/// Starts the collector on `listener`, feeding `handle`; it ends when `stop`
-/// turns true.
-fn start_rum(
-    r: &RumConfig,
-    listener: tokio::net::TcpListener,
-    handle: crate::latency::LatencyHandle,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-    use crate::latency::rum::{Collector, RumRegion, RumSettings};
-    let regions = r
-        .regions
-        .iter()
-        .enumerate()
-        .map(|(i, (name, url))| RumRegion {
-            name: name.clone(),
-            index: i as u16,
-            url: url.clone(),
-        })
-        .collect();
-    let mut settings = RumSettings::new(listener.local_addr()?, regions);
-    settings.allowed_origins = r.allowed_origins.clone();
-    settings.trusted_proxies = r.trusted_proxies.clone();
-    settings.feed_token = r.feed_token.clone();
-    let collector = Collector::new(settings, handle.clone())?;
-    let serve = tokio::spawn(crate::latency::rum::serve(listener, collector, stop));
-    Ok(vec![serve])
-}
-
-/// Every `every`, takes the aggregator's table (the fleet's shared figures
-/// merged in, each network's winner held by `steady`) and, when its figures changed
-/// (not only their ages), swaps it in and bumps the health epoch so that the
-/// decision caches forget answers decided from the old one.
-async fn refresh_measured(
-    handle: crate::latency::LatencyHandle,
-    every: std::time::Duration,
-    slot: Arc<ArcSwapOption<LatencyTable>>,
-    mut steady: crate::latency::Steady<crate::latency::NetKey>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
-        let now = std::time::Instant::now();
-        let fresh = handle.snapshot_shared(now, crate::latency::share::global(), &mut steady);
-        let old = slot.load();
-        let same = match old.as_deref() {
-            Some(o) => same_figures(o, &fresh),
-            None => fresh.rows.is_empty(),
-        };
-        if !same {
-            tracing::info!(rows = fresh.rows.len(), "measured latency table published");
-            slot.store((!fresh.rows.is_empty()).then_some(fresh));
-            crate::health::bump_epoch();
-        }
-    }
-}
-
-/// The same rows and figures, whatever the ages in the labels say.
-fn same_figures(a: &LatencyTable, b: &LatencyTable) -> bool {
-    let stem = |l: &String| l.split(" (").next().unwrap_or("").to_string();
-    a.rows == b.rows
-        && a.asn == b.asn
-        && a.country == b.country
-        && a.labels.iter().map(stem).eq(b.labels.iter().map(stem))
 }
 
 fn net_set(nets: &[IpNet]) -> CidrTable<()> {

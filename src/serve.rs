@@ -335,7 +335,7 @@ async fn run(
         }
         None => None,
     };
-    others.extend(app::start_latency(&cfg, rum, stop_rx.clone())?);
+    others.extend(crate::reload::latency::start(&cfg, rum, stop_rx.clone())?);
     let admin_state = AdminState {
         snap: handle.clone(),
         reload: stats,

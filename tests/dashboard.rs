@@ -938,3 +938,96 @@ fn the_dashboard_map_follows_drains_and_dials_and_its_buttons_pause_a_ramp() {
         std::fs::write(&docs, &png).expect("write docs screenshot");
     }
 }
+
+/// The measured-latency panel: figures posted to the collector's feed show in
+/// `GET /v1/latency/matrix` (JSON asserted) and in the page's matrix.
+#[test]
+fn the_latency_panel_shows_a_posted_figure() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = common::dir("dashboard", "latency");
+    let rum = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let feed_token = "dashboard-feed-token-0123456789";
+    let token_file = d.0.join("feed.token");
+    std::fs::write(&token_file, feed_token).expect("token");
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::write(
+        d.0.join("zones/lat.test.zone"),
+        "$ORIGIN lat.test.\n$TTL 60\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\n",
+    )
+    .expect("zone");
+    let config = d.0.join("server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "zones = \"zones\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n\
+             [rum]\nlisten = \"{rum}\"\nfeed_token_file = \"feed.token\"\nrefresh = \"200ms\"\n\
+             regions = {{ us-east = \"http://127.0.0.2/o.gif\", eu-west = \"http://127.0.0.3/o.gif\" }}\n"
+        ),
+    )
+    .expect("config");
+    let server = Server::start(&["--config", config.to_str().expect("path")]);
+    let admin = server.admin.expect("admin address");
+    assert_eq!(common::http(admin, "GET", "/latency.js").0, 200);
+    assert_eq!(common::http(admin, "GET", "/v1/latency/matrix").0, 401);
+    let body = r#"{"v":1,"samples":[
+        {"country":"JP","region":"us-east","rtt_ms":42,"count":10},
+        {"network":"127.0.0.0/24","region":"us-east","rtt_ms":50,"count":7},
+        {"network":"127.0.0.0/24","region":"eu-west","rtt_ms":20,"count":7}]}"#;
+    let (code, text) = common::http_raw(
+        rum,
+        format!(
+            "POST /v1/feed HTTP/1.1\r\nHost: {rum}\r\nAuthorization: Bearer {feed_token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(code, 204, "{text}");
+    let matrix = || {
+        let (code, body) = common::http_raw(
+            admin,
+            format!("GET /v1/latency/matrix HTTP/1.1\r\nHost: {admin}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<Value>(&body).expect("matrix JSON")
+    };
+    wait_until("the figures in the matrix", Duration::from_secs(10), || {
+        matrix()["networks"] == json!(2)
+    });
+    let m = matrix();
+    assert_eq!(m["regions"], json!(["eu-west", "us-east"]));
+    assert_eq!(m["wins"], json!({"eu-west": 1, "us-east": 1}));
+    let jp = m["areas"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["area"] == "JP"))
+        .unwrap_or_else(|| panic!("no JP area: {m}"));
+    assert_eq!(
+        jp["cells"][0],
+        json!({"region": "eu-west", "estimated": true})
+    );
+    let us = &jp["cells"][1];
+    assert_eq!(
+        (&us["ms"], &us["samples"], &us["source"]),
+        (&json!(42.0), &json!(10), &json!("feed")),
+        "{m}"
+    );
+    assert!(us["age_s"].as_u64().is_some_and(|a| a < 60), "{m}");
+    let net = m["areas"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["area"] == "127.0.0.0/24"))
+        .unwrap_or_else(|| panic!("no network area: {m}"));
+    assert_eq!(net["cells"][0]["ms"], json!(20.0));
+
+    let browser = Browser::start(&d.0.join("chrome-profile"), &d.0.join("chromedriver.log"));
+    browser.go(&format!("http://{admin}/"));
+    browser.type_into("#token", TOKEN);
+    browser.click("#login-button");
+    browser.wait_for(
+        "the measured matrix",
+        "const t = document.getElementById('latency-matrix').innerText; \
+         return t.includes('JP') && t.includes('42 ms') && t.includes('estimated') \
+           && t.includes('networks won');",
+        "return document.getElementById('latency-matrix').innerText;",
+    );
+}

@@ -68,7 +68,7 @@ impl Harness {
         let (done_tx, done) = std::sync::mpsc::channel();
         let c = collector.clone();
         rt.spawn(async move {
-            rum::serve(listener, c, stop_rx).await;
+            rum::serve(Arc::new(listener), c, stop_rx).await;
             let _ = done_tx.send(());
         });
         Harness {
@@ -179,6 +179,28 @@ fn beacon(h: &Harness, from: Ipv4Addr, body: &str) -> Resp {
 
 const GOOD: &str = r#"{"v":1,"samples":[{"region":"eu-west","rtt_ms":20.5},{"region":"us-east","rtt_ms":80},{"region":"ap-northeast","rtt_ms":150}]}"#;
 
+const RUM_ZONE: &str = r#"origin = "rum.test."
+ttl = 300
+records = """
+@    NS  ns1
+ns1  A   192.0.2.1
+"""
+[soa]
+primary = "ns1.rum.test."
+contact = "hostmaster@rum.test"
+serial = 1
+negative_ttl = 60
+
+[regions]
+us-east = { location = [38.9, -77.4] }
+eu-west = { location = [53.3, -6.3] }
+
+[names.near]
+strategy = "latency"
+endpoints.us-east = { a = ["10.0.0.1"] }
+endpoints.eu-west = { a = ["10.0.0.2"] }
+"#;
+
 fn lo(d: u8) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 0, d)
 }
@@ -210,10 +232,11 @@ fn one_sender_is_accepted_but_makes_no_figure_until_enough_distinct_senders_agre
     let t = h.snapshot();
     assert_eq!(t.rows.len(), 1);
     assert!(
-        t.labels[0]
+        t.label(0)
+            .unwrap_or_default()
             .starts_with("measured 127.0.0.0/24: eu-west 20.5 ms (6 samples from 3 senders, "),
         "{}",
-        t.labels[0]
+        t.label(0).unwrap_or_default()
     );
     // Another network has no figure from these.
     assert_eq!(h.row(Ipv4Addr::new(127, 0, 1, 1)), None);
@@ -772,31 +795,7 @@ fn a_browser_running_the_beacon_reports_the_regions_in_their_true_order() {
 #[test]
 fn measured_figures_from_beacons_move_the_steered_answer_of_their_network_only() {
     let d = common::dir("latency", "e2e");
-    std::fs::write(
-        d.0.join("zones/rum.test.toml"),
-        r#"origin = "rum.test."
-ttl = 300
-records = """
-@    NS  ns1
-ns1  A   192.0.2.1
-"""
-[soa]
-primary = "ns1.rum.test."
-contact = "hostmaster@rum.test"
-serial = 1
-negative_ttl = 60
-
-[regions]
-us-east = { location = [38.9, -77.4] }
-eu-west = { location = [53.3, -6.3] }
-
-[names.near]
-strategy = "latency"
-endpoints.us-east = { a = ["10.0.0.1"] }
-endpoints.eu-west = { a = ["10.0.0.2"] }
-"#,
-    )
-    .expect("zone");
+    std::fs::write(d.0.join("zones/rum.test.toml"), RUM_ZONE).expect("zone");
     // A free port for the collector: taken, then given to the server.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -876,4 +875,103 @@ refresh = "200ms"
         has(&other, "10.0.0.2"),
         "no samples: the estimate {other:?}"
     );
+}
+
+fn hup(s: &common::Server) {
+    let ok = std::process::Command::new("kill")
+        .args(["-HUP", &s.pid().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -HUP");
+}
+
+/// `[rum]` on SIGHUP: a region added is taken by the collector, the other
+/// keys (here `rounds`) take effect, the figures of the regions that remain
+/// stay in the answers; a bad table is refused with file:line and the
+/// running collector goes on.
+#[test]
+fn rum_reloads_on_sighup_keeping_the_figures_of_regions_that_remain() {
+    let d = common::dir("latency", "reload");
+    std::fs::write(d.0.join("zones/rum.test.toml"), RUM_ZONE).expect("zone");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let collector: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let geo = common::repo_path("tests/fixtures/geo/city.mmdb");
+    let cfg = d.0.join("server.toml");
+    let write = |regions: &str, extra: &str| {
+        let text = format!(
+            "[geo]\ndatabase = \"{}\"\n[[geo.override]]\ncidr = \"127.0.0.0/24\"\nlocation = [53.35, -6.26]\n\n\
+             [rum]\nlisten = \"{collector}\"\nregions = {{ {regions} }}\nallowed_origins = [\"{ORIGIN}\"]\nrefresh = \"200ms\"\n{extra}",
+            geo.display()
+        );
+        std::fs::write(&cfg, text).expect("config");
+    };
+    let two = r#"us-east = "http://127.0.0.2:8080/o.gif", eu-west = "http://127.0.0.3:8080/o.gif""#;
+    write(two, "");
+    let s = common::Server::start(&[
+        "--zones",
+        d.0.join("zones").to_str().expect("path"),
+        "--config",
+        cfg.to_str().expect("path"),
+    ]);
+    let ask = |subnet: &str| {
+        let mut q = common::QuerySpec::new("near.rum.test", 1);
+        q.edns = Some(common::EdnsSpec {
+            payload: 4096,
+            ecs: Some((subnet.parse().expect("addr"), 24)),
+            ..common::EdnsSpec::default()
+        });
+        common::ask_udp(s.addr, &q)
+    };
+    let has = |r: &common::Decoded, a: &str| r.answer.iter().any(|l| l.ends_with(a));
+    let post = |from: Ipv4Addr, body: &str| {
+        request(
+            collector,
+            from,
+            "POST",
+            "/v1/beacon",
+            &[("Content-Type", "text/plain"), ("Origin", ORIGIN)],
+            body.as_bytes(),
+        )
+    };
+    let script = || request(collector, lo(1), "GET", "/beacon.js", &[], b"").body;
+    let body =
+        r#"{"v":1,"samples":[{"region":"us-east","rtt_ms":9},{"region":"eu-west","rtt_ms":140}]}"#;
+    for d in 10..15u8 {
+        assert_eq!(post(lo(d), body).status, 204);
+    }
+    common::wait_until("the measured answer", Duration::from_secs(10), || {
+        has(&ask("127.0.0.0"), "10.0.0.1")
+    });
+    let south = r#"{"v":1,"samples":[{"region":"ap-south","rtt_ms":30}]}"#;
+    assert_eq!(post(Ipv4Addr::new(127, 0, 2, 1), south).status, 400);
+    assert!(script().contains(r#""rounds":3"#));
+
+    let three = format!(r#"{two}, ap-south = "http://127.0.0.4:8080/o.gif""#);
+    write(&three, "rounds = 5\n");
+    hup(&s);
+    s.wait_log("[rum] and [probes] reloaded");
+    s.wait_log("reloaded: ");
+    let after = ask("127.0.0.0");
+    assert!(
+        has(&after, "10.0.0.1"),
+        "the figures of us-east and eu-west stay: {after:?}"
+    );
+    assert_eq!(post(Ipv4Addr::new(127, 0, 2, 2), south).status, 204);
+    assert!(script().contains(r#""rounds":5"#), "{}", script());
+
+    // A bad value: refused at its line; the running collector goes on.
+    write(&three, "rounds = 5\nwindow = 0\n");
+    hup(&s);
+    let line = s.wait_log("reload rejected");
+    assert!(
+        line.contains("server.toml:13") && line.contains("rum.window"),
+        "{line}"
+    );
+    assert_eq!(post(Ipv4Addr::new(127, 0, 3, 1), south).status, 204);
+    assert!(script().contains(r#""rounds":5"#));
+    assert!(has(&ask("127.0.0.0"), "10.0.0.1"));
 }

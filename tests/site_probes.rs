@@ -206,6 +206,7 @@ allow_private = true
 port = {port}
 source = "127.0.0.1{n}"
 share_every = "200ms"
+share_max_entries = 10
 refresh = "100ms"
 hold = "1s"
 "#
@@ -298,7 +299,22 @@ fn run(probes: bool) -> (Vec<String>, Vec<String>, String) {
         .ctl(&["lease", "grant", "60"])
         .and_then(|o| o.split_whitespace().nth(1).map(str::to_string))
         .expect("lease");
+    // And implausible ones (each also a lure: 1 ms to r3 for the stand-in's
+    // network): more senders than samples, a multicast network, more
+    // figures than a site publishes (share_max_entries, 10 here).
+    let fig = |net: &str, samples: u32, senders: u32| {
+        format!(
+            r#"{{"net":"{net}","region":"r3","rtt_ms":1,"samples":{samples},"senders":{senders},"age_s":0}}"#
+        )
+    };
+    let many: Vec<String> = (0..10u32)
+        .map(|i| fig(&format!("198.18.{i}.0/24"), 5, 1))
+        .chain([fig("127.0.5.0/24", 5, 1)])
+        .collect();
     let bad = [
+        ("evil3", format!(r#"{{"v":1,"figures":[{}]}}"#, fig("127.0.5.0/24", 5, 50))),
+        ("evil4", format!(r#"{{"v":1,"figures":[{},{}]}}"#, fig("127.0.5.0/24", 5, 1), fig("224.0.0.0/24", 5, 1))),
+        ("evil5", format!(r#"{{"v":1,"figures":[{}]}}"#, many.join(","))),
         ("evil1", "{\"v\":1,\"figures\":\"lots\"}".to_string()),
         ("evil2", r#"{"v":1,"figures":[{"net":"127.0.5.0/24","region":"r1","rtt_ms":0,"samples":999,"senders":9,"age_s":0}]}"#.to_string()),
     ];
@@ -335,8 +351,12 @@ fn run(probes: bool) -> (Vec<String>, Vec<String>, String) {
     if probes {
         for s in &servers {
             assert!(
-                metric(s, "signpost_fleet_latency_rejected_total") >= 2,
+                metric(s, "signpost_fleet_latency_rejected_total") >= 5,
                 "hostile values counted"
+            );
+            assert!(
+                metric(s, "signpost_fleet_latency_implausible_total") >= 3,
+                "implausible values counted apart"
             );
             assert!(
                 metric(s, "signpost_probes_answered_total") >= 5,

@@ -12,6 +12,7 @@ use super::Reply;
 const INDEX: &str = include_str!("page/index.html");
 const APP_JS: &str = include_str!("page/app.js");
 const MAP_JS: &str = include_str!("page/map.js");
+const LATENCY_JS: &str = include_str!("page/latency.js");
 const STYLE: &str = include_str!("page/style.css");
 /// The world map's country outlines (Natural Earth, public domain), made by
 /// `scripts/world-map.py`.
@@ -22,6 +23,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("/", "text/html; charset=utf-8", INDEX),
     ("/app.js", "text/javascript; charset=utf-8", APP_JS),
     ("/map.js", "text/javascript; charset=utf-8", MAP_JS),
+    ("/latency.js", "text/javascript; charset=utf-8", LATENCY_JS),
     ("/style.css", "text/css; charset=utf-8", STYLE),
     ("/world.json", "application/json", WORLD),
 ];
@@ -56,13 +58,14 @@ mod tests {
         }
         assert!(INDEX.contains("src=\"/app.js\"") && INDEX.contains("href=\"/style.css\""));
         // Data goes into the page as text, never as markup.
-        for js in [APP_JS, MAP_JS] {
+        for js in [APP_JS, MAP_JS, LATENCY_JS] {
             assert!(
                 !js.contains("innerHTML"),
                 "the page's scripts must not use innerHTML"
             );
         }
         assert!(INDEX.contains("src=\"/map.js\""));
+        assert!(INDEX.contains("src=\"/latency.js\"") && INDEX.contains("id=\"latency-matrix\""));
         assert!(serve("GET", "/status").is_none());
         assert_eq!(serve("POST", "/").map(|r| r.status), Some(405));
     }

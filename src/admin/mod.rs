@@ -38,6 +38,7 @@ use tracing::{debug, info, warn};
 
 mod dashboard;
 mod exposition;
+mod latency;
 mod map;
 mod ramp;
 pub use ramp::start_ramps;
@@ -372,13 +373,15 @@ pub(crate) fn route(state: &AdminState, req: &Request) -> Reply {
         "/explain" if get => explain(state, req),
         "/v1/transitions" if get => transitions(state),
         "/v1/map" if get => map::request(state, req),
+        "/v1/latency/matrix" if get => latency::matrix(state, req),
         "/v1/override" if post => set_override(state, req),
         "/v1/weight" if post => set_weight(state, req),
         "/v1/verdict" if post => set_verdict(state, req),
         "/v1/load" if post => push_load(state, req),
         "/v1/dial" if post => set_dial(state, req),
         "/v1/ramp" if post => ramp::request(state, req),
-        "/metrics" | "/status" | "/explain" | "/v1/transitions" | "/v1/map" => {
+        "/metrics" | "/status" | "/explain" | "/v1/transitions" | "/v1/map"
+        | "/v1/latency/matrix" => {
             Reply::text(405, "use GET")
         }
         "/v1/override" | "/v1/weight" | "/v1/verdict" | "/v1/load" | "/v1/dial" | "/v1/ramp" => {
@@ -386,7 +389,7 @@ pub(crate) fn route(state: &AdminState, req: &Request) -> Reply {
         }
         _ => Reply::text(
             404,
-            "not found; try /, /metrics, /status, /explain, /v1/transitions, /v1/map, /v1/override, /v1/weight, /v1/verdict, /v1/load, /v1/dial, /v1/ramp",
+            "not found; try /, /metrics, /status, /explain, /v1/transitions, /v1/map, /v1/latency/matrix, /v1/override, /v1/weight, /v1/verdict, /v1/load, /v1/dial, /v1/ramp",
         ),
     }
 }

@@ -12,6 +12,7 @@ pub mod metric_checks;
 pub mod policy;
 pub mod probes;
 pub mod ramps;
+pub mod rum;
 pub mod secondary;
 pub mod server;
 pub mod shed;

@@ -107,7 +107,12 @@ pub(super) fn check(
         share_max_entries,
     } = raw.into_inner();
     let before = errors.len();
-    let mut cx = Cx { text, path, errors };
+    let mut cx = Cx {
+        table: "probes",
+        text,
+        path,
+        errors,
+    };
     let region = match (region, site) {
         (Some(r), _) => {
             let v = r.get_ref().trim().to_string();
@@ -188,21 +193,23 @@ pub(super) fn check(
     })
 }
 
-/// The text (for lines), the file, and the errors found so far.
-struct Cx<'a> {
-    text: &'a str,
-    path: &'a Path,
-    errors: &'a mut Vec<ConfigError>,
+/// The table's name, the text (for lines), the file, and the errors found
+/// so far: one helper per kind of value, each error at its value's line.
+pub(super) struct Cx<'a> {
+    pub(super) table: &'static str,
+    pub(super) text: &'a str,
+    pub(super) path: &'a Path,
+    pub(super) errors: &'a mut Vec<ConfigError>,
 }
 
 impl Cx<'_> {
-    fn err(&mut self, start: usize, m: String) {
+    pub(super) fn err(&mut self, start: usize, m: String) {
         self.errors
             .push(ConfigError::new(self.path, line_of(self.text, start), m));
     }
 
     /// A duration within `(min, max)`, else `default` and an error.
-    fn duration(
+    pub(super) fn duration(
         &mut self,
         v: Option<toml::Spanned<String>>,
         key: &str,
@@ -214,7 +221,8 @@ impl Cx<'_> {
             Ok(d) if d >= min && d <= max => d,
             _ => {
                 let m = format!(
-                    "probes.{key} = {:?}: use a duration from {min:?} to {max:?}",
+                    "{}.{key} = {:?}: use a duration from {min:?} to {max:?}",
+                    self.table,
                     v.get_ref()
                 );
                 self.err(v.span().start, m);
@@ -224,7 +232,7 @@ impl Cx<'_> {
     }
 
     /// A finite number within `(min, max)`; `what` says what it counts.
-    fn real(
+    pub(super) fn real(
         &mut self,
         v: Option<toml::Spanned<f64>>,
         key: &str,
@@ -238,13 +246,13 @@ impl Cx<'_> {
         }
         self.err(
             v.span().start,
-            format!("probes.{key} = {x}: use {what}{min} to {max}"),
+            format!("{}.{key} = {x}: use {what}{min} to {max}", self.table),
         );
         None
     }
 
     /// A whole number within `(min, max)`; `why` follows the range in the error.
-    fn whole(
+    pub(super) fn whole(
         &mut self,
         v: Option<toml::Spanned<i64>>,
         key: &str,
@@ -258,7 +266,7 @@ impl Cx<'_> {
         }
         self.err(
             v.span().start,
-            format!("probes.{key} = {x}: use {min} to {max}{why}"),
+            format!("{}.{key} = {x}: use {min} to {max}{why}", self.table),
         );
         None
     }

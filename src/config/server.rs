@@ -38,7 +38,7 @@ struct ServerRaw {
     dot: Option<toml::Spanned<super::encrypted::DotRaw>>,
     doh: Option<toml::Spanned<super::encrypted::DohRaw>>,
     dnssec: Option<DnssecServerRaw>,
-    rum: Option<RumRaw>,
+    rum: Option<super::rum::RumRaw>,
     tsig: Option<Vec<super::transfer::TsigRaw>>,
     transfer: Option<super::transfer::TransferRaw>,
     secondary: Option<Vec<super::secondary::SecondaryRaw>>,
@@ -47,19 +47,6 @@ struct ServerRaw {
     ramps: Option<std::collections::BTreeMap<String, toml::Spanned<super::ramps::RampRaw>>>,
     probes: Option<toml::Spanned<super::probes::ProbesRaw>>,
     dnstap: Option<toml::Spanned<super::dnstap::DnstapRaw>>,
-}
-
-/// `[rum]`: the measured-latency collector (see `latency::rum`).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RumRaw {
-    listen: toml::Spanned<String>,
-    regions: toml::Spanned<std::collections::BTreeMap<String, String>>,
-    allowed_origins: At<Vec<String>>,
-    trusted_proxies: At<Vec<String>>,
-    feed_token_file: At<PathBuf>,
-    refresh: At<String>,
-    precedence: At<String>,
 }
 
 /// The server's `[dnssec]` table: where keys live, master-file zones to sign, the
@@ -253,33 +240,8 @@ pub struct ServerConfig {
     pub dnstap: Option<super::dnstap::DnstapConfig>,
 }
 
-/// Whose figure wins where the operator's `latency_table` file and the measured
-/// table both have one for a client and region.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Precedence {
-    /// The file's entries sit above measured figures (the default).
-    File,
-    /// Measured figures sit above the file's entries.
-    Measured,
-}
-
-/// `[rum]`, checked.
-#[derive(Debug, Clone)]
-pub struct RumConfig {
-    pub listen: SocketAddr,
-    /// Region name and the URL of its timing object, in name order.
-    pub regions: Vec<(String, String)>,
-    pub allowed_origins: Vec<String>,
-    pub trusted_proxies: Vec<IpNet>,
-    /// The feed's bearer token, read from `feed_token_file`; none: feed off.
-    pub feed_token: Option<String>,
-    /// How often measured figures reach the answers.
-    pub refresh: Duration,
-    pub precedence: Precedence,
-}
-
-/// The default of `rum.refresh`.
-pub(crate) const DEFAULT_RUM_REFRESH: Duration = Duration::from_secs(10);
+pub(crate) use super::rum::DEFAULT_RUM_REFRESH;
+pub use super::rum::{Precedence, RumConfig};
 
 /// DNS Cookies settings (see `server::cookie`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,130 +258,6 @@ impl Default for CookiesConfig {
             secret: None,
         }
     }
-}
-
-/// Checks `[rum]`; every error is pushed with the line of its value.
-fn check_rum(
-    raw: RumRaw,
-    text: &str,
-    path: &Path,
-    base: &Path,
-    errors: &mut Vec<ConfigError>,
-) -> Option<RumConfig> {
-    let RumRaw {
-        listen,
-        regions,
-        allowed_origins,
-        trusted_proxies,
-        feed_token_file,
-        refresh,
-        precedence,
-    } = raw;
-    let before = errors.len();
-    let mut err =
-        |start: usize, m: String| errors.push(ConfigError::new(path, line_of(text, start), m));
-    let at = listen.span().start;
-    let listen = match listen.into_inner().parse::<SocketAddr>() {
-        Ok(a) => Some(a),
-        Err(_) => {
-            err(
-                at,
-                "rum.listen is not ADDR:PORT (like 0.0.0.0:8053)".to_string(),
-            );
-            None
-        }
-    };
-    let at = regions.span().start;
-    let regions: Vec<(String, String)> = regions.into_inner().into_iter().collect();
-    if regions.is_empty() {
-        err(
-            at,
-            "rum.regions is empty: name each region and the URL of its timing object".into(),
-        );
-    }
-    for (name, url) in &regions {
-        let ok = (url.starts_with("https://") || url.starts_with("http://"))
-            && url.len() <= 2048
-            && url.bytes().all(|b| b.is_ascii_graphic())
-            && !url.contains(['"', '\\', '<', '>', '`']);
-        if !ok {
-            err(
-                at,
-                format!("rum.regions.{name} = {url:?} is not an http(s) URL"),
-            );
-        }
-    }
-    let mut origins = Vec::new();
-    if let Some(o) = allowed_origins {
-        let at = o.span().start;
-        for v in o.into_inner() {
-            let ok = (v.starts_with("https://") || v.starts_with("http://"))
-                && !v[v.find("//").map_or(0, |i| i + 2)..].contains('/')
-                && v.bytes().all(|b| b.is_ascii_graphic());
-            if ok {
-                origins.push(v);
-            } else {
-                err(at, format!("rum.allowed_origins {v:?} is not an origin like \"https://www.example.com\" (scheme and host, no path)"));
-            }
-        }
-    }
-    let mut proxies = Vec::new();
-    if let Some(t) = trusted_proxies {
-        let at = t.span().start;
-        for n in t.into_inner() {
-            match n.parse::<IpNet>() {
-                Ok(net) => proxies.push(net),
-                Err(e) => err(
-                    at,
-                    format!("rum.trusted_proxies {n:?}: {e}; use networks like \"10.0.0.0/8\""),
-                ),
-            }
-        }
-    }
-    let mut feed_token = None;
-    if let Some(f) = feed_token_file {
-        let at = f.span().start;
-        let f = f.into_inner();
-        let f = if f.is_absolute() { f } else { base.join(f) };
-        match read_secret_file("rum.feed_token_file", &f) {
-            Ok(t) if t.len() >= 16 => feed_token = Some(t),
-            Ok(_) => err(at, format!("rum.feed_token_file {}: the token is shorter than 16 characters; use a long random string", f.display())),
-            Err(m) => err(at, m),
-        }
-    }
-    let mut every = DEFAULT_RUM_REFRESH;
-    if let Some(r) = refresh {
-        let at = r.span().start;
-        let r = r.into_inner();
-        match parse_duration(&r) {
-            Ok(d) if d >= Duration::from_millis(10) && d <= Duration::from_secs(3600) => every = d,
-            _ => err(
-                at,
-                format!(
-                    "rum.refresh = {r:?}: use a duration from \"10ms\" to \"1h\", like \"10s\""
-                ),
-            ),
-        }
-    }
-    let mut order = Precedence::File;
-    if let Some(p) = precedence {
-        let at = p.span().start;
-        match p.into_inner().as_str() {
-            "file" => {}
-            "measured" => order = Precedence::Measured,
-            other => err(at, format!("rum.precedence = {other:?}; use \"file\" (the latency_table file above measured figures) or \"measured\"")),
-        }
-    }
-    let listen = listen?;
-    (errors.len() == before).then_some(RumConfig {
-        listen,
-        regions,
-        allowed_origins: origins,
-        trusted_proxies: proxies,
-        feed_token,
-        refresh: every,
-        precedence: order,
-    })
 }
 
 /// What checking one config file reads (its text, for lines; its folder, for
@@ -1165,7 +1003,7 @@ impl ServerConfig {
             g.apply(&mut cfg.geo, &mut cx);
         }
         if let Some(r) = rum {
-            cfg.rum = check_rum(r, text, path, base, &mut cx.errors);
+            cfg.rum = super::rum::check(r, text, path, base, &mut cx.errors);
         }
         if let Some(p) = probes {
             let site = cfg.fleet.as_ref().and_then(|f| f.site.as_deref());

@@ -617,6 +617,12 @@ impl Fleet {
                 crate::latency::share::global().counts().0,
             ),
             (
+                "signpost_fleet_latency_implausible_total",
+                "counter",
+                "Of those refused, values with figures no site could have measured (more senders than samples, a private or unroutable network, more figures than a site publishes).",
+                crate::latency::share::global().implausible(),
+            ),
+            (
                 "signpost_fleet_latency_received_total",
                 "counter",
                 "Other sites' measured-latency values taken in.",

@@ -160,9 +160,32 @@ impl<K: std::hash::Hash + Eq + Copy> Steady<K> {
         })
     }
 
-    /// Forgets networks not in `keep`.
-    pub(crate) fn retain(&mut self, keep: &std::collections::HashSet<K>) {
-        self.standings.retain(|k, _| keep.contains(k));
+    /// Whether a challenger of `key`'s winner is waiting out the hold: its
+    /// standing moves with time alone.
+    pub(crate) fn waiting(&self, key: &K) -> bool {
+        self.standings
+            .get(key)
+            .is_some_and(|s| s.challenger.is_some())
+    }
+
+    /// Renumbers the regions after a reload (`to[old]` is the new index): a
+    /// winner or challenger whose region went is forgotten.
+    pub(crate) fn remap(&mut self, to: &[Option<u16>]) {
+        let map = |r: u16| to.get(usize::from(r)).copied().flatten();
+        for s in self.standings.values_mut() {
+            s.region = s.region.and_then(map);
+            s.challenger = s.challenger.and_then(|(r, at)| Some((map(r)?, at)));
+        }
+    }
+
+    /// Whether any network's challenger is waiting out the hold.
+    pub(crate) fn any_waiting(&self) -> bool {
+        self.standings.values().any(|s| s.challenger.is_some())
+    }
+
+    /// Forgets a network that left the table.
+    pub(crate) fn forget(&mut self, key: &K) {
+        self.standings.remove(key);
     }
 
     pub fn len(&self) -> usize {

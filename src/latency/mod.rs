@@ -23,6 +23,9 @@
 //! the application's step, not this module's.
 
 pub mod hysteresis;
+mod key;
+mod live;
+mod matrix;
 pub mod probe;
 pub mod rum;
 pub mod share;
@@ -65,17 +68,27 @@ impl LatencyHandle {
     }
 
     /// A fresh table as of `now` with the other sites' figures of `sharing`
-    /// merged in, each network's winner held by `steady`'s hysteresis.
-    pub(crate) fn snapshot_shared(
+    /// merged in, each network's winner held by `steady`'s hysteresis; none
+    /// when no network's published figures changed since the last one.
+    pub(crate) fn refresh_shared(
         &self,
         now: Instant,
         sharing: &share::Sharing,
         steady: &mut Steady<NetKey>,
-    ) -> Arc<LatencyTable> {
+    ) -> Option<Arc<LatencyTable>> {
         let regions = self.lock().regions().to_vec();
         let shared = sharing.merged(&regions, now);
         let mut agg = self.lock();
-        agg.expire(now);
-        Arc::new(agg.snapshot_with(now, &shared, Some(steady)))
+        agg.refresh(now, &shared, Some(steady)).map(Arc::new)
+    }
+
+    /// The measured matrix of the last published rows (see `matrix`):
+    /// `area` names a network's client area, `top` bounds the areas.
+    pub fn matrix(&self, area: &dyn Fn(&NetKey) -> String, top: usize) -> serde_json::Value {
+        let agg = self.lock();
+        let rows = agg.published();
+        let regions = agg.regions().to_vec();
+        drop(agg);
+        matrix::matrix(rows.as_deref(), &regions, area, top, Instant::now())
     }
 }

@@ -206,7 +206,7 @@ impl Picker {
 }
 
 /// Never a unicast host on the internet, whatever the config says.
-fn never_routable(ip: IpAddr) -> bool {
+pub(super) fn never_routable(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => a.is_unspecified() || a.is_broadcast() || a.is_multicast(),
         IpAddr::V6(a) => a.is_unspecified() || a.is_multicast(),
@@ -214,7 +214,7 @@ fn never_routable(ip: IpAddr) -> bool {
 }
 
 /// RFC 1918, loopback, link-local, shared (RFC 6598) and unique-local space.
-fn private(ip: IpAddr) -> bool {
+pub(super) fn private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => {
             let o = a.octets();

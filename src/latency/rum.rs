@@ -234,9 +234,10 @@ impl Collector {
 }
 
 /// Serves until `stop` fires, then lets each open connection finish the request
-/// it is in (up to the request timeout) before returning.
+/// it is in (up to the request timeout) before returning. The listener is
+/// shared: a reload starts the next collector on it while this one finishes.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
     collector: Arc<Collector>,
     mut stop: watch::Receiver<bool>,
 ) {

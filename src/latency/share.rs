@@ -10,7 +10,8 @@
 //! measure are skipped. The etcd client stays in `fleet`; this module is the
 //! pure part and the process's store of other sites' figures.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 #[cfg(test)]
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -30,6 +31,48 @@ pub(crate) const MAX_BYTES: usize = 256 * 1024;
 pub(crate) const MAX_ENTRIES: usize = 20_000;
 /// A shared figure older than this is not merged.
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// What another site could have published: no more figures than this
+/// instance's own bound (the fleet shares one config), and, unless probes may
+/// measure private space here, no figure for a network no site can measure
+/// from the internet.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plausible {
+    pub max_entries: usize,
+    pub allow_private: bool,
+}
+
+impl Default for Plausible {
+    fn default() -> Self {
+        Plausible {
+            max_entries: MAX_ENTRIES,
+            allow_private: false,
+        }
+    }
+}
+
+impl Plausible {
+    /// Why figure `s` for `key` could not have been measured, if it could not.
+    fn refuse(&self, key: &NetKey, s: &Shared) -> Option<String> {
+        if s.senders > s.samples {
+            return Some(format!(
+                "{}: {} distinct senders of {} samples",
+                s.net, s.senders, s.samples
+            ));
+        }
+        let NetKey::Net(addr, _) = key else {
+            return None;
+        };
+        let private = super::probe::private(*addr) && !self.allow_private;
+        if super::probe::never_routable(*addr) || private {
+            return Some(format!(
+                "{}: not a network a site measures (private, loopback, multicast or unspecified)",
+                s.net
+            ));
+        }
+        None
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,23 +113,47 @@ fn parse_key(s: &str) -> Option<NetKey> {
 /// This instance's own counted figures (none shared by others), biggest
 /// sample counts first, at most `max_entries` and [`MAX_BYTES`] bytes.
 pub fn encode(agg: &Aggregator, now: Instant, max_entries: usize) -> String {
-    let mut all: Vec<Shared> = Vec::new();
-    let regions = agg.regions();
+    // The biggest `max` counts, kept in a heap of that size while the
+    // networks go by: no list of every figure (100,000 networks, 3 regions).
+    let max = max_entries.min(MAX_ENTRIES);
+    // (samples, key, region, rtt_ms's bits, senders, age in s)
+    type Entry = (u32, Reverse<NetKey>, usize, u32, usize, u64);
+    let mut best: BinaryHeap<Reverse<Entry>> = BinaryHeap::new();
     for key in agg.keys() {
         for (r, f) in agg.figures(&key, now).into_iter().enumerate() {
             let Some(f) = f else { continue };
-            all.push(Shared {
-                net: key.to_string(),
-                region: regions.get(r).cloned().unwrap_or_default(),
-                rtt_ms: f.rtt_ms,
-                samples: f.samples,
-                senders: u32::try_from(f.senders).unwrap_or(u32::MAX),
-                age_s: now.saturating_duration_since(f.newest).as_secs(),
-            });
+            let age = now.saturating_duration_since(f.newest).as_secs();
+            let e = Reverse((
+                f.samples,
+                Reverse(key),
+                r,
+                f.rtt_ms.to_bits(),
+                f.senders,
+                age,
+            ));
+            if best.len() < max {
+                best.push(e);
+            } else if best.peek().is_some_and(|low| e < *low) {
+                best.pop();
+                best.push(e);
+            }
         }
     }
+    let regions = agg.regions();
+    let mut all: Vec<Shared> = best
+        .into_iter()
+        .map(
+            |Reverse((samples, Reverse(key), r, rtt, senders, age_s))| Shared {
+                net: key.to_string(),
+                region: regions.get(r).cloned().unwrap_or_default(),
+                rtt_ms: f32::from_bits(rtt),
+                samples,
+                senders: u32::try_from(senders).unwrap_or(u32::MAX),
+                age_s,
+            },
+        )
+        .collect();
     all.sort_by(|a, b| b.samples.cmp(&a.samples).then_with(|| a.net.cmp(&b.net)));
-    all.truncate(max_entries.min(MAX_ENTRIES));
     let mut bytes = 20;
     let mut keep = 0;
     for s in &all {
@@ -101,6 +168,14 @@ pub fn encode(agg: &Aggregator, now: Instant, max_entries: usize) -> String {
     serde_json::to_string(&Value { v: 1, figures: all }).unwrap_or_default()
 }
 
+/// Why a value was refused: not the shape, or figures no site could have
+/// measured (counted apart).
+#[derive(Debug)]
+enum Refused {
+    Bad(String),
+    Implausible(String),
+}
+
 /// A site's figures as received, checked.
 #[derive(Debug, Clone)]
 struct Received {
@@ -109,36 +184,54 @@ struct Received {
 }
 
 /// Checks a value from the store; an error names the first problem.
-fn decode(value: &[u8], site: &str, now: Instant) -> Result<Received, String> {
+fn decode(
+    value: &[u8],
+    site: &str,
+    now: Instant,
+    plausible: &Plausible,
+) -> Result<Received, Refused> {
     if value.len() > MAX_BYTES {
-        return Err(format!(
+        return Err(Refused::Bad(format!(
             "value of {} bytes; at most {MAX_BYTES}",
             value.len()
-        ));
+        )));
     }
-    let v: Value =
-        serde_json::from_slice(value).map_err(|e| format!("not a figures value: {e}"))?;
+    let v: Value = serde_json::from_slice(value)
+        .map_err(|e| Refused::Bad(format!("not a figures value: {e}")))?;
     if v.v != 1 {
-        return Err(format!("version {}; this instance reads 1", v.v));
+        return Err(Refused::Bad(format!(
+            "version {}; this instance reads 1",
+            v.v
+        )));
     }
     if v.figures.len() > MAX_ENTRIES {
-        return Err(format!(
+        return Err(Refused::Bad(format!(
             "{} figures; at most {MAX_ENTRIES}",
             v.figures.len()
-        ));
+        )));
+    }
+    let bound = plausible.max_entries.min(MAX_ENTRIES);
+    if v.figures.len() > bound {
+        return Err(Refused::Implausible(format!(
+            "{} figures; a site publishes at most {bound}",
+            v.figures.len()
+        )));
     }
     let mut figures = Vec::with_capacity(v.figures.len());
     for s in v.figures {
-        let key = parse_key(&s.net).ok_or_else(|| format!("network {:?}", s.net))?;
+        let key = parse_key(&s.net).ok_or_else(|| Refused::Bad(format!("network {:?}", s.net)))?;
+        if let Some(why) = plausible.refuse(&key, &s) {
+            return Err(Refused::Implausible(why));
+        }
         let rtt = f64::from(s.rtt_ms);
         if !(rtt.is_finite() && (MIN_RTT_MS..=MAX_RTT_MS).contains(&rtt)) {
-            return Err(format!("rtt_ms {} of {}", s.rtt_ms, s.net));
+            return Err(Refused::Bad(format!("rtt_ms {} of {}", s.rtt_ms, s.net)));
         }
         if s.samples == 0 || s.samples > MAX_COUNT || s.senders > MAX_COUNT {
-            return Err(format!("samples {} of {}", s.samples, s.net));
+            return Err(Refused::Bad(format!("samples {} of {}", s.samples, s.net)));
         }
         if s.region.is_empty() || s.region.len() > 63 {
-            return Err("a region name".to_string());
+            return Err(Refused::Bad("a region name".to_string()));
         }
         let age = Duration::from_secs(s.age_s.min(MAX_AGE.as_secs() + 1));
         figures.push((
@@ -164,7 +257,9 @@ fn decode(value: &[u8], site: &str, now: Instant) -> Result<Received, String> {
 pub struct Sharing {
     sites: Mutex<BTreeMap<String, Received>>,
     local: OnceLock<(LatencyHandle, usize, Duration)>,
+    plausible: OnceLock<Plausible>,
     rejected: AtomicU64,
+    implausible: AtomicU64,
     received: AtomicU64,
 }
 
@@ -196,19 +291,37 @@ impl Sharing {
         Some(encode(&agg, now, *max))
     }
 
-    /// Takes in site `site`'s value; a bad one is counted and changes nothing.
+    /// What this instance takes for plausible in other sites' values (once
+    /// per process; the defaults until then).
+    pub(crate) fn set_plausible(&self, p: Plausible) {
+        let _ = self.plausible.set(p);
+    }
+
+    /// Takes in site `site`'s value; a bad or implausible one is counted and
+    /// changes nothing.
     pub(crate) fn ingest(&self, site: &str, value: &[u8]) -> Result<(), String> {
-        match decode(value, site, Instant::now()) {
+        let plausible = self.plausible.get().copied().unwrap_or_default();
+        match decode(value, site, Instant::now(), &plausible) {
             Ok(r) => {
                 self.received.fetch_add(1, Relaxed);
                 lock(&self.sites).insert(site.to_string(), r);
                 Ok(())
             }
-            Err(e) => {
+            Err(Refused::Bad(e)) => {
                 self.rejected.fetch_add(1, Relaxed);
                 Err(e)
             }
+            Err(Refused::Implausible(e)) => {
+                self.rejected.fetch_add(1, Relaxed);
+                self.implausible.fetch_add(1, Relaxed);
+                Err(format!("implausible: {e}"))
+            }
         }
+    }
+
+    /// Of the values refused, those with figures no site could have measured.
+    pub fn implausible(&self) -> u64 {
+        self.implausible.load(Relaxed)
     }
 
     /// Forgets a site (its key was deleted or its lease ended).
@@ -296,7 +409,7 @@ mod tests {
         let a = agg_with(10, 5);
         let now = Instant::now();
         let v = encode(&a, now, 3);
-        let r = decode(v.as_bytes(), "s1", now).unwrap();
+        let r = decode(v.as_bytes(), "s1", now, &Plausible::default()).unwrap();
         assert_eq!(r.figures.len(), 3);
         let counts: Vec<u32> = r.figures.iter().map(|f| f.2.samples).collect();
         assert_eq!(counts, vec![14, 13, 12], "biggest first");
@@ -339,5 +452,58 @@ mod tests {
         assert_eq!(s.merged(&regions, now).len(), 1);
         s.forget("a");
         assert!(s.merged(&regions, now).is_empty());
+    }
+
+    #[test]
+    fn implausible_figures_are_refused_counted_apart_and_change_nothing() {
+        let s = Sharing::default();
+        s.set_plausible(Plausible {
+            max_entries: 2,
+            allow_private: false,
+        });
+        let now = Instant::now();
+        let regions = vec!["eu".to_string(), "us".to_string()];
+        let good = encode(&agg_with(1, 5), now, 10);
+        s.ingest("a", good.as_bytes()).unwrap();
+        let before = s.merged(&regions, now);
+        let fig = |net: &str, samples: u32, senders: u32| {
+            format!(
+                r#"{{"net":"{net}","region":"eu","rtt_ms":5,"samples":{samples},"senders":{senders},"age_s":0}}"#
+            )
+        };
+        let value = |figs: &[String]| format!(r#"{{"v":1,"figures":[{}]}}"#, figs.join(","));
+        let bad = [
+            value(&[fig("203.0.113.0/24", 5, 6)]),
+            value(&[fig("10.1.2.0/24", 5, 1)]),
+            value(&[fig("127.0.0.0/24", 5, 1)]),
+            value(&[fig("224.0.0.0/24", 5, 1)]),
+            value(&[fig("0.0.0.0/0", 5, 1)]),
+            value(&[fig("fd00:1::/48", 5, 1)]),
+            value(&[
+                fig("203.0.113.0/24", 5, 1),
+                fig("198.51.100.0/24", 5, 1),
+                fig("192.0.2.0/24", 5, 1),
+            ]),
+        ];
+        for b in &bad {
+            let e = s.ingest("a", b.as_bytes()).expect_err(b);
+            assert!(e.starts_with("implausible"), "{e}");
+        }
+        assert_eq!(s.implausible(), bad.len() as u64);
+        assert_eq!(s.counts().0, bad.len() as u64);
+        let after = s.merged(&regions, now);
+        assert_eq!(after.len(), before.len());
+        assert_eq!(
+            after.keys().collect::<Vec<_>>(),
+            before.keys().collect::<Vec<_>>()
+        );
+        // Where probes may measure private space, such a network is plausible.
+        let lab = Sharing::default();
+        lab.set_plausible(Plausible {
+            max_entries: 2,
+            allow_private: true,
+        });
+        lab.ingest("a", value(&[fig("127.0.0.0/24", 5, 1)]).as_bytes())
+            .unwrap();
     }
 }

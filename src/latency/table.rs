@@ -17,79 +17,20 @@
 //! - A rejected sample changes nothing but its counter.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fmt;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::geo::cidr::{mask, IpNet};
+use smallvec::SmallVec;
+
+pub use super::key::{NetKey, Rejected};
+pub(crate) use super::key::{MAX_COUNT, MAX_RTT_MS, MIN_RTT_MS};
+pub use super::live::Figure;
+use super::live::{self, LiveRows};
+
 use crate::policy::LatencyTable;
-
-/// The narrowest network a figure is kept for: one /24 of IPv4, one /48 of IPv6.
-pub(crate) const V4_PREFIX: u8 = 24;
-pub(crate) const V6_PREFIX: u8 = 48;
-/// Round trips outside this range are not measurements of a network path.
-pub(crate) const MIN_RTT_MS: f64 = 0.1;
-pub(crate) const MAX_RTT_MS: f64 = 10_000.0;
-/// The most samples one feed line may stand for.
-pub(crate) const MAX_COUNT: u32 = 1_000_000;
-
-/// The client side of a figure, in the static table's precedence: network,
-/// then ASN, then country.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum NetKey {
-    /// A masked network address and its prefix length.
-    Net(IpAddr, u8),
-    Asn(u32),
-    Country([u8; 2]),
-}
-
-impl NetKey {
-    /// The network a sender's address counts for: its /24 or /48. An
-    /// IPv4-mapped IPv6 address counts as IPv4.
-    pub fn of_addr(ip: IpAddr) -> NetKey {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        let len = if ip.is_ipv4() { V4_PREFIX } else { V6_PREFIX };
-        NetKey::Net(mask(ip, len), len)
-    }
-
-    /// A network named by the operator's feed: /24 (IPv4) or /48 (IPv6), or wider.
-    pub(crate) fn of_net(net: IpNet) -> Result<NetKey, Rejected> {
-        let max = if net.addr().is_ipv4() {
-            V4_PREFIX
-        } else {
-            V6_PREFIX
-        };
-        if net.prefix_len() > max {
-            return Err(Rejected::Narrow(net.to_string()));
-        }
-        Ok(NetKey::Net(net.addr(), net.prefix_len()))
-    }
-
-    /// A country as an ISO 3166-1 alpha-2 code like `JP`.
-    pub(crate) fn of_country(cc: &str) -> Result<NetKey, Rejected> {
-        match cc.as_bytes() {
-            [a, b] if a.is_ascii_uppercase() && b.is_ascii_uppercase() => {
-                Ok(NetKey::Country([*a, *b]))
-            }
-            _ => Err(Rejected::Country(cc.to_string())),
-        }
-    }
-}
-
-impl fmt::Display for NetKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NetKey::Net(a, l) => write!(f, "{a}/{l}"),
-            NetKey::Asn(a) => write!(f, "AS{a}"),
-            NetKey::Country(c) => write!(f, "country {}", String::from_utf8_lossy(c)),
-        }
-    }
-}
 
 /// Who sent a sample: a browser (its address, hashed on arrival) or the
 /// operator's authenticated feed, whose figures stand for many senders.
@@ -112,21 +53,6 @@ pub struct Sample {
     pub rtt_ms: f64,
     pub sender: Sender,
     pub count: u32,
-}
-
-/// Why a sample was refused.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum Rejected {
-    #[error("rtt_ms {0} is not a round trip (use {MIN_RTT_MS} to {MAX_RTT_MS} ms)")]
-    Absurd(f64),
-    #[error("region index {0} is not one of this table's regions")]
-    UnknownRegion(u16),
-    #[error("network {0} is narrower than /{V4_PREFIX} (IPv4) or /{V6_PREFIX} (IPv6)")]
-    Narrow(String),
-    #[error("country {0:?} is not an ISO 3166-1 alpha-2 code like JP")]
-    Country(String),
-    #[error("count {0}: use 1 to {MAX_COUNT}")]
-    Count(u32),
 }
 
 /// The bounds and thresholds of an [`Aggregator`].
@@ -175,89 +101,90 @@ pub struct Counters {
     pub aged_out: u64,
 }
 
-/// One region's counted figure for one network.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Figure {
-    /// The decayed weighted median of the window, in ms.
-    pub rtt_ms: f32,
-    pub samples: u32,
-    pub senders: usize,
-    /// Whether the operator's feed contributed.
-    pub feed: bool,
-    /// Of `samples`, how many came from this instance's site probes.
-    pub probes: u32,
-    /// The fleet site this figure was shared by; none: measured here.
-    pub site: Option<String>,
-    /// When the newest sample arrived.
-    pub newest: Instant,
-}
-
-impl Figure {
-    /// "12 samples from 5 senders, 40 s old"
-    pub fn describe(&self, now: Instant) -> String {
-        let age = now.saturating_duration_since(self.newest).as_secs();
-        let mut parts = Vec::new();
-        if self.feed {
-            parts.push("the feed".to_string());
-        }
-        if self.senders > 0 || (!self.feed && self.probes == 0) {
-            parts.push(format!("{} senders", self.senders));
-        }
-        if self.probes > 0 {
-            parts.push(format!("{} probes", self.probes));
-        }
-        let from = parts.join(" and ");
-        let mut text = format!("{} samples from {from}, {age} s old", self.samples);
-        if let Some(site) = &self.site {
-            text = format!("{text}, shared by {site}");
-        }
-        text
-    }
-}
-
+/// One sample in a window: 40 bytes. The windows of a network share one
+/// vector, each entry naming its region; entries are in arrival order.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     rtt: f32,
-    at: Instant,
     weight: u32,
-    /// The keyed hash of the sender's address; `None` for the feed.
-    sender: Option<u64>,
+    /// The keyed hash of the sender's address (never 0); 0 for the feed.
+    sender: u64,
+    at: Instant,
+    region: u16,
     /// From a site probe (trusted like the feed, counted apart).
     probe: bool,
 }
 
 #[derive(Debug)]
 struct KeyState {
-    /// Per region; empty windows for regions never measured.
-    windows: Vec<VecDeque<Entry>>,
+    /// Every region's window, in arrival order.
+    entries: Vec<Entry>,
     /// This key's place in `order`.
-    touched: (Instant, u64),
+    seq: u64,
+    /// The oldest entry's arrival: before `oldest + max_age` nothing ages out.
+    oldest: Instant,
+    /// Samples arrived or aged out since the last refresh made its row.
+    dirty: bool,
+}
+
+impl KeyState {
+    fn window(&self, region: u16) -> impl Iterator<Item = &Entry> + Clone {
+        self.entries.iter().filter(move |e| e.region == region)
+    }
+
+    /// Drops entries older than `max_age`; true if any went.
+    fn age_out(&mut self, now: Instant, max_age: Duration, region: Option<u16>) -> bool {
+        let before = self.entries.len();
+        self.entries.retain(|e| {
+            region.is_some_and(|r| r != e.region) || now.saturating_duration_since(e.at) <= max_age
+        });
+        self.oldest = self
+            .entries
+            .iter()
+            .map(|e| e.at)
+            .min()
+            .unwrap_or(self.oldest);
+        self.entries.len() != before
+    }
 }
 
 /// Samples per (client network, region), and the table they make.
 pub struct Aggregator {
     /// Region names by index, for labels.
-    regions: Vec<String>,
+    regions: Arc<[String]>,
     limits: AggregatorLimits,
     secret: RandomState,
-    keys: HashMap<NetKey, KeyState>,
-    /// Every key by its last update, oldest first.
-    order: BTreeMap<(Instant, u64), NetKey>,
+    /// Sorted, so that a refresh walks them beside the last one's rows.
+    keys: BTreeMap<NetKey, KeyState>,
+    /// Every key by its last update (`seq`), oldest first.
+    order: BTreeMap<u64, NetKey>,
     seq: u64,
     counters: Counters,
+    /// The rows the last refresh made, reused for networks that did not change.
+    published: Option<Arc<LiveRows>>,
+    /// A network left (aged out, evicted) since the last refresh.
+    removed: bool,
+    /// Fleet sites named by shared figures, interned for the rows' cells.
+    sites: Vec<String>,
+    /// Where the rows' times count from.
+    epoch: Instant,
 }
 
 impl Aggregator {
     /// An empty aggregator for these regions (names by index).
     pub fn new(regions: Vec<String>, limits: AggregatorLimits) -> Aggregator {
         Aggregator {
-            regions,
+            regions: regions.into(),
             limits,
             secret: RandomState::new(),
-            keys: HashMap::new(),
+            keys: BTreeMap::new(),
             order: BTreeMap::new(),
             seq: 0,
             counters: Counters::default(),
+            published: None,
+            removed: false,
+            sites: Vec::new(),
+            epoch: Instant::now(),
         }
     }
 
@@ -285,6 +212,53 @@ impl Aggregator {
 
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// Takes new regions (names by index) and limits, as a reload gives them:
+    /// the samples of regions that remain are kept (under their new index),
+    /// the others dropped, and networks left without any forgotten; past a
+    /// smaller `max_keys`, the networks updated longest ago go. Every row is
+    /// made again at the next refresh. Returns each old region's new index
+    /// (for [`Steady::remap`](super::Steady::remap)).
+    pub fn remap(&mut self, regions: Vec<String>, limits: AggregatorLimits) -> Vec<Option<u16>> {
+        let to: Vec<Option<u16>> = self
+            .regions
+            .iter()
+            .map(|n| regions.iter().position(|m| m == n).map(|i| i as u16))
+            .collect();
+        let order = &mut self.order;
+        self.keys.retain(|_, st| {
+            st.entries
+                .retain_mut(|e| match to.get(usize::from(e.region)).copied().flatten() {
+                    Some(r) => {
+                        e.region = r;
+                        true
+                    }
+                    None => false,
+                });
+            st.dirty = true;
+            if st.entries.is_empty() {
+                order.remove(&st.seq);
+            }
+            !st.entries.is_empty()
+        });
+        while self.keys.len() > limits.max_keys {
+            let Some((_, oldest)) = self.order.pop_first() else {
+                break;
+            };
+            self.keys.remove(&oldest);
+            self.counters.evicted += 1;
+        }
+        self.regions = regions.into();
+        self.limits = limits;
+        self.published = None;
+        self.removed = true;
+        to
+    }
+
+    /// The rows the last refresh published, if any.
+    pub(crate) fn published(&self) -> Option<Arc<LiveRows>> {
+        self.published.clone()
     }
 
     /// Checks a sample without adding it (a request's samples are all checked
@@ -319,84 +293,100 @@ impl Aggregator {
             return Err(r);
         }
         let (sender, probe) = match s.sender {
-            Sender::Addr(a) => (Some(self.secret.hash_one(a)), false),
-            Sender::Feed => (None, false),
-            Sender::Probe(a) => (Some(self.secret.hash_one((1u8, a))), true),
+            Sender::Addr(a) => (self.secret.hash_one(a).max(1), false),
+            Sender::Feed => (0, false),
+            Sender::Probe(a) => (self.secret.hash_one((1u8, a)).max(1), true),
         };
         if !self.keys.contains_key(&s.key) && self.keys.len() >= self.limits.max_keys {
             if let Some((_, oldest)) = self.order.pop_first() {
                 self.keys.remove(&oldest);
                 self.counters.evicted += 1;
+                self.removed = true;
             }
         }
         self.seq += 1;
-        let touched = (now, self.seq);
-        let regions = self.regions.len();
+        let seq = self.seq;
         let state = self.keys.entry(s.key).or_insert_with(|| KeyState {
-            windows: vec![VecDeque::new(); regions],
-            touched,
+            entries: Vec::new(),
+            seq,
+            oldest: now,
+            dirty: true,
         });
-        self.order.remove(&state.touched);
-        state.touched = touched;
-        self.order.insert(touched, s.key);
+        self.order.remove(&state.seq);
+        state.seq = seq;
+        self.order.insert(seq, s.key);
+        state.dirty = true;
 
-        let w = &mut state.windows[usize::from(s.region)];
-        let max_age = self.limits.max_age;
-        w.retain(|e| now.saturating_duration_since(e.at) <= max_age);
-        let mine = w.iter().filter(|e| e.sender == sender).count();
-        if mine >= self.limits.per_sender.max(1) && !probe {
-            if let Some(i) = w.iter().position(|e| e.sender == sender) {
-                w.remove(i);
-            }
-        } else if w.len() >= self.limits.window.max(1) {
-            w.pop_front();
+        state.age_out(now, self.limits.max_age, Some(s.region));
+        let mine = state
+            .window(s.region)
+            .filter(|e| e.sender == sender)
+            .count();
+        let len = state.window(s.region).count();
+        let drop = if mine >= self.limits.per_sender.max(1) && !probe {
+            state
+                .entries
+                .iter()
+                .position(|e| e.region == s.region && e.sender == sender)
+        } else if len >= self.limits.window.max(1) {
+            state.entries.iter().position(|e| e.region == s.region)
+        } else {
+            None
+        };
+        if let Some(i) = drop {
+            state.entries.remove(i);
         }
-        w.push_back(Entry {
+        if state.entries.len() == state.entries.capacity() {
+            // Grow by half, not double: most networks hold a few samples.
+            state.entries.reserve_exact(1 + state.entries.len() / 2);
+        }
+        state.entries.push(Entry {
             rtt: s.rtt_ms as f32,
-            at: now,
             weight: s.count,
             sender,
+            at: now,
+            region: s.region,
             probe,
         });
+        state.oldest = state.oldest.min(now);
         self.counters.accepted += 1;
         Ok(())
     }
 
     /// Drops samples older than `max_age`, and networks left without any.
+    /// Only networks whose oldest sample is that old are looked at.
     pub fn expire(&mut self, now: Instant) {
         let max_age = self.limits.max_age;
-        let mut gone = Vec::new();
-        for (k, st) in self.keys.iter_mut() {
-            for w in st.windows.iter_mut() {
-                w.retain(|e| now.saturating_duration_since(e.at) <= max_age);
+        let order = &mut self.order;
+        let counters = &mut self.counters;
+        let mut removed = false;
+        self.keys.retain(|_, st| {
+            if now.saturating_duration_since(st.oldest) <= max_age {
+                return true;
             }
-            if st.windows.iter().all(|w| w.is_empty()) {
-                gone.push((*k, st.touched));
+            if st.age_out(now, max_age, None) {
+                st.dirty = true;
             }
-        }
-        for (k, touched) in gone {
-            self.keys.remove(&k);
-            self.order.remove(&touched);
-            self.counters.aged_out += 1;
-        }
+            if st.entries.is_empty() {
+                order.remove(&st.seq);
+                counters.aged_out += 1;
+                removed = true;
+                return false;
+            }
+            true
+        });
+        self.removed |= removed;
     }
 
     /// The counted figure of each region for `key` (`None` where there is not
     /// enough, or nothing recent enough).
     pub fn figures(&self, key: &NetKey, now: Instant) -> Vec<Option<Figure>> {
-        match self.keys.get(key) {
-            Some(st) => st
-                .windows
-                .iter()
-                .map(|w| figure(w, &self.limits, now))
-                .collect(),
-            None => vec![None; self.regions.len()],
-        }
+        figures_of(self.keys.get(key), self.regions.len(), &self.limits, now)
     }
 
     /// The table of every network with at least one counted figure, rows in
     /// key order; each label says where its figures came from.
-    pub fn snapshot(&self, now: Instant) -> LatencyTable {
+    pub fn snapshot(&mut self, now: Instant) -> LatencyTable {
         self.snapshot_with(now, &HashMap::new(), None)
     }
 
@@ -405,75 +395,112 @@ impl Aggregator {
     /// network and region the figure of the most samples wins, the newer on a
     /// tie, whether measured here or shared.
     pub(crate) fn snapshot_with(
-        &self,
+        &mut self,
+        now: Instant,
+        shared: &HashMap<NetKey, Vec<Option<Figure>>>,
+        steady: Option<&mut super::Steady<NetKey>>,
+    ) -> LatencyTable {
+        let (rows, _) = self.refresh_rows(now, shared, steady);
+        rows.table()
+    }
+
+    /// As [`snapshot_with`](Self::snapshot_with), but `None` when no network's
+    /// published figures changed since the last call: only networks with new
+    /// samples, aged-out samples, shared figures or a challenger waiting out
+    /// the hysteresis are looked at again; the others keep their last row.
+    pub(crate) fn refresh(
+        &mut self,
+        now: Instant,
+        shared: &HashMap<NetKey, Vec<Option<Figure>>>,
+        steady: Option<&mut super::Steady<NetKey>>,
+    ) -> Option<LatencyTable> {
+        let (rows, changed) = self.refresh_rows(now, shared, steady);
+        changed.then(|| rows.table())
+    }
+
+    /// The rows as of `now`, and whether they differ from the last ones.
+    fn refresh_rows(
+        &mut self,
         now: Instant,
         shared: &HashMap<NetKey, Vec<Option<Figure>>>,
         mut steady: Option<&mut super::Steady<NetKey>>,
-    ) -> LatencyTable {
-        let mut t = LatencyTable::default();
-        let mut keys: Vec<&NetKey> = self.keys.keys().chain(shared.keys()).collect();
-        keys.sort();
-        keys.dedup();
-        let mut seen = std::collections::HashSet::new();
-        for key in keys {
-            let mut figs = self.figures(key, now);
-            if let Some(theirs) = shared.get(key) {
-                for (mine, theirs) in figs.iter_mut().zip(theirs) {
-                    let Some(f) = theirs else { continue };
-                    let better = match mine {
-                        None => true,
-                        Some(m) => (f.samples, f.newest) > (m.samples, m.newest),
-                    };
-                    if better {
-                        *mine = Some(f.clone());
-                    }
+    ) -> (Arc<LiveRows>, bool) {
+        self.expire(now);
+        for f in shared.values().flatten().flatten() {
+            if let Some(site) = &f.site {
+                if !self.sites.contains(site) && self.sites.len() < usize::from(u16::MAX) {
+                    self.sites.push(site.clone());
                 }
             }
-            if figs.iter().all(Option::is_none) {
+        }
+        let quiet = shared.is_empty()
+            && !self.removed
+            && !steady.as_deref().is_some_and(|s| s.any_waiting())
+            && !self.keys.values().any(|s| s.dirty);
+        if let Some(prev) = self.published.as_ref().filter(|_| quiet) {
+            return (prev.clone(), false);
+        }
+        let prev = self.published.take();
+        let mut out = LiveRows::new(self.regions.clone(), self.sites.clone(), self.epoch, now);
+        let mut walk = live::Walk::new(prev.as_deref());
+        let mut changed = std::mem::take(&mut self.removed);
+        let mut theirs: Vec<&NetKey> = shared.keys().collect();
+        theirs.sort_unstable();
+        let mut theirs = theirs.into_iter().peekable();
+        let mut mine = self.keys.iter_mut().peekable();
+        loop {
+            let key = match (mine.peek(), theirs.peek()) {
+                (Some((m, _)), Some(t)) => *(*m).min(*t),
+                (Some((m, _)), None) => **m,
+                (None, Some(t)) => **t,
+                (None, None) => break,
+            };
+            let st = match mine.peek() {
+                Some((m, _)) if **m == key => mine.next().map(|(_, s)| s),
+                _ => None,
+            };
+            if theirs.peek().is_some_and(|t| **t == key) {
+                theirs.next();
+            }
+            changed |= walk.skip_to(&key, steady.as_deref_mut());
+            let held = walk.current(&key);
+            let dirty = st.as_ref().is_some_and(|s| s.dirty);
+            let theirs_here = shared.get(&key);
+            let waiting = steady.as_deref().is_some_and(|s| s.waiting(&key));
+            if !dirty && theirs_here.is_none() && !waiting {
+                if let Some((p, r)) = held {
+                    out.copy_row(p, r);
+                }
                 continue;
             }
-            let idx = t.rows.len() as u32;
-            match *key {
-                NetKey::Net(addr, len) => {
-                    let Ok(net) = IpNet::new(addr, len) else {
-                        continue;
-                    };
-                    if t.cidr.insert(net, idx).is_err() {
-                        continue;
+            let mut figs = figures_of(st.as_deref(), self.regions.len(), &self.limits, now);
+            if let Some(s) = st {
+                s.dirty = false;
+            }
+            if let Some(theirs) = theirs_here {
+                merge(&mut figs, theirs);
+            }
+            if figs.iter().all(Option::is_none) {
+                if held.is_some() {
+                    changed = true;
+                    if let Some(s) = steady.as_deref_mut() {
+                        s.forget(&key);
                     }
                 }
-                NetKey::Asn(a) => {
-                    t.asn.insert(a, idx);
-                }
-                NetKey::Country(c) => {
-                    t.country.insert(c, idx);
-                }
+                continue;
             }
-            let parts: Vec<String> = figs
-                .iter()
-                .enumerate()
-                .filter_map(|(r, f)| {
-                    let f = f.as_ref()?;
-                    let name = self.regions.get(r).map(String::as_str).unwrap_or("?");
-                    Some(format!("{name} {} ms ({})", f.rtt_ms, f.describe(now)))
-                })
-                .collect();
             let mut row: Vec<Option<f32>> =
                 figs.iter().map(|f| f.as_ref().map(|f| f.rtt_ms)).collect();
-            let mut label = format!("measured {key}: {}", parts.join("; "));
-            if let Some(s) = steady.as_deref_mut() {
-                seen.insert(*key);
-                if let Some(note) = s.hold(*key, &mut row, &self.regions, now) {
-                    label = format!("{label}; {note}");
-                }
-            }
-            t.labels.push(label);
-            t.rows.push(row);
+            let note = steady
+                .as_deref_mut()
+                .and_then(|s| s.hold(key, &mut row, &self.regions, now));
+            let r = out.push_row(key, &figs, row, note);
+            changed |= held.is_none_or(|(p, h)| !out.same_row(r, p, h));
         }
-        if let Some(s) = steady {
-            s.retain(&seen);
-        }
-        t
+        changed |= walk.skip_to_end(steady);
+        let rows = Arc::new(out);
+        self.published = Some(rows.clone());
+        (rows, changed)
     }
 
     /// The winning region for `key` after `prev`, by the counted figures and
@@ -494,24 +521,57 @@ impl Aggregator {
     }
 }
 
+/// Each region's figure of a network's windows (none without any).
+fn figures_of(
+    st: Option<&KeyState>,
+    regions: usize,
+    limits: &AggregatorLimits,
+    now: Instant,
+) -> Vec<Option<Figure>> {
+    match st {
+        Some(st) => (0..regions as u16)
+            .map(|r| figure(st.window(r), limits, now))
+            .collect(),
+        None => vec![None; regions],
+    }
+}
+
+/// Per region, the shared figure where it has more samples (the newer on a tie).
+fn merge(figs: &mut [Option<Figure>], theirs: &[Option<Figure>]) {
+    for (mine, theirs) in figs.iter_mut().zip(theirs) {
+        let Some(f) = theirs else { continue };
+        let better = match mine {
+            None => true,
+            Some(m) => (f.samples, f.newest) > (m.samples, m.newest),
+        };
+        if better {
+            *mine = Some(f.clone());
+        }
+    }
+}
+
 /// A window's figure, if it counts: the weighted median, each sample weighing
-/// its count halved per half-life of age.
-fn figure(w: &VecDeque<Entry>, limits: &AggregatorLimits, now: Instant) -> Option<Figure> {
-    let live: Vec<&Entry> = w
-        .iter()
-        .filter(|e| now.saturating_duration_since(e.at) <= limits.max_age)
-        .collect();
-    let samples = live.iter().fold(0u32, |n, e| n.saturating_add(e.weight));
-    let feed = live.iter().any(|e| e.sender.is_none());
-    let probes = live
-        .iter()
-        .filter(|e| e.probe)
-        .fold(0u32, |n, e| n.saturating_add(e.weight));
-    let mut senders: Vec<u64> = live
-        .iter()
-        .filter(|e| !e.probe)
-        .filter_map(|e| e.sender)
-        .collect();
+/// its count halved per half-life of age. (The weights' ratios do not change
+/// with time, so neither does the figure until a sample arrives or ages out.)
+fn figure<'a>(
+    w: impl Iterator<Item = &'a Entry> + Clone,
+    limits: &AggregatorLimits,
+    now: Instant,
+) -> Option<Figure> {
+    let live = w.filter(|e| now.saturating_duration_since(e.at) <= limits.max_age);
+    let mut samples = 0u32;
+    let mut probes = 0u32;
+    let mut feed = false;
+    let mut senders: SmallVec<[u64; 32]> = SmallVec::new();
+    for e in live.clone() {
+        samples = samples.saturating_add(e.weight);
+        feed |= e.sender == 0;
+        if e.probe {
+            probes = probes.saturating_add(e.weight);
+        } else if e.sender != 0 {
+            senders.push(e.sender);
+        }
+    }
     senders.sort_unstable();
     senders.dedup();
     // Probes alone make a figure only with `min_samples` of their own: a few
@@ -521,8 +581,8 @@ fn figure(w: &VecDeque<Entry>, limits: &AggregatorLimits, now: Instant) -> Optio
         return None;
     }
     let half = limits.half_life.as_secs_f64().max(1e-3);
-    let mut weighted: Vec<(f32, f64)> = live
-        .iter()
+    let mut weighted: SmallVec<[(f32, f64); 32]> = live
+        .clone()
         .map(|e| {
             let age = now.saturating_duration_since(e.at).as_secs_f64();
             (e.rtt, f64::from(e.weight) * (-age / half).exp2())
@@ -546,7 +606,7 @@ fn figure(w: &VecDeque<Entry>, limits: &AggregatorLimits, now: Instant) -> Optio
         feed,
         probes,
         site: None,
-        newest: live.iter().map(|e| e.at).max()?,
+        newest: live.map(|e| e.at).max()?,
     })
 }
 

@@ -283,7 +283,7 @@ fn the_snapshot_is_a_latency_table_the_strategy_reads() {
     let r = t.row(v4(198, 51, 100, 200), &loc).expect("row") as usize;
     assert_eq!(t.rows[r], vec![Some(12.0), None, Some(183.0)]);
     assert_eq!(
-        t.labels[r],
+        t.label(r as u32).unwrap_or_default(),
         "measured 198.51.100.0/24: eu-west 12 ms (5 samples from 5 senders, 40 s old); \
          ap-northeast 183 ms (5 samples from 5 senders, 40 s old)"
     );
@@ -297,7 +297,13 @@ fn the_snapshot_is_a_latency_table_the_strategy_reads() {
     };
     let r = t.row(v4(192, 0, 2, 1), &loc).unwrap() as usize;
     assert_eq!(t.rows[r][1], Some(50.0));
-    assert!(t.labels[r].contains("from the feed"), "{}", t.labels[r]);
+    assert!(
+        t.label(r as u32)
+            .unwrap_or_default()
+            .contains("from the feed"),
+        "{}",
+        t.label(r as u32).unwrap_or_default()
+    );
     let loc = Location {
         country: Some(*b"JP"),
         ..Default::default()
@@ -508,9 +514,23 @@ mod steady {
         };
         let shared = HashMap::from([(key, vec![None, Some(theirs)])]);
         let t = agg.snapshot_with(t0 + Duration::from_secs(1), &shared, Some(&mut steady));
-        assert_eq!(pick(&t.rows[0]), 0, "held: {:?} {}", t.rows[0], t.labels[0]);
-        assert!(t.labels[0].contains("shared by other"), "{}", t.labels[0]);
-        assert!(t.labels[0].contains("held on a"), "{}", t.labels[0]);
+        assert_eq!(
+            pick(&t.rows[0]),
+            0,
+            "held: {:?} {}",
+            t.rows[0],
+            t.label(0).unwrap_or_default()
+        );
+        assert!(
+            t.label(0).unwrap_or_default().contains("shared by other"),
+            "{}",
+            t.label(0).unwrap_or_default()
+        );
+        assert!(
+            t.label(0).unwrap_or_default().contains("held on a"),
+            "{}",
+            t.label(0).unwrap_or_default()
+        );
         let t = agg.snapshot_with(t0 + Duration::from_secs(62), &shared, Some(&mut steady));
         assert_eq!(
             t.rows[0],
@@ -522,4 +542,114 @@ mod steady {
         assert_eq!(pick(&raw.rows[0]), 1);
         assert_eq!(steady.len(), 1);
     }
+}
+
+/// The refresh looks again only at networks with news, and what it publishes
+/// is what a table made from scratch of the same samples would be.
+#[test]
+fn a_refresh_remakes_only_changed_networks_and_matches_a_full_build() {
+    let t0 = Instant::now();
+    let mut live = agg();
+    let mut steady = Steady::new(Hysteresis::default());
+    let none = std::collections::HashMap::new();
+    let feed = |n: u8, region: u16, rtt_ms: f64| Sample {
+        key: NetKey::of_addr(v4(198, 18, n, 1)),
+        region,
+        rtt_ms,
+        sender: Sender::Feed,
+        count: 5,
+    };
+    let mut all = Vec::new();
+    for n in 0..200u8 {
+        for r in 0..3u16 {
+            let s = feed(n, r, 10.0 + f64::from(n) + f64::from(r) * 7.0);
+            live.add(&s, t0).unwrap();
+            all.push((s, t0));
+        }
+    }
+    let first = live
+        .refresh(t0, &none, Some(&mut steady))
+        .expect("a first table");
+    assert_eq!(first.rows.len(), 200);
+    assert!(
+        live.refresh(t0 + secs(10), &none, Some(&mut steady))
+            .is_none(),
+        "nothing new: no table to publish"
+    );
+    // One network's figure moves: a table again, the rest as before.
+    let s = feed(7, 1, 400.0);
+    live.add(&s, t0 + secs(20)).unwrap();
+    all.push((s, t0 + secs(20)));
+    let now = t0 + secs(30);
+    let t = live
+        .refresh(now, &none, Some(&mut steady))
+        .expect("a changed figure");
+    let mut fresh = agg();
+    for (s, at) in &all {
+        fresh.add(s, *at).unwrap();
+    }
+    let full = fresh.snapshot(now);
+    assert_eq!(t.rows, full.rows);
+    let loc = Location::default();
+    for n in [0u8, 7, 199] {
+        let ip = v4(198, 18, n, 9);
+        let (a, b) = (t.row(ip, &loc).unwrap(), full.row(ip, &loc).unwrap());
+        assert_eq!(t.label(a), full.label(b), "label of 198.18.{n}.0/24");
+        assert_eq!(t.narrowest_overlap(ip, 16), 24);
+    }
+    assert_eq!(
+        t.rows[7][1],
+        Some(400.0),
+        "the median of 5 at 17 ms and 5 at 400 ms"
+    );
+    // Every sample ages out: the table empties, once.
+    let late = t0 + secs(3700);
+    let gone = live
+        .refresh(late, &none, Some(&mut steady))
+        .expect("aged out");
+    assert!(gone.rows.is_empty());
+    assert!(
+        steady.is_empty(),
+        "the hysteresis forgets networks that left"
+    );
+    assert!(live
+        .refresh(late + secs(10), &none, Some(&mut steady))
+        .is_none());
+}
+
+#[test]
+fn remapped_regions_keep_their_samples_and_drop_the_others() {
+    let t0 = Instant::now();
+    let mut a = agg();
+    let feed = |n: u8, region: u16, rtt_ms: f64| Sample {
+        key: NetKey::of_addr(v4(198, 18, n, 1)),
+        region,
+        rtt_ms,
+        sender: Sender::Feed,
+        count: 5,
+    };
+    for n in 0..3u8 {
+        a.add(&feed(n, 0, 10.0), t0).unwrap();
+        a.add(&feed(n, 2, 30.0), t0).unwrap();
+    }
+    a.add(&feed(9, 1, 20.0), t0).unwrap();
+    assert_eq!(a.snapshot(t0).rows.len(), 4);
+    // eu-west stays (now second), us-east goes, sa-east is new.
+    let limits = AggregatorLimits {
+        max_keys: 2,
+        ..AggregatorLimits::default()
+    };
+    let to = a.remap(
+        vec!["sa-east".into(), "eu-west".into(), "ap-northeast".into()],
+        limits,
+    );
+    assert_eq!(to, vec![Some(1), None, Some(2)]);
+    assert_eq!(a.regions()[1], "eu-west");
+    assert_eq!(a.len(), 2, "198.18.9.0/24 had only us-east; then the bound");
+    let t = a.snapshot(t0 + secs(1));
+    assert_eq!(t.rows, vec![vec![None, Some(10.0), Some(30.0)]; 2]);
+    assert!(
+        a.add(&feed(1, 0, 5.0), t0 + secs(2)).is_ok(),
+        "the new region"
+    );
 }

@@ -7,6 +7,7 @@
 //! recording [`Trace`], produces the `explain` output.
 
 pub mod dial;
+pub mod exact;
 pub mod jurisdiction;
 pub mod scope;
 
@@ -133,19 +134,56 @@ pub struct GeoRules {
 #[derive(Debug, Default)]
 pub struct LatencyTable {
     pub cidr: CidrTable<u32>,
+    /// The measured table's /24s and /48s (its other networks are in `cidr`).
+    pub exact: exact::ExactNets,
     pub asn: FxHashMap<u32, u32>,
     pub country: FxHashMap<[u8; 2], u32>,
     /// Per row, per region of the zone: milliseconds, if measured.
     pub rows: Vec<Vec<Option<f32>>>,
     /// Where each row came from, for explain: "measured.toml:12 cidr 203.0.113.0/24".
     pub labels: Vec<String>,
+    /// The measured table's labels, written only when explain asks.
+    pub live_labels: Option<std::sync::Arc<dyn RowLabels>>,
+}
+
+/// A table's row labels made on demand (the measured table's: 100,000 rows
+/// of text made at every refresh would cost more than the table).
+pub trait RowLabels: Send + Sync + std::fmt::Debug {
+    fn label(&self, row: u32) -> Option<String>;
 }
 
 impl LatencyTable {
+    /// Where row `r` came from, for explain.
+    pub fn label(&self, r: u32) -> Option<std::borrow::Cow<'_, str>> {
+        match self.labels.get(r as usize) {
+            Some(l) => Some(std::borrow::Cow::Borrowed(l.as_str())),
+            None => self.live_labels.as_ref()?.label(r).map(Into::into),
+        }
+    }
+
+    /// The smallest scope at least `prefix_len` over which `addr`'s row is
+    /// the same network's (see `CidrTable::narrowest_overlap`).
+    pub fn narrowest_overlap(&self, addr: IpAddr, prefix_len: u8) -> u8 {
+        let s = self.cidr.narrowest_overlap(addr, prefix_len);
+        if self.exact.is_empty() {
+            return s;
+        }
+        s.max(self.exact.narrowest_overlap(addr, prefix_len))
+    }
+
     /// The row for a client: the longest CIDR match, else its ASN, else its country.
     pub fn row(&self, addr: IpAddr, loc: &Location) -> Option<u32> {
-        if let Some((&r, _)) = self.cidr.lookup(addr) {
-            return Some(r);
+        let wide = self.cidr.lookup(addr);
+        let exact = if self.exact.is_empty() {
+            None
+        } else {
+            self.exact.lookup(addr)
+        };
+        match (exact, wide) {
+            (Some((r, len)), Some((_, w))) if len >= w => return Some(r),
+            (Some((r, _)), None) => return Some(r),
+            (_, Some((&r, _))) => return Some(r),
+            (None, None) => {}
         }
         if let Some(r) = loc.asn.and_then(|a| self.asn.get(&a)) {
             return Some(*r);
@@ -771,13 +809,17 @@ impl<H: HealthView> Pass<'_, H> {
             // database network, narrowed to any measured network inside it,
             // so the answer never covers a network measured otherwise.
             scope = scope.max(loc.prefix_len);
-            scope = scope.max(l.table.cidr.narrowest_overlap(self.client.addr, scope));
+            scope = scope.max(l.table.narrowest_overlap(self.client.addr, scope));
         }
         if let (Some(t), Some(r)) = (table, row) {
-            note!(trace, "measured latencies: {}", t.labels[r as usize]);
+            note!(
+                trace,
+                "measured latencies: {}",
+                t.label(r).unwrap_or_default()
+            );
         }
         if let Some(l) = &live {
-            match l.row.and_then(|r| l.table.labels.get(r as usize)) {
+            match l.row.and_then(|r| l.table.label(r)) {
                 Some(label) => note!(
                     trace,
                     "collector ({} the latency_table file): {label}",

@@ -20,6 +20,8 @@ use crate::answer::snapshot::{Snapshot, SnapshotHandle};
 use crate::app::{self, CommandLine};
 use crate::config::ConfigError;
 
+pub(crate) mod latency;
+
 /// Quiet time after the last file event before a reload starts: an editor's save or
 /// a copy of many files is one reload, not many.
 pub(crate) const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -58,10 +60,13 @@ pub(crate) fn reload_now(
                 running
             );
         }
-        app::load_snapshot(&cfg, generation)
+        app::load_snapshot(&cfg, generation).map(|r| (r, cfg))
     });
     match result {
-        Ok((mut snap, loaded)) => {
+        Ok(((mut snap, loaded), cfg)) => {
+            // Before the snapshot serves: its zones read the measured table's
+            // columns by the new regions.
+            latency::apply(&cfg);
             for w in &loaded.warnings {
                 warn!("{w}");
             }

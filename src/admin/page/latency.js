@@ -1,15 +1,14 @@
-// The dashboard's measured-latency panel: GET /v1/latency/matrix every 5 s,
+// The dashboard's measured-latency panel: GET /v1/latency/matrix at each refresh,
 // drawn as a table of client areas (rows) by regions (columns): each cell the
 // measured figure (ms, samples, senders, age, source) or "estimated", and a
 // last row with how many networks each region wins. Strings from the server go
-// into the page as text nodes only. The token is read from the login form as
-// it is submitted (before the main script clears the field) and kept in this
-// closure only.
+// into the page as text nodes only. It is a panel of the main script's
+// (window.signpost.panel): its calls carry the main script's token, and a
+// logout empties it.
 "use strict";
 
 (function () {
-  const REFRESH_MS = 5000;
-  let token = "";
+  const S = window.signpost;
   const $ = (id) => document.getElementById(id);
 
   function el(tag, cls, ...children) {
@@ -21,14 +20,6 @@
     }
     return e;
   }
-
-  // Capture phase: runs before the main script's handler empties the field.
-  document.addEventListener("submit", (ev) => {
-    if (ev.target && ev.target.id === "login") token = $("token").value;
-  }, true);
-  document.addEventListener("click", (ev) => {
-    if (ev.target && ev.target.id === "logout") token = "";
-  }, true);
 
   function cell(c) {
     if (!c || c.estimated) return el("td", "muted", "estimated");
@@ -59,17 +50,14 @@
     }
   }
 
-  async function refresh() {
-    const headers = { "X-Signpost-Request": "1" };
-    if (token) headers["Authorization"] = "Bearer " + token;
-    try {
-      const r = await fetch("/v1/latency/matrix", { headers, cache: "no-store" });
-      if (r.status === 200) draw(await r.json());
-    } catch (e) {
-      // The main script reports an endpoint that does not answer.
+  async function update(st) {
+    if (!st) {
+      $("latency-matrix").replaceChildren();
+      return;
     }
+    const r = await S.call("GET", "/v1/latency/matrix");
+    if (r.status === 200) draw(JSON.parse(r.body));
   }
 
-  refresh();
-  setInterval(refresh, REFRESH_MS);
+  S.panel(update);
 })();

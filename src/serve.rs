@@ -86,7 +86,11 @@ struct Loaded {
 impl Loaded {
     fn load(cfg: &ServerConfig) -> anyhow::Result<Loaded> {
         let started = Instant::now();
+        // The serials and journals of the last run go back before the first load.
+        let saved = crate::server::xfr_journal::restore_serials(&cfg.transfer, &cfg.zones);
         let (mut snap, loaded) = app::load_snapshot_without_fast(cfg, 1).map_err(ConfigErrors)?;
+        crate::server::xfr_journal::restore_journals(&mut snap, saved);
+        crate::server::xfr_journal::save(&snap, &cfg.zones, None);
         // Everything a query reads is built by now (zones, steered names, the geo
         // database): the sockets are bound only after this, so no query is
         // answered from a half-built snapshot. The fast table, which answers the

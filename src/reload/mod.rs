@@ -50,7 +50,9 @@ pub(crate) fn reload_now(
 ) -> Result<u64, Vec<ConfigError>> {
     let old = handle.load_full();
     let generation = old.generation + 1;
+    let mut zones_dir = PathBuf::new();
     let result = app::server_config(o).and_then(|cfg| {
+        zones_dir = cfg.zones.clone();
         let running: Vec<_> = old.listen.clone();
         if cfg.listen != running && !running.is_empty() {
             warn!(
@@ -74,6 +76,7 @@ pub(crate) fn reload_now(
                 crate::answer::xfr::Source::of(&old),
             );
             snap.journal = Arc::new(journal);
+            crate::server::xfr_journal::save(&snap, &zones_dir, Some(&changed));
             let changes = describe_changes(&old, &snap);
             handle.store(Arc::new(snap));
             // After the swap: a secondary that asks at once gets the new serial.

@@ -275,6 +275,11 @@ async fn run(
         rrl,
         qlog.clone(),
     )?;
+    // A restarted primary tells its secondaries now (RFC 1996) rather than
+    // leaving them to their refresh timers: each zone, to its `notify`.
+    let snap = handle.load_full();
+    crate::server::notify::spawn(&snap.transfer, &snap.zone_names());
+    drop(snap);
     let signals = Signals::register();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut others =

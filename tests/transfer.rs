@@ -667,3 +667,32 @@ fn raised_serial_and_journal_survive_a_restart_and_a_corrupt_journal_is_ignored(
     assert!(line.contains("checksum"), "{line}");
     assert_eq!(serial_of(server.addr), Some(1));
 }
+
+#[test]
+fn a_restarted_signpost_notifies_its_secondaries_at_once() {
+    need("knotd", "knot");
+    let d = dir("transfer", "startup-notify");
+    let kport = free_port();
+    let knot_at: SocketAddr = format!("127.0.0.1:{kport}").parse().unwrap();
+    std::fs::write(d.0.join("zones/geo.example.toml"), zone_text("", "10.0.0.3")).expect("write");
+    write_config(&d.0, &[knot_at], "", "");
+    let fixed: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let server = start_signpost_on(&d.0, fixed);
+    let _knot = start_knot(&d.0.join("knot"), kport, fixed);
+    wait_until("knot serves serial 1", Duration::from_secs(30), || {
+        serial_of(knot_at) == Some(1)
+    });
+    // Changed while signpost is down, the file's serial raised: only a NOTIFY
+    // at start tells Knot before its refresh timer (an hour).
+    drop(server);
+    let text = zone_text("new A 192.0.2.9", "10.0.0.4").replace("serial = 1", "serial = 5");
+    std::fs::write(d.0.join("zones/geo.example.toml"), text).expect("write");
+    let server = start_signpost_on(&d.0, fixed);
+    wait_until("knot serves serial 5", Duration::from_secs(20), || {
+        serial_of(knot_at) == Some(5)
+    });
+    assert_same("knot", server.addr, knot_at);
+    wait_until("the NOTIFY counted", Duration::from_secs(10), || {
+        metrics(&server).contains("signpost_notify_total{result=\"answered\"} 1")
+    });
+}

@@ -624,7 +624,11 @@ fn change_zone(d: &Path) {
 fn raised_serial_and_journal_survive_a_restart_and_a_corrupt_journal_is_ignored() {
     need("knotd", "knot");
     let d = dir("transfer", "restart");
-    std::fs::write(d.0.join("zones/geo.example.toml"), zone_text("", "10.0.0.3")).expect("write");
+    std::fs::write(
+        d.0.join("zones/geo.example.toml"),
+        zone_text("", "10.0.0.3"),
+    )
+    .expect("write");
     write_config(&d.0, &[], "", "journal_dir = \"journal\"");
     let fixed: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let server = start_signpost_on(&d.0, fixed);
@@ -645,7 +649,11 @@ fn raised_serial_and_journal_survive_a_restart_and_a_corrupt_journal_is_ignored(
     drop(server);
     let server = start_signpost_on(&d.0, fixed);
     server.early_log("IXFR journal restored");
-    assert_eq!(serial_of(server.addr), Some(2), "the served serial went back");
+    assert_eq!(
+        serial_of(server.addr),
+        Some(2),
+        "the served serial went back"
+    );
     // Knot, asked to refresh, takes the difference from serial 1 by IXFR.
     let said = knotc(&kdir, &["zone-refresh", ZONE]);
     assert!(said.contains("OK"), "{said}");
@@ -674,7 +682,11 @@ fn a_restarted_signpost_notifies_its_secondaries_at_once() {
     let d = dir("transfer", "startup-notify");
     let kport = free_port();
     let knot_at: SocketAddr = format!("127.0.0.1:{kport}").parse().unwrap();
-    std::fs::write(d.0.join("zones/geo.example.toml"), zone_text("", "10.0.0.3")).expect("write");
+    std::fs::write(
+        d.0.join("zones/geo.example.toml"),
+        zone_text("", "10.0.0.3"),
+    )
+    .expect("write");
     write_config(&d.0, &[knot_at], "", "");
     let fixed: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let server = start_signpost_on(&d.0, fixed);

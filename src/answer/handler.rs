@@ -137,7 +137,9 @@ fn handle_unsigned(
         }) => {
             let (rcode, aa) = match (opcode, rcode) {
                 (super::notify_in::OPCODE, Rcode::NotImp) => {
-                    super::notify_in::answer(snap.notify.as_deref(), question, src)
+                    let now = crate::clock::unix_now();
+                    let signed = super::notify_in::signed(&snap.transfer.keys, pkt, now);
+                    super::notify_in::answer(snap.notify.as_deref(), question, src, signed)
                 }
                 _ => (rcode, false),
             };

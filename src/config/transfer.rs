@@ -163,7 +163,10 @@ pub(super) fn check(
         let at = d.span().start;
         let d = d.into_inner();
         if d.as_os_str().is_empty() {
-            err(at, "transfer.journal_dir is empty: name a folder, or leave the key out".into());
+            err(
+                at,
+                "transfer.journal_dir is empty: name a folder, or leave the key out".into(),
+            );
         } else {
             cfg.journal_dir = Some(if d.is_absolute() { d } else { base.join(d) });
         }

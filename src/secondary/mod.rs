@@ -127,6 +127,7 @@ pub(crate) fn notify_table(secondaries: &[SecondaryConfig]) -> Option<Arc<Notify
             .map(|s| NotifyZone {
                 origin: s.origin.clone(),
                 from: s.notify_from.clone(),
+                key: s.tsig.as_ref().map(|k| k.name.clone()),
                 wake: wake_of(&s.origin),
             })
             .collect(),
@@ -149,7 +150,7 @@ pub(crate) fn render(out: &mut String) {
         );
     }
     use std::sync::atomic::Ordering::Relaxed;
-    let _ = writeln!(out, "# HELP signpost_notify_received_total NOTIFY messages received, by result.\n# TYPE signpost_notify_received_total counter\nsignpost_notify_received_total{{result=\"accepted\"}} {}\nsignpost_notify_received_total{{result=\"refused\"}} {}", r.notify.accepted.load(Relaxed), r.notify.refused.load(Relaxed));
+    let _ = writeln!(out, "# HELP signpost_notify_received_total NOTIFY messages received, by result.\n# TYPE signpost_notify_received_total counter\nsignpost_notify_received_total{{result=\"accepted\"}} {}\nsignpost_notify_received_total{{result=\"refused\"}} {}\nsignpost_notify_received_total{{result=\"tsig\"}} {}", r.notify.accepted.load(Relaxed), r.notify.refused.load(Relaxed), r.notify.tsig.load(Relaxed));
 }
 
 /// A zone as last pulled: its SOA and every record (the SOA included).

@@ -127,7 +127,10 @@ pub(crate) fn restore_journals(snap: &mut Snapshot, saved: Vec<Saved>) {
             continue;
         };
         let serial = snap.zones.zones()[zi].serial;
-        let ends = s.diffs.last().map_or(s.serial, |d| d.to_soa.soa_serial().unwrap_or(0));
+        let ends = s
+            .diffs
+            .last()
+            .map_or(s.serial, |d| d.to_soa.soa_serial().unwrap_or(0));
         if serial != s.serial || ends != serial || digest(snap, zi) != Some(s.digest) {
             info!(zone = %s.origin, serial, "the zone changed since its journal was written: secondaries behind take the whole zone");
             continue;
@@ -357,7 +360,10 @@ mod tests {
         };
         let bytes = encode(&origin, 7, 2, 9, [&d].into_iter());
         let s = decode(&bytes).unwrap();
-        assert_eq!((s.origin.clone(), s.print, s.serial, s.digest), (origin, 7, 2, 9));
+        assert_eq!(
+            (s.origin.clone(), s.print, s.serial, s.digest),
+            (origin, 7, 2, 9)
+        );
         assert_eq!(s.diffs.len(), 1);
         assert_eq!(s.diffs[0].added, d.added);
         assert_eq!(s.diffs[0].to_soa.soa_serial(), Some(2));

@@ -118,7 +118,10 @@ impl Server {
     pub fn early_log(&self, needle: &str) -> String {
         match self.early.iter().find(|l| l.contains(needle)) {
             Some(l) => l.clone(),
-            None => panic!("no line containing {needle:?} before the ready line:\n{}", self.early.join("\n")),
+            None => panic!(
+                "no line containing {needle:?} before the ready line:\n{}",
+                self.early.join("\n")
+            ),
         }
     }
 

@@ -212,7 +212,7 @@ struct Tasks {
     reloader: tokio::task::JoinHandle<()>,
     others: Vec<tokio::task::JoinHandle<()>>,
     dns: server::Running,
-    dnstap: Option<Arc<server::dnstap::Tap>>,
+    estate: Arc<reload::estate::Estate>,
     admin_state: AdminState,
 }
 
@@ -224,10 +224,10 @@ impl Tasks {
         for t in self.others {
             let _ = t.await;
         }
+        self.estate.secondaries.join().await;
         self.dns.shutdown().await;
-        if let Some(t) = self.dnstap {
-            let _ = tokio::task::spawn_blocking(move || t.stop()).await;
-        }
+        let estate = self.estate.clone();
+        let _ = tokio::task::spawn_blocking(move || estate.stop_dnstap()).await;
         admin::save_state(&self.admin_state);
         info!("stopped");
     }
@@ -265,8 +265,9 @@ async fn run(
         .clone()
         .map(server::dnstap::Tap::start)
         .transpose()?;
-    let qlog = server::querylog::QueryLog::new(cfg.query_log).with_dnstap(dnstap.clone());
+    let qlog = server::querylog::QueryLog::new(cfg.query_log).with_dnstap(dnstap);
     let qlog = Arc::new(qlog);
+    let qlog_all = qlog.clone();
     let dns = server::start(
         bound.dns,
         handle.clone(),
@@ -290,20 +291,19 @@ async fn run(
     let (hup_tx, hup_rx) = tokio::sync::mpsc::channel(4);
     let stats = Arc::new(ReloadStats::default());
     let scheduler = Arc::new(Mutex::new(Scheduler::start(table, stop_rx.clone())));
+    // [[secondary]] zones: pulled from their primaries, each change a reload;
+    // they and [dnstap] follow the config at each reload.
+    let secondaries =
+        crate::secondary::Running::start(&cfg.secondaries, hup_tx.clone(), stop_rx.clone());
+    let estate = reload::estate::Estate::new(secondaries, qlog_all, cfg.dnstap.clone());
     let reloader = tokio::spawn(reload::run(
         o.clone(),
         reload::FileWatch::start(&o),
         handle.clone(),
         stats.clone(),
         Some(keep_health(scheduler, weights, dials)),
+        Some(estate.clone()),
         hup_rx,
-        stop_rx.clone(),
-    ));
-
-    // [[secondary]] zones: pulled from their primaries, each change a reload.
-    others.extend(crate::secondary::start(
-        &cfg.secondaries,
-        hup_tx.clone(),
         stop_rx.clone(),
     ));
     // With [fleet]: drains, weights and votes shared through etcd. Started
@@ -375,7 +375,7 @@ async fn run(
         reloader,
         others,
         dns,
-        dnstap,
+        estate,
         admin_state,
     }
     .stop()

@@ -638,3 +638,65 @@ fn a_zone_with_a_key_takes_notify_only_signed_with_it() {
         1
     );
 }
+
+/// Writes the server config whole, by rename (as editors do).
+fn replace_config(root: &Path, text: &str) {
+    let tmp = root.join("server.toml.new");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, root.join("server.toml")).expect("rename");
+}
+
+#[test]
+fn secondary_tables_follow_a_reload() {
+    let zone = "reload.test.";
+    let first = FakePrimary::start(zone);
+    first.set(Some(Send::Zone {
+        serial: 1,
+        www: [192, 0, 2, 7],
+        expire: 600,
+    }));
+    let second = FakePrimary::start(zone);
+    second.set(Some(Send::Zone {
+        serial: 2,
+        www: [192, 0, 2, 8],
+        expire: 600,
+    }));
+    let d = dir("secondary", "reload");
+    std::fs::write(
+        d.0.join("zones/static.test.zone"),
+        "$ORIGIN static.test.\n$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.53\n",
+    )
+    .expect("zone");
+    let plain = "zones = \"zones\"\n";
+    replace_config(&d.0, plain);
+    let srv = start(&d.0);
+    assert_eq!(a_of(srv.addr, "www.reload.test."), "REFUSED");
+    // Added: pulled and served without a restart.
+    let with = |primary: SocketAddr| {
+        format!("{plain}\n[[secondary]]\nzone = \"{zone}\"\nprimaries = [\"{primary}\"]\ntimeout = \"2s\"\n")
+    };
+    replace_config(&d.0, &with(first.addr));
+    wait_until("the added secondary zone serves", LIMIT, || {
+        a_of(srv.addr, "www.reload.test.") == "192.0.2.7"
+    });
+    // A bad table: rejected with its line, and the zone keeps serving.
+    replace_config(
+        &d.0,
+        &format!("{plain}\n[[secondary]]\nzone = \"{zone}\"\nprimaries = [\"no address\"]\n"),
+    );
+    let line = srv.wait_log("reload rejected");
+    assert!(line.contains("server.toml:5"), "{line}");
+    assert_eq!(a_of(srv.addr, "www.reload.test."), "192.0.2.7");
+    // Changed: another primary, taken from at once.
+    replace_config(&d.0, &with(second.addr));
+    wait_until("the changed table's primary serves", LIMIT, || {
+        a_of(srv.addr, "www.reload.test.") == "192.0.2.8"
+    });
+    // Removed: no longer served, and its refresh stopped.
+    replace_config(&d.0, plain);
+    wait_until("the removed zone is gone", LIMIT, || {
+        a_of(srv.addr, "www.reload.test.") == "REFUSED"
+    });
+    srv.wait_log("refresh stopped");
+    assert_eq!(a_of(srv.addr, "ns.static.test."), "192.0.2.53");
+}

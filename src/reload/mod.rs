@@ -7,6 +7,8 @@
 //! files. A file caught half-written fails to parse and is rejected; the write's
 //! next event triggers another attempt once it is complete.
 
+pub mod estate;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,12 +42,14 @@ pub struct ReloadStats {
 /// health state over, for one).
 pub(crate) type Prepare = Arc<dyn Fn(&mut Snapshot, &Snapshot) + Send + Sync>;
 
-/// Builds and swaps in a new snapshot. Returns its generation.
+/// Builds and swaps in a new snapshot, then applies the config's tasks and
+/// outputs to `estate`. Returns its generation.
 pub(crate) fn reload_now(
     o: &CommandLine,
     handle: &SnapshotHandle,
     stats: &ReloadStats,
     prepare: Option<&Prepare>,
+    estate: Option<&estate::Estate>,
     why: &str,
 ) -> Result<u64, Vec<ConfigError>> {
     let old = handle.load_full();
@@ -60,10 +64,10 @@ pub(crate) fn reload_now(
                 running
             );
         }
-        app::load_snapshot(&cfg, generation)
+        app::load_snapshot(&cfg, generation).map(|(s, l)| (s, l, cfg))
     });
     match result {
-        Ok((mut snap, loaded)) => {
+        Ok((mut snap, loaded, cfg)) => {
             for w in &loaded.warnings {
                 warn!("{w}");
             }
@@ -81,6 +85,9 @@ pub(crate) fn reload_now(
             handle.store(Arc::new(snap));
             // After the swap: a secondary that asks at once gets the new serial.
             crate::server::notify::spawn(&handle.load().transfer, &changed);
+            if let Some(e) = estate {
+                e.apply(&cfg);
+            }
             // The old snapshot is freed once its last reader lets go, and the
             // pages it held go back to the system, so that reloads do not
             // leave the process at the size of two snapshots.
@@ -281,6 +288,7 @@ pub async fn run(
     handle: SnapshotHandle,
     stats: Arc<ReloadStats>,
     prepare: Option<Prepare>,
+    estate: Option<Arc<estate::Estate>>,
     mut hup: mpsc::Receiver<()>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -323,7 +331,11 @@ pub async fn run(
         let h = handle.clone();
         let s = stats.clone();
         let p = prepare.clone();
+        let e = estate.clone();
         // Loading reads files and the geo database: off the runtime's workers.
-        let _ = tokio::task::spawn_blocking(move || reload_now(&o2, &h, &s, p.as_ref(), why)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            reload_now(&o2, &h, &s, p.as_ref(), e.as_deref(), why)
+        })
+        .await;
     }
 }

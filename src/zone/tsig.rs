@@ -104,6 +104,8 @@ pub struct Key {
     pub name: Name,
     pub algorithm: Algorithm,
     key: hmac::Key,
+    /// A digest of the secret, to tell a changed secret at reload.
+    secret_digest: [u8; 32],
 }
 
 impl std::fmt::Debug for Key {
@@ -115,11 +117,21 @@ impl std::fmt::Debug for Key {
 
 impl Key {
     pub fn new(name: Name, algorithm: Algorithm, secret: &[u8]) -> Key {
+        let mut secret_digest = [0u8; 32];
+        secret_digest.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, secret).as_ref());
         Key {
             name,
             algorithm,
             key: hmac::Key::new(algorithm.ring(), secret),
+            secret_digest,
         }
+    }
+
+    /// Whether `other` is the same key: name, algorithm and secret.
+    pub(crate) fn same_as(&self, other: &Key) -> bool {
+        self.name == other.name
+            && self.algorithm == other.algorithm
+            && self.secret_digest == other.secret_digest
     }
 }
 

@@ -301,8 +301,10 @@ async fn run(
         reload::FileWatch::start(&o),
         handle.clone(),
         stats.clone(),
-        Some(keep_health(scheduler, weights, dials)),
-        Some(estate.clone()),
+        reload::Hooks {
+            prepare: Some(keep_health(scheduler, weights, dials)),
+            estate: Some(estate.clone()),
+        },
         hup_rx,
         stop_rx.clone(),
     ));

@@ -42,14 +42,21 @@ pub struct ReloadStats {
 /// health state over, for one).
 pub(crate) type Prepare = Arc<dyn Fn(&mut Snapshot, &Snapshot) + Send + Sync>;
 
-/// Builds and swaps in a new snapshot, then applies the config's tasks and
-/// outputs to `estate`. Returns its generation.
+/// What a reload does besides building the snapshot: `prepare` before it
+/// serves, and the config's tasks and outputs applied to `estate` after.
+#[derive(Clone, Default)]
+pub(crate) struct Hooks {
+    pub(crate) prepare: Option<Prepare>,
+    pub(crate) estate: Option<Arc<estate::Estate>>,
+}
+
+/// Builds and swaps in a new snapshot, then runs the `hooks`. Returns its
+/// generation.
 pub(crate) fn reload_now(
     o: &CommandLine,
     handle: &SnapshotHandle,
     stats: &ReloadStats,
-    prepare: Option<&Prepare>,
-    estate: Option<&estate::Estate>,
+    hooks: &Hooks,
     why: &str,
 ) -> Result<u64, Vec<ConfigError>> {
     let old = handle.load_full();
@@ -72,7 +79,7 @@ pub(crate) fn reload_now(
                 warn!("{w}");
             }
             snap.listen = old.listen.clone();
-            if let Some(p) = prepare {
+            if let Some(p) = &hooks.prepare {
                 p(&mut snap, &old);
             }
             let (journal, changed) = crate::server::xfr::carry_journal(
@@ -85,7 +92,7 @@ pub(crate) fn reload_now(
             handle.store(Arc::new(snap));
             // After the swap: a secondary that asks at once gets the new serial.
             crate::server::notify::spawn(&handle.load().transfer, &changed);
-            if let Some(e) = estate {
+            if let Some(e) = &hooks.estate {
                 e.apply(&cfg);
             }
             // The old snapshot is freed once its last reader lets go, and the
@@ -282,13 +289,12 @@ fn resign_in(snap: &Snapshot) -> Duration {
 
 /// Reloads on file changes and SIGHUP until `stop` fires, and re-signs signed
 /// zones before their signatures expire.
-pub async fn run(
+pub(crate) async fn run(
     o: CommandLine,
     mut files: FileWatch,
     handle: SnapshotHandle,
     stats: Arc<ReloadStats>,
-    prepare: Option<Prepare>,
-    estate: Option<Arc<estate::Estate>>,
+    hooks: Hooks,
     mut hup: mpsc::Receiver<()>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -330,12 +336,8 @@ pub async fn run(
         let o2 = o.clone();
         let h = handle.clone();
         let s = stats.clone();
-        let p = prepare.clone();
-        let e = estate.clone();
+        let k = hooks.clone();
         // Loading reads files and the geo database: off the runtime's workers.
-        let _ = tokio::task::spawn_blocking(move || {
-            reload_now(&o2, &h, &s, p.as_ref(), e.as_deref(), why)
-        })
-        .await;
+        let _ = tokio::task::spawn_blocking(move || reload_now(&o2, &h, &s, &k, why)).await;
     }
 }

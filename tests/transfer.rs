@@ -708,3 +708,49 @@ fn a_restarted_signpost_notifies_its_secondaries_at_once() {
         metrics(&server).contains("signpost_notify_total{result=\"answered\"} 1")
     });
 }
+
+#[test]
+fn a_signed_answer_too_large_for_udp_with_its_tsig_is_truncated_and_signed() {
+    let d = dir("transfer", "tsig-tc");
+    // 480 bytes without EDNS: under 512 alone, over it with its TSIG record.
+    let big = format!("big TXT \"{}\" \"{}\"", "a".repeat(200), "b".repeat(233));
+    std::fs::write(
+        d.0.join("zones/geo.example.toml"),
+        zone_text(&big, "10.0.0.3"),
+    )
+    .expect("write");
+    write_config(&d.0, &[], "", "");
+    let c = d.0.join("server.toml");
+    let server = Server::start(&["--config", c.to_str().unwrap()]);
+    let at = server.addr;
+    let ask = |extra: &str| {
+        kdig(&[
+            "-y".into(),
+            format!("hmac-sha256:xfr-key.:{SECRET}"),
+            format!("@{}", at.ip()),
+            "-p".into(),
+            at.port().to_string(),
+            "+notcp".into(),
+            "+ignore".into(),
+            extra.into(),
+            "TXT".into(),
+            "big.geo.example.".into(),
+        ])
+    };
+    // No EDNS: 512 bytes. The question alone, TC, NOERROR, signed (RFC 8945 §5.3).
+    let small = ask("+noedns");
+    let flags = small
+        .lines()
+        .find(|l| l.contains("Flags:"))
+        .unwrap_or_default();
+    assert!(flags.contains(" tc"), "{small}");
+    assert!(
+        small.contains("NOERROR") && small.contains("TSIG") && !small.contains("WARNING"),
+        "{small}"
+    );
+    assert!(!small.contains("bbbb"), "{small}");
+    // Room for both: the answer, signed.
+    let room = ask("+bufsize=1232");
+    assert!(room.contains("bbbb") && room.contains("TSIG"), "{room}");
+    assert!(!room.contains("WARNING"), "{room}");
+}

@@ -754,3 +754,49 @@ fn a_signed_answer_too_large_for_udp_with_its_tsig_is_truncated_and_signed() {
     assert!(room.contains("bbbb") && room.contains("TSIG"), "{room}");
     assert!(!room.contains("WARNING"), "{room}");
 }
+
+#[test]
+fn a_compact_denial_zone_transfers_an_nsec_chain_and_still_answers_compactly() {
+    let d = dir("transfer", "compact");
+    std::fs::create_dir_all(d.0.join("keys")).expect("mkdir");
+    // The default denial: compact (negative answers signed on the fly).
+    let server = start_signpost_with(
+        &d.0,
+        &[],
+        "[dnssec]\nzones = [\"geo.example.\"]\nkey_dir = \"keys\"\n",
+    );
+    let out = kdig_axfr(server.addr, Some(SECRET), "127.0.0.1");
+    let rrs = records(&out);
+    let nsec: Vec<&Vec<String>> = rrs
+        .iter()
+        .filter(|r| r.len() > 4 && r[3] == "NSEC")
+        .collect();
+    for owner in ["geo.example.", "static.geo.example.", "www.geo.example."] {
+        assert!(
+            nsec.iter().any(|r| r[0] == owner),
+            "no NSEC at {owner} in the transfer:\n{out}"
+        );
+        assert!(
+            rrs.iter()
+                .any(|r| r.len() > 4 && r[0] == owner && r[3] == "RRSIG" && r[4] == "NSEC"),
+            "the NSEC at {owner} unsigned:\n{out}"
+        );
+    }
+    // signpost's own answer for a missing name: still compact denial, an NSEC
+    // at the name itself (RFC 9824), not the chain's.
+    let at = server.addr;
+    let missing = kdig(&[
+        format!("@{}", at.ip()),
+        "-p".into(),
+        at.port().to_string(),
+        "+dnssec".into(),
+        "A".into(),
+        "missing.geo.example.".into(),
+    ]);
+    let recs = records(&missing);
+    assert!(
+        recs.iter()
+            .any(|r| r.len() > 4 && r[0] == "missing.geo.example." && r[3] == "NSEC"),
+        "{missing}"
+    );
+}

@@ -304,7 +304,9 @@ fn sign_zones(
             continue;
         }
         let started = std::time::Instant::now();
-        match crate::dnssec::sign(z, s, now, rate) {
+        let t = cfg.transfer.zone(&z.origin);
+        let transfers = t.enabled() || !t.notify.is_empty();
+        match crate::dnssec::sign(z, s, now, rate, transfers) {
             Ok(s) => {
                 tracing::info!(
                     zone = %z.origin,

@@ -88,7 +88,11 @@ struct Loaded {
 impl Loaded {
     fn load(cfg: &ServerConfig) -> anyhow::Result<Loaded> {
         let started = Instant::now();
+        // The serials and journals of the last run go back before the first load.
+        let saved = crate::server::xfr_journal::restore_serials(&cfg.transfer, &cfg.zones);
         let (mut snap, loaded) = app::load_snapshot_without_fast(cfg, 1).map_err(ConfigErrors)?;
+        crate::server::xfr_journal::restore_journals(&mut snap, saved);
+        crate::server::xfr_journal::save(&snap, &cfg.zones, None);
         // Everything a query reads is built by now (zones, steered names, the geo
         // database): the sockets are bound only after this, so no query is
         // answered from a half-built snapshot. The fast table, which answers the
@@ -217,7 +221,7 @@ struct Tasks {
     reloader: tokio::task::JoinHandle<()>,
     others: Vec<tokio::task::JoinHandle<()>>,
     dns: server::Running,
-    dnstap: Option<Arc<server::dnstap::Tap>>,
+    estate: Arc<reload::estate::Estate>,
     admin_state: AdminState,
 }
 
@@ -229,10 +233,10 @@ impl Tasks {
         for t in self.others {
             let _ = t.await;
         }
+        self.estate.secondaries.join().await;
         self.dns.shutdown().await;
-        if let Some(t) = self.dnstap {
-            let _ = tokio::task::spawn_blocking(move || t.stop()).await;
-        }
+        let estate = self.estate.clone();
+        let _ = tokio::task::spawn_blocking(move || estate.stop_dnstap()).await;
         admin::save_state(&self.admin_state);
         info!("stopped");
     }
@@ -271,8 +275,9 @@ async fn run(
         .clone()
         .map(server::dnstap::Tap::start)
         .transpose()?;
-    let qlog = server::querylog::QueryLog::new(cfg.query_log).with_dnstap(dnstap.clone());
+    let qlog = server::querylog::QueryLog::new(cfg.query_log).with_dnstap(dnstap);
     let qlog = Arc::new(qlog);
+    let qlog_all = qlog.clone();
     let dns = server::start(
         bound.dns,
         handle.clone(),
@@ -281,6 +286,11 @@ async fn run(
         rrl,
         qlog.clone(),
     )?;
+    // A restarted primary tells its secondaries now (RFC 1996) rather than
+    // leaving them to their refresh timers: each zone, to its `notify`.
+    let snap = handle.load_full();
+    crate::server::notify::spawn(&snap.transfer, &snap.zone_names());
+    drop(snap);
     let signals = Signals::register();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut others =
@@ -291,20 +301,21 @@ async fn run(
     let (hup_tx, hup_rx) = tokio::sync::mpsc::channel(4);
     let stats = Arc::new(ReloadStats::default());
     let scheduler = Arc::new(Mutex::new(Scheduler::start(table, stop_rx.clone())));
+    // [[secondary]] zones: pulled from their primaries, each change a reload;
+    // they and [dnstap] follow the config at each reload.
+    let secondaries =
+        crate::secondary::Running::start(&cfg.secondaries, hup_tx.clone(), stop_rx.clone());
+    let estate = reload::estate::Estate::new(secondaries, qlog_all, cfg.dnstap.clone());
     let reloader = tokio::spawn(reload::run(
         o.clone(),
         reload::FileWatch::start(&o),
         handle.clone(),
         stats.clone(),
-        Some(keep_health(scheduler, weights, dials, shed.clone())),
+        reload::Hooks {
+            prepare: Some(keep_health(scheduler, weights, dials, shed.clone())),
+            estate: Some(estate.clone()),
+        },
         hup_rx,
-        stop_rx.clone(),
-    ));
-
-    // [[secondary]] zones: pulled from their primaries, each change a reload.
-    others.extend(crate::secondary::start(
-        &cfg.secondaries,
-        hup_tx.clone(),
         stop_rx.clone(),
     ));
     // With [fleet]: drains, weights and votes shared through etcd. Started
@@ -384,7 +395,7 @@ async fn run(
         reloader,
         others,
         dns,
-        dnstap,
+        estate,
         admin_state,
     }
     .stop()

@@ -357,3 +357,66 @@ fn sampling_sends_one_query_in_n_to_a_tcp_collector() {
         .as_ref()
         .is_some_and(|m| m.socket_protocol == Some(1))));
 }
+
+/// Writes the server config whole, by rename (as editors do).
+fn replace_config(cfg: &Path, text: &str) {
+    let tmp = cfg.with_extension("new");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, cfg).expect("rename");
+}
+
+#[test]
+fn dnstap_is_started_changed_and_stopped_by_a_reload() {
+    let d = dir("dnstap", "reload");
+    let sock = d.0.join("tap.sock");
+    let cap = Capture::start(&sock, &d.0.join("reload.fstrm"));
+    let geo = common::repo_path("tests/fixtures/geo/city.mmdb");
+    let base = format!("[geo]\ndatabase = {:?}\n", geo.to_str().expect("path"));
+    let cfg = d.0.join("server.toml");
+    replace_config(&cfg, &base);
+    let zones = common::repo_path("tests/zones/steer");
+    let s = Server::start(&[
+        "--zones",
+        zones.to_str().expect("path"),
+        "--config",
+        cfg.to_str().expect("path"),
+        "--admin",
+        "127.0.0.1:0",
+    ]);
+    let ask = || {
+        assert_eq!(
+            ask_udp(s.addr, &QuerySpec::new("static.steer.test.", 1)).rcode,
+            "NOERROR"
+        )
+    };
+    ask();
+    // Added by a reload: the queries after it are sent.
+    let on = format!(
+        "{base}\n[dnstap]\nsocket = {:?}\n",
+        sock.to_str().expect("path")
+    );
+    replace_config(&cfg, &on);
+    s.wait_log("dnstap output (re)started");
+    ask();
+    wait_until("the query written", common::WAIT, || {
+        metric(&s, "signpost_dnstap_written_total") >= 1
+    });
+    // A bad table: rejected with its line; the output keeps running.
+    replace_config(&cfg, &format!("{on}queue = 0\n"));
+    let line = s.wait_log("reload rejected");
+    assert!(line.contains("server.toml:6"), "{line}");
+    ask();
+    wait_until("the second query written", common::WAIT, || {
+        metric(&s, "signpost_dnstap_written_total") >= 2
+    });
+    // Removed: stopped, what it held written; the queries after it are not sent.
+    replace_config(&cfg, &base);
+    s.wait_log("dnstap output stopped");
+    ask();
+    wait_until("the collector let go", common::WAIT, || {
+        metric(&s, "signpost_dnstap_connected") == 0
+    });
+    let frames = read_frames(&cap.finish());
+    assert_eq!(frames.len(), 4, "two queries, each a query and a response");
+    assert_eq!(metric(&s, "signpost_dnstap_written_total"), 2);
+}

@@ -417,7 +417,7 @@ fn start_knot(root: &Path, port: u16, notify_to: SocketAddr) -> Knot {
     std::fs::write(
         &conf,
         format!(
-            "server:\n    rundir: \"{run}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\nlog:\n  - target: stderr\n    any: info\ndatabase:\n    storage: \"{storage}\"\nkey:\n  - id: xfr-key\n    algorithm: hmac-sha256\n    secret: {KEY}\nremote:\n  - id: signpost\n    address: {ip}@{sport}\nacl:\n  - id: xfr\n    address: 127.0.0.1\n    key: xfr-key\n    action: transfer\ntemplate:\n  - id: default\n    storage: \"{zones}\"\n    zonefile-sync: -1\n    zonefile-load: difference\n    journal-content: changes\nzone:\n  - domain: knot.test\n    file: knot.test.zone\n    notify: signpost\n    acl: xfr\n",
+            "server:\n    rundir: \"{run}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\nlog:\n  - target: stderr\n    any: info\ndatabase:\n    storage: \"{storage}\"\nkey:\n  - id: xfr-key\n    algorithm: hmac-sha256\n    secret: {KEY}\nremote:\n  - id: signpost\n    address: {ip}@{sport}\n    key: xfr-key\nacl:\n  - id: xfr\n    address: 127.0.0.1\n    key: xfr-key\n    action: transfer\ntemplate:\n  - id: default\n    storage: \"{zones}\"\n    zonefile-sync: -1\n    zonefile-load: difference\n    journal-content: changes\nzone:\n  - domain: knot.test\n    file: knot.test.zone\n    notify: signpost\n    acl: xfr\n",
             run = k.join("run").display(),
             storage = k.join("storage").display(),
             zones = k.join("zones").display(),
@@ -511,4 +511,192 @@ fn knot_primary_axfr_notify_ixfr_and_restart_from_copy() {
     let srv = start(&d.0);
     assert_eq!(a_of(srv.addr, "www.knot.test."), "192.0.2.2");
     assert_eq!(a_of(srv.addr, "app.knot.test."), "10.9.9.9");
+}
+
+/// A NOTIFY for `zone` signed (RFC 8945) with key `key_name` and `secret`
+/// (base64), sent from 127.0.0.1: the response's rcode, AA, and the TSIG
+/// error of its TSIG record (0 when it has none or it is clean).
+fn signed_notify(
+    to: SocketAddr,
+    zone: &str,
+    key_name: &str,
+    secret: &str,
+) -> Option<(u8, bool, u16)> {
+    use base64::Engine;
+    let secret = base64::engine::general_purpose::STANDARD
+        .decode(secret)
+        .expect("base64");
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
+    let mut m = vec![0x43, 0x21, 0x20, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    m.extend_from_slice(&name_wire(zone));
+    m.extend_from_slice(&[0, 6, 0, 1]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let time = &now.to_be_bytes()[2..];
+    let alg = name_wire("hmac-sha256.");
+    let kname = name_wire(key_name);
+    // The MAC covers the message, then the TSIG variables (RFC 8945 §4.3.3).
+    let mut signed = m.clone();
+    signed.extend_from_slice(&kname);
+    signed.extend_from_slice(&[0, 255, 0, 0, 0, 0]);
+    signed.extend_from_slice(&alg);
+    signed.extend_from_slice(time);
+    signed.extend_from_slice(&[1, 44, 0, 0, 0, 0]);
+    let mac = ring::hmac::sign(&key, &signed);
+    let mut rdata = alg.clone();
+    rdata.extend_from_slice(time);
+    rdata.extend_from_slice(&[1, 44, 0, 32]);
+    rdata.extend_from_slice(mac.as_ref());
+    rdata.extend_from_slice(&[0x43, 0x21, 0, 0, 0, 0]);
+    m.extend_from_slice(&kname);
+    m.extend_from_slice(&[0, 250, 0, 255, 0, 0, 0, 0]);
+    m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    m.extend_from_slice(&rdata);
+    m[11] = 1;
+    let s = UdpSocket::bind("127.0.0.1:0").ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.send_to(&m, to).ok()?;
+    let mut buf = [0u8; 512];
+    let n = s.recv(&mut buf).ok()?;
+    let r = &buf[..n];
+    if n < 12 || r[..2] != [0x43, 0x21] || r[2] & 0x80 == 0 {
+        return None;
+    }
+    // The TSIG error: the 4th and 3rd bytes from the end, when OTHER LEN is 0.
+    let error = if r[11] > 0 && n > 6 {
+        u16::from_be_bytes([r[n - 4], r[n - 3]])
+    } else {
+        0
+    };
+    Some((r[3] & 0x0f, r[2] & 0x04 != 0, error))
+}
+
+/// Every refresh of `zone` counted, whatever its result.
+fn all_refreshes(admin: SocketAddr, zone: &str) -> u64 {
+    let (_, body) = http(admin, "GET", "/metrics");
+    let start = format!("signpost_secondary_refreshes_total{{zone=\"{zone}\"");
+    body.lines()
+        .filter(|l| l.starts_with(&start))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_zone_with_a_key_takes_notify_only_signed_with_it() {
+    let zone = "signed.test.";
+    // No primary answers: each refresh is counted `unreachable`, and the next
+    // is 10 s away unless a NOTIFY asks for one.
+    let nobody: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let d = dir("secondary", "notify-tsig");
+    write_server_config(&d.0, zone, nobody, &tsig_table(&d.0, KEY));
+    let srv = start(&d.0);
+    let admin = srv.admin.expect("admin");
+    wait_until("the first refresh", LIMIT, || {
+        all_refreshes(admin, zone) >= 1
+    });
+    let before = all_refreshes(admin, zone);
+    // Unsigned, from the primary's address: REFUSED.
+    assert_eq!(notify("127.0.0.1", srv.addr, zone), Some((5, false)));
+    // The right key's name, a wrong secret: NOTAUTH, BADSIG (16).
+    assert_eq!(
+        signed_notify(srv.addr, zone, "xfr-key.", WRONG),
+        Some((9, false, 16))
+    );
+    // A key signpost does not have: NOTAUTH, BADKEY (17).
+    assert_eq!(
+        signed_notify(srv.addr, zone, "other-key.", KEY),
+        Some((9, false, 17))
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        all_refreshes(admin, zone),
+        before,
+        "a refused NOTIFY started a refresh"
+    );
+    assert_eq!(
+        metric(admin, "signpost_notify_received_total{result=\"tsig\"}"),
+        3
+    );
+    assert_eq!(
+        metric(admin, "signpost_notify_received_total{result=\"accepted\"}"),
+        0
+    );
+    // Signed with the zone's key: taken, and a refresh follows at once.
+    assert_eq!(
+        signed_notify(srv.addr, zone, "xfr-key.", KEY),
+        Some((0, true, 0))
+    );
+    wait_until(
+        "the signed NOTIFY refreshes",
+        Duration::from_secs(5),
+        || all_refreshes(admin, zone) > before,
+    );
+    assert_eq!(
+        metric(admin, "signpost_notify_received_total{result=\"accepted\"}"),
+        1
+    );
+}
+
+/// Writes the server config whole, by rename (as editors do).
+fn replace_config(root: &Path, text: &str) {
+    let tmp = root.join("server.toml.new");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, root.join("server.toml")).expect("rename");
+}
+
+#[test]
+fn secondary_tables_follow_a_reload() {
+    let zone = "reload.test.";
+    let first = FakePrimary::start(zone);
+    first.set(Some(Send::Zone {
+        serial: 1,
+        www: [192, 0, 2, 7],
+        expire: 600,
+    }));
+    let second = FakePrimary::start(zone);
+    second.set(Some(Send::Zone {
+        serial: 2,
+        www: [192, 0, 2, 8],
+        expire: 600,
+    }));
+    let d = dir("secondary", "reload");
+    std::fs::write(
+        d.0.join("zones/static.test.zone"),
+        "$ORIGIN static.test.\n$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.53\n",
+    )
+    .expect("zone");
+    let plain = "zones = \"zones\"\n";
+    replace_config(&d.0, plain);
+    let srv = start(&d.0);
+    assert_eq!(a_of(srv.addr, "www.reload.test."), "REFUSED");
+    // Added: pulled and served without a restart.
+    let with = |primary: SocketAddr| {
+        format!("{plain}\n[[secondary]]\nzone = \"{zone}\"\nprimaries = [\"{primary}\"]\ntimeout = \"2s\"\n")
+    };
+    replace_config(&d.0, &with(first.addr));
+    wait_until("the added secondary zone serves", LIMIT, || {
+        a_of(srv.addr, "www.reload.test.") == "192.0.2.7"
+    });
+    // A bad table: rejected with its line, and the zone keeps serving.
+    replace_config(
+        &d.0,
+        &format!("{plain}\n[[secondary]]\nzone = \"{zone}\"\nprimaries = [\"no address\"]\n"),
+    );
+    let line = srv.wait_log("reload rejected");
+    assert!(line.contains("server.toml:5"), "{line}");
+    assert_eq!(a_of(srv.addr, "www.reload.test."), "192.0.2.7");
+    // Changed: another primary, taken from at once.
+    replace_config(&d.0, &with(second.addr));
+    wait_until("the changed table's primary serves", LIMIT, || {
+        a_of(srv.addr, "www.reload.test.") == "192.0.2.8"
+    });
+    // Removed: no longer served, and its refresh stopped.
+    replace_config(&d.0, plain);
+    wait_until("the removed zone is gone", LIMIT, || {
+        a_of(srv.addr, "www.reload.test.") == "REFUSED"
+    });
+    srv.wait_log("refresh stopped");
+    assert_eq!(a_of(srv.addr, "ns.static.test."), "192.0.2.53");
 }

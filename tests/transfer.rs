@@ -105,6 +105,11 @@ fn spawn(cmd: &str, args: &[&str], log: &Path) -> Peer {
 }
 
 fn start_knot(d: &Path, port: u16, primary: SocketAddr) -> Peer {
+    start_knot_with(d, port, primary, "-1")
+}
+
+/// Knot as a secondary of `primary`; `sync` is its `zonefile-sync`.
+fn start_knot_with(d: &Path, port: u16, primary: SocketAddr, sync: &str) -> Peer {
     for sub in ["run", "storage", "zones"] {
         std::fs::create_dir_all(d.join(sub)).expect("mkdir");
     }
@@ -136,7 +141,7 @@ acl:
 template:
   - id: default
     storage: "{d}/zones"
-    zonefile-sync: -1
+    zonefile-sync: {sync}
 zone:
   - domain: {ZONE}
     master: signpost
@@ -202,8 +207,16 @@ fn start_signpost(d: &Path, notify: &[SocketAddr]) -> Server {
 
 /// [`start_signpost`] with `extra` at the top of the server config.
 fn start_signpost_with(d: &Path, notify: &[SocketAddr], extra: &str) -> Server {
-    use std::os::unix::fs::PermissionsExt;
     std::fs::write(d.join("zones/geo.example.toml"), zone_text("", "10.0.0.3")).expect("write");
+    write_config(d, notify, extra, "");
+    let c = d.join("server.toml");
+    Server::start(&["--config", c.to_str().unwrap(), "--admin", "127.0.0.1:0"])
+}
+
+/// The server config (and the key file): `extra` at its top, `transfer` in
+/// `[transfer]`.
+fn write_config(d: &Path, notify: &[SocketAddr], extra: &str, transfer: &str) {
+    use std::os::unix::fs::PermissionsExt;
     let key = d.join("xfr.key");
     std::fs::write(&key, format!("{SECRET}\n")).expect("write");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
@@ -221,12 +234,26 @@ allow = ["127.0.0.1/32"]
 keys = ["xfr-key."]
 notify = [{}]
 notify_key = "xfr-key."
+{transfer}
 "#,
         targets.join(", "),
     );
     std::fs::write(d.join("server.toml"), cfg).expect("write");
+}
+
+/// signpost on the config [`write_config`] wrote, also listening on `fixed`
+/// (the address its secondaries know, the same across restarts).
+fn start_signpost_on(d: &Path, fixed: SocketAddr) -> Server {
     let c = d.join("server.toml");
-    Server::start(&["--config", c.to_str().unwrap(), "--admin", "127.0.0.1:0"])
+    let fixed = fixed.to_string();
+    Server::start(&[
+        "--config",
+        c.to_str().unwrap(),
+        "--admin",
+        "127.0.0.1:0",
+        "--listen",
+        &fixed,
+    ])
 }
 
 fn serial_of(at: SocketAddr) -> Option<u32> {
@@ -567,4 +594,209 @@ fn malformed_and_unknown_zone_requests_are_answered_and_change_nothing() {
     // The zone still transfers.
     let ok = kdig_axfr(at, Some(SECRET), "127.0.0.1");
     assert!(ok.contains("www.geo.example."), "{ok}");
+}
+
+fn knotc(d: &Path, args: &[&str]) -> String {
+    need("knotc", "knot");
+    let sock = d.join("run/knot.sock");
+    let out = Command::new("knotc")
+        .arg("-s")
+        .arg(&sock)
+        .args(args)
+        .output()
+        .expect("knotc");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The zone as it is after the change of the restart tests: a new name, the
+/// file's serial unchanged.
+fn change_zone(d: &Path) {
+    let tmp = d.join("geo.example.toml.new");
+    std::fs::write(&tmp, zone_text("new A 192.0.2.9", "10.0.0.4")).expect("write");
+    std::fs::rename(&tmp, d.join("zones/geo.example.toml")).expect("rename");
+}
+
+#[test]
+fn raised_serial_and_journal_survive_a_restart_and_a_corrupt_journal_is_ignored() {
+    need("knotd", "knot");
+    let d = dir("transfer", "restart");
+    std::fs::write(
+        d.0.join("zones/geo.example.toml"),
+        zone_text("", "10.0.0.3"),
+    )
+    .expect("write");
+    write_config(&d.0, &[], "", "journal_dir = \"journal\"");
+    let fixed: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let server = start_signpost_on(&d.0, fixed);
+    let kport = free_port();
+    let knot_at: SocketAddr = format!("127.0.0.1:{kport}").parse().unwrap();
+    let kdir = d.0.join("knot");
+    let _knot = start_knot(&kdir, kport, fixed);
+    wait_until("knot serves serial 1", Duration::from_secs(30), || {
+        serial_of(knot_at) == Some(1)
+    });
+    // A change, the file's serial unchanged: serial 2 and a difference in the
+    // journal. Knot is not told (no NOTIFY here) and stays at 1.
+    change_zone(&d.0);
+    server.wait_log("serving serial 2");
+    server.wait_log("reloaded");
+    assert_eq!(serial_of(knot_at), Some(1));
+    // Killed (no clean stop) and started again: still serial 2, not the file's 1.
+    drop(server);
+    let server = start_signpost_on(&d.0, fixed);
+    server.early_log("IXFR journal restored");
+    assert_eq!(
+        serial_of(server.addr),
+        Some(2),
+        "the served serial went back"
+    );
+    // Knot, asked to refresh, takes the difference from serial 1 by IXFR.
+    let said = knotc(&kdir, &["zone-refresh", ZONE]);
+    assert!(said.contains("OK"), "{said}");
+    wait_until("knot serves serial 2", Duration::from_secs(30), || {
+        serial_of(knot_at) == Some(2)
+    });
+    let line = server.wait_log("zone transferred");
+    assert!(line.contains("IXFR") && line.contains("serial=2"), "{line}");
+    assert_same("knot", server.addr, knot_at);
+    // A corrupt journal file: logged and ignored; the zone serves from its file.
+    drop(server);
+    let file = d.0.join("journal/geo.example.journal");
+    let mut bytes = std::fs::read(&file).expect("the journal file");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&file, bytes).expect("write");
+    let server = start_signpost_on(&d.0, fixed);
+    let line = server.early_log("journal file ignored");
+    assert!(line.contains("checksum"), "{line}");
+    assert_eq!(serial_of(server.addr), Some(1));
+}
+
+#[test]
+fn a_restarted_signpost_notifies_its_secondaries_at_once() {
+    need("knotd", "knot");
+    let d = dir("transfer", "startup-notify");
+    let kport = free_port();
+    let knot_at: SocketAddr = format!("127.0.0.1:{kport}").parse().unwrap();
+    std::fs::write(
+        d.0.join("zones/geo.example.toml"),
+        zone_text("", "10.0.0.3"),
+    )
+    .expect("write");
+    write_config(&d.0, &[knot_at], "", "");
+    let fixed: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let server = start_signpost_on(&d.0, fixed);
+    let _knot = start_knot(&d.0.join("knot"), kport, fixed);
+    wait_until("knot serves serial 1", Duration::from_secs(30), || {
+        serial_of(knot_at) == Some(1)
+    });
+    // Changed while signpost is down, the file's serial raised: only a NOTIFY
+    // at start tells Knot before its refresh timer (an hour).
+    drop(server);
+    let text = zone_text("new A 192.0.2.9", "10.0.0.4").replace("serial = 1", "serial = 5");
+    std::fs::write(d.0.join("zones/geo.example.toml"), text).expect("write");
+    let server = start_signpost_on(&d.0, fixed);
+    wait_until("knot serves serial 5", Duration::from_secs(20), || {
+        serial_of(knot_at) == Some(5)
+    });
+    assert_same("knot", server.addr, knot_at);
+    wait_until("the NOTIFY counted", Duration::from_secs(10), || {
+        metrics(&server).contains("signpost_notify_total{result=\"answered\"} 1")
+    });
+}
+
+#[test]
+fn a_signed_answer_too_large_for_udp_with_its_tsig_is_truncated_and_signed() {
+    let d = dir("transfer", "tsig-tc");
+    // 480 bytes without EDNS: under 512 alone, over it with its TSIG record.
+    let big = format!("big TXT \"{}\" \"{}\"", "a".repeat(200), "b".repeat(233));
+    std::fs::write(
+        d.0.join("zones/geo.example.toml"),
+        zone_text(&big, "10.0.0.3"),
+    )
+    .expect("write");
+    write_config(&d.0, &[], "", "");
+    let c = d.0.join("server.toml");
+    let server = Server::start(&["--config", c.to_str().unwrap()]);
+    let at = server.addr;
+    let ask = |extra: &str| {
+        kdig(&[
+            "-y".into(),
+            format!("hmac-sha256:xfr-key.:{SECRET}"),
+            format!("@{}", at.ip()),
+            "-p".into(),
+            at.port().to_string(),
+            "+notcp".into(),
+            "+ignore".into(),
+            extra.into(),
+            "TXT".into(),
+            "big.geo.example.".into(),
+        ])
+    };
+    // No EDNS: 512 bytes. The question alone, TC, NOERROR, signed (RFC 8945 §5.3).
+    let small = ask("+noedns");
+    let flags = small
+        .lines()
+        .find(|l| l.contains("Flags:"))
+        .unwrap_or_default();
+    assert!(flags.contains(" tc"), "{small}");
+    assert!(
+        small.contains("NOERROR") && small.contains("TSIG") && !small.contains("WARNING"),
+        "{small}"
+    );
+    assert!(!small.contains("bbbb"), "{small}");
+    // Room for both: the answer, signed.
+    let room = ask("+bufsize=1232");
+    assert!(room.contains("bbbb") && room.contains("TSIG"), "{room}");
+    assert!(!room.contains("WARNING"), "{room}");
+}
+
+#[test]
+fn a_compact_denial_zone_transfers_an_nsec_chain_and_still_answers_compactly() {
+    let d = dir("transfer", "compact");
+    std::fs::create_dir_all(d.0.join("keys")).expect("mkdir");
+    // The default denial: compact (negative answers signed on the fly).
+    let server = start_signpost_with(
+        &d.0,
+        &[],
+        "[dnssec]\nzones = [\"geo.example.\"]\nkey_dir = \"keys\"\n",
+    );
+    let out = kdig_axfr(server.addr, Some(SECRET), "127.0.0.1");
+    let rrs = records(&out);
+    let nsec: Vec<&Vec<String>> = rrs
+        .iter()
+        .filter(|r| r.len() > 4 && r[3] == "NSEC")
+        .collect();
+    for owner in ["geo.example.", "static.geo.example.", "www.geo.example."] {
+        assert!(
+            nsec.iter().any(|r| r[0] == owner),
+            "no NSEC at {owner} in the transfer:\n{out}"
+        );
+        assert!(
+            rrs.iter()
+                .any(|r| r.len() > 4 && r[0] == owner && r[3] == "RRSIG" && r[4] == "NSEC"),
+            "the NSEC at {owner} unsigned:\n{out}"
+        );
+    }
+    // signpost's own answer for a missing name: still compact denial, an NSEC
+    // at the name itself (RFC 9824), not the chain's.
+    let at = server.addr;
+    let missing = kdig(&[
+        format!("@{}", at.ip()),
+        "-p".into(),
+        at.port().to_string(),
+        "+dnssec".into(),
+        "A".into(),
+        "missing.geo.example.".into(),
+    ]);
+    let recs = records(&missing);
+    assert!(
+        recs.iter()
+            .any(|r| r.len() > 4 && r[0] == "missing.geo.example." && r[3] == "NSEC"),
+        "{missing}"
+    );
 }

@@ -72,9 +72,24 @@ fn handle_gated(
     // With TSIG keys configured, a signed query gets a signed answer (RFC 8945
     // §5.3), or the TSIG error; servers without keys pay nothing.
     if o.sent && !snap.transfer.keys.keys.is_empty() {
-        crate::zone::tsig::sign_answer(&snap.transfer.keys, pkt, out, crate::clock::unix_now());
+        let now = crate::clock::unix_now();
+        let limit = || udp_limit(snap, pkt, transport);
+        crate::zone::tsig::sign_answer_within(&snap.transfer.keys, pkt, out, now, limit);
     }
     o
+}
+
+/// The size a response to `pkt` must fit in: the client's EDNS payload (or
+/// 512) over UDP, 64 KiB over TCP.
+#[cold]
+fn udp_limit(snap: &Snapshot, pkt: &[u8], transport: Transport) -> usize {
+    let mut name_buf = query::NameBuf::default();
+    let edns = match query::parse(pkt, &mut name_buf) {
+        Ok(q) => q.edns,
+        Err(Reject::Error { edns, .. }) => edns,
+        Err(Reject::Drop) => None,
+    };
+    size_limit(edns.as_ref(), snap.udp_payload, transport == Transport::Tcp)
 }
 
 fn handle_unsigned(
@@ -137,7 +152,9 @@ fn handle_unsigned(
         }) => {
             let (rcode, aa) = match (opcode, rcode) {
                 (super::notify_in::OPCODE, Rcode::NotImp) => {
-                    super::notify_in::answer(snap.notify.as_deref(), question, src)
+                    let now = crate::clock::unix_now();
+                    let signed = super::notify_in::signed(&snap.transfer.keys, pkt, now);
+                    super::notify_in::answer(snap.notify.as_deref(), question, src, signed)
                 }
                 _ => (rcode, false),
             };

@@ -65,6 +65,9 @@ pub struct TransferConfig {
     pub zones: Vec<(Name, ZoneTransfer)>,
     /// Differences kept per zone for IXFR.
     pub journal: usize,
+    /// Where the served serials and the journal are kept across restarts
+    /// (`server::xfr_journal`); none: in memory only.
+    pub journal_dir: Option<std::path::PathBuf>,
 }
 
 /// The default of `transfer.journal`.
@@ -77,6 +80,7 @@ impl Default for TransferConfig {
             defaults: ZoneTransfer::default(),
             zones: Vec::new(),
             journal: DEFAULT_JOURNAL,
+            journal_dir: None,
         }
     }
 }

@@ -118,7 +118,7 @@ pub(crate) fn zone_records(snap: Source<'_>, zi: usize, standin: Standin) -> Opt
     if let Some(chain) = snap
         .signers
         .get(&zone.origin)
-        .and_then(|s| s.chain.as_ref())
+        .and_then(|s| s.chain.as_ref().or(s.transfer_chain.as_ref()))
     {
         for (n, set) in chain.iter() {
             push_signed(&mut out, n.wire(), set);

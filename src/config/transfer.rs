@@ -35,6 +35,7 @@ pub(super) struct TransferRaw {
     notify: Option<Spanned<Vec<String>>>,
     notify_key: Option<Spanned<String>>,
     journal: Option<Spanned<u32>>,
+    journal_dir: Option<Spanned<PathBuf>>,
     zone: Option<Spanned<indexmap::IndexMap<String, TransferZoneRaw>>>,
 }
 
@@ -131,6 +132,7 @@ pub(super) fn check(
         notify,
         notify_key,
         journal,
+        journal_dir,
         zone,
     } = raw;
     let base_zone = ZoneTransfer::default();
@@ -156,6 +158,18 @@ pub(super) fn check(
             );
         }
         cfg.journal = n;
+    }
+    if let Some(d) = journal_dir {
+        let at = d.span().start;
+        let d = d.into_inner();
+        if d.as_os_str().is_empty() {
+            err(
+                at,
+                "transfer.journal_dir is empty: name a folder, or leave the key out".into(),
+            );
+        } else {
+            cfg.journal_dir = Some(if d.is_absolute() { d } else { base.join(d) });
+        }
     }
     for (name, z) in zone.map(Spanned::into_inner).unwrap_or_default() {
         let origin = match Name::parse(&name, Some(&Name::root())) {

@@ -37,6 +37,10 @@ pub struct ZoneSigner {
     pub stats: sign::Stats,
     /// The prebuilt NSEC chain, with `denial = "nsec"`; `None`: compact denial.
     pub chain: Option<sign::NsecChain>,
+    /// With compact denial, for a zone that goes to secondaries: the NSEC chain
+    /// its transfers carry (a secondary cannot sign denials on the fly), never
+    /// served by signpost itself, whose answers keep compact denial.
+    pub transfer_chain: Option<sign::NsecChain>,
     /// The types of each steered name, by its index (see [`steered_types`]).
     steered_types: Vec<Vec<u16>>,
 }
@@ -96,6 +100,7 @@ pub fn sign(
     steering: &mut crate::policy::ZoneSteering,
     now: u64,
     sign_rate: u32,
+    transfers: bool,
 ) -> Result<ZoneSigner, Vec<KeyError>> {
     let Some(policy) = zone.dnssec.clone() else {
         return Err(vec![KeyError {
@@ -165,7 +170,7 @@ pub fn sign(
     let stats = sign::sign_zone(zone, steering, roles, window)
         .map_err(|e| zone_err(format!("signing {}: {e}", zone.origin)))?;
     let steered_types = steered_types(steering);
-    let chain = if policy.nsec_chain {
+    let chain = if policy.nsec_chain || transfers {
         let c = sign::NsecChain::build(
             zone,
             &steered_types,
@@ -178,6 +183,11 @@ pub fn sign(
     } else {
         None
     };
+    let (chain, transfer_chain) = if policy.nsec_chain {
+        (chain, None)
+    } else {
+        (None, chain)
+    };
     let resign_at = u64::from(window.expiration).saturating_sub(u64::from(policy.refresh));
     let online = online::Online::new(zone, sign_rate);
     Ok(ZoneSigner {
@@ -188,6 +198,7 @@ pub fn sign(
         online,
         stats,
         chain,
+        transfer_chain,
         steered_types,
     })
 }

@@ -7,6 +7,8 @@
 //! files. A file caught half-written fails to parse and is rejected; the write's
 //! next event triggers another attempt once it is complete.
 
+pub mod estate;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -42,17 +44,28 @@ pub struct ReloadStats {
 /// health state over, for one).
 pub(crate) type Prepare = Arc<dyn Fn(&mut Snapshot, &Snapshot) + Send + Sync>;
 
-/// Builds and swaps in a new snapshot. Returns its generation.
+/// What a reload does besides building the snapshot: `prepare` before it
+/// serves, and the config's tasks and outputs applied to `estate` after.
+#[derive(Clone, Default)]
+pub(crate) struct Hooks {
+    pub(crate) prepare: Option<Prepare>,
+    pub(crate) estate: Option<Arc<estate::Estate>>,
+}
+
+/// Builds and swaps in a new snapshot, then runs the `hooks`. Returns its
+/// generation.
 pub(crate) fn reload_now(
     o: &CommandLine,
     handle: &SnapshotHandle,
     stats: &ReloadStats,
-    prepare: Option<&Prepare>,
+    hooks: &Hooks,
     why: &str,
 ) -> Result<u64, Vec<ConfigError>> {
     let old = handle.load_full();
     let generation = old.generation + 1;
+    let mut zones_dir = PathBuf::new();
     let result = app::server_config(o).and_then(|cfg| {
+        zones_dir = cfg.zones.clone();
         let running: Vec<_> = old.listen.clone();
         if cfg.listen != running && !running.is_empty() {
             warn!(
@@ -60,10 +73,10 @@ pub(crate) fn reload_now(
                 running
             );
         }
-        app::load_snapshot(&cfg, generation).map(|r| (r, cfg))
+        app::load_snapshot(&cfg, generation).map(|(s, l)| (s, l, cfg))
     });
     match result {
-        Ok(((mut snap, loaded), cfg)) => {
+        Ok((mut snap, loaded, cfg)) => {
             // Before the snapshot serves: its zones read the measured table's
             // columns by the new regions.
             latency::apply(&cfg);
@@ -71,7 +84,7 @@ pub(crate) fn reload_now(
                 warn!("{w}");
             }
             snap.listen = old.listen.clone();
-            if let Some(p) = prepare {
+            if let Some(p) = &hooks.prepare {
                 p(&mut snap, &old);
             }
             let (journal, changed) = crate::server::xfr::carry_journal(
@@ -79,10 +92,14 @@ pub(crate) fn reload_now(
                 crate::answer::xfr::Source::of(&old),
             );
             snap.journal = Arc::new(journal);
+            crate::server::xfr_journal::save(&snap, &zones_dir, Some(&changed));
             let changes = describe_changes(&old, &snap);
             handle.store(Arc::new(snap));
             // After the swap: a secondary that asks at once gets the new serial.
             crate::server::notify::spawn(&handle.load().transfer, &changed);
+            if let Some(e) = &hooks.estate {
+                e.apply(&cfg);
+            }
             // The old snapshot is freed once its last reader lets go, and the
             // pages it held go back to the system, so that reloads do not
             // leave the process at the size of two snapshots.
@@ -277,12 +294,12 @@ fn resign_in(snap: &Snapshot) -> Duration {
 
 /// Reloads on file changes and SIGHUP until `stop` fires, and re-signs signed
 /// zones before their signatures expire.
-pub async fn run(
+pub(crate) async fn run(
     o: CommandLine,
     mut files: FileWatch,
     handle: SnapshotHandle,
     stats: Arc<ReloadStats>,
-    prepare: Option<Prepare>,
+    hooks: Hooks,
     mut hup: mpsc::Receiver<()>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -324,8 +341,8 @@ pub async fn run(
         let o2 = o.clone();
         let h = handle.clone();
         let s = stats.clone();
-        let p = prepare.clone();
+        let k = hooks.clone();
         // Loading reads files and the geo database: off the runtime's workers.
-        let _ = tokio::task::spawn_blocking(move || reload_now(&o2, &h, &s, p.as_ref(), why)).await;
+        let _ = tokio::task::spawn_blocking(move || reload_now(&o2, &h, &s, &k, why)).await;
     }
 }

@@ -127,6 +127,7 @@ pub(crate) fn notify_table(secondaries: &[SecondaryConfig]) -> Option<Arc<Notify
             .map(|s| NotifyZone {
                 origin: s.origin.clone(),
                 from: s.notify_from.clone(),
+                key: s.tsig.as_ref().map(|k| k.name.clone()),
                 wake: wake_of(&s.origin),
             })
             .collect(),
@@ -149,7 +150,7 @@ pub(crate) fn render(out: &mut String) {
         );
     }
     use std::sync::atomic::Ordering::Relaxed;
-    let _ = writeln!(out, "# HELP signpost_notify_received_total NOTIFY messages received, by result.\n# TYPE signpost_notify_received_total counter\nsignpost_notify_received_total{{result=\"accepted\"}} {}\nsignpost_notify_received_total{{result=\"refused\"}} {}", r.notify.accepted.load(Relaxed), r.notify.refused.load(Relaxed));
+    let _ = writeln!(out, "# HELP signpost_notify_received_total NOTIFY messages received, by result.\n# TYPE signpost_notify_received_total counter\nsignpost_notify_received_total{{result=\"accepted\"}} {}\nsignpost_notify_received_total{{result=\"refused\"}} {}\nsignpost_notify_received_total{{result=\"tsig\"}} {}", r.notify.accepted.load(Relaxed), r.notify.refused.load(Relaxed), r.notify.tsig.load(Relaxed));
 }
 
 /// A zone as last pulled: its SOA and every record (the SOA included).
@@ -169,21 +170,119 @@ enum Pulled {
     Incremental(Vec<(Vec<Rr>, Vec<Rr>)>, Rr),
 }
 
-/// Starts one refresh task per secondary zone; each asks `reload` for a reload
-/// when its copy changed or expired, and ends when `stop` fires.
-pub fn start(
-    secondaries: &[SecondaryConfig],
+/// The refresh tasks, one per `[[secondary]]` table; each asks `reload` for a
+/// reload when its copy changed or expired, and ends when `stop` fires. A
+/// reload's tables are applied with [`Running::apply`]: a table added starts
+/// its task, one removed or changed stops its task (a changed one starts
+/// afresh), one unchanged keeps running untouched.
+pub struct Running {
     reload: mpsc::Sender<()>,
     stop: watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    secondaries
-        .iter()
-        .map(|s| {
-            let s = s.clone();
-            let wake = wake_of(&s.origin);
-            tokio::spawn(run(s, wake, reload.clone(), stop.clone()))
-        })
-        .collect()
+    tasks: Mutex<Vec<Task>>,
+}
+
+struct Task {
+    cfg: SecondaryConfig,
+    /// Dropped or fired: the task ends at its next await (a transfer in
+    /// flight is abandoned; the copy on disk is written whole or not at all).
+    cancel: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+/// Whether two tables ask for the same task.
+fn same(a: &SecondaryConfig, b: &SecondaryConfig) -> bool {
+    let SecondaryConfig {
+        origin,
+        primaries,
+        notify_from,
+        file,
+        max_bytes,
+        timeout,
+        tsig,
+    } = a;
+    *origin == b.origin
+        && *primaries == b.primaries
+        && *notify_from == b.notify_from
+        && *file == b.file
+        && *max_bytes == b.max_bytes
+        && *timeout == b.timeout
+        && match (tsig, &b.tsig) {
+            (None, None) => true,
+            (Some(x), Some(y)) => x.same_as(y),
+            _ => false,
+        }
+}
+
+impl Running {
+    /// Starts a task for each of `secondaries` (needs a tokio runtime).
+    pub fn start(
+        secondaries: &[SecondaryConfig],
+        reload: mpsc::Sender<()>,
+        stop: watch::Receiver<bool>,
+    ) -> Arc<Running> {
+        let r = Running {
+            reload,
+            stop,
+            tasks: Mutex::new(Vec::new()),
+        };
+        r.apply(secondaries);
+        Arc::new(r)
+    }
+
+    /// Makes the running tasks those of `secondaries`.
+    pub fn apply(&self, secondaries: &[SecondaryConfig]) {
+        let Ok(mut tasks) = self.tasks.lock() else {
+            return;
+        };
+        let started = !tasks.is_empty();
+        tasks.retain_mut(|t| {
+            let keep = secondaries.iter().any(|s| same(s, &t.cfg));
+            if !keep {
+                info!(zone = %t.cfg.origin, "secondary zone's refresh stopped: its [[secondary]] table was removed or changed");
+                if let Some(c) = t.cancel.take() {
+                    let _ = c.send(());
+                }
+            }
+            keep
+        });
+        for s in secondaries {
+            if tasks.iter().any(|t| same(s, &t.cfg)) {
+                continue;
+            }
+            if started {
+                info!(zone = %s.origin, "secondary zone's refresh started by a reload");
+            }
+            tasks.push(self.spawn(s.clone()));
+        }
+    }
+
+    fn spawn(&self, cfg: SecondaryConfig) -> Task {
+        let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
+        let wake = wake_of(&cfg.origin);
+        let task = run(cfg.clone(), wake, self.reload.clone(), self.stop.clone());
+        let handle = tokio::spawn(async move {
+            tokio::select! {
+                _ = task => {}
+                _ = cancelled => {}
+            }
+        });
+        Task {
+            cfg,
+            cancel: Some(cancel),
+            handle,
+        }
+    }
+
+    /// Waits for every task to end (after `stop` fired).
+    pub async fn join(&self) {
+        let handles: Vec<_> = match self.tasks.lock() {
+            Ok(mut t) => t.drain(..).map(|t| t.handle).collect(),
+            Err(_) => Vec::new(),
+        };
+        for h in handles {
+            let _ = h.await;
+        }
+    }
 }
 
 async fn run(

@@ -24,6 +24,7 @@ mod tcp;
 pub mod tls;
 mod udp;
 pub mod xfr;
+pub(crate) mod xfr_journal;
 pub mod xfr_serial;
 
 use std::io;

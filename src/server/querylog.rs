@@ -4,7 +4,7 @@
 //! threads reach the dnstap output (`super::dnstap`) through it too.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::dnstap::{Proto, Stamp, Steering, Tap};
@@ -22,7 +22,21 @@ pub struct QueryLog {
     seen: AtomicU64,
     /// second (upper 40 bits) | lines logged in it (lower 24 bits)
     window: AtomicU64,
-    dnstap: Option<Arc<Tap>>,
+    /// The dnstap output; replaced by a reload that changes `[dnstap]`.
+    dnstap: arc_swap::ArcSwapOption<Tap>,
+    /// Whether `dnstap` holds one: the query path's one load when it does not.
+    dnstap_on: AtomicBool,
+}
+
+/// The dnstap output for one query, held while it is used.
+pub struct TapRef(arc_swap::Guard<Option<Arc<Tap>>>);
+
+impl std::ops::Deref for TapRef {
+    type Target = Tap;
+    fn deref(&self) -> &Tap {
+        // Made only from a guard holding a tap (`QueryLog::dnstap`).
+        self.0.as_deref().unwrap_or_else(|| unreachable!())
+    }
 }
 
 impl QueryLog {
@@ -35,13 +49,25 @@ impl QueryLog {
 
     /// With dnstap output as well.
     pub(crate) fn with_dnstap(self, dnstap: Option<Arc<Tap>>) -> QueryLog {
-        QueryLog { dnstap, ..self }
+        self.set_dnstap(dnstap);
+        self
     }
 
-    /// The dnstap output, when on: one branch when off.
+    /// Replaces the dnstap output; returns the one it replaces, for the
+    /// caller to stop.
+    pub(crate) fn set_dnstap(&self, dnstap: Option<Arc<Tap>>) -> Option<Arc<Tap>> {
+        self.dnstap_on.store(dnstap.is_some(), Ordering::Relaxed);
+        self.dnstap.swap(dnstap)
+    }
+
+    /// The dnstap output, when on: one load when off.
     #[inline]
-    pub fn dnstap(&self) -> Option<&Tap> {
-        self.dnstap.as_deref()
+    pub fn dnstap(&self) -> Option<TapRef> {
+        if !self.dnstap_on.load(Ordering::Relaxed) {
+            return None;
+        }
+        let g = self.dnstap.load();
+        g.is_some().then(|| TapRef(g))
     }
 
     /// Offers a query `Tap::sample` chose to dnstap, with the decision in the

@@ -4,7 +4,9 @@
 //! plus one. Secondaries then see the change, as a serial that went up.
 //!
 //! The serials served are remembered per zones folder and origin for the life of
-//! the process (a restart starts from the files' serials). The loader calls
+//! the process; with `[transfer] journal_dir` they are also written to disk and
+//! put back before the first load (`server::xfr_journal`), so that a restart
+//! does not serve a serial older than one secondaries saw. The loader calls
 //! [`follow_content`] before the zones are signed, so the SOA's RRSIG, the fast
 //! table and transfers all carry the served serial.
 
@@ -21,6 +23,26 @@ use crate::zone::{name, rtype, Name, RRset, Zone};
 type Served = FxHashMap<(PathBuf, Name), (u64, u32)>;
 
 static SERVED: Mutex<Option<Served>> = Mutex::new(None);
+
+/// What was last served of `origin` under `zones_dir`: (fingerprint, serial).
+pub(crate) fn served(zones_dir: &Path, origin: &Name) -> Option<(u64, u32)> {
+    let served = SERVED.lock().ok()?;
+    served
+        .as_ref()?
+        .get(&(zones_dir.to_path_buf(), origin.clone()))
+        .copied()
+}
+
+/// Puts back what a previous run served (from its journal file), unless this
+/// run has loaded the zone already.
+pub(crate) fn remember(zones_dir: &Path, origin: &Name, print: u64, serial: u32) {
+    if let Ok(mut served) = SERVED.lock() {
+        served
+            .get_or_insert_with(Default::default)
+            .entry((zones_dir.to_path_buf(), origin.clone()))
+            .or_insert((print, serial));
+    }
+}
 
 /// A fingerprint of what the zone serves, its SOA serial left out.
 pub(crate) fn fingerprint(zone: &Zone, steering: Option<&ZoneSteering>) -> u64 {

@@ -104,6 +104,8 @@ pub struct Key {
     pub name: Name,
     pub algorithm: Algorithm,
     key: hmac::Key,
+    /// A digest of the secret, to tell a changed secret at reload.
+    secret_digest: [u8; 32],
 }
 
 impl std::fmt::Debug for Key {
@@ -115,11 +117,21 @@ impl std::fmt::Debug for Key {
 
 impl Key {
     pub fn new(name: Name, algorithm: Algorithm, secret: &[u8]) -> Key {
+        let mut secret_digest = [0u8; 32];
+        secret_digest.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, secret).as_ref());
         Key {
             name,
             algorithm,
             key: hmac::Key::new(algorithm.ring(), secret),
+            secret_digest,
         }
+    }
+
+    /// Whether `other` is the same key: name, algorithm and secret.
+    pub(crate) fn same_as(&self, other: &Key) -> bool {
+        self.name == other.name
+            && self.algorithm == other.algorithm
+            && self.secret_digest == other.secret_digest
     }
 }
 
@@ -558,6 +570,38 @@ pub(crate) fn sign_answer(keys: &Keyring, request: &[u8], answer: &mut Vec<u8>, 
             error_response(answer, rejected, now);
         }
     }
+}
+
+/// [`sign_answer`] for an answer that must fit in `limit()` bytes (UDP; asked
+/// only of a signed answer over 512 bytes): when the
+/// signed answer would not, it becomes the header and question alone, TC set
+/// and NOERROR, signed (RFC 8945 §5.3), and the client asks again over TCP.
+pub(crate) fn sign_answer_within(
+    keys: &Keyring,
+    request: &[u8],
+    answer: &mut Vec<u8>,
+    now: u64,
+    limit: impl FnOnce() -> usize,
+) {
+    let before = answer.len();
+    sign_answer(keys, request, answer, now);
+    if answer.len() <= 512 || answer.len() == before || answer.len() <= limit() {
+        return;
+    }
+    let Ok(Some(mut v)) = verify_request(request, keys, now) else {
+        // A TSIG error answer holds no records: it is as short as it gets.
+        return;
+    };
+    let question = if answer[4..6] == [0, 1] {
+        wire_name_len(&answer[12..]).map_or(0, |n| n + 4)
+    } else {
+        0
+    };
+    answer.truncate((12 + question).min(answer.len()));
+    answer[2] |= 0x02;
+    answer[3] &= 0xF0;
+    answer[6..12].fill(0);
+    v.signer.sign(answer, now);
 }
 
 /// Checks the messages of an answer to a signed request in order (one message,

@@ -30,6 +30,8 @@ pub struct Server {
     pub admin: Option<SocketAddr>,
     /// Log lines after the ready line, as they arrive.
     pub log: mpsc::Receiver<String>,
+    /// Log lines before the ready line (the load's).
+    pub early: Vec<String>,
 }
 
 impl Server {
@@ -78,6 +80,7 @@ impl Server {
                             addr,
                             admin,
                             log: rx,
+                            early: seen,
                         };
                     }
                     seen.push(line);
@@ -108,6 +111,17 @@ impl Server {
                 Ok(_) => continue,
                 Err(_) => panic!("no log line containing {needle:?}"),
             }
+        }
+    }
+
+    /// The log line before the ready line that contains `needle`.
+    pub fn early_log(&self, needle: &str) -> String {
+        match self.early.iter().find(|l| l.contains(needle)) {
+            Some(l) => l.clone(),
+            None => panic!(
+                "no line containing {needle:?} before the ready line:\n{}",
+                self.early.join("\n")
+            ),
         }
     }
 

@@ -42,7 +42,7 @@ struct ServerRaw {
     tsig: Option<Vec<super::transfer::TsigRaw>>,
     transfer: Option<super::transfer::TransferRaw>,
     secondary: Option<Vec<super::secondary::SecondaryRaw>>,
-    shed: Option<std::collections::BTreeMap<String, super::shed::ShedRaw>>,
+    shed: Option<std::collections::BTreeMap<String, toml::Spanned<super::shed::ShedRaw>>>,
     gates: Option<std::collections::BTreeMap<String, toml::Spanned<super::ramps::GateRaw>>>,
     ramps: Option<std::collections::BTreeMap<String, toml::Spanned<super::ramps::RampRaw>>>,
     probes: Option<toml::Spanned<super::probes::ProbesRaw>>,

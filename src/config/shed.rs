@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::metric_checks::{compile_prometheus, Number, PrometheusRaw};
 use super::values::parse_duration;
-use super::ConfigError;
+use super::{line_of, ConfigError};
 use crate::health::{CheckKind, ShedPlan, ShedSource};
 
 #[derive(Debug, Deserialize)]
@@ -44,16 +44,16 @@ pub struct ShedRaw {
     pub timeout: Option<String>,
 }
 
-/// Checks every `[shed.REGION]`; errors carry the line of the table's header.
+/// Checks every `[shed.REGION]`; errors carry the line where the table starts.
 pub fn check(
-    raw: BTreeMap<String, ShedRaw>,
+    raw: BTreeMap<String, toml::Spanned<ShedRaw>>,
     text: &str,
     path: &Path,
     errors: &mut Vec<ConfigError>,
 ) -> Vec<ShedSource> {
     let mut out = Vec::new();
     for (region, r) in raw {
-        let line = header_line(text, &region);
+        let line = line_of(text, r.span().start);
         let mut errs = Vec::new();
         let ShedRaw {
             server,
@@ -66,7 +66,7 @@ pub fn check(
             after,
             interval,
             timeout,
-        } = r;
+        } = r.into_inner();
         let kind = match (server, query) {
             (Some(server), Some(query)) => Some(compile_prometheus(
                 &region,
@@ -132,16 +132,6 @@ pub fn check(
     out
 }
 
-/// The line of `[shed.REGION]` (or `[shed."REGION"]`), else 0.
-fn header_line(text: &str, region: &str) -> usize {
-    text.lines()
-        .position(|l| {
-            let l = l.trim().replace(['"', ' '], "");
-            l == format!("[shed.{region}]")
-        })
-        .map_or(0, |i| i + 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,7 +139,7 @@ mod tests {
     fn run(text: &str) -> (Vec<ShedSource>, Vec<ConfigError>) {
         #[derive(Deserialize)]
         struct Doc {
-            shed: BTreeMap<String, ShedRaw>,
+            shed: BTreeMap<String, toml::Spanned<ShedRaw>>,
         }
         let doc: Doc = toml::from_str(text).expect("toml");
         let mut errors = Vec::new();
@@ -183,5 +173,8 @@ mod tests {
             all.iter().any(|e| e.contains("must be below high")),
             "{all:?}"
         );
+        // Written as a dotted table with its region quoted, the line is still its own.
+        let (_, errs) = run("[tcp]\n\n[shed]\n\"eu-west\" = { low = 0.9, high = 0.8 }\n");
+        assert_eq!(errs[0].line, 4, "{errs:?}");
     }
 }

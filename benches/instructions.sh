@@ -16,6 +16,7 @@
 #
 #   bash benches/instructions.sh
 #   MIXES=static SERVERS="signpost gdnsd" PASSES=1 bash benches/instructions.sh
+#   DIALS=50 MIXES=geo SERVERS=signpost bash benches/instructions.sh   # dials on every region
 #
 # Mixes: static (benches/data/static.queries on bench.example.zone, as
 # compare.sh), ecs (benches/data/geo.queries: the same zone, every query with
@@ -37,6 +38,7 @@ PATH=$PATH:/usr/sbin:/sbin
 SERVERS=${SERVERS:-signpost gdnsd}
 MIXES=${MIXES:-static ecs geo}
 SIGNPOST=${SIGNPOST:-$REPO/target/release/signpost}
+DIALS=${DIALS:-}                  # a percent: signpost's geo mix with that traffic dial on every region (its cost against none)
 PASSES=${PASSES:-2}               # passes over the mix in the first phase; the second has twice as many
 IDLE=${IDLE:-2}                   # seconds of the idle dump
 NQUERIES=${NQUERIES:-10000}       # queries in the geo mix (mkmix.py)
@@ -121,6 +123,11 @@ start_server() { # SERVER MIX PORT
             cp "$GEO/signpost/geobench.example.toml" "$dir/zones/"
             fill "$GEO/signpost/server.toml.in" "$dir/server.toml" "$port" "$dir"
             cmd=("$SIGNPOST" serve --zones "$dir/zones" --config "$dir/server.toml" --listen "127.0.0.1:$port")
+            if [ -n "$DIALS" ]; then
+                printf 'version = 1\n\n[dials]\n"region:us-east" = %d\n"region:eu-west" = %d\n"region:ap-northeast" = %d\n' \
+                    "$DIALS" "$DIALS" "$DIALS" >"$dir/state.toml"
+                cmd+=(--state-file "$dir/state.toml")
+            fi
             ;;
         gdnsd/geo)
             mkdir -p "$dir/run" "$dir/state"

@@ -433,6 +433,12 @@ fn the_dashboard_drains_a_region_and_the_answer_changes() {
 
     browser.type_into("#token", TOKEN);
     browser.click("#login-button");
+    // The map drawn first: its countries must not read as the regions' panels.
+    browser.wait_for(
+        "the map drawn",
+        "return document.querySelectorAll('#world path[data-steered-to]').length > 100;",
+        "return document.getElementById('map-note').textContent;",
+    );
     browser.wait_for(
         "both regions up with a passing probe",
         "const r = [...document.querySelectorAll('[data-region]')].map(r => \
@@ -508,13 +514,13 @@ fn the_dashboard_drains_a_region_and_the_answer_changes() {
     // The map was drawn for the logged-in page; logging out empties it.
     browser.wait_for(
         "the map coloured",
-        "return document.querySelectorAll('#world path[data-region]').length > 100;",
+        "return document.querySelectorAll('#world path[data-steered-to]').length > 100;",
         "return document.getElementById('map-note').textContent;",
     );
     browser.click("#logout");
     browser.wait_for(
         "the map emptied after logging out",
-        "return document.querySelectorAll('#world path[data-region]').length === 0 && \
+        "return document.querySelectorAll('#world path[data-steered-to]').length === 0 && \
            document.getElementById('map-note').textContent.includes('log in') && \
            document.getElementById('ramp-start').hidden;",
         "return document.getElementById('map-note').textContent;",
@@ -683,8 +689,8 @@ endpoints.sa = { a = ["192.0.2.40"] }
 /// `CC:region:legend` for a country on the map: the region its path is drawn
 /// for, and `legend` when its fill is that region's legend colour (else the fill).
 const COUNTRY: &str = "const p = document.querySelector('#world path[data-country=' + arguments[0] + ']'); \
-    if (!p || !p.getAttribute('data-region')) return null; \
-    const r = p.getAttribute('data-region'); \
+    if (!p || !p.getAttribute('data-steered-to')) return null; \
+    const r = p.getAttribute('data-steered-to'); \
     const sw = document.querySelector('[data-legend=\"' + r + '\"] .swatch'); \
     const fill = getComputedStyle(p).fill; \
     return arguments[0] + ':' + r + ':' + (sw && fill === getComputedStyle(sw).backgroundColor ? 'legend' : fill);";

@@ -77,7 +77,7 @@
       // Logged out: no colours, no names, nothing from before.
       for (const p of shapes.values()) {
         p.setAttribute("fill", NONE);
-        p.removeAttribute("data-region");
+        p.removeAttribute("data-steered-to");
       }
       $("map-name").replaceChildren();
       $("map-legend").replaceChildren();
@@ -105,7 +105,7 @@
       const share = !c || !c.shares ? 1 : (region === NO_ANSWER ? c.no_answer : c.shares[region]);
       p.setAttribute("fill", colour.get(region) || NONE);
       p.setAttribute("fill-opacity", String(0.35 + 0.65 * share));
-      p.setAttribute("data-region", region);
+      p.setAttribute("data-steered-to", region);
       const pct = (v) => " " + Math.round(v * 100) + "%";
       const split = c && c.shares
         ? Object.entries(c.shares).map(([k, v]) => k + pct(v))

@@ -251,7 +251,11 @@ pub async fn serve(
     let cap = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let slots = Arc::new(Semaphore::new(cap));
     loop {
+        // The stop first: a connection waiting when a reload stops this collector
+        // stays in the shared listener's queue for the next one, rather than
+        // being taken here and closed unanswered.
         let (stream, peer) = tokio::select! {
+            biased;
             _ = stop.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -267,8 +271,13 @@ pub async fn serve(
             continue;
         };
         let c = collector.clone();
+        // Told of each request as it starts: a stop lets a connection taken just
+        // before it send its first request and be answered.
+        let asked = Arc::new(tokio::sync::Notify::new());
+        let told = asked.clone();
         let service = hyper::service::service_fn(move |req| {
             let c = c.clone();
+            told.notify_one();
             async move { Ok::<_, Infallible>(handle(&c, peer, req).await) }
         });
         let conn = http.serve_connection(TokioIo::new(stream), service);
@@ -276,15 +285,30 @@ pub async fn serve(
         let limits = limits.clone();
         tokio::spawn(async move {
             let mut conn = std::pin::pin!(conn);
+            let ended = |r: Result<(), hyper::Error>| {
+                if let Err(e) = r {
+                    debug!(peer = %peer, "collector connection ended: {e}");
+                }
+            };
             tokio::select! {
                 r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        debug!(peer = %peer, "collector connection ended: {e}");
-                    }
+                    ended(r);
                     drop(slot);
                     return;
                 }
-                _ = stop.changed() => {}
+                _ = stop.changed() => {
+                    // Stopped: the request under way (or the first, when none
+                    // came yet) is answered, then the connection closes.
+                    tokio::select! {
+                        r = conn.as_mut() => {
+                            ended(r);
+                            drop(slot);
+                            return;
+                        }
+                        _ = asked.notified() => {}
+                        _ = tokio::time::sleep(limits.request_timeout) => {}
+                    }
+                }
                 _ = tokio::time::sleep(limits.max_lifetime) => {}
             }
             conn.as_mut().graceful_shutdown();
@@ -789,6 +813,71 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reload stops a collector while the next takes over its listener: a
+    /// connection waiting to be accepted then goes to the next one and is
+    /// answered, however the two were scheduled (20 handovers, each with a
+    /// connection waiting when the stop comes).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stopped_collector_leaves_waiting_connections_to_the_next() {
+        use std::io::{Read, Write};
+        let listener = Arc::new(TcpListener::bind("127.0.0.1:0").await.unwrap());
+        let addr = listener.local_addr().unwrap();
+        let collector = |rounds: u8| {
+            let agg = crate::latency::Aggregator::new(
+                vec!["a".into()],
+                crate::latency::AggregatorLimits::default(),
+            );
+            let region = RumRegion {
+                name: "a".into(),
+                index: 0,
+                url: "http://127.0.0.2/o.gif".into(),
+            };
+            let mut settings = RumSettings::new(addr, vec![region]);
+            settings.rounds = rounds;
+            Collector::new(settings, LatencyHandle::new(agg)).unwrap()
+        };
+        let (mut tx, rx) = watch::channel(false);
+        // Each one's beacon script says which it is: 1 or 2 rounds, in turn.
+        let rounds = |n: u8| 1 + n % 2;
+        let mut running = tokio::spawn(serve(listener.clone(), collector(rounds(1)), rx));
+        for n in 2..22u8 {
+            // The running one waits in accept; a client connects; the stop comes.
+            tokio::task::yield_now().await;
+            let mut client = std::net::TcpStream::connect(addr).unwrap();
+            if n % 2 == 0 {
+                // Half the time the running one has taken it before the stop.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tx.send(true).unwrap();
+            let (next_tx, next_rx) = watch::channel(false);
+            drop(std::mem::replace(&mut tx, next_tx));
+            let old = std::mem::replace(
+                &mut running,
+                tokio::spawn(serve(listener.clone(), collector(rounds(n)), next_rx)),
+            );
+            client
+                .write_all(b"GET /beacon.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut reply = Vec::new();
+            let got = tokio::task::spawn_blocking(move || {
+                let _ = client.read_to_end(&mut reply);
+                reply
+            });
+            let reply = got.await.unwrap();
+            old.await.unwrap();
+            let reply = String::from_utf8_lossy(&reply);
+            // Answered: by the one it reached before the stop, else by the next.
+            assert!(reply.starts_with("HTTP/1.1 200"), "{n}: {reply}");
+            let by = if n % 2 == 0 { rounds(n - 1) } else { rounds(n) };
+            assert!(reply.contains(&format!("\"rounds\":{by}")), "{n}: {reply}");
+        }
+        tx.send(true).unwrap();
+        running.await.unwrap();
+    }
 
     fn parts(headers: &[(&str, &str)]) -> Parts {
         let mut b = hyper::Request::builder().method("POST").uri("/v1/beacon");

@@ -17,6 +17,7 @@
 #   bash benches/instructions.sh
 #   MIXES=static SERVERS="signpost gdnsd" PASSES=1 bash benches/instructions.sh
 #   DIALS=50 MIXES=geo SERVERS=signpost bash benches/instructions.sh   # dials on every region
+#   DNSTAP=100 MIXES=static SERVERS=signpost bash benches/instructions.sh   # dnstap, 1 in 100
 #
 # Mixes: static (benches/data/static.queries on bench.example.zone, as
 # compare.sh), ecs (benches/data/geo.queries: the same zone, every query with
@@ -38,6 +39,7 @@ PATH=$PATH:/usr/sbin:/sbin
 SERVERS=${SERVERS:-signpost gdnsd}
 MIXES=${MIXES:-static ecs geo}
 SIGNPOST=${SIGNPOST:-$REPO/target/release/signpost}
+DNSTAP=${DNSTAP:-}                # N: signpost sends one query in N to dnstap (an fstrm_capture of its own; its cost against none)
 DIALS=${DIALS:-}                  # a percent: signpost's geo mix with that traffic dial on every region (its cost against none)
 PASSES=${PASSES:-2}               # passes over the mix in the first phase; the second has twice as many
 IDLE=${IDLE:-2}                   # seconds of the idle dump
@@ -140,6 +142,21 @@ start_server() { # SERVER MIX PORT
             cmd=("${SERVER_CMD[@]}")
             ;;
     esac
+    if [ "$name" = signpost ] && [ -n "$DNSTAP" ]; then
+        # The collector outside callgrind, on the client's CPU: only signpost is counted.
+        command -v fstrm_capture >/dev/null 2>&1 || die "fstrm_capture not found (Debian's fstrm-bin)"
+        taskset -c "$CLIENT_CPU" fstrm_capture -t protobuf:dnstap.Dnstap -u "$dir/tap.sock" -w "$dir/tap.fstrm" \
+            >"$dir/capture.log" 2>&1 </dev/null &
+        PID[$name-$mix-capture]=$!
+        local deadline=$((SECONDS + READY_TIMEOUT))
+        until [ -S "$dir/tap.sock" ]; do
+            [ "$SECONDS" -lt "$deadline" ] || die "no fstrm_capture socket within ${READY_TIMEOUT}s"
+            sleep 0.1
+        done
+        [ -f "$dir/server.toml" ] || : >"$dir/server.toml"
+        printf '[dnstap]\nsocket = "%s"\nsample = %d\n' "$dir/tap.sock" "$DNSTAP" >>"$dir/server.toml"
+        [[ " ${cmd[*]} " == *" --config "* ]] || cmd+=(--config "$dir/server.toml")
+    fi
     printf '%q ' "${cmd[@]}" >"$dir/cmdline"
     (cd "$dir" && exec taskset -c "$SERVER_CPU" valgrind --tool=callgrind --dump-instr=no \
         --callgrind-out-file="$dir/cg.out" "${cmd[@]}" >"$dir/log" 2>&1 </dev/null) &

@@ -270,7 +270,7 @@ async fn respond(req: Request<Incoming>, doh: &Doh, peer: IpAddr, wait: Duration
     let mut out = Vec::with_capacity(512);
     let observed = {
         let current = path.snap.load();
-        let tapped = path.qlog.dnstap().and_then(|t| t.sample());
+        let tapped = path.qlog.dnstap_sample();
         let o = handle(&current, &msg, peer, Transport::Tcp, &mut out);
         if path.qlog.wants(doh.started.elapsed().as_secs()) {
             path.qlog.log(&current, &msg, peer, path.label, &o);

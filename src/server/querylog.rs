@@ -4,7 +4,7 @@
 //! threads reach the dnstap output (`super::dnstap`) through it too.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::dnstap::{Proto, Stamp, Steering, Tap};
@@ -24,19 +24,9 @@ pub struct QueryLog {
     window: AtomicU64,
     /// The dnstap output; replaced by a reload that changes `[dnstap]`.
     dnstap: arc_swap::ArcSwapOption<Tap>,
-    /// Whether `dnstap` holds one: the query path's one load when it does not.
-    dnstap_on: AtomicBool,
-}
-
-/// The dnstap output for one query, held while it is used.
-pub struct TapRef(arc_swap::Guard<Option<Arc<Tap>>>);
-
-impl std::ops::Deref for TapRef {
-    type Target = Tap;
-    fn deref(&self) -> &Tap {
-        // Made only from a guard holding a tap (`QueryLog::dnstap`).
-        self.0.as_deref().unwrap_or_else(|| unreachable!())
-    }
+    /// `dnstap`'s one-in-N, 0 when it holds none: the query path reads this
+    /// and loads `dnstap` only for a query it sends.
+    dnstap_sample: AtomicU32,
 }
 
 impl QueryLog {
@@ -56,22 +46,27 @@ impl QueryLog {
     /// Replaces the dnstap output; returns the one it replaces, for the
     /// caller to stop.
     pub(crate) fn set_dnstap(&self, dnstap: Option<Arc<Tap>>) -> Option<Arc<Tap>> {
-        self.dnstap_on.store(dnstap.is_some(), Ordering::Relaxed);
-        self.dnstap.swap(dnstap)
+        let sample = dnstap.as_ref().map_or(0, |t| t.sample().max(1));
+        let old = self.dnstap.swap(dnstap);
+        self.dnstap_sample.store(sample, Ordering::Relaxed);
+        old
     }
 
-    /// The dnstap output, when on: one load when off.
+    /// Whether dnstap is on: one load.
     #[inline]
-    pub fn dnstap(&self) -> Option<TapRef> {
-        if !self.dnstap_on.load(Ordering::Relaxed) {
-            return None;
-        }
-        let g = self.dnstap.load();
-        g.is_some().then(|| TapRef(g))
+    pub fn dnstap_on(&self) -> bool {
+        self.dnstap_sample.load(Ordering::Relaxed) != 0
     }
 
-    /// Offers a query `Tap::sample` chose to dnstap, with the decision in the
-    /// snapshot's names.
+    /// Whether this query is one to send to dnstap, and if so the time it came
+    /// in: a count on this thread; the output itself is not touched.
+    #[inline]
+    pub fn dnstap_sample(&self) -> Option<Stamp> {
+        super::dnstap::sample(self.dnstap_sample.load(Ordering::Relaxed))
+    }
+
+    /// Offers a query [`Self::dnstap_sample`] chose to dnstap, with the
+    /// decision in the snapshot's names.
     #[allow(clippy::too_many_arguments)]
     pub fn tap(
         &self,
@@ -84,7 +79,7 @@ impl QueryLog {
         response: Option<&[u8]>,
         o: &Observed,
     ) {
-        if let Some(t) = self.dnstap() {
+        if let Some(t) = self.dnstap.load().as_deref() {
             t.send(at, proto, client, port, query, response, steering(snap, o));
         }
     }

@@ -191,7 +191,7 @@ impl Framed {
             }
             let observed = {
                 let current = self.snap.load();
-                let tapped = self.qlog.dnstap().and_then(|t| t.sample());
+                let tapped = self.qlog.dnstap_sample();
                 let o = handle(&current, &msg, peer, Transport::Tcp, &mut out);
                 if self.qlog.wants(start.elapsed().as_secs()) {
                     self.qlog.log(&current, &msg, peer, self.label, &o);

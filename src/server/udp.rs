@@ -58,7 +58,7 @@ impl Worker {
     ) -> bool {
         #[cfg(debug_assertions)]
         test_panic(pkt);
-        if self.qlog.dnstap().is_some() || crate::latency::probe::sampling() {
+        if self.qlog.dnstap_on() || crate::latency::probe::sampling() {
             return self.answer_watched(current, pkt, (client, port), now, out);
         }
         self.answer_plain(current, pkt, client, now, out).1
@@ -96,7 +96,7 @@ impl Worker {
         out: &mut Vec<u8>,
     ) -> bool {
         crate::latency::probe::note(client);
-        let tapped = self.qlog.dnstap().and_then(|t| t.sample());
+        let tapped = self.qlog.dnstap_sample();
         let (o, send) = self.answer_plain(current, pkt, client, now, out);
         if let Some(at) = tapped {
             let response = send.then_some(out.as_slice());

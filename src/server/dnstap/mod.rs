@@ -57,6 +57,26 @@ thread_local! {
     static SEEN: Cell<u32> = const { Cell::new(0) };
 }
 
+/// Whether this query is one to send at one in `every` (0: dnstap is off), and
+/// if so the time it came in.
+#[inline]
+pub fn sample(every: u32) -> Option<Stamp> {
+    if every == 0 {
+        return None;
+    }
+    if every > 1 {
+        let n = SEEN.with(|c| {
+            let n = c.get().wrapping_add(1);
+            c.set(if n >= every { 0 } else { n });
+            n
+        });
+        if n < every {
+            return None;
+        }
+    }
+    Some(now())
+}
+
 fn now() -> Stamp {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -91,20 +111,9 @@ impl Tap {
         }))
     }
 
-    /// Whether this query is one to send, and if so the time it came in.
-    #[inline]
-    pub fn sample(&self) -> Option<Stamp> {
-        if self.sample > 1 {
-            let n = SEEN.with(|c| {
-                let n = c.get().wrapping_add(1);
-                c.set(if n >= self.sample { 0 } else { n });
-                n
-            });
-            if n < self.sample {
-                return None;
-            }
-        }
-        Some(now())
+    /// One query in this many is sent.
+    pub fn sample(&self) -> u32 {
+        self.sample
     }
 
     /// Offers one sampled query to the queue; `response` is what went out, if

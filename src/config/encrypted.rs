@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{line_of, ConfigError};
+use super::{line_of, values, ConfigError};
 
 /// `[tls]` as written: every value with its place, for its error's line.
 #[derive(Debug, Default, Deserialize)]
@@ -114,10 +114,13 @@ pub(super) fn check(
     errors: &mut Vec<ConfigError>,
 ) -> EncryptedConfig {
     let mut cx = Cx {
-        text,
-        path,
+        values: values::Cx {
+            table: "tls",
+            text,
+            path,
+            errors,
+        },
         base,
-        errors,
     };
     let mut cfg = EncryptedConfig::default();
     // Where each listen list starts: the place of "needs a certificate".
@@ -176,19 +179,16 @@ pub(super) fn check(
     cfg
 }
 
-/// The file's text (for lines), its path, where relative paths start from, and
-/// the errors found so far.
+/// Where relative paths start from, beside the value checks every table shares
+/// (each message names its own section).
 struct Cx<'a> {
-    text: &'a str,
-    path: &'a Path,
+    values: values::Cx<'a>,
     base: &'a Path,
-    errors: &'a mut Vec<ConfigError>,
 }
 
 impl Cx<'_> {
     fn err(&mut self, at: usize, message: String) {
-        let line = line_of(self.text, at);
-        self.errors.push(ConfigError::new(self.path, line, message));
+        self.values.err(at, message);
     }
 
     /// Each `ADDR:PORT` of a listen list.
@@ -222,7 +222,7 @@ impl Cx<'_> {
             );
             return (DEFAULT_MAX_CONNECTIONS, None);
         }
-        (n.into_inner(), Some(line_of(self.text, at)))
+        (n.into_inner(), Some(line_of(self.values.text, at)))
     }
 
     /// `doh.body_budget_kib` in bytes.
@@ -272,7 +272,7 @@ impl Cx<'_> {
         Some(TlsFiles {
             cert_file,
             key_file,
-            config_file: self.path.to_path_buf(),
+            config_file: self.values.path.to_path_buf(),
             cert_line,
             key_line,
         })
@@ -287,7 +287,7 @@ impl Cx<'_> {
     ) -> Option<(PathBuf, usize)> {
         match p {
             Some(p) if !p.get_ref().as_os_str().is_empty() => {
-                let line = line_of(self.text, p.span().start);
+                let line = line_of(self.values.text, p.span().start);
                 let p = p.into_inner();
                 Some((
                     if p.is_absolute() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::values::{parse_duration, parse_quorum, QUORUM_FORMS};
+use super::values::{self, parse_quorum, QUORUM_FORMS};
 use super::{line_of, ConfigError};
 
 /// `[fleet]` as written: every value with its place, for its error's line.
@@ -120,25 +120,29 @@ impl FleetRaw {
             key_secret_file,
         } = self;
         let mut cx = Cx {
+            values: values::Cx {
+                table: "fleet",
+                text,
+                path,
+                errors,
+            },
             at,
-            text,
-            path,
             base,
-            errors,
         };
         let endpoints = cx.endpoints(endpoints);
         let prefix = cx.prefix(prefix);
         let instance = cx.instance(instance);
         let quorum = cx.quorum(quorum);
         let secs = Duration::from_secs;
-        let lease_ttl = cx.duration(lease_ttl, "lease_ttl", secs(5), secs(2));
-        let fallback = cx.duration(fallback, "fallback", secs(30), secs(1));
-        let timeout = cx.duration(timeout, "timeout", secs(2), Duration::from_millis(100));
+        let v = &mut cx.values;
+        let lease_ttl = v.duration_at_least(lease_ttl, "lease_ttl", secs(5), secs(2));
+        let fallback = v.duration_at_least(fallback, "fallback", secs(30), secs(1));
+        let timeout = v.duration_at_least(timeout, "timeout", secs(2), Duration::from_millis(100));
         if user.is_some() != password_file.is_some() {
             let place = user
                 .as_ref()
-                .map(Spanned::start)
-                .or(password_file.as_ref().map(Spanned::start));
+                .map(start)
+                .or(password_file.as_ref().map(start));
             cx.err(
                 place,
                 "fleet.user and fleet.password_file go together (etcd's own users)".to_string(),
@@ -148,7 +152,7 @@ impl FleetRaw {
         let tls = cx.tls(ca_file, cert_file, key_file);
         let key_secret_at = (
             path.to_path_buf(),
-            line_of(text, key_secret_file.as_ref().map_or(at, Spanned::start)),
+            line_of(text, key_secret_file.as_ref().map_or(at, start)),
         );
         FleetConfig {
             endpoints,
@@ -168,32 +172,23 @@ impl FleetRaw {
     }
 }
 
-/// Where `[fleet]` starts, the file's text, where relative paths start from, and
-/// the errors found so far.
+/// Where `[fleet]` starts and where relative paths start from, beside the
+/// value checks every table shares.
 struct Cx<'a> {
+    values: values::Cx<'a>,
     at: usize,
-    text: &'a str,
-    path: &'a Path,
     base: &'a Path,
-    errors: &'a mut Vec<ConfigError>,
 }
 
 /// Where a value starts in the text.
-trait Start {
-    fn start(&self) -> usize;
-}
-
-impl<T> Start for Spanned<T> {
-    fn start(&self) -> usize {
-        self.span().start
-    }
+fn start<T>(v: &Spanned<T>) -> usize {
+    v.span().start
 }
 
 impl Cx<'_> {
     /// An error at byte `place`, or at the section without one.
     fn err(&mut self, place: Option<usize>, m: String) {
-        let line = line_of(self.text, place.unwrap_or(self.at));
-        self.errors.push(ConfigError::new(self.path, line, m));
+        self.values.err(place.unwrap_or(self.at), m);
     }
 
     fn abs(&self, p: PathBuf) -> PathBuf {
@@ -216,7 +211,7 @@ impl Cx<'_> {
         }
         let mut endpoints = Vec::with_capacity(raw.len());
         for e in raw {
-            let place = Some(e.start());
+            let place = Some(start(&e));
             let e = e.into_inner();
             let e = if e.contains("://") {
                 e
@@ -242,7 +237,7 @@ impl Cx<'_> {
     }
 
     fn prefix(&mut self, raw: Option<Spanned<String>>) -> String {
-        let place = raw.as_ref().map(Spanned::start);
+        let place = raw.as_ref().map(start);
         let mut prefix = raw.map_or_else(|| "/signpost/".to_string(), Spanned::into_inner);
         if !prefix.ends_with('/') {
             prefix.push('/');
@@ -257,7 +252,7 @@ impl Cx<'_> {
     }
 
     fn instance(&mut self, raw: Option<Spanned<String>>) -> String {
-        let place = raw.as_ref().map(Spanned::start);
+        let place = raw.as_ref().map(start);
         let instance = raw.map(Spanned::into_inner).unwrap_or_default();
         if !instance_name_ok(&instance) {
             self.err(
@@ -274,31 +269,9 @@ impl Cx<'_> {
         };
         parse_quorum(v.get_ref()).unwrap_or_else(|| {
             let m = format!("fleet.quorum = {}: {QUORUM_FORMS}", v.get_ref());
-            self.err(Some(v.start()), m);
+            self.err(Some(start(&v)), m);
             DEFAULT_QUORUM
         })
-    }
-
-    /// A duration of at least `min`, else `default` and an error.
-    fn duration(
-        &mut self,
-        raw: Option<Spanned<String>>,
-        key: &str,
-        default: Duration,
-        min: Duration,
-    ) -> Duration {
-        let Some(v) = raw else { return default };
-        match parse_duration(v.get_ref()) {
-            Ok(d) if d >= min => d,
-            _ => {
-                let m = format!(
-                    "fleet.{key} = {:?}: use a duration of at least {min:?}, like \"5s\"",
-                    v.get_ref()
-                );
-                self.err(Some(v.start()), m);
-                default
-            }
-        }
     }
 
     /// TLS towards etcd, when any of its files is named.
@@ -312,7 +285,7 @@ impl Cx<'_> {
             return None;
         }
         if cert_file.is_some() != key_file.is_some() {
-            let place = cert_file.as_ref().or(key_file.as_ref()).map(Spanned::start);
+            let place = cert_file.as_ref().or(key_file.as_ref()).map(start);
             self.err(
                 place,
                 "fleet.cert_file and fleet.key_file go together (a client certificate and its key)"
@@ -328,7 +301,7 @@ impl Cx<'_> {
 
     /// A secret's file, refused when group or others may read it.
     fn secret(&mut self, key: &str, raw: Spanned<PathBuf>) -> PathBuf {
-        let place = Some(raw.start());
+        let place = Some(start(&raw));
         let file = self.abs(raw.into_inner());
         if let Some(mode) = open_to_others(&file) {
             let shown = file.display().to_string();

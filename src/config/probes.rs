@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::values::parse_duration;
-use super::{line_of, ConfigError};
+use super::values::Cx;
+use super::ConfigError;
 use crate::geo::cidr::IpNet;
 
 /// `[probes]` as written.
@@ -193,84 +193,8 @@ pub(super) fn check(
     })
 }
 
-/// The table's name, the text (for lines), the file, and the errors found
-/// so far: one helper per kind of value, each error at its value's line.
-pub(super) struct Cx<'a> {
-    pub(super) table: &'static str,
-    pub(super) text: &'a str,
-    pub(super) path: &'a Path,
-    pub(super) errors: &'a mut Vec<ConfigError>,
-}
-
+/// `[probes]`' own kinds of value.
 impl Cx<'_> {
-    pub(super) fn err(&mut self, start: usize, m: String) {
-        self.errors
-            .push(ConfigError::new(self.path, line_of(self.text, start), m));
-    }
-
-    /// A duration within `(min, max)`, else `default` and an error.
-    pub(super) fn duration(
-        &mut self,
-        v: Option<toml::Spanned<String>>,
-        key: &str,
-        (min, max): (Duration, Duration),
-        default: Duration,
-    ) -> Duration {
-        let Some(v) = v else { return default };
-        match parse_duration(v.get_ref()) {
-            Ok(d) if d >= min && d <= max => d,
-            _ => {
-                let m = format!(
-                    "{}.{key} = {:?}: use a duration from {min:?} to {max:?}",
-                    self.table,
-                    v.get_ref()
-                );
-                self.err(v.span().start, m);
-                default
-            }
-        }
-    }
-
-    /// A finite number within `(min, max)`; `what` says what it counts.
-    pub(super) fn real(
-        &mut self,
-        v: Option<toml::Spanned<f64>>,
-        key: &str,
-        (min, max): (f64, f64),
-        what: &str,
-    ) -> Option<f64> {
-        let v = v?;
-        let x = *v.get_ref();
-        if x.is_finite() && (min..=max).contains(&x) {
-            return Some(x);
-        }
-        self.err(
-            v.span().start,
-            format!("{}.{key} = {x}: use {what}{min} to {max}", self.table),
-        );
-        None
-    }
-
-    /// A whole number within `(min, max)`; `why` follows the range in the error.
-    pub(super) fn whole(
-        &mut self,
-        v: Option<toml::Spanned<i64>>,
-        key: &str,
-        (min, max): (i64, i64),
-        why: &str,
-    ) -> Option<i64> {
-        let v = v?;
-        let x = *v.get_ref();
-        if (min..=max).contains(&x) {
-            return Some(x);
-        }
-        self.err(
-            v.span().start,
-            format!("{}.{key} = {x}: use {min} to {max}{why}", self.table),
-        );
-        None
-    }
-
     fn networks(&mut self, list: toml::Spanned<Vec<String>>) -> Vec<IpNet> {
         let mut out = Vec::new();
         for n in list.get_ref() {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::probes::Cx;
 use super::values::read_secret_file;
+use super::values::Cx;
 use super::ConfigError;
 use crate::geo::cidr::IpNet;
 use crate::latency::AggregatorLimits;

@@ -197,6 +197,7 @@ pub(crate) fn build_fast_later(
             let generation = snap.generation;
             drop(snap);
             crate::malloc::trim();
+            crate::malloc::release_startup_code();
             if set && current {
                 tracing::info!(
                     generation,

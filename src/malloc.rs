@@ -75,6 +75,7 @@ pub(crate) fn trim_when_freed<T: Send + Sync + 'static>(
             }
             drop(old);
             trim();
+            release_startup_code();
             true
         });
     match spawned {
@@ -84,6 +85,52 @@ pub(crate) fn trim_when_freed<T: Send + Sync + 'static>(
             trim();
             None
         }
+    }
+}
+
+/// Unmaps the pages of the binary's read-only segments (its code and
+/// constants) from this process, once start-up is over. The kernel maps a
+/// file's pages 64 KiB around each one touched ("fault-around"), so loading
+/// the configuration and the zones, code run once, left 5.8 MiB of an 8.6 MiB
+/// text mapped: more than half of a 10,000-record server's memory. The pages
+/// stay in the page cache; the ones queries run come back at their first use.
+/// Never the writable segment: its relocated pointers (RELRO) are this
+/// process's own copy, and dropping them would bring back the file's bytes.
+pub fn release_startup_code() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: dl_iterate_phdr calls `each` with program headers the loader
+    // keeps for the life of the process; madvise(MADV_DONTNEED) on a private,
+    // read-only file mapping only drops page-table entries, and the next
+    // access reads the same bytes from the file again.
+    unsafe {
+        unsafe extern "C" fn each(
+            info: *mut libc::dl_phdr_info,
+            _size: libc::size_t,
+            _data: *mut libc::c_void,
+        ) -> libc::c_int {
+            // SAFETY: the loader passes a valid info for the call's length.
+            let info = unsafe { &*info };
+            let page = 4096usize;
+            for i in 0..usize::from(info.dlpi_phnum) {
+                // SAFETY: dlpi_phdr has dlpi_phnum entries.
+                let ph = unsafe { &*info.dlpi_phdr.add(i) };
+                if ph.p_type != libc::PT_LOAD || ph.p_flags & libc::PF_W != 0 {
+                    continue;
+                }
+                let start = (info.dlpi_addr as usize + ph.p_vaddr as usize) & !(page - 1);
+                let end = (info.dlpi_addr as usize + (ph.p_vaddr + ph.p_memsz) as usize)
+                    .div_ceil(page)
+                    * page;
+                // SAFETY: the range is one of the executable's own read-only
+                // loaded segments (see above).
+                unsafe {
+                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+                }
+            }
+            // The first object is the executable itself: stop there.
+            1
+        }
+        libc::dl_iterate_phdr(Some(each), std::ptr::null_mut());
     }
 }
 
@@ -104,5 +151,57 @@ mod tests {
         assert!(t.join().expect("no panic"), "trimmed once freed");
         // Freed by the thread before it trimmed.
         assert!(weak.upgrade().is_none());
+    }
+
+    /// The resident kilobytes of this test binary's code mapping.
+    fn code_rss_kib() -> u64 {
+        let here = code_rss_kib as usize;
+        let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
+        let mut inside = false;
+        for line in smaps.lines() {
+            if let Some((range, _)) = line.split_once(' ') {
+                if let Some((a, b)) = range.split_once('-') {
+                    if let (Ok(a), Ok(b)) =
+                        (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+                    {
+                        inside = (a..b).contains(&here);
+                        continue;
+                    }
+                }
+            }
+            if inside {
+                if let Some(kib) = line.strip_prefix("Rss:") {
+                    return kib
+                        .trim()
+                        .trim_end_matches(" kB")
+                        .parse()
+                        .expect("a number");
+                }
+            }
+        }
+        panic!("no mapping holds this function");
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn start_up_code_pages_are_let_go() {
+        // Run some code first: parsing a config maps its pages.
+        let _ = crate::config::ServerConfig::parse(
+            "listen = [\"127.0.0.1:1\"]\n",
+            std::path::Path::new("t.toml"),
+        );
+        let before = code_rss_kib();
+        release_startup_code();
+        let after = code_rss_kib();
+        assert!(
+            before >= 256,
+            "the test binary ran from {before} KiB of code"
+        );
+        assert!(
+            after * 2 < before,
+            "code mapped {before} KiB before, {after} KiB after"
+        );
+        // Code still runs: its pages come back from the file.
+        assert!(code_rss_kib() > 0);
     }
 }

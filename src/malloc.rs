@@ -155,7 +155,7 @@ mod tests {
 
     /// The resident kilobytes of this test binary's code mapping.
     fn code_rss_kib() -> u64 {
-        let here = code_rss_kib as usize;
+        let here = code_rss_kib as *const () as usize;
         let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
         let mut inside = false;
         for line in smaps.lines() {

@@ -15,7 +15,7 @@ use super::values::TtlValue;
 use super::{line_of, ConfigError, LineIndex};
 use crate::health::CheckSpec;
 use crate::policy::ZoneSteering;
-use crate::zone::build::build_zone;
+use crate::zone::build::{build_zone, ZoneBuilder};
 use crate::zone::master::{self, MasterOptions, SourceRecord};
 use crate::zone::name::Name;
 use crate::zone::{rtype, Invalid, Zone};
@@ -353,11 +353,13 @@ pub(crate) fn load_master_zone_at(
         origin: origin.clone(),
         default_ttl: None,
     };
-    let (records, errs) = master::parse_file(path, &opts);
+    // The records go into the zone as they are read (see `zone::build`).
+    let mut builder = ZoneBuilder::new(origin, path);
+    let errs = master::parse_file_into(path, &opts, &mut builder);
     if !errs.is_empty() {
         return Err(master_errors(errs));
     }
-    let (zone, warnings) = build_zone(origin, path, records).map_err(zone_errors)?;
+    let (zone, warnings) = builder.finish().map_err(zone_errors)?;
     Ok((zone, zone_errors(warnings)))
 }
 

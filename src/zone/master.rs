@@ -58,16 +58,44 @@ pub(crate) struct MasterOptions {
     pub default_ttl: Option<u32>,
 }
 
+/// Where the parser puts each record it reads: a list, or a zone being built
+/// (`build::ZoneBuilder`).
+pub(crate) trait RecordSink {
+    /// About how many records are coming (the file's lines, an upper bound).
+    fn expect(&mut self, _records: usize) {}
+    fn record(&mut self, r: SourceRecord);
+}
+
+impl RecordSink for Vec<SourceRecord> {
+    fn record(&mut self, r: SourceRecord) {
+        self.push(r);
+    }
+}
+
 /// Parses a whole file. Collects every error (keeps going after a bad record: one bad
 /// line must not hide the next).
 pub(crate) fn parse_file(
     path: &Path,
     opts: &MasterOptions,
 ) -> (Vec<SourceRecord>, Vec<MasterError>) {
-    let mut loader = Loader::new(opts);
+    let mut records = Vec::new();
+    let errors = parse_file_into(path, opts, &mut records);
+    (records, errors)
+}
+
+/// [`parse_file`], each record handed to `sink` as it is read.
+pub(crate) fn parse_file_into<S: RecordSink>(
+    path: &Path,
+    opts: &MasterOptions,
+    sink: &mut S,
+) -> Vec<MasterError> {
+    let mut loader = Loader::new(opts, sink);
     let file: Arc<Path> = Arc::from(path);
     match read_text(path) {
         Ok(text) => {
+            loader
+                .sink
+                .expect(text.bytes().filter(|&b| b == b'\n').count() + 1);
             if let Ok(canonical) = fs::canonicalize(path) {
                 loader.reading.push(canonical);
             }
@@ -91,7 +119,7 @@ pub(crate) fn parse_file(
             message: NOT_UTF8.to_string(),
         }),
     }
-    (loader.records, loader.errors)
+    loader.errors
 }
 
 /// Parses text embedded in another file (a TOML string): `file` is used in messages,
@@ -104,7 +132,8 @@ pub(crate) fn parse_text(
     base_dir: &Path,
     opts: &MasterOptions,
 ) -> (Vec<SourceRecord>, Vec<MasterError>) {
-    let mut loader = Loader::new(opts);
+    let mut records = Vec::new();
+    let mut loader = Loader::new(opts, &mut records);
     // Including the file that holds this text would read it as a zone file: call that
     // a loop too.
     if let Ok(canonical) = fs::canonicalize(file) {
@@ -118,7 +147,8 @@ pub(crate) fn parse_text(
         depth: 0,
     };
     loader.run(text, first_line, &mut src);
-    (loader.records, loader.errors)
+    let errors = loader.errors;
+    (records, errors)
 }
 
 /// Splits presentation-format text into fields the way a master file would (quotes,
@@ -420,9 +450,9 @@ struct Source {
 }
 
 /// State shared by a file and everything it includes.
-struct Loader<'o> {
+struct Loader<'o, S: RecordSink> {
     opts: &'o MasterOptions,
-    records: Vec<SourceRecord>,
+    sink: &'o mut S,
     errors: Vec<MasterError>,
     /// The last `$TTL` (RFC 2308 §4).
     dollar_ttl: Option<u32>,
@@ -432,11 +462,11 @@ struct Loader<'o> {
     reading: Vec<PathBuf>,
 }
 
-impl<'o> Loader<'o> {
-    fn new(opts: &'o MasterOptions) -> Self {
+impl<'o, S: RecordSink> Loader<'o, S> {
+    fn new(opts: &'o MasterOptions, sink: &'o mut S) -> Self {
         Loader {
             opts,
-            records: Vec::new(),
+            sink,
             errors: Vec::new(),
             dollar_ttl: None,
             last_ttl: None,
@@ -505,7 +535,7 @@ impl<'o> Loader<'o> {
             }
         };
         match self.record(src, body) {
-            Ok((rtype, ttl, rdata)) if keep => self.records.push(SourceRecord {
+            Ok((rtype, ttl, rdata)) if keep => self.sink.record(SourceRecord {
                 owner,
                 rtype,
                 ttl,

@@ -132,6 +132,23 @@ impl Records {
         }
     }
 
+    /// Adds one record, for a set built record by record (a zone's load);
+    /// [`Records::shrink_to_fit`] gives back the room it grew into.
+    pub(crate) fn push(&mut self, rtype: u16, class: u16, ttl: u32, rdata: &[u8]) {
+        // RDATA length was checked against u16 when the record was parsed.
+        let len = rdata.len().min(u16::MAX as usize);
+        self.wire.extend_from_slice(&rtype.to_be_bytes());
+        self.wire.extend_from_slice(&class.to_be_bytes());
+        self.wire.extend_from_slice(&ttl.to_be_bytes());
+        self.wire.extend_from_slice(&(len as u16).to_be_bytes());
+        self.wire.extend_from_slice(&rdata[..len]);
+        self.count += 1;
+    }
+
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.wire.shrink_to_fit();
+    }
+
     /// Records in the set.
     pub fn len(&self) -> usize {
         self.count as usize
@@ -252,6 +269,11 @@ pub struct Node {
 }
 
 impl Node {
+    /// [`Node::get`] before the RRsets are sorted (while a zone is built).
+    pub(crate) fn get_unsorted(&self, rtype: u16) -> Option<&RRset> {
+        self.rrsets.iter().find(|s| s.rtype == rtype)
+    }
+
     pub fn get(&self, rtype: u16) -> Option<&RRset> {
         self.rrsets
             .binary_search_by_key(&rtype, |s| s.rtype)

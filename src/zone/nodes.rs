@@ -95,6 +95,12 @@ impl Nodes {
     /// The node of `name`, made empty (an empty non-terminal) if there was none.
     /// `name` must be a whole wire name, lower-cased, of at most 255 octets.
     pub fn entry(&mut self, name: &[u8]) -> &mut Node {
+        let i = self.entry_index(name);
+        &mut self.nodes[i]
+    }
+
+    /// The number of `name`'s node, made as [`Nodes::entry`] makes it.
+    pub(crate) fn entry_index(&mut self, name: &[u8]) -> usize {
         let h = hash(name);
         let i = match self.find_hashed(h, name) {
             Some(i) => i,
@@ -112,6 +118,17 @@ impl Nodes {
                 i
             }
         };
+        i
+    }
+
+    /// Node number `i` (see [`Nodes::entry_index`]) and its name.
+    pub(crate) fn at(&self, i: usize) -> (&[u8], &Node) {
+        let node = &self.nodes[i];
+        (Self::name_of(&self.names, node), node)
+    }
+
+    /// Node number `i`, to change it.
+    pub(crate) fn at_mut(&mut self, i: usize) -> &mut Node {
         &mut self.nodes[i]
     }
 

@@ -405,3 +405,60 @@ fn only_tables_too_big_for_the_cache_are_warmed() {
     assert!(f.len() > 1000, "{} names", f.len());
     assert!(f.worth_warming(), "{} bytes", f.size());
 }
+
+/// A zone big enough that the table is built by several threads, part by part,
+/// and laid out as the parts come: every name's answer, and the answer below
+/// it, is the general path's, byte for byte (a part laid out out of order
+/// would give one name another's answers).
+#[test]
+fn a_table_built_in_parts_by_threads_answers_every_name() {
+    let dir = tempdir().join("parts");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut zone = String::from(
+        "$ORIGIN parts.test.\n$TTL 300\n@ SOA ns hostmaster 1 7200 3600 1209600 300\n@ NS ns\nns A 192.0.2.1\n",
+    );
+    for i in 0..20_000u32 {
+        match i % 4 {
+            0 => zone.push_str(&format!(
+                "n{i} A 10.{}.{}.{}\n",
+                i >> 16,
+                (i >> 8) & 255,
+                i & 255
+            )),
+            1 => zone.push_str(&format!("n{i} AAAA 2001:db8::{i:x}\n")),
+            2 => zone.push_str(&format!("n{i} TXT \"t{i}\"\n")),
+            _ => zone.push_str(&format!("x{i}.deep{} A 192.0.2.{}\n", i % 7, i % 250)),
+        }
+    }
+    std::fs::write(dir.join("parts.test.zone"), zone).expect("zone file");
+    let mut snap = snapshot(dir.to_str().expect("utf-8 path"), None);
+    std::fs::remove_dir_all(&dir).ok();
+    // Out of the snapshot: the general path would answer from it too.
+    let table = snap.fast.take().expect("a fast table");
+    let names: Vec<Vec<u8>> = snap.zones.zones()[0]
+        .nodes
+        .keys()
+        .map(|k| k.to_vec())
+        .collect();
+    assert!(names.len() > 20_000, "{} names", names.len());
+    assert_eq!(table.len(), names.len(), "every name has its entry");
+    let src: IpAddr = [192, 0, 2, 1].into();
+    let (mut general_out, mut fast_out) = (Vec::new(), Vec::new());
+    for (i, n) in names.iter().enumerate() {
+        for qname in [n.clone(), below(b"nope", n)] {
+            let t = [1u16, 28, 16][i % 3];
+            let pkt = packet(&qname, t, Edns::Plain(1232), 0);
+            handle(&snap, &pkt, src, Transport::Udp, &mut general_out);
+            let mut name_buf = query::NameBuf::default();
+            let q = query::parse(&pkt, &mut name_buf).expect("a well-formed query");
+            assert!(
+                matches!(table.answer(&snap, &q, src, &mut fast_out), Fast::Done(_)),
+                "{qname:?} type {t} answered fast"
+            );
+            assert_eq!(
+                fast_out, general_out,
+                "{qname:?} type {t}: the paths' bytes differ"
+            );
+        }
+    }
+}

@@ -115,13 +115,10 @@ impl FastTable {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 8);
-        // Parts of at most PART_NAMES names, each thread building a run of
-        // them in order, so that packing can free each part as soon as it is
-        // laid out: a million names' entries and bodies are never all held
-        // beside the arena they are copied into.
-        let chunk = work.len().div_ceil(threads).clamp(1, PART_NAMES);
+        // Parts of at most PART_NAMES names, at least four a thread, so that
+        // the layout of the first parts goes on while the last are built.
+        let chunk = work.len().div_ceil(threads * 4).clamp(1024, PART_NAMES);
         let chunks: Vec<&[Work<'_>]> = work.chunks(chunk).collect();
-        let per_thread = chunks.len().div_ceil(threads).max(1);
         // Each part's bodies go into one byte vector of its own, shared within
         // the part (most NODATA and NXDOMAIN bodies); one shared by several
         // parts is written once per part. Few blocks are allocated per name,
@@ -138,25 +135,46 @@ impl FastTable {
                 .collect::<Vec<Entry>>();
             b.into_part(entries)
         };
-        let parts: Vec<Part> = if threads == 1 || work.len() < 4096 {
-            chunks.iter().map(|&c| entries(c)).collect()
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = chunks
-                    .chunks(per_thread)
-                    .map(|run| s.spawn(move || run.iter().map(|&c| entries(c)).collect::<Vec<_>>()))
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_default())
-                    .collect()
-            })
-        };
         let steered = steered_bodies(snap);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        // A part lost to a panic: the table would lack names, so none is used.
-        let complete = parts.iter().map(|p| p.entries.len()).sum::<usize>() == work.len();
-        let Some(mut t) = complete.then(|| Self::pack(&work, parts)).flatten() else {
+        let packed = if threads == 1 || work.len() < 4096 {
+            Self::pack(&work, chunks.iter().map(|&c| entries(c)))
+        } else {
+            // Thread k builds parts k, k + threads, ... and hands each over
+            // as it is done, at most one ahead of the packing, which lays
+            // them out in order as they come: a few parts are held at a
+            // time, not a million names' entries and bodies beside the arena
+            // they are copied into (a 1,000,000-record zone's build peaked
+            // 90 MiB higher when every part was built before the first was
+            // laid out), and the layout goes on while the parts are built.
+            std::thread::scope(|s| {
+                let receivers: Vec<_> = (0..threads.min(chunks.len()))
+                    .map(|k| {
+                        let (tx, rx) = std::sync::mpsc::sync_channel::<Part>(1);
+                        let mine: Vec<&[Work<'_>]> =
+                            chunks.iter().skip(k).step_by(threads).copied().collect();
+                        let entries = &entries;
+                        s.spawn(move || {
+                            for c in mine {
+                                if tx.send(entries(c)).is_err() {
+                                    return;
+                                }
+                            }
+                        });
+                        rx
+                    })
+                    .collect();
+                // A part lost to a panic ends the parts early: the table
+                // would lack names, and `pack` makes none.
+                let parts =
+                    (0..chunks.len()).map_while(|i| receivers[i % receivers.len()].recv().ok());
+                let t = Self::pack(&work, parts);
+                // Let any builder still sending go.
+                drop(receivers);
+                t
+            })
+        };
+        let Some(mut t) = packed else {
             return FastTable {
                 id,
                 ..FastTable::default()
@@ -179,16 +197,21 @@ impl FastTable {
     /// (then every query takes the general path).
     /// The entries of `parts` are those of `work`'s names, in order; each
     /// part is freed once it is laid out.
-    fn pack(work: &[Work<'_>], parts: Vec<Part>) -> Option<FastTable> {
+    /// `None` too when the parts hold fewer entries than `work` has names.
+    fn pack(work: &[Work<'_>], parts: impl Iterator<Item = Part>) -> Option<FastTable> {
         let mut t = FastTable::default();
-        // Room for every record (key, flags, lists) and body, so that the
-        // arena is not copied as it grows.
         let records: usize = work.iter().map(|(k, _)| k.len() + 32).sum();
-        t.arena
-            .reserve(records + parts.iter().map(|p| p.bytes.len()).sum::<usize>());
         let mut keyed = Vec::with_capacity(work.len());
         let mut names = work.iter();
         for part in parts {
+            if t.arena.capacity() == 0 {
+                // Room for every record (key, flags, lists) and, guessed from
+                // the first part, every body, so that the arena is not copied
+                // as it grows: room not written to takes no memory, and what
+                // is left over is given back at the end without a copy.
+                let per_name = part.bytes.len() / part.entries.len().max(1) + 1;
+                t.arena.reserve(records + 2 * per_name * work.len());
+            }
             // Where the part's bodies went in the arena, by their number.
             let mut placed = vec![NONE; part.offsets.len()];
             for e in &part.entries {
@@ -197,6 +220,9 @@ impl FastTable {
                 keyed.push((hash(key), at));
                 t.write_record(key, e, &part, &mut placed)?;
             }
+        }
+        if keyed.len() != work.len() {
+            return None;
         }
         u32::try_from(t.arena.len()).ok()?;
         t.names = keyed.len();

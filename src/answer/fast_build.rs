@@ -38,9 +38,32 @@ fn response_bits(out: &[u8]) -> Option<(u16, [u16; 3])> {
     Some((u(2) & 0x040f, [u(6), u(8), u(10)]))
 }
 
-/// A name to build an entry for: its zone's index, the zone and its node, or
-/// `None` when it goes to the general path.
-type Work<'z> = (&'z [u8], Option<(usize, &'z Zone, &'z crate::zone::Node)>);
+/// A name to build an entry for, as its zone's index and node number: eight
+/// bytes, where the name, zone and node themselves were 40 and a million
+/// names' list was 32 MiB of the build's peak.
+#[derive(Debug, Clone, Copy)]
+struct Work {
+    /// The zone's index, with [`GENERAL`] set when the name goes to the
+    /// general path.
+    zone: u32,
+    node: u32,
+}
+
+/// [`Work::zone`]'s flag for a name with no entry of its own.
+const GENERAL: u32 = 1 << 31;
+
+impl Work {
+    /// The name, and its zone's index, the zone and its node unless the name
+    /// goes to the general path.
+    fn resolve<'z>(self, zones: &'z [Zone]) -> Resolved<'z> {
+        let zi = (self.zone & !GENERAL) as usize;
+        let zone = &zones[zi];
+        let (key, node) = zone.nodes.at(self.node as usize);
+        (key, (self.zone & GENERAL == 0).then_some((zi, zone, node)))
+    }
+}
+
+type Resolved<'z> = (&'z [u8], Option<(usize, &'z Zone, &'z crate::zone::Node)>);
 
 /// A body as one builder wrote it: its number among the bodies of the part
 /// that refers to it, in the order they were kept ([`Part::offsets`] says
@@ -89,25 +112,27 @@ impl FastTable {
         // path: a name more than one zone holds, or one a deeper zone answers
         // for, has no prebuilt answer, nor have the names below it.
         let zones = snap.zones.zones();
-        let mut work: Vec<Work<'_>> = Vec::new();
+        let mut work: Vec<Work> = Vec::new();
         if let [zone] = zones {
             // One zone: it is every name's deepest, and no name is in two.
-            work.extend(
-                zone.nodes
-                    .iter()
-                    .map(|(key, node)| (key, Some((0, zone, node)))),
-            );
+            work.extend((0..zone.nodes.len()).map(|i| Work {
+                zone: 0,
+                node: i as u32,
+            }));
         } else {
             let mut slot: FxHashMap<&[u8], usize> = FxHashMap::default();
             for (zi, zone) in zones.iter().enumerate() {
-                for (key, node) in &zone.nodes {
-                    if let Some(&i) = slot.get(key) {
-                        work[i].1 = None;
+                for (i, (key, _)) in zone.nodes.iter().enumerate() {
+                    if let Some(&w) = slot.get(key) {
+                        work[w].zone |= GENERAL;
                         continue;
                     }
                     let deepest = snap.zones.find(key).is_some_and(|z| std::ptr::eq(z, zone));
                     slot.insert(key, work.len());
-                    work.push((key, deepest.then_some((zi, zone, node))));
+                    work.push(Work {
+                        zone: zi as u32 | if deepest { 0 } else { GENERAL },
+                        node: i as u32,
+                    });
                 }
             }
         }
@@ -118,19 +143,19 @@ impl FastTable {
         // Parts of at most PART_NAMES names, at least four a thread, so that
         // the layout of the first parts goes on while the last are built.
         let chunk = work.len().div_ceil(threads * 4).clamp(1024, PART_NAMES);
-        let chunks: Vec<&[Work<'_>]> = work.chunks(chunk).collect();
+        let chunks: Vec<&[Work]> = work.chunks(chunk).collect();
         // Each part's bodies go into one byte vector of its own, shared within
         // the part (most NODATA and NXDOMAIN bodies); one shared by several
         // parts is written once per part. Few blocks are allocated per name,
         // so the threads leave no heap behind them: a body each in its own
         // block kept 18 MiB of freed heap resident for a 100,000-record zone.
-        let entries = |part: &[Work<'_>]| {
+        let entries = |part: &[Work]| {
             let mut b = Builder::new(snap, &shapes, part.len());
             let entries = part
                 .iter()
-                .map(|&(key, z)| match z {
-                    Some((zi, zone, node)) => b.entry(zi, zone, key, node),
-                    None => Entry::general(),
+                .map(|w| match w.resolve(zones) {
+                    (key, Some((zi, zone, node))) => b.entry(zi, zone, key, node),
+                    (_, None) => Entry::general(),
                 })
                 .collect::<Vec<Entry>>();
             b.into_part(entries)
@@ -138,7 +163,7 @@ impl FastTable {
         let steered = steered_bodies(snap);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let packed = if threads == 1 || work.len() < 4096 {
-            Self::pack(&work, chunks.iter().map(|&c| entries(c)))
+            Self::pack(zones, &work, chunks.iter().map(|&c| entries(c)))
         } else {
             // Thread k builds parts k, k + threads, ... and hands each over
             // as it is done, at most one ahead of the packing, which lays
@@ -151,7 +176,7 @@ impl FastTable {
                 let receivers: Vec<_> = (0..threads.min(chunks.len()))
                     .map(|k| {
                         let (tx, rx) = std::sync::mpsc::sync_channel::<Part>(1);
-                        let mine: Vec<&[Work<'_>]> =
+                        let mine: Vec<&[Work]> =
                             chunks.iter().skip(k).step_by(threads).copied().collect();
                         let entries = &entries;
                         s.spawn(move || {
@@ -168,7 +193,7 @@ impl FastTable {
                 // would lack names, and `pack` makes none.
                 let parts =
                     (0..chunks.len()).map_while(|i| receivers[i % receivers.len()].recv().ok());
-                let t = Self::pack(&work, parts);
+                let t = Self::pack(zones, &work, parts);
                 // Let any builder still sending go.
                 drop(receivers);
                 t
@@ -198,11 +223,11 @@ impl FastTable {
     /// The entries of `parts` are those of `work`'s names, in order; each
     /// part is freed once it is laid out.
     /// `None` too when the parts hold fewer entries than `work` has names.
-    fn pack(work: &[Work<'_>], parts: impl Iterator<Item = Part>) -> Option<FastTable> {
+    fn pack(zones: &[Zone], work: &[Work], parts: impl Iterator<Item = Part>) -> Option<FastTable> {
         let mut t = FastTable::default();
-        let records: usize = work.iter().map(|(k, _)| k.len() + 32).sum();
+        let records: usize = work.iter().map(|w| w.resolve(zones).0.len() + 32).sum();
         let mut keyed = Vec::with_capacity(work.len());
-        let mut names = work.iter();
+        let mut names = work.iter().map(|w| w.resolve(zones));
         for part in parts {
             if t.arena.capacity() == 0 {
                 // Room for every record (key, flags, lists) and, guessed from
@@ -215,7 +240,7 @@ impl FastTable {
             // Where the part's bodies went in the arena, by their number.
             let mut placed = vec![NONE; part.offsets.len()];
             for e in &part.entries {
-                let &(key, _) = names.next()?;
+                let (key, _) = names.next()?;
                 let at = u32::try_from(t.arena.len()).ok()?;
                 keyed.push((hash(key), at));
                 t.write_record(key, e, &part, &mut placed)?;

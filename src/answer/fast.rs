@@ -19,7 +19,10 @@
 //!
 //! Anything else goes to the general path: steered names' A/AAAA/CNAME, other classes,
 //! ANY and the meta types, EDNS versions other than 0, answers that would not fit the
-//! client's size limit, CNAME wildcards, names in more than one zone. The general path
+//! client's size limit, CNAME wildcards, names in more than one zone, and a signed
+//! zone's DO=1 answers that need a signature made on the fly or a proof that depends
+//! on the name asked (the others have their DO=1 form, with RRSIGs, beside the DO=0
+//! one: [`BodyView::signed`]). The general path
 //! and this one give the same bytes; `tests/scenarios.rs` runs every golden case
 //! through both and compares.
 

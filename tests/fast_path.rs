@@ -524,8 +524,12 @@ fn signed_zone_do1_fast_and_general_agree() {
 /// bytes as the general path's.
 #[test]
 fn nsec_chain_zone_do1_fast_and_general_agree() {
-    let (snap, dir) =
-        signed_snapshot("signed-nsec", "sig.test.", SIGNED_ZONE, "denial = \"nsec\"\n");
+    let (snap, dir) = signed_snapshot(
+        "signed-nsec",
+        "sig.test.",
+        SIGNED_ZONE,
+        "denial = \"nsec\"\n",
+    );
     let table_src: IpAddr = [192, 0, 2, 1].into();
     let mut out = Vec::new();
     {
@@ -594,5 +598,8 @@ fn resigned_zone_fast_answers_carry_the_new_signatures() {
     let first = rrsig("10d", "resign-1");
     let again = rrsig("20d", "resign-2");
     assert_eq!((first.len(), again.len()), (1, 1));
-    assert_ne!(first, again, "the second snapshot's answer kept the old RRSIG");
+    assert_ne!(
+        first, again,
+        "the second snapshot's answer kept the old RRSIG"
+    );
 }

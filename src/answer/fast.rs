@@ -284,7 +284,10 @@ impl FastTable {
         let u = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
         let flags = u(0);
         let (signed, relocs_at) = if flags & HAS_SIGNED != 0 {
-            (Some(be32(&self.arena, at + BODY_HEADER)?), at + BODY_HEADER + 4)
+            (
+                Some(be32(&self.arena, at + BODY_HEADER)?),
+                at + BODY_HEADER + 4,
+            )
         } else {
             (None, at + BODY_HEADER)
         };

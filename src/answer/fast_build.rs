@@ -332,7 +332,11 @@ impl<'p> Placer<'p> {
         self.fresh.push((written, None));
         let i = self.fresh.len() - 1;
         if let Some(link) = body_link(written) {
-            let at = if link == NONE { NONE } else { self.place(link)? };
+            let at = if link == NONE {
+                NONE
+            } else {
+                self.place(link)?
+            };
             self.fresh.get_mut(i)?.1 = Some(at);
         }
         Some(o)
@@ -450,7 +454,11 @@ struct Builder<'s> {
 fn body_at(bytes: &[u8], at: usize) -> Option<&[u8]> {
     let len = usize::from(be16(bytes, at + 10)?);
     let relocs = usize::from(be16(bytes, at + 12)?);
-    let link = if be16(bytes, at)? & HAS_SIGNED != 0 { 4 } else { 0 };
+    let link = if be16(bytes, at)? & HAS_SIGNED != 0 {
+        4
+    } else {
+        0
+    };
     bytes.get(at..at + BODY_HEADER + link + 2 * relocs + len)
 }
 
@@ -963,7 +971,9 @@ fn steered_bodies(snap: &Snapshot) -> SteeredBodies {
                     };
                     let at = out.bytes.len();
                     // It fails (a body over 64 KiB) before writing anything.
-                    if write_body_into(&mut out.bytes, flags, counts, None, None, &[], bytes).is_none() {
+                    if write_body_into(&mut out.bytes, flags, counts, None, None, &[], bytes)
+                        .is_none()
+                    {
                         continue;
                     }
                     let key = steer_key(zi as u32, pi as u32, ei, qtype, degraded);

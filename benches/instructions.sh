@@ -18,6 +18,13 @@
 #   MIXES=static SERVERS="signpost gdnsd" PASSES=1 bash benches/instructions.sh
 #   DIALS=50 MIXES=geo SERVERS=signpost bash benches/instructions.sh   # dials on every region
 #   DNSTAP=100 MIXES=static SERVERS=signpost bash benches/instructions.sh   # dnstap, 1 in 100
+#   SIGNED=1 MIXES="static geo" bash benches/instructions.sh   # DO=1 ÷ DO=0 on a signed zone
+#
+# DNSSEC: signpost-signed is signpost signing the zone itself ([dnssec], as
+# benches/lib.sh peer_setup sets it up for compare.sh; the geo mix's policy
+# file gets `dnssec = true`); a "+do" after a name sets the DO bit in every
+# query (dnsperf -D, or in the messages of the ECS mixes). SIGNED=1 stands for
+# SERVERS="signpost-signed signpost-signed+do" and prints DO=1 ÷ DO=0 per mix.
 #
 # Mixes: static (benches/data/static.queries on bench.example.zone, as
 # compare.sh), ecs (benches/data/geo.queries: the same zone, every query with
@@ -36,6 +43,8 @@ MMDB=$REPO/tests/fixtures/geo/city.mmdb
 PATH=$PATH:/usr/sbin:/sbin
 
 # ---- settings (environment) ------------------------------------------------
+SIGNED=${SIGNED:-0}               # 1: SERVERS="signpost-signed signpost-signed+do" (DO=1 ÷ DO=0, signed zone)
+if [ "$SIGNED" = 1 ]; then SERVERS=${SERVERS:-signpost-signed signpost-signed+do}; fi
 SERVERS=${SERVERS:-signpost gdnsd}
 MIXES=${MIXES:-static ecs geo}
 SIGNPOST=${SIGNPOST:-$REPO/target/release/signpost}
@@ -65,7 +74,7 @@ read -r -a SERVER_LIST <<<"$SERVERS"
 read -r -a MIX_LIST <<<"$MIXES"
 [ "${#SERVER_LIST[@]}" -ge 1 ] || die "SERVERS is empty"
 for s in "${SERVER_LIST[@]}"; do
-    case $s in signpost | gdnsd) ;; *) die "unknown server '$s' in SERVERS (signpost gdnsd)" ;; esac
+    case ${s%+do} in signpost | signpost-signed | gdnsd) ;; *) die "unknown server '$s' in SERVERS (signpost signpost-signed gdnsd, each with +do for DO=1)" ;; esac
 done
 for m in "${MIX_LIST[@]}"; do
     case $m in static | ecs | geo) ;; *) die "unknown mix '$m' in MIXES (static ecs geo)" ;; esac
@@ -99,6 +108,7 @@ for m in "${MIX_LIST[@]}"; do
             ;;
         ecs)
             python3 "$DATA/mkbin-ecs.py" "$DATA/geo.queries" "$WORK/ecs.bin" 2>/dev/null || die "could not build the ecs query file"
+            python3 "$DATA/mkbin-ecs.py" "$DATA/geo.queries" "$WORK/ecs-do.bin" --do 2>/dev/null || die "could not build the ecs query file"
             INPUT[$m]="-B -d $WORK/ecs.bin"
             EXPECT[$m]=$(tr -s '[:space:]' '\n' <"$DATA/geo.expect" | sed '/^$/d' | sort | paste -sd ' ')
             APEX[$m]=bench.example
@@ -107,6 +117,7 @@ for m in "${MIX_LIST[@]}"; do
         geo)
             python3 "$GEO/mkmix.py" "$WORK/geomix" "$NQUERIES" 2>/dev/null || die "mkmix.py failed"
             python3 "$DATA/mkbin-ecs.py" "$WORK/geomix/queries" "$WORK/geo.bin" 2>/dev/null || die "could not build the geo query file"
+            python3 "$DATA/mkbin-ecs.py" "$WORK/geomix/queries" "$WORK/geo-do.bin" --do 2>/dev/null || die "could not build the geo query file"
             INPUT[$m]="-B -d $WORK/geo.bin"
             EXPECT[$m]="NOERROR=$NQUERIES"
             APEX[$m]=geobench.example
@@ -120,10 +131,14 @@ start_server() { # SERVER MIX PORT
     local name=$1 mix=$2 port=$3 dir=$WORK/$2/$1
     local -a cmd
     mkdir -p "$dir/zones"
-    case $name/$mix in
-        signpost/geo)
+    case ${name%+do}/$mix in
+        signpost/geo | signpost-signed/geo)
             cp "$GEO/signpost/geobench.example.toml" "$dir/zones/"
             fill "$GEO/signpost/server.toml.in" "$dir/server.toml" "$port" "$dir"
+            if [ "${name%+do}" = signpost-signed ]; then
+                { echo 'dnssec = true'; cat "$GEO/signpost/geobench.example.toml"; } >"$dir/zones/geobench.example.toml"
+                printf '\n[dnssec]\nkey_dir = "%s/keys"\n' "$dir" >>"$dir/server.toml"
+            fi
             cmd=("$SIGNPOST" serve --zones "$dir/zones" --config "$dir/server.toml" --listen "127.0.0.1:$port")
             if [ -n "$DIALS" ]; then
                 printf 'version = 1\n\n[dials]\n"region:us-east" = %d\n"region:eu-west" = %d\n"region:ap-northeast" = %d\n' \
@@ -137,12 +152,12 @@ start_server() { # SERVER MIX PORT
             fill "$GEO/gdnsd/config.in" "$dir/config" "$port" "$dir"
             cmd=(gdnsd -c "$dir" start)
             ;;
-        signpost/* | gdnsd/*)
-            peer_setup "$name" "$dir" "$port" "$DATA/bench.example.zone"
+        signpost/* | signpost-signed/* | gdnsd/*)
+            peer_setup "${name%+do}" "$dir" "$port" "$DATA/bench.example.zone"
             cmd=("${SERVER_CMD[@]}")
             ;;
     esac
-    if [ "$name" = signpost ] && [ -n "$DNSTAP" ]; then
+    if [[ $name == signpost* ]] && [ -n "$DNSTAP" ]; then
         # The collector outside callgrind, on the client's CPU: only signpost is counted.
         command -v fstrm_capture >/dev/null 2>&1 || die "fstrm_capture not found (Debian's fstrm-bin)"
         taskset -c "$CLIENT_CPU" fstrm_capture -t protobuf:dnstap.Dnstap -u "$dir/tap.sock" -w "$dir/tap.fstrm" \
@@ -196,6 +211,13 @@ send() { # SERVER MIX PASSES OUT: dnsperf over the mix PASSES times; no loss all
     local name=$1 mix=$2 n=$3 out=$4
     local -a input
     read -r -a input <<<"${INPUT[$mix]}"
+    if [[ $name == *+do ]]; then
+        # DO=1: dnsperf -D, or the messages built with the bit (-B ignores -D)
+        case $mix in
+            static) input+=(-D) ;;
+            *) input=(-B -d "$WORK/$mix-do.bin") ;;
+        esac
+    fi
     timeout -k 5 1200 taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "${PORT[$name]}" "${input[@]}" \
         -n "$n" -q 20 -t 5 >"$out" 2>&1 || die "$name: dnsperf failed: $(tail -n 3 "$out")"
     [ "$(stat_of "$out" 'Queries lost:' 3)" = 0 ] || die "$name: queries lost: $(grep 'Queries lost' "$out")"
@@ -214,7 +236,12 @@ for m in "${MIX_LIST[@]}"; do
         wait_ready "$s" "$m"
         send "$s" "$m" 1 "$dir/check.out"
         got=$(rcodes "$dir/check.out")
-        [ "$got" = "${EXPECT[$m]}" ] || die "$s: one pass over the $m mix gave '$got', want '${EXPECT[$m]}'"
+        if [[ $s == *+do ]]; then
+            # compact denial answers NXDOMAIN as NOERROR (RFC 9824): no other rcode
+            [[ $got =~ ^(NOERROR|NXDOMAIN)=[0-9]+( (NOERROR|NXDOMAIN)=[0-9]+)?$ ]] || die "$s: one pass over the $m mix gave '$got'"
+        else
+            [ "$got" = "${EXPECT[$m]}" ] || die "$s: one pass over the $m mix gave '$got', want '${EXPECT[$m]}'"
+        fi
         dump "$s" "$m" >/dev/null
         t0=$(date +%s.%N)
         sleep "$IDLE"
@@ -228,7 +255,7 @@ for m in "${MIX_LIST[@]}"; do
         python3 "$BENCH/cg-self.py" "$dir/b.obj" "$TOP" "$b"
         queries=$((PASSES * LINES[$m]))
         # per object: (phase B - phase A) / the queries between them
-        own=$(awk -F'\t' -v bin="$(basename "$([ "$s" = signpost ] && echo "$SIGNPOST" || command -v gdnsd)")" '
+        own=$(awk -F'\t' -v bin="$(basename "$([[ $s == signpost* ]] && echo "$SIGNPOST" || command -v gdnsd)")" '
             FNR == NR { a[$1] = $2; next } { d = $2 - a[$1]; n = split($1, p, "/")
                 if (p[n] == bin) own += d; else if (p[n] ~ /^libc\.so/) libc += d; else other += d }
             END { printf "%d %d %d\n", own, libc, other }' "$dir/a.obj" "$dir/b.obj")
@@ -264,4 +291,9 @@ if [[ " ${SERVER_LIST[*]} " == *" signpost "* && " ${SERVER_LIST[*]} " == *" gdn
     awk -F'\t' '{ pq[$1, $2] = ($5 - $4) / $3; mixes[$1] = 1 }
         END { for (m in mixes) if ((m, "signpost") in pq && (m, "gdnsd") in pq)
                 printf "signpost ÷ gdnsd instructions/query, %s mix: %.3f\n", m, pq[m, "signpost"] / pq[m, "gdnsd"] }' "$RESULTS" | sort
+fi
+if [[ " ${SERVER_LIST[*]} " == *" signpost-signed "* && " ${SERVER_LIST[*]} " == *" signpost-signed+do "* ]]; then
+    awk -F'\t' '{ pq[$1, $2] = ($5 - $4) / $3; mixes[$1] = 1 }
+        END { for (m in mixes) if ((m, "signpost-signed") in pq && (m, "signpost-signed+do") in pq)
+                printf "signpost DO=1 ÷ DO=0 instructions/query on the signed zone, %s mix: %.3f\n", m, pq[m, "signpost-signed+do"] / pq[m, "signpost-signed"] }' "$RESULTS" | sort
 fi

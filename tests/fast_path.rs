@@ -1,8 +1,11 @@
 //! The UDP fast path (prebuilt whole answers) against the general path, in process:
 //! for every name of the example, test and benchmark zones, names below them that
 //! do not exist, many query types, letter cases, EDNS variants and header bits, both
-//! paths must give the same bytes and count the same things. The socket-level
+//! paths must give the same bytes and count the same things; signed zones with
+//! DO=1 too (their answers with RRSIGs and proofs prebuilt). The socket-level
 //! comparison of every golden scenario is in `tests/scenarios.rs`.
+
+mod common;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -110,7 +113,31 @@ fn recase(name: &[u8], how: u8) -> Vec<u8> {
 }
 
 /// Runs the cross product for one snapshot; returns (queries, answered fast).
-fn compare(mut snap: Snapshot) -> (usize, usize) {
+fn compare(snap: Snapshot) -> (usize, usize) {
+    let edns = [
+        Edns::None,
+        Edns::Plain(1232),
+        Edns::Plain(512),
+        Edns::Do,
+        Edns::Nsid,
+        Edns::Ecs,
+        Edns::Version1,
+    ];
+    let c = compare_with(snap, &edns);
+    (c.total, c.fast)
+}
+
+/// What [`compare_with`] counted.
+struct Compared {
+    total: usize,
+    fast: usize,
+    /// DO=1 answers from the fast path that carry an RRSIG, as hickory-proto
+    /// decodes them.
+    fast_signed: usize,
+}
+
+/// [`compare`] with the EDNS variants `edns`, in turn.
+fn compare_with(mut snap: Snapshot, edns: &[Edns]) -> Compared {
     let table = snap
         .fast
         .take()
@@ -132,19 +159,11 @@ fn compare(mut snap: Snapshot) -> (usize, usize) {
     names.sort();
     names.dedup();
     let qtypes = [
-        1u16, 2, 5, 6, 12, 15, 16, 28, 33, 43, 48, 52, 257, 65, 99, 65280, 999, 41, 255, 252,
-    ];
-    let edns = [
-        Edns::None,
-        Edns::Plain(1232),
-        Edns::Plain(512),
-        Edns::Do,
-        Edns::Nsid,
-        Edns::Ecs,
-        Edns::Version1,
+        1u16, 2, 5, 6, 12, 15, 16, 28, 33, 43, 46, 47, 48, 52, 257, 65, 99, 65280, 999, 41, 255,
+        252,
     ];
     let srcs: [IpAddr; 2] = [[127, 0, 0, 1].into(), [192, 0, 2, 1].into()];
-    let (mut total, mut fast, mut steer) = (0, 0, 0);
+    let (mut total, mut fast, mut steer, mut fast_signed) = (0, 0, 0, 0);
     let mut general_out = Vec::new();
     let mut fast_out = Vec::new();
     for (i, n) in names.iter().enumerate() {
@@ -177,13 +196,24 @@ fn compare(mut snap: Snapshot) -> (usize, usize) {
             );
             assert_eq!(f.question_len, g.question_len, "{what}");
             assert!(f.steered.is_none() && g.steered.is_none(), "{what}");
+            if matches!(e, Edns::Do) {
+                let d = common::decode(&fast_out);
+                let sigs = d.answer.iter().chain(&d.authority);
+                if sigs.filter(|r| r.contains("RRSIG")).count() > 0 {
+                    fast_signed += 1;
+                }
+            }
         }
     }
     // The steered names' A/AAAA/CNAME skip the lookup (the decision itself is the
     // general path's, compared at the socket level in tests/scenarios.rs).
     let steered_names = snap.steering.iter().map(|s| s.names.len()).sum::<usize>();
     assert_eq!(steer > 0, steered_names > 0, "steered hints: {steer}");
-    (total, fast)
+    Compared {
+        total,
+        fast,
+        fast_signed,
+    }
 }
 
 #[test]
@@ -461,4 +491,172 @@ fn a_table_built_in_parts_by_threads_answers_every_name() {
             );
         }
     }
+}
+
+/// `zone_text` as `origin`'s master file in a scratch folder, signed by the
+/// server (`[dnssec]`, keys made there) with `extra` lines in the table.
+fn signed_snapshot(tag: &str, origin: &str, zone_text: &str, extra: &str) -> (Snapshot, PathBuf) {
+    let dir = tempdir().join(tag);
+    std::fs::create_dir_all(dir.join("zones")).expect("temp dir");
+    std::fs::write(dir.join(format!("zones/{origin}zone")), zone_text).expect("write zone");
+    let config = dir.join("server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[dnssec]\nzones = [\"{origin}\"]\nkey_dir = \"{}\"\n{extra}",
+            dir.join("keys").display()
+        ),
+    )
+    .expect("write config");
+    let snap = snapshot(
+        dir.join("zones").to_str().expect("utf-8 path"),
+        Some(config.to_str().expect("utf-8 path")),
+    );
+    assert!(!snap.signers.is_empty(), "the zone is signed");
+    (snap, dir)
+}
+
+/// A zone with a signed and an unsigned delegation, a wildcard, an empty
+/// non-terminal, a CNAME chain and names of one shape.
+const SIGNED_ZONE: &str = "$ORIGIN sig.test.\n$TTL 300\n\
+    @ IN SOA ns1.sig.test. hm.sig.test. 1 7200 3600 1209600 300\n\
+    @ IN NS ns1\n@ IN MX 10 mx\nns1 IN A 192.0.2.1\nmx IN A 192.0.2.2\nmx IN AAAA 2001:db8::2\n\
+    sub IN NS ns1.sub\nns1.sub IN A 192.0.2.6\n\
+    sec IN NS ns.elsewhere.test.\n\
+    sec IN DS 12345 13 2 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n\
+    *.w IN A 198.51.100.1\nx.w IN TXT \"x\"\na.b.ent IN A 192.0.2.9\n\
+    www IN CNAME web\nweb IN CNAME mx\nh1 IN A 203.0.113.1\nh2 IN A 203.0.113.2\n\
+    h3 IN TXT \"three\"\n";
+
+/// DO=1 on a signed zone (compact denial, the default): the fast path answers
+/// with the same bytes as the general path, signatures included, and answers
+/// every name's own records that way (before, DO=1 left the table for the
+/// general path: its prebuilt answers had no RRSIGs).
+#[test]
+fn signed_zone_do1_fast_and_general_agree() {
+    let (snap, dir) = signed_snapshot("signed-compact", "sig.test.", SIGNED_ZONE, "");
+    let c = compare_with(snap, &[Edns::Do, Edns::Do, Edns::Plain(1232), Edns::Do]);
+    eprintln!(
+        "signed zone, compact denial: {} of {} answered fast, {} with RRSIGs",
+        c.fast, c.total, c.fast_signed
+    );
+    assert!(c.fast_signed > 0, "no DO=1 answer came from the fast path");
+    let (snap, _) = signed_snapshot("signed-compact-2", "sig.test.", SIGNED_ZONE, "");
+    // Every name's own A, AAAA, TXT, MX with DO=1: prebuilt, signed.
+    let table = snap.fast.get().expect("fast table");
+    let zone = &snap.zones.zones()[0];
+    let src: IpAddr = [192, 0, 2, 1].into();
+    let mut out = Vec::new();
+    let mut asked = 0;
+    for (name, node) in zone.nodes.iter() {
+        for set in &node.rrsets {
+            // Not the referrals' names (a cut, glue below one).
+            let cut = name.ends_with(b"\x03sub\x03sig\x04test\x00");
+            if !matches!(set.rtype, 1 | 15 | 16 | 28) || node.get(2).is_some() || cut {
+                continue;
+            }
+            let pkt = packet(name, set.rtype, Edns::Do, 0);
+            let mut name_buf = query::NameBuf::default();
+            let q = query::parse(&pkt, &mut name_buf).expect("query");
+            let Fast::Done(_) = table.answer(&snap, &q, src, &mut out) else {
+                panic!("{name:?} type {} DO=1 went to the general path", set.rtype);
+            };
+            let d = common::decode(&out);
+            assert!(
+                d.answer.iter().any(|r| r.contains("RRSIG")),
+                "{name:?} type {}: no RRSIG in {:?}",
+                set.rtype,
+                d.answer
+            );
+            asked += 1;
+        }
+    }
+    assert!(asked >= 8, "{asked}");
+    drop(snap);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// With an NSEC chain: NODATA (the name's own NSEC) and referrals (DS, or the
+/// NSEC that proves there is none) come from the fast path too, the same
+/// bytes as the general path's.
+#[test]
+fn nsec_chain_zone_do1_fast_and_general_agree() {
+    let (snap, dir) = signed_snapshot(
+        "signed-nsec",
+        "sig.test.",
+        SIGNED_ZONE,
+        "denial = \"nsec\"\n",
+    );
+    let table_src: IpAddr = [192, 0, 2, 1].into();
+    let mut out = Vec::new();
+    {
+        let table = snap.fast.get().expect("fast table");
+        let cases: [(&[u8], u16, &str); 4] = [
+            (b"\x02h1\x03sig\x04test\x00", 16, "NSEC"),
+            (b"\x03ent\x03sig\x04test\x00", 1, "NSEC"),
+            (b"\x01x\x03sec\x03sig\x04test\x00", 1, "DS"),
+            (b"\x01x\x03sub\x03sig\x04test\x00", 1, "NS"),
+        ];
+        for (name, t, want) in cases {
+            let pkt = packet(name, t, Edns::Do, 0);
+            let mut name_buf = query::NameBuf::default();
+            let q = query::parse(&pkt, &mut name_buf).expect("query");
+            let Fast::Done(_) = table.answer(&snap, &q, table_src, &mut out) else {
+                panic!("{name:?} type {t} DO=1 went to the general path");
+            };
+            let d = common::decode(&out);
+            assert!(
+                d.authority.iter().any(|r| r.contains(want))
+                    && d.authority.iter().any(|r| r.contains("RRSIG")),
+                "{name:?} type {t}: {:?}",
+                d.authority
+            );
+        }
+    }
+    let c = compare_with(snap, &[Edns::Do, Edns::Do, Edns::None]);
+    eprintln!(
+        "signed zone, NSEC chain: {} of {} answered fast, {} with RRSIGs",
+        c.fast, c.total, c.fast_signed
+    );
+    assert!(c.fast_signed > 0);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Signatures are made again by a reload (before they expire, or with a new
+/// validity): the new snapshot's fast table is built from its signatures,
+/// so its DO=1 answers carry the new RRSIGs, never the old ones.
+#[test]
+fn resigned_zone_fast_answers_carry_the_new_signatures() {
+    let rrsig = |validity: &str, tag: &str| {
+        let extra = format!("validity = \"{validity}\"\n");
+        let (snap, dir) = signed_snapshot(tag, "sig.test.", SIGNED_ZONE, &extra);
+        let pkt = packet(b"\x02h1\x03sig\x04test\x00", 1, Edns::Do, 0);
+        let src: IpAddr = [192, 0, 2, 1].into();
+        let mut fast = Vec::new();
+        let mut name_buf = query::NameBuf::default();
+        let q = query::parse(&pkt, &mut name_buf).expect("query");
+        let table = snap.fast.get().expect("fast table");
+        assert!(matches!(
+            table.answer(&snap, &q, src, &mut fast),
+            Fast::Done(_)
+        ));
+        let mut general = Vec::new();
+        handle(&snap, &pkt, src, Transport::Tcp, &mut general);
+        assert_eq!(fast, general, "the fast answer is the general path's");
+        let sig: Vec<String> = common::decode(&fast)
+            .answer
+            .into_iter()
+            .filter(|r| r.contains("RRSIG"))
+            .collect();
+        drop(snap);
+        std::fs::remove_dir_all(&dir).ok();
+        sig
+    };
+    let first = rrsig("10d", "resign-1");
+    let again = rrsig("20d", "resign-2");
+    assert_eq!((first.len(), again.len()), (1, 1));
+    assert_ne!(
+        first, again,
+        "the second snapshot's answer kept the old RRSIG"
+    );
 }

@@ -19,7 +19,10 @@
 //!
 //! Anything else goes to the general path: steered names' A/AAAA/CNAME, other classes,
 //! ANY and the meta types, EDNS versions other than 0, answers that would not fit the
-//! client's size limit, CNAME wildcards, names in more than one zone. The general path
+//! client's size limit, CNAME wildcards, names in more than one zone, and a signed
+//! zone's DO=1 answers that need a signature made on the fly or a proof that depends
+//! on the name asked (the others have their DO=1 form, with RRSIGs, beside the DO=0
+//! one: [`BodyView::signed`]). The general path
 //! and this one give the same bytes; `tests/scenarios.rs` runs every golden case
 //! through both and compares.
 
@@ -111,16 +114,22 @@ pub(super) struct BodyView<'a> {
     pub(super) flags: u16,
     pub(super) counts: [u16; 3],
     pub(super) zone_slot: Option<u16>,
+    /// A signed zone's answer: the arena offset of its DO=1 form (with RRSIGs
+    /// and proofs), `NONE` when the general path writes that one.
+    pub(super) signed: Option<u32>,
     pub(super) relocs: &'a [u8],
     pub(super) bytes: &'a [u8],
 }
 
 /// Arena layout of a body, in big-endian u16s: flags, ANCOUNT, NSCOUNT, ARCOUNT,
-/// zone slot, length of the bytes, number of relocations; then the relocations, then
-/// the bytes. Flag bit 0x8000 (QR, set on every response anyway) says a zone slot is
-/// there.
+/// zone slot, length of the bytes, number of relocations; then, for a signed
+/// zone's DO=0 answer, the arena offset of its DO=1 form (u32); then the
+/// relocations, then the bytes. Flag bit 0x8000 (QR, set on every response
+/// anyway) says a zone slot is there, bit 0x4000 (an opcode bit, never kept)
+/// that the DO=1 offset is.
 pub(super) const BODY_HEADER: usize = 14;
 pub(super) const HAS_ZONE: u16 = 0x8000;
+pub(super) const HAS_SIGNED: u16 = 0x4000;
 
 /// `a == b` for names (a few dozen bytes): eight bytes at a time, inline, where a
 /// call to `memcmp` costs more than the comparison.
@@ -274,12 +283,20 @@ impl FastTable {
         let h = self.arena.get(at..at + BODY_HEADER)?;
         let u = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
         let flags = u(0);
-        let relocs_at = at + BODY_HEADER;
+        let (signed, relocs_at) = if flags & HAS_SIGNED != 0 {
+            (
+                Some(be32(&self.arena, at + BODY_HEADER)?),
+                at + BODY_HEADER + 4,
+            )
+        } else {
+            (None, at + BODY_HEADER)
+        };
         let bytes_at = relocs_at + 2 * u(12) as usize;
         Some(BodyView {
-            flags: flags & !HAS_ZONE,
+            flags: flags & !(HAS_ZONE | HAS_SIGNED),
             counts: [u(2), u(4), u(6)],
             zone_slot: (flags & HAS_ZONE != 0).then(|| u(8)),
+            signed,
             relocs: self.arena.get(relocs_at..bytes_at)?,
             bytes: self.arena.get(bytes_at..bytes_at + u(10) as usize)?,
         })

@@ -17,8 +17,8 @@ use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use super::fast::{
-    be16, hash, steer_key, FastTable, Slot, BODY_HEADER, HAS_POLICY, HAS_ZONE, NONE, STEERED,
-    WARM_ABOVE,
+    be16, hash, steer_key, FastTable, Slot, BODY_HEADER, HAS_POLICY, HAS_SIGNED, HAS_ZONE, NONE,
+    STEERED, WARM_ABOVE,
 };
 use super::handler::{handle, Transport};
 use super::query::HEADER_LEN;
@@ -150,6 +150,7 @@ impl FastTable {
         // so the threads leave no heap behind them: a body each in its own
         // block kept 18 MiB of freed heap resident for a 100,000-record zone.
         let entries = |part: &[Work]| {
+            let _prebuilding = crate::dnssec::online::Prebuilding::start();
             let mut b = Builder::new(snap, &shapes, part.len());
             let entries = part
                 .iter()
@@ -287,20 +288,13 @@ impl FastTable {
         let below_at = exact_at + list_len(&e.exact);
         let end = below_at + e.below.as_ref().map_or(0, list_len);
         // Offsets for the bodies not yet written, in the order they follow.
-        let mut next = end;
-        let mut fresh: SmallVec<[&[u8]; 4]> = SmallVec::new();
-        let mut offset = |b: &BodyRef| -> Option<u32> {
-            let slot = placed.get_mut(b.0 as usize)?;
-            if *slot != NONE {
-                return Some(*slot);
-            }
-            let o = u32::try_from(next).ok()?;
-            *slot = o;
-            let written = body_at(&part.bytes, *part.offsets.get(b.0 as usize)? as usize)?;
-            next += written.len();
-            fresh.push(written);
-            Some(o)
+        let mut p = Placer {
+            part,
+            placed,
+            next: end,
+            fresh: SmallVec::new(),
         };
+        let mut offset = |b: &BodyRef| p.place(b.0);
         // On the stack: a name with a type or two (most) allocates nothing.
         let mut list = |a: &Answers| -> Option<SmallVec<[u8; 24]>> {
             let mut l: SmallVec<[u8; 24]> = SmallVec::new();
@@ -345,11 +339,58 @@ impl FastTable {
         if let Some(l) = below {
             self.arena.extend_from_slice(&l);
         }
-        for b in &fresh {
-            self.arena.extend_from_slice(b);
+        for &(b, link) in &p.fresh {
+            match link {
+                // The DO=1 form's number becomes its offset.
+                Some(at) => {
+                    self.arena.extend_from_slice(b.get(..BODY_HEADER)?);
+                    self.arena.extend_from_slice(&at.to_be_bytes());
+                    self.arena.extend_from_slice(b.get(BODY_HEADER + 4..)?);
+                }
+                None => self.arena.extend_from_slice(b),
+            }
         }
-        debug_assert_eq!(self.arena.len(), next);
+        debug_assert_eq!(self.arena.len(), p.next);
         Some(())
+    }
+}
+
+/// Where a record's bodies go in the arena (see [`FastTable::write_record`]).
+struct Placer<'p> {
+    part: &'p Part,
+    /// Arena offsets of the part's bodies, by number; `NONE`: not yet placed.
+    placed: &'p mut [u32],
+    /// Where the next body not yet placed goes.
+    next: usize,
+    /// The bodies to write after the record, in order, each with the arena
+    /// offset of its DO=1 form when it has one.
+    fresh: SmallVec<[(&'p [u8], Option<u32>); 4]>,
+}
+
+impl<'p> Placer<'p> {
+    /// The arena offset of body number `n`: where it was placed, or where it
+    /// goes after the bodies placed so far (its DO=1 form right after it).
+    fn place(&mut self, n: u32) -> Option<u32> {
+        let slot = *self.placed.get(n as usize)?;
+        if slot != NONE {
+            return Some(slot);
+        }
+        let o = u32::try_from(self.next).ok()?;
+        *self.placed.get_mut(n as usize)? = o;
+        let part = self.part;
+        let written = body_at(&part.bytes, *part.offsets.get(n as usize)? as usize)?;
+        self.next += written.len();
+        self.fresh.push((written, None));
+        let i = self.fresh.len() - 1;
+        if let Some(link) = body_link(written) {
+            let at = if link == NONE {
+                NONE
+            } else {
+                self.place(link)?
+            };
+            self.fresh.get_mut(i)?.1 = Some(at);
+        }
+        Some(o)
     }
 }
 
@@ -451,6 +492,9 @@ struct Builder<'s> {
     /// The last own-records body kept in each line, by hash: (hash, number),
     /// number `NONE` for none (see [`Builder::keep_own`]).
     recent: Box<[(u64, u32)]>,
+    /// The zone of the entry being built is signed: each body gets its DO=1
+    /// form too.
+    signed: bool,
     /// The made-up query, its response and a body being laid out, reused.
     pkt: Vec<u8>,
     out: Vec<u8>,
@@ -461,21 +505,42 @@ struct Builder<'s> {
 fn body_at(bytes: &[u8], at: usize) -> Option<&[u8]> {
     let len = usize::from(be16(bytes, at + 10)?);
     let relocs = usize::from(be16(bytes, at + 12)?);
-    bytes.get(at..at + BODY_HEADER + 2 * relocs + len)
+    let link = if be16(bytes, at)? & HAS_SIGNED != 0 {
+        4
+    } else {
+        0
+    };
+    bytes.get(at..at + BODY_HEADER + link + 2 * relocs + len)
+}
+
+/// The link of a body as a builder wrote it: the number of its DO=1 form,
+/// `NONE` for none; `None` for a body that has no link (not a signed zone's).
+fn body_link(body: &[u8]) -> Option<u32> {
+    if be16(body, 0)? & HAS_SIGNED == 0 {
+        return None;
+    }
+    let w = body.get(BODY_HEADER..BODY_HEADER + 4)?;
+    Some(u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
 }
 
 /// Appends a body: flags, ANCOUNT, NSCOUNT, ARCOUNT, zone slot, length of the
-/// bytes, number of relocations (big-endian u16s), the relocations, the bytes
-/// (read back by [`FastTable::body`]).
+/// bytes, number of relocations (big-endian u16s), the link to the DO=1 form
+/// if there is one (u32: the builder's number of that body, which packing
+/// makes its arena offset), the relocations, the bytes (read back by
+/// [`FastTable::body`]).
+#[allow(clippy::too_many_arguments)]
 fn write_body_into(
     v: &mut Vec<u8>,
     flags: u16,
     counts: [u16; 3],
     zone_slot: Option<u16>,
+    link: Option<u32>,
     relocs: &[u16],
     bytes: &[u8],
 ) -> Option<()> {
-    let flags = flags | if zone_slot.is_some() { HAS_ZONE } else { 0 };
+    let flags = flags
+        | if zone_slot.is_some() { HAS_ZONE } else { 0 }
+        | if link.is_some() { HAS_SIGNED } else { 0 };
     for x in [
         flags,
         counts[0],
@@ -486,6 +551,9 @@ fn write_body_into(
         u16::try_from(relocs.len()).ok()?,
     ] {
         v.extend_from_slice(&x.to_be_bytes());
+    }
+    if let Some(l) = link {
+        v.extend_from_slice(&l.to_be_bytes());
     }
     for r in relocs {
         v.extend_from_slice(&r.to_be_bytes());
@@ -506,6 +574,7 @@ impl<'s> Builder<'s> {
             distinct: HashTable::new(),
             offsets: Vec::with_capacity(names),
             recent: vec![(0, NONE); RECENT].into_boxed_slice(),
+            signed: false,
             pkt: Vec::new(),
             out: Vec::new(),
             body: Vec::new(),
@@ -530,13 +599,19 @@ impl<'s> Builder<'s> {
     ) -> Entry {
         let steered = node.steer.is_some();
         let has_cname = node.get(rtype::CNAME).is_some();
+        // A signed zone's answers have a DO=1 form, whose proofs are the name's
+        // own: neither shortcut below holds for them.
+        self.signed = zone.dnssec.is_some();
         // Answered from the zone's own data, not with a referral.
         let ours = !steered && self.shapes.get(zi).is_some_and(|s| !s.at_or_below_cut(key));
         // Its NODATA and NXDOMAIN bodies are its shape's.
-        let shape = (ours && key.len() > 1 && self.shapes.get(zi).is_some_and(|s| !s.in_soa(key)))
-            .then(|| (zi, &key[1 + usize::from(key[0])..], key[0]));
+        let shape = (ours
+            && !self.signed
+            && key.len() > 1
+            && self.shapes.get(zi).is_some_and(|s| !s.in_soa(key)))
+        .then(|| (zi, &key[1 + usize::from(key[0])..], key[0]));
         // Its own records answer its A, AAAA and TXT, nothing added.
-        let plain = ours && !has_cname;
+        let plain = ours && !has_cname && !self.signed;
         let mut exact = Answers::default();
         let mut types: SmallVec<[u16; 4]> = node.rrsets.iter().map(|s| s.rtype).collect();
         if has_cname {
@@ -711,6 +786,7 @@ impl<'s> Builder<'s> {
             0x0400,
             [n, 0, 0],
             Some(zone.metrics_slot),
+            None,
             &[],
             &bytes,
         );
@@ -738,13 +814,42 @@ impl<'s> Builder<'s> {
     /// Runs the general path on a query for `qname`/`qtype` and keeps the sections
     /// after the question. `first` is the length of a made-up first label (with its
     /// length byte), whose pointers are to move; 0 for a real name.
+    /// In a signed zone, the body links to its DO=1 form, built alike.
     fn body(&mut self, qname: &[u8], qtype: u16, first: u16) -> Option<BodyRef> {
+        let link = if self.signed {
+            let signed = self
+                .lay_out(qname, qtype, first, true, None)
+                .and_then(|()| self.keep_body());
+            Some(signed.map_or(NONE, |b| b.0))
+        } else {
+            None
+        };
+        self.lay_out(qname, qtype, first, false, link)?;
+        self.keep_body()
+    }
+
+    /// Asks the general path for `qname`/`qtype` (with DO=1 if `dnssec`) and
+    /// lays out in `self.body` the sections after the question, OPT left out.
+    fn lay_out(
+        &mut self,
+        qname: &[u8],
+        qtype: u16,
+        first: u16,
+        dnssec: bool,
+        link: Option<u32>,
+    ) -> Option<()> {
         self.pkt.clear();
         self.pkt
-            .extend_from_slice(&[0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+            .extend_from_slice(&[0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, u8::from(dnssec)]);
         self.pkt.extend_from_slice(qname);
         self.pkt.extend_from_slice(&qtype.to_be_bytes());
         self.pkt.extend_from_slice(&class::IN.to_be_bytes());
+        let question_end = self.pkt.len();
+        if dnssec {
+            // OPT: root, type 41, payload 1232, DO set, no options.
+            self.pkt
+                .extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0]);
+        }
         // TCP: no size limit, so nothing is cut; the size is checked per query.
         let o = handle(
             self.snap,
@@ -753,23 +858,47 @@ impl<'s> Builder<'s> {
             Transport::Tcp,
             &mut self.out,
         );
-        if !o.sent || o.steered.is_some() || o.truncated || self.out.len() < self.pkt.len() {
+        if !o.sent || o.steered.is_some() || o.truncated || self.out.len() < question_end {
             return None;
         }
-        let (flags, counts) = response_bits(&self.out)?;
+        let (flags, mut counts) = response_bits(&self.out)?;
         // Only answers a zone gave: NOERROR, NXDOMAIN.
         if !matches!(flags & 0x0f, 0 | 3) {
             return None;
         }
-        let bytes = &self.out[self.pkt.len()..];
+        let mut bytes = &self.out[question_end..];
+        if dnssec {
+            // The OPT record, last: written per query.
+            let opt_at = bytes.len().checked_sub(11)?;
+            let opt = &bytes[opt_at..];
+            if counts[2] == 0 || opt[..3] != [0, 0, 41] || opt[9..] != [0, 0] {
+                return None;
+            }
+            counts[2] -= 1;
+            bytes = &bytes[..opt_at];
+            // Below a name, an authoritative answer's NSEC depends on the
+            // name asked (the chain's covering NSEC, compact denial's NSEC at
+            // the name); a referral's is the cut's.
+            let aa = flags & 0x0400 != 0;
+            if first > 0 && aa && has_type(bytes, counts, rtype::NSEC)? {
+                return None;
+            }
+        }
         let relocs = if first > 0 {
             relocations(bytes, counts, first)?
         } else {
             Box::default()
         };
         self.body.clear();
-        write_body_into(&mut self.body, flags, counts, o.zone_slot, &relocs, bytes)?;
-        self.keep_body()
+        write_body_into(
+            &mut self.body,
+            flags,
+            counts,
+            o.zone_slot,
+            link,
+            &relocs,
+            bytes,
+        )
     }
 
     /// The body laid out in `self.body`, kept once among the part's bodies.
@@ -893,7 +1022,9 @@ fn steered_bodies(snap: &Snapshot) -> SteeredBodies {
                     };
                     let at = out.bytes.len();
                     // It fails (a body over 64 KiB) before writing anything.
-                    if write_body_into(&mut out.bytes, flags, counts, None, &[], bytes).is_none() {
+                    if write_body_into(&mut out.bytes, flags, counts, None, None, &[], bytes)
+                        .is_none()
+                    {
                         continue;
                     }
                     let key = steer_key(zi as u32, pi as u32, ei, qtype, degraded);
@@ -946,6 +1077,20 @@ fn relocations(bytes: &[u8], counts: [u16; 3], first: u16) -> Option<Box<[u16]>>
         p = rdata + rdlen;
     }
     (p == bytes.len()).then(|| out.into_boxed_slice())
+}
+
+/// Whether the records in `bytes` hold one of type `t`; `None` if they do
+/// not parse.
+fn has_type(bytes: &[u8], counts: [u16; 3], t: u16) -> Option<bool> {
+    let mut p = 0usize;
+    let mut found = false;
+    let records: usize = counts.iter().map(|&c| c as usize).sum();
+    for _ in 0..records {
+        p = pointers_in_name(bytes, p, 0, &mut Vec::new())?;
+        found |= be16(bytes, p)? == t;
+        p += 10 + usize::from(be16(bytes, p + 8)?);
+    }
+    (p == bytes.len()).then_some(found)
 }
 
 /// Walks the name at `p` (labels, ended by the root or a pointer), adding to `out`

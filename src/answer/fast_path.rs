@@ -36,9 +36,14 @@ impl FastTable {
             return Err(None);
         }
         let qname = q.qname();
+        let dnssec = q.edns.is_some_and(|e| e.dnssec_ok);
         let (answers, shift, below_at) = match self.find(qname) {
             Some(e) => {
                 if e.steered && matches!(q.qtype, rtype::A | rtype::AAAA | rtype::CNAME) {
+                    // A steered DO=1 answer of a signed zone is signed as decided.
+                    if dnssec && !snap.signers.is_empty() {
+                        return Err(None);
+                    }
                     if let (Some(zp), rtype::A | rtype::AAAA) = (e.policy, q.qtype) {
                         if let Some(o) = self.remembered(snap, q, src, zp, out) {
                             return Ok(o);
@@ -61,15 +66,29 @@ impl FastTable {
                 (e.below as usize, o - 2, Some(o))
             }
         };
-        let body = self
+        let mut body = self
             .answers(answers, q.qtype)
             .and_then(|b| self.body(b))
             .ok_or(None)?;
+        // A signed zone's DO=1 answer: its own prebuilt form, if it has one.
+        let signed = match body.signed.filter(|_| dnssec) {
+            // NSEC and RRSIG as the question: the general path's own cases.
+            Some(_) if matches!(q.qtype, rtype::NSEC | rtype::RRSIG) => return Err(None),
+            Some(at) => {
+                body = self.body(at).filter(|_| at != NONE).ok_or(None)?;
+                true
+            }
+            None => false,
+        };
 
         let limit = super::write::size_limit(q.edns.as_ref(), snap.udp_payload, false);
         let (_, opt) = super::opt::edns_out(snap, q, src);
         if !Self::emit(q, &body, shift, opt.as_ref(), limit, out) {
             return Err(None);
+        }
+        if signed {
+            // As the general path does: the network asked for signed answers.
+            crate::dnssec::budget::note_client(src);
         }
 
         let rcode = body.flags & 0x0f;

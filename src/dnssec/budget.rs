@@ -127,6 +127,13 @@ impl Default for History {
     }
 }
 
+/// Notes in the history that `src`'s network (/24, /56) asked for a signed
+/// answer now.
+pub fn note_client(src: IpAddr) {
+    let h = history();
+    h.note(crate::geo::cidr::network_of(src, 24, 56), h.now());
+}
+
 /// The process's history, shared by every zone and snapshot (it outlives reloads).
 pub fn history() -> &'static History {
     static H: OnceLock<History> = OnceLock::new();

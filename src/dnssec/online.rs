@@ -91,6 +91,34 @@ impl Online {
     }
 }
 
+thread_local! {
+    static PREBUILDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While it lives, this thread builds the fast table's DO=1 answers: nothing is
+/// signed on the fly (an answer that would need it is refused as over the cap,
+/// uncounted, and left to the general path at query time, which signs it then),
+/// so that the table holds only signatures made with the zone.
+pub(crate) struct Prebuilding(());
+
+impl Prebuilding {
+    pub(crate) fn start() -> Prebuilding {
+        PREBUILDING.with(|p| p.set(true));
+        Prebuilding(())
+    }
+}
+
+impl Drop for Prebuilding {
+    fn drop(&mut self) {
+        PREBUILDING.with(|p| p.set(false));
+    }
+}
+
+/// Whether this thread builds the fast table's DO=1 answers (see [`Prebuilding`]).
+pub(crate) fn prebuilding() -> bool {
+    PREBUILDING.with(std::cell::Cell::get)
+}
+
 /// The cap on on-the-fly signatures was reached.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct OverCap;
@@ -307,6 +335,9 @@ impl ZoneSigner {
         mut set: RRset,
         standing: Standing,
     ) -> Result<Arc<Signed>, OverCap> {
+        if prebuilding() {
+            return Err(OverCap);
+        }
         let mut key = Vec::with_capacity(owner.len() + 8 + set.wire_len_compressed());
         key.extend_from_slice(owner);
         key.extend_from_slice(&set.rtype.to_be_bytes());

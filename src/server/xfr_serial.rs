@@ -44,26 +44,42 @@ pub(crate) fn remember(zones_dir: &Path, origin: &Name, print: u64, serial: u32)
     }
 }
 
+/// A 64-bit finalizer (SplitMix64's), so that a sum of names' hashes does
+/// not let one name's change cancel another's.
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
 /// A fingerprint of what the zone serves, its SOA serial left out.
 pub(crate) fn fingerprint(zone: &Zone, steering: Option<&ZoneSteering>) -> u64 {
-    let mut h = FxHasher::default();
-    let mut names: Vec<(&[u8], &crate::zone::Node)> = zone.nodes.iter().collect();
-    names.sort_unstable_by_key(|(n, _)| *n);
-    for (owner, node) in names {
-        owner.hash(&mut h);
-        node.steer.hash(&mut h);
+    // The names in any order: each name's own hash, mixed, summed. Sorting
+    // the names first was a tenth of a 100,000-record zone's load (and a
+    // 16-byte entry per name beside it).
+    let mut names = 0u64;
+    for (owner, node) in &zone.nodes {
+        let mut n = FxHasher::default();
+        owner.hash(&mut n);
+        node.steer.hash(&mut n);
         for set in &node.rrsets {
-            set.rtype.hash(&mut h);
-            set.ttl.hash(&mut h);
+            set.rtype.hash(&mut n);
+            set.ttl.hash(&mut n);
             for rd in set.rdatas.iter() {
                 if set.rtype == rtype::SOA {
-                    soa_without_serial(rd).hash(&mut h);
+                    soa_without_serial(rd).hash(&mut n);
                 } else {
-                    rd.hash(&mut h);
+                    rd.hash(&mut n);
                 }
             }
         }
+        names = names.wrapping_add(mix(n.finish()));
     }
+    let mut h = FxHasher::default();
+    names.hash(&mut h);
+    zone.nodes.len().hash(&mut h);
     if let Some(s) = steering {
         for p in &s.names {
             p.name.wire().hash(&mut h);
@@ -191,6 +207,26 @@ mod tests {
     }
 
     const BASE: &str = "$TTL 300\n@ SOA ns hm 10 1 1 1 1\n@ NS ns\nns A 192.0.2.1\n";
+
+    #[test]
+    fn the_fingerprint_follows_content_not_the_order_of_the_file() {
+        let print = |text: &str| fingerprint(&zone(&format!("{BASE}{text}")), None);
+        let a = print("a A 192.0.2.7\nb A 192.0.2.8\n");
+        assert_eq!(a, print("b A 192.0.2.8\na A 192.0.2.7\n"));
+        // The same records under each other's names, another TTL, one more.
+        assert_ne!(a, print("a A 192.0.2.8\nb A 192.0.2.7\n"));
+        assert_ne!(a, print("a 301 A 192.0.2.7\nb A 192.0.2.8\n"));
+        assert_ne!(a, print("a A 192.0.2.7\nb A 192.0.2.8\nc A 192.0.2.8\n"));
+        // The serial is not content.
+        let other = fingerprint(
+            &zone(&format!(
+                "{}a A 192.0.2.7\nb A 192.0.2.8\n",
+                BASE.replace(" 10 ", " 11 ")
+            )),
+            None,
+        );
+        assert_eq!(a, other);
+    }
 
     #[test]
     fn serial_rises_when_content_changes_and_the_file_serial_does_not() {

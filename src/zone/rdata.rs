@@ -450,7 +450,8 @@ pub(crate) fn parse_rdata(
     fields: &[Field<'_>],
     origin: &Name,
 ) -> Result<Vec<u8>, RdataError> {
-    let tname = t::name(rtype);
+    // Named in errors only: no allocation for a type of the registry.
+    let tname = t::name_cow(rtype);
     if let Some((first, rest)) = fields.split_first() {
         if first.is_generic_marker() {
             let wire = parse_generic(&tname, rest)?;
@@ -460,7 +461,7 @@ pub(crate) fn parse_rdata(
             // RFC 3597 §5: a known type in generic form is still that type, and must
             // be valid as one. Re-encoding also lower-cases the names inside.
             let items = decode_items(slots, &wire).ok_or_else(|| RdataError::Generic {
-                rtype: tname.clone(),
+                rtype: tname.to_string(),
                 problem: format!("the data is not a valid {tname} record"),
             })?;
             validate(rtype, &tname, &items)?;
@@ -468,7 +469,7 @@ pub(crate) fn parse_rdata(
         }
     }
     let slots = schema(rtype).ok_or_else(|| RdataError::NoPresentation {
-        rtype: tname.clone(),
+        rtype: tname.to_string(),
     })?;
     let mut reader = Reader {
         tname: &tname,
@@ -486,7 +487,7 @@ pub(crate) fn parse_rdata(
             n => format!("{n} fields"),
         };
         return Err(RdataError::Extra {
-            rtype: tname.clone(),
+            rtype: tname.to_string(),
             found: extra.text.to_string(),
             fields: format!("{count}: {}", names.join(" ")),
         });

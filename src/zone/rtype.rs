@@ -152,6 +152,14 @@ pub fn from_name(s: &str) -> Option<u16> {
     s.parse::<Rtype>().ok().map(|t| t.0)
 }
 
+/// [`name`] without an allocation for a type of the registry.
+pub(crate) fn name_cow(t: u16) -> std::borrow::Cow<'static, str> {
+    match mnemonic(t) {
+        Some(n) => std::borrow::Cow::Borrowed(n),
+        None => std::borrow::Cow::Owned(format!("TYPE{t}")),
+    }
+}
+
 /// The name a type is written with (see [`Rtype`]'s `Display`).
 pub fn name(t: u16) -> String {
     Rtype(t).to_string()

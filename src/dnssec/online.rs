@@ -258,13 +258,11 @@ impl ZoneSigner {
         }
         if denial {
             // The name denied: the query name, or the last CNAME's target.
-            let denied: &[u8] = match ans.answer.last() {
-                Some(r) if r.set.rtype == rtype::CNAME => match r.set.targets.first() {
-                    Some(t) => t.wire(),
-                    None => qname,
-                },
-                _ => qname,
+            let target = match ans.answer.last() {
+                Some(r) if r.set.rtype == rtype::CNAME => r.set.targets().next(),
+                _ => None,
             };
+            let denied: &[u8] = target.as_deref().unwrap_or(qname);
             if let Some(chain) = &self.chain {
                 if let Some(items) =
                     chain_denial(chain, zone, &self.steered_types, denied, qtype, ans.rcode)

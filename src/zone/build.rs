@@ -298,12 +298,6 @@ impl<'a> ZoneBuilder<'a> {
             node.rrsets.sort_by_key(|s| s.rtype);
             for set in node.rrsets.iter_mut() {
                 set.rdatas.shrink_to_fit();
-                let t = set.rtype;
-                set.targets = set
-                    .rdatas
-                    .iter()
-                    .filter_map(|rd| rdata::rdata_target(t, rd))
-                    .collect();
             }
         }
         nodes.shrink_to_fit();
@@ -593,5 +587,58 @@ mod tests {
             ),
             "{shown:?}"
         );
+    }
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::*;
+    use crate::zone::{master::SourceRecord, Owner};
+
+    /// A primary may send names in RDATA with capitals: the CNAME is chased
+    /// and the MX's address added all the same, under the names as held.
+    #[test]
+    fn targets_with_capitals_are_followed() {
+        let origin = Name::parse("example.", None).expect("a name");
+        let file: Arc<Path> = Arc::from(Path::new("z.zone"));
+        let rec = |owner: &str, rtype: u16, rdata: Vec<u8>| SourceRecord {
+            owner: Name::parse(owner, None).expect("a name"),
+            rtype,
+            ttl: 300,
+            rdata,
+            file: Arc::clone(&file),
+            line: 1,
+        };
+        let wire = |s: &str| -> Vec<u8> {
+            let mut w = Vec::new();
+            for l in s.trim_end_matches('.').split('.') {
+                w.push(l.len() as u8);
+                w.extend_from_slice(l.as_bytes());
+            }
+            w.push(0);
+            w
+        };
+        let mut soa = wire("ns.example.");
+        soa.extend(wire("hm.example."));
+        soa.extend([0u8; 20]);
+        let mut mx = vec![0, 10];
+        mx.extend(wire("Mail.Example."));
+        let records = vec![
+            rec("example.", rtype::SOA, soa),
+            rec("example.", rtype::NS, wire("NS.example.")),
+            rec("ns.example.", rtype::A, vec![192, 0, 2, 1]),
+            rec("www.example.", rtype::CNAME, wire("Web.EXAMPLE.")),
+            rec("web.example.", rtype::A, vec![192, 0, 2, 2]),
+            rec("example.", rtype::MX, mx),
+            rec("mail.example.", rtype::A, vec![192, 0, 2, 3]),
+        ];
+        let (zone, _) = build_zone(&origin, Path::new("z.zone"), records).expect("a zone");
+        let www = Name::parse("www.example.", None).expect("a name");
+        let a = zone.lookup(www.wire(), rtype::A, false);
+        assert_eq!(a.answer.len(), 2, "the CNAME and web's A");
+        assert!(matches!(a.answer[1].owner, Owner::Name(n) if n == wire("web.example.")));
+        let mx = zone.lookup(origin.wire(), rtype::MX, false);
+        assert_eq!(mx.additional.len(), 1, "mail's A");
+        assert!(matches!(mx.additional[0].owner, Owner::Name(n) if n == wire("mail.example.")));
     }
 }

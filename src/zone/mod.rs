@@ -85,9 +85,6 @@ pub struct RRset {
     /// The records, prebuilt in wire format after their owner name, in one
     /// allocation: answers copy these bytes.
     pub rdatas: Records,
-    /// Names the records point at (NS, CNAME, MX, SRV targets), for CNAME chasing
-    /// and additional-section processing, parsed once at load.
-    pub targets: Box<[Name]>,
     /// The RRSIG RRset over these records, prebuilt when the zone is signed (see
     /// `dnssec`); only DO=1 answers write it.
     pub rrsig: Option<Box<RRset>>,
@@ -197,16 +194,11 @@ impl RRset {
 
     /// [`RRset::new`] from borrowed RDATAs.
     pub fn of(rtype: u16, class: u16, ttl: u32, rdatas: &[Box<[u8]>]) -> RRset {
-        let targets = rdatas
-            .iter()
-            .filter_map(|rd| rdata::rdata_target(rtype, rd))
-            .collect();
         RRset {
             rtype,
             class,
             ttl,
             rdatas: Records::new(rtype, class, ttl, rdatas),
-            targets,
             rrsig: None,
         }
     }
@@ -226,6 +218,35 @@ impl RRset {
             }
         }
         RRset::new(rtype::TXT, class, ttl, vec![rd.into_boxed_slice()])
+    }
+
+    /// The names the records point at (NS, CNAME, MX, SRV, PTR targets), for
+    /// CNAME chasing and the additional section, lower-cased: read from the
+    /// RDATA each time rather than kept beside it (a zone of a million names
+    /// spent 16 bytes a name on the list, most of them empty). A master
+    /// file's names are lower-cased as they are read, so only a name a
+    /// primary sent with capitals is copied.
+    pub(crate) fn targets(&self) -> impl Iterator<Item = std::borrow::Cow<'_, [u8]>> + '_ {
+        let t = self.rtype;
+        self.rdatas.iter().filter_map(move |rd| {
+            let at = match t {
+                rtype::NS | rtype::CNAME | rtype::PTR | rtype::DNAME => 0,
+                // RFC 1035 §3.3.9: PREFERENCE (2 bytes) then EXCHANGE.
+                rtype::MX => 2,
+                // RFC 2782: PRIORITY, WEIGHT, PORT (2 bytes each) then TARGET.
+                rtype::SRV => 6,
+                _ => return None,
+            };
+            let w = rd.get(at..)?;
+            if name::wire_name_len(w)? != w.len() {
+                return None;
+            }
+            Some(if w.iter().any(u8::is_ascii_uppercase) {
+                std::borrow::Cow::Owned(w.to_ascii_lowercase())
+            } else {
+                std::borrow::Cow::Borrowed(w)
+            })
+        })
     }
 
     /// The same records with another TTL, for example the SOA of negative answers.
@@ -568,28 +589,32 @@ impl Zone {
         }
         if let Some(cname) = node.get(rtype::CNAME) {
             ans.answer.push(Rec::new(owner, cname));
-            let Some(target) = cname.targets.first() else {
+            let Some(target) = cname.targets().next() else {
                 return;
             };
             // Chase inside this zone only; a loop or a long chain stops here and the
             // client's resolver carries on from the last CNAME (RFC 1034 §3.6.2).
-            if depth + 1 >= MAX_CNAME_CHAIN || !target.is_subdomain_of(&self.origin) {
+            if depth + 1 >= MAX_CNAME_CHAIN || !name::is_wire_subdomain(&target, self.origin.wire())
+            {
                 return;
             }
             let seen = ans.answer.iter().any(|r| match r.owner {
-                Owner::Name(n) => n == target.wire(),
-                Owner::Query => target.wire() == step.qname,
+                Owner::Name(n) => n == &*target,
+                Owner::Query => &*target == step.qname,
             });
             if seen {
                 return;
             }
-            self.resolve(
-                step,
-                target.wire(),
-                Owner::Name(target.wire()),
-                ans,
-                depth + 1,
-            );
+            // The owner of what the chase finds: the target as the zone holds
+            // it (the name's own node, else the RDATA itself).
+            let held: &'z [u8] = match &target {
+                std::borrow::Cow::Borrowed(w) => w,
+                std::borrow::Cow::Owned(w) => match self.nodes.get_key_value(w) {
+                    Some((k, _)) => k,
+                    None => cname.rdatas.first().unwrap_or_default(),
+                },
+            };
+            self.resolve(step, &target, Owner::Name(held), ans, depth + 1);
             return;
         }
         self.nodata(ans);
@@ -627,19 +652,20 @@ impl Zone {
         if !matches!(set.rtype, rtype::NS | rtype::MX | rtype::SRV) {
             return;
         }
-        for target in &set.targets {
-            if !target.is_subdomain_of(&self.origin) {
+        for target in set.targets() {
+            if !name::is_wire_subdomain(&target, self.origin.wire()) {
                 continue;
             }
-            let Some(node) = self.nodes.get(target.wire()) else {
+            // The name as the zone holds it: the owner written lives as long
+            // as the zone.
+            let Some((held, node)) = self.nodes.get_key_value(&target) else {
                 continue;
             };
             for t in [rtype::A, rtype::AAAA] {
                 if let Some(addr) = node.get(t) {
                     let dup = ans.additional.iter().any(|r| std::ptr::eq(r.set, addr));
                     if !dup {
-                        ans.additional
-                            .push(Rec::new(Owner::Name(target.wire()), addr));
+                        ans.additional.push(Rec::new(Owner::Name(held), addr));
                     }
                 }
             }
@@ -785,4 +811,11 @@ impl ZoneSet {
         }
         found.map(|z| (z, None))
     }
+}
+/// A large zone's memory is mostly its nodes: one per name.
+#[cfg(all(test, target_pointer_width = "64"))]
+#[test]
+fn a_node_is_72_bytes() {
+    assert_eq!(std::mem::size_of::<RRset>(), 48);
+    assert_eq!(std::mem::size_of::<Node>(), 72);
 }

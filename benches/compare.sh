@@ -491,7 +491,7 @@ if [ -n "$SIGNED_DO_US" ]; then
             # one statement a line: mawk, the awk of Debian, takes no line break
             # inside a ?: expression
             what = " (below 1: less CPU than the peer)"
-            if (r == "signpost-signed") what = " (DO=1 ÷ DO=0, signed zone; target at most 1.15)"
+            if (r == "signpost-signed") what = " (DO=1 ÷ DO=0, signed zone; target at most 1.05, issue 32)"
             if (r == "signpost") what = " (DO=1 signed ÷ the same zone unsigned)"
             printf "- CPU/query, signpost-signed+do ÷ %s: %.3f%s\n", r, a / b, what }'
     done

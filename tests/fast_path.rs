@@ -355,7 +355,7 @@ fn prebuilt_steered_answers_match_the_general_path() {
             .zones()
             .iter()
             .flat_map(|z| z.nodes.iter())
-            .filter(|(_, n)| n.steer.is_some())
+            .filter(|(_, n)| n.steer().is_some())
             .map(|(k, _)| k.to_vec())
             .collect();
         assert!(!names.is_empty());

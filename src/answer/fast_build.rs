@@ -597,7 +597,7 @@ impl<'s> Builder<'s> {
         key: &'s [u8],
         node: &'s crate::zone::Node,
     ) -> Entry {
-        let steered = node.steer.is_some();
+        let steered = node.steer().is_some();
         let has_cname = node.get(rtype::CNAME).is_some();
         // A signed zone's answers have a DO=1 form, whose proofs are the name's
         // own: neither shortcut below holds for them.
@@ -640,7 +640,7 @@ impl<'s> Builder<'s> {
         }
         // The general path's lookup must come to this name's policy for A (no cut
         // above it): then the decision can start from the policy.
-        let policy = node.steer.filter(|&i| {
+        let policy = node.steer().filter(|&i| {
             let a = zone.lookup(key, rtype::A, false);
             matches!(a.steer, Some((p, crate::zone::Owner::Query)) if p == i)
                 && a.answer.is_empty()
@@ -695,7 +695,7 @@ impl<'s> Builder<'s> {
             Some(w) => {
                 // A wildcard CNAME's chase depends on the query name; steered
                 // wildcards are decided per query.
-                if w.get(rtype::CNAME).is_some() || w.steer.is_some() {
+                if w.get(rtype::CNAME).is_some() || w.steer().is_some() {
                     return None;
                 }
                 for s in &w.rrsets {

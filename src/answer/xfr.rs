@@ -104,14 +104,14 @@ pub(crate) fn zone_records(snap: Source<'_>, zi: usize, standin: Standin) -> Opt
     push_signed(&mut out, origin, soa);
     for (owner, node) in zone.nodes.iter() {
         for set in &node.rrsets {
-            let policy_answers =
-                node.steer.is_some() && matches!(set.rtype, rtype::A | rtype::AAAA | rtype::CNAME);
+            let policy_answers = node.steer().is_some()
+                && matches!(set.rtype, rtype::A | rtype::AAAA | rtype::CNAME);
             if (set.rtype == rtype::SOA && owner == origin) || policy_answers {
                 continue;
             }
             push_signed(&mut out, owner, set);
         }
-        if node.steer.is_some() && standin == Standin::Default {
+        if node.steer().is_some() && standin == Standin::Default {
             standins(snap, zi, owner, &mut out);
         }
     }

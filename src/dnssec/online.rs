@@ -409,7 +409,7 @@ fn chain_denial(
     }
     match zone.nodes.get(denied) {
         Some(node) => {
-            if node.steer.is_some() && types_at(zone, steered_types, denied).contains(&qtype) {
+            if node.steer().is_some() && types_at(zone, steered_types, denied).contains(&qtype) {
                 return None;
             }
             // NODATA at a name with data: its own NSEC; at an empty non-terminal,
@@ -441,7 +441,7 @@ fn types_at(zone: &Zone, steered_types: &[Vec<u16>], name: &[u8]) -> Vec<u16> {
         return Vec::new();
     };
     let mut t: Vec<u16> = node.rrsets.iter().map(|s| s.rtype).collect();
-    if let Some(s) = node.steer.and_then(|i| steered_types.get(i as usize)) {
+    if let Some(s) = node.steer().and_then(|i| steered_types.get(i as usize)) {
         t.extend_from_slice(s);
     }
     t

@@ -161,7 +161,7 @@ pub(crate) fn sign_zone(
                 s.spawn(move || {
                     let mut st = Stats::default();
                     for (owner, node) in part.iter_mut() {
-                        let cut = node.cut;
+                        let cut = node.cut();
                         for set in node.rrsets.iter_mut() {
                             if (cut && set.rtype != rtype::DS) || set.rtype == rtype::RRSIG {
                                 continue;
@@ -440,9 +440,9 @@ impl NsecChain {
                 .rrsets
                 .iter()
                 .map(|s| s.rtype)
-                .filter(|&t| !node.cut || matches!(t, rtype::NS | rtype::DS))
+                .filter(|&t| !node.cut() || matches!(t, rtype::NS | rtype::DS))
                 .collect();
-            if let Some(t) = node.steer.and_then(|i| steered_types.get(i as usize)) {
+            if let Some(t) = node.steer().and_then(|i| steered_types.get(i as usize)) {
                 types.extend_from_slice(t);
             }
             if types.is_empty() {

@@ -63,7 +63,7 @@ pub(crate) fn fingerprint(zone: &Zone, steering: Option<&ZoneSteering>) -> u64 {
     for (owner, node) in &zone.nodes {
         let mut n = FxHasher::default();
         owner.hash(&mut n);
-        node.steer.hash(&mut n);
+        node.steer().hash(&mut n);
         for set in &node.rrsets {
             set.rtype.hash(&mut n);
             set.ttl.hash(&mut n);

@@ -227,7 +227,7 @@ impl<'a> ZoneBuilder<'a> {
         set.rdatas.push(r.rtype, class::IN, r.ttl, &r.rdata);
         node.rrsets.push(set);
         if r.rtype == rtype::NS && !apex {
-            node.cut = true;
+            node.set_cut(true);
         }
     }
 
@@ -432,7 +432,7 @@ impl<'a> ZoneBuilder<'a> {
     /// rest is warned of and never served.
     fn check_below_cuts(&mut self) {
         let nodes = &self.nodes;
-        let is_cut = |a: &[u8]| nodes.get(a).is_some_and(|n| n.cut);
+        let is_cut = |a: &[u8]| nodes.get(a).is_some_and(|n| n.cut());
         let mut warnings = Vec::new();
         for at in &self.sets {
             if matches!(at.rtype, rtype::A | rtype::AAAA) {

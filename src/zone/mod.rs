@@ -278,18 +278,48 @@ fn encode_rr_tail_into(v: &mut Vec<u8>, rtype: u16, class: u16, ttl: u32, rdata:
 pub struct Node {
     /// RRsets sorted by type; most names have one, kept in the node itself.
     pub rrsets: SmallVec<[RRset; 1]>,
-    /// Where the owner name sits in [`Nodes`]' arena, and its length.
+    /// Where the owner name sits in [`Nodes`]' arena (its length is the
+    /// name's own: a wire name ends at its root label).
     name_at: u32,
-    name_len: u8,
+    /// [`Node::cut`] in the top bit, [`Node::steer`] + 1 below it (0: not
+    /// steered): four bytes, so that a node is 64.
+    bits: u32,
+}
+
+/// [`Node::bits`]' flag of a cut.
+const CUT: u32 = 1 << 31;
+
+impl Node {
     /// NS at a name other than the apex: a zone cut. Everything below is not ours.
-    pub cut: bool,
+    pub fn cut(&self) -> bool {
+        self.bits & CUT != 0
+    }
+
+    pub(crate) fn set_cut(&mut self, cut: bool) {
+        self.bits = if cut {
+            self.bits | CUT
+        } else {
+            self.bits & !CUT
+        };
+    }
+
     /// A steered name: index into its zone's steered names (`policy::ZoneSteering`,
     /// beside the zone in the snapshot). A, AAAA, CNAME and ANY queries are
     /// answered by its policy.
-    pub steer: Option<u32>,
-}
+    pub fn steer(&self) -> Option<u32> {
+        (self.bits & !CUT).checked_sub(1)
+    }
 
-impl Node {
+    /// Sets [`Node::steer`]; an index past 2^31 - 2 (never: steered names
+    /// are counted in u32 and far fewer) leaves the name unsteered.
+    pub(crate) fn set_steer(&mut self, steer: Option<u32>) {
+        let v = steer
+            .and_then(|i| i.checked_add(1))
+            .filter(|&v| v & CUT == 0)
+            .unwrap_or(0);
+        self.bits = (self.bits & CUT) | v;
+    }
+
     /// [`Node::get`] before the RRsets are sorted (while a zone is built).
     pub(crate) fn get_unsorted(&self, rtype: u16) -> Option<&RRset> {
         self.rrsets.iter().find(|s| s.rtype == rtype)
@@ -508,7 +538,7 @@ impl Zone {
             match self.nodes.get_key_value(&name[pos..]) {
                 Some((key, node)) => {
                     let is_qname = i == 0;
-                    if node.cut && !(is_qname && qtype == rtype::DS) {
+                    if node.cut() && !(is_qname && qtype == rtype::DS) {
                         self.referral(key, node, ans);
                         return;
                     }
@@ -563,7 +593,7 @@ impl Zone {
         depth: usize,
     ) {
         let qtype = step.qtype;
-        if let Some(i) = node.steer {
+        if let Some(i) = node.steer() {
             if matches!(qtype, rtype::A | rtype::AAAA | rtype::CNAME | rtype::ANY) {
                 ans.steer = Some((i, owner));
                 return;
@@ -688,7 +718,7 @@ impl Zone {
             let cut = self
                 .nodes
                 .iter()
-                .find(|(n, node)| node.cut && name::is_wire_subdomain(owner.wire(), n));
+                .find(|(n, node)| node.cut() && name::is_wire_subdomain(owner.wire(), n));
             if let Some((c, _)) = cut {
                 errors.push((
                     i,
@@ -725,7 +755,7 @@ impl Zone {
                 self.nodes.entry(anc.wire());
             }
             if let Some(node) = self.nodes.get_mut(owner.wire()) {
-                node.steer = Some(i as u32);
+                node.set_steer(Some(i as u32));
             }
         }
         if !errors.is_empty() {
@@ -815,7 +845,18 @@ impl ZoneSet {
 /// A large zone's memory is mostly its nodes: one per name.
 #[cfg(all(test, target_pointer_width = "64"))]
 #[test]
-fn a_node_is_72_bytes() {
+fn a_node_is_64_bytes() {
     assert_eq!(std::mem::size_of::<RRset>(), 48);
-    assert_eq!(std::mem::size_of::<Node>(), 72);
+    assert_eq!(std::mem::size_of::<Node>(), 64);
+    // The cut and the steered index share four bytes without touching.
+    let mut n = Node::default();
+    assert_eq!((n.cut(), n.steer()), (false, None));
+    n.set_steer(Some(0));
+    n.set_cut(true);
+    assert_eq!((n.cut(), n.steer()), (true, Some(0)));
+    n.set_steer(Some(0x7fff_fffe));
+    assert_eq!((n.cut(), n.steer()), (true, Some(0x7fff_fffe)));
+    n.set_cut(false);
+    n.set_steer(None);
+    assert_eq!((n.cut(), n.steer()), (false, None));
 }

@@ -51,8 +51,10 @@ impl Nodes {
     }
 
     fn name_of<'a>(names: &'a [u8], node: &Node) -> &'a [u8] {
-        let at = node.name_at as usize;
-        &names[at..at + usize::from(node.name_len)]
+        let rest = &names[node.name_at as usize..];
+        // The stored name ends at its root label (every name went in whole).
+        let len = super::name::wire_name_len(rest).unwrap_or(0);
+        &rest[..len]
     }
 
     /// The node number of `name`, whose hash is `h`.
@@ -108,7 +110,6 @@ impl Nodes {
                 let i = self.nodes.len();
                 let node = Node {
                     name_at: self.names.len() as u32,
-                    name_len: name.len().min(u8::MAX as usize) as u8,
                     ..Node::default()
                 };
                 self.names.extend_from_slice(name);
@@ -134,7 +135,7 @@ impl Nodes {
 
     /// The names of the zone's cuts (NS at a name other than the apex).
     pub(crate) fn cuts(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        self.iter().filter(|(_, n)| n.cut).map(|(k, _)| k)
+        self.iter().filter(|(_, n)| n.cut()).map(|(k, _)| k)
     }
 
     /// Every name and its node, in the order the names were first seen.
@@ -216,13 +217,13 @@ mod tests {
             .chain([wire("example."), wire("a.b.example.")])
             .collect();
         for (i, name) in names.iter().enumerate() {
-            n.entry(name.wire()).steer = Some(i as u32);
+            n.entry(name.wire()).set_steer(Some(i as u32));
         }
         assert_eq!(n.len(), names.len());
         for (i, name) in names.iter().enumerate() {
             let (k, node) = n.get_key_value(name.wire()).expect("inserted");
             assert_eq!(k, name.wire());
-            assert_eq!(node.steer, Some(i as u32));
+            assert_eq!(node.steer(), Some(i as u32));
         }
         // A name's suffix, and a longer name ending in a stored one, are other names.
         assert!(n.get(wire("b.example.").wire()).is_none());
@@ -230,9 +231,9 @@ mod tests {
         assert!(n.get(wire("n1.example.").wire()).is_some());
         assert!(n.get(wire("n1.example.com.").wire()).is_none());
         // entry() on a name that exists gives the same node, not a new one.
-        n.entry(wire("example.").wire()).cut = true;
+        n.entry(wire("example.").wire()).set_cut(true);
         assert_eq!(n.len(), names.len());
-        assert!(n.get(wire("example.").wire()).is_some_and(|x| x.cut));
+        assert!(n.get(wire("example.").wire()).is_some_and(|x| x.cut()));
         n.shrink_to_fit();
         let seen: Vec<&[u8]> = n.iter().map(|(k, _)| k).collect();
         let want: Vec<&[u8]> = names.iter().map(|x| x.wire()).collect();

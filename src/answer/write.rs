@@ -46,42 +46,65 @@ impl OptOut<'_> {
         n
     }
 
-    /// Writes the record with one copy for its fixed part and one for the ECS
-    /// option (each `extend_from_slice` of a few bytes costs a capacity check
-    /// and a call: on the ECS mix this took 169 instructions a query).
+    /// Writes the record. Without NSID or a cookie (most responses) the record,
+    /// ECS option included, is put together on the stack and written with one
+    /// fixed-size copy (each `extend_from_slice` of a few bytes costs a capacity
+    /// check and a call; one of a variable size, a call to memcpy).
     pub(super) fn write(&self, out: &mut Vec<u8>) {
+        if self.nsid.is_some() || self.cookie.is_some() {
+            return self.write_with_options(out);
+        }
+        let mut b = [0u8; 11 + 8 + 16];
+        let n = self.fixed_and_ecs(&mut b);
+        out.extend_from_slice(&b);
+        out.truncate(out.len() - (b.len() - n));
+    }
+
+    /// The record's fixed part (root owner, type OPT (41), payload, extended
+    /// rcode, version 0, flags, RDLENGTH) and its ECS option into `b`; returns
+    /// the bytes written.
+    #[inline]
+    fn fixed_and_ecs(&self, b: &mut [u8; 11 + 8 + 16]) -> usize {
         let rdlen = (self.wire_len() - 11) as u16;
-        let flags: u16 = if self.dnssec_ok { 0x8000 } else { 0 };
-        let [p0, p1] = self.payload.to_be_bytes();
-        let [f0, f1] = flags.to_be_bytes();
-        let [r0, r1] = rdlen.to_be_bytes();
-        // Root owner, type OPT (41), payload, extended rcode, version 0, flags,
-        // RDLENGTH.
-        out.reserve(11 + rdlen as usize);
-        out.extend_from_slice(&[0, 0, 41, p0, p1, self.ext_rcode, 0, f0, f1, r0, r1]);
+        b[2] = 41;
+        b[3..5].copy_from_slice(&self.payload.to_be_bytes());
+        b[5] = self.ext_rcode;
+        b[7] = if self.dnssec_ok { 0x80 } else { 0 };
+        b[9..11].copy_from_slice(&rdlen.to_be_bytes());
+        let Some((cs, scope)) = &self.client_subnet else {
+            return 11;
+        };
+        // The address is cut to the source prefix's octets (RFC 7871 §6): all 16
+        // bytes written, then the rest cut off.
+        let n = (cs.source_prefix as usize).div_ceil(8).min(16);
+        b[11..13].copy_from_slice(&opt::CLIENT_SUBNET.to_be_bytes());
+        b[13..15].copy_from_slice(&((4 + n) as u16).to_be_bytes());
+        b[15..17].copy_from_slice(&cs.family.to_be_bytes());
+        b[17] = cs.source_prefix;
+        b[18] = *scope;
+        match cs.addr {
+            IpAddr::V4(a) => b[19..23].copy_from_slice(&a.octets()),
+            IpAddr::V6(a) => b[19..35].copy_from_slice(&a.octets()),
+        }
+        19 + n
+    }
+
+    /// [`Self::write`] with NSID or a cookie: the options after ECS, one copy each.
+    #[cold]
+    #[inline(never)]
+    fn write_with_options(&self, out: &mut Vec<u8>) {
+        let mut b = [0u8; 11 + 8 + 16];
+        let n = self.fixed_and_ecs(&mut b);
+        let rdlen = (self.wire_len() - 11) as usize;
+        out.reserve(11 + rdlen);
+        // The fixed part, NSID (RFC 5001), ECS, the cookie.
+        out.extend_from_slice(&b[..11]);
         if let Some(nsid) = self.nsid {
             out.extend_from_slice(&opt::NSID.to_be_bytes());
             out.extend_from_slice(&(nsid.len() as u16).to_be_bytes());
             out.extend_from_slice(nsid);
         }
-        if let Some((cs, scope)) = &self.client_subnet {
-            let n = (cs.source_prefix as usize).div_ceil(8);
-            let mut e = [0u8; 8 + 16];
-            e[..2].copy_from_slice(&opt::CLIENT_SUBNET.to_be_bytes());
-            e[2..4].copy_from_slice(&((4 + n) as u16).to_be_bytes());
-            e[4..6].copy_from_slice(&cs.family.to_be_bytes());
-            e[6] = cs.source_prefix;
-            e[7] = *scope;
-            match cs.addr {
-                IpAddr::V4(a) => e[8..12].copy_from_slice(&a.octets()),
-                IpAddr::V6(a) => e[8..24].copy_from_slice(&a.octets()),
-            }
-            // The address is cut to the source prefix's octets (RFC 7871 §6):
-            // all 24 bytes copied, then the rest cut off (a copy of a fixed
-            // size is two moves, one of a variable size a call to memcpy).
-            out.extend_from_slice(&e);
-            out.truncate(out.len() - (16 - n.min(16)));
-        }
+        out.extend_from_slice(&b[11..n]);
         if let Some((client, server)) = &self.cookie {
             let mut c = [0u8; 4 + 24];
             c[..2].copy_from_slice(&opt::COOKIE.to_be_bytes());

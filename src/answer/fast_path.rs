@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use super::decision_cache;
 use super::fast::{Fast, FastTable, NONE};
+use super::opt::OptRecord;
 use super::query::{ClientSubnet, Query};
 use super::snapshot::Snapshot;
 use crate::answer::Observed;
@@ -67,8 +68,9 @@ impl FastTable {
             .ok_or(None)?;
 
         let limit = super::write::size_limit(q.edns.as_ref(), snap.udp_payload, false);
-        let (_, opt) = super::opt::edns_out(snap, q, src);
-        if !Self::emit(q, &body, shift, opt.as_ref(), limit, out) {
+        let mut full = None;
+        let opt = OptRecord::of(snap, q, src, &mut full);
+        if !Self::emit(q, &body, shift, opt, limit, out) {
             return Err(None);
         }
 

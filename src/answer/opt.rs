@@ -45,3 +45,163 @@ pub(crate) fn cookie_out(
     let secret = snap.cookies.as_ref()?;
     Some((client, secret.server_cookie(&client, src, cookie::now())))
 }
+
+/// The OPT record of a fast-path response, in the form that costs least to write.
+#[derive(Clone, Copy)]
+pub(crate) enum OptRecord<'a> {
+    /// No OPT record: the query had none.
+    None,
+    /// Our payload, DO copied, and the query's ECS option exactly as it came when
+    /// we believe its sender: with scope 0 (checked when parsed) it is the echo of
+    /// an answer that holds for every client (RFC 7871 §7.2.1). Most responses.
+    Echo {
+        payload: u16,
+        dnssec_ok: bool,
+        ecs: Option<&'a [u8]>,
+    },
+    /// Anything else (NSID, cookies, another scope), as [`OptOut`] writes it.
+    Out(&'a OptOut<'a>),
+}
+
+/// An ECS option is its 4-byte header, family, prefixes and up to 16 address bytes.
+const ECS_MIN: usize = 8;
+const ECS_MAX: usize = 24;
+
+impl OptRecord<'_> {
+    /// The OPT record of a response to `q` from `src` answered for every client, as
+    /// [`edns_out`] makes it; `full` holds that one when it cannot be an echo.
+    pub(crate) fn of<'a>(
+        snap: &'a Snapshot,
+        q: &Query<'a>,
+        src: IpAddr,
+        full: &'a mut Option<OptOut<'a>>,
+    ) -> OptRecord<'a> {
+        let Some(e) = q.edns else {
+            return OptRecord::None;
+        };
+        if q.cookie.is_none() && !(e.nsid && snap.nsid.is_some()) {
+            return OptRecord::Echo {
+                payload: snap.udp_payload,
+                dnssec_ok: e.dnssec_ok,
+                ecs: q
+                    .ecs_option
+                    .filter(|o| (ECS_MIN..=ECS_MAX).contains(&o.len()))
+                    .filter(|_| snap.ecs_from.contains(src)),
+            };
+        }
+        *full = edns_out(snap, q, src).1;
+        full.as_ref().map_or(OptRecord::None, OptRecord::Out)
+    }
+
+    pub(crate) fn is_some(&self) -> bool {
+        !matches!(self, OptRecord::None)
+    }
+
+    /// Bytes the record takes.
+    pub(crate) fn wire_len(&self) -> usize {
+        match self {
+            OptRecord::None => 0,
+            OptRecord::Echo { ecs, .. } => 11 + ecs.map_or(0, <[u8]>::len),
+            OptRecord::Out(o) => o.wire_len(),
+        }
+    }
+
+    /// Writes the record. An echo is put together on the stack, the option copied
+    /// as two or three overlapping words (a copy of a length known only here would
+    /// be a call to memcpy), and written with one fixed-size copy.
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        let (payload, dnssec_ok, ecs) = match *self {
+            OptRecord::None => return,
+            OptRecord::Out(o) => return o.write(out),
+            OptRecord::Echo {
+                payload,
+                dnssec_ok,
+                ecs,
+            } => (payload, dnssec_ok, ecs.unwrap_or_default()),
+        };
+        let n = ecs.len();
+        let mut b = [0u8; 11 + ECS_MAX];
+        // Root owner, type OPT (41), payload, extended rcode 0, version 0, flags,
+        // RDLENGTH.
+        b[2] = 41;
+        b[3..5].copy_from_slice(&payload.to_be_bytes());
+        b[7] = if dnssec_ok { 0x80 } else { 0 };
+        b[9..11].copy_from_slice(&(n as u16).to_be_bytes());
+        let word = |at: usize| <[u8; 8]>::try_from(ecs.get(at..at + 8)?).ok();
+        if (ECS_MIN..=ECS_MAX).contains(&n) {
+            // 8..=24 bytes: the first eight, the next eight past 16, the last eight.
+            if let Some(w) = word(0) {
+                b[11..19].copy_from_slice(&w);
+            }
+            if let Some(w) = word(8).filter(|_| n > 16) {
+                b[19..27].copy_from_slice(&w);
+            }
+            if let Some(w) = word(n - 8) {
+                b[11 + n - 8..11 + n].copy_from_slice(&w);
+            }
+        }
+        out.extend_from_slice(&b);
+        out.truncate(out.len() - (ECS_MAX - n.min(ECS_MAX)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::query::read_client_subnet;
+    use super::{OptOut, OptRecord};
+
+    /// An echoed option is written as the general path writes the option it
+    /// parsed, with scope 0, for every family and source prefix length.
+    #[test]
+    fn an_echo_writes_what_the_general_path_writes() {
+        for (family, max) in [(1u16, 32u8), (2, 128)] {
+            for prefix in 0..=max {
+                let n = usize::from(prefix).div_ceil(8);
+                let mut addr: Vec<u8> = (0..n as u8).map(|i| 0xa5 ^ i.wrapping_mul(37)).collect();
+                if prefix % 8 != 0 {
+                    // The bits past the prefix are zero (RFC 7871 §6).
+                    addr[n - 1] &= 0xffu8 << (8 - prefix % 8);
+                }
+                let mut option = vec![0, 8];
+                option.extend_from_slice(&((4 + n) as u16).to_be_bytes());
+                option.extend_from_slice(&family.to_be_bytes());
+                option.extend_from_slice(&[prefix, 0]);
+                option.extend_from_slice(&addr);
+                let cs = read_client_subnet(&option[4..]).expect("a valid option");
+                for dnssec_ok in [false, true] {
+                    let general = OptOut {
+                        payload: 1232,
+                        dnssec_ok,
+                        client_subnet: Some((cs, 0)),
+                        ..OptOut::default()
+                    };
+                    let echo = OptRecord::Echo {
+                        payload: 1232,
+                        dnssec_ok,
+                        ecs: Some(&option),
+                    };
+                    let (mut a, mut b) = (vec![7u8; 3], vec![7u8; 3]);
+                    general.write(&mut a);
+                    echo.write(&mut b);
+                    assert_eq!(a, b, "family {family}, /{prefix}");
+                    assert_eq!(echo.wire_len(), general.wire_len());
+                }
+            }
+        }
+        let plain = OptRecord::Echo {
+            payload: 1232,
+            dnssec_ok: false,
+            ecs: None,
+        };
+        let mut a = Vec::new();
+        plain.write(&mut a);
+        let mut b = Vec::new();
+        OptOut {
+            payload: 1232,
+            ..OptOut::default()
+        }
+        .write(&mut b);
+        assert_eq!(a, b);
+        assert_eq!(plain.wire_len(), 11);
+    }
+}

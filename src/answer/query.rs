@@ -57,6 +57,10 @@ pub struct Query<'a> {
     /// The data of the OPT record's first COOKIE option (RFC 7873), its length
     /// checked; kept as a slice of the packet so that the query stays small.
     pub cookie: Option<&'a [u8]>,
+    /// The Client Subnet option as sent (code, length, data), validated as
+    /// [`Edns::client_subnet`] was: with scope 0, it is the option a response
+    /// echoes for an answer that holds for every client (RFC 7871 §7.2.1).
+    pub ecs_option: Option<&'a [u8]>,
 }
 
 impl<'a> Query<'a> {
@@ -112,7 +116,7 @@ pub fn parse<'a>(pkt: &'a [u8], buf: &'a mut NameBuf) -> Result<Query<'a>, Rejec
     let ancount = u16::from_be_bytes([pkt[6], pkt[7]]);
     let nscount = u16::from_be_bytes([pkt[8], pkt[9]]);
     let arcount = u16::from_be_bytes([pkt[10], pkt[11]]);
-    let error = |rcode, question, edns: Option<(Edns, Option<&'a [u8]>)>| Reject::Error {
+    let error = |rcode, question, edns: Option<(Edns, Option<&'a [u8]>, Option<&'a [u8]>)>| Reject::Error {
         id,
         opcode,
         rd,
@@ -203,6 +207,7 @@ pub fn parse<'a>(pkt: &'a [u8], buf: &'a mut NameBuf) -> Result<Query<'a>, Rejec
         qclass,
         edns: edns.map(|e| e.0),
         cookie: edns.and_then(|e| e.1),
+        ecs_option: edns.and_then(|e| e.2),
     })
 }
 
@@ -316,7 +321,13 @@ pub(crate) fn min_ttl(msg: &[u8]) -> Option<u32> {
 }
 
 /// Reads the OPT record that spans `start..end` (owner already checked to be root).
-fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<(Edns, Option<&[u8]>), Rcode> {
+/// Returns the EDNS, the first COOKIE option's data and the ECS option whole.
+#[allow(clippy::type_complexity)]
+fn read_opt(
+    pkt: &[u8],
+    start: usize,
+    end: usize,
+) -> Result<(Edns, Option<&[u8]>, Option<&[u8]>), Rcode> {
     // Owner is the single root byte.
     let f = &pkt[start + 1..start + 11];
     let payload = u16::from_be_bytes([f[2], f[3]]);
@@ -330,6 +341,7 @@ fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<(Edns, Option<&[u8]>
         client_subnet: None,
     };
     let mut cookie = None;
+    let mut ecs_option = None;
     let mut p = start + 11;
     while p < end {
         let Some(h) = pkt.get(p..p + 4) else {
@@ -347,6 +359,7 @@ fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<(Edns, Option<&[u8]>
                     return Err(Rcode::FormErr);
                 }
                 edns.client_subnet = Some(read_client_subnet(data)?);
+                ecs_option = pkt.get(p..p + 4 + len);
             }
             opt::COOKIE => {
                 // A malformed length is FORMERR (RFC 7873 §5.2.2); a second
@@ -361,7 +374,7 @@ fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<(Edns, Option<&[u8]>
         }
         p += 4 + len;
     }
-    Ok((edns, cookie))
+    Ok((edns, cookie, ecs_option))
 }
 
 /// Parses a client written as `IP` or `IP/PREFIX` (an ECS subnet, as `explain`

@@ -78,7 +78,9 @@ fn packet(qname: &[u8], qtype: u16, edns: Edns, flags: u16) -> Vec<u8> {
             1232,
             0,
             0x8000,
-            vec![0, 8, 0, 11, 0, 2, 56, 0, 0x20, 0x01, 0x0d, 0xb8, 0x12, 0x34, 0x56],
+            vec![
+                0, 8, 0, 11, 0, 2, 56, 0, 0x20, 0x01, 0x0d, 0xb8, 0x12, 0x34, 0x56,
+            ],
         ),
         Edns::EcsNsid => (
             1232,

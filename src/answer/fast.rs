@@ -372,11 +372,10 @@ impl FastTable {
         limit: usize,
         out: &mut Vec<u8>,
     ) -> bool {
-        self.body(at)
-            .is_some_and(|body| {
-                let opt = opt.map_or(OptRecord::None, OptRecord::Out);
-                Self::emit(q, &body, 0, opt, limit, out)
-            })
+        self.body(at).is_some_and(|body| {
+            let opt = opt.map_or(OptRecord::None, OptRecord::Out);
+            Self::emit(q, &body, 0, opt, limit, out)
+        })
     }
 }
 

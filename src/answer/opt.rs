@@ -70,6 +70,7 @@ const ECS_MAX: usize = 24;
 impl OptRecord<'_> {
     /// The OPT record of a response to `q` from `src` answered for every client, as
     /// [`edns_out`] makes it; `full` holds that one when it cannot be an echo.
+    #[inline]
     pub(crate) fn of<'a>(
         snap: &'a Snapshot,
         q: &Query<'a>,

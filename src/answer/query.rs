@@ -116,7 +116,7 @@ pub fn parse<'a>(pkt: &'a [u8], buf: &'a mut NameBuf) -> Result<Query<'a>, Rejec
     let ancount = u16::from_be_bytes([pkt[6], pkt[7]]);
     let nscount = u16::from_be_bytes([pkt[8], pkt[9]]);
     let arcount = u16::from_be_bytes([pkt[10], pkt[11]]);
-    let error = |rcode, question, edns: Option<(Edns, Option<&'a [u8]>, Option<&'a [u8]>)>| Reject::Error {
+    let error = |rcode, question, edns: Option<OptFound<'a>>| Reject::Error {
         id,
         opcode,
         rd,
@@ -136,43 +136,12 @@ pub fn parse<'a>(pkt: &'a [u8], buf: &'a mut NameBuf) -> Result<Query<'a>, Rejec
     let question = parsed_question.map(|(end, _, _, _)| &pkt[HEADER_LEN..end]);
 
     // Skip answer and authority records; find the OPT record in the additional section.
-    let mut edns = None;
-    let mut edns_error = None;
+    let (mut edns, mut edns_error) = (None, None);
     if let Some((qend, _, _, _)) = parsed_question {
-        let mut pos = qend;
-        let mut ok = true;
-        for _ in 0..(ancount as usize + nscount as usize) {
-            match skip_record(pkt, pos) {
-                Some((next, _, _)) => pos = next,
-                None => {
-                    ok = false;
-                    break;
-                }
-            }
-        }
-        if ok {
-            for _ in 0..arcount {
-                let Some((next, rtype_, owner_root)) = skip_record(pkt, pos) else {
-                    ok = false;
-                    break;
-                };
-                if rtype_ == rtype::OPT {
-                    // One OPT, owned by the root (RFC 6891 §6.1.1).
-                    if edns.is_some() || edns_error.is_some() || !owner_root {
-                        edns_error = Some(Rcode::FormErr);
-                    } else {
-                        match read_opt(pkt, pos, next) {
-                            Ok(e) => edns = Some(e),
-                            Err(rc) => edns_error = Some(rc),
-                        }
-                    }
-                }
-                pos = next;
-            }
-        }
-        if !ok {
+        let Some(found) = find_opt(pkt, qend, (ancount, nscount, arcount)) else {
             return Err(error(Rcode::FormErr, question, None));
-        }
+        };
+        (edns, edns_error) = found;
     }
 
     if opcode != 0 {
@@ -209,6 +178,57 @@ pub fn parse<'a>(pkt: &'a [u8], buf: &'a mut NameBuf) -> Result<Query<'a>, Rejec
         cookie: edns.and_then(|e| e.1),
         ecs_option: edns.and_then(|e| e.2),
     })
+}
+
+/// What a query's OPT record holds: its EDNS, the first COOKIE option's data,
+/// the ECS option whole.
+type OptFound<'a> = (Edns, Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// Walks the records after the question (ending at `qend`), `counts` (answer,
+/// authority, additional) of them, for the OPT record: `None` when they do not
+/// parse (FORMERR), else the OPT record found, if any, and the rcode for an OPT
+/// record that is wrong (a second one, one not owned by the root, bad options).
+#[inline(always)]
+fn find_opt(
+    pkt: &[u8],
+    qend: usize,
+    (ancount, nscount, arcount): (u16, u16, u16),
+) -> Option<(Option<OptFound<'_>>, Option<Rcode>)> {
+    // The usual shape first, read without the general walk: one additional
+    // record, an OPT owned by the root, and nothing else.
+    if (ancount, nscount, arcount) == (0, 0, 1) && pkt.get(qend..qend + 3) == Some(&[0, 0, 41]) {
+        let rdlen = pkt.get(qend + 9..qend + 11)?;
+        let end = qend + 11 + usize::from(u16::from_be_bytes([rdlen[0], rdlen[1]]));
+        if end > pkt.len() {
+            return None;
+        }
+        return Some(match read_opt(pkt, qend, end) {
+            Ok(e) => (Some(e), None),
+            Err(rc) => (None, Some(rc)),
+        });
+    }
+    let mut pos = qend;
+    for _ in 0..(ancount as usize + nscount as usize) {
+        pos = skip_record(pkt, pos)?.0;
+    }
+    let mut edns = None;
+    let mut edns_error = None;
+    for _ in 0..arcount {
+        let (next, rtype_, owner_root) = skip_record(pkt, pos)?;
+        if rtype_ == rtype::OPT {
+            // One OPT, owned by the root (RFC 6891 §6.1.1).
+            if edns.is_some() || edns_error.is_some() || !owner_root {
+                edns_error = Some(Rcode::FormErr);
+            } else {
+                match read_opt(pkt, pos, next) {
+                    Ok(e) => edns = Some(e),
+                    Err(rc) => edns_error = Some(rc),
+                }
+            }
+        }
+        pos = next;
+    }
+    Some((edns, edns_error))
 }
 
 /// Reads the question at `pos`: an uncompressed name (a compression pointer in the
@@ -321,13 +341,7 @@ pub(crate) fn min_ttl(msg: &[u8]) -> Option<u32> {
 }
 
 /// Reads the OPT record that spans `start..end` (owner already checked to be root).
-/// Returns the EDNS, the first COOKIE option's data and the ECS option whole.
-#[allow(clippy::type_complexity)]
-fn read_opt(
-    pkt: &[u8],
-    start: usize,
-    end: usize,
-) -> Result<(Edns, Option<&[u8]>, Option<&[u8]>), Rcode> {
+fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<OptFound<'_>, Rcode> {
     // Owner is the single root byte.
     let f = &pkt[start + 1..start + 11];
     let payload = u16::from_be_bytes([f[2], f[3]]);
@@ -437,14 +451,23 @@ pub(crate) fn read_client_subnet(data: &[u8]) -> Result<ClientSubnet, Rcode> {
             return Err(Rcode::FormErr);
         }
     }
-    // Byte by byte: a copy of a length known only here was a call to memcpy.
+    // In fixed-size pieces: a copy of a length known only here is a call to
+    // memcpy (a byte loop became one too).
+    let byte = |i: usize| addr_bytes.get(i).copied().unwrap_or(0);
     let addr = if family == 1 {
-        let mut b = [0u8; 4];
-        b.iter_mut().zip(addr_bytes).for_each(|(d, s)| *d = *s);
-        IpAddr::from(b)
+        IpAddr::from([byte(0), byte(1), byte(2), byte(3)])
     } else {
         let mut b = [0u8; 16];
-        b.iter_mut().zip(addr_bytes).for_each(|(d, s)| *d = *s);
+        let word = |at: usize| <[u8; 8]>::try_from(addr_bytes.get(at..at + 8)?).ok();
+        if let (Some(first), Some(last)) = (word(0), word(need.max(8) - 8)) {
+            // 8..=16 bytes: the first eight and the last eight, overlapping.
+            b[..8].copy_from_slice(&first);
+            b[need - 8..need].copy_from_slice(&last);
+        } else {
+            for (i, d) in b.iter_mut().enumerate().take(8) {
+                *d = byte(i);
+            }
+        }
         IpAddr::from(b)
     };
     Ok(ClientSubnet {
@@ -578,6 +601,67 @@ mod tests {
             parse(&p, &mut NameBuf::default()),
             Err(Reject::Drop)
         ));
+    }
+
+    /// The lone OPT record (read without the general walk) and the same record
+    /// after another additional one (read by the walk) parse alike; one whose
+    /// data runs past the packet is FORMERR either way.
+    #[test]
+    fn a_lone_opt_reads_as_the_walk_does() {
+        let ecs = [0, 8, 0, 7, 0, 1, 24, 0, 198, 51, 100];
+        let lone = query(b"\x01a\x00", 1, &opt(&ecs), 1);
+        // A TXT record at the root before the OPT record.
+        let mut extra = vec![0, 0, 16, 0, 1, 0, 0, 0, 0, 0, 1, 0];
+        extra.extend_from_slice(&opt(&ecs));
+        let walked = query(b"\x01a\x00", 1, &extra, 2);
+        let (mut b1, mut b2) = (NameBuf::default(), NameBuf::default());
+        let (a, b) = (
+            parse(&lone, &mut b1).unwrap(),
+            parse(&walked, &mut b2).unwrap(),
+        );
+        assert_eq!(a.edns, b.edns);
+        assert_eq!(a.ecs_option, Some(&ecs[..]));
+        assert_eq!(b.ecs_option, Some(&ecs[..]));
+        for p in [lone, walked] {
+            let short = &p[..p.len() - 1];
+            assert!(matches!(
+                parse(short, &mut NameBuf::default()),
+                Err(Reject::Error {
+                    rcode: Rcode::FormErr,
+                    ..
+                })
+            ));
+        }
+    }
+
+    /// Every source prefix length of either family gives the address sent, its
+    /// octets past the prefix's zero.
+    #[test]
+    fn ecs_addresses_of_every_length() {
+        let full: [u8; 16] = [
+            0x20, 0x01, 0x0d, 0xb8, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x11, 0x22,
+            0x33, 0x44,
+        ];
+        for (family, max) in [(1u16, 32u8), (2, 128)] {
+            for prefix in 0..=max {
+                let n = usize::from(prefix).div_ceil(8);
+                let mut data = family.to_be_bytes().to_vec();
+                data.extend_from_slice(&[prefix, 0]);
+                data.extend_from_slice(&full[..n]);
+                if prefix % 8 != 0 {
+                    data[4 + n - 1] &= 0xffu8 << (8 - prefix % 8);
+                }
+                let cs = read_client_subnet(&data).expect("a valid option");
+                let mut want = [0u8; 16];
+                want[..n].copy_from_slice(&data[4..]);
+                let want = if family == 1 {
+                    IpAddr::from([want[0], want[1], want[2], want[3]])
+                } else {
+                    IpAddr::from(want)
+                };
+                assert_eq!(cs.addr, want, "family {family} /{prefix}");
+            }
+        }
     }
 
     #[test]

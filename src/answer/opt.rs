@@ -13,15 +13,16 @@ use crate::answer::snapshot::Snapshot;
 /// ECS is ignored and not echoed), and the OPT record of the response: our payload,
 /// DO copied, NSID if asked, ECS echoed with scope 0 (static answers hold for every
 /// client; steering narrows it later).
+#[inline]
 pub(crate) fn edns_out<'s>(
     snap: &'s Snapshot,
     q: &Query<'_>,
     src: IpAddr,
 ) -> (Option<ClientSubnet>, Option<OptOut<'s>>) {
     let ecs = q
-        .edns
-        .and_then(|e| e.client_subnet)
-        .filter(|_| snap.ecs_from.contains(src));
+        .ecs_option
+        .filter(|_| snap.ecs_from.contains(src))
+        .and_then(|_| q.client_subnet());
     let opt = q.edns.map(|e| OptOut {
         payload: snap.udp_payload,
         dnssec_ok: e.dnssec_ok,
@@ -70,7 +71,7 @@ const ECS_MAX: usize = 24;
 impl OptRecord<'_> {
     /// The OPT record of a response to `q` from `src` answered for every client, as
     /// [`edns_out`] makes it; `full` holds that one when it cannot be an echo.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn of<'a>(
         snap: &'a Snapshot,
         q: &Query<'a>,
@@ -84,10 +85,15 @@ impl OptRecord<'_> {
             return OptRecord::Echo {
                 payload: snap.udp_payload,
                 dnssec_ok: e.dnssec_ok,
-                ecs: q
-                    .ecs_option
-                    .filter(|o| (ECS_MIN..=ECS_MAX).contains(&o.len()))
-                    .filter(|_| snap.ecs_from.contains(src)),
+                ecs: match q.ecs_option {
+                    Some(o)
+                        if (ECS_MIN..=ECS_MAX).contains(&o.len())
+                            && snap.ecs_from.contains(src) =>
+                    {
+                        Some(o)
+                    }
+                    _ => None,
+                },
             };
         }
         *full = edns_out(snap, q, src).1;

@@ -35,7 +35,6 @@ pub struct Edns {
     pub version: u8,
     pub dnssec_ok: bool,
     pub nsid: bool,
-    pub client_subnet: Option<ClientSubnet>,
 }
 
 /// A parsed query. Borrows the packet.
@@ -57,9 +56,9 @@ pub struct Query<'a> {
     /// The data of the OPT record's first COOKIE option (RFC 7873), its length
     /// checked; kept as a slice of the packet so that the query stays small.
     pub cookie: Option<&'a [u8]>,
-    /// The Client Subnet option as sent (code, length, data), validated as
-    /// [`Edns::client_subnet`] was: with scope 0, it is the option a response
-    /// echoes for an answer that holds for every client (RFC 7871 §7.2.1).
+    /// The Client Subnet option as sent (code, length, data), validated (RFC
+    /// 7871 §6): with scope 0, it is the option a response echoes for an answer
+    /// that holds for every client (§7.2.1). [`Query::client_subnet`] reads it.
     pub ecs_option: Option<&'a [u8]>,
 }
 
@@ -67,6 +66,12 @@ impl<'a> Query<'a> {
     /// The query name, lower-cased wire format.
     pub fn qname(&self) -> &'a [u8] {
         self.qname
+    }
+
+    /// The query's EDNS Client Subnet, read from the option when asked: most
+    /// answers only echo it.
+    pub fn client_subnet(&self) -> Option<ClientSubnet> {
+        self.ecs_option.and_then(client_subnet_of)
     }
 }
 
@@ -352,7 +357,6 @@ fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<OptFound<'_>, Rcode>
         version,
         dnssec_ok: flags & 0x8000 != 0,
         nsid: false,
-        client_subnet: None,
     };
     let mut cookie = None;
     let mut ecs_option = None;
@@ -369,11 +373,11 @@ fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<OptFound<'_>, Rcode>
         match code {
             opt::NSID => edns.nsid = true,
             opt::CLIENT_SUBNET => {
-                if edns.client_subnet.is_some() {
+                if ecs_option.is_some() {
                     return Err(Rcode::FormErr);
                 }
-                edns.client_subnet = Some(read_client_subnet(data)?);
-                ecs_option = pkt.get(p..p + 4 + len);
+                check_client_subnet(data)?;
+                ecs_option = Some(pkt.get(p..p + 4 + len).ok_or(Rcode::FormErr)?);
             }
             opt::COOKIE => {
                 // A malformed length is FORMERR (RFC 7873 §5.2.2); a second
@@ -421,15 +425,22 @@ pub(crate) fn parse_client(text: &str) -> Result<(IpAddr, Option<ClientSubnet>),
 }
 
 /// Validates an ECS option as RFC 7871 §6 and §7.1.1 require, or FORMERR.
+#[cfg(test)]
 pub(crate) fn read_client_subnet(data: &[u8]) -> Result<ClientSubnet, Rcode> {
-    if data.len() < 4 {
+    check_client_subnet(data)?;
+    let mut o = vec![0, 8, 0, 0];
+    o.extend_from_slice(data);
+    client_subnet_of(&o).ok_or(Rcode::FormErr)
+}
+
+/// Whether the data of an ECS option is as RFC 7871 §6 and §7.1.1 require;
+/// FORMERR if not.
+#[inline]
+fn check_client_subnet(data: &[u8]) -> Result<(), Rcode> {
+    let Some(&[f0, f1, source_prefix, scope_prefix]) = data.get(..4) else {
         return Err(Rcode::FormErr);
-    }
-    let family = u16::from_be_bytes([data[0], data[1]]);
-    let source_prefix = data[2];
-    let scope_prefix = data[3];
-    let addr_bytes = &data[4..];
-    let max = match family {
+    };
+    let max = match u16::from_be_bytes([f0, f1]) {
         1 => 32,
         2 => 128,
         _ => return Err(Rcode::FormErr),
@@ -441,36 +452,48 @@ pub(crate) fn read_client_subnet(data: &[u8]) -> Result<ClientSubnet, Rcode> {
     // ADDRESS holds exactly the octets the prefix needs, and the bits past the
     // prefix are zero (§6: "MUST be ... zero").
     let need = (source_prefix as usize).div_ceil(8);
-    if addr_bytes.len() != need {
+    if data.len() - 4 != need {
         return Err(Rcode::FormErr);
     }
     if !source_prefix.is_multiple_of(8) {
-        let last = addr_bytes[need - 1];
+        let last = data[4 + need - 1];
         let mask = 0xffu8 >> (source_prefix % 8);
         if last & mask != 0 {
             return Err(Rcode::FormErr);
         }
     }
-    // In fixed-size pieces: a copy of a length known only here is a call to
-    // memcpy (a byte loop became one too).
-    let byte = |i: usize| addr_bytes.get(i).copied().unwrap_or(0);
-    let addr = if family == 1 {
-        IpAddr::from([byte(0), byte(1), byte(2), byte(3)])
-    } else {
-        let mut b = [0u8; 16];
-        let word = |at: usize| <[u8; 8]>::try_from(addr_bytes.get(at..at + 8)?).ok();
-        if let (Some(first), Some(last)) = (word(0), word(need.max(8) - 8)) {
-            // 8..=16 bytes: the first eight and the last eight, overlapping.
-            b[..8].copy_from_slice(&first);
-            b[need - 8..need].copy_from_slice(&last);
-        } else {
-            for (i, d) in b.iter_mut().enumerate().take(8) {
-                *d = byte(i);
-            }
-        }
-        IpAddr::from(b)
+    Ok(())
+}
+
+/// The subnet of an ECS option (code, length, data) whose data
+/// [`check_client_subnet`] passed. The address ends the option: it is read as
+/// the integer of the option's last eight or sixteen bytes, shifted (copies of
+/// a length known only here were calls to memcpy, byte loops slower still).
+fn client_subnet_of(o: &[u8]) -> Option<ClientSubnet> {
+    let &[_, _, _, _, f0, f1, source_prefix, _] = o.get(..8)? else {
+        return None;
     };
-    Ok(ClientSubnet {
+    let family = u16::from_be_bytes([f0, f1]);
+    // Address octets: at most 16, as checked.
+    let bits = 8 * (o.len() - 8).min(16) as u32;
+    let last8 = u64::from_be_bytes(o.get(o.len() - 8..)?.try_into().ok()?);
+    let addr = if family == 1 {
+        // At most four octets, the low ones of the last eight bytes.
+        let v = if bits == 0 {
+            0
+        } else {
+            (last8 << (64 - bits)) >> 32
+        };
+        IpAddr::from(std::net::Ipv4Addr::from(v as u32))
+    } else {
+        let tail = match o.len().checked_sub(16).and_then(|at| o.get(at..)) {
+            Some(w) => u128::from_be_bytes(w.try_into().ok()?),
+            None => u128::from(last8),
+        };
+        let v = if bits == 0 { 0 } else { tail << (128 - bits) };
+        IpAddr::from(std::net::Ipv6Addr::from(v))
+    };
+    Some(ClientSubnet {
         family,
         source_prefix,
         addr,
@@ -544,10 +567,12 @@ mod tests {
         let mut options = vec![0, 3, 0, 0];
         options.extend_from_slice(&ecs);
         let p = query(b"\x01a\x00", 1, &opt(&options), 1);
-        let e = parse(&p, &mut NameBuf::default()).unwrap().edns.unwrap();
+        let mut buf = NameBuf::default();
+        let q = parse(&p, &mut buf).unwrap();
+        let e = q.edns.unwrap();
         assert_eq!(e.payload, 1232);
         assert!(e.nsid);
-        let cs = e.client_subnet.unwrap();
+        let cs = q.client_subnet().unwrap();
         assert_eq!(cs.source_prefix, 24);
         assert_eq!(cs.addr, "198.51.100.0".parse::<IpAddr>().unwrap());
     }

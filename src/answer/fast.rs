@@ -25,9 +25,9 @@
 
 use rustc_hash::FxHashMap;
 
-use super::opt::OptRecord;
 use super::query::{Query, HEADER_LEN};
 use super::write::OptOut;
+use super::write::OptRecord;
 use crate::answer::Observed;
 use crate::zone::{name, rtype};
 

@@ -6,9 +6,9 @@ use std::net::IpAddr;
 
 use super::decision_cache;
 use super::fast::{Fast, FastTable, NONE};
-use super::opt::OptRecord;
 use super::query::{ClientSubnet, Query};
 use super::snapshot::Snapshot;
+use super::write::OptRecord;
 use crate::answer::Observed;
 use crate::zone::{class, name, rtype};
 

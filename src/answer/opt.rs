@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::cookie;
 use super::query::{ClientSubnet, Query};
-use super::write::OptOut;
+use super::write::{OptOut, OptRecord, ECS_MAX, ECS_MIN};
 use crate::answer::snapshot::Snapshot;
 
 /// The query's ECS if it comes from a resolver we believe (RFC 7871 §7.2.1: other
@@ -47,27 +47,6 @@ pub(crate) fn cookie_out(
     Some((client, secret.server_cookie(&client, src, cookie::now())))
 }
 
-/// The OPT record of a fast-path response, in the form that costs least to write.
-#[derive(Clone, Copy)]
-pub(crate) enum OptRecord<'a> {
-    /// No OPT record: the query had none.
-    None,
-    /// Our payload, DO copied, and the query's ECS option exactly as it came when
-    /// we believe its sender: with scope 0 (checked when parsed) it is the echo of
-    /// an answer that holds for every client (RFC 7871 §7.2.1). Most responses.
-    Echo {
-        payload: u16,
-        dnssec_ok: bool,
-        ecs: Option<&'a [u8]>,
-    },
-    /// Anything else (NSID, cookies, another scope), as [`OptOut`] writes it.
-    Out(&'a OptOut<'a>),
-}
-
-/// An ECS option is its 4-byte header, family, prefixes and up to 16 address bytes.
-const ECS_MIN: usize = 8;
-const ECS_MAX: usize = 24;
-
 impl OptRecord<'_> {
     /// The OPT record of a response to `q` from `src` answered for every client, as
     /// [`edns_out`] makes it; `full` holds that one when it cannot be an echo.
@@ -98,57 +77,6 @@ impl OptRecord<'_> {
         }
         *full = edns_out(snap, q, src).1;
         full.as_ref().map_or(OptRecord::None, OptRecord::Out)
-    }
-
-    pub(crate) fn is_some(&self) -> bool {
-        !matches!(self, OptRecord::None)
-    }
-
-    /// Bytes the record takes.
-    pub(crate) fn wire_len(&self) -> usize {
-        match self {
-            OptRecord::None => 0,
-            OptRecord::Echo { ecs, .. } => 11 + ecs.map_or(0, <[u8]>::len),
-            OptRecord::Out(o) => o.wire_len(),
-        }
-    }
-
-    /// Writes the record. An echo is put together on the stack, the option copied
-    /// as two or three overlapping words (a copy of a length known only here would
-    /// be a call to memcpy), and written with one fixed-size copy.
-    pub(crate) fn write(&self, out: &mut Vec<u8>) {
-        let (payload, dnssec_ok, ecs) = match *self {
-            OptRecord::None => return,
-            OptRecord::Out(o) => return o.write(out),
-            OptRecord::Echo {
-                payload,
-                dnssec_ok,
-                ecs,
-            } => (payload, dnssec_ok, ecs.unwrap_or_default()),
-        };
-        let n = ecs.len();
-        let mut b = [0u8; 11 + ECS_MAX];
-        // Root owner, type OPT (41), payload, extended rcode 0, version 0, flags,
-        // RDLENGTH.
-        b[2] = 41;
-        b[3..5].copy_from_slice(&payload.to_be_bytes());
-        b[7] = if dnssec_ok { 0x80 } else { 0 };
-        b[9..11].copy_from_slice(&(n as u16).to_be_bytes());
-        let word = |at: usize| <[u8; 8]>::try_from(ecs.get(at..at + 8)?).ok();
-        if (ECS_MIN..=ECS_MAX).contains(&n) {
-            // 8..=24 bytes: the first eight, the next eight past 16, the last eight.
-            if let Some(w) = word(0) {
-                b[11..19].copy_from_slice(&w);
-            }
-            if let Some(w) = word(8).filter(|_| n > 16) {
-                b[19..27].copy_from_slice(&w);
-            }
-            if let Some(w) = word(n - 8) {
-                b[11 + n - 8..11 + n].copy_from_slice(&w);
-            }
-        }
-        out.extend_from_slice(&b);
-        out.truncate(out.len() - (ECS_MAX - n.min(ECS_MAX)));
     }
 }
 

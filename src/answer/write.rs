@@ -95,7 +95,7 @@ impl OptOut<'_> {
     fn write_with_options(&self, out: &mut Vec<u8>) {
         let mut b = [0u8; 11 + 8 + 16];
         let n = self.fixed_and_ecs(&mut b);
-        let rdlen = (self.wire_len() - 11) as usize;
+        let rdlen = self.wire_len() - 11;
         out.reserve(11 + rdlen);
         // The fixed part, NSID (RFC 5001), ECS, the cookie.
         out.extend_from_slice(&b[..11]);

@@ -346,6 +346,7 @@ pub(crate) fn min_ttl(msg: &[u8]) -> Option<u32> {
 }
 
 /// Reads the OPT record that spans `start..end` (owner already checked to be root).
+#[inline(always)]
 fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<OptFound<'_>, Rcode> {
     // Owner is the single root byte.
     let f = &pkt[start + 1..start + 11];

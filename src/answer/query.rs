@@ -436,7 +436,7 @@ pub(crate) fn read_client_subnet(data: &[u8]) -> Result<ClientSubnet, Rcode> {
 
 /// Whether the data of an ECS option is as RFC 7871 §6 and §7.1.1 require;
 /// FORMERR if not.
-#[inline]
+#[inline(always)]
 fn check_client_subnet(data: &[u8]) -> Result<(), Rcode> {
     let Some(&[f0, f1, source_prefix, scope_prefix]) = data.get(..4) else {
         return Err(Rcode::FormErr);

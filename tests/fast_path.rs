@@ -54,6 +54,10 @@ enum Edns {
     Do,
     Nsid,
     Ecs,
+    /// ECS for an IPv6 /56, with DO.
+    Ecs6Do,
+    /// NSID asked, and ECS.
+    EcsNsid,
     Version1,
     /// ECS for this /24 (or /0: no address).
     EcsAt([u8; 3], u8),
@@ -73,6 +77,20 @@ fn packet(qname: &[u8], qtype: u16, edns: Edns, flags: u16) -> Vec<u8> {
         Edns::Do => (1232, 0, 0x8000, vec![]),
         Edns::Nsid => (1232, 0, 0, vec![0, 3, 0, 0]),
         Edns::Ecs => (1232, 0, 0, vec![0, 8, 0, 7, 0, 1, 24, 0, 198, 51, 100]),
+        Edns::Ecs6Do => (
+            1232,
+            0,
+            0x8000,
+            vec![
+                0, 8, 0, 11, 0, 2, 56, 0, 0x20, 0x01, 0x0d, 0xb8, 0x12, 0x34, 0x56,
+            ],
+        ),
+        Edns::EcsNsid => (
+            1232,
+            0,
+            0,
+            vec![0, 3, 0, 0, 0, 8, 0, 7, 0, 1, 24, 0, 198, 51, 100],
+        ),
         Edns::Version1 => (1232, 1, 0, vec![]),
         Edns::EcsAt(_, 0) => (1232, 0, 0, vec![0, 8, 0, 4, 0, 1, 0, 0]),
         Edns::EcsAt(a, _) => (1232, 0, 0, vec![0, 8, 0, 7, 0, 1, 24, 0, a[0], a[1], a[2]]),
@@ -121,6 +139,8 @@ fn compare(snap: Snapshot) -> (usize, usize) {
         Edns::Do,
         Edns::Nsid,
         Edns::Ecs,
+        Edns::Ecs6Do,
+        Edns::EcsNsid,
         Edns::Version1,
     ];
     let c = compare_with(snap, &edns);

@@ -30,6 +30,7 @@ use rustc_hash::FxHashMap;
 
 use super::query::{Query, HEADER_LEN};
 use super::write::OptOut;
+use super::write::OptRecord;
 use crate::answer::Observed;
 use crate::zone::{name, rtype};
 
@@ -325,11 +326,11 @@ impl FastTable {
         q: &Query<'_>,
         body: &BodyView<'_>,
         shift: usize,
-        opt: Option<&OptOut<'_>>,
+        opt: OptRecord<'_>,
         limit: usize,
         out: &mut Vec<u8>,
     ) -> bool {
-        let opt_len = opt.map_or(0, OptOut::wire_len);
+        let opt_len = opt.wire_len();
         let body_at = HEADER_LEN + q.question.len();
         if body_at + body.bytes.len() + opt_len > limit || body_at + body.bytes.len() > 0x3fff {
             return false;
@@ -359,9 +360,7 @@ impl FastTable {
                 out[at..at + 2].copy_from_slice(&ptr.to_be_bytes());
             }
         }
-        if let Some(o) = opt {
-            o.write(out);
-        }
+        opt.write(out);
         true
     }
 
@@ -390,8 +389,10 @@ impl FastTable {
         limit: usize,
         out: &mut Vec<u8>,
     ) -> bool {
-        self.body(at)
-            .is_some_and(|body| Self::emit(q, &body, 0, opt, limit, out))
+        self.body(at).is_some_and(|body| {
+            let opt = opt.map_or(OptRecord::None, OptRecord::Out);
+            Self::emit(q, &body, 0, opt, limit, out)
+        })
     }
 }
 

@@ -8,6 +8,7 @@ use super::decision_cache;
 use super::fast::{Fast, FastTable, NONE};
 use super::query::{ClientSubnet, Query};
 use super::snapshot::Snapshot;
+use super::write::OptRecord;
 use crate::answer::Observed;
 use crate::zone::{class, name, rtype};
 
@@ -82,8 +83,9 @@ impl FastTable {
         };
 
         let limit = super::write::size_limit(q.edns.as_ref(), snap.udp_payload, false);
-        let (_, opt) = super::opt::edns_out(snap, q, src);
-        if !Self::emit(q, &body, shift, opt.as_ref(), limit, out) {
+        let mut full = None;
+        let opt = OptRecord::of(snap, q, src, &mut full);
+        if !Self::emit(q, &body, shift, opt, limit, out) {
             return Err(None);
         }
         if signed {

@@ -35,7 +35,6 @@ pub struct Edns {
     pub version: u8,
     pub dnssec_ok: bool,
     pub nsid: bool,
-    pub client_subnet: Option<ClientSubnet>,
 }
 
 /// A parsed query. Borrows the packet.
@@ -57,12 +56,22 @@ pub struct Query<'a> {
     /// The data of the OPT record's first COOKIE option (RFC 7873), its length
     /// checked; kept as a slice of the packet so that the query stays small.
     pub cookie: Option<&'a [u8]>,
+    /// The Client Subnet option as sent (code, length, data), validated (RFC
+    /// 7871 §6): with scope 0, it is the option a response echoes for an answer
+    /// that holds for every client (§7.2.1). [`Query::client_subnet`] reads it.
+    pub ecs_option: Option<&'a [u8]>,
 }
 
 impl<'a> Query<'a> {
     /// The query name, lower-cased wire format.
     pub fn qname(&self) -> &'a [u8] {
         self.qname
+    }
+
+    /// The query's EDNS Client Subnet, read from the option when asked: most
+    /// answers only echo it.
+    pub fn client_subnet(&self) -> Option<ClientSubnet> {
+        self.ecs_option.and_then(client_subnet_of)
     }
 }
 
@@ -112,7 +121,7 @@ pub fn parse<'a>(pkt: &'a [u8], buf: &'a mut NameBuf) -> Result<Query<'a>, Rejec
     let ancount = u16::from_be_bytes([pkt[6], pkt[7]]);
     let nscount = u16::from_be_bytes([pkt[8], pkt[9]]);
     let arcount = u16::from_be_bytes([pkt[10], pkt[11]]);
-    let error = |rcode, question, edns: Option<(Edns, Option<&'a [u8]>)>| Reject::Error {
+    let error = |rcode, question, edns: Option<OptFound<'a>>| Reject::Error {
         id,
         opcode,
         rd,
@@ -132,43 +141,12 @@ pub fn parse<'a>(pkt: &'a [u8], buf: &'a mut NameBuf) -> Result<Query<'a>, Rejec
     let question = parsed_question.map(|(end, _, _, _)| &pkt[HEADER_LEN..end]);
 
     // Skip answer and authority records; find the OPT record in the additional section.
-    let mut edns = None;
-    let mut edns_error = None;
+    let (mut edns, mut edns_error) = (None, None);
     if let Some((qend, _, _, _)) = parsed_question {
-        let mut pos = qend;
-        let mut ok = true;
-        for _ in 0..(ancount as usize + nscount as usize) {
-            match skip_record(pkt, pos) {
-                Some((next, _, _)) => pos = next,
-                None => {
-                    ok = false;
-                    break;
-                }
-            }
-        }
-        if ok {
-            for _ in 0..arcount {
-                let Some((next, rtype_, owner_root)) = skip_record(pkt, pos) else {
-                    ok = false;
-                    break;
-                };
-                if rtype_ == rtype::OPT {
-                    // One OPT, owned by the root (RFC 6891 §6.1.1).
-                    if edns.is_some() || edns_error.is_some() || !owner_root {
-                        edns_error = Some(Rcode::FormErr);
-                    } else {
-                        match read_opt(pkt, pos, next) {
-                            Ok(e) => edns = Some(e),
-                            Err(rc) => edns_error = Some(rc),
-                        }
-                    }
-                }
-                pos = next;
-            }
-        }
-        if !ok {
+        let Some(found) = find_opt(pkt, qend, (ancount, nscount, arcount)) else {
             return Err(error(Rcode::FormErr, question, None));
-        }
+        };
+        (edns, edns_error) = found;
     }
 
     if opcode != 0 {
@@ -203,7 +181,59 @@ pub fn parse<'a>(pkt: &'a [u8], buf: &'a mut NameBuf) -> Result<Query<'a>, Rejec
         qclass,
         edns: edns.map(|e| e.0),
         cookie: edns.and_then(|e| e.1),
+        ecs_option: edns.and_then(|e| e.2),
     })
+}
+
+/// What a query's OPT record holds: its EDNS, the first COOKIE option's data,
+/// the ECS option whole.
+type OptFound<'a> = (Edns, Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// Walks the records after the question (ending at `qend`), `counts` (answer,
+/// authority, additional) of them, for the OPT record: `None` when they do not
+/// parse (FORMERR), else the OPT record found, if any, and the rcode for an OPT
+/// record that is wrong (a second one, one not owned by the root, bad options).
+#[inline(always)]
+fn find_opt(
+    pkt: &[u8],
+    qend: usize,
+    (ancount, nscount, arcount): (u16, u16, u16),
+) -> Option<(Option<OptFound<'_>>, Option<Rcode>)> {
+    // The usual shape first, read without the general walk: one additional
+    // record, an OPT owned by the root, and nothing else.
+    if (ancount, nscount, arcount) == (0, 0, 1) && pkt.get(qend..qend + 3) == Some(&[0, 0, 41]) {
+        let rdlen = pkt.get(qend + 9..qend + 11)?;
+        let end = qend + 11 + usize::from(u16::from_be_bytes([rdlen[0], rdlen[1]]));
+        if end > pkt.len() {
+            return None;
+        }
+        return Some(match read_opt(pkt, qend, end) {
+            Ok(e) => (Some(e), None),
+            Err(rc) => (None, Some(rc)),
+        });
+    }
+    let mut pos = qend;
+    for _ in 0..(ancount as usize + nscount as usize) {
+        pos = skip_record(pkt, pos)?.0;
+    }
+    let mut edns = None;
+    let mut edns_error = None;
+    for _ in 0..arcount {
+        let (next, rtype_, owner_root) = skip_record(pkt, pos)?;
+        if rtype_ == rtype::OPT {
+            // One OPT, owned by the root (RFC 6891 §6.1.1).
+            if edns.is_some() || edns_error.is_some() || !owner_root {
+                edns_error = Some(Rcode::FormErr);
+            } else {
+                match read_opt(pkt, pos, next) {
+                    Ok(e) => edns = Some(e),
+                    Err(rc) => edns_error = Some(rc),
+                }
+            }
+        }
+        pos = next;
+    }
+    Some((edns, edns_error))
 }
 
 /// Reads the question at `pos`: an uncompressed name (a compression pointer in the
@@ -316,7 +346,8 @@ pub(crate) fn min_ttl(msg: &[u8]) -> Option<u32> {
 }
 
 /// Reads the OPT record that spans `start..end` (owner already checked to be root).
-fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<(Edns, Option<&[u8]>), Rcode> {
+#[inline(always)]
+fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<OptFound<'_>, Rcode> {
     // Owner is the single root byte.
     let f = &pkt[start + 1..start + 11];
     let payload = u16::from_be_bytes([f[2], f[3]]);
@@ -327,9 +358,9 @@ fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<(Edns, Option<&[u8]>
         version,
         dnssec_ok: flags & 0x8000 != 0,
         nsid: false,
-        client_subnet: None,
     };
     let mut cookie = None;
+    let mut ecs_option = None;
     let mut p = start + 11;
     while p < end {
         let Some(h) = pkt.get(p..p + 4) else {
@@ -343,10 +374,11 @@ fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<(Edns, Option<&[u8]>
         match code {
             opt::NSID => edns.nsid = true,
             opt::CLIENT_SUBNET => {
-                if edns.client_subnet.is_some() {
+                if ecs_option.is_some() {
                     return Err(Rcode::FormErr);
                 }
-                edns.client_subnet = Some(read_client_subnet(data)?);
+                check_client_subnet(data)?;
+                ecs_option = Some(pkt.get(p..p + 4 + len).ok_or(Rcode::FormErr)?);
             }
             opt::COOKIE => {
                 // A malformed length is FORMERR (RFC 7873 §5.2.2); a second
@@ -361,7 +393,7 @@ fn read_opt(pkt: &[u8], start: usize, end: usize) -> Result<(Edns, Option<&[u8]>
         }
         p += 4 + len;
     }
-    Ok((edns, cookie))
+    Ok((edns, cookie, ecs_option))
 }
 
 /// Parses a client written as `IP` or `IP/PREFIX` (an ECS subnet, as `explain`
@@ -394,15 +426,22 @@ pub(crate) fn parse_client(text: &str) -> Result<(IpAddr, Option<ClientSubnet>),
 }
 
 /// Validates an ECS option as RFC 7871 §6 and §7.1.1 require, or FORMERR.
+#[cfg(test)]
 pub(crate) fn read_client_subnet(data: &[u8]) -> Result<ClientSubnet, Rcode> {
-    if data.len() < 4 {
+    check_client_subnet(data)?;
+    let mut o = vec![0, 8, 0, 0];
+    o.extend_from_slice(data);
+    client_subnet_of(&o).ok_or(Rcode::FormErr)
+}
+
+/// Whether the data of an ECS option is as RFC 7871 §6 and §7.1.1 require;
+/// FORMERR if not.
+#[inline(always)]
+fn check_client_subnet(data: &[u8]) -> Result<(), Rcode> {
+    let Some(&[f0, f1, source_prefix, scope_prefix]) = data.get(..4) else {
         return Err(Rcode::FormErr);
-    }
-    let family = u16::from_be_bytes([data[0], data[1]]);
-    let source_prefix = data[2];
-    let scope_prefix = data[3];
-    let addr_bytes = &data[4..];
-    let max = match family {
+    };
+    let max = match u16::from_be_bytes([f0, f1]) {
         1 => 32,
         2 => 128,
         _ => return Err(Rcode::FormErr),
@@ -414,27 +453,48 @@ pub(crate) fn read_client_subnet(data: &[u8]) -> Result<ClientSubnet, Rcode> {
     // ADDRESS holds exactly the octets the prefix needs, and the bits past the
     // prefix are zero (§6: "MUST be ... zero").
     let need = (source_prefix as usize).div_ceil(8);
-    if addr_bytes.len() != need {
+    if data.len() - 4 != need {
         return Err(Rcode::FormErr);
     }
     if !source_prefix.is_multiple_of(8) {
-        let last = addr_bytes[need - 1];
+        let last = data[4 + need - 1];
         let mask = 0xffu8 >> (source_prefix % 8);
         if last & mask != 0 {
             return Err(Rcode::FormErr);
         }
     }
-    // Byte by byte: a copy of a length known only here was a call to memcpy.
-    let addr = if family == 1 {
-        let mut b = [0u8; 4];
-        b.iter_mut().zip(addr_bytes).for_each(|(d, s)| *d = *s);
-        IpAddr::from(b)
-    } else {
-        let mut b = [0u8; 16];
-        b.iter_mut().zip(addr_bytes).for_each(|(d, s)| *d = *s);
-        IpAddr::from(b)
+    Ok(())
+}
+
+/// The subnet of an ECS option (code, length, data) whose data
+/// [`check_client_subnet`] passed. The address ends the option: it is read as
+/// the integer of the option's last eight or sixteen bytes, shifted (copies of
+/// a length known only here were calls to memcpy, byte loops slower still).
+fn client_subnet_of(o: &[u8]) -> Option<ClientSubnet> {
+    let &[_, _, _, _, f0, f1, source_prefix, _] = o.get(..8)? else {
+        return None;
     };
-    Ok(ClientSubnet {
+    let family = u16::from_be_bytes([f0, f1]);
+    // Address octets: at most 16, as checked.
+    let bits = 8 * (o.len() - 8).min(16) as u32;
+    let last8 = u64::from_be_bytes(o.get(o.len() - 8..)?.try_into().ok()?);
+    let addr = if family == 1 {
+        // At most four octets, the low ones of the last eight bytes.
+        let v = if bits == 0 {
+            0
+        } else {
+            (last8 << (64 - bits)) >> 32
+        };
+        IpAddr::from(std::net::Ipv4Addr::from(v as u32))
+    } else {
+        let tail = match o.len().checked_sub(16).and_then(|at| o.get(at..)) {
+            Some(w) => u128::from_be_bytes(w.try_into().ok()?),
+            None => u128::from(last8),
+        };
+        let v = if bits == 0 { 0 } else { tail << (128 - bits) };
+        IpAddr::from(std::net::Ipv6Addr::from(v))
+    };
+    Some(ClientSubnet {
         family,
         source_prefix,
         addr,
@@ -508,10 +568,12 @@ mod tests {
         let mut options = vec![0, 3, 0, 0];
         options.extend_from_slice(&ecs);
         let p = query(b"\x01a\x00", 1, &opt(&options), 1);
-        let e = parse(&p, &mut NameBuf::default()).unwrap().edns.unwrap();
+        let mut buf = NameBuf::default();
+        let q = parse(&p, &mut buf).unwrap();
+        let e = q.edns.unwrap();
         assert_eq!(e.payload, 1232);
         assert!(e.nsid);
-        let cs = e.client_subnet.unwrap();
+        let cs = q.client_subnet().unwrap();
         assert_eq!(cs.source_prefix, 24);
         assert_eq!(cs.addr, "198.51.100.0".parse::<IpAddr>().unwrap());
     }
@@ -565,6 +627,67 @@ mod tests {
             parse(&p, &mut NameBuf::default()),
             Err(Reject::Drop)
         ));
+    }
+
+    /// The lone OPT record (read without the general walk) and the same record
+    /// after another additional one (read by the walk) parse alike; one whose
+    /// data runs past the packet is FORMERR either way.
+    #[test]
+    fn a_lone_opt_reads_as_the_walk_does() {
+        let ecs = [0, 8, 0, 7, 0, 1, 24, 0, 198, 51, 100];
+        let lone = query(b"\x01a\x00", 1, &opt(&ecs), 1);
+        // A TXT record at the root before the OPT record.
+        let mut extra = vec![0, 0, 16, 0, 1, 0, 0, 0, 0, 0, 1, 0];
+        extra.extend_from_slice(&opt(&ecs));
+        let walked = query(b"\x01a\x00", 1, &extra, 2);
+        let (mut b1, mut b2) = (NameBuf::default(), NameBuf::default());
+        let (a, b) = (
+            parse(&lone, &mut b1).unwrap(),
+            parse(&walked, &mut b2).unwrap(),
+        );
+        assert_eq!(a.edns, b.edns);
+        assert_eq!(a.ecs_option, Some(&ecs[..]));
+        assert_eq!(b.ecs_option, Some(&ecs[..]));
+        for p in [lone, walked] {
+            let short = &p[..p.len() - 1];
+            assert!(matches!(
+                parse(short, &mut NameBuf::default()),
+                Err(Reject::Error {
+                    rcode: Rcode::FormErr,
+                    ..
+                })
+            ));
+        }
+    }
+
+    /// Every source prefix length of either family gives the address sent, its
+    /// octets past the prefix's zero.
+    #[test]
+    fn ecs_addresses_of_every_length() {
+        let full: [u8; 16] = [
+            0x20, 0x01, 0x0d, 0xb8, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x11, 0x22,
+            0x33, 0x44,
+        ];
+        for (family, max) in [(1u16, 32u8), (2, 128)] {
+            for prefix in 0..=max {
+                let n = usize::from(prefix).div_ceil(8);
+                let mut data = family.to_be_bytes().to_vec();
+                data.extend_from_slice(&[prefix, 0]);
+                data.extend_from_slice(&full[..n]);
+                if prefix % 8 != 0 {
+                    data[4 + n - 1] &= 0xffu8 << (8 - prefix % 8);
+                }
+                let cs = read_client_subnet(&data).expect("a valid option");
+                let mut want = [0u8; 16];
+                want[..n].copy_from_slice(&data[4..]);
+                let want = if family == 1 {
+                    IpAddr::from([want[0], want[1], want[2], want[3]])
+                } else {
+                    IpAddr::from(want)
+                };
+                assert_eq!(cs.addr, want, "family {family} /{prefix}");
+            }
+        }
     }
 
     #[test]

@@ -46,42 +46,65 @@ impl OptOut<'_> {
         n
     }
 
-    /// Writes the record with one copy for its fixed part and one for the ECS
-    /// option (each `extend_from_slice` of a few bytes costs a capacity check
-    /// and a call: on the ECS mix this took 169 instructions a query).
+    /// Writes the record. Without NSID or a cookie (most responses) the record,
+    /// ECS option included, is put together on the stack and written with one
+    /// fixed-size copy (each `extend_from_slice` of a few bytes costs a capacity
+    /// check and a call; one of a variable size, a call to memcpy).
     pub(super) fn write(&self, out: &mut Vec<u8>) {
+        if self.nsid.is_some() || self.cookie.is_some() {
+            return self.write_with_options(out);
+        }
+        let mut b = [0u8; 11 + 8 + 16];
+        let n = self.fixed_and_ecs(&mut b);
+        out.extend_from_slice(&b);
+        out.truncate(out.len() - (b.len() - n));
+    }
+
+    /// The record's fixed part (root owner, type OPT (41), payload, extended
+    /// rcode, version 0, flags, RDLENGTH) and its ECS option into `b`; returns
+    /// the bytes written.
+    #[inline]
+    fn fixed_and_ecs(&self, b: &mut [u8; 11 + 8 + 16]) -> usize {
         let rdlen = (self.wire_len() - 11) as u16;
-        let flags: u16 = if self.dnssec_ok { 0x8000 } else { 0 };
-        let [p0, p1] = self.payload.to_be_bytes();
-        let [f0, f1] = flags.to_be_bytes();
-        let [r0, r1] = rdlen.to_be_bytes();
-        // Root owner, type OPT (41), payload, extended rcode, version 0, flags,
-        // RDLENGTH.
-        out.reserve(11 + rdlen as usize);
-        out.extend_from_slice(&[0, 0, 41, p0, p1, self.ext_rcode, 0, f0, f1, r0, r1]);
+        b[2] = 41;
+        b[3..5].copy_from_slice(&self.payload.to_be_bytes());
+        b[5] = self.ext_rcode;
+        b[7] = if self.dnssec_ok { 0x80 } else { 0 };
+        b[9..11].copy_from_slice(&rdlen.to_be_bytes());
+        let Some((cs, scope)) = &self.client_subnet else {
+            return 11;
+        };
+        // The address is cut to the source prefix's octets (RFC 7871 §6): all 16
+        // bytes written, then the rest cut off.
+        let n = (cs.source_prefix as usize).div_ceil(8).min(16);
+        b[11..13].copy_from_slice(&opt::CLIENT_SUBNET.to_be_bytes());
+        b[13..15].copy_from_slice(&((4 + n) as u16).to_be_bytes());
+        b[15..17].copy_from_slice(&cs.family.to_be_bytes());
+        b[17] = cs.source_prefix;
+        b[18] = *scope;
+        match cs.addr {
+            IpAddr::V4(a) => b[19..23].copy_from_slice(&a.octets()),
+            IpAddr::V6(a) => b[19..35].copy_from_slice(&a.octets()),
+        }
+        19 + n
+    }
+
+    /// [`Self::write`] with NSID or a cookie: the options after ECS, one copy each.
+    #[cold]
+    #[inline(never)]
+    fn write_with_options(&self, out: &mut Vec<u8>) {
+        let mut b = [0u8; 11 + 8 + 16];
+        let n = self.fixed_and_ecs(&mut b);
+        let rdlen = self.wire_len() - 11;
+        out.reserve(11 + rdlen);
+        // The fixed part, NSID (RFC 5001), ECS, the cookie.
+        out.extend_from_slice(&b[..11]);
         if let Some(nsid) = self.nsid {
             out.extend_from_slice(&opt::NSID.to_be_bytes());
             out.extend_from_slice(&(nsid.len() as u16).to_be_bytes());
             out.extend_from_slice(nsid);
         }
-        if let Some((cs, scope)) = &self.client_subnet {
-            let n = (cs.source_prefix as usize).div_ceil(8);
-            let mut e = [0u8; 8 + 16];
-            e[..2].copy_from_slice(&opt::CLIENT_SUBNET.to_be_bytes());
-            e[2..4].copy_from_slice(&((4 + n) as u16).to_be_bytes());
-            e[4..6].copy_from_slice(&cs.family.to_be_bytes());
-            e[6] = cs.source_prefix;
-            e[7] = *scope;
-            match cs.addr {
-                IpAddr::V4(a) => e[8..12].copy_from_slice(&a.octets()),
-                IpAddr::V6(a) => e[8..24].copy_from_slice(&a.octets()),
-            }
-            // The address is cut to the source prefix's octets (RFC 7871 §6):
-            // all 24 bytes copied, then the rest cut off (a copy of a fixed
-            // size is two moves, one of a variable size a call to memcpy).
-            out.extend_from_slice(&e);
-            out.truncate(out.len() - (16 - n.min(16)));
-        }
+        out.extend_from_slice(&b[11..n]);
         if let Some((client, server)) = &self.cookie {
             let mut c = [0u8; 4 + 24];
             c[..2].copy_from_slice(&opt::COOKIE.to_be_bytes());
@@ -90,6 +113,80 @@ impl OptOut<'_> {
             c[12..].copy_from_slice(server);
             out.extend_from_slice(&c);
         }
+    }
+}
+
+/// The OPT record of a fast-path response, in the form that costs least to write.
+#[derive(Clone, Copy)]
+pub(crate) enum OptRecord<'a> {
+    /// No OPT record: the query had none.
+    None,
+    /// Our payload, DO copied, and the query's ECS option exactly as it came when
+    /// we believe its sender: with scope 0 (checked when parsed) it is the echo of
+    /// an answer that holds for every client (RFC 7871 §7.2.1). Most responses.
+    Echo {
+        payload: u16,
+        dnssec_ok: bool,
+        ecs: Option<&'a [u8]>,
+    },
+    /// Anything else (NSID, cookies, another scope), as [`OptOut`] writes it.
+    Out(&'a OptOut<'a>),
+}
+
+/// An ECS option is its 4-byte header, family, prefixes and up to 16 address bytes.
+pub(crate) const ECS_MIN: usize = 8;
+pub(crate) const ECS_MAX: usize = 24;
+
+impl OptRecord<'_> {
+    pub(crate) fn is_some(&self) -> bool {
+        !matches!(self, OptRecord::None)
+    }
+
+    /// Bytes the record takes.
+    pub(crate) fn wire_len(&self) -> usize {
+        match self {
+            OptRecord::None => 0,
+            OptRecord::Echo { ecs, .. } => 11 + ecs.map_or(0, <[u8]>::len),
+            OptRecord::Out(o) => o.wire_len(),
+        }
+    }
+
+    /// Writes the record. An echo is put together on the stack, the option copied
+    /// as two or three overlapping words (a copy of a length known only here would
+    /// be a call to memcpy), and written with one fixed-size copy.
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        let (payload, dnssec_ok, ecs) = match *self {
+            OptRecord::None => return,
+            OptRecord::Out(o) => return o.write(out),
+            OptRecord::Echo {
+                payload,
+                dnssec_ok,
+                ecs,
+            } => (payload, dnssec_ok, ecs.unwrap_or_default()),
+        };
+        let n = ecs.len();
+        let mut b = [0u8; 11 + ECS_MAX];
+        // Root owner, type OPT (41), payload, extended rcode 0, version 0, flags,
+        // RDLENGTH.
+        b[2] = 41;
+        b[3..5].copy_from_slice(&payload.to_be_bytes());
+        b[7] = if dnssec_ok { 0x80 } else { 0 };
+        b[9..11].copy_from_slice(&(n as u16).to_be_bytes());
+        let word = |at: usize| <[u8; 8]>::try_from(ecs.get(at..at + 8)?).ok();
+        if (ECS_MIN..=ECS_MAX).contains(&n) {
+            // 8..=24 bytes: the first eight, the next eight past 16, the last eight.
+            if let Some(w) = word(0) {
+                b[11..19].copy_from_slice(&w);
+            }
+            if let Some(w) = word(8).filter(|_| n > 16) {
+                b[19..27].copy_from_slice(&w);
+            }
+            if let Some(w) = word(n - 8) {
+                b[11 + n - 8..11 + n].copy_from_slice(&w);
+            }
+        }
+        out.extend_from_slice(&b);
+        out.truncate(out.len() - (ECS_MAX - n.min(ECS_MAX)));
     }
 }
 

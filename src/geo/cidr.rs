@@ -400,8 +400,19 @@ impl<T> CidrTable<T> {
 
     /// Whether some network of the table holds `ip`. A table holding 0.0.0.0/0
     /// and ::/0 (trusted ECS senders by default) answers without a lookup.
+    /// A short table (RRL exemptions, loopback by default: looked up for every
+    /// response) is scanned here, inline: the call to [`Self::lookup`] saved
+    /// registers for the walk of a long one.
+    #[inline]
     pub fn contains(&self, ip: IpAddr) -> bool {
-        self.v4.holds_all() && self.v6.holds_all() || self.lookup(ip).is_some()
+        if self.v4.holds_all() && self.v6.holds_all() {
+            return true;
+        }
+        let (trie, key, _) = self.select(ip);
+        if trie.values.len() <= SHORT {
+            return trie.short.iter().any(|s| key & s.mask == s.net);
+        }
+        self.lookup(ip).is_some()
     }
 
     /// The value of the longest network containing `ip`, with that

@@ -118,8 +118,7 @@ impl QueryLog {
             Ok(q) => {
                 let n = to_text(q.qname());
                 let ecs = q
-                    .edns
-                    .and_then(|e| e.client_subnet)
+                    .client_subnet()
                     .map(|cs| format!("{}/{}", cs.addr, cs.source_prefix));
                 (n, rtype::name(q.qtype), ecs)
             }

@@ -294,27 +294,6 @@ impl FastTable {
             next: end,
             fresh: SmallVec::new(),
         };
-        let mut offset = |b: &BodyRef| p.place(b.0);
-        // On the stack: a name with a type or two (most) allocates nothing.
-        let mut list = |a: &Answers| -> Option<SmallVec<[u8; 24]>> {
-            let mut l: SmallVec<[u8; 24]> = SmallVec::new();
-            l.push(u8::try_from(a.types.len()).ok()?);
-            for (t, b) in &a.types {
-                l.extend_from_slice(&t.to_be_bytes());
-                l.extend_from_slice(&offset(b)?.to_be_bytes());
-            }
-            let other = match &a.other {
-                Some(b) => offset(b)?,
-                None => NONE,
-            };
-            l.extend_from_slice(&other.to_be_bytes());
-            Some(l)
-        };
-        let exact = list(&e.exact)?;
-        let below = match &e.below {
-            Some(a) => Some(list(a)?),
-            None => None,
-        };
         let mut flags = 0;
         if e.steered {
             flags |= STEERED;
@@ -325,7 +304,7 @@ impl FastTable {
         self.arena.push(u8::try_from(key.len()).ok()?);
         self.arena.push(flags);
         self.arena.extend_from_slice(key);
-        let below_ref = if below.is_some() {
+        let below_ref = if e.below.is_some() {
             u32::try_from(below_at).ok()?
         } else {
             NONE
@@ -335,10 +314,26 @@ impl FastTable {
             self.arena.extend_from_slice(&z.to_be_bytes());
             self.arena.extend_from_slice(&p.to_be_bytes());
         }
-        self.arena.extend_from_slice(&exact);
-        if let Some(l) = below {
-            self.arena.extend_from_slice(&l);
+        // The lists, straight into the arena: each body's offset as it is
+        // placed (the exact list's first, then the list below's).
+        let mut list = |arena: &mut Vec<u8>, a: &Answers| -> Option<()> {
+            arena.push(u8::try_from(a.types.len()).ok()?);
+            for (t, b) in &a.types {
+                arena.extend_from_slice(&t.to_be_bytes());
+                arena.extend_from_slice(&p.place(b.0)?.to_be_bytes());
+            }
+            let other = match &a.other {
+                Some(b) => p.place(b.0)?,
+                None => NONE,
+            };
+            arena.extend_from_slice(&other.to_be_bytes());
+            Some(())
+        };
+        list(&mut self.arena, &e.exact)?;
+        if let Some(a) = &e.below {
+            list(&mut self.arena, a)?;
         }
+        debug_assert_eq!(self.arena.len(), end);
         for &(b, link) in &p.fresh {
             match link {
                 // The DO=1 form's number becomes its offset.

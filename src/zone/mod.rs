@@ -134,10 +134,18 @@ impl Records {
     pub(crate) fn push(&mut self, rtype: u16, class: u16, ttl: u32, rdata: &[u8]) {
         // RDATA length was checked against u16 when the record was parsed.
         let len = rdata.len().min(u16::MAX as usize);
-        self.wire.extend_from_slice(&rtype.to_be_bytes());
-        self.wire.extend_from_slice(&class.to_be_bytes());
-        self.wire.extend_from_slice(&ttl.to_be_bytes());
-        self.wire.extend_from_slice(&(len as u16).to_be_bytes());
+        let mut head = [0u8; TAIL_HEADER];
+        head[0..2].copy_from_slice(&rtype.to_be_bytes());
+        head[2..4].copy_from_slice(&class.to_be_bytes());
+        head[4..8].copy_from_slice(&ttl.to_be_bytes());
+        head[8..10].copy_from_slice(&(len as u16).to_be_bytes());
+        // One reservation for the record, exact for a set's first (most
+        // sets hold one record).
+        if self.wire.len() + TAIL_HEADER + len > self.wire.capacity() {
+            self.wire
+                .reserve_exact(TAIL_HEADER + len.max(self.wire.len()));
+        }
+        self.wire.extend_from_slice(&head);
         self.wire.extend_from_slice(&rdata[..len]);
         self.count += 1;
     }

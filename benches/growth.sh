@@ -162,14 +162,15 @@ for size in "${SIZE_LIST[@]}"; do
             fast=$(awk -F'\t' -v z="$size" -v s="$s" '$1 == z && $2 == s {print $7}' "$RESULTS" | median_min_max | awk '{print $1}')
         fi
         printf '| %s | %s | %.3f | %s | %.1f | %.1f | %.1f |\n' "$size" "$s" "$secs" "$fast" "$pss" "$rss" "$peak"
-        printf '%s\t%s\t%s\t%s\t%s\n' "$size" "$s" "$secs" "$pss" "$fast" >>"$WORK/medians.tsv"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$s" "$secs" "$pss" "$fast" "$peak" >>"$WORK/medians.tsv"
     done
 done
 echo
 if [[ " ${SERVER_LIST[*]} " == *" signpost "* ]]; then
-    awk -F'\t' '{ t[$1, $2] = $3; m[$1, $2] = $4; f[$1, $2] = $5; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
+    awk -F'\t' '{ t[$1, $2] = $3; m[$1, $2] = $4; f[$1, $2] = $5; pk[$1, $2] = $6; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
         END { for (i = 1; i <= n; i++) { z = order[i]; line = sprintf("%s records:", z)
                 if ((z, "knot") in m) line = line sprintf(" signpost PSS ÷ Knot %.2f;", m[z, "signpost"] / m[z, "knot"])
+                if ((z, "gdnsd") in m) line = line sprintf(" PSS ÷ gdnsd %.2f, peak ÷ gdnsd peak %.2f (issue 32: at most 1);", m[z, "signpost"] / m[z, "gdnsd"], pk[z, "signpost"] / pk[z, "gdnsd"])
                 best = ""; for (k in t) { split(k, p, SUBSEP); if (p[1] == z && p[2] !~ /^signpost/ && (best == "" || t[k] < t[best])) best = k }
                 if (best != "") { split(best, p, SUBSEP); line = line sprintf(" signpost load ÷ fastest peer (%s) %.2f, fast path ready ÷ it %.2f", p[2], t[z, "signpost"] / t[best], f[z, "signpost"] / t[best]) }
                 print line } }' "$WORK/medians.tsv"

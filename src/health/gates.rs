@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::probe::{count_unanswered, metric_attempt, Attempt};
+use super::probe::{metric_attempt, Attempt, MetricTicker, UnansweredRun};
 use super::spec::MetricQuery;
 
 /// One gate as configured.
@@ -122,33 +122,20 @@ impl MetricGates {
 }
 
 /// Asks the gate's query every interval until `stop` holds true.
-pub async fn run_gate(
-    source: GateSource,
-    gates: Arc<MetricGates>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut tick = tokio::time::interval(source.interval.max(Duration::from_millis(100)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failed_run: u64 = 0;
-    loop {
-        tokio::select! {
-            biased;
-            r = stop.wait_for(|s| *s) => { let _ = r; return; }
-            _ = tick.tick() => {}
-        }
+pub async fn run_gate(source: GateSource, gates: Arc<MetricGates>, stop: watch::Receiver<bool>) {
+    let mut ticker = MetricTicker::new(source.interval, stop);
+    let mut unanswered = UnansweredRun::default();
+    while ticker.next().await {
         match metric_attempt(&source.query, source.timeout).await {
             Attempt::Judged(r) => {
-                if failed_run > 0 {
-                    tracing::info!(gate = %source.name, after = failed_run, "gate answered again");
-                    failed_run = 0;
+                if let Some(after) = unanswered.answered() {
+                    tracing::info!(gate = %source.name, after, "gate answered again");
                 }
                 gates.set(&source.name, Some(r.ok), r.detail);
             }
             Attempt::Unanswered(e) | Attempt::Local(e) => {
-                count_unanswered();
-                failed_run += 1;
-                if failed_run.is_power_of_two() {
-                    tracing::warn!(gate = %source.name, in_a_row = failed_run, "gate unanswered, ramps hold: {e}");
+                if let Some(in_a_row) = unanswered.missed() {
+                    tracing::warn!(gate = %source.name, in_a_row, "gate unanswered, ramps hold: {e}");
                 }
                 gates.set(&source.name, None, format!("unanswered: {e}"));
             }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::probe::{count_unanswered, figure};
+use super::probe::{figure, MetricTicker, UnansweredRun};
 use super::shed::{Shed, ShedDials, ShedPlan};
 use super::spec::MetricQuery;
 
@@ -27,34 +27,25 @@ pub struct ShedSource {
 }
 
 /// Runs until `stop` holds true (or its sender is gone).
-pub async fn run_shed(source: ShedSource, dials: Arc<ShedDials>, mut stop: watch::Receiver<bool>) {
+pub async fn run_shed(source: ShedSource, dials: Arc<ShedDials>, stop: watch::Receiver<bool>) {
     let mut state = Shed::new();
-    let mut tick = tokio::time::interval(source.interval.max(Duration::from_millis(100)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failed_run: u64 = 0;
-    loop {
-        tokio::select! {
-            biased;
-            r = stop.wait_for(|s| *s) => { let _ = r; return; }
-            _ = tick.tick() => {}
-        }
+    let mut ticker = MetricTicker::new(source.interval, stop);
+    let mut unanswered = UnansweredRun::default();
+    while ticker.next().await {
         let asked = match &source.query {
             Some(q) => figure(q, source.timeout).await,
             None => Ok(dials.pushed_load(&source.region, std::time::SystemTime::now())),
         };
         let load = match asked {
             Ok(v) => {
-                if failed_run > 0 {
-                    tracing::info!(region = %source.region, after = failed_run, "load figure answered again");
-                    failed_run = 0;
+                if let Some(after) = unanswered.answered() {
+                    tracing::info!(region = %source.region, after, "load figure answered again");
                 }
                 v
             }
             Err(e) => {
-                count_unanswered();
-                failed_run += 1;
-                if failed_run.is_power_of_two() {
-                    tracing::warn!(region = %source.region, in_a_row = failed_run, "load figure unanswered, dial kept: {e}");
+                if let Some(in_a_row) = unanswered.missed() {
+                    tracing::warn!(region = %source.region, in_a_row, "load figure unanswered, dial kept: {e}");
                 }
                 None
             }

@@ -208,6 +208,51 @@ pub(crate) fn count_unanswered() -> u64 {
     UNANSWERED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
 }
 
+/// The pace of a metric asked on a timer (a ramp's gate, a region's load):
+/// every `interval`, at least 100 ms apart, ticks missed while asking are
+/// not made up.
+pub(crate) struct MetricTicker {
+    tick: tokio::time::Interval,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl MetricTicker {
+    pub(crate) fn new(interval: Duration, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        MetricTicker { tick, stop }
+    }
+
+    /// Waits for the next tick; false once `stop` holds true (or its sender
+    /// is gone), which wins over a tick that is due.
+    pub(crate) async fn next(&mut self) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.stop.wait_for(|s| *s) => false,
+            _ = self.tick.tick() => true,
+        }
+    }
+}
+
+/// A run of unanswered asks of one metric, each counted in [`UNANSWERED`]:
+/// the caller logs it at 1, 2, 4, ... in a row and once when it ends.
+#[derive(Debug, Default)]
+pub(crate) struct UnansweredRun(u64);
+
+impl UnansweredRun {
+    /// An answer came: the length of the run it ends, if there was one.
+    pub(crate) fn answered(&mut self) -> Option<u64> {
+        (self.0 > 0).then(|| std::mem::take(&mut self.0))
+    }
+
+    /// No answer: counts it; the run's length when it is one to log.
+    pub(crate) fn missed(&mut self) -> Option<u64> {
+        count_unanswered();
+        self.0 += 1;
+        self.0.is_power_of_two().then_some(self.0)
+    }
+}
+
 /// Probes that could not be made for want of a local resource, since start.
 static LOCAL_FAILURES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -414,6 +459,17 @@ fn show_bytes(b: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unanswered_run_is_logged_at_powers_of_two_and_when_it_ends() {
+        let mut run = UnansweredRun::default();
+        assert_eq!(run.answered(), None, "no run to end");
+        let logged: Vec<Option<u64>> = (0..5).map(|_| run.missed()).collect();
+        assert_eq!(logged, [Some(1), Some(2), None, Some(4), None]);
+        assert_eq!(run.answered(), Some(5));
+        assert_eq!(run.answered(), None);
+        assert_eq!(run.missed(), Some(1), "a new run starts at one");
+    }
 
     #[test]
     fn host_header_forms() {

@@ -122,19 +122,9 @@ impl Cx<'_> {
         (min, max): (Duration, Duration),
         default: Duration,
     ) -> Duration {
-        let Some(v) = v else { return default };
-        match parse_duration(v.get_ref()) {
-            Ok(d) if d >= min && d <= max => d,
-            _ => {
-                let m = format!(
-                    "{}.{key} = {:?}: use a duration from {min:?} to {max:?}",
-                    self.table,
-                    v.get_ref()
-                );
-                self.err(v.span().start, m);
-                default
-            }
-        }
+        let fits = |d: Duration| d >= min && d <= max;
+        let wanted = || format!("from {min:?} to {max:?}");
+        self.duration_where(v, key, default, fits, wanted)
     }
 
     /// A duration of at least `min`, else `default` and an error.
@@ -145,14 +135,29 @@ impl Cx<'_> {
         default: Duration,
         min: Duration,
     ) -> Duration {
+        let wanted = || format!("of at least {min:?}, like \"5s\"");
+        self.duration_where(v, key, default, |d| d >= min, wanted)
+    }
+
+    /// A duration that `fits`, else `default` and an error asking for a
+    /// duration `wanted`.
+    fn duration_where(
+        &mut self,
+        v: Option<toml::Spanned<String>>,
+        key: &str,
+        default: Duration,
+        fits: impl Fn(Duration) -> bool,
+        wanted: impl Fn() -> String,
+    ) -> Duration {
         let Some(v) = v else { return default };
         match parse_duration(v.get_ref()) {
-            Ok(d) if d >= min => d,
+            Ok(d) if fits(d) => d,
             _ => {
                 let m = format!(
-                    "{}.{key} = {:?}: use a duration of at least {min:?}, like \"5s\"",
+                    "{}.{key} = {:?}: use a duration {}",
                     self.table,
-                    v.get_ref()
+                    v.get_ref(),
+                    wanted()
                 );
                 self.err(v.span().start, m);
                 default
@@ -198,5 +203,48 @@ impl Cx<'_> {
             format!("{}.{key} = {x}: use {min} to {max}{why}", self.table),
         );
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_out_of_range_are_refused_at_their_line_with_the_default_kept() {
+        let text = "a = \"1s\"\nb = \"90s\"\nc = \"2s\"\nd = \"soon\"\n";
+        #[derive(Deserialize)]
+        struct T {
+            a: toml::Spanned<String>,
+            b: toml::Spanned<String>,
+            c: toml::Spanned<String>,
+            d: toml::Spanned<String>,
+        }
+        let t: T = toml::from_str(text).expect("toml");
+        let mut errors = Vec::new();
+        let mut cx = Cx {
+            table: "probes",
+            text,
+            path: Path::new("s.toml"),
+            errors: &mut errors,
+        };
+        let (s, def) = (Duration::from_secs(1), Duration::from_secs(7));
+        let range = (s, Duration::from_secs(60));
+        assert_eq!(cx.duration(Some(t.a), "a", range, def), s);
+        assert_eq!(cx.duration(Some(t.b), "b", range, def), def);
+        assert_eq!(cx.duration(None, "x", range, def), def);
+        assert_eq!(
+            cx.duration_at_least(Some(t.c), "c", def, s),
+            Duration::from_secs(2)
+        );
+        assert_eq!(cx.duration_at_least(Some(t.d), "d", def, s), def);
+        let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "s.toml:2: probes.b = \"90s\": use a duration from 1s to 60s",
+                "s.toml:4: probes.d = \"soon\": use a duration of at least 1s, like \"5s\"",
+            ]
+        );
     }
 }

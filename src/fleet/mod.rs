@@ -78,6 +78,21 @@ pub(crate) enum Op {
 }
 
 impl Op {
+    /// The key it writes (below the fleet's prefix) and the value it puts
+    /// there; `None` deletes the key.
+    fn stored(&self) -> (String, Option<String>) {
+        match self {
+            Op::Override(name, o) => (
+                format!("overrides/{name}"),
+                (*o != Override::None).then(|| o.to_string()),
+            ),
+            Op::Weight(name, w) => (format!("weights/{name}"), w.map(|w| w.to_string())),
+            Op::Dial(name, d) => (format!("dials/{name}"), d.map(|d| d.to_string())),
+            Op::Ramp(name, r) => (format!("ramps/{name}"), r.clone()),
+            Op::Verdict(name, p) => (format!("verdicts/{name}"), p.as_ref().map(|p| p.stored())),
+        }
+    }
+
     /// Whether both change the same key in the store.
     fn same_key(&self, other: &Op) -> bool {
         match (self, other) {

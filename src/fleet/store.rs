@@ -275,78 +275,12 @@ async fn flush(fleet: &Fleet, client: &mut Client) -> Result<(), StoreError> {
         let Some(op) = lock(&fleet.pending).first().cloned() else {
             return Ok(());
         };
-        match &op {
-            Op::Override(name, Override::None) => {
-                timed(
-                    t,
-                    "delete",
-                    client.delete(format!("{prefix}overrides/{name}")),
-                )
-                .await?;
-            }
-            Op::Override(name, o) => {
-                timed(
-                    t,
-                    "put",
-                    client.put(format!("{prefix}overrides/{name}"), o.to_string(), 0),
-                )
-                .await?;
-            }
-            Op::Weight(name, None) => {
-                timed(
-                    t,
-                    "delete",
-                    client.delete(format!("{prefix}weights/{name}")),
-                )
-                .await?;
-            }
-            Op::Weight(name, Some(w)) => {
-                timed(
-                    t,
-                    "put",
-                    client.put(format!("{prefix}weights/{name}"), w.to_string(), 0),
-                )
-                .await?;
-            }
-            Op::Dial(name, None) => {
-                timed(t, "delete", client.delete(format!("{prefix}dials/{name}"))).await?;
-            }
-            Op::Dial(name, Some(d)) => {
-                timed(
-                    t,
-                    "put",
-                    client.put(format!("{prefix}dials/{name}"), d.to_string(), 0),
-                )
-                .await?;
-            }
-            Op::Ramp(name, None) => {
-                timed(t, "delete", client.delete(format!("{prefix}ramps/{name}"))).await?;
-            }
-            Op::Verdict(name, None) => {
-                timed(
-                    t,
-                    "delete",
-                    client.delete(format!("{prefix}verdicts/{name}")),
-                )
-                .await?;
-            }
-            Op::Verdict(name, Some(p)) => {
-                timed(
-                    t,
-                    "put",
-                    client.put(format!("{prefix}verdicts/{name}"), p.stored(), 0),
-                )
-                .await?;
-            }
-            Op::Ramp(name, Some(r)) => {
-                timed(
-                    t,
-                    "put",
-                    client.put(format!("{prefix}ramps/{name}"), r.clone(), 0),
-                )
-                .await?;
-            }
-        }
+        let (key, value) = op.stored();
+        let key = format!("{prefix}{key}");
+        match value {
+            Some(v) => timed(t, "put", client.put(key, v, 0)).await?,
+            None => timed(t, "delete", client.delete(key)).await?,
+        };
         // Into the view before it leaves the queue, so the serving view never
         // shows the store's older value in between (the watch confirms it later).
         {

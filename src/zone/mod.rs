@@ -235,17 +235,9 @@ impl RRset {
     /// file's names are lower-cased as they are read, so only a name a
     /// primary sent with capitals is copied.
     pub(crate) fn targets(&self) -> impl Iterator<Item = std::borrow::Cow<'_, [u8]>> + '_ {
-        let t = self.rtype;
+        let at = rdata::target_at(self.rtype);
         self.rdatas.iter().filter_map(move |rd| {
-            let at = match t {
-                rtype::NS | rtype::CNAME | rtype::PTR | rtype::DNAME => 0,
-                // RFC 1035 §3.3.9: PREFERENCE (2 bytes) then EXCHANGE.
-                rtype::MX => 2,
-                // RFC 2782: PRIORITY, WEIGHT, PORT (2 bytes each) then TARGET.
-                rtype::SRV => 6,
-                _ => return None,
-            };
-            let w = rd.get(at..)?;
+            let w = rd.get(at?..)?;
             if name::wire_name_len(w)? != w.len() {
                 return None;
             }

@@ -1023,12 +1023,18 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
 /// The domain name a record points at: what additional-section processing and zone
 /// checks follow. `None` for other types, or when the RDATA is malformed.
 pub(crate) fn rdata_target(rtype: u16, rdata: &[u8]) -> Option<Name> {
+    Name::from_wire(rdata.get(target_at(rtype)?..)?)
+}
+
+/// Where the name a record of `rtype` points at starts in its RDATA; `None`
+/// for a type that points at no name.
+pub(crate) fn target_at(rtype: u16) -> Option<usize> {
     match rtype {
-        t::NS | t::CNAME | t::PTR | t::DNAME => Name::from_wire(rdata),
+        t::NS | t::CNAME | t::PTR | t::DNAME => Some(0),
         // RFC 1035 §3.3.9: PREFERENCE (2 bytes) then EXCHANGE.
-        t::MX => Name::from_wire(rdata.get(2..)?),
+        t::MX => Some(2),
         // RFC 2782: PRIORITY, WEIGHT, PORT (2 bytes each) then TARGET.
-        t::SRV => Name::from_wire(rdata.get(6..)?),
+        t::SRV => Some(6),
         _ => None,
     }
 }

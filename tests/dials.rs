@@ -8,7 +8,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use common::{ask_udp, http, EdnsSpec, QuerySpec, Server};
 
@@ -70,20 +69,6 @@ fn eu_share(a: &BTreeMap<u32, (String, u8)>) -> f64 {
     100.0 * kept as f64 / a.len() as f64
 }
 
-fn ctl(s: &Server, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_signpost"))
-        .args(["ctl", "--admin", &s.admin.expect("admin").to_string()])
-        .args(args)
-        .output()
-        .expect("ctl");
-    assert!(
-        out.status.success(),
-        "ctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn a_dial_shifts_its_share_of_client_networks_and_keeps_fences() {
     let d = common::dir("dials", "shift");
@@ -96,7 +81,7 @@ fn a_dial_shifts_its_share_of_client_networks_and_keeps_fences() {
 
     // 30 % through ctl: about 30 % of the networks keep eu-west, the rest get
     // us-east, and every answer's scope covers only the hashed /24.
-    let out = ctl(&s, &["dial", "eu-west", "30"]);
+    let out = s.ctl(&["dial", "eu-west", "30"]);
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["percent"], 30, "{out}");
     let at30 = answers(&s);
@@ -140,7 +125,7 @@ fn a_dial_shifts_its_share_of_client_networks_and_keeps_fences() {
 
     // A fenced client: eu-west is the only region inside its fence. At 0 % the
     // dial would leave it nothing, so it yields: the client stays inside.
-    ctl(&s, &["dial", "eu-west", "0"]);
+    s.ctl(&["dial", "eu-west", "0"]);
     assert_eq!(eu_share(&answers(&s)), 0.0);
     let r = ask_udp(
         s.addr,
@@ -159,7 +144,7 @@ fn a_dial_shifts_its_share_of_client_networks_and_keeps_fences() {
     );
 
     // Explain (CHAOS TXT and the admin API) names the dial.
-    ctl(&s, &["dial", "eu-west", "30"]);
+    s.ctl(&["dial", "eu-west", "30"]);
     let r = ask_udp(
         s.addr,
         &ecs_query("primary.steer.test.", 16, 3, &net(7), 24),
@@ -169,10 +154,7 @@ fn a_dial_shifts_its_share_of_client_networks_and_keeps_fences() {
         text.contains("eu-west: dial 30%: client network 198.18.7.0/24"),
         "{text}"
     );
-    let out = ctl(
-        &s,
-        &["explain", "primary.steer.test.", "--client", "198.18.7.1"],
-    );
+    let out = s.ctl(&["explain", "primary.steer.test.", "--client", "198.18.7.1"]);
     assert!(out.contains("eu-west: dial 30%"), "{out}");
 
     // The metric and /status.
@@ -185,7 +167,7 @@ fn a_dial_shifts_its_share_of_client_networks_and_keeps_fences() {
         metrics.contains("signpost_dial_percent{region=\"us-east\"} 100"),
         "{metrics}"
     );
-    let st: serde_json::Value = serde_json::from_str(&ctl(&s, &["status"])).expect("json");
+    let st: serde_json::Value = serde_json::from_str(&s.ctl(&["status"])).expect("json");
     assert_eq!(st["dials"]["region:eu-west"], 30, "{st}");
 
     // The state file keeps it across a restart: the same networks keep eu-west.
@@ -195,6 +177,6 @@ fn a_dial_shifts_its_share_of_client_networks_and_keeps_fences() {
     assert_eq!(answers(&s), kept30, "the dial did not survive the restart");
 
     // Cleared: back to every network.
-    ctl(&s, &["dial", "eu-west", "clear"]);
+    s.ctl(&["dial", "eu-west", "clear"]);
     assert_eq!(eu_share(&answers(&s)), 100.0);
 }

@@ -701,20 +701,6 @@ fn errors_in_prometheus(prom: &Prometheus) -> Option<f64> {
     v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
 }
 
-fn ctl(s: &Server, args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_signpost"))
-        .args(["ctl", "--admin", &s.admin.expect("admin").to_string()])
-        .args(args)
-        .output()
-        .expect("ctl");
-    assert!(
-        out.status.success(),
-        "ctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// A ramp with a metric gate from `[ramps.eu-west]`: it advances while the
 /// error ratio in Prometheus is good, stops and rolls back to the last safe step
 /// within one evaluation of the ratio going bad, resumes when told, and holds
@@ -757,8 +743,8 @@ fn a_metric_gate_stops_a_ramp_and_it_resumes_when_told() {
     assert!(ramp().is_null());
 
     // From 0, with [ramps.eu-west]'s steps, hold and gate.
-    ctl(&s, &["dial", "eu-west", "0"]);
-    let out = ctl(&s, &["ramp", "eu-west"]);
+    s.ctl(&["dial", "eu-west", "0"]);
+    let out = s.ctl(&["ramp", "eu-west"]);
     assert!(out.contains("errors_eu"), "{out}");
     wait_until("the step to 50", Duration::from_secs(20), || {
         ramp()["dial"] == 50
@@ -810,7 +796,7 @@ fn a_metric_gate_stops_a_ramp_and_it_resumes_when_told() {
         ramp()["gate_verdicts"]["errors_eu"]["verdict"] == "holds"
     });
     assert_eq!(ramp()["phase"], "failed");
-    ctl(&s, &["ramp", "eu-west", "--action", "resume"]);
+    s.ctl(&["ramp", "eu-west", "--action", "resume"]);
     wait_until("the step to 50 again", Duration::from_secs(20), || {
         ramp()["dial"] == 50
     });

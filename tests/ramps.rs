@@ -7,7 +7,6 @@
 mod common;
 
 use std::net::TcpListener;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,21 +58,6 @@ fn ramp(s: &Server) -> serde_json::Value {
     status(s)["ramps"]["ramps"]["region:a"].clone()
 }
 
-fn ctl(s: &Server, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_signpost"))
-        .args(["ctl", "--admin", &s.admin.expect("admin").to_string()])
-        .args(args)
-        .output()
-        .expect("ctl");
-    assert!(
-        out.status.success(),
-        "ctl {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn wait(what: &str, f: impl FnMut() -> bool) {
     common::wait_until(what, LIMIT, f);
 }
@@ -94,11 +78,8 @@ fn a_ramp_advances_while_healthy_pauses_and_stops_on_a_failing_check() {
     wait("region a up", || status(&s)["endpoints"][0]["up"] == true);
 
     // From 0 to 100 in three steps of 200 ms each.
-    ctl(&s, &["dial", "a", "0"]);
-    let out = ctl(
-        &s,
-        &["ramp", "a", "--steps", "10,50,100", "--hold", "200ms"],
-    );
+    s.ctl(&["dial", "a", "0"]);
+    let out = s.ctl(&["ramp", "a", "--steps", "10,50,100", "--hold", "200ms"]);
     assert!(out.contains("running"), "{out}");
     let mut seen = Vec::new();
     wait("the ramp done", || {
@@ -115,17 +96,17 @@ fn a_ramp_advances_while_healthy_pauses_and_stops_on_a_failing_check() {
     assert_eq!(status(&s)["region_dials"]["region:a"], 100);
 
     // Pause holds the dial past the hold time; resume goes on.
-    ctl(&s, &["dial", "a", "0"]);
-    ctl(&s, &["ramp", "a", "--steps", "10,50,100", "--hold", "1s"]);
+    s.ctl(&["dial", "a", "0"]);
+    s.ctl(&["ramp", "a", "--steps", "10,50,100", "--hold", "1s"]);
     wait("the first step", || ramp(&s)["dial"] == 10);
-    ctl(&s, &["ramp", "a", "--action", "pause"]);
+    s.ctl(&["ramp", "a", "--action", "pause"]);
     let paused_at = std::time::Instant::now();
     wait("1.5 s paused", || {
         paused_at.elapsed() > Duration::from_millis(1500)
     });
     assert_eq!(ramp(&s)["dial"], 10, "a paused ramp advanced");
     assert_eq!(ramp(&s)["phase"], "paused");
-    ctl(&s, &["ramp", "a", "--action", "resume"]);
+    s.ctl(&["ramp", "a", "--action", "resume"]);
     wait("the second step", || ramp(&s)["dial"] == 50);
 
     // The check fails at 50 %: back to 10, the last step that held.
@@ -150,19 +131,16 @@ fn a_ramp_advances_while_healthy_pauses_and_stops_on_a_failing_check() {
     wait("region a up again", || {
         status(&s)["endpoints"][0]["up"] == true
     });
-    ctl(
-        &s,
-        &[
-            "ramp",
-            "a",
-            "--steps",
-            "50,100",
-            "--hold",
-            "200ms",
-            "--on-fail",
-            "zero",
-        ],
-    );
+    s.ctl(&[
+        "ramp",
+        "a",
+        "--steps",
+        "50,100",
+        "--hold",
+        "200ms",
+        "--on-fail",
+        "zero",
+    ]);
     wait("the first step", || ramp(&s)["dial"] == 50);
     healthy.store(false, Ordering::Relaxed);
     wait("the ramp stopped", || ramp(&s)["phase"] == "failed");
@@ -193,11 +171,8 @@ fn a_ramp_survives_a_restart_of_its_instance() {
     let args = ["--state-file", state.to_str().expect("path")];
     let s = common::start_with_admin(&d.0.join("zones"), &args);
     wait("region a up", || status(&s)["endpoints"][0]["up"] == true);
-    ctl(&s, &["dial", "a", "0"]);
-    ctl(
-        &s,
-        &["ramp", "a", "--steps", "10,50,100", "--hold", "500ms"],
-    );
+    s.ctl(&["dial", "a", "0"]);
+    s.ctl(&["ramp", "a", "--steps", "10,50,100", "--hold", "500ms"]);
     wait("the first step", || ramp(&s)["dial"] == 10);
     wait("the first step's dial", || {
         status(&s)["region_dials"]["region:a"] == 10

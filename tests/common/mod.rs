@@ -35,6 +35,23 @@ pub struct Server {
 }
 
 impl Server {
+    /// Runs `signpost ctl --admin ADMIN ARGS...` against this server's admin
+    /// endpoint; its standard output, which must come with success.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_signpost"))
+            .args(["ctl", "--admin", &self.admin.expect("admin").to_string()])
+            .args(args)
+            .output()
+            .expect("ctl");
+        assert!(
+            out.status.success(),
+            "ctl {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Starts `signpost serve --listen 127.0.0.1:0 ARGS...` and waits for its ready line.
     pub fn start(args: &[&str]) -> Server {
         Server::start_env(args, &[])

@@ -61,6 +61,8 @@ enum Edns {
     Version1,
     /// ECS for this /24 (or /0: no address).
     EcsAt([u8; 3], u8),
+    /// The same, with DO.
+    EcsAtDo([u8; 3], u8),
 }
 
 fn packet(qname: &[u8], qtype: u16, edns: Edns, flags: u16) -> Vec<u8> {
@@ -94,6 +96,13 @@ fn packet(qname: &[u8], qtype: u16, edns: Edns, flags: u16) -> Vec<u8> {
         Edns::Version1 => (1232, 1, 0, vec![]),
         Edns::EcsAt(_, 0) => (1232, 0, 0, vec![0, 8, 0, 4, 0, 1, 0, 0]),
         Edns::EcsAt(a, _) => (1232, 0, 0, vec![0, 8, 0, 7, 0, 1, 24, 0, a[0], a[1], a[2]]),
+        Edns::EcsAtDo(_, 0) => (1232, 0, 0x8000, vec![0, 8, 0, 4, 0, 1, 0, 0]),
+        Edns::EcsAtDo(a, _) => (
+            1232,
+            0,
+            0x8000,
+            vec![0, 8, 0, 7, 0, 1, 24, 0, a[0], a[1], a[2]],
+        ),
     };
     p.push(0);
     p.extend_from_slice(&41u16.to_be_bytes());
@@ -362,74 +371,9 @@ fn prebuilt_steered_answers_match_the_general_path() {
         ("tests/zones/steer", Some("tests/configs/steer-server.toml")),
     ] {
         let db = Some("tests/fixtures/geo/city.mmdb");
-        let with = snapshot_geo(zones, config, db);
-        let mut without = snapshot_geo(zones, config, db);
-        without.fast = Default::default();
-        let table = with.fast.get().expect("the fast table");
-        assert!(
-            table.steered_len() > 0,
-            "{zones}: no prebuilt steered answers"
-        );
-        let names: Vec<Vec<u8>> = with
-            .zones
-            .zones()
-            .iter()
-            .flat_map(|z| z.nodes.iter())
-            .filter(|(_, n)| n.steer().is_some())
-            .map(|(k, _)| k.to_vec())
-            .collect();
-        assert!(!names.is_empty());
-        let clients: [([u8; 3], u8); 14] = [
-            ([198, 18, 7], 24),
-            ([198, 19, 3], 24),
-            ([198, 19, 16], 24),
-            ([198, 19, 17], 24),
-            ([198, 19, 40], 24),
-            ([192, 0, 2], 24),
-            ([198, 51, 100], 24),
-            ([203, 0, 113], 24),
-            ([100, 64, 9], 24),
-            ([100, 65, 1], 24),
-            ([100, 66, 0], 24),
-            ([100, 66, 1], 24),
-            ([10, 1, 2], 24),
-            ([0, 0, 0], 0),
-        ];
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        let mut compared = 0;
-        let mut remembered = 0;
-        for n in &names {
-            for (i, &(net, len)) in clients.iter().enumerate() {
-                for t in [1u16, 28, 5] {
-                    for e in [Edns::EcsAt(net, len), Edns::None, Edns::Plain(512)] {
-                        let pkt = packet(&recase(n, (i % 3) as u8), t, e, 0x0100);
-                        let src: IpAddr = [net[0], net[1], net[2], 9].into();
-                        let x = handle(&with, &pkt, src, Transport::Udp, &mut a);
-                        let y = handle(&without, &pkt, src, Transport::Udp, &mut b);
-                        assert_eq!(a, b, "{zones}: {n:?} type {t} from {src}: bytes differ");
-                        assert_eq!(
-                            counted(&x),
-                            counted(&y),
-                            "{zones}: {n:?} type {t} from {src}: counted differently"
-                        );
-                        compared += 1;
-                        // Again: the fast path alone, from the remembered decision.
-                        let mut name_buf = query::NameBuf::default();
-                        let q = query::parse(&pkt, &mut name_buf).expect("query");
-                        if let Fast::Done(z) = table.answer(&with, &q, src, &mut a) {
-                            assert_eq!(a, b, "{zones}: {n:?} type {t} from {src}: again");
-                            assert_eq!(
-                                counted(&z),
-                                counted(&y),
-                                "{zones}: {n:?} type {t} from {src}: counted differently again"
-                            );
-                            remembered += 1;
-                        }
-                    }
-                }
-            }
-        }
-        eprintln!("{zones}: {compared} steered queries compared, {remembered} remembered");
+        let mut snap = snapshot_geo(zones, config, db);
+        let edns = |net, len| [Edns::EcsAt(net, len), Edns::None, Edns::Plain(512)];
+        let (compared, remembered, _) = compare_steered(zones, &mut snap, edns);
         // A and AAAA queries answered by one endpoint's whole address set are
         // remembered; CNAME queries, NODATA, several endpoints or addresses left
         // out are not (about 30% of these queries are).
@@ -438,6 +382,140 @@ fn prebuilt_steered_answers_match_the_general_path() {
             "{zones}: only {remembered} of {compared} answered from memory"
         );
     }
+}
+
+/// The steering test zone signed by the server: a steered DO=1 answer made of
+/// one endpoint's whole set is prebuilt with the RRSIG the zone's signing made,
+/// the general path's bytes, and remembered apart from the DO=0 answer to the
+/// same client (asked in turn, each must come back as its own).
+#[test]
+fn signed_steered_answers_match_the_general_path() {
+    let dir = tempdir().join("signed-steer");
+    std::fs::create_dir_all(dir.join("zones")).expect("temp dir");
+    let policy =
+        std::fs::read_to_string(repo("tests/zones/steer/steer.test.toml")).expect("policy");
+    std::fs::write(
+        dir.join("zones/steer.test.toml"),
+        format!("dnssec = true\n{policy}"),
+    )
+    .expect("write policy");
+    let config = dir.join("server.toml");
+    let server = std::fs::read_to_string(repo("tests/configs/steer-server.toml")).expect("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[dnssec]\nkey_dir = \"{}\"\n\n{}",
+            dir.join("keys").display(),
+            server.replace("../fixtures", &repo("tests/fixtures").display().to_string())
+        ),
+    )
+    .expect("write config");
+    let zones = dir.join("zones");
+    let (zones, config) = (
+        zones.to_str().expect("utf-8 path"),
+        config.to_str().expect("utf-8 path"),
+    );
+    let db = Some("tests/fixtures/geo/city.mmdb");
+    let mut snap = snapshot_geo(zones, Some(config), db);
+    assert!(!snap.signers.is_empty(), "the zone is signed");
+    let edns = |net, len| [Edns::EcsAtDo(net, len), Edns::EcsAt(net, len), Edns::Do];
+    let (compared, remembered, signed) = compare_steered("signed", &mut snap, edns);
+    assert!(
+        remembered * 5 >= compared,
+        "only {remembered} of {compared} answered from memory"
+    );
+    assert!(
+        signed * 10 >= remembered,
+        "{signed} of {remembered} remembered with RRSIGs"
+    );
+    drop(snap);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Asks every steered name of `snap` A, AAAA and CNAME from many clients with
+/// each of `edns(net, len)`, with its fast table and with the table taken out
+/// (one snapshot: a signed zone's signatures are its own): the same bytes and
+/// counts, and again from what the thread remembers. Returns (queries compared,
+/// answered again from memory, of those with an RRSIG).
+fn compare_steered<const N: usize>(
+    zones: &str,
+    snap: &mut Snapshot,
+    edns: impl Fn([u8; 3], u8) -> [Edns; N],
+) -> (usize, usize, usize) {
+    let steered = snap.fast.get().expect("the fast table").steered_len();
+    assert!(steered > 0, "{zones}: no prebuilt steered answers");
+    let names: Vec<Vec<u8>> = snap
+        .zones
+        .zones()
+        .iter()
+        .flat_map(|z| z.nodes.iter())
+        .filter(|(_, n)| n.steer().is_some())
+        .map(|(k, _)| k.to_vec())
+        .collect();
+    assert!(!names.is_empty());
+    let clients: [([u8; 3], u8); 14] = [
+        ([198, 18, 7], 24),
+        ([198, 19, 3], 24),
+        ([198, 19, 16], 24),
+        ([198, 19, 17], 24),
+        ([198, 19, 40], 24),
+        ([192, 0, 2], 24),
+        ([198, 51, 100], 24),
+        ([203, 0, 113], 24),
+        ([100, 64, 9], 24),
+        ([100, 65, 1], 24),
+        ([100, 66, 0], 24),
+        ([100, 66, 1], 24),
+        ([10, 1, 2], 24),
+        ([0, 0, 0], 0),
+    ];
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let (mut compared, mut remembered, mut signed) = (0, 0, 0);
+    for n in &names {
+        for (i, &(net, len)) in clients.iter().enumerate() {
+            for t in [1u16, 28, 5] {
+                for e in edns(net, len) {
+                    let pkt = packet(&recase(n, (i % 3) as u8), t, e, 0x0100);
+                    let src: IpAddr = [net[0], net[1], net[2], 9].into();
+                    let table = snap.fast.take().expect("the fast table");
+                    let y = handle(snap, &pkt, src, Transport::Udp, &mut b);
+                    assert!(snap.fast.set(table).is_ok(), "the table back");
+                    let x = handle(snap, &pkt, src, Transport::Udp, &mut a);
+                    assert_eq!(a, b, "{zones}: {n:?} type {t} from {src}: bytes differ");
+                    assert_eq!(
+                        counted(&x),
+                        counted(&y),
+                        "{zones}: {n:?} type {t} from {src}: counted differently"
+                    );
+                    compared += 1;
+                    // Again: the fast path alone, from the remembered decision.
+                    let mut name_buf = query::NameBuf::default();
+                    let q = query::parse(&pkt, &mut name_buf).expect("query");
+                    let table = snap.fast.get().expect("the fast table");
+                    if let Fast::Done(z) = table.answer(snap, &q, src, &mut a) {
+                        assert_eq!(a, b, "{zones}: {n:?} type {t} from {src}: again");
+                        assert_eq!(
+                            counted(&z),
+                            counted(&y),
+                            "{zones}: {n:?} type {t} from {src}: counted differently again"
+                        );
+                        remembered += 1;
+                        if common::decode(&a)
+                            .answer
+                            .iter()
+                            .any(|r| r.contains("RRSIG"))
+                        {
+                            signed += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    eprintln!(
+        "{zones}: {compared} steered queries compared, {remembered} remembered, {signed} signed"
+    );
+    (compared, remembered, signed)
 }
 
 /// The UDP loop asks for a batch's table lines ahead only when the table is too

@@ -40,6 +40,8 @@ struct Client {
     qtype: u16,
     v6: bool,
     prefix: u8,
+    /// The query's DO bit: a signed zone's DO=1 answer carries RRSIGs.
+    dnssec: bool,
 }
 
 impl Key {
@@ -48,7 +50,7 @@ impl Key {
         table: u64,
         epoch: u64,
         (zone, policy): (u32, u32),
-        qtype: u16,
+        (qtype, dnssec): (u16, bool),
         ecs: Option<&ClientSubnet>,
         src: IpAddr,
     ) -> Key {
@@ -66,6 +68,7 @@ impl Key {
                 qtype,
                 v6,
                 prefix,
+                dnssec,
             },
         }
     }
@@ -73,7 +76,10 @@ impl Key {
     fn index(&self) -> usize {
         let c = &self.client;
         let a = (c.addr as u64) ^ ((c.addr >> 64) as u64).rotate_left(29);
-        let n = c.policy.rotate_left(7) ^ (u64::from(c.qtype) << 8) ^ u64::from(c.prefix);
+        let n = c.policy.rotate_left(7)
+            ^ (u64::from(c.qtype) << 8)
+            ^ (u64::from(c.dnssec) << 24)
+            ^ u64::from(c.prefix);
         let h = (a ^ n.rotate_left(23)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         (h >> (64 - ENTRIES.trailing_zeros())) as usize
     }
@@ -91,6 +97,8 @@ pub(super) struct Remembered {
     pub steered: (u16, u16, Reason),
     /// The fence the client fell in (for dnstap).
     pub fenced: Option<u16>,
+    /// The body carries RRSIGs (a signed zone's DO=1 answer).
+    pub signed: bool,
 }
 
 // One entry per cache line.
@@ -182,7 +190,7 @@ mod tests {
             7,
             epoch,
             (0, 1),
-            1,
+            (1, false),
             cs.as_ref(),
             "127.0.0.1".parse().unwrap(),
         )
@@ -195,6 +203,7 @@ mod tests {
             zone_slot: 0,
             steered: (0, 0, Reason::Latency),
             fenced: None,
+            signed: false,
         }
     }
 
@@ -216,7 +225,16 @@ mod tests {
 
     #[test]
     fn a_new_epoch_or_table_forgets_the_old_entries() {
-        let k = |table, epoch| Key::new(table, epoch, (0, 2), 28, None, "::1".parse().unwrap());
+        let k = |table, epoch| {
+            Key::new(
+                table,
+                epoch,
+                (0, 2),
+                (28, false),
+                None,
+                "::1".parse().unwrap(),
+            )
+        };
         put(k(8, 5), answer(20));
         assert_eq!(get(&k(8, 5)), Some(answer(20)));
         put(k(8, 6), answer(21));

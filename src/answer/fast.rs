@@ -367,15 +367,17 @@ impl FastTable {
     /// The arena offset of the prebuilt answer of a steered name whose decision is
     /// `endpoint`'s whole address set of type `qtype` (A or AAAA; see
     /// [`super::handler::single_set`]), for the (zone, name policy), in its degraded
-    /// form or not. `None` when there is none: the general path answers.
+    /// form or not, and with its RRSIG if `signed` (the DO=1 answer of a signed
+    /// zone). `None` when there is none: the general path answers.
     pub(super) fn steered_body(
         &self,
         (zone, policy): (u32, u32),
         endpoint: u32,
         degraded: bool,
         qtype: u16,
+        signed: bool,
     ) -> Option<u32> {
-        let key = steer_key(zone, policy, endpoint, qtype, degraded);
+        let key = steer_key(zone, policy, endpoint, qtype, degraded, signed);
         self.steered.get(&key).copied()
     }
 
@@ -396,11 +398,19 @@ impl FastTable {
     }
 }
 
-/// The key of a prebuilt steered answer.
-pub(super) fn steer_key(zone: u32, policy: u32, endpoint: u32, qtype: u16, degraded: bool) -> u128 {
+/// The key of a prebuilt steered answer: `signed` for its DO=1 form.
+pub(super) fn steer_key(
+    zone: u32,
+    policy: u32,
+    endpoint: u32,
+    qtype: u16,
+    degraded: bool,
+    signed: bool,
+) -> u128 {
     (u128::from(zone) << 96)
         | (u128::from(policy) << 64)
         | (u128::from(endpoint) << 32)
+        | (u128::from(signed) << 17)
         | (u128::from(qtype) << 1)
         | u128::from(degraded)
 }

@@ -24,7 +24,7 @@ use super::handler::{handle, Transport};
 use super::query::HEADER_LEN;
 use super::write::{write_response, HeaderOut};
 use crate::answer::snapshot::Snapshot;
-use crate::zone::{class, name, rtype, Answer, Owner, Rcode, Rec, Zone};
+use crate::zone::{class, name, rtype, Answer, Owner, RRset, Rcode, Rec, Zone};
 
 /// Private-use types (RFC 6895 §3.1) that stand for "a type this name does not have".
 const PROBE_TYPES: [u16; 2] = [65280, 65281];
@@ -953,14 +953,22 @@ impl<'s> Builder<'s> {
 /// For every steered name, endpoint, A and AAAA, with the normal and the
 /// degraded TTL: the answer made of the endpoint's whole address set, capped at
 /// the name's `max_answers`, as [`super::handler::apply_decision`] builds it,
-/// written by the general path's writer. The bodies go end to end into one
-/// byte vector, each by its [`steer_key`].
+/// written by the general path's writer. In a signed zone, also its DO=1 form:
+/// the set with the RRSIG the zone's signing made for it at the name, as the
+/// general path sends it, where the cap leaves the set whole and the name is
+/// not a wildcard (whose answer is signed at the name asked). The bodies go end
+/// to end into one byte vector, each by its [`steer_key`].
 fn steered_bodies(snap: &Snapshot) -> SteeredBodies {
     let mut out = SteeredBodies::default();
     let mut buf = Vec::new();
-    let question = [0u8, 0, 1, 0, 1];
     for (zi, steering) in snap.steering.iter().enumerate() {
+        let signed = snap
+            .zones
+            .zones()
+            .get(zi)
+            .is_some_and(|z| z.dnssec.is_some() && snap.signers.contains_key(&z.origin));
         for (pi, p) in steering.names.iter().enumerate() {
+            let wildcard = p.name.wire().starts_with(b"\x01*");
             for (ei, orig) in p.endpoints.iter().enumerate() {
                 if orig.cname.is_some() || p.max_answers == 0 {
                     continue;
@@ -977,53 +985,20 @@ fn steered_bodies(snap: &Snapshot) -> SteeredBodies {
                         (true, None) => continue,
                     };
                     let set = if qtype == rtype::A { &e.a } else { &e.aaaa };
-                    let Some(set) = set else {
+                    let (Some(set), Ok(ei)) = (set, u32::try_from(ei)) else {
                         continue;
                     };
                     let take = (p.max_answers as usize).min(set.rdatas.len());
-                    let mut answer = Answer {
-                        authoritative: true,
-                        ..Answer::default()
-                    };
-                    answer.answer.push(Rec {
-                        owner: Owner::Query,
-                        set,
-                        take: take as u16,
-                        sig: None,
-                    });
-                    let header = HeaderOut {
-                        id: 0,
-                        opcode: 0,
-                        rd: false,
-                        cd: false,
-                        aa: true,
-                        rcode: Rcode::NoError,
-                    };
-                    write_response(
-                        &mut buf,
-                        header,
-                        Some(&question),
-                        &question[..1],
-                        Some(&answer),
-                        None,
-                        usize::from(u16::MAX),
-                    );
-                    let (Some((flags, counts)), Some(bytes), Ok(ei)) = (
-                        response_bits(&buf),
-                        buf.get(HEADER_LEN + question.len()..),
-                        u32::try_from(ei),
-                    ) else {
-                        continue;
-                    };
-                    let at = out.bytes.len();
-                    // It fails (a body over 64 KiB) before writing anything.
-                    if write_body_into(&mut out.bytes, flags, counts, None, None, &[], bytes)
-                        .is_none()
-                    {
-                        continue;
+                    let sig = set
+                        .rrsig
+                        .as_deref()
+                        .filter(|_| signed && !wildcard && take == set.rdatas.len());
+                    let key =
+                        |with_sig| steer_key(zi as u32, pi as u32, ei, qtype, degraded, with_sig);
+                    out.add(&mut buf, key(false), set, take, None);
+                    if sig.is_some() {
+                        out.add(&mut buf, key(true), set, take, sig);
                     }
-                    let key = steer_key(zi as u32, pi as u32, ei, qtype, degraded);
-                    out.at.push((key, at));
                 }
             }
         }
@@ -1041,6 +1016,49 @@ struct SteeredBodies {
 }
 
 impl SteeredBodies {
+    /// Writes the answer of `take` records of `set` (and `sig`, its RRSIG, after
+    /// them) at the query's name, and keeps its body under `key`; `buf` is scratch.
+    fn add(&mut self, buf: &mut Vec<u8>, key: u128, set: &RRset, take: usize, sig: Option<&RRset>) {
+        let question = [0u8, 0, 1, 0, 1];
+        let mut answer = Answer {
+            authoritative: true,
+            ..Answer::default()
+        };
+        answer.answer.push(Rec {
+            owner: Owner::Query,
+            set,
+            take: take as u16,
+            sig,
+        });
+        let header = HeaderOut {
+            id: 0,
+            opcode: 0,
+            rd: false,
+            cd: false,
+            aa: true,
+            rcode: Rcode::NoError,
+        };
+        write_response(
+            buf,
+            header,
+            Some(&question),
+            &question[..1],
+            Some(&answer),
+            None,
+            usize::from(u16::MAX),
+        );
+        let (Some((flags, counts)), Some(bytes)) =
+            (response_bits(buf), buf.get(HEADER_LEN + question.len()..))
+        else {
+            return;
+        };
+        let at = self.bytes.len();
+        // It fails (a body over 64 KiB) before writing anything.
+        if write_body_into(&mut self.bytes, flags, counts, None, None, &[], bytes).is_some() {
+            self.at.push((key, at));
+        }
+    }
+
     /// Each key and its body.
     fn iter(&self) -> impl Iterator<Item = (u128, &[u8])> + '_ {
         self.at

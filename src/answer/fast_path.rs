@@ -41,10 +41,6 @@ impl FastTable {
         let (answers, shift, below_at) = match self.find(qname) {
             Some(e) => {
                 if e.steered && matches!(q.qtype, rtype::A | rtype::AAAA | rtype::CNAME) {
-                    // A steered DO=1 answer of a signed zone is signed as decided.
-                    if dnssec && !snap.signers.is_empty() {
-                        return Err(None);
-                    }
                     if let (Some(zp), rtype::A | rtype::AAAA) = (e.policy, q.qtype) {
                         if let Some(o) = self.remembered(snap, q, src, zp, out) {
                             return Ok(o);
@@ -119,7 +115,8 @@ impl FastTable {
         ecs: Option<&ClientSubnet>,
         src: IpAddr,
     ) -> decision_cache::Key {
-        decision_cache::Key::new(self.id, epoch, zp, q.qtype, ecs, src)
+        let dnssec = q.edns.is_some_and(|e| e.dnssec_ok);
+        decision_cache::Key::new(self.id, epoch, zp, (q.qtype, dnssec), ecs, src)
     }
 
     /// A steered A/AAAA query answered as this thread last decided it for the same
@@ -141,6 +138,10 @@ impl FastTable {
         let limit = super::write::size_limit(q.edns.as_ref(), snap.udp_payload, false);
         if !self.emit_at(r.body, q, opt.as_ref(), limit, out) {
             return None;
+        }
+        if r.signed {
+            // As the general path does: the network asked for signed answers.
+            crate::dnssec::budget::note_client(src);
         }
         Some(Observed {
             sent: true,

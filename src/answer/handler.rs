@@ -431,11 +431,19 @@ fn steer_into<'s>(
     });
     // One endpoint's whole address set: its answer is prebuilt, and this
     // thread remembers it for the next query with the same inputs.
+    // A signed zone's DO=1 answer: the set with the RRSIG its signing made.
+    let signed = q.edns.is_some_and(|e| e.dnssec_ok)
+        && zone.dnssec.is_some()
+        && snap.signers.contains_key(&zone.origin);
     if let (false, Some(f), Some(hint)) = (asked.tcp, snap.fast.get(), hint) {
         let body = single_set(p, &d.outcome, q.qtype, health)
-            .and_then(|(i, degraded)| f.steered_body(hint, i, degraded, q.qtype));
+            .and_then(|(i, degraded)| f.steered_body(hint, i, degraded, q.qtype, signed));
         if let Some(at) = body {
             if f.emit_at(at, q, opt.as_deref(), asked.limit, out) {
+                if signed {
+                    // As for any signed answer: the network asked for one.
+                    crate::dnssec::budget::note_client(src);
+                }
                 let key = f.steer_cache_key(epoch, hint, q, ecs, src);
                 let r = decision_cache::Remembered {
                     body: at,
@@ -443,6 +451,7 @@ fn steer_into<'s>(
                     zone_slot: zone.metrics_slot,
                     steered: (p.metrics_slot, region, d.reason),
                     fenced: d.fenced,
+                    signed,
                 };
                 decision_cache::put(key, r);
                 return true;

@@ -63,6 +63,8 @@ enum Edns {
     EcsAt([u8; 3], u8),
     /// The same, with DO.
     EcsAtDo([u8; 3], u8),
+    /// DO with this payload size.
+    DoAt(u16),
 }
 
 fn packet(qname: &[u8], qtype: u16, edns: Edns, flags: u16) -> Vec<u8> {
@@ -77,6 +79,7 @@ fn packet(qname: &[u8], qtype: u16, edns: Edns, flags: u16) -> Vec<u8> {
         Edns::None => return p,
         Edns::Plain(n) => (n, 0, 0, vec![]),
         Edns::Do => (1232, 0, 0x8000, vec![]),
+        Edns::DoAt(n) => (n, 0, 0x8000, vec![]),
         Edns::Nsid => (1232, 0, 0, vec![0, 3, 0, 0]),
         Edns::Ecs => (1232, 0, 0, vec![0, 8, 0, 7, 0, 1, 24, 0, 198, 51, 100]),
         Edns::Ecs6Do => (
@@ -672,6 +675,102 @@ fn signed_zone_do1_fast_and_general_agree() {
     assert!(asked >= 8, "{asked}");
     drop(snap);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A signed zone's DO=1 answers that the table cannot hold (compact denial's
+/// NXDOMAIN and NODATA, signed at the name asked; a wildcard's answer, signed at
+/// the name asked): once the general path has written one over UDP, the thread
+/// keeps it, and the fast path sends the same bytes to the next query for the
+/// name and type, in any letter case, with any ID or ECS. A query with another
+/// size limit, or under another snapshot, is not given it.
+#[test]
+fn signed_answers_the_table_lacks_are_kept_per_thread() {
+    let (mut snap, dir) = signed_snapshot("signed-kept", "sig.test.", SIGNED_ZONE, "");
+    let src: IpAddr = [192, 0, 2, 1].into();
+    let cases: [(&[u8], u16); 3] = [
+        (b"\x04nope\x03sig\x04test\x00", 1),
+        (b"\x02h3\x03sig\x04test\x00", 1),
+        (b"\x03foo\x01w\x03sig\x04test\x00", 1),
+    ];
+    let fast = |snap: &Snapshot, pkt: &[u8], out: &mut Vec<u8>| {
+        let mut name_buf = query::NameBuf::default();
+        let q = query::parse(pkt, &mut name_buf).expect("query");
+        match snap
+            .fast
+            .get()
+            .expect("fast table")
+            .answer(snap, &q, src, out)
+        {
+            Fast::Done(o) => Some(o),
+            _ => None,
+        }
+    };
+    let (mut general, mut out) = (Vec::new(), Vec::new());
+    for (name, t) in cases {
+        let pkt = packet(name, t, Edns::Do, 0x0100);
+        assert!(
+            fast(&snap, &pkt, &mut out).is_none(),
+            "{name:?}: held before asked"
+        );
+        // Over UDP with the table: the general path answers, and the thread keeps it.
+        let g = handle(&snap, &pkt, src, Transport::Udp, &mut general);
+        let d = common::decode(&general);
+        assert!(
+            d.authority
+                .iter()
+                .chain(&d.answer)
+                .any(|r| r.contains("RRSIG")),
+            "{name:?}: {d:?}"
+        );
+        for (i, e) in [Edns::Do, Edns::EcsAtDo([198, 51, 100], 24), Edns::Ecs6Do]
+            .into_iter()
+            .enumerate()
+        {
+            let mut pkt = packet(&recase(name, i as u8), t, e, [0, 0x0100, 0x0110][i]);
+            pkt[1] = i as u8;
+            // What the general path alone says: the table taken out.
+            let table = snap.fast.take().expect("fast table");
+            let want = handle(&snap, &pkt, src, Transport::Udp, &mut general);
+            assert!(snap.fast.set(table).is_ok());
+            let got = fast(&snap, &pkt, &mut out).expect("answered from what was kept");
+            assert_eq!(out, general, "{name:?} ({i}): bytes differ");
+            assert_eq!(
+                (got.rcode, got.zone_slot, got.wildcard_at, got.question_len),
+                (
+                    want.rcode,
+                    want.zone_slot,
+                    want.wildcard_at,
+                    want.question_len
+                ),
+                "{name:?} ({i}): counted differently"
+            );
+            assert_eq!((g.rcode, g.zone_slot), (got.rcode, got.zone_slot));
+        }
+        // Another size limit: what fits may differ, so it is not given.
+        let small = packet(name, t, Edns::DoAt(700), 0);
+        assert!(
+            fast(&snap, &small, &mut out).is_none(),
+            "{name:?}: another limit"
+        );
+    }
+    // The wildcard's answer counts as one (rate limiting): where its encloser starts.
+    let pkt = packet(cases[2].0, 1, Edns::Do, 0);
+    assert_eq!(
+        fast(&snap, &pkt, &mut out).and_then(|o| o.wildcard_at),
+        Some(4)
+    );
+    // Another snapshot (a reload, a re-signing): nothing kept from the old one.
+    let (again, dir2) = signed_snapshot("signed-kept-2", "sig.test.", SIGNED_ZONE, "");
+    for (name, t) in cases {
+        let pkt = packet(name, t, Edns::Do, 0);
+        assert!(
+            fast(&again, &pkt, &mut out).is_none(),
+            "{name:?}: kept across snapshots"
+        );
+    }
+    drop((snap, again));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(&dir2).ok();
 }
 
 /// With an NSEC chain: NODATA (the name's own NSEC) and referrals (DS, or the

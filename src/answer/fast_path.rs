@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use super::decision_cache;
 use super::fast::{Fast, FastTable, NONE};
 use super::query::{ClientSubnet, Query};
+use super::signed_cache;
 use super::snapshot::Snapshot;
 use super::write::OptRecord;
 use crate::answer::Observed;
@@ -19,8 +20,71 @@ impl FastTable {
         match self.prebuilt(snap, q, src, out) {
             Ok(o) => Fast::Done(o),
             Err(Some((z, p))) => Fast::Steer(z, p),
-            Err(None) => Fast::No,
+            Err(None) => match self.recalled(snap, q, src, out) {
+                Some(o) => Fast::Done(o),
+                None => Fast::No,
+            },
         }
+    }
+
+    /// A signed zone's DO=1 answer that the table does not hold, as this thread
+    /// kept it when the general path wrote it ([`signed_cache`]); `None` sends
+    /// the query the general way.
+    fn recalled(
+        &self,
+        snap: &Snapshot,
+        q: &Query<'_>,
+        src: IpAddr,
+        out: &mut Vec<u8>,
+    ) -> Option<Observed> {
+        if !kept_kind(snap, q) {
+            return None;
+        }
+        let limit = super::write::size_limit(q.edns.as_ref(), snap.udp_payload, false);
+        let mut full = None;
+        let opt = OptRecord::of(snap, q, src, &mut full);
+        let (body_flags, kept) = signed_cache::with(self.id, q, limit, |body, kept| {
+            Self::emit(q, body, 0, opt, limit, out).then_some((body.flags, kept))
+        })??;
+        // As the general path does: the network asked for signed answers.
+        crate::dnssec::budget::note_client(src);
+        Some(Observed {
+            sent: true,
+            zone_slot: kept.zone_slot,
+            qtype: q.qtype,
+            rcode: body_flags & 0x0f,
+            question_len: q.question.len() as u16,
+            wildcard_at: kept.wildcard_at,
+            ..Observed::default()
+        })
+    }
+
+    /// Keeps in this thread's [`signed_cache`] the general path's `response` to
+    /// `q` over UDP, which `o` describes, if it is a DO=1 answer that can be
+    /// sent again to the same question.
+    pub(super) fn keep_signed(
+        &self,
+        snap: &Snapshot,
+        q: &Query<'_>,
+        o: &Observed,
+        response: &[u8],
+    ) {
+        let refused_by_rrl = o.rrl.is_some_and(|v| v != super::rrl::Verdict::Send);
+        if !kept_kind(snap, q)
+            || !o.sent
+            || o.truncated
+            || o.steered.is_some()
+            || refused_by_rrl
+            || !matches!(o.rcode, 0 | 3)
+        {
+            return;
+        }
+        let limit = super::write::size_limit(q.edns.as_ref(), snap.udp_payload, false);
+        let kept = signed_cache::Kept {
+            zone_slot: o.zone_slot,
+            wildcard_at: o.wildcard_at,
+        };
+        signed_cache::keep(self.id, q, limit, response, kept);
     }
 
     fn prebuilt(
@@ -159,4 +223,15 @@ impl FastTable {
             ..Observed::default()
         })
     }
+}
+
+/// A question whose DO=1 answer [`signed_cache`] may keep: IN, EDNS version 0
+/// with DO, a type a zone answers (not OPT nor a meta type), while some zone is
+/// signed.
+fn kept_kind(snap: &Snapshot, q: &Query<'_>) -> bool {
+    q.edns.is_some_and(|e| e.dnssec_ok && e.version == 0)
+        && q.qclass == class::IN
+        && q.qtype != rtype::OPT
+        && !(128..=255).contains(&q.qtype)
+        && !snap.signers.is_empty()
 }

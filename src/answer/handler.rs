@@ -137,6 +137,11 @@ fn handle_unsigned(
                 }
             }
             o.question_len = q.question.len() as u16;
+            // A signed answer the table does not hold: this thread keeps it for
+            // the next such query (steered ones are remembered by decision).
+            if let (false, None, Some(f)) = (tcp, hint, snap.fast.get()) {
+                f.keep_signed(snap, &q, &o, out);
+            }
             o
         }
         Err(Reject::Drop) => Observed::default(),

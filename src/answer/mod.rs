@@ -8,8 +8,9 @@
 //! - [`handler`] runs the lookup and the steering decision for one query;
 //!   [`write`] lays the prebuilt records into the response.
 //! - [`fast`] is the UDP fast path's query-time table, [`fast_build`] builds it from
-//!   the general path, [`prefetch`] warms a batch's cache lines, and
-//!   [`decision_cache`] keeps a thread's recent steering decisions.
+//!   the general path, [`prefetch`] warms a batch's cache lines,
+//!   [`decision_cache`] keeps a thread's recent steering decisions, and
+//!   [`signed_cache`] the signed answers the general path wrote for it.
 //! - [`snapshot`] is the immutable state every query reads; [`health_view`] is the
 //!   health as the decision reads it.
 
@@ -25,6 +26,7 @@ mod opt;
 mod prefetch;
 pub mod query;
 pub mod rrl;
+mod signed_cache;
 pub mod snapshot;
 pub mod transfer;
 pub mod write;

@@ -307,7 +307,7 @@ fn skip_name(pkt: &[u8], mut p: usize) -> Option<(usize, bool)> {
 }
 
 /// Skips one resource record; returns (position after it, its type, owner is root).
-fn skip_record(pkt: &[u8], pos: usize) -> Option<(usize, u16, bool)> {
+pub(super) fn skip_record(pkt: &[u8], pos: usize) -> Option<(usize, u16, bool)> {
     let (p, root) = skip_name(pkt, pos)?;
     let fixed = pkt.get(p..p + 10)?;
     let t = u16::from_be_bytes([fixed[0], fixed[1]]);

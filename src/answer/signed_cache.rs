@@ -1,0 +1,228 @@
+//! What each UDP thread remembers of the signed answers the general path wrote.
+//!
+//! A signed zone's DO=1 answer that the fast table cannot hold is written by the
+//! general path: compact denial's NXDOMAIN and NODATA (an NSEC at the name asked,
+//! RFC 9824), wildcard answers (signed at the name asked), an NSEC chain's
+//! NXDOMAIN. Its signatures are made once per snapshot and kept by the zone's
+//! signer ([`crate::dnssec::online`]), but putting the answer together again costs
+//! about ten times a prebuilt one. So after the general path has answered such a
+//! query, the thread keeps the records after the question (the OPT record left
+//! out: it is written per query) under (fast table, name asked, type, size
+//! limit), and the fast path sends them to the next query with the same inputs.
+//!
+//! What such an answer is made from is the snapshot (told apart by the fast
+//! table's process-unique id: a reload, a re-signing or a new key is a new
+//! snapshot), the name asked (lower-cased: the records point at the question
+//! for its letters), the type, and the size limit (which decides what fits);
+//! not the client, whose address or ECS only the OPT record and steered answers
+//! read (those are never kept). An answer that was truncated, refused by the
+//! signing budget (SERVFAIL) or by the rate limiter is not kept.
+//!
+//! Bounded: [`ENTRIES`] per thread, two ways per set, each at most [`MAX_BODY`]
+//! bytes, so at most about 2 MiB per thread. A flood of names never asked
+//! before only replaces entries: each of its queries is answered by the general
+//! path, as it would be without this.
+
+use std::cell::RefCell;
+
+use super::fast::BodyView;
+use super::query::{Query, HEADER_LEN};
+
+/// Entries per thread: a power of two.
+const ENTRIES: usize = 4096;
+/// The longest body kept: a compact denial with one signature per RRset is
+/// about 300 bytes.
+const MAX_BODY: usize = 448;
+
+/// A kept answer.
+struct Entry {
+    table: u64,
+    qtype: u16,
+    limit: u16,
+    flags: u16,
+    counts: [u16; 3],
+    zone_slot: Option<u16>,
+    wildcard_at: Option<u8>,
+    name_len: u8,
+    /// The name asked (lower-cased wire), then the body's bytes.
+    data: Box<[u8]>,
+}
+
+/// What a query gets from a kept answer, for [`super::Observed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Kept {
+    pub zone_slot: Option<u16>,
+    pub wildcard_at: Option<u8>,
+}
+
+struct Cache {
+    table: u64,
+    entries: Vec<Option<Box<Entry>>>,
+}
+
+thread_local! {
+    static CACHE: RefCell<Cache> = const {
+        RefCell::new(Cache { table: 0, entries: Vec::new() })
+    };
+}
+
+/// The first of the two slots of (name, type).
+fn set_of(qname: &[u8], qtype: u16) -> usize {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ u64::from(qtype);
+    for c in qname.chunks(8) {
+        let mut w = [0u8; 8];
+        w[..c.len()].copy_from_slice(c);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h ^= h >> 29;
+    }
+    ((h >> 32) as usize & (ENTRIES - 1)) & !1
+}
+
+impl Entry {
+    fn is(&self, table: u64, qname: &[u8], qtype: u16, limit: u16) -> bool {
+        self.table == table
+            && self.qtype == qtype
+            && self.limit == limit
+            && self.data.get(..usize::from(self.name_len)) == Some(qname)
+    }
+
+    fn view(&self) -> BodyView<'_> {
+        BodyView {
+            flags: self.flags,
+            counts: self.counts,
+            zone_slot: self.zone_slot,
+            signed: None,
+            relocs: &[],
+            bytes: self
+                .data
+                .get(usize::from(self.name_len)..)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Calls `f` with the kept answer to `q` under fast table `table` and size
+/// `limit`, if this thread has one; returns what `f` returned.
+pub(super) fn with<R>(
+    table: u64,
+    q: &Query<'_>,
+    limit: usize,
+    f: impl FnOnce(&BodyView<'_>, Kept) -> R,
+) -> Option<R> {
+    let limit = u16::try_from(limit).ok()?;
+    CACHE.with(|c| {
+        let c = c.borrow();
+        if c.table != table {
+            return None;
+        }
+        let at = set_of(q.qname(), q.qtype);
+        let e = c
+            .entries
+            .get(at..at + 2)?
+            .iter()
+            .flatten()
+            .find(|e| e.is(table, q.qname(), q.qtype, limit))?;
+        let kept = Kept {
+            zone_slot: e.zone_slot,
+            wildcard_at: e.wildcard_at,
+        };
+        Some(f(&e.view(), kept))
+    })
+}
+
+/// Keeps `response`, the general path's whole answer to `q` under fast table
+/// `table` and size `limit`, whose last record is the OPT record; nothing when
+/// it does not parse or is too big.
+pub(super) fn keep(table: u64, q: &Query<'_>, limit: usize, response: &[u8], kept: Kept) {
+    let (Some(entry), Ok(limit)) = (entry(table, q, response, kept), u16::try_from(limit)) else {
+        return;
+    };
+    let entry = Box::new(Entry { limit, ..entry });
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.table != table {
+            // A new snapshot: nothing kept from the old one is of use.
+            c.table = table;
+            c.entries.clear();
+        }
+        if c.entries.is_empty() {
+            c.entries.resize_with(ENTRIES, || None);
+        }
+        let at = set_of(q.qname(), q.qtype);
+        // The first way holds the newest entry, the second the one before it
+        // (unless the first was this answer's).
+        let first = c.entries[at].take();
+        if !first
+            .as_ref()
+            .is_some_and(|e| e.is(table, q.qname(), q.qtype, limit))
+        {
+            c.entries[at + 1] = first;
+        }
+        c.entries[at] = Some(entry);
+    });
+}
+
+/// The entry for `response` (its limit not yet set).
+fn entry(table: u64, q: &Query<'_>, response: &[u8], kept: Kept) -> Option<Entry> {
+    let count = |i: usize| {
+        Some(u16::from_be_bytes([
+            *response.get(i)?,
+            *response.get(i + 1)?,
+        ]))
+    };
+    let flags = count(2)?;
+    let counts = [count(6)?, count(8)?, count(10)?];
+    let start = HEADER_LEN + q.question.len();
+    // The OPT record: the last one.
+    let mut p = start;
+    let mut last = start;
+    let mut last_type = 0;
+    for _ in 0..counts.iter().map(|&c| usize::from(c)).sum::<usize>() {
+        last = p;
+        (p, last_type, _) = super::query::skip_record(response, p)?;
+    }
+    if last_type != crate::zone::rtype::OPT || p != response.len() || counts[2] == 0 {
+        return None;
+    }
+    let body = response.get(start..last)?;
+    let qname = q.qname();
+    if body.len() > MAX_BODY {
+        return None;
+    }
+    let mut data = Vec::with_capacity(qname.len() + body.len());
+    data.extend_from_slice(qname);
+    data.extend_from_slice(body);
+    Some(Entry {
+        table,
+        qtype: q.qtype,
+        limit: 0,
+        // What the fast path's header keeps: AA and the rcode (RD and CD are the
+        // query's, QR is set on every response).
+        flags: flags & 0x040f,
+        counts: [counts[0], counts[1], counts[2] - 1],
+        zone_slot: kept.zone_slot,
+        wildcard_at: kept.wildcard_at,
+        name_len: u8::try_from(qname.len()).ok()?,
+        data: data.into_boxed_slice(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_of;
+
+    /// Two names, or two types, seldom share a set; a set is two slots.
+    #[test]
+    fn sets_spread_and_hold_two() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..1000u32 {
+            let name = format!("\x04n{i:03}\x07example\x00");
+            let s = set_of(name.as_bytes(), 1);
+            assert_eq!(s % 2, 0);
+            assert!(s + 1 < super::ENTRIES);
+            seen.insert(s);
+        }
+        assert!(seen.len() > 800, "{} sets for 1000 names", seen.len());
+        assert_ne!(set_of(b"\x01a\x00", 1), set_of(b"\x01a\x00", 28));
+    }
+}

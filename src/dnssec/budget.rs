@@ -107,7 +107,8 @@ const TIME_MASK: u64 = (1 << 24) - 1;
 /// minutes, so a flood of new networks cannot push out the ones with a history.
 pub struct History {
     start: Instant,
-    secret: RandomState,
+    /// Keys of [`History::slot_pair`]'s hash, random per process.
+    secret: [u64; 4],
     slots: Box<[AtomicU64]>,
     /// Second (since start, plus one; 0: none) the current pressure began.
     pressure_began: AtomicU64,
@@ -119,12 +120,30 @@ impl Default for History {
     fn default() -> Self {
         History {
             start: Instant::now(),
-            secret: RandomState::new(),
+            secret: secret_keys(),
             slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
             pressure_began: AtomicU64::new(0),
             pressure_last: AtomicU64::new(0),
         }
     }
+}
+
+/// The 128-bit product of `a` and `b`, its halves xored.
+fn fold(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// Four random keys, from the standard library's per-process randomness; the
+/// multipliers odd.
+fn secret_keys() -> [u64; 4] {
+    let r = RandomState::new();
+    [
+        r.hash_one(0u8),
+        r.hash_one(1u8) | 1,
+        r.hash_one(2u8),
+        r.hash_one(3u8) | 1,
+    ]
 }
 
 /// Notes in the history that `src`'s network (/24, /56) asked for a signed
@@ -149,8 +168,19 @@ impl History {
         self.start.elapsed().as_secs() + 1
     }
 
+    /// The network's pair of slots and its 16-bit tag, from a hash keyed by
+    /// the process's secret: a keyed multiply-and-fold in two rounds (as
+    /// foldhash), a few instructions where SipHash took about 200 on every
+    /// signed answer. Without the keys no one can choose networks that share
+    /// a pair or a tag.
     fn slot_pair(&self, net: IpAddr) -> (usize, u64) {
-        let h = self.secret.hash_one(net);
+        let (bits, family) = match net {
+            IpAddr::V4(a) => (u128::from(a.to_bits()), 4u64),
+            IpAddr::V6(a) => (a.to_bits(), 6u64),
+        };
+        let [k0, k1, k2, k3] = self.secret;
+        let h = fold(bits as u64 ^ k0, (bits >> 64) as u64 ^ k1 ^ family);
+        let h = fold(h ^ k2, k3);
         ((h as usize) & (SLOTS - 2), (h >> 48).max(1))
     }
 
@@ -229,6 +259,39 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Networks spread over the slot pairs, with tags that tell them apart; an
+    /// IPv4 network and the IPv6 one of the same bits are not one network; two
+    /// processes (two secrets) place a network apart.
+    #[test]
+    fn slot_pairs_spread_and_depend_on_the_secret() {
+        let h = History::default();
+        let mut pairs = std::collections::HashSet::new();
+        let mut keys = std::collections::HashSet::new();
+        for i in 0..20_000u32 {
+            let net = IpAddr::from((0x0a00_0000 + (i << 8)).to_be_bytes());
+            let (at, tag) = h.slot_pair(net);
+            assert_eq!(at % 2, 0);
+            assert!(tag > 0 && tag < 1 << 16);
+            pairs.insert(at);
+            keys.insert((at, tag));
+        }
+        // 20,000 networks over 32,768 pairs: about 14,000 distinct ones by chance.
+        assert!(pairs.len() > 13_000, "{} pairs", pairs.len());
+        // Pair and tag are 31 bits: about one clash in 10 runs by chance.
+        assert!(keys.len() >= 19_990, "{} networks told apart", keys.len());
+        let v4 = IpAddr::from([10, 1, 2, 0]);
+        let v6 = IpAddr::from(u128::from(0x0a01_0200u32).to_be_bytes());
+        assert_ne!(h.slot_pair(v4), h.slot_pair(v6));
+        let other = History::default();
+        let moved = (0..64u8)
+            .filter(|&i| h.slot_pair([10, 9, i, 0].into()) != other.slot_pair([10, 9, i, 0].into()))
+            .count();
+        assert!(
+            moved >= 60,
+            "{moved} of 64 networks placed alike by two secrets"
+        );
+    }
 
     #[test]
     fn a_newcomer_flood_leaves_the_reserve() {

@@ -106,7 +106,8 @@ const TIME_MASK: u64 = (1 << 24) - 1;
 /// slot goes to another network only when its own has been silent for ten
 /// minutes, so a flood of new networks cannot push out the ones with a history.
 pub struct History {
-    start: Instant,
+    /// [`crate::clock::coarse_secs`] when it was made.
+    start: u64,
     /// Keys of [`History::slot_pair`]'s hash, random per process.
     secret: [u64; 4],
     slots: Box<[AtomicU64]>,
@@ -119,7 +120,7 @@ pub struct History {
 impl Default for History {
     fn default() -> Self {
         History {
-            start: Instant::now(),
+            start: crate::clock::coarse_secs(),
             secret: secret_keys(),
             slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
             pressure_began: AtomicU64::new(0),
@@ -164,8 +165,9 @@ fn unpack(v: u64) -> (u64, u64, u64) {
 }
 
 impl History {
+    /// Seconds since the history began, plus one.
     pub fn now(&self) -> u64 {
-        self.start.elapsed().as_secs() + 1
+        crate::clock::coarse_secs().saturating_sub(self.start) + 1
     }
 
     /// The network's pair of slots and its 16-bit tag, from a hash keyed by

@@ -29,7 +29,10 @@ impl FastTable {
 
     /// A signed zone's DO=1 answer that the table does not hold, as this thread
     /// kept it when the general path wrote it ([`signed_cache`]); `None` sends
-    /// the query the general way.
+    /// the query the general way. Out of line: the table's answers do not pay
+    /// for it.
+    #[cold]
+    #[inline(never)]
     fn recalled(
         &self,
         snap: &Snapshot,
@@ -62,6 +65,8 @@ impl FastTable {
     /// Keeps in this thread's [`signed_cache`] the general path's `response` to
     /// `q` over UDP, which `o` describes, if it is a DO=1 answer that can be
     /// sent again to the same question.
+    #[cold]
+    #[inline(never)]
     pub(super) fn keep_signed(
         &self,
         snap: &Snapshot,

@@ -161,10 +161,22 @@ pub struct Rrl {
 /// limit few networks).
 #[allow(unsafe_code)]
 fn zeroed(n: usize) -> Box<[AtomicU64]> {
-    let table = Box::<[AtomicU64]>::new_zeroed_slice(n);
-    // SAFETY: an AtomicU64 has the size and bit validity of a u64, and all
-    // zero bytes are the u64 0.
-    unsafe { table.assume_init() }
+    let n = n.max(1);
+    let Ok(layout) = std::alloc::Layout::array::<AtomicU64>(n) else {
+        panic!("{n} buckets do not fit in memory");
+    };
+    // SAFETY: the layout is not zero-sized (n >= 1). An AtomicU64 has the
+    // size, alignment and bit validity of a u64, and all zero bytes are the
+    // u64 0, so the block holds n initialized atomics; it was allocated by
+    // the global allocator with the layout of [AtomicU64; n], which is how
+    // a Box of that slice frees it.
+    unsafe {
+        let p = std::alloc::alloc_zeroed(layout).cast::<AtomicU64>();
+        if p.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, n))
+    }
 }
 
 const TAT_BITS: u32 = 40;

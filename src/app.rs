@@ -188,25 +188,31 @@ pub(crate) fn build_fast_later(
             if fast_path_off() {
                 return false;
             }
+            // The build's peak is the process's: without the code that
+            // started the runtime and the tasks since the load.
+            crate::malloc::release_startup_code();
             let started = std::time::Instant::now();
             let table = crate::answer::fast::FastTable::build(&snap);
             let (fast_names, fast_kib) = (table.len(), table.size() >> 10);
             let build_ms = started.elapsed().as_millis();
             let set = snap.fast.set(table).is_ok();
             let current = std::sync::Arc::ptr_eq(&snap, &handle.load_full());
-            let generation = snap.generation;
-            drop(snap);
-            crate::malloc::trim();
-            crate::malloc::release_startup_code();
             if set && current {
                 tracing::info!(
-                    generation,
+                    generation = snap.generation,
                     fast_names,
                     fast_kib,
                     build_ms,
                     "fast path ready: prebuilt answers for {fast_names} names"
                 );
             }
+            // Said first: queries take the fast path from `set` on, and what
+            // follows is housekeeping. The code that wrote the line is let go
+            // with the rest: logged after the release, it stayed resident
+            // (0.9 MiB of a 10,000-record server's PSS).
+            drop(snap);
+            crate::malloc::trim();
+            crate::malloc::release_startup_code();
             set && current
         })
 }

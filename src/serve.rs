@@ -100,6 +100,10 @@ impl Loaded {
         // What the load built and dropped (parsed records) goes back to the
         // system rather than staying resident.
         crate::malloc::trim();
+        // And so does the code that ran the load (the configuration, the
+        // zone parser), which would otherwise be resident through the fast
+        // table's build, the load's peak.
+        crate::malloc::release_startup_code();
         let load_ms = started.elapsed().as_millis();
         let records = snap.zones.zones().iter().map(|z| z.record_count()).sum();
         for w in &loaded.warnings {

@@ -1,5 +1,6 @@
 //! Unix time, one way: seconds since 1970 of the system clock (0 for a clock set
-//! before 1970). Names nothing else in the crate.
+//! before 1970), and a coarse monotonic count of seconds. Names nothing else in
+//! the crate but `sys`, for the clock call.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -19,18 +20,8 @@ pub(crate) fn unix_secs(t: SystemTime) -> u64 {
 /// where `Instant::now` and its subtraction were about 60 instructions of each
 /// signed answer.
 pub(crate) fn coarse_secs() -> u64 {
-    #[cfg(target_os = "linux")]
-    #[allow(unsafe_code)]
-    {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes one timespec through the pointer, which
-        // points at a live local of that type.
-        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) } == 0 {
-            return u64::try_from(ts.tv_sec).unwrap_or(0);
-        }
+    if let Some(s) = crate::sys::coarse_monotonic_secs() {
+        return s;
     }
     static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     ORIGIN

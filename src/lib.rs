@@ -74,5 +74,6 @@ pub mod secondary;
 pub mod secret;
 pub mod serve;
 pub mod server;
+mod sys;
 pub mod units;
 pub mod zone;

@@ -50,6 +50,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("main", 8),
     // shared grammars and helpers that name nothing else in the crate
     ("units", 1),
+    ("sys", 1),
     ("clock", 1),
     ("secret", 1),
 ];

@@ -153,34 +153,6 @@ pub struct Rrl {
     tolerance: u64,
 }
 
-/// `n` atomics at 0, from zeroed memory (`calloc`): the table is not written
-/// here, and a block this large comes in fresh pages of its own (glibc maps
-/// blocks over its mmap threshold, unless a free block of its heaps fits), so
-/// a page takes memory only once a key lands in it.
-/// Filling it in a loop made the 512 KiB of the default 65,536 buckets
-/// resident at start, 15% of a 10,000-record server's anonymous memory,
-/// though no key had been counted (loopback is exempt, and most servers
-/// limit few networks).
-#[allow(unsafe_code)]
-fn zeroed(n: usize) -> Box<[AtomicU64]> {
-    let n = n.max(1);
-    let Ok(layout) = std::alloc::Layout::array::<AtomicU64>(n) else {
-        panic!("{n} buckets do not fit in memory");
-    };
-    // SAFETY: the layout is not zero-sized (n >= 1). An AtomicU64 has the
-    // size, alignment and bit validity of a u64, and all zero bytes are the
-    // u64 0, so the block holds n initialized atomics; it was allocated by
-    // the global allocator with the layout of [AtomicU64; n], which is how
-    // a Box of that slice frees it.
-    unsafe {
-        let p = std::alloc::alloc_zeroed(layout).cast::<AtomicU64>();
-        if p.is_null() {
-            std::alloc::handle_alloc_error(layout);
-        }
-        Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, n))
-    }
-}
-
 const TAT_BITS: u32 = 40;
 const TAT_MASK: u64 = (1 << TAT_BITS) - 1;
 /// Slots a key may live in.
@@ -217,7 +189,7 @@ impl Rrl {
         // rate * (T + 1/2) responses (1.17 x rate over three seconds).
         let tolerance = interval * rate.div_ceil(2);
         Rrl {
-            table: zeroed(n),
+            table: crate::sys::zeroed_atomics(n),
             mask: n - 1,
             exempt,
             secret: RandomState::new(),

@@ -106,11 +106,11 @@ impl Limited {
         tick(11) + tick(12)
     }
 
-    /// Resident memory of the server in KiB (/proc/PID/status VmRSS).
     /// Resident anonymous memory (RssAnon): what buffers and tables take. Not
     /// VmRSS, which also counts the binary's code: the server lets go of the
     /// code its start ran, and the code a new kind of work runs (TLS, HTTP/2)
-    /// comes back from the page cache, about 6 MiB that a budget has no part in.
+    /// comes back from the page cache (16 MB of a debug build's), which no
+    /// budget has a part in; /proc/PID/status, in KiB.
     fn anon_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .expect("read /proc/PID/status");

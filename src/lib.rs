@@ -5,7 +5,8 @@
 //! ```text
 //! UDP socket (SO_REUSEPORT, one thread each, recvmmsg batches) / TCP, DoT, DoH (tokio)
 //!   -> answer::fast_path    UDP: the fast table's prebuilt answer per (name, type),
-//!                           or a steered name's answer from answer::decision_cache
+//!                           or a steered name's answer from answer::decision_cache,
+//!                           or a signed answer kept from the general path (answer::signed_cache)
 //!   -> answer::handler      one packet in, at most one response out (UDP and TCP alike)
 //!        answer::query      parse header, question, OPT and ECS; classify
 //!   -> Snapshot (ArcSwap)   immutable: zones, steering, geo database, health view

@@ -1,6 +1,8 @@
 //! The UDP fast path at query time: a query answered from the fast table's
-//! prebuilt answers ([`super::fast`]), or from this thread's memory of a steered
-//! decision ([`super::decision_cache`]); anything else goes the general way.
+//! prebuilt answers ([`super::fast`]), from this thread's memory of a steered
+//! decision ([`super::decision_cache`]), or from the signed answers this thread
+//! kept from the general path ([`super::signed_cache`]); anything else goes the
+//! general way.
 
 use std::net::IpAddr;
 

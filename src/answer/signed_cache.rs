@@ -20,9 +20,10 @@
 //!
 //! Bounded: [`ENTRIES`] per thread, in sets of [`WAYS`], each at most
 //! [`MAX_BODY`] bytes and the name, so at most about 4 MiB per thread, and only
-//! with a signed zone asked with DO=1. A flood of names never asked before only
-//! replaces entries: each of its queries is answered by the general path, as it
-//! would be without this. Sets of eight, each slot with a 32-bit tag of the
+//! with a signed zone asked with DO=1. A flood of names never asked before is
+//! answered by the general path, as it would be without this, and replaces only
+//! entries that were not sent again since they were kept ([`victim`]): the
+//! answers in use stay. Sets of eight, each slot with a 32-bit tag of the
 //! hash so that a lookup follows only the pointer of a likely match: the
 //! static benchmark mix asks 1,898 such (name, type) in turn, and a set asked
 //! more than it holds loses each before it comes round again (sets of two lost
@@ -51,6 +52,8 @@ struct Entry {
     zone_slot: Option<u16>,
     wildcard_at: Option<u8>,
     name_len: u8,
+    /// Sent again since it was kept (or since the set's last sweep).
+    used: std::cell::Cell<bool>,
     /// The name asked (lower-cased wire), then the body's bytes.
     data: Box<[u8]>,
 }
@@ -136,6 +139,7 @@ pub(super) fn with<R>(
             zone_slot: e.zone_slot,
             wildcard_at: e.wildcard_at,
         };
+        e.used.set(true);
         Some(f(&e.view(), kept))
     })
 }
@@ -160,8 +164,6 @@ pub(super) fn keep(table: u64, q: &Query<'_>, limit: usize, response: &[u8], kep
         }
         let (at, tag) = set_of(q.qname(), q.qtype);
         let set = &mut c.entries[at..at + WAYS];
-        // The newest first: the others move down over this answer's old
-        // entry, or over the oldest.
         let end = set
             .iter()
             .position(|(t, e)| {
@@ -169,10 +171,28 @@ pub(super) fn keep(table: u64, q: &Query<'_>, limit: usize, response: &[u8], kep
                     && e.as_ref()
                         .is_some_and(|e| e.is(table, q.qname(), q.qtype, limit))
             })
-            .unwrap_or(WAYS - 1);
+            .unwrap_or_else(|| victim(set));
+        // The newest first: the others move down over this answer's old
+        // entry, or over the one let go.
         set[..=end].rotate_right(1);
         set[0] = (tag, Some(entry));
     });
+}
+
+/// The way of a full set to let go: the oldest entry not sent again since it
+/// was kept, so that a run of names asked once (a flood of random names, from
+/// one network or many) replaces only its own kind and not the answers that
+/// are being asked for; when every entry has been sent again, all start over
+/// as unused and the oldest goes (the second chance of a clock).
+fn victim(set: &[(u32, Option<Box<Entry>>)]) -> usize {
+    let unused = |(_, e): &(u32, Option<Box<Entry>>)| e.as_ref().is_none_or(|e| !e.used.get());
+    if let Some(i) = set.iter().rposition(unused) {
+        return i;
+    }
+    for e in set.iter().filter_map(|(_, e)| e.as_deref()) {
+        e.used.set(false);
+    }
+    set.len() - 1
 }
 
 /// The entry for `response` (its limit not yet set).
@@ -216,6 +236,7 @@ fn entry(table: u64, q: &Query<'_>, response: &[u8], kept: Kept) -> Option<Entry
         zone_slot: kept.zone_slot,
         wildcard_at: kept.wildcard_at,
         name_len: u8::try_from(qname.len()).ok()?,
+        used: std::cell::Cell::new(false),
         data: data.into_boxed_slice(),
     })
 }

@@ -32,7 +32,7 @@ const PROBE_TYPES: [u16; 2] = [65280, 65281];
 /// The header bits a prebuilt body keeps of a response the general path
 /// wrote: AA and the rcode, as they sit in the flags, and ANCOUNT, NSCOUNT,
 /// ARCOUNT (without OPT).
-fn response_bits(out: &[u8]) -> Option<(u16, [u16; 3])> {
+pub(super) fn response_bits(out: &[u8]) -> Option<(u16, [u16; 3])> {
     let h = out.get(..HEADER_LEN)?;
     let u = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
     Some((u(2) & 0x040f, [u(6), u(8), u(10)]))

@@ -42,9 +42,8 @@ const WAYS: usize = 8;
 /// about 300 bytes.
 const MAX_BODY: usize = 448;
 
-/// A kept answer.
+/// A kept answer (of the fast table its cache is for).
 struct Entry {
-    table: u64,
     qtype: u16,
     limit: u16,
     flags: u16,
@@ -77,23 +76,17 @@ thread_local! {
     };
 }
 
-/// The first of the [`WAYS`] slots of (name, type), and its tag (never 0).
+/// The first of the [`WAYS`] slots of (name, type), and its tag (never 0):
+/// the fast table's hash of the name, the type mixed in.
 fn set_of(qname: &[u8], qtype: u16) -> (usize, u32) {
-    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ u64::from(qtype);
-    for c in qname.chunks(8) {
-        let mut w = [0u8; 8];
-        w[..c.len()].copy_from_slice(c);
-        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        h ^= h >> 29;
-    }
+    let h = (super::fast::hash(qname) ^ u64::from(qtype)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let set = ((h >> 32) as usize & (ENTRIES - 1)) & !(WAYS - 1);
     (set, (h as u32) | 1)
 }
 
 impl Entry {
-    fn is(&self, table: u64, qname: &[u8], qtype: u16, limit: u16) -> bool {
-        self.table == table
-            && self.qtype == qtype
+    fn is(&self, qname: &[u8], qtype: u16, limit: u16) -> bool {
+        self.qtype == qtype
             && self.limit == limit
             && self.data.get(..usize::from(self.name_len)) == Some(qname)
     }
@@ -134,7 +127,7 @@ pub(super) fn with<R>(
             .iter()
             .filter(|(t, _)| *t == tag)
             .filter_map(|(_, e)| e.as_deref())
-            .find(|e| e.is(table, q.qname(), q.qtype, limit))?;
+            .find(|e| e.is(q.qname(), q.qtype, limit))?;
         let kept = Kept {
             zone_slot: e.zone_slot,
             wildcard_at: e.wildcard_at,
@@ -148,10 +141,14 @@ pub(super) fn with<R>(
 /// `table` and size `limit`, whose last record is the OPT record; nothing when
 /// it does not parse or is too big.
 pub(super) fn keep(table: u64, q: &Query<'_>, limit: usize, response: &[u8], kept: Kept) {
-    let (Some(entry), Ok(limit)) = (entry(table, q, response, kept), u16::try_from(limit)) else {
+    let Some(entry) = u16::try_from(limit)
+        .ok()
+        .and_then(|limit| entry(q, limit, response, kept))
+    else {
         return;
     };
-    let entry = Box::new(Entry { limit, ..entry });
+    let limit = entry.limit;
+    let entry = Box::new(entry);
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if c.table != table {
@@ -167,9 +164,7 @@ pub(super) fn keep(table: u64, q: &Query<'_>, limit: usize, response: &[u8], kep
         let end = set
             .iter()
             .position(|(t, e)| {
-                *t == tag
-                    && e.as_ref()
-                        .is_some_and(|e| e.is(table, q.qname(), q.qtype, limit))
+                *t == tag && e.as_ref().is_some_and(|e| e.is(q.qname(), q.qtype, limit))
             })
             .unwrap_or_else(|| victim(set));
         // The newest first: the others move down over this answer's old
@@ -195,16 +190,11 @@ fn victim(set: &[(u32, Option<Box<Entry>>)]) -> usize {
     set.len() - 1
 }
 
-/// The entry for `response` (its limit not yet set).
-fn entry(table: u64, q: &Query<'_>, response: &[u8], kept: Kept) -> Option<Entry> {
-    let count = |i: usize| {
-        Some(u16::from_be_bytes([
-            *response.get(i)?,
-            *response.get(i + 1)?,
-        ]))
-    };
-    let flags = count(2)?;
-    let counts = [count(6)?, count(8)?, count(10)?];
+/// The entry for `response`, the answer to `q` under size `limit`.
+fn entry(q: &Query<'_>, limit: u16, response: &[u8], kept: Kept) -> Option<Entry> {
+    // What the fast path's header keeps: AA and the rcode (RD and CD are the
+    // query's, QR is set on every response).
+    let (flags, counts) = super::fast_build::response_bits(response)?;
     let start = HEADER_LEN + q.question.len();
     // The OPT record: the last one.
     let mut p = start;
@@ -226,12 +216,9 @@ fn entry(table: u64, q: &Query<'_>, response: &[u8], kept: Kept) -> Option<Entry
     data.extend_from_slice(qname);
     data.extend_from_slice(body);
     Some(Entry {
-        table,
         qtype: q.qtype,
-        limit: 0,
-        // What the fast path's header keeps: AA and the rcode (RD and CD are the
-        // query's, QR is set on every response).
-        flags: flags & 0x040f,
+        limit,
+        flags,
         counts: [counts[0], counts[1], counts[2] - 1],
         zone_slot: kept.zone_slot,
         wildcard_at: kept.wildcard_at,

@@ -966,7 +966,7 @@ fn steered_bodies(snap: &Snapshot) -> SteeredBodies {
             .zones
             .zones()
             .get(zi)
-            .is_some_and(|z| z.dnssec.is_some() && snap.signers.contains_key(&z.origin));
+            .is_some_and(|z| snap.signer_of(z).is_some());
         for (pi, p) in steering.names.iter().enumerate() {
             let wildcard = p.name.wire().starts_with(b"\x01*");
             for (ei, orig) in p.endpoints.iter().enumerate() {

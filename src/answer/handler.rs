@@ -434,12 +434,10 @@ fn steer_into<'s>(
         fenced: d.fenced,
         scope: d.scope,
     });
+    // A signed zone's DO=1 answer: the set with the RRSIG its signing made.
+    let signed = q.edns.is_some_and(|e| e.dnssec_ok) && snap.signer_of(zone).is_some();
     // One endpoint's whole address set: its answer is prebuilt, and this
     // thread remembers it for the next query with the same inputs.
-    // A signed zone's DO=1 answer: the set with the RRSIG its signing made.
-    let signed = q.edns.is_some_and(|e| e.dnssec_ok)
-        && zone.dnssec.is_some()
-        && snap.signers.contains_key(&zone.origin);
     if let (false, Some(f), Some(hint)) = (asked.tcp, snap.fast.get(), hint) {
         let body = single_set(p, &d.outcome, q.qtype, health)
             .and_then(|(i, degraded)| f.steered_body(hint, i, degraded, q.qtype, signed));
@@ -500,7 +498,7 @@ fn sign_and_write<'z>(
     out: &mut Vec<u8>,
 ) {
     let Asked { snap, q, src, .. } = *asked;
-    let signer = signed_zone.and_then(|z| Some((z, snap.signers.get(&z.origin)?)));
+    let signer = signed_zone.and_then(|z| Some((z, snap.signer_of(z)?)));
     if let (Some((z, _)), Some(g)) = (signer, gate) {
         if g.rrl.limits(src) && !obs.verified {
             let (class, subject) = classify_answer(z, q, answer);

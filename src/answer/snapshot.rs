@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 
 use crate::geo::cidr::CidrTable;
 use crate::geo::client::ClientLocator;
-use crate::zone::{class, Name, RRset, ZoneSet};
+use crate::zone::{class, Name, RRset, Zone, ZoneSet};
 
 /// Prebuilt CHAOS-class TXT answers that tell instances apart (RFC 4892).
 #[derive(Debug, Default)]
@@ -141,6 +141,13 @@ impl Snapshot {
             notify: None,
             unavailable: Vec::new(),
         }
+    }
+
+    /// The signer of `zone` when the zone is signed: DO=1 answers carry its
+    /// RRSIGs.
+    pub(crate) fn signer_of(&self, zone: &Zone) -> Option<&crate::dnssec::ZoneSigner> {
+        zone.dnssec.as_ref()?;
+        self.signers.get(&zone.origin).map(|s| &**s)
     }
 
     pub(crate) fn zone_names(&self) -> Vec<Name> {

@@ -199,17 +199,10 @@ mod tests {
         if std::env::var_os(ARENA_CHILD).is_some() {
             return eight_threads_then_stats();
         }
-        let exe = std::env::current_exe().expect("this test binary");
-        let out = std::process::Command::new(exe)
-            .args([
-                "malloc::tests::threads_share_at_most_two_arenas",
-                "--exact",
-                "--test-threads=1",
-                "--nocapture",
-            ])
-            .env(ARENA_CHILD, "1")
-            .output()
-            .expect("run the test binary");
+        let out = crate::sys::run_test_alone(
+            "malloc::tests::threads_share_at_most_two_arenas",
+            ARENA_CHILD,
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
         let arenas = stderr.lines().filter(|l| l.starts_with("Arena ")).count();

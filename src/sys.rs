@@ -52,6 +52,20 @@ pub(crate) fn zeroed_atomics(n: usize) -> Box<[AtomicU64]> {
     }
 }
 
+/// For tests of the process's memory, which other tests of the same binary
+/// disturb (arenas that stay, blocks freed and reused): runs `test` (its full
+/// path) alone in a fresh copy of this test binary, with `var` set there so
+/// that the copy does the work; its output, stderr with `--nocapture`.
+#[cfg(test)]
+pub(crate) fn run_test_alone(test: &str, var: &str) -> std::process::Output {
+    let exe = std::env::current_exe().expect("this test binary");
+    std::process::Command::new(exe)
+        .args([test, "--exact", "--test-threads=1", "--nocapture"])
+        .env(var, "1")
+        .output()
+        .expect("run the test binary")
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering::Relaxed;

@@ -379,16 +379,10 @@ mod tests {
             // In a process of its own: in this one, a block other tests
             // freed may be reused for the table, and the allocator clears a
             // reused block by writing it.
-            let exe = std::env::current_exe().expect("this test binary");
-            let out = std::process::Command::new(exe)
-                .args([
-                    "answer::rrl::tests::a_new_table_takes_no_memory_until_keys_land",
-                    "--exact",
-                    "--test-threads=1",
-                ])
-                .env(CHILD, "1")
-                .output()
-                .expect("run the test binary");
+            let out = crate::sys::run_test_alone(
+                "answer::rrl::tests::a_new_table_takes_no_memory_until_keys_land",
+                CHILD,
+            );
             assert!(
                 out.status.success(),
                 "{}{}",

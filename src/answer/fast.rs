@@ -32,7 +32,7 @@ use super::query::{Query, HEADER_LEN};
 use super::write::OptOut;
 use super::write::OptRecord;
 use crate::answer::Observed;
-use crate::zone::{name, rtype};
+use crate::zone::{name, rtype, Zone};
 
 /// What the fast path made of a query.
 #[derive(Debug)]
@@ -86,6 +86,10 @@ pub(super) struct Slot {
 }
 
 pub(super) const NONE: u32 = u32::MAX;
+
+/// Bytes of a record before its below list's offset: flags, and where its
+/// name is stored (zone index, offset).
+pub(super) const RECORD_NAME: usize = 9;
 
 /// Record flags.
 pub(super) const STEERED: u8 = 1;
@@ -174,10 +178,13 @@ pub(super) fn hash(name: &[u8]) -> u64 {
 }
 
 impl FastTable {
-    /// The record of `name`. Layout: key length (u8), flags (u8), the key, the
-    /// below list's offset (u32, `NONE` for none), the (zone, policy) pair when
-    /// flagged (two u32), then the exact answers' list.
-    pub(super) fn find(&self, name: &[u8]) -> Option<EntryView> {
+    /// The record of `name` (lower-cased wire), whose stored form is in
+    /// `zones`, the zones of the snapshot the table was built from. Layout:
+    /// flags (u8), the zone's index and the offset of the name in that zone's
+    /// [`crate::zone::Nodes::name_bytes`] (two u32: the name is not copied),
+    /// the below list's offset (u32, `NONE` for none), the (zone, policy) pair
+    /// when flagged (two u32), then the exact answers' list.
+    pub(super) fn find(&self, zones: &[Zone], name: &[u8]) -> Option<EntryView> {
         let (mut i, tag) = self.start(name)?;
         let mask = self.slots.len() - 1;
         loop {
@@ -185,16 +192,27 @@ impl FastTable {
             if slot.at == NONE {
                 return None;
             }
-            if slot.tag == tag {
-                let at = slot.at as usize;
-                let key_len = *self.arena.get(at)? as usize;
-                let key = self.arena.get(at + 2..at + 2 + key_len)?;
-                if same(key, name) {
-                    return self.record(at);
-                }
+            if slot.tag == tag && self.is_named(zones, slot.at as usize, name) {
+                return self.record(slot.at as usize);
             }
             i = (i + 1) & mask;
         }
+    }
+
+    /// Whether the record at `at` is `name`'s: the bytes where its name is
+    /// stored match `name` up to its root label (a wire name ends there, so
+    /// the stored one is no longer).
+    #[inline]
+    fn is_named(&self, zones: &[Zone], at: usize, name: &[u8]) -> bool {
+        let (Some(zone), Some(from)) = (be32(&self.arena, at + 1), be32(&self.arena, at + 5))
+        else {
+            return false;
+        };
+        let from = from as usize;
+        zones
+            .get(zone as usize)
+            .and_then(|z| z.nodes.name_bytes().get(from..from + name.len()))
+            .is_some_and(|stored| same(stored, name))
     }
 
     /// Bytes of the index and the arena: what the lookups read.
@@ -244,9 +262,8 @@ impl FastTable {
     }
 
     fn record(&self, at: usize) -> Option<EntryView> {
-        let key_len = *self.arena.get(at)? as usize;
-        let flags = *self.arena.get(at + 1)?;
-        let mut p = at + 2 + key_len;
+        let flags = *self.arena.get(at)?;
+        let mut p = at + RECORD_NAME;
         let below = be32(&self.arena, p)?;
         p += 4;
         let policy = if flags & HAS_POLICY != 0 {

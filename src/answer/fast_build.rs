@@ -18,7 +18,7 @@ use smallvec::SmallVec;
 
 use super::fast::{
     be16, hash, steer_key, FastTable, Slot, BODY_HEADER, HAS_POLICY, HAS_SIGNED, HAS_ZONE, NONE,
-    STEERED, WARM_ABOVE,
+    RECORD_NAME, STEERED, WARM_ABOVE,
 };
 use super::handler::{handle, Transport};
 use super::query::HEADER_LEN;
@@ -226,9 +226,9 @@ impl FastTable {
     /// `None` too when the parts hold fewer entries than `work` has names.
     fn pack(zones: &[Zone], work: &[Work], parts: impl Iterator<Item = Part>) -> Option<FastTable> {
         let mut t = FastTable::default();
-        let records: usize = work.iter().map(|w| w.resolve(zones).0.len() + 32).sum();
+        let records = work.len() * (RECORD_NAME + 4 + 11);
         let mut keyed = Vec::with_capacity(work.len());
-        let mut names = work.iter().map(|w| w.resolve(zones));
+        let mut names = work.iter();
         for part in parts {
             if t.arena.capacity() == 0 {
                 // Room for every record (key, flags, lists) and, guessed from
@@ -241,10 +241,18 @@ impl FastTable {
             // Where the part's bodies went in the arena, by their number.
             let mut placed = vec![NONE; part.offsets.len()];
             for e in &part.entries {
-                let (key, _) = names.next()?;
+                let w = names.next()?;
+                let zi = w.zone & !GENERAL;
+                let nodes = &zones.get(zi as usize)?.nodes;
+                let (key, _) = nodes.at(w.node as usize);
                 let at = u32::try_from(t.arena.len()).ok()?;
                 keyed.push((hash(key), at));
-                t.write_record(key, e, &part, &mut placed)?;
+                t.write_record(
+                    (zi, nodes.name_offset(w.node as usize)),
+                    e,
+                    &part,
+                    &mut placed,
+                )?;
             }
         }
         if keyed.len() != work.len() {
@@ -271,12 +279,14 @@ impl FastTable {
         Some(t)
     }
 
-    /// Writes the record of `key` at the end of the arena, then the bodies it is
-    /// the first to use, so that a lookup finds a name's answers in the lines after
-    /// its key. Layout of the record in [`FastTable::find`].
+    /// Writes the record of the name stored at `name` (its zone's index and
+    /// its offset in the zone's names) at the end of the arena, then the
+    /// bodies it is the first to use, so that a lookup finds a name's answers
+    /// in the lines after its record. Layout of the record in
+    /// [`FastTable::find`].
     fn write_record(
         &mut self,
-        key: &[u8],
+        (zone, name): (u32, u32),
         e: &Entry,
         part: &Part,
         placed: &mut [u32],
@@ -284,7 +294,7 @@ impl FastTable {
         let at = self.arena.len();
         let list_len = |a: &Answers| 1 + 6 * a.types.len() + 4;
         let policy_len = if e.policy.is_some() { 8 } else { 0 };
-        let exact_at = at + 2 + key.len() + 4 + policy_len;
+        let exact_at = at + RECORD_NAME + 4 + policy_len;
         let below_at = exact_at + list_len(&e.exact);
         let end = below_at + e.below.as_ref().map_or(0, list_len);
         // Offsets for the bodies not yet written, in the order they follow.
@@ -301,9 +311,9 @@ impl FastTable {
         if e.policy.is_some() {
             flags |= HAS_POLICY;
         }
-        self.arena.push(u8::try_from(key.len()).ok()?);
         self.arena.push(flags);
-        self.arena.extend_from_slice(key);
+        self.arena.extend_from_slice(&zone.to_be_bytes());
+        self.arena.extend_from_slice(&name.to_be_bytes());
         let below_ref = if e.below.is_some() {
             u32::try_from(below_at).ok()?
         } else {

@@ -109,7 +109,7 @@ impl FastTable {
         }
         let qname = q.qname();
         let dnssec = q.edns.is_some_and(|e| e.dnssec_ok);
-        let (answers, shift, below_at) = match self.find(qname) {
+        let (answers, shift, below_at) = match self.find(snap.zones.zones(), qname) {
             Some(e) => {
                 if e.steered && matches!(q.qtype, rtype::A | rtype::AAAA | rtype::CNAME) {
                     if let (Some(zp), rtype::A | rtype::AAAA) = (e.policy, q.qtype) {
@@ -125,7 +125,7 @@ impl FastTable {
                 // The closest encloser: the longest suffix that exists.
                 let (o, e) = name::label_offsets(qname)
                     .skip(1)
-                    .find_map(|o| self.find(&qname[o..]).map(|e| (o, e)))
+                    .find_map(|o| self.find(snap.zones.zones(), &qname[o..]).map(|e| (o, e)))
                     .ok_or(None)?;
                 // The answer was built for a first label of two bytes.
                 if e.below == NONE {

@@ -128,6 +128,19 @@ impl Nodes {
         (Self::name_of(&self.names, node), node)
     }
 
+    /// Where node number `i`'s name starts in [`Nodes::name_bytes`]: a table
+    /// that keeps the offset instead of a copy of the name compares an asked
+    /// name with the bytes from there (a whole wire name that matches them up to
+    /// its root label is the stored name).
+    pub(crate) fn name_offset(&self, i: usize) -> u32 {
+        self.nodes[i].name_at
+    }
+
+    /// Every name's wire form, end to end (see [`Nodes::name_offset`]).
+    pub(crate) fn name_bytes(&self) -> &[u8] {
+        &self.names
+    }
+
     /// Node number `i`, to change it.
     pub(crate) fn at_mut(&mut self, i: usize) -> &mut Node {
         &mut self.nodes[i]

@@ -317,6 +317,41 @@ fn names_of_one_shape_share_negative_answers_only_where_the_bytes_agree() {
     assert!(fast * 2 > total, "only {fast} of {total} answered fast");
 }
 
+/// A name's record in the fast table says where its zone stores the name
+/// instead of holding a copy: a zone of long names takes the same table
+/// bytes as one of short names with the same records, and both answer
+/// every name the way the general path does.
+#[test]
+fn the_fast_table_holds_no_copy_of_the_names() {
+    let size = |label: &str| {
+        let dir = tempdir().join(format!("names-{}", label.len()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut zone = String::from(
+            "$ORIGIN names.test.\n$TTL 300\n\
+             @ IN SOA ns1.names.test. hm.names.test. 1 7200 3600 1209600 300\n\
+             @ IN NS ns1\nns1 IN A 192.0.2.1\n",
+        );
+        for i in 0..200 {
+            zone.push_str(&format!("{label}{i:03} IN A 203.0.113.{}\n", i % 250));
+        }
+        std::fs::write(dir.join("names.test.zone"), zone).expect("write zone");
+        let snap = snapshot(dir.to_str().expect("utf-8 path"), None);
+        let size = snap.fast.get().expect("fast table").size();
+        let (total, fast) = compare(snap);
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(fast * 2 > total, "only {fast} of {total} answered fast");
+        size
+    };
+    let short = size("h");
+    let long = size(&"h".repeat(60));
+    assert_eq!(
+        short,
+        long,
+        "200 names 59 bytes longer took {} more bytes of fast table",
+        long as i64 - short as i64
+    );
+}
+
 #[test]
 fn fast_path_answers_plain_questions() {
     let mut snap = snapshot("zones", None);

@@ -387,6 +387,66 @@ fn fast_path_answers_plain_questions() {
     assert!(matches!(table.answer(&snap, &q, src, &mut out), Fast::No));
 }
 
+/// A table of more than 65,536 names is laid out two thirds full (smaller
+/// ones half): every name is found there, in any letter case, with its own
+/// address, and names that are not there get NXDOMAIN from the fast path too.
+#[test]
+fn a_large_table_finds_every_name_and_no_other() {
+    const NAMES: u32 = 70_000;
+    let dir = tempdir().join("large");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut zone = String::from(
+        "$ORIGIN large.test.\n$TTL 300\n\
+         @ IN SOA ns1.large.test. hm.large.test. 1 7200 3600 1209600 300\n\
+         @ IN NS ns1\nns1 IN A 192.0.2.1\n",
+    );
+    for i in 0..NAMES {
+        let [_, a, b, c] = i.to_be_bytes();
+        zone.push_str(&format!("n{i} IN A 10.{a}.{b}.{c}\n"));
+    }
+    std::fs::write(dir.join("large.test.zone"), zone).expect("write zone");
+    let mut snap = snapshot(dir.to_str().expect("utf-8 path"), None);
+    std::fs::remove_dir_all(&dir).ok();
+    let table = snap.fast.take().expect("fast table");
+    assert_eq!(table.len(), NAMES as usize + 2);
+    // Per name: a slot of 8 bytes, 1.5 of them; the record (20 bytes: flags,
+    // where the name is, one type's list); the A answer's body (30); the
+    // NODATA and NXDOMAIN bodies each part of the build shares out (67 in
+    // all). Slots half full in a power of two (262,144 here) and a 4-byte
+    // offset of the list below in every record made it 89.
+    let per_name = table.size() as f64 / f64::from(NAMES);
+    assert!(per_name < 72.0, "{per_name:.1} bytes of table per name");
+    let src: IpAddr = [127, 0, 0, 1].into();
+    let mut out = Vec::new();
+    let mut ask = |label: &str| {
+        let name = common::name_wire(&format!("{label}.large.test."));
+        let pkt = packet(&name, 1, Edns::None, 0);
+        let mut name_buf = query::NameBuf::default();
+        let q = query::parse(&pkt, &mut name_buf).expect("query");
+        let done = matches!(table.answer(&snap, &q, src, &mut out), Fast::Done(_));
+        assert!(done, "{label}: went to the general path");
+        let d = common::decode(&out);
+        let addrs: Vec<String> = d
+            .answer
+            .iter()
+            .filter_map(|r| r.rsplit(' ').next().map(str::to_string))
+            .collect();
+        (d.rcode, addrs)
+    };
+    for i in (0..NAMES).step_by(7).chain([NAMES - 1]) {
+        let [_, a, b, c] = i.to_be_bytes();
+        let want = vec![format!("10.{a}.{b}.{c}")];
+        let label = format!("n{i}");
+        assert_eq!(ask(&label).1, want, "{label}");
+        assert_eq!(ask(&label.to_uppercase()).1, want, "{label} in capitals");
+    }
+    for label in [format!("n{NAMES}"), "n".into(), "x1".into(), "n1.n2".into()] {
+        let (rcode, addrs) = ask(&label);
+        assert_eq!(rcode, "NXDOMAIN", "{label}");
+        assert!(addrs.is_empty(), "{label}: {addrs:?}");
+    }
+}
+
 fn tempdir() -> PathBuf {
     let d = std::env::temp_dir().join(format!(
         "signpost-fast-{}-{:?}",

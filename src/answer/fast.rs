@@ -53,7 +53,9 @@ pub enum Fast {
 /// arena.
 #[derive(Debug, Default)]
 pub struct FastTable {
-    /// Power-of-two length, at most half full.
+    /// At most half full, or two thirds for more than 65,536 names (see
+    /// `fast_build::slot_count`, and [`slot_of`] for where a name's probes
+    /// start).
     pub(super) slots: Box<[Slot]>,
     /// Records in the layout of [`FastTable::record`], answer lists in that of
     /// [`FastTable::answers`], bodies in that of [`FastTable::body`].
@@ -79,7 +81,7 @@ pub(super) const WARM_ABOVE: usize = 64 << 10;
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Slot {
-    /// The hash's upper half.
+    /// The hash's lower half (see [`slot_of`]).
     pub(super) tag: u32,
     /// Arena offset of the record; `NONE` for an empty slot.
     pub(super) at: u32,
@@ -87,13 +89,21 @@ pub(super) struct Slot {
 
 pub(super) const NONE: u32 = u32::MAX;
 
-/// Bytes of a record before its below list's offset: flags, and where its
-/// name is stored (zone index, offset).
+/// Bytes of a record before its (zone, policy) pair or its exact list: flags,
+/// and where its name is stored (zone index, offset).
 pub(super) const RECORD_NAME: usize = 9;
 
 /// Record flags.
 pub(super) const STEERED: u8 = 1;
 pub(super) const HAS_POLICY: u8 = 2;
+/// The list for names below follows the exact list.
+pub(super) const HAS_BELOW: u8 = 4;
+
+/// Bytes of an answer list of `types` types: their number (u8), each type
+/// (u16) and body offset (u32), then the offset for any other type (u32).
+pub(super) const fn list_len(types: usize) -> usize {
+    1 + 6 * types + 4
+}
 
 /// A name's record read from the arena: see [`Entry`].
 pub(super) struct EntryView {
@@ -170,6 +180,18 @@ fn asked_name(pkt: &[u8]) -> Option<&[u8]> {
     rest.get(..name::wire_name_len(rest)?)
 }
 
+/// The first slot of `n` (not 0) for the name hashed to `h`, and the tag it
+/// holds there. The index is taken from the high half of `h` mixed once more
+/// (multiply and shift, so that `n` needs not be a power of two, and the
+/// table can be three quarters full); the tag is the low half, which the
+/// index does not use.
+#[inline]
+pub(super) fn slot_of(h: u64, n: usize) -> (usize, u32) {
+    let mixed = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let i = ((u128::from(mixed) * n as u128) >> 64) as usize;
+    (i, h as u32)
+}
+
 pub(super) fn hash(name: &[u8]) -> u64 {
     use std::hash::Hasher;
     let mut h = rustc_hash::FxHasher::default();
@@ -182,20 +204,19 @@ impl FastTable {
     /// `zones`, the zones of the snapshot the table was built from. Layout:
     /// flags (u8), the zone's index and the offset of the name in that zone's
     /// [`crate::zone::Nodes::name_bytes`] (two u32: the name is not copied),
-    /// the below list's offset (u32, `NONE` for none), the (zone, policy) pair
-    /// when flagged (two u32), then the exact answers' list.
+    /// the (zone, policy) pair when flagged (two u32), the exact answers' list,
+    /// then when flagged the list for names below that do not exist.
     pub(super) fn find(&self, zones: &[Zone], name: &[u8]) -> Option<EntryView> {
         let (mut i, tag) = self.start(name)?;
-        let mask = self.slots.len() - 1;
         loop {
-            let slot = self.slots[i];
+            let slot = *self.slots.get(i)?;
             if slot.at == NONE {
                 return None;
             }
             if slot.tag == tag && self.is_named(zones, slot.at as usize, name) {
                 return self.record(slot.at as usize);
             }
-            i = (i + 1) & mask;
+            i = self.next_slot(i);
         }
     }
 
@@ -240,8 +261,17 @@ impl FastTable {
     /// `None` for a table without slots.
     fn start(&self, name: &[u8]) -> Option<(usize, u32)> {
         let h = hash(name);
-        let mask = self.slots.len().checked_sub(1)?;
-        Some((h as usize & mask, (h >> 32) as u32))
+        (!self.slots.is_empty()).then(|| slot_of(h, self.slots.len()))
+    }
+
+    /// The slot after `i`, the first after the last.
+    #[inline]
+    pub(super) fn next_slot(&self, i: usize) -> usize {
+        if i + 1 == self.slots.len() {
+            0
+        } else {
+            i + 1
+        }
     }
 
     /// Asks ahead for the record the slot `i` leads to (its first two lines).
@@ -264,8 +294,6 @@ impl FastTable {
     fn record(&self, at: usize) -> Option<EntryView> {
         let flags = *self.arena.get(at)?;
         let mut p = at + RECORD_NAME;
-        let below = be32(&self.arena, p)?;
-        p += 4;
         let policy = if flags & HAS_POLICY != 0 {
             let z = be32(&self.arena, p)?;
             let i = be32(&self.arena, p + 4)?;
@@ -273,6 +301,12 @@ impl FastTable {
             Some((z, i))
         } else {
             None
+        };
+        let below = if flags & HAS_BELOW != 0 {
+            let types = *self.arena.get(p)? as usize;
+            u32::try_from(p + list_len(types)).ok()?
+        } else {
+            NONE
         };
         Some(EntryView {
             steered: flags & STEERED != 0,

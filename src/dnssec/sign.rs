@@ -296,12 +296,7 @@ mod tests {
             for rd in set.rdatas().iter() {
                 rr(&mut msg, owner.wire(), rtype::A, rd);
             }
-            rr(
-                &mut msg,
-                owner.wire(),
-                rtype::RRSIG,
-                sig.first().unwrap(),
-            );
+            rr(&mut msg, owner.wire(), rtype::RRSIG, sig.first().unwrap());
             rr(&mut msg, zone.wire(), rtype::DNSKEY, &key.dnskey_rdata());
             let m = hickory_proto::op::Message::from_vec(&msg).unwrap();
             let a: Vec<Record> = m

@@ -136,7 +136,12 @@ pub(crate) fn set_serial(zone: &mut Zone, serial: u32) {
         return;
     };
     s.copy_from_slice(&serial.to_be_bytes());
-    let soa = RRset::new(rtype::SOA, old.class(), old.ttl, vec![rd.into_boxed_slice()]);
+    let soa = RRset::new(
+        rtype::SOA,
+        old.class(),
+        old.ttl,
+        vec![rd.into_boxed_slice()],
+    );
     zone.negative_soa = soa.with_ttl(zone.negative_soa.ttl);
     node.rrsets[i] = soa;
     zone.serial = serial;

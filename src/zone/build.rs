@@ -564,6 +564,38 @@ mod tests {
     }
 
     #[test]
+    fn a_set_past_its_most_records_is_refused_at_the_line() {
+        // An RRset counts its records in 16 bits: the 65,536th is an error
+        // (at its own line), not a count that wraps.
+        let mut text = HEAD.to_string();
+        for i in 0..=crate::zone::MAX_RECORDS {
+            text.push_str(&format!("big TXT \"{i}\"\n"));
+        }
+        let errors = build(&text).expect_err("one record too many");
+        let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            shown,
+            [format!(
+                "z.zone:{}: more than 65535 TXT records at big.example.; one RRset holds at most that many",
+                3 + crate::zone::MAX_RECORDS + 1
+            )]
+        );
+        // One fewer loads, every record counted.
+        let text: String = text
+            .lines()
+            .take(3 + crate::zone::MAX_RECORDS)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let (zone, _) = build(&text).expect("a zone");
+        let big = Name::parse("big.example.", None).expect("a name");
+        let set = zone.nodes.get(big.wire()).and_then(|n| n.get(rtype::TXT));
+        assert_eq!(
+            set.map(|s| s.rdatas().len()),
+            Some(crate::zone::MAX_RECORDS)
+        );
+    }
+
+    #[test]
     fn sets_are_named_at_their_first_line_in_the_order_written() {
         let text = format!(
             "{HEAD}www A 192.0.2.2\nmail TXT \"a\"\nwww 60 A 192.0.2.3\nwww CNAME elsewhere.\n\

@@ -251,7 +251,10 @@ impl RRset {
     /// The RRSIG records over these records, prebuilt when the zone is signed
     /// (see `dnssec`); only DO=1 answers write them.
     pub fn rrsig(&self) -> Option<Records<'_>> {
-        let rest = self.wire.get(self.records_end()..).filter(|r| !r.is_empty())?;
+        let rest = self
+            .wire
+            .get(self.records_end()..)
+            .filter(|r| !r.is_empty())?;
         let all = Records {
             rest,
             count: u16::MAX,
@@ -915,6 +918,44 @@ impl ZoneSet {
         found.map(|z| (z, None))
     }
 }
+/// A signed set's RRSIGs live after its records in its own block.
+#[cfg(test)]
+#[test]
+fn rrsigs_follow_the_records_and_are_replaced_whole() {
+    let a = |x: u8| -> Box<[u8]> { vec![192, 0, 2, x].into() };
+    let mut set = RRset::new(rtype::A, class::IN, 300, vec![a(1), a(2)]);
+    assert!(set.rrsig().is_none());
+    let unsigned_len = set.wire_len_compressed();
+    set.set_rrsig(&[vec![0, 1, 13, 2].into(), vec![0, 1, 15, 2, 7].into()]);
+    // The records are as they were, and only they are the set's.
+    let rds: Vec<&[u8]> = set.rdatas().iter().collect();
+    assert_eq!(rds, [&[192, 0, 2, 1][..], &[192, 0, 2, 2]]);
+    assert_eq!(set.rdatas().wire().count(), 2);
+    assert_eq!(set.wire_len_compressed(), unsigned_len);
+    assert_eq!(set.with_ttl(60).rrsig().map(|s| s.len()), None);
+    // The RRSIGs: type RRSIG, the set's class and TTL.
+    let sig = set.rrsig().expect("signed");
+    assert_eq!(sig.len(), 2);
+    let w: Vec<&[u8]> = sig.wire().collect();
+    assert_eq!(w[0], [0, 46, 0, 1, 0, 0, 1, 44, 0, 4, 0, 1, 13, 2]);
+    assert_eq!(w[1], [0, 46, 0, 1, 0, 0, 1, 44, 0, 5, 0, 1, 15, 2, 7]);
+    // Signing again replaces them.
+    set.set_rrsig(&[vec![9].into()]);
+    let sig: Vec<&[u8]> = set.rrsig().expect("signed").iter().collect();
+    assert_eq!(sig, [&[9u8][..]]);
+    assert_eq!(set.rdatas().len(), 2);
+    // One A record signed leaves the struct for the heap; the class is the records'.
+    let mut one = RRset::new(rtype::A, class::CH, 0, vec![a(3)]);
+    one.set_rrsig(&[vec![1; 100].into()]);
+    assert_eq!(one.rdatas().first(), Some(&[192, 0, 2, 3][..]));
+    assert_eq!(one.rrsig().and_then(|s| s.first()), Some(&[1u8; 100][..]));
+    assert_eq!((one.class(), set.class()), (class::CH, class::IN));
+    assert_eq!(
+        RRset::new(rtype::A, class::CH, 0, vec![]).class(),
+        class::IN
+    );
+}
+
 /// A large zone's memory is mostly its nodes: one per name.
 #[cfg(all(test, target_pointer_width = "64"))]
 #[test]

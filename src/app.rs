@@ -485,7 +485,7 @@ pub fn explain(
     };
     for (section, recs) in [("answer", &answer.answer), ("authority", &answer.authority)] {
         for r in recs.iter() {
-            for rd in r.set.rdatas.iter().take(r.take as usize) {
+            for rd in r.set.rdatas().iter().take(r.take as usize) {
                 lines.push(format!(
                     "{section}: {} {} {} {}",
                     owner_text(&r.owner),

@@ -24,7 +24,7 @@ use super::handler::{handle, Transport};
 use super::query::HEADER_LEN;
 use super::write::{write_response, HeaderOut};
 use crate::answer::snapshot::Snapshot;
-use crate::zone::{class, name, rtype, Answer, Owner, RRset, Rcode, Rec, Zone};
+use crate::zone::{class, name, rtype, Answer, Owner, RRset, Rcode, Rec, Records, Zone};
 
 /// Private-use types (RFC 6895 §3.1) that stand for "a type this name does not have".
 const PROBE_TYPES: [u16; 2] = [65280, 65281];
@@ -437,7 +437,7 @@ impl<'z> ZoneShape<'z> {
             cuts: zone.nodes.cuts().collect(),
             in_soa: zone
                 .negative_soa
-                .rdatas
+                .rdatas()
                 .iter()
                 .flat_map(|rd| {
                     // MNAME, then RNAME, uncompressed at the start of the RDATA.
@@ -788,7 +788,7 @@ impl<'s> Builder<'s> {
         let mut bytes = std::mem::take(&mut self.out);
         bytes.clear();
         let mut n = 0u16;
-        for r in set.rdatas.wire() {
+        for r in set.rdatas().wire() {
             // The owner: a pointer to the question's name.
             bytes.extend_from_slice(&[0xc0, HEADER_LEN as u8]);
             bytes.extend_from_slice(r);
@@ -1007,11 +1007,10 @@ fn steered_bodies(snap: &Snapshot) -> SteeredBodies {
                     let (Some(set), Ok(ei)) = (set, u32::try_from(ei)) else {
                         continue;
                     };
-                    let take = (p.max_answers as usize).min(set.rdatas.len());
+                    let take = (p.max_answers as usize).min(set.rdatas().len());
                     let sig = set
-                        .rrsig
-                        .as_deref()
-                        .filter(|_| signed && !wildcard && take == set.rdatas.len());
+                        .rrsig()
+                        .filter(|_| signed && !wildcard && take == set.rdatas().len());
                     let key =
                         |with_sig| steer_key(zi as u32, pi as u32, ei, qtype, degraded, with_sig);
                     out.add(&mut buf, key(false), set, take, None);
@@ -1037,7 +1036,14 @@ struct SteeredBodies {
 impl SteeredBodies {
     /// Writes the answer of `take` records of `set` (and `sig`, its RRSIG, after
     /// them) at the query's name, and keeps its body under `key`; `buf` is scratch.
-    fn add(&mut self, buf: &mut Vec<u8>, key: u128, set: &RRset, take: usize, sig: Option<&RRset>) {
+    fn add(
+        &mut self,
+        buf: &mut Vec<u8>,
+        key: u128,
+        set: &RRset,
+        take: usize,
+        sig: Option<Records<'_>>,
+    ) {
         let question = [0u8, 0, 1, 0, 1];
         let mut answer = Answer {
             authoritative: true,

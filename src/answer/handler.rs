@@ -647,7 +647,7 @@ pub(crate) fn apply_decision<'z, H: HealthView>(
                         return;
                     }
                     if whole_set_up(orig, each, health) {
-                        let take = left.min(all.rdatas.len());
+                        let take = left.min(all.rdatas().len());
                         left -= take;
                         a.answer.push(Rec {
                             owner,

@@ -402,10 +402,10 @@ pub(crate) fn write_response(
                 let mut written = 0u16;
                 // The RRset, then its RRSIGs if the answer carries them: one unit,
                 // fitting whole or not at all (RFC 4035 §3.1.1).
-                let sets = std::iter::once((rec.set, rec.take as usize))
+                let sets = std::iter::once((rec.set.rdatas(), rec.take as usize))
                     .chain(rec.sig.map(|s| (s, usize::MAX)));
                 for (set, take) in sets {
-                    for rr in set.rdatas.wire().take(take) {
+                    for rr in set.wire().take(take) {
                         match rec.owner {
                             Owner::Query if question.is_some() => out
                                 .extend_from_slice(&(0xc000u16 | HEADER_LEN as u16).to_be_bytes()),

@@ -28,7 +28,7 @@ pub use super::transfer::{
 
 use crate::dnssec::ZoneSigner;
 use crate::policy::ZoneSteering;
-use crate::zone::{name, rtype, Name, Owner, RRset, ZoneSet};
+use crate::zone::{name, rtype, Name, Owner, RRset, Records, ZoneSet};
 
 /// What transfers are answered from: the parts of the serving snapshot they
 /// read.
@@ -79,8 +79,8 @@ pub(crate) static COUNTERS: Counters = Counters {
 /// The largest message of a transfer (the TCP length prefix's limit).
 const MAX_MESSAGE: usize = 65535;
 
-fn push_set(out: &mut Vec<Rr>, owner: &[u8], set: &RRset, take: usize) {
-    for w in set.rdatas.wire().take(take) {
+fn push_set(out: &mut Vec<Rr>, owner: &[u8], set: Records<'_>, take: usize) {
+    for w in set.wire().take(take) {
         out.push(Rr {
             owner: owner.into(),
             tail: w.into(),
@@ -89,8 +89,8 @@ fn push_set(out: &mut Vec<Rr>, owner: &[u8], set: &RRset, take: usize) {
 }
 
 fn push_signed(out: &mut Vec<Rr>, owner: &[u8], set: &RRset) {
-    push_set(out, owner, set, usize::MAX);
-    if let Some(sig) = &set.rrsig {
+    push_set(out, owner, set.rdatas(), usize::MAX);
+    if let Some(sig) = set.rrsig() {
         push_set(out, owner, sig, usize::MAX);
     }
 }
@@ -155,8 +155,8 @@ fn standins(snap: Source<'_>, zi: usize, owner: &[u8], out: &mut Vec<Rr>) {
             if !matches!(r.owner, Owner::Query) || !seen.insert(r.set.rtype) {
                 continue;
             }
-            push_set(out, owner, r.set, r.take as usize);
-            if let Some(sig) = r.sig.or(r.set.rrsig.as_deref()) {
+            push_set(out, owner, r.set.rdatas(), r.take as usize);
+            if let Some(sig) = r.sig.or(r.set.rrsig()) {
                 push_set(out, owner, sig, usize::MAX);
             }
         }

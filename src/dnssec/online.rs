@@ -16,7 +16,7 @@ use rustc_hash::FxHashMap;
 use super::budget::{Bucket, Standing};
 use super::sign::{self, type_bitmap};
 use super::ZoneSigner;
-use crate::zone::{class, name, rtype, Answer, Name, Owner, RRset, Rcode, Rec, Zone};
+use crate::zone::{class, name, rtype, Answer, Name, Owner, RRset, Rcode, Rec, Records, Zone};
 
 /// Signatures made on the fly, and DO=1 queries refused (SERVFAIL) because the
 /// cap was reached: process-wide, read by `/metrics`.
@@ -149,8 +149,8 @@ fn owner_wire<'a>(o: &Owner<'a>, qname: &'a [u8]) -> &'a [u8] {
 }
 
 /// The RRSIG's Labels field (RDATA byte 3).
-fn sig_labels(sig: &RRset) -> Option<u8> {
-    sig.rdatas.first().and_then(|rd| rd.get(3).copied())
+fn sig_labels(sig: Records<'_>) -> Option<u8> {
+    sig.first().and_then(|rd| rd.get(3).copied())
 }
 
 impl ZoneSigner {
@@ -203,8 +203,8 @@ impl ZoneSigner {
                 j += 1;
             }
             let r = &recs[i];
-            let whole = j == i + 1 && r.take as usize >= r.set.rdatas.len();
-            let labels = r.set.rrsig.as_deref().and_then(sig_labels);
+            let whole = j == i + 1 && r.take as usize >= r.set.rdatas().len();
+            let labels = r.set.rrsig().and_then(sig_labels);
             let exact = labels == Some(sign::labels(owner));
             // With an NSEC chain a wildcard answer keeps the wildcard's RRSIG and
             // proves that the query name does not exist (RFC 4035 §3.1.3.3).
@@ -219,7 +219,7 @@ impl ZoneSigner {
                 let mut ttl = u32::MAX;
                 for r in &recs[i..j] {
                     ttl = ttl.min(r.set.ttl);
-                    for rd in r.set.rdatas.iter().take(r.take as usize) {
+                    for rd in r.set.rdatas().iter().take(r.take as usize) {
                         if !rdatas.iter().any(|x| **x == *rd) {
                             rdatas.push(rd.into());
                         }
@@ -237,7 +237,7 @@ impl ZoneSigner {
         for (k, r) in ans.authority.iter().enumerate() {
             let negative = std::ptr::eq(r.set, &zone.negative_soa);
             denial |= negative;
-            plan.sections[1].push(Item::Keep(k, r.set.rrsig.is_some()));
+            plan.sections[1].push(Item::Keep(k, r.set.rrsig().is_some()));
             if r.set.rtype == rtype::NS {
                 if let Owner::Name(cut) = r.owner {
                     let has_ds = ans.authority.iter().any(|x| {
@@ -269,7 +269,7 @@ impl ZoneSigner {
                 {
                     plan.sections[1].extend(items);
                     for (k, r) in ans.additional.iter().enumerate() {
-                        plan.sections[2].push(Item::Keep(k, r.set.rrsig.is_some()));
+                        plan.sections[2].push(Item::Keep(k, r.set.rrsig().is_some()));
                     }
                     return Ok(plan);
                 }
@@ -297,7 +297,7 @@ impl ZoneSigner {
             }
         }
         for (k, r) in ans.additional.iter().enumerate() {
-            plan.sections[2].push(Item::Keep(k, r.set.rrsig.is_some()));
+            plan.sections[2].push(Item::Keep(k, r.set.rrsig().is_some()));
         }
         Ok(plan)
     }
@@ -340,7 +340,7 @@ impl ZoneSigner {
         key.extend_from_slice(owner);
         key.extend_from_slice(&set.rtype.to_be_bytes());
         key.extend_from_slice(&set.ttl.to_be_bytes());
-        for rr in set.rdatas.wire() {
+        for rr in set.rdatas().wire() {
             key.extend_from_slice(rr);
         }
         let shard =
@@ -362,7 +362,7 @@ impl ZoneSigner {
         let keys = self.zsk();
         let sig = sign::sign_set(&keys, owner, &set, self.window).map_err(|_| OverCap)?;
         SIGNED.fetch_add(keys.len() as u64, Relaxed);
-        set.rrsig = Some(sig);
+        set.set_rrsig(&sig);
         let signed = Arc::new(Signed {
             owner: owner_name,
             set,
@@ -469,7 +469,7 @@ impl Plan {
                         if let Some(r) = srcs[s].get(*i) {
                             let mut r = *r;
                             if *with_sig {
-                                r.sig = r.set.rrsig.as_deref();
+                                r.sig = r.set.rrsig();
                             }
                             dst.push(r);
                         }
@@ -481,7 +481,7 @@ impl Plan {
                                 owner: Owner::Name(owner.wire()),
                                 set,
                                 take: u16::MAX,
-                                sig: set.rrsig.as_deref(),
+                                sig: set.rrsig(),
                             });
                         }
                     }
@@ -493,7 +493,7 @@ impl Plan {
                         },
                         set: &signed.set,
                         take: u16::MAX,
-                        sig: signed.set.rrsig.as_deref(),
+                        sig: signed.set.rrsig(),
                     }),
                 }
             }

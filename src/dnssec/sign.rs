@@ -92,19 +92,20 @@ pub(crate) fn rrsig_rdata(
     Ok(rd)
 }
 
-/// The RRSIG RRset over `set` at `owner`, one signature per key.
+/// The RRSIG RDATAs over `set` at `owner`, one signature per key (see
+/// [`RRset::set_rrsig`]).
 pub(crate) fn sign_set(
     keys: &[&Key],
     owner: &[u8],
     set: &RRset,
     w: Window,
-) -> Result<Box<RRset>, SignFailed> {
-    let rdatas: Vec<&[u8]> = set.rdatas.iter().collect();
+) -> Result<Vec<Box<[u8]>>, SignFailed> {
+    let rdatas: Vec<&[u8]> = set.rdatas().iter().collect();
     let mut sigs = Vec::with_capacity(keys.len());
     for k in keys {
         sigs.push(rrsig_rdata(k, owner, set.rtype, set.ttl, &rdatas, w)?.into_boxed_slice());
     }
-    Ok(Box::new(RRset::new(rtype::RRSIG, set.class, set.ttl, sigs)))
+    Ok(sigs)
 }
 
 /// Which keys sign what: the DNSKEY, CDS and CDNSKEY RRsets by the KSKs (or the
@@ -167,7 +168,8 @@ pub(crate) fn sign_zone(
                                 continue;
                             }
                             let keys = roles.for_type(set.rtype);
-                            set.rrsig = Some(sign_set(keys, owner, set, w)?);
+                            let sigs = sign_set(keys, owner, set, w)?;
+                            set.set_rrsig(&sigs);
                             st.rrsets += 1;
                             st.signatures += keys.len();
                         }
@@ -187,7 +189,7 @@ pub(crate) fn sign_zone(
         stats.signatures += r.signatures;
     }
     let neg = sign_set(roles.zsk, origin.wire(), &zone.negative_soa, w)?;
-    zone.negative_soa.rrsig = Some(neg);
+    zone.negative_soa.set_rrsig(&neg);
     for p in steering.names.iter_mut() {
         let owner = p.name.wire().to_vec();
         for e in p.endpoints.iter_mut() {
@@ -206,7 +208,8 @@ fn sign_endpoint(
     stats: &mut Stats,
 ) -> Result<(), SignFailed> {
     for set in [&mut e.a, &mut e.aaaa, &mut e.cname].into_iter().flatten() {
-        set.rrsig = Some(sign_set(keys, owner, set, w)?);
+        let sigs = sign_set(keys, owner, set, w)?;
+        set.set_rrsig(&sigs);
         stats.rrsets += 1;
         stats.signatures += keys.len();
     }
@@ -277,7 +280,9 @@ mod tests {
                 ],
             );
             let w = Window::starting(1_800_000_000, 86400);
-            let sig = sign_set(&[&key], owner.wire(), &set, w).unwrap();
+            let mut set = set;
+            set.set_rrsig(&sign_set(&[&key], owner.wire(), &set, w).unwrap());
+            let sig = set.rrsig().unwrap();
             // A message holding the RRset, its RRSIG and the DNSKEY, for hickory to read.
             let mut msg = vec![0, 0, 0x84, 0, 0, 0, 0, 4, 0, 0, 0, 0];
             let rr = |msg: &mut Vec<u8>, owner: &[u8], t: u16, rd: &[u8]| {
@@ -288,15 +293,10 @@ mod tests {
                 msg.extend_from_slice(&(rd.len() as u16).to_be_bytes());
                 msg.extend_from_slice(rd);
             };
-            for rd in set.rdatas.iter() {
+            for rd in set.rdatas().iter() {
                 rr(&mut msg, owner.wire(), rtype::A, rd);
             }
-            rr(
-                &mut msg,
-                owner.wire(),
-                rtype::RRSIG,
-                sig.rdatas.first().unwrap(),
-            );
+            rr(&mut msg, owner.wire(), rtype::RRSIG, sig.first().unwrap());
             rr(&mut msg, zone.wire(), rtype::DNSKEY, &key.dnskey_rdata());
             let m = hickory_proto::op::Message::from_vec(&msg).unwrap();
             let a: Vec<Record> = m
@@ -458,7 +458,7 @@ impl NsecChain {
             let mut rd = next.to_vec();
             rd.extend_from_slice(&type_bitmap(types));
             let mut set = RRset::new(rtype::NSEC, class::IN, ttl, vec![rd.into()]);
-            set.rrsig = Some(sign_set(keys, n, &set, w)?);
+            set.set_rrsig(&sign_set(keys, n, &set, w)?);
             chain.names.push(Name::from_wire(n).ok_or(SignFailed)?);
             chain.sets.push(set);
         }

@@ -67,7 +67,7 @@ pub(crate) fn fingerprint(zone: &Zone, steering: Option<&ZoneSteering>) -> u64 {
         for set in &node.rrsets {
             set.rtype.hash(&mut n);
             set.ttl.hash(&mut n);
-            for rd in set.rdatas.iter() {
+            for rd in set.rdatas().iter() {
                 if set.rtype == rtype::SOA {
                     soa_without_serial(rd).hash(&mut n);
                 } else {
@@ -90,7 +90,7 @@ pub(crate) fn fingerprint(zone: &Zone, steering: Option<&ZoneSteering>) -> u64 {
                 e.weight.hash(&mut h);
                 for set in [&e.a, &e.aaaa, &e.cname].into_iter().flatten() {
                     set.ttl.hash(&mut h);
-                    for rd in set.rdatas.iter() {
+                    for rd in set.rdatas().iter() {
                         rd.hash(&mut h);
                     }
                 }
@@ -124,7 +124,7 @@ pub(crate) fn set_serial(zone: &mut Zone, serial: u32) {
         return;
     };
     let old = &node.rrsets[i];
-    let Some(rd) = old.rdatas.first() else {
+    let Some(rd) = old.rdatas().first() else {
         return;
     };
     let mut rd = rd.to_vec();
@@ -136,7 +136,12 @@ pub(crate) fn set_serial(zone: &mut Zone, serial: u32) {
         return;
     };
     s.copy_from_slice(&serial.to_be_bytes());
-    let soa = RRset::new(rtype::SOA, old.class, old.ttl, vec![rd.into_boxed_slice()]);
+    let soa = RRset::new(
+        rtype::SOA,
+        old.class(),
+        old.ttl,
+        vec![rd.into_boxed_slice()],
+    );
     zone.negative_soa = soa.with_ttl(zone.negative_soa.ttl);
     node.rrsets[i] = soa;
     zone.serial = serial;
@@ -249,7 +254,7 @@ mod tests {
             .get(rtype::SOA)
             .unwrap();
         assert!(soa
-            .rdatas
+            .rdatas()
             .first()
             .unwrap()
             .ends_with(&[0, 0, 0, 11, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1]));

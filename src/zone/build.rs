@@ -224,7 +224,7 @@ impl<'a> ZoneBuilder<'a> {
             node.rrsets.reserve_exact(1);
         }
         let mut set = RRset::of(r.rtype, class::IN, r.ttl, &[]);
-        set.rdatas.push(r.rtype, class::IN, r.ttl, &r.rdata);
+        set.push(class::IN, &r.rdata);
         node.rrsets.push(set);
         if r.rtype == rtype::NS && !apex {
             node.set_cut(true);
@@ -249,8 +249,8 @@ impl<'a> ZoneBuilder<'a> {
             });
         }
         // Duplicate records are one record (RFC 2181 §5).
-        let n = set.rdatas.len();
-        let seen = |set: &RRset| set.rdatas.iter().any(|x| x == r.rdata.as_slice());
+        let n = set.rdatas().len();
+        let seen = |set: &RRset| set.rdatas().iter().any(|x| x == r.rdata.as_slice());
         if n < SCAN_MAX {
             if seen(set) {
                 return;
@@ -260,7 +260,7 @@ impl<'a> ZoneBuilder<'a> {
             if n == SCAN_MAX && !self.big.contains(&key(&[])) {
                 // The set just grew past scanning: its records' hashes, once.
                 self.big.insert(key(&[]));
-                for rd in set.rdatas.iter() {
+                for rd in set.rdatas().iter() {
                     self.big.insert(key(rd));
                 }
             }
@@ -268,7 +268,15 @@ impl<'a> ZoneBuilder<'a> {
                 return;
             }
         }
-        set.rdatas.push(r.rtype, class::IN, set.ttl, &r.rdata);
+        if !set.push(class::IN, &r.rdata) {
+            let message = format!(
+                "more than {} {} records at {}; one RRset holds at most that many",
+                super::MAX_RECORDS,
+                rtype::name(r.rtype),
+                r.owner
+            );
+            self.errors.push(record_error(r, message));
+        }
     }
 
     /// The zone, or every problem found in it.
@@ -297,7 +305,7 @@ impl<'a> ZoneBuilder<'a> {
         for node in nodes.values_mut() {
             node.rrsets.sort_by_key(|s| s.rtype);
             for set in node.rrsets.iter_mut() {
-                set.rdatas.shrink_to_fit();
+                set.shrink_to_fit();
             }
         }
         nodes.shrink_to_fit();
@@ -339,7 +347,7 @@ impl<'a> ZoneBuilder<'a> {
         let mut errors = Vec::new();
         for at in self.sets.iter().filter(|at| at.rtype == rtype::SOA) {
             let (owner, set) = self.set_of(at);
-            let count = set.map_or(0, |s| s.rdatas.len());
+            let count = set.map_or(0, |s| s.rdatas().len());
             if owner != origin.wire() {
                 errors.push(self.set_error(
                     at,
@@ -357,7 +365,7 @@ impl<'a> ZoneBuilder<'a> {
                 soa = set.cloned();
             }
         }
-        let first = soa.as_ref().and_then(|s| s.rdatas.first());
+        let first = soa.as_ref().and_then(|s| s.rdatas().first());
         let minimum = first
             .and_then(|rd| rd.get(rd.len().saturating_sub(4)..))
             .and_then(|b| b.try_into().ok())
@@ -417,7 +425,7 @@ impl<'a> ZoneBuilder<'a> {
             }
             let count = node
                 .get_unsorted(rtype::CNAME)
-                .map_or(0, |s| s.rdatas.len());
+                .map_or(0, |s| s.rdatas().len());
             if count > 1 {
                 errors.push(self.set_error(
                     at,
@@ -462,7 +470,7 @@ impl<'a> ZoneBuilder<'a> {
             let (owner, Some(set)) = self.set_of(at) else {
                 continue;
             };
-            for rd in set.rdatas.iter() {
+            for rd in set.rdatas().iter() {
                 let Some(target) = rdata::rdata_target(rtype::NS, rd) else {
                     continue;
                 };
@@ -548,11 +556,43 @@ mod tests {
             zone.nodes
                 .get(n.wire())
                 .and_then(|x| x.get(t))
-                .map(|s| s.rdatas.len())
+                .map(|s| s.rdatas().len())
         };
         assert_eq!(count("big.example.", rtype::A), Some(40));
         assert_eq!(count("small.example.", rtype::A), Some(2));
         assert_eq!(count("other2.example.", rtype::TXT), Some(1));
+    }
+
+    #[test]
+    fn a_set_past_its_most_records_is_refused_at_the_line() {
+        // An RRset counts its records in 16 bits: the 65,536th is an error
+        // (at its own line), not a count that wraps.
+        let mut text = HEAD.to_string();
+        for i in 0..=crate::zone::MAX_RECORDS {
+            text.push_str(&format!("big TXT \"{i}\"\n"));
+        }
+        let errors = build(&text).expect_err("one record too many");
+        let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            shown,
+            [format!(
+                "z.zone:{}: more than 65535 TXT records at big.example.; one RRset holds at most that many",
+                3 + crate::zone::MAX_RECORDS + 1
+            )]
+        );
+        // One fewer loads, every record counted.
+        let text: String = text
+            .lines()
+            .take(3 + crate::zone::MAX_RECORDS)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let (zone, _) = build(&text).expect("a zone");
+        let big = Name::parse("big.example.", None).expect("a name");
+        let set = zone.nodes.get(big.wire()).and_then(|n| n.get(rtype::TXT));
+        assert_eq!(
+            set.map(|s| s.rdatas().len()),
+            Some(crate::zone::MAX_RECORDS)
+        );
     }
 
     #[test]

@@ -77,83 +77,51 @@ pub mod class {
 }
 
 /// One RRset: records of one owner, type and class, sharing a TTL (RFC 2181 §5).
-#[derive(Debug, Clone)]
-pub struct RRset {
-    pub rtype: u16,
-    pub class: u16,
-    pub ttl: u32,
-    /// The records, prebuilt in wire format after their owner name, in one
-    /// allocation: answers copy these bytes.
-    pub rdatas: Records,
-    /// The RRSIG RRset over these records, prebuilt when the zone is signed (see
-    /// `dnssec`); only DO=1 answers write it.
-    pub rrsig: Option<Box<RRset>>,
-}
-
-/// The records of one RRset laid end to end in one allocation, each as it
-/// follows its owner name on the wire: TYPE, CLASS, TTL, RDLENGTH, RDATA
-/// (RFC 1035 §4.1.3). One block per RRset rather than two boxes per record
-/// (the RDATA and its wire form) is most of a large zone's memory saved.
+///
+/// Its records are kept in one block, each as it follows its owner name on the
+/// wire: TYPE, CLASS, TTL, RDLENGTH, RDATA (RFC 1035 §4.1.3), so answers copy
+/// bytes. When the set is signed, the RRSIG records over it follow its own
+/// records in the same block ([`RRset::rrsig`]): most zones are unsigned, and a
+/// signed set's RRSIGs are written only after it. The class is the records'
+/// own (read from the first, IN when there is none); the type and TTL, which
+/// answers look at, are kept beside the block too. 32 bytes, a million of
+/// them in a large zone.
 ///
 /// A set of one A record (14 bytes) is kept in the struct itself, not on the
 /// heap: a zone's many small sets were each a 32-byte heap block allocated
 /// between the load's temporaries, and those blocks kept most of the pages the
 /// temporaries had used resident after the load (a 100,000-record zone held
 /// 43 MB of heap pages for 20 MB of data).
-#[derive(Debug, Clone, Default)]
-pub struct Records {
+#[derive(Debug, Clone)]
+pub struct RRset {
+    /// The records, then the RRSIG records over them.
     wire: SmallVec<[u8; INLINE_RECORDS]>,
-    count: u32,
+    pub rtype: u16,
+    /// Records in the set, its RRSIGs not counted: at most [`MAX_RECORDS`].
+    count: u16,
+    pub ttl: u32,
 }
 
-/// Bytes of records kept inline in [`Records`]: one A record's tail.
+/// The most records one RRset holds: far more than one message can carry
+/// (a record takes at least 12 of its 65,535 bytes).
+pub const MAX_RECORDS: usize = u16::MAX as usize;
+
+/// Bytes of records kept inline in [`RRset`]: one A record's tail.
 const INLINE_RECORDS: usize = 16;
 
-/// Bytes before the RDATA in each record of [`Records`].
+/// Bytes before the RDATA in each record of an [`RRset`].
 const TAIL_HEADER: usize = 10;
 
-impl Records {
-    fn new(rtype: u16, class: u16, ttl: u32, rdatas: &[Box<[u8]>]) -> Records {
-        let size = rdatas.iter().map(|rd| TAIL_HEADER + rd.len()).sum();
-        let mut wire = Vec::with_capacity(size);
-        for rd in rdatas {
-            encode_rr_tail_into(&mut wire, rtype, class, ttl, rd);
-        }
-        Records {
-            wire: if size <= INLINE_RECORDS {
-                SmallVec::from_slice(&wire)
-            } else {
-                SmallVec::from_vec(wire)
-            },
-            count: rdatas.len() as u32,
-        }
-    }
+/// Records of one RRset (or its RRSIGs) laid end to end, each as it follows its
+/// owner name on the wire: a view of [`RRset`]'s block.
+#[derive(Debug, Clone, Copy)]
+pub struct Records<'a> {
+    /// Starts at the first record; may go on past the last (to the RRSIGs).
+    rest: &'a [u8],
+    count: u16,
+}
 
-    /// Adds one record, for a set built record by record (a zone's load);
-    /// [`Records::shrink_to_fit`] gives back the room it grew into.
-    pub(crate) fn push(&mut self, rtype: u16, class: u16, ttl: u32, rdata: &[u8]) {
-        // RDATA length was checked against u16 when the record was parsed.
-        let len = rdata.len().min(u16::MAX as usize);
-        let mut head = [0u8; TAIL_HEADER];
-        head[0..2].copy_from_slice(&rtype.to_be_bytes());
-        head[2..4].copy_from_slice(&class.to_be_bytes());
-        head[4..8].copy_from_slice(&ttl.to_be_bytes());
-        head[8..10].copy_from_slice(&(len as u16).to_be_bytes());
-        // One reservation for the record, exact for a set's first (most
-        // sets hold one record).
-        if self.wire.len() + TAIL_HEADER + len > self.wire.capacity() {
-            self.wire
-                .reserve_exact(TAIL_HEADER + len.max(self.wire.len()));
-        }
-        self.wire.extend_from_slice(&head);
-        self.wire.extend_from_slice(&rdata[..len]);
-        self.count += 1;
-    }
-
-    pub(crate) fn shrink_to_fit(&mut self) {
-        self.wire.shrink_to_fit();
-    }
-
+impl<'a> Records<'a> {
     /// Records in the set.
     pub fn len(&self) -> usize {
         self.count as usize
@@ -164,30 +132,40 @@ impl Records {
     }
 
     /// Each record in wire format after its owner name.
-    pub fn wire(&self) -> WireRecords<'_> {
-        WireRecords { rest: &self.wire }
+    pub fn wire(&self) -> WireRecords<'a> {
+        WireRecords {
+            rest: self.rest,
+            left: self.count,
+        }
     }
 
     /// Each record's RDATA, uncompressed, as loaded.
-    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.wire().map(|w| &w[TAIL_HEADER..])
     }
 
     /// The first record's RDATA.
-    pub fn first(&self) -> Option<&[u8]> {
+    pub fn first(&self) -> Option<&'a [u8]> {
         self.iter().next()
+    }
+
+    /// Bytes of the records.
+    fn wire_len(&self) -> usize {
+        self.wire().map(<[u8]>::len).sum()
     }
 }
 
 /// Iterator over [`Records::wire`].
 pub struct WireRecords<'a> {
     rest: &'a [u8],
+    left: u16,
 }
 
 impl<'a> Iterator for WireRecords<'a> {
     type Item = &'a [u8];
 
     fn next(&mut self) -> Option<&'a [u8]> {
+        self.left = self.left.checked_sub(1)?;
         let len = u16::from_be_bytes([*self.rest.get(8)?, *self.rest.get(9)?]) as usize;
         let (rr, rest) = self.rest.split_at_checked(TAIL_HEADER + len)?;
         self.rest = rest;
@@ -196,19 +174,108 @@ impl<'a> Iterator for WireRecords<'a> {
 }
 
 impl RRset {
+    /// An RRset of `rdatas` (the first [`MAX_RECORDS`] of them).
     pub fn new(rtype: u16, class: u16, ttl: u32, rdatas: Vec<Box<[u8]>>) -> RRset {
         RRset::of(rtype, class, ttl, &rdatas)
     }
 
     /// [`RRset::new`] from borrowed RDATAs.
     pub fn of(rtype: u16, class: u16, ttl: u32, rdatas: &[Box<[u8]>]) -> RRset {
-        RRset {
-            rtype,
-            class,
-            ttl,
-            rdatas: Records::new(rtype, class, ttl, rdatas),
-            rrsig: None,
+        let rdatas = &rdatas[..rdatas.len().min(MAX_RECORDS)];
+        let size = rdatas.iter().map(|rd| TAIL_HEADER + rd.len()).sum();
+        let mut wire = Vec::with_capacity(size);
+        for rd in rdatas {
+            encode_rr_tail_into(&mut wire, rtype, class, ttl, rd);
         }
+        RRset {
+            wire: inline_or_heap(wire),
+            rtype,
+            count: rdatas.len() as u16,
+            ttl,
+        }
+    }
+
+    /// Adds one record, for a set built record by record (a zone's load,
+    /// before it is signed); [`RRset::shrink_to_fit`] gives back the room it
+    /// grew into. False, and nothing added, when the set holds
+    /// [`MAX_RECORDS`] already.
+    pub(crate) fn push(&mut self, class: u16, rdata: &[u8]) -> bool {
+        if self.count as usize >= MAX_RECORDS {
+            return false;
+        }
+        // RDATA length was checked against u16 when the record was parsed.
+        let len = rdata.len().min(u16::MAX as usize);
+        let mut head = [0u8; TAIL_HEADER];
+        head[0..2].copy_from_slice(&self.rtype.to_be_bytes());
+        head[2..4].copy_from_slice(&class.to_be_bytes());
+        head[4..8].copy_from_slice(&self.ttl.to_be_bytes());
+        head[8..10].copy_from_slice(&(len as u16).to_be_bytes());
+        // One reservation for the record, exact for a set's first (most
+        // sets hold one record).
+        if self.wire.len() + TAIL_HEADER + len > self.wire.capacity() {
+            self.wire
+                .reserve_exact(TAIL_HEADER + len.max(self.wire.len()));
+        }
+        self.wire.extend_from_slice(&head);
+        self.wire.extend_from_slice(&rdata[..len]);
+        self.count += 1;
+        true
+    }
+
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.wire.shrink_to_fit();
+    }
+
+    /// The records, prebuilt in wire format after their owner name: answers
+    /// copy these bytes.
+    pub fn rdatas(&self) -> Records<'_> {
+        Records {
+            rest: &self.wire,
+            count: self.count,
+        }
+    }
+
+    /// The class of the records (RFC 1035 §3.2.4): IN for a set of none.
+    pub fn class(&self) -> u16 {
+        match self.wire.get(2..4) {
+            Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
+            _ => class::IN,
+        }
+    }
+
+    /// Where the set's RRSIGs start in its block: after its own records.
+    fn records_end(&self) -> usize {
+        self.rdatas().wire_len()
+    }
+
+    /// The RRSIG records over these records, prebuilt when the zone is signed
+    /// (see `dnssec`); only DO=1 answers write them.
+    pub fn rrsig(&self) -> Option<Records<'_>> {
+        let rest = self
+            .wire
+            .get(self.records_end()..)
+            .filter(|r| !r.is_empty())?;
+        let all = Records {
+            rest,
+            count: u16::MAX,
+        };
+        let count = all.wire().count() as u16;
+        Some(Records { rest, count })
+    }
+
+    /// Signs the set: `sigs` (RRSIG RDATAs over its records, with its TTL and
+    /// class) replace the RRSIGs it had. At most [`MAX_RECORDS`] are kept.
+    pub(crate) fn set_rrsig(&mut self, sigs: &[Box<[u8]>]) {
+        let (class, ttl) = (self.class(), self.ttl);
+        let sigs = &sigs[..sigs.len().min(MAX_RECORDS)];
+        let end = self.records_end();
+        let size = end + sigs.iter().map(|rd| TAIL_HEADER + rd.len()).sum::<usize>();
+        let mut wire = Vec::with_capacity(size);
+        wire.extend_from_slice(&self.wire[..end]);
+        for rd in sigs {
+            encode_rr_tail_into(&mut wire, rtype::RRSIG, class, ttl, rd);
+        }
+        self.wire = inline_or_heap(wire);
     }
 
     /// One TXT record holding `strings` as character-strings, each split at 255
@@ -236,7 +303,7 @@ impl RRset {
     /// primary sent with capitals is copied.
     pub(crate) fn targets(&self) -> impl Iterator<Item = std::borrow::Cow<'_, [u8]>> + '_ {
         let at = rdata::target_at(self.rtype);
-        self.rdatas.iter().filter_map(move |rd| {
+        self.rdatas().iter().filter_map(move |rd| {
             let w = rd.get(at?..)?;
             if name::wire_name_len(w)? != w.len() {
                 return None;
@@ -251,13 +318,22 @@ impl RRset {
 
     /// The same records with another TTL, for example the SOA of negative answers.
     pub(crate) fn with_ttl(&self, ttl: u32) -> RRset {
-        let rdatas = self.rdatas.iter().map(Box::from).collect();
-        RRset::new(self.rtype, self.class, ttl, rdatas)
+        let rdatas = self.rdatas().iter().map(Box::from).collect();
+        RRset::new(self.rtype, self.class(), ttl, rdatas)
     }
 
     /// Wire size of the whole RRset when every owner name is a 2-byte pointer.
     pub(crate) fn wire_len_compressed(&self) -> usize {
-        self.rdatas.wire.len() + 2 * self.rdatas.len()
+        self.records_end() + 2 * self.count as usize
+    }
+}
+
+/// `wire` in an RRset's block: in the struct itself when it fits.
+fn inline_or_heap(wire: Vec<u8>) -> SmallVec<[u8; INLINE_RECORDS]> {
+    if wire.len() <= INLINE_RECORDS {
+        SmallVec::from_slice(&wire)
+    } else {
+        SmallVec::from_vec(wire)
     }
 }
 
@@ -282,7 +358,7 @@ pub struct Node {
     /// name's own: a wire name ends at its root label).
     name_at: u32,
     /// [`Node::cut`] in the top bit, [`Node::steer`] + 1 below it (0: not
-    /// steered): four bytes, so that a node is 64.
+    /// steered): four bytes, so that a node is 48.
     bits: u32,
 }
 
@@ -415,7 +491,7 @@ impl Zone {
         self.nodes
             .values()
             .flat_map(|n| n.rrsets.iter())
-            .map(|s| s.rdatas.len())
+            .map(|s| s.rdatas().len())
             .sum()
     }
 }
@@ -450,7 +526,7 @@ pub struct Rec<'z> {
     pub take: u16,
     /// The RRSIGs written after it, with the same owner (DO=1 answers of signed
     /// zones only).
-    pub sig: Option<&'z RRset>,
+    pub sig: Option<Records<'z>>,
 }
 
 impl<'z> Rec<'z> {
@@ -641,7 +717,7 @@ impl Zone {
                 std::borrow::Cow::Borrowed(w) => w,
                 std::borrow::Cow::Owned(w) => match self.nodes.get_key_value(w) {
                     Some((k, _)) => k,
-                    None => cname.rdatas.first().unwrap_or_default(),
+                    None => cname.rdatas().first().unwrap_or_default(),
                 },
             };
             self.resolve(step, &target, Owner::Name(held), ans, depth + 1);
@@ -842,12 +918,50 @@ impl ZoneSet {
         found.map(|z| (z, None))
     }
 }
+/// A signed set's RRSIGs live after its records in its own block.
+#[cfg(test)]
+#[test]
+fn rrsigs_follow_the_records_and_are_replaced_whole() {
+    let a = |x: u8| -> Box<[u8]> { vec![192, 0, 2, x].into() };
+    let mut set = RRset::new(rtype::A, class::IN, 300, vec![a(1), a(2)]);
+    assert!(set.rrsig().is_none());
+    let unsigned_len = set.wire_len_compressed();
+    set.set_rrsig(&[vec![0, 1, 13, 2].into(), vec![0, 1, 15, 2, 7].into()]);
+    // The records are as they were, and only they are the set's.
+    let rds: Vec<&[u8]> = set.rdatas().iter().collect();
+    assert_eq!(rds, [&[192, 0, 2, 1][..], &[192, 0, 2, 2]]);
+    assert_eq!(set.rdatas().wire().count(), 2);
+    assert_eq!(set.wire_len_compressed(), unsigned_len);
+    assert_eq!(set.with_ttl(60).rrsig().map(|s| s.len()), None);
+    // The RRSIGs: type RRSIG, the set's class and TTL.
+    let sig = set.rrsig().expect("signed");
+    assert_eq!(sig.len(), 2);
+    let w: Vec<&[u8]> = sig.wire().collect();
+    assert_eq!(w[0], [0, 46, 0, 1, 0, 0, 1, 44, 0, 4, 0, 1, 13, 2]);
+    assert_eq!(w[1], [0, 46, 0, 1, 0, 0, 1, 44, 0, 5, 0, 1, 15, 2, 7]);
+    // Signing again replaces them.
+    set.set_rrsig(&[vec![9].into()]);
+    let sig: Vec<&[u8]> = set.rrsig().expect("signed").iter().collect();
+    assert_eq!(sig, [&[9u8][..]]);
+    assert_eq!(set.rdatas().len(), 2);
+    // One A record signed leaves the struct for the heap; the class is the records'.
+    let mut one = RRset::new(rtype::A, class::CH, 0, vec![a(3)]);
+    one.set_rrsig(&[vec![1; 100].into()]);
+    assert_eq!(one.rdatas().first(), Some(&[192, 0, 2, 3][..]));
+    assert_eq!(one.rrsig().and_then(|s| s.first()), Some(&[1u8; 100][..]));
+    assert_eq!((one.class(), set.class()), (class::CH, class::IN));
+    assert_eq!(
+        RRset::new(rtype::A, class::CH, 0, vec![]).class(),
+        class::IN
+    );
+}
+
 /// A large zone's memory is mostly its nodes: one per name.
 #[cfg(all(test, target_pointer_width = "64"))]
 #[test]
-fn a_node_is_64_bytes() {
-    assert_eq!(std::mem::size_of::<RRset>(), 48);
-    assert_eq!(std::mem::size_of::<Node>(), 64);
+fn a_node_is_48_bytes() {
+    assert_eq!(std::mem::size_of::<RRset>(), 32);
+    assert_eq!(std::mem::size_of::<Node>(), 48);
     // The cut and the steered index share four bytes without touching.
     let mut n = Node::default();
     assert_eq!((n.cut(), n.steer()), (false, None));

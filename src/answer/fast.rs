@@ -225,15 +225,21 @@ impl FastTable {
     /// the stored one is no longer).
     #[inline]
     fn is_named(&self, zones: &[Zone], at: usize, name: &[u8]) -> bool {
-        let (Some(zone), Some(from)) = (be32(&self.arena, at + 1), be32(&self.arena, at + 5))
-        else {
-            return false;
-        };
-        let from = from as usize;
-        zones
-            .get(zone as usize)
-            .and_then(|z| z.nodes.name_bytes().get(from..from + name.len()))
+        self.named_from(zones, at)
+            .and_then(|stored| stored.get(..name.len()))
             .is_some_and(|stored| same(stored, name))
+    }
+
+    /// The zone's names from where the name of the record at `at` starts.
+    #[inline]
+    pub(super) fn named_from<'z>(&self, zones: &'z [Zone], at: usize) -> Option<&'z [u8]> {
+        let zone = be32(&self.arena, at + 1)?;
+        let from = be32(&self.arena, at + 5)?;
+        zones
+            .get(zone as usize)?
+            .nodes
+            .name_bytes()
+            .get(from as usize..)
     }
 
     /// Bytes of the index and the arena: what the lookups read.

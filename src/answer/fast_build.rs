@@ -200,12 +200,24 @@ impl FastTable {
                 t
             })
         };
-        let Some(mut t) = packed else {
+        // The names' list goes before the index is made: a million names'
+        // list (8 MB) and their hashes beside the records' offsets (12 MB
+        // more) were part of the build's peak.
+        drop(chunks);
+        drop(work);
+        let Some((mut t, records)) = packed else {
             return FastTable {
                 id,
                 ..FastTable::default()
             };
         };
+        if t.index(zones, &records).is_none() {
+            return FastTable {
+                id,
+                ..FastTable::default()
+            };
+        }
+        drop(records);
         t.id = id;
         for (key, body) in steered.iter() {
             let Ok(at) = u32::try_from(t.arena.len()) else {
@@ -219,12 +231,17 @@ impl FastTable {
         t
     }
 
-    /// Lays the built entries out flat; `None` if the arena outgrows 32-bit offsets
-    /// (then every query takes the general path).
+    /// Lays the built entries out flat, and says where each name's record
+    /// went; `None` if the arena outgrows 32-bit offsets (then every query
+    /// takes the general path).
     /// The entries of `parts` are those of `work`'s names, in order; each
     /// part is freed once it is laid out.
     /// `None` too when the parts hold fewer entries than `work` has names.
-    fn pack(zones: &[Zone], work: &[Work], parts: impl Iterator<Item = Part>) -> Option<FastTable> {
+    fn pack(
+        zones: &[Zone],
+        work: &[Work],
+        parts: impl Iterator<Item = Part>,
+    ) -> Option<(FastTable, Vec<u32>)> {
         let mut t = FastTable::default();
         let records = work.len() * (RECORD_NAME + list_len(1));
         let mut keyed = Vec::with_capacity(work.len());
@@ -244,9 +261,7 @@ impl FastTable {
                 let w = names.next()?;
                 let zi = w.zone & !GENERAL;
                 let nodes = &zones.get(zi as usize)?.nodes;
-                let (key, _) = nodes.at(w.node as usize);
-                let at = u32::try_from(t.arena.len()).ok()?;
-                keyed.push((hash(key), at));
+                keyed.push(u32::try_from(t.arena.len()).ok()?);
                 t.write_record(
                     (zi, nodes.name_offset(w.node as usize)),
                     e,
@@ -259,19 +274,26 @@ impl FastTable {
             return None;
         }
         u32::try_from(t.arena.len()).ok()?;
-        t.names = keyed.len();
-        // The index in a pass of its own: its slots are written in no order,
-        // which slowed the arena's writes when the two were interleaved.
-        t.slots = vec![Slot { tag: 0, at: NONE }; slot_count(keyed.len())].into_boxed_slice();
-        t.warm = t.size() > WARM_ABOVE;
-        for (h, at) in keyed {
-            let (mut i, tag) = slot_of(h, t.slots.len());
-            while t.slots[i].at != NONE {
-                i = t.next_slot(i);
+        Some((t, keyed))
+    }
+
+    /// Makes the index of the records at `records`, in a pass of its own
+    /// (its slots are written in no order, which slowed the arena's writes
+    /// when the two were interleaved), each name read back from its zone.
+    fn index(&mut self, zones: &[Zone], records: &[u32]) -> Option<()> {
+        self.names = records.len();
+        self.slots = vec![Slot { tag: 0, at: NONE }; slot_count(records.len())].into_boxed_slice();
+        self.warm = self.size() > WARM_ABOVE;
+        for &at in records {
+            let rest = self.named_from(zones, at as usize)?;
+            let key = rest.get(..crate::zone::name::wire_name_len(rest)?)?;
+            let (mut i, tag) = slot_of(hash(key), self.slots.len());
+            while self.slots[i].at != NONE {
+                i = self.next_slot(i);
             }
-            t.slots[i] = Slot { tag, at };
+            self.slots[i] = Slot { tag, at };
         }
-        Some(t)
+        Some(())
     }
 
     /// Writes the record of the name stored at `name` (its zone's index and

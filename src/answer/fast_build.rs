@@ -17,8 +17,8 @@ use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use super::fast::{
-    be16, hash, list_len, slot_of, steer_key, FastTable, Slot, BODY_HEADER, HAS_BELOW, HAS_POLICY,
-    HAS_SIGNED, HAS_ZONE, NONE, RECORD_NAME, STEERED, WARM_ABOVE,
+    be16, hash, list_len, slot_of, steer_key, FastTable, Head, Slot, HAS_BELOW, HAS_POLICY, NONE,
+    RECORD_NAME, STEERED, WARM_ABOVE,
 };
 use super::handler::{handle, Transport};
 use super::query::HEADER_LEN;
@@ -285,7 +285,8 @@ impl FastTable {
         self.slots = vec![Slot { tag: 0, at: NONE }; slot_count(records.len())].into_boxed_slice();
         self.warm = self.size() > WARM_ABOVE;
         for &at in records {
-            let rest = self.named_from(zones, at as usize)?;
+            let (zone, from) = self.name_ref(at as usize)?;
+            let rest = zones.get(zone)?.nodes.name_bytes().get(from..)?;
             let key = rest.get(..crate::zone::name::wire_name_len(rest)?)?;
             let (mut i, tag) = slot_of(hash(key), self.slots.len());
             while self.slots[i].at != NONE {
@@ -362,9 +363,10 @@ impl FastTable {
             match link {
                 // The DO=1 form's number becomes its offset.
                 Some(at) => {
-                    self.arena.extend_from_slice(b.get(..BODY_HEADER)?);
-                    self.arena.extend_from_slice(&at.to_be_bytes());
-                    self.arena.extend_from_slice(b.get(BODY_HEADER + 4..)?);
+                    let (mut h, n) = Head::read(b)?;
+                    h.link = Some(at);
+                    h.write(&mut self.arena);
+                    self.arena.extend_from_slice(b.get(n..)?);
                 }
                 None => self.arena.extend_from_slice(b),
             }
@@ -539,30 +541,19 @@ struct Builder<'s> {
 
 /// The body written at `at` in `bytes`, whole.
 fn body_at(bytes: &[u8], at: usize) -> Option<&[u8]> {
-    let len = usize::from(be16(bytes, at + 10)?);
-    let relocs = usize::from(be16(bytes, at + 12)?);
-    let link = if be16(bytes, at)? & HAS_SIGNED != 0 {
-        4
-    } else {
-        0
-    };
-    bytes.get(at..at + BODY_HEADER + link + 2 * relocs + len)
+    let b = bytes.get(at..)?;
+    let (h, n) = Head::read(b)?;
+    b.get(..h.body_len(n))
 }
 
-/// The link of a body as a builder wrote it: the number of its DO=1 form,
-/// `NONE` for none; `None` for a body that has no link (not a signed zone's).
+/// The builder's number of the DO=1 form of `body`, if it has one.
 fn body_link(body: &[u8]) -> Option<u32> {
-    if be16(body, 0)? & HAS_SIGNED == 0 {
-        return None;
-    }
-    let w = body.get(BODY_HEADER..BODY_HEADER + 4)?;
-    Some(u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+    Head::read(body)?.0.link
 }
 
-/// Appends a body: flags, ANCOUNT, NSCOUNT, ARCOUNT, zone slot, length of the
-/// bytes, number of relocations (big-endian u16s), the link to the DO=1 form
-/// if there is one (u32: the builder's number of that body, which packing
-/// makes its arena offset), the relocations, the bytes (read back by
+/// Appends a body: its [`Head`] (flags, counts, zone slot, the link to the
+/// DO=1 form if there is one: the builder's number of that body, which
+/// packing makes its arena offset), the relocations, the bytes (read back by
 /// [`FastTable::body`]).
 #[allow(clippy::too_many_arguments)]
 fn write_body_into(
@@ -574,23 +565,15 @@ fn write_body_into(
     relocs: &[u16],
     bytes: &[u8],
 ) -> Option<()> {
-    let flags = flags
-        | if zone_slot.is_some() { HAS_ZONE } else { 0 }
-        | if link.is_some() { HAS_SIGNED } else { 0 };
-    for x in [
+    Head {
         flags,
-        counts[0],
-        counts[1],
-        counts[2],
-        zone_slot.unwrap_or(0),
-        u16::try_from(bytes.len()).ok()?,
-        u16::try_from(relocs.len()).ok()?,
-    ] {
-        v.extend_from_slice(&x.to_be_bytes());
+        counts,
+        zone_slot,
+        link,
+        relocs: u16::try_from(relocs.len()).ok()?,
+        len: u16::try_from(bytes.len()).ok()?,
     }
-    if let Some(l) = link {
-        v.extend_from_slice(&l.to_be_bytes());
-    }
+    .write(v);
     for r in relocs {
         v.extend_from_slice(&r.to_be_bytes());
     }

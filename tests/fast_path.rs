@@ -763,7 +763,10 @@ fn signed_zone_do1_fast_and_general_agree() {
             let mut name_buf = query::NameBuf::default();
             let q = query::parse(&pkt, &mut name_buf).expect("query");
             let Fast::Done(_) = table.answer(&snap, &q, src, &mut out) else {
-                panic!("{name:?} type {} DO=1 went to the general path", set.rtype());
+                panic!(
+                    "{name:?} type {} DO=1 went to the general path",
+                    set.rtype()
+                );
             };
             let d = common::decode(&out);
             assert!(

@@ -847,8 +847,9 @@ fn endpoint(
             "min_healthy = {min_healthy}: use 1 to the number of addresses ({total})"
         ));
     }
-    let one =
-        |t: NonZeroU16, rd: &[u8]| RRset::new(t, class::IN, ttl, vec![rd.to_vec().into_boxed_slice()]);
+    let one = |t: NonZeroU16, rd: &[u8]| {
+        RRset::new(t, class::IN, ttl, vec![rd.to_vec().into_boxed_slice()])
+    };
     // Health slots are assigned by the snapshot; until then each address carries
     // the index of its probe, or NO_HEALTH.
     let slot = |i: usize| {
@@ -875,7 +876,9 @@ fn endpoint(
             health: slot(a.len() + i),
         })
         .collect();
-    let set = |t: NonZeroU16, v: Vec<Box<[u8]>>| (!v.is_empty()).then(|| RRset::new(t, class::IN, ttl, v));
+    let set = |t: NonZeroU16, v: Vec<Box<[u8]>>| {
+        (!v.is_empty()).then(|| RRset::new(t, class::IN, ttl, v))
+    };
     Ok(Endpoint {
         region,
         weight: e.weight.unwrap_or(1),

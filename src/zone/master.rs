@@ -1029,8 +1029,14 @@ txt TXT \"a;b\" \"(c)\" d\\;e
         assert_eq!(show(&records), ["2 a.example.com. 60 A 192.0.2.1"]);
         let e = errs(&errors);
         assert_eq!(e.len(), 2, "{e:?}");
-        assert!(e[0].starts_with("3: record type \"TYPE0\" is type 0, which is reserved"), "{e:?}");
-        assert!(e[1].starts_with("4: record type \"type00\" is type 0"), "{e:?}");
+        assert!(
+            e[0].starts_with("3: record type \"TYPE0\" is type 0, which is reserved"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with("4: record type \"type00\" is type 0"),
+            "{e:?}"
+        );
     }
 
     #[test]

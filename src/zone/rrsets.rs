@@ -101,7 +101,11 @@ impl RRsets {
             RRsets::One(set) => vec![set],
             RRsets::Many(sets) => sets.into_vec(),
         };
-        *self = sets.into_iter().filter(|s| keep(s)).collect::<Vec<_>>().into();
+        *self = sets
+            .into_iter()
+            .filter(|s| keep(s))
+            .collect::<Vec<_>>()
+            .into();
     }
 }
 

@@ -490,8 +490,8 @@ pub fn explain(
                     "{section}: {} {} {} {}",
                     owner_text(&r.owner),
                     r.set.ttl,
-                    crate::zone::rtype::name(r.set.rtype),
-                    rdata::format_rdata(r.set.rtype, rd)
+                    crate::zone::rtype::name(r.set.rtype()),
+                    rdata::format_rdata(r.set.rtype(), rd)
                 ));
             }
         }

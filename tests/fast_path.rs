@@ -757,20 +757,23 @@ fn signed_zone_do1_fast_and_general_agree() {
         for set in &node.rrsets {
             // Not the referrals' names (a cut, glue below one).
             let cut = name.ends_with(b"\x03sub\x03sig\x04test\x00");
-            if !matches!(set.rtype, 1 | 15 | 16 | 28) || node.get(2).is_some() || cut {
+            if !matches!(set.rtype(), 1 | 15 | 16 | 28) || node.get(2).is_some() || cut {
                 continue;
             }
-            let pkt = packet(name, set.rtype, Edns::Do, 0);
+            let pkt = packet(name, set.rtype(), Edns::Do, 0);
             let mut name_buf = query::NameBuf::default();
             let q = query::parse(&pkt, &mut name_buf).expect("query");
             let Fast::Done(_) = table.answer(&snap, &q, src, &mut out) else {
-                panic!("{name:?} type {} DO=1 went to the general path", set.rtype);
+                panic!(
+                    "{name:?} type {} DO=1 went to the general path",
+                    set.rtype()
+                );
             };
             let d = common::decode(&out);
             assert!(
                 d.answer.iter().any(|r| r.contains("RRSIG")),
                 "{name:?} type {}: no RRSIG in {:?}",
-                set.rtype,
+                set.rtype(),
                 d.answer
             );
             asked += 1;

@@ -121,6 +121,8 @@ enum Send {
     OutOfZone { serial: u32 },
     /// A zone larger than the test's max_bytes (1024).
     Big { serial: u32 },
+    /// A zone with a record of type 0 (reserved, never stored).
+    TypeZero { serial: u32 },
 }
 
 struct FakePrimary {
@@ -174,6 +176,11 @@ impl FakePrimary {
                         }
                         records.push(soa(zone, serial, 600));
                     }
+                    Send::TypeZero { serial } => {
+                        records.extend([soa(zone, serial, 600), ns, ns_a, www([192, 0, 2, 96])]);
+                        records.push(rr(&format!("zero.{zone}"), 0, 300, &[1, 2]));
+                        records.push(soa(zone, serial, 600));
+                    }
                     Send::OutOfZone { serial } => {
                         records.extend([soa(zone, serial, 600), ns, ns_a]);
                         records.push(rr("www.elsewhere.example.", A, 300, &[192, 0, 2, 98]));
@@ -225,6 +232,7 @@ fn bad_transfers_change_nothing_and_are_counted() {
         (Send::Truncated { serial: 11 }, "truncated"),
         (Send::OutOfZone { serial: 12 }, "out_of_zone"),
         (Send::Big { serial: 12 }, "too_large"),
+        (Send::TypeZero { serial: 12 }, "invalid"),
         (
             Send::Zone {
                 serial: 9,

@@ -632,7 +632,7 @@ impl<'s> Builder<'s> {
         // Its own records answer its A, AAAA and TXT, nothing added.
         let plain = ours && !has_cname && !self.signed;
         let mut exact = Answers::default();
-        let mut types: SmallVec<[u16; 4]> = node.rrsets.iter().map(|s| s.rtype).collect();
+        let mut types: SmallVec<[u16; 4]> = node.rrsets.iter().map(|s| s.rtype()).collect();
         if has_cname {
             // Beside a CNAME, every type chases it: prebuild the common ones.
             types.extend([rtype::A, rtype::AAAA]);
@@ -718,8 +718,8 @@ impl<'s> Builder<'s> {
                     return None;
                 }
                 for s in &w.rrsets {
-                    if let Some(b) = self.body(synth, s.rtype, 2) {
-                        answers.types.push((s.rtype, b));
+                    if let Some(b) = self.body(synth, s.rtype(), 2) {
+                        answers.types.push((s.rtype(), b));
                     }
                 }
                 answers.other = self.other(w, synth, 2);
@@ -814,7 +814,7 @@ impl<'s> Builder<'s> {
         let b = self.keep_own();
         #[cfg(debug_assertions)]
         {
-            let general = self.body(key, set.rtype, 0);
+            let general = self.body(key, set.rtype(), 0);
             let bytes = |r: Option<BodyRef>| {
                 let at = *self.offsets.get(r?.0 as usize)?;
                 body_at(&self.bytes, at as usize)
@@ -822,7 +822,7 @@ impl<'s> Builder<'s> {
             debug_assert!(
                 bytes(general) == bytes(b),
                 "{key:?} type {}: own records differ",
-                set.rtype
+                set.rtype()
             );
         }
         #[cfg(not(debug_assertions))]

@@ -579,7 +579,7 @@ fn classify_answer<'a>(zone: &Zone, q: &Query<'a>, a: &'a Answer<'_>) -> (rrl::C
         return (rrl::Class::Positive, Subject::Name(q.qname(), q.qtype));
     }
     match a.authority.first() {
-        Some(r) if !a.authoritative && r.set.rtype == rtype::NS => match r.owner {
+        Some(r) if !a.authoritative && r.set.rtype() == rtype::NS => match r.owner {
             Owner::Name(cut) => (rrl::Class::Referral, Subject::Name(cut, 0)),
             Owner::Query => (rrl::Class::Referral, Subject::Name(q.qname(), 0)),
         },

@@ -105,8 +105,8 @@ pub(crate) fn zone_records(snap: Source<'_>, zi: usize, standin: Standin) -> Opt
     for (owner, node) in zone.nodes.iter() {
         for set in &node.rrsets {
             let policy_answers = node.steer().is_some()
-                && matches!(set.rtype, rtype::A | rtype::AAAA | rtype::CNAME);
-            if (set.rtype == rtype::SOA && owner == origin) || policy_answers {
+                && matches!(set.rtype(), rtype::A | rtype::AAAA | rtype::CNAME);
+            if (set.rtype() == rtype::SOA && owner == origin) || policy_answers {
                 continue;
             }
             push_signed(&mut out, owner, set);
@@ -152,7 +152,7 @@ fn standins(snap: Source<'_>, zi: usize, owner: &[u8], out: &mut Vec<Rr>) {
         let d = crate::policy::decide(&steering.policy, p, &client, &AllUp, qtype, 0, &mut NoTrace);
         crate::answer::handler::apply_decision(zone, p, at, &d.outcome, qtype, &AllUp, &mut answer);
         for r in answer.answer.iter() {
-            if !matches!(r.owner, Owner::Query) || !seen.insert(r.set.rtype) {
+            if !matches!(r.owner, Owner::Query) || !seen.insert(r.set.rtype()) {
                 continue;
             }
             push_set(out, owner, r.set.rdatas(), r.take as usize);

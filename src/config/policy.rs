@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::num::NonZeroU16;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -779,7 +780,7 @@ fn endpoint(
             }
             let n = Name::parse(t, Some(origin)).map_err(|e| format!("cname: {e}"))?;
             Some(RRset::new(
-                rtype::CNAME,
+                rtype::nz::CNAME,
                 class::IN,
                 ttl,
                 vec![n.wire().to_vec().into_boxed_slice()],
@@ -846,8 +847,9 @@ fn endpoint(
             "min_healthy = {min_healthy}: use 1 to the number of addresses ({total})"
         ));
     }
-    let one =
-        |t: u16, rd: &[u8]| RRset::new(t, class::IN, ttl, vec![rd.to_vec().into_boxed_slice()]);
+    let one = |t: NonZeroU16, rd: &[u8]| {
+        RRset::new(t, class::IN, ttl, vec![rd.to_vec().into_boxed_slice()])
+    };
     // Health slots are assigned by the snapshot; until then each address carries
     // the index of its probe, or NO_HEALTH.
     let slot = |i: usize| {
@@ -862,7 +864,7 @@ fn endpoint(
         .iter()
         .enumerate()
         .map(|(i, rd)| AddrAnswer {
-            set: one(rtype::A, rd),
+            set: one(rtype::nz::A, rd),
             health: slot(i),
         })
         .collect();
@@ -870,16 +872,18 @@ fn endpoint(
         .iter()
         .enumerate()
         .map(|(i, rd)| AddrAnswer {
-            set: one(rtype::AAAA, rd),
+            set: one(rtype::nz::AAAA, rd),
             health: slot(a.len() + i),
         })
         .collect();
-    let set = |t: u16, v: Vec<Box<[u8]>>| (!v.is_empty()).then(|| RRset::new(t, class::IN, ttl, v));
+    let set = |t: NonZeroU16, v: Vec<Box<[u8]>>| {
+        (!v.is_empty()).then(|| RRset::new(t, class::IN, ttl, v))
+    };
     Ok(Endpoint {
         region,
         weight: e.weight.unwrap_or(1),
-        a: set(rtype::A, a),
-        aaaa: set(rtype::AAAA, aaaa),
+        a: set(rtype::nz::A, a),
+        aaaa: set(rtype::nz::AAAA, aaaa),
         cname,
         a_each,
         aaaa_each,

@@ -151,14 +151,14 @@ pub fn sign(
     let cdnskey: Vec<Box<[u8]>> = sep.iter().map(|k| k.dnskey_rdata().into()).collect();
     if let Some(apex) = zone.nodes.get_mut(zone.origin.wire()) {
         apex.rrsets
-            .retain(|s| !matches!(s.rtype, rtype::DNSKEY | rtype::CDS | rtype::CDNSKEY));
+            .retain(|s| !matches!(s.rtype(), rtype::DNSKEY | rtype::CDS | rtype::CDNSKEY));
         apex.rrsets
-            .push(RRset::new(rtype::DNSKEY, class::IN, ttl, dnskeys));
+            .push(RRset::new(rtype::nz::DNSKEY, class::IN, ttl, dnskeys));
         apex.rrsets
-            .push(RRset::new(rtype::CDS, class::IN, ttl, cds));
+            .push(RRset::new(rtype::nz::CDS, class::IN, ttl, cds));
         apex.rrsets
-            .push(RRset::new(rtype::CDNSKEY, class::IN, ttl, cdnskey));
-        apex.rrsets.sort_by_key(|s| s.rtype);
+            .push(RRset::new(rtype::nz::CDNSKEY, class::IN, ttl, cdnskey));
+        apex.rrsets.sort_by_key(|s| s.rtype());
     }
     let window = Window::starting(now, policy.validity);
     let ksk_refs: Vec<&Key> = ksk.iter().map(|&i| &keys[i]).collect();

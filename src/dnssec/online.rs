@@ -194,10 +194,10 @@ impl ZoneSigner {
         let mut i = 0;
         while i < recs.len() {
             let owner = owner_wire(&recs[i].owner, qname);
-            let t = recs[i].set.rtype;
+            let t = recs[i].set.rtype_nz();
             let mut j = i + 1;
             while j < recs.len()
-                && recs[j].set.rtype == t
+                && recs[j].set.rtype_nz() == t
                 && owner_wire(&recs[j].owner, qname) == owner
             {
                 j += 1;
@@ -238,10 +238,10 @@ impl ZoneSigner {
             let negative = std::ptr::eq(r.set, &zone.negative_soa);
             denial |= negative;
             plan.sections[1].push(Item::Keep(k, r.set.rrsig().is_some()));
-            if r.set.rtype == rtype::NS {
+            if r.set.rtype() == rtype::NS {
                 if let Owner::Name(cut) = r.owner {
                     let has_ds = ans.authority.iter().any(|x| {
-                        x.set.rtype == rtype::DS && matches!(x.owner, Owner::Name(n) if n == cut)
+                        x.set.rtype() == rtype::DS && matches!(x.owner, Owner::Name(n) if n == cut)
                     });
                     if cut != zone.origin.wire() && !has_ds {
                         match self.chain.as_ref().and_then(|c| c.at(cut)) {
@@ -259,7 +259,7 @@ impl ZoneSigner {
         if denial {
             // The name denied: the query name, or the last CNAME's target.
             let target = match ans.answer.last() {
-                Some(r) if r.set.rtype == rtype::CNAME => r.set.targets().next(),
+                Some(r) if r.set.rtype() == rtype::CNAME => r.set.targets().next(),
                 _ => None,
             };
             let denied: &[u8] = target.as_deref().unwrap_or(qname);
@@ -317,7 +317,7 @@ impl ZoneSigner {
         rd.extend_from_slice(owner);
         rd.extend_from_slice(&type_bitmap(types));
         let set = RRset::new(
-            rtype::NSEC,
+            rtype::nz::NSEC,
             class::IN,
             self.online.nsec_ttl,
             vec![rd.into()],
@@ -338,7 +338,7 @@ impl ZoneSigner {
         }
         let mut key = Vec::with_capacity(owner.len() + 8 + set.wire_len_compressed());
         key.extend_from_slice(owner);
-        key.extend_from_slice(&set.rtype.to_be_bytes());
+        key.extend_from_slice(&set.rtype().to_be_bytes());
         key.extend_from_slice(&set.ttl.to_be_bytes());
         for rr in set.rdatas().wire() {
             key.extend_from_slice(rr);
@@ -440,7 +440,7 @@ fn types_at(zone: &Zone, steered_types: &[Vec<u16>], name: &[u8]) -> Vec<u16> {
     let Some(node) = node else {
         return Vec::new();
     };
-    let mut t: Vec<u16> = node.rrsets.iter().map(|s| s.rtype).collect();
+    let mut t: Vec<u16> = node.rrsets.iter().map(|s| s.rtype()).collect();
     if let Some(s) = node.steer().and_then(|i| steered_types.get(i as usize)) {
         t.extend_from_slice(s);
     }
@@ -508,7 +508,7 @@ mod cache_tests {
 
     fn entry(i: usize) -> (Box<[u8]>, Arc<Signed>) {
         let owner = Name::from_wire(b"\x01a\x00").expect("name");
-        let set = RRset::new(rtype::TXT, class::IN, 60, vec![vec![1, b'x'].into()]);
+        let set = RRset::new(rtype::nz::TXT, class::IN, 60, vec![vec![1, b'x'].into()]);
         (
             i.to_be_bytes().to_vec().into_boxed_slice(),
             Arc::new(Signed { owner, set }),

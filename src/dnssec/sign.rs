@@ -103,7 +103,7 @@ pub(crate) fn sign_set(
     let rdatas: Vec<&[u8]> = set.rdatas().iter().collect();
     let mut sigs = Vec::with_capacity(keys.len());
     for k in keys {
-        sigs.push(rrsig_rdata(k, owner, set.rtype, set.ttl, &rdatas, w)?.into_boxed_slice());
+        sigs.push(rrsig_rdata(k, owner, set.rtype(), set.ttl, &rdatas, w)?.into_boxed_slice());
     }
     Ok(sigs)
 }
@@ -164,10 +164,10 @@ pub(crate) fn sign_zone(
                     for (owner, node) in part.iter_mut() {
                         let cut = node.cut();
                         for set in node.rrsets.iter_mut() {
-                            if (cut && set.rtype != rtype::DS) || set.rtype == rtype::RRSIG {
+                            if (cut && set.rtype() != rtype::DS) || set.rtype() == rtype::RRSIG {
                                 continue;
                             }
-                            let keys = roles.for_type(set.rtype);
+                            let keys = roles.for_type(set.rtype());
                             let sigs = sign_set(keys, owner, set, w)?;
                             set.set_rrsig(&sigs);
                             st.rrsets += 1;
@@ -271,7 +271,7 @@ mod tests {
             let owner = Name::parse(owner, None).unwrap();
             // Out of canonical order, to check that the signer sorts.
             let set = RRset::new(
-                rtype::A,
+                rtype::nz::A,
                 class::IN,
                 300,
                 vec![
@@ -439,7 +439,7 @@ impl NsecChain {
             let mut types: Vec<u16> = node
                 .rrsets
                 .iter()
-                .map(|s| s.rtype)
+                .map(|s| s.rtype())
                 .filter(|&t| !node.cut() || matches!(t, rtype::NS | rtype::DS))
                 .collect();
             if let Some(t) = node.steer().and_then(|i| steered_types.get(i as usize)) {
@@ -457,7 +457,7 @@ impl NsecChain {
             let next = entries.get(i + 1).map_or(origin.wire(), |e| e.0);
             let mut rd = next.to_vec();
             rd.extend_from_slice(&type_bitmap(types));
-            let mut set = RRset::new(rtype::NSEC, class::IN, ttl, vec![rd.into()]);
+            let mut set = RRset::new(rtype::nz::NSEC, class::IN, ttl, vec![rd.into()]);
             set.set_rrsig(&sign_set(keys, n, &set, w)?);
             chain.names.push(Name::from_wire(n).ok_or(SignFailed)?);
             chain.sets.push(set);

@@ -46,7 +46,7 @@ fn endpoint(region: RegionIdx, last: u8, weight: u32) -> Endpoint {
     Endpoint {
         region,
         weight,
-        a: Some(RRset::new(rtype::A, class::IN, 30, vec![rd])),
+        a: Some(RRset::new(rtype::nz::A, class::IN, 30, vec![rd])),
         aaaa: None,
         cname: None,
         a_each: Vec::new(),
@@ -489,7 +489,7 @@ fn fenced_client_asking_a_type_the_fence_lacks_gets_nodata_not_the_fallback() {
     p.fence = vec!["EU".into()];
     // us-east has AAAA, eu-west only A.
     p.endpoints[0].aaaa = Some(RRset::new(
-        rtype::AAAA,
+        rtype::nz::AAAA,
         class::IN,
         30,
         vec![vec![0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1].into_boxed_slice()],

@@ -65,10 +65,10 @@ pub(crate) fn fingerprint(zone: &Zone, steering: Option<&ZoneSteering>) -> u64 {
         owner.hash(&mut n);
         node.steer().hash(&mut n);
         for set in &node.rrsets {
-            set.rtype.hash(&mut n);
+            set.rtype().hash(&mut n);
             set.ttl.hash(&mut n);
             for rd in set.rdatas().iter() {
-                if set.rtype == rtype::SOA {
+                if set.rtype() == rtype::SOA {
                     soa_without_serial(rd).hash(&mut n);
                 } else {
                     rd.hash(&mut n);
@@ -120,7 +120,7 @@ pub(crate) fn set_serial(zone: &mut Zone, serial: u32) {
     let Some(node) = zone.nodes.get_mut(&origin) else {
         return;
     };
-    let Some(i) = node.rrsets.iter().position(|s| s.rtype == rtype::SOA) else {
+    let Some(i) = node.rrsets.iter().position(|s| s.rtype() == rtype::SOA) else {
         return;
     };
     let old = &node.rrsets[i];
@@ -137,7 +137,7 @@ pub(crate) fn set_serial(zone: &mut Zone, serial: u32) {
     };
     s.copy_from_slice(&serial.to_be_bytes());
     let soa = RRset::new(
-        rtype::SOA,
+        rtype::nz::SOA,
         old.class(),
         old.ttl,
         vec![rd.into_boxed_slice()],

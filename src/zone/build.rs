@@ -150,6 +150,11 @@ impl<'a> ZoneBuilder<'a> {
                 rtype::name(r.rtype)
             ));
         }
+        if r.rtype == 0 {
+            return Err(
+                "type 0 is reserved (RFC 6895 §3.1) and cannot be stored in a zone".to_string(),
+            );
+        }
         if r.rtype == rtype::DNAME {
             return Err(
                 "DNAME records are not supported; use a CNAME per name instead".to_string(),
@@ -202,6 +207,10 @@ impl<'a> ZoneBuilder<'a> {
     }
 
     fn new_set(&mut self, i: usize, last: u32, r: &SourceRecord) {
+        // Type 0 was refused before (see `refused`).
+        let Some(t) = std::num::NonZeroU16::new(r.rtype) else {
+            return;
+        };
         let s = self.sets.len() as u32;
         let file = self.file_index(&r.file);
         self.sets.push(SetAt {
@@ -218,12 +227,8 @@ impl<'a> ZoneBuilder<'a> {
         }
         let apex = r.owner == *self.origin;
         let node = self.nodes.at_mut(i);
-        // Exactly as many RRsets as the name has: the first stays in the node,
-        // and a push past it would reserve room for more.
-        if !node.rrsets.is_empty() {
-            node.rrsets.reserve_exact(1);
-        }
-        let mut set = RRset::of(r.rtype, class::IN, r.ttl, &[]);
+        // Exactly as many RRsets as the name has (see `RRsets::push`).
+        let mut set = RRset::of(t, class::IN, r.ttl, &[]);
         set.push(class::IN, &r.rdata);
         node.rrsets.push(set);
         if r.rtype == rtype::NS && !apex {
@@ -234,7 +239,7 @@ impl<'a> ZoneBuilder<'a> {
     fn add_to_set(&mut self, s: usize, r: &SourceRecord) {
         let at = &self.sets[s];
         let node = self.nodes.at_mut(at.node as usize);
-        let Some(set) = node.rrsets.iter_mut().find(|x| x.rtype == r.rtype) else {
+        let Some(set) = node.rrsets.iter_mut().find(|x| x.rtype() == r.rtype) else {
             return;
         };
         if r.ttl != set.ttl {
@@ -337,7 +342,7 @@ impl<'a> ZoneBuilder<'a> {
     /// The RRset a note is of, and its owner.
     fn set_of(&self, at: &SetAt) -> (&[u8], Option<&RRset>) {
         let (owner, node) = self.nodes.at(at.node as usize);
-        (owner, node.rrsets.iter().find(|x| x.rtype == at.rtype))
+        (owner, node.rrsets.iter().find(|x| x.rtype() == at.rtype))
     }
 
     /// Exactly one SOA, at the apex, and NS records there.
@@ -411,8 +416,8 @@ impl<'a> ZoneBuilder<'a> {
             let others: Vec<String> = node
                 .rrsets
                 .iter()
-                .filter(|s| s.rtype != rtype::CNAME)
-                .map(|s| rtype::name(s.rtype))
+                .filter(|s| s.rtype() != rtype::CNAME)
+                .map(|s| rtype::name(s.rtype()))
                 .collect();
             if !others.is_empty() {
                 errors.push(self.set_error(

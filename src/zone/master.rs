@@ -609,6 +609,13 @@ impl<'o, S: RecordSink> Loader<'o, S> {
                     type_field.text
                 )
             })?;
+        if rtype == 0 {
+            return Err(format!(
+                "record type {:?} is type 0, which is reserved (RFC 6895 §3.1) and cannot be \
+                 served; give another type",
+                type_field.text
+            ));
+        }
         let ttl = match ttl {
             Some(explicit) => {
                 self.last_ttl = Some(explicit);
@@ -1012,6 +1019,23 @@ txt TXT \"a;b\" \"(c)\" d\\;e
                 "6: unknown record type \"A\": use a type like A, AAAA, CNAME, MX or TXT, or TYPEnnn with RFC 3597 \\# data",
                 "7: the record has no type: after the owner, TTL and class give a type like A, AAAA, MX or TXT, then its data",
             ]
+        );
+    }
+
+    /// Type 0 is reserved (RFC 6895 §3.1): refused at its line, in any spelling.
+    #[test]
+    fn type_zero_is_refused_at_its_line() {
+        let (records, errors) = parse("$TTL 60\na A 192.0.2.1\nb TYPE0 \\# 0\nc type00 \\# 1 01");
+        assert_eq!(show(&records), ["2 a.example.com. 60 A 192.0.2.1"]);
+        let e = errs(&errors);
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with("3: record type \"TYPE0\" is type 0, which is reserved"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with("4: record type \"type00\" is type 0"),
+            "{e:?}"
         );
     }
 

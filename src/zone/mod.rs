@@ -11,15 +11,19 @@ pub mod master;
 pub mod name;
 pub mod nodes;
 pub mod rdata;
+pub mod rrsets;
 pub mod rtype;
 pub mod soa;
 pub mod tsig;
 pub mod ttl;
 
+use std::num::NonZeroU16;
+
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 pub use nodes::Nodes;
+pub use rrsets::RRsets;
 
 pub use name::Name;
 
@@ -96,7 +100,9 @@ pub mod class {
 pub struct RRset {
     /// The records, then the RRSIG records over them.
     wire: SmallVec<[u8; INLINE_RECORDS]>,
-    pub rtype: u16,
+    /// Never 0 (reserved, RFC 6895 §3.1): the niche lets [`RRsets`] keep one
+    /// set in its own 32 bytes.
+    rtype: NonZeroU16,
     /// Records in the set, its RRSIGs not counted: at most [`MAX_RECORDS`].
     count: u16,
     pub ttl: u32,
@@ -175,17 +181,17 @@ impl<'a> Iterator for WireRecords<'a> {
 
 impl RRset {
     /// An RRset of `rdatas` (the first [`MAX_RECORDS`] of them).
-    pub fn new(rtype: u16, class: u16, ttl: u32, rdatas: Vec<Box<[u8]>>) -> RRset {
+    pub fn new(rtype: NonZeroU16, class: u16, ttl: u32, rdatas: Vec<Box<[u8]>>) -> RRset {
         RRset::of(rtype, class, ttl, &rdatas)
     }
 
     /// [`RRset::new`] from borrowed RDATAs.
-    pub fn of(rtype: u16, class: u16, ttl: u32, rdatas: &[Box<[u8]>]) -> RRset {
+    pub fn of(rtype: NonZeroU16, class: u16, ttl: u32, rdatas: &[Box<[u8]>]) -> RRset {
         let rdatas = &rdatas[..rdatas.len().min(MAX_RECORDS)];
         let size = rdatas.iter().map(|rd| TAIL_HEADER + rd.len()).sum();
         let mut wire = Vec::with_capacity(size);
         for rd in rdatas {
-            encode_rr_tail_into(&mut wire, rtype, class, ttl, rd);
+            encode_rr_tail_into(&mut wire, rtype.get(), class, ttl, rd);
         }
         RRset {
             wire: inline_or_heap(wire),
@@ -199,6 +205,16 @@ impl RRset {
     /// before it is signed); [`RRset::shrink_to_fit`] gives back the room it
     /// grew into. False, and nothing added, when the set holds
     /// [`MAX_RECORDS`] already.
+    /// The records' type (never 0).
+    pub fn rtype(&self) -> u16 {
+        self.rtype.get()
+    }
+
+    /// [`RRset::rtype`] as it is kept, to make another set of the type.
+    pub(crate) fn rtype_nz(&self) -> NonZeroU16 {
+        self.rtype
+    }
+
     pub(crate) fn push(&mut self, class: u16, rdata: &[u8]) -> bool {
         if self.count as usize >= MAX_RECORDS {
             return false;
@@ -206,7 +222,7 @@ impl RRset {
         // RDATA length was checked against u16 when the record was parsed.
         let len = rdata.len().min(u16::MAX as usize);
         let mut head = [0u8; TAIL_HEADER];
-        head[0..2].copy_from_slice(&self.rtype.to_be_bytes());
+        head[0..2].copy_from_slice(&self.rtype.get().to_be_bytes());
         head[2..4].copy_from_slice(&class.to_be_bytes());
         head[4..8].copy_from_slice(&self.ttl.to_be_bytes());
         head[8..10].copy_from_slice(&(len as u16).to_be_bytes());
@@ -292,7 +308,7 @@ impl RRset {
                 rd.extend_from_slice(chunk);
             }
         }
-        RRset::new(rtype::TXT, class, ttl, vec![rd.into_boxed_slice()])
+        RRset::new(rtype::nz::TXT, class, ttl, vec![rd.into_boxed_slice()])
     }
 
     /// The names the records point at (NS, CNAME, MX, SRV, PTR targets), for
@@ -302,7 +318,7 @@ impl RRset {
     /// file's names are lower-cased as they are read, so only a name a
     /// primary sent with capitals is copied.
     pub(crate) fn targets(&self) -> impl Iterator<Item = std::borrow::Cow<'_, [u8]>> + '_ {
-        let at = rdata::target_at(self.rtype);
+        let at = rdata::target_at(self.rtype());
         self.rdatas().iter().filter_map(move |rd| {
             let w = rd.get(at?..)?;
             if name::wire_name_len(w)? != w.len() {
@@ -353,12 +369,12 @@ fn encode_rr_tail_into(v: &mut Vec<u8>, rtype: u16, class: u16, ttl: u32, rdata:
 #[derive(Debug, Clone, Default)]
 pub struct Node {
     /// RRsets sorted by type; most names have one, kept in the node itself.
-    pub rrsets: SmallVec<[RRset; 1]>,
+    pub rrsets: RRsets,
     /// Where the owner name sits in [`Nodes`]' arena (its length is the
     /// name's own: a wire name ends at its root label).
     name_at: u32,
     /// [`Node::cut`] in the top bit, [`Node::steer`] + 1 below it (0: not
-    /// steered): four bytes, so that a node is 48.
+    /// steered): four bytes, so that a node is 40.
     bits: u32,
 }
 
@@ -398,12 +414,12 @@ impl Node {
 
     /// [`Node::get`] before the RRsets are sorted (while a zone is built).
     pub(crate) fn get_unsorted(&self, rtype: u16) -> Option<&RRset> {
-        self.rrsets.iter().find(|s| s.rtype == rtype)
+        self.rrsets.iter().find(|s| s.rtype() == rtype)
     }
 
     pub fn get(&self, rtype: u16) -> Option<&RRset> {
         self.rrsets
-            .binary_search_by_key(&rtype, |s| s.rtype)
+            .binary_search_by_key(&rtype, |s| s.rtype())
             .ok()
             .map(|i| &self.rrsets[i])
     }
@@ -755,7 +771,7 @@ impl Zone {
 
     /// Addresses of in-zone NS, MX and SRV targets for the additional section.
     fn additional_for<'z>(&'z self, set: &'z RRset, ans: &mut Answer<'z>) {
-        if !matches!(set.rtype, rtype::NS | rtype::MX | rtype::SRV) {
+        if !matches!(set.rtype(), rtype::NS | rtype::MX | rtype::SRV) {
             return;
         }
         for target in set.targets() {
@@ -811,9 +827,9 @@ impl Zone {
                     .rrsets
                     .iter()
                     .filter(|s| {
-                        matches!(s.rtype, rtype::A | rtype::AAAA | rtype::CNAME) || has_cname
+                        matches!(s.rtype(), rtype::A | rtype::AAAA | rtype::CNAME) || has_cname
                     })
-                    .map(|s| rtype::name(s.rtype))
+                    .map(|s| rtype::name(s.rtype()))
                     .collect();
                 if !clash.is_empty() {
                     errors.push((
@@ -923,7 +939,7 @@ impl ZoneSet {
 #[test]
 fn rrsigs_follow_the_records_and_are_replaced_whole() {
     let a = |x: u8| -> Box<[u8]> { vec![192, 0, 2, x].into() };
-    let mut set = RRset::new(rtype::A, class::IN, 300, vec![a(1), a(2)]);
+    let mut set = RRset::new(rtype::nz::A, class::IN, 300, vec![a(1), a(2)]);
     assert!(set.rrsig().is_none());
     let unsigned_len = set.wire_len_compressed();
     set.set_rrsig(&[vec![0, 1, 13, 2].into(), vec![0, 1, 15, 2, 7].into()]);
@@ -945,23 +961,25 @@ fn rrsigs_follow_the_records_and_are_replaced_whole() {
     assert_eq!(sig, [&[9u8][..]]);
     assert_eq!(set.rdatas().len(), 2);
     // One A record signed leaves the struct for the heap; the class is the records'.
-    let mut one = RRset::new(rtype::A, class::CH, 0, vec![a(3)]);
+    let mut one = RRset::new(rtype::nz::A, class::CH, 0, vec![a(3)]);
     one.set_rrsig(&[vec![1; 100].into()]);
     assert_eq!(one.rdatas().first(), Some(&[192, 0, 2, 3][..]));
     assert_eq!(one.rrsig().and_then(|s| s.first()), Some(&[1u8; 100][..]));
     assert_eq!((one.class(), set.class()), (class::CH, class::IN));
     assert_eq!(
-        RRset::new(rtype::A, class::CH, 0, vec![]).class(),
+        RRset::new(rtype::nz::A, class::CH, 0, vec![]).class(),
         class::IN
     );
 }
 
-/// A large zone's memory is mostly its nodes: one per name.
+/// A large zone's memory is mostly its nodes: one per name. A node's one
+/// RRset takes no more room than the set itself (the type's niche tags it).
 #[cfg(all(test, target_pointer_width = "64"))]
 #[test]
-fn a_node_is_48_bytes() {
+fn a_node_is_40_bytes() {
     assert_eq!(std::mem::size_of::<RRset>(), 32);
-    assert_eq!(std::mem::size_of::<Node>(), 48);
+    assert_eq!(std::mem::size_of::<RRsets>(), 32);
+    assert_eq!(std::mem::size_of::<Node>(), 40);
     // The cut and the steered index share four bytes without touching.
     let mut n = Node::default();
     assert_eq!((n.cut(), n.steer()), (false, None));

@@ -17,6 +17,17 @@ macro_rules! registry {
 
         /// Every type with a mnemonic, by code.
         pub(crate) const TABLE: &[(u16, &str)] = &[ $( ($code, $name), )* ];
+
+        /// The same constants as [`NonZeroU16`](std::num::NonZeroU16), the type
+        /// an [`RRset`](super::RRset) is made with (type 0 is reserved, RFC 6895
+        /// §3.1, and never stored). A code of 0 would not compile.
+        pub mod nz {
+            use std::num::NonZeroU16;
+            $( pub const $konst: NonZeroU16 = match NonZeroU16::new($code) {
+                Some(t) => t,
+                None => panic!("type 0 is reserved"),
+            }; )*
+        }
     };
 }
 

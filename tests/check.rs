@@ -371,3 +371,41 @@ dns = { name = "bücher.p.test.", type = "A" }
     );
     assert!(err.contains("2 error(s)"), "the IDN name is fine: {err}");
 }
+
+/// An endpoint's addresses become one RRset of the answer, which holds at
+/// most 65,535 records: more distinct addresses are an error at the
+/// endpoint's line, not a set cut short; repeats do not count.
+#[test]
+fn an_endpoint_with_more_addresses_than_a_set_holds_is_refused_at_its_line() {
+    let d = TempDir::new("addrs");
+    let addrs = |n: u32, repeat: bool| {
+        (0..n)
+            .map(|i| {
+                let i = if repeat && i == n - 1 { 0 } else { i };
+                let [_, a, b, c] = i.to_be_bytes();
+                format!("\"10.{a}.{b}.{c}\"")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let zone = |list: &str| {
+        format!(
+            "origin = \"many.test.\"\nrecords = \"\"\"\n@ NS ns1\nns1 A 192.0.2.1\n\"\"\"\n\
+             [soa]\nprimary = \"ns1.many.test.\"\ncontact = \"h@many.test\"\n\
+             [regions]\nus = {{}}\n[names.www]\nstrategy = \"failover\"\n\
+             endpoints.us = {{ a = [{list}] }}\n"
+        )
+    };
+    let f = d.write("many.toml", &zone(&addrs(65_536, false)));
+    let (code, _, err) = check(&d.0);
+    assert_eq!(code, 1, "{err}");
+    assert_error(
+        &err,
+        &f.display().to_string(),
+        13,
+        "a: 65536 addresses; an answer's set holds at most 65535",
+    );
+    d.write("many.toml", &zone(&addrs(65_536, true)));
+    let (code, _, err) = check(&d.0);
+    assert_eq!(code, 0, "65,535 distinct addresses and a repeat: {err}");
+}

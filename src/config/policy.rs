@@ -745,6 +745,25 @@ fn compile_endpoint(
     endpoint(e, region, ttl, origin, check, label).map_err(Invalid)
 }
 
+/// `addrs` without repeats, in their order; an error when more are left than
+/// one RRset holds ([`crate::zone::MAX_RECORDS`]), which would otherwise be
+/// cut short.
+fn distinct_addresses(key: &str, addrs: Vec<Box<[u8]>>) -> Result<Vec<Box<[u8]>>, String> {
+    let mut seen = rustc_hash::FxHashSet::default();
+    let out: Vec<Box<[u8]>> = addrs
+        .into_iter()
+        .filter(|rd| seen.insert(rd.clone()))
+        .collect();
+    if out.len() > crate::zone::MAX_RECORDS {
+        return Err(format!(
+            "{key}: {} addresses; an answer's set holds at most {}",
+            out.len(),
+            crate::zone::MAX_RECORDS
+        ));
+    }
+    Ok(out)
+}
+
 fn endpoint(
     e: &EndpointRaw,
     region: RegionIdx,
@@ -758,21 +777,19 @@ fn endpoint(
         let ip: Ipv4Addr = s
             .parse()
             .map_err(|_| format!("a: {s:?} is not an IPv4 address like 192.0.2.10"))?;
-        let rd: Box<[u8]> = ip.octets().to_vec().into_boxed_slice();
-        if !a.contains(&rd) {
-            a.push(rd);
-        }
+        a.push(ip.octets().to_vec().into_boxed_slice());
     }
     let mut aaaa = Vec::new();
     for s in e.aaaa.iter().flatten() {
         let ip: Ipv6Addr = s
             .parse()
             .map_err(|_| format!("aaaa: {s:?} is not an IPv6 address like 2001:db8::10"))?;
-        let rd: Box<[u8]> = ip.octets().to_vec().into_boxed_slice();
-        if !aaaa.contains(&rd) {
-            aaaa.push(rd);
-        }
+        aaaa.push(ip.octets().to_vec().into_boxed_slice());
     }
+    let (a, aaaa) = (
+        distinct_addresses("a", a)?,
+        distinct_addresses("aaaa", aaaa)?,
+    );
     let cname = match &e.cname {
         Some(t) => {
             if !a.is_empty() || !aaaa.is_empty() {

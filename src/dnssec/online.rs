@@ -360,9 +360,8 @@ impl ZoneSigner {
             return Err(OverCap);
         };
         let keys = self.zsk();
-        let sig = sign::sign_set(&keys, owner, &set, self.window).map_err(|_| OverCap)?;
+        sign::sign_set(&keys, owner, &mut set, self.window).map_err(|_| OverCap)?;
         SIGNED.fetch_add(keys.len() as u64, Relaxed);
-        set.set_rrsig(&sig);
         let signed = Arc::new(Signed {
             owner: owner_name,
             set,

@@ -92,20 +92,21 @@ pub(crate) fn rrsig_rdata(
     Ok(rd)
 }
 
-/// The RRSIG RDATAs over `set` at `owner`, one signature per key (see
-/// [`RRset::set_rrsig`]).
+/// Signs `set` at `owner`, one signature per key: its RRSIGs replace those it
+/// had (see [`RRset::set_rrsig`]); on failure it keeps them.
 pub(crate) fn sign_set(
     keys: &[&Key],
     owner: &[u8],
-    set: &RRset,
+    set: &mut RRset,
     w: Window,
-) -> Result<Vec<Box<[u8]>>, SignFailed> {
+) -> Result<(), SignFailed> {
     let rdatas: Vec<&[u8]> = set.rdatas().iter().collect();
     let mut sigs = Vec::with_capacity(keys.len());
     for k in keys {
         sigs.push(rrsig_rdata(k, owner, set.rtype(), set.ttl, &rdatas, w)?.into_boxed_slice());
     }
-    Ok(sigs)
+    set.set_rrsig(&sigs);
+    Ok(())
 }
 
 /// Which keys sign what: the DNSKEY, CDS and CDNSKEY RRsets by the KSKs (or the
@@ -168,8 +169,7 @@ pub(crate) fn sign_zone(
                                 continue;
                             }
                             let keys = roles.for_type(set.rtype());
-                            let sigs = sign_set(keys, owner, set, w)?;
-                            set.set_rrsig(&sigs);
+                            sign_set(keys, owner, set, w)?;
                             st.rrsets += 1;
                             st.signatures += keys.len();
                         }
@@ -188,8 +188,7 @@ pub(crate) fn sign_zone(
         stats.rrsets += r.rrsets;
         stats.signatures += r.signatures;
     }
-    let neg = sign_set(roles.zsk, origin.wire(), &zone.negative_soa, w)?;
-    zone.negative_soa.set_rrsig(&neg);
+    sign_set(roles.zsk, origin.wire(), &mut zone.negative_soa, w)?;
     for p in steering.names.iter_mut() {
         let owner = p.name.wire().to_vec();
         for e in p.endpoints.iter_mut() {
@@ -208,8 +207,7 @@ fn sign_endpoint(
     stats: &mut Stats,
 ) -> Result<(), SignFailed> {
     for set in [&mut e.a, &mut e.aaaa, &mut e.cname].into_iter().flatten() {
-        let sigs = sign_set(keys, owner, set, w)?;
-        set.set_rrsig(&sigs);
+        sign_set(keys, owner, set, w)?;
         stats.rrsets += 1;
         stats.signatures += keys.len();
     }
@@ -281,7 +279,7 @@ mod tests {
             );
             let w = Window::starting(1_800_000_000, 86400);
             let mut set = set;
-            set.set_rrsig(&sign_set(&[&key], owner.wire(), &set, w).unwrap());
+            sign_set(&[&key], owner.wire(), &mut set, w).unwrap();
             let sig = set.rrsig().unwrap();
             // A message holding the RRset, its RRSIG and the DNSKEY, for hickory to read.
             let mut msg = vec![0, 0, 0x84, 0, 0, 0, 0, 4, 0, 0, 0, 0];
@@ -458,7 +456,7 @@ impl NsecChain {
             let mut rd = next.to_vec();
             rd.extend_from_slice(&type_bitmap(types));
             let mut set = RRset::new(rtype::nz::NSEC, class::IN, ttl, vec![rd.into()]);
-            set.set_rrsig(&sign_set(keys, n, &set, w)?);
+            sign_set(keys, n, &mut set, w)?;
             chain.names.push(Name::from_wire(n).ok_or(SignFailed)?);
             chain.sets.push(set);
         }

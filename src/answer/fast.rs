@@ -281,8 +281,8 @@ fn asked_name(pkt: &[u8]) -> Option<&[u8]> {
 /// The first slot of `n` (not 0) for the name hashed to `h`, and the tag it
 /// holds there. The index is taken from the high half of `h` mixed once more
 /// (multiply and shift, so that `n` needs not be a power of two, and the
-/// table can be three quarters full); the tag is the low half, which the
-/// index does not use.
+/// table can be two thirds full); the tag is the low half, which the index
+/// does not use.
 #[inline]
 pub(super) fn slot_of(h: u64, n: usize) -> (usize, u32) {
     let mixed = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);

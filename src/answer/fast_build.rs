@@ -205,19 +205,13 @@ impl FastTable {
         // more) were part of the build's peak.
         drop(chunks);
         drop(work);
-        let Some((mut t, records)) = packed else {
+        let indexed = packed.and_then(|(mut t, records)| t.index(zones, &records).map(|()| t));
+        let Some(mut t) = indexed else {
             return FastTable {
                 id,
                 ..FastTable::default()
             };
         };
-        if t.index(zones, &records).is_none() {
-            return FastTable {
-                id,
-                ..FastTable::default()
-            };
-        }
-        drop(records);
         t.id = id;
         for (key, body) in steered.iter() {
             let Ok(at) = u32::try_from(t.arena.len()) else {
@@ -286,8 +280,7 @@ impl FastTable {
         self.warm = self.size() > WARM_ABOVE;
         for &at in records {
             let (zone, from) = self.name_ref(at as usize)?;
-            let rest = zones.get(zone)?.nodes.name_bytes().get(from..)?;
-            let key = rest.get(..crate::zone::name::wire_name_len(rest)?)?;
+            let key = zones.get(zone)?.nodes.name_at_offset(from);
             let (mut i, tag) = slot_of(hash(key), self.slots.len());
             while self.slots[i].at != NONE {
                 i = self.next_slot(i);

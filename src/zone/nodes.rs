@@ -51,7 +51,12 @@ impl Nodes {
     }
 
     fn name_of<'a>(names: &'a [u8], node: &Node) -> &'a [u8] {
-        let rest = &names[node.name_at as usize..];
+        Self::name_from(names, node.name_at as usize)
+    }
+
+    /// The name stored from offset `from` of `names`, whole.
+    fn name_from(names: &[u8], from: usize) -> &[u8] {
+        let rest = names.get(from..).unwrap_or_default();
         // The stored name ends at its root label (every name went in whole).
         let len = super::name::wire_name_len(rest).unwrap_or(0);
         &rest[..len]
@@ -139,6 +144,11 @@ impl Nodes {
     /// Every name's wire form, end to end (see [`Nodes::name_offset`]).
     pub(crate) fn name_bytes(&self) -> &[u8] {
         &self.names
+    }
+
+    /// The name stored from [`Nodes::name_offset`] `from`, whole.
+    pub(crate) fn name_at_offset(&self, from: usize) -> &[u8] {
+        Self::name_from(&self.names, from)
     }
 
     /// Node number `i`, to change it.

@@ -53,7 +53,7 @@ pub enum Fast {
 /// arena.
 #[derive(Debug, Default)]
 pub struct FastTable {
-    /// At most half full, or two thirds for more than 65,536 names (see
+    /// At most half full, or two thirds for more than 4,096 names (see
     /// `fast_build::slot_count`, and [`slot_of`] for where a name's probes
     /// start).
     pub(super) slots: Box<[Slot]>,

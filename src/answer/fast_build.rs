@@ -369,17 +369,18 @@ impl FastTable {
     }
 }
 
-/// Slots for a table of `names` names: up to 65,536 names, the power of two
-/// at or above twice as many (at most 1 MiB of slots; at most half full, so
-/// that a lookup's probes are fewest: the static benchmark zone's table at
-/// exactly half full took 40 more instructions a query than at its third);
-/// above, half as many again as names, two thirds full: a million names'
-/// slots take 12 MB instead of the 16.8 of the power of two they had (a
-/// lookup that finds its name probes two slots on average instead of 1.5,
-/// one that does not finds an empty slot after five instead of 2.5, in the
-/// same one or two cache lines).
+/// Slots for a table of `names` names: up to 4,096 names, the power of two
+/// at or above twice as many (at most 64 KiB of slots, which stay in cache;
+/// at most half full, so that a lookup's probes are fewest: the static
+/// benchmark zone's table at exactly half full took 40 more instructions a
+/// query than at its third); above, half as many again as names, two thirds
+/// full: a million names' slots take 12 MB instead of the 16.8 of the power
+/// of two they had, 10,000 names' 117 KiB instead of 256 (a lookup that
+/// finds its name probes two slots on average instead of 1.5, one that does
+/// not finds an empty slot after five instead of 2.5, in the same one or two
+/// cache lines).
 fn slot_count(names: usize) -> usize {
-    if names <= 1 << 16 {
+    if names <= 1 << 12 {
         (names * 2).next_power_of_two().max(16)
     } else {
         names + names / 2

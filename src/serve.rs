@@ -88,6 +88,11 @@ struct Loaded {
 impl Loaded {
     fn load(cfg: &ServerConfig) -> anyhow::Result<Loaded> {
         let started = Instant::now();
+        // The code that ran so far (arguments, configuration, logging, the
+        // runtime) is let go before the load, whose peak is the process's:
+        // mapped 64 KiB around every page touched, it was 5 MiB of the binary's
+        // text through the load (a 10,000-record server's peak 7.0 MiB).
+        crate::malloc::release_startup_code();
         // The serials and journals of the last run go back before the first load.
         let saved = crate::server::xfr_journal::restore_serials(&cfg.transfer, &cfg.zones);
         let (mut snap, loaded) = app::load_snapshot_without_fast(cfg, 1).map_err(ConfigErrors)?;

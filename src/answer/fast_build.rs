@@ -145,8 +145,7 @@ impl FastTable {
         // built, and the parts held at once are a small share of the names:
         // with four a thread, a 100,000-record zone's build held about
         // five parts of 12,500 names' entries, and its peak was the
-        // process's, 19.3 MiB (16.4 with sixteen, the handover below, and
-        // the load's own peak the higher one).
+        // process's, 19.3 MiB (16.4 with sixteen and the handover below).
         let chunk = work.len().div_ceil(threads * 16).clamp(1024, PART_NAMES);
         let chunks: Vec<&[Work]> = work.chunks(chunk).collect();
         // Each part's bodies go into one byte vector of its own, shared within

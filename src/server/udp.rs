@@ -313,6 +313,7 @@ mod batched {
                 }
             }
             let now = w.now();
+            crate::dnssec::budget::batch_begins();
             dests.clear();
             ready.clear();
             for (i, (n, addr)) in got.iter().enumerate() {

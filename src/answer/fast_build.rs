@@ -17,8 +17,8 @@ use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use super::fast::{
-    be16, hash, list_len, slot_of, steer_key, FastTable, Head, Slot, HAS_BELOW, HAS_POLICY, NONE,
-    RECORD_NAME, STEERED, WARM_ABOVE,
+    be16, hash, list_len, slot_of, steer_key, FastTable, Head, Pair, Slot, HAS_BELOW, HAS_POLICY,
+    NONE, PAIR_AT, RCODE, RECORD_NAME, STEERED, WARM_ABOVE,
 };
 use super::handler::{handle, Transport};
 use super::query::HEADER_LEN;
@@ -352,16 +352,20 @@ impl FastTable {
             list(&mut self.arena, a)?;
         }
         debug_assert_eq!(self.arena.len(), end);
-        for &(b, link) in &p.fresh {
-            match link {
+        for f in &p.fresh {
+            match *f {
                 // The DO=1 form's number becomes its offset.
-                Some(at) => {
+                Fresh::Body(b, Some(at)) => {
                     let (mut h, n) = Head::read(b)?;
                     h.link = Some(at);
                     h.write(&mut self.arena);
                     self.arena.extend_from_slice(b.get(n..)?);
                 }
-                None => self.arena.extend_from_slice(b),
+                Fresh::Body(b, None) => self.arena.extend_from_slice(b),
+                Fresh::Pair(h, bytes) => {
+                    h.write(&mut self.arena);
+                    self.arena.extend_from_slice(bytes);
+                }
             }
         }
         debug_assert_eq!(self.arena.len(), p.next);
@@ -393,36 +397,78 @@ struct Placer<'p> {
     placed: &'p mut [u32],
     /// Where the next body not yet placed goes.
     next: usize,
-    /// The bodies to write after the record, in order, each with the arena
-    /// offset of its DO=1 form when it has one.
-    fresh: SmallVec<[(&'p [u8], Option<u32>); 4]>,
+    /// The bodies to write after the record, in order.
+    fresh: SmallVec<[Fresh<'p>; 4]>,
+}
+
+/// A body [`Placer`] placed, to be written.
+enum Fresh<'p> {
+    /// As built, with the arena offset of its DO=1 form when it has one.
+    Body(&'p [u8], Option<u32>),
+    /// A body that holds its DO=1 form: the header, and the DO=1 form's bytes.
+    Pair(Head, &'p [u8]),
 }
 
 impl<'p> Placer<'p> {
     /// The arena offset of body number `n`: where it was placed, or where it
-    /// goes after the bodies placed so far (its DO=1 form right after it).
+    /// goes after the bodies placed so far (its DO=1 form right after it, or
+    /// in it as a [`Pair`] when that form is not placed yet and extends it).
     fn place(&mut self, n: u32) -> Option<u32> {
         let slot = *self.placed.get(n as usize)?;
         if slot != NONE {
             return Some(slot);
         }
-        let o = u32::try_from(self.next).ok()?;
+        let o = u32::try_from(self.next).ok().filter(|&o| o < PAIR_AT)?;
         *self.placed.get_mut(n as usize)? = o;
         let part = self.part;
-        let written = body_at(&part.bytes, *part.offsets.get(n as usize)? as usize)?;
+        let written = part.body(n)?;
+        let link = body_link(written);
+        let unplaced = |l: u32| l != NONE && self.placed.get(l as usize) == Some(&NONE);
+        if let Some(signed) = link.filter(|&l| unplaced(l)).and_then(|l| part.body(l)) {
+            if let Some((h, bytes)) = pair(written, signed) {
+                // The header is as long as the one with the link was.
+                self.next += written.len() - usize::from(h.len) + bytes.len();
+                self.fresh.push(Fresh::Pair(h, bytes));
+                return Some(o);
+            }
+        }
         self.next += written.len();
-        self.fresh.push((written, None));
+        self.fresh.push(Fresh::Body(written, None));
         let i = self.fresh.len() - 1;
-        if let Some(link) = body_link(written) {
+        if let Some(link) = link {
             let at = if link == NONE {
                 NONE
             } else {
                 self.place(link)?
             };
-            self.fresh.get_mut(i)?.1 = Some(at);
+            *self.fresh.get_mut(i)? = Fresh::Body(written, Some(at));
         }
         Some(o)
     }
+}
+
+/// `plain` (a body as built) with its DO=1 form `signed` as one [`Pair`]:
+/// its header and the DO=1 form's bytes, when `signed` is `plain` with
+/// records added after its own (same flags and zone, no relocations, each
+/// count under 16).
+fn pair<'p>(plain: &[u8], signed: &'p [u8]) -> Option<(Head, &'p [u8])> {
+    let (h0, n0) = Head::read(plain)?;
+    let (h1, n1) = Head::read(signed)?;
+    let bytes = signed.get(n1..n1 + usize::from(h1.len))?;
+    let extends = bytes.starts_with(plain.get(n0..)?);
+    let alike = h0.flags == h1.flags && h0.zone_slot == h1.zone_slot;
+    let plain_form = h0.relocs == 0 && h1.relocs == 0 && h1.link.is_none() && h1.pair.is_none();
+    (extends && alike && plain_form && Pair::fits(h1.counts)).then_some((
+        Head {
+            link: None,
+            pair: Some(Pair {
+                counts: h1.counts,
+                len: h1.len,
+            }),
+            ..h0
+        },
+        bytes,
+    ))
 }
 
 /// What decides whether two of a zone's names get the same answer for the
@@ -532,6 +578,13 @@ struct Builder<'s> {
     body: Vec<u8>,
 }
 
+impl Part {
+    /// Body number `n`, whole.
+    fn body(&self, n: u32) -> Option<&[u8]> {
+        body_at(&self.bytes, *self.offsets.get(n as usize)? as usize)
+    }
+}
+
 /// The body written at `at` in `bytes`, whole.
 fn body_at(bytes: &[u8], at: usize) -> Option<&[u8]> {
     let b = bytes.get(at..)?;
@@ -558,11 +611,15 @@ fn write_body_into(
     relocs: &[u16],
     bytes: &[u8],
 ) -> Option<()> {
+    if flags & 0x0f > u16::from(RCODE) {
+        return None;
+    }
     Head {
         flags,
         counts,
         zone_slot,
         link,
+        pair: None,
         relocs: u16::try_from(relocs.len()).ok()?,
         len: u16::try_from(bytes.len()).ok()?,
     }

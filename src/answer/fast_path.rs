@@ -143,7 +143,7 @@ impl FastTable {
             // NSEC and RRSIG as the question: the general path's own cases.
             Some(_) if matches!(q.qtype, rtype::NSEC | rtype::RRSIG) => return Err(None),
             Some(at) => {
-                body = self.body(at).filter(|_| at != NONE).ok_or(None)?;
+                body = self.signed_body(at).ok_or(None)?;
                 true
             }
             None => false,

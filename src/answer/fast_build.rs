@@ -24,7 +24,7 @@ use super::handler::{handle, Transport};
 use super::query::HEADER_LEN;
 use super::write::{write_response, HeaderOut};
 use crate::answer::snapshot::Snapshot;
-use crate::zone::{class, name, rtype, Answer, Owner, RRset, Rcode, Rec, Records, Zone};
+use crate::zone::{class, name, rtype, Answer, Owner, RRset, Rcode, Rec, Sigs, Zone};
 
 /// Private-use types (RFC 6895 §3.1) that stand for "a type this name does not have".
 const PROBE_TYPES: [u16; 2] = [65280, 65281];
@@ -1097,7 +1097,7 @@ impl SteeredBodies {
         key: u128,
         set: &RRset,
         take: usize,
-        sig: Option<Records<'_>>,
+        sig: Option<Sigs<'_>>,
     ) {
         let question = [0u8, 0, 1, 0, 1];
         let mut answer = Answer {

@@ -28,7 +28,7 @@ pub use super::transfer::{
 
 use crate::dnssec::ZoneSigner;
 use crate::policy::ZoneSteering;
-use crate::zone::{name, rtype, Name, Owner, RRset, Records, ZoneSet};
+use crate::zone::{name, rtype, Name, Owner, RRset, Records, Sigs, ZoneSet};
 
 /// What transfers are answered from: the parts of the serving snapshot they
 /// read.
@@ -88,10 +88,20 @@ fn push_set(out: &mut Vec<Rr>, owner: &[u8], set: Records<'_>, take: usize) {
     }
 }
 
+/// The RRSIG records `sigs` at `owner`.
+fn push_sigs(out: &mut Vec<Rr>, owner: &[u8], sigs: Sigs<'_>) {
+    for (head, rest) in sigs.wire() {
+        out.push(Rr {
+            owner: owner.into(),
+            tail: [&head[..], rest].concat().into(),
+        });
+    }
+}
+
 fn push_signed(out: &mut Vec<Rr>, owner: &[u8], set: &RRset) {
     push_set(out, owner, set.rdatas(), usize::MAX);
     if let Some(sig) = set.rrsig() {
-        push_set(out, owner, sig, usize::MAX);
+        push_sigs(out, owner, sig);
     }
 }
 
@@ -157,7 +167,7 @@ fn standins(snap: Source<'_>, zi: usize, owner: &[u8], out: &mut Vec<Rr>) {
             }
             push_set(out, owner, r.set.rdatas(), r.take as usize);
             if let Some(sig) = r.sig.or(r.set.rrsig()) {
-                push_set(out, owner, sig, usize::MAX);
+                push_sigs(out, owner, sig);
             }
         }
     }

@@ -16,7 +16,7 @@ use rustc_hash::FxHashMap;
 use super::budget::{Bucket, Standing};
 use super::sign::{self, type_bitmap};
 use super::ZoneSigner;
-use crate::zone::{class, name, rtype, Answer, Name, Owner, RRset, Rcode, Rec, Records, Zone};
+use crate::zone::{class, name, rtype, Answer, Name, Owner, RRset, Rcode, Rec, Sigs, Zone};
 
 /// Signatures made on the fly, and DO=1 queries refused (SERVFAIL) because the
 /// cap was reached: process-wide, read by `/metrics`.
@@ -149,7 +149,7 @@ fn owner_wire<'a>(o: &Owner<'a>, qname: &'a [u8]) -> &'a [u8] {
 }
 
 /// The RRSIG's Labels field (RDATA byte 3).
-fn sig_labels(sig: Records<'_>) -> Option<u8> {
+fn sig_labels(sig: Sigs<'_>) -> Option<u8> {
     sig.first().and_then(|rd| rd.get(3).copied())
 }
 

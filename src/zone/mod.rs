@@ -85,8 +85,9 @@ pub mod class {
 /// Its records are kept in one block, each as it follows its owner name on the
 /// wire: TYPE, CLASS, TTL, RDLENGTH, RDATA (RFC 1035 §4.1.3), so answers copy
 /// bytes. When the set is signed, the RRSIG records over it follow its own
-/// records in the same block ([`RRset::rrsig`]): most zones are unsigned, and a
-/// signed set's RRSIGs are written only after it. The class is the records'
+/// records in the same block ([`RRset::rrsig`]), each as RDLENGTH and RDATA
+/// only (see [`Sigs`]): most zones are unsigned, and a signed set's RRSIGs
+/// are written only after it. The class is the records'
 /// own (read from the first, IN when there is none); the type and TTL, which
 /// answers look at, are kept beside the block too. 32 bytes, a million of
 /// them in a large zone.
@@ -158,6 +159,81 @@ impl<'a> Records<'a> {
     /// Bytes of the records.
     fn wire_len(&self) -> usize {
         self.wire().map(<[u8]>::len).sum()
+    }
+}
+
+/// The RRSIG records over an RRset, as its block keeps them after its
+/// records: each one's RDLENGTH and RDATA, without the TYPE (RRSIG), CLASS
+/// and TTL, which are the set's. Eight bytes a signature fewer: a signed
+/// name's block of an A record and its P-256 RRSIG took 121 bytes, a
+/// 144-byte block of glibc's malloc, and takes 113, a 128-byte one.
+#[derive(Debug, Clone, Copy)]
+pub struct Sigs<'a> {
+    /// Starts at the first RRSIG's RDLENGTH; ends after the last's RDATA.
+    rest: &'a [u8],
+    count: u16,
+    /// TYPE, CLASS and TTL of each, as on the wire.
+    head: [u8; SIG_HEAD],
+}
+
+/// Bytes of an RRSIG record's TYPE, CLASS and TTL, which [`Sigs`] leave out.
+const SIG_HEAD: usize = 8;
+
+impl<'a> Sigs<'a> {
+    /// The RRSIGs in `rest` (each RDLENGTH and RDATA), `None` for none; the
+    /// count stops at the first that does not fit.
+    fn new(rest: &'a [u8], class: u16, ttl: u32) -> Option<Sigs<'a>> {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut head = [0u8; SIG_HEAD];
+        head[0..2].copy_from_slice(&rtype::RRSIG.to_be_bytes());
+        head[2..4].copy_from_slice(&class.to_be_bytes());
+        head[4..8].copy_from_slice(&ttl.to_be_bytes());
+        let all = Sigs {
+            rest,
+            count: u16::MAX,
+            head,
+        };
+        let count = all.stored().count() as u16;
+        Some(Sigs { count, ..all })
+    }
+
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Each RRSIG as kept: RDLENGTH, RDATA.
+    fn stored(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let (mut rest, mut left) = (self.rest, self.count);
+        std::iter::from_fn(move || {
+            left = left.checked_sub(1)?;
+            let len = u16::from_be_bytes([*rest.first()?, *rest.get(1)?]) as usize;
+            let (rr, r) = rest.split_at_checked(2 + len)?;
+            rest = r;
+            Some(rr)
+        })
+    }
+
+    /// Each RRSIG's RDATA.
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.stored().map(|w| &w[2..])
+    }
+
+    /// The first RRSIG's RDATA.
+    pub fn first(&self) -> Option<&'a [u8]> {
+        self.iter().next()
+    }
+
+    /// Each RRSIG record as it follows its owner name on the wire, in two
+    /// parts: TYPE, CLASS and TTL; RDLENGTH and RDATA.
+    pub fn wire(&self) -> impl Iterator<Item = ([u8; SIG_HEAD], &'a [u8])> + 'a {
+        let head = self.head;
+        self.stored().map(move |w| (head, w))
     }
 }
 
@@ -266,30 +342,23 @@ impl RRset {
 
     /// The RRSIG records over these records, prebuilt when the zone is signed
     /// (see `dnssec`); only DO=1 answers write them.
-    pub fn rrsig(&self) -> Option<Records<'_>> {
-        let rest = self
-            .wire
-            .get(self.records_end()..)
-            .filter(|r| !r.is_empty())?;
-        let all = Records {
-            rest,
-            count: u16::MAX,
-        };
-        let count = all.wire().count() as u16;
-        Some(Records { rest, count })
+    pub fn rrsig(&self) -> Option<Sigs<'_>> {
+        Sigs::new(self.wire.get(self.records_end()..)?, self.class(), self.ttl)
     }
 
     /// Signs the set: `sigs` (RRSIG RDATAs over its records, with its TTL and
     /// class) replace the RRSIGs it had. At most [`MAX_RECORDS`] are kept.
     pub(crate) fn set_rrsig(&mut self, sigs: &[Box<[u8]>]) {
-        let (class, ttl) = (self.class(), self.ttl);
         let sigs = &sigs[..sigs.len().min(MAX_RECORDS)];
         let end = self.records_end();
-        let size = end + sigs.iter().map(|rd| TAIL_HEADER + rd.len()).sum::<usize>();
+        let size = end + sigs.iter().map(|rd| 2 + rd.len()).sum::<usize>();
         let mut wire = Vec::with_capacity(size);
         wire.extend_from_slice(&self.wire[..end]);
         for rd in sigs {
-            encode_rr_tail_into(&mut wire, rtype::RRSIG, class, ttl, rd);
+            // RDATA length was checked against u16 when it was made.
+            let len = rd.len().min(u16::MAX as usize);
+            wire.extend_from_slice(&(len as u16).to_be_bytes());
+            wire.extend_from_slice(&rd[..len]);
         }
         self.wire = inline_or_heap(wire);
     }
@@ -542,7 +611,7 @@ pub struct Rec<'z> {
     pub take: u16,
     /// The RRSIGs written after it, with the same owner (DO=1 answers of signed
     /// zones only).
-    pub sig: Option<Records<'z>>,
+    pub sig: Option<Sigs<'z>>,
 }
 
 impl<'z> Rec<'z> {
@@ -952,9 +1021,11 @@ fn rrsigs_follow_the_records_and_are_replaced_whole() {
     // The RRSIGs: type RRSIG, the set's class and TTL.
     let sig = set.rrsig().expect("signed");
     assert_eq!(sig.len(), 2);
-    let w: Vec<&[u8]> = sig.wire().collect();
+    let w: Vec<Vec<u8>> = sig.wire().map(|(h, r)| [&h[..], r].concat()).collect();
     assert_eq!(w[0], [0, 46, 0, 1, 0, 0, 1, 44, 0, 4, 0, 1, 13, 2]);
     assert_eq!(w[1], [0, 46, 0, 1, 0, 0, 1, 44, 0, 5, 0, 1, 15, 2, 7]);
+    // Kept without their TYPE, CLASS and TTL: the records' 28 bytes, then 2 + 4 and 2 + 5.
+    assert_eq!(set.wire.len(), 28 + 6 + 7);
     // Signing again replaces them.
     set.set_rrsig(&[vec![9].into()]);
     let sig: Vec<&[u8]> = set.rrsig().expect("signed").iter().collect();

@@ -1036,11 +1036,12 @@ fn steered_bodies(snap: &Snapshot) -> SteeredBodies {
     let mut out = SteeredBodies::default();
     let mut buf = Vec::new();
     for (zi, steering) in snap.steering.iter().enumerate() {
-        let signed = snap
+        let signer = snap
             .zones
             .zones()
             .get(zi)
-            .is_some_and(|z| snap.signer_of(z).is_some());
+            .and_then(|z| snap.signer_of(z))
+            .map(|s| s.name());
         for (pi, p) in steering.names.iter().enumerate() {
             let wildcard = p.name.wire().starts_with(b"\x01*");
             for (ei, orig) in p.endpoints.iter().enumerate() {
@@ -1063,9 +1064,9 @@ fn steered_bodies(snap: &Snapshot) -> SteeredBodies {
                         continue;
                     };
                     let take = (p.max_answers as usize).min(set.rdatas().len());
-                    let sig = set
-                        .rrsig()
-                        .filter(|_| signed && !wildcard && take == set.rdatas().len());
+                    let sig = signer
+                        .and_then(|s| set.rrsig(s))
+                        .filter(|_| !wildcard && take == set.rdatas().len());
                     let key =
                         |with_sig| steer_key(zi as u32, pi as u32, ei, qtype, degraded, with_sig);
                     out.add(&mut buf, key(false), set, take, None);

@@ -418,11 +418,10 @@ pub(crate) fn write_response(
                     write_tail(out, &mut comp, rr);
                     written += 1;
                 }
-                for (head, rest) in rec.sig.iter().flat_map(|s| s.wire()) {
+                for r in rec.sig.iter().flat_map(|s| s.wire()) {
                     // No name in an RRSIG's RDATA is compressed (RFC 4034 §3.1.7).
                     comp.write_owner(out, owner, at_query);
-                    out.extend_from_slice(&head);
-                    out.extend_from_slice(rest);
+                    r.write(out);
                     written += 1;
                 }
                 if out.len() > budget {

@@ -130,28 +130,26 @@ pub(super) struct BodyView<'a> {
     pub(super) counts: [u16; 3],
     pub(super) zone_slot: Option<u16>,
     /// A signed zone's answer: the arena offset of its DO=1 form (with RRSIGs
-    /// and proofs), `NONE` when the general path writes that one, or this
-    /// body's own offset with [`PAIR_AT`] when it holds that form ([`Pair`]);
-    /// [`FastTable::signed_body`] reads it.
+    /// and proofs), `NONE` when the general path writes that one, or a
+    /// [`Pair`] when this body holds that form; [`FastTable::signed_body`]
+    /// reads it.
     pub(super) signed: Option<u32>,
     pub(super) relocs: &'a [u8],
     pub(super) bytes: &'a [u8],
 }
 
 /// A body's header as the arena holds it, first byte first:
-/// - a byte of bits: [`SHORT`], [`HAS_ZONE`], [`HAS_SIGNED`], [`AA`],
-///   [`PAIR`], and the rcode in the low three (bodies hold 0 or 3);
+/// - a byte of bits: [`SHORT`], [`HAS_ZONE`], [`HAS_SIGNED`], [`AA`], and the
+///   rcode in the low four;
 /// - short form (every count and the number of relocations under 16, the
 ///   bytes under 256): ANCOUNT and NSCOUNT in a byte (four bits each),
 ///   ARCOUNT and the number of relocations in the next, the length of the
 ///   bytes in the third, the zone slot (u16, 0 when not flagged): six bytes;
 /// - long form: ANCOUNT, NSCOUNT, ARCOUNT, the length of the bytes, the
 ///   number of relocations and the zone slot, big-endian u16s: thirteen;
-/// - then, if [`HAS_SIGNED`], four bytes about the DO=1 form: without
-///   [`PAIR`], its arena offset (u32, `NONE` when the general path writes
-///   that one); with it, the DO=1 form's ANCOUNT and NSCOUNT in a byte,
-///   ARCOUNT in the next (high four bits), and the length of its bytes (u16):
-///   a [`Pair`].
+/// - then, if flagged, the arena offset of the DO=1 form (u32, `NONE` when
+///   the general path writes that one), or with its top bit set a [`Pair`]:
+///   the DO=1 form is in this body.
 ///
 /// The relocations (u16s) and the bytes follow. A million names' own answers
 /// (an A record each, 16 bytes) took 14 bytes of header each in one layout
@@ -166,29 +164,54 @@ pub(super) struct Head {
     pub(super) counts: [u16; 3],
     pub(super) zone_slot: Option<u16>,
     pub(super) link: Option<u32>,
-    /// The DO=1 form held in this body's bytes (then `link` is `None`).
-    pub(super) pair: Option<Pair>,
     pub(super) relocs: u16,
     pub(super) len: u16,
 }
 
 /// A body whose DO=1 form is itself with records added at the end (a name's
 /// own records, then their RRSIGs): the DO=1 form's counts and the length of
-/// its bytes, which begin with the DO=0 form's and go on past them. Both
-/// forms have the same flags and zone, and no relocations. The two forms
-/// were two bodies, the DO=1 one repeating the header and the records: 22
-/// bytes a name of a signed zone's table.
+/// its bytes, which begin with the DO=0 form's and run on past them, kept in
+/// the body's link ([`Head::link`]) with [`PAIR_AT`] set. Both forms have the
+/// same flags and zone, and no relocations. The two forms were two bodies,
+/// the DO=1 one repeating the header and the records: 22 bytes a name of a
+/// signed zone's table. The DO=0 form reads its header as any other body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Pair {
-    /// Each under 16.
+    /// ANCOUNT under 15, NSCOUNT and ARCOUNT under 16 (see [`Pair::link`]).
     pub(super) counts: [u16; 3],
     pub(super) len: u16,
 }
 
+/// A link's top bit: the link is a [`Pair`], not an arena offset (the
+/// arena's bodies stay below 2 GiB).
+pub(super) const PAIR_AT: u32 = 1 << 31;
+
 impl Pair {
     /// Whether a DO=1 form of these counts fits a [`Pair`].
     pub(super) fn fits(counts: [u16; 3]) -> bool {
-        counts.iter().all(|&c| c < 16)
+        let [an, ns, ar] = counts;
+        an < 15 && ns < 16 && ar < 16
+    }
+
+    /// The link that holds it: [`PAIR_AT`], the three counts in four bits
+    /// each, the length in the low sixteen; never `NONE` (ANCOUNT under 15).
+    pub(super) fn link(self) -> u32 {
+        let [an, ns, ar] = self.counts.map(|c| u32::from(c & 0x0f));
+        PAIR_AT | an << 24 | ns << 20 | ar << 16 | u32::from(self.len)
+    }
+
+    /// The pair a link holds, if it holds one.
+    #[inline]
+    pub(super) fn of_link(link: u32) -> Option<Pair> {
+        (link & PAIR_AT != 0 && link != NONE).then(|| Pair {
+            counts: [
+                (link >> 24) & 0x0f,
+                (link >> 20) & 0x0f,
+                (link >> 16) & 0x0f,
+            ]
+            .map(|c| c as u16),
+            len: link as u16,
+        })
     }
 }
 
@@ -196,14 +219,6 @@ pub(super) const SHORT: u8 = 0x80;
 pub(super) const HAS_ZONE: u8 = 0x40;
 pub(super) const HAS_SIGNED: u8 = 0x20;
 pub(super) const AA: u8 = 0x10;
-/// With [`HAS_SIGNED`]: the four bytes after the header are a [`Pair`].
-pub(super) const PAIR: u8 = 0x08;
-/// The rcode's bits in the first byte.
-pub(super) const RCODE: u8 = 0x07;
-
-/// [`BodyView::signed`]'s flag of a [`Pair`]: the DO=1 form is in the body
-/// at the offset below it (the arena stays under 2 GiB).
-pub(super) const PAIR_AT: u32 = 1 << 31;
 
 impl Head {
     /// The header at the start of `b`, and its length in bytes.
@@ -224,44 +239,24 @@ impl Head {
             let u = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
             ([u(1), u(3), u(5)], u(9), u(7), u(11), 13)
         };
-        let (link, pair, n) = if bits & HAS_SIGNED != 0 {
-            let w = b.get(n..n + 4)?;
-            if bits & PAIR != 0 {
-                let pair = Pair {
-                    counts: [
-                        u16::from(w[0] >> 4),
-                        u16::from(w[0] & 0x0f),
-                        u16::from(w[1] >> 4),
-                    ],
-                    len: u16::from_be_bytes([w[2], w[3]]),
-                };
-                (None, Some(pair), n + 4)
-            } else {
-                (
-                    Some(u32::from_be_bytes([w[0], w[1], w[2], w[3]])),
-                    None,
-                    n + 4,
-                )
-            }
+        let (link, n) = if bits & HAS_SIGNED != 0 {
+            (Some(be32(b, n)?), n + 4)
         } else {
-            (None, None, n)
+            (None, n)
         };
         let aa = if bits & AA != 0 { 0x0400 } else { 0 };
         let head = Head {
-            flags: aa | u16::from(bits & RCODE),
+            flags: aa | u16::from(bits & 0x0f),
             counts,
             zone_slot: (bits & HAS_ZONE != 0).then_some(zone),
             link,
-            pair,
             relocs,
             len,
         };
         Some((head, n))
     }
 
-    /// Appends the header ([`Head::read`] reads it back): the rcode's low
-    /// three bits (see [`RCODE`]), `link` only without `pair`, and a
-    /// `pair`'s counts under 16.
+    /// Appends the header ([`Head::read`] reads it back).
     pub(super) fn write(&self, v: &mut Vec<u8>) {
         let [an, ns, ar] = self.counts;
         let short = an < 16 && ns < 16 && ar < 16 && self.relocs < 16 && self.len < 256;
@@ -271,13 +266,9 @@ impl Head {
             } else {
                 0
             }
-            | match (self.pair, self.link) {
-                (Some(_), _) => HAS_SIGNED | PAIR,
-                (None, Some(_)) => HAS_SIGNED,
-                (None, None) => 0,
-            }
+            | if self.link.is_some() { HAS_SIGNED } else { 0 }
             | if self.flags & 0x0400 != 0 { AA } else { 0 }
-            | (self.flags as u8 & RCODE);
+            | (self.flags & 0x0f) as u8;
         v.push(bits);
         let zone = self.zone_slot.unwrap_or(0).to_be_bytes();
         if short {
@@ -292,11 +283,7 @@ impl Head {
             }
         }
         v.extend_from_slice(&zone);
-        if let Some(p) = self.pair {
-            let [c0, c1, c2] = p.counts;
-            let [l0, l1] = p.len.to_be_bytes();
-            v.extend_from_slice(&[(c0 << 4 | c1) as u8, (c2 << 4) as u8, l0, l1]);
-        } else if let Some(l) = self.link {
+        if let Some(l) = self.link {
             v.extend_from_slice(&l.to_be_bytes());
         }
     }
@@ -507,28 +494,22 @@ impl FastTable {
             flags: h.flags,
             counts: h.counts,
             zone_slot: h.zone_slot,
-            signed: match h.pair {
-                Some(_) => Some(at | PAIR_AT),
-                None => h.link,
-            },
+            signed: h.link,
             relocs: b.get(n..bytes_at)?,
             bytes: b.get(bytes_at..bytes_at + usize::from(h.len))?,
         })
     }
 
-    /// The DO=1 form a body's [`BodyView::signed`] leads to: a body of its
-    /// own, or the [`Pair`] in the body itself; `None` for `NONE`.
+    /// The DO=1 form that `signed`, the [`BodyView::signed`] of the body
+    /// at `at`, leads to: a body of its own, or the [`Pair`] in that body;
+    /// `None` for `NONE`.
     #[inline]
-    pub(super) fn signed_body(&self, signed: u32) -> Option<BodyView<'_>> {
-        if signed == NONE {
-            return None;
-        }
-        if signed & PAIR_AT == 0 {
+    pub(super) fn signed_body(&self, signed: u32, at: u32) -> Option<BodyView<'_>> {
+        let Some(p) = Pair::of_link(signed) else {
             return self.body(signed);
-        }
-        let b = self.arena.get((signed & !PAIR_AT) as usize..)?;
+        };
+        let b = self.arena.get(at as usize..)?;
         let (h, n) = Head::read(b)?;
-        let p = h.pair?;
         Some(BodyView {
             flags: h.flags,
             counts: p.counts,
@@ -653,7 +634,7 @@ pub(super) fn steer_key(
 
 #[cfg(test)]
 mod tests {
-    use super::{asked_name, same, Head, Pair, NONE};
+    use super::{asked_name, same, Head, Pair, NONE, PAIR_AT};
 
     /// The warm-up hashes the name as it stands in the packet; the lookup hashes
     /// the parsed name: the same bytes, so the same slot, unless there are capitals.
@@ -680,8 +661,8 @@ mod tests {
     }
 
     /// A body's header reads back as written, in the short form (six bytes,
-    /// and the DO=1 form's offset or [`Pair`]) where every field fits it, the
-    /// long form (thirteen) where one does not.
+    /// and the DO=1 form's offset) where every field fits it, the long form
+    /// (thirteen) where one does not.
     #[test]
     fn a_body_head_reads_back_as_written_in_the_form_that_fits() {
         let base = Head {
@@ -689,7 +670,6 @@ mod tests {
             counts: [1, 0, 0],
             zone_slot: Some(0x1234),
             link: None,
-            pair: None,
             relocs: 0,
             len: 16,
         };
@@ -711,28 +691,7 @@ mod tests {
             ),
             (
                 Head {
-                    pair: Some(Pair {
-                        counts: [2, 15, 1],
-                        len: 0x1234,
-                    }),
-                    ..base
-                },
-                10,
-            ),
-            (
-                Head {
-                    counts: [300, 0, 0],
-                    pair: Some(Pair {
-                        counts: [15, 0, 15],
-                        len: 125,
-                    }),
-                    ..base
-                },
-                17,
-            ),
-            (
-                Head {
-                    flags: 7,
+                    flags: 5,
                     counts: [15, 15, 15],
                     relocs: 15,
                     len: 255,
@@ -787,6 +746,23 @@ mod tests {
             v.extend_from_slice(b"rest");
             assert_eq!(Head::read(&v), Some((h, size)), "{h:?}");
             assert_eq!(Head::read(&v[..size - 1]), None, "{h:?} cut short");
+        }
+    }
+
+    /// A pair's link reads back as the pair, is never `NONE` nor an arena
+    /// offset; an offset or `NONE` is no pair.
+    #[test]
+    fn a_pair_reads_back_from_its_link() {
+        for (counts, len) in [([1, 0, 0], 16), ([2, 0, 0], 125), ([14, 15, 15], u16::MAX)] {
+            assert!(Pair::fits(counts));
+            let p = Pair { counts, len };
+            let link = p.link();
+            assert!(link != NONE && link & PAIR_AT != 0);
+            assert_eq!(Pair::of_link(link), Some(p));
+        }
+        assert!(!Pair::fits([15, 0, 0]) && !Pair::fits([0, 16, 0]));
+        for link in [0, 1234, PAIR_AT - 1, NONE] {
+            assert_eq!(Pair::of_link(link), None);
         }
     }
 

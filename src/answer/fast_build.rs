@@ -18,7 +18,7 @@ use smallvec::SmallVec;
 
 use super::fast::{
     be16, hash, list_len, slot_of, steer_key, FastTable, Head, Pair, Slot, HAS_BELOW, HAS_POLICY,
-    NONE, PAIR_AT, RCODE, RECORD_NAME, STEERED, WARM_ABOVE,
+    NONE, PAIR_AT, RECORD_NAME, STEERED, WARM_ABOVE,
 };
 use super::handler::{handle, Transport};
 use super::query::HEADER_LEN;
@@ -457,14 +457,14 @@ fn pair<'p>(plain: &[u8], signed: &'p [u8]) -> Option<(Head, &'p [u8])> {
     let bytes = signed.get(n1..n1 + usize::from(h1.len))?;
     let extends = bytes.starts_with(plain.get(n0..)?);
     let alike = h0.flags == h1.flags && h0.zone_slot == h1.zone_slot;
-    let plain_form = h0.relocs == 0 && h1.relocs == 0 && h1.link.is_none() && h1.pair.is_none();
+    let plain_form = h0.relocs == 0 && h1.relocs == 0 && h1.link.is_none();
+    let p = Pair {
+        counts: h1.counts,
+        len: h1.len,
+    };
     (extends && alike && plain_form && Pair::fits(h1.counts)).then_some((
         Head {
-            link: None,
-            pair: Some(Pair {
-                counts: h1.counts,
-                len: h1.len,
-            }),
+            link: Some(p.link()),
             ..h0
         },
         bytes,
@@ -611,15 +611,11 @@ fn write_body_into(
     relocs: &[u16],
     bytes: &[u8],
 ) -> Option<()> {
-    if flags & 0x0f > u16::from(RCODE) {
-        return None;
-    }
     Head {
         flags,
         counts,
         zone_slot,
         link,
-        pair: None,
         relocs: u16::try_from(relocs.len()).ok()?,
         len: u16::try_from(bytes.len()).ok()?,
     }

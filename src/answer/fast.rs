@@ -500,23 +500,23 @@ impl FastTable {
         })
     }
 
-    /// The DO=1 form that `signed`, the [`BodyView::signed`] of the body
-    /// at `at`, leads to: a body of its own, or the [`Pair`] in that body;
-    /// `None` for `NONE`.
+    /// The DO=1 form that `body`'s [`BodyView::signed`], `signed`, leads to:
+    /// a body of its own, or the [`Pair`] in `body` (its bytes run on past
+    /// `body`'s); `None` for `NONE`.
     #[inline]
-    pub(super) fn signed_body(&self, signed: u32, at: u32) -> Option<BodyView<'_>> {
+    pub(super) fn signed_body(&self, body: &BodyView<'_>, signed: u32) -> Option<BodyView<'_>> {
         let Some(p) = Pair::of_link(signed) else {
             return self.body(signed);
         };
-        let b = self.arena.get(at as usize..)?;
-        let (h, n) = Head::read(b)?;
+        // Where `body`'s bytes start in the arena, from the two addresses.
+        let from = (body.bytes.as_ptr() as usize).checked_sub(self.arena.as_ptr() as usize)?;
         Some(BodyView {
-            flags: h.flags,
+            flags: body.flags,
             counts: p.counts,
-            zone_slot: h.zone_slot,
+            zone_slot: body.zone_slot,
             signed: None,
             relocs: &[],
-            bytes: b.get(n..n + usize::from(p.len))?,
+            bytes: self.arena.get(from..from + usize::from(p.len))?,
         })
     }
 

@@ -134,14 +134,16 @@ impl FastTable {
                 (e.below as usize, o - 2, Some(o))
             }
         };
-        let at = self.answers(answers, q.qtype).ok_or(None)?;
-        let mut body = self.body(at).ok_or(None)?;
+        let mut body = self
+            .answers(answers, q.qtype)
+            .and_then(|b| self.body(b))
+            .ok_or(None)?;
         // A signed zone's DO=1 answer: its own prebuilt form, if it has one.
         let signed = match body.signed.filter(|_| dnssec) {
             // NSEC and RRSIG as the question: the general path's own cases.
             Some(_) if matches!(q.qtype, rtype::NSEC | rtype::RRSIG) => return Err(None),
             Some(link) => {
-                body = self.signed_body(link, at).ok_or(None)?;
+                body = self.signed_body(&body, link).ok_or(None)?;
                 true
             }
             None => false,

@@ -395,9 +395,13 @@ impl RRset {
     /// class, signed by `signer`, lower-cased wire) replace the RRSIGs it had.
     /// At most [`MAX_RECORDS`] are kept; one not signed by `signer` is not.
     pub(crate) fn set_rrsig(&mut self, signer: &[u8], sigs: &[Box<[u8]>]) {
-        let by_signer =
-            |rd: &&Box<[u8]>| rd.get(SIG_FIXED..SIG_FIXED + signer.len()) == Some(signer);
-        let sigs: Vec<&Box<[u8]>> = sigs.iter().filter(by_signer).take(MAX_RECORDS).collect();
+        let by_signer = |rd: &&[u8]| rd.get(SIG_FIXED..SIG_FIXED + signer.len()) == Some(signer);
+        let sigs: Vec<&[u8]> = sigs
+            .iter()
+            .map(|rd| &rd[..])
+            .filter(by_signer)
+            .take(MAX_RECORDS)
+            .collect();
         let end = self.records_end();
         let size = end
             + sigs

@@ -130,7 +130,9 @@ pub(super) struct BodyView<'a> {
     pub(super) counts: [u16; 3],
     pub(super) zone_slot: Option<u16>,
     /// A signed zone's answer: the arena offset of its DO=1 form (with RRSIGs
-    /// and proofs), `NONE` when the general path writes that one.
+    /// and proofs), `NONE` when the general path writes that one, or a
+    /// [`Pair`] when this body holds that form; [`FastTable::signed_body`]
+    /// reads it.
     pub(super) signed: Option<u32>,
     pub(super) relocs: &'a [u8],
     pub(super) bytes: &'a [u8],
@@ -146,7 +148,8 @@ pub(super) struct BodyView<'a> {
 /// - long form: ANCOUNT, NSCOUNT, ARCOUNT, the length of the bytes, the
 ///   number of relocations and the zone slot, big-endian u16s: thirteen;
 /// - then, if flagged, the arena offset of the DO=1 form (u32, `NONE` when
-///   the general path writes that one).
+///   the general path writes that one), or with its top bit set a [`Pair`]:
+///   the DO=1 form is in this body.
 ///
 /// The relocations (u16s) and the bytes follow. A million names' own answers
 /// (an A record each, 16 bytes) took 14 bytes of header each in one layout
@@ -163,6 +166,53 @@ pub(super) struct Head {
     pub(super) link: Option<u32>,
     pub(super) relocs: u16,
     pub(super) len: u16,
+}
+
+/// A body whose DO=1 form is itself with records added at the end (a name's
+/// own records, then their RRSIGs): the DO=1 form's counts and the length of
+/// its bytes, which begin with the DO=0 form's and run on past them, kept in
+/// the body's link ([`Head::link`]) with [`PAIR_AT`] set. Both forms have the
+/// same flags and zone, and no relocations. The two forms were two bodies,
+/// the DO=1 one repeating the header and the records: 22 bytes a name of a
+/// signed zone's table. The DO=0 form reads its header as any other body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Pair {
+    /// ANCOUNT under 15, NSCOUNT and ARCOUNT under 16 (see [`Pair::link`]).
+    pub(super) counts: [u16; 3],
+    pub(super) len: u16,
+}
+
+/// A link's top bit: the link is a [`Pair`], not an arena offset (the
+/// arena's bodies stay below 2 GiB).
+pub(super) const PAIR_AT: u32 = 1 << 31;
+
+impl Pair {
+    /// Whether a DO=1 form of these counts fits a [`Pair`].
+    pub(super) fn fits(counts: [u16; 3]) -> bool {
+        let [an, ns, ar] = counts;
+        an < 15 && ns < 16 && ar < 16
+    }
+
+    /// The link that holds it: [`PAIR_AT`], the three counts in four bits
+    /// each, the length in the low sixteen; never `NONE` (ANCOUNT under 15).
+    pub(super) fn link(self) -> u32 {
+        let [an, ns, ar] = self.counts.map(|c| u32::from(c & 0x0f));
+        PAIR_AT | an << 24 | ns << 20 | ar << 16 | u32::from(self.len)
+    }
+
+    /// The pair a link holds, if it holds one.
+    #[inline]
+    pub(super) fn of_link(link: u32) -> Option<Pair> {
+        (link & PAIR_AT != 0 && link != NONE).then(|| Pair {
+            counts: [
+                (link >> 24) & 0x0f,
+                (link >> 20) & 0x0f,
+                (link >> 16) & 0x0f,
+            ]
+            .map(|c| c as u16),
+            len: link as u16,
+        })
+    }
 }
 
 pub(super) const SHORT: u8 = 0x80;
@@ -450,6 +500,26 @@ impl FastTable {
         })
     }
 
+    /// The DO=1 form that `body`'s [`BodyView::signed`], `signed`, leads to:
+    /// a body of its own, or the [`Pair`] in `body` (its bytes run on past
+    /// `body`'s); `None` for `NONE`.
+    #[inline]
+    pub(super) fn signed_body(&self, body: &BodyView<'_>, signed: u32) -> Option<BodyView<'_>> {
+        let Some(p) = Pair::of_link(signed) else {
+            return self.body(signed);
+        };
+        // Where `body`'s bytes start in the arena, from the two addresses.
+        let from = (body.bytes.as_ptr() as usize).checked_sub(self.arena.as_ptr() as usize)?;
+        Some(BodyView {
+            flags: body.flags,
+            counts: p.counts,
+            zone_slot: body.zone_slot,
+            signed: None,
+            relocs: &[],
+            bytes: self.arena.get(from..from + usize::from(p.len))?,
+        })
+    }
+
     /// Names with prebuilt answers.
     pub fn len(&self) -> usize {
         self.names
@@ -564,7 +634,7 @@ pub(super) fn steer_key(
 
 #[cfg(test)]
 mod tests {
-    use super::{asked_name, same, Head, NONE};
+    use super::{asked_name, same, Head, Pair, NONE, PAIR_AT};
 
     /// The warm-up hashes the name as it stands in the packet; the lookup hashes
     /// the parsed name: the same bytes, so the same slot, unless there are capitals.
@@ -676,6 +746,23 @@ mod tests {
             v.extend_from_slice(b"rest");
             assert_eq!(Head::read(&v), Some((h, size)), "{h:?}");
             assert_eq!(Head::read(&v[..size - 1]), None, "{h:?} cut short");
+        }
+    }
+
+    /// A pair's link reads back as the pair, is never `NONE` nor an arena
+    /// offset; an offset or `NONE` is no pair.
+    #[test]
+    fn a_pair_reads_back_from_its_link() {
+        for (counts, len) in [([1, 0, 0], 16), ([2, 0, 0], 125), ([14, 15, 15], u16::MAX)] {
+            assert!(Pair::fits(counts));
+            let p = Pair { counts, len };
+            let link = p.link();
+            assert!(link != NONE && link & PAIR_AT != 0);
+            assert_eq!(Pair::of_link(link), Some(p));
+        }
+        assert!(!Pair::fits([15, 0, 0]) && !Pair::fits([0, 16, 0]));
+        for link in [0, 1234, PAIR_AT - 1, NONE] {
+            assert_eq!(Pair::of_link(link), None);
         }
     }
 

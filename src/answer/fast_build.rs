@@ -17,14 +17,14 @@ use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use super::fast::{
-    be16, hash, list_len, slot_of, steer_key, FastTable, Head, Slot, HAS_BELOW, HAS_POLICY, NONE,
-    RECORD_NAME, STEERED, WARM_ABOVE,
+    be16, hash, list_len, slot_of, steer_key, FastTable, Head, Pair, Slot, HAS_BELOW, HAS_POLICY,
+    NONE, PAIR_AT, RECORD_NAME, STEERED, WARM_ABOVE,
 };
 use super::handler::{handle, Transport};
 use super::query::HEADER_LEN;
 use super::write::{write_response, HeaderOut};
 use crate::answer::snapshot::Snapshot;
-use crate::zone::{class, name, rtype, Answer, Owner, RRset, Rcode, Rec, Records, Zone};
+use crate::zone::{class, name, rtype, Answer, Owner, RRset, Rcode, Rec, Sigs, Zone};
 
 /// Private-use types (RFC 6895 §3.1) that stand for "a type this name does not have".
 const PROBE_TYPES: [u16; 2] = [65280, 65281];
@@ -357,16 +357,20 @@ impl FastTable {
             list(&mut self.arena, a)?;
         }
         debug_assert_eq!(self.arena.len(), end);
-        for &(b, link) in &p.fresh {
-            match link {
+        for f in &p.fresh {
+            match *f {
                 // The DO=1 form's number becomes its offset.
-                Some(at) => {
+                Fresh::Body(b, Some(at)) => {
                     let (mut h, n) = Head::read(b)?;
                     h.link = Some(at);
                     h.write(&mut self.arena);
                     self.arena.extend_from_slice(b.get(n..)?);
                 }
-                None => self.arena.extend_from_slice(b),
+                Fresh::Body(b, None) => self.arena.extend_from_slice(b),
+                Fresh::Pair(h, bytes) => {
+                    h.write(&mut self.arena);
+                    self.arena.extend_from_slice(bytes);
+                }
             }
         }
         debug_assert_eq!(self.arena.len(), p.next);
@@ -399,36 +403,78 @@ struct Placer<'p> {
     placed: &'p mut [u32],
     /// Where the next body not yet placed goes.
     next: usize,
-    /// The bodies to write after the record, in order, each with the arena
-    /// offset of its DO=1 form when it has one.
-    fresh: SmallVec<[(&'p [u8], Option<u32>); 4]>,
+    /// The bodies to write after the record, in order.
+    fresh: SmallVec<[Fresh<'p>; 4]>,
+}
+
+/// A body [`Placer`] placed, to be written.
+enum Fresh<'p> {
+    /// As built, with the arena offset of its DO=1 form when it has one.
+    Body(&'p [u8], Option<u32>),
+    /// A body that holds its DO=1 form: the header, and the DO=1 form's bytes.
+    Pair(Head, &'p [u8]),
 }
 
 impl<'p> Placer<'p> {
     /// The arena offset of body number `n`: where it was placed, or where it
-    /// goes after the bodies placed so far (its DO=1 form right after it).
+    /// goes after the bodies placed so far (its DO=1 form right after it, or
+    /// in it as a [`Pair`] when that form is not placed yet and extends it).
     fn place(&mut self, n: u32) -> Option<u32> {
         let slot = *self.placed.get(n as usize)?;
         if slot != NONE {
             return Some(slot);
         }
-        let o = u32::try_from(self.next).ok()?;
+        let o = u32::try_from(self.next).ok().filter(|&o| o < PAIR_AT)?;
         *self.placed.get_mut(n as usize)? = o;
         let part = self.part;
-        let written = body_at(&part.bytes, *part.offsets.get(n as usize)? as usize)?;
+        let written = part.body(n)?;
+        let link = body_link(written);
+        let unplaced = |l: u32| l != NONE && self.placed.get(l as usize) == Some(&NONE);
+        if let Some(signed) = link.filter(|&l| unplaced(l)).and_then(|l| part.body(l)) {
+            if let Some((h, bytes)) = pair(written, signed) {
+                // The header is as long as the one with the link was.
+                self.next += written.len() - usize::from(h.len) + bytes.len();
+                self.fresh.push(Fresh::Pair(h, bytes));
+                return Some(o);
+            }
+        }
         self.next += written.len();
-        self.fresh.push((written, None));
+        self.fresh.push(Fresh::Body(written, None));
         let i = self.fresh.len() - 1;
-        if let Some(link) = body_link(written) {
+        if let Some(link) = link {
             let at = if link == NONE {
                 NONE
             } else {
                 self.place(link)?
             };
-            self.fresh.get_mut(i)?.1 = Some(at);
+            *self.fresh.get_mut(i)? = Fresh::Body(written, Some(at));
         }
         Some(o)
     }
+}
+
+/// `plain` (a body as built) with its DO=1 form `signed` as one [`Pair`]:
+/// its header and the DO=1 form's bytes, when `signed` is `plain` with
+/// records added after its own (same flags and zone, no relocations, each
+/// count under 16).
+fn pair<'p>(plain: &[u8], signed: &'p [u8]) -> Option<(Head, &'p [u8])> {
+    let (h0, n0) = Head::read(plain)?;
+    let (h1, n1) = Head::read(signed)?;
+    let bytes = signed.get(n1..n1 + usize::from(h1.len))?;
+    let extends = bytes.starts_with(plain.get(n0..)?);
+    let alike = h0.flags == h1.flags && h0.zone_slot == h1.zone_slot;
+    let plain_form = h0.relocs == 0 && h1.relocs == 0 && h1.link.is_none();
+    let p = Pair {
+        counts: h1.counts,
+        len: h1.len,
+    };
+    (extends && alike && plain_form && Pair::fits(h1.counts)).then_some((
+        Head {
+            link: Some(p.link()),
+            ..h0
+        },
+        bytes,
+    ))
 }
 
 /// What decides whether two of a zone's names get the same answer for the
@@ -536,6 +582,13 @@ struct Builder<'s> {
     pkt: Vec<u8>,
     out: Vec<u8>,
     body: Vec<u8>,
+}
+
+impl Part {
+    /// Body number `n`, whole.
+    fn body(&self, n: u32) -> Option<&[u8]> {
+        body_at(&self.bytes, *self.offsets.get(n as usize)? as usize)
+    }
 }
 
 /// The body written at `at` in `bytes`, whole.
@@ -985,11 +1038,12 @@ fn steered_bodies(snap: &Snapshot) -> SteeredBodies {
     let mut out = SteeredBodies::default();
     let mut buf = Vec::new();
     for (zi, steering) in snap.steering.iter().enumerate() {
-        let signed = snap
+        let signer = snap
             .zones
             .zones()
             .get(zi)
-            .is_some_and(|z| snap.signer_of(z).is_some());
+            .and_then(|z| snap.signer_of(z))
+            .map(|s| s.name());
         for (pi, p) in steering.names.iter().enumerate() {
             let wildcard = p.name.wire().starts_with(b"\x01*");
             for (ei, orig) in p.endpoints.iter().enumerate() {
@@ -1012,9 +1066,9 @@ fn steered_bodies(snap: &Snapshot) -> SteeredBodies {
                         continue;
                     };
                     let take = (p.max_answers as usize).min(set.rdatas().len());
-                    let sig = set
-                        .rrsig()
-                        .filter(|_| signed && !wildcard && take == set.rdatas().len());
+                    let sig = signer
+                        .and_then(|s| set.rrsig(s))
+                        .filter(|_| !wildcard && take == set.rdatas().len());
                     let key =
                         |with_sig| steer_key(zi as u32, pi as u32, ei, qtype, degraded, with_sig);
                     out.add(&mut buf, key(false), set, take, None);
@@ -1046,7 +1100,7 @@ impl SteeredBodies {
         key: u128,
         set: &RRset,
         take: usize,
-        sig: Option<Records<'_>>,
+        sig: Option<Sigs<'_>>,
     ) {
         let question = [0u8, 0, 1, 0, 1];
         let mut answer = Answer {

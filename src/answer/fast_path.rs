@@ -142,8 +142,8 @@ impl FastTable {
         let signed = match body.signed.filter(|_| dnssec) {
             // NSEC and RRSIG as the question: the general path's own cases.
             Some(_) if matches!(q.qtype, rtype::NSEC | rtype::RRSIG) => return Err(None),
-            Some(at) => {
-                body = self.body(at).filter(|_| at != NONE).ok_or(None)?;
+            Some(link) => {
+                body = self.signed_body(&body, link).ok_or(None)?;
                 true
             }
             None => false,

@@ -220,6 +220,16 @@ struct Compressor<'q> {
 }
 
 impl<'q> Compressor<'q> {
+    /// Writes a record's owner: a pointer to the question's name when it is
+    /// that name (`at_query`), else `owner` as [`Compressor::write_name`] does.
+    fn write_owner(&mut self, out: &mut Vec<u8>, owner: &'q [u8], at_query: bool) {
+        if at_query {
+            out.extend_from_slice(&(0xc000u16 | HEADER_LEN as u16).to_be_bytes());
+        } else {
+            self.write_name(out, owner);
+        }
+    }
+
     /// Writes `owner` at the end of `out`, pointing into earlier names where it can.
     fn write_name(&mut self, out: &mut Vec<u8>, owner: &'q [u8]) {
         let start = out.len();
@@ -400,20 +410,19 @@ pub(crate) fn write_response(
                     Owner::Name(n) => n,
                 };
                 let mut written = 0u16;
+                let at_query = matches!(rec.owner, Owner::Query) && question.is_some();
                 // The RRset, then its RRSIGs if the answer carries them: one unit,
                 // fitting whole or not at all (RFC 4035 §3.1.1).
-                let sets = std::iter::once((rec.set.rdatas(), rec.take as usize))
-                    .chain(rec.sig.map(|s| (s, usize::MAX)));
-                for (set, take) in sets {
-                    for rr in set.wire().take(take) {
-                        match rec.owner {
-                            Owner::Query if question.is_some() => out
-                                .extend_from_slice(&(0xc000u16 | HEADER_LEN as u16).to_be_bytes()),
-                            _ => comp.write_name(out, owner),
-                        }
-                        write_tail(out, &mut comp, rr);
-                        written += 1;
-                    }
+                for rr in rec.set.rdatas().wire().take(rec.take as usize) {
+                    comp.write_owner(out, owner, at_query);
+                    write_tail(out, &mut comp, rr);
+                    written += 1;
+                }
+                for r in rec.sig.iter().flat_map(|s| s.wire()) {
+                    // No name in an RRSIG's RDATA is compressed (RFC 4034 §3.1.7).
+                    comp.write_owner(out, owner, at_query);
+                    r.write(out);
+                    written += 1;
                 }
                 if out.len() > budget {
                     out.truncate(mark);

@@ -28,7 +28,7 @@ pub use super::transfer::{
 
 use crate::dnssec::ZoneSigner;
 use crate::policy::ZoneSteering;
-use crate::zone::{name, rtype, Name, Owner, RRset, Records, ZoneSet};
+use crate::zone::{name, rtype, Name, Owner, RRset, Records, Sigs, ZoneSet};
 
 /// What transfers are answered from: the parts of the serving snapshot they
 /// read.
@@ -88,10 +88,23 @@ fn push_set(out: &mut Vec<Rr>, owner: &[u8], set: Records<'_>, take: usize) {
     }
 }
 
-fn push_signed(out: &mut Vec<Rr>, owner: &[u8], set: &RRset) {
+/// The RRSIG records `sigs` at `owner`.
+fn push_sigs(out: &mut Vec<Rr>, owner: &[u8], sigs: Sigs<'_>) {
+    for r in sigs.wire() {
+        let mut tail = Vec::new();
+        r.write(&mut tail);
+        out.push(Rr {
+            owner: owner.into(),
+            tail: tail.into(),
+        });
+    }
+}
+
+/// `set` at `owner` and its RRSIGs, signed by `signer` (the zone's name).
+fn push_signed(out: &mut Vec<Rr>, owner: &[u8], set: &RRset, signer: &[u8]) {
     push_set(out, owner, set.rdatas(), usize::MAX);
-    if let Some(sig) = set.rrsig() {
-        push_set(out, owner, sig, usize::MAX);
+    if let Some(sig) = set.rrsig(signer) {
+        push_sigs(out, owner, sig);
     }
 }
 
@@ -101,7 +114,7 @@ pub(crate) fn zone_records(snap: Source<'_>, zi: usize, standin: Standin) -> Opt
     let origin = zone.origin.wire();
     let soa = zone.nodes.get(origin)?.get(rtype::SOA)?;
     let mut out = Vec::with_capacity(zone.record_count() + 8);
-    push_signed(&mut out, origin, soa);
+    push_signed(&mut out, origin, soa, origin);
     for (owner, node) in zone.nodes.iter() {
         for set in &node.rrsets {
             let policy_answers = node.steer().is_some()
@@ -109,7 +122,7 @@ pub(crate) fn zone_records(snap: Source<'_>, zi: usize, standin: Standin) -> Opt
             if (set.rtype() == rtype::SOA && owner == origin) || policy_answers {
                 continue;
             }
-            push_signed(&mut out, owner, set);
+            push_signed(&mut out, owner, set, origin);
         }
         if node.steer().is_some() && standin == Standin::Default {
             standins(snap, zi, owner, &mut out);
@@ -121,7 +134,7 @@ pub(crate) fn zone_records(snap: Source<'_>, zi: usize, standin: Standin) -> Opt
         .and_then(|s| s.chain.as_ref().or(s.transfer_chain.as_ref()))
     {
         for (n, set) in chain.iter() {
-            push_signed(&mut out, n.wire(), set);
+            push_signed(&mut out, n.wire(), set, origin);
         }
     }
     Some(out)
@@ -156,8 +169,8 @@ fn standins(snap: Source<'_>, zi: usize, owner: &[u8], out: &mut Vec<Rr>) {
                 continue;
             }
             push_set(out, owner, r.set.rdatas(), r.take as usize);
-            if let Some(sig) = r.sig.or(r.set.rrsig()) {
-                push_set(out, owner, sig, usize::MAX);
+            if let Some(sig) = r.sig.or(r.set.rrsig(zone.origin.wire())) {
+                push_sigs(out, owner, sig);
             }
         }
     }

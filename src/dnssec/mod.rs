@@ -50,6 +50,12 @@ impl ZoneSigner {
         self.zsk.iter().filter_map(|&i| self.keys.get(i)).collect()
     }
 
+    /// The signer's name of the zone's RRSIGs: the zone's (lower-cased wire),
+    /// which [`crate::zone::RRset::rrsig`] gives back to each.
+    pub(crate) fn name(&self) -> &[u8] {
+        self.keys.first().map_or(&[][..], |k| k.zone.wire())
+    }
+
     /// The DS lines for the parent: one per published KSK/CSK.
     pub fn ds_lines(&self) -> Vec<String> {
         self.keys

@@ -16,7 +16,7 @@ use rustc_hash::FxHashMap;
 use super::budget::{Bucket, Standing};
 use super::sign::{self, type_bitmap};
 use super::ZoneSigner;
-use crate::zone::{class, name, rtype, Answer, Name, Owner, RRset, Rcode, Rec, Records, Zone};
+use crate::zone::{class, name, rtype, Answer, Name, Owner, RRset, Rcode, Rec, Zone};
 
 /// Signatures made on the fly, and DO=1 queries refused (SERVFAIL) because the
 /// cap was reached: process-wide, read by `/metrics`.
@@ -148,11 +148,6 @@ fn owner_wire<'a>(o: &Owner<'a>, qname: &'a [u8]) -> &'a [u8] {
     }
 }
 
-/// The RRSIG's Labels field (RDATA byte 3).
-fn sig_labels(sig: Records<'_>) -> Option<u8> {
-    sig.first().and_then(|rd| rd.get(3).copied())
-}
-
 impl ZoneSigner {
     /// Decides the DO=1 form of `ans`, the answer `zone` gave for `qname` (lower-cased
     /// wire) and `qtype`.
@@ -204,7 +199,7 @@ impl ZoneSigner {
             }
             let r = &recs[i];
             let whole = j == i + 1 && r.take as usize >= r.set.rdatas().len();
-            let labels = r.set.rrsig().and_then(sig_labels);
+            let labels = r.set.rrsig(self.name()).and_then(|s| s.labels());
             let exact = labels == Some(sign::labels(owner));
             // With an NSEC chain a wildcard answer keeps the wildcard's RRSIG and
             // proves that the query name does not exist (RFC 4035 §3.1.3.3).
@@ -237,7 +232,7 @@ impl ZoneSigner {
         for (k, r) in ans.authority.iter().enumerate() {
             let negative = std::ptr::eq(r.set, &zone.negative_soa);
             denial |= negative;
-            plan.sections[1].push(Item::Keep(k, r.set.rrsig().is_some()));
+            plan.sections[1].push(Item::Keep(k, r.set.rrsig(self.name()).is_some()));
             if r.set.rtype() == rtype::NS {
                 if let Owner::Name(cut) = r.owner {
                     let has_ds = ans.authority.iter().any(|x| {
@@ -269,7 +264,7 @@ impl ZoneSigner {
                 {
                     plan.sections[1].extend(items);
                     for (k, r) in ans.additional.iter().enumerate() {
-                        plan.sections[2].push(Item::Keep(k, r.set.rrsig().is_some()));
+                        plan.sections[2].push(Item::Keep(k, r.set.rrsig(self.name()).is_some()));
                     }
                     return Ok(plan);
                 }
@@ -297,7 +292,7 @@ impl ZoneSigner {
             }
         }
         for (k, r) in ans.additional.iter().enumerate() {
-            plan.sections[2].push(Item::Keep(k, r.set.rrsig().is_some()));
+            plan.sections[2].push(Item::Keep(k, r.set.rrsig(self.name()).is_some()));
         }
         Ok(plan)
     }
@@ -468,7 +463,7 @@ impl Plan {
                         if let Some(r) = srcs[s].get(*i) {
                             let mut r = *r;
                             if *with_sig {
-                                r.sig = r.set.rrsig();
+                                r.sig = r.set.rrsig(signer.name());
                             }
                             dst.push(r);
                         }
@@ -480,7 +475,7 @@ impl Plan {
                                 owner: Owner::Name(owner.wire()),
                                 set,
                                 take: u16::MAX,
-                                sig: set.rrsig(),
+                                sig: set.rrsig(signer.name()),
                             });
                         }
                     }
@@ -492,7 +487,7 @@ impl Plan {
                         },
                         set: &signed.set,
                         take: u16::MAX,
-                        sig: signed.set.rrsig(),
+                        sig: signed.set.rrsig(signer.name()),
                     }),
                 }
             }

@@ -105,7 +105,9 @@ pub(crate) fn sign_set(
     for k in keys {
         sigs.push(rrsig_rdata(k, owner, set.rtype(), set.ttl, &rdatas, w)?.into_boxed_slice());
     }
-    set.set_rrsig(&sigs);
+    // Every key of a zone has the zone's name.
+    let signer = keys.first().map_or(&[][..], |k| k.zone.wire());
+    set.set_rrsig(signer, &sigs);
     Ok(())
 }
 
@@ -280,7 +282,7 @@ mod tests {
             let w = Window::starting(1_800_000_000, 86400);
             let mut set = set;
             sign_set(&[&key], owner.wire(), &mut set, w).unwrap();
-            let sig = set.rrsig().unwrap();
+            let sig = set.rrsig(zone.wire()).unwrap();
             // A message holding the RRset, its RRSIG and the DNSKEY, for hickory to read.
             let mut msg = vec![0, 0, 0x84, 0, 0, 0, 0, 4, 0, 0, 0, 0];
             let rr = |msg: &mut Vec<u8>, owner: &[u8], t: u16, rd: &[u8]| {
@@ -294,7 +296,8 @@ mod tests {
             for rd in set.rdatas().iter() {
                 rr(&mut msg, owner.wire(), rtype::A, rd);
             }
-            rr(&mut msg, owner.wire(), rtype::RRSIG, sig.first().unwrap());
+            let sig = sig.wire().next().unwrap().rdata();
+            rr(&mut msg, owner.wire(), rtype::RRSIG, &sig);
             rr(&mut msg, zone.wire(), rtype::DNSKEY, &key.dnskey_rdata());
             let m = hickory_proto::op::Message::from_vec(&msg).unwrap();
             let a: Vec<Record> = m

@@ -301,7 +301,8 @@ impl FastTable {
     /// The record of `name` (lower-cased wire), whose stored form is in
     /// `zones`, the zones of the snapshot the table was built from. Layout:
     /// flags (u8), the zone's index and the offset of the name in that zone's
-    /// [`crate::zone::Nodes::name_bytes`] (two u32: the name is not copied),
+    /// [`crate::zone::Nodes::name_bytes`] (two u32: the name is not copied;
+    /// it is stored there relative to the zone's origin),
     /// the (zone, policy) pair when flagged (two u32), the exact answers' list,
     /// then when flagged the list for names below that do not exist.
     pub(super) fn find(&self, zones: &[Zone], name: &[u8]) -> Option<EntryView> {
@@ -318,17 +319,23 @@ impl FastTable {
         }
     }
 
-    /// Whether the record at `at` is `name`'s: the bytes where its name is
-    /// stored match `name` up to its root label (a wire name ends there, so
-    /// the stored one is no longer).
+    /// Whether the record at `at` is `name`'s. Its zone stores the name as the
+    /// length of its labels above the origin, then those labels (see
+    /// `zone::nodes`): `name` is those labels, then the zone's origin. A name
+    /// the zone stores whole (not under its origin; none today) has the length
+    /// byte 255, which no name here matches, and is left to the general path.
     #[inline]
     fn is_named(&self, zones: &[Zone], at: usize, name: &[u8]) -> bool {
         self.name_ref(at)
             .and_then(|(zone, from)| {
-                let names = zones.get(zone)?.nodes.name_bytes();
-                names.get(from..from + name.len())
+                let nodes = &zones.get(zone)?.nodes;
+                let names = nodes.name_bytes();
+                let head = usize::from(*names.get(from)?);
+                let (asked_head, asked_origin) = name.split_at_checked(head)?;
+                let stored = names.get(from + 1..from + 1 + head)?;
+                Some(same(asked_origin, nodes.origin()) && same(stored, asked_head))
             })
-            .is_some_and(|stored| same(stored, name))
+            .unwrap_or(false)
     }
 
     /// Where the name of the record at `at` is stored: its zone's index and

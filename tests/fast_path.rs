@@ -754,6 +754,7 @@ fn signed_zone_do1_fast_and_general_agree() {
     let mut out = Vec::new();
     let mut asked = 0;
     for (name, node) in zone.nodes.iter() {
+        let name = &name.to_vec();
         for set in &node.rrsets {
             // Not the referrals' names (a cut, glue below one).
             let cut = name.ends_with(b"\x03sub\x03sig\x04test\x00");

@@ -298,12 +298,33 @@ mod tests {
         Name::parse(s, None).expect("a test name")
     }
 
+    /// Names whose labels hold the bytes a stored name uses as lengths and
+    /// markers (0x00, 0xc0, 0xff), and one whose last bytes are the origin's
+    /// without being under it (a label ending in `\007example`).
+    fn crafted() -> Vec<Name> {
+        [
+            "\\000.example.",
+            "\\192.example.",
+            "\\192\\000\\255.x.example.",
+            "a\\007example.example.",
+            "\\001a\\007example.example.",
+            "ab\\007example.",
+            "example.com.",
+            "com.",
+        ]
+        .iter()
+        .map(|t| wire(t))
+        .collect()
+    }
+
     #[test]
     fn names_found_as_inserted_and_not_by_prefix_or_suffix() {
-        let mut n = Nodes::default();
+        let origin = wire("example.");
+        let mut n = Nodes::new(origin.wire());
         let names: Vec<Name> = (0..2000)
             .map(|i| wire(&format!("n{i}.example.")))
             .chain([wire("example."), wire("a.b.example.")])
+            .chain(crafted())
             .collect();
         for (i, name) in names.iter().enumerate() {
             n.entry(name.wire()).set_steer(Some(i as u32));
@@ -311,21 +332,60 @@ mod tests {
         assert_eq!(n.len(), names.len());
         for (i, name) in names.iter().enumerate() {
             let (k, node) = n.get_key_value(name.wire()).expect("inserted");
-            assert_eq!(k, name.wire());
-            assert_eq!(node.steer(), Some(i as u32));
+            assert!(k.is(name.wire()), "{name}");
+            assert_eq!(k.to_vec(), name.wire());
+            assert_eq!(node.steer(), Some(i as u32), "{name}");
         }
         // A name's suffix, and a longer name ending in a stored one, are other names.
         assert!(n.get(wire("b.example.").wire()).is_none());
         assert!(n.get(wire("x.a.b.example.").wire()).is_none());
         assert!(n.get(wire("n1.example.").wire()).is_some());
         assert!(n.get(wire("n1.example.com.").wire()).is_none());
+        assert!(n.get(wire("\\192\\000.example.").wire()).is_none());
+        assert!(n.get(wire("\\192.x.example.").wire()).is_none());
+        assert!(n.get(wire("b\\007example.").wire()).is_none());
+        assert!(n.get(wire("\\001a.example.example.").wire()).is_none());
+        assert!(n.get(&[0]).is_none());
         // entry() on a name that exists gives the same node, not a new one.
         n.entry(wire("example.").wire()).set_cut(true);
+        n.entry(wire("ab\\007example.").wire());
         assert_eq!(n.len(), names.len());
         assert!(n.get(wire("example.").wire()).is_some_and(|x| x.cut()));
         n.shrink_to_fit();
-        let seen: Vec<&[u8]> = n.iter().map(|(k, _)| k).collect();
+        let seen: Vec<Vec<u8>> = n.iter().map(|(k, _)| k.to_vec()).collect();
         let want: Vec<&[u8]> = names.iter().map(|x| x.wire()).collect();
         assert_eq!(seen, want, "iteration follows insertion");
+        // Found again after the index was rebuilt from the stored names.
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(n.get(name.wire()).and_then(|x| x.steer()), Some(i as u32));
+        }
+        // The origin is one byte; a name not under it is kept whole.
+        let at = |t: &str| {
+            let i = n.find(wire(t).wire()).expect("stored");
+            n.name_bytes()[n.name_offset(i) as usize]
+        };
+        assert_eq!(at("example."), 0);
+        assert_eq!(at("ab\\007example."), WHOLE);
+        assert_eq!(at("com."), WHOLE);
+        assert_eq!(at("\\192.example."), 2);
+    }
+
+    /// A name costs its labels above the origin and one byte: the origin is
+    /// kept once, not after every name.
+    #[test]
+    fn names_are_stored_relative_to_the_origin() {
+        let origin = wire("a-rather-long-origin.for-many-names.example.");
+        let mut n = Nodes::new(origin.wire());
+        let count = 1000;
+        for i in 0..count {
+            n.entry(wire(&format!("bulk{i:07}.{origin}")).wire());
+        }
+        n.entry(origin.wire());
+        // "bulk0000000": a 12-byte label (length included), then the length byte.
+        assert!(n.name_bytes().len() <= count * (12 + 1) + 1);
+        assert_eq!(n.origin(), origin.wire());
+        let (k, _) = n.at(0);
+        assert_eq!(k.to_text(), format!("bulk0000000.{origin}"));
+        assert_eq!(k.len(), 12 + origin.wire().len());
     }
 }

@@ -258,7 +258,17 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     };
     let n = a.len();
     if n < 8 {
-        return a == b;
+        // A zone's name above its origin is often this short ("www"): four
+        // bytes at a time too, overlapping, or byte by byte under four.
+        let half = |s: &[u8], at: usize| {
+            s.get(at..at + 4)
+                .and_then(|w| <[u8; 4]>::try_from(w).ok())
+                .map(u32::from_ne_bytes)
+        };
+        if n >= 4 {
+            return half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4);
+        }
+        return a.iter().zip(b).all(|(x, y)| x == y);
     }
     let mut at = 0;
     while at + 8 < n {

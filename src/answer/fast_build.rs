@@ -157,21 +157,21 @@ impl FastTable {
             // The part's names whole, end to end (a zone keeps them relative
             // to its origin): the made-up queries ask for them.
             let mut whole = Vec::new();
-            let resolved: Vec<_> = part
+            for w in part {
+                w.resolve(zones).0.write_to(&mut whole);
+            }
+            let mut b = Builder::new(snap, &shapes, part.len());
+            let mut end = 0;
+            let entries = part
                 .iter()
                 .map(|w| {
-                    let (key, at) = w.resolve(zones);
-                    let from = whole.len();
-                    key.write_to(&mut whole);
-                    (from..whole.len(), at)
-                })
-                .collect();
-            let mut b = Builder::new(snap, &shapes, part.len());
-            let entries = resolved
-                .into_iter()
-                .map(|(key, at)| match (whole.get(key), at) {
-                    (Some(key), Some((zi, zone, node))) => b.entry(zi, zone, key, node),
-                    _ => Entry::general(),
+                    let (key, found) = w.resolve(zones);
+                    let from = end;
+                    end += key.len();
+                    match (whole.get(from..end), found) {
+                        (Some(key), Some((zi, zone, node))) => b.entry(zi, zone, key, node),
+                        _ => Entry::general(),
+                    }
                 })
                 .collect::<Vec<Entry>>();
             b.into_part(entries)

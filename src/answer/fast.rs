@@ -339,11 +339,15 @@ impl FastTable {
         self.name_ref(at)
             .and_then(|(zone, from)| {
                 let nodes = &zones.get(zone)?.nodes;
-                let names = nodes.name_bytes();
-                let head = usize::from(*names.get(from)?);
-                let (asked_head, asked_origin) = name.split_at_checked(head)?;
-                let stored = names.get(from + 1..from + 1 + head)?;
-                Some(same(asked_origin, nodes.origin()) && same(stored, asked_head))
+                let (names, origin) = (nodes.name_bytes(), nodes.origin());
+                // The length of `name` above the origin if it ends in it
+                // (else too large for the stored byte to match).
+                let head = name.len().wrapping_sub(origin.len());
+                if usize::from(*names.get(from)?) != head {
+                    return Some(false);
+                }
+                let (asked, tail) = name.split_at_checked(head)?;
+                Some(same(names.get(from + 1..from + 1 + head)?, asked) && same(tail, origin))
             })
             .unwrap_or(false)
     }

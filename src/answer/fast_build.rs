@@ -65,7 +65,10 @@ impl Work {
     }
 }
 
-type Resolved<'z> = (StoredName<'z>, Option<(usize, &'z Zone, &'z crate::zone::Node)>);
+type Resolved<'z> = (
+    StoredName<'z>,
+    Option<(usize, &'z Zone, &'z crate::zone::Node)>,
+);
 
 /// A body as one builder wrote it: its number among the bodies of the part
 /// that refers to it, in the order they were kept ([`Part::offsets`] says
@@ -485,7 +488,9 @@ impl ZoneShape {
                 .filter_map(|(k, _)| {
                     let mut buf = [0u8; name::MAX_NAME_LEN];
                     let k = k.whole(&mut buf);
-                    k.strip_prefix(&[1u8][..]).and_then(|r| r.get(1..)).map(<[u8]>::to_vec)
+                    k.strip_prefix(&[1u8][..])
+                        .and_then(|r| r.get(1..))
+                        .map(<[u8]>::to_vec)
                 })
                 .collect(),
         }

@@ -378,7 +378,12 @@ pub(crate) fn write_response(
         // Owners a zone stores relative to its origin, whole, end to end in
         // the order they are written: the compressor keeps every name it wrote.
         let mut owners: Vec<u8> = Vec::new();
-        for rec in ans.answer.iter().chain(&ans.authority).chain(&ans.additional) {
+        for rec in ans
+            .answer
+            .iter()
+            .chain(&ans.authority)
+            .chain(&ans.additional)
+        {
             match rec.owner {
                 Owner::Name(n) if n.as_whole().is_none() => n.write_to(&mut owners),
                 _ => {}

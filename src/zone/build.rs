@@ -342,7 +342,10 @@ impl<'a> ZoneBuilder<'a> {
     /// The RRset a note is of, and its owner.
     fn set_of(&self, at: &SetAt) -> (Vec<u8>, Option<&RRset>) {
         let (owner, node) = self.nodes.at(at.node as usize);
-        (owner.to_vec(), node.rrsets.iter().find(|x| x.rtype() == at.rtype))
+        (
+            owner.to_vec(),
+            node.rrsets.iter().find(|x| x.rtype() == at.rtype),
+        )
     }
 
     /// Exactly one SOA, at the apex, and NS records there.

@@ -108,7 +108,9 @@ impl Nodes {
     fn find_hashed(&self, h: u64, name: &[u8]) -> Option<usize> {
         let (names, nodes, origin) = (&self.names, &self.nodes, &*self.origin);
         self.index
-            .find(h, |&i| Self::name_of(names, origin, &nodes[i as usize]).is(name))
+            .find(h, |&i| {
+                Self::name_of(names, origin, &nodes[i as usize]).is(name)
+            })
             .map(|&i| i as usize)
     }
 

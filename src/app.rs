@@ -481,7 +481,7 @@ pub fn explain(
     lines.push(format!("rcode {:?}, ECS scope /{scope}", answer.rcode()));
     let owner_text = |o: &Owner<'_>| match o {
         Owner::Query => qname.to_string(),
-        Owner::Name(n) => crate::zone::name::to_text(n),
+        Owner::Name(n) => n.to_text(),
     };
     for (section, recs) in [("answer", &answer.answer), ("authority", &answer.authority)] {
         for r in recs.iter() {

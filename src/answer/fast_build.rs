@@ -24,7 +24,7 @@ use super::handler::{handle, Transport};
 use super::query::HEADER_LEN;
 use super::write::{write_response, HeaderOut};
 use crate::answer::snapshot::Snapshot;
-use crate::zone::{class, name, rtype, Answer, Owner, RRset, Rcode, Rec, Sigs, Zone};
+use crate::zone::{class, name, rtype, Answer, Owner, RRset, Rcode, Rec, Sigs, StoredName, Zone};
 
 /// Private-use types (RFC 6895 §3.1) that stand for "a type this name does not have".
 const PROBE_TYPES: [u16; 2] = [65280, 65281];
@@ -63,7 +63,10 @@ impl Work {
     }
 }
 
-type Resolved<'z> = (&'z [u8], Option<(usize, &'z Zone, &'z crate::zone::Node)>);
+type Resolved<'z> = (
+    StoredName<'z>,
+    Option<(usize, &'z Zone, &'z crate::zone::Node)>,
+);
 
 /// A body as one builder wrote it: its number among the bodies of the part
 /// that refers to it, in the order they were kept ([`Part::offsets`] says
@@ -120,14 +123,15 @@ impl FastTable {
                 node: i as u32,
             }));
         } else {
-            let mut slot: FxHashMap<&[u8], usize> = FxHashMap::default();
+            let mut slot: FxHashMap<Vec<u8>, usize> = FxHashMap::default();
             for (zi, zone) in zones.iter().enumerate() {
                 for (i, (key, _)) in zone.nodes.iter().enumerate() {
-                    if let Some(&w) = slot.get(key) {
+                    let key = key.to_vec();
+                    if let Some(&w) = slot.get(&key) {
                         work[w].zone |= GENERAL;
                         continue;
                     }
-                    let deepest = snap.zones.find(key).is_some_and(|z| std::ptr::eq(z, zone));
+                    let deepest = snap.zones.find(&key).is_some_and(|z| std::ptr::eq(z, zone));
                     slot.insert(key, work.len());
                     work.push(Work {
                         zone: zi as u32 | if deepest { 0 } else { GENERAL },
@@ -155,12 +159,24 @@ impl FastTable {
         // block kept 18 MiB of freed heap resident for a 100,000-record zone.
         let entries = |part: &[Work]| {
             let _prebuilding = crate::dnssec::online::Prebuilding::start();
+            // The part's names whole, end to end (a zone keeps them relative
+            // to its origin): the made-up queries ask for them.
+            let mut whole = Vec::new();
+            for w in part {
+                w.resolve(zones).0.write_to(&mut whole);
+            }
             let mut b = Builder::new(snap, &shapes, part.len());
+            let mut end = 0;
             let entries = part
                 .iter()
-                .map(|w| match w.resolve(zones) {
-                    (key, Some((zi, zone, node))) => b.entry(zi, zone, key, node),
-                    (_, None) => Entry::general(),
+                .map(|w| {
+                    let (key, found) = w.resolve(zones);
+                    let from = end;
+                    end += key.len();
+                    match (whole.get(from..end), found) {
+                        (Some(key), Some((zi, zone, node))) => b.entry(zi, zone, key, node),
+                        _ => Entry::general(),
+                    }
                 })
                 .collect::<Vec<Entry>>();
             b.into_part(entries)
@@ -286,7 +302,8 @@ impl FastTable {
         for &at in records {
             let (zone, from) = self.name_ref(at as usize)?;
             let key = zones.get(zone)?.nodes.name_at_offset(from);
-            let (mut i, tag) = slot_of(hash(key), self.slots.len());
+            let mut buf = [0u8; name::MAX_NAME_LEN];
+            let (mut i, tag) = slot_of(hash(key.whole(&mut buf)), self.slots.len());
             while self.slots[i].at != NONE {
                 i = self.next_slot(i);
             }
@@ -488,9 +505,9 @@ fn pair<'p>(plain: &[u8], signed: &'p [u8]) -> Option<(Head, &'p [u8])> {
 /// path is asked once per such (parent, length) instead of once per name
 /// (twice as fast for a zone of a million names; debug builds still ask for
 /// every name and compare).
-struct ZoneShape<'z> {
+struct ZoneShape {
     /// The zone's cuts (names with NS other than the apex).
-    cuts: rustc_hash::FxHashSet<&'z [u8]>,
+    cuts: rustc_hash::FxHashSet<Vec<u8>>,
     /// The SOA's MNAME and RNAME and every name above them (lower-cased
     /// wire): a name among them is answered on its own.
     in_soa: Vec<Vec<u8>>,
@@ -500,10 +517,10 @@ struct ZoneShape<'z> {
     short_parents: rustc_hash::FxHashSet<Vec<u8>>,
 }
 
-impl<'z> ZoneShape<'z> {
-    fn new(zone: &'z Zone) -> ZoneShape<'z> {
+impl ZoneShape {
+    fn new(zone: &Zone) -> ZoneShape {
         ZoneShape {
-            cuts: zone.nodes.cuts().collect(),
+            cuts: zone.nodes.cuts().map(|c| c.to_vec()).collect(),
             in_soa: zone
                 .negative_soa
                 .rdatas()
@@ -518,8 +535,13 @@ impl<'z> ZoneShape<'z> {
                 .collect(),
             short_parents: (&zone.nodes)
                 .into_iter()
-                .filter_map(|(k, _)| k.strip_prefix(&[1u8][..]).and_then(|r| r.get(1..)))
-                .map(<[u8]>::to_vec)
+                .filter_map(|(k, _)| {
+                    let mut buf = [0u8; name::MAX_NAME_LEN];
+                    let k = k.whole(&mut buf);
+                    k.strip_prefix(&[1u8][..])
+                        .and_then(|r| r.get(1..))
+                        .map(<[u8]>::to_vec)
+                })
                 .collect(),
         }
     }
@@ -562,7 +584,7 @@ struct Part {
 /// once in its own bytes.
 struct Builder<'s> {
     snap: &'s Snapshot,
-    shapes: &'s [ZoneShape<'s>],
+    shapes: &'s [ZoneShape],
     /// Answers already built for a [`ShapeKey`].
     by_shape: FxHashMap<ShapeKey<'s>, Option<BodyRef>>,
     /// Bodies in the layout of [`write_body_into`], end to end.
@@ -636,7 +658,7 @@ fn write_body_into(
 impl<'s> Builder<'s> {
     /// A builder for a part of about `names` names (most with a body of
     /// their own, a few dozen bytes).
-    fn new(snap: &'s Snapshot, shapes: &'s [ZoneShape<'s>], names: usize) -> Builder<'s> {
+    fn new(snap: &'s Snapshot, shapes: &'s [ZoneShape], names: usize) -> Builder<'s> {
         Builder {
             snap,
             shapes,

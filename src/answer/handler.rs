@@ -580,7 +580,7 @@ fn classify_answer<'a>(zone: &Zone, q: &Query<'a>, a: &'a Answer<'_>) -> (rrl::C
     }
     match a.authority.first() {
         Some(r) if !a.authoritative && r.set.rtype() == rtype::NS => match r.owner {
-            Owner::Name(cut) => (rrl::Class::Referral, Subject::Name(cut, 0)),
+            Owner::Name(cut) => (rrl::Class::Referral, Subject::Cut(cut)),
             Owner::Query => (rrl::Class::Referral, Subject::Name(q.qname(), 0)),
         },
         _ => (rrl::Class::NoData, zone_subject),
@@ -608,7 +608,7 @@ pub(crate) fn apply_decision<'z, H: HealthView>(
         }
         Outcome::NoData => {
             a.authority.push(Rec::new(
-                Owner::Name(zone.origin.wire()),
+                Owner::Name(zone.origin.wire().into()),
                 &zone.negative_soa,
             ));
         }

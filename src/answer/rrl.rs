@@ -99,6 +99,9 @@ pub enum Subject<'a> {
     /// A name in wire form, uncompressed, in any letter case; with the query type
     /// for positive answers.
     Name(&'a [u8], u16),
+    /// A delegation point as its zone stores it: keyed as the same name in
+    /// [`Subject::Name`] with type 0.
+    Cut(crate::zone::StoredName<'a>),
     /// The name at an offset of a whole message, compression pointers followed.
     At(&'a [u8], usize),
     /// A zone, by its metrics slot.
@@ -241,6 +244,12 @@ impl Rrl {
             Subject::Name(n, qtype) => {
                 h.write_u16(qtype);
                 for &b in n {
+                    h.write_u8(b.to_ascii_lowercase());
+                }
+            }
+            Subject::Cut(n) => {
+                h.write_u16(0);
+                for b in n.bytes() {
                     h.write_u8(b.to_ascii_lowercase());
                 }
             }

@@ -385,6 +385,21 @@ pub(crate) fn write_response(
     let mut counts = [0u16; 3];
     let mut truncated = false;
     if let Some(ans) = answer {
+        // Owners a zone stores relative to its origin, whole, end to end in
+        // the order they are written: the compressor keeps every name it wrote.
+        let mut owners: Vec<u8> = Vec::new();
+        for rec in ans
+            .answer
+            .iter()
+            .chain(&ans.authority)
+            .chain(&ans.additional)
+        {
+            match rec.owner {
+                Owner::Name(n) if n.as_whole().is_none() => n.write_to(&mut owners),
+                _ => {}
+            }
+        }
+        let mut owners_at = 0;
         let mut comp = Compressor {
             names: SmallVec::new(),
         };
@@ -407,7 +422,14 @@ pub(crate) fn write_response(
                 let names_mark = comp.names.len();
                 let owner: &[u8] = match rec.owner {
                     Owner::Query => qname,
-                    Owner::Name(n) => n,
+                    Owner::Name(n) => match n.as_whole() {
+                        Some(w) => w,
+                        None => {
+                            let at = owners_at;
+                            owners_at += n.len();
+                            owners.get(at..owners_at).unwrap_or_default()
+                        }
+                    },
                 };
                 let mut written = 0u16;
                 let at_query = matches!(rec.owner, Owner::Query) && question.is_some();

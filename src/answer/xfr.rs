@@ -116,6 +116,8 @@ pub(crate) fn zone_records(snap: Source<'_>, zi: usize, standin: Standin) -> Opt
     let mut out = Vec::with_capacity(zone.record_count() + 8);
     push_signed(&mut out, origin, soa, origin);
     for (owner, node) in zone.nodes.iter() {
+        let mut buf = [0u8; crate::zone::name::MAX_NAME_LEN];
+        let owner = owner.whole(&mut buf);
         for set in &node.rrsets {
             let policy_answers = node.steer().is_some()
                 && matches!(set.rtype(), rtype::A | rtype::AAAA | rtype::CNAME);

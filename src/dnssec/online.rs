@@ -141,10 +141,11 @@ pub(crate) struct Plan {
     rcode: Option<Rcode>,
 }
 
-fn owner_wire<'a>(o: &Owner<'a>, qname: &'a [u8]) -> &'a [u8] {
+/// The owner's whole wire name (copied when its zone stores it split).
+fn owner_wire<'a>(o: &Owner<'a>, qname: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
     match o {
-        Owner::Query => qname,
-        Owner::Name(n) => n,
+        Owner::Query => std::borrow::Cow::Borrowed(qname),
+        Owner::Name(n) => n.to_cow(),
     }
 }
 
@@ -200,10 +201,10 @@ impl ZoneSigner {
             let r = &recs[i];
             let whole = j == i + 1 && r.take as usize >= r.set.rdatas().len();
             let labels = r.set.rrsig(self.name()).and_then(|s| s.labels());
-            let exact = labels == Some(sign::labels(owner));
+            let exact = labels == Some(sign::labels(&owner));
             // With an NSEC chain a wildcard answer keeps the wildcard's RRSIG and
             // proves that the query name does not exist (RFC 4035 §3.1.3.3).
-            let wildcard = self.chain.is_some() && labels.is_some_and(|l| l < sign::labels(owner));
+            let wildcard = self.chain.is_some() && labels.is_some_and(|l| l < sign::labels(&owner));
             if whole && (exact || wildcard) {
                 plan.sections[0].push(Item::Keep(i, true));
                 if wildcard {
@@ -221,7 +222,7 @@ impl ZoneSigner {
                     }
                 }
                 let set = RRset::new(t, class::IN, ttl, rdatas);
-                let signed = self.signed(owner, set, answer_standing)?;
+                let signed = self.signed(&owner, set, answer_standing)?;
                 plan.sections[0].push(Item::Own(signed, matches!(r.owner, Owner::Query)));
             }
             i = j;
@@ -234,9 +235,10 @@ impl ZoneSigner {
             denial |= negative;
             plan.sections[1].push(Item::Keep(k, r.set.rrsig(self.name()).is_some()));
             if r.set.rtype() == rtype::NS {
-                if let Owner::Name(cut) = r.owner {
+                if let Owner::Name(stored) = r.owner {
+                    let cut = &*stored.to_cow();
                     let has_ds = ans.authority.iter().any(|x| {
-                        x.set.rtype() == rtype::DS && matches!(x.owner, Owner::Name(n) if n == cut)
+                        x.set.rtype() == rtype::DS && matches!(x.owner, Owner::Name(n) if n.is(cut))
                     });
                     if cut != zone.origin.wire() && !has_ds {
                         match self.chain.as_ref().and_then(|c| c.at(cut)) {
@@ -472,7 +474,7 @@ impl Plan {
                         if let Some((owner, set)) = signer.chain.as_ref().and_then(|c| c.entry(*k))
                         {
                             dst.push(Rec {
-                                owner: Owner::Name(owner.wire()),
+                                owner: Owner::Name(owner.wire().into()),
                                 set,
                                 take: u16::MAX,
                                 sig: set.rrsig(signer.name()),
@@ -483,7 +485,7 @@ impl Plan {
                         owner: if *as_query {
                             Owner::Query
                         } else {
-                            Owner::Name(signed.owner.wire())
+                            Owner::Name(signed.owner.wire().into())
                         },
                         set: &signed.set,
                         take: u16::MAX,

@@ -6,7 +6,7 @@
 use rustc_hash::FxHashSet;
 
 use super::keys::{Key, SignFailed};
-use crate::zone::{class, name, rtype, Name, RRset, Zone};
+use crate::zone::{class, name, rtype, Name, RRset, StoredName, Zone};
 
 /// When the signatures of one signing hold: inception an hour in the past, for
 /// resolvers whose clocks run behind (RFC 6781 §4.4.2.2), to `expiration`.
@@ -145,13 +145,15 @@ pub(crate) fn sign_zone(
     w: Window,
 ) -> Result<Stats, SignFailed> {
     let origin = zone.origin.clone();
-    let cuts: FxHashSet<Box<[u8]>> = zone.nodes.cuts().map(Box::from).collect();
-    let below_cut =
-        |owner: &[u8]| name::nearest_ancestor(owner, false, |a| cuts.contains(a)).is_some();
-    let mut work: Vec<(&[u8], &mut crate::zone::Node)> = zone
+    let cuts: FxHashSet<Vec<u8>> = zone.nodes.cuts().map(|c| c.to_vec()).collect();
+    let below_cut = |owner: StoredName<'_>| {
+        let mut buf = [0u8; name::MAX_NAME_LEN];
+        name::nearest_ancestor(owner.whole(&mut buf), false, |a| cuts.contains(a)).is_some()
+    };
+    let mut work: Vec<(StoredName<'_>, &mut crate::zone::Node)> = zone
         .nodes
         .iter_mut()
-        .filter(|(k, _)| !below_cut(k))
+        .filter(|(k, _)| !below_cut(*k))
         .collect();
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -164,7 +166,9 @@ pub(crate) fn sign_zone(
             .map(|part| {
                 s.spawn(move || {
                     let mut st = Stats::default();
+                    let mut buf = [0u8; name::MAX_NAME_LEN];
                     for (owner, node) in part.iter_mut() {
+                        let owner = owner.whole(&mut buf);
                         let cut = node.cut();
                         for set in node.rrsets.iter_mut() {
                             if (cut && set.rtype() != rtype::DS) || set.rtype() == rtype::RRSIG {
@@ -429,12 +433,13 @@ impl NsecChain {
         w: Window,
     ) -> Result<NsecChain, SignFailed> {
         let origin = &zone.origin;
-        let cuts: FxHashSet<&[u8]> = zone.nodes.cuts().collect();
+        let cuts: FxHashSet<Vec<u8>> = zone.nodes.cuts().map(|c| c.to_vec()).collect();
         let below_cut =
             |owner: &[u8]| name::nearest_ancestor(owner, false, |a| cuts.contains(a)).is_some();
-        let mut entries: Vec<(&[u8], Vec<u16>)> = Vec::new();
+        let mut entries: Vec<(Vec<u8>, Vec<u16>)> = Vec::new();
         for (n, node) in &zone.nodes {
-            if below_cut(n) {
+            let n = n.to_vec();
+            if below_cut(&n) {
                 continue;
             }
             let mut types: Vec<u16> = node
@@ -452,10 +457,10 @@ impl NsecChain {
             types.extend([rtype::RRSIG, rtype::NSEC]);
             entries.push((n, types));
         }
-        entries.sort_by(|a, b| canonical_cmp(a.0, b.0));
+        entries.sort_by(|a, b| canonical_cmp(&a.0, &b.0));
         let mut chain = NsecChain::default();
         for (i, (n, types)) in entries.iter().enumerate() {
-            let next = entries.get(i + 1).map_or(origin.wire(), |e| e.0);
+            let next = entries.get(i + 1).map_or(origin.wire(), |e| &e.0);
             let mut rd = next.to_vec();
             rd.extend_from_slice(&type_bitmap(types));
             let mut set = RRset::new(rtype::nz::NSEC, class::IN, ttl, vec![rd.into()]);

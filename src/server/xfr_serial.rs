@@ -62,7 +62,8 @@ pub(crate) fn fingerprint(zone: &Zone, steering: Option<&ZoneSteering>) -> u64 {
     let mut names = 0u64;
     for (owner, node) in &zone.nodes {
         let mut n = FxHasher::default();
-        owner.hash(&mut n);
+        let mut buf = [0u8; crate::zone::name::MAX_NAME_LEN];
+        owner.whole(&mut buf).hash(&mut n);
         node.steer().hash(&mut n);
         for set in &node.rrsets {
             set.rtype().hash(&mut n);

@@ -87,7 +87,7 @@ impl RecordSink for ZoneBuilder<'_> {
     fn expect(&mut self, records: usize) {
         if self.nodes.is_empty() {
             // Most RRsets are a name of their own (shrunk to fit at the end).
-            self.nodes = Nodes::with_capacity(records);
+            self.nodes = Nodes::with_capacity(self.origin.wire(), records);
             self.sets.reserve(records);
             self.first_set.reserve(records);
         }
@@ -129,7 +129,7 @@ impl<'a> ZoneBuilder<'a> {
         ZoneBuilder {
             origin,
             file,
-            nodes: Nodes::default(),
+            nodes: Nodes::new(origin.wire()),
             sets: Vec::new(),
             first_set: Vec::new(),
             files: Vec::new(),
@@ -340,9 +340,12 @@ impl<'a> ZoneBuilder<'a> {
     }
 
     /// The RRset a note is of, and its owner.
-    fn set_of(&self, at: &SetAt) -> (&[u8], Option<&RRset>) {
+    fn set_of(&self, at: &SetAt) -> (Vec<u8>, Option<&RRset>) {
         let (owner, node) = self.nodes.at(at.node as usize);
-        (owner, node.rrsets.iter().find(|x| x.rtype() == at.rtype))
+        (
+            owner.to_vec(),
+            node.rrsets.iter().find(|x| x.rtype() == at.rtype),
+        )
     }
 
     /// Exactly one SOA, at the apex, and NS records there.
@@ -358,7 +361,7 @@ impl<'a> ZoneBuilder<'a> {
                     at,
                     format!(
                         "SOA at {} is not at the zone apex {origin}; a zone has one SOA, at its origin",
-                        name::to_text(owner)
+                        name::to_text(&owner)
                     ),
                 ));
             } else if count > 1 {
@@ -411,7 +414,7 @@ impl<'a> ZoneBuilder<'a> {
         let mut errors = Vec::new();
         for at in self.sets.iter().filter(|at| at.rtype == rtype::CNAME) {
             let (owner, node) = self.nodes.at(at.node as usize);
-            let owner = name::to_text(owner);
+            let owner = owner.to_text();
             // The node's sets are in the order they were first written.
             let others: Vec<String> = node
                 .rrsets
@@ -452,6 +455,8 @@ impl<'a> ZoneBuilder<'a> {
                 continue;
             }
             let (owner, _) = nodes.at(at.node as usize);
+            let mut buf = [0u8; name::MAX_NAME_LEN];
+            let owner = owner.whole(&mut buf);
             // The cut strictly above the owner, if any (the nearest).
             if let Some(cut) = name::nearest_ancestor(owner, false, is_cut) {
                 warnings.push(self.set_error(
@@ -490,7 +495,7 @@ impl<'a> ZoneBuilder<'a> {
                         at,
                         format!(
                             "NS {target} at {} is inside the zone but has no A or AAAA record; add its address (glue)",
-                            name::to_text(owner)
+                            name::to_text(&owner)
                         ),
                     ));
                 }
@@ -681,9 +686,9 @@ mod target_tests {
         let www = Name::parse("www.example.", None).expect("a name");
         let a = zone.lookup(www.wire(), rtype::A, false);
         assert_eq!(a.answer.len(), 2, "the CNAME and web's A");
-        assert!(matches!(a.answer[1].owner, Owner::Name(n) if n == wire("web.example.")));
+        assert!(matches!(a.answer[1].owner, Owner::Name(n) if n.is(&wire("web.example."))));
         let mx = zone.lookup(origin.wire(), rtype::MX, false);
         assert_eq!(mx.additional.len(), 1, "mail's A");
-        assert!(matches!(mx.additional[0].owner, Owner::Name(n) if n == wire("mail.example.")));
+        assert!(matches!(mx.additional[0].owner, Owner::Name(n) if n.is(&wire("mail.example."))));
     }
 }

@@ -14,6 +14,7 @@ pub mod rdata;
 pub mod rrsets;
 pub mod rtype;
 pub mod soa;
+pub mod stored;
 pub mod tsig;
 pub mod ttl;
 
@@ -24,6 +25,7 @@ use smallvec::SmallVec;
 
 pub use nodes::Nodes;
 pub use rrsets::RRsets;
+pub use stored::StoredName;
 
 pub use name::Name;
 
@@ -496,8 +498,8 @@ fn encode_rr_tail_into(v: &mut Vec<u8>, rtype: u16, class: u16, ttl: u32, rdata:
 pub struct Node {
     /// RRsets sorted by type; most names have one, kept in the node itself.
     pub rrsets: RRsets,
-    /// Where the owner name sits in [`Nodes`]' arena (its length is the
-    /// name's own: a wire name ends at its root label).
+    /// Where the owner name sits in [`Nodes`]' arena (stored relative to
+    /// the zone's origin; see `nodes`).
     name_at: u32,
     /// [`Node::cut`] in the top bit, [`Node::steer`] + 1 below it (0: not
     /// steered): four bytes, so that a node is 40.
@@ -654,9 +656,10 @@ pub enum Rcode {
 pub enum Owner<'z> {
     /// The query name as the client wrote it (exact and wildcard-synthesized answers).
     Query,
-    /// Another name from the zone (in wire form): a CNAME target, an NS target, a
+    /// Another name from the zone (in wire form, perhaps as the zone stores
+    /// it: relative to its origin): a CNAME target, an NS target, a
     /// delegation point.
-    Name(&'z [u8]),
+    Name(StoredName<'z>),
 }
 
 /// One RRset placed in a section of a response.
@@ -751,7 +754,7 @@ impl Zone {
             starts.push(o);
         }
         // `starts` ends with the origin (name.len() - origin_len). Walk down from it.
-        let mut encloser: Option<(&'z [u8], &'z Node)> = None;
+        let mut encloser: Option<(StoredName<'z>, &'z Node)> = None;
         for (i, &pos) in starts.iter().enumerate().rev() {
             match self.nodes.get_key_value(&name[pos..]) {
                 Some((key, node)) => {
@@ -775,7 +778,7 @@ impl Zone {
             // Not even the origin exists: not a name of this zone.
             ans.rcode = Some(Rcode::NxDomain);
             ans.authority.push(Rec::new(
-                Owner::Name(self.origin.wire()),
+                Owner::Name(self.origin.wire().into()),
                 &self.negative_soa,
             ));
             return;
@@ -785,7 +788,9 @@ impl Zone {
         if wlen <= name::MAX_NAME_LEN {
             wild[0] = 1;
             wild[1] = b'*';
-            wild[2..wlen].copy_from_slice(ce);
+            for (w, b) in wild[2..wlen].iter_mut().zip(ce.bytes()) {
+                *w = b;
+            }
             if let Some(node) = self.nodes.get(&wild[..wlen]) {
                 if depth == 0 {
                     ans.wildcard_at = u8::try_from(name.len() - ce.len()).ok();
@@ -796,7 +801,7 @@ impl Zone {
         }
         ans.rcode = Some(Rcode::NxDomain);
         ans.authority.push(Rec::new(
-            Owner::Name(self.origin.wire()),
+            Owner::Name(self.origin.wire().into()),
             &self.negative_soa,
         ));
     }
@@ -847,7 +852,7 @@ impl Zone {
                 return;
             }
             let seen = ans.answer.iter().any(|r| match r.owner {
-                Owner::Name(n) => n == &*target,
+                Owner::Name(n) => n.is(&target),
                 Owner::Query => &*target == step.qname,
             });
             if seen {
@@ -855,11 +860,11 @@ impl Zone {
             }
             // The owner of what the chase finds: the target as the zone holds
             // it (the name's own node, else the RDATA itself).
-            let held: &'z [u8] = match &target {
-                std::borrow::Cow::Borrowed(w) => w,
+            let held: StoredName<'z> = match &target {
+                std::borrow::Cow::Borrowed(w) => StoredName::from(*w),
                 std::borrow::Cow::Owned(w) => match self.nodes.get_key_value(w) {
                     Some((k, _)) => k,
-                    None => cname.rdatas().first().unwrap_or_default(),
+                    None => cname.rdatas().first().unwrap_or_default().into(),
                 },
             };
             self.resolve(step, &target, Owner::Name(held), ans, depth + 1);
@@ -870,14 +875,14 @@ impl Zone {
 
     fn nodata<'z>(&'z self, ans: &mut Answer<'z>) {
         ans.authority.push(Rec::new(
-            Owner::Name(self.origin.wire()),
+            Owner::Name(self.origin.wire().into()),
             &self.negative_soa,
         ));
     }
 
     /// A referral to the child zone at a cut: NS in authority, glue in additional,
     /// AA clear unless an authoritative CNAME led here (RFC 1034 §4.3.2 step 3b).
-    fn referral<'z>(&'z self, cut: &'z [u8], node: &'z Node, ans: &mut Answer<'z>) {
+    fn referral<'z>(&'z self, cut: StoredName<'z>, node: &'z Node, ans: &mut Answer<'z>) {
         let Some(ns) = node.get(rtype::NS) else {
             return;
         };
@@ -936,14 +941,14 @@ impl Zone {
             let cut = self
                 .nodes
                 .iter()
-                .find(|(n, node)| node.cut() && name::is_wire_subdomain(owner.wire(), n));
+                .find(|(n, node)| node.cut() && name::is_wire_subdomain(owner.wire(), &n.to_vec()));
             if let Some((c, _)) = cut {
                 errors.push((
                     i,
                     format!(
                         "{} is at or below the delegation to {}; it cannot be steered here",
                         owner,
-                        name::to_text(c)
+                        c.to_text()
                     ),
                 ));
                 continue;

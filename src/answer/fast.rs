@@ -386,20 +386,23 @@ impl FastTable {
     /// byte 255, which no name here matches, and is left to the general path.
     #[inline]
     fn is_named(&self, zones: &[Zone], at: usize, name: &[u8]) -> bool {
-        self.name_ref(at)
-            .and_then(|(zone, from)| {
-                let nodes = &zones.get(zone)?.nodes;
-                let (names, origin) = (nodes.name_bytes(), nodes.origin());
-                // The length of `name` above the origin if it ends in it
-                // (else too large for the stored byte to match).
-                let head = name.len().wrapping_sub(origin.len());
-                if usize::from(*names.get(from)?) != head {
-                    return Some(false);
-                }
-                let (asked, tail) = name.split_at_checked(head)?;
-                Some(same(names.get(from + 1..from + 1 + head)?, asked) && same(tail, origin))
-            })
-            .unwrap_or(false)
+        let Some((zone, from)) = self.name_ref(at) else {
+            return false;
+        };
+        let Some(nodes) = zones.get(zone).map(|z| &z.nodes) else {
+            return false;
+        };
+        let origin = nodes.origin();
+        // The length of `name` above the origin, if it is longer than it.
+        let Some(head) = name.len().checked_sub(origin.len()) else {
+            return false;
+        };
+        // The stored length byte and the labels after it, read at once.
+        let Some(stored) = nodes.name_bytes().get(from..from + 1 + head) else {
+            return false;
+        };
+        let (asked, tail) = name.split_at(head);
+        usize::from(stored[0]) == head && same(&stored[1..], asked) && same(tail, origin)
     }
 
     /// Where the name of the record at `at` is stored: its zone's index and

@@ -123,15 +123,20 @@ impl FastTable {
                 node: i as u32,
             }));
         } else {
-            let mut slot: FxHashMap<Vec<u8>, usize> = FxHashMap::default();
+            // Keyed by the names as their zones store them (equal and hashed
+            // by their whole bytes), not by a copy of each.
+            let mut slot: FxHashMap<StoredName<'_>, usize> = FxHashMap::default();
             for (zi, zone) in zones.iter().enumerate() {
                 for (i, (key, _)) in zone.nodes.iter().enumerate() {
-                    let key = key.to_vec();
                     if let Some(&w) = slot.get(&key) {
                         work[w].zone |= GENERAL;
                         continue;
                     }
-                    let deepest = snap.zones.find(&key).is_some_and(|z| std::ptr::eq(z, zone));
+                    let mut buf = [0u8; name::MAX_NAME_LEN];
+                    let deepest = snap
+                        .zones
+                        .find(key.whole(&mut buf))
+                        .is_some_and(|z| std::ptr::eq(z, zone));
                     slot.insert(key, work.len());
                     work.push(Work {
                         zone: zi as u32 | if deepest { 0 } else { GENERAL },

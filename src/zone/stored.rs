@@ -117,6 +117,15 @@ impl PartialEq for StoredName<'_> {
 
 impl Eq for StoredName<'_> {}
 
+impl std::hash::Hash for StoredName<'_> {
+    /// The whole name's bytes, as [`PartialEq`] compares them: a name split
+    /// from one zone's origin and the same name from another hash alike.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut buf = [0u8; MAX_NAME_LEN];
+        state.write(self.whole(&mut buf));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +148,13 @@ mod tests {
         assert_eq!(v, whole);
         assert_eq!(s.to_text(), "www.example.");
         assert_eq!(StoredName::split(b"", origin), StoredName::from(origin));
+        // Split from another origin, or whole, it hashes as it compares.
+        let other = StoredName::split(b"\x03www\x07example", b"\x00");
+        assert_eq!(other, s);
+        let state = std::collections::hash_map::RandomState::new();
+        use std::hash::BuildHasher;
+        assert_eq!(state.hash_one(s), state.hash_one(other));
+        assert_eq!(state.hash_one(s), state.hash_one(StoredName::from(whole)));
+        assert_ne!(state.hash_one(s), state.hash_one(StoredName::from(origin)));
     }
 }

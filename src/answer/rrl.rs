@@ -169,6 +169,16 @@ fn pack(tag: u64, over: u64, tat: u64) -> u64 {
     (tag << 48) | ((over & 0xff) << TAT_BITS) | (tat & TAT_MASK)
 }
 
+/// A name's key: `qtype`, then the name's bytes in lower case, so that a
+/// [`Subject::Cut`] keys as the same name given whole in [`Subject::Name`].
+#[inline]
+fn hash_name(h: &mut impl Hasher, qtype: u16, name: impl Iterator<Item = u8>) {
+    h.write_u16(qtype);
+    for b in name {
+        h.write_u8(b.to_ascii_lowercase());
+    }
+}
+
 /// How far `tat` lies ahead of `now` on the 40-bit clock; 0 when it is past.
 fn ahead(tat: u64, now: u64) -> u64 {
     let d = tat.wrapping_sub(now) & TAT_MASK;
@@ -241,18 +251,8 @@ impl Rrl {
         }
         h.write_u8(class as u8);
         match subject {
-            Subject::Name(n, qtype) => {
-                h.write_u16(qtype);
-                for &b in n {
-                    h.write_u8(b.to_ascii_lowercase());
-                }
-            }
-            Subject::Cut(n) => {
-                h.write_u16(0);
-                for b in n.bytes() {
-                    h.write_u8(b.to_ascii_lowercase());
-                }
-            }
+            Subject::Name(n, qtype) => hash_name(&mut h, qtype, n.iter().copied()),
+            Subject::Cut(n) => hash_name(&mut h, 0, n.bytes()),
             Subject::At(msg, at) => {
                 h.write_u16(0);
                 hash_name_at(msg, at, &mut h);
@@ -563,6 +563,13 @@ mod tests {
         let msg = b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03www\x07example\x00\xc0\x0c";
         assert_eq!(
             a.key(c, Class::Referral, Subject::At(msg, 25)),
+            a.key(c, Class::Referral, Subject::Name(WWW, 0))
+        );
+        // A delegation point as its zone stores it (split from the origin)
+        // hashes as the name given whole.
+        let cut = crate::zone::StoredName::split(b"\x03www", b"\x07example\x00");
+        assert_eq!(
+            a.key(c, Class::Referral, Subject::Cut(cut)),
             a.key(c, Class::Referral, Subject::Name(WWW, 0))
         );
         // A pointer loop ends.
